@@ -1,0 +1,79 @@
+// Streamed pair statistics behind the observables (MODELS.md §1 energy, pairwise cosines),
+// one invocation per token i of system b:
+//   lse_max, lse_sum : sum_j exp(beta <x_i, x_j>) = exp(lse_max) * lse_sum
+//   min_cos, sum_cos : over j != i of cos(x_i, x_j)
+//   sum_dot          : sum_j <x_i, x_j>
+// CPU twin: reference::pair_stats.
+
+struct PairStats {
+    lse_max: f32,
+    lse_sum: f32,
+    min_cos: f32,
+    sum_cos: f32,
+    sum_dot: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> betas: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> stats: array<PairStats>;
+
+var<workgroup> tile: array<f32, TILE_FLOATS>;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let n = params.n;
+    let system = wid.y;
+    let i = wid.x * WG + lid.x;
+    let is_query = i < n;
+    let base = system * n * D;
+    let beta = betas[system];
+
+    var xi: array<f32, D>;
+    var norm_i = 0.0;
+    if is_query {
+        for (var c = 0u; c < D; c++) {
+            xi[c] = x[base + i * D + c];
+            norm_i += xi[c] * xi[c];
+        }
+    }
+    norm_i = sqrt(norm_i);
+    var out = PairStats(F32_LOWEST, 0.0, 3.0, 0.0, 0.0);
+    for (var start = 0u; start < n; start += TK) {
+        let len = min(TK, n - start);
+        workgroupBarrier();
+        for (var e = lid.x; e < len * D; e += WG) {
+            tile[e] = x[base + start * D + e];
+        }
+        workgroupBarrier();
+        if is_query {
+            for (var kk = 0u; kk < len; kk++) {
+                var dot = 0.0;
+                var norm_j = 0.0;
+                for (var c = 0u; c < D; c++) {
+                    let v = tile[kk * D + c];
+                    dot += xi[c] * v;
+                    norm_j += v * v;
+                }
+                let e = beta * dot;
+                if e > out.lse_max {
+                    out.lse_sum *= exp(out.lse_max - e);
+                    out.lse_max = e;
+                }
+                out.lse_sum += exp(e - out.lse_max);
+                out.sum_dot += dot;
+                if start + kk != i {
+                    let cosine = dot / (norm_i * sqrt(norm_j));
+                    out.min_cos = min(out.min_cos, cosine);
+                    out.sum_cos += cosine;
+                }
+            }
+        }
+    }
+    if is_query {
+        stats[system * n + i] = out;
+    }
+}

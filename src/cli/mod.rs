@@ -1,0 +1,91 @@
+//! Command-line front end.
+
+mod run;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "attnflow",
+    version,
+    about = "Transformers as interacting particle systems: self-attention dynamics of tokens on \
+             the sphere, on the GPU, the CPU, or an f64 reference",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Integrate the self-attention dynamics and write final.npy, metrics.csv, run.toml
+    /// (and traj.npy with --save-every) to an output folder.
+    Run(Box<run::RunArgs>),
+    /// List the GPU adapters wgpu sees, best first.
+    Adapters,
+}
+
+/// Runs the CLI and returns the process exit code: 0 success, 1 a failed job, 2 bad usage.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    2
+                } else {
+                    0
+                };
+            }
+            eprintln!("{}", one_line(&e.render().to_string()));
+            return 2;
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(*args),
+        Command::Adapters => adapters(),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            1
+        }
+    }
+}
+
+/// Folds a multi-line message into one line (clap's usage hints are dropped).
+fn one_line(msg: &str) -> String {
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn adapters() -> anyhow::Result<()> {
+    let all = attnflow::gpu::context::adapters();
+    if all.is_empty() {
+        println!("no GPU adapters found (on Debian/Ubuntu: apt-get install mesa-vulkan-drivers)");
+    }
+    for (i, a) in all.iter().enumerate() {
+        let info = a.get_info();
+        let limits = a.limits();
+        println!(
+            "{i}: {}{}\n   max storage binding {} MiB, workgroup memory {} KiB, {} workgroups per dimension",
+            attnflow::gpu::context::describe(&info),
+            if i == 0 { "  <- chosen" } else { "" },
+            limits.max_storage_buffer_binding_size >> 20,
+            limits.max_compute_workgroup_storage_size >> 10,
+            limits.max_compute_workgroups_per_dimension
+        );
+    }
+    Ok(())
+}

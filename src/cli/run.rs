@@ -1,0 +1,237 @@
+//! `attnflow run`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::de::DeserializeOwned;
+
+use attnflow::config::{self, BetaSpec, ConfigLayer};
+use attnflow::run::{self, Progress};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A TOML file of options (same names as the flags, with _ for -); flags override it.
+    /// A run.toml written by attnflow reproduces that run.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Output folder [default: runs/run-NNN, the next free number].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Overwrite attnflow's files in an existing, non-empty output folder.
+    #[arg(long)]
+    force: bool,
+    /// Number of tokens per system [default: 4096, or from an --init file].
+    #[arg(long)]
+    n: Option<usize>,
+    /// Token dimension, 2 or more [default: 3, or from an --init file].
+    #[arg(long)]
+    d: Option<usize>,
+    /// Number of independent systems in the ensemble [default: 1, or the number of --beta
+    /// values].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Attention: sa (softmax) or usa (unnormalised) [default: sa].
+    #[arg(long, value_parser = ["sa", "usa"])]
+    model: Option<String>,
+    /// Geometry: sphere (tangent projection + renormalisation) or euclidean [default: sphere].
+    #[arg(long, value_parser = ["sphere", "euclidean"])]
+    geometry: Option<String>,
+    /// Mask: full or causal (token i sees tokens 1..i) [default: full].
+    #[arg(long, value_parser = ["full", "causal"])]
+    mask: Option<String>,
+    /// Inverse temperature: one value, or one per system separated by commas
+    /// (--beta 0.5,1,2) [default: 1].
+    #[arg(long, allow_hyphen_values = true)]
+    beta: Option<String>,
+    /// Q, K, V: identity, random:SEED (iid N(0, 1/d) entries), or a folder with Q.npy, K.npy,
+    /// V.npy, each [d, d]; the score is beta <Q x_i, K x_j>, the value V x_j [default: identity].
+    #[arg(long)]
+    qkv: Option<String>,
+    /// Integrator: euler, heun (RK2) or rk4 [default: rk4].
+    #[arg(long, value_parser = ["euler", "heun", "rk4"])]
+    integrator: Option<String>,
+    /// Final time T (depth) [default: 10].
+    #[arg(long, allow_hyphen_values = true)]
+    t_end: Option<f64>,
+    /// Number of steps (layers); h = T / steps [default: 100].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Initial tokens: uniform (on the sphere), gaussian, vmf:KAPPA[:MU1,MU2,...] (mean
+    /// direction e_1 unless given), or file:PATH.npy ([n, d] shared by all systems, or
+    /// [batch, n, d]; f32 or f64) [default: uniform].
+    #[arg(long)]
+    init: Option<String>,
+    /// Random seed of the initial tokens [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64)
+    /// [default: auto].
+    #[arg(long, value_parser = ["auto", "gpu", "cpu", "reference"])]
+    backend: Option<String>,
+    /// Save a snapshot every K steps to traj.npy (and its times to traj_t.npy); 0 = none
+    /// [default: 0].
+    #[arg(long, value_name = "K")]
+    save_every: Option<usize>,
+    /// Write a metrics.csv row every M steps [default: about 100 rows per run].
+    #[arg(long, value_name = "M")]
+    metrics_every: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_enum<T: DeserializeOwned>(v: Option<String>) -> Result<Option<T>> {
+    v.map(|s| {
+        T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&s))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })
+    .transpose()
+}
+
+impl RunArgs {
+    fn layer(&self) -> Result<ConfigLayer> {
+        Ok(ConfigLayer {
+            n: self.n,
+            d: self.d,
+            batch: self.batch,
+            model: parse_enum(self.model.clone())?,
+            geometry: parse_enum(self.geometry.clone())?,
+            mask: parse_enum(self.mask.clone())?,
+            beta: self.beta.as_deref().map(BetaSpec::parse).transpose()?,
+            qkv: self.qkv.clone(),
+            integrator: parse_enum(self.integrator.clone())?,
+            t_end: self.t_end,
+            steps: self.steps,
+            init: self.init.clone(),
+            seed: self.seed,
+            backend: parse_enum(self.backend.clone())?,
+            save_every: self.save_every,
+            metrics_every: self.metrics_every,
+            out: self.out.clone(),
+            provenance: None,
+        })
+    }
+}
+
+/// The next free runs/run-NNN.
+fn default_out() -> PathBuf {
+    (1..)
+        .map(|i| PathBuf::from(format!("runs/run-{i:03}")))
+        .find(|p| !p.exists())
+        .expect("some name is free")
+}
+
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn start(&mut self, total: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(total);
+            bar.reset();
+        }
+    }
+    fn step(&mut self, done: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(done);
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => ConfigLayer::from_file(path)?,
+        None => ConfigLayer::default(),
+    };
+    let layer = file.overlay(args.layer()?);
+    let resolved = config::resolve(&layer)?;
+    let out = layer.out.clone().unwrap_or_else(default_out);
+    let c = &resolved.config;
+    let betas = if c.beta.iter().all(|b| *b == c.beta[0]) {
+        format!("{}", c.beta[0])
+    } else if c.beta.len() <= 6 {
+        format!("{:?}", c.beta)
+    } else {
+        format!(
+            "{} values in [{}, {}]",
+            c.beta.len(),
+            c.beta.iter().copied().fold(f64::INFINITY, f64::min),
+            c.beta.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        )
+    };
+    println!(
+        "attnflow run: n = {}, d = {}, batch = {}, {} {} {} mask, beta = {betas}, {} T = {} in {} steps, init {}, qkv {}",
+        c.n,
+        c.d,
+        c.batch,
+        c.model.name().to_uppercase(),
+        c.geometry.name(),
+        c.mask.name(),
+        c.integrator.name(),
+        c.t_end,
+        c.steps,
+        c.init,
+        c.qkv
+    );
+    let bar = if args.quiet {
+        Bar(None)
+    } else {
+        let bar = ProgressBar::new(c.steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} steps, {per_sec}, eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        Bar(Some(bar))
+    };
+    let mut bar = bar;
+    let command: Vec<String> = std::env::args().collect();
+    let summary = run::execute(&resolved, &out, args.force, &command.join(" "), &mut bar)?;
+    if let Some(note) = &summary.note {
+        println!("note: {note}");
+    }
+    println!("backend: {}", summary.backend);
+    println!(
+        "time: {:.2} s, {:.3e} pair interactions/s",
+        summary.elapsed_s, summary.pairs_per_second
+    );
+    println!(
+        "{:>8} {:>10} {:>14} {:>12} {:>12}",
+        "system", "t", "energy", "mean cos", "min cos"
+    );
+    let shown = summary.initial.len().min(8);
+    for b in 0..shown {
+        for (t, m) in [(0.0, &summary.initial[b]), (c.t_end, &summary.last[b])] {
+            println!(
+                "{:>8} {:>10.4} {:>14.6e} {:>12.6} {:>12.6}",
+                b, t, m.energy, m.mean_cos, m.min_cos
+            );
+        }
+    }
+    if summary.initial.len() > shown {
+        println!(
+            "... {} more systems in metrics.csv",
+            summary.initial.len() - shown
+        );
+    }
+    let names: Vec<String> = summary
+        .files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    println!("wrote {}: {}", out.display(), names.join(", "));
+    Ok(())
+}

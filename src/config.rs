@@ -1,0 +1,303 @@
+//! Run configuration: defaults <- TOML file <- command-line flags, resolved into a model, a
+//! shape and initial tokens. The resolved form is written to run.toml and can be read back
+//! with `--config` to reproduce a run.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, file_error, input};
+use crate::integrate::Integrator;
+use crate::model::init::InitSpec;
+use crate::model::weights::QkvSpec;
+use crate::model::{Attention, Geometry, Mask, Model, Shape};
+
+/// Where to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// A hardware GPU when there is one, else `cpu` (said plainly).
+    Auto,
+    Gpu,
+    Cpu,
+    Reference,
+}
+
+impl BackendChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Gpu => "gpu",
+            BackendChoice::Cpu => "cpu",
+            BackendChoice::Reference => "reference",
+        }
+    }
+}
+
+/// One beta for every system, or one per system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BetaSpec {
+    One(f64),
+    Many(Vec<f64>),
+}
+
+impl BetaSpec {
+    /// Parses "1", "0.5,1,2".
+    pub fn parse(s: &str) -> Result<Self> {
+        let values = s
+            .split(',')
+            .map(|v| {
+                v.trim().parse::<f64>().map_err(|_| {
+                    input(format!(
+                        "--beta takes numbers separated by commas, got '{s}'"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(match values.as_slice() {
+            [one] => BetaSpec::One(*one),
+            _ => BetaSpec::Many(values),
+        })
+    }
+    pub fn values(&self) -> Vec<f64> {
+        match self {
+            BetaSpec::One(b) => vec![*b],
+            BetaSpec::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A configuration as a user writes it: every field optional. A TOML file and the command
+/// line each give one of these; later ones win.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    pub n: Option<usize>,
+    pub d: Option<usize>,
+    pub batch: Option<usize>,
+    pub model: Option<Attention>,
+    pub geometry: Option<Geometry>,
+    pub mask: Option<Mask>,
+    pub beta: Option<BetaSpec>,
+    pub qkv: Option<String>,
+    pub integrator: Option<Integrator>,
+    pub t_end: Option<f64>,
+    pub steps: Option<usize>,
+    pub init: Option<String>,
+    pub seed: Option<u64>,
+    pub backend: Option<BackendChoice>,
+    pub save_every: Option<usize>,
+    pub metrics_every: Option<usize>,
+    pub out: Option<PathBuf>,
+    /// Written by attnflow into run.toml; ignored when read back.
+    #[serde(skip_serializing)]
+    pub provenance: Option<toml::Table>,
+}
+
+impl ConfigLayer {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| file_error(path, format!("cannot read the config: {e}")))?;
+        toml::from_str(&text).map_err(|e| file_error(path, format!("invalid config: {e}")))
+    }
+
+    /// `other`'s set fields replace ours.
+    pub fn overlay(mut self, other: ConfigLayer) -> Self {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
+        }
+        take!(
+            n,
+            d,
+            batch,
+            model,
+            geometry,
+            mask,
+            beta,
+            qkv,
+            integrator,
+            t_end,
+            steps,
+            init,
+            seed,
+            backend,
+            save_every,
+            metrics_every,
+            out
+        );
+        self
+    }
+}
+
+/// The fully resolved configuration: what run.toml records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub n: usize,
+    pub d: usize,
+    pub batch: usize,
+    pub model: Attention,
+    pub geometry: Geometry,
+    pub mask: Mask,
+    /// One value per system.
+    pub beta: Vec<f64>,
+    pub qkv: String,
+    pub integrator: Integrator,
+    pub t_end: f64,
+    pub steps: usize,
+    pub init: String,
+    pub seed: u64,
+    pub backend: BackendChoice,
+    pub save_every: usize,
+    pub metrics_every: usize,
+}
+
+/// The embedded default job: n = 4096 tokens on S^2, SA, beta = 1, RK4.
+pub const DEFAULT_N: usize = 4096;
+pub const DEFAULT_D: usize = 3;
+pub const DEFAULT_T_END: f64 = 10.0;
+pub const DEFAULT_STEPS: usize = 100;
+
+/// Everything a run needs, checked.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub config: RunConfig,
+    pub shape: Shape,
+    pub model: Model,
+    pub init: InitSpec,
+    pub qkv: QkvSpec,
+}
+
+impl Resolved {
+    pub fn step_size(&self) -> f64 {
+        self.config.t_end / self.config.steps as f64
+    }
+}
+
+/// Fills defaults, infers n, d and batch where they are implied (an init file, a beta list),
+/// and checks every value.
+pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
+    let init = InitSpec::parse(layer.init.as_deref().unwrap_or("uniform"))?;
+    let init = match init {
+        InitSpec::File(p) => InitSpec::File(
+            std::fs::canonicalize(&p)
+                .map_err(|e| file_error(&p, format!("cannot open the --init file: {e}")))?,
+        ),
+        other => other,
+    };
+    let file_shape = init.file_shape()?;
+    let (file_batch, file_n, file_d) = match file_shape.as_deref() {
+        None => (None, None, None),
+        Some([n, d]) => (None, Some(*n as usize), Some(*d as usize)),
+        Some([b, n, d]) => (Some(*b as usize), Some(*n as usize), Some(*d as usize)),
+        Some(other) => {
+            let InitSpec::File(path) = &init else {
+                unreachable!()
+            };
+            return Err(file_error(
+                path,
+                format!("has shape {other:?}; an --init file must be [n, d] or [batch, n, d]"),
+            ));
+        }
+    };
+    let check_file = |what: &str, flag: Option<usize>, file: Option<usize>| -> Result<()> {
+        if let (Some(f), Some(v)) = (flag, file)
+            && f != v
+        {
+            let InitSpec::File(path) = &init else {
+                unreachable!()
+            };
+            return Err(file_error(
+                path,
+                format!(
+                    "holds {what} = {v} but the configuration asks for {what} = {f}: \
+                     drop --{what} or use a matching file (shape {:?})",
+                    file_shape.as_deref().unwrap_or(&[])
+                ),
+            ));
+        }
+        Ok(())
+    };
+    check_file("n", layer.n, file_n)?;
+    check_file("d", layer.d, file_d)?;
+    check_file("batch", layer.batch, file_batch)?;
+    let n = layer.n.or(file_n).unwrap_or(DEFAULT_N);
+    let d = layer.d.or(file_d).unwrap_or(DEFAULT_D);
+    let betas = layer.beta.clone().unwrap_or(BetaSpec::One(1.0)).values();
+    let batch = match (layer.batch.or(file_batch), betas.len()) {
+        (Some(b), _) => b,
+        (None, len) => len,
+    };
+    let shape = Shape::new(batch, n, d)?;
+    let betas = match betas.len() {
+        1 => vec![betas[0]; batch],
+        len if len == batch => betas,
+        len => {
+            return Err(input(format!(
+                "--beta has {len} values but --batch is {batch}: give one value, or one per system"
+            )));
+        }
+    };
+    for &b in &betas {
+        if !b.is_finite() || b < 0.0 {
+            return Err(input(format!("beta must be a finite number >= 0, got {b}")));
+        }
+    }
+    let steps = layer.steps.unwrap_or(DEFAULT_STEPS);
+    if steps == 0 {
+        return Err(input("steps must be at least 1"));
+    }
+    let t_end = layer.t_end.unwrap_or(DEFAULT_T_END);
+    if !t_end.is_finite() || t_end <= 0.0 {
+        return Err(input(format!(
+            "t-end must be a finite number > 0, got {t_end}"
+        )));
+    }
+    let qkv = QkvSpec::parse(layer.qkv.as_deref().unwrap_or("identity"))?;
+    let qkv = match qkv {
+        QkvSpec::Dir(p) => QkvSpec::Dir(std::fs::canonicalize(&p).map_err(|e| {
+            input(format!(
+                "--qkv '{}' is neither identity, random:SEED, nor a readable folder holding Q.npy, K.npy and V.npy ({e})",
+                p.display()
+            ))
+        })?),
+        other => other,
+    };
+    let weights = qkv.resolve(d)?;
+    let config = RunConfig {
+        n,
+        d,
+        batch,
+        model: layer.model.unwrap_or(Attention::Sa),
+        geometry: layer.geometry.unwrap_or(Geometry::Sphere),
+        mask: layer.mask.unwrap_or(Mask::Full),
+        beta: betas.clone(),
+        qkv: qkv.to_config_string(),
+        integrator: layer.integrator.unwrap_or(Integrator::Rk4),
+        t_end,
+        steps,
+        init: init.to_config_string(),
+        seed: layer.seed.unwrap_or(0),
+        backend: layer.backend.unwrap_or(BackendChoice::Auto),
+        save_every: layer.save_every.unwrap_or(0),
+        metrics_every: match layer.metrics_every {
+            Some(0) | None => steps.div_ceil(100),
+            Some(m) => m,
+        },
+    };
+    let model = Model {
+        attention: config.model,
+        geometry: config.geometry,
+        mask: config.mask,
+        weights,
+        betas,
+    };
+    model.validate(shape)?;
+    Ok(Resolved {
+        config,
+        shape,
+        model,
+        init,
+        qkv,
+    })
+}

@@ -1,0 +1,686 @@
+//! The GPU backend: wgpu compute with WGSL kernels in `shaders/`. The state, the stage input
+//! and the Runge-Kutta stage buffers stay on the device for the whole run; pipelines, buffers
+//! and bind groups are built once, and a step records one command buffer that ping-pongs
+//! between them. The state is read back only when saving.
+
+pub mod context;
+pub mod shaders;
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+pub use context::GpuContext;
+use shaders::Specialisation;
+
+use crate::error::{Error, Result};
+use crate::integrate::{Backend, Slot, Tokens};
+use crate::model::observables::PairStats;
+use crate::model::{Attention, Geometry, Mask, Model, Shape};
+
+/// Mirrors `Params` in shaders/common.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    batch: u32,
+    flags: u32,
+    groups_x: u32,
+}
+
+/// Mirrors `Combine` in shaders/rk_combine.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+struct Combine {
+    coeffs: [f32; 4],
+    terms: u32,
+    to_state: u32,
+    renormalise: u32,
+    tokens: u32,
+    groups_x: u32,
+    pad: [u32; 3],
+}
+
+/// Mirrors `PairStats` in shaders/pair_stats.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct PairStatsRow {
+    lse_max: f32,
+    lse_sum: f32,
+    min_cos: f32,
+    sum_cos: f32,
+    sum_dot: f32,
+}
+
+const FLAG_USA: u32 = 1;
+const FLAG_SPHERE: u32 = 2;
+const FLAG_CAUSAL: u32 = 4;
+const FLAG_IDENTITY_SCORES: u32 = 8;
+const FLAG_IDENTITY_VALUES: u32 = 16;
+
+/// Most Runge-Kutta stages a combination reads (RK4).
+const MAX_STAGES: usize = 4;
+/// Distinct coefficient sets kept on the device (a fixed-step run uses stages + 1).
+const COEFF_SLOTS: usize = 16;
+
+/// How a problem is laid out over workgroups, checked against the adapter's limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Dispatch {
+    /// Workgroups (x, y) of the attention and pair-statistics kernels: queries, systems.
+    pub queries: (u32, u32),
+    /// Workgroups (x, y) of the per-token kernels.
+    pub tokens: (u32, u32),
+}
+
+/// Checks that a problem fits the adapter and returns its dispatch, or a clear error that
+/// names the limit and the largest size that fits.
+pub fn plan(limits: &wgpu::Limits, shape: Shape) -> Result<Dispatch> {
+    let Shape { batch, n, d } = shape;
+    let wg = shaders::WORKGROUP as u64;
+    let max_groups = limits.max_compute_workgroups_per_dimension as u64;
+    let max_binding = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let state_bytes = 4 * shape.len() as u64;
+    if state_bytes > max_binding {
+        let largest_n = max_binding / (4 * (batch * d) as u64);
+        return Err(Error::Limit(format!(
+            "the state ({batch} x {n} x {d} f32 = {:.1} MiB) exceeds this adapter's \
+             max_storage_buffer_binding_size of {:.1} MiB; the largest n that fits with d = {d}, \
+             batch = {batch} is {largest_n}",
+            mib(state_bytes),
+            mib(max_binding)
+        )));
+    }
+    let stats_bytes = std::mem::size_of::<PairStatsRow>() as u64 * shape.tokens() as u64;
+    if stats_bytes > max_binding {
+        let largest_n = max_binding / (std::mem::size_of::<PairStatsRow>() * batch) as u64;
+        return Err(Error::Limit(format!(
+            "the observables buffer ({:.1} MiB) exceeds this adapter's \
+             max_storage_buffer_binding_size of {:.1} MiB; the largest n that fits with \
+             batch = {batch} is {largest_n}",
+            mib(stats_bytes),
+            mib(max_binding)
+        )));
+    }
+    let query_groups = (n as u64).div_ceil(wg);
+    if query_groups > max_groups {
+        return Err(Error::Limit(format!(
+            "n = {n} needs {query_groups} workgroups of {wg} queries, more than this adapter's \
+             max_compute_workgroups_per_dimension of {max_groups}; the largest n is {}",
+            max_groups * wg
+        )));
+    }
+    if batch as u64 > max_groups {
+        return Err(Error::Limit(format!(
+            "batch = {batch} exceeds this adapter's max_compute_workgroups_per_dimension of \
+             {max_groups}"
+        )));
+    }
+    let token_groups = (shape.tokens() as u64).div_ceil(wg);
+    let tx = token_groups.min(max_groups);
+    let ty = token_groups.div_ceil(tx);
+    if ty > max_groups {
+        return Err(Error::Limit(format!(
+            "batch * n = {} tokens exceed what two dimensions of {max_groups} workgroups can hold",
+            shape.tokens()
+        )));
+    }
+    if limits.max_storage_buffers_per_shader_stage < 7 {
+        return Err(Error::Limit(format!(
+            "this adapter allows {} storage buffers per shader stage; attnflow needs 7",
+            limits.max_storage_buffers_per_shader_stage
+        )));
+    }
+    if limits.max_compute_invocations_per_workgroup < shaders::WORKGROUP {
+        return Err(Error::Limit(format!(
+            "this adapter allows {} invocations per workgroup; attnflow needs {}",
+            limits.max_compute_invocations_per_workgroup,
+            shaders::WORKGROUP
+        )));
+    }
+    Ok(Dispatch {
+        queries: (query_groups as u32, batch as u32),
+        tokens: (tx as u32, ty as u32),
+    })
+}
+
+pub struct GpuBackend {
+    ctx: Arc<GpuContext>,
+    shape: Shape,
+    dispatch: Dispatch,
+    spec: Specialisation,
+    attention: wgpu::ComputePipeline,
+    combine: wgpu::ComputePipeline,
+    pair_stats: wgpu::ComputePipeline,
+    attention_layout: wgpu::BindGroupLayout,
+    combine_layout: wgpu::BindGroupLayout,
+    params: wgpu::Buffer,
+    betas: wgpu::Buffer,
+    score_matrix: wgpu::Buffer,
+    value_matrix: wgpu::Buffer,
+    state: wgpu::Buffer,
+    stage: wgpu::Buffer,
+    k: Vec<wgpu::Buffer>,
+    status: wgpu::Buffer,
+    status_readback: wgpu::Buffer,
+    coeffs: wgpu::Buffer,
+    coeff_stride: u64,
+    coeff_slots: Vec<Combine>,
+    stats: wgpu::Buffer,
+    stats_readback: Option<wgpu::Buffer>,
+    state_readback: Option<wgpu::Buffer>,
+    /// field_groups[input][stage]: input 0 = state, 1 = stage.
+    field_groups: [Vec<wgpu::BindGroup>; 2],
+    combine_group: Option<wgpu::BindGroup>,
+    stats_group: wgpu::BindGroup,
+    encoder: Option<wgpu::CommandEncoder>,
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn uniform_entry(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: dynamic,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn entries<'a>(resources: &[wgpu::BindingResource<'a>]) -> Vec<wgpu::BindGroupEntry<'a>> {
+    resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: r.clone(),
+        })
+        .collect()
+}
+
+impl GpuBackend {
+    /// Uploads the model and the initial state. Everything the run needs on the device is
+    /// created here, once.
+    pub fn new(ctx: Arc<GpuContext>, model: &Model, shape: Shape, x0: &[f64]) -> Result<Self> {
+        model.validate(shape)?;
+        assert_eq!(x0.len(), shape.len(), "initial state has the wrong length");
+        let dispatch = plan(&ctx.limits, shape)?;
+        let spec =
+            Specialisation::for_dimension(shape.d, ctx.limits.max_compute_workgroup_storage_size);
+        let device = &ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+
+        let module = |name: &str, kernel: &str| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(shaders::source(kernel, spec).into()),
+            })
+        };
+        let attention_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("attention"),
+            entries: &[
+                uniform_entry(0, false),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, true),
+                storage_entry(4, true),
+                storage_entry(5, false),
+            ],
+        });
+        let combine_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("rk_combine"),
+            entries: &[
+                uniform_entry(0, true),
+                storage_entry(1, false),
+                storage_entry(2, false),
+                storage_entry(3, true),
+                storage_entry(4, true),
+                storage_entry(5, true),
+                storage_entry(6, true),
+                storage_entry(7, false),
+            ],
+        });
+        let stats_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("pair_stats"),
+            entries: &[
+                uniform_entry(0, false),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, false),
+            ],
+        });
+        let pipeline = |name: &str, kernel: &str, layout: &wgpu::BindGroupLayout| {
+            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&layout),
+                module: &module(name, kernel),
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let attention = pipeline("attention", shaders::ATTENTION, &attention_layout);
+        let combine = pipeline("rk_combine", shaders::RK_COMBINE, &combine_layout);
+        let pair_stats = pipeline("pair_stats", shaders::PAIR_STATS, &stats_layout);
+
+        let w = &model.weights;
+        let identity_scores = w.score_matrix() == crate::model::weights::identity_matrix(shape.d);
+        let mut flags = 0;
+        if model.attention == Attention::Usa {
+            flags |= FLAG_USA;
+        }
+        if model.geometry == Geometry::Sphere {
+            flags |= FLAG_SPHERE;
+        }
+        if model.mask == Mask::Causal {
+            flags |= FLAG_CAUSAL;
+        }
+        if identity_scores {
+            flags |= FLAG_IDENTITY_SCORES;
+        }
+        if w.v_is_identity() {
+            flags |= FLAG_IDENTITY_VALUES;
+        }
+        let params = Params {
+            n: shape.n as u32,
+            batch: shape.batch as u32,
+            flags,
+            groups_x: dispatch.queries.0,
+        };
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
+        };
+        let storage = wgpu::BufferUsages::STORAGE;
+        let params = init(
+            "params",
+            bytemuck::bytes_of(&params),
+            wgpu::BufferUsages::UNIFORM,
+        );
+        let betas = init("betas", bytemuck::cast_slice(&f32s(&model.betas)), storage);
+        let score_matrix = init(
+            "score_matrix",
+            bytemuck::cast_slice(&f32s(&w.score_matrix())),
+            storage,
+        );
+        let value_matrix = init("value_matrix", bytemuck::cast_slice(&f32s(&w.v)), storage);
+        let state_usage = storage | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let state = init("state", bytemuck::cast_slice(&f32s(x0)), state_usage);
+        let bytes = 4 * shape.len() as u64;
+        let buffer = |label: &str, size: u64, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let stage = buffer("stage", bytes, state_usage);
+        let status = buffer(
+            "status",
+            4,
+            storage | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        );
+        let status_readback = buffer(
+            "status_readback",
+            4,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        let align = ctx.limits.min_uniform_buffer_offset_alignment as u64;
+        let coeff_stride = (std::mem::size_of::<Combine>() as u64).div_ceil(align) * align;
+        let coeffs = buffer(
+            "rk_coefficients",
+            coeff_stride * COEFF_SLOTS as u64,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        );
+        let stats = buffer(
+            "pair_stats",
+            (std::mem::size_of::<PairStatsRow>() * shape.tokens()) as u64,
+            storage | wgpu::BufferUsages::COPY_SRC,
+        );
+        let stats_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("pair_stats"),
+            layout: &stats_layout,
+            entries: &entries(&[
+                params.as_entire_binding(),
+                betas.as_entire_binding(),
+                state.as_entire_binding(),
+                stats.as_entire_binding(),
+            ]),
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("setting up the kernels: {e}")));
+        }
+        ctx.take_error()?;
+        Ok(GpuBackend {
+            ctx,
+            shape,
+            dispatch,
+            spec,
+            attention,
+            combine,
+            pair_stats,
+            attention_layout,
+            combine_layout,
+            params,
+            betas,
+            score_matrix,
+            value_matrix,
+            state,
+            stage,
+            k: Vec::new(),
+            status,
+            status_readback,
+            coeffs,
+            coeff_stride,
+            coeff_slots: Vec::new(),
+            stats,
+            stats_readback: None,
+            state_readback: None,
+            field_groups: [Vec::new(), Vec::new()],
+            combine_group: None,
+            stats_group,
+            encoder: None,
+        })
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// Keys per workgroup-memory tile chosen for this adapter and d.
+    pub fn tile_keys(&self) -> u32 {
+        self.spec.tile_keys
+    }
+
+    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        let device = &self.ctx.device;
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("attnflow step"),
+            })
+        })
+    }
+
+    /// Submits the recorded commands.
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(enc) = self.encoder.take() {
+            self.ctx.queue.submit([enc.finish()]);
+        }
+        self.ctx.take_error()
+    }
+
+    /// Submits and waits until the device is idle.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        self.ctx.wait()
+    }
+
+    /// The device offset of a coefficient set, uploading it the first time it is seen.
+    fn coeff_offset(&mut self, c: Combine) -> Result<u32> {
+        if let Some(i) = self.coeff_slots.iter().position(|s| *s == c) {
+            return Ok((i as u64 * self.coeff_stride) as u32);
+        }
+        if self.coeff_slots.len() == COEFF_SLOTS {
+            // Recorded commands may still read the old slots: submit them first.
+            self.flush()?;
+            self.coeff_slots.clear();
+        }
+        let i = self.coeff_slots.len();
+        self.ctx.queue.write_buffer(
+            &self.coeffs,
+            i as u64 * self.coeff_stride,
+            bytemuck::bytes_of(&c),
+        );
+        self.coeff_slots.push(c);
+        Ok((i as u64 * self.coeff_stride) as u32)
+    }
+
+    fn read_buffer(&mut self, src_is_state: bool) -> Result<Vec<u8>> {
+        let device = self.ctx.device.clone();
+        let (src, size) = if src_is_state {
+            (&self.state, 4 * self.shape.len() as u64)
+        } else {
+            (
+                &self.stats,
+                (std::mem::size_of::<PairStatsRow>() * self.shape.tokens()) as u64,
+            )
+        };
+        let slot = if src_is_state {
+            &mut self.state_readback
+        } else {
+            &mut self.stats_readback
+        };
+        let readback = slot.get_or_insert_with(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let readback = readback.clone();
+        let src = src.clone();
+        self.encoder()
+            .copy_buffer_to_buffer(&src, 0, &readback, 0, size);
+        self.flush()?;
+        map_and_read(&self.ctx, &readback)
+    }
+}
+
+/// Maps a MAP_READ buffer, copies its contents out and unmaps it.
+fn map_and_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.wait()?;
+    rx.recv()
+        .map_err(|_| Error::Gpu("buffer mapping was dropped".into()))?
+        .map_err(|e| Error::Gpu(format!("cannot map a buffer for reading: {e}")))?;
+    let bytes = {
+        let view = buffer
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(format!("cannot read a mapped buffer: {e}")))?;
+        view.to_vec()
+    };
+    buffer.unmap();
+    Ok(bytes)
+}
+
+impl Backend for GpuBackend {
+    fn describe(&self) -> String {
+        format!("gpu: {}", self.ctx.describe())
+    }
+    fn shape(&self) -> Shape {
+        self.shape
+    }
+    fn prepare(&mut self, stages: usize) -> Result<()> {
+        if stages == 0 || stages > MAX_STAGES {
+            return Err(Error::Input(format!(
+                "the GPU backend combines 1 to {MAX_STAGES} stages, not {stages}"
+            )));
+        }
+        let device = &self.ctx.device;
+        let bytes = 4 * self.shape.len() as u64;
+        self.k = (0..stages)
+            .map(|s| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("k{s}")),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+        for (input, groups) in [&self.state, &self.stage]
+            .into_iter()
+            .zip(self.field_groups.iter_mut())
+        {
+            *groups = self
+                .k
+                .iter()
+                .map(|k| {
+                    device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some("attention"),
+                        layout: &self.attention_layout,
+                        entries: &entries(&[
+                            self.params.as_entire_binding(),
+                            self.betas.as_entire_binding(),
+                            self.score_matrix.as_entire_binding(),
+                            self.value_matrix.as_entire_binding(),
+                            input.as_entire_binding(),
+                            k.as_entire_binding(),
+                        ]),
+                    })
+                })
+                .collect();
+        }
+        let k = |s: usize| self.k[s.min(stages - 1)].as_entire_binding();
+        self.combine_group = Some(device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("rk_combine"),
+            layout: &self.combine_layout,
+            entries: &entries(&[
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.coeffs,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(std::mem::size_of::<Combine>() as u64),
+                }),
+                self.state.as_entire_binding(),
+                self.stage.as_entire_binding(),
+                k(0),
+                k(1),
+                k(2),
+                k(3),
+                self.status.as_entire_binding(),
+            ]),
+        }));
+        self.ctx.take_error()
+    }
+
+    fn field(&mut self, input: Slot, stage: usize) -> Result<()> {
+        let group = self.field_groups[(input == Slot::Stage) as usize][stage].clone();
+        let pipeline = self.attention.clone();
+        let (gx, gy) = self.dispatch.queries;
+        let mut pass = self
+            .encoder()
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("attention"),
+                timestamp_writes: None,
+            });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(gx, gy, 1);
+        Ok(())
+    }
+
+    fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()> {
+        let mut c = Combine {
+            coeffs: [0.0; 4],
+            terms: 0,
+            to_state: (dst == Slot::State) as u32,
+            renormalise: renormalise as u32,
+            tokens: self.shape.tokens() as u32,
+            groups_x: self.dispatch.tokens.0,
+            pad: [0; 3],
+        };
+        for &(s, coef) in terms {
+            if s >= self.k.len() {
+                return Err(Error::Input(format!("stage {s} does not exist")));
+            }
+            c.coeffs[s] = coef as f32;
+            c.terms = c.terms.max(s as u32 + 1);
+        }
+        let offset = self.coeff_offset(c)?;
+        let group = self.combine_group.clone().expect("prepare() first");
+        let pipeline = self.combine.clone();
+        let (gx, gy) = self.dispatch.tokens;
+        {
+            let mut pass = self
+                .encoder()
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("rk_combine"),
+                    timestamp_writes: None,
+                });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &group, &[offset]);
+            pass.dispatch_workgroups(gx, gy, 1);
+        }
+        if dst == Slot::State {
+            // One submission per step.
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn read_state(&mut self) -> Result<Tokens> {
+        let bytes = self.read_buffer(true)?;
+        Ok(Tokens::F32(bytemuck::cast_slice(&bytes).to_vec()))
+    }
+
+    fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
+        let pipeline = self.pair_stats.clone();
+        let group = self.stats_group.clone();
+        let (gx, gy) = self.dispatch.queries;
+        {
+            let mut pass = self
+                .encoder()
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("pair_stats"),
+                    timestamp_writes: None,
+                });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &group, &[]);
+            pass.dispatch_workgroups(gx, gy, 1);
+        }
+        let bytes = self.read_buffer(false)?;
+        let rows: &[PairStatsRow] = bytemuck::cast_slice(&bytes);
+        Ok(rows
+            .iter()
+            .map(|r| PairStats {
+                lse_max: r.lse_max.into(),
+                lse_sum: r.lse_sum.into(),
+                min_cos: r.min_cos.into(),
+                sum_cos: r.sum_cos.into(),
+                sum_dot: r.sum_dot.into(),
+            })
+            .collect())
+    }
+
+    fn non_finite(&mut self) -> Result<bool> {
+        let (status, readback) = (self.status.clone(), self.status_readback.clone());
+        let enc = self.encoder();
+        enc.copy_buffer_to_buffer(&status, 0, &readback, 0, 4);
+        enc.clear_buffer(&status, 0, None);
+        self.flush()?;
+        let bytes = map_and_read(&self.ctx, &readback)?;
+        Ok(bytemuck::cast_slice::<u8, u32>(&bytes)[0] != 0)
+    }
+}

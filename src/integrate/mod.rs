@@ -1,0 +1,106 @@
+//! Explicit Runge-Kutta integration (MODELS.md §2): a Butcher tableau plus one stepping
+//! engine that drives any backend through [`Backend`].
+
+mod tableau;
+
+pub use tableau::{Integrator, Tableau};
+
+use crate::error::Result;
+use crate::model::Shape;
+use crate::model::observables::PairStats;
+
+/// Which state buffer an operation reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// The state x at the start of the step (updated in place at the end of the step).
+    State,
+    /// The input of the current Runge-Kutta stage, x + h sum_j a_sj k_j.
+    Stage,
+}
+
+/// The tokens of an ensemble read back from a backend, in the backend's precision.
+#[derive(Clone, Debug)]
+pub enum Tokens {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Tokens {
+    pub fn to_f64(&self) -> Vec<f64> {
+        match self {
+            Tokens::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            Tokens::F64(v) => v.clone(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            Tokens::F32(v) => v.len(),
+            Tokens::F64(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Index of the first NaN or infinite value, if any.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        match self {
+            Tokens::F32(v) => v.iter().position(|x| !x.is_finite()),
+            Tokens::F64(v) => v.iter().position(|x| !x.is_finite()),
+        }
+    }
+}
+
+/// What a backend does. Buffers: the state, the stage input and one k buffer per stage, all
+/// of shape [batch, n, d]; the engine says which to combine and which to evaluate.
+pub trait Backend {
+    /// Human-readable name, e.g. "cpu (2 threads)" or "gpu: llvmpipe (Vulkan)".
+    fn describe(&self) -> String;
+    fn shape(&self) -> Shape;
+    /// Makes room for `stages` k buffers. Called once before stepping.
+    fn prepare(&mut self, stages: usize) -> Result<()>;
+    /// k[stage] = f(input): attention followed by the tangent projection on the sphere.
+    fn field(&mut self, input: Slot, stage: usize) -> Result<()>;
+    /// dst = state + sum_(s, c) c * k[s]; renormalise each token afterwards if asked.
+    /// With dst = State this is the update at the end of a step.
+    fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()>;
+    /// Waits for queued work and reads the state back.
+    fn read_state(&mut self) -> Result<Tokens>;
+    /// The per-token pair statistics of the current state (see `observables`).
+    fn pair_stats(&mut self) -> Result<Vec<PairStats>>;
+    /// Whether any value of the state has become NaN or infinite since the last check.
+    fn non_finite(&mut self) -> Result<bool> {
+        Ok(self.read_state()?.first_non_finite().is_some())
+    }
+}
+
+/// Advances the state by one step of size h with the given tableau.
+pub fn step(backend: &mut dyn Backend, tableau: &Tableau, h: f64, renormalise: bool) -> Result<()> {
+    let mut terms = Vec::with_capacity(tableau.stages());
+    for s in 0..tableau.stages() {
+        let input = if s == 0 {
+            Slot::State
+        } else {
+            terms.clear();
+            terms.extend(
+                tableau.a[s]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| **a != 0.0)
+                    .map(|(j, a)| (j, h * a)),
+            );
+            backend.combine(Slot::Stage, &terms, false)?;
+            Slot::Stage
+        };
+        backend.field(input, s)?;
+    }
+    terms.clear();
+    terms.extend(
+        tableau
+            .b
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b != 0.0)
+            .map(|(j, b)| (j, h * b)),
+    );
+    backend.combine(Slot::State, &terms, renormalise)
+}

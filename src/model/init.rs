@@ -1,0 +1,267 @@
+//! Initial conditions (issue: uniform on the sphere, von Mises-Fisher, Gaussian, from a file).
+//!
+//! Every system b of an ensemble draws from its own ChaCha8 stream (stream b of the seed), so
+//! system b is the same whatever the batch size.
+
+use std::path::PathBuf;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Beta, Distribution, StandardNormal};
+
+use super::{Geometry, Shape};
+use crate::error::{Result, file_error, input};
+use crate::npy;
+
+/// How to draw the initial tokens.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InitSpec {
+    /// Uniform on the unit sphere S^{d-1}.
+    Uniform,
+    /// iid standard normal coordinates (normalised on the sphere, which makes it uniform there).
+    Gaussian,
+    /// von Mises-Fisher with mean direction `mu` (default e_1) and concentration `kappa`.
+    Vmf { kappa: f64, mu: Option<Vec<f64>> },
+    /// Read from a .npy file of shape [n, d] (shared by all systems) or [B, n, d].
+    File(PathBuf),
+}
+
+impl InitSpec {
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        match s {
+            "uniform" => return Ok(InitSpec::Uniform),
+            "gaussian" => return Ok(InitSpec::Gaussian),
+            _ => {}
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(input("--init file: needs a path, as file:PATH.npy"));
+            }
+            return Ok(InitSpec::File(path.into()));
+        }
+        if let Some(rest) = s.strip_prefix("vmf:") {
+            let (kappa, mu) = match rest.split_once(':') {
+                Some((k, mu)) => (k, Some(mu)),
+                None => (rest, None),
+            };
+            let kappa: f64 = kappa.parse().map_err(|_| {
+                input(format!(
+                    "--init vmf:KAPPA needs a number as KAPPA, got '{kappa}'"
+                ))
+            })?;
+            if !kappa.is_finite() || kappa < 0.0 {
+                return Err(input(format!(
+                    "--init vmf: kappa must be finite and >= 0, got {kappa}"
+                )));
+            }
+            let mu = mu
+                .map(|m| {
+                    m.split(',')
+                        .map(|v| {
+                            v.trim().parse::<f64>().map_err(|_| {
+                                input(format!(
+                                    "--init vmf:KAPPA:MU needs MU as comma-separated numbers, got '{m}'"
+                                ))
+                            })
+                        })
+                        .collect::<Result<Vec<f64>>>()
+                })
+                .transpose()?;
+            return Ok(InitSpec::Vmf { kappa, mu });
+        }
+        Err(input(format!(
+            "unknown --init '{s}': use uniform, gaussian, vmf:KAPPA[:MU1,MU2,...] or file:PATH.npy"
+        )))
+    }
+
+    pub fn to_config_string(&self) -> String {
+        match self {
+            InitSpec::Uniform => "uniform".into(),
+            InitSpec::Gaussian => "gaussian".into(),
+            InitSpec::Vmf { kappa, mu: None } => format!("vmf:{kappa}"),
+            InitSpec::Vmf {
+                kappa,
+                mu: Some(mu),
+            } => format!(
+                "vmf:{kappa}:{}",
+                mu.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            InitSpec::File(p) => format!("file:{}", p.display()),
+        }
+    }
+
+    /// The (batch?, n, d) a file holds, without the data (used to infer n and d).
+    pub fn file_shape(&self) -> Result<Option<Vec<u64>>> {
+        match self {
+            InitSpec::File(path) => Ok(Some(npy::read_f64(path)?.shape)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The initial state, `[batch, n, d]` row-major, normalised on the sphere.
+    pub fn generate(&self, shape: Shape, geometry: Geometry, seed: u64) -> Result<Vec<f64>> {
+        let Shape { batch, n, d } = shape;
+        let mut x = match self {
+            InitSpec::File(path) => from_file(path, shape)?,
+            _ => {
+                let mut x = vec![0.0; shape.len()];
+                for (b, sys) in x.chunks_mut(n * d).enumerate() {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    rng.set_stream(b as u64);
+                    match self {
+                        InitSpec::Uniform => sys.chunks_mut(d).for_each(|t| uniform(&mut rng, t)),
+                        InitSpec::Gaussian => sys.chunks_mut(d).for_each(|t| gaussian(&mut rng, t)),
+                        InitSpec::Vmf { kappa, mu } => {
+                            let mu = mean_direction(mu.as_deref(), d)?;
+                            let sampler = Vmf::new(*kappa, &mu);
+                            sys.chunks_mut(d).for_each(|t| sampler.sample(&mut rng, t));
+                        }
+                        InitSpec::File(_) => unreachable!(),
+                    }
+                }
+                x
+            }
+        };
+        if geometry == Geometry::Sphere {
+            for (t, tok) in x.chunks_mut(d).enumerate() {
+                let norm = tok.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if norm == 0.0 || !norm.is_finite() {
+                    return Err(input(format!(
+                        "initial token {} of system {} is the zero vector, which has no direction on the sphere",
+                        t % n,
+                        t / n
+                    )));
+                }
+                tok.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        debug_assert_eq!(x.len(), batch * n * d);
+        Ok(x)
+    }
+}
+
+fn from_file(path: &PathBuf, shape: Shape) -> Result<Vec<f64>> {
+    let Shape { batch, n, d } = shape;
+    let arr = npy::read_f64(path)?;
+    let s: Vec<usize> = arr.shape.iter().map(|&v| v as usize).collect();
+    match s.as_slice() {
+        [fn_, fd] if *fn_ == n && *fd == d => {
+            // One set of tokens shared by every system of the ensemble.
+            Ok(arr.data.repeat(batch))
+        }
+        [fb, fn_, fd] if *fb == batch && *fn_ == n && *fd == d => Ok(arr.data),
+        _ => Err(file_error(
+            path,
+            format!(
+                "has shape {s:?}, but the run has n = {n}, d = {d}, batch = {batch}: \
+                 expected [{n}, {d}] or [{batch}, {n}, {d}]"
+            ),
+        )),
+    }
+}
+
+fn gaussian(rng: &mut ChaCha8Rng, t: &mut [f64]) {
+    for v in t.iter_mut() {
+        *v = StandardNormal.sample(rng);
+    }
+}
+
+fn uniform(rng: &mut ChaCha8Rng, t: &mut [f64]) {
+    loop {
+        gaussian(rng, t);
+        let norm = t.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm > 1e-12 {
+            t.iter_mut().for_each(|v| *v /= norm);
+            return;
+        }
+    }
+}
+
+fn mean_direction(mu: Option<&[f64]>, d: usize) -> Result<Vec<f64>> {
+    let mu = match mu {
+        None => {
+            let mut e1 = vec![0.0; d];
+            e1[0] = 1.0;
+            return Ok(e1);
+        }
+        Some(mu) => mu,
+    };
+    if mu.len() != d {
+        return Err(input(format!(
+            "--init vmf: the mean direction has {} coordinates but d = {d}",
+            mu.len()
+        )));
+    }
+    let norm = mu.iter().map(|v| v * v).sum::<f64>().sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return Err(input(
+            "--init vmf: the mean direction must be a finite non-zero vector",
+        ));
+    }
+    Ok(mu.iter().map(|v| v / norm).collect())
+}
+
+/// Wood's (1994) rejection sampler for the von Mises-Fisher law on S^{d-1}.
+pub struct Vmf<'a> {
+    kappa: f64,
+    mu: &'a [f64],
+    b: f64,
+    x0: f64,
+    c: f64,
+    beta: Option<Beta<f64>>,
+}
+
+impl<'a> Vmf<'a> {
+    pub fn new(kappa: f64, mu: &'a [f64]) -> Self {
+        let dm1 = (mu.len() - 1) as f64;
+        // b = (-2k + sqrt(4k^2 + (d-1)^2)) / (d-1), written without cancellation.
+        let b = dm1 / (2.0 * kappa + (4.0 * kappa * kappa + dm1 * dm1).sqrt());
+        let x0 = (1.0 - b) / (1.0 + b);
+        let c = kappa * x0 + dm1 * (1.0 - x0 * x0).ln();
+        let beta = (kappa > 0.0).then(|| Beta::new(dm1 / 2.0, dm1 / 2.0).expect("d >= 2"));
+        Vmf {
+            kappa,
+            mu,
+            b,
+            x0,
+            c,
+            beta,
+        }
+    }
+
+    pub fn sample(&self, rng: &mut ChaCha8Rng, out: &mut [f64]) {
+        let Some(beta) = &self.beta else {
+            return uniform(rng, out);
+        };
+        let dm1 = (self.mu.len() - 1) as f64;
+        // w = <x, mu>, drawn by rejection.
+        let w = loop {
+            let z: f64 = beta.sample(rng);
+            let w = (1.0 - (1.0 + self.b) * z) / (1.0 - (1.0 - self.b) * z);
+            let u: f64 = rng.random();
+            if self.kappa * w + dm1 * (1.0 - self.x0 * w).ln() - self.c >= u.ln() {
+                break w;
+            }
+        };
+        // A uniform direction orthogonal to mu.
+        loop {
+            gaussian(rng, out);
+            let along: f64 = out.iter().zip(self.mu).map(|(a, b)| a * b).sum();
+            out.iter_mut()
+                .zip(self.mu)
+                .for_each(|(v, m)| *v -= along * m);
+            let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if norm > 1e-12 {
+                let s = (1.0 - w * w).max(0.0).sqrt() / norm;
+                out.iter_mut()
+                    .zip(self.mu)
+                    .for_each(|(v, m)| *v = w * m + s * *v);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The `run` job: build a backend, integrate, and write the output folder
+//! (final.npy, metrics.csv, run.toml, and traj.npy + traj_t.npy when snapshots are asked for).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::{BackendChoice, Resolved, RunConfig};
+use crate::cpu::CpuBackend;
+use crate::error::{Error, Result, file_error};
+use crate::gpu::{GpuBackend, GpuContext};
+use crate::integrate::{self, Backend, Tokens};
+use crate::model::observables::{Metrics, summarise};
+use crate::model::{Attention, Geometry, Mask, Model, Shape};
+use crate::npy;
+use crate::reference::ReferenceBackend;
+
+/// Progress callbacks (the CLI draws a bar; the library prints nothing).
+pub trait Progress {
+    fn start(&mut self, _total_steps: u64) {}
+    fn step(&mut self, _done: u64) {}
+    fn finish(&mut self) {}
+}
+
+/// No progress display.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// A backend ready to run, with what was chosen and why.
+pub struct Chosen {
+    pub backend: Box<dyn Backend>,
+    /// The backend actually used (never `auto`).
+    pub kind: BackendChoice,
+    /// Said to the user when `auto` did not get a hardware GPU.
+    pub note: Option<String>,
+}
+
+/// Builds the requested backend. `auto` takes a hardware GPU adapter when there is one; with
+/// only a software adapter (llvmpipe, far slower than the native CPU path) or none, it uses
+/// `cpu` and says so.
+pub fn create_backend(
+    choice: BackendChoice,
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+) -> Result<Chosen> {
+    let gpu = |ctx: GpuContext| -> Result<Box<dyn Backend>> {
+        Ok(Box::new(GpuBackend::new(Arc::new(ctx), model, shape, x0)?))
+    };
+    match choice {
+        BackendChoice::Reference => Ok(Chosen {
+            backend: Box::new(ReferenceBackend::new(model, shape, x0)?),
+            kind: choice,
+            note: None,
+        }),
+        BackendChoice::Cpu => Ok(Chosen {
+            backend: Box::new(CpuBackend::new(model, shape, x0)?),
+            kind: choice,
+            note: None,
+        }),
+        BackendChoice::Gpu => Ok(Chosen {
+            backend: gpu(GpuContext::new()?)?,
+            kind: choice,
+            note: None,
+        }),
+        BackendChoice::Auto => {
+            let note = match GpuContext::new() {
+                Ok(ctx) if !ctx.is_software() => {
+                    return Ok(Chosen {
+                        backend: gpu(ctx)?,
+                        kind: BackendChoice::Gpu,
+                        note: None,
+                    });
+                }
+                Ok(ctx) => format!(
+                    "no hardware GPU found (only the software adapter {}); falling back to the \
+                     cpu backend, which is faster here. Use --backend gpu to run on it anyway.",
+                    ctx.describe()
+                ),
+                Err(e) => format!("{e}; falling back to the cpu backend"),
+            };
+            Ok(Chosen {
+                backend: Box::new(CpuBackend::new(model, shape, x0)?),
+                kind: BackendChoice::Cpu,
+                note: Some(note),
+            })
+        }
+    }
+}
+
+/// Pair interactions in one evaluation of the vector field: batch * sum_i |J(i)|.
+pub fn pairs_per_eval(model: &Model, shape: Shape) -> f64 {
+    let n = shape.n as f64;
+    let per_system = match model.mask {
+        Mask::Full => n * n,
+        Mask::Causal => n * (n + 1.0) / 2.0,
+    };
+    per_system * shape.batch as f64
+}
+
+/// Integrates `steps` steps of size h with no output: the engine behind `run`, for library
+/// users and tests.
+pub fn integrate_steps(
+    backend: &mut dyn Backend,
+    integrator: integrate::Integrator,
+    geometry: Geometry,
+    h: f64,
+    steps: usize,
+) -> Result<()> {
+    let tableau = integrator.tableau();
+    backend.prepare(tableau.stages())?;
+    for _ in 0..steps {
+        integrate::step(backend, &tableau, h, geometry == Geometry::Sphere)?;
+    }
+    Ok(())
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub backend: String,
+    pub kind: BackendChoice,
+    pub note: Option<String>,
+    pub elapsed_s: f64,
+    /// Pair interactions per second over the whole run (observables excluded).
+    pub pairs_per_second: f64,
+    pub initial: Vec<Metrics>,
+    pub last: Vec<Metrics>,
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Provenance {
+    attnflow_version: &'static str,
+    requested_backend: &'static str,
+    device: String,
+    status: &'static str,
+    started_unix_s: u64,
+    elapsed_s: f64,
+    command: String,
+}
+
+#[derive(Serialize)]
+struct RunRecord<'a> {
+    #[serde(flatten)]
+    config: &'a RunConfig,
+    provenance: Provenance,
+}
+
+const OUTPUTS: [&str; 5] = [
+    "final.npy",
+    "metrics.csv",
+    "run.toml",
+    "traj.npy",
+    "traj_t.npy",
+];
+
+/// Prepares the output folder: refuses to overwrite a non-empty one unless `force`, and
+/// then removes only attnflow's own files from it.
+pub fn prepare_out_dir(out: &Path, force: bool) -> Result<()> {
+    if out.exists() {
+        if !out.is_dir() {
+            return Err(file_error(
+                out,
+                "exists and is not a folder: choose another --out",
+            ));
+        }
+        let non_empty = std::fs::read_dir(out)
+            .map_err(|e| file_error(out, format!("cannot read the output folder: {e}")))?
+            .next()
+            .is_some();
+        if non_empty && !force {
+            return Err(file_error(
+                out,
+                "the output folder exists and is not empty; use --force to overwrite it, or \
+                 choose another --out",
+            ));
+        }
+        for name in OUTPUTS {
+            let p = out.join(name);
+            if p.exists() {
+                std::fs::remove_file(&p)
+                    .map_err(|e| file_error(&p, format!("cannot remove for --force: {e}")))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| file_error(out, format!("cannot create the output folder: {e}")))
+}
+
+/// Runs a resolved configuration and writes its output folder.
+pub fn execute(
+    resolved: &Resolved,
+    out: &Path,
+    force: bool,
+    command: &str,
+    progress: &mut dyn Progress,
+) -> Result<RunSummary> {
+    prepare_out_dir(out, force)?;
+    let Resolved { shape, model, .. } = resolved;
+    let shape = *shape;
+    let mut config = resolved.config.clone();
+    let x0 = resolved.init.generate(shape, model.geometry, config.seed)?;
+    let chosen = create_backend(config.backend, model, shape, &x0)?;
+    drop(x0);
+    let Chosen {
+        mut backend,
+        kind,
+        note,
+    } = chosen;
+    let requested = config.backend;
+    config.backend = kind;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let write_record = |status: &'static str, elapsed_s: f64, device: String| -> Result<()> {
+        let record = RunRecord {
+            config: &config,
+            provenance: Provenance {
+                attnflow_version: env!("CARGO_PKG_VERSION"),
+                requested_backend: requested.name(),
+                device,
+                status,
+                started_unix_s: started,
+                elapsed_s,
+                command: command.to_string(),
+            },
+        };
+        let text = toml::to_string(&record)
+            .map_err(|e| Error::Input(format!("cannot serialise run.toml: {e}")))?;
+        let path = out.join("run.toml");
+        std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))
+    };
+    let device = backend.describe();
+    write_record("running", 0.0, device.clone())?;
+
+    let cfg = &config;
+    let h = cfg.t_end / cfg.steps as f64;
+    let tableau = cfg.integrator.tableau();
+    backend.prepare(tableau.stages())?;
+    let sphere = model.geometry == Geometry::Sphere;
+
+    let metrics_path = out.join("metrics.csv");
+    let mut metrics_file = BufWriter::new(
+        File::create(&metrics_path)
+            .map_err(|e| file_error(&metrics_path, format!("cannot create: {e}")))?,
+    );
+    let csv_err = |e: std::io::Error| file_error(&metrics_path, format!("cannot write: {e}"));
+    writeln!(metrics_file, "step,t,system,beta,energy,mean_cos,min_cos").map_err(csv_err)?;
+
+    let mut traj = if let Some(frames) = cfg.steps.checked_div(cfg.save_every) {
+        let frames = frames + 1 + usize::from(!cfg.steps.is_multiple_of(cfg.save_every));
+        let mut dims = vec![frames];
+        if shape.batch > 1 {
+            dims.push(shape.batch);
+        }
+        dims.extend([shape.n, shape.d]);
+        Some(Trajectory::create(out, &dims, backend.as_mut())?)
+    } else {
+        None
+    };
+    let mut times = Vec::new();
+
+    let mut record_metrics = |backend: &mut dyn Backend, step: usize| -> Result<Vec<Metrics>> {
+        let rows = backend.pair_stats()?;
+        let metrics: Vec<Metrics> = rows
+            .chunks(shape.n)
+            .zip(&model.betas)
+            .map(|(r, &beta)| summarise(r, beta))
+            .collect();
+        for (b, m) in metrics.iter().enumerate() {
+            writeln!(
+                metrics_file,
+                "{step},{},{b},{},{:.12e},{:.12e},{:.12e}",
+                step as f64 * h,
+                model.betas[b],
+                m.energy,
+                m.mean_cos,
+                m.min_cos
+            )
+            .map_err(csv_err)?;
+        }
+        metrics_file.flush().map_err(csv_err)?;
+        Ok(metrics)
+    };
+
+    let initial = record_metrics(backend.as_mut(), 0)?;
+    let mut last = initial.clone();
+    if let Some(t) = traj.as_mut() {
+        t.push(backend.as_mut())?;
+        times.push(0.0);
+    }
+    progress.start(cfg.steps as u64);
+    let clock = Instant::now();
+    let mut stepping_s = 0.0;
+    let mut checked = 0;
+    for step in 1..=cfg.steps {
+        let t0 = Instant::now();
+        integrate::step(backend.as_mut(), &tableau, h, sphere)?;
+        let metrics_now = step.is_multiple_of(cfg.metrics_every) || step == cfg.steps;
+        let snapshot_now =
+            cfg.save_every > 0 && (step.is_multiple_of(cfg.save_every) || step == cfg.steps);
+        if metrics_now || snapshot_now {
+            if backend.non_finite()? {
+                progress.finish();
+                return Err(non_finite_error(model, kind, checked, step, h));
+            }
+            checked = step;
+        }
+        stepping_s += t0.elapsed().as_secs_f64();
+        if metrics_now {
+            last = record_metrics(backend.as_mut(), step)?;
+        }
+        if snapshot_now && let Some(t) = traj.as_mut() {
+            t.push(backend.as_mut())?;
+            times.push(step as f64 * h);
+        }
+        progress.step(step as u64);
+    }
+    progress.finish();
+    let elapsed_s = clock.elapsed().as_secs_f64();
+
+    let mut files = vec![out.join("run.toml"), metrics_path.clone()];
+    let final_path = out.join("final.npy");
+    let mut dims = vec![shape.n, shape.d];
+    if shape.batch > 1 {
+        dims.insert(0, shape.batch);
+    }
+    match backend.read_state()? {
+        Tokens::F32(v) => npy::write(&final_path, &dims, &v)?,
+        Tokens::F64(v) => npy::write(&final_path, &dims, &v)?,
+    }
+    files.insert(0, final_path);
+    if let Some(t) = traj {
+        t.finish()?;
+        let tpath = out.join("traj_t.npy");
+        npy::write(&tpath, &[times.len()], &times)?;
+        files.push(out.join("traj.npy"));
+        files.push(tpath);
+    }
+    write_record("finished", elapsed_s, device.clone())?;
+    let pairs = pairs_per_eval(model, shape) * (tableau.stages() * cfg.steps) as f64;
+    Ok(RunSummary {
+        backend: device,
+        kind,
+        note,
+        elapsed_s,
+        pairs_per_second: pairs / stepping_s.max(1e-12),
+        initial,
+        last,
+        files,
+    })
+}
+
+fn non_finite_error(model: &Model, kind: BackendChoice, ok: usize, bad: usize, h: f64) -> Error {
+    let when = format!(
+        "the state became NaN or infinite between step {ok} (t = {}) and step {bad} (t = {})",
+        ok as f64 * h,
+        bad as f64 * h
+    );
+    let beta = model.betas.iter().copied().fold(0.0, f64::max);
+    let hint = if model.attention == Attention::Usa && kind != BackendChoice::Reference {
+        format!(
+            "USA weights exp(beta <Qx, Kx>) with beta up to {beta} exceed the f32 range \
+             (about e^88); use --backend reference (f64), a smaller beta, or SA"
+        )
+    } else {
+        "reduce the step size (more --steps) or beta".to_string()
+    };
+    Error::NonFinite(format!("{when}: {hint}"))
+}
+
+/// traj.npy written snapshot by snapshot in the backend's precision.
+enum Trajectory {
+    F32(npy::StreamWriter<f32>),
+    F64(npy::StreamWriter<f64>),
+}
+
+impl Trajectory {
+    fn create(out: &Path, dims: &[usize], backend: &mut dyn Backend) -> Result<Self> {
+        let path = out.join("traj.npy");
+        // The precision follows the backend: reference writes f64, the others f32.
+        Ok(match backend.read_state()? {
+            Tokens::F32(_) => Trajectory::F32(npy::StreamWriter::create(&path, dims)?),
+            Tokens::F64(_) => Trajectory::F64(npy::StreamWriter::create(&path, dims)?),
+        })
+    }
+    fn push(&mut self, backend: &mut dyn Backend) -> Result<()> {
+        match (self, backend.read_state()?) {
+            (Trajectory::F32(w), Tokens::F32(v)) => w.push(&v),
+            (Trajectory::F64(w), Tokens::F64(v)) => w.push(&v),
+            _ => unreachable!("a backend's precision does not change"),
+        }
+    }
+    fn finish(self) -> Result<()> {
+        match self {
+            Trajectory::F32(w) => w.finish(),
+            Trajectory::F64(w) => w.finish(),
+        }
+    }
+}
