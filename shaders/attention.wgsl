@@ -1,19 +1,16 @@
-// The attention vector field (MODELS.md §1), one invocation per query token.
-// CPU twin: reference::attention.
-//
-// Scores are s_ij = beta <Q x_i, K x_j> = <q_i, x_j> with q_i = beta K^T Q x_i, so keys and
-// values are the raw tokens: a_i = V sum_j w_ij x_j. Keys stream through workgroup memory in
-// tiles of TK; each query keeps an online softmax (running max m, sum l, accumulator acc), so
-// nothing of size n x n exists.
+// Stage 2 of the attention field (MODELS.md §1): the online softmax of every query over one
+// chunk of keys, one invocation per query. Keys stream through workgroup memory in tiles of
+// TK; each query carries a running maximum m, sum l and accumulator acc (the keys are also
+// the values: a = V sum_j w_j x_j, applied in attention_finish), merged exactly across
+// chunks, so nothing of size n x n exists. CPU twin: reference::stages::attention.
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> betas: array<f32>;
-// K^T Q, row-major d x d.
-@group(0) @binding(2) var<storage, read> score_matrix: array<f32>;
-// V, row-major d x d.
-@group(0) @binding(3) var<storage, read> value_matrix: array<f32>;
-@group(0) @binding(4) var<storage, read> x: array<f32>;
-@group(0) @binding(5) var<storage, read_write> field: array<f32>;
+@group(0) @binding(1) var<uniform> chunk: Chunk;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+// Partial state per token: acc [tokens, D] and (m, l) [tokens, 2].
+@group(0) @binding(4) var<storage, read_write> acc_state: array<f32>;
+@group(0) @binding(5) var<storage, read_write> ml_state: array<f32>;
 
 var<workgroup> tile: array<f32, TILE_FLOATS>;
 
@@ -23,66 +20,57 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
     let n = params.n;
-    let flags = params.flags;
-    let causal = has_flag(flags, FLAG_CAUSAL);
+    let causal = has_flag(params.flags, FLAG_CAUSAL);
     let system = wid.y;
     let i = wid.x * WG + lid.x;
     let is_query = i < n;
     let base = system * n * D;
+    let t = system * n + i;
 
-    var xi: array<f32, D>;
-    var q: array<f32, D>;
+    var qi: array<f32, D>;
     var acc: array<f32, D>;
-    let beta = betas[system];
-    if is_query {
-        for (var c = 0u; c < D; c++) {
-            xi[c] = x[base + i * D + c];
-        }
-        if has_flag(flags, FLAG_IDENTITY_SCORES) {
-            for (var c = 0u; c < D; c++) {
-                q[c] = beta * xi[c];
-            }
-        } else {
-            for (var r = 0u; r < D; r++) {
-                var s = 0.0;
-                for (var c = 0u; c < D; c++) {
-                    s += score_matrix[r * D + c] * xi[c];
-                }
-                q[r] = beta * s;
-            }
-        }
-    }
-    for (var c = 0u; c < D; c++) {
-        acc[c] = 0.0;
-    }
     var m = F32_LOWEST;
     var l = 0.0;
+    if is_query {
+        for (var c = 0u; c < D; c++) {
+            qi[c] = q[t * D + c];
+            acc[c] = 0.0;
+        }
+        if chunk.first == 0u {
+            m = ml_state[2u * t];
+            l = ml_state[2u * t + 1u];
+            for (var c = 0u; c < D; c++) {
+                acc[c] = acc_state[t * D + c];
+            }
+        }
+    }
 
-    // Keys this workgroup needs: all of them, or (causal) up to its last query.
-    var key_end = n;
+    // Keys of this chunk the workgroup needs: all, or (causal) up to its last query.
+    var key_end = chunk.key_start + chunk.key_count;
     if causal {
-        key_end = min(n, (wid.x + 1u) * WG);
+        key_end = min(key_end, (wid.x + 1u) * WG);
     }
-    // Keys query i sees.
-    var seen = n;
+    // One past the last key query i sees.
+    var seen_end = n;
     if causal {
-        seen = i + 1u;
+        seen_end = i + 1u;
     }
-    for (var start = 0u; start < key_end; start += TK) {
+    for (var start = chunk.key_start; start < key_end; start += TK) {
         let len = min(TK, key_end - start);
         workgroupBarrier();
         for (var e = lid.x; e < len * D; e += WG) {
             tile[e] = x[base + start * D + e];
         }
         workgroupBarrier();
-        if is_query && start < seen {
-            let mine = min(len, seen - start);
+        if is_query && start < seen_end {
+            let mine = min(len, seen_end - start);
             for (var kk = 0u; kk < mine; kk++) {
                 var s = 0.0;
                 for (var c = 0u; c < D; c++) {
-                    s += q[c] * tile[kk * D + c];
+                    s += qi[c] * tile[kk * D + c];
                 }
                 if s > m {
+                    // The running maximum moves: rescale what was summed so far.
                     let r = exp(m - s);
                     l *= r;
                     for (var c = 0u; c < D; c++) {
@@ -98,41 +86,11 @@ fn main(
             }
         }
     }
-    if !is_query {
-        return;
-    }
-
-    // SA: divide by the softmax sum. USA: exp(m) / |J(i)|, as one exp so that it overflows
-    // only when the result does.
-    var scale = 1.0 / l;
-    if has_flag(flags, FLAG_USA) {
-        scale = exp(m - log(f32(seen)));
-    }
-    var a: array<f32, D>;
-    if has_flag(flags, FLAG_IDENTITY_VALUES) {
+    if is_query {
+        ml_state[2u * t] = m;
+        ml_state[2u * t + 1u] = l;
         for (var c = 0u; c < D; c++) {
-            a[c] = scale * acc[c];
+            acc_state[t * D + c] = acc[c];
         }
-    } else {
-        for (var r = 0u; r < D; r++) {
-            var s = 0.0;
-            for (var c = 0u; c < D; c++) {
-                s += value_matrix[r * D + c] * acc[c];
-            }
-            a[r] = scale * s;
-        }
-    }
-    if has_flag(flags, FLAG_SPHERE) {
-        // Tangent projection P_x^perp a = a - <x, a> x.
-        var along = 0.0;
-        for (var c = 0u; c < D; c++) {
-            along += xi[c] * a[c];
-        }
-        for (var c = 0u; c < D; c++) {
-            a[c] -= along * xi[c];
-        }
-    }
-    for (var c = 0u; c < D; c++) {
-        field[base + i * D + c] = a[c];
     }
 }

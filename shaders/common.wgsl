@@ -1,17 +1,29 @@
-// Shared by every kernel; prepended after the generated header, which defines
+// Shared by every kernel; prepended after the generated header (src/gpu/shaders.rs), which
+// defines
 //   const D: u32            the token dimension,
 //   const WG: u32           invocations per workgroup,
 //   const TK: u32           keys per workgroup-memory tile,
 //   const TILE_FLOATS: u32  TK * D.
 
-// Per-run parameters of the attention and pair-statistics kernels.
+// Per-run parameters.
 struct Params {
     n: u32,
     batch: u32,
     // FLAG_* bits below.
     flags: u32,
-    // Workgroups along x of a dispatch.
-    groups_x: u32,
+    // Workgroups along x of the per-token dispatches (their y spills over 65535 groups).
+    token_groups_x: u32,
+}
+
+// The range of keys one dispatch of a streaming kernel (attention, pair_stats) visits. The
+// key range of an evaluation is split into chunks so that no dispatch runs too long (an OS
+// watchdog; llvmpipe also ends any shader after 65535 loop iterations in total).
+struct Chunk {
+    key_start: u32,
+    key_count: u32,
+    // 1 for the first chunk: start from an empty partial state.
+    first: u32,
+    pad: u32,
 }
 
 const FLAG_USA: u32 = 1u;
@@ -20,7 +32,7 @@ const FLAG_CAUSAL: u32 = 4u;
 const FLAG_IDENTITY_SCORES: u32 = 8u;
 const FLAG_IDENTITY_VALUES: u32 = 16u;
 
-// Largest finite f32; the running maximum starts below every score.
+// Lowest finite f32; the running maximum starts here, below every score.
 const F32_LOWEST: f32 = -3.4028235e38;
 
 fn has_flag(flags: u32, flag: u32) -> bool {
@@ -30,4 +42,9 @@ fn has_flag(flags: u32, flag: u32) -> bool {
 // True for +-inf and NaN: exponent bits all ones.
 fn non_finite(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+}
+
+// The token handled by one invocation of a per-token dispatch.
+fn token_index(lid: vec3<u32>, wid: vec3<u32>, groups_x: u32) -> u32 {
+    return (wid.y * groups_x + wid.x) * WG + lid.x;
 }

@@ -1,6 +1,6 @@
-// Streamed pair statistics behind the observables (MODELS.md §1 energy, pairwise cosines),
-// one invocation per token i of system b:
-//   lse_max, lse_sum : sum_j exp(beta <x_i, x_j>) = exp(lse_max) * lse_sum
+// Streamed pair statistics behind the observables (MODELS.md §1: energy, pairwise cosines),
+// one invocation per token i of system b, over one chunk of tokens j per dispatch:
+//   lse_max, lse_sum : sum_j exp(beta <x_i, x_j>) = exp(lse_max) lse_sum
 //   min_cos, sum_cos : over j != i of cos(x_i, x_j)
 //   sum_dot          : sum_j <x_i, x_j>
 // CPU twin: reference::pair_stats.
@@ -14,9 +14,10 @@ struct PairStats {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> betas: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> stats: array<PairStats>;
+@group(0) @binding(1) var<uniform> chunk: Chunk;
+@group(0) @binding(2) var<storage, read> betas: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<PairStats>;
 
 var<workgroup> tile: array<f32, TILE_FLOATS>;
 
@@ -34,16 +35,20 @@ fn main(
 
     var xi: array<f32, D>;
     var norm_i = 0.0;
+    var out = PairStats(F32_LOWEST, 0.0, 3.0, 0.0, 0.0);
     if is_query {
         for (var c = 0u; c < D; c++) {
             xi[c] = x[base + i * D + c];
             norm_i += xi[c] * xi[c];
         }
+        if chunk.first == 0u {
+            out = stats[system * n + i];
+        }
     }
     norm_i = sqrt(norm_i);
-    var out = PairStats(F32_LOWEST, 0.0, 3.0, 0.0, 0.0);
-    for (var start = 0u; start < n; start += TK) {
-        let len = min(TK, n - start);
+    let key_end = chunk.key_start + chunk.key_count;
+    for (var start = chunk.key_start; start < key_end; start += TK) {
+        let len = min(TK, key_end - start);
         workgroupBarrier();
         for (var e = lid.x; e < len * D; e += WG) {
             tile[e] = x[base + start * D + e];

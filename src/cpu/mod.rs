@@ -171,7 +171,8 @@ impl Kernel {
             None => sc.a.copy_from_slice(&sc.mean),
         }
         if self.geometry == Geometry::Sphere {
-            let along = simd::dot(xi, &sc.a);
+            // Orthogonal projection onto x^perp (see reference::tangent_project).
+            let along = simd::dot(xi, &sc.a) / simd::dot(xi, xi);
             sc.a.iter_mut().zip(xi).for_each(|(a, x)| *a -= along * x);
         }
         out.copy_from_slice(&sc.a);
@@ -291,6 +292,9 @@ impl Backend for CpuBackend {
     }
     fn read_state(&mut self) -> Result<Tokens> {
         Ok(Tokens::F32(self.x.clone()))
+    }
+    fn read_field(&mut self, stage: usize) -> Result<Tokens> {
+        Ok(Tokens::F32(self.k[stage].clone()))
     }
     fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
         let kernel = &self.kernel;

@@ -2,6 +2,10 @@
 //! and the Runge-Kutta stage buffers stay on the device for the whole run; pipelines, buffers
 //! and bind groups are built once, and a step records one command buffer that ping-pongs
 //! between them. The state is read back only when saving.
+//!
+//! One evaluation of the attention field is three kernels: `queries` (q = beta K^T Q x),
+//! `attention` (online softmax over one chunk of keys per dispatch, partial states merged
+//! exactly between chunks) and `attention_finish` (V, the USA scale, the tangent projection).
 
 pub mod context;
 pub mod shaders;
@@ -26,7 +30,17 @@ struct Params {
     n: u32,
     batch: u32,
     flags: u32,
-    groups_x: u32,
+    token_groups_x: u32,
+}
+
+/// Mirrors `Chunk` in shaders/common.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct Chunk {
+    key_start: u32,
+    key_count: u32,
+    first: u32,
+    pad: u32,
 }
 
 /// Mirrors `Combine` in shaders/rk_combine.wgsl.
@@ -64,18 +78,27 @@ const MAX_STAGES: usize = 4;
 /// Distinct coefficient sets kept on the device (a fixed-step run uses stages + 1).
 const COEFF_SLOTS: usize = 16;
 
-/// How a problem is laid out over workgroups, checked against the adapter's limits.
+/// How a problem is laid out over workgroups and dispatches, checked against the adapter.
 #[derive(Clone, Copy, Debug)]
 pub struct Dispatch {
-    /// Workgroups (x, y) of the attention and pair-statistics kernels: queries, systems.
+    /// Workgroups (x, y) of the streaming kernels: query blocks, systems.
     pub queries: (u32, u32),
     /// Workgroups (x, y) of the per-token kernels.
     pub tokens: (u32, u32),
+    /// Keys visited by one dispatch of a streaming kernel.
+    pub chunk_keys: usize,
+}
+
+impl Dispatch {
+    /// Number of dispatches a streaming kernel needs for one pass over the keys.
+    pub fn chunks(&self, n: usize) -> usize {
+        n.div_ceil(self.chunk_keys)
+    }
 }
 
 /// Checks that a problem fits the adapter and returns its dispatch, or a clear error that
 /// names the limit and the largest size that fits.
-pub fn plan(limits: &wgpu::Limits, shape: Shape) -> Result<Dispatch> {
+pub fn plan(limits: &wgpu::Limits, shape: Shape, chunk_keys: usize) -> Result<Dispatch> {
     let Shape { batch, n, d } = shape;
     let wg = shaders::WORKGROUP as u64;
     let max_groups = limits.max_compute_workgroups_per_dimension as u64;
@@ -144,7 +167,40 @@ pub fn plan(limits: &wgpu::Limits, shape: Shape) -> Result<Dispatch> {
     Ok(Dispatch {
         queries: (query_groups as u32, batch as u32),
         tokens: (tx as u32, ty as u32),
+        chunk_keys: chunk_keys.clamp(1, n),
     })
+}
+
+/// Options of the GPU backend that a user rarely sets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GpuOptions {
+    /// Keys per streaming dispatch; None picks one for the adapter (a loop-iteration budget
+    /// on software adapters, [`shaders::HARDWARE_CHUNK_KEYS`] on hardware). Tests set it to
+    /// force the chunked paths at small n.
+    pub chunk_keys: Option<usize>,
+}
+
+/// Bind groups of one field evaluation reading one input buffer.
+struct FieldGroups {
+    queries: wgpu::BindGroup,
+    attention: wgpu::BindGroup,
+    /// One per stage buffer k_s.
+    finish: Vec<wgpu::BindGroup>,
+}
+
+struct Pipelines {
+    queries: wgpu::ComputePipeline,
+    attention: wgpu::ComputePipeline,
+    attention_finish: wgpu::ComputePipeline,
+    rk_combine: wgpu::ComputePipeline,
+    pair_stats: wgpu::ComputePipeline,
+}
+
+struct Layouts {
+    queries: wgpu::BindGroupLayout,
+    attention: wgpu::BindGroupLayout,
+    attention_finish: wgpu::BindGroupLayout,
+    rk_combine: wgpu::BindGroupLayout,
 }
 
 pub struct GpuBackend {
@@ -152,11 +208,8 @@ pub struct GpuBackend {
     shape: Shape,
     dispatch: Dispatch,
     spec: Specialisation,
-    attention: wgpu::ComputePipeline,
-    combine: wgpu::ComputePipeline,
-    pair_stats: wgpu::ComputePipeline,
-    attention_layout: wgpu::BindGroupLayout,
-    combine_layout: wgpu::BindGroupLayout,
+    pipelines: Pipelines,
+    layouts: Layouts,
     params: wgpu::Buffer,
     betas: wgpu::Buffer,
     score_matrix: wgpu::Buffer,
@@ -164,16 +217,23 @@ pub struct GpuBackend {
     state: wgpu::Buffer,
     stage: wgpu::Buffer,
     k: Vec<wgpu::Buffer>,
+    /// Queries and online-softmax partial states of the attention kernels.
+    q: wgpu::Buffer,
+    acc: wgpu::Buffer,
+    ml: wgpu::Buffer,
+    /// One `Chunk` per dispatch slot (dynamic offsets).
+    chunks: wgpu::Buffer,
+    chunk_stride: u64,
     status: wgpu::Buffer,
     status_readback: wgpu::Buffer,
     coeffs: wgpu::Buffer,
     coeff_stride: u64,
     coeff_slots: Vec<Combine>,
     stats: wgpu::Buffer,
+    readback: Option<wgpu::Buffer>,
     stats_readback: Option<wgpu::Buffer>,
-    state_readback: Option<wgpu::Buffer>,
-    /// field_groups[input][stage]: input 0 = state, 1 = stage.
-    field_groups: [Vec<wgpu::BindGroup>; 2],
+    /// field_groups[0] reads the state, [1] the stage input.
+    field_groups: Vec<FieldGroups>,
     combine_group: Option<wgpu::BindGroup>,
     stats_group: wgpu::BindGroup,
     encoder: Option<wgpu::CommandEncoder>,
@@ -205,69 +265,99 @@ fn uniform_entry(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-fn entries<'a>(resources: &[wgpu::BindingResource<'a>]) -> Vec<wgpu::BindGroupEntry<'a>> {
-    resources
+/// A layout from a compact description: 'u' uniform, 'd' uniform with dynamic offset,
+/// 'r' read-only storage, 'w' read-write storage, in binding order.
+fn layout(device: &wgpu::Device, label: &str, kinds: &str) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = kinds
+        .chars()
+        .enumerate()
+        .map(|(i, k)| match k {
+            'u' => uniform_entry(i as u32, false),
+            'd' => uniform_entry(i as u32, true),
+            'r' => storage_entry(i as u32, true),
+            'w' => storage_entry(i as u32, false),
+            _ => unreachable!("binding kind {k}"),
+        })
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
+}
+
+/// A uniform binding of one slot of `T` at a dynamic offset.
+fn slot_binding<T>(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: 0,
+        size: wgpu::BufferSize::new(std::mem::size_of::<T>() as u64),
+    })
+}
+
+fn bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    resources: &[wgpu::BindingResource<'_>],
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = resources
         .iter()
         .enumerate()
         .map(|(i, r)| wgpu::BindGroupEntry {
             binding: i as u32,
             resource: r.clone(),
         })
-        .collect()
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
+fn aligned(size: usize, align: u32) -> u64 {
+    (size as u64).div_ceil(align as u64) * align as u64
 }
 
 impl GpuBackend {
     /// Uploads the model and the initial state. Everything the run needs on the device is
     /// created here, once.
     pub fn new(ctx: Arc<GpuContext>, model: &Model, shape: Shape, x0: &[f64]) -> Result<Self> {
+        Self::with_options(ctx, model, shape, x0, GpuOptions::default())
+    }
+
+    pub fn with_options(
+        ctx: Arc<GpuContext>,
+        model: &Model,
+        shape: Shape,
+        x0: &[f64],
+        options: GpuOptions,
+    ) -> Result<Self> {
         model.validate(shape)?;
         assert_eq!(x0.len(), shape.len(), "initial state has the wrong length");
-        let dispatch = plan(&ctx.limits, shape)?;
         let spec =
             Specialisation::for_dimension(shape.d, ctx.limits.max_compute_workgroup_storage_size);
+        let chunk_keys = options.chunk_keys.unwrap_or(if ctx.is_software() {
+            spec.keys_within_loop_budget(shaders::SOFTWARE_LOOP_BUDGET)
+        } else {
+            shaders::HARDWARE_CHUNK_KEYS
+        });
+        let dispatch = plan(&ctx.limits, shape, chunk_keys)?;
         let device = &ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
 
-        let module = |name: &str, kernel: &str| {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let layouts = Layouts {
+            queries: layout(device, "queries", "urrrw"),
+            attention: layout(device, "attention", "udrrww"),
+            attention_finish: layout(device, "attention_finish", "urrrrw"),
+            rk_combine: layout(device, "rk_combine", "dwwrrrrw"),
+        };
+        let stats_layout = layout(device, "pair_stats", "udrrw");
+        let pipeline = |name: &str, kernel: &str, layout: &wgpu::BindGroupLayout| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(shaders::source(kernel, spec).into()),
-            })
-        };
-        let attention_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("attention"),
-            entries: &[
-                uniform_entry(0, false),
-                storage_entry(1, true),
-                storage_entry(2, true),
-                storage_entry(3, true),
-                storage_entry(4, true),
-                storage_entry(5, false),
-            ],
-        });
-        let combine_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("rk_combine"),
-            entries: &[
-                uniform_entry(0, true),
-                storage_entry(1, false),
-                storage_entry(2, false),
-                storage_entry(3, true),
-                storage_entry(4, true),
-                storage_entry(5, true),
-                storage_entry(6, true),
-                storage_entry(7, false),
-            ],
-        });
-        let stats_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("pair_stats"),
-            entries: &[
-                uniform_entry(0, false),
-                storage_entry(1, true),
-                storage_entry(2, true),
-                storage_entry(3, false),
-            ],
-        });
-        let pipeline = |name: &str, kernel: &str, layout: &wgpu::BindGroupLayout| {
+            });
             let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(name),
                 bind_group_layouts: &[Some(layout)],
@@ -276,15 +366,23 @@ impl GpuBackend {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
                 layout: Some(&layout),
-                module: &module(name, kernel),
+                module: &module,
                 entry_point: Some("main"),
                 compilation_options: Default::default(),
                 cache: None,
             })
         };
-        let attention = pipeline("attention", shaders::ATTENTION, &attention_layout);
-        let combine = pipeline("rk_combine", shaders::RK_COMBINE, &combine_layout);
-        let pair_stats = pipeline("pair_stats", shaders::PAIR_STATS, &stats_layout);
+        let pipelines = Pipelines {
+            queries: pipeline("queries", shaders::QUERIES, &layouts.queries),
+            attention: pipeline("attention", shaders::ATTENTION, &layouts.attention),
+            attention_finish: pipeline(
+                "attention_finish",
+                shaders::ATTENTION_FINISH,
+                &layouts.attention_finish,
+            ),
+            rk_combine: pipeline("rk_combine", shaders::RK_COMBINE, &layouts.rk_combine),
+            pair_stats: pipeline("pair_stats", shaders::PAIR_STATS, &stats_layout),
+        };
 
         let w = &model.weights;
         let identity_scores = w.score_matrix() == crate::model::weights::identity_matrix(shape.d);
@@ -308,7 +406,7 @@ impl GpuBackend {
             n: shape.n as u32,
             batch: shape.batch as u32,
             flags,
-            groups_x: dispatch.queries.0,
+            token_groups_x: dispatch.tokens.0,
         };
         let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
@@ -318,7 +416,16 @@ impl GpuBackend {
                 usage,
             })
         };
+        let buffer = |label: &str, size: u64, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
         let storage = wgpu::BufferUsages::STORAGE;
+        let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let params = init(
             "params",
             bytemuck::bytes_of(&params),
@@ -331,30 +438,37 @@ impl GpuBackend {
             storage,
         );
         let value_matrix = init("value_matrix", bytemuck::cast_slice(&f32s(&w.v)), storage);
-        let state_usage = storage | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let state = init("state", bytemuck::cast_slice(&f32s(x0)), state_usage);
+        let state = init("state", bytemuck::cast_slice(&f32s(x0)), storage | copy);
         let bytes = 4 * shape.len() as u64;
-        let buffer = |label: &str, size: u64, usage: wgpu::BufferUsages| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
+        let stage = buffer("stage", bytes, storage | copy);
+        let q = buffer("queries", bytes, storage | copy);
+        let acc = buffer("softmax_acc", bytes, storage | copy);
+        let ml = buffer("softmax_max_sum", 8 * shape.tokens() as u64, storage | copy);
+
+        let align = ctx.limits.min_uniform_buffer_offset_alignment;
+        let chunk_stride = aligned(std::mem::size_of::<Chunk>(), align);
+        let chunk_slots: Vec<u8> = (0..dispatch.chunks(shape.n))
+            .flat_map(|c| {
+                let start = c * dispatch.chunk_keys;
+                let chunk = Chunk {
+                    key_start: start as u32,
+                    key_count: dispatch.chunk_keys.min(shape.n - start) as u32,
+                    first: (c == 0) as u32,
+                    pad: 0,
+                };
+                let mut slot = bytemuck::bytes_of(&chunk).to_vec();
+                slot.resize(chunk_stride as usize, 0);
+                slot
             })
-        };
-        let stage = buffer("stage", bytes, state_usage);
-        let status = buffer(
-            "status",
-            4,
-            storage | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-        );
+            .collect();
+        let chunks = init("chunks", &chunk_slots, wgpu::BufferUsages::UNIFORM);
+        let status = buffer("status", 4, storage | copy);
         let status_readback = buffer(
             "status_readback",
             4,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
-        let align = ctx.limits.min_uniform_buffer_offset_alignment as u64;
-        let coeff_stride = (std::mem::size_of::<Combine>() as u64).div_ceil(align) * align;
+        let coeff_stride = aligned(std::mem::size_of::<Combine>(), align);
         let coeffs = buffer(
             "rk_coefficients",
             coeff_stride * COEFF_SLOTS as u64,
@@ -363,18 +477,20 @@ impl GpuBackend {
         let stats = buffer(
             "pair_stats",
             (std::mem::size_of::<PairStatsRow>() * shape.tokens()) as u64,
-            storage | wgpu::BufferUsages::COPY_SRC,
+            storage | copy,
         );
-        let stats_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("pair_stats"),
-            layout: &stats_layout,
-            entries: &entries(&[
+        let stats_group = bind_group(
+            device,
+            "pair_stats",
+            &stats_layout,
+            &[
                 params.as_entire_binding(),
+                slot_binding::<Chunk>(&chunks),
                 betas.as_entire_binding(),
                 state.as_entire_binding(),
                 stats.as_entire_binding(),
-            ]),
-        });
+            ],
+        );
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("setting up the kernels: {e}")));
         }
@@ -384,11 +500,8 @@ impl GpuBackend {
             shape,
             dispatch,
             spec,
-            attention,
-            combine,
-            pair_stats,
-            attention_layout,
-            combine_layout,
+            pipelines,
+            layouts,
             params,
             betas,
             score_matrix,
@@ -396,15 +509,20 @@ impl GpuBackend {
             state,
             stage,
             k: Vec::new(),
+            q,
+            acc,
+            ml,
+            chunks,
+            chunk_stride,
             status,
             status_readback,
             coeffs,
             coeff_stride,
             coeff_slots: Vec::new(),
             stats,
+            readback: None,
             stats_readback: None,
-            state_readback: None,
-            field_groups: [Vec::new(), Vec::new()],
+            field_groups: Vec::new(),
             combine_group: None,
             stats_group,
             encoder: None,
@@ -415,9 +533,14 @@ impl GpuBackend {
         &self.ctx
     }
 
-    /// Keys per workgroup-memory tile chosen for this adapter and d.
-    pub fn tile_keys(&self) -> u32 {
-        self.spec.tile_keys
+    /// The kernel specialisation (d, workgroup size, keys per workgroup-memory tile).
+    pub fn specialisation(&self) -> Specialisation {
+        self.spec
+    }
+
+    /// The dispatch layout, including the keys per streaming dispatch.
+    pub fn dispatch(&self) -> Dispatch {
+        self.dispatch
     }
 
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
@@ -463,35 +586,42 @@ impl GpuBackend {
         Ok((i as u64 * self.coeff_stride) as u32)
     }
 
-    fn read_buffer(&mut self, src_is_state: bool) -> Result<Vec<u8>> {
+    /// Copies a buffer to the host through a MAP_READ buffer made once per size class.
+    fn read_back(&mut self, src: &wgpu::Buffer, stats: bool) -> Result<Vec<u8>> {
+        let size = src.size();
         let device = self.ctx.device.clone();
-        let (src, size) = if src_is_state {
-            (&self.state, 4 * self.shape.len() as u64)
-        } else {
-            (
-                &self.stats,
-                (std::mem::size_of::<PairStatsRow>() * self.shape.tokens()) as u64,
-            )
-        };
-        let slot = if src_is_state {
-            &mut self.state_readback
-        } else {
+        let slot = if stats {
             &mut self.stats_readback
+        } else {
+            &mut self.readback
         };
-        let readback = slot.get_or_insert_with(|| {
-            device.create_buffer(&wgpu::BufferDescriptor {
+        if slot.as_ref().is_none_or(|b| b.size() < size) {
+            *slot = Some(device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
                 size,
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            })
-        });
-        let readback = readback.clone();
-        let src = src.clone();
+            }));
+        }
+        let readback = slot.clone().expect("just made");
         self.encoder()
-            .copy_buffer_to_buffer(&src, 0, &readback, 0, size);
+            .copy_buffer_to_buffer(src, 0, &readback, 0, size);
         self.flush()?;
-        map_and_read(&self.ctx, &readback)
+        let mut bytes = map_and_read(&self.ctx, &readback)?;
+        bytes.truncate(size as usize);
+        Ok(bytes)
+    }
+
+    /// The intermediates of the last field evaluation: queries, softmax accumulators and
+    /// (max, sum) pairs, for comparing each kernel with its twin in `reference::stages`.
+    pub fn read_intermediates(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (q, acc, ml) = (self.q.clone(), self.acc.clone(), self.ml.clone());
+        let floats = |b: Vec<u8>| bytemuck::cast_slice::<u8, f32>(&b).to_vec();
+        Ok((
+            floats(self.read_back(&q, false)?),
+            floats(self.read_back(&acc, false)?),
+            floats(self.read_back(&ml, false)?),
+        ))
     }
 }
 
@@ -519,9 +649,11 @@ impl Backend for GpuBackend {
     fn describe(&self) -> String {
         format!("gpu: {}", self.ctx.describe())
     }
+
     fn shape(&self) -> Shape {
         self.shape
     }
+
     fn prepare(&mut self, stages: usize) -> Result<()> {
         if stages == 0 || stages > MAX_STAGES {
             return Err(Error::Input(format!(
@@ -535,44 +667,68 @@ impl Backend for GpuBackend {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("k{s}")),
                     size: bytes,
-                    usage: wgpu::BufferUsages::STORAGE,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                     mapped_at_creation: false,
                 })
             })
             .collect();
-        for (input, groups) in [&self.state, &self.stage]
+        let l = &self.layouts;
+        self.field_groups = [&self.state, &self.stage]
             .into_iter()
-            .zip(self.field_groups.iter_mut())
-        {
-            *groups = self
-                .k
-                .iter()
-                .map(|k| {
-                    device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some("attention"),
-                        layout: &self.attention_layout,
-                        entries: &entries(&[
-                            self.params.as_entire_binding(),
-                            self.betas.as_entire_binding(),
-                            self.score_matrix.as_entire_binding(),
-                            self.value_matrix.as_entire_binding(),
-                            input.as_entire_binding(),
-                            k.as_entire_binding(),
-                        ]),
+            .map(|input| FieldGroups {
+                queries: bind_group(
+                    device,
+                    "queries",
+                    &l.queries,
+                    &[
+                        self.params.as_entire_binding(),
+                        self.betas.as_entire_binding(),
+                        self.score_matrix.as_entire_binding(),
+                        input.as_entire_binding(),
+                        self.q.as_entire_binding(),
+                    ],
+                ),
+                attention: bind_group(
+                    device,
+                    "attention",
+                    &l.attention,
+                    &[
+                        self.params.as_entire_binding(),
+                        slot_binding::<Chunk>(&self.chunks),
+                        self.q.as_entire_binding(),
+                        input.as_entire_binding(),
+                        self.acc.as_entire_binding(),
+                        self.ml.as_entire_binding(),
+                    ],
+                ),
+                finish: self
+                    .k
+                    .iter()
+                    .map(|k| {
+                        bind_group(
+                            device,
+                            "attention_finish",
+                            &l.attention_finish,
+                            &[
+                                self.params.as_entire_binding(),
+                                self.value_matrix.as_entire_binding(),
+                                input.as_entire_binding(),
+                                self.acc.as_entire_binding(),
+                                self.ml.as_entire_binding(),
+                                k.as_entire_binding(),
+                            ],
+                        )
                     })
-                })
-                .collect();
-        }
+                    .collect(),
+            })
+            .collect();
         let k = |s: usize| self.k[s.min(stages - 1)].as_entire_binding();
-        self.combine_group = Some(device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("rk_combine"),
-            layout: &self.combine_layout,
-            entries: &entries(&[
-                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &self.coeffs,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(std::mem::size_of::<Combine>() as u64),
-                }),
+        self.combine_group = Some(bind_group(
+            device,
+            "rk_combine",
+            &l.rk_combine,
+            &[
+                slot_binding::<Combine>(&self.coeffs),
                 self.state.as_entire_binding(),
                 self.stage.as_entire_binding(),
                 k(0),
@@ -580,24 +736,45 @@ impl Backend for GpuBackend {
                 k(2),
                 k(3),
                 self.status.as_entire_binding(),
-            ]),
-        }));
+            ],
+        ));
         self.ctx.take_error()
     }
 
     fn field(&mut self, input: Slot, stage: usize) -> Result<()> {
-        let group = self.field_groups[(input == Slot::Stage) as usize][stage].clone();
-        let pipeline = self.attention.clone();
-        let (gx, gy) = self.dispatch.queries;
+        let groups = &self.field_groups[(input == Slot::Stage) as usize];
+        let (queries, attention, finish) = (
+            groups.queries.clone(),
+            groups.attention.clone(),
+            groups.finish[stage].clone(),
+        );
+        let p = &self.pipelines;
+        let (pq, pa, pf) = (
+            p.queries.clone(),
+            p.attention.clone(),
+            p.attention_finish.clone(),
+        );
+        let (tx, ty) = self.dispatch.tokens;
+        let (qx, qy) = self.dispatch.queries;
+        let chunks = self.dispatch.chunks(self.shape.n);
+        let stride = self.chunk_stride;
         let mut pass = self
             .encoder()
             .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("attention"),
+                label: Some("attention field"),
                 timestamp_writes: None,
             });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(gx, gy, 1);
+        pass.set_pipeline(&pq);
+        pass.set_bind_group(0, &queries, &[]);
+        pass.dispatch_workgroups(tx, ty, 1);
+        pass.set_pipeline(&pa);
+        for c in 0..chunks {
+            pass.set_bind_group(0, &attention, &[(c as u64 * stride) as u32]);
+            pass.dispatch_workgroups(qx, qy, 1);
+        }
+        pass.set_pipeline(&pf);
+        pass.set_bind_group(0, &finish, &[]);
+        pass.dispatch_workgroups(tx, ty, 1);
         Ok(())
     }
 
@@ -620,7 +797,7 @@ impl Backend for GpuBackend {
         }
         let offset = self.coeff_offset(c)?;
         let group = self.combine_group.clone().expect("prepare() first");
-        let pipeline = self.combine.clone();
+        let pipeline = self.pipelines.rk_combine.clone();
         let (gx, gy) = self.dispatch.tokens;
         {
             let mut pass = self
@@ -641,14 +818,23 @@ impl Backend for GpuBackend {
     }
 
     fn read_state(&mut self) -> Result<Tokens> {
-        let bytes = self.read_buffer(true)?;
+        let state = self.state.clone();
+        let bytes = self.read_back(&state, false)?;
+        Ok(Tokens::F32(bytemuck::cast_slice(&bytes).to_vec()))
+    }
+
+    fn read_field(&mut self, stage: usize) -> Result<Tokens> {
+        let k = self.k[stage].clone();
+        let bytes = self.read_back(&k, false)?;
         Ok(Tokens::F32(bytemuck::cast_slice(&bytes).to_vec()))
     }
 
     fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
-        let pipeline = self.pair_stats.clone();
+        let pipeline = self.pipelines.pair_stats.clone();
         let group = self.stats_group.clone();
         let (gx, gy) = self.dispatch.queries;
+        let chunks = self.dispatch.chunks(self.shape.n);
+        let stride = self.chunk_stride;
         {
             let mut pass = self
                 .encoder()
@@ -657,10 +843,13 @@ impl Backend for GpuBackend {
                     timestamp_writes: None,
                 });
             pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups(gx, gy, 1);
+            for c in 0..chunks {
+                pass.set_bind_group(0, &group, &[(c as u64 * stride) as u32]);
+                pass.dispatch_workgroups(gx, gy, 1);
+            }
         }
-        let bytes = self.read_buffer(false)?;
+        let stats = self.stats.clone();
+        let bytes = self.read_back(&stats, true)?;
         let rows: &[PairStatsRow] = bytemuck::cast_slice(&bytes);
         Ok(rows
             .iter()

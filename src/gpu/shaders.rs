@@ -3,13 +3,17 @@
 //! constant size), then `common.wgsl`, then the kernel.
 
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
+pub const QUERIES: &str = include_str!("../../shaders/queries.wgsl");
 pub const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
+pub const ATTENTION_FINISH: &str = include_str!("../../shaders/attention_finish.wgsl");
 pub const RK_COMBINE: &str = include_str!("../../shaders/rk_combine.wgsl");
 pub const PAIR_STATS: &str = include_str!("../../shaders/pair_stats.wgsl");
 
 /// Every kernel by name, for validation.
 pub const KERNELS: &[(&str, &str)] = &[
+    ("queries", QUERIES),
     ("attention", ATTENTION),
+    ("attention_finish", ATTENTION_FINISH),
     ("rk_combine", RK_COMBINE),
     ("pair_stats", PAIR_STATS),
 ];
@@ -37,6 +41,29 @@ impl Specialisation {
             workgroup: WORKGROUP,
             tile_keys,
         }
+    }
+}
+
+/// llvmpipe (Mesa's software Vulkan, our CI adapter) ends a shader invocation silently after
+/// 65535 loop iterations counted over all its loops; a streaming dispatch stays below this.
+pub const SOFTWARE_LOOP_BUDGET: usize = 60_000;
+
+/// Keys per chunk on hardware adapters: a chunk of 65536 keys against 10^6 queries is about
+/// 0.07 s on a large GPU, far from any OS watchdog.
+pub const HARDWARE_CHUNK_KEYS: usize = 1 << 16;
+
+impl Specialisation {
+    /// The most keys one dispatch of `attention.wgsl` may visit within `budget` loop
+    /// iterations per invocation, counting as if the compiler unrolled nothing: per key the
+    /// score, rescale and accumulate loops (3d + 1), per tile the cooperative load, plus
+    /// the loads and stores of the partial state (3d). `pair_stats.wgsl` does less per key.
+    pub fn keys_within_loop_budget(&self, budget: usize) -> usize {
+        let d = self.d as usize;
+        let tk = self.tile_keys as usize;
+        let per_tile = 1 + (tk * d).div_ceil(self.workgroup as usize);
+        let fixed = 3 * d + 16;
+        let per_key = (3 * d + 1) as f64 + per_tile as f64 / tk as f64;
+        (((budget.saturating_sub(fixed)) as f64 / per_key).floor() as usize).max(1)
     }
 }
 

@@ -65,6 +65,9 @@ pub trait Backend {
     fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()>;
     /// Waits for queued work and reads the state back.
     fn read_state(&mut self) -> Result<Tokens>;
+    /// Reads back k[stage], the last vector field evaluated into that stage (for tests that
+    /// compare one kernel at a time against its reference twin).
+    fn read_field(&mut self, stage: usize) -> Result<Tokens>;
     /// The per-token pair statistics of the current state (see `observables`).
     fn pair_stats(&mut self) -> Result<Vec<PairStats>>;
     /// Whether any value of the state has become NaN or infinite since the last check.

@@ -1,9 +1,14 @@
 //! The f64 reference backend: plain loops, obviously right, the truth in tests.
 //!
-//! Each function is the twin of one GPU kernel (same name as its shader in `shaders/`, same
-//! argument order), so that a GPU result that differs can be bisected to one stage.
+//! [`field`] is the vector field written literally from MODELS.md §1 (Q x_i and K x_j
+//! formed separately, a two-pass softmax). The GPU computes the same field in three
+//! kernels; [`stages`] holds their f64 twins (same names as the shaders in `shaders/`, same
+//! argument order), so that a GPU result that differs can be bisected to one stage, and
+//! `rk_combine` and `pair_stats` below are the twins of the other two kernels.
 //! Parallel over tokens with rayon only to keep tests quick; every token is computed by the
 //! same plain loop.
+
+pub mod stages;
 
 use rayon::prelude::*;
 
@@ -13,10 +18,10 @@ use crate::model::observables::PairStats;
 use crate::model::weights::matvec;
 use crate::model::{Attention, Geometry, Model, Shape};
 
-/// The attention vector field (twin of `shaders/attention.wgsl`, MODELS.md §1):
+/// The attention vector field (MODELS.md §1):
 /// out_i = P_{x_i}^perp a_i on the sphere, a_i in euclidean geometry, with
 /// a_i = sum_{j in J(i)} w_ij V x_j and s_ij = beta <Q x_i, K x_j>.
-pub fn attention(model: &Model, shape: Shape, x: &[f64], out: &mut [f64]) {
+pub fn field(model: &Model, shape: Shape, x: &[f64], out: &mut [f64]) {
     let Shape { n, d, .. } = shape;
     let w = &model.weights;
     // K x_j and V x_j for every token: O(n d^2), computed once per evaluation.
@@ -65,9 +70,12 @@ pub fn attention(model: &Model, shape: Shape, x: &[f64], out: &mut [f64]) {
     );
 }
 
-/// a <- a - <x, a> x: the projection onto the tangent space of the sphere at unit x.
+/// a <- a - (<x, a> / <x, x>) x: the orthogonal projection onto x^perp, which is
+/// P_x^perp a = a - <x, a> x for unit x. Runge-Kutta stage inputs are slightly off the sphere;
+/// dividing by |x|^2 keeps the extended field exactly tangent to the sphere through x there
+/// (no spurious radial velocity, which for USA at large beta is e^beta times the error).
 pub fn tangent_project(x: &[f64], a: &mut [f64]) {
-    let along = dot(x, a);
+    let along = dot(x, a) / dot(x, x);
     a.iter_mut().zip(x).for_each(|(a, x)| *a -= along * x);
 }
 
@@ -177,7 +185,7 @@ impl Backend for ReferenceBackend {
             Slot::State => &self.x,
             Slot::Stage => &self.stage,
         };
-        attention(&self.model, self.shape, src, &mut self.k[stage]);
+        field(&self.model, self.shape, src, &mut self.k[stage]);
         Ok(())
     }
     fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()> {
@@ -202,6 +210,9 @@ impl Backend for ReferenceBackend {
     }
     fn read_state(&mut self) -> Result<Tokens> {
         Ok(Tokens::F64(self.x.clone()))
+    }
+    fn read_field(&mut self, stage: usize) -> Result<Tokens> {
+        Ok(Tokens::F64(self.k[stage].clone()))
     }
     fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
         Ok(pair_stats(&self.model.betas, self.shape, &self.x))

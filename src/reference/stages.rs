@@ -1,0 +1,151 @@
+//! f64 twins of the three kernels that compute the attention field on the GPU
+//! (`shaders/queries.wgsl`, `attention.wgsl`, `attention_finish.wgsl`). Composed over any
+//! split of the keys into chunks they give [`super::field`]; a test checks that to 1e-12.
+
+use crate::model::weights::matvec;
+use crate::model::{Attention, Geometry, Mask, Model, Shape};
+
+use super::tangent_project;
+
+/// Twin of `queries.wgsl`: q_t = beta_b K^T Q x_t for every token.
+pub fn queries(model: &Model, shape: Shape, x: &[f64]) -> Vec<f64> {
+    let d = shape.d;
+    let m = model.score_matrix();
+    let mut q = vec![0.0; x.len()];
+    for (t, (qt, xt)) in q.chunks_mut(d).zip(x.chunks(d)).enumerate() {
+        matvec(&m, xt, qt);
+        let beta = model.betas[t / shape.n];
+        qt.iter_mut().for_each(|v| *v *= beta);
+    }
+    q
+}
+
+/// The online-softmax state of every query: running maximum m, sum l, accumulator acc.
+#[derive(Clone, Debug)]
+pub struct Partial {
+    pub m: Vec<f64>,
+    pub l: Vec<f64>,
+    pub acc: Vec<f64>,
+}
+
+impl Partial {
+    pub fn empty(shape: Shape) -> Self {
+        Partial {
+            m: vec![f64::NEG_INFINITY; shape.tokens()],
+            l: vec![0.0; shape.tokens()],
+            acc: vec![0.0; shape.len()],
+        }
+    }
+}
+
+/// Twin of `attention.wgsl`: folds keys [key_start, key_start + key_count) of each system
+/// (only those a query sees under the mask) into its online softmax.
+pub fn attention(
+    model: &Model,
+    shape: Shape,
+    q: &[f64],
+    x: &[f64],
+    key_start: usize,
+    key_count: usize,
+    partial: &mut Partial,
+) {
+    let Shape { n, d, .. } = shape;
+    for t in 0..shape.tokens() {
+        let (b, i) = (t / n, t % n);
+        let seen_end = match model.mask {
+            Mask::Full => n,
+            Mask::Causal => i + 1,
+        };
+        let end = (key_start + key_count).min(seen_end);
+        let qt = &q[t * d..(t + 1) * d];
+        for j in key_start..end {
+            let key = &x[(b * n + j) * d..(b * n + j + 1) * d];
+            let s: f64 = qt.iter().zip(key).map(|(a, b)| a * b).sum();
+            if s > partial.m[t] {
+                let r = (partial.m[t] - s).exp();
+                partial.l[t] *= r;
+                partial.acc[t * d..(t + 1) * d]
+                    .iter_mut()
+                    .for_each(|a| *a *= r);
+                partial.m[t] = s;
+            }
+            let p = (s - partial.m[t]).exp();
+            partial.l[t] += p;
+            partial.acc[t * d..(t + 1) * d]
+                .iter_mut()
+                .zip(key)
+                .for_each(|(a, k)| *a += p * k);
+        }
+    }
+}
+
+/// Twin of `attention_finish.wgsl`: the field from the completed softmax state.
+pub fn attention_finish(model: &Model, shape: Shape, x: &[f64], partial: &Partial) -> Vec<f64> {
+    let Shape { n, d, .. } = shape;
+    let mut out = vec![0.0; x.len()];
+    let mut mean = vec![0.0; d];
+    for (t, f) in out.chunks_mut(d).enumerate() {
+        let scale = match model.attention {
+            Attention::Sa => 1.0 / partial.l[t],
+            Attention::Usa => (partial.m[t] - (model.keys_seen(t % n, n) as f64).ln()).exp(),
+        };
+        mean.iter_mut()
+            .zip(&partial.acc[t * d..(t + 1) * d])
+            .for_each(|(m, a)| *m = scale * a);
+        matvec(&model.weights.v, &mean, f);
+        if model.geometry == Geometry::Sphere {
+            tangent_project(&x[t * d..(t + 1) * d], f);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::init::InitSpec;
+    use crate::model::weights::Weights;
+
+    /// The staged twins, over several chunkings of the keys, reproduce the literal field.
+    #[test]
+    fn stages_compose_to_the_literal_field_for_any_chunking() {
+        for (attention, geometry, mask, random) in [
+            (Attention::Sa, Geometry::Sphere, Mask::Full, false),
+            (Attention::Usa, Geometry::Sphere, Mask::Causal, true),
+            (Attention::Sa, Geometry::Euclidean, Mask::Causal, true),
+            (Attention::Usa, Geometry::Euclidean, Mask::Full, false),
+        ] {
+            let shape = Shape::new(2, 37, 5).unwrap();
+            let model = Model {
+                attention,
+                geometry,
+                mask,
+                weights: if random {
+                    Weights::random(5, 3)
+                } else {
+                    Weights::identity(5)
+                },
+                betas: vec![2.0, 7.0],
+            };
+            let x = InitSpec::Uniform.generate(shape, geometry, 1).unwrap();
+            let mut want = vec![0.0; x.len()];
+            super::super::field(&model, shape, &x, &mut want);
+            let q = queries(&model, shape, &x);
+            for chunk in [1, 5, 36, 37, 100] {
+                let mut partial = Partial::empty(shape);
+                let mut start = 0;
+                while start < shape.n {
+                    super::attention(&model, shape, &q, &x, start, chunk, &mut partial);
+                    start += chunk;
+                }
+                let got = attention_finish(&model, shape, &x, &partial);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
+                        "{attention:?} {geometry:?} {mask:?} chunk {chunk}, element {i}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+}
