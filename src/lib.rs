@@ -13,6 +13,7 @@ pub mod integrate;
 pub mod model;
 pub mod npy;
 pub mod reference;
+pub mod render;
 pub mod run;
 
 pub use error::{Error, Result};

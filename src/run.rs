@@ -159,9 +159,8 @@ const OUTPUTS: [&str; 5] = [
     "traj_t.npy",
 ];
 
-/// Prepares the output folder: refuses to overwrite a non-empty one unless `force`, and
-/// then removes only attnflow's own files from it.
-pub fn prepare_out_dir(out: &Path, force: bool) -> Result<()> {
+/// Refuses an output folder that is a file, or exists and is not empty without `force`.
+pub fn check_out_dir(out: &Path, force: bool) -> Result<()> {
     if out.exists() {
         if !out.is_dir() {
             return Err(file_error(
@@ -180,6 +179,15 @@ pub fn prepare_out_dir(out: &Path, force: bool) -> Result<()> {
                  choose another --out",
             ));
         }
+    }
+    Ok(())
+}
+
+/// Prepares the output folder: checks it (see [`check_out_dir`]), removes only attnflow's
+/// own files from it under `force`, and creates it.
+pub fn prepare_out_dir(out: &Path, force: bool) -> Result<()> {
+    check_out_dir(out, force)?;
+    if out.exists() {
         for name in OUTPUTS {
             let p = out.join(name);
             if p.exists() {
@@ -200,13 +208,15 @@ pub fn execute(
     command: &str,
     progress: &mut dyn Progress,
 ) -> Result<RunSummary> {
-    prepare_out_dir(out, force)?;
+    // Everything that can fail on bad input fails before the output folder is made.
+    check_out_dir(out, force)?;
     let Resolved { shape, model, .. } = resolved;
     let shape = *shape;
     let mut config = resolved.config.clone();
     let x0 = resolved.init.generate(shape, model.geometry, config.seed)?;
     let chosen = create_backend(config.backend, model, shape, &x0)?;
     drop(x0);
+    prepare_out_dir(out, force)?;
     let Chosen {
         mut backend,
         kind,

@@ -36,3 +36,257 @@ fn gpu_matches_reference_over_the_core_grid() {
     }
     eprintln!("largest GPU error over the grid: {worst:.3e}");
 }
+
+/// One field evaluation, kernel by kernel, against the f64 twins in reference::stages, with
+/// the keys split into chunks of 7 so that the partial softmax states are merged 15 times.
+#[test]
+fn gpu_field_stages_match_their_twins_with_chunked_keys() {
+    use attnflow::gpu::GpuOptions;
+    use attnflow::integrate::{Backend, Slot};
+    use attnflow::model::weights::QkvSpec;
+    use attnflow::model::{Attention, Geometry, Mask, Shape};
+    use attnflow::reference::stages;
+    let Some(ctx) = gpu() else { return };
+    for (attention, mask, geometry) in [
+        (Attention::Sa, Mask::Full, Geometry::Sphere),
+        (Attention::Usa, Mask::Causal, Geometry::Sphere),
+        (Attention::Sa, Mask::Causal, Geometry::Euclidean),
+    ] {
+        let case = Case {
+            shape: Shape::new(2, 100, 5).unwrap(),
+            attention,
+            geometry,
+            mask,
+            qkv: QkvSpec::Random(4),
+            betas: vec![3.0, 0.5],
+            seed: 9,
+        };
+        let (model, x0, shape) = (case.model(), case.initial(), case.shape);
+        let options = GpuOptions {
+            chunk_keys: Some(7),
+        };
+        let mut gpu = GpuBackend::with_options(ctx.clone(), &model, shape, &x0, options).unwrap();
+        assert_eq!(gpu.dispatch().chunks(shape.n), 15);
+        gpu.prepare(1).unwrap();
+        gpu.field(Slot::State, 0).unwrap();
+        let (q, acc, ml) = gpu.read_intermediates().unwrap();
+        let field = gpu.read_field(0).unwrap().to_f64();
+
+        let want_q = stages::queries(&model, shape, &x0);
+        let mut partial = stages::Partial::empty(shape);
+        let mut start = 0;
+        while start < shape.n {
+            stages::attention(&model, shape, &want_q, &x0, start, 7, &mut partial);
+            start += 7;
+        }
+        let want_field = stages::attention_finish(&model, shape, &x0, &partial);
+        let label = format!("{attention:?} {mask:?} {geometry:?}");
+        let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        assert_close(
+            &f64s(&q),
+            &want_q,
+            shape,
+            1e-6,
+            1e-6,
+            &format!("queries, {label}"),
+        );
+        assert_close(
+            &f64s(&acc),
+            &partial.acc,
+            shape,
+            1e-5,
+            1e-5,
+            &format!("attention acc, {label}"),
+        );
+        let ml = f64s(&ml);
+        for t in 0..shape.tokens() {
+            let (m, l) = (ml[2 * t], ml[2 * t + 1]);
+            assert!(
+                (m - partial.m[t]).abs() <= 1e-5 * (1.0 + partial.m[t].abs())
+                    && (l - partial.l[t]).abs() <= 1e-5 * partial.l[t],
+                "attention (m, l) of token {t}, {label}: got ({m}, {l}), want ({}, {})",
+                partial.m[t],
+                partial.l[t]
+            );
+        }
+        assert_close(
+            &field,
+            &want_field,
+            shape,
+            1e-5,
+            1e-5,
+            &format!("attention_finish, {label}"),
+        );
+    }
+}
+
+/// Splitting the keys into chunks changes the order of summation only.
+#[test]
+fn gpu_chunked_keys_give_the_unchunked_field() {
+    use attnflow::gpu::GpuOptions;
+    use attnflow::integrate::{Backend, Slot};
+    use attnflow::model::weights::QkvSpec;
+    use attnflow::model::{Attention, Geometry, Mask, Shape};
+    let Some(ctx) = gpu() else { return };
+    let case = Case {
+        shape: Shape::new(1, 300, 3).unwrap(),
+        attention: Attention::Sa,
+        geometry: Geometry::Sphere,
+        mask: Mask::Causal,
+        qkv: QkvSpec::Identity,
+        betas: vec![20.0],
+        seed: 2,
+    };
+    let (model, x0, shape) = (case.model(), case.initial(), case.shape);
+    let field = |chunk| {
+        let options = GpuOptions {
+            chunk_keys: Some(chunk),
+        };
+        let mut g = GpuBackend::with_options(ctx.clone(), &model, shape, &x0, options).unwrap();
+        g.prepare(1).unwrap();
+        g.field(Slot::State, 0).unwrap();
+        g.read_field(0).unwrap().to_f64()
+    };
+    let whole = field(300);
+    for chunk in [1, 64, 129] {
+        assert_close(
+            &field(chunk),
+            &whole,
+            shape,
+            1e-6,
+            1e-6,
+            &format!("chunk {chunk}"),
+        );
+    }
+}
+
+/// An ensemble is B independent systems: each equals its own single run, bit for bit.
+#[test]
+fn gpu_ensemble_systems_equal_separate_runs() {
+    use attnflow::model::weights::QkvSpec;
+    use attnflow::model::{Attention, Geometry, Mask, Shape};
+    let Some(ctx) = gpu() else { return };
+    let betas = vec![0.5, 4.0, 25.0];
+    let ensemble = Case {
+        shape: Shape::new(3, 50, 4).unwrap(),
+        attention: Attention::Sa,
+        geometry: Geometry::Sphere,
+        mask: Mask::Full,
+        qkv: QkvSpec::Random(1),
+        betas: betas.clone(),
+        seed: 5,
+    };
+    let x0 = ensemble.initial();
+    let mut g = GpuBackend::new(ctx.clone(), &ensemble.model(), ensemble.shape, &x0).unwrap();
+    let together = evolve(&mut g, &ensemble, 0.01, 5);
+    let per = 50 * 4;
+    for (b, beta) in betas.iter().enumerate() {
+        let single = Case {
+            shape: Shape::new(1, 50, 4).unwrap(),
+            betas: vec![*beta],
+            ..ensemble.clone()
+        };
+        let xb = &x0[b * per..(b + 1) * per];
+        let mut g = GpuBackend::new(ctx.clone(), &single.model(), single.shape, xb).unwrap();
+        let alone = evolve(&mut g, &single, 0.01, 5);
+        assert_eq!(
+            &together[b * per..(b + 1) * per],
+            &alone[..],
+            "system {b} (beta {beta})"
+        );
+    }
+}
+
+/// The streamed observables (energy, cosines) match the reference's plain loops.
+#[test]
+fn gpu_pair_stats_match_reference() {
+    use attnflow::gpu::GpuOptions;
+    use attnflow::integrate::Backend;
+    use attnflow::model::observables::summarise;
+    use attnflow::model::weights::QkvSpec;
+    use attnflow::model::{Attention, Geometry, Mask, Shape};
+    let Some(ctx) = gpu() else { return };
+    for geometry in [Geometry::Sphere, Geometry::Euclidean] {
+        let case = Case {
+            shape: Shape::new(2, 300, 16).unwrap(),
+            attention: Attention::Sa,
+            geometry,
+            mask: Mask::Full,
+            qkv: QkvSpec::Identity,
+            betas: vec![1.0, 8.0],
+            seed: 3,
+        };
+        let (model, shape) = (case.model(), case.shape);
+        // Off the sphere too: scale every token by a factor in [0.5, 1.5].
+        let x0: Vec<f64> = case
+            .initial()
+            .chunks(16)
+            .enumerate()
+            .flat_map(|(t, v)| {
+                let s = if geometry == Geometry::Euclidean {
+                    0.5 + (t % 7) as f64 / 6.0
+                } else {
+                    1.0
+                };
+                v.iter().map(move |c| c * s).collect::<Vec<_>>()
+            })
+            .collect();
+        let options = GpuOptions {
+            chunk_keys: Some(77),
+        };
+        let mut g = GpuBackend::with_options(ctx.clone(), &model, shape, &x0, options).unwrap();
+        let got = g.pair_stats().unwrap();
+        let want = attnflow::reference::pair_stats(&model.betas, shape, &x0);
+        for b in 0..2 {
+            let (gm, wm) = (
+                summarise(&got[b * 300..(b + 1) * 300], model.betas[b]),
+                summarise(&want[b * 300..(b + 1) * 300], model.betas[b]),
+            );
+            let rel = |g: f64, w: f64| (g - w).abs() / w.abs().max(1e-3);
+            assert!(
+                rel(gm.energy, wm.energy) < 1e-5
+                    && (gm.mean_cos - wm.mean_cos).abs() < 1e-5
+                    && (gm.min_cos - wm.min_cos).abs() < 1e-6,
+                "{geometry:?} system {b}: got {gm:?}, want {wm:?}"
+            );
+        }
+    }
+}
+
+/// Sizes beyond the adapter's limits are refused before anything is allocated, with the
+/// limit's name and the largest size that fits.
+#[test]
+fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
+    use attnflow::gpu::plan;
+    use attnflow::model::Shape;
+    let Some(ctx) = gpu() else { return };
+    let limits = &ctx.limits;
+    let max_floats = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+        / 4;
+    let n = (max_floats / 128 + 1) as usize;
+    let err = plan(limits, Shape::new(1, n, 128).unwrap(), 1024)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("max_storage_buffer_binding_size")
+            && err.contains(&format!(
+                "largest n that fits with d = 128, batch = 1 is {}",
+                n - 1
+            )),
+        "{err}"
+    );
+    let n = limits.max_compute_workgroups_per_dimension as usize * 64 + 1;
+    let err = plan(limits, Shape::new(1, n, 2).unwrap(), 1024);
+    if let Err(e) = err {
+        let e = e.to_string();
+        assert!(
+            e.contains("max_compute_workgroups_per_dimension")
+                || e.contains("max_storage_buffer_binding_size"),
+            "{e}"
+        );
+    } else {
+        panic!("n = {n} should not fit one dispatch row");
+    }
+}

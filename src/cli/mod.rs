@@ -1,5 +1,6 @@
 //! Command-line front end.
 
+mod render;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ enum Command {
     /// Integrate the self-attention dynamics and write final.npy, metrics.csv, run.toml
     /// (and traj.npy with --save-every) to an output folder.
     Run(Box<run::RunArgs>),
+    /// Draw a run's tokens (up to four snapshots of traj.npy) on the sphere as a PNG.
+    Render(render::RenderArgs),
     /// List the GPU adapters wgpu sees, best first.
     Adapters,
 }
@@ -48,6 +51,7 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Render(args) => render::render(args),
         Command::Adapters => adapters(),
     };
     match result {

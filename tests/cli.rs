@@ -1,0 +1,373 @@
+//! The `attnflow` command end to end: output files and their shapes, reproducibility from
+//! run.toml, config files with flags on top, and one-line errors (never a panic) for bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use attnflow::npy;
+
+fn attnflow(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_attnflow"))
+        .args(args)
+        .current_dir(cwd)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("the attnflow binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(args: &[&str], cwd: &Path) -> String {
+    let o = attnflow(args, cwd);
+    assert!(
+        o.status.success(),
+        "attnflow {args:?} failed:\n{}",
+        stderr(&o)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn run_writes_final_metrics_config_and_trajectory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(
+        &[
+            "run",
+            "--n",
+            "40",
+            "--d",
+            "3",
+            "--beta",
+            "0.5,2",
+            "--steps",
+            "10",
+            "--t-end",
+            "1",
+            "--save-every",
+            "4",
+            "--metrics-every",
+            "5",
+            "--backend",
+            "cpu",
+            "--out",
+            "a",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(out.contains("batch = 2"), "{out}");
+    let a = dir.path().join("a");
+    let (shape, x) = npy::read_as::<f32>(&a.join("final.npy")).unwrap();
+    assert_eq!(shape, [2, 40, 3]);
+    assert!(
+        x.chunks(3)
+            .all(|t| (t.iter().map(|v| v * v).sum::<f32>().sqrt() - 1.0).abs() < 1e-6)
+    );
+    // Snapshots at steps 0, 4, 8 and the last step 10.
+    let (tshape, _) = npy::read_as::<f32>(&a.join("traj.npy")).unwrap();
+    assert_eq!(tshape, [4, 2, 40, 3]);
+    let (_, times) = npy::read_as::<f64>(&a.join("traj_t.npy")).unwrap();
+    assert_eq!(times, [0.0, 0.4, 0.8, 1.0]);
+    // The last snapshot is the final state.
+    let (_, traj) = npy::read_as::<f32>(&a.join("traj.npy")).unwrap();
+    assert_eq!(&traj[3 * 240..], &x[..]);
+    let csv = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "step,t,system,beta,energy,mean_cos,min_cos");
+    // Steps 0, 5, 10, two systems each.
+    assert_eq!(lines.len(), 1 + 3 * 2, "{csv}");
+    assert!(lines[2].starts_with("0,0,1,2,"), "{}", lines[2]);
+    let run = std::fs::read_to_string(a.join("run.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&run).unwrap();
+    assert_eq!(table["beta"].as_array().unwrap().len(), 2);
+    assert_eq!(table["backend"].as_str(), Some("cpu"));
+    assert_eq!(table["provenance"]["status"].as_str(), Some("finished"));
+}
+
+#[test]
+fn run_toml_reproduces_the_run_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(
+        &[
+            "run",
+            "--n",
+            "30",
+            "--d",
+            "4",
+            "--model",
+            "usa",
+            "--mask",
+            "causal",
+            "--qkv",
+            "random:5",
+            "--init",
+            "vmf:2",
+            "--seed",
+            "9",
+            "--steps",
+            "6",
+            "--t-end",
+            "0.3",
+            "--backend",
+            "cpu",
+            "--out",
+            "first",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    ok(
+        &[
+            "run",
+            "--config",
+            "first/run.toml",
+            "--out",
+            "again",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    let read = |p: &str| std::fs::read(dir.path().join(p).join("final.npy")).unwrap();
+    assert_eq!(read("first"), read("again"));
+}
+
+#[test]
+fn flags_override_the_config_file_and_the_reference_writes_f64() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("my.toml"),
+        "n = 12\nd = 5\nbeta = [1.0, 3.0]\nsteps = 3\nt_end = 0.1\nbackend = \"cpu\"\ngeometry = \"euclidean\"\n",
+    )
+    .unwrap();
+    ok(
+        &[
+            "run",
+            "--config",
+            "my.toml",
+            "--backend",
+            "reference",
+            "--n",
+            "9",
+            "--out",
+            "r",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    let (shape, _) = npy::read_as::<f64>(&dir.path().join("r/final.npy")).unwrap();
+    assert_eq!(shape, [2, 9, 5]);
+    let run = std::fs::read_to_string(dir.path().join("r/run.toml")).unwrap();
+    assert!(
+        run.contains("backend = \"reference\"") && run.contains("geometry = \"euclidean\""),
+        "{run}"
+    );
+}
+
+#[test]
+fn init_file_sets_n_and_d_and_is_shared_by_the_ensemble() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens: Vec<f64> = (0..7 * 3)
+        .map(|i| ((i * 37 % 11) as f64) - 5.0 + 0.5)
+        .collect();
+    npy::write(&dir.path().join("x.npy"), &[7, 3], &tokens).unwrap();
+    ok(
+        &[
+            "run",
+            "--init",
+            "file:x.npy",
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+            "--t-end",
+            "1e-9",
+            "--backend",
+            "reference",
+            "--out",
+            "o",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    let (shape, x) = npy::read_as::<f64>(&dir.path().join("o/final.npy")).unwrap();
+    assert_eq!(shape, [2, 7, 3]);
+    // Normalised on input, then barely moved; both systems start from the file.
+    let norm = (tokens[0] * tokens[0] + tokens[1] * tokens[1] + tokens[2] * tokens[2]).sqrt();
+    assert!((x[0] - tokens[0] / norm).abs() < 1e-6 && (x[21] - tokens[0] / norm).abs() < 1e-6);
+}
+
+#[test]
+fn auto_backend_says_which_backend_it_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(
+        &["run", "--n", "16", "--steps", "1", "--out", "o", "--quiet"],
+        dir.path(),
+    );
+    let chosen = out
+        .lines()
+        .find(|l| l.starts_with("backend: "))
+        .expect("a backend line");
+    assert!(
+        chosen.starts_with("backend: gpu") || chosen.starts_with("backend: cpu"),
+        "{out}"
+    );
+    if chosen.starts_with("backend: cpu") {
+        assert!(
+            out.contains("falling back to the cpu backend"),
+            "the fallback is said plainly:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn an_existing_output_folder_needs_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "--n",
+        "8",
+        "--steps",
+        "1",
+        "--backend",
+        "cpu",
+        "--out",
+        "o",
+        "--quiet",
+    ];
+    ok(&args, dir.path());
+    std::fs::write(dir.path().join("o/notes.txt"), "mine").unwrap();
+    let o = attnflow(&args, dir.path());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    ok(&forced, dir.path());
+    // --force replaces attnflow's files only.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("o/notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+/// Each bad input: non-zero exit, one line on stderr that starts with "error:" and names the
+/// problem, and no panic.
+#[test]
+fn bad_input_gets_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    npy::write(&p.join("x_7x3.npy"), &[7, 3], &[0.5f64; 21]).unwrap();
+    let mut nan = vec![0.5f32; 21];
+    nan[10] = f32::NAN;
+    npy::write(&p.join("nan.npy"), &[7, 3], &nan).unwrap();
+    let mut inf = vec![0.5f64; 21];
+    inf[4] = f64::INFINITY;
+    npy::write(&p.join("inf.npy"), &[7, 3], &inf).unwrap();
+    let mut zero = vec![0.5f64; 21];
+    zero[6..9].fill(0.0);
+    npy::write(&p.join("zero.npy"), &[7, 3], &zero).unwrap();
+    npy::write(&p.join("four_d.npy"), &[1, 1, 7, 3], &[0.5f64; 21]).unwrap();
+    let whole = std::fs::read(p.join("x_7x3.npy")).unwrap();
+    std::fs::write(p.join("truncated.npy"), &whole[..whole.len() - 20]).unwrap();
+    std::fs::write(p.join("not_npy.npy"), "hello").unwrap();
+    std::fs::create_dir(p.join("qkv_bad")).unwrap();
+    for m in ["Q", "K", "V"] {
+        npy::write(
+            &p.join(format!("qkv_bad/{m}.npy")),
+            &[2, 2],
+            &[1.0f64, 0.0, 0.0, 1.0],
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(p.join("qkv_missing")).unwrap();
+    npy::write(&p.join("qkv_missing/Q.npy"), &[3, 3], &[0.0f64; 9]).unwrap();
+    std::fs::write(p.join("a_file"), "").unwrap();
+    std::fs::write(p.join("bad.toml"), "n = 10\nspeed = 3\n").unwrap();
+
+    let cases: &[(&[&str], &str)] = &[
+        (&["--n", "0"], "n must be at least 1"),
+        (&["--d", "1"], "d = 1 is too small"),
+        (&["--steps", "0"], "steps must be at least 1"),
+        (&["--beta", "nan"], "beta must be a finite number >= 0"),
+        (&["--beta", "-1"], "beta must be a finite number >= 0"),
+        (&["--beta", "one"], "--beta takes numbers"),
+        (
+            &["--beta", "1,2,3", "--batch", "2"],
+            "--beta has 3 values but --batch is 2",
+        ),
+        (&["--t-end", "-2"], "t-end must be a finite number > 0"),
+        (&["--model", "gpt"], "invalid value 'gpt' for '--model"),
+        (&["--integrator", "rk45"], "invalid value 'rk45'"),
+        (&["--init", "sobol"], "unknown --init 'sobol'"),
+        (&["--init", "vmf:-3"], "kappa must be finite and >= 0"),
+        (
+            &["--init", "vmf:1:1,0"],
+            "the mean direction has 2 coordinates but d = 3",
+        ),
+        (&["--qkv", "random"], "random:SEED"),
+        (&["--qkv", "qkv_bad"], "expected [3, 3]"),
+        (&["--qkv", "qkv_missing"], "K.npy: missing"),
+        (&["--qkv", "no_such_dir"], "no_such_dir"),
+        (
+            &["--init", "file:x_7x3.npy", "--n", "8"],
+            "holds n = 7 but the configuration asks for n = 8",
+        ),
+        (
+            &["--init", "file:x_7x3.npy", "--d", "4"],
+            "holds d = 3 but the configuration asks for d = 4",
+        ),
+        (
+            &["--init", "file:four_d.npy"],
+            "must be [n, d] or [batch, n, d]",
+        ),
+        (
+            &["--init", "file:nan.npy"],
+            "element [3, 1] (flat index 10) is NaN",
+        ),
+        (&["--init", "file:inf.npy"], "is inf: inputs must be finite"),
+        (
+            &["--init", "file:zero.npy"],
+            "initial token 2 of system 0 is the zero vector",
+        ),
+        (&["--init", "file:truncated.npy"], "is truncated"),
+        (&["--init", "file:not_npy.npy"], "not a valid .npy file"),
+        (&["--init", "file:missing.npy"], "missing.npy"),
+        (&["--out", "a_file/sub"], "cannot create the output folder"),
+        (&["--out", "a_file"], "exists and is not a folder"),
+        (&["--config", "bad.toml"], "unknown field `speed`"),
+        (&["--config", "nope.toml"], "cannot read the config"),
+        (&["--backend", "tpu"], "invalid value 'tpu'"),
+        (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+    ];
+    for (args, want) in cases {
+        // Small defaults the case does not set itself (an init file sets n).
+        let mut all = vec!["run", "--quiet"];
+        for (flag, value) in [("--steps", "1"), ("--n", "7"), ("--out", "never")] {
+            let init_file = args.iter().any(|a| a.starts_with("file:"));
+            if !(args.contains(&flag) || flag == "--n" && init_file) {
+                all.extend_from_slice(&[flag, value]);
+            }
+        }
+        all.extend_from_slice(args);
+        let o = attnflow(&all, p);
+        let err = stderr(&o);
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+            .collect();
+        assert!(!o.status.success(), "{all:?} succeeded");
+        assert!(!err.contains("panicked"), "{all:?} panicked:\n{err}");
+        assert_eq!(lines.len(), 1, "{all:?}: not one line:\n{err}");
+        assert!(lines[0].starts_with("error:"), "{all:?}: {}", lines[0]);
+        assert!(
+            lines[0].contains(want),
+            "{all:?}: '{}' does not mention '{want}'",
+            lines[0]
+        );
+    }
+    assert!(
+        !p.join("never").exists(),
+        "no output folder is made for a failed run"
+    );
+}

@@ -1,0 +1,166 @@
+//! Integrator order measured from convergence (MODELS.md §2): the error at a fixed T
+//! against a tiny-step RK4 run shrinks like h^p, p = 1, 2, 4 for Euler, Heun, RK4. The
+//! fitted log-log slope must be within 0.2 of p.
+
+mod common;
+
+use attnflow::cpu::CpuBackend;
+use attnflow::gpu::GpuBackend;
+use attnflow::integrate::{Backend, Integrator};
+use attnflow::model::weights::QkvSpec;
+use attnflow::model::{Attention, Geometry, Mask, Shape};
+use attnflow::reference::ReferenceBackend;
+use attnflow::run::integrate_steps;
+use common::*;
+
+const T: f64 = 1.0;
+
+/// Least-squares slope of log(err) against log(h).
+fn slope(hs: &[f64], errs: &[f64]) -> f64 {
+    let xs: Vec<f64> = hs.iter().map(|h| h.ln()).collect();
+    let ys: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
+    let (mx, my) = (
+        xs.iter().sum::<f64>() / xs.len() as f64,
+        ys.iter().sum::<f64>() / ys.len() as f64,
+    );
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
+    sxy / sxx
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            shape: Shape::new(1, 16, 3).unwrap(),
+            attention: Attention::Sa,
+            geometry: Geometry::Sphere,
+            mask: Mask::Full,
+            qkv: QkvSpec::Identity,
+            betas: vec![2.0],
+            seed: 1,
+        },
+        Case {
+            shape: Shape::new(2, 12, 4).unwrap(),
+            attention: Attention::Usa,
+            geometry: Geometry::Euclidean,
+            mask: Mask::Causal,
+            qkv: QkvSpec::Random(7),
+            betas: vec![1.0, 0.5],
+            seed: 2,
+        },
+    ]
+}
+
+fn run(backend: &mut dyn Backend, case: &Case, integrator: Integrator, steps: usize) -> Vec<f64> {
+    integrate_steps(backend, integrator, case.geometry, T / steps as f64, steps).unwrap();
+    backend.read_state().unwrap().to_f64()
+}
+
+/// Which backend integrates the coarse runs (the tiny-step truth is always the reference).
+enum Which {
+    Reference,
+    Cpu,
+    Gpu(std::sync::Arc<attnflow::gpu::GpuContext>),
+}
+
+fn measured_order(case: &Case, integrator: Integrator, steps: &[usize], which: &Which) -> f64 {
+    let (model, x0) = (case.model(), case.initial());
+    let mut exact = ReferenceBackend::new(&model, case.shape, &x0).unwrap();
+    let exact = run(&mut exact, case, Integrator::Rk4, 4096);
+    let mut hs = Vec::new();
+    let mut errs = Vec::new();
+    for &s in steps {
+        let mut backend: Box<dyn Backend> = match which {
+            Which::Reference => Box::new(ReferenceBackend::new(&model, case.shape, &x0).unwrap()),
+            Which::Cpu => Box::new(CpuBackend::new(&model, case.shape, &x0).unwrap()),
+            Which::Gpu(ctx) => {
+                Box::new(GpuBackend::new(ctx.clone(), &model, case.shape, &x0).unwrap())
+            }
+        };
+        let got = run(backend.as_mut(), case, integrator, s);
+        hs.push(T / s as f64);
+        errs.push(max_diff(&got, &exact));
+    }
+    let p = slope(&hs, &errs);
+    eprintln!(
+        "{} {integrator:?}: errors {:?} -> order {p:.3}",
+        case.label(),
+        errs.iter().map(|e| format!("{e:.2e}")).collect::<Vec<_>>()
+    );
+    p
+}
+
+#[test]
+fn euler_error_shrinks_like_h() {
+    for case in cases() {
+        let p = measured_order(
+            &case,
+            Integrator::Euler,
+            &[16, 32, 64, 128],
+            &Which::Reference,
+        );
+        assert!(
+            (p - 1.0).abs() <= 0.2,
+            "{}: Euler order {p:.3}",
+            case.label()
+        );
+    }
+}
+
+#[test]
+fn heun_error_shrinks_like_h2() {
+    for case in cases() {
+        let p = measured_order(
+            &case,
+            Integrator::Heun,
+            &[16, 32, 64, 128],
+            &Which::Reference,
+        );
+        assert!(
+            (p - 2.0).abs() <= 0.2,
+            "{}: Heun order {p:.3}",
+            case.label()
+        );
+    }
+}
+
+#[test]
+fn rk4_error_shrinks_like_h4() {
+    for case in cases() {
+        let p = measured_order(&case, Integrator::Rk4, &[8, 16, 32, 64], &Which::Reference);
+        assert!((p - 4.0).abs() <= 0.2, "{}: RK4 order {p:.3}", case.label());
+    }
+}
+
+/// The f32 cpu backend shows the same orders while its errors stay far above f32 rounding.
+#[test]
+fn cpu_euler_and_heun_orders_hold_in_f32() {
+    let case = &cases()[0];
+    let p = measured_order(case, Integrator::Euler, &[16, 32, 64, 128], &Which::Cpu);
+    assert!((p - 1.0).abs() <= 0.2, "cpu Euler order {p:.3}");
+    let p = measured_order(case, Integrator::Heun, &[8, 16, 32, 64], &Which::Cpu);
+    assert!((p - 2.0).abs() <= 0.2, "cpu Heun order {p:.3}");
+}
+
+/// The same on the GPU.
+#[test]
+fn gpu_euler_and_heun_orders_hold_in_f32() {
+    let Some(ctx) = gpu() else { return };
+    let case = &cases()[1];
+    let p = measured_order(
+        case,
+        Integrator::Euler,
+        &[16, 32, 64, 128],
+        &Which::Gpu(ctx.clone()),
+    );
+    assert!((p - 1.0).abs() <= 0.2, "gpu Euler order {p:.3}");
+    let p = measured_order(case, Integrator::Heun, &[8, 16, 32, 64], &Which::Gpu(ctx));
+    assert!((p - 2.0).abs() <= 0.2, "gpu Heun order {p:.3}");
+}
