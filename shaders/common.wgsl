@@ -11,8 +11,13 @@ struct Params {
     batch: u32,
     // FLAG_* bits below.
     flags: u32,
-    // Workgroups along x of the per-token dispatches (their y spills over 65535 groups).
+    // Workgroups along x of the per-token and per-element (token, coordinate) dispatches;
+    // their y takes what does not fit in 65535 groups.
     token_groups_x: u32,
+    element_groups_x: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // The range of keys one dispatch of a streaming kernel (attention, pair_stats) visits. The
@@ -44,7 +49,7 @@ fn non_finite(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
 }
 
-// The token handled by one invocation of a per-token dispatch.
+// The token (or element) handled by one invocation of a per-token (per-element) dispatch.
 fn token_index(lid: vec3<u32>, wid: vec3<u32>, groups_x: u32) -> u32 {
     return (wid.y * groups_x + wid.x) * WG + lid.x;
 }

@@ -1,7 +1,8 @@
-// Stage 1 of the attention field (MODELS.md §1): the query of every token,
+// Stage 1 of the attention field (MODELS.md §1): the queries
 //   q_t = beta_b K^T Q x_t   (beta_b x_t when K^T Q = I),
 // so that the score against key x_j is s = beta <Q x_t, K x_j> = <q_t, x_j>.
-// One invocation per token. CPU twin: reference::stages::queries.
+// One invocation per element (token t, row r), so each loops over d only.
+// CPU twin: reference::stages::queries.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> betas: array<f32>;
@@ -15,23 +16,20 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let t = token_index(lid, wid, params.token_groups_x);
-    if t >= params.n * params.batch {
+    let e = token_index(lid, wid, params.element_groups_x);
+    if e >= params.n * params.batch * D {
         return;
     }
+    let t = e / D;
+    let r = e % D;
     let beta = betas[t / params.n];
-    let o = t * D;
     if has_flag(params.flags, FLAG_IDENTITY_SCORES) {
-        for (var c = 0u; c < D; c++) {
-            q[o + c] = beta * x[o + c];
-        }
+        q[e] = beta * x[e];
         return;
     }
-    for (var r = 0u; r < D; r++) {
-        var s = 0.0;
-        for (var c = 0u; c < D; c++) {
-            s += score_matrix[r * D + c] * x[o + c];
-        }
-        q[o + r] = beta * s;
+    var s = 0.0;
+    for (var c = 0u; c < D; c++) {
+        s += score_matrix[r * D + c] * x[t * D + c];
     }
+    q[e] = beta * s;
 }

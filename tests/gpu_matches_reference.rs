@@ -79,7 +79,7 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
             stages::attention(&model, shape, &want_q, &x0, start, 7, &mut partial);
             start += 7;
         }
-        let want_field = stages::attention_finish(&model, shape, &x0, &partial);
+        let want_field = stages::field_from(&model, shape, &x0, &partial);
         let label = format!("{attention:?} {mask:?} {geometry:?}");
         let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
         assert_close(
@@ -289,4 +289,41 @@ fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
     } else {
         panic!("n = {n} should not fit one dispatch row");
     }
+}
+
+/// d beyond the core grid, up to the GPU's limit of 1024 (each d x d product is split over d
+/// invocations so that no shader loops d^2 times), and a clear error past it.
+#[test]
+fn gpu_matches_reference_for_large_d_up_to_its_limit() {
+    use attnflow::gpu::{MAX_D, plan};
+    use attnflow::model::weights::QkvSpec;
+    use attnflow::model::{Attention, Geometry, Mask, Shape};
+    let Some(ctx) = gpu() else { return };
+    for d in [256, MAX_D] {
+        let case = Case {
+            shape: Shape::new(1, 70, d).unwrap(),
+            attention: Attention::Sa,
+            geometry: Geometry::Sphere,
+            mask: Mask::Causal,
+            qkv: QkvSpec::Random(1),
+            betas: vec![3.0],
+            seed: 1,
+        };
+        let (model, x0) = (case.model(), case.initial());
+        let want = evolve(
+            &mut ReferenceBackend::new(&model, case.shape, &x0).unwrap(),
+            &case,
+            0.01,
+            2,
+        );
+        let got = evolve(
+            &mut GpuBackend::new(ctx.clone(), &model, case.shape, &x0).unwrap(),
+            &case,
+            0.01,
+            2,
+        );
+        assert_close(&got, &want, case.shape, TOL, TOL, &case.label());
+    }
+    let err = plan(&ctx.limits, Shape::new(1, 10, MAX_D + 1).unwrap(), 100).unwrap_err();
+    assert!(err.to_string().contains("support d up to 1024"), "{err}");
 }

@@ -31,6 +31,8 @@ struct Params {
     batch: u32,
     flags: u32,
     token_groups_x: u32,
+    element_groups_x: u32,
+    pad: [u32; 3],
 }
 
 /// Mirrors `Chunk` in shaders/common.wgsl.
@@ -73,6 +75,9 @@ const FLAG_CAUSAL: u32 = 4;
 const FLAG_IDENTITY_SCORES: u32 = 8;
 const FLAG_IDENTITY_VALUES: u32 = 16;
 
+/// Largest token dimension the GPU kernels take.
+pub const MAX_D: usize = 1024;
+
 /// Most Runge-Kutta stages a combination reads (RK4).
 const MAX_STAGES: usize = 4;
 /// Distinct coefficient sets kept on the device (a fixed-step run uses stages + 1).
@@ -85,6 +90,8 @@ pub struct Dispatch {
     pub queries: (u32, u32),
     /// Workgroups (x, y) of the per-token kernels.
     pub tokens: (u32, u32),
+    /// Workgroups (x, y) of the per-element (token, coordinate) kernels.
+    pub elements: (u32, u32),
     /// Keys visited by one dispatch of a streaming kernel.
     pub chunk_keys: usize,
 }
@@ -142,15 +149,25 @@ pub fn plan(limits: &wgpu::Limits, shape: Shape, chunk_keys: usize) -> Result<Di
              {max_groups}"
         )));
     }
-    let token_groups = (shape.tokens() as u64).div_ceil(wg);
-    let tx = token_groups.min(max_groups);
-    let ty = token_groups.div_ceil(tx);
-    if ty > max_groups {
+    if d > MAX_D {
         return Err(Error::Limit(format!(
-            "batch * n = {} tokens exceed what two dimensions of {max_groups} workgroups can hold",
-            shape.tokens()
+            "d = {d}: the GPU kernels keep two vectors of d floats per query in registers and \
+             support d up to {MAX_D}; use --backend cpu for larger d"
         )));
     }
+    let grid = |items: u64, what: &str| -> Result<(u32, u32)> {
+        let groups = items.div_ceil(wg);
+        let x = groups.min(max_groups);
+        let y = groups.div_ceil(x);
+        if y > max_groups {
+            return Err(Error::Limit(format!(
+                "{items} {what} exceed what two dimensions of {max_groups} workgroups of {wg} hold"
+            )));
+        }
+        Ok((x as u32, y as u32))
+    };
+    let tokens = grid(shape.tokens() as u64, "tokens (batch * n)")?;
+    let elements = grid(shape.len() as u64, "values (batch * n * d)")?;
     if limits.max_storage_buffers_per_shader_stage < 7 {
         return Err(Error::Limit(format!(
             "this adapter allows {} storage buffers per shader stage; attnflow needs 7",
@@ -166,7 +183,8 @@ pub fn plan(limits: &wgpu::Limits, shape: Shape, chunk_keys: usize) -> Result<Di
     }
     Ok(Dispatch {
         queries: (query_groups as u32, batch as u32),
-        tokens: (tx as u32, ty as u32),
+        tokens,
+        elements,
         chunk_keys: chunk_keys.clamp(1, n),
     })
 }
@@ -186,12 +204,14 @@ struct FieldGroups {
     attention: wgpu::BindGroup,
     /// One per stage buffer k_s.
     finish: Vec<wgpu::BindGroup>,
+    project: Vec<wgpu::BindGroup>,
 }
 
 struct Pipelines {
     queries: wgpu::ComputePipeline,
     attention: wgpu::ComputePipeline,
     attention_finish: wgpu::ComputePipeline,
+    tangent_project: wgpu::ComputePipeline,
     rk_combine: wgpu::ComputePipeline,
     pair_stats: wgpu::ComputePipeline,
 }
@@ -200,12 +220,14 @@ struct Layouts {
     queries: wgpu::BindGroupLayout,
     attention: wgpu::BindGroupLayout,
     attention_finish: wgpu::BindGroupLayout,
+    tangent_project: wgpu::BindGroupLayout,
     rk_combine: wgpu::BindGroupLayout,
 }
 
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
     shape: Shape,
+    sphere: bool,
     dispatch: Dispatch,
     spec: Specialisation,
     pipelines: Pipelines,
@@ -349,7 +371,8 @@ impl GpuBackend {
         let layouts = Layouts {
             queries: layout(device, "queries", "urrrw"),
             attention: layout(device, "attention", "udrrww"),
-            attention_finish: layout(device, "attention_finish", "urrrrw"),
+            attention_finish: layout(device, "attention_finish", "urrrw"),
+            tangent_project: layout(device, "tangent_project", "urw"),
             rk_combine: layout(device, "rk_combine", "dwwrrrrw"),
         };
         let stats_layout = layout(device, "pair_stats", "udrrw");
@@ -380,6 +403,11 @@ impl GpuBackend {
                 shaders::ATTENTION_FINISH,
                 &layouts.attention_finish,
             ),
+            tangent_project: pipeline(
+                "tangent_project",
+                shaders::TANGENT_PROJECT,
+                &layouts.tangent_project,
+            ),
             rk_combine: pipeline("rk_combine", shaders::RK_COMBINE, &layouts.rk_combine),
             pair_stats: pipeline("pair_stats", shaders::PAIR_STATS, &stats_layout),
         };
@@ -407,6 +435,8 @@ impl GpuBackend {
             batch: shape.batch as u32,
             flags,
             token_groups_x: dispatch.tokens.0,
+            element_groups_x: dispatch.elements.0,
+            pad: [0; 3],
         };
         let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
@@ -498,6 +528,7 @@ impl GpuBackend {
         Ok(GpuBackend {
             ctx,
             shape,
+            sphere: model.geometry == Geometry::Sphere,
             dispatch,
             spec,
             pipelines,
@@ -712,9 +743,24 @@ impl Backend for GpuBackend {
                             &[
                                 self.params.as_entire_binding(),
                                 self.value_matrix.as_entire_binding(),
-                                input.as_entire_binding(),
                                 self.acc.as_entire_binding(),
                                 self.ml.as_entire_binding(),
+                                k.as_entire_binding(),
+                            ],
+                        )
+                    })
+                    .collect(),
+                project: self
+                    .k
+                    .iter()
+                    .map(|k| {
+                        bind_group(
+                            device,
+                            "tangent_project",
+                            &l.tangent_project,
+                            &[
+                                self.params.as_entire_binding(),
+                                input.as_entire_binding(),
                                 k.as_entire_binding(),
                             ],
                         )
@@ -743,18 +789,22 @@ impl Backend for GpuBackend {
 
     fn field(&mut self, input: Slot, stage: usize) -> Result<()> {
         let groups = &self.field_groups[(input == Slot::Stage) as usize];
-        let (queries, attention, finish) = (
+        let (queries, attention, finish, project) = (
             groups.queries.clone(),
             groups.attention.clone(),
             groups.finish[stage].clone(),
+            groups.project[stage].clone(),
         );
         let p = &self.pipelines;
-        let (pq, pa, pf) = (
+        let (pq, pa, pf, pp) = (
             p.queries.clone(),
             p.attention.clone(),
             p.attention_finish.clone(),
+            p.tangent_project.clone(),
         );
+        let sphere = self.sphere;
         let (tx, ty) = self.dispatch.tokens;
+        let (ex, ey) = self.dispatch.elements;
         let (qx, qy) = self.dispatch.queries;
         let chunks = self.dispatch.chunks(self.shape.n);
         let stride = self.chunk_stride;
@@ -766,7 +816,7 @@ impl Backend for GpuBackend {
             });
         pass.set_pipeline(&pq);
         pass.set_bind_group(0, &queries, &[]);
-        pass.dispatch_workgroups(tx, ty, 1);
+        pass.dispatch_workgroups(ex, ey, 1);
         pass.set_pipeline(&pa);
         for c in 0..chunks {
             pass.set_bind_group(0, &attention, &[(c as u64 * stride) as u32]);
@@ -774,7 +824,12 @@ impl Backend for GpuBackend {
         }
         pass.set_pipeline(&pf);
         pass.set_bind_group(0, &finish, &[]);
-        pass.dispatch_workgroups(tx, ty, 1);
+        pass.dispatch_workgroups(ex, ey, 1);
+        if sphere {
+            pass.set_pipeline(&pp);
+            pass.set_bind_group(0, &project, &[]);
+            pass.dispatch_workgroups(tx, ty, 1);
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@ pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 pub const QUERIES: &str = include_str!("../../shaders/queries.wgsl");
 pub const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 pub const ATTENTION_FINISH: &str = include_str!("../../shaders/attention_finish.wgsl");
+pub const TANGENT_PROJECT: &str = include_str!("../../shaders/tangent_project.wgsl");
 pub const RK_COMBINE: &str = include_str!("../../shaders/rk_combine.wgsl");
 pub const PAIR_STATS: &str = include_str!("../../shaders/pair_stats.wgsl");
 
@@ -14,6 +15,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("queries", QUERIES),
     ("attention", ATTENTION),
     ("attention_finish", ATTENTION_FINISH),
+    ("tangent_project", TANGENT_PROJECT),
     ("rk_combine", RK_COMBINE),
     ("pair_stats", PAIR_STATS),
 ];

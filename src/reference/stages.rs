@@ -1,5 +1,6 @@
-//! f64 twins of the three kernels that compute the attention field on the GPU
-//! (`shaders/queries.wgsl`, `attention.wgsl`, `attention_finish.wgsl`). Composed over any
+//! f64 twins of the kernels that compute the attention field on the GPU
+//! (`shaders/queries.wgsl`, `attention.wgsl`, `attention_finish.wgsl`; the last,
+//! `tangent_project.wgsl`, has its twin in [`super::tangent_project`]). Composed over any
 //! split of the keys into chunks they give [`super::field`]; a test checks that to 1e-12.
 
 use crate::model::weights::matvec;
@@ -79,10 +80,11 @@ pub fn attention(
     }
 }
 
-/// Twin of `attention_finish.wgsl`: the field from the completed softmax state.
-pub fn attention_finish(model: &Model, shape: Shape, x: &[f64], partial: &Partial) -> Vec<f64> {
+/// Twin of `attention_finish.wgsl`: the attention output a = V (weighted mean) from the
+/// completed softmax state.
+pub fn attention_finish(model: &Model, shape: Shape, partial: &Partial) -> Vec<f64> {
     let Shape { n, d, .. } = shape;
-    let mut out = vec![0.0; x.len()];
+    let mut out = vec![0.0; shape.len()];
     let mut mean = vec![0.0; d];
     for (t, f) in out.chunks_mut(d).enumerate() {
         let scale = match model.attention {
@@ -93,11 +95,20 @@ pub fn attention_finish(model: &Model, shape: Shape, x: &[f64], partial: &Partia
             .zip(&partial.acc[t * d..(t + 1) * d])
             .for_each(|(m, a)| *m = scale * a);
         matvec(&model.weights.v, &mean, f);
-        if model.geometry == Geometry::Sphere {
-            tangent_project(&x[t * d..(t + 1) * d], f);
-        }
     }
     out
+}
+
+/// The full field from the stages: attention_finish, then on the sphere the tangent
+/// projection of every token (twin of `tangent_project.wgsl`).
+pub fn field_from(model: &Model, shape: Shape, x: &[f64], partial: &Partial) -> Vec<f64> {
+    let mut f = attention_finish(model, shape, partial);
+    if model.geometry == Geometry::Sphere {
+        for (ft, xt) in f.chunks_mut(shape.d).zip(x.chunks(shape.d)) {
+            tangent_project(xt, ft);
+        }
+    }
+    f
 }
 
 #[cfg(test)]
@@ -138,7 +149,7 @@ mod tests {
                     super::attention(&model, shape, &q, &x, start, chunk, &mut partial);
                     start += chunk;
                 }
-                let got = attention_finish(&model, shape, &x, &partial);
+                let got = field_from(&model, shape, &x, &partial);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
