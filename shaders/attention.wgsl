@@ -2,13 +2,17 @@
 // chunk of keys, one invocation per query. Keys stream through workgroup memory in tiles of
 // TK; each query carries a running maximum m, sum l and accumulator acc (the keys are also
 // the values: a = V sum_j w_j x_j, applied in attention_finish), merged exactly across
-// chunks, so nothing of size n x n exists. CPU twin: reference::stages::attention.
+// chunks, so nothing of size n x n exists. Each tile is summed on its own and then added to
+// the running sums, so rounding grows with TK + n / TK rather than n.
+// CPU twin: reference::stages::attention.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
+// Queries (from queries.wgsl), [batch, n_queries, D].
 @group(0) @binding(2) var<storage, read> q: array<f32>;
+// Keys (and values), [batch, n_keys, D].
 @group(0) @binding(3) var<storage, read> x: array<f32>;
-// Partial state per token: acc [tokens, D] and (m, l) [tokens, 2].
+// Partial state per query: acc [batch * n_queries, D] and (m, l) [batch * n_queries, 2].
 @group(0) @binding(4) var<storage, read_write> acc_state: array<f32>;
 @group(0) @binding(5) var<storage, read_write> ml_state: array<f32>;
 
@@ -19,16 +23,17 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let n = params.n;
     let causal = has_flag(params.flags, FLAG_CAUSAL);
     let system = wid.y;
-    let i = wid.x * WG + lid.x;
-    let is_query = i < n;
-    let base = system * n * D;
-    let t = system * n + i;
+    let first_query = query_block_start(wid, params.query_groups_x);
+    let i = first_query + lid.x;
+    let is_query = i < params.n_queries;
+    let base = system * params.n_keys * D;
+    let t = system * params.n_queries + i;
 
     var qi: array<f32, D>;
     var acc: array<f32, D>;
+    var tacc: array<f32, D>;
     var m = F32_LOWEST;
     var l = 0.0;
     if is_query {
@@ -48,10 +53,10 @@ fn main(
     // Keys of this chunk the workgroup needs: all, or (causal) up to its last query.
     var key_end = chunk.key_start + chunk.key_count;
     if causal {
-        key_end = min(key_end, (wid.x + 1u) * WG);
+        key_end = min(key_end, first_query + WG);
     }
     // One past the last key query i sees.
-    var seen_end = n;
+    var seen_end = params.n_keys;
     if causal {
         seen_end = i + 1u;
     }
@@ -64,25 +69,35 @@ fn main(
         workgroupBarrier();
         if is_query && start < seen_end {
             let mine = min(len, seen_end - start);
+            var tl = 0.0;
+            for (var c = 0u; c < D; c++) {
+                tacc[c] = 0.0;
+            }
             for (var kk = 0u; kk < mine; kk++) {
                 var s = 0.0;
                 for (var c = 0u; c < D; c++) {
                     s += qi[c] * tile[kk * D + c];
                 }
                 if s > m {
-                    // The running maximum moves: rescale what was summed so far.
+                    // The running maximum moves: rescale everything summed so far.
                     let r = exp(m - s);
                     l *= r;
+                    tl *= r;
                     for (var c = 0u; c < D; c++) {
                         acc[c] *= r;
+                        tacc[c] *= r;
                     }
                     m = s;
                 }
                 let p = exp(s - m);
-                l += p;
+                tl += p;
                 for (var c = 0u; c < D; c++) {
-                    acc[c] += p * tile[kk * D + c];
+                    tacc[c] += p * tile[kk * D + c];
                 }
+            }
+            l += tl;
+            for (var c = 0u; c < D; c++) {
+                acc[c] += tacc[c];
             }
         }
     }

@@ -17,7 +17,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
     let e = token_index(lid, wid, params.element_groups_x);
-    if e >= params.n * params.batch * D {
+    if e >= params.n_queries * params.batch * D {
         return;
     }
     let t = e / D;
@@ -27,9 +27,9 @@ fn main(
     let l = ml_state[2u * t + 1u];
     var scale = 1.0 / l;
     if has_flag(flags, FLAG_USA) {
-        var seen = params.n;
+        var seen = params.n_keys;
         if has_flag(flags, FLAG_CAUSAL) {
-            seen = t % params.n + 1u;
+            seen = t % params.n_queries + 1u;
         }
         // One exp, so that it overflows only when the result does.
         scale = exp(m - log(f32(seen)));

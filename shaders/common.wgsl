@@ -5,19 +5,22 @@
 //   const TK: u32           keys per workgroup-memory tile,
 //   const TILE_FLOATS: u32  TK * D.
 
-// Per-run parameters.
+// Per-run parameters. Queries attend to keys of the same system; for self-attention both
+// are the tokens (n_queries = n_keys = n), and the causal mask needs exactly that.
 struct Params {
-    n: u32,
+    n_queries: u32,
+    n_keys: u32,
     batch: u32,
     // FLAG_* bits below.
     flags: u32,
-    // Workgroups along x of the per-token and per-element (token, coordinate) dispatches;
-    // their y takes what does not fit in 65535 groups.
+    // Workgroups along x of the per-query and per-element (query, coordinate) dispatches;
+    // their y takes what does not fit in one dimension.
     token_groups_x: u32,
     element_groups_x: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
+    // Workgroups along x of the streaming dispatches (blocks of WG queries); their z takes
+    // what does not fit, their y is the system.
+    query_groups_x: u32,
+    pad: u32,
 }
 
 // The range of keys one dispatch of a streaming kernel (attention, pair_stats) visits. The
@@ -52,4 +55,9 @@ fn non_finite(v: f32) -> bool {
 // The token (or element) handled by one invocation of a per-token (per-element) dispatch.
 fn token_index(lid: vec3<u32>, wid: vec3<u32>, groups_x: u32) -> u32 {
     return (wid.y * groups_x + wid.x) * WG + lid.x;
+}
+
+// The first query of a streaming workgroup (x and z count blocks of WG queries).
+fn query_block_start(wid: vec3<u32>, groups_x: u32) -> u32 {
+    return (wid.z * groups_x + wid.x) * WG;
 }

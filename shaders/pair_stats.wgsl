@@ -26,9 +26,9 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let n = params.n;
+    let n = params.n_keys;
     let system = wid.y;
-    let i = wid.x * WG + lid.x;
+    let i = query_block_start(wid, params.query_groups_x) + lid.x;
     let is_query = i < n;
     let base = system * n * D;
     let beta = betas[system];

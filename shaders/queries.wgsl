@@ -1,5 +1,5 @@
 // Stage 1 of the attention field (MODELS.md §1): the queries
-//   q_t = beta_b K^T Q x_t   (beta_b x_t when K^T Q = I),
+//   q_t = beta_b K^T Q x_t   (beta_b x_t when K^T Q = I), x the query tokens,
 // so that the score against key x_j is s = beta <Q x_t, K x_j> = <q_t, x_j>.
 // One invocation per element (token t, row r), so each loops over d only.
 // CPU twin: reference::stages::queries.
@@ -17,12 +17,12 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
     let e = token_index(lid, wid, params.element_groups_x);
-    if e >= params.n * params.batch * D {
+    if e >= params.n_queries * params.batch * D {
         return;
     }
     let t = e / D;
     let r = e % D;
-    let beta = betas[t / params.n];
+    let beta = betas[t / params.n_queries];
     if has_flag(params.flags, FLAG_IDENTITY_SCORES) {
         q[e] = beta * x[e];
         return;

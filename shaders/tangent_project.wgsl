@@ -1,4 +1,5 @@
-// The tangent projection of the field on the sphere (MODELS.md §1), one invocation per token:
+// The tangent projection of the field on the sphere (MODELS.md §1), one invocation per query
+// token x:
 //   f <- f - (<x, f> / <x, x>) x,
 // which is P_x^perp f for unit x and stays tangent at Runge-Kutta stage inputs slightly off
 // the sphere. CPU twin: reference::tangent_project.
@@ -13,7 +14,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
     let t = token_index(lid, wid, params.token_groups_x);
-    if t >= params.n * params.batch {
+    if t >= params.n_queries * params.batch {
         return;
     }
     let o = t * D;

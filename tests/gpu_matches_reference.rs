@@ -41,7 +41,7 @@ fn gpu_matches_reference_over_the_core_grid() {
 /// the keys split into chunks of 7 so that the partial softmax states are merged 15 times.
 #[test]
 fn gpu_field_stages_match_their_twins_with_chunked_keys() {
-    use attnflow::gpu::GpuOptions;
+    use attnflow::gpu::{Chunking, GpuOptions};
     use attnflow::integrate::{Backend, Slot};
     use attnflow::model::weights::QkvSpec;
     use attnflow::model::{Attention, Geometry, Mask, Shape};
@@ -63,7 +63,8 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
         };
         let (model, x0, shape) = (case.model(), case.initial(), case.shape);
         let options = GpuOptions {
-            chunk_keys: Some(7),
+            chunking: Chunking::Fixed(7),
+            ..Default::default()
         };
         let mut gpu = GpuBackend::with_options(ctx.clone(), &model, shape, &x0, options).unwrap();
         assert_eq!(gpu.dispatch().chunks(shape.n), 15);
@@ -76,10 +77,10 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
         let mut partial = stages::Partial::empty(shape);
         let mut start = 0;
         while start < shape.n {
-            stages::attention(&model, shape, &want_q, &x0, start, 7, &mut partial);
+            stages::attention(&model, shape, shape.n, &want_q, &x0, start, 7, &mut partial);
             start += 7;
         }
-        let want_field = stages::field_from(&model, shape, &x0, &partial);
+        let want_field = stages::field_from(&model, shape, shape.n, &x0, &partial);
         let label = format!("{attention:?} {mask:?} {geometry:?}");
         let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
         assert_close(
@@ -123,7 +124,7 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
 /// Splitting the keys into chunks changes the order of summation only.
 #[test]
 fn gpu_chunked_keys_give_the_unchunked_field() {
-    use attnflow::gpu::GpuOptions;
+    use attnflow::gpu::{Chunking, GpuOptions};
     use attnflow::integrate::{Backend, Slot};
     use attnflow::model::weights::QkvSpec;
     use attnflow::model::{Attention, Geometry, Mask, Shape};
@@ -140,7 +141,8 @@ fn gpu_chunked_keys_give_the_unchunked_field() {
     let (model, x0, shape) = (case.model(), case.initial(), case.shape);
     let field = |chunk| {
         let options = GpuOptions {
-            chunk_keys: Some(chunk),
+            chunking: Chunking::Fixed(chunk),
+            ..Default::default()
         };
         let mut g = GpuBackend::with_options(ctx.clone(), &model, shape, &x0, options).unwrap();
         g.prepare(1).unwrap();
@@ -200,7 +202,7 @@ fn gpu_ensemble_systems_equal_separate_runs() {
 /// The streamed observables (energy, cosines) match the reference's plain loops.
 #[test]
 fn gpu_pair_stats_match_reference() {
-    use attnflow::gpu::GpuOptions;
+    use attnflow::gpu::{Chunking, GpuOptions};
     use attnflow::integrate::Backend;
     use attnflow::model::observables::summarise;
     use attnflow::model::weights::QkvSpec;
@@ -232,7 +234,8 @@ fn gpu_pair_stats_match_reference() {
             })
             .collect();
         let options = GpuOptions {
-            chunk_keys: Some(77),
+            chunking: Chunking::Fixed(77),
+            ..Default::default()
         };
         let mut g = GpuBackend::with_options(ctx.clone(), &model, shape, &x0, options).unwrap();
         let got = g.pair_stats().unwrap();
@@ -257,16 +260,21 @@ fn gpu_pair_stats_match_reference() {
 /// limit's name and the largest size that fits.
 #[test]
 fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
-    use attnflow::gpu::plan;
-    use attnflow::model::Shape;
+    use attnflow::gpu::{Sizes, plan};
     let Some(ctx) = gpu() else { return };
     let limits = &ctx.limits;
     let max_floats = limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size)
         / 4;
+    let sizes = |n, d| Sizes {
+        batch: 1,
+        n_queries: n,
+        n_keys: n,
+        d,
+    };
     let n = (max_floats / 128 + 1) as usize;
-    let err = plan(limits, Shape::new(1, n, 128).unwrap(), 1024)
+    let err = plan(limits, sizes(n, 128), 1024, None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -277,25 +285,24 @@ fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
             )),
         "{err}"
     );
-    let n = limits.max_compute_workgroups_per_dimension as usize * 64 + 1;
-    let err = plan(limits, Shape::new(1, n, 2).unwrap(), 1024);
-    if let Err(e) = err {
-        let e = e.to_string();
-        assert!(
-            e.contains("max_compute_workgroups_per_dimension")
-                || e.contains("max_storage_buffer_binding_size"),
-            "{e}"
-        );
-    } else {
-        panic!("n = {n} should not fit one dispatch row");
-    }
+    // Queries beyond one grid dimension go over two: with at most 60 groups per dimension,
+    // 100000 queries (1563 groups of 64) take 60 x 27, and 4 x 4 is too few.
+    let split = plan(limits, sizes(100_000, 2), 1024, Some(60)).unwrap();
+    assert_eq!(split.queries, (60, 1, 27));
+    let err = plan(limits, sizes(100_000, 2), 1024, Some(4))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("max_compute_workgroups_per_dimension"),
+        "{err}"
+    );
 }
 
 /// d beyond the core grid, up to the GPU's limit of 1024 (each d x d product is split over d
 /// invocations so that no shader loops d^2 times), and a clear error past it.
 #[test]
 fn gpu_matches_reference_for_large_d_up_to_its_limit() {
-    use attnflow::gpu::{MAX_D, plan};
+    use attnflow::gpu::{MAX_D, Sizes, plan};
     use attnflow::model::weights::QkvSpec;
     use attnflow::model::{Attention, Geometry, Mask, Shape};
     let Some(ctx) = gpu() else { return };
@@ -324,6 +331,12 @@ fn gpu_matches_reference_for_large_d_up_to_its_limit() {
         );
         assert_close(&got, &want, case.shape, TOL, TOL, &case.label());
     }
-    let err = plan(&ctx.limits, Shape::new(1, 10, MAX_D + 1).unwrap(), 100).unwrap_err();
+    let sizes = Sizes {
+        batch: 1,
+        n_queries: 10,
+        n_keys: 10,
+        d: MAX_D + 1,
+    };
+    let err = plan(&ctx.limits, sizes, 100, None).unwrap_err();
     assert!(err.to_string().contains("support d up to 1024"), "{err}");
 }

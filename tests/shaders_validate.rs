@@ -62,7 +62,7 @@ fn chunk_sizes_respect_the_software_loop_budget() {
         let keys = spec.keys_within_loop_budget(shaders::SOFTWARE_LOOP_BUDGET);
         let tiles = keys.div_ceil(spec.tile_keys as usize);
         let per_tile_load = (spec.tile_keys * spec.d).div_ceil(spec.workgroup) as usize;
-        let iterations = keys * (3 * d + 1) + tiles * (1 + per_tile_load) + 3 * d;
+        let iterations = keys * (3 * d + 1) + tiles * (1 + 2 * d + per_tile_load) + 3 * d;
         assert!(
             iterations < 65535,
             "d = {d}: {keys} keys take {iterations} iterations"

@@ -7,245 +7,65 @@
 //! `attention` (online softmax over one chunk of keys per dispatch, partial states merged
 //! exactly between chunks) and `attention_finish` (V, the USA scale, the tangent projection).
 
+pub mod attend;
+pub mod attention;
 pub mod context;
+pub mod kernels;
 pub mod shaders;
 
 use std::sync::Arc;
 
-use bytemuck::{Pod, Zeroable};
-use wgpu::util::DeviceExt;
-
+pub use attention::{Chunking, TARGET_DISPATCH_SECONDS};
 pub use context::GpuContext;
+pub use kernels::{Dispatch, MAX_D, Sizes, plan};
 use shaders::Specialisation;
 
 use crate::error::{Error, Result};
 use crate::integrate::{Backend, Slot, Tokens};
 use crate::model::observables::PairStats;
-use crate::model::{Attention, Geometry, Mask, Model, Shape};
-
-/// Mirrors `Params` in shaders/common.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    batch: u32,
-    flags: u32,
-    token_groups_x: u32,
-    element_groups_x: u32,
-    pad: [u32; 3],
-}
-
-/// Mirrors `Chunk` in shaders/common.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct Chunk {
-    key_start: u32,
-    key_count: u32,
-    first: u32,
-    pad: u32,
-}
-
-/// Mirrors `Combine` in shaders/rk_combine.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-struct Combine {
-    coeffs: [f32; 4],
-    terms: u32,
-    to_state: u32,
-    renormalise: u32,
-    tokens: u32,
-    groups_x: u32,
-    pad: [u32; 3],
-}
-
-/// Mirrors `PairStats` in shaders/pair_stats.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct PairStatsRow {
-    lse_max: f32,
-    lse_sum: f32,
-    min_cos: f32,
-    sum_cos: f32,
-    sum_dot: f32,
-}
-
-const FLAG_USA: u32 = 1;
-const FLAG_SPHERE: u32 = 2;
-const FLAG_CAUSAL: u32 = 4;
-const FLAG_IDENTITY_SCORES: u32 = 8;
-const FLAG_IDENTITY_VALUES: u32 = 16;
-
-/// Largest token dimension the GPU kernels take.
-pub const MAX_D: usize = 1024;
+use crate::model::{Model, Shape};
+use attention::{AttentionGroups, AttentionPass};
+use kernels::{Chunk, Combine, Kernels, PairStatsRow, aligned, bind_group, slot_binding};
 
 /// Most Runge-Kutta stages a combination reads (RK4).
 const MAX_STAGES: usize = 4;
 /// Distinct coefficient sets kept on the device (a fixed-step run uses stages + 1).
 const COEFF_SLOTS: usize = 16;
 
-/// How a problem is laid out over workgroups and dispatches, checked against the adapter.
-#[derive(Clone, Copy, Debug)]
-pub struct Dispatch {
-    /// Workgroups (x, y) of the streaming kernels: query blocks, systems.
-    pub queries: (u32, u32),
-    /// Workgroups (x, y) of the per-token kernels.
-    pub tokens: (u32, u32),
-    /// Workgroups (x, y) of the per-element (token, coordinate) kernels.
-    pub elements: (u32, u32),
-    /// Keys visited by one dispatch of a streaming kernel.
-    pub chunk_keys: usize,
-}
-
-impl Dispatch {
-    /// Number of dispatches a streaming kernel needs for one pass over the keys.
-    pub fn chunks(&self, n: usize) -> usize {
-        n.div_ceil(self.chunk_keys)
-    }
-}
-
-/// Checks that a problem fits the adapter and returns its dispatch, or a clear error that
-/// names the limit and the largest size that fits.
-pub fn plan(limits: &wgpu::Limits, shape: Shape, chunk_keys: usize) -> Result<Dispatch> {
-    let Shape { batch, n, d } = shape;
-    let wg = shaders::WORKGROUP as u64;
-    let max_groups = limits.max_compute_workgroups_per_dimension as u64;
-    let max_binding = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size);
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    let state_bytes = 4 * shape.len() as u64;
-    if state_bytes > max_binding {
-        let largest_n = max_binding / (4 * (batch * d) as u64);
-        return Err(Error::Limit(format!(
-            "the state ({batch} x {n} x {d} f32 = {:.1} MiB) exceeds this adapter's \
-             max_storage_buffer_binding_size of {:.1} MiB; the largest n that fits with d = {d}, \
-             batch = {batch} is {largest_n}",
-            mib(state_bytes),
-            mib(max_binding)
-        )));
-    }
-    let stats_bytes = std::mem::size_of::<PairStatsRow>() as u64 * shape.tokens() as u64;
-    if stats_bytes > max_binding {
-        let largest_n = max_binding / (std::mem::size_of::<PairStatsRow>() * batch) as u64;
-        return Err(Error::Limit(format!(
-            "the observables buffer ({:.1} MiB) exceeds this adapter's \
-             max_storage_buffer_binding_size of {:.1} MiB; the largest n that fits with \
-             batch = {batch} is {largest_n}",
-            mib(stats_bytes),
-            mib(max_binding)
-        )));
-    }
-    let query_groups = (n as u64).div_ceil(wg);
-    if query_groups > max_groups {
-        return Err(Error::Limit(format!(
-            "n = {n} needs {query_groups} workgroups of {wg} queries, more than this adapter's \
-             max_compute_workgroups_per_dimension of {max_groups}; the largest n is {}",
-            max_groups * wg
-        )));
-    }
-    if batch as u64 > max_groups {
-        return Err(Error::Limit(format!(
-            "batch = {batch} exceeds this adapter's max_compute_workgroups_per_dimension of \
-             {max_groups}"
-        )));
-    }
-    if d > MAX_D {
-        return Err(Error::Limit(format!(
-            "d = {d}: the GPU kernels keep two vectors of d floats per query in registers and \
-             support d up to {MAX_D}; use --backend cpu for larger d"
-        )));
-    }
-    let grid = |items: u64, what: &str| -> Result<(u32, u32)> {
-        let groups = items.div_ceil(wg);
-        let x = groups.min(max_groups);
-        let y = groups.div_ceil(x);
-        if y > max_groups {
-            return Err(Error::Limit(format!(
-                "{items} {what} exceed what two dimensions of {max_groups} workgroups of {wg} hold"
-            )));
-        }
-        Ok((x as u32, y as u32))
-    };
-    let tokens = grid(shape.tokens() as u64, "tokens (batch * n)")?;
-    let elements = grid(shape.len() as u64, "values (batch * n * d)")?;
-    if limits.max_storage_buffers_per_shader_stage < 7 {
-        return Err(Error::Limit(format!(
-            "this adapter allows {} storage buffers per shader stage; attnflow needs 7",
-            limits.max_storage_buffers_per_shader_stage
-        )));
-    }
-    if limits.max_compute_invocations_per_workgroup < shaders::WORKGROUP {
-        return Err(Error::Limit(format!(
-            "this adapter allows {} invocations per workgroup; attnflow needs {}",
-            limits.max_compute_invocations_per_workgroup,
-            shaders::WORKGROUP
-        )));
-    }
-    Ok(Dispatch {
-        queries: (query_groups as u32, batch as u32),
-        tokens,
-        elements,
-        chunk_keys: chunk_keys.clamp(1, n),
-    })
-}
-
 /// Options of the GPU backend that a user rarely sets.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct GpuOptions {
-    /// Keys per streaming dispatch; None picks one for the adapter (a loop-iteration budget
-    /// on software adapters, [`shaders::HARDWARE_CHUNK_KEYS`] on hardware). Tests set it to
-    /// force the chunked paths at small n.
-    pub chunk_keys: Option<usize>,
+    /// How the key range is split into dispatches.
+    pub chunking: Chunking,
+    /// Cap on workgroups per grid dimension below the adapter's (tests force the split of
+    /// queries over two dimensions at small n with it).
+    pub max_groups: Option<u32>,
 }
 
-/// Bind groups of one field evaluation reading one input buffer.
-struct FieldGroups {
-    queries: wgpu::BindGroup,
-    attention: wgpu::BindGroup,
-    /// One per stage buffer k_s.
-    finish: Vec<wgpu::BindGroup>,
-    project: Vec<wgpu::BindGroup>,
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            chunking: Chunking::Timed(TARGET_DISPATCH_SECONDS),
+            max_groups: None,
+        }
+    }
 }
 
-struct Pipelines {
-    queries: wgpu::ComputePipeline,
-    attention: wgpu::ComputePipeline,
-    attention_finish: wgpu::ComputePipeline,
-    tangent_project: wgpu::ComputePipeline,
-    rk_combine: wgpu::ComputePipeline,
-    pair_stats: wgpu::ComputePipeline,
-}
-
-struct Layouts {
-    queries: wgpu::BindGroupLayout,
-    attention: wgpu::BindGroupLayout,
-    attention_finish: wgpu::BindGroupLayout,
-    tangent_project: wgpu::BindGroupLayout,
-    rk_combine: wgpu::BindGroupLayout,
+/// GPU-side timing of field evaluations from timestamp queries.
+struct Timer {
+    queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
 }
 
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
     shape: Shape,
-    sphere: bool,
-    dispatch: Dispatch,
-    spec: Specialisation,
-    pipelines: Pipelines,
-    layouts: Layouts,
-    params: wgpu::Buffer,
-    betas: wgpu::Buffer,
-    score_matrix: wgpu::Buffer,
-    value_matrix: wgpu::Buffer,
+    kernels: Kernels,
+    attention: AttentionPass,
     state: wgpu::Buffer,
     stage: wgpu::Buffer,
     k: Vec<wgpu::Buffer>,
-    /// Queries and online-softmax partial states of the attention kernels.
-    q: wgpu::Buffer,
-    acc: wgpu::Buffer,
-    ml: wgpu::Buffer,
-    /// One `Chunk` per dispatch slot (dynamic offsets).
-    chunks: wgpu::Buffer,
-    chunk_stride: u64,
     status: wgpu::Buffer,
     status_readback: wgpu::Buffer,
     coeffs: wgpu::Buffer,
@@ -254,91 +74,14 @@ pub struct GpuBackend {
     stats: wgpu::Buffer,
     readback: Option<wgpu::Buffer>,
     stats_readback: Option<wgpu::Buffer>,
-    /// field_groups[0] reads the state, [1] the stage input.
-    field_groups: Vec<FieldGroups>,
+    /// field_groups[0][s] reads the state, [1][s] the stage input; both write k_s.
+    field_groups: [Vec<AttentionGroups>; 2],
     combine_group: Option<wgpu::BindGroup>,
     stats_group: wgpu::BindGroup,
     encoder: Option<wgpu::CommandEncoder>,
-}
-
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-fn uniform_entry(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: dynamic,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-/// A layout from a compact description: 'u' uniform, 'd' uniform with dynamic offset,
-/// 'r' read-only storage, 'w' read-write storage, in binding order.
-fn layout(device: &wgpu::Device, label: &str, kinds: &str) -> wgpu::BindGroupLayout {
-    let entries: Vec<_> = kinds
-        .chars()
-        .enumerate()
-        .map(|(i, k)| match k {
-            'u' => uniform_entry(i as u32, false),
-            'd' => uniform_entry(i as u32, true),
-            'r' => storage_entry(i as u32, true),
-            'w' => storage_entry(i as u32, false),
-            _ => unreachable!("binding kind {k}"),
-        })
-        .collect();
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(label),
-        entries: &entries,
-    })
-}
-
-/// A uniform binding of one slot of `T` at a dynamic offset.
-fn slot_binding<T>(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
-    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-        buffer,
-        offset: 0,
-        size: wgpu::BufferSize::new(std::mem::size_of::<T>() as u64),
-    })
-}
-
-fn bind_group(
-    device: &wgpu::Device,
-    label: &str,
-    layout: &wgpu::BindGroupLayout,
-    resources: &[wgpu::BindingResource<'_>],
-) -> wgpu::BindGroup {
-    let entries: Vec<_> = resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: r.clone(),
-        })
-        .collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout,
-        entries: &entries,
-    })
-}
-
-fn aligned(size: usize, align: u32) -> u64 {
-    (size as u64).div_ceil(align as u64) * align as u64
+    timer: Option<Timer>,
+    /// Seconds the last chunk-size calibration measured for one chunk, if it ran.
+    calibrated: Option<f64>,
 }
 
 impl GpuBackend {
@@ -357,95 +100,27 @@ impl GpuBackend {
     ) -> Result<Self> {
         model.validate(shape)?;
         assert_eq!(x0.len(), shape.len(), "initial state has the wrong length");
+        let sizes = Sizes {
+            batch: shape.batch,
+            n_queries: shape.n,
+            n_keys: shape.n,
+            d: shape.d,
+        };
+        // Sizes first: refuse what does not fit before compiling anything.
+        plan(&ctx.limits, sizes, 1, options.max_groups)?;
         let spec =
             Specialisation::for_dimension(shape.d, ctx.limits.max_compute_workgroup_storage_size);
-        let chunk_keys = options.chunk_keys.unwrap_or(if ctx.is_software() {
-            spec.keys_within_loop_budget(shaders::SOFTWARE_LOOP_BUDGET)
-        } else {
-            shaders::HARDWARE_CHUNK_KEYS
-        });
-        let dispatch = plan(&ctx.limits, shape, chunk_keys)?;
+        let kernels = Kernels::new(&ctx.device, spec)?;
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut attention = AttentionPass::new(
+            &ctx,
+            &kernels,
+            model,
+            sizes,
+            options.chunking,
+            options.max_groups,
+        )?;
         let device = &ctx.device;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-
-        let layouts = Layouts {
-            queries: layout(device, "queries", "urrrw"),
-            attention: layout(device, "attention", "udrrww"),
-            attention_finish: layout(device, "attention_finish", "urrrw"),
-            tangent_project: layout(device, "tangent_project", "urw"),
-            rk_combine: layout(device, "rk_combine", "dwwrrrrw"),
-        };
-        let stats_layout = layout(device, "pair_stats", "udrrw");
-        let pipeline = |name: &str, kernel: &str, layout: &wgpu::BindGroupLayout| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(shaders::source(kernel, spec).into()),
-            });
-            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(layout)],
-                immediate_size: 0,
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let pipelines = Pipelines {
-            queries: pipeline("queries", shaders::QUERIES, &layouts.queries),
-            attention: pipeline("attention", shaders::ATTENTION, &layouts.attention),
-            attention_finish: pipeline(
-                "attention_finish",
-                shaders::ATTENTION_FINISH,
-                &layouts.attention_finish,
-            ),
-            tangent_project: pipeline(
-                "tangent_project",
-                shaders::TANGENT_PROJECT,
-                &layouts.tangent_project,
-            ),
-            rk_combine: pipeline("rk_combine", shaders::RK_COMBINE, &layouts.rk_combine),
-            pair_stats: pipeline("pair_stats", shaders::PAIR_STATS, &stats_layout),
-        };
-
-        let w = &model.weights;
-        let identity_scores = w.score_matrix() == crate::model::weights::identity_matrix(shape.d);
-        let mut flags = 0;
-        if model.attention == Attention::Usa {
-            flags |= FLAG_USA;
-        }
-        if model.geometry == Geometry::Sphere {
-            flags |= FLAG_SPHERE;
-        }
-        if model.mask == Mask::Causal {
-            flags |= FLAG_CAUSAL;
-        }
-        if identity_scores {
-            flags |= FLAG_IDENTITY_SCORES;
-        }
-        if w.v_is_identity() {
-            flags |= FLAG_IDENTITY_VALUES;
-        }
-        let params = Params {
-            n: shape.n as u32,
-            batch: shape.batch as u32,
-            flags,
-            token_groups_x: dispatch.tokens.0,
-            element_groups_x: dispatch.elements.0,
-            pad: [0; 3],
-        };
-        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-        let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage,
-            })
-        };
         let buffer = |label: &str, size: u64, usage: wgpu::BufferUsages| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -456,49 +131,26 @@ impl GpuBackend {
         };
         let storage = wgpu::BufferUsages::STORAGE;
         let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let params = init(
-            "params",
-            bytemuck::bytes_of(&params),
-            wgpu::BufferUsages::UNIFORM,
+        let state = wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("state"),
+                contents: bytemuck::cast_slice(&x0.iter().map(|&v| v as f32).collect::<Vec<f32>>()),
+                usage: storage | copy,
+            },
         );
-        let betas = init("betas", bytemuck::cast_slice(&f32s(&model.betas)), storage);
-        let score_matrix = init(
-            "score_matrix",
-            bytemuck::cast_slice(&f32s(&w.score_matrix())),
-            storage,
-        );
-        let value_matrix = init("value_matrix", bytemuck::cast_slice(&f32s(&w.v)), storage);
-        let state = init("state", bytemuck::cast_slice(&f32s(x0)), storage | copy);
         let bytes = 4 * shape.len() as u64;
         let stage = buffer("stage", bytes, storage | copy);
-        let q = buffer("queries", bytes, storage | copy);
-        let acc = buffer("softmax_acc", bytes, storage | copy);
-        let ml = buffer("softmax_max_sum", 8 * shape.tokens() as u64, storage | copy);
-
-        let align = ctx.limits.min_uniform_buffer_offset_alignment;
-        let chunk_stride = aligned(std::mem::size_of::<Chunk>(), align);
-        let chunk_slots: Vec<u8> = (0..dispatch.chunks(shape.n))
-            .flat_map(|c| {
-                let start = c * dispatch.chunk_keys;
-                let chunk = Chunk {
-                    key_start: start as u32,
-                    key_count: dispatch.chunk_keys.min(shape.n - start) as u32,
-                    first: (c == 0) as u32,
-                    pad: 0,
-                };
-                let mut slot = bytemuck::bytes_of(&chunk).to_vec();
-                slot.resize(chunk_stride as usize, 0);
-                slot
-            })
-            .collect();
-        let chunks = init("chunks", &chunk_slots, wgpu::BufferUsages::UNIFORM);
         let status = buffer("status", 4, storage | copy);
         let status_readback = buffer(
             "status_readback",
             4,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
-        let coeff_stride = aligned(std::mem::size_of::<Combine>(), align);
+        let coeff_stride = aligned(
+            std::mem::size_of::<Combine>(),
+            ctx.limits.min_uniform_buffer_offset_alignment,
+        );
         let coeffs = buffer(
             "rk_coefficients",
             coeff_stride * COEFF_SLOTS as u64,
@@ -509,42 +161,38 @@ impl GpuBackend {
             (std::mem::size_of::<PairStatsRow>() * shape.tokens()) as u64,
             storage | copy,
         );
+        let mut calibrated = None;
+        if let Chunking::Timed(target) = options.chunking {
+            // Measure one chunk against every query, then size the chunks to the target
+            // (on software adapters never beyond the loop-iteration limit).
+            let probe = buffer("calibration", bytes, storage);
+            let groups = attention.bind(&ctx, &kernels, &state, &state, &probe);
+            calibrated = Some(attention.calibrate(&ctx, &kernels, &groups, target)?);
+        }
         let stats_group = bind_group(
             device,
             "pair_stats",
-            &stats_layout,
+            &kernels.stats_layout,
             &[
-                params.as_entire_binding(),
-                slot_binding::<Chunk>(&chunks),
-                betas.as_entire_binding(),
+                attention.params.as_entire_binding(),
+                slot_binding::<Chunk>(&attention.chunks),
+                attention.betas.as_entire_binding(),
                 state.as_entire_binding(),
                 stats.as_entire_binding(),
             ],
         );
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("setting up the kernels: {e}")));
+            return Err(Error::Gpu(format!("setting up the buffers: {e}")));
         }
         ctx.take_error()?;
         Ok(GpuBackend {
             ctx,
             shape,
-            sphere: model.geometry == Geometry::Sphere,
-            dispatch,
-            spec,
-            pipelines,
-            layouts,
-            params,
-            betas,
-            score_matrix,
-            value_matrix,
+            kernels,
+            attention,
             state,
             stage,
             k: Vec::new(),
-            q,
-            acc,
-            ml,
-            chunks,
-            chunk_stride,
             status,
             status_readback,
             coeffs,
@@ -553,10 +201,12 @@ impl GpuBackend {
             stats,
             readback: None,
             stats_readback: None,
-            field_groups: Vec::new(),
+            field_groups: [Vec::new(), Vec::new()],
             combine_group: None,
             stats_group,
             encoder: None,
+            timer: None,
+            calibrated,
         })
     }
 
@@ -566,12 +216,78 @@ impl GpuBackend {
 
     /// The kernel specialisation (d, workgroup size, keys per workgroup-memory tile).
     pub fn specialisation(&self) -> Specialisation {
-        self.spec
+        self.kernels.spec
     }
 
     /// The dispatch layout, including the keys per streaming dispatch.
     pub fn dispatch(&self) -> Dispatch {
-        self.dispatch
+        self.attention.dispatch
+    }
+
+    /// Seconds one chunk took when the chunk size was calibrated (hardware adapters).
+    pub fn calibration_seconds(&self) -> Option<f64> {
+        self.calibrated
+    }
+
+    /// Bytes of device memory this backend allocated (all O(batch n d)).
+    pub fn device_bytes(&self) -> u64 {
+        let a = &self.attention;
+        [&self.state, &self.stage, &a.q, &a.acc, &a.ml, &self.stats]
+            .iter()
+            .map(|b| b.size())
+            .chain(self.k.iter().map(|b| b.size()))
+            .sum()
+    }
+
+    /// Records GPU timestamps around every field evaluation from now on, when the adapter
+    /// supports timestamp queries. Returns whether it does.
+    pub fn enable_timing(&mut self) -> bool {
+        if !self.ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return false;
+        }
+        let device = &self.ctx.device;
+        self.timer = Some(Timer {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("field timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            readback: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps_readback"),
+                size: 16,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        });
+        true
+    }
+
+    /// GPU seconds of the last field evaluation (waits for it), with timing enabled.
+    pub fn last_field_seconds(&mut self) -> Result<Option<f64>> {
+        let Some(timer) = &self.timer else {
+            return Ok(None);
+        };
+        let (queries, resolve, readback) = (
+            timer.queries.clone(),
+            timer.resolve.clone(),
+            timer.readback.clone(),
+        );
+        let enc = self.encoder();
+        enc.resolve_query_set(&queries, 0..2, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &readback, 0, 16);
+        self.flush()?;
+        let bytes = map_and_read(&self.ctx, &readback)?;
+        let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+        let period = f64::from(self.ctx.queue.get_timestamp_period());
+        Ok(Some(
+            ticks[1].saturating_sub(ticks[0]) as f64 * period * 1e-9,
+        ))
     }
 
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
@@ -617,7 +333,7 @@ impl GpuBackend {
         Ok((i as u64 * self.coeff_stride) as u32)
     }
 
-    /// Copies a buffer to the host through a MAP_READ buffer made once per size class.
+    /// Copies a buffer to the host through a MAP_READ buffer kept for reuse.
     fn read_back(&mut self, src: &wgpu::Buffer, stats: bool) -> Result<Vec<u8>> {
         let size = src.size();
         let device = self.ctx.device.clone();
@@ -646,7 +362,8 @@ impl GpuBackend {
     /// The intermediates of the last field evaluation: queries, softmax accumulators and
     /// (max, sum) pairs, for comparing each kernel with its twin in `reference::stages`.
     pub fn read_intermediates(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let (q, acc, ml) = (self.q.clone(), self.acc.clone(), self.ml.clone());
+        let a = &self.attention;
+        let (q, acc, ml) = (a.q.clone(), a.acc.clone(), a.ml.clone());
         let floats = |b: Vec<u8>| bytemuck::cast_slice::<u8, f32>(&b).to_vec();
         Ok((
             floats(self.read_back(&q, false)?),
@@ -703,76 +420,24 @@ impl Backend for GpuBackend {
                 })
             })
             .collect();
-        let l = &self.layouts;
-        self.field_groups = [&self.state, &self.stage]
+        for (input, groups) in [&self.state, &self.stage]
             .into_iter()
-            .map(|input| FieldGroups {
-                queries: bind_group(
-                    device,
-                    "queries",
-                    &l.queries,
-                    &[
-                        self.params.as_entire_binding(),
-                        self.betas.as_entire_binding(),
-                        self.score_matrix.as_entire_binding(),
-                        input.as_entire_binding(),
-                        self.q.as_entire_binding(),
-                    ],
-                ),
-                attention: bind_group(
-                    device,
-                    "attention",
-                    &l.attention,
-                    &[
-                        self.params.as_entire_binding(),
-                        slot_binding::<Chunk>(&self.chunks),
-                        self.q.as_entire_binding(),
-                        input.as_entire_binding(),
-                        self.acc.as_entire_binding(),
-                        self.ml.as_entire_binding(),
-                    ],
-                ),
-                finish: self
-                    .k
-                    .iter()
-                    .map(|k| {
-                        bind_group(
-                            device,
-                            "attention_finish",
-                            &l.attention_finish,
-                            &[
-                                self.params.as_entire_binding(),
-                                self.value_matrix.as_entire_binding(),
-                                self.acc.as_entire_binding(),
-                                self.ml.as_entire_binding(),
-                                k.as_entire_binding(),
-                            ],
-                        )
-                    })
-                    .collect(),
-                project: self
-                    .k
-                    .iter()
-                    .map(|k| {
-                        bind_group(
-                            device,
-                            "tangent_project",
-                            &l.tangent_project,
-                            &[
-                                self.params.as_entire_binding(),
-                                input.as_entire_binding(),
-                                k.as_entire_binding(),
-                            ],
-                        )
-                    })
-                    .collect(),
-            })
-            .collect();
+            .zip(self.field_groups.iter_mut())
+        {
+            *groups = self
+                .k
+                .iter()
+                .map(|k| {
+                    self.attention
+                        .bind(&self.ctx, &self.kernels, input, input, k)
+                })
+                .collect();
+        }
         let k = |s: usize| self.k[s.min(stages - 1)].as_entire_binding();
         self.combine_group = Some(bind_group(
             device,
             "rk_combine",
-            &l.rk_combine,
+            &self.kernels.combine_layout,
             &[
                 slot_binding::<Combine>(&self.coeffs),
                 self.state.as_entire_binding(),
@@ -788,59 +453,37 @@ impl Backend for GpuBackend {
     }
 
     fn field(&mut self, input: Slot, stage: usize) -> Result<()> {
-        let groups = &self.field_groups[(input == Slot::Stage) as usize];
-        let (queries, attention, finish, project) = (
-            groups.queries.clone(),
-            groups.attention.clone(),
-            groups.finish[stage].clone(),
-            groups.project[stage].clone(),
-        );
-        let p = &self.pipelines;
-        let (pq, pa, pf, pp) = (
-            p.queries.clone(),
-            p.attention.clone(),
-            p.attention_finish.clone(),
-            p.tangent_project.clone(),
-        );
-        let sphere = self.sphere;
-        let (tx, ty) = self.dispatch.tokens;
-        let (ex, ey) = self.dispatch.elements;
-        let (qx, qy) = self.dispatch.queries;
-        let chunks = self.dispatch.chunks(self.shape.n);
-        let stride = self.chunk_stride;
-        let mut pass = self
-            .encoder()
-            .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("attention field"),
-                timestamp_writes: None,
-            });
-        pass.set_pipeline(&pq);
-        pass.set_bind_group(0, &queries, &[]);
-        pass.dispatch_workgroups(ex, ey, 1);
-        pass.set_pipeline(&pa);
-        for c in 0..chunks {
-            pass.set_bind_group(0, &attention, &[(c as u64 * stride) as u32]);
-            pass.dispatch_workgroups(qx, qy, 1);
-        }
-        pass.set_pipeline(&pf);
-        pass.set_bind_group(0, &finish, &[]);
-        pass.dispatch_workgroups(ex, ey, 1);
-        if sphere {
-            pass.set_pipeline(&pp);
-            pass.set_bind_group(0, &project, &[]);
-            pass.dispatch_workgroups(tx, ty, 1);
-        }
+        let timer = self.timer.as_ref().map(|t| t.queries.clone());
+        let enc = self.encoder.get_or_insert_with(|| {
+            self.ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("attnflow step"),
+                })
+        });
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("attention field"),
+            timestamp_writes: timer.as_ref().map(|q| wgpu::ComputePassTimestampWrites {
+                query_set: q,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
+            }),
+        });
+        let groups = &self.field_groups[(input == Slot::Stage) as usize][stage];
+        self.attention
+            .record(&mut pass, &self.kernels, groups, None);
         Ok(())
     }
 
     fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()> {
+        let (tx, _) = self.attention.dispatch.tokens;
         let mut c = Combine {
             coeffs: [0.0; 4],
             terms: 0,
             to_state: (dst == Slot::State) as u32,
             renormalise: renormalise as u32,
             tokens: self.shape.tokens() as u32,
-            groups_x: self.dispatch.tokens.0,
+            groups_x: tx,
             pad: [0; 3],
         };
         for &(s, coef) in terms {
@@ -852,8 +495,8 @@ impl Backend for GpuBackend {
         }
         let offset = self.coeff_offset(c)?;
         let group = self.combine_group.clone().expect("prepare() first");
-        let pipeline = self.pipelines.rk_combine.clone();
-        let (gx, gy) = self.dispatch.tokens;
+        let pipeline = self.kernels.rk_combine.clone();
+        let (gx, gy) = self.attention.dispatch.tokens;
         {
             let mut pass = self
                 .encoder()
@@ -885,11 +528,11 @@ impl Backend for GpuBackend {
     }
 
     fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
-        let pipeline = self.pipelines.pair_stats.clone();
+        let pipeline = self.kernels.pair_stats.clone();
         let group = self.stats_group.clone();
-        let (gx, gy) = self.dispatch.queries;
-        let chunks = self.dispatch.chunks(self.shape.n);
-        let stride = self.chunk_stride;
+        let (gx, gy, gz) = self.attention.dispatch.queries;
+        let chunks = self.attention.dispatch.chunks(self.shape.n);
+        let stride = self.attention.chunk_stride;
         {
             let mut pass = self
                 .encoder()
@@ -900,7 +543,7 @@ impl Backend for GpuBackend {
             pass.set_pipeline(&pipeline);
             for c in 0..chunks {
                 pass.set_bind_group(0, &group, &[(c as u64 * stride) as u32]);
-                pass.dispatch_workgroups(gx, gy, 1);
+                pass.dispatch_workgroups(gx, gy, gz);
             }
         }
         let stats = self.stats.clone();

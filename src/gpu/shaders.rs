@@ -57,12 +57,13 @@ pub const HARDWARE_CHUNK_KEYS: usize = 1 << 16;
 impl Specialisation {
     /// The most keys one dispatch of `attention.wgsl` may visit within `budget` loop
     /// iterations per invocation, counting as if the compiler unrolled nothing: per key the
-    /// score, rescale and accumulate loops (3d + 1), per tile the cooperative load, plus
-    /// the loads and stores of the partial state (3d). `pair_stats.wgsl` does less per key.
+    /// score, rescale and accumulate loops (3d + 1), per tile the cooperative load and the
+    /// tile sums' reset and fold (2d), plus the loads and stores of the partial state (3d).
+    /// `pair_stats.wgsl` does less per key.
     pub fn keys_within_loop_budget(&self, budget: usize) -> usize {
         let d = self.d as usize;
         let tk = self.tile_keys as usize;
-        let per_tile = 1 + (tk * d).div_ceil(self.workgroup as usize);
+        let per_tile = 1 + 2 * d + (tk * d).div_ceil(self.workgroup as usize);
         let fixed = 3 * d + 16;
         let per_key = (3 * d + 1) as f64 + per_tile as f64 / tk as f64;
         (((budget.saturating_sub(fixed)) as f64 / per_key).floor() as usize).max(1)

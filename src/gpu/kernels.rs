@@ -1,0 +1,369 @@
+//! What every GPU job shares: the compiled kernels of one specialisation, their bind group
+//! layouts, the structs that mirror the WGSL ones, and the dispatch plan checked against the
+//! adapter's limits.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::shaders::{self, Specialisation};
+use crate::error::{Error, Result};
+use crate::model::{Attention, Geometry, Mask, Model};
+
+/// Mirrors `Params` in shaders/common.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct Params {
+    pub n_queries: u32,
+    pub n_keys: u32,
+    pub batch: u32,
+    pub flags: u32,
+    pub token_groups_x: u32,
+    pub element_groups_x: u32,
+    pub query_groups_x: u32,
+    pub pad: u32,
+}
+
+/// Mirrors `Chunk` in shaders/common.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct Chunk {
+    pub key_start: u32,
+    pub key_count: u32,
+    pub first: u32,
+    pub pad: u32,
+}
+
+/// Mirrors `Combine` in shaders/rk_combine.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub(crate) struct Combine {
+    pub coeffs: [f32; 4],
+    pub terms: u32,
+    pub to_state: u32,
+    pub renormalise: u32,
+    pub tokens: u32,
+    pub groups_x: u32,
+    pub pad: [u32; 3],
+}
+
+/// Mirrors `PairStats` in shaders/pair_stats.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct PairStatsRow {
+    pub lse_max: f32,
+    pub lse_sum: f32,
+    pub min_cos: f32,
+    pub sum_cos: f32,
+    pub sum_dot: f32,
+}
+
+const FLAG_USA: u32 = 1;
+const FLAG_SPHERE: u32 = 2;
+const FLAG_CAUSAL: u32 = 4;
+const FLAG_IDENTITY_SCORES: u32 = 8;
+const FLAG_IDENTITY_VALUES: u32 = 16;
+
+/// The FLAG_* bits of shaders/common.wgsl for a model.
+pub(crate) fn flags(model: &Model) -> u32 {
+    let w = &model.weights;
+    let d = w.d;
+    let mut flags = 0;
+    if model.attention == Attention::Usa {
+        flags |= FLAG_USA;
+    }
+    if model.geometry == Geometry::Sphere {
+        flags |= FLAG_SPHERE;
+    }
+    if model.mask == Mask::Causal {
+        flags |= FLAG_CAUSAL;
+    }
+    if w.score_matrix() == crate::model::weights::identity_matrix(d) {
+        flags |= FLAG_IDENTITY_SCORES;
+    }
+    if w.v_is_identity() {
+        flags |= FLAG_IDENTITY_VALUES;
+    }
+    flags
+}
+
+/// Largest token dimension the GPU kernels take.
+pub const MAX_D: usize = 1024;
+
+/// How a job is laid out over workgroups and dispatches, checked against the adapter.
+#[derive(Clone, Copy, Debug)]
+pub struct Dispatch {
+    /// Workgroups (x, y, z) of the streaming kernels: blocks of queries along x (and z when
+    /// they do not fit along x), systems along y.
+    pub queries: (u32, u32, u32),
+    /// Workgroups (x, y) of the per-query kernels.
+    pub tokens: (u32, u32),
+    /// Workgroups (x, y) of the per-element (query, coordinate) kernels.
+    pub elements: (u32, u32),
+    /// Keys visited by one dispatch of a streaming kernel.
+    pub chunk_keys: usize,
+}
+
+impl Dispatch {
+    /// Number of dispatches a streaming kernel needs for one pass over `n_keys` keys.
+    pub fn chunks(&self, n_keys: usize) -> usize {
+        n_keys.div_ceil(self.chunk_keys)
+    }
+}
+
+/// The sizes of one job: `batch` systems in which `n_queries` queries attend to `n_keys`
+/// keys of dimension `d` (self-attention: both n).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    pub batch: usize,
+    pub n_queries: usize,
+    pub n_keys: usize,
+    pub d: usize,
+}
+
+/// Checks that a job fits the adapter and lays it out, or returns a clear error that names
+/// the limit and the largest size that fits. `max_groups` (None: the adapter's limit) lets
+/// tests force the split of queries over two grid dimensions at small n.
+pub fn plan(
+    limits: &wgpu::Limits,
+    sizes: Sizes,
+    chunk_keys: usize,
+    max_groups: Option<u32>,
+) -> Result<Dispatch> {
+    let Sizes {
+        batch,
+        n_queries,
+        n_keys,
+        d,
+    } = sizes;
+    let wg = shaders::WORKGROUP as u64;
+    let max_groups = u64::from(
+        max_groups
+            .unwrap_or(u32::MAX)
+            .min(limits.max_compute_workgroups_per_dimension),
+    );
+    let max_binding = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    if d > MAX_D {
+        return Err(Error::Limit(format!(
+            "d = {d}: the GPU kernels keep a few vectors of d floats per query in registers and \
+             support d up to {MAX_D}; use --backend cpu for larger d"
+        )));
+    }
+    for (what, n) in [("queries", n_queries), ("keys", n_keys)] {
+        let bytes = 4 * (batch * n * d) as u64;
+        if bytes > max_binding {
+            let largest_n = max_binding / (4 * (batch * d) as u64);
+            return Err(Error::Limit(format!(
+                "the {what} ({batch} x {n} x {d} f32 = {:.1} MiB) exceed this adapter's \
+                 max_storage_buffer_binding_size of {:.1} MiB; the largest n that fits with \
+                 d = {d}, batch = {batch} is {largest_n}",
+                mib(bytes),
+                mib(max_binding)
+            )));
+        }
+    }
+    let stats_bytes = (std::mem::size_of::<PairStatsRow>() * batch * n_queries) as u64;
+    if stats_bytes > max_binding {
+        let largest_n = max_binding / (std::mem::size_of::<PairStatsRow>() * batch) as u64;
+        return Err(Error::Limit(format!(
+            "the observables buffer ({:.1} MiB) exceeds this adapter's \
+             max_storage_buffer_binding_size of {:.1} MiB; the largest n that fits with \
+             batch = {batch} is {largest_n}",
+            mib(stats_bytes),
+            mib(max_binding)
+        )));
+    }
+    if batch as u64 > max_groups {
+        return Err(Error::Limit(format!(
+            "batch = {batch} exceeds this adapter's max_compute_workgroups_per_dimension of \
+             {max_groups}"
+        )));
+    }
+    let grid = |items: u64, what: &str| -> Result<(u32, u32)> {
+        let groups = items.div_ceil(wg);
+        let x = groups.clamp(1, max_groups);
+        let y = groups.div_ceil(x).max(1);
+        if y > max_groups {
+            return Err(Error::Limit(format!(
+                "{items} {what} exceed what two dimensions of {max_groups} workgroups of {wg} \
+                 hold (max_compute_workgroups_per_dimension)"
+            )));
+        }
+        Ok((x as u32, y as u32))
+    };
+    let (qx, qz) = grid(n_queries as u64, "queries")?;
+    let tokens = grid((batch * n_queries) as u64, "queries (batch * n)")?;
+    let elements = grid((batch * n_queries * d) as u64, "values (batch * n * d)")?;
+    if limits.max_storage_buffers_per_shader_stage < 7 {
+        return Err(Error::Limit(format!(
+            "this adapter allows {} storage buffers per shader stage; attnflow needs 7",
+            limits.max_storage_buffers_per_shader_stage
+        )));
+    }
+    if limits.max_compute_invocations_per_workgroup < shaders::WORKGROUP {
+        return Err(Error::Limit(format!(
+            "this adapter allows {} invocations per workgroup; attnflow needs {}",
+            limits.max_compute_invocations_per_workgroup,
+            shaders::WORKGROUP
+        )));
+    }
+    Ok(Dispatch {
+        queries: (qx, batch as u32, qz),
+        tokens,
+        elements,
+        chunk_keys: chunk_keys.clamp(1, n_keys.max(1)),
+    })
+}
+
+pub(crate) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+pub(crate) fn uniform_entry(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: dynamic,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// A layout from a compact description: 'u' uniform, 'd' uniform with dynamic offset,
+/// 'r' read-only storage, 'w' read-write storage, in binding order.
+pub(crate) fn layout(device: &wgpu::Device, label: &str, kinds: &str) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = kinds
+        .chars()
+        .enumerate()
+        .map(|(i, k)| match k {
+            'u' => uniform_entry(i as u32, false),
+            'd' => uniform_entry(i as u32, true),
+            'r' => storage_entry(i as u32, true),
+            'w' => storage_entry(i as u32, false),
+            _ => unreachable!("binding kind {k}"),
+        })
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
+}
+
+/// A uniform binding of one slot of `T` at a dynamic offset.
+pub(crate) fn slot_binding<T>(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: 0,
+        size: wgpu::BufferSize::new(std::mem::size_of::<T>() as u64),
+    })
+}
+
+pub(crate) fn bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    resources: &[wgpu::BindingResource<'_>],
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: r.clone(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
+pub(crate) fn aligned(size: usize, align: u32) -> u64 {
+    (size as u64).div_ceil(align as u64) * align as u64
+}
+
+/// The compiled kernels of one specialisation and their bind group layouts.
+pub(crate) struct Kernels {
+    pub spec: Specialisation,
+    pub queries: wgpu::ComputePipeline,
+    pub attention: wgpu::ComputePipeline,
+    pub attention_finish: wgpu::ComputePipeline,
+    pub tangent_project: wgpu::ComputePipeline,
+    pub rk_combine: wgpu::ComputePipeline,
+    pub pair_stats: wgpu::ComputePipeline,
+    pub queries_layout: wgpu::BindGroupLayout,
+    pub attention_layout: wgpu::BindGroupLayout,
+    pub finish_layout: wgpu::BindGroupLayout,
+    pub project_layout: wgpu::BindGroupLayout,
+    pub combine_layout: wgpu::BindGroupLayout,
+    pub stats_layout: wgpu::BindGroupLayout,
+}
+
+impl Kernels {
+    /// Compiles every kernel for `spec`. Shader errors come back as `Error::Gpu`.
+    pub fn new(device: &wgpu::Device, spec: Specialisation) -> Result<Self> {
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let queries_layout = layout(device, "queries", "urrrw");
+        let attention_layout = layout(device, "attention", "udrrww");
+        let finish_layout = layout(device, "attention_finish", "urrrw");
+        let project_layout = layout(device, "tangent_project", "urw");
+        let combine_layout = layout(device, "rk_combine", "dwwrrrrw");
+        let stats_layout = layout(device, "pair_stats", "udrrw");
+        let pipeline = |name: &str, kernel: &str, layout: &wgpu::BindGroupLayout| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(shaders::source(kernel, spec).into()),
+            });
+            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let kernels = Kernels {
+            spec,
+            queries: pipeline("queries", shaders::QUERIES, &queries_layout),
+            attention: pipeline("attention", shaders::ATTENTION, &attention_layout),
+            attention_finish: pipeline(
+                "attention_finish",
+                shaders::ATTENTION_FINISH,
+                &finish_layout,
+            ),
+            tangent_project: pipeline("tangent_project", shaders::TANGENT_PROJECT, &project_layout),
+            rk_combine: pipeline("rk_combine", shaders::RK_COMBINE, &combine_layout),
+            pair_stats: pipeline("pair_stats", shaders::PAIR_STATS, &stats_layout),
+            queries_layout,
+            attention_layout,
+            finish_layout,
+            project_layout,
+            combine_layout,
+            stats_layout,
+        };
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("compiling the kernels: {e}")));
+        }
+        Ok(kernels)
+    }
+}
