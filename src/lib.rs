@@ -5,6 +5,7 @@
 //! compute), `cpu` (multithreaded f32) and `reference` (plain f64, the truth in tests), driven
 //! by one Runge-Kutta stepping engine ([`integrate`]).
 
+pub mod bench;
 pub mod config;
 pub mod cpu;
 pub mod error;

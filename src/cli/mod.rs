@@ -1,5 +1,6 @@
 //! Command-line front end.
 
+mod bench;
 mod render;
 mod run;
 
@@ -23,6 +24,8 @@ enum Command {
     /// Integrate the self-attention dynamics and write final.npy, metrics.csv, run.toml
     /// (and traj.npy with --save-every) to an output folder.
     Run(Box<run::RunArgs>),
+    /// Measure throughput: field evaluations and RK4 steps in pair interactions per second.
+    Bench(bench::BenchArgs),
     /// Draw a run's tokens (up to four snapshots of traj.npy) on the sphere as a PNG.
     Render(render::RenderArgs),
     /// List the GPU adapters wgpu sees, best first.
@@ -52,6 +55,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Render(args) => render::render(args),
+        Command::Bench(args) => bench::bench(args),
         Command::Adapters => adapters(),
     };
     match result {

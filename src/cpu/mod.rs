@@ -86,7 +86,7 @@ impl CpuBackend {
             betas: model.betas.iter().map(|&b| b as f32).collect(),
             score: (!identity_scores).then(|| to_f32(&w.score_matrix())),
             value: (!w.v_is_identity()).then(|| to_f32(&w.v)),
-            tile: (TILE_FLOATS / shape.d / LANES).clamp(4, 128) * LANES,
+            tile: (TILE_FLOATS / shape.d / LANES).clamp(4, 64) * LANES,
             stride,
             blocked: simd == CpuKernel::Avx2 && shape.d > 4,
             simd,

@@ -307,12 +307,6 @@ impl GpuBackend {
         self.ctx.take_error()
     }
 
-    /// Submits and waits until the device is idle.
-    pub fn sync(&mut self) -> Result<()> {
-        self.flush()?;
-        self.ctx.wait()
-    }
-
     /// The device offset of a coefficient set, uploading it the first time it is seen.
     fn coeff_offset(&mut self, c: Combine) -> Result<u32> {
         if let Some(i) = self.coeff_slots.iter().position(|s| *s == c) {
@@ -513,6 +507,15 @@ impl Backend for GpuBackend {
             self.flush()?;
         }
         Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        self.ctx.wait()
+    }
+
+    fn as_gpu(&mut self) -> Option<&mut GpuBackend> {
+        Some(self)
     }
 
     fn read_state(&mut self) -> Result<Tokens> {

@@ -63,6 +63,14 @@ pub trait Backend {
     /// dst = state + sum_(s, c) c * k[s]; renormalise each token afterwards if asked.
     /// With dst = State this is the update at the end of a step.
     fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()>;
+    /// The GPU backend behind a trait object, for GPU-only extras (timing, memory).
+    fn as_gpu(&mut self) -> Option<&mut crate::gpu::GpuBackend> {
+        None
+    }
+    /// Waits until all queued work is done (the GPU queues; the others are synchronous).
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Waits for queued work and reads the state back.
     fn read_state(&mut self) -> Result<Tokens>;
     /// Reads back k[stage], the last vector field evaluated into that stage (for tests that

@@ -1,0 +1,205 @@
+//! `attnflow bench`.
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use attnflow::bench::{self, BenchConfig, BenchReport};
+use attnflow::config::BackendChoice;
+use attnflow::gpu::GpuContext;
+use attnflow::model::Mask;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Tokens per system; several separated by commas give one row each and the fitted
+    /// exponent of the cost in n (2 expected).
+    #[arg(long, default_value = "8192")]
+    n: String,
+    /// Token dimension.
+    #[arg(long, default_value_t = 3)]
+    d: usize,
+    /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "cpu", "reference"])]
+    backend: String,
+    /// Independent systems per evaluation.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Timed evaluations, and as many timed RK4 steps, after one warm-up of each.
+    #[arg(long, default_value_t = 5)]
+    evals: usize,
+    /// Mask: full or causal (causal does half the pairs).
+    #[arg(long, default_value = "full", value_parser = ["full", "causal"])]
+    mask: String,
+    /// Also measure this backend in the same process and print the ratio to it.
+    #[arg(long, value_parser = ["gpu", "cpu", "reference"])]
+    vs: Option<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn choice(s: &str) -> BackendChoice {
+    match s {
+        "gpu" => BackendChoice::Gpu,
+        "cpu" => BackendChoice::Cpu,
+        "reference" => BackendChoice::Reference,
+        _ => BackendChoice::Auto,
+    }
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("-".into(), |b| format!("{:.1}", b as f64 / 1048576.0))
+}
+
+fn row(r: &BenchReport) -> String {
+    format!(
+        "{:<10} {:>9} {:>5} {:>6} {:>12.3e} {:>11.3e} [{:.2e}, {:.2e}] {:>11.3e} {:>12} {:>9} {:>9}",
+        r.backend,
+        r.n,
+        r.d,
+        r.batch,
+        r.pairs_per_second,
+        r.seconds_per_eval,
+        r.eval_seconds.q1,
+        r.eval_seconds.q3,
+        r.seconds_per_step,
+        r.gpu_pairs_per_second
+            .map_or("-".into(), |p| format!("{p:.3e}")),
+        mib(r.peak_host_bytes),
+        mib(r.device_bytes),
+    )
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let ns: Vec<usize> = args
+        .n
+        .split(',')
+        .map(|v| v.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--n takes whole numbers separated by commas, got '{}'",
+                args.n
+            )
+        })?;
+    if ns.contains(&0) {
+        bail!("n must be at least 1");
+    }
+    let mask = if args.mask == "causal" {
+        Mask::Causal
+    } else {
+        Mask::Full
+    };
+    // One GPU context for every measurement; `auto` takes a hardware GPU or the cpu.
+    let mut note = None;
+    let mut backend = choice(&args.backend);
+    let wants_gpu = backend == BackendChoice::Gpu
+        || backend == BackendChoice::Auto
+        || args.vs.as_deref() == Some("gpu");
+    let ctx = if wants_gpu {
+        match GpuContext::new() {
+            Ok(ctx) => Some(Arc::new(ctx)),
+            Err(e) if backend == BackendChoice::Auto => {
+                note = Some(format!("{e}; measuring the cpu backend"));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    if backend == BackendChoice::Auto {
+        backend = match &ctx {
+            Some(c) if !c.is_software() => BackendChoice::Gpu,
+            Some(c) => {
+                note = Some(format!(
+                    "no hardware GPU (only {}); measuring the cpu backend (--backend gpu measures it anyway)",
+                    c.describe()
+                ));
+                BackendChoice::Cpu
+            }
+            None => BackendChoice::Cpu,
+        };
+    }
+    let config = |n: usize, backend: BackendChoice| BenchConfig {
+        backend,
+        n,
+        d: args.d,
+        batch: args.batch,
+        evals: args.evals,
+        mask,
+    };
+    let mut reports = Vec::new();
+    let mut baselines = Vec::new();
+    for &n in &ns {
+        reports.push(bench::run(&config(n, backend), ctx.clone())?);
+        if let Some(vs) = &args.vs {
+            baselines.push(bench::run(&config(n, choice(vs)), ctx.clone())?);
+        }
+    }
+    let ratios: Vec<f64> = reports
+        .iter()
+        .zip(&baselines)
+        .map(|(r, b)| r.pairs_per_second / b.pairs_per_second)
+        .collect();
+    let exponent = (ns.len() > 1).then(|| {
+        let secs: Vec<f64> = reports.iter().map(|r| r.seconds_per_eval).collect();
+        bench::fitted_exponent(&ns, &secs)
+    });
+    if args.json {
+        let with_baseline = |r: &BenchReport, i: usize| {
+            let mut v = serde_json::to_value(r).expect("serialisable");
+            if let Some(b) = baselines.get(i) {
+                v["baseline"] = serde_json::to_value(b).expect("serialisable");
+                v["ratio_to_baseline"] = ratios[i].into();
+            }
+            v
+        };
+        let out = if reports.len() == 1 {
+            with_baseline(&reports[0], 0)
+        } else {
+            serde_json::json!({
+                "runs": reports.iter().enumerate().map(|(i, r)| with_baseline(r, i)).collect::<Vec<_>>(),
+                "fitted_exponent": exponent,
+            })
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if let Some(note) = note {
+        println!("note: {note}");
+    }
+    println!(
+        "attnflow bench: SA, sphere, {} mask, Q = K = V = I, beta = 1; median of {} evaluations and {} RK4 steps after a warm-up",
+        args.mask, args.evals, args.evals
+    );
+    for r in reports.iter().chain(&baselines) {
+        println!("{:<10} {}", r.backend, r.adapter);
+    }
+    println!(
+        "{:<10} {:>9} {:>5} {:>6} {:>12} {:>11} {:<20} {:>11} {:>12} {:>9} {:>9}",
+        "backend",
+        "n",
+        "d",
+        "batch",
+        "pairs/s",
+        "s/eval",
+        "[q1, q3]",
+        "s/RK4 step",
+        "GPU pairs/s",
+        "host MiB",
+        "dev MiB"
+    );
+    for (i, r) in reports.iter().enumerate() {
+        println!("{}", row(r));
+        if let Some(b) = baselines.get(i) {
+            println!("{}", row(b));
+            println!("ratio {} / {}: {:.2}x", r.backend, b.backend, ratios[i]);
+        }
+    }
+    if let Some(e) = exponent {
+        println!("fitted exponent of seconds per evaluation in n: {e:.3} (2 expected)");
+    }
+    Ok(())
+}
