@@ -280,10 +280,8 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         seed: layer.seed.unwrap_or(0),
         backend: layer.backend.unwrap_or(BackendChoice::Auto),
         save_every: layer.save_every.unwrap_or(0),
-        metrics_every: match layer.metrics_every {
-            Some(0) | None => steps.div_ceil(100),
-            Some(m) => m,
-        },
+        // About 100 rows; 0 keeps only the first and last (each row is an O(n^2) pass).
+        metrics_every: layer.metrics_every.unwrap_or(steps.div_ceil(100)),
     };
     let model = Model {
         attention: config.model,

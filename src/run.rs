@@ -312,7 +312,8 @@ pub fn execute(
     for step in 1..=cfg.steps {
         let t0 = Instant::now();
         integrate::step(backend.as_mut(), &tableau, h, sphere)?;
-        let metrics_now = step.is_multiple_of(cfg.metrics_every) || step == cfg.steps;
+        let metrics_now =
+            (cfg.metrics_every > 0 && step.is_multiple_of(cfg.metrics_every)) || step == cfg.steps;
         let snapshot_now =
             cfg.save_every > 0 && (step.is_multiple_of(cfg.save_every) || step == cfg.steps);
         if metrics_now || snapshot_now {

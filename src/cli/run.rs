@@ -74,7 +74,8 @@ pub struct RunArgs {
     /// [default: 0].
     #[arg(long, value_name = "K")]
     save_every: Option<usize>,
-    /// Write a metrics.csv row every M steps [default: about 100 rows per run].
+    /// Write a metrics.csv row every M steps; 0 writes only the first and last (each row
+    /// costs one O(n^2) pass) [default: about 100 rows per run].
     #[arg(long, value_name = "M")]
     metrics_every: Option<usize>,
     /// No progress bar.

@@ -41,6 +41,8 @@ struct Kernel {
     stride: usize,
     /// Whether the kernel also reads the blocked key layout (AVX2, d > 4).
     blocked: bool,
+    /// Queries per rayon task (QC or QC_WIDE).
+    qc: usize,
     simd: CpuKernel,
 }
 
@@ -89,6 +91,7 @@ impl CpuBackend {
             tile: (TILE_FLOATS / shape.d / LANES).clamp(4, 64) * LANES,
             stride,
             blocked: simd == CpuKernel::Avx2 && shape.d > 4,
+            qc: if shape.d > 4 { QC_WIDE } else { QC },
             simd,
         };
         let kernel_blocked = kernel.blocked;
@@ -126,8 +129,11 @@ fn transpose_systems(shape: Shape, stride: usize, layout: Layout, x: &[f32], key
         });
 }
 
-/// Queries per rayon task: QC / QB blocks take turns on each key tile while it is in cache.
+/// Queries per rayon task for d <= 4: QC / QB blocks take turns on each key tile while it
+/// is in cache. Larger d uses `QC_WIDE`, so that the keys (d floats each, twice) stream from
+/// memory once per 96 queries rather than once per 36.
 const QC: usize = 36;
+const QC_WIDE: usize = 96;
 
 /// Per-thread scratch for one chunk of queries.
 struct Scratch {
@@ -144,11 +150,11 @@ impl Kernel {
     fn scratch(&self) -> Scratch {
         let d = self.shape.d;
         Scratch {
-            q: vec![0.0; QC * d],
+            q: vec![0.0; self.qc * d],
             s: vec![0.0; QB * self.tile],
-            m: vec![0.0; QC],
-            l: vec![0.0; QC],
-            acc: vec![0.0; QC * d],
+            m: vec![0.0; self.qc],
+            l: vec![0.0; self.qc],
+            acc: vec![0.0; self.qc * d],
             mean: vec![0.0; d],
             a: vec![0.0; d],
         }
@@ -167,7 +173,7 @@ impl Kernel {
         }
     }
 
-    /// The field of the queries first..first + out.len() / d (at most QC) of system b,
+    /// The field of the queries first..first + out.len() / d (at most qc) of system b,
     /// written to `out`. Key tiles are the outer loop so that each stays in cache while every
     /// block of the chunk uses it.
     #[allow(clippy::too_many_arguments)]
@@ -428,9 +434,11 @@ impl Backend for CpuBackend {
             .par_chunks_mut(n * d)
             .enumerate()
             .for_each(|(b, sys)| {
-                sys.par_chunks_mut(QC * d).enumerate().for_each_init(
+                sys.par_chunks_mut(kernel.qc * d).enumerate().for_each_init(
                     || kernel.scratch(),
-                    |sc, (c, out)| kernel.attention_chunk(keys, blocked, src, b, c * QC, sc, out),
+                    |sc, (c, out)| {
+                        kernel.attention_chunk(keys, blocked, src, b, c * kernel.qc, sc, out)
+                    },
                 );
             });
         Ok(())
