@@ -1,10 +1,10 @@
 // Stage 2 of the attention field (MODELS.md §1): the online softmax of every query over one
 // chunk of keys, one invocation per query. Keys stream through workgroup memory in tiles of
-// TK; each query carries a running maximum m, sum l and accumulator acc (the keys are also
-// the values: a = V sum_j w_j x_j, applied in attention_finish), merged exactly across
-// chunks, so nothing of size n x n exists. Each tile is summed on its own and then added to
-// the running sums, so rounding grows with TK + n / TK rather than n.
-// CPU twin: reference::stages::attention.
+// TK, each key as DV vec4s (zero padded past D); each query carries a running maximum m,
+// sum l and accumulator acc (the keys are also the values: a = V sum_j w_j x_j, applied in
+// attention_finish), merged exactly across chunks, so nothing of size n x n exists. Each
+// tile is summed on its own and then added to the running sums, so rounding grows with
+// TK + n / TK rather than n. CPU twin: reference::stages::attention.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
@@ -16,7 +16,7 @@
 @group(0) @binding(4) var<storage, read_write> acc_state: array<f32>;
 @group(0) @binding(5) var<storage, read_write> ml_state: array<f32>;
 
-var<workgroup> tile: array<f32, TILE_FLOATS>;
+var<workgroup> tile: array<vec4<f32>, TILE_VECS>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -31,22 +31,31 @@ fn main(
     let base = system * params.n_keys * D;
     let t = system * params.n_queries + i;
 
-    var qi: array<f32, D>;
-    var acc: array<f32, D>;
-    var tacc: array<f32, D>;
+    var qi: array<vec4<f32>, DV>;
+    var acc: array<vec4<f32>, DV>;
+    var tacc: array<vec4<f32>, DV>;
     var m = F32_LOWEST;
     var l = 0.0;
     if is_query {
-        for (var c = 0u; c < D; c++) {
-            qi[c] = q[t * D + c];
-            acc[c] = 0.0;
-        }
-        if chunk.first == 0u {
+        let first = chunk.first != 0u;
+        if !first {
             m = ml_state[2u * t];
             l = ml_state[2u * t + 1u];
-            for (var c = 0u; c < D; c++) {
-                acc[c] = acc_state[t * D + c];
+        }
+        for (var v = 0u; v < DV; v++) {
+            var qv = vec4<f32>(0.0);
+            var av = vec4<f32>(0.0);
+            for (var k = 0u; k < 4u; k++) {
+                let c = 4u * v + k;
+                if c < D {
+                    qv[k] = q[t * D + c];
+                    if !first {
+                        av[k] = acc_state[t * D + c];
+                    }
+                }
             }
+            qi[v] = qv;
+            acc[v] = av;
         }
     }
 
@@ -63,49 +72,61 @@ fn main(
     for (var start = chunk.key_start; start < key_end; start += TK) {
         let len = min(TK, key_end - start);
         workgroupBarrier();
-        for (var e = lid.x; e < len * D; e += WG) {
-            tile[e] = x[base + start * D + e];
+        for (var e = lid.x; e < len * DV; e += WG) {
+            let o = base + (start + e / DV) * D + 4u * (e % DV);
+            var w = vec4<f32>(0.0);
+            for (var k = 0u; k < 4u; k++) {
+                if 4u * (e % DV) + k < D {
+                    w[k] = x[o + k];
+                }
+            }
+            tile[e] = w;
         }
         workgroupBarrier();
         if is_query && start < seen_end {
             let mine = min(len, seen_end - start);
             var tl = 0.0;
-            for (var c = 0u; c < D; c++) {
-                tacc[c] = 0.0;
+            for (var v = 0u; v < DV; v++) {
+                tacc[v] = vec4<f32>(0.0);
             }
             for (var kk = 0u; kk < mine; kk++) {
                 var s = 0.0;
-                for (var c = 0u; c < D; c++) {
-                    s += qi[c] * tile[kk * D + c];
+                for (var v = 0u; v < DV; v++) {
+                    s += dot(qi[v], tile[kk * DV + v]);
                 }
                 if s > m {
                     // The running maximum moves: rescale everything summed so far.
                     let r = exp(m - s);
                     l *= r;
                     tl *= r;
-                    for (var c = 0u; c < D; c++) {
-                        acc[c] *= r;
-                        tacc[c] *= r;
+                    for (var v = 0u; v < DV; v++) {
+                        acc[v] *= r;
+                        tacc[v] *= r;
                     }
                     m = s;
                 }
                 let p = exp(s - m);
                 tl += p;
-                for (var c = 0u; c < D; c++) {
-                    tacc[c] += p * tile[kk * D + c];
+                for (var v = 0u; v < DV; v++) {
+                    tacc[v] += p * tile[kk * DV + v];
                 }
             }
             l += tl;
-            for (var c = 0u; c < D; c++) {
-                acc[c] += tacc[c];
+            for (var v = 0u; v < DV; v++) {
+                acc[v] += tacc[v];
             }
         }
     }
     if is_query {
         ml_state[2u * t] = m;
         ml_state[2u * t + 1u] = l;
-        for (var c = 0u; c < D; c++) {
-            acc_state[t * D + c] = acc[c];
+        for (var v = 0u; v < DV; v++) {
+            for (var k = 0u; k < 4u; k++) {
+                let c = 4u * v + k;
+                if c < D {
+                    acc_state[t * D + c] = acc[v][k];
+                }
+            }
         }
     }
 }

@@ -1,9 +1,10 @@
 // Shared by every kernel; prepended after the generated header (src/gpu/shaders.rs), which
 // defines
 //   const D: u32            the token dimension,
+//   const DV: u32           ceil(D / 4): the vec4s that hold a token (zero padded),
 //   const WG: u32           invocations per workgroup,
 //   const TK: u32           keys per workgroup-memory tile,
-//   const TILE_FLOATS: u32  TK * D.
+//   const TILE_VECS: u32    TK * DV.
 
 // Per-run parameters. Queries attend to keys of the same system; for self-attention both
 // are the tokens (n_queries = n_keys = n), and the causal mask needs exactly that.
@@ -61,3 +62,4 @@ fn token_index(lid: vec3<u32>, wid: vec3<u32>, groups_x: u32) -> u32 {
 fn query_block_start(wid: vec3<u32>, groups_x: u32) -> u32 {
     return (wid.z * groups_x + wid.x) * WG;
 }
+

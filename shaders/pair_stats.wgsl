@@ -19,7 +19,7 @@ struct PairStats {
 @group(0) @binding(3) var<storage, read> x: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<PairStats>;
 
-var<workgroup> tile: array<f32, TILE_FLOATS>;
+var<workgroup> tile: array<vec4<f32>, TILE_VECS>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -33,13 +33,19 @@ fn main(
     let base = system * n * D;
     let beta = betas[system];
 
-    var xi: array<f32, D>;
+    var xi: array<vec4<f32>, DV>;
     var norm_i = 0.0;
     var out = PairStats(F32_LOWEST, 0.0, 3.0, 0.0, 0.0);
     if is_query {
-        for (var c = 0u; c < D; c++) {
-            xi[c] = x[base + i * D + c];
-            norm_i += xi[c] * xi[c];
+        for (var v = 0u; v < DV; v++) {
+            var w = vec4<f32>(0.0);
+            for (var k = 0u; k < 4u; k++) {
+                if 4u * v + k < D {
+                    w[k] = x[base + i * D + 4u * v + k];
+                }
+            }
+            xi[v] = w;
+            norm_i += dot(w, w);
         }
         if chunk.first == 0u {
             out = stats[system * n + i];
@@ -50,28 +56,35 @@ fn main(
     for (var start = chunk.key_start; start < key_end; start += TK) {
         let len = min(TK, key_end - start);
         workgroupBarrier();
-        for (var e = lid.x; e < len * D; e += WG) {
-            tile[e] = x[base + start * D + e];
+        for (var e = lid.x; e < len * DV; e += WG) {
+            let o = base + (start + e / DV) * D + 4u * (e % DV);
+            var w = vec4<f32>(0.0);
+            for (var k = 0u; k < 4u; k++) {
+                if 4u * (e % DV) + k < D {
+                    w[k] = x[o + k];
+                }
+            }
+            tile[e] = w;
         }
         workgroupBarrier();
         if is_query {
             for (var kk = 0u; kk < len; kk++) {
-                var dot = 0.0;
+                var inner = 0.0;
                 var norm_j = 0.0;
-                for (var c = 0u; c < D; c++) {
-                    let v = tile[kk * D + c];
-                    dot += xi[c] * v;
-                    norm_j += v * v;
+                for (var v = 0u; v < DV; v++) {
+                    let w = tile[kk * DV + v];
+                    inner += dot(xi[v], w);
+                    norm_j += dot(w, w);
                 }
-                let e = beta * dot;
+                let e = beta * inner;
                 if e > out.lse_max {
                     out.lse_sum *= exp(out.lse_max - e);
                     out.lse_max = e;
                 }
                 out.lse_sum += exp(e - out.lse_max);
-                out.sum_dot += dot;
+                out.sum_dot += inner;
                 if start + kk != i {
-                    let cosine = dot / (norm_i * sqrt(norm_j));
+                    let cosine = inner / (norm_i * sqrt(norm_j));
                     out.min_cos = min(out.min_cos, cosine);
                     out.sum_cos += cosine;
                 }

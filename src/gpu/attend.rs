@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::attention::{AttentionGroups, AttentionPass};
 use super::kernels::{Kernels, Sizes, plan};
 use super::shaders::Specialisation;
-use super::{Chunking, GpuContext, GpuOptions, map_and_read};
+use super::{GpuContext, GpuOptions, map_and_read};
 use crate::error::{Result, input};
 use crate::model::Model;
 
@@ -68,7 +68,7 @@ impl GpuAttend {
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
         let mut groups = pass.bind(&ctx, &kernels, &queries, &keys, &out);
-        if let Chunking::Timed(target) = options.chunking {
+        if let Some(target) = options.chunking.target(&ctx) {
             pass.calibrate(&ctx, &kernels, &groups, target)?;
             groups = pass.bind(&ctx, &kernels, &queries, &keys, &out);
         }

@@ -19,6 +19,9 @@ use crate::model::{Geometry, Mask, Model};
 /// How the key range is split into dispatches.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Chunking {
+    /// `Timed(TARGET_DISPATCH_SECONDS)` on hardware adapters; on software adapters (no
+    /// watchdog, costly dispatches) as many keys as llvmpipe's loop-iteration limit allows.
+    Auto,
     /// Exactly this many keys per dispatch (tests force the chunked paths with it).
     Fixed(usize),
     /// Measure one chunk, then size the rest so that one dispatch takes about this many
@@ -29,6 +32,17 @@ pub enum Chunking {
 
 /// The default target time of one streaming dispatch.
 pub const TARGET_DISPATCH_SECONDS: f64 = 0.05;
+
+impl Chunking {
+    /// The dispatch time to calibrate to, if any, on this adapter.
+    pub fn target(self, ctx: &GpuContext) -> Option<f64> {
+        match self {
+            Chunking::Fixed(_) => None,
+            Chunking::Timed(t) => Some(t),
+            Chunking::Auto => (!ctx.is_software()).then_some(TARGET_DISPATCH_SECONDS),
+        }
+    }
+}
 
 pub(crate) struct AttentionPass {
     pub sizes: Sizes,
@@ -83,7 +97,7 @@ impl AttentionPass {
         });
         let first_chunk = match chunking {
             Chunking::Fixed(k) => k,
-            Chunking::Timed(_) => loop_cap.unwrap_or(shaders::HARDWARE_CHUNK_KEYS),
+            Chunking::Timed(_) | Chunking::Auto => loop_cap.unwrap_or(shaders::HARDWARE_CHUNK_KEYS),
         };
         let dispatch = plan(&ctx.limits, sizes, first_chunk, max_groups)?;
         let device = &ctx.device;

@@ -45,7 +45,7 @@ pub struct GpuOptions {
 impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
-            chunking: Chunking::Timed(TARGET_DISPATCH_SECONDS),
+            chunking: Chunking::Auto,
             max_groups: None,
         }
     }
@@ -162,7 +162,7 @@ impl GpuBackend {
             storage | copy,
         );
         let mut calibrated = None;
-        if let Chunking::Timed(target) = options.chunking {
+        if let Some(target) = options.chunking.target(&ctx) {
             // Measure one chunk against every query, then size the chunks to the target
             // (on software adapters never beyond the loop-iteration limit).
             let probe = buffer("calibration", bytes, storage);

@@ -1,6 +1,8 @@
-//! WGSL sources, specialised per run: a generated header fixes the token dimension D, the
-//! workgroup size and the key-tile size as constants (WGSL function-scope arrays need a
-//! constant size), then `common.wgsl`, then the kernel.
+//! WGSL sources, specialised per run: a generated header fixes the token dimension D (and
+//! DV = ceil(D / 4), the vec4s that hold a token), the workgroup size and the key-tile size
+//! as constants (WGSL function-scope arrays need a constant size), then `common.wgsl`, then
+//! the kernel. Every d gets its own compiled variant; for d <= 4 a token is one vec4 and the
+//! loops over coordinates vanish.
 
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 pub const QUERIES: &str = include_str!("../../shaders/queries.wgsl");
@@ -32,10 +34,10 @@ pub struct Specialisation {
 }
 
 impl Specialisation {
-    /// The largest power-of-two key tile (at most 256 keys) whose d floats per key fit the
-    /// workgroup memory the adapter offers.
+    /// The largest power-of-two key tile (at most 256 keys) whose ceil(d / 4) vec4s per key
+    /// fit the workgroup memory the adapter offers.
     pub fn for_dimension(d: usize, workgroup_bytes: u32) -> Self {
-        let per_key = 4 * d as u32;
+        let per_key = 16 * (d as u32).div_ceil(4);
         let fit = (workgroup_bytes / per_key).clamp(1, 256);
         let tile_keys = 1u32 << (31 - fit.leading_zeros());
         Specialisation {
@@ -56,16 +58,16 @@ pub const HARDWARE_CHUNK_KEYS: usize = 1 << 16;
 
 impl Specialisation {
     /// The most keys one dispatch of `attention.wgsl` may visit within `budget` loop
-    /// iterations per invocation, counting as if the compiler unrolled nothing: per key the
-    /// score, rescale and accumulate loops (3d + 1), per tile the cooperative load and the
-    /// tile sums' reset and fold (2d), plus the loads and stores of the partial state (3d).
-    /// `pair_stats.wgsl` does less per key.
+    /// iterations per invocation, counting as if the compiler unrolled nothing (a token is DV
+    /// vec4s): per key the score, rescale and accumulate loops (3 DV + 1), per tile the
+    /// cooperative load (4 lanes per vec4) and the tile sums' reset and fold (2 DV), plus the
+    /// loads and stores of the partial state (10 DV). `pair_stats.wgsl` does less per key.
     pub fn keys_within_loop_budget(&self, budget: usize) -> usize {
-        let d = self.d as usize;
+        let dv = (self.d as usize).div_ceil(4);
         let tk = self.tile_keys as usize;
-        let per_tile = 1 + 2 * d + (tk * d).div_ceil(self.workgroup as usize);
-        let fixed = 3 * d + 16;
-        let per_key = (3 * d + 1) as f64 + per_tile as f64 / tk as f64;
+        let per_tile = 1 + 2 * dv + 5 * (tk * dv).div_ceil(self.workgroup as usize);
+        let fixed = 10 * dv + 16;
+        let per_key = (3 * dv + 1) as f64 + per_tile as f64 / tk as f64;
         (((budget.saturating_sub(fixed)) as f64 / per_key).floor() as usize).max(1)
     }
 }
@@ -75,12 +77,14 @@ pub fn source(kernel: &str, spec: Specialisation) -> String {
     format!(
         "// Generated header (src/gpu/shaders.rs).\n\
          const D: u32 = {}u;\n\
+         const DV: u32 = {}u;\n\
          const WG: u32 = {}u;\n\
          const TK: u32 = {}u;\n\
-         const TILE_FLOATS: u32 = {}u;\n\n{COMMON}\n{kernel}",
+         const TILE_VECS: u32 = {}u;\n\n{COMMON}\n{kernel}",
         spec.d,
+        spec.d.div_ceil(4),
         spec.workgroup,
         spec.tile_keys,
-        spec.tile_keys * spec.d
+        spec.tile_keys * spec.d.div_ceil(4)
     )
 }
