@@ -111,7 +111,8 @@ fn attention(c: &mut Criterion) {
                             if kind == "field" {
                                 backend.field(Slot::State, 0).unwrap();
                             } else {
-                                integrate::step(backend.as_mut(), &tableau, 1e-3, true).unwrap();
+                                integrate::step(backend.as_mut(), &tableau, 1e-3, true, 0, None)
+                                    .unwrap();
                             }
                             backend.sync().unwrap();
                         })

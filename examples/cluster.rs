@@ -11,13 +11,13 @@ use attnflow::model::{Attention, Geometry, Mask, Model, Shape, Weights};
 
 fn main() -> attnflow::Result<()> {
     let shape = Shape::new(1, 256, 3)?;
-    let model = Model {
-        attention: Attention::Sa,
-        geometry: Geometry::Sphere,
-        mask: Mask::Full,
-        weights: Weights::identity(3),
-        betas: vec![1.0],
-    };
+    let model = Model::new(
+        Attention::Sa,
+        Geometry::Sphere,
+        Mask::Full,
+        Weights::identity(3),
+        vec![1.0],
+    );
     let x0 = InitSpec::Uniform.generate(shape, model.geometry, 42)?;
     let mut backend = CpuBackend::new(&model, shape, &x0)?;
     let tableau = Integrator::Rk4.tableau();
@@ -33,7 +33,7 @@ fn main() -> attnflow::Result<()> {
                 m.min_cos
             );
         }
-        integrate::step(&mut backend, &tableau, h, true)?;
+        integrate::step(&mut backend, &tableau, h, true, step, None)?;
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 // sum l and accumulator acc (the keys are also the values: a = V sum_j w_j x_j, applied in
 // attention_finish), merged exactly across chunks, so nothing of size n x n exists. Each
 // tile is summed on its own and then added to the running sums, so rounding grows with
-// TK + n / TK rather than n. CPU twin: reference::stages::attention.
+// TK + n / TK rather than n. ALiBi subtracts slope (i - j) from the scores.
+// CPU twin: reference::stages::attention.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
@@ -24,6 +25,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
     let causal = has_flag(params.flags, FLAG_CAUSAL);
+    let alibi = has_flag(params.flags, FLAG_ALIBI);
     let system = wid.y;
     let first_query = query_block_start(wid, params.query_groups_x);
     let i = first_query + lid.x;
@@ -93,6 +95,10 @@ fn main(
                 var s = 0.0;
                 for (var v = 0u; v < DV; v++) {
                     s += dot(qi[v], tile[kk * DV + v]);
+                }
+                if alibi {
+                    // ALiBi (causal only, so start + kk <= i).
+                    s -= params.alibi_slope * f32(i - (start + kk));
                 }
                 if s > m {
                     // The running maximum moves: rescale everything summed so far.

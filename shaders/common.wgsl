@@ -21,7 +21,34 @@ struct Params {
     // Workgroups along x of the streaming dispatches (blocks of WG queries); their z takes
     // what does not fit, their y is the system.
     query_groups_x: u32,
+    // ALiBi: scores lose alibi_slope * (i - j) (0 without ALiBi).
+    alibi_slope: f32,
+    // Hidden width of the perceptron (0 without one) and the workgroups along x of its
+    // per-(query, hidden unit) dispatch.
+    mlp_hidden: u32,
+    hidden_groups_x: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+// Which head a dispatch of queries.wgsl or attention_finish.wgsl works on (one slot per
+// head, dynamic offsets).
+struct Head {
+    index: u32,
+    // 0 for the first head: attention_finish writes instead of adding.
+    accumulate: u32,
+    // c_h: 1 (sum of heads) or 1 / H (mean).
+    weight: f32,
     pad: u32,
+}
+
+// The layer (step) being computed, written once per step: random heads are drawn for it,
+// and Euler-Maruyama noise.
+struct Step {
+    layer: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // The range of keys one dispatch of a streaming kernel (attention, pair_stats) visits. The
@@ -40,6 +67,15 @@ const FLAG_SPHERE: u32 = 2u;
 const FLAG_CAUSAL: u32 = 4u;
 const FLAG_IDENTITY_SCORES: u32 = 8u;
 const FLAG_IDENTITY_VALUES: u32 = 16u;
+const FLAG_ALIBI: u32 = 32u;
+const FLAG_GELU: u32 = 64u;
+
+// Streams of the counter-based generator (model::rng::Stream).
+const STREAM_QUERY: u32 = 1u;
+const STREAM_KEY: u32 = 2u;
+const STREAM_VALUE: u32 = 3u;
+const STREAM_NOISE: u32 = 4u;
+const STREAM_COMMON_NOISE: u32 = 5u;
 
 // Lowest finite f32; the running maximum starts here, below every score.
 const F32_LOWEST: f32 = -3.4028235e38;
@@ -63,3 +99,26 @@ fn query_block_start(wid: vec3<u32>, groups_x: u32) -> u32 {
     return (wid.z * groups_x + wid.x) * WG;
 }
 
+
+// The counter-based generator of model::rng, bit for bit: the PCG hash chained over the key.
+fn rng_pcg(x: u32) -> u32 {
+    let state = x * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+fn rng_hash(seed_lo: u32, seed_hi: u32, stream: u32, a: u32, b: u32, index: u32) -> u32 {
+    var h = rng_pcg(index);
+    h = rng_pcg(h ^ b);
+    h = rng_pcg(h ^ a);
+    h = rng_pcg(h ^ stream);
+    h = rng_pcg(h ^ seed_hi);
+    return rng_pcg(h ^ seed_lo);
+}
+
+// A standard normal at a key: Box-Muller on the uniforms at indices 2 index and 2 index + 1.
+fn rng_normal(seed_lo: u32, seed_hi: u32, stream: u32, a: u32, b: u32, index: u32) -> f32 {
+    let u1 = f32((rng_hash(seed_lo, seed_hi, stream, a, b, 2u * index) >> 8u) + 1u) / 16777216.0;
+    let u2 = f32((rng_hash(seed_lo, seed_hi, stream, a, b, 2u * index + 1u) >> 8u) + 1u) / 16777216.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}

@@ -1,15 +1,16 @@
-// Stage 1 of the attention field (MODELS.md §1): the queries
-//   q_t = beta_b K^T Q x_t   (beta_b x_t when K^T Q = I), x the query tokens,
-// so that the score against key x_j is s = beta <Q x_t, K x_j> = <q_t, x_j>.
+// Stage 1 of the attention field (MODELS.md §1): the queries of one head h,
+//   q_t = beta_b K_h^T Q_h x_t   (beta_b x_t when every K^T Q = I), x the query tokens,
+// so that the score against key x_j is s = beta <Q_h x_t, K_h x_j> = <q_t, x_j>.
 // One invocation per element (token t, row r), so each loops over d only.
 // CPU twin: reference::stages::queries.
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> betas: array<f32>;
-// K^T Q, row-major d x d.
-@group(0) @binding(2) var<storage, read> score_matrix: array<f32>;
-@group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read_write> q: array<f32>;
+@group(0) @binding(1) var<uniform> head: Head;
+@group(0) @binding(2) var<storage, read> betas: array<f32>;
+// K_h^T Q_h for every head, [H, d, d] row-major.
+@group(0) @binding(3) var<storage, read> score_matrix: array<f32>;
+@group(0) @binding(4) var<storage, read> x: array<f32>;
+@group(0) @binding(5) var<storage, read_write> q: array<f32>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -27,9 +28,10 @@ fn main(
         q[e] = beta * x[e];
         return;
     }
+    let m = head.index * D * D;
     var s = 0.0;
     for (var c = 0u; c < D; c++) {
-        s += score_matrix[r * D + c] * x[t * D + c];
+        s += score_matrix[m + r * D + c] * x[t * D + c];
     }
     q[e] = beta * s;
 }

@@ -102,13 +102,13 @@ pub fn peak_host_bytes() -> Option<u64> {
 
 /// The benchmark's model: SA on the sphere, Q = K = V = I, beta = 1, uniform tokens.
 pub fn bench_model(d: usize, batch: usize, mask: Mask) -> Model {
-    Model {
-        attention: Attention::Sa,
-        geometry: Geometry::Sphere,
+    Model::new(
+        Attention::Sa,
+        Geometry::Sphere,
         mask,
-        weights: Weights::identity(d),
-        betas: vec![1.0; batch],
-    }
+        Weights::identity(d),
+        vec![1.0; batch],
+    )
 }
 
 /// Runs one measurement. `gpu` is the context to use for the GPU backend (made if None).
@@ -143,7 +143,7 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
     // Warm-up: one evaluation and one step.
     backend.field(Slot::State, 0)?;
     backend.sync()?;
-    integrate::step(backend.as_mut(), &tableau, 1e-3, true)?;
+    integrate::step(backend.as_mut(), &tableau, 1e-3, true, 0, None)?;
     backend.sync()?;
 
     let mut eval_s = Vec::with_capacity(config.evals);
@@ -162,7 +162,7 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
     let mut step_s = Vec::with_capacity(config.evals);
     for _ in 0..config.evals {
         let t = Instant::now();
-        integrate::step(backend.as_mut(), &tableau, 1e-3, true)?;
+        integrate::step(backend.as_mut(), &tableau, 1e-3, true, 0, None)?;
         backend.sync()?;
         step_s.push(t.elapsed().as_secs_f64());
     }

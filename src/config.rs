@@ -9,8 +9,40 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, file_error, input};
 use crate::integrate::Integrator;
 use crate::model::init::InitSpec;
-use crate::model::weights::QkvSpec;
-use crate::model::{Attention, Geometry, Mask, Model, Shape};
+use crate::model::weights::{MlpSpec, QkvSpec};
+use crate::model::{
+    Activation, Attention, Geometry, HeadCombine, Mask, Model, Noise, RandomHeads, Shape,
+};
+
+/// How beta follows the context length (MODELS.md §3): the given values are gamma.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BetaRule {
+    /// beta = gamma.
+    Const,
+    /// beta = gamma log n (critical attention scaling of long contexts).
+    Log,
+    /// beta = gamma n^(2 / (d - 1)) (the selectivity scale of n uniform keys).
+    Selective,
+}
+
+impl BetaRule {
+    pub fn apply(self, gamma: f64, n: usize, d: usize) -> f64 {
+        match self {
+            BetaRule::Const => gamma,
+            BetaRule::Log => gamma * (n as f64).ln(),
+            BetaRule::Selective => gamma * (n as f64).powf(2.0 / (d as f64 - 1.0)),
+        }
+    }
+}
+
+/// Whether Euler-Maruyama noise is drawn per token or shared by a system's tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseKind {
+    Independent,
+    Common,
+}
 
 /// Where to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +122,19 @@ pub struct ConfigLayer {
     pub save_every: Option<usize>,
     pub metrics_every: Option<usize>,
     pub out: Option<PathBuf>,
+    pub heads: Option<usize>,
+    pub head_combine: Option<HeadCombine>,
+    pub weight_scale: Option<f64>,
+    pub mlp: Option<String>,
+    pub activation: Option<Activation>,
+    pub noise: Option<f64>,
+    pub noise_kind: Option<NoiseKind>,
+    pub alibi: Option<f64>,
+    pub beta_rule: Option<BetaRule>,
+    /// The rule's gamma values, written into run.toml next to the resolved beta; a
+    /// run.toml read back uses `beta` and ignores this.
+    #[serde(skip_serializing)]
+    pub gamma: Option<Vec<f64>>,
     /// Written by attnflow into run.toml; ignored when read back.
     #[serde(skip_serializing)]
     pub provenance: Option<toml::Table>,
@@ -104,6 +149,10 @@ impl ConfigLayer {
 
     /// `other`'s set fields replace ours.
     pub fn overlay(mut self, other: ConfigLayer) -> Self {
+        // A new beta replaces the gamma a run.toml recorded.
+        if other.beta.is_some() {
+            self.gamma = None;
+        }
         macro_rules! take {
             ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
         }
@@ -124,7 +173,16 @@ impl ConfigLayer {
             backend,
             save_every,
             metrics_every,
-            out
+            out,
+            heads,
+            head_combine,
+            weight_scale,
+            mlp,
+            activation,
+            noise,
+            noise_kind,
+            alibi,
+            beta_rule
         );
         self
     }
@@ -150,6 +208,21 @@ pub struct RunConfig {
     pub backend: BackendChoice,
     pub save_every: usize,
     pub metrics_every: usize,
+    pub heads: usize,
+    pub head_combine: HeadCombine,
+    /// Scale of redrawn weights (entries N(0, scale^2 / d)), with --qkv redraw:SEED.
+    pub weight_scale: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<String>,
+    pub activation: Activation,
+    /// Euler-Maruyama noise strength sigma (0: deterministic).
+    pub noise: f64,
+    pub noise_kind: NoiseKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alibi: Option<f64>,
+    /// How `beta` was made from `gamma` (written for the record; `beta` is what runs).
+    pub beta_rule: BetaRule,
+    pub gamma: Vec<f64>,
 }
 
 /// The embedded default job: n = 4096 tokens on S^2, SA, beta = 1, RK4.
@@ -223,13 +296,17 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
     check_file("batch", layer.batch, file_batch)?;
     let n = layer.n.or(file_n).unwrap_or(DEFAULT_N);
     let d = layer.d.or(file_d).unwrap_or(DEFAULT_D);
-    let betas = layer.beta.clone().unwrap_or(BetaSpec::One(1.0)).values();
+    // A run.toml records gamma (what the rule scales) next to the resolved beta.
+    let betas = match &layer.gamma {
+        Some(g) => g.clone(),
+        None => layer.beta.clone().unwrap_or(BetaSpec::One(1.0)).values(),
+    };
     let batch = match (layer.batch.or(file_batch), betas.len()) {
         (Some(b), _) => b,
         (None, len) => len,
     };
     let shape = Shape::new(batch, n, d)?;
-    let betas = match betas.len() {
+    let gammas = match betas.len() {
         1 => vec![betas[0]; batch],
         len if len == batch => betas,
         len => {
@@ -238,11 +315,13 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
             )));
         }
     };
-    for &b in &betas {
+    for &b in &gammas {
         if !b.is_finite() || b < 0.0 {
             return Err(input(format!("beta must be a finite number >= 0, got {b}")));
         }
     }
+    let beta_rule = layer.beta_rule.unwrap_or(BetaRule::Const);
+    let betas: Vec<f64> = gammas.iter().map(|&g| beta_rule.apply(g, n, d)).collect();
     let steps = layer.steps.unwrap_or(DEFAULT_STEPS);
     if steps == 0 {
         return Err(input("steps must be at least 1"));
@@ -263,7 +342,44 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         })?),
         other => other,
     };
-    let weights = qkv.resolve(d)?;
+    let heads = qkv.resolve_heads(d, layer.heads)?;
+    let random = match qkv {
+        QkvSpec::Redraw(seed) => Some(RandomHeads {
+            heads: heads.len(),
+            scale: layer.weight_scale.unwrap_or(1.0),
+            seed,
+        }),
+        _ => None,
+    };
+    let activation = layer.activation.unwrap_or(Activation::Relu);
+    let mlp_spec = layer.mlp.as_deref().map(MlpSpec::parse).transpose()?;
+    let mlp_spec = match mlp_spec {
+        Some(MlpSpec::Dir(p)) => Some(MlpSpec::Dir(std::fs::canonicalize(&p).map_err(|e| {
+            input(format!(
+                "--mlp '{}' is neither random:M[:SEED] nor a readable folder holding W.npy, A.npy and b.npy ({e})",
+                p.display()
+            ))
+        })?)),
+        other => other,
+    };
+    let mlp = mlp_spec
+        .as_ref()
+        .map(|m| m.resolve(d, activation))
+        .transpose()?;
+    let integrator = layer.integrator.unwrap_or(Integrator::Rk4);
+    let sigma = layer.noise.unwrap_or(0.0);
+    if !sigma.is_finite() || sigma < 0.0 {
+        return Err(input(format!(
+            "--noise takes a finite sigma >= 0, got {sigma}"
+        )));
+    }
+    if sigma > 0.0 && integrator != Integrator::Euler {
+        return Err(input(
+            "noise is integrated by Euler-Maruyama: add --integrator euler",
+        ));
+    }
+    let noise_kind = layer.noise_kind.unwrap_or(NoiseKind::Independent);
+    let seed = layer.seed.unwrap_or(0);
     let config = RunConfig {
         n,
         d,
@@ -273,21 +389,40 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         mask: layer.mask.unwrap_or(Mask::Full),
         beta: betas.clone(),
         qkv: qkv.to_config_string(),
-        integrator: layer.integrator.unwrap_or(Integrator::Rk4),
+        integrator,
         t_end,
         steps,
         init: init.to_config_string(),
-        seed: layer.seed.unwrap_or(0),
+        seed,
         backend: layer.backend.unwrap_or(BackendChoice::Auto),
         save_every: layer.save_every.unwrap_or(0),
         // About 100 rows; 0 keeps only the first and last (each row is an O(n^2) pass).
         metrics_every: layer.metrics_every.unwrap_or(steps.div_ceil(100)),
+        heads: heads.len(),
+        head_combine: layer.head_combine.unwrap_or(HeadCombine::Sum),
+        weight_scale: layer.weight_scale.unwrap_or(1.0),
+        mlp: mlp_spec.as_ref().map(MlpSpec::to_config_string),
+        activation,
+        noise: sigma,
+        noise_kind,
+        alibi: layer.alibi,
+        beta_rule,
+        gamma: gammas,
     };
     let model = Model {
         attention: config.model,
         geometry: config.geometry,
         mask: config.mask,
-        weights,
+        heads,
+        combine: config.head_combine,
+        random,
+        alibi: config.alibi,
+        mlp,
+        noise: (sigma > 0.0).then_some(Noise {
+            sigma,
+            common: noise_kind == NoiseKind::Common,
+            seed,
+        }),
         betas,
     };
     model.validate(shape)?;

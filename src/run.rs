@@ -99,22 +99,30 @@ pub fn pairs_per_eval(model: &Model, shape: Shape) -> f64 {
         Mask::Full => n * n,
         Mask::Causal => n * (n + 1.0) / 2.0,
     };
-    per_system * shape.batch as f64
+    per_system * shape.batch as f64 * model.head_count() as f64
 }
 
-/// Integrates `steps` steps of size h with no output: the engine behind `run`, for library
-/// users and tests.
+/// Integrates `steps` steps of size h (layers 0, 1, ...) with no output: the engine behind
+/// `run`, for library users and tests. With noise the integrator must be Euler.
 pub fn integrate_steps(
     backend: &mut dyn Backend,
+    model: &Model,
     integrator: integrate::Integrator,
-    geometry: Geometry,
     h: f64,
     steps: usize,
 ) -> Result<()> {
     let tableau = integrator.tableau();
     backend.prepare(tableau.stages())?;
-    for _ in 0..steps {
-        integrate::step(backend, &tableau, h, geometry == Geometry::Sphere)?;
+    for layer in 0..steps {
+        let sphere = model.geometry == Geometry::Sphere;
+        integrate::step(
+            backend,
+            &tableau,
+            h,
+            sphere,
+            layer as u32,
+            model.noise.as_ref(),
+        )?;
     }
     Ok(())
 }
@@ -311,7 +319,14 @@ pub fn execute(
     let mut checked = 0;
     for step in 1..=cfg.steps {
         let t0 = Instant::now();
-        integrate::step(backend.as_mut(), &tableau, h, sphere)?;
+        integrate::step(
+            backend.as_mut(),
+            &tableau,
+            h,
+            sphere,
+            (step - 1) as u32,
+            model.noise.as_ref(),
+        )?;
         let metrics_now =
             (cfg.metrics_every > 0 && step.is_multiple_of(cfg.metrics_every)) || step == cfg.steps;
         let snapshot_now =

@@ -39,13 +39,13 @@ fn gpu_attention_over_a_million_keys_stays_within_sqrt_n_eps() {
         for log_n in [18u32, 20] {
             let n = 1usize << log_n;
             let d = 3;
-            let model = Model {
-                attention: Attention::Sa,
-                geometry: Geometry::Euclidean,
-                mask: Mask::Full,
-                weights: Weights::identity(d),
-                betas: vec![beta],
-            };
+            let model = Model::new(
+                Attention::Sa,
+                Geometry::Euclidean,
+                Mask::Full,
+                Weights::identity(d),
+                vec![beta],
+            );
             let keys: Vec<f32> = InitSpec::Uniform
                 .generate(Shape::new(1, n, d).unwrap(), Geometry::Sphere, 7)
                 .unwrap()
@@ -68,11 +68,14 @@ fn gpu_attention_over_a_million_keys_stays_within_sqrt_n_eps() {
             gpu.set_queries(&queries).unwrap();
             let got = gpu.run().unwrap();
             let to64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
-            let want = stages::cross_field(
+            let shape_q = Shape::new(1, m, d).unwrap();
+            let want = stages::field(
                 &model,
-                Shape::new(1, m, d).unwrap(),
+                &model.heads,
+                shape_q,
                 &to64(&queries),
                 &to64(&keys),
+                n,
             );
             let err = relative_error(&got, &want);
             let bound = (n as f64).sqrt() * EPS;

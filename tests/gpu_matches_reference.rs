@@ -73,14 +73,30 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
         let (q, acc, ml) = gpu.read_intermediates().unwrap();
         let field = gpu.read_field(0).unwrap().to_f64();
 
-        let want_q = stages::queries(&model, shape, &x0);
+        let want_q = stages::queries(&model, &model.heads[0], shape, &x0);
         let mut partial = stages::Partial::empty(shape);
         let mut start = 0;
         while start < shape.n {
             stages::attention(&model, shape, shape.n, &want_q, &x0, start, 7, &mut partial);
             start += 7;
         }
-        let want_field = stages::field_from(&model, shape, shape.n, &x0, &partial);
+        let mut want_field = vec![0.0; shape.len()];
+        let head = &model.heads[0];
+        stages::attention_finish(
+            &model,
+            head,
+            1.0,
+            false,
+            shape,
+            shape.n,
+            &partial,
+            &mut want_field,
+        );
+        if geometry == Geometry::Sphere {
+            for (f, x) in want_field.chunks_mut(shape.d).zip(x0.chunks(shape.d)) {
+                attnflow::reference::tangent_project(x, f);
+            }
+        }
         let label = format!("{attention:?} {mask:?} {geometry:?}");
         let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
         assert_close(

@@ -59,7 +59,7 @@ fn cases() -> Vec<Case> {
 }
 
 fn run(backend: &mut dyn Backend, case: &Case, integrator: Integrator, steps: usize) -> Vec<f64> {
-    integrate_steps(backend, integrator, case.geometry, T / steps as f64, steps).unwrap();
+    integrate_steps(backend, &case.model(), integrator, T / steps as f64, steps).unwrap();
     backend.read_state().unwrap().to_f64()
 }
 

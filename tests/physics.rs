@@ -39,9 +39,9 @@ fn energies(backend: &mut dyn Backend, model: &Model, h: f64, steps: usize) -> V
     let mut out = vec![summarise(&backend.pair_stats().unwrap()[..n], model.betas[0]).energy];
     let tableau = Integrator::Rk4.tableau();
     backend.prepare(tableau.stages()).unwrap();
-    for _ in 0..steps {
-        attnflow::integrate::step(backend, &tableau, h, model.geometry == Geometry::Sphere)
-            .unwrap();
+    for layer in 0..steps {
+        let sphere = model.geometry == Geometry::Sphere;
+        attnflow::integrate::step(backend, &tableau, h, sphere, layer as u32, None).unwrap();
         out.push(summarise(&backend.pair_stats().unwrap()[..n], model.betas[0]).energy);
     }
     out
@@ -101,7 +101,7 @@ fn tokens_stay_on_the_sphere() {
     };
     let (model, x0) = (case.model(), case.initial());
     for (name, mut backend) in backends(&model, case.shape, &x0) {
-        integrate_steps(backend.as_mut(), Integrator::Rk4, Geometry::Sphere, 0.1, 20).unwrap();
+        integrate_steps(backend.as_mut(), &model, Integrator::Rk4, 0.1, 20).unwrap();
         let x = backend.read_state().unwrap().to_f64();
         let worst = x
             .chunks(16)
@@ -124,25 +124,18 @@ fn causal_attention_leaves_the_first_token_fixed() {
     weights.v = attnflow::model::weights::identity_matrix(d);
     for attention in [Attention::Sa, Attention::Usa] {
         let shape = Shape::new(1, 40, d).unwrap();
-        let model = Model {
+        let model = Model::new(
             attention,
-            geometry: Geometry::Sphere,
-            mask: Mask::Causal,
-            weights: weights.clone(),
-            betas: vec![3.0],
-        };
+            Geometry::Sphere,
+            Mask::Causal,
+            weights.clone(),
+            vec![3.0],
+        );
         let x0 = attnflow::model::init::InitSpec::Uniform
             .generate(shape, Geometry::Sphere, 8)
             .unwrap();
         for (name, mut backend) in backends(&model, shape, &x0) {
-            integrate_steps(
-                backend.as_mut(),
-                Integrator::Rk4,
-                Geometry::Sphere,
-                0.02,
-                25,
-            )
-            .unwrap();
+            integrate_steps(backend.as_mut(), &model, Integrator::Rk4, 0.02, 25).unwrap();
             let x = backend.read_state().unwrap().to_f64();
             let moved = x[..d]
                 .iter()
@@ -187,22 +180,8 @@ fn causal_prefix_ignores_later_tokens() {
         .into_iter()
         .zip(backends(&model, prefix_shape, &x0[..m * d]))
     {
-        integrate_steps(
-            whole.as_mut(),
-            Integrator::Rk4,
-            Geometry::Euclidean,
-            0.05,
-            10,
-        )
-        .unwrap();
-        integrate_steps(
-            prefix.as_mut(),
-            Integrator::Rk4,
-            Geometry::Euclidean,
-            0.05,
-            10,
-        )
-        .unwrap();
+        integrate_steps(whole.as_mut(), &model, Integrator::Rk4, 0.05, 10).unwrap();
+        integrate_steps(prefix.as_mut(), &model, Integrator::Rk4, 0.05, 10).unwrap();
         let (a, b) = (
             whole.read_state().unwrap().to_f64(),
             prefix.read_state().unwrap().to_f64(),

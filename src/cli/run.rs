@@ -45,10 +45,45 @@ pub struct RunArgs {
     /// (--beta 0.5,1,2) [default: 1].
     #[arg(long, allow_hyphen_values = true)]
     beta: Option<String>,
-    /// Q, K, V: identity, random:SEED (iid N(0, 1/d) entries), or a folder with Q.npy, K.npy,
-    /// V.npy, each [d, d]; the score is beta <Q x_i, K x_j>, the value V x_j [default: identity].
+    /// Q, K, V: identity, random:SEED (iid N(0, 1/d) entries, fixed over depth),
+    /// redraw:SEED (random deep attention: redrawn at every layer and head), or a folder with
+    /// Q.npy, K.npy, V.npy, each [d, d] or [heads, d, d]; the score is beta <Q x_i, K x_j>, the
+    /// value V x_j [default: identity].
     #[arg(long)]
     qkv: Option<String>,
+    /// Attention heads (with identity, random:SEED or redraw:SEED; a folder sets its own)
+    /// [default: 1].
+    #[arg(long)]
+    heads: Option<usize>,
+    /// How heads combine: sum or mean of their outputs [default: sum].
+    #[arg(long, value_parser = ["sum", "mean"])]
+    head_combine: Option<String>,
+    /// Scale of redrawn weights: entries N(0, scale^2 / d) [default: 1].
+    #[arg(long)]
+    weight_scale: Option<f64>,
+    /// Perceptron block dx/dt = P(attention + W sigma(A x + b)): random:M[:SEED] (hidden width
+    /// M) or a folder with W.npy [d, M], A.npy [M, d], b.npy [M] [default: none].
+    #[arg(long)]
+    mlp: Option<String>,
+    /// The perceptron's sigma: relu or gelu (tanh form) [default: relu].
+    #[arg(long, value_parser = ["relu", "gelu"])]
+    activation: Option<String>,
+    /// Noise strength sigma: dx = f dt + sigma P dB, Euler-Maruyama (needs --integrator
+    /// euler), seeded by --seed [default: 0].
+    #[arg(long, allow_hyphen_values = true)]
+    noise: Option<f64>,
+    /// Noise per token (independent) or one dB for all tokens of a system (common)
+    /// [default: independent].
+    #[arg(long, value_parser = ["independent", "common"])]
+    noise_kind: Option<String>,
+    /// ALiBi positional bias of causal attention: scores lose (lambda / n)(i - j)
+    /// [default: none].
+    #[arg(long, value_name = "LAMBDA", allow_hyphen_values = true)]
+    alibi: Option<f64>,
+    /// Temperature rule: const (beta as given), log (beta = gamma log n) or selective
+    /// (beta = gamma n^(2/(d-1))), with gamma the --beta values [default: const].
+    #[arg(long, value_parser = ["const", "log", "selective"])]
+    beta_rule: Option<String>,
     /// Integrator: euler, heun (RK2) or rk4 [default: rk4].
     #[arg(long, value_parser = ["euler", "heun", "rk4"])]
     integrator: Option<String>,
@@ -111,6 +146,16 @@ impl RunArgs {
             save_every: self.save_every,
             metrics_every: self.metrics_every,
             out: self.out.clone(),
+            heads: self.heads,
+            head_combine: parse_enum(self.head_combine.clone())?,
+            weight_scale: self.weight_scale,
+            mlp: self.mlp.clone(),
+            activation: parse_enum(self.activation.clone())?,
+            noise: self.noise,
+            noise_kind: parse_enum(self.noise_kind.clone())?,
+            alibi: self.alibi,
+            beta_rule: parse_enum(self.beta_rule.clone())?,
+            gamma: None,
             provenance: None,
         })
     }

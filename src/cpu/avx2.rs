@@ -135,6 +135,19 @@ unsafe fn score<const D: usize>(
     }
 }
 
+/// ALiBi: adds slope (j - i) to scores of keys j, j + 1, ... (slope in the scores' units).
+#[inline(always)]
+unsafe fn alibi(s: __m256, slope: f32, j: usize, i: usize) -> __m256 {
+    unsafe {
+        if slope == 0.0 {
+            return s;
+        }
+        let offsets = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
+        let dj = _mm256_add_ps(_mm256_set1_ps(j as f32 - i as f32), offsets);
+        _mm256_fmadd_ps(_mm256_set1_ps(slope), dj, s)
+    }
+}
+
 /// Moves query k's running maximum (natural units) up to `tile_max` if it is larger,
 /// rescaling its sums. Returns the maximum in base 2 for this tile's weights.
 #[inline(always)]
@@ -165,8 +178,11 @@ unsafe fn small<const D: usize>(b: &Block, k: usize, scratch: &mut [f32], out: &
         let sp = scratch.as_mut_ptr();
         let vecs = (end - b.start).div_ceil(LANES);
         let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+        let slope = b.alibi * std::f32::consts::LOG2_E;
+        let i = b.ends[k].saturating_sub(1);
         for v in 0..vecs {
-            let s = score::<D>(&q, keys, b.stride, b.start + v * LANES, end);
+            let j = b.start + v * LANES;
+            let s = alibi(score::<D>(&q, keys, b.stride, j, end), slope, j, i);
             _mm256_storeu_ps(sp.add(v * LANES), s);
             vmax = _mm256_max_ps(vmax, s);
         }
@@ -212,6 +228,7 @@ unsafe fn general(b: &Block, scratch: &mut [f32], out: &mut BlockState) {
         // per query: it moves only when a score exceeds it by more than LAZY (weights stay
         // below 2^LAZY), and then the weights of this tile so far and the sums are rescaled.
         let log2e = _mm256_set1_ps(std::f32::consts::LOG2_E);
+        let slope = b.alibi * std::f32::consts::LOG2_E;
         let mut m = [0.0f32; QB];
         for (qb, mq) in m.iter_mut().enumerate() {
             *mq = (out.m[qb] * std::f64::consts::LOG2_E) as f32;
@@ -232,8 +249,11 @@ unsafe fn general(b: &Block, scratch: &mut [f32], out: &mut BlockState) {
                 }
             }
             for qb in 0..QB {
-                let x0 = mask_tail(_mm256_mul_ps(s0[qb], log2e), j0, b.ends[qb]);
-                let x1 = mask_tail(_mm256_mul_ps(s1[qb], log2e), j0 + LANES, b.ends[qb]);
+                let i = b.ends[qb].saturating_sub(1);
+                let x0 = alibi(_mm256_mul_ps(s0[qb], log2e), slope, j0, i);
+                let x1 = alibi(_mm256_mul_ps(s1[qb], log2e), slope, j0 + LANES, i);
+                let x0 = mask_tail(x0, j0, b.ends[qb]);
+                let x1 = mask_tail(x1, j0 + LANES, b.ends[qb]);
                 let top = _mm256_max_ps(x0, x1);
                 let limit = _mm256_set1_ps(m[qb] + LAZY);
                 let row = sp.add(qb * tile);

@@ -79,6 +79,8 @@ pub struct Block<'a> {
     pub q: &'a [f32],
     /// One past the last key each query sees (n, or i + 1 under the causal mask).
     pub ends: [usize; QB],
+    /// ALiBi slope per key index (natural units): scores lose slope (i - j), i = end - 1.
+    pub alibi: f32,
     /// The tile of keys this call folds in: [start, stop), start a multiple of LANES and
     /// stop - start at most the scratch's tile length.
     pub start: usize,

@@ -1,12 +1,13 @@
-//! The fast CPU backend: f32, multithreaded over blocks of queries (rayon), streaming
+//! The fast CPU backend: f32, multithreaded over chunks of queries (rayon), streaming
 //! (online) softmax over key tiles stored as structure-of-arrays, so no n x n matrix is ever
-//! formed. The inner kernel (`kernel`) is compiled for AVX-512 and AVX2 and picked at run
-//! time; a portable loop serves CPUs with neither.
+//! formed. The inner kernel (`avx2`) is picked at run time; a portable loop serves CPUs
+//! without AVX2 and FMA.
 //!
-//! Same vector field as `reference::field` (MODELS.md §1), written with the score matrix
-//! M = beta K^T Q so that keys and values are the raw tokens: s_ij = <M x_i, x_j> and
-//! a_i = V (sum_j w_ij x_j).
+//! Same vector field as `reference::field` (MODELS.md §1, §3), written per head with the
+//! score matrix M_h = beta K_h^T Q_h so that keys and values are the raw tokens:
+//! s_ij = <M_h x_i, x_j> and a_i = sum_h c_h V_h (sum_j w_ij x_j).
 
+pub mod attend;
 mod avx2;
 pub mod kernel;
 pub mod simd;
@@ -14,30 +15,52 @@ pub mod simd;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::integrate::{Backend, Slot, Tokens};
+use crate::integrate::{Backend, NoiseStep, Slot, Tokens};
 use crate::model::observables::PairStats;
-use crate::model::{Attention, Geometry, Model, Shape};
+use crate::model::{Attention, Geometry, Mask, Model, Shape, Weights};
 
 pub use kernel::CpuKernel;
 use kernel::{Block, BlockState, LANES, Layout, QB, run_block};
 
 /// Floats of keys per tile: a tile stays in L1/L2 while a block of queries streams it.
 const TILE_FLOATS: usize = 32768;
+/// Queries per rayon task for d <= 4: QC / QB blocks take turns on each key tile while it
+/// is in cache. Larger d uses `QC_WIDE`, so that the keys (d floats each, twice) stream from
+/// memory once per 96 queries rather than once per 36.
+const QC: usize = 36;
+const QC_WIDE: usize = 96;
 
-/// Precomputed, backend-precision view of the model.
-struct Kernel {
-    shape: Shape,
-    attention: Attention,
-    geometry: Geometry,
-    causal: bool,
-    betas: Vec<f32>,
+/// One head in backend precision.
+struct Head {
     /// K^T Q (row-major), or None for the identity.
     score: Option<Vec<f32>>,
     /// V (row-major), or None for the identity.
     value: Option<Vec<f32>>,
+}
+
+impl Head {
+    fn new(w: &Weights) -> Self {
+        let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let identity = crate::model::weights::identity_matrix(w.d);
+        let score = w.score_matrix();
+        Head {
+            score: (score != identity).then(|| to_f32(&score)),
+            value: (!w.v_is_identity()).then(|| to_f32(&w.v)),
+        }
+    }
+}
+
+/// Precomputed, backend-precision view of the model for queries of shape [batch, n, d]
+/// attending to keys [batch, n_keys, d] (self-attention: n_keys = n).
+pub(crate) struct Kernel {
+    model: Model,
+    shape: Shape,
+    n_keys: usize,
+    betas: Vec<f32>,
+    heads: Vec<Head>,
     /// Keys per tile, a multiple of LANES.
     tile: usize,
-    /// Row length of the transposed keys: n rounded up to a multiple of LANES, plus LANES.
+    /// Row length of the transposed keys: n_keys rounded up to a multiple of LANES, plus LANES.
     stride: usize,
     /// Whether the kernel also reads the blocked key layout (AVX2, d > 4).
     blocked: bool,
@@ -46,107 +69,121 @@ struct Kernel {
     simd: CpuKernel,
 }
 
-pub struct CpuBackend {
-    kernel: Kernel,
-    x: Vec<f32>,
-    stage: Vec<f32>,
-    k: Vec<Vec<f32>>,
-    /// The tokens being attended to, transposed per system to [batch][d][stride] (rows),
-    /// zero padded.
-    keys: Vec<f32>,
-    /// The same in the blocked layout, when the kernel reads it (else empty).
+/// Keys transposed for the kernel: rows, and the blocked layout when the kernel reads it.
+pub(crate) struct KeyLayouts {
+    rows: Vec<f32>,
     blocked: Vec<f32>,
 }
 
-impl CpuBackend {
-    /// The backend with the fastest kernel this CPU supports.
-    pub fn new(model: &Model, shape: Shape, x0: &[f64]) -> Result<Self> {
-        Self::with_kernel(model, shape, x0, CpuKernel::detect())
-    }
-
-    /// The backend with a chosen kernel version (tests compare them).
-    pub fn with_kernel(model: &Model, shape: Shape, x0: &[f64], simd: CpuKernel) -> Result<Self> {
+impl Kernel {
+    pub fn new(model: &Model, shape: Shape, n_keys: usize, simd: CpuKernel) -> Result<Self> {
         model.validate(shape)?;
-        assert_eq!(x0.len(), shape.len(), "initial state has the wrong length");
         if !simd.supported() {
             return Err(crate::error::input(format!(
                 "this CPU cannot run the {} kernel",
                 simd.name()
             )));
         }
-        let w = &model.weights;
-        let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-        let identity_scores = w.score_matrix() == crate::model::weights::identity_matrix(shape.d);
-        // One extra vector per row: rows a power-of-two apart would fall into the same L1
-        // sets, and the d rows of one key vector would evict each other.
-        let stride = shape.n.next_multiple_of(LANES) + LANES;
-        let kernel = Kernel {
+        if model.mask == Mask::Causal && n_keys != shape.n {
+            return Err(crate::error::input(
+                "the causal mask needs the queries to be the keys (self-attention)",
+            ));
+        }
+        Ok(Kernel {
+            model: model.clone(),
             shape,
-            attention: model.attention,
-            geometry: model.geometry,
-            causal: model.mask == crate::model::Mask::Causal,
+            n_keys,
             betas: model.betas.iter().map(|&b| b as f32).collect(),
-            score: (!identity_scores).then(|| to_f32(&w.score_matrix())),
-            value: (!w.v_is_identity()).then(|| to_f32(&w.v)),
+            heads: model
+                .layer_heads(shape.d, 0)
+                .iter()
+                .map(Head::new)
+                .collect(),
             tile: (TILE_FLOATS / shape.d / LANES).clamp(4, 64) * LANES,
-            stride,
+            // One extra vector per row: rows a power-of-two apart would fall into the same
+            // L1 sets, and the d rows of one key vector would evict each other.
+            stride: n_keys.next_multiple_of(LANES) + LANES,
             blocked: simd == CpuKernel::Avx2 && shape.d > 4,
             qc: if shape.d > 4 { QC_WIDE } else { QC },
             simd,
-        };
-        let kernel_blocked = kernel.blocked;
-        Ok(CpuBackend {
-            kernel,
-            x: to_f32(x0),
-            stage: vec![0.0; shape.len()],
-            k: Vec::new(),
-            keys: vec![0.0; shape.batch * shape.d * stride],
-            blocked: if kernel_blocked {
-                vec![0.0; shape.batch * shape.d * stride]
-            } else {
-                Vec::new()
-            },
         })
     }
 
-    /// The kernel version in use.
-    pub fn simd(&self) -> CpuKernel {
-        self.kernel.simd
+    pub fn set_heads(&mut self, heads: &[Weights]) {
+        self.heads = heads.iter().map(Head::new).collect();
     }
-}
 
-/// [n][d] -> a key layout for each system (the padding stays zero).
-fn transpose_systems(shape: Shape, stride: usize, layout: Layout, x: &[f32], keys: &mut [f32]) {
-    let Shape { n, d, .. } = shape;
-    keys.par_chunks_mut(stride * d)
-        .zip(x.par_chunks(n * d))
-        .for_each(|(kt, xs)| {
-            for (j, tok) in xs.chunks_exact(d).enumerate() {
-                for c in 0..d {
-                    kt[layout.index(d, stride, j, c)] = tok[c];
-                }
-            }
+    pub fn layouts(&self) -> KeyLayouts {
+        let len = self.shape.batch * self.shape.d * self.stride;
+        KeyLayouts {
+            rows: vec![0.0; len],
+            blocked: if self.blocked {
+                vec![0.0; len]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Transposes keys y [batch, n_keys, d] into the layouts.
+    pub fn transpose(&self, y: &[f32], keys: &mut KeyLayouts) {
+        transpose_systems(
+            self.shape.d,
+            self.n_keys,
+            self.stride,
+            Layout::Rows,
+            y,
+            &mut keys.rows,
+        );
+        if self.blocked {
+            transpose_systems(
+                self.shape.d,
+                self.n_keys,
+                self.stride,
+                Layout::Blocked,
+                y,
+                &mut keys.blocked,
+            );
+        }
+    }
+
+    /// The attention output a (sum over heads, before the perceptron and the projection) of
+    /// queries z [batch, n, d] over the transposed keys, into `out`.
+    pub fn attention(&self, keys: &KeyLayouts, z: &[f32], out: &mut [f32]) {
+        let Shape { n, d, .. } = self.shape;
+        out.par_chunks_mut(n * d).enumerate().for_each(|(b, sys)| {
+            sys.par_chunks_mut(self.qc * d).enumerate().for_each_init(
+                || self.scratch(),
+                |sc, (c, out)| self.attention_chunk(keys, z, b, c * self.qc, sc, out),
+            );
         });
-}
+    }
 
-/// Queries per rayon task for d <= 4: QC / QB blocks take turns on each key tile while it
-/// is in cache. Larger d uses `QC_WIDE`, so that the keys (d floats each, twice) stream from
-/// memory once per 96 queries rather than once per 36.
-const QC: usize = 36;
-const QC_WIDE: usize = 96;
+    /// The field at the query tokens z from the attention output a: the perceptron, then on
+    /// the sphere the tangent projection (twins of `mlp_*.wgsl` and `tangent_project.wgsl`).
+    pub fn finish(&self, z: &[f32], a: &mut [f32]) {
+        let d = self.shape.d;
+        let model = &self.model;
+        a.par_chunks_mut(d).zip(z.par_chunks(d)).for_each_init(
+            || (vec![0.0f64; d], vec![0.0f64; d]),
+            |(zi, f), (a, zt)| {
+                zt.iter()
+                    .zip(zi.iter_mut())
+                    .for_each(|(s, o)| *o = f64::from(*s));
+                a.iter()
+                    .zip(f.iter_mut())
+                    .for_each(|(s, o)| *o = f64::from(*s));
+                if let Some(mlp) = &model.mlp {
+                    mlp.add_to(zi, f);
+                }
+                if model.geometry == Geometry::Sphere {
+                    crate::reference::tangent_project(zi, f);
+                }
+                a.iter_mut().zip(f.iter()).for_each(|(o, v)| *o = *v as f32);
+            },
+        );
+    }
 
-/// Per-thread scratch for one chunk of queries.
-struct Scratch {
-    q: Vec<f32>,
-    s: Vec<f32>,
-    m: Vec<f64>,
-    l: Vec<f64>,
-    acc: Vec<f64>,
-    mean: Vec<f32>,
-    a: Vec<f32>,
-}
-
-impl Kernel {
     fn scratch(&self) -> Scratch {
         let d = self.shape.d;
         Scratch {
@@ -155,33 +192,31 @@ impl Kernel {
             m: vec![0.0; self.qc],
             l: vec![0.0; self.qc],
             acc: vec![0.0; self.qc * d],
+            sum: vec![0.0; self.qc * d],
             mean: vec![0.0; d],
-            a: vec![0.0; d],
         }
     }
 
-    /// q = beta K^T Q x for one token (twin of `queries.wgsl`).
-    fn query(&self, beta: f32, xi: &[f32], q: &mut [f32]) {
-        let d = xi.len();
-        match &self.score {
+    /// q = beta K^T Q z for one token (twin of `queries.wgsl`).
+    fn query(head: &Head, beta: f32, zi: &[f32], q: &mut [f32]) {
+        let d = zi.len();
+        match &head.score {
             Some(m) => {
                 for r in 0..d {
-                    q[r] = beta * simd::dot(&m[r * d..(r + 1) * d], xi);
+                    q[r] = beta * simd::dot(&m[r * d..(r + 1) * d], zi);
                 }
             }
-            None => q.iter_mut().zip(xi).for_each(|(q, x)| *q = beta * x),
+            None => q.iter_mut().zip(zi).for_each(|(q, x)| *q = beta * x),
         }
     }
 
-    /// The field of the queries first..first + out.len() / d (at most qc) of system b,
-    /// written to `out`. Key tiles are the outer loop so that each stays in cache while every
-    /// block of the chunk uses it.
-    #[allow(clippy::too_many_arguments)]
+    /// The attention output of the queries first..first + out.len() / d (at most qc) of
+    /// system b, written to `out`. Per head, key tiles are the outer loop so that each stays
+    /// in cache while every block of the chunk uses it.
     fn attention_chunk(
         &self,
-        keys: &[f32],
-        blocked: &[f32],
-        x: &[f32],
+        keys: &KeyLayouts,
+        z: &[f32],
         b: usize,
         first: usize,
         sc: &mut Scratch,
@@ -191,116 +226,123 @@ impl Kernel {
         let count = out.len() / d;
         let blocks = count.div_ceil(QB);
         let system = b * d * self.stride..(b + 1) * d * self.stride;
-        let kt = &keys[system.clone()];
-        let kb = if self.blocked { &blocked[system] } else { kt };
+        let kt = &keys.rows[system.clone()];
+        let kb = if self.blocked {
+            &keys.blocked[system]
+        } else {
+            kt
+        };
         // Short chunks repeat their last query in the padding of the last block; those
         // copies are computed and not written out.
         let end_of = |k: usize| {
-            if self.causal {
+            if self.model.mask == Mask::Causal {
                 first + k.min(count - 1) + 1
             } else {
-                n
+                self.n_keys
             }
         };
-        for k in 0..blocks * QB {
-            let t = b * n + first + k.min(count - 1);
-            self.query(
-                self.betas[b],
-                &x[t * d..(t + 1) * d],
-                &mut sc.q[k * d..(k + 1) * d],
-            );
-        }
-        sc.m.fill(f64::NEG_INFINITY);
-        sc.l.fill(0.0);
-        sc.acc.fill(0.0);
-        let key_end = end_of(blocks * QB - 1);
-        let mut start = 0;
-        while start < key_end {
-            let stop = (start + self.tile).min(key_end);
-            for blk in 0..blocks {
-                let r = blk * QB..(blk + 1) * QB;
-                let ends: [usize; QB] = std::array::from_fn(|k| end_of(blk * QB + k));
-                if self.simd == CpuKernel::Portable {
-                    for k in r {
-                        self.fold_tile_portable(
-                            kt,
-                            &sc.q[k * d..(k + 1) * d],
-                            ends[k - blk * QB],
-                            start,
-                            stop,
-                            &mut sc.s,
-                            &mut sc.m[k],
-                            &mut sc.l[k],
-                            &mut sc.acc[k * d..(k + 1) * d],
-                        );
+        let key_end = (0..blocks * QB).map(end_of).max().unwrap_or(0);
+        // ALiBi's slope per key index, in natural units.
+        let slope = self.model.alibi_slope(self.n_keys) as f32;
+        sc.sum.fill(0.0);
+        for head in &self.heads {
+            for k in 0..blocks * QB {
+                let t = b * n + first + k.min(count - 1);
+                Self::query(
+                    head,
+                    self.betas[b],
+                    &z[t * d..(t + 1) * d],
+                    &mut sc.q[k * d..(k + 1) * d],
+                );
+            }
+            sc.m.fill(f64::NEG_INFINITY);
+            sc.l.fill(0.0);
+            sc.acc.fill(0.0);
+            let mut start = 0;
+            while start < key_end {
+                let stop = (start + self.tile).min(key_end);
+                for blk in 0..blocks {
+                    let r = blk * QB..(blk + 1) * QB;
+                    let ends: [usize; QB] = std::array::from_fn(|k| end_of(blk * QB + k));
+                    if self.simd == CpuKernel::Portable {
+                        for k in r {
+                            let e = ends[k - blk * QB];
+                            self.fold_tile_portable(
+                                kt,
+                                &sc.q[k * d..(k + 1) * d],
+                                e,
+                                slope,
+                                start,
+                                stop,
+                                &mut sc.s,
+                                &mut sc.m[k],
+                                &mut sc.l[k],
+                                &mut sc.acc[k * d..(k + 1) * d],
+                            );
+                        }
+                        continue;
                     }
-                    continue;
+                    let block = Block {
+                        d,
+                        rows: kt,
+                        keys: kb,
+                        stride: self.stride,
+                        q: &sc.q[r.start * d..r.end * d],
+                        ends,
+                        alibi: slope,
+                        start,
+                        stop,
+                    };
+                    let mut state = BlockState {
+                        m: &mut sc.m[r.clone()],
+                        l: &mut sc.l[r.clone()],
+                        acc: &mut sc.acc[r.start * d..r.end * d],
+                    };
+                    run_block(self.simd, &block, &mut sc.s, &mut state);
                 }
-                let block = Block {
-                    d,
-                    rows: kt,
-                    keys: kb,
-                    stride: self.stride,
-                    q: &sc.q[r.start * d..r.end * d],
-                    ends,
-                    start,
-                    stop,
-                };
-                let mut state = BlockState {
-                    m: &mut sc.m[r.clone()],
-                    l: &mut sc.l[r.clone()],
-                    acc: &mut sc.acc[r.start * d..r.end * d],
-                };
-                run_block(self.simd, &block, &mut sc.s, &mut state);
+                start = stop;
             }
-            start = stop;
-        }
-        for k in 0..count {
-            let t = b * n + first + k;
-            let scale = match self.attention {
-                Attention::Sa => 1.0 / sc.l[k],
-                Attention::Usa => (sc.m[k] - (end_of(k) as f64).ln()).exp(),
-            };
-            for (o, a) in sc.mean.iter_mut().zip(&sc.acc[k * d..(k + 1) * d]) {
-                *o = (a * scale) as f32;
-            }
-            self.finish(
-                &x[t * d..(t + 1) * d],
-                &sc.mean,
-                &mut sc.a,
-                &mut out[k * d..(k + 1) * d],
-            );
-        }
-    }
-
-    /// a = V mean, then on the sphere the tangent projection (twins of
-    /// `attention_finish.wgsl` and `tangent_project.wgsl`).
-    fn finish(&self, xi: &[f32], mean: &[f32], a: &mut [f32], out: &mut [f32]) {
-        let d = xi.len();
-        match &self.value {
-            Some(v) => {
-                for r in 0..d {
-                    a[r] = simd::dot(&v[r * d..(r + 1) * d], mean);
+            let weight = self.model.head_weight();
+            for k in 0..count {
+                let scale = match self.model.attention {
+                    Attention::Sa => 1.0 / sc.l[k],
+                    Attention::Usa => {
+                        (sc.m[k] - self.model.usa_log_normaliser(first + k, self.n_keys)).exp()
+                    }
+                };
+                for (o, a) in sc.mean.iter_mut().zip(&sc.acc[k * d..(k + 1) * d]) {
+                    *o = (a * scale) as f32;
+                }
+                let sum = &mut sc.sum[k * d..(k + 1) * d];
+                match &head.value {
+                    Some(v) => {
+                        for r in 0..d {
+                            sum[r] +=
+                                weight * f64::from(simd::dot(&v[r * d..(r + 1) * d], &sc.mean));
+                        }
+                    }
+                    None => sum
+                        .iter_mut()
+                        .zip(&sc.mean)
+                        .for_each(|(s, m)| *s += weight * f64::from(*m)),
                 }
             }
-            None => a.copy_from_slice(mean),
         }
-        if self.geometry == Geometry::Sphere {
-            // Orthogonal projection onto x^perp (see reference::tangent_project).
-            let along = simd::dot(xi, a) / simd::dot(xi, xi);
-            a.iter_mut().zip(xi).for_each(|(a, x)| *a -= along * x);
+        for (o, s) in out.iter_mut().zip(&sc.sum) {
+            *o = *s as f32;
         }
-        out.copy_from_slice(a);
     }
 
     /// Folds keys [start, min(stop, end)) into one query's online softmax, without SIMD
-    /// extensions: scores in f32, running max and sums in f64.
+    /// extensions: scores in f32 (ALiBi subtracts slope (i - j) with i = end - 1), running
+    /// max and sums in f64.
     #[allow(clippy::too_many_arguments)]
     fn fold_tile_portable(
         &self,
         kt: &[f32],
         q: &[f32],
         end: usize,
+        slope: f32,
         start: usize,
         stop: usize,
         s: &mut [f32],
@@ -321,6 +363,12 @@ impl Kernel {
             let kc = &kt[c * self.stride + start..c * self.stride + stop];
             s.iter_mut().zip(kc).for_each(|(s, k)| *s += qc * k);
         }
+        if slope != 0.0 {
+            let i = (end - 1) as f32;
+            s.iter_mut()
+                .enumerate()
+                .for_each(|(jj, s)| *s -= slope * (i - (start + jj) as f32));
+        }
         let tile_max = f64::from(simd::max(s));
         if tile_max > *m {
             // The running maximum moves at most once per tile.
@@ -338,7 +386,7 @@ impl Kernel {
         }
     }
 
-    /// Twin of `shaders/pair_stats.wgsl` for one token.
+    /// Twin of `shaders/pair_stats.wgsl` for one token (self-attention layouts).
     fn pair_stats_token(
         &self,
         keys: &[f32],
@@ -391,6 +439,73 @@ impl Kernel {
     }
 }
 
+/// Per-thread scratch for one chunk of queries.
+struct Scratch {
+    q: Vec<f32>,
+    s: Vec<f32>,
+    m: Vec<f64>,
+    l: Vec<f64>,
+    acc: Vec<f64>,
+    /// The attention output summed over heads.
+    sum: Vec<f64>,
+    mean: Vec<f32>,
+}
+
+/// [n][d] -> a key layout for each system (the padding stays zero).
+fn transpose_systems(
+    d: usize,
+    n: usize,
+    stride: usize,
+    layout: Layout,
+    x: &[f32],
+    keys: &mut [f32],
+) {
+    keys.par_chunks_mut(stride * d)
+        .zip(x.par_chunks(n * d))
+        .for_each(|(kt, xs)| {
+            for (j, tok) in xs.chunks_exact(d).enumerate() {
+                for c in 0..d {
+                    kt[layout.index(d, stride, j, c)] = tok[c];
+                }
+            }
+        });
+}
+
+/// The CPU backend of the dynamics.
+pub struct CpuBackend {
+    kernel: Kernel,
+    x: Vec<f32>,
+    stage: Vec<f32>,
+    k: Vec<Vec<f32>>,
+    keys: KeyLayouts,
+}
+
+impl CpuBackend {
+    /// The backend with the fastest kernel this CPU supports.
+    pub fn new(model: &Model, shape: Shape, x0: &[f64]) -> Result<Self> {
+        Self::with_kernel(model, shape, x0, CpuKernel::detect())
+    }
+
+    /// The backend with a chosen kernel version (tests compare them).
+    pub fn with_kernel(model: &Model, shape: Shape, x0: &[f64], simd: CpuKernel) -> Result<Self> {
+        assert_eq!(x0.len(), shape.len(), "initial state has the wrong length");
+        let kernel = Kernel::new(model, shape, shape.n, simd)?;
+        let keys = kernel.layouts();
+        Ok(CpuBackend {
+            kernel,
+            x: x0.iter().map(|&v| v as f32).collect(),
+            stage: vec![0.0; shape.len()],
+            k: Vec::new(),
+            keys,
+        })
+    }
+
+    /// The kernel version in use.
+    pub fn simd(&self) -> CpuKernel {
+        self.kernel.simd
+    }
+}
+
 impl Backend for CpuBackend {
     fn describe(&self) -> String {
         format!(
@@ -406,67 +521,64 @@ impl Backend for CpuBackend {
         self.k = vec![vec![0.0; self.kernel.shape.len()]; stages];
         Ok(())
     }
+    fn begin_step(&mut self, layer: u32) -> Result<()> {
+        if self.kernel.model.random.is_some() {
+            let heads = self.kernel.model.layer_heads(self.kernel.shape.d, layer);
+            self.kernel.set_heads(&heads);
+        }
+        Ok(())
+    }
     fn field(&mut self, input: Slot, stage: usize) -> Result<()> {
         let src = match input {
             Slot::State => &self.x,
             Slot::Stage => &self.stage,
         };
-        let kernel = &self.kernel;
-        let Shape { n, d, .. } = kernel.shape;
-        transpose_systems(
-            kernel.shape,
-            kernel.stride,
-            Layout::Rows,
-            src,
-            &mut self.keys,
-        );
-        if kernel.blocked {
-            transpose_systems(
-                kernel.shape,
-                kernel.stride,
-                Layout::Blocked,
-                src,
-                &mut self.blocked,
-            );
-        }
-        let (keys, blocked) = (&self.keys, &self.blocked);
-        self.k[stage]
-            .par_chunks_mut(n * d)
-            .enumerate()
-            .for_each(|(b, sys)| {
-                sys.par_chunks_mut(kernel.qc * d).enumerate().for_each_init(
-                    || kernel.scratch(),
-                    |sc, (c, out)| {
-                        kernel.attention_chunk(keys, blocked, src, b, c * kernel.qc, sc, out)
-                    },
-                );
-            });
+        self.kernel.transpose(src, &mut self.keys);
+        self.kernel.attention(&self.keys, src, &mut self.k[stage]);
+        self.kernel.finish(src, &mut self.k[stage]);
         Ok(())
     }
-    fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()> {
-        let d = self.kernel.shape.d;
+    fn combine(
+        &mut self,
+        dst: Slot,
+        terms: &[(usize, f64)],
+        renormalise: bool,
+        noise: Option<NoiseStep>,
+    ) -> Result<()> {
+        let Shape { n, d, .. } = self.kernel.shape;
+        let sphere = self.kernel.model.geometry == Geometry::Sphere;
         let ks: Vec<(&[f32], f32)> = terms
             .iter()
             .map(|&(s, c)| (self.k[s].as_slice(), c as f32))
             .collect();
         let x = &self.x;
-        let target = match dst {
-            Slot::Stage => &mut self.stage,
-            Slot::State => &mut self.stage, // written to the spare buffer, then swapped in
-        };
-        target.par_chunks_mut(d).enumerate().for_each(|(t, out)| {
-            let r = t * d..(t + 1) * d;
-            out.copy_from_slice(&x[r.clone()]);
-            for (k, c) in &ks {
-                out.iter_mut()
-                    .zip(&k[r.clone()])
-                    .for_each(|(o, k)| *o += c * k);
-            }
-            if renormalise {
-                let norm = simd::dot(out, out).sqrt();
-                out.iter_mut().for_each(|o| *o /= norm);
-            }
-        });
+        // Written to the spare buffer; a step's end swaps it in.
+        self.stage
+            .par_chunks_mut(d)
+            .enumerate()
+            .for_each(|(t, out)| {
+                let r = t * d..(t + 1) * d;
+                out.copy_from_slice(&x[r.clone()]);
+                for (k, c) in &ks {
+                    out.iter_mut()
+                        .zip(&k[r.clone()])
+                        .for_each(|(o, k)| *o += c * k);
+                }
+                if let Some(noise) = &noise {
+                    let base: Vec<f64> = x[r.clone()].iter().map(|&v| f64::from(v)).collect();
+                    let mut xi: Vec<f64> = (0..d).map(|c| noise.draw(t / n, t % n, d, c)).collect();
+                    if sphere {
+                        crate::reference::tangent_project(&base, &mut xi);
+                    }
+                    out.iter_mut()
+                        .zip(&xi)
+                        .for_each(|(o, z)| *o += (noise.amplitude * z) as f32);
+                }
+                if renormalise {
+                    let norm = simd::dot(out, out).sqrt();
+                    out.iter_mut().for_each(|o| *o /= norm);
+                }
+            });
         if dst == Slot::State {
             std::mem::swap(&mut self.x, &mut self.stage);
         }
@@ -480,20 +592,21 @@ impl Backend for CpuBackend {
     }
     fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
         let kernel = &self.kernel;
-        let d = kernel.shape.d;
+        let Shape { n, d, .. } = kernel.shape;
         transpose_systems(
-            kernel.shape,
+            d,
+            n,
             kernel.stride,
             Layout::Rows,
             &self.x,
-            &mut self.keys,
+            &mut self.keys.rows,
         );
         let inv_norm: Vec<f32> = self
             .x
             .chunks_exact(d)
             .map(|t| 1.0 / simd::dot(t, t).sqrt())
             .collect();
-        let (keys, x) = (&self.keys, &self.x);
+        let (keys, x) = (&self.keys.rows, &self.x);
         Ok((0..kernel.shape.tokens())
             .into_par_iter()
             .map_init(

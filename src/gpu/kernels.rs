@@ -19,7 +19,40 @@ pub(crate) struct Params {
     pub token_groups_x: u32,
     pub element_groups_x: u32,
     pub query_groups_x: u32,
+    pub alibi_slope: f32,
+    pub mlp_hidden: u32,
+    pub hidden_groups_x: u32,
+    pub pad: [u32; 2],
+}
+
+/// Mirrors `Head` in shaders/common.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct HeadSlot {
+    pub index: u32,
+    pub accumulate: u32,
+    pub weight: f32,
     pub pad: u32,
+}
+
+/// Mirrors `Step` in shaders/common.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct StepSlot {
+    pub layer: u32,
+    pub pad: [u32; 3],
+}
+
+/// Mirrors `Redraw` in shaders/redraw.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct RedrawSlot {
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub heads: u32,
+    pub scale: f32,
+    pub groups_x: u32,
+    pub pad: [u32; 3],
 }
 
 /// Mirrors `Chunk` in shaders/common.wgsl.
@@ -42,7 +75,13 @@ pub(crate) struct Combine {
     pub renormalise: u32,
     pub tokens: u32,
     pub groups_x: u32,
-    pub pad: [u32; 3],
+    pub noise_amplitude: f32,
+    pub noise_common: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub n: u32,
+    pub sphere: u32,
+    pub pad: u32,
 }
 
 /// Mirrors `PairStats` in shaders/pair_stats.wgsl.
@@ -61,11 +100,13 @@ const FLAG_SPHERE: u32 = 2;
 const FLAG_CAUSAL: u32 = 4;
 const FLAG_IDENTITY_SCORES: u32 = 8;
 const FLAG_IDENTITY_VALUES: u32 = 16;
+const FLAG_ALIBI: u32 = 32;
+const FLAG_GELU: u32 = 64;
 
 /// The FLAG_* bits of shaders/common.wgsl for a model.
-pub(crate) fn flags(model: &Model) -> u32 {
-    let w = &model.weights;
-    let d = w.d;
+pub(crate) fn flags(model: &Model, d: usize) -> u32 {
+    let identity = crate::model::weights::identity_matrix(d);
+    let fixed = model.random.is_none();
     let mut flags = 0;
     if model.attention == Attention::Usa {
         flags |= FLAG_USA;
@@ -76,11 +117,21 @@ pub(crate) fn flags(model: &Model) -> u32 {
     if model.mask == Mask::Causal {
         flags |= FLAG_CAUSAL;
     }
-    if w.score_matrix() == crate::model::weights::identity_matrix(d) {
+    if fixed && model.heads.iter().all(|w| w.score_matrix() == identity) {
         flags |= FLAG_IDENTITY_SCORES;
     }
-    if w.v_is_identity() {
+    if fixed && model.heads.iter().all(|w| w.v_is_identity()) {
         flags |= FLAG_IDENTITY_VALUES;
+    }
+    if model.alibi.is_some() {
+        flags |= FLAG_ALIBI;
+    }
+    if model
+        .mlp
+        .as_ref()
+        .is_some_and(|m| m.activation == crate::model::Activation::Gelu)
+    {
+        flags |= FLAG_GELU;
     }
     flags
 }
@@ -98,6 +149,8 @@ pub struct Dispatch {
     pub tokens: (u32, u32),
     /// Workgroups (x, y) of the per-element (query, coordinate) kernels.
     pub elements: (u32, u32),
+    /// Workgroups (x, y) of the per-(query, hidden unit) perceptron kernel.
+    pub hidden: (u32, u32),
     /// Keys visited by one dispatch of a streaming kernel.
     pub chunk_keys: usize,
 }
@@ -119,12 +172,35 @@ pub struct Sizes {
     pub d: usize,
 }
 
+impl Sizes {
+    /// Self-attention of `batch` systems of n tokens.
+    pub fn square(batch: usize, n: usize, d: usize) -> Self {
+        Sizes {
+            batch,
+            n_queries: n,
+            n_keys: n,
+            d,
+        }
+    }
+}
+
 /// Checks that a job fits the adapter and lays it out, or returns a clear error that names
 /// the limit and the largest size that fits. `max_groups` (None: the adapter's limit) lets
 /// tests force the split of queries over two grid dimensions at small n.
 pub fn plan(
     limits: &wgpu::Limits,
     sizes: Sizes,
+    chunk_keys: usize,
+    max_groups: Option<u32>,
+) -> Result<Dispatch> {
+    plan_with_hidden(limits, sizes, 1, chunk_keys, max_groups)
+}
+
+/// [`plan`] with a perceptron of `hidden` units per token.
+pub fn plan_with_hidden(
+    limits: &wgpu::Limits,
+    sizes: Sizes,
+    hidden: usize,
     chunk_keys: usize,
     max_groups: Option<u32>,
 ) -> Result<Dispatch> {
@@ -195,6 +271,10 @@ pub fn plan(
     let (qx, qz) = grid(n_queries as u64, "queries")?;
     let tokens = grid((batch * n_queries) as u64, "queries (batch * n)")?;
     let elements = grid((batch * n_queries * d) as u64, "values (batch * n * d)")?;
+    let hidden = grid(
+        (batch * n_queries * hidden.max(1)) as u64,
+        "hidden values (batch * n * hidden)",
+    )?;
     if limits.max_storage_buffers_per_shader_stage < 7 {
         return Err(Error::Limit(format!(
             "this adapter allows {} storage buffers per shader stage; attnflow needs 7",
@@ -212,6 +292,7 @@ pub fn plan(
         queries: (qx, batch as u32, qz),
         tokens,
         elements,
+        hidden,
         chunk_keys: chunk_keys.clamp(1, n_keys.max(1)),
     })
 }
@@ -303,12 +384,18 @@ pub(crate) struct Kernels {
     pub attention: wgpu::ComputePipeline,
     pub attention_finish: wgpu::ComputePipeline,
     pub tangent_project: wgpu::ComputePipeline,
+    pub mlp_hidden: wgpu::ComputePipeline,
+    pub mlp_out: wgpu::ComputePipeline,
+    pub redraw: wgpu::ComputePipeline,
     pub rk_combine: wgpu::ComputePipeline,
     pub pair_stats: wgpu::ComputePipeline,
     pub queries_layout: wgpu::BindGroupLayout,
     pub attention_layout: wgpu::BindGroupLayout,
     pub finish_layout: wgpu::BindGroupLayout,
     pub project_layout: wgpu::BindGroupLayout,
+    pub mlp_hidden_layout: wgpu::BindGroupLayout,
+    pub mlp_out_layout: wgpu::BindGroupLayout,
+    pub redraw_layout: wgpu::BindGroupLayout,
     pub combine_layout: wgpu::BindGroupLayout,
     pub stats_layout: wgpu::BindGroupLayout,
 }
@@ -317,11 +404,14 @@ impl Kernels {
     /// Compiles every kernel for `spec`. Shader errors come back as `Error::Gpu`.
     pub fn new(device: &wgpu::Device, spec: Specialisation) -> Result<Self> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let queries_layout = layout(device, "queries", "urrrw");
+        let queries_layout = layout(device, "queries", "udrrrw");
         let attention_layout = layout(device, "attention", "udrrww");
-        let finish_layout = layout(device, "attention_finish", "urrrw");
+        let finish_layout = layout(device, "attention_finish", "udrrrrw");
         let project_layout = layout(device, "tangent_project", "urw");
-        let combine_layout = layout(device, "rk_combine", "dwwrrrrw");
+        let mlp_hidden_layout = layout(device, "mlp_hidden", "urrrw");
+        let mlp_out_layout = layout(device, "mlp_out", "urrw");
+        let redraw_layout = layout(device, "redraw", "uuww");
+        let combine_layout = layout(device, "rk_combine", "duwwrrrrw");
         let stats_layout = layout(device, "pair_stats", "udrrw");
         let pipeline = |name: &str, kernel: &str, layout: &wgpu::BindGroupLayout| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -352,12 +442,18 @@ impl Kernels {
                 &finish_layout,
             ),
             tangent_project: pipeline("tangent_project", shaders::TANGENT_PROJECT, &project_layout),
+            mlp_hidden: pipeline("mlp_hidden", shaders::MLP_HIDDEN, &mlp_hidden_layout),
+            mlp_out: pipeline("mlp_out", shaders::MLP_OUT, &mlp_out_layout),
+            redraw: pipeline("redraw", shaders::REDRAW, &redraw_layout),
             rk_combine: pipeline("rk_combine", shaders::RK_COMBINE, &combine_layout),
             pair_stats: pipeline("pair_stats", shaders::PAIR_STATS, &stats_layout),
             queries_layout,
             attention_layout,
             finish_layout,
             project_layout,
+            mlp_hidden_layout,
+            mlp_out_layout,
+            redraw_layout,
             combine_layout,
             stats_layout,
         };

@@ -21,7 +21,7 @@ pub use kernels::{Dispatch, MAX_D, Sizes, plan};
 use shaders::Specialisation;
 
 use crate::error::{Error, Result};
-use crate::integrate::{Backend, Slot, Tokens};
+use crate::integrate::{Backend, NoiseStep, Slot, Tokens};
 use crate::model::observables::PairStats;
 use crate::model::{Model, Shape};
 use attention::{AttentionGroups, AttentionPass};
@@ -77,6 +77,9 @@ pub struct GpuBackend {
     /// field_groups[0][s] reads the state, [1][s] the stage input; both write k_s.
     field_groups: [Vec<AttentionGroups>; 2],
     combine_group: Option<wgpu::BindGroup>,
+    /// The redraw of a random model's heads.
+    redraw_group: Option<wgpu::BindGroup>,
+    sphere: bool,
     stats_group: wgpu::BindGroup,
     encoder: Option<wgpu::CommandEncoder>,
     timer: Option<Timer>,
@@ -100,12 +103,7 @@ impl GpuBackend {
     ) -> Result<Self> {
         model.validate(shape)?;
         assert_eq!(x0.len(), shape.len(), "initial state has the wrong length");
-        let sizes = Sizes {
-            batch: shape.batch,
-            n_queries: shape.n,
-            n_keys: shape.n,
-            d: shape.d,
-        };
+        let sizes = Sizes::square(shape.batch, shape.n, shape.d);
         // Sizes first: refuse what does not fit before compiling anything.
         plan(&ctx.limits, sizes, 1, options.max_groups)?;
         let spec =
@@ -169,6 +167,7 @@ impl GpuBackend {
             let groups = attention.bind(&ctx, &kernels, &state, &state, &probe);
             calibrated = Some(attention.calibrate(&ctx, &kernels, &groups, target)?);
         }
+        let redraw_group = attention.redraw_group(&ctx, &kernels);
         let stats_group = bind_group(
             device,
             "pair_stats",
@@ -203,6 +202,8 @@ impl GpuBackend {
             stats_readback: None,
             field_groups: [Vec::new(), Vec::new()],
             combine_group: None,
+            redraw_group,
+            sphere: model.geometry == crate::model::Geometry::Sphere,
             stats_group,
             encoder: None,
             timer: None,
@@ -434,6 +435,7 @@ impl Backend for GpuBackend {
             &self.kernels.combine_layout,
             &[
                 slot_binding::<Combine>(&self.coeffs),
+                self.attention.step.as_entire_binding(),
                 self.state.as_entire_binding(),
                 self.stage.as_entire_binding(),
                 k(0),
@@ -469,7 +471,13 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()> {
+    fn combine(
+        &mut self,
+        dst: Slot,
+        terms: &[(usize, f64)],
+        renormalise: bool,
+        noise: Option<NoiseStep>,
+    ) -> Result<()> {
         let (tx, _) = self.attention.dispatch.tokens;
         let mut c = Combine {
             coeffs: [0.0; 4],
@@ -478,7 +486,13 @@ impl Backend for GpuBackend {
             renormalise: renormalise as u32,
             tokens: self.shape.tokens() as u32,
             groups_x: tx,
-            pad: [0; 3],
+            noise_amplitude: noise.map_or(0.0, |n| n.amplitude as f32),
+            noise_common: noise.is_some_and(|n| n.common) as u32,
+            seed_lo: noise.map_or(0, |n| n.seed as u32),
+            seed_hi: noise.map_or(0, |n| (n.seed >> 32) as u32),
+            n: self.shape.n as u32,
+            sphere: self.sphere as u32,
+            pad: 0,
         };
         for &(s, coef) in terms {
             if s >= self.k.len() {
@@ -512,6 +526,20 @@ impl Backend for GpuBackend {
     fn sync(&mut self) -> Result<()> {
         self.flush()?;
         self.ctx.wait()
+    }
+
+    fn begin_step(&mut self, layer: u32) -> Result<()> {
+        let redraw = self.redraw_group.clone();
+        let ctx = self.ctx.clone();
+        let enc = self.encoder.get_or_insert_with(|| {
+            ctx.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("attnflow step"),
+                })
+        });
+        self.attention
+            .begin_step(&ctx, &self.kernels, redraw.as_ref(), enc, layer);
+        Ok(())
     }
 
     fn as_gpu(&mut self) -> Option<&mut GpuBackend> {

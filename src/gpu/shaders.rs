@@ -9,6 +9,9 @@ pub const QUERIES: &str = include_str!("../../shaders/queries.wgsl");
 pub const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 pub const ATTENTION_FINISH: &str = include_str!("../../shaders/attention_finish.wgsl");
 pub const TANGENT_PROJECT: &str = include_str!("../../shaders/tangent_project.wgsl");
+pub const MLP_HIDDEN: &str = include_str!("../../shaders/mlp_hidden.wgsl");
+pub const MLP_OUT: &str = include_str!("../../shaders/mlp_out.wgsl");
+pub const REDRAW: &str = include_str!("../../shaders/redraw.wgsl");
 pub const RK_COMBINE: &str = include_str!("../../shaders/rk_combine.wgsl");
 pub const PAIR_STATS: &str = include_str!("../../shaders/pair_stats.wgsl");
 
@@ -18,6 +21,9 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("attention", ATTENTION),
     ("attention_finish", ATTENTION_FINISH),
     ("tangent_project", TANGENT_PROJECT),
+    ("mlp_hidden", MLP_HIDDEN),
+    ("mlp_out", MLP_OUT),
+    ("redraw", REDRAW),
     ("rk_combine", RK_COMBINE),
     ("pair_stats", PAIR_STATS),
 ];

@@ -6,8 +6,8 @@ mod tableau;
 pub use tableau::{Integrator, Tableau};
 
 use crate::error::Result;
-use crate::model::Shape;
 use crate::model::observables::PairStats;
+use crate::model::{Noise, Shape};
 
 /// Which state buffer an operation reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,9 +60,20 @@ pub trait Backend {
     fn prepare(&mut self, stages: usize) -> Result<()>;
     /// k[stage] = f(input): attention followed by the tangent projection on the sphere.
     fn field(&mut self, input: Slot, stage: usize) -> Result<()>;
-    /// dst = state + sum_(s, c) c * k[s]; renormalise each token afterwards if asked.
-    /// With dst = State this is the update at the end of a step.
-    fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()>;
+    /// dst = state + sum_(s, c) c * k[s] (+ the noise of an Euler-Maruyama step, projected
+    /// at the state); renormalise each token afterwards if asked. With dst = State this is
+    /// the update at the end of a step.
+    fn combine(
+        &mut self,
+        dst: Slot,
+        terms: &[(usize, f64)],
+        renormalise: bool,
+        noise: Option<NoiseStep>,
+    ) -> Result<()>;
+    /// Called before every step with its layer index (random models redraw their weights).
+    fn begin_step(&mut self, _layer: u32) -> Result<()> {
+        Ok(())
+    }
     /// The GPU backend behind a trait object, for GPU-only extras (timing, memory).
     fn as_gpu(&mut self) -> Option<&mut crate::gpu::GpuBackend> {
         None
@@ -84,8 +95,51 @@ pub trait Backend {
     }
 }
 
-/// Advances the state by one step of size h with the given tableau.
-pub fn step(backend: &mut dyn Backend, tableau: &Tableau, h: f64, renormalise: bool) -> Result<()> {
+/// The noise term of one Euler-Maruyama step: amplitude sigma sqrt(h) times standard normal
+/// draws (MODELS.md §3), keyed by (seed, step) so every backend draws the same.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoiseStep {
+    pub amplitude: f64,
+    pub common: bool,
+    pub seed: u64,
+    pub step: u32,
+}
+
+impl NoiseStep {
+    /// The standard normal for coordinate c of token i of system b.
+    pub fn draw(&self, b: usize, i: usize, d: usize, c: usize) -> f64 {
+        use crate::model::rng::{Stream, normal};
+        if self.common {
+            normal(
+                self.seed,
+                Stream::CommonNoise,
+                self.step,
+                b as u32,
+                c as u32,
+            )
+        } else {
+            normal(
+                self.seed,
+                Stream::Noise,
+                self.step,
+                b as u32,
+                (i * d + c) as u32,
+            )
+        }
+    }
+}
+
+/// Advances the state by step number `layer` of size h with the given tableau; with noise
+/// (Euler only, checked by the caller) the update is Euler-Maruyama.
+pub fn step(
+    backend: &mut dyn Backend,
+    tableau: &Tableau,
+    h: f64,
+    renormalise: bool,
+    layer: u32,
+    noise: Option<&Noise>,
+) -> Result<()> {
+    backend.begin_step(layer)?;
     let mut terms = Vec::with_capacity(tableau.stages());
     for s in 0..tableau.stages() {
         let input = if s == 0 {
@@ -99,7 +153,7 @@ pub fn step(backend: &mut dyn Backend, tableau: &Tableau, h: f64, renormalise: b
                     .filter(|(_, a)| **a != 0.0)
                     .map(|(j, a)| (j, h * a)),
             );
-            backend.combine(Slot::Stage, &terms, false)?;
+            backend.combine(Slot::Stage, &terms, false, None)?;
             Slot::Stage
         };
         backend.field(input, s)?;
@@ -113,5 +167,11 @@ pub fn step(backend: &mut dyn Backend, tableau: &Tableau, h: f64, renormalise: b
             .filter(|(_, b)| **b != 0.0)
             .map(|(j, b)| (j, h * b)),
     );
-    backend.combine(Slot::State, &terms, renormalise)
+    let noise = noise.map(|n| NoiseStep {
+        amplitude: n.sigma * h.sqrt(),
+        common: n.common,
+        seed: n.seed,
+        step: layer,
+    });
+    backend.combine(Slot::State, &terms, renormalise, noise)
 }

@@ -5,6 +5,7 @@
 
 pub mod init;
 pub mod observables;
+pub mod rng;
 pub mod weights;
 
 use serde::{Deserialize, Serialize};
@@ -109,24 +110,240 @@ impl Shape {
     }
 }
 
-/// The full model: what the vector field is. Backends take this and nothing else.
+/// How the outputs of several heads combine: a_i = sum_h a_i^h, or their mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadCombine {
+    Sum,
+    Mean,
+}
+
+/// Random deep multi-head attention (MODELS.md §3): every head's Q, K, V are redrawn at
+/// every layer (= step), entries iid N(0, scale^2 / d), from a counter-based generator
+/// keyed by (seed, layer, head), so every backend draws the same weights.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RandomHeads {
+    pub heads: usize,
+    pub scale: f64,
+    pub seed: u64,
+}
+
+impl RandomHeads {
+    /// Entry `index` (row-major) of matrix `stream` of `head` at `layer`.
+    pub fn entry(&self, d: usize, layer: u32, head: u32, stream: rng::Stream, index: u32) -> f64 {
+        self.scale / (d as f64).sqrt() * rng::normal(self.seed, stream, layer, head, index)
+    }
+
+    /// The weights of every head at `layer`.
+    pub fn layer(&self, d: usize, layer: u32) -> Vec<Weights> {
+        (0..self.heads as u32)
+            .map(|h| {
+                let draw = |stream| {
+                    (0..(d * d) as u32)
+                        .map(|i| self.entry(d, layer, h, stream, i))
+                        .collect()
+                };
+                Weights {
+                    d,
+                    q: draw(rng::Stream::Query),
+                    k: draw(rng::Stream::Key),
+                    v: draw(rng::Stream::Value),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The perceptron block (MODELS.md §3): x' += W sigma(A x + b), hidden width m.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    pub hidden: usize,
+    /// d x m, row-major.
+    pub w: Vec<f64>,
+    /// m x d, row-major.
+    pub a: Vec<f64>,
+    /// m.
+    pub b: Vec<f64>,
+    pub activation: Activation,
+}
+
+/// The perceptron's nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    /// GELU in its tanh form, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the same on
+    /// every backend (WGSL has no erf).
+    Gelu,
+}
+
+impl Activation {
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Activation::Relu => x.max(0.0),
+            Activation::Gelu => {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+            }
+        }
+    }
+}
+
+impl Mlp {
+    /// W sigma(A x + b) added to `out`.
+    pub fn add_to(&self, x: &[f64], out: &mut [f64]) {
+        let d = x.len();
+        let m = self.hidden;
+        let hidden: Vec<f64> = (0..m)
+            .map(|k| {
+                let z: f64 = (0..d).map(|c| self.a[k * d + c] * x[c]).sum::<f64>() + self.b[k];
+                self.activation.apply(z)
+            })
+            .collect();
+        for (o, w_row) in out.iter_mut().zip(self.w.chunks(m)) {
+            *o += w_row.iter().zip(&hidden).map(|(w, h)| w * h).sum::<f64>();
+        }
+    }
+}
+
+/// Noise of the dynamics (MODELS.md §3): dx = f dt + sigma P^perp dB, integrated by
+/// Euler-Maruyama, with independent dB per token or one common dB per system.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Noise {
+    pub sigma: f64,
+    pub common: bool,
+    pub seed: u64,
+}
+
+/// The full model: what the vector field is (MODELS.md §1, §3). Backends take this and
+/// nothing else:
+///   f_i = P^perp_{x_i} ( sum_h c_h a_i^h + W sigma(A x_i + b) )   (no P on euclidean)
+/// with c_h = 1 (sum) or 1/H (mean), a^h the attention output of head h, scores
+/// beta <Q_h x_i, K_h x_j> - (lambda / n)(i - j) with ALiBi.
 #[derive(Clone, Debug)]
 pub struct Model {
     pub attention: Attention,
     pub geometry: Geometry,
     pub mask: Mask,
-    pub weights: Weights,
+    /// The heads (at least one); a random model draws its own at every layer instead.
+    pub heads: Vec<Weights>,
+    pub combine: HeadCombine,
+    pub random: Option<RandomHeads>,
+    /// ALiBi slope lambda (causal mask only).
+    pub alibi: Option<f64>,
+    pub mlp: Option<Mlp>,
+    /// Noise: the dynamics become an SDE (Euler-Maruyama only).
+    pub noise: Option<Noise>,
     /// Inverse temperature of each system (length = batch).
     pub betas: Vec<f64>,
 }
 
 impl Model {
+    /// One head, no perceptron, no ALiBi: the core model.
+    pub fn new(
+        attention: Attention,
+        geometry: Geometry,
+        mask: Mask,
+        weights: Weights,
+        betas: Vec<f64>,
+    ) -> Self {
+        Model {
+            attention,
+            geometry,
+            mask,
+            heads: vec![weights],
+            combine: HeadCombine::Sum,
+            random: None,
+            alibi: None,
+            mlp: None,
+            noise: None,
+            betas,
+        }
+    }
+
+    /// Number of heads.
+    pub fn head_count(&self) -> usize {
+        self.random.map_or(self.heads.len(), |r| r.heads)
+    }
+
+    /// c_h: the weight of each head's output.
+    pub fn head_weight(&self) -> f64 {
+        match self.combine {
+            HeadCombine::Sum => 1.0,
+            HeadCombine::Mean => 1.0 / self.head_count() as f64,
+        }
+    }
+
+    /// The heads at `layer` (the fixed heads, or a random model's draw).
+    pub fn layer_heads(&self, d: usize, layer: u32) -> Vec<Weights> {
+        match &self.random {
+            Some(r) => r.layer(d, layer),
+            None => self.heads.clone(),
+        }
+    }
+
+    /// ALiBi's per-position slope lambda / n (0 without ALiBi).
+    pub fn alibi_slope(&self, n: usize) -> f64 {
+        self.alibi.map_or(0.0, |l| l / n as f64)
+    }
+
+    /// log of the USA normaliser of query i: log |J(i)|, or with ALiBi
+    /// log sum_{k in J(i)} exp(-(lambda / n)(i - k)).
+    pub fn usa_log_normaliser(&self, i: usize, n_keys: usize) -> f64 {
+        let seen = self.keys_seen(i, n_keys);
+        let a = self.alibi_slope(n_keys);
+        if a == 0.0 {
+            return (seen as f64).ln();
+        }
+        // sum_{t=0}^{seen-1} e^{-a t} = (1 - e^{-a seen}) / (1 - e^{-a}), without cancellation.
+        (-(-a * seen as f64).exp_m1() / -(-a).exp_m1()).ln()
+    }
+
     /// Checks that the model is consistent with `shape`.
     pub fn validate(&self, shape: Shape) -> Result<()> {
-        if self.weights.d != shape.d {
+        if self.heads.is_empty() {
+            return Err(input("a model needs at least one head"));
+        }
+        for (h, w) in self.heads.iter().enumerate() {
+            if w.d != shape.d {
+                return Err(input(format!(
+                    "head {h}: Q, K, V are {0} x {0} but tokens have d = {1}",
+                    w.d, shape.d
+                )));
+            }
+        }
+        if let Some(r) = &self.random
+            && (r.heads == 0 || !r.scale.is_finite() || r.scale <= 0.0)
+        {
             return Err(input(format!(
-                "Q, K, V are {0} x {0} but tokens have d = {1}",
-                self.weights.d, shape.d
+                "random heads need at least one head and a finite scale > 0, got {} heads, scale {}",
+                r.heads, r.scale
+            )));
+        }
+        if let Some(l) = self.alibi {
+            if self.mask != Mask::Causal {
+                return Err(input(
+                    "ALiBi (--alibi) is a positional bias of causal attention: add --mask causal",
+                ));
+            }
+            if !l.is_finite() || l < 0.0 {
+                return Err(input(format!("--alibi takes a finite slope >= 0, got {l}")));
+            }
+        }
+        if let Some(m) = &self.mlp {
+            let (d, k) = (shape.d, m.hidden);
+            if k == 0 || m.w.len() != d * k || m.a.len() != k * d || m.b.len() != k {
+                return Err(input(format!(
+                    "the perceptron needs W [{d}, {k}], A [{k}, {d}] and b [{k}] for hidden width {k}"
+                )));
+            }
+        }
+        if let Some(noise) = &self.noise
+            && (!noise.sigma.is_finite() || noise.sigma < 0.0)
+        {
+            return Err(input(format!(
+                "--noise takes a finite sigma >= 0, got {}",
+                noise.sigma
             )));
         }
         if self.betas.len() != shape.batch {
@@ -150,11 +367,5 @@ impl Model {
             Mask::Full => n,
             Mask::Causal => i + 1,
         }
-    }
-
-    /// The query matrix the fast backends use: s_ij = beta <Q x_i, K x_j> = <M x_i, x_j> / 1
-    /// with M = K^T Q (row-major, d x d); each backend multiplies by its system's beta.
-    pub fn score_matrix(&self) -> Vec<f64> {
-        self.weights.score_matrix()
     }
 }

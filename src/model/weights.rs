@@ -22,9 +22,11 @@ pub struct Weights {
 #[derive(Clone, Debug, PartialEq)]
 pub enum QkvSpec {
     Identity,
-    /// iid N(0, 1/d) entries from a seed.
+    /// iid N(0, 1/d) entries from a seed (one draw per head, fixed over depth).
     Random(u64),
-    /// A folder holding Q.npy, K.npy, V.npy.
+    /// Random deep attention: every head redrawn at every layer from the seed.
+    Redraw(u64),
+    /// A folder holding Q.npy, K.npy, V.npy, each [d, d] or [heads, d, d].
     Dir(std::path::PathBuf),
 }
 
@@ -34,16 +36,22 @@ impl QkvSpec {
         if s == "identity" {
             return Ok(QkvSpec::Identity);
         }
-        if let Some(seed) = s.strip_prefix("random:") {
-            let seed = seed.parse::<u64>().map_err(|_| {
-                input(format!(
-                    "--qkv random:SEED needs a whole number >= 0 as SEED, got '{seed}'"
-                ))
-            })?;
-            return Ok(QkvSpec::Random(seed));
+        for (prefix, redraw) in [("random:", false), ("redraw:", true)] {
+            if let Some(seed) = s.strip_prefix(prefix) {
+                let seed = seed.parse::<u64>().map_err(|_| {
+                    input(format!(
+                        "--qkv {prefix}SEED needs a whole number >= 0 as SEED, got '{seed}'"
+                    ))
+                })?;
+                return Ok(if redraw {
+                    QkvSpec::Redraw(seed)
+                } else {
+                    QkvSpec::Random(seed)
+                });
+            }
         }
-        if s == "random" {
-            return Err(input("--qkv random needs a seed: random:SEED"));
+        if s == "random" || s == "redraw" {
+            return Err(input(format!("--qkv {s} needs a seed: {s}:SEED")));
         }
         if s.is_empty() {
             return Err(input(
@@ -57,16 +65,40 @@ impl QkvSpec {
         match self {
             QkvSpec::Identity => "identity".into(),
             QkvSpec::Random(seed) => format!("random:{seed}"),
+            QkvSpec::Redraw(seed) => format!("redraw:{seed}"),
             QkvSpec::Dir(p) => p.display().to_string(),
         }
     }
 
-    /// The weights in dimension d.
+    /// The weights of one head in dimension d (the first head of a folder with several).
     pub fn resolve(&self, d: usize) -> Result<Weights> {
+        Ok(self.resolve_heads(d, None)?.remove(0))
+    }
+
+    /// The fixed heads in dimension d: `heads` of them (None: one, or as many as a folder's
+    /// files hold). A redraw spec has no fixed heads; it gives identity placeholders.
+    pub fn resolve_heads(&self, d: usize, heads: Option<usize>) -> Result<Vec<Weights>> {
+        let count = heads.unwrap_or(1);
+        if count == 0 {
+            return Err(input("--heads must be at least 1"));
+        }
         match self {
-            QkvSpec::Identity => Ok(Weights::identity(d)),
-            QkvSpec::Random(seed) => Ok(Weights::random(d, *seed)),
-            QkvSpec::Dir(dir) => Weights::from_dir(dir, d),
+            QkvSpec::Identity | QkvSpec::Redraw(_) => Ok(vec![Weights::identity(d); count]),
+            QkvSpec::Random(seed) => Ok((0..count)
+                .map(|h| Weights::random_head(d, *seed, h))
+                .collect()),
+            QkvSpec::Dir(dir) => {
+                let all = Weights::from_dir(dir, d)?;
+                if let Some(h) = heads
+                    && h != all.len()
+                {
+                    return Err(input(format!(
+                        "--heads {h} but the --qkv folder holds {} heads",
+                        all.len()
+                    )));
+                }
+                Ok(all)
+            }
         }
     }
 }
@@ -85,6 +117,12 @@ impl Weights {
     /// Q, K, V with iid N(0, 1/d) entries, as at initialisation of training. Q, K and V use
     /// streams 0, 1 and 2 of ChaCha8 seeded with `seed`, so each is reproducible on its own.
     pub fn random(d: usize, seed: u64) -> Self {
+        Self::random_head(d, seed, 0)
+    }
+
+    /// Head h of a random multi-head layer: streams 3h, 3h + 1, 3h + 2 (head 0 is `random`).
+    pub fn random_head(d: usize, seed: u64, h: usize) -> Self {
+        let h = h as u64;
         let draw = |stream: u64| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             rng.set_stream(stream);
@@ -97,20 +135,21 @@ impl Weights {
         };
         Weights {
             d,
-            q: draw(0),
-            k: draw(1),
-            v: draw(2),
+            q: draw(3 * h),
+            k: draw(3 * h + 1),
+            v: draw(3 * h + 2),
         }
     }
 
-    pub fn from_dir(dir: &Path, d: usize) -> Result<Self> {
+    /// The heads in a folder: Q.npy, K.npy, V.npy each [d, d] (one head) or [H, d, d].
+    pub fn from_dir(dir: &Path, d: usize) -> Result<Vec<Self>> {
         if !dir.is_dir() {
             return Err(input(format!(
                 "--qkv '{}' is neither identity, random:SEED, nor a folder holding Q.npy, K.npy and V.npy",
                 dir.display()
             )));
         }
-        let load = |name: &str| -> Result<Vec<f64>> {
+        let load = |name: &str| -> Result<(usize, Vec<f64>)> {
             let path = dir.join(name);
             if !path.exists() {
                 return Err(file_error(
@@ -119,20 +158,37 @@ impl Weights {
                 ));
             }
             let arr = npy::read_f64(&path)?;
-            if arr.shape != [d as u64, d as u64] {
-                return Err(file_error(
+            let dd = d as u64;
+            match arr.shape.as_slice() {
+                [r, c] if *r == dd && *c == dd => Ok((1, arr.data)),
+                [h, r, c] if *h > 0 && *r == dd && *c == dd => Ok((*h as usize, arr.data)),
+                other => Err(file_error(
                     &path,
-                    format!("has shape {:?}, expected [{d}, {d}] for d = {d}", arr.shape),
-                ));
+                    format!(
+                        "has shape {other:?}, expected [{d}, {d}] or [heads, {d}, {d}] for d = {d}"
+                    ),
+                )),
             }
-            Ok(arr.data)
         };
-        Ok(Weights {
-            d,
-            q: load("Q.npy")?,
-            k: load("K.npy")?,
-            v: load("V.npy")?,
-        })
+        let (q, k, v) = (load("Q.npy")?, load("K.npy")?, load("V.npy")?);
+        if q.0 != k.0 || q.0 != v.0 {
+            return Err(file_error(
+                dir,
+                format!(
+                    "Q.npy, K.npy and V.npy hold {}, {} and {} heads",
+                    q.0, k.0, v.0
+                ),
+            ));
+        }
+        let dd = d * d;
+        Ok((0..q.0)
+            .map(|h| Weights {
+                d,
+                q: q.1[h * dd..(h + 1) * dd].to_vec(),
+                k: k.1[h * dd..(h + 1) * dd].to_vec(),
+                v: v.1[h * dd..(h + 1) * dd].to_vec(),
+            })
+            .collect())
     }
 
     pub fn is_identity(&self) -> bool {
@@ -148,9 +204,15 @@ impl Weights {
     pub fn score_matrix(&self) -> Vec<f64> {
         let d = self.d;
         let mut m = vec![0.0; d * d];
-        for r in 0..d {
-            for c in 0..d {
-                m[r * d + c] = (0..d).map(|t| self.k[t * d + r] * self.q[t * d + c]).sum();
+        // m[r][c] = sum_t k[t][r] q[t][c], summed in row order so that every inner loop is
+        // contiguous (d = 1024 takes well under a second).
+        for t in 0..d {
+            let q_row = &self.q[t * d..(t + 1) * d];
+            for r in 0..d {
+                let k_tr = self.k[t * d + r];
+                for (m, &q) in m[r * d..(r + 1) * d].iter_mut().zip(q_row) {
+                    *m += k_tr * q;
+                }
             }
         }
         m
@@ -174,5 +236,113 @@ pub fn matvec(a: &[f64], x: &[f64], y: &mut [f64]) {
             .zip(x)
             .map(|(a, x)| a * x)
             .sum();
+    }
+}
+
+/// Which perceptron to use (MODELS.md §3), as written on the command line or in a config.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MlpSpec {
+    /// Hidden width m, weights drawn from a seed: A ~ N(0, 1/d), W ~ N(0, 1/m), b ~ N(0, 1).
+    Random { hidden: usize, seed: u64 },
+    /// A folder holding W.npy [d, m], A.npy [m, d], b.npy [m].
+    Dir(std::path::PathBuf),
+}
+
+impl MlpSpec {
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("random:") {
+            let (m, seed) = rest.split_once(':').unwrap_or((rest, "0"));
+            let hidden = m.parse::<usize>().ok().filter(|&m| m > 0);
+            let seed = seed.parse::<u64>().ok();
+            return match (hidden, seed) {
+                (Some(hidden), Some(seed)) => Ok(MlpSpec::Random { hidden, seed }),
+                _ => Err(input(format!(
+                    "--mlp random:M[:SEED] needs a hidden width M >= 1 and a seed, got '{s}'"
+                ))),
+            };
+        }
+        if s.is_empty() {
+            return Err(input(
+                "--mlp is empty: use random:M[:SEED] or a folder with W.npy, A.npy, b.npy",
+            ));
+        }
+        Ok(MlpSpec::Dir(s.into()))
+    }
+
+    pub fn to_config_string(&self) -> String {
+        match self {
+            MlpSpec::Random { hidden, seed } => format!("random:{hidden}:{seed}"),
+            MlpSpec::Dir(p) => p.display().to_string(),
+        }
+    }
+
+    /// The perceptron in dimension d.
+    pub fn resolve(
+        &self,
+        d: usize,
+        activation: crate::model::Activation,
+    ) -> Result<crate::model::Mlp> {
+        match self {
+            MlpSpec::Random { hidden, seed } => {
+                let m = *hidden;
+                let draw = |stream: u64, len: usize, sd: f64| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(*seed);
+                    rng.set_stream(1000 + stream);
+                    (0..len)
+                        .map(|_| {
+                            sd * <StandardNormal as Distribution<f64>>::sample(
+                                &StandardNormal,
+                                &mut rng,
+                            )
+                        })
+                        .collect::<Vec<f64>>()
+                };
+                Ok(crate::model::Mlp {
+                    hidden: m,
+                    w: draw(0, d * m, 1.0 / (m as f64).sqrt()),
+                    a: draw(1, m * d, 1.0 / (d as f64).sqrt()),
+                    b: draw(2, m, 1.0),
+                    activation,
+                })
+            }
+            MlpSpec::Dir(dir) => {
+                if !dir.is_dir() {
+                    return Err(input(format!(
+                        "--mlp '{}' is neither random:M[:SEED] nor a folder holding W.npy, A.npy and b.npy",
+                        dir.display()
+                    )));
+                }
+                let load = |name: &str| -> Result<npy::Array> {
+                    let path = dir.join(name);
+                    if !path.exists() {
+                        return Err(file_error(
+                            &path,
+                            "missing: an --mlp folder must hold W.npy, A.npy and b.npy",
+                        ));
+                    }
+                    npy::read_f64(&path)
+                };
+                let (w, a, b) = (load("W.npy")?, load("A.npy")?, load("b.npy")?);
+                let m = b.shape.first().copied().unwrap_or(0) as usize;
+                let (d64, m64) = (d as u64, m as u64);
+                if b.shape.len() != 1 || m == 0 || w.shape != [d64, m64] || a.shape != [m64, d64] {
+                    return Err(file_error(
+                        dir,
+                        format!(
+                            "W.npy {:?}, A.npy {:?}, b.npy {:?}: expected [{d}, m], [m, {d}] and [m]",
+                            w.shape, a.shape, b.shape
+                        ),
+                    ));
+                }
+                Ok(crate::model::Mlp {
+                    hidden: m,
+                    w: w.data,
+                    a: a.data,
+                    b: b.data,
+                    activation,
+                })
+            }
+        }
     }
 }

@@ -1,10 +1,10 @@
 //! The f64 reference backend: plain loops, obviously right, the truth in tests.
 //!
-//! [`field`] is the vector field written literally from MODELS.md §1 (Q x_i and K x_j
-//! formed separately, a two-pass softmax). The GPU computes the same field in three
+//! [`field`] is the vector field written literally from MODELS.md §1, §3 (Q x_i and K x_j
+//! formed separately, a two-pass softmax). The GPU computes the same field in several
 //! kernels; [`stages`] holds their f64 twins (same names as the shaders in `shaders/`, same
 //! argument order), so that a GPU result that differs can be bisected to one stage, and
-//! `rk_combine` and `pair_stats` below are the twins of the other two kernels.
+//! `rk_combine` and `pair_stats` below are the twins of those two kernels.
 //! Parallel over tokens with rayon only to keep tests quick; every token is computed by the
 //! same plain loop.
 
@@ -13,61 +13,101 @@ pub mod stages;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::integrate::{Backend, Slot, Tokens};
+use crate::integrate::{Backend, NoiseStep, Slot, Tokens};
 use crate::model::observables::PairStats;
 use crate::model::weights::matvec;
-use crate::model::{Attention, Geometry, Model, Shape};
+use crate::model::{Attention, Geometry, Model, Shape, Weights};
 
-/// The attention vector field (MODELS.md §1):
-/// out_i = P_{x_i}^perp a_i on the sphere, a_i in euclidean geometry, with
-/// a_i = sum_{j in J(i)} w_ij V x_j and s_ij = beta <Q x_i, K x_j>.
+/// The attention output of queries z [batch, m, d] over keys y [batch, n, d] with the given
+/// heads, written literally from MODELS.md §1, §3: per head, scores
+/// s_ij = beta <Q_h z_i, K_h y_j> (minus (lambda / n)(i - j) with ALiBi) over the keys query
+/// i sees (all, or j <= i under the causal mask, which needs m = n), weights softmax (SA) or
+/// exp(s) / Z_i (USA; Z_i = |J(i)| or ALiBi's positional sum), a_i = sum_h c_h sum_j w_ij V_h y_j.
+pub fn attention_output(
+    model: &Model,
+    heads: &[Weights],
+    batch: usize,
+    d: usize,
+    z: &[f64],
+    y: &[f64],
+) -> Vec<f64> {
+    let (m, n) = (z.len() / (batch * d), y.len() / (batch * d));
+    let slope = model.alibi_slope(n);
+    let c = model.head_weight();
+    let mut out = vec![0.0; z.len()];
+    for w in heads {
+        // K y_j and V y_j for every key: O(n d^2), once per evaluation and head.
+        let mut ky = vec![0.0; y.len()];
+        let mut vy = vec![0.0; y.len()];
+        ky.par_chunks_mut(d)
+            .zip(vy.par_chunks_mut(d))
+            .zip(y.par_chunks(d))
+            .for_each(|((k, v), yj)| {
+                matvec(&w.k, yj, k);
+                matvec(&w.v, yj, v);
+            });
+        out.par_chunks_mut(d).enumerate().for_each_init(
+            || (vec![0.0; d], vec![0.0; d], Vec::with_capacity(n)),
+            |(qz, a, scores), (t, out_i)| {
+                let (b, i) = (t / m, t % m);
+                let beta = model.betas[b];
+                let sys = b * n * d;
+                matvec(&w.q, &z[t * d..(t + 1) * d], qz);
+                let seen = model.keys_seen(i, n);
+                scores.clear();
+                for j in 0..seen {
+                    let kj = &ky[sys + j * d..sys + (j + 1) * d];
+                    scores.push(beta * dot(qz, kj) - slope * (i - j.min(i)) as f64);
+                }
+                let mx = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                a.fill(0.0);
+                let mut total = 0.0;
+                for (j, s) in scores.iter().enumerate() {
+                    let p = (s - mx).exp();
+                    total += p;
+                    let vj = &vy[sys + j * d..sys + (j + 1) * d];
+                    a.iter_mut().zip(vj).for_each(|(a, v)| *a += p * v);
+                }
+                let scale = match model.attention {
+                    Attention::Sa => 1.0 / total,
+                    Attention::Usa => (mx - model.usa_log_normaliser(i, n)).exp(),
+                };
+                out_i
+                    .iter_mut()
+                    .zip(a.iter())
+                    .for_each(|(o, a)| *o += c * scale * a);
+            },
+        );
+    }
+    out
+}
+
+/// The vector field (MODELS.md §1, §3) with the model's own heads:
+/// out_i = P_{x_i}^perp (a_i + W sigma(A x_i + b)) on the sphere, without P in euclidean
+/// geometry.
 pub fn field(model: &Model, shape: Shape, x: &[f64], out: &mut [f64]) {
-    let Shape { n, d, .. } = shape;
-    let w = &model.weights;
-    // K x_j and V x_j for every token: O(n d^2), computed once per evaluation.
-    let mut kx = vec![0.0; x.len()];
-    let mut vx = vec![0.0; x.len()];
-    kx.par_chunks_mut(d)
-        .zip(vx.par_chunks_mut(d))
+    field_with(model, &model.heads, shape, x, out)
+}
+
+/// The vector field with the given heads (a random model's heads of one layer).
+pub fn field_with(model: &Model, heads: &[Weights], shape: Shape, x: &[f64], out: &mut [f64]) {
+    let a = attention_output(model, heads, shape.batch, shape.d, x, x);
+    finish_field(model, shape.d, x, &a, out);
+}
+
+/// Adds the perceptron and projects: the field from the attention output at tokens x.
+pub fn finish_field(model: &Model, d: usize, x: &[f64], a: &[f64], out: &mut [f64]) {
+    out.copy_from_slice(a);
+    out.par_chunks_mut(d)
         .zip(x.par_chunks(d))
-        .for_each(|((k, v), xj)| {
-            matvec(&w.k, xj, k);
-            matvec(&w.v, xj, v);
-        });
-    out.par_chunks_mut(d).enumerate().for_each_init(
-        || (vec![0.0; d], vec![0.0; d], Vec::with_capacity(n)),
-        |(qx, a, scores), (t, out_i)| {
-            let (b, i) = (t / n, t % n);
-            let beta = model.betas[b];
-            let sys = b * n * d;
-            let xi = &x[t * d..(t + 1) * d];
-            matvec(&w.q, xi, qx);
-            let seen = model.keys_seen(i, n);
-            scores.clear();
-            for j in 0..seen {
-                let kj = &kx[sys + j * d..sys + (j + 1) * d];
-                scores.push(beta * dot(qx, kj));
+        .for_each(|(f, xi)| {
+            if let Some(mlp) = &model.mlp {
+                mlp.add_to(xi, f);
             }
-            let m = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            a.fill(0.0);
-            let mut total = 0.0;
-            for (j, s) in scores.iter().enumerate() {
-                let p = (s - m).exp();
-                total += p;
-                let vj = &vx[sys + j * d..sys + (j + 1) * d];
-                a.iter_mut().zip(vj).for_each(|(a, v)| *a += p * v);
-            }
-            let scale = match model.attention {
-                Attention::Sa => 1.0 / total,
-                Attention::Usa => m.exp() / seen as f64,
-            };
-            a.iter_mut().for_each(|a| *a *= scale);
             if model.geometry == Geometry::Sphere {
-                tangent_project(xi, a);
+                tangent_project(xi, f);
             }
-            out_i.copy_from_slice(a);
-        },
-    );
+        });
 }
 
 /// a <- a - (<x, a> / <x, x>) x: the orthogonal projection onto x^perp, which is
@@ -79,16 +119,21 @@ pub fn tangent_project(x: &[f64], a: &mut [f64]) {
     a.iter_mut().zip(x).for_each(|(a, x)| *a -= along * x);
 }
 
-/// Twin of `shaders/rk_combine.wgsl`: dst = base + sum_s c_s k_s, each token renormalised if
-/// asked.
+/// Twin of `shaders/rk_combine.wgsl`: dst = base + sum_s c_s k_s (+ the noise amplitude
+/// times standard normals, projected onto the tangent space at the base token on the
+/// sphere), each token renormalised if asked.
+#[allow(clippy::too_many_arguments)]
 pub fn rk_combine(
-    d: usize,
+    shape: Shape,
     base: &[f64],
     ks: &[&[f64]],
     coeffs: &[f64],
     renormalise: bool,
+    noise: Option<NoiseStep>,
+    sphere: bool,
     dst: &mut [f64],
 ) {
+    let Shape { n, d, .. } = shape;
     dst.par_chunks_mut(d).enumerate().for_each(|(t, out)| {
         let r = t * d..(t + 1) * d;
         out.copy_from_slice(&base[r.clone()]);
@@ -96,6 +141,15 @@ pub fn rk_combine(
             out.iter_mut()
                 .zip(&k[r.clone()])
                 .for_each(|(o, k)| *o += c * k);
+        }
+        if let Some(noise) = &noise {
+            let mut xi: Vec<f64> = (0..d).map(|c| noise.draw(t / n, t % n, d, c)).collect();
+            if sphere {
+                tangent_project(&base[r.clone()], &mut xi);
+            }
+            out.iter_mut()
+                .zip(&xi)
+                .for_each(|(o, z)| *o += noise.amplitude * z);
         }
         if renormalise {
             let norm = dot(out, out).sqrt();
@@ -149,6 +203,8 @@ pub struct ReferenceBackend {
     x: Vec<f64>,
     stage: Vec<f64>,
     k: Vec<Vec<f64>>,
+    /// The heads of the current layer (a random model redraws them every step).
+    heads: Vec<Weights>,
 }
 
 impl ReferenceBackend {
@@ -161,6 +217,7 @@ impl ReferenceBackend {
             x: x0.to_vec(),
             stage: vec![0.0; shape.len()],
             k: Vec::new(),
+            heads: model.layer_heads(shape.d, 0),
         })
     }
 
@@ -185,26 +242,46 @@ impl Backend for ReferenceBackend {
             Slot::State => &self.x,
             Slot::Stage => &self.stage,
         };
-        field(&self.model, self.shape, src, &mut self.k[stage]);
+        field_with(
+            &self.model,
+            &self.heads,
+            self.shape,
+            src,
+            &mut self.k[stage],
+        );
         Ok(())
     }
-    fn combine(&mut self, dst: Slot, terms: &[(usize, f64)], renormalise: bool) -> Result<()> {
+    fn combine(
+        &mut self,
+        dst: Slot,
+        terms: &[(usize, f64)],
+        renormalise: bool,
+        noise: Option<NoiseStep>,
+    ) -> Result<()> {
         let ks: Vec<&[f64]> = terms.iter().map(|(s, _)| self.k[*s].as_slice()).collect();
         let coeffs: Vec<f64> = terms.iter().map(|(_, c)| *c).collect();
+        let sphere = self.model.geometry == Geometry::Sphere;
+        let mut next = std::mem::take(&mut self.stage);
+        rk_combine(
+            self.shape,
+            &self.x,
+            &ks,
+            &coeffs,
+            renormalise,
+            noise,
+            sphere,
+            &mut next,
+        );
         match dst {
-            Slot::Stage => rk_combine(
-                self.shape.d,
-                &self.x,
-                &ks,
-                &coeffs,
-                renormalise,
-                &mut self.stage,
-            ),
-            Slot::State => {
-                let mut next = std::mem::take(&mut self.stage);
-                rk_combine(self.shape.d, &self.x, &ks, &coeffs, renormalise, &mut next);
-                self.stage = std::mem::replace(&mut self.x, next);
-            }
+            Slot::Stage => self.stage = next,
+            Slot::State => self.stage = std::mem::replace(&mut self.x, next),
+        }
+        Ok(())
+    }
+
+    fn begin_step(&mut self, layer: u32) -> Result<()> {
+        if self.model.random.is_some() {
+            self.heads = self.model.layer_heads(self.shape.d, layer);
         }
         Ok(())
     }

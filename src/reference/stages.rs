@@ -1,27 +1,34 @@
-//! f64 twins of the kernels that compute the attention field on the GPU
-//! (`shaders/queries.wgsl`, `attention.wgsl`, `attention_finish.wgsl`; the last,
-//! `tangent_project.wgsl`, has its twin in [`super::tangent_project`]). Queries attend to
-//! keys of the same system: for self-attention both are the tokens. Composed over any split
-//! of the keys into chunks they give [`super::field`]; a test checks that to 1e-12.
+//! f64 twins of the kernels that compute the attention field on the GPU, one function per
+//! shader with the shader's name: `queries`, `attention`, `attention_finish`, `mlp_hidden`,
+//! `mlp_out` (and `tangent_project`, in [`super`]). Queries attend to keys of the same
+//! system: for self-attention both are the tokens. [`field`] composes them over any split
+//! of the keys into chunks; a test checks that it equals the literal [`super::field`] to
+//! 1e-12.
 //!
 //! `shape` describes the queries ([batch, n_queries, d]); the keys are [batch, n_keys, d].
 
 use crate::model::weights::matvec;
-use crate::model::{Attention, Geometry, Mask, Model, Shape};
+use crate::model::{Attention, Geometry, Mask, Model, Shape, Weights};
 
 use super::tangent_project;
 
-/// Twin of `queries.wgsl`: q_t = beta_b K^T Q z_t for every query token z_t.
-pub fn queries(model: &Model, shape: Shape, z: &[f64]) -> Vec<f64> {
+/// Twin of `queries.wgsl`: q_t = beta_b K_h^T Q_h z_t for every query token z_t.
+pub fn queries(model: &Model, head: &Weights, shape: Shape, z: &[f64]) -> Vec<f64> {
     let d = shape.d;
-    let m = model.score_matrix();
+    let kt = transpose(&head.k, d);
+    let mut qz = vec![0.0; d];
     let mut q = vec![0.0; z.len()];
     for (t, (qt, zt)) in q.chunks_mut(d).zip(z.chunks(d)).enumerate() {
-        matvec(&m, zt, qt);
+        matvec(&head.q, zt, &mut qz);
+        matvec(&kt, &qz, qt);
         let beta = model.betas[t / shape.n];
         qt.iter_mut().for_each(|v| *v *= beta);
     }
     q
+}
+
+fn transpose(a: &[f64], d: usize) -> Vec<f64> {
+    (0..d * d).map(|e| a[(e % d) * d + e / d]).collect()
 }
 
 /// The online-softmax state of every query: running maximum m, sum l, accumulator acc.
@@ -51,7 +58,8 @@ pub fn seen_end(model: &Model, i: usize, n_keys: usize) -> usize {
 }
 
 /// Twin of `attention.wgsl`: folds keys [key_start, key_start + key_count) of each system
-/// (only those a query sees under the mask) into its online softmax.
+/// (only those a query sees under the mask) into its online softmax; ALiBi subtracts
+/// (lambda / n_keys)(i - j) from each score.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     model: &Model,
@@ -64,13 +72,15 @@ pub fn attention(
     partial: &mut Partial,
 ) {
     let Shape { n, d, .. } = shape;
+    let slope = model.alibi_slope(n_keys);
     for t in 0..shape.tokens() {
         let (b, i) = (t / n, t % n);
         let end = (key_start + key_count).min(seen_end(model, i, n_keys));
         let qt = &q[t * d..(t + 1) * d];
         for j in key_start..end {
             let key = &keys[(b * n_keys + j) * d..(b * n_keys + j + 1) * d];
-            let s: f64 = qt.iter().zip(key).map(|(a, b)| a * b).sum();
+            let s: f64 = qt.iter().zip(key).map(|(a, b)| a * b).sum::<f64>()
+                - slope * (i.saturating_sub(j)) as f64;
             if s > partial.m[t] {
                 let r = (partial.m[t] - s).exp();
                 partial.l[t] *= r;
@@ -89,96 +99,163 @@ pub fn attention(
     }
 }
 
-/// Twin of `attention_finish.wgsl`: the attention output a = V (weighted mean) of every
-/// query from the completed softmax state.
-pub fn attention_finish(model: &Model, shape: Shape, n_keys: usize, partial: &Partial) -> Vec<f64> {
+/// Twin of `attention_finish.wgsl`: adds c_h V_h (weighted mean) of head h to `out` (or
+/// writes it, for the first head), from the completed softmax state. USA divides by
+/// exp(log normaliser) instead of the softmax sum.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_finish(
+    model: &Model,
+    head: &Weights,
+    weight: f64,
+    accumulate: bool,
+    shape: Shape,
+    n_keys: usize,
+    partial: &Partial,
+    out: &mut [f64],
+) {
     let Shape { n, d, .. } = shape;
-    let mut out = vec![0.0; shape.len()];
     let mut mean = vec![0.0; d];
+    let mut a = vec![0.0; d];
     for (t, f) in out.chunks_mut(d).enumerate() {
         let scale = match model.attention {
             Attention::Sa => 1.0 / partial.l[t],
-            Attention::Usa => (partial.m[t] - (seen_end(model, t % n, n_keys) as f64).ln()).exp(),
+            Attention::Usa => (partial.m[t] - model.usa_log_normaliser(t % n, n_keys)).exp(),
         };
         mean.iter_mut()
             .zip(&partial.acc[t * d..(t + 1) * d])
             .for_each(|(m, a)| *m = scale * a);
-        matvec(&model.weights.v, &mean, f);
-    }
-    out
-}
-
-/// The full field of the queries z from the stages: attention_finish, then on the sphere
-/// the tangent projection at every query (twin of `tangent_project.wgsl`).
-pub fn field_from(
-    model: &Model,
-    shape: Shape,
-    n_keys: usize,
-    z: &[f64],
-    partial: &Partial,
-) -> Vec<f64> {
-    let mut f = attention_finish(model, shape, n_keys, partial);
-    if model.geometry == Geometry::Sphere {
-        for (ft, zt) in f.chunks_mut(shape.d).zip(z.chunks(shape.d)) {
-            tangent_project(zt, ft);
+        matvec(&head.v, &mean, &mut a);
+        for (fo, ao) in f.iter_mut().zip(&a) {
+            *fo = if accumulate { *fo } else { 0.0 } + weight * ao;
         }
     }
-    f
 }
 
-/// Queries z attending to keys in one go (all stages, one chunk): the attention output (or
-/// field, with the tangent projection on the sphere) of each query, in f64.
-pub fn cross_field(model: &Model, shape: Shape, z: &[f64], keys: &[f64]) -> Vec<f64> {
+/// Twin of `mlp_hidden.wgsl`: sigma(A x_t + b) for every token, [tokens, hidden].
+pub fn mlp_hidden(model: &Model, shape: Shape, x: &[f64]) -> Vec<f64> {
+    let mlp = model.mlp.as_ref().expect("a perceptron");
+    let (d, m) = (shape.d, mlp.hidden);
+    x.chunks(d)
+        .flat_map(|xt| {
+            (0..m).map(move |k| {
+                let z: f64 = (0..d).map(|c| mlp.a[k * d + c] * xt[c]).sum::<f64>() + mlp.b[k];
+                mlp.activation.apply(z)
+            })
+        })
+        .collect()
+}
+
+/// Twin of `mlp_out.wgsl`: adds W hidden_t to `out` for every token.
+pub fn mlp_out(model: &Model, shape: Shape, hidden: &[f64], out: &mut [f64]) {
+    let mlp = model.mlp.as_ref().expect("a perceptron");
+    let (d, m) = (shape.d, mlp.hidden);
+    for (f, h) in out.chunks_mut(d).zip(hidden.chunks(m)) {
+        for (o, w_row) in f.iter_mut().zip(mlp.w.chunks(m)) {
+            *o += w_row.iter().zip(h).map(|(w, h)| w * h).sum::<f64>();
+        }
+    }
+}
+
+/// The whole field of queries z over keys from the twins, with the keys split into chunks of
+/// `chunk`: per head queries, attention, attention_finish; then the perceptron (only when
+/// the queries are the keys' own tokens) and, on the sphere, the tangent projection.
+pub fn field(
+    model: &Model,
+    heads: &[Weights],
+    shape: Shape,
+    z: &[f64],
+    keys: &[f64],
+    chunk: usize,
+) -> Vec<f64> {
     let n_keys = keys.len() / (shape.batch * shape.d);
-    let q = queries(model, shape, z);
-    let mut partial = Partial::empty(shape);
-    attention(model, shape, n_keys, &q, keys, 0, n_keys, &mut partial);
-    field_from(model, shape, n_keys, z, &partial)
+    let mut out = vec![0.0; shape.len()];
+    for (h, head) in heads.iter().enumerate() {
+        let q = queries(model, head, shape, z);
+        let mut partial = Partial::empty(shape);
+        let mut start = 0;
+        while start < n_keys {
+            attention(model, shape, n_keys, &q, keys, start, chunk, &mut partial);
+            start += chunk;
+        }
+        let weight = model.head_weight();
+        attention_finish(
+            model,
+            head,
+            weight,
+            h > 0,
+            shape,
+            n_keys,
+            &partial,
+            &mut out,
+        );
+    }
+    if model.mlp.is_some() {
+        let hidden = mlp_hidden(model, shape, z);
+        mlp_out(model, shape, &hidden, &mut out);
+    }
+    if model.geometry == Geometry::Sphere {
+        for (f, zt) in out.chunks_mut(shape.d).zip(z.chunks(shape.d)) {
+            tangent_project(zt, f);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::init::InitSpec;
-    use crate::model::weights::Weights;
+    use crate::model::{Activation, HeadCombine, Mlp};
 
-    /// The staged twins, over several chunkings of the keys, reproduce the literal field.
+    /// The staged twins, over several chunkings of the keys, reproduce the literal field,
+    /// with several heads, ALiBi and the perceptron too.
     #[test]
     fn stages_compose_to_the_literal_field_for_any_chunking() {
-        for (attention, geometry, mask, random) in [
-            (Attention::Sa, Geometry::Sphere, Mask::Full, false),
-            (Attention::Usa, Geometry::Sphere, Mask::Causal, true),
-            (Attention::Sa, Geometry::Euclidean, Mask::Causal, true),
-            (Attention::Usa, Geometry::Euclidean, Mask::Full, false),
+        for (attention, geometry, mask, random, variant) in [
+            (Attention::Sa, Geometry::Sphere, Mask::Full, false, 0),
+            (Attention::Usa, Geometry::Sphere, Mask::Causal, true, 1),
+            (Attention::Sa, Geometry::Euclidean, Mask::Causal, true, 2),
+            (Attention::Usa, Geometry::Euclidean, Mask::Full, false, 3),
         ] {
             let shape = Shape::new(2, 37, 5).unwrap();
-            let model = Model {
+            let mut model = Model::new(
                 attention,
                 geometry,
                 mask,
-                weights: if random {
+                if random {
                     Weights::random(5, 3)
                 } else {
                     Weights::identity(5)
                 },
-                betas: vec![2.0, 7.0],
-            };
+                vec![2.0, 7.0],
+            );
+            if variant == 1 {
+                model.alibi = Some(9.0);
+            }
+            if variant >= 2 {
+                model.heads.push(Weights::random(5, 11));
+                model.combine = HeadCombine::Mean;
+                model.mlp = Some(Mlp {
+                    hidden: 3,
+                    w: (0..15).map(|i| (i as f64 * 0.3).sin()).collect(),
+                    a: (0..15).map(|i| (i as f64 * 0.7).cos()).collect(),
+                    b: vec![0.1, -0.2, 0.3],
+                    activation: if variant == 2 {
+                        Activation::Relu
+                    } else {
+                        Activation::Gelu
+                    },
+                });
+            }
             let x = InitSpec::Uniform.generate(shape, geometry, 1).unwrap();
             let mut want = vec![0.0; x.len()];
             super::super::field(&model, shape, &x, &mut want);
-            let q = queries(&model, shape, &x);
             for chunk in [1, 5, 36, 37, 100] {
-                let mut partial = Partial::empty(shape);
-                let mut start = 0;
-                while start < shape.n {
-                    super::attention(&model, shape, 37, &q, &x, start, chunk, &mut partial);
-                    start += chunk;
-                }
-                let got = field_from(&model, shape, 37, &x, &partial);
+                let got = field(&model, &model.heads, shape, &x, &x, chunk);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
-                        "{attention:?} {geometry:?} {mask:?} chunk {chunk}, element {i}: {g} vs {w}"
+                        "{attention:?} {geometry:?} {mask:?} variant {variant} chunk {chunk}, element {i}: {g} vs {w}"
                     );
                 }
             }

@@ -82,13 +82,13 @@ pub struct Case {
 
 impl Case {
     pub fn model(&self) -> Model {
-        Model {
-            attention: self.attention,
-            geometry: self.geometry,
-            mask: self.mask,
-            weights: self.qkv.resolve(self.shape.d).unwrap(),
-            betas: self.betas.clone(),
-        }
+        Model::new(
+            self.attention,
+            self.geometry,
+            self.mask,
+            self.qkv.resolve(self.shape.d).unwrap(),
+            self.betas.clone(),
+        )
     }
     pub fn initial(&self) -> Vec<f64> {
         InitSpec::Uniform
@@ -188,8 +188,8 @@ pub fn grid() -> Vec<Case> {
 pub fn evolve(backend: &mut dyn Backend, case: &Case, h: f64, steps: usize) -> Vec<f64> {
     attnflow::run::integrate_steps(
         backend,
+        &case.model(),
         attnflow::integrate::Integrator::Rk4,
-        case.geometry,
         h,
         steps,
     )

@@ -1,0 +1,54 @@
+// Random deep multi-head attention (MODELS.md §3): the weights of every head at this layer,
+// drawn on the device from the counter-based generator (model::rng): entries of Q_h, K_h,
+// V_h are scale / sqrt(d) times standard normals keyed by (seed, stream, layer, head, index).
+// One invocation per element of [2, H, d, d]: the first half writes M_h = K_h^T Q_h
+// (d draws of each per element), the second V_h. CPU twin: model::RandomHeads::layer.
+
+struct Redraw {
+    seed_lo: u32,
+    seed_hi: u32,
+    heads: u32,
+    // scale / sqrt(d)
+    scale: f32,
+    groups_x: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> redraw: Redraw;
+@group(0) @binding(1) var<uniform> step: Step;
+@group(0) @binding(2) var<storage, read_write> score_matrix: array<f32>;
+@group(0) @binding(3) var<storage, read_write> value_matrix: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let per_head = D * D;
+    let e = token_index(lid, wid, redraw.groups_x);
+    if e >= 2u * redraw.heads * per_head {
+        return;
+    }
+    let second = e >= redraw.heads * per_head;
+    let f = e % (redraw.heads * per_head);
+    let h = f / per_head;
+    let r = (f % per_head) / D;
+    let c = f % D;
+    let lo = redraw.seed_lo;
+    let hi = redraw.seed_hi;
+    let layer = step.layer;
+    if second {
+        value_matrix[f] = redraw.scale * rng_normal(lo, hi, STREAM_VALUE, layer, h, r * D + c);
+        return;
+    }
+    // (K^T Q)_rc = sum_t K_tr Q_tc
+    var s = 0.0;
+    for (var t = 0u; t < D; t++) {
+        let k = rng_normal(lo, hi, STREAM_KEY, layer, h, t * D + r);
+        let q = rng_normal(lo, hi, STREAM_QUERY, layer, h, t * D + c);
+        s += k * q;
+    }
+    score_matrix[f] = redraw.scale * redraw.scale * s;
+}
