@@ -282,6 +282,17 @@ fn bad_input_gets_a_one_line_error() {
     }
     std::fs::create_dir(p.join("qkv_missing")).unwrap();
     npy::write(&p.join("qkv_missing/Q.npy"), &[3, 3], &[0.0f64; 9]).unwrap();
+    // Weight files whose shapes disagree: 2 query heads, 3 key heads; a perceptron whose A
+    // has 5 rows where W has 4 columns.
+    std::fs::create_dir(p.join("qkv_heads")).unwrap();
+    for (m, h) in [("Q", 2), ("K", 3), ("V", 2)] {
+        let path = p.join(format!("qkv_heads/{m}.npy"));
+        npy::write(&path, &[h, 3, 3], &vec![0.1f64; h * 9]).unwrap();
+    }
+    std::fs::create_dir(p.join("mlp_bad")).unwrap();
+    npy::write(&p.join("mlp_bad/W.npy"), &[3, 4], &[0.1f64; 12]).unwrap();
+    npy::write(&p.join("mlp_bad/A.npy"), &[5, 3], &[0.1f64; 15]).unwrap();
+    npy::write(&p.join("mlp_bad/b.npy"), &[4], &[0.1f64; 4]).unwrap();
     std::fs::write(p.join("a_file"), "").unwrap();
     std::fs::write(p.join("bad.toml"), "n = 10\nspeed = 3\n").unwrap();
 
@@ -339,6 +350,29 @@ fn bad_input_gets_a_one_line_error() {
         (&["--config", "nope.toml"], "cannot read the config"),
         (&["--backend", "tpu"], "invalid value 'tpu'"),
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+        // Research variants.
+        (
+            &["--noise", "-1", "--integrator", "euler"],
+            "--noise takes a finite sigma >= 0, got -1",
+        ),
+        (&["--noise", "0.1"], "add --integrator euler"),
+        (&["--mlp", "random:0"], "hidden width M >= 1"),
+        (
+            &["--mlp", "mlp_bad"],
+            "A.npy [5, 3], b.npy [4]: expected [3, m], [m, 3]",
+        ),
+        (&["--beta-rule", "cubic"], "invalid value 'cubic'"),
+        (&["--alibi", "1"], "add --mask causal"),
+        (
+            &["--alibi", "-1", "--mask", "causal"],
+            "--alibi takes a finite slope >= 0",
+        ),
+        (&["--heads", "0"], "--heads must be at least 1"),
+        (&["--qkv", "qkv_heads"], "hold 2, 3 and 2 heads"),
+        (
+            &["--qkv", "redraw:1", "--weight-scale", "0"],
+            "a finite scale > 0",
+        ),
     ];
     for (args, want) in cases {
         // Small defaults the case does not set itself (an init file sets n).
@@ -370,4 +404,83 @@ fn bad_input_gets_a_one_line_error() {
         !p.join("never").exists(),
         "no output folder is made for a failed run"
     );
+}
+
+/// Every research variant from the command line: the resolved options land in run.toml, the
+/// temperature rule's beta is gamma log n or gamma n^(2/(d-1)), and the run finishes.
+#[test]
+fn variants_run_from_the_command_line_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "run",
+        "--n",
+        "100",
+        "--d",
+        "3",
+        "--steps",
+        "4",
+        "--t-end",
+        "0.4",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ];
+    let run = |extra: &[&str], out: &str| -> toml::Table {
+        let mut args = common.to_vec();
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out]);
+        ok(&args, dir.path());
+        let text = std::fs::read_to_string(dir.path().join(out).join("run.toml")).unwrap();
+        let x = npy::read_f64(&dir.path().join(out).join("final.npy")).unwrap();
+        assert!(
+            x.data.iter().all(|v| v.is_finite()),
+            "{out}: final.npy not finite"
+        );
+        text.parse::<toml::Table>().unwrap()
+    };
+    let t = run(
+        &[
+            "--heads",
+            "3",
+            "--head-combine",
+            "mean",
+            "--qkv",
+            "random:4",
+            "--mlp",
+            "random:16:2",
+            "--activation",
+            "gelu",
+            "--mask",
+            "causal",
+            "--alibi",
+            "2",
+        ],
+        "mixed",
+    );
+    assert_eq!(t["heads"].as_integer(), Some(3), "{t}");
+    assert_eq!(t["head_combine"].as_str(), Some("mean"), "{t}");
+    assert_eq!(t["alibi"].as_float(), Some(2.0), "{t}");
+    assert!(t["mlp"].as_str().unwrap().starts_with("random:16"), "{t}");
+    let t = run(
+        &["--qkv", "redraw:5", "--heads", "2", "--weight-scale", "0.5"],
+        "redraw",
+    );
+    assert_eq!(t["qkv"].as_str(), Some("redraw:5"), "{t}");
+    let t = run(
+        &[
+            "--noise",
+            "0.2",
+            "--noise-kind",
+            "common",
+            "--integrator",
+            "euler",
+        ],
+        "noise",
+    );
+    assert_eq!(t["noise_kind"].as_str(), Some("common"), "{t}");
+    let beta = |t: &toml::Table| t["beta"].as_array().unwrap()[0].as_float().unwrap();
+    let t = run(&["--beta-rule", "log", "--beta", "0.5"], "log");
+    assert!((beta(&t) - 0.5 * 100f64.ln()).abs() < 1e-12, "{t}");
+    let t = run(&["--beta-rule", "selective", "--beta", "0.25"], "selective");
+    assert!((beta(&t) - 0.25 * 100f64).abs() < 1e-12, "{t}");
 }

@@ -201,7 +201,7 @@ impl AttentionPass {
                 wgpu::BufferUsages::UNIFORM,
             )
         });
-        let matrix_usage = storage | wgpu::BufferUsages::COPY_DST;
+        let matrix_usage = storage | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
         let mut pass = AttentionPass {
             sizes,
             dispatch,

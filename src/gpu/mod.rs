@@ -354,6 +354,20 @@ impl GpuBackend {
         Ok(bytes)
     }
 
+    /// The per-head matrices the kernels use now: M_h = K_h^T Q_h and V_h, each [H, d, d]
+    /// row-major (for a random model, the draw of the current layer).
+    pub fn read_head_matrices(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (m, v) = (
+            self.attention.score_matrix.clone(),
+            self.attention.value_matrix.clone(),
+        );
+        let floats = |b: Vec<u8>| bytemuck::cast_slice::<u8, f32>(&b).to_vec();
+        Ok((
+            floats(self.read_back(&m, false)?),
+            floats(self.read_back(&v, false)?),
+        ))
+    }
+
     /// The intermediates of the last field evaluation: queries, softmax accumulators and
     /// (max, sum) pairs, for comparing each kernel with its twin in `reference::stages`.
     pub fn read_intermediates(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {

@@ -1,0 +1,472 @@
+//! The research variants (MODELS.md §3) on every backend: multi-head (sum and mean), random
+//! deep attention with per-layer redraws, ALiBi for SA and USA, the perceptron block (ReLU and
+//! GELU), Euler-Maruyama noise (independent and common), each GPU and cpu run against the f64
+//! reference after several steps; and the identities that pin them down: one head equals the
+//! core model, sigma = 0 equals the deterministic run, the device's redraws equal the host's.
+//!
+//! Tolerance: |got - want| <= 1e-5 + 1e-5 |want| per coordinate (measured errors are ~2e-7; f32
+//! kernels against f64 after a few steps that move tokens by about 0.01 each).
+
+mod common;
+
+use attnflow::cpu::CpuBackend;
+use attnflow::gpu::GpuBackend;
+use attnflow::integrate::{Backend, Integrator};
+use attnflow::model::init::InitSpec;
+use attnflow::model::weights::{MlpSpec, QkvSpec, Weights};
+use attnflow::model::{
+    Activation, Attention, Geometry, HeadCombine, Mask, Model, Noise, RandomHeads, Shape,
+};
+use attnflow::reference::ReferenceBackend;
+use attnflow::run::integrate_steps;
+use common::*;
+
+const TOL: f64 = 1e-5;
+
+/// One variant case: a model, a shape, an integrator and how far to go.
+struct Variant {
+    name: String,
+    model: Model,
+    shape: Shape,
+    integrator: Integrator,
+    h: f64,
+    steps: usize,
+    seed: u64,
+}
+
+impl Variant {
+    fn new(name: &str, model: Model, shape: Shape) -> Self {
+        Variant {
+            name: name.into(),
+            model,
+            shape,
+            integrator: Integrator::Rk4,
+            h: 0.02,
+            steps: 3,
+            seed: 11,
+        }
+    }
+
+    fn initial(&self) -> Vec<f64> {
+        InitSpec::Uniform
+            .generate(self.shape, self.model.geometry, self.seed)
+            .unwrap()
+    }
+
+    fn evolve(&self, backend: &mut dyn Backend) -> Vec<f64> {
+        integrate_steps(backend, &self.model, self.integrator, self.h, self.steps)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        backend.read_state().unwrap().to_f64()
+    }
+
+    fn reference(&self) -> Vec<f64> {
+        let x0 = self.initial();
+        self.evolve(&mut ReferenceBackend::new(&self.model, self.shape, &x0).unwrap())
+    }
+
+    /// cpu and (when there is one) gpu against the reference; returns the largest errors.
+    fn check(&self) -> (f64, Option<f64>) {
+        let want = self.reference();
+        let x0 = self.initial();
+        // The run must actually move the tokens, or the comparison says little.
+        let moved = want
+            .iter()
+            .zip(&x0)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            want.iter().all(|v| v.is_finite()) && moved > 1e-3,
+            "{}: tokens moved by {moved:.1e} (or the reference is not finite)",
+            self.name
+        );
+        let got = self.evolve(&mut CpuBackend::new(&self.model, self.shape, &x0).unwrap());
+        let cpu = assert_close(
+            &got,
+            &want,
+            self.shape,
+            TOL,
+            TOL,
+            &format!("cpu {}", self.name),
+        );
+        let gpu = gpu().map(|ctx| {
+            let got = self.evolve(&mut GpuBackend::new(ctx, &self.model, self.shape, &x0).unwrap());
+            assert_close(
+                &got,
+                &want,
+                self.shape,
+                TOL,
+                TOL,
+                &format!("gpu {}", self.name),
+            )
+        });
+        eprintln!("{}: max error cpu {cpu:.2e}, gpu {gpu:?}", self.name);
+        (cpu, gpu)
+    }
+}
+
+fn model(attention: Attention, geometry: Geometry, mask: Mask, d: usize, betas: Vec<f64>) -> Model {
+    Model::new(attention, geometry, mask, Weights::identity(d), betas)
+}
+
+fn random_heads(d: usize, seed: u64, heads: usize) -> Vec<Weights> {
+    QkvSpec::Random(seed).resolve_heads(d, Some(heads)).unwrap()
+}
+
+#[test]
+fn multi_head_sum_and_mean_match_reference() {
+    for (combine, attention, geometry, mask, n, d, batch) in [
+        (
+            HeadCombine::Sum,
+            Attention::Sa,
+            Geometry::Sphere,
+            Mask::Full,
+            65,
+            16,
+            1,
+        ),
+        (
+            HeadCombine::Mean,
+            Attention::Usa,
+            Geometry::Euclidean,
+            Mask::Causal,
+            33,
+            3,
+            2,
+        ),
+        (
+            HeadCombine::Mean,
+            Attention::Sa,
+            Geometry::Sphere,
+            Mask::Causal,
+            70,
+            64,
+            1,
+        ),
+    ] {
+        let shape = Shape::new(batch, n, d).unwrap();
+        let mut m = model(attention, geometry, mask, d, vec![2.0; batch]);
+        m.heads = random_heads(d, 7, 3);
+        m.combine = combine;
+        let v = Variant::new(
+            &format!("3 heads {combine:?} {attention:?} {mask:?} n={n} d={d}"),
+            m,
+            shape,
+        );
+        v.check();
+    }
+}
+
+/// H = 1 is the core model; H = 2 identical heads averaged is one head.
+#[test]
+fn one_head_and_averaged_identical_heads_equal_the_single_head_model() {
+    let shape = Shape::new(1, 40, 8).unwrap();
+    let w = Weights::random(8, 3);
+    let single = Model::new(
+        Attention::Sa,
+        Geometry::Sphere,
+        Mask::Full,
+        w.clone(),
+        vec![3.0],
+    );
+    let mut one = single.clone();
+    one.heads = random_heads(8, 3, 1);
+    assert_eq!(
+        one.heads[0], w,
+        "head 0 of random:SEED is the single-head draw"
+    );
+    one.combine = HeadCombine::Mean;
+    let mut two = single.clone();
+    two.heads = vec![w.clone(), w];
+    two.combine = HeadCombine::Mean;
+    let base = Variant::new("single head", single, shape);
+    let want = base.reference();
+    let x0 = base.initial();
+    for (name, m) in [("H = 1 mean", one), ("H = 2 identical, mean", two)] {
+        let v = Variant::new(name, m, shape);
+        let got = v.reference();
+        assert_close(
+            &got,
+            &want,
+            shape,
+            1e-13,
+            1e-13,
+            &format!("reference {name}"),
+        );
+        if let Some(ctx) = gpu() {
+            let got = v.evolve(&mut GpuBackend::new(ctx.clone(), &v.model, shape, &x0).unwrap());
+            let single = base.evolve(&mut GpuBackend::new(ctx, &base.model, shape, &x0).unwrap());
+            assert_close(&got, &single, shape, 1e-6, 1e-6, &format!("gpu {name}"));
+        }
+    }
+}
+
+#[test]
+fn alibi_matches_reference_for_sa_and_usa() {
+    for (attention, lambda, n, d, beta, geometry) in [
+        (Attention::Sa, 4.0, 63, 3, 5.0, Geometry::Sphere),
+        (Attention::Usa, 2.0, 100, 2, 1.0, Geometry::Sphere),
+        (Attention::Usa, 8.0, 65, 4, 0.5, Geometry::Euclidean),
+        (Attention::Sa, 1.0, 257, 16, 2.0, Geometry::Sphere),
+    ] {
+        let shape = Shape::new(1, n, d).unwrap();
+        let mut m = model(attention, geometry, Mask::Causal, d, vec![beta]);
+        m.alibi = Some(lambda);
+        Variant::new(
+            &format!("ALiBi {attention:?} lambda={lambda} n={n} d={d}"),
+            m,
+            shape,
+        )
+        .check();
+    }
+}
+
+/// ALiBi changes the answer (so the comparison above tests the bias, not its absence), and a
+/// slope of 0 is no bias at all.
+#[test]
+fn alibi_slope_zero_is_no_bias_and_a_slope_changes_the_flow() {
+    let shape = Shape::new(1, 50, 3).unwrap();
+    let plain = Variant::new(
+        "no ALiBi",
+        model(Attention::Usa, Geometry::Sphere, Mask::Causal, 3, vec![1.0]),
+        shape,
+    );
+    let want = plain.reference();
+    let mut zero = plain.model.clone();
+    zero.alibi = Some(0.0);
+    let got = Variant::new("ALiBi 0", zero, shape).reference();
+    assert_close(&got, &want, shape, 1e-14, 1e-14, "ALiBi slope 0");
+    let mut biased = plain.model.clone();
+    biased.alibi = Some(10.0);
+    let got = Variant::new("ALiBi 10", biased, shape).reference();
+    let diff = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(diff > 1e-3, "ALiBi 10 moved the result by only {diff:.1e}");
+}
+
+#[test]
+fn perceptron_block_matches_reference_with_relu_and_gelu() {
+    for (activation, hidden, n, d, geometry, attention) in [
+        (Activation::Relu, 32, 40, 8, Geometry::Sphere, Attention::Sa),
+        (
+            Activation::Gelu,
+            16,
+            65,
+            3,
+            Geometry::Euclidean,
+            Attention::Sa,
+        ),
+        (
+            Activation::Gelu,
+            100,
+            20,
+            64,
+            Geometry::Sphere,
+            Attention::Usa,
+        ),
+    ] {
+        let shape = Shape::new(1, n, d).unwrap();
+        let mut m = model(attention, geometry, Mask::Full, d, vec![1.0]);
+        m.mlp = Some(
+            MlpSpec::Random { hidden, seed: 5 }
+                .resolve(d, activation)
+                .unwrap(),
+        );
+        Variant::new(
+            &format!("MLP {activation:?} m={hidden} n={n} d={d}"),
+            m,
+            shape,
+        )
+        .check();
+    }
+}
+
+#[test]
+fn random_deep_attention_matches_reference_and_redraws_every_layer() {
+    for (heads, scale, n, d, combine) in [
+        (2, 1.0, 50, 8, HeadCombine::Sum),
+        (4, 2.0, 33, 3, HeadCombine::Mean),
+    ] {
+        let shape = Shape::new(1, n, d).unwrap();
+        let mut m = model(Attention::Sa, Geometry::Sphere, Mask::Full, d, vec![1.0]);
+        m.heads = vec![Weights::identity(d); heads];
+        m.random = Some(RandomHeads {
+            heads,
+            scale,
+            seed: 9,
+        });
+        m.combine = combine;
+        let mut v = Variant::new(&format!("redraw H={heads} scale={scale} d={d}"), m, shape);
+        v.steps = 5;
+        v.check();
+        // Each layer draws new weights: layer 0 and layer 1 differ.
+        let r = v.model.random.unwrap();
+        assert_ne!(r.layer(d, 0)[0].q, r.layer(d, 1)[0].q);
+    }
+}
+
+/// The device draws the same weights as the host generator (model::RandomHeads::layer).
+#[test]
+fn gpu_redraws_equal_the_host_draws() {
+    let Some(ctx) = gpu() else { return };
+    let (d, heads) = (5, 3);
+    let shape = Shape::new(1, 10, d).unwrap();
+    let mut m = model(Attention::Sa, Geometry::Sphere, Mask::Full, d, vec![1.0]);
+    m.heads = vec![Weights::identity(d); heads];
+    m.random = Some(RandomHeads {
+        heads,
+        scale: 1.5,
+        seed: 12345678901,
+    });
+    let x0 = InitSpec::Uniform
+        .generate(shape, Geometry::Sphere, 1)
+        .unwrap();
+    let mut gpu = GpuBackend::new(ctx, &m, shape, &x0).unwrap();
+    gpu.prepare(1).unwrap();
+    for layer in [0u32, 1, 7, 1000] {
+        gpu.begin_step(layer).unwrap();
+        let (scores, values) = gpu.read_head_matrices().unwrap();
+        let want = m.random.unwrap().layer(d, layer);
+        let mut worst = 0.0f64;
+        for (h, w) in want.iter().enumerate() {
+            let score = w.score_matrix();
+            for e in 0..d * d {
+                let ds = (f64::from(scores[h * d * d + e]) - score[e]).abs();
+                let dv = (f64::from(values[h * d * d + e]) - w.v[e]).abs();
+                assert!(
+                    ds <= 1e-5 * (1.0 + score[e].abs()) && dv <= 1e-6 * (1.0 + w.v[e].abs()),
+                    "layer {layer} head {h} entry {e}: M {} vs {}, V {} vs {}",
+                    scores[h * d * d + e],
+                    score[e],
+                    values[h * d * d + e],
+                    w.v[e]
+                );
+                worst = worst.max(ds).max(dv);
+            }
+        }
+        eprintln!("layer {layer}: largest |gpu - host| entry {worst:.1e}");
+    }
+}
+
+fn noisy(common: bool, sigma: f64, d: usize, mask: Mask) -> Model {
+    let mut m = model(Attention::Sa, Geometry::Sphere, mask, d, vec![1.0, 3.0]);
+    m.noise = Some(Noise {
+        sigma,
+        common,
+        seed: 77,
+    });
+    m
+}
+
+#[test]
+fn euler_maruyama_noise_matches_reference_independent_and_common() {
+    for (common, d, mask) in [
+        (false, 3, Mask::Full),
+        (true, 16, Mask::Causal),
+        (false, 64, Mask::Full),
+    ] {
+        let shape = Shape::new(2, 40, d).unwrap();
+        let mut v = Variant::new(
+            &format!("noise common={common} d={d}"),
+            noisy(common, 0.3, d, mask),
+            shape,
+        );
+        v.integrator = Integrator::Euler;
+        v.h = 0.01;
+        v.steps = 20;
+        v.check();
+    }
+}
+
+/// sigma = 0 is the deterministic run; common noise moves every token of a system by the same
+/// draw, independent noise does not.
+#[test]
+fn noise_with_sigma_zero_is_deterministic_and_common_noise_is_shared() {
+    let d = 3;
+    let shape = Shape::new(2, 30, d).unwrap();
+    let mut det = Variant::new(
+        "deterministic",
+        model(
+            Attention::Sa,
+            Geometry::Sphere,
+            Mask::Full,
+            d,
+            vec![1.0, 3.0],
+        ),
+        shape,
+    );
+    det.integrator = Integrator::Euler;
+    let mut zero = Variant::new("sigma 0", noisy(false, 0.0, d, Mask::Full), shape);
+    zero.integrator = Integrator::Euler;
+    assert_close(
+        &zero.reference(),
+        &det.reference(),
+        shape,
+        0.0,
+        0.0,
+        "reference sigma 0",
+    );
+    if let Some(ctx) = gpu() {
+        let x0 = det.initial();
+        let a = zero.evolve(&mut GpuBackend::new(ctx.clone(), &zero.model, shape, &x0).unwrap());
+        let b = det.evolve(&mut GpuBackend::new(ctx, &det.model, shape, &x0).unwrap());
+        assert_close(&a, &b, shape, 1e-7, 1e-7, "gpu sigma 0");
+    }
+    // Without attention (beta = 0 on the euclidean plane the field is the mean, the same for
+    // every token), the difference between two tokens is untouched by common noise.
+    let spread = |common: bool| {
+        let mut m = model(Attention::Sa, Geometry::Euclidean, Mask::Full, d, vec![0.0]);
+        m.noise = Some(Noise {
+            sigma: 1.0,
+            common,
+            seed: 3,
+        });
+        let shape = Shape::new(1, 2, d).unwrap();
+        let mut v = Variant::new("spread", m, shape);
+        v.integrator = Integrator::Euler;
+        v.h = 0.01;
+        v.steps = 10;
+        let (x0, x) = (v.initial(), v.reference());
+        (0..d)
+            .map(|c| ((x[c] - x[d + c]) - (x0[c] - x0[d + c])).abs())
+            .fold(0.0, f64::max)
+    };
+    assert!(
+        spread(true) < 1e-12,
+        "common noise changed a token difference by {:.1e}",
+        spread(true)
+    );
+    assert!(
+        spread(false) > 0.05,
+        "independent noise changed a token difference by only {:.1e}",
+        spread(false)
+    );
+}
+
+/// Everything at once: two heads averaged, ALiBi, a GELU perceptron, USA, causal, a batch.
+#[test]
+fn all_variants_together_match_reference() {
+    let (n, d) = (48, 8);
+    let shape = Shape::new(2, n, d).unwrap();
+    let mut m = model(
+        Attention::Usa,
+        Geometry::Sphere,
+        Mask::Causal,
+        d,
+        vec![1.0, 4.0],
+    );
+    m.heads = random_heads(d, 21, 2);
+    m.combine = HeadCombine::Mean;
+    m.alibi = Some(3.0);
+    m.mlp = Some(
+        MlpSpec::Random {
+            hidden: 24,
+            seed: 2,
+        }
+        .resolve(d, Activation::Gelu)
+        .unwrap(),
+    );
+    Variant::new("heads + ALiBi + MLP", m, shape).check();
+}
