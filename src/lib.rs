@@ -5,12 +5,15 @@
 //! compute), `cpu` (multithreaded f32) and `reference` (plain f64, the truth in tests), driven
 //! by one Runge-Kutta stepping engine ([`integrate`]).
 
+pub mod attend;
 pub mod bench;
+pub mod cfm;
 pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod integrate;
+pub mod meanfield;
 pub mod model;
 pub mod npy;
 pub mod reference;

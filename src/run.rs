@@ -39,42 +39,26 @@ pub struct Chosen {
     pub note: Option<String>,
 }
 
-/// Builds the requested backend. `auto` takes a hardware GPU adapter when there is one; with
-/// only a software adapter (llvmpipe, far slower than the native CPU path) or none, it uses
+/// Which backend a request resolves to: the kind, its GPU device when it is `gpu`, and
+/// what to tell the user when `auto` did not get a hardware GPU.
+pub struct Picked {
+    pub kind: BackendChoice,
+    pub gpu: Option<Arc<GpuContext>>,
+    pub note: Option<String>,
+}
+
+/// Resolves a backend request. `auto` takes a hardware GPU adapter when there is one; with
+/// only a software adapter (llvmpipe, far slower than the native CPU path) or none, it picks
 /// `cpu` and says so.
-pub fn create_backend(
-    choice: BackendChoice,
-    model: &Model,
-    shape: Shape,
-    x0: &[f64],
-) -> Result<Chosen> {
-    let gpu = |ctx: GpuContext| -> Result<Box<dyn Backend>> {
-        Ok(Box::new(GpuBackend::new(Arc::new(ctx), model, shape, x0)?))
-    };
+pub fn pick_backend(choice: BackendChoice) -> Result<Picked> {
+    let picked = |kind, gpu, note| Picked { kind, gpu, note };
     match choice {
-        BackendChoice::Reference => Ok(Chosen {
-            backend: Box::new(ReferenceBackend::new(model, shape, x0)?),
-            kind: choice,
-            note: None,
-        }),
-        BackendChoice::Cpu => Ok(Chosen {
-            backend: Box::new(CpuBackend::new(model, shape, x0)?),
-            kind: choice,
-            note: None,
-        }),
-        BackendChoice::Gpu => Ok(Chosen {
-            backend: gpu(GpuContext::new()?)?,
-            kind: choice,
-            note: None,
-        }),
+        BackendChoice::Reference | BackendChoice::Cpu => Ok(picked(choice, None, None)),
+        BackendChoice::Gpu => Ok(picked(choice, Some(Arc::new(GpuContext::new()?)), None)),
         BackendChoice::Auto => {
             let note = match GpuContext::new() {
                 Ok(ctx) if !ctx.is_software() => {
-                    return Ok(Chosen {
-                        backend: gpu(ctx)?,
-                        kind: BackendChoice::Gpu,
-                        note: None,
-                    });
+                    return Ok(picked(BackendChoice::Gpu, Some(Arc::new(ctx)), None));
                 }
                 Ok(ctx) => format!(
                     "no hardware GPU found (only the software adapter {}); falling back to the \
@@ -83,13 +67,29 @@ pub fn create_backend(
                 ),
                 Err(e) => format!("{e}; falling back to the cpu backend"),
             };
-            Ok(Chosen {
-                backend: Box::new(CpuBackend::new(model, shape, x0)?),
-                kind: BackendChoice::Cpu,
-                note: Some(note),
-            })
+            Ok(picked(BackendChoice::Cpu, None, Some(note)))
         }
     }
+}
+
+/// Builds the requested backend (see [`pick_backend`] for `auto`).
+pub fn create_backend(
+    choice: BackendChoice,
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+) -> Result<Chosen> {
+    let Picked { kind, gpu, note } = pick_backend(choice)?;
+    let backend: Box<dyn Backend> = match (kind, gpu) {
+        (BackendChoice::Reference, _) => Box::new(ReferenceBackend::new(model, shape, x0)?),
+        (BackendChoice::Gpu, Some(ctx)) => Box::new(GpuBackend::new(ctx, model, shape, x0)?),
+        _ => Box::new(CpuBackend::new(model, shape, x0)?),
+    };
+    Ok(Chosen {
+        backend,
+        kind,
+        note,
+    })
 }
 
 /// Pair interactions in one evaluation of the vector field: batch * sum_i |J(i)|.

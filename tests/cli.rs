@@ -484,3 +484,188 @@ fn variants_run_from_the_command_line_and_are_recorded() {
     let t = run(&["--beta-rule", "selective", "--beta", "0.25"], "selective");
     assert!((beta(&t) - 0.25 * 100f64).abs() < 1e-12, "{t}");
 }
+
+/// `attend`: outputs.npy [m, d] (or [seeds, m, d]), stats.csv with top-k columns, attend.toml
+/// with the resolved beta; the reference writes f64.
+#[test]
+fn attend_writes_outputs_and_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    ok(
+        &[
+            "attend",
+            "--keys",
+            "uniform:500",
+            "--queries",
+            "vmf:3:10",
+            "--seeds",
+            "2",
+            "--d",
+            "4",
+            "--beta",
+            "0.5",
+            "--beta-rule",
+            "log",
+            "--top-k",
+            "3",
+            "--backend",
+            "cpu",
+            "--out",
+            "a",
+        ],
+        p,
+    );
+    let a = npy::read_f64(&p.join("a/outputs.npy")).unwrap();
+    assert_eq!(a.shape, vec![2, 10, 4]);
+    assert_eq!(a.dtype, "float32");
+    let stats = std::fs::read_to_string(p.join("a/stats.csv")).unwrap();
+    let lines: Vec<&str> = stats.lines().collect();
+    assert_eq!(
+        lines[0],
+        "draw,query,max_weight,effective_keys,entropy,top1,top2,top3"
+    );
+    assert_eq!(lines.len(), 21);
+    for line in &lines[1..] {
+        let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        assert!(
+            v[2] > 0.0 && v[2] <= 1.0 && v[3] >= 1.0 && v[3] <= 500.0,
+            "{line}"
+        );
+        assert_eq!(v[2], v[5], "the largest weight is top1: {line}");
+        assert!(v[5] >= v[6] && v[6] >= v[7], "{line}");
+    }
+    let t: toml::Table = std::fs::read_to_string(p.join("a/attend.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (t["beta"].as_float().unwrap() - 0.5 * 500f64.ln()).abs() < 1e-12,
+        "{t}"
+    );
+    // Self-attention of a key file on the reference: f64 outputs, one per key.
+    npy::write(
+        &p.join("k.npy"),
+        &[6, 3],
+        &[
+            0.6f64, 0.8, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.6, 0.0, 0.8, 0.0, 0.6,
+            0.8,
+        ],
+    )
+    .unwrap();
+    ok(
+        &[
+            "attend",
+            "--keys",
+            "k.npy",
+            "--backend",
+            "reference",
+            "--out",
+            "b",
+            "--no-stats",
+        ],
+        p,
+    );
+    let b = npy::read_f64(&p.join("b/outputs.npy")).unwrap();
+    assert_eq!((b.shape.clone(), b.dtype), (vec![6, 3], "float64"));
+    assert!(!p.join("b/stats.csv").exists());
+}
+
+/// `cfm`: trajectories of the queries, and with --infinite the twins and distances, which
+/// start at 0 and grow.
+#[test]
+fn cfm_writes_trajectories_and_distances_to_the_infinite_twin() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    ok(
+        &[
+            "cfm",
+            "--m",
+            "12",
+            "--n",
+            "3000",
+            "--context-law",
+            "vmf:2",
+            "--infinite",
+            "--seeds",
+            "2",
+            "--t-end",
+            "2",
+            "--steps",
+            "20",
+            "--save-every",
+            "5",
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--out",
+            "c",
+        ],
+        p,
+    );
+    let traj = npy::read_f64(&p.join("c/traj.npy")).unwrap();
+    assert_eq!(traj.shape, vec![5, 2, 12, 3]);
+    let inf = npy::read_f64(&p.join("c/infinite.npy")).unwrap();
+    assert_eq!(inf.shape, traj.shape);
+    let csv = std::fs::read_to_string(p.join("c/distance.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 5);
+    assert!(rows[0][3] < 1e-6, "the twins start together: {csv}");
+    assert!(rows[4][1] > 1e-4 && rows[4][1] < 0.2, "{csv}");
+    ok(
+        &[
+            "cfm",
+            "--m",
+            "4",
+            "--n",
+            "50",
+            "--context-mode",
+            "evolving",
+            "--steps",
+            "3",
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--out",
+            "e",
+        ],
+        p,
+    );
+    npy::write(
+        &p.join("k.npy"),
+        &[2, 3],
+        &[1.0f64, 0.0, 0.0, 0.0, 1.0, 0.0],
+    )
+    .unwrap();
+    let ctx = npy::read_f64(&p.join("e/context_final.npy")).unwrap();
+    assert_eq!(ctx.shape, vec![50, 3]);
+    for (args, want) in [
+        (&["--m", "0"][..], "m = 0"),
+        (
+            &["--infinite", "--context-mode", "evolving"],
+            "--context-mode frozen",
+        ),
+        (&["--infinite", "--context", "file:k.npy"], "not a file"),
+        (&["--context", "sobol"], "unknown --init 'sobol'"),
+        (&["--tol", "0", "--infinite"], "--tol must be in (0, 1)"),
+    ] {
+        let mut all = vec![
+            "cfm", "--n", "20", "--steps", "1", "--quiet", "--out", "never",
+        ];
+        all.extend_from_slice(args);
+        let o = attnflow(&all, p);
+        let err = stderr(&o);
+        assert!(
+            !o.status.success() && !err.contains("panicked"),
+            "{all:?}: {err}"
+        );
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("error:") && l.contains(want)),
+            "{all:?}: {err}"
+        );
+    }
+}

@@ -1,6 +1,8 @@
 //! Command-line front end.
 
+mod attend;
 mod bench;
+mod cfm;
 mod render;
 mod run;
 
@@ -24,6 +26,12 @@ enum Command {
     /// Integrate the self-attention dynamics and write final.npy, metrics.csv, run.toml
     /// (and traj.npy with --save-every) to an output folder.
     Run(Box<run::RunArgs>),
+    /// One attention layer, no dynamics: outputs.npy (the output of every query) and
+    /// stats.csv (largest weight, effective number of keys, entropy, top-k weights).
+    Attend(Box<attend::AttendArgs>),
+    /// Contextual flow map: m queries evolve against a frozen or evolving context of n tokens;
+    /// with --infinite, also the exact infinite-context twin of each query and the distance.
+    Cfm(Box<cfm::CfmArgs>),
     /// Measure throughput: field evaluations and RK4 steps in pair interactions per second.
     Bench(bench::BenchArgs),
     /// Draw a run's tokens (up to four snapshots of traj.npy) on the sphere as a PNG.
@@ -55,6 +63,8 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Render(args) => render::render(args),
+        Command::Attend(args) => attend::attend(*args),
+        Command::Cfm(args) => cfm::cfm(*args),
         Command::Bench(args) => bench::bench(args),
         Command::Adapters => adapters(),
     };

@@ -1,0 +1,338 @@
+//! One attention layer with separate queries and keys, on every backend: the engine of
+//! `attnflow attend` (one layer, no dynamics) and of contextual flow maps ([`crate::cfm`]).
+//!
+//! Queries z [batch, m, d] attend to keys y [batch, n, d] of the same system; the output of
+//! query i is a_i = sum_h c_h sum_j w_ij V_h y_j with w the softmax (SA) or unnormalised (USA)
+//! weights of the scores beta <Q_h z_i, K_h y_j>, and on the sphere its tangent projection at
+//! z_i. Memory is O((m + n) d): no m x n matrix is formed. [`attention_stats`] measures how
+//! concentrated the weights of one query are, streaming over the keys in f64.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::config::BackendChoice;
+use crate::cpu::attend::CpuAttend;
+use crate::error::{Result, input};
+use crate::gpu::attend::GpuAttend;
+use crate::gpu::{GpuContext, GpuOptions, Sizes};
+use crate::model::init::InitSpec;
+use crate::model::{Geometry, Model, Shape};
+use crate::npy;
+use crate::reference;
+
+/// Queries attend to keys: set the keys, then evaluate any number of query sets.
+pub trait Attend {
+    /// Backend and device, for the user.
+    fn describe(&self) -> String;
+    /// The keys (and values), [batch, n, d].
+    fn set_keys(&mut self, y: &[f64]) -> Result<()>;
+    /// The attention output of every query, [batch, m, d] (tangent-projected on the sphere).
+    fn run(&mut self, z: &[f64]) -> Result<Vec<f64>>;
+    /// Whether outputs are f64 (the reference) or f32 (cpu, gpu).
+    fn is_f64(&self) -> bool {
+        false
+    }
+}
+
+/// Sizes of one attention layer: `batch` systems of `m` queries and `n` keys in dimension d.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerShape {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub d: usize,
+}
+
+impl LayerShape {
+    fn check(&self, model: &Model) -> Result<()> {
+        if self.m == 0 {
+            return Err(input("m = 0: attention needs at least one query"));
+        }
+        if self.n == 0 {
+            return Err(input("n = 0: attention needs at least one key"));
+        }
+        model.validate(Shape::new(self.batch, self.m, self.d)?)?;
+        if model.mlp.is_some() || model.noise.is_some() || model.random.is_some() {
+            return Err(input(
+                "one attention layer takes fixed heads only (no perceptron, noise or redraws)",
+            ));
+        }
+        if model.mask == crate::model::Mask::Causal && self.m != self.n {
+            return Err(input(
+                "the causal mask needs the queries to be the keys (self-attention)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The f64 reference: [`reference::attention_output`] literally.
+pub struct ReferenceAttend {
+    model: Model,
+    shape: LayerShape,
+    keys: Vec<f64>,
+}
+
+impl Attend for ReferenceAttend {
+    fn describe(&self) -> String {
+        format!("reference (f64, {} threads)", rayon::current_num_threads())
+    }
+    fn set_keys(&mut self, y: &[f64]) -> Result<()> {
+        check_len(
+            "key",
+            y.len(),
+            self.shape.batch * self.shape.n * self.shape.d,
+        )?;
+        self.keys = y.to_vec();
+        Ok(())
+    }
+    fn run(&mut self, z: &[f64]) -> Result<Vec<f64>> {
+        let LayerShape { batch, m, d, .. } = self.shape;
+        check_len("query", z.len(), batch * m * d)?;
+        let mut a =
+            reference::attention_output(&self.model, &self.model.heads, batch, d, z, &self.keys);
+        if self.model.geometry == Geometry::Sphere {
+            a.par_chunks_mut(d)
+                .zip(z.par_chunks(d))
+                .for_each(|(a, z)| reference::tangent_project(z, a));
+        }
+        Ok(a)
+    }
+    fn is_f64(&self) -> bool {
+        true
+    }
+}
+
+struct Cpu(CpuAttend);
+
+impl Attend for Cpu {
+    fn describe(&self) -> String {
+        format!(
+            "cpu ({} threads, {})",
+            rayon::current_num_threads(),
+            crate::cpu::CpuKernel::detect().name()
+        )
+    }
+    fn set_keys(&mut self, y: &[f64]) -> Result<()> {
+        self.0.set_keys(&to_f32(y))
+    }
+    fn run(&mut self, z: &[f64]) -> Result<Vec<f64>> {
+        Ok(to_f64(&self.0.run(&to_f32(z))?))
+    }
+}
+
+struct Gpu(GpuAttend, Arc<GpuContext>);
+
+impl Attend for Gpu {
+    fn describe(&self) -> String {
+        format!("gpu: {}", self.1.describe())
+    }
+    fn set_keys(&mut self, y: &[f64]) -> Result<()> {
+        self.0.set_keys(&to_f32(y))
+    }
+    fn run(&mut self, z: &[f64]) -> Result<Vec<f64>> {
+        self.0.set_queries(&to_f32(z))?;
+        Ok(to_f64(&self.0.run()?))
+    }
+}
+
+fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.par_iter().map(|&x| x as f32).collect()
+}
+
+fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.par_iter().map(|&x| f64::from(x)).collect()
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        return Err(input(format!("{got} {what} values, expected {want}")));
+    }
+    Ok(())
+}
+
+/// An attention layer on the requested backend (`auto`: see [`crate::run::pick_backend`]);
+/// returns it with the backend used and the note for the user, if any.
+pub fn create(
+    choice: BackendChoice,
+    model: &Model,
+    shape: LayerShape,
+) -> Result<(Box<dyn Attend>, BackendChoice, Option<String>)> {
+    shape.check(model)?;
+    let picked = crate::run::pick_backend(choice)?;
+    let layer: Box<dyn Attend> = match (picked.kind, picked.gpu) {
+        (BackendChoice::Reference, _) => Box::new(ReferenceAttend {
+            model: model.clone(),
+            shape,
+            keys: Vec::new(),
+        }),
+        (BackendChoice::Gpu, Some(ctx)) => {
+            let sizes = Sizes {
+                batch: shape.batch,
+                n_queries: shape.m,
+                n_keys: shape.n,
+                d: shape.d,
+            };
+            let layer = GpuAttend::new(ctx.clone(), model, sizes, GpuOptions::default())?;
+            Box::new(Gpu(layer, ctx))
+        }
+        _ => Box::new(Cpu(CpuAttend::new(
+            model,
+            shape.batch,
+            shape.m,
+            shape.n,
+            shape.d,
+        )?)),
+    };
+    Ok((layer, picked.kind, picked.note))
+}
+
+/// How concentrated the attention weights w_j of one query are (softmax weights of the first
+/// head's scores; for USA the same normalised weights).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionStats {
+    /// max_j w_j.
+    pub max_weight: f64,
+    /// 1 / sum_j w_j^2: n for uniform weights, 1 for a single key.
+    pub effective_keys: f64,
+    /// -sum_j w_j ln w_j (nats): ln n for uniform weights, 0 for a single key.
+    pub entropy: f64,
+    /// The largest `top_k` weights, largest first.
+    pub top: Vec<f64>,
+}
+
+/// Streams over the keys y [n, d] of one system with running-max rescaling (f64, O(n d) time,
+/// O(d + top_k) memory): with M the running max of the scores s_j and L = sum e^{s_j - M},
+/// S = sum e^{2(s_j - M)}, T = sum s_j e^{s_j - M}, the statistics are max w = 1 / L,
+/// 1 / sum w^2 = L^2 / S and entropy = M + ln L - T / L. Keys past the query's position under
+/// the causal mask (i = query index) are skipped.
+pub fn attention_stats(
+    model: &Model,
+    beta: f64,
+    z: &[f64],
+    y: &[f64],
+    seen: usize,
+    top_k: usize,
+) -> AttentionStats {
+    let d = z.len();
+    let head = &model.heads[0];
+    let mut qz = vec![0.0; d];
+    let mut q = vec![0.0; d];
+    crate::model::weights::matvec(&head.q, z, &mut qz);
+    // q = beta K^T Q z, so that the score of key y is <q, y>.
+    for (c, qc) in q.iter_mut().enumerate() {
+        *qc = beta * (0..d).map(|r| head.k[r * d + c] * qz[r]).sum::<f64>();
+    }
+    let (mut big_m, mut l, mut s2, mut t) = (f64::NEG_INFINITY, 0.0, 0.0, 0.0);
+    // The top_k scores, largest first.
+    let mut top: Vec<f64> = Vec::with_capacity(top_k + 1);
+    for yj in y.chunks(d).take(seen) {
+        let s = reference::dot(&q, yj);
+        if s > big_m {
+            let r = (big_m - s).exp();
+            (l, s2, t) = (l * r, s2 * r * r, t * r);
+            big_m = s;
+        }
+        let e = (s - big_m).exp();
+        l += e;
+        s2 += e * e;
+        t += s * e;
+        if top_k > 0 && (top.len() < top_k || s > top[top.len() - 1]) {
+            let at = top.partition_point(|&v| v >= s);
+            top.insert(at, s);
+            top.truncate(top_k);
+        }
+    }
+    AttentionStats {
+        max_weight: 1.0 / l,
+        effective_keys: l * l / s2,
+        entropy: big_m + l.ln() - t / l,
+        top: top.iter().map(|&s| (s - big_m).exp() / l).collect(),
+    }
+}
+
+/// Where tokens come from: drawn from a law (`uniform:N`, `gaussian:N`, `vmf:KAPPA[:MU]:N`),
+/// or a .npy file ([n, d] shared by every system, or [batch, n, d]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tokens {
+    Law { law: InitSpec, n: usize },
+    File(PathBuf),
+}
+
+impl Tokens {
+    /// Parses `LAW:N`, `file:PATH` or a path ending in .npy; `what` names the flag in errors.
+    pub fn parse(s: &str, what: &str) -> Result<Self> {
+        let s = s.trim();
+        if let Some(path) = s.strip_prefix("file:") {
+            return Ok(Tokens::File(path.into()));
+        }
+        if s.ends_with(".npy") {
+            return Ok(Tokens::File(s.into()));
+        }
+        let bad = || {
+            input(format!(
+                "{what} '{s}': expected a .npy file, file:PATH, or a law with a count: \
+                 uniform:N, gaussian:N or vmf:KAPPA[:MU1,MU2,...]:N"
+            ))
+        };
+        let (law, n) = s.rsplit_once(':').ok_or_else(bad)?;
+        let n: usize = n.parse().map_err(|_| bad())?;
+        if n == 0 {
+            return Err(input(format!("{what} '{s}': the count must be at least 1")));
+        }
+        let law = InitSpec::parse(law).map_err(|e| input(format!("{what} '{s}': {e}")))?;
+        if matches!(law, InitSpec::File(_)) {
+            return Err(bad());
+        }
+        Ok(Tokens::Law { law, n })
+    }
+
+    pub fn to_config_string(&self) -> String {
+        match self {
+            Tokens::Law { law, n } => format!("{}:{n}", law.to_config_string()),
+            Tokens::File(p) => format!("file:{}", p.display()),
+        }
+    }
+
+    /// The file's shape, read from its header ([n, d] or [batch, n, d]).
+    fn file_shape(path: &Path) -> Result<Vec<u64>> {
+        Ok(npy::read_f64(path)?.shape)
+    }
+
+    /// Tokens per system and their dimension: from the file, or (N, `d`) for a law.
+    pub fn size(&self, d: usize) -> Result<(usize, usize)> {
+        match self {
+            Tokens::Law { n, .. } => Ok((*n, d)),
+            Tokens::File(path) => {
+                let shape = Self::file_shape(path)?;
+                match shape[..] {
+                    [n, d] | [_, n, d] => Ok((n as usize, d as usize)),
+                    _ => Err(crate::error::file_error(
+                        path,
+                        format!("shape {shape:?} must be [n, d] or [batch, n, d]"),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// [batch, n, d] unit vectors: system b of a law draws from stream b of `seed`; a file is
+    /// shared by all systems ([n, d]) or gives each its own ([batch, n, d]).
+    pub fn generate(&self, batch: usize, d: usize, seed: u64) -> Result<Vec<f64>> {
+        let (n, d) = self.size(d)?;
+        let shape = Shape::new(batch, n, d)?;
+        let spec = match self {
+            Tokens::Law { law, .. } => law.clone(),
+            Tokens::File(p) => InitSpec::File(p.clone()),
+        };
+        spec.generate(shape, Geometry::Sphere, seed)
+    }
+}
+
+/// A seed for a second, independent set of draws (queries next to keys) from the same user
+/// seed.
+pub fn derived_seed(seed: u64, stream: u64) -> u64 {
+    seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}

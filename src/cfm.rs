@@ -1,0 +1,189 @@
+//! Contextual flow maps (MODELS.md §3): m query tokens z evolve against a context of n tokens
+//! y,  dz_i/dt = P_{z_i}^perp sum_j w_ij V y_j  with w the attention weights of z_i over the
+//! context. The context is frozen, or evolves by self-attention (SA of the same model, full
+//! mask); queries never act on the context. Each evaluation costs O(m n) (plus O(n^2) for an
+//! evolving context) and memory stays O((m + n) d): the layers are [`crate::attend`]'s.
+//!
+//! Runge-Kutta stages are formed on the host in f64 (O((m + n) d) per stage), so every backend
+//! runs the same stepping code; the attention itself runs on the chosen backend.
+
+use rayon::prelude::*;
+
+use crate::attend::{Attend, LayerShape};
+use crate::config::BackendChoice;
+use crate::error::{Result, input};
+use crate::integrate::Integrator;
+use crate::model::{Geometry, Mask, Model};
+
+/// Whether the context stays as drawn or evolves by self-attention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContextMode {
+    Frozen,
+    Evolving,
+}
+
+/// A contextual flow map in progress: queries z [batch, m, d] and context y [batch, n, d].
+pub struct Cfm {
+    model: Model,
+    shape: LayerShape,
+    mode: ContextMode,
+    queries: Box<dyn Attend>,
+    context: Option<Box<dyn Attend>>,
+    pub z: Vec<f64>,
+    pub y: Vec<f64>,
+    /// The backend used, and the note for the user when `auto` fell back.
+    pub kind: BackendChoice,
+    pub note: Option<String>,
+}
+
+impl Cfm {
+    /// Builds the layers on the requested backend; `z0` [batch, m, d], `y0` [batch, n, d].
+    pub fn new(
+        choice: BackendChoice,
+        model: &Model,
+        shape: LayerShape,
+        mode: ContextMode,
+        z0: Vec<f64>,
+        y0: Vec<f64>,
+    ) -> Result<Self> {
+        if model.mask != Mask::Full || model.alibi.is_some() {
+            return Err(input(
+                "contextual flow maps use the full mask: queries see the whole context",
+            ));
+        }
+        let LayerShape { batch, m, n, d } = shape;
+        if z0.len() != batch * m * d || y0.len() != batch * n * d {
+            return Err(input(format!(
+                "queries hold {} values and the context {}, expected [{batch}, {m}, {d}] and \
+                 [{batch}, {n}, {d}]",
+                z0.len(),
+                y0.len()
+            )));
+        }
+        let (mut queries, kind, note) = crate::attend::create(choice, model, shape)?;
+        queries.set_keys(&y0)?;
+        let context = match mode {
+            ContextMode::Frozen => None,
+            ContextMode::Evolving => {
+                let square = LayerShape { batch, m: n, n, d };
+                Some(crate::attend::create(kind, model, square)?.0)
+            }
+        };
+        Ok(Cfm {
+            model: model.clone(),
+            shape,
+            mode,
+            queries,
+            context,
+            z: z0,
+            y: y0,
+            kind,
+            note,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.queries.describe()
+    }
+
+    /// Pair interactions per step of `integrator`.
+    pub fn pairs_per_step(&self, integrator: Integrator) -> f64 {
+        let LayerShape { batch, m, n, .. } = self.shape;
+        let per_eval = match self.mode {
+            ContextMode::Frozen => m * n,
+            ContextMode::Evolving => m * n + n * n,
+        };
+        (batch * per_eval * integrator.tableau().stages()) as f64 * self.model.head_count() as f64
+    }
+
+    /// One step of size h: every stage evaluates the queries against the context at that
+    /// stage (and the context's own field when it evolves); the end of the step renormalises
+    /// on the sphere.
+    pub fn step(&mut self, integrator: Integrator, h: f64) -> Result<()> {
+        let tableau = integrator.tableau();
+        let sphere = self.model.geometry == Geometry::Sphere;
+        let mut kz: Vec<Vec<f64>> = Vec::with_capacity(tableau.stages());
+        let mut ky: Vec<Vec<f64>> = Vec::with_capacity(tableau.stages());
+        for s in 0..tableau.stages() {
+            let coeffs: Vec<(usize, f64)> = tableau.a[s]
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| **a != 0.0)
+                .map(|(j, a)| (j, h * a))
+                .collect();
+            let zs = combine(&self.z, &kz, &coeffs);
+            if let Some(ctx) = self.context.as_mut() {
+                let ys = combine(&self.y, &ky, &coeffs);
+                if s > 0 {
+                    self.queries.set_keys(&ys)?;
+                }
+                ctx.set_keys(&ys)?;
+                ky.push(ctx.run(&ys)?);
+            }
+            kz.push(self.queries.run(&zs)?);
+        }
+        let coeffs: Vec<(usize, f64)> = tableau
+            .b
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b != 0.0)
+            .map(|(j, b)| (j, h * b))
+            .collect();
+        let d = self.shape.d;
+        self.z = combine(&self.z, &kz, &coeffs);
+        if sphere {
+            normalise(&mut self.z, d)?;
+        }
+        if self.context.is_some() {
+            self.y = combine(&self.y, &ky, &coeffs);
+            if sphere {
+                normalise(&mut self.y, d)?;
+            }
+            self.queries.set_keys(&self.y)?;
+        }
+        if let Some(i) = self.z.iter().position(|v| !v.is_finite()) {
+            return Err(crate::error::Error::NonFinite(format!(
+                "query coordinate {i} became {} (USA weights exp(beta s) beyond the floating \
+                 point range? use SA or a smaller beta)",
+                self.z[i]
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// base + sum_j c_j k_j.
+fn combine(base: &[f64], ks: &[Vec<f64>], coeffs: &[(usize, f64)]) -> Vec<f64> {
+    let mut out = base.to_vec();
+    for &(j, c) in coeffs {
+        out.par_iter_mut()
+            .zip(ks[j].par_iter())
+            .for_each(|(o, k)| *o += c * k);
+    }
+    out
+}
+
+fn normalise(x: &mut [f64], d: usize) -> Result<()> {
+    x.par_chunks_mut(d).for_each(|t| {
+        let norm = t.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm > 0.0 {
+            t.iter_mut().for_each(|v| *v /= norm);
+        }
+    });
+    Ok(())
+}
+
+/// Euclidean distance between matching tokens of two [.., d] arrays.
+pub fn distances(a: &[f64], b: &[f64], d: usize) -> Vec<f64> {
+    a.chunks(d)
+        .zip(b.chunks(d))
+        .map(|(x, y)| {
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| (p - q) * (p - q))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .collect()
+}

@@ -1,0 +1,270 @@
+//! `attnflow attend`: one attention layer, no dynamics.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use attnflow::attend::{self, LayerShape, Tokens, attention_stats, derived_seed};
+use attnflow::config::{BackendChoice, BetaRule};
+use attnflow::model::weights::QkvSpec;
+use attnflow::model::{Attention, Geometry, Mask, Model};
+use attnflow::{npy, run};
+
+#[derive(Args, Debug)]
+pub struct AttendArgs {
+    /// The keys (and values): a .npy file ([n, d], or [seeds, n, d]), or drawn:
+    /// uniform:N, gaussian:N or vmf:KAPPA[:MU1,MU2,...]:N.
+    #[arg(long)]
+    keys: String,
+    /// The queries, in the same forms [default: the keys themselves, i.e. self-attention].
+    #[arg(long)]
+    queries: Option<String>,
+    /// Dimension of drawn tokens (files set their own) [default: 3].
+    #[arg(long)]
+    d: Option<usize>,
+    /// Independent draws of keys (and queries), evaluated as one batch [default: 1].
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
+    /// Random seed; draw s uses stream s of it, queries an independent derived seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Inverse temperature (gamma under --beta-rule log or selective).
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    beta: f64,
+    /// Temperature rule over the number of keys n: const, log (gamma log n) or selective
+    /// (gamma n^(2/(d-1))).
+    #[arg(long, default_value = "const", value_parser = ["const", "log", "selective"])]
+    beta_rule: String,
+    /// Attention: sa (softmax) or usa (unnormalised: weights exp(s) / n).
+    #[arg(long, default_value = "sa", value_parser = ["sa", "usa"])]
+    model: String,
+    /// Q, K, V of the single head: identity, random:SEED, or a folder with Q.npy, K.npy, V.npy.
+    #[arg(long, default_value = "identity")]
+    qkv: String,
+    /// Also write the k largest weights of every query to stats.csv.
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Skip stats.csv (it costs an f64 pass over all keys per query on the CPU).
+    #[arg(long)]
+    no_stats: bool,
+    /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "cpu", "reference"])]
+    backend: String,
+    /// Output folder.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Overwrite attnflow's files in an existing, non-empty output folder.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Serialize)]
+struct Record<'a> {
+    keys: String,
+    queries: String,
+    n: usize,
+    m: usize,
+    d: usize,
+    seeds: usize,
+    seed: u64,
+    model: &'a str,
+    qkv: &'a str,
+    beta_rule: &'a str,
+    gamma: f64,
+    beta: f64,
+    backend: &'a str,
+    device: String,
+    attnflow_version: &'static str,
+    elapsed_s: f64,
+}
+
+pub fn attend(args: AttendArgs) -> Result<()> {
+    if args.seeds == 0 {
+        anyhow::bail!("--seeds must be at least 1");
+    }
+    let keys = Tokens::parse(&args.keys, "--keys")?;
+    let queries = args
+        .queries
+        .as_deref()
+        .map(|q| Tokens::parse(q, "--queries"))
+        .transpose()?;
+    let (n, d) = keys.size(args.d.unwrap_or(3))?;
+    let (m, dq) = match &queries {
+        Some(q) => q.size(d)?,
+        None => (n, d),
+    };
+    if dq != d {
+        anyhow::bail!("the queries have d = {dq} but the keys have d = {d}");
+    }
+    if let Some(dd) = args.d
+        && dd != d
+    {
+        anyhow::bail!("--d {dd} but the keys file holds d = {d}");
+    }
+    let rule: BetaRule = serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
+        serde::de::value::Error,
+    >::new(&args.beta_rule))?;
+    if !args.beta.is_finite() || args.beta < 0.0 {
+        anyhow::bail!("beta must be a finite number >= 0, got {}", args.beta);
+    }
+    let beta = rule.apply(args.beta, n, d);
+    let weights = QkvSpec::parse(&args.qkv)?.resolve_heads(d, None)?;
+    if weights.len() != 1 {
+        anyhow::bail!(
+            "attend takes one head; the --qkv folder holds {}",
+            weights.len()
+        );
+    }
+    let attention = if args.model == "usa" {
+        Attention::Usa
+    } else {
+        Attention::Sa
+    };
+    let batch = args.seeds;
+    // Raw outputs a_i (no tangent projection): the euclidean form of the same layer.
+    let model = Model::new(
+        attention,
+        Geometry::Euclidean,
+        Mask::Full,
+        weights[0].clone(),
+        vec![beta; batch],
+    );
+    run::check_out_dir(&args.out, args.force)?;
+    let y = keys.generate(batch, d, args.seed)?;
+    let z = match &queries {
+        Some(q) => q.generate(batch, d, derived_seed(args.seed, 1))?,
+        None => y.clone(),
+    };
+    let choice = match args.backend.as_str() {
+        "gpu" => BackendChoice::Gpu,
+        "cpu" => BackendChoice::Cpu,
+        "reference" => BackendChoice::Reference,
+        _ => BackendChoice::Auto,
+    };
+    let shape = LayerShape { batch, m, n, d };
+    println!(
+        "attnflow attend: {m} queries x {n} keys, d = {d}, {batch} draw(s), {} beta = {beta}{}",
+        args.model.to_uppercase(),
+        if rule == BetaRule::Const {
+            String::new()
+        } else {
+            format!(" ({} rule, gamma = {})", args.beta_rule, args.beta)
+        }
+    );
+    let (mut layer, kind, note) = attend::create(choice, &model, shape)?;
+    if let Some(note) = note {
+        println!("note: {note}");
+    }
+    println!("backend: {}", layer.describe());
+    let start = std::time::Instant::now();
+    layer.set_keys(&y)?;
+    let a = layer.run(&z)?;
+    let elapsed = start.elapsed().as_secs_f64();
+    if let Some(bad) = a.iter().position(|v| !v.is_finite()) {
+        anyhow::bail!(
+            "the output of query {} (draw {}) is not finite: USA weights exp(beta s) overflow \
+             {} at beta = {beta}; use --model sa or a smaller beta",
+            (bad / d) % m,
+            bad / (m * d),
+            if layer.is_f64() { "f64" } else { "f32" }
+        );
+    }
+    run::prepare_out_dir(&args.out, args.force)?;
+    let shape_out: Vec<usize> = if batch == 1 {
+        vec![m, d]
+    } else {
+        vec![batch, m, d]
+    };
+    let path = args.out.join("outputs.npy");
+    if layer.is_f64() {
+        npy::write(&path, &shape_out, &a)?;
+    } else {
+        let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+        npy::write(&path, &shape_out, &a32)?;
+    }
+    let mut files = vec!["outputs.npy"];
+    if !args.no_stats {
+        let rows: Vec<attend::AttentionStats> = (0..batch * m)
+            .into_par_iter()
+            .map(|t| {
+                let b = t / m;
+                attention_stats(
+                    &model,
+                    beta,
+                    &z[t * d..(t + 1) * d],
+                    &y[b * n * d..(b + 1) * n * d],
+                    n,
+                    args.top_k,
+                )
+            })
+            .collect();
+        let path = args.out.join("stats.csv");
+        let mut w = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
+        );
+        write!(w, "draw,query,max_weight,effective_keys,entropy")?;
+        for k in 1..=args.top_k {
+            write!(w, ",top{k}")?;
+        }
+        writeln!(w)?;
+        for (t, s) in rows.iter().enumerate() {
+            write!(
+                w,
+                "{},{},{:.9e},{:.9e},{:.9e}",
+                t / m,
+                t % m,
+                s.max_weight,
+                s.effective_keys,
+                s.entropy
+            )?;
+            for k in 0..args.top_k {
+                write!(w, ",{:.9e}", s.top.get(k).copied().unwrap_or(0.0))?;
+            }
+            writeln!(w)?;
+        }
+        w.flush()?;
+        files.push("stats.csv");
+        let mean = |f: fn(&attend::AttentionStats) -> f64| {
+            rows.iter().map(f).sum::<f64>() / rows.len() as f64
+        };
+        println!(
+            "mean over queries: largest weight {:.4}, effective keys {:.4}, entropy {:.4} nats (ln n = {:.4})",
+            mean(|s| s.max_weight),
+            mean(|s| s.effective_keys),
+            mean(|s| s.entropy),
+            (n as f64).ln()
+        );
+    }
+    let record = Record {
+        keys: keys.to_config_string(),
+        queries: queries
+            .as_ref()
+            .map_or("keys".into(), |q| q.to_config_string()),
+        n,
+        m,
+        d,
+        seeds: batch,
+        seed: args.seed,
+        model: &args.model,
+        qkv: &args.qkv,
+        beta_rule: &args.beta_rule,
+        gamma: args.beta,
+        beta,
+        backend: kind.name(),
+        device: layer.describe(),
+        attnflow_version: env!("CARGO_PKG_VERSION"),
+        elapsed_s: elapsed,
+    };
+    std::fs::write(args.out.join("attend.toml"), toml::to_string(&record)?)?;
+    files.push("attend.toml");
+    println!(
+        "time: {elapsed:.3} s, {:.3e} pair interactions/s",
+        (batch * m * n) as f64 / elapsed.max(1e-9)
+    );
+    println!("wrote {}: {}", args.out.display(), files.join(", "));
+    Ok(())
+}
