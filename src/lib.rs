@@ -11,6 +11,7 @@ pub mod cfm;
 pub mod config;
 pub mod cpu;
 pub mod error;
+pub mod experiments;
 pub mod gpu;
 pub mod integrate;
 pub mod meanfield;

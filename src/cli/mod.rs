@@ -3,6 +3,7 @@
 mod attend;
 mod bench;
 mod cfm;
+mod experiment;
 mod render;
 mod run;
 
@@ -32,6 +33,9 @@ enum Command {
     /// Contextual flow map: m queries evolve against a frozen or evolving context of n tokens;
     /// with --infinite, also the exact infinite-context twin of each query and the distance.
     Cfm(Box<cfm::CfmArgs>),
+    /// Run one study of the research end to end (--quick: under a minute on the CPU) and
+    /// write summary.json, CSV data and PNG figures.
+    Experiment(experiment::ExperimentArgs),
     /// Measure throughput: field evaluations and RK4 steps in pair interactions per second.
     Bench(bench::BenchArgs),
     /// Draw a run's tokens (up to four snapshots of traj.npy) on the sphere as a PNG.
@@ -65,6 +69,7 @@ pub fn main() -> i32 {
         Command::Render(args) => render::render(args),
         Command::Attend(args) => attend::attend(*args),
         Command::Cfm(args) => cfm::cfm(*args),
+        Command::Experiment(args) => experiment::experiment(args),
         Command::Bench(args) => bench::bench(args),
         Command::Adapters => adapters(),
     };

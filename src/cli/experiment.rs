@@ -1,0 +1,101 @@
+//! `attnflow experiment NAME`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use attnflow::config::BackendChoice;
+use attnflow::experiments::{self, NAMES, Setup};
+
+#[derive(Args, Debug)]
+pub struct ExperimentArgs {
+    /// The experiment: clustering, metastability, phase-diagram, critical-scaling,
+    /// selectivity, chaos, lost-in-the-middle or integrator-order.
+    name: String,
+    /// The small size (under a minute on the CPU) instead of the default (meant for a GPU).
+    #[arg(long)]
+    quick: bool,
+    /// Random seed of every draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Backend of the simulations: auto (a hardware GPU if present, else cpu), gpu, cpu or
+    /// reference (f64).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "cpu", "reference"])]
+    backend: String,
+    /// Output folder [default: runs/NAME].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Overwrite attnflow's files in an existing, non-empty output folder.
+    #[arg(long)]
+    force: bool,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn experiment(args: ExperimentArgs) -> Result<()> {
+    if !NAMES.contains(&args.name.as_str()) {
+        anyhow::bail!(
+            "unknown experiment '{}': one of {}",
+            args.name,
+            NAMES.join(", ")
+        );
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{}", args.name)));
+    attnflow::run::check_out_dir(&out, args.force)?;
+    let backend = match args.backend.as_str() {
+        "gpu" => BackendChoice::Gpu,
+        "cpu" => BackendChoice::Cpu,
+        "reference" => BackendChoice::Reference,
+        _ => BackendChoice::Auto,
+    };
+    println!(
+        "attnflow experiment {}{} (seed {}) -> {}",
+        args.name,
+        if args.quick { " --quick" } else { "" },
+        args.seed,
+        out.display()
+    );
+    let setup = Setup {
+        out: out.clone(),
+        quick: args.quick,
+        seed: args.seed,
+        backend,
+        progress: !args.quiet,
+    };
+    let summary = experiments::run(&args.name, &setup)?;
+    println!("backend: {}", summary["backend"].as_str().unwrap_or("?"));
+    for (k, v) in summary["measured"].as_object().into_iter().flatten() {
+        let text = v.to_string();
+        if text.len() <= 160 {
+            println!("  {k}: {text}");
+        }
+    }
+    for (k, v) in summary["checks"].as_object().into_iter().flatten() {
+        println!(
+            "  check {k}: {}",
+            if v.as_bool() == Some(true) {
+                "yes"
+            } else {
+                "NO"
+            }
+        );
+    }
+    let files: Vec<&str> = summary["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str())
+        .collect();
+    println!(
+        "wrote {} in {:.1} s: summary.json, {}",
+        out.display(),
+        summary["elapsed_s"].as_f64().unwrap_or(0.0),
+        files.join(", ")
+    );
+    Ok(())
+}

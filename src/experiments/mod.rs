@@ -1,0 +1,281 @@
+//! Experiments that reproduce the research (MODELS.md §4, `shared/seeds/`): each runs one study
+//! end to end from a seed and writes `summary.json` (measured quantities, fitted exponents with
+//! standard errors, the theory's prediction beside them, qualitative checks, the resolved
+//! configuration), the raw data as CSV and PNG figures into its output folder.
+//!
+//! Every experiment has a `quick` size (under a minute on the CPU; CI runs it and asserts the
+//! `checks`) and a default size meant for a GPU.
+
+pub mod chaos;
+pub mod clustering;
+pub mod critical_scaling;
+pub mod integrator_order;
+pub mod lost_in_the_middle;
+pub mod metastability;
+pub mod phase_diagram;
+pub mod plot;
+pub mod selectivity;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::config::BackendChoice;
+use crate::error::{Result, file_error, input};
+use crate::integrate::{Backend, Integrator};
+use crate::model::{Geometry, Model, Shape};
+
+/// The experiments, in the order of the issue.
+pub const NAMES: [&str; 8] = [
+    "clustering",
+    "metastability",
+    "phase-diagram",
+    "critical-scaling",
+    "selectivity",
+    "chaos",
+    "lost-in-the-middle",
+    "integrator-order",
+];
+
+/// What every experiment gets: where to write, which size, the seed, the backend.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub out: PathBuf,
+    pub quick: bool,
+    pub seed: u64,
+    pub backend: BackendChoice,
+    /// Print progress lines to stderr.
+    pub progress: bool,
+}
+
+/// What an experiment reports: it fills these maps and names the files it wrote.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Parameters actually used (sizes, betas, times).
+    pub config: Map<String, Value>,
+    /// Measured quantities and fits.
+    pub measured: Map<String, Value>,
+    /// What the theory predicts for them.
+    pub prediction: Map<String, Value>,
+    /// Named qualitative outcomes (true when the theory's picture is seen).
+    pub checks: Map<String, Value>,
+    pub files: Vec<String>,
+    /// The backend that ran (with the fallback note, if any).
+    pub backend: Option<String>,
+}
+
+impl Report {
+    pub fn config(&mut self, key: &str, v: impl serde::Serialize) {
+        self.config.insert(key.into(), json!(v));
+    }
+    pub fn measured(&mut self, key: &str, v: impl serde::Serialize) {
+        self.measured.insert(key.into(), json!(v));
+    }
+    pub fn prediction(&mut self, key: &str, v: impl serde::Serialize) {
+        self.prediction.insert(key.into(), json!(v));
+    }
+    pub fn check(&mut self, key: &str, ok: bool) {
+        self.checks.insert(key.into(), Value::Bool(ok));
+    }
+}
+
+impl Setup {
+    /// A path in the output folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.out.join(name)
+    }
+
+    /// Writes a CSV file (header + rows of numbers) and records it.
+    pub fn csv(
+        &self,
+        report: &mut Report,
+        name: &str,
+        header: &[&str],
+        rows: &[Vec<f64>],
+    ) -> Result<()> {
+        let path = self.path(name);
+        let io = |e: std::io::Error| file_error(&path, e);
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+        writeln!(w, "{}", header.join(",")).map_err(io)?;
+        for row in rows {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+            writeln!(w, "{}", cells.join(",")).map_err(io)?;
+        }
+        w.flush().map_err(io)?;
+        report.files.push(name.into());
+        Ok(())
+    }
+
+    pub fn say(&self, msg: &str) {
+        if self.progress {
+            eprintln!("  {msg}");
+        }
+    }
+}
+
+/// Runs experiment `name`, writes `summary.json` and returns it.
+pub fn run(name: &str, setup: &Setup) -> Result<Value> {
+    let start = std::time::Instant::now();
+    crate::run::prepare_out_dir(&setup.out, true)?;
+    let mut report = Report::default();
+    match name {
+        "clustering" => clustering::run(setup, &mut report)?,
+        "metastability" => metastability::run(setup, &mut report)?,
+        "phase-diagram" => phase_diagram::run(setup, &mut report)?,
+        "critical-scaling" => critical_scaling::run(setup, &mut report)?,
+        "selectivity" => selectivity::run(setup, &mut report)?,
+        "chaos" => chaos::run(setup, &mut report)?,
+        "lost-in-the-middle" => lost_in_the_middle::run(setup, &mut report)?,
+        "integrator-order" => integrator_order::run(setup, &mut report)?,
+        _ => {
+            return Err(input(format!(
+                "unknown experiment '{name}': one of {}",
+                NAMES.join(", ")
+            )));
+        }
+    }
+    let summary = json!({
+        "experiment": name,
+        "quick": setup.quick,
+        "seed": setup.seed,
+        "backend": report.backend.clone().unwrap_or_else(|| setup.backend.name().into()),
+        "config": report.config,
+        "measured": report.measured,
+        "prediction": report.prediction,
+        "checks": report.checks,
+        "files": report.files,
+        "elapsed_s": start.elapsed().as_secs_f64(),
+        "attnflow_version": env!("CARGO_PKG_VERSION"),
+    });
+    let path = setup.path("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json"))
+        .map_err(|e| file_error(&path, e))?;
+    Ok(summary)
+}
+
+/// A least-squares line y = intercept + slope x with standard errors.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Fit {
+    pub slope: f64,
+    pub slope_se: f64,
+    pub intercept: f64,
+    pub r2: f64,
+}
+
+/// Ordinary least squares of y on x (at least 2 points; the standard error needs 3).
+pub fn fit_line(x: &[f64], y: &[f64]) -> Fit {
+    let k = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / k, y.iter().sum::<f64>() / k);
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let syy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let slope = sxy / sxx;
+    let resid: f64 = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| (b - my - slope * (a - mx)).powi(2))
+        .sum();
+    let slope_se = if x.len() > 2 {
+        (resid / (k - 2.0) / sxx).sqrt()
+    } else {
+        f64::NAN
+    };
+    Fit {
+        slope,
+        slope_se,
+        intercept: my - slope * mx,
+        r2: if syy > 0.0 { 1.0 - resid / syy } else { 1.0 },
+    }
+}
+
+/// Fit of log y against log x: the exponent of a power law.
+pub fn fit_loglog(x: &[f64], y: &[f64]) -> Fit {
+    let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();
+    let ly: Vec<f64> = y.iter().map(|v| v.ln()).collect();
+    fit_line(&lx, &ly)
+}
+
+/// A backend for a simulation (the experiment's `--backend`), recording what ran.
+pub fn backend(
+    setup: &Setup,
+    report: &mut Report,
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+) -> Result<Box<dyn Backend>> {
+    let chosen = crate::run::create_backend(setup.backend, model, shape, x0)?;
+    if report.backend.is_none() {
+        if let Some(note) = &chosen.note {
+            setup.say(&format!("note: {note}"));
+        }
+        report.backend = Some(chosen.backend.describe());
+    }
+    Ok(chosen.backend)
+}
+
+/// Integrates `steps` steps of size h from x0 and calls `observe(step, state)` at step 0 and
+/// after every step listed in `at` (sorted). Returns the final state.
+#[allow(clippy::too_many_arguments)]
+pub fn simulate(
+    setup: &Setup,
+    report: &mut Report,
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+    integrator: Integrator,
+    h: f64,
+    at: &[usize],
+    mut observe: impl FnMut(usize, &[f64]),
+) -> Result<Vec<f64>> {
+    let mut b = backend(setup, report, model, shape, x0)?;
+    let tableau = integrator.tableau();
+    b.prepare(tableau.stages())?;
+    observe(0, x0);
+    let mut done = 0usize;
+    let sphere = model.geometry == Geometry::Sphere;
+    let mut state = x0.to_vec();
+    for &target in at {
+        while done < target {
+            crate::integrate::step(
+                b.as_mut(),
+                &tableau,
+                h,
+                sphere,
+                done as u32,
+                model.noise.as_ref(),
+            )?;
+            done += 1;
+        }
+        state = b.read_state()?.to_f64();
+        if let Some(i) = state.iter().position(|v| !v.is_finite()) {
+            return Err(crate::error::Error::NonFinite(format!(
+                "coordinate {i} became {} by step {done}",
+                state[i]
+            )));
+        }
+        observe(done, &state);
+    }
+    Ok(state)
+}
+
+/// `count` step indices from 1 to `steps`, spaced evenly in log(step) (distinct, sorted,
+/// always including `steps`).
+pub fn log_spaced_steps(steps: usize, count: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..count)
+        .map(|k| {
+            let f = k as f64 / (count.max(2) - 1) as f64;
+            (steps as f64).powf(f).round() as usize
+        })
+        .map(|s| s.clamp(1, steps))
+        .collect();
+    v.push(steps);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Checks that a folder exists or can be made.
+pub fn ensure_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| file_error(path, e))
+}

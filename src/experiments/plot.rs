@@ -1,0 +1,292 @@
+//! Figures for the experiments (plotters, PNG): line charts with optional log axes, scatter
+//! markers and a reference line, and heat maps.
+
+use std::path::Path;
+
+use plotters::coord::combinators::IntoLogRange;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// One curve: a label and its points.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    /// Draw markers only (data), or a line (fits, theory, dense curves).
+    pub markers: bool,
+    /// Dashed-looking thin line for theory or fits.
+    pub theory: bool,
+}
+
+impl Series {
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            label: label.into(),
+            points,
+            markers: false,
+            theory: false,
+        }
+    }
+    pub fn markers(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            label: label.into(),
+            points,
+            markers: true,
+            theory: false,
+        }
+    }
+    pub fn theory(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            label: label.into(),
+            points,
+            markers: false,
+            theory: true,
+        }
+    }
+}
+
+/// Axes of a line chart.
+pub struct Axes<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub log_x: bool,
+    pub log_y: bool,
+}
+
+fn err(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |e| crate::error::file_error(path, format!("cannot draw: {e}"))
+}
+
+fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (if log { 0.1 } else { 0.0 }, 1.0);
+    }
+    if log {
+        let (a, b) = (lo.ln(), hi.ln());
+        let pad = ((b - a) * 0.05).max(0.05);
+        ((a - pad).exp(), (b + pad).exp())
+    } else {
+        let pad = ((hi - lo) * 0.05).max(1e-9 * hi.abs().max(1.0));
+        (lo - pad, hi + pad)
+    }
+}
+
+/// The i-th colour of a palette that reads well on white.
+pub fn colour(i: usize) -> RGBColor {
+    const P: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(23, 190, 207),
+    ];
+    P[i % P.len()]
+}
+
+/// A tick label: plain for moderate magnitudes, else scientific (1e-5, 2.5e6).
+pub fn tick(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if (1e-3..1e5).contains(&a) {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        let s = format!("{v:.1e}");
+        s.replace(".0e", "e")
+    }
+}
+
+/// A line chart with a legend; log axes where asked (non-positive values are left out there).
+pub fn lines(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
+    crate::render::register_fonts();
+    let e = err(path);
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    let (x0, x1) = range(all().map(|p| p.0), axes.log_x);
+    let (y0, y1) = range(all().map(|p| p.1), axes.log_y);
+    let root = BitMapBackend::new(path, (900, 620)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(format!("{x:?}")))?;
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(axes.x_label)
+                .y_desc(axes.y_label)
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
+                .label_style(("sans-serif", 16))
+                .axis_desc_style(("sans-serif", 18))
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(|x| e(format!("{x:?}")))?;
+            for (i, s) in series.iter().enumerate() {
+                let c = colour(i);
+                let pts: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| {
+                        p.0.is_finite()
+                            && p.1.is_finite()
+                            && (!axes.log_x || p.0 > 0.0)
+                            && (!axes.log_y || p.1 > 0.0)
+                    })
+                    .collect();
+                if s.markers {
+                    chart
+                        .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                        .map_err(|x| e(format!("{x:?}")))?
+                        .label(s.label.clone())
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, c.filled()));
+                } else {
+                    let width = if s.theory { 1 } else { 2 };
+                    let style = if s.theory {
+                        BLACK.mix(0.7).stroke_width(width)
+                    } else {
+                        c.stroke_width(width)
+                    };
+                    chart
+                        .draw_series(LineSeries::new(pts, style))
+                        .map_err(|x| e(format!("{x:?}")))?
+                        .label(s.label.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                }
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .label_font(("sans-serif", 15))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(|x| e(format!("{x:?}")))?;
+        }};
+    }
+    macro_rules! builder {
+        () => {{
+            let mut b = ChartBuilder::on(&root);
+            b.caption(axes.title, ("sans-serif", 22))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(80);
+            b
+        }};
+    }
+    match (axes.log_x, axes.log_y) {
+        (false, false) => draw!(
+            builder!()
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(|x| e(format!("{x:?}")))?
+        ),
+        (true, false) => draw!(
+            builder!()
+                .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+                .map_err(|x| e(format!("{x:?}")))?
+        ),
+        (false, true) => draw!(
+            builder!()
+                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .map_err(|x| e(format!("{x:?}")))?
+        ),
+        (true, true) => draw!(
+            builder!()
+                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                .map_err(|x| e(format!("{x:?}")))?
+        ),
+    }
+    root.present().map_err(|x| e(format!("{x:?}")))?;
+    Ok(())
+}
+
+/// A heat map of values[i][j] over cells x_edges[j]..x_edges[j+1] by y_edges[i]..y_edges[i+1]
+/// (values in [lo, hi], a white-to-blue scale), with a colour bar.
+#[allow(clippy::too_many_arguments)]
+pub fn heatmap(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x_edges: &[f64],
+    y_edges: &[f64],
+    values: &[Vec<f64>],
+    (lo, hi): (f64, f64),
+) -> Result<()> {
+    crate::render::register_fonts();
+    let e = err(path);
+    let root = BitMapBackend::new(path, (980, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(format!("{x:?}")))?;
+    let (main, bar) = root.split_horizontally(860);
+    let colour_of = |v: f64| {
+        let f = ((v - lo) / (hi - lo)).clamp(0.0, 1.0);
+        // white -> dark blue through a light blue
+        let r = (255.0 * (1.0 - f) + 8.0 * f) as u8;
+        let g = (255.0 * (1.0 - f) + 48.0 * f) as u8;
+        let b = (255.0 * (1.0 - f) + 107.0 * f) as u8;
+        RGBColor(r, g, b)
+    };
+    let mut chart = ChartBuilder::on(&main)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            x_edges[0]..x_edges[x_edges.len() - 1],
+            y_edges[0]..y_edges[y_edges.len() - 1],
+        )
+        .map_err(|x| e(format!("{x:?}")))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
+        .draw()
+        .map_err(|x| e(format!("{x:?}")))?;
+    for (i, row) in values.iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x_edges[j], y_edges[i]), (x_edges[j + 1], y_edges[i + 1])],
+                    colour_of(v).filled(),
+                )))
+                .map_err(|x| e(format!("{x:?}")))?;
+        }
+    }
+    let mut cb = ChartBuilder::on(&bar)
+        .margin_top(50)
+        .margin_bottom(65)
+        .margin_right(10)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..1.0, lo..hi)
+        .map_err(|x| e(format!("{x:?}")))?;
+    cb.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|x| e(format!("{x:?}")))?;
+    let steps = 100;
+    for k in 0..steps {
+        let a = lo + (hi - lo) * k as f64 / steps as f64;
+        let b = lo + (hi - lo) * (k + 1) as f64 / steps as f64;
+        cb.draw_series(std::iter::once(Rectangle::new(
+            [(0.0, a), (1.0, b)],
+            colour_of(a).filled(),
+        )))
+        .map_err(|x| e(format!("{x:?}")))?;
+    }
+    root.present().map_err(|x| e(format!("{x:?}")))?;
+    Ok(())
+}
