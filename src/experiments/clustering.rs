@@ -29,7 +29,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     // USA at large beta sits in metastable clusters far longer (its inter-cluster weights are
     // e^{beta (cos - 1)} smaller), so it gets smaller betas.
     let (n, betas, usa_betas, t_end, h) = if setup.quick {
-        (48, vec![1.0, 3.0], vec![0.5, 1.0], 24.0, 0.05)
+        (48, vec![0.5, 1.0, 2.0], vec![0.5, 1.0], 30.0, 0.05)
     } else {
         (
             2048,

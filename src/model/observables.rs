@@ -136,10 +136,10 @@ pub fn cluster_labels(x: &[f64], d: usize, threshold: f64) -> (Vec<usize>, usize
     }
     let mut label = vec![usize::MAX; n];
     let mut roots = std::collections::HashMap::new();
-    for i in 0..n {
+    for (i, l) in label.iter_mut().enumerate() {
         let r = find(&mut parent, i);
         let next = roots.len();
-        label[i] = *roots.entry(r).or_insert(next);
+        *l = *roots.entry(r).or_insert(next);
     }
     let k = roots.len();
     (label, k)
