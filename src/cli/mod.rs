@@ -38,7 +38,8 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Measure throughput: field evaluations and RK4 steps in pair interactions per second.
     Bench(bench::BenchArgs),
-    /// Draw a run's tokens (up to four snapshots of traj.npy) on the sphere as a PNG.
+    /// Draw a run's tokens: up to four snapshots as a PNG, and with --frames, --gif or
+    /// --attention one PNG per snapshot, an animated GIF, the attention matrix.
     Render(render::RenderArgs),
     /// List the GPU adapters wgpu sees, best first.
     Adapters,
