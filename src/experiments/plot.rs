@@ -123,6 +123,8 @@ pub fn lines(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
                 .configure_mesh()
                 .x_desc(axes.x_label)
                 .y_desc(axes.y_label)
+                .x_labels(if axes.log_x { 6 } else { 10 })
+                .y_labels(if axes.log_y { 8 } else { 10 })
                 .x_label_formatter(&|v| tick(*v))
                 .y_label_formatter(&|v| tick(*v))
                 .label_style(("sans-serif", 16))
