@@ -669,3 +669,49 @@ fn cfm_writes_trajectories_and_distances_to_the_infinite_twin() {
         );
     }
 }
+
+/// `experiment`: summary.json with checks, CSV and PNG; an unknown name is a one-line error.
+#[test]
+fn experiment_writes_a_summary_data_and_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let out = ok(
+        &[
+            "experiment",
+            "integrator-order",
+            "--quick",
+            "--backend",
+            "cpu",
+            "--out",
+            "e",
+            "--quiet",
+        ],
+        p,
+    );
+    assert!(
+        out.contains("check f64_orders_within_0.2_of_1_2_4: yes"),
+        "{out}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("e/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["experiment"], "integrator-order");
+    assert_eq!(summary["quick"], true);
+    let rk4 = summary["measured"]["fitted_orders"]["reference_rk4"]["order"]
+        .as_f64()
+        .unwrap();
+    assert!((rk4 - 4.0).abs() < 0.2, "{rk4}");
+    assert!(p.join("e/integrator_order.png").exists() && p.join("e/integrator_order.csv").exists());
+    // The folder exists now: a second run needs --force.
+    let again = attnflow(
+        &["experiment", "integrator-order", "--quick", "--out", "e"],
+        p,
+    );
+    assert!(!again.status.success() && stderr(&again).contains("--force"));
+    let o = attnflow(&["experiment", "grokking", "--out", "x"], p);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown experiment 'grokking'"),
+        "{}",
+        stderr(&o)
+    );
+}
