@@ -33,9 +33,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     } else {
         (
             2048,
-            vec![0.5, 1.0, 3.0, 6.0],
+            vec![0.25, 0.5, 1.0, 2.0],
             vec![0.5, 1.0, 2.0],
-            60.0,
+            80.0,
             0.05,
         )
     };
@@ -61,7 +61,13 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     }
     for (attention, betas, h_run) in groups {
         let steps = (t_end / h_run).round() as usize;
-        let every = (steps / 200).max(1);
+        // Observe often enough to resolve the final decay e^{-2 c t} (c = 1 for SA, e^beta for
+        // USA): at least ten points per e-fold, at most 2000 in all.
+        let c = match attention {
+            Attention::Sa => 1.0,
+            Attention::Usa => f64::exp(betas[0]),
+        };
+        let every = ((0.05 / (c * h_run)) as usize).max(steps / 2000).max(1);
         let at: Vec<usize> = (1..=steps)
             .filter(|s| s % every == 0 || *s == steps)
             .collect();
