@@ -478,6 +478,25 @@ fn variants_run_from_the_command_line_and_are_recorded() {
         "noise",
     );
     assert_eq!(t["noise_kind"].as_str(), Some("common"), "{t}");
+    // Weights from folders: two heads [2, d, d] and a perceptron W [d, m], A [m, d], b [m].
+    let p = dir.path();
+    std::fs::create_dir(p.join("qkv2")).unwrap();
+    for (m, scale) in [("Q", 1.0), ("K", 0.5), ("V", 1.0)] {
+        let mut w = vec![0.0f64; 18];
+        for h in 0..2 {
+            for i in 0..3 {
+                w[h * 9 + i * 3 + i] = scale * (h + 1) as f64;
+            }
+        }
+        npy::write(&p.join(format!("qkv2/{m}.npy")), &[2, 3, 3], &w).unwrap();
+    }
+    std::fs::create_dir(p.join("mlp4")).unwrap();
+    npy::write(&p.join("mlp4/W.npy"), &[3, 4], &[0.1f64; 12]).unwrap();
+    npy::write(&p.join("mlp4/A.npy"), &[4, 3], &[0.2f64; 12]).unwrap();
+    npy::write(&p.join("mlp4/b.npy"), &[4], &[0.0f64; 4]).unwrap();
+    let t = run(&["--qkv", "qkv2", "--mlp", "mlp4"], "files");
+    assert_eq!(t["heads"].as_integer(), Some(2), "{t}");
+    assert!(t["mlp"].as_str().unwrap().ends_with("mlp4"), "{t}");
     let beta = |t: &toml::Table| t["beta"].as_array().unwrap()[0].as_float().unwrap();
     let t = run(&["--beta-rule", "log", "--beta", "0.5"], "log");
     assert!((beta(&t) - 0.5 * 100f64.ln()).abs() < 1e-12, "{t}");
