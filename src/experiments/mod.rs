@@ -235,6 +235,9 @@ pub fn simulate(
     let mut done = 0usize;
     let sphere = model.geometry == Geometry::Sphere;
     let mut state = x0.to_vec();
+    let total = at.last().copied().unwrap_or(0);
+    let started = std::time::Instant::now();
+    let mut next_report = total / 10;
     for &target in at {
         while done < target {
             crate::integrate::step(
@@ -246,6 +249,19 @@ pub fn simulate(
                 model.noise.as_ref(),
             )?;
             done += 1;
+            // Progress on long runs: a line at every tenth of the steps.
+            if setup.progress && total >= 100 && done >= next_report && done < total {
+                let elapsed = started.elapsed().as_secs_f64();
+                // Only runs longer than a few seconds are worth the lines.
+                if elapsed > 3.0 {
+                    setup.say(&format!(
+                        "step {done}/{total} ({:.0}%), {elapsed:.1} s, eta {:.1} s",
+                        100.0 * done as f64 / total as f64,
+                        elapsed * (total - done) as f64 / done as f64
+                    ));
+                }
+                next_report += total / 10;
+            }
         }
         state = b.read_state()?.to_f64();
         if let Some(i) = state.iter().position(|v| !v.is_finite()) {
