@@ -107,6 +107,77 @@ pub fn tick(v: f64) -> String {
     }
 }
 
+/// The corner of the plot with the fewest data points under where the legend would go
+/// (a box of 40% of the width and, per entry, 6% of the height).
+fn legend_corner(
+    series: &[Series],
+    axes: &Axes,
+    x: (f64, f64),
+    y: (f64, f64),
+) -> SeriesLabelPosition {
+    let unit = |v: f64, (lo, hi): (f64, f64), log: bool| {
+        if log {
+            (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
+        } else {
+            (v - lo) / (hi - lo)
+        }
+    };
+    let height = (0.06 * series.len() as f64 + 0.04).min(0.9);
+    let width = 0.4;
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let mut best = (usize::MAX, SeriesLabelPosition::UpperRight);
+    for (pos, right, upper) in corners {
+        let mut hits = 0;
+        for s in series {
+            // Lines are sampled densely between their points, markers counted as they are.
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .filter(|p| {
+                    p.0.is_finite()
+                        && p.1.is_finite()
+                        && (!axes.log_x || p.0 > 0.0)
+                        && (!axes.log_y || p.1 > 0.0)
+                })
+                .map(|p| (unit(p.0, x, axes.log_x), unit(p.1, y, axes.log_y)))
+                .collect();
+            let mut samples = pts.clone();
+            if !s.markers {
+                for w in pts.windows(2) {
+                    for k in 1..8 {
+                        let f = k as f64 / 8.0;
+                        samples.push((
+                            w[0].0 + f * (w[1].0 - w[0].0),
+                            w[0].1 + f * (w[1].1 - w[0].1),
+                        ));
+                    }
+                }
+            }
+            hits += samples
+                .iter()
+                .filter(|&&(u, v)| {
+                    let in_x = if right { u >= 1.0 - width } else { u <= width };
+                    let in_y = if upper {
+                        v >= 1.0 - height
+                    } else {
+                        v <= height
+                    };
+                    in_x && in_y
+                })
+                .count();
+        }
+        if hits < best.0 {
+            best = (hits, pos);
+        }
+    }
+    best.1
+}
+
 /// A line chart with a legend; log axes where asked (non-positive values are left out there).
 pub fn lines(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
     crate::render::register_fonts();
@@ -114,6 +185,7 @@ pub fn lines(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
     let all = || series.iter().flat_map(|s| s.points.iter());
     let (x0, x1) = range(all().map(|p| p.0), axes.log_x);
     let (y0, y1) = range(all().map(|p| p.1), axes.log_y);
+    let legend_at = legend_corner(series, axes, (x0, x1), (y0, y1));
     let root = BitMapBackend::new(path, (900, 620)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(format!("{x:?}")))?;
     macro_rules! draw {
@@ -170,7 +242,7 @@ pub fn lines(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.3))
                 .label_font(("sans-serif", 15))
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend_at.clone())
                 .draw()
                 .map_err(|x| e(format!("{x:?}")))?;
         }};
