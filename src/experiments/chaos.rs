@@ -631,25 +631,14 @@ fn evolving(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_chaos_shows_the_parametric_rate() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = super::Setup {
-            out: dir.path().join("c"),
-            quick: true,
-            seed: 1,
-            backend: crate::config::BackendChoice::Cpu,
-            progress: false,
-        };
-        let s = super::super::run("chaos", &setup).unwrap();
-        for (k, v) in s["checks"].as_object().unwrap() {
-            assert_eq!(v.as_bool(), Some(true), "check {k} failed: {s:#}");
-        }
+        let (_dir, out, s) = super::super::quick_run_checked("chaos", 1);
         let slope = s["measured"]["frozen_slope_at_t_end"].as_f64().unwrap();
         assert!((slope + 0.5).abs() < 0.15, "frozen slope {slope}");
         let ev = s["measured"]["evolving_slope_vs_largest_n"]
             .as_f64()
             .unwrap();
         assert!((-0.75..-0.25).contains(&ev), "evolving slope {ev}");
-        assert!(dir.path().join("c/chaos_frozen_vs_n.png").exists());
+        assert!(out.join("chaos_frozen_vs_n.png").exists());
     }
 
     #[test]

@@ -586,18 +586,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_critical_scaling_has_an_n_independent_transition() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = super::Setup {
-            out: dir.path().join("c"),
-            quick: true,
-            seed: 3,
-            backend: crate::config::BackendChoice::Cpu,
-            progress: false,
-        };
-        let s = super::super::run("critical-scaling", &setup).unwrap();
-        for (k, v) in s["checks"].as_object().unwrap() {
-            assert_eq!(v.as_bool(), Some(true), "check {k} failed: {s:#}");
-        }
+        let (_dir, out, s) = super::super::quick_run_checked("critical-scaling", 3);
         // gamma_c (1 - c0) at the largest n is near 1 for every c0.
         for g in s["measured"]["layer_gamma_c_times_1_minus_c0_at_largest_n"]
             .as_array()
@@ -606,6 +595,6 @@ mod tests {
             let g = g.as_f64().unwrap();
             assert!((0.8..1.25).contains(&g), "{g}");
         }
-        assert!(dir.path().join("c/gamma_c_vs_c0.png").exists());
+        assert!(out.join("gamma_c_vs_c0.png").exists());
     }
 }

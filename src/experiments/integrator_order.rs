@@ -158,18 +158,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_integrator_orders_are_1_2_4() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = super::Setup {
-            out: dir.path().join("o"),
-            quick: true,
-            seed: 3,
-            backend: crate::config::BackendChoice::Cpu,
-            progress: false,
-        };
-        let s = super::super::run("integrator-order", &setup).unwrap();
-        for (k, v) in s["checks"].as_object().unwrap() {
-            assert_eq!(v.as_bool(), Some(true), "check {k} failed: {s:#}");
-        }
+        let (_dir, _, s) = super::super::quick_run_checked("integrator-order", 3);
         let rk4 = s["measured"]["fitted_orders"]["reference_rk4"]["order"]
             .as_f64()
             .unwrap();

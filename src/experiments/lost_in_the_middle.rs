@@ -628,18 +628,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_lost_in_the_middle_is_u_shaped() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = super::Setup {
-            out: dir.path().join("l"),
-            quick: true,
-            seed: 1,
-            backend: crate::config::BackendChoice::Cpu,
-            progress: false,
-        };
-        let s = super::super::run("lost-in-the-middle", &setup).unwrap();
-        for (k, v) in s["checks"].as_object().unwrap() {
-            assert_eq!(v.as_bool(), Some(true), "check {k} failed: {s:#}");
-        }
+        let (_dir, out, s) = super::super::quick_run_checked("lost-in-the-middle", 1);
         // Where USA is U-shaped the minimum sits in the first half (linear response: ~0.25).
         for m in s["measured"]["usa_u_shaped_times_and_argmin"]
             .as_array()
@@ -655,6 +644,6 @@ mod tests {
             (0.6..1.2).contains(&ratio),
             "recency vs linear response: {ratio}"
         );
-        assert!(dir.path().join("l/lost_in_the_middle_usa.png").exists());
+        assert!(out.join("lost_in_the_middle_usa.png").exists());
     }
 }

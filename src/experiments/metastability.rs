@@ -485,18 +485,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_metastability_shows_a_staircase_and_sqrt_beta_clusters() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = super::Setup {
-            out: dir.path().join("m"),
-            quick: true,
-            seed: 1,
-            backend: crate::config::BackendChoice::Cpu,
-            progress: false,
-        };
-        let s = super::super::run("metastability", &setup).unwrap();
-        for (k, v) in s["checks"].as_object().unwrap() {
-            assert_eq!(v.as_bool(), Some(true), "check {k} failed: {s:#}");
-        }
+        let (_dir, out, s) = super::super::quick_run_checked("metastability", 1);
         let m = &s["measured"];
         let slope = m["exponent_of_clusters_vs_beta"]["slope"].as_f64().unwrap();
         assert!((0.3..0.8).contains(&slope), "exponent {slope}");
@@ -512,7 +501,7 @@ mod tests {
             "count_vs_beta.png",
             "metastability.csv",
         ] {
-            assert!(dir.path().join("m").join(f).exists(), "{f}");
+            assert!(out.join(f).exists(), "{f}");
         }
     }
 

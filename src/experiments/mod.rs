@@ -295,3 +295,24 @@ pub fn log_spaced_steps(steps: usize, count: usize) -> Vec<usize> {
 pub fn ensure_dir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| file_error(path, e))
 }
+
+/// Runs experiment `name` at its quick size on the CPU from `seed` into a temporary folder and
+/// asserts that every check in its summary holds; returns the folder (keep it alive), the
+/// output path inside it and the summary.
+#[cfg(test)]
+pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, PathBuf, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        out: dir.path().join("out"),
+        quick: true,
+        seed,
+        backend: crate::config::BackendChoice::Cpu,
+        progress: false,
+    };
+    let s = run(name, &setup).unwrap();
+    for (k, v) in s["checks"].as_object().unwrap() {
+        assert_eq!(v.as_bool(), Some(true), "{name}: check {k} failed: {s:#}");
+    }
+    let out = setup.out;
+    (dir, out, s)
+}

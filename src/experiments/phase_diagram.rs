@@ -375,18 +375,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_phase_diagram_collapses_at_small_beta_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = super::Setup {
-            out: dir.path().join("p"),
-            quick: true,
-            seed: 1,
-            backend: crate::config::BackendChoice::Cpu,
-            progress: false,
-        };
-        let s = super::super::run("phase-diagram", &setup).unwrap();
-        for (k, v) in s["checks"].as_object().unwrap() {
-            assert_eq!(v.as_bool(), Some(true), "check {k} failed: {s:#}");
-        }
+        let (_dir, out, s) = super::super::quick_run_checked("phase-diagram", 1);
         let d128 = &s["measured"]["per_d"]["d_128"];
         let boundary = d128["smallest_beta_not_collapsed_by_T"].as_f64().unwrap();
         assert!((6.0..=8.5).contains(&boundary), "boundary {boundary}");
@@ -398,7 +387,7 @@ mod tests {
             "t_c / t_sym at beta 0.1: {ratio}"
         );
         for f in ["phase_d8.png", "phase_d128.png", "collapse_time.png"] {
-            assert!(dir.path().join("p").join(f).exists(), "{f}");
+            assert!(out.join(f).exists(), "{f}");
         }
     }
 

@@ -438,18 +438,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_selectivity_curves_collapse_across_n() {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = super::Setup {
-            out: dir.path().join("s"),
-            quick: true,
-            seed: 2,
-            backend: crate::config::BackendChoice::Cpu,
-            progress: false,
-        };
-        let s = super::super::run("selectivity", &setup).unwrap();
-        for (k, v) in s["checks"].as_object().unwrap() {
-            assert_eq!(v.as_bool(), Some(true), "check {k} failed: {s:#}");
-        }
+        let (_dir, out, s) = super::super::quick_run_checked("selectivity", 2);
         // E[max weight] agrees across n at every lambda: within 4 combined standard errors
         // (200 key sets: about 0.025) and 0.08 in absolute terms.
         let m = &s["measured"];
@@ -466,6 +455,6 @@ mod tests {
         let mw = m["d3_mean_max_weight"]["mean"].as_array().unwrap();
         let last = mw[mw.len() - 1][8].as_f64().unwrap();
         assert!((0.66..0.80).contains(&last), "{last}");
-        assert!(dir.path().join("s/max_weight_d3.png").exists());
+        assert!(out.join("max_weight_d3.png").exists());
     }
 }
