@@ -1,33 +1,10 @@
 //! The `attnflow` command end to end: output files and their shapes, reproducibility from
 //! run.toml, config files with flags on top, and one-line errors (never a panic) for bad input.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
 use attnflow::npy;
-
-fn attnflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_attnflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the attnflow binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let o = attnflow(args, cwd);
-    assert!(
-        o.status.success(),
-        "attnflow {args:?} failed:\n{}",
-        stderr(&o)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::cmd::{attnflow, ok, stderr};
 
 #[test]
 fn run_writes_final_metrics_config_and_trajectory() {

@@ -2,46 +2,11 @@
 //! GIF with one frame per snapshot (--gif), attention heat maps (--attention), for d = 2,
 //! d = 5 (principal directions) and a system of an ensemble; one-line errors otherwise.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn attnflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_attnflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the attnflow binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let o = attnflow(args, cwd);
-    assert!(
-        o.status.success(),
-        "attnflow {args:?} failed:\n{}",
-        stderr(&o)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// The one-line error of a failing command.
-fn fails(args: &[&str], cwd: &Path) -> String {
-    let o = attnflow(args, cwd);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "attnflow {args:?}: {}",
-        stderr(&o)
-    );
-    let err = stderr(&o);
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
+use common::cmd::{fails, ok};
 
 /// The number of images in a GIF, walking its block structure (GIF89a: header, logical
 /// screen descriptor, global colour table, then extensions 0x21, images 0x2C, trailer 0x3B).
