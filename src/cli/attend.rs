@@ -10,8 +10,7 @@ use serde::Serialize;
 
 use attnflow::attend::{self, LayerShape, Tokens, attention_stats, derived_seed};
 use attnflow::config::{BackendChoice, BetaRule};
-use attnflow::model::weights::QkvSpec;
-use attnflow::model::{Attention, Geometry, Mask, Model};
+use attnflow::model::{Geometry, Mask, Model};
 use attnflow::{npy, run};
 
 #[derive(Args, Debug)]
@@ -105,32 +104,27 @@ pub fn attend(args: AttendArgs) -> Result<()> {
     {
         anyhow::bail!("--d {dd} but the keys file holds d = {d}");
     }
-    let rule: BetaRule = serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
-        serde::de::value::Error,
-    >::new(&args.beta_rule))?;
-    if !args.beta.is_finite() || args.beta < 0.0 {
-        anyhow::bail!("beta must be a finite number >= 0, got {}", args.beta);
-    }
-    let beta = rule.apply(args.beta, n, d);
-    let weights = QkvSpec::parse(&args.qkv)?.resolve_heads(d, None)?;
-    if weights.len() != 1 {
-        anyhow::bail!(
-            "attend takes one head; the --qkv folder holds {}",
-            weights.len()
-        );
-    }
-    let attention = if args.model == "usa" {
-        Attention::Usa
-    } else {
-        Attention::Sa
-    };
+    let super::OneLayer {
+        rule,
+        beta,
+        attention,
+        weights,
+    } = super::one_layer(
+        "attend",
+        &args.beta_rule,
+        args.beta,
+        &args.model,
+        &args.qkv,
+        n,
+        d,
+    )?;
     let batch = args.seeds;
     // Raw outputs a_i (no tangent projection): the euclidean form of the same layer.
     let model = Model::new(
         attention,
         Geometry::Euclidean,
         Mask::Full,
-        weights[0].clone(),
+        weights,
         vec![beta; batch],
     );
     run::check_out_dir(&args.out, args.force)?;

@@ -12,11 +12,10 @@ use serde::Serialize;
 
 use attnflow::attend::{LayerShape, Tokens, derived_seed};
 use attnflow::cfm::{Cfm, ContextMode, distances};
-use attnflow::config::{BackendChoice, BetaRule};
+use attnflow::config::BackendChoice;
 use attnflow::integrate::Integrator;
 use attnflow::meanfield::{self, Adaptive, LawWeights, VmfLaw};
 use attnflow::model::init::InitSpec;
-use attnflow::model::weights::QkvSpec;
 use attnflow::model::{Attention, Geometry, Mask, Model};
 use attnflow::{npy, run};
 
@@ -157,25 +156,20 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
     if dq != d {
         anyhow::bail!("the queries have d = {dq} but the context has d = {d}");
     }
-    let rule: BetaRule = serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
-        serde::de::value::Error,
-    >::new(&args.beta_rule))?;
-    if !args.beta.is_finite() || args.beta < 0.0 {
-        anyhow::bail!("beta must be a finite number >= 0, got {}", args.beta);
-    }
-    let beta = rule.apply(args.beta, n, d);
-    let weights = QkvSpec::parse(&args.qkv)?.resolve_heads(d, None)?;
-    if weights.len() != 1 {
-        anyhow::bail!(
-            "cfm takes one head; the --qkv folder holds {}",
-            weights.len()
-        );
-    }
-    let attention = if args.model == "usa" {
-        Attention::Usa
-    } else {
-        Attention::Sa
-    };
+    let super::OneLayer {
+        rule: _,
+        beta,
+        attention,
+        weights,
+    } = super::one_layer(
+        "cfm",
+        &args.beta_rule,
+        args.beta,
+        &args.model,
+        &args.qkv,
+        n,
+        d,
+    )?;
     let geometry = if args.geometry == "euclidean" {
         Geometry::Euclidean
     } else {
@@ -227,13 +221,7 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         anyhow::bail!("--tol must be in (0, 1), got {}", args.tol);
     }
     let batch = args.seeds;
-    let model = Model::new(
-        attention,
-        geometry,
-        Mask::Full,
-        weights[0].clone(),
-        vec![beta; batch],
-    );
+    let model = Model::new(attention, geometry, Mask::Full, weights, vec![beta; batch]);
     run::check_out_dir(&args.out, args.force)?;
     let y0 = context.generate(batch, d, args.seed)?;
     let z0 = queries.generate(batch, d, derived_seed(args.seed, 1))?;
