@@ -114,6 +114,12 @@ fn adapters() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An option value by its serde name (the names the TOML config uses): `"usa"`, `"log"`, ...
+pub(crate) fn parse_value<T: serde::de::DeserializeOwned>(s: &str) -> anyhow::Result<T> {
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// What `attend` and `cfm` share: one layer's inverse temperature (`--beta` under
 /// `--beta-rule` for n keys in d dimensions), its attention kind and the single head of `--qkv`.
 pub(crate) struct OneLayer {
@@ -132,11 +138,7 @@ pub(crate) fn one_layer(
     n: usize,
     d: usize,
 ) -> anyhow::Result<OneLayer> {
-    use attnflow::config::BetaRule;
-    use attnflow::model::Attention;
-    let rule: BetaRule = serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
-        serde::de::value::Error,
-    >::new(beta_rule))?;
+    let rule: attnflow::config::BetaRule = parse_value(beta_rule)?;
     if !gamma.is_finite() || gamma < 0.0 {
         anyhow::bail!("beta must be a finite number >= 0, got {gamma}");
     }
@@ -150,11 +152,7 @@ pub(crate) fn one_layer(
     Ok(OneLayer {
         rule,
         beta: rule.apply(gamma, n, d),
-        attention: if model == "usa" {
-            Attention::Usa
-        } else {
-            Attention::Sa
-        },
+        attention: parse_value(model)?,
         weights: heads.remove(0),
     })
 }

@@ -119,11 +119,7 @@ pub struct RunArgs {
 }
 
 fn parse_enum<T: DeserializeOwned>(v: Option<String>) -> Result<Option<T>> {
-    v.map(|s| {
-        T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&s))
-            .map_err(|e| anyhow::anyhow!("{e}"))
-    })
-    .transpose()
+    v.map(|s| super::parse_value(&s)).transpose()
 }
 
 impl RunArgs {
