@@ -28,10 +28,15 @@ fn slope(hs: &[f64], errs: &[f64]) -> f64 {
     sxy / sxx
 }
 
+/// Largest |a - b|; infinite when either holds a NaN or an infinity (f64::max would skip a
+/// NaN, and a run that blew up would then look exact).
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter()
         .zip(b)
-        .map(|(x, y)| (x - y).abs())
+        .map(|(x, y)| {
+            let e = (x - y).abs();
+            if e.is_finite() { e } else { f64::INFINITY }
+        })
         .fold(0.0, f64::max)
 }
 
@@ -46,10 +51,12 @@ fn cases() -> Vec<Case> {
             betas: vec![2.0],
             seed: 1,
         },
+        // USA on the sphere: in R^d these weights grow without bound and this system blew
+        // up before T (its errors were NaN, which max_diff used to skip).
         Case {
             shape: Shape::new(2, 12, 4).unwrap(),
             attention: Attention::Usa,
-            geometry: Geometry::Euclidean,
+            geometry: Geometry::Sphere,
             mask: Mask::Causal,
             qkv: QkvSpec::Random(7),
             betas: vec![1.0, 0.5],
@@ -161,6 +168,7 @@ fn gpu_euler_and_heun_orders_hold_in_f32() {
         &Which::Gpu(ctx.clone()),
     );
     assert!((p - 1.0).abs() <= 0.2, "gpu Euler order {p:.3}");
-    let p = measured_order(case, Integrator::Heun, &[8, 16, 32, 64], &Which::Gpu(ctx));
+    // From h = 1/16: at 1/8 this case is not yet in the asymptotic regime.
+    let p = measured_order(case, Integrator::Heun, &[16, 32, 64, 128], &Which::Gpu(ctx));
     assert!((p - 2.0).abs() <= 0.2, "gpu Heun order {p:.3}");
 }
