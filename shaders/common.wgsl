@@ -1,10 +1,8 @@
-// Shared by every kernel; prepended after the generated header (src/gpu/shaders.rs), which
-// defines
+// Shared by every kernel; prepended after the generated header (src/gpu/shaders.rs or
+// src/gpu/codegen.rs), which defines at least
 //   const D: u32            the token dimension,
 //   const DV: u32           ceil(D / 4): the vec4s that hold a token (zero padded),
-//   const WG: u32           invocations per workgroup,
-//   const TK: u32           keys per workgroup-memory tile,
-//   const TILE_VECS: u32    TK * DV.
+//   const WG: u32           invocations per workgroup.
 
 // Per-run parameters. Queries attend to keys of the same system; for self-attention both
 // are the tokens (n_queries = n_keys = n), and the causal mask needs exactly that.
@@ -27,8 +25,10 @@ struct Params {
     // per-(query, hidden unit) dispatch.
     mlp_hidden: u32,
     hidden_groups_x: u32,
-    pad0: u32,
-    pad1: u32,
+    // The keys are cut into `splits` contiguous ranges of `split_keys` keys, each with its own
+    // partial softmax state (workgroups along z of the attention kernel).
+    splits: u32,
+    split_keys: u32,
 }
 
 // Which head a dispatch of queries.wgsl or attention_finish.wgsl works on (one slot per
@@ -51,15 +51,23 @@ struct Step {
     pad2: u32,
 }
 
-// The range of keys one dispatch of a streaming kernel (attention, pair_stats) visits. The
-// key range of an evaluation is split into chunks so that no dispatch runs too long (an OS
-// watchdog; llvmpipe also ends any shader after 65535 loop iterations in total).
+// What one dispatch of a streaming kernel (attention, pair_stats) visits: keys
+// [key_offset, key_offset + key_count) of every split, for the query blocks [first_block,
+// first_block + blocks) of the systems [first_system, first_system + systems). The work of an evaluation is cut into such
+// dispatches so that none runs too long (an OS watchdog; llvmpipe also ends any shader after
+// 65535 loop iterations in total); see gpu::plan.
 struct Chunk {
-    key_start: u32,
+    key_offset: u32,
     key_count: u32,
-    // 1 for the first chunk: start from an empty partial state.
+    // 1 for the first chunk of keys: start from an empty partial state.
     first: u32,
-    pad: u32,
+    first_block: u32,
+    // Query blocks along x in this dispatch (the rest go along z, times the splits).
+    groups_x: u32,
+    // The first system of this dispatch (systems go along y).
+    first_system: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
 const FLAG_USA: u32 = 1u;
@@ -79,6 +87,9 @@ const STREAM_COMMON_NOISE: u32 = 5u;
 
 // Lowest finite f32; the running maximum starts here, below every score.
 const F32_LOWEST: f32 = -3.4028235e38;
+// Scores are kept in base 2 (exp2 is one instruction): s2 = s log2(e).
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
 
 fn has_flag(flags: u32, flag: u32) -> bool {
     return (flags & flag) != 0u;
@@ -94,10 +105,6 @@ fn token_index(lid: vec3<u32>, wid: vec3<u32>, groups_x: u32) -> u32 {
     return (wid.y * groups_x + wid.x) * WG + lid.x;
 }
 
-// The first query of a streaming workgroup (x and z count blocks of WG queries).
-fn query_block_start(wid: vec3<u32>, groups_x: u32) -> u32 {
-    return (wid.z * groups_x + wid.x) * WG;
-}
 
 
 // The counter-based generator of model::rng, bit for bit: the PCG hash chained over the key.

@@ -1,8 +1,9 @@
-// Stage 1 of the attention field (MODELS.md §1): the queries of one head h,
-//   q_t = beta_b K_h^T Q_h x_t   (beta_b x_t when every K^T Q = I), x the query tokens,
-// so that the score against key x_j is s = beta <Q_h x_t, K_h x_j> = <q_t, x_j>.
-// One invocation per element (token t, row r), so each loops over d only.
-// CPU twin: reference::stages::queries.
+// Stage 1 of the attention field (MODELS.md §1): the queries of one head h, in base 2,
+//   q_t = beta_b log2(e) K_h^T Q_h x_t   (beta_b log2(e) x_t when every K^T Q = I),
+// x the query tokens, so that the score against key x_j is s log2(e) = <q_t, x_j> and the
+// attention kernels take exp2 of it. Written as DV vec4s per token; the pad lanes past D are
+// never written and stay zero. One invocation per element (token t, row r), so each loops
+// over d only. CPU twin: reference::stages::queries (natural units).
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<uniform> head: Head;
@@ -10,6 +11,7 @@
 // K_h^T Q_h for every head, [H, d, d] row-major.
 @group(0) @binding(3) var<storage, read> score_matrix: array<f32>;
 @group(0) @binding(4) var<storage, read> x: array<f32>;
+// [batch * n_queries][DV] vec4, as floats.
 @group(0) @binding(5) var<storage, read_write> q: array<f32>;
 
 @compute @workgroup_size(WG)
@@ -23,9 +25,10 @@ fn main(
     }
     let t = e / D;
     let r = e % D;
-    let beta = betas[t / params.n_queries];
+    let out = t * DV * 4u + r;
+    let beta = betas[t / params.n_queries] * LOG2E;
     if has_flag(params.flags, FLAG_IDENTITY_SCORES) {
-        q[e] = beta * x[e];
+        q[out] = beta * x[e];
         return;
     }
     let m = head.index * D * D;
@@ -33,5 +36,5 @@ fn main(
     for (var c = 0u; c < D; c++) {
         s += score_matrix[m + r * D + c] * x[t * D + c];
     }
-    q[e] = beta * s;
+    q[out] = beta * s;
 }

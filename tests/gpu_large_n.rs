@@ -6,6 +6,7 @@
 mod common;
 
 use attnflow::gpu::attend::GpuAttend;
+use attnflow::gpu::codegen::Profile;
 use attnflow::gpu::{Chunking, GpuBackend, GpuOptions, Sizes};
 use attnflow::integrate::{Backend, Slot};
 use attnflow::model::init::InitSpec;
@@ -32,6 +33,16 @@ fn relative_error(got: &[f32], want: &[f64]) -> f64 {
 /// error grows like sqrt(TK) + sqrt(n / TK) rather than n.
 #[test]
 fn gpu_attention_over_a_million_keys_stays_within_sqrt_n_eps() {
+    million_keys(false);
+}
+
+/// The same with wgpu's runtime checks in every kernel.
+#[test]
+fn gpu_attention_over_a_million_keys_stays_within_sqrt_n_eps_checked() {
+    million_keys(true);
+}
+
+fn million_keys(checked: bool) {
     let Some(ctx) = gpu() else { return };
     let m = 256;
     for beta in [1.0, 30.0] {
@@ -62,8 +73,11 @@ fn gpu_attention_over_a_million_keys_stays_within_sqrt_n_eps() {
                 n_keys: n,
                 d,
             };
-            let mut gpu =
-                GpuAttend::new(ctx.clone(), &model, sizes, GpuOptions::default()).unwrap();
+            let options = GpuOptions {
+                checked: Some(checked),
+                ..Default::default()
+            };
+            let mut gpu = GpuAttend::new(ctx.clone(), &model, sizes, options).unwrap();
             gpu.set_keys(&keys).unwrap();
             gpu.set_queries(&queries).unwrap();
             let got = gpu.run().unwrap();
@@ -100,11 +114,22 @@ fn gpu_attention_over_a_million_keys_stays_within_sqrt_n_eps() {
     }
 }
 
-/// The dynamics with every large-n mechanism forced on at n = 5000: 37 keys per dispatch
-/// (136 chunks), queries over two grid dimensions (79 blocks, at most 16 per dimension), against
-/// the f64 reference after two RK4 steps; and the calibrated chunking gives the same field.
+/// The dynamics with every large-n mechanism forced on at n = 5000 with the hardware kernels:
+/// three key splits of 1667 keys, 37 keys per split per dispatch (46 chunks), query blocks
+/// over two grid dimensions (20 blocks of 256, at most 16 per dimension), against the f64
+/// reference after two RK4 steps; and the calibrated chunking gives the same field.
 #[test]
 fn gpu_dynamics_with_forced_chunks_and_split_queries_match_reference() {
+    forced_chunks(false);
+}
+
+/// The same with wgpu's runtime checks in every kernel.
+#[test]
+fn gpu_dynamics_with_forced_chunks_and_split_queries_match_reference_checked() {
+    forced_chunks(true);
+}
+
+fn forced_chunks(checked: bool) {
     let Some(ctx) = gpu() else { return };
     let case = Case {
         shape: Shape::new(1, 5000, 3).unwrap(),
@@ -119,10 +144,16 @@ fn gpu_dynamics_with_forced_chunks_and_split_queries_match_reference() {
     let forced = GpuOptions {
         chunking: Chunking::Fixed(37),
         max_groups: Some(16),
+        splits: Some(3),
+        profile: Some(Profile::Hardware),
+        checked: Some(checked),
+        ..Default::default()
     };
     let mut gpu = GpuBackend::with_options(ctx.clone(), &model, case.shape, &x0, forced).unwrap();
-    assert_eq!(gpu.dispatch().chunks(5000), 136);
-    assert_eq!(gpu.dispatch().queries, (16, 1, 5));
+    let plan = gpu.plan();
+    assert_eq!((plan.splits, plan.split_keys, plan.chunks), (3, 1667, 46));
+    let slot = plan.slots(16)[0];
+    assert_eq!((plan.blocks, slot.groups_x, slot.z_blocks), (20, 16, 2));
     let got = evolve(&mut gpu, &case, 0.05, 2);
     let mut reference =
         attnflow::reference::ReferenceBackend::new(&model, case.shape, &x0).unwrap();
@@ -142,15 +173,17 @@ fn gpu_dynamics_with_forced_chunks_and_split_queries_match_reference() {
             GpuBackend::with_options(ctx.clone(), &model, case.shape, &x0, options).unwrap();
         g.prepare(1).unwrap();
         g.field(Slot::State, 0).unwrap();
-        (g.dispatch().chunk_keys, g.read_field(0).unwrap().to_f64())
+        (g.plan().chunk_keys, g.read_field(0).unwrap().to_f64())
     };
     let (calibrated_keys, calibrated) = field(GpuOptions {
         chunking: Chunking::Timed(1e-3),
-        max_groups: None,
+        checked: Some(checked),
+        ..Default::default()
     });
     let (_, whole) = field(GpuOptions {
         chunking: Chunking::Fixed(5000),
-        max_groups: None,
+        checked: Some(checked),
+        ..Default::default()
     });
     eprintln!("calibrated: {calibrated_keys} keys per dispatch for a 1 ms target");
     assert!(

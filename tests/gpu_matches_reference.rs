@@ -3,7 +3,8 @@
 
 mod common;
 
-use attnflow::gpu::GpuBackend;
+use attnflow::gpu::codegen::Profile;
+use attnflow::gpu::{GpuBackend, GpuOptions};
 
 use attnflow::reference::ReferenceBackend;
 use common::*;
@@ -14,11 +15,12 @@ use common::*;
 const TOL: f64 = 1e-4;
 const STEPS: usize = 3;
 
-#[test]
-fn gpu_matches_reference_over_the_core_grid() {
-    let Some(ctx) = gpu() else { return };
+/// The core grid on the GPU with `options` against the f64 reference after 3 RK4 steps (only
+/// the cases `keep` takes). Returns the largest error.
+fn grid_against_reference(options: GpuOptions, keep: impl Fn(&Case) -> bool, what: &str) -> f64 {
+    let Some(ctx) = gpu() else { return 0.0 };
     let mut worst: f64 = 0.0;
-    for case in grid() {
+    for case in grid().into_iter().filter(|c| keep(c)) {
         let model = case.model();
         let x0 = case.initial();
         let h = case.step_size();
@@ -28,20 +30,73 @@ fn gpu_matches_reference_over_the_core_grid() {
             h,
             STEPS,
         );
-        let mut gpu = GpuBackend::new(ctx.clone(), &model, case.shape, &x0).unwrap();
+        let mut gpu =
+            GpuBackend::with_options(ctx.clone(), &model, case.shape, &x0, options).unwrap();
         let got = evolve(&mut gpu, &case, h, STEPS);
-        let err = assert_close(&got, &want, case.shape, TOL, TOL, &case.label());
-        eprintln!("{:<80} h={h:.2e} max|err|={err:.2e}", case.label());
+        let label = format!("{what}: {}", case.label());
+        let err = assert_close(&got, &want, case.shape, TOL, TOL, &label);
+        eprintln!("{label:<100} h={h:.2e} max|err|={err:.2e}");
         worst = worst.max(err);
     }
-    eprintln!("largest GPU error over the grid: {worst:.3e}");
+    eprintln!("{what}: largest GPU error over the grid: {worst:.3e}");
+    worst
+}
+
+/// The kernels this adapter picks (on llvmpipe the N-body kernel with 4-16 queries per
+/// invocation up to d = 128), trusted modules.
+#[test]
+fn gpu_matches_reference_over_the_core_grid() {
+    grid_against_reference(GpuOptions::default(), |_| true, "default kernels");
+}
+
+/// The kernels a hardware GPU gets (N-body with 4 queries per invocation up to d = 8,
+/// FlashAttention-2 above, subgroup reductions), run on this adapter.
+#[test]
+fn gpu_hardware_kernels_match_reference_over_the_core_grid() {
+    let options = GpuOptions {
+        profile: Some(Profile::Hardware),
+        ..Default::default()
+    };
+    grid_against_reference(options, |_| true, "hardware kernels");
+}
+
+/// FlashAttention-2 with its reductions through workgroup memory (adapters without
+/// subgroups), on the grid's cases with d >= 16.
+#[test]
+fn gpu_workgroup_memory_reductions_match_reference() {
+    let options = GpuOptions {
+        profile: Some(Profile::Hardware),
+        subgroups: false,
+        ..Default::default()
+    };
+    grid_against_reference(options, |c| c.shape.d >= 16, "workgroup reductions");
+}
+
+/// Every kernel compiled with wgpu's runtime checks (ATTNFLOW_CHECKED_SHADERS=1): the same
+/// results as the trusted modules, over the grid for this adapter's kernels and over its
+/// d >= 16 cases for the hardware kernels (below 16 they are this adapter's N-body kernel
+/// with other block sizes).
+#[test]
+fn gpu_checked_modules_match_reference_over_the_core_grid() {
+    for (profile, min_d) in [(Profile::Software, 0), (Profile::Hardware, 16)] {
+        let options = GpuOptions {
+            profile: Some(profile),
+            checked: Some(true),
+            ..Default::default()
+        };
+        grid_against_reference(
+            options,
+            |c| c.shape.d >= min_d,
+            &format!("checked {profile:?}"),
+        );
+    }
 }
 
 /// One field evaluation, kernel by kernel, against the f64 twins in reference::stages, with
 /// the keys split into chunks of 7 so that the partial softmax states are merged 15 times.
 #[test]
 fn gpu_field_stages_match_their_twins_with_chunked_keys() {
-    use attnflow::gpu::{Chunking, GpuOptions};
+    use attnflow::gpu::Chunking;
     use attnflow::integrate::{Backend, Slot};
     use attnflow::model::weights::QkvSpec;
     use attnflow::model::{Attention, Geometry, Mask, Shape};
@@ -67,10 +122,10 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
             ..Default::default()
         };
         let mut gpu = GpuBackend::with_options(ctx.clone(), &model, shape, &x0, options).unwrap();
-        assert_eq!(gpu.dispatch().chunks(shape.n), 15);
+        assert_eq!(gpu.plan().chunks, 15);
         gpu.prepare(1).unwrap();
         gpu.field(Slot::State, 0).unwrap();
-        let (q, acc, ml) = gpu.read_intermediates().unwrap();
+        let got = gpu.read_intermediates().unwrap();
         let field = gpu.read_field(0).unwrap().to_f64();
 
         let want_q = stages::queries(&model, &model.heads[0], shape, &x0);
@@ -80,6 +135,25 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
             stages::attention(&model, shape, shape.n, &want_q, &x0, start, 7, &mut partial);
             start += 7;
         }
+        // The GPU's partial state is kept relative to a lazy maximum in base 2 and split
+        // over keys: compare what does not depend on that, the log-sum-exp of the scores
+        // and the merged mean.
+        let d = shape.d;
+        let want_lse: Vec<f64> = (0..shape.tokens())
+            .map(|t| partial.m[t] + partial.l[t].ln())
+            .collect();
+        let want_mean: Vec<f64> = (0..shape.len())
+            .map(|e| {
+                let t = e / d;
+                let scale = match attention {
+                    Attention::Sa => 1.0 / partial.l[t],
+                    Attention::Usa => {
+                        (partial.m[t] - model.usa_log_normaliser(t % shape.n, shape.n)).exp()
+                    }
+                };
+                partial.acc[e] * scale
+            })
+            .collect();
         let mut want_field = vec![0.0; shape.len()];
         let head = &model.heads[0];
         stages::attention_finish(
@@ -98,34 +172,28 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
             }
         }
         let label = format!("{attention:?} {mask:?} {geometry:?}");
-        let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
         assert_close(
-            &f64s(&q),
+            &got.queries,
             &want_q,
             shape,
             1e-6,
             1e-6,
             &format!("queries, {label}"),
         );
+        for (t, (g, w)) in got.lse.iter().zip(&want_lse).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "attention log-sum-exp of token {t}, {label}: got {g}, want {w}"
+            );
+        }
         assert_close(
-            &f64s(&acc),
-            &partial.acc,
+            &got.mean,
+            &want_mean,
             shape,
             1e-5,
             1e-5,
-            &format!("attention acc, {label}"),
+            &format!("attention and merge, {label}"),
         );
-        let ml = f64s(&ml);
-        for t in 0..shape.tokens() {
-            let (m, l) = (ml[2 * t], ml[2 * t + 1]);
-            assert!(
-                (m - partial.m[t]).abs() <= 1e-5 * (1.0 + partial.m[t].abs())
-                    && (l - partial.l[t]).abs() <= 1e-5 * partial.l[t],
-                "attention (m, l) of token {t}, {label}: got ({m}, {l}), want ({}, {})",
-                partial.m[t],
-                partial.l[t]
-            );
-        }
         assert_close(
             &field,
             &want_field,
@@ -140,7 +208,7 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
 /// Splitting the keys into chunks changes the order of summation only.
 #[test]
 fn gpu_chunked_keys_give_the_unchunked_field() {
-    use attnflow::gpu::{Chunking, GpuOptions};
+    use attnflow::gpu::Chunking;
     use attnflow::integrate::{Backend, Slot};
     use attnflow::model::weights::QkvSpec;
     use attnflow::model::{Attention, Geometry, Mask, Shape};
@@ -218,7 +286,7 @@ fn gpu_ensemble_systems_equal_separate_runs() {
 /// The streamed observables (energy, cosines) match the reference's plain loops.
 #[test]
 fn gpu_pair_stats_match_reference() {
-    use attnflow::gpu::{Chunking, GpuOptions};
+    use attnflow::gpu::Chunking;
     use attnflow::integrate::Backend;
     use attnflow::model::observables::summarise;
     use attnflow::model::weights::QkvSpec;
@@ -276,7 +344,7 @@ fn gpu_pair_stats_match_reference() {
 /// limit's name and the largest size that fits.
 #[test]
 fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
-    use attnflow::gpu::{Sizes, plan};
+    use attnflow::gpu::{Sizes, check_sizes};
     let Some(ctx) = gpu() else { return };
     let limits = &ctx.limits;
     let max_floats = limits
@@ -290,7 +358,7 @@ fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
         d,
     };
     let n = (max_floats / 128 + 1) as usize;
-    let err = plan(limits, sizes(n, 128), 1024, None)
+    let err = check_sizes(limits, sizes(n, 128), 1, 1, None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -303,9 +371,9 @@ fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
     );
     // Queries beyond one grid dimension go over two: with at most 60 groups per dimension,
     // 100000 queries (1563 groups of 64) take 60 x 27, and 4 x 4 is too few.
-    let split = plan(limits, sizes(100_000, 2), 1024, Some(60)).unwrap();
-    assert_eq!(split.queries, (60, 1, 27));
-    let err = plan(limits, sizes(100_000, 2), 1024, Some(4))
+    let split = check_sizes(limits, sizes(100_000, 2), 1, 1, Some(60)).unwrap();
+    assert_eq!(split.tokens, (60, 27));
+    let err = check_sizes(limits, sizes(100_000, 2), 1, 1, Some(4))
         .unwrap_err()
         .to_string();
     assert!(
@@ -318,7 +386,7 @@ fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
 /// invocations so that no shader loops d^2 times), and a clear error past it.
 #[test]
 fn gpu_matches_reference_for_large_d_up_to_its_limit() {
-    use attnflow::gpu::{MAX_D, Sizes, plan};
+    use attnflow::gpu::{MAX_D, Sizes, check_sizes};
     use attnflow::model::weights::QkvSpec;
     use attnflow::model::{Attention, Geometry, Mask, Shape};
     let Some(ctx) = gpu() else { return };
@@ -353,6 +421,6 @@ fn gpu_matches_reference_for_large_d_up_to_its_limit() {
         n_keys: 10,
         d: MAX_D + 1,
     };
-    let err = plan(&ctx.limits, sizes, 100, None).unwrap_err();
+    let err = check_sizes(&ctx.limits, sizes, 1, 1, None).unwrap_err();
     assert!(err.to_string().contains("support d up to 1024"), "{err}");
 }

@@ -1,41 +1,82 @@
-//! Every WGSL kernel parses and validates with naga, for the dimensions and tile sizes the
-//! GPU backend generates, on any machine (no GPU needed).
+//! Every WGSL kernel parses and validates with naga, for the dimensions, tile sizes and
+//! variants the GPU backend generates, on any machine (no GPU needed).
 
-use attnflow::gpu::shaders::{self, Specialisation};
+use attnflow::gpu::codegen::{AttentionKernel, PairKernel, Profile, Target, Variant};
+use attnflow::gpu::shaders;
 use wgpu::naga;
+
+fn validate(name: &str, source: &str) -> naga::Module {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}:\n{}", e.emit_to_string(source)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::SUBGROUP,
+    )
+    .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+    .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
+    module
+}
+
+/// The dimensions the tests cover: the N-body kernel's every width, each Block bucket.
+const DS: [usize; 14] = [2, 3, 4, 5, 7, 8, 9, 16, 33, 64, 128, 256, 512, 1024];
 
 #[test]
 fn every_shader_parses_and_validates_for_every_specialisation() {
     let mut checked = 0;
-    for &(name, kernel) in shaders::KERNELS {
-        for d in [2usize, 3, 4, 16, 64, 128] {
-            // 16 KiB is wgpu's default workgroup memory, 32 KiB llvmpipe's.
-            for workgroup_bytes in [16384u32, 32768] {
-                let spec = Specialisation::for_dimension(d, workgroup_bytes);
+    for d in DS {
+        for &(name, kernel) in shaders::KERNELS {
+            validate(
+                &format!("{name}.wgsl (d = {d})"),
+                &shaders::source(kernel, d),
+            );
+            checked += 1;
+        }
+        // 16 KiB is wgpu's default workgroup memory, 32 KiB llvmpipe's, 48 KiB NVIDIA's.
+        for workgroup_bytes in [16384u32, 32768, 49152] {
+            for (profile, subgroup_min) in [
+                (Profile::Hardware, None),
+                (Profile::Hardware, Some(32)),
+                (Profile::Software, Some(8)),
+            ] {
+                let target = Target {
+                    workgroup_bytes,
+                    subgroup_min,
+                    profile,
+                };
+                let kernel = AttentionKernel::for_dimension(d, &target);
                 assert!(
-                    16 * spec.tile_keys * spec.d.div_ceil(4) <= workgroup_bytes,
-                    "{spec:?} overflows"
+                    kernel.workgroup_bytes() <= workgroup_bytes,
+                    "{kernel:?} overflows {workgroup_bytes} bytes"
                 );
-                let source = shaders::source(kernel, spec);
-                let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
-                    panic!("{name}.wgsl ({spec:?}):\n{}", e.emit_to_string(&source))
-                });
-                naga::valid::Validator::new(
-                    naga::valid::ValidationFlags::all(),
-                    naga::valid::Capabilities::default(),
-                )
-                .validate(&module)
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "{name}.wgsl ({spec:?}) does not validate:\n{}",
-                        e.emit_to_string(&source)
-                    )
-                });
+                for causal in [false, true] {
+                    for alibi in [false, true] {
+                        let variant = Variant { causal, alibi };
+                        validate(
+                            &format!("attention {kernel:?} {variant:?}"),
+                            &kernel.source(variant),
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+            for profile in [Profile::Hardware, Profile::Software] {
+                let target = Target {
+                    workgroup_bytes,
+                    subgroup_min: None,
+                    profile,
+                };
+                let pairs = PairKernel::for_dimension(d, &target);
+                validate(&format!("pair_stats {pairs:?}"), &pairs.source());
                 checked += 1;
             }
         }
     }
-    assert_eq!(checked, shaders::KERNELS.len() * 12);
+    assert_eq!(
+        checked,
+        DS.len() * (shaders::KERNELS.len() + 3 * (3 * 4 + 2))
+    );
 }
 
 /// A file in shaders/ that no kernel list names would never be compiled or checked.
@@ -48,26 +89,27 @@ fn every_wgsl_file_is_a_listed_kernel_or_common() {
             .strip_suffix(".wgsl")
             .expect("only .wgsl files in shaders/");
         assert!(
-            stem == "common" || shaders::KERNELS.iter().any(|(k, _)| *k == stem),
-            "shaders/{name} is not in gpu::shaders::KERNELS"
+            stem == "common"
+                || shaders::KERNELS.iter().any(|(k, _)| *k == stem)
+                || shaders::TEMPLATES.iter().any(|(k, _)| *k == stem),
+            "shaders/{name} is not in gpu::shaders::KERNELS or TEMPLATES"
         );
     }
 }
 
-/// The loop budget keeps a streaming dispatch under llvmpipe's 65535 iterations.
+/// The planned chunks keep a streaming dispatch under llvmpipe's 65535 loop iterations.
 #[test]
-fn chunk_sizes_respect_the_software_loop_budget() {
-    for d in [2usize, 3, 16, 64, 128, 1024] {
-        let spec = Specialisation::for_dimension(d, 32768);
-        let keys = spec.keys_within_loop_budget(shaders::SOFTWARE_LOOP_BUDGET);
-        let dv = d.div_ceil(4);
-        let tiles = keys.div_ceil(spec.tile_keys as usize);
-        let per_tile_load = 5 * (spec.tile_keys as usize * dv).div_ceil(spec.workgroup as usize);
-        let iterations = keys * (3 * dv + 1) + tiles * (1 + 2 * dv + per_tile_load) + 10 * dv;
-        assert!(
-            iterations < 65535,
-            "d = {d}: {keys} keys take {iterations} iterations"
-        );
-        assert!(keys >= 16, "d = {d}: only {keys} keys per chunk");
+fn loop_iteration_bounds_allow_long_chunks() {
+    for d in DS {
+        for target in [Target::LLVMPIPE, Target::NVIDIA] {
+            let kernel = AttentionKernel::for_dimension(d, &target);
+            let tk = kernel.tile_keys() as usize;
+            assert!(
+                kernel.loop_iterations(tk) < 65535,
+                "d = {d}: one tile is too long"
+            );
+            let pairs = PairKernel::for_dimension(d, &target);
+            assert!(pairs.loop_iterations(pairs.tk as usize) < 65535, "d = {d}");
+        }
     }
 }

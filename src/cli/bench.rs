@@ -25,9 +25,12 @@ pub struct BenchArgs {
     /// Independent systems per evaluation.
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Timed evaluations, and as many timed RK4 steps, after one warm-up of each.
+    /// Timed evaluations after a warm-up.
     #[arg(long, default_value_t = 5)]
     evals: usize,
+    /// Timed RK4 steps after a warm-up [default: as many as --evals].
+    #[arg(long)]
+    steps: Option<usize>,
     /// Mask: full or causal (causal does half the pairs).
     #[arg(long, default_value = "full", value_parser = ["full", "causal"])]
     mask: String,
@@ -37,6 +40,19 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Measure the GPU evaluation side by side with two baseline kernels (the simplest
+    /// online-softmax kernel and attnflow's kernel before the generated ones) on the same
+    /// adapter and tokens, and print the ratios (SA, full mask, batch 1).
+    #[arg(long)]
+    baselines: bool,
+    /// Write the GPU report (scripts/gpu-report) into this folder: a grid of sizes, the RK4
+    /// step at a million tokens, the cpu backend beside it, the baselines, the default
+    /// phase-diagram experiment; gpu-report.json and gpu-report.md.
+    #[arg(long, value_name = "DIR")]
+    report: Option<std::path::PathBuf>,
+    /// With --report: small sizes only (checks the report itself).
+    #[arg(long, requires = "report")]
+    quick: bool,
 }
 
 fn choice(s: &str) -> BackendChoice {
@@ -54,7 +70,7 @@ fn mib(bytes: Option<u64>) -> String {
 
 fn row(r: &BenchReport) -> String {
     format!(
-        "{:<10} {:>9} {:>5} {:>6} {:>12.3e} {:>11.3e} [{:.2e}, {:.2e}] {:>11.3e} {:>12} {:>9} {:>9}",
+        "{:<10} {:>9} {:>5} {:>6} {:>12.3e} {:>11.3e} [{:.2e}, {:.2e}] {:>11} {:>12} {:>9} {:>9}",
         r.backend,
         r.n,
         r.d,
@@ -63,7 +79,8 @@ fn row(r: &BenchReport) -> String {
         r.seconds_per_eval,
         r.eval_seconds.q1,
         r.eval_seconds.q3,
-        r.seconds_per_step,
+        r.seconds_per_step
+            .map_or("-".into(), |s| format!("{s:.3e}")),
         r.gpu_pairs_per_second
             .map_or("-".into(), |p| format!("{p:.3e}")),
         mib(r.peak_host_bytes),
@@ -85,6 +102,15 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         })?;
     if ns.contains(&0) {
         bail!("n must be at least 1");
+    }
+    if let Some(dir) = &args.report {
+        let r = bench::report::report(dir, args.quick)?;
+        print!("{}", bench::report::markdown(&r));
+        println!("wrote {}", dir.join("gpu-report.json").display());
+        return Ok(());
+    }
+    if args.baselines {
+        return baselines(&args, &ns);
     }
     let mask = if args.mask == "causal" {
         Mask::Causal
@@ -128,6 +154,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         d: args.d,
         batch: args.batch,
         evals: args.evals,
+        steps: args.steps.unwrap_or(args.evals),
         mask,
     };
     let mut reports = Vec::new();
@@ -172,7 +199,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     println!(
         "attnflow bench: SA, sphere, {} mask, Q = K = V = I, beta = 1; median of {} evaluations and {} RK4 steps after a warm-up",
-        args.mask, args.evals, args.evals
+        args.mask,
+        args.evals,
+        args.steps.unwrap_or(args.evals)
     );
     for r in reports.iter().chain(&baselines) {
         println!("{:<10} {}", r.backend, r.adapter);
@@ -200,6 +229,47 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     if let Some(e) = exponent {
         println!("fitted exponent of seconds per evaluation in n: {e:.3} (2 expected)");
+    }
+    Ok(())
+}
+
+fn baselines(args: &BenchArgs, ns: &[usize]) -> Result<()> {
+    if args.evals == 0 {
+        bail!("--evals must be at least 1");
+    }
+    let ctx = Arc::new(GpuContext::new()?);
+    let mut runs = Vec::new();
+    if !args.json {
+        println!("side by side on {}", ctx.describe());
+        println!(
+            "{:>4} {:>8}  {:<28} {:>12} {:>11} {:>10}",
+            "d", "n", "kernel", "pairs/s", "s/eval", "rel. diff"
+        );
+    }
+    for &n in ns {
+        let r = bench::baselines::side_by_side(ctx.clone(), n, args.d, args.evals)?;
+        if !args.json {
+            for k in [
+                &r.attnflow,
+                &r.attnflow_other_profile,
+                &r.simple,
+                &r.v1,
+                &r.v1_as_shipped,
+            ] {
+                println!(
+                    "{:>4} {:>8}  {:<28} {:>12.3e} {:>11.3e} {:>10.1e}",
+                    r.d, r.n, k.kernel, k.pairs_per_second, k.seconds.median, k.relative_difference
+                );
+            }
+            println!(
+                "ratio attnflow / simple {:.2}x, / attention_v1 {:.2}x, / as shipped {:.2}x",
+                r.ratio_to_simple, r.ratio_to_v1, r.ratio_to_v1_as_shipped
+            );
+        }
+        runs.push(r);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
     }
     Ok(())
 }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use super::attention::{AttentionGroups, AttentionPass};
-use super::kernels::{Kernels, Sizes, plan};
-use super::shaders::Specialisation;
+use super::attention::AttentionPass;
+use super::kernels::{Kernels, Sizes, Specialisation, check_sizes};
+use super::record::{Op, Recorder};
 use super::{GpuContext, GpuOptions, map_and_read};
 use crate::error::{Result, input};
 use crate::model::Model;
@@ -20,7 +20,8 @@ pub struct GpuAttend {
     keys: wgpu::Buffer,
     out: wgpu::Buffer,
     readback: wgpu::Buffer,
-    groups: AttentionGroups,
+    ops: Vec<Op>,
+    recorder: Recorder,
 }
 
 impl GpuAttend {
@@ -34,21 +35,12 @@ impl GpuAttend {
         if sizes.n_queries == 0 || sizes.n_keys == 0 {
             return Err(input("attention needs at least one query and one key"));
         }
-        plan(&ctx.limits, sizes, 1, options.max_groups)?;
-        let spec =
-            Specialisation::for_dimension(sizes.d, ctx.limits.max_compute_workgroup_storage_size);
-        let kernels = Kernels::new(&ctx.device, spec)?;
-        let mut pass = AttentionPass::new(
-            &ctx,
-            &kernels,
-            model,
-            sizes,
-            options.chunking,
-            options.max_groups,
-        )?;
-        let device = &ctx.device;
+        check_sizes(&ctx.limits, sizes, 1, 1, options.max_groups)?;
+        let spec = Specialisation::new(&ctx, model, sizes.d, &options);
+        let kernels = Kernels::new(&ctx, spec)?;
+        let mut pass = AttentionPass::new(&ctx, &kernels, model, sizes, options.pass())?;
         let buffer = |label: &str, floats: usize, usage: wgpu::BufferUsages| {
-            device.create_buffer(&wgpu::BufferDescriptor {
+            ctx.buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: 4 * floats as u64,
                 usage,
@@ -67,11 +59,12 @@ impl GpuAttend {
             query_floats,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
-        let mut groups = pass.bind(&ctx, &kernels, &queries, &keys, &out);
         if let Some(target) = options.chunking.target(&ctx) {
-            pass.calibrate(&ctx, &kernels, &groups, target)?;
-            groups = pass.bind(&ctx, &kernels, &queries, &keys, &out);
+            pass.calibrate(&ctx, &kernels, &keys, options.pass(), target)?;
         }
+        let groups = pass.bind(&ctx, &kernels, &queries, &keys, &out);
+        let ops = pass.ops(&kernels, &groups);
+        let recorder = Recorder::new(pass.plan.dispatches_per_submission, pass.plan.in_flight);
         ctx.take_error()?;
         Ok(GpuAttend {
             ctx,
@@ -82,13 +75,24 @@ impl GpuAttend {
             keys,
             out,
             readback,
-            groups,
+            ops,
+            recorder,
         })
     }
 
-    /// Keys per streaming dispatch in use.
+    /// Keys per split per streaming dispatch in use.
     pub fn chunk_keys(&self) -> usize {
-        self.pass.dispatch.chunk_keys
+        self.pass.plan.chunk_keys
+    }
+
+    /// How an evaluation is cut into dispatches.
+    pub fn plan(&self) -> super::Plan {
+        self.pass.plan
+    }
+
+    /// The kernel specialisation in use.
+    pub fn specialisation(&self) -> Specialisation {
+        self.kernels.spec
     }
 
     /// The query tokens, [batch, n_queries, d].
@@ -124,22 +128,15 @@ impl GpuAttend {
     /// Evaluates the layer: per query the attention output V sum_j w_j x_j (SA or USA), or on
     /// the sphere its tangent projection, [batch, n_queries, d].
     pub fn run(&mut self) -> Result<Vec<f32>> {
-        let mut enc = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("attend"),
-            });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("attend"),
-                timestamp_writes: None,
-            });
-            self.pass
-                .record(&mut pass, &self.kernels, &self.groups, None);
-        }
-        enc.copy_buffer_to_buffer(&self.out, 0, &self.readback, 0, self.out.size());
-        self.ctx.queue.submit([enc.finish()]);
+        self.recorder.record(&self.ctx, &self.ops, None)?;
+        self.recorder.encoder(&self.ctx).copy_buffer_to_buffer(
+            &self.out,
+            0,
+            &self.readback,
+            0,
+            self.out.size(),
+        );
+        self.recorder.submit(&self.ctx)?;
         let bytes = map_and_read(&self.ctx, &self.readback)?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }

@@ -1,43 +1,44 @@
 //! One evaluation of the attention field on the GPU, shared by the dynamics (queries = keys =
 //! the state) and by single layers with separate queries and keys. Per head: `queries`
-//! (q = beta K_h^T Q_h z), `attention` once per chunk of keys (online softmax, partial states
-//! merged exactly), `attention_finish` (V_h, the SA or USA normalisation, c_h, summed over
-//! heads); then the perceptron (`mlp_hidden`, `mlp_out`) and, on the sphere,
-//! `tangent_project`. A random model redraws its heads on the device (`redraw`) once per
-//! step. The buffers it owns are built once; `record` only records.
+//! (q = beta log2(e) K_h^T Q_h z), `attention` once per planned dispatch (online softmax over
+//! key splits and chunks, partial states continued across chunks), `attention_merge` (the
+//! splits merged, SA or USA normalisation), `attention_finish` (V_h, c_h, summed over heads);
+//! then the perceptron (`mlp_hidden`, `mlp_out`) and, on the sphere, `tangent_project`. A
+//! random model redraws its heads on the device (`redraw`) once per step. The buffers it owns
+//! are built once; `ops` only lists the dispatches of an evaluation.
 
 use std::time::Instant;
 
-use wgpu::util::DeviceExt;
-
 use super::GpuContext;
 use super::kernels::{
-    Chunk, Dispatch, HeadSlot, Kernels, Params, RedrawSlot, Sizes, StepSlot, aligned, bind_group,
-    plan_with_hidden, slot_binding,
+    Chunk, Grids, HeadSlot, Kernels, Params, RedrawSlot, Sizes, StepSlot, aligned, bind_group,
+    check_sizes, slot_binding,
 };
+use super::plan::{self, Budget, DispatchSlot, KernelShape, Plan, PlanInput, Probe};
+use super::record::Op;
 use super::shaders;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Geometry, Mask, Model};
 
-/// How the key range is split into dispatches.
+/// How the work of an evaluation is cut into dispatches.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Chunking {
-    /// `Timed(TARGET_DISPATCH_SECONDS)` on hardware adapters; on software adapters (no
-    /// watchdog, costly dispatches) as many keys as llvmpipe's loop-iteration limit allows.
+    /// Probe the adapter's speed and plan to the default budgets on hardware adapters; on
+    /// software adapters (no watchdog) as many keys as llvmpipe's loop limit allows.
     Auto,
-    /// Exactly this many keys per dispatch (tests force the chunked paths with it).
+    /// Exactly this many keys per split per dispatch (tests force the chunked paths with it).
     Fixed(usize),
-    /// Measure one chunk, then size the rest so that one dispatch takes about this many
-    /// seconds (well under an operating system's GPU watchdog, about 2 s on Windows). On
-    /// software adapters the chunk also stays within llvmpipe's loop-iteration limit.
+    /// Probe, then plan so that one dispatch takes at most this many seconds at half the
+    /// measured speed, and a submission 2.5 times that (also on software adapters; tests
+    /// force many chunks with it).
     Timed(f64),
 }
 
-/// The default target time of one streaming dispatch.
-pub const TARGET_DISPATCH_SECONDS: f64 = 0.05;
+/// The default longest dispatch.
+pub const TARGET_DISPATCH_SECONDS: f64 = 0.1;
 
 impl Chunking {
-    /// The dispatch time to calibrate to, if any, on this adapter.
+    /// The dispatch budget to probe and plan for, if any, on this adapter.
     pub fn target(self, ctx: &GpuContext) -> Option<f64> {
         match self {
             Chunking::Fixed(_) => None,
@@ -47,10 +48,39 @@ impl Chunking {
     }
 }
 
+/// What the speed probe measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Calibration {
+    /// The largest probe run.
+    pub probe: Probe,
+    pub pairs: f64,
+    pub seconds: f64,
+    /// Pair interactions per second it measured.
+    pub speed: f64,
+    /// Timed by GPU timestamps (else by the host clock).
+    pub timestamps: bool,
+    /// Probes run.
+    pub probes: usize,
+}
+
+/// The test knobs and options of the attention pass.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PassOptions {
+    pub chunking: Chunking,
+    pub max_groups: Option<u32>,
+    pub splits: Option<usize>,
+}
+
 pub(crate) struct AttentionPass {
     pub sizes: Sizes,
-    pub dispatch: Dispatch,
+    pub grids: Grids,
+    pub plan: Plan,
+    /// The plan of the pair statistics (self-attention only).
+    pub stats_plan: Plan,
+    pub calibration: Option<Calibration>,
+    max_groups: u32,
     pub params: wgpu::Buffer,
+    pub stats_params: wgpu::Buffer,
     pub betas: wgpu::Buffer,
     /// K_h^T Q_h and V_h of every head, [H, d, d].
     pub score_matrix: wgpu::Buffer,
@@ -61,13 +91,16 @@ pub(crate) struct AttentionPass {
     head_count: usize,
     /// log Z_i of USA per query position.
     log_normaliser: wgpu::Buffer,
-    /// Queries, and the online-softmax state (acc, and (m, l) pairs) of every query.
+    /// Queries [tokens][DV] vec4, and the online-softmax state of every split and query:
+    /// acc [splits][tokens][DV] vec4 and (m, l) pairs [splits][tokens].
     pub q: wgpu::Buffer,
     pub acc: wgpu::Buffer,
     pub ml: wgpu::Buffer,
-    /// One `Chunk` per dispatch slot (dynamic offsets).
+    /// One `Chunk` per planned dispatch (dynamic offsets), attention then pair statistics.
     pub chunks: wgpu::Buffer,
     pub chunk_stride: u64,
+    slots: Vec<DispatchSlot>,
+    stats_slots: Vec<DispatchSlot>,
     /// The perceptron's A, b, W and hidden values, when there is one.
     mlp: Option<[wgpu::Buffer; 4]>,
     /// The layer being computed (random heads, noise), written once per step.
@@ -75,27 +108,120 @@ pub(crate) struct AttentionPass {
     /// Seeds of a random model's redraws.
     redraw: Option<wgpu::Buffer>,
     sphere: bool,
-    /// The largest chunk software adapters allow (llvmpipe's loop limit), if any.
-    loop_cap: Option<usize>,
 }
 
 /// Bind groups of one evaluation: which buffers hold the query tokens, the keys, the output.
 pub(crate) struct AttentionGroups {
     queries: wgpu::BindGroup,
     attention: wgpu::BindGroup,
+    merge: wgpu::BindGroup,
     finish: wgpu::BindGroup,
     project: wgpu::BindGroup,
     mlp: Option<[wgpu::BindGroup; 2]>,
 }
 
 impl AttentionPass {
+    pub fn kernel_shape(kernels: &Kernels) -> KernelShape {
+        KernelShape {
+            queries_per_group: kernels.spec.attention.queries_per_group() as usize,
+            tile_keys: kernels.spec.attention.tile_keys() as usize,
+        }
+    }
+
+    fn stats_shape(kernels: &Kernels) -> KernelShape {
+        KernelShape {
+            queries_per_group: kernels.spec.pairs.queries_per_group() as usize,
+            tile_keys: kernels.spec.pairs.tk as usize,
+        }
+    }
+
+    /// The plans of the attention and the pair statistics at a measured speed (None: not
+    /// measured) with the dispatch budget `budget`.
+    fn plans(
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        sizes: Sizes,
+        options: PassOptions,
+        speed: Option<f64>,
+        budget: Option<f64>,
+    ) -> Result<(Plan, Plan)> {
+        let software = ctx.is_software();
+        let max_groups = options
+            .max_groups
+            .unwrap_or(u32::MAX)
+            .min(ctx.limits.max_compute_workgroups_per_dimension);
+        // A submission holds 2.5 dispatch budgets (0.25 s by default).
+        let dispatch_seconds = budget.unwrap_or(TARGET_DISPATCH_SECONDS);
+        let budget = Budget {
+            dispatch_seconds,
+            submission_seconds: 2.5 * dispatch_seconds,
+            ..Budget::default()
+        };
+        let spec = kernels.spec;
+        let loop_cap = |iterations: &dyn Fn(usize) -> usize, tk: usize| {
+            software.then(|| {
+                // The most whole tiles within llvmpipe's loop budget.
+                let mut keys = tk;
+                while iterations(keys * 2) < shaders::SOFTWARE_LOOP_BUDGET && keys < 1 << 30 {
+                    keys *= 2;
+                }
+                let mut hi = keys * 2;
+                while hi - keys > tk {
+                    let mid = (keys + hi) / 2 / tk * tk;
+                    if mid <= keys {
+                        break;
+                    }
+                    if iterations(mid) < shaders::SOFTWARE_LOOP_BUDGET {
+                        keys = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                keys
+            })
+        };
+        let chunk_keys = match options.chunking {
+            Chunking::Fixed(k) => Some(k),
+            _ => None,
+        };
+        let attention = plan::plan(&PlanInput {
+            batch: sizes.batch,
+            n_queries: sizes.n_queries,
+            n_keys: sizes.n_keys,
+            kernel: Self::kernel_shape(kernels),
+            speed,
+            max_chunk_keys: loop_cap(
+                &|k| spec.attention.loop_iterations(k),
+                spec.attention.tile_keys() as usize,
+            ),
+            max_groups,
+            splits: options.splits,
+            chunk_keys,
+            budget,
+        })?;
+        // The pair statistics do about as much per pair as the attention for small d and
+        // less register reuse for large d: plan them at a quarter of its speed.
+        let stats = plan::plan(&PlanInput {
+            batch: sizes.batch,
+            n_queries: sizes.n_keys,
+            n_keys: sizes.n_keys,
+            kernel: Self::stats_shape(kernels),
+            speed: speed.map(|s| s / 4.0),
+            max_chunk_keys: loop_cap(&|k| spec.pairs.loop_iterations(k), spec.pairs.tk as usize),
+            max_groups,
+            splits: options.splits,
+            chunk_keys,
+            budget,
+        })?;
+        Ok((attention, stats))
+    }
+
     pub fn new(
         ctx: &GpuContext,
         kernels: &Kernels,
         model: &Model,
         sizes: Sizes,
-        chunking: Chunking,
-        max_groups: Option<u32>,
+        options: PassOptions,
     ) -> Result<Self> {
         model.validate(crate::model::Shape::new(
             sizes.batch,
@@ -107,28 +233,29 @@ impl AttentionPass {
                 "the causal mask needs the queries to be the keys (self-attention)",
             ));
         }
-        let loop_cap = ctx.is_software().then(|| {
-            kernels
-                .spec
-                .keys_within_loop_budget(shaders::SOFTWARE_LOOP_BUDGET)
-        });
-        let first_chunk = match chunking {
-            Chunking::Fixed(k) => k,
-            Chunking::Timed(_) | Chunking::Auto => loop_cap.unwrap_or(shaders::HARDWARE_CHUNK_KEYS),
-        };
+        let (plan, stats_plan) = Self::plans(ctx, kernels, sizes, options, None, None)?;
         let hidden = model.mlp.as_ref().map_or(0, |m| m.hidden);
-        let dispatch = plan_with_hidden(&ctx.limits, sizes, hidden, first_chunk, max_groups)?;
-        let device = &ctx.device;
+        let grids = check_sizes(
+            &ctx.limits,
+            sizes,
+            hidden,
+            plan.splits.max(stats_plan.splits),
+            options.max_groups,
+        )?;
+        let max_groups = options
+            .max_groups
+            .unwrap_or(u32::MAX)
+            .min(ctx.limits.max_compute_workgroups_per_dimension);
         let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            ctx.buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
                 contents,
                 usage,
             })
         };
         let buffer = |label: &str, size: u64, usage: wgpu::BufferUsages| {
-            device.create_buffer(&wgpu::BufferDescriptor {
+            ctx.buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: size.max(4),
                 usage,
@@ -138,18 +265,19 @@ impl AttentionPass {
         let storage = wgpu::BufferUsages::STORAGE;
         let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let d = sizes.d;
-        let params = Params {
+        let params = |p: &Plan| Params {
             n_queries: sizes.n_queries as u32,
             n_keys: sizes.n_keys as u32,
             batch: sizes.batch as u32,
             flags: super::kernels::flags(model, d),
-            token_groups_x: dispatch.tokens.0,
-            element_groups_x: dispatch.elements.0,
-            query_groups_x: dispatch.queries.0,
+            token_groups_x: grids.tokens.0,
+            element_groups_x: grids.elements.0,
+            query_groups_x: 0,
             alibi_slope: model.alibi_slope(sizes.n_keys) as f32,
             mlp_hidden: hidden as u32,
-            hidden_groups_x: dispatch.hidden.0,
-            pad: [0; 2],
+            hidden_groups_x: grids.hidden.0,
+            splits: p.splits as u32,
+            split_keys: p.split_keys as u32,
         };
         // Every head's matrices, stacked; a random model overwrites them at every step.
         let heads = model.layer_heads(d, 0);
@@ -173,8 +301,8 @@ impl AttentionPass {
         let log_norm: Vec<f32> = (0..sizes.n_queries)
             .map(|i| model.usa_log_normaliser(i, sizes.n_keys) as f32)
             .collect();
-        let queries_bytes = 4 * (sizes.batch * sizes.n_queries * d) as u64;
         let tokens = (sizes.batch * sizes.n_queries) as u64;
+        let padded = 16 * d.div_ceil(4) as u64;
         let mlp = model.mlp.as_ref().map(|m| {
             [
                 init("mlp_a", bytemuck::cast_slice(&f32s(&m.a)), storage),
@@ -202,13 +330,19 @@ impl AttentionPass {
             )
         });
         let matrix_usage = storage | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let uniform = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
         let mut pass = AttentionPass {
             sizes,
-            dispatch,
-            params: init(
-                "params",
-                bytemuck::bytes_of(&params),
-                wgpu::BufferUsages::UNIFORM,
+            grids,
+            plan,
+            stats_plan,
+            calibration: None,
+            max_groups,
+            params: init("params", bytemuck::bytes_of(&params(&plan)), uniform),
+            stats_params: init(
+                "stats_params",
+                bytemuck::bytes_of(&params(&stats_plan)),
+                uniform,
             ),
             betas: init("betas", bytemuck::cast_slice(&f32s(&model.betas)), storage),
             score_matrix: init(
@@ -225,11 +359,22 @@ impl AttentionPass {
             head_stride,
             head_count: heads.len(),
             log_normaliser: init("log_normaliser", bytemuck::cast_slice(&log_norm), storage),
-            q: buffer("queries", queries_bytes, storage | copy),
-            acc: buffer("softmax_acc", queries_bytes, storage | copy),
-            ml: buffer("softmax_max_sum", 8 * tokens, storage | copy),
+            // Pad lanes of the queries are never written and stay zero.
+            q: buffer("queries", padded * tokens, storage | copy),
+            acc: buffer(
+                "softmax_acc",
+                padded * tokens * plan.splits as u64,
+                storage | copy,
+            ),
+            ml: buffer(
+                "softmax_max_sum",
+                8 * tokens * plan.splits as u64,
+                storage | copy,
+            ),
             chunks: buffer("chunks", 4, wgpu::BufferUsages::UNIFORM),
             chunk_stride: aligned(std::mem::size_of::<Chunk>(), align),
+            slots: Vec::new(),
+            stats_slots: Vec::new(),
             mlp,
             step: init(
                 "step",
@@ -237,47 +382,44 @@ impl AttentionPass {
                     layer: 0,
                     pad: [0; 3],
                 }),
-                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                uniform,
             ),
             redraw,
             sphere: model.geometry == Geometry::Sphere,
-            loop_cap,
         };
-        pass.set_chunk_keys(ctx, dispatch.chunk_keys);
+        pass.upload_slots(ctx);
         Ok(pass)
     }
 
-    /// Splits the keys into chunks of `keys` (capped by the software loop limit) and
-    /// uploads one `Chunk` per dispatch.
-    pub fn set_chunk_keys(&mut self, ctx: &GpuContext, keys: usize) {
-        let n = self.sizes.n_keys.max(1);
-        let keys = keys.min(self.loop_cap.unwrap_or(usize::MAX)).clamp(1, n);
-        self.dispatch.chunk_keys = keys;
-        let slots: Vec<u8> = (0..self.dispatch.chunks(n))
-            .flat_map(|c| {
-                let start = c * keys;
-                let chunk = Chunk {
-                    key_start: start as u32,
-                    key_count: keys.min(n - start) as u32,
-                    first: (c == 0) as u32,
-                    pad: 0,
-                };
-                let mut slot = bytemuck::bytes_of(&chunk).to_vec();
+    /// Writes one `Chunk` per planned dispatch into a new uniform buffer. (Bind groups refer
+    /// to it: make them afterwards.)
+    fn upload_slots(&mut self, ctx: &GpuContext) {
+        self.slots = self.plan.slots(self.max_groups);
+        self.stats_slots = self.stats_plan.slots(self.max_groups);
+        let bytes: Vec<u8> = self
+            .slots
+            .iter()
+            .chain(&self.stats_slots)
+            .flat_map(|s| {
+                let mut slot = bytemuck::bytes_of(&chunk(s)).to_vec();
                 slot.resize(self.chunk_stride as usize, 0);
                 slot
             })
             .collect();
-        self.chunks = ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("chunks"),
-                contents: &slots,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        self.chunks = ctx.buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("chunks"),
+            contents: &bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+    }
+
+    /// The offset of the first pair-statistics slot in the chunk buffer.
+    pub fn stats_slot_offset(&self, i: usize) -> u32 {
+        ((self.slots.len() + i) as u64 * self.chunk_stride) as u32
     }
 
     /// Bind groups reading query tokens from `z` and keys from `keys`, writing `out`.
-    /// (Bind groups refer to the chunk buffer: make them after `set_chunk_keys`.)
+    /// (Bind groups refer to the chunk buffer: make them after calibrating.)
     pub fn bind(
         &self,
         ctx: &GpuContext,
@@ -286,10 +428,9 @@ impl AttentionPass {
         keys: &wgpu::Buffer,
         out: &wgpu::Buffer,
     ) -> AttentionGroups {
-        let device = &ctx.device;
         AttentionGroups {
             queries: bind_group(
-                device,
+                ctx,
                 "queries",
                 &kernels.queries_layout,
                 &[
@@ -301,21 +442,20 @@ impl AttentionPass {
                     self.q.as_entire_binding(),
                 ],
             ),
-            attention: bind_group(
-                device,
-                "attention",
-                &kernels.attention_layout,
+            attention: self.attention_group(ctx, kernels, keys, &self.chunks),
+            merge: bind_group(
+                ctx,
+                "attention_merge",
+                &kernels.merge_layout,
                 &[
                     self.params.as_entire_binding(),
-                    slot_binding::<Chunk>(&self.chunks),
-                    self.q.as_entire_binding(),
-                    keys.as_entire_binding(),
                     self.acc.as_entire_binding(),
                     self.ml.as_entire_binding(),
+                    self.log_normaliser.as_entire_binding(),
                 ],
             ),
             finish: bind_group(
-                device,
+                ctx,
                 "attention_finish",
                 &kernels.finish_layout,
                 &[
@@ -323,13 +463,11 @@ impl AttentionPass {
                     slot_binding::<HeadSlot>(&self.heads),
                     self.value_matrix.as_entire_binding(),
                     self.acc.as_entire_binding(),
-                    self.ml.as_entire_binding(),
-                    self.log_normaliser.as_entire_binding(),
                     out.as_entire_binding(),
                 ],
             ),
             project: bind_group(
-                device,
+                ctx,
                 "tangent_project",
                 &kernels.project_layout,
                 &[
@@ -341,7 +479,7 @@ impl AttentionPass {
             mlp: self.mlp.as_ref().map(|[a, b, w, hidden]| {
                 [
                     bind_group(
-                        device,
+                        ctx,
                         "mlp_hidden",
                         &kernels.mlp_hidden_layout,
                         &[
@@ -353,7 +491,7 @@ impl AttentionPass {
                         ],
                     ),
                     bind_group(
-                        device,
+                        ctx,
                         "mlp_out",
                         &kernels.mlp_out_layout,
                         &[
@@ -368,11 +506,75 @@ impl AttentionPass {
         }
     }
 
+    fn attention_group(
+        &self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        keys: &wgpu::Buffer,
+        chunks: &wgpu::Buffer,
+    ) -> wgpu::BindGroup {
+        bind_group(
+            ctx,
+            "attention",
+            &kernels.attention_layout,
+            &[
+                self.params.as_entire_binding(),
+                slot_binding::<Chunk>(chunks),
+                self.q.as_entire_binding(),
+                keys.as_entire_binding(),
+                self.acc.as_entire_binding(),
+                self.ml.as_entire_binding(),
+            ],
+        )
+    }
+
+    /// The bind group of the pair statistics of the tokens `x` into `stats`.
+    pub fn stats_group(
+        &self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        x: &wgpu::Buffer,
+        stats: &wgpu::Buffer,
+    ) -> wgpu::BindGroup {
+        bind_group(
+            ctx,
+            "pair_stats",
+            &kernels.stats_layout,
+            &[
+                self.stats_params.as_entire_binding(),
+                slot_binding::<Chunk>(&self.chunks),
+                self.betas.as_entire_binding(),
+                x.as_entire_binding(),
+                stats.as_entire_binding(),
+            ],
+        )
+    }
+
+    /// The dispatches of the pair statistics.
+    pub fn stats_ops(&self, kernels: &Kernels, group: &wgpu::BindGroup) -> Vec<Op> {
+        self.stats_slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Op {
+                label: "pair_stats",
+                pipeline: kernels.pair_stats.clone(),
+                group: group.clone(),
+                offset: Some(self.stats_slot_offset(i)),
+                grid: (
+                    s.groups_x,
+                    s.systems,
+                    s.z_blocks * self.stats_plan.splits as u32,
+                ),
+                streaming: true,
+            })
+            .collect()
+    }
+
     /// The bind group of the redraw kernel, for a random model.
     pub fn redraw_group(&self, ctx: &GpuContext, kernels: &Kernels) -> Option<wgpu::BindGroup> {
         self.redraw.as_ref().map(|r| {
             bind_group(
-                &ctx.device,
+                ctx,
                 "redraw",
                 &kernels.redraw_layout,
                 &[
@@ -386,116 +588,225 @@ impl AttentionPass {
     }
 
     /// Sets the layer index of the next step (queued before the next submission) and, for a
-    /// random model, records the redraw of its heads for that layer.
+    /// random model, returns the redraw of its heads for that layer.
     pub fn begin_step(
         &self,
         ctx: &GpuContext,
         kernels: &Kernels,
         redraw: Option<&wgpu::BindGroup>,
-        encoder: &mut wgpu::CommandEncoder,
         layer: u32,
-    ) {
+    ) -> Option<Op> {
         ctx.queue.write_buffer(
             &self.step,
             0,
             bytemuck::bytes_of(&StepSlot { layer, pad: [0; 3] }),
         );
-        if let (Some(group), Some(r)) = (redraw, self.redraw.as_ref()) {
-            let _ = r;
+        redraw.map(|group| {
             let elements = 2 * self.head_count * self.sizes.d * self.sizes.d;
             let groups = elements.div_ceil(shaders::WORKGROUP as usize) as u32;
             let x = groups.min(ctx.limits.max_compute_workgroups_per_dimension);
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("redraw"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&kernels.redraw);
-            pass.set_bind_group(0, group, &[]);
-            pass.dispatch_workgroups(x, groups.div_ceil(x), 1);
-        }
+            Op {
+                label: "redraw",
+                pipeline: kernels.redraw.clone(),
+                group: group.clone(),
+                offset: None,
+                grid: (x, groups.div_ceil(x), 1),
+                streaming: false,
+            }
+        })
     }
 
-    /// Records one evaluation into a compute pass; `chunks` limits the key chunks (None:
-    /// all; calibration runs one).
-    pub fn record(
-        &self,
-        pass: &mut wgpu::ComputePass<'_>,
-        kernels: &Kernels,
-        groups: &AttentionGroups,
-        chunks: Option<usize>,
-    ) {
-        let (ex, ey) = self.dispatch.elements;
-        let (tx, ty) = self.dispatch.tokens;
-        let (qx, qy, qz) = self.dispatch.queries;
-        let all = self.dispatch.chunks(self.sizes.n_keys);
+    /// The dispatches of one evaluation, in order.
+    pub fn ops(&self, kernels: &Kernels, groups: &AttentionGroups) -> Vec<Op> {
+        let (ex, ey) = self.grids.elements;
+        let (tx, ty) = self.grids.tokens;
+        let op =
+            |label, pipeline: &wgpu::ComputePipeline, group: &wgpu::BindGroup, offset, grid| Op {
+                label,
+                pipeline: pipeline.clone(),
+                group: group.clone(),
+                offset,
+                grid,
+                streaming: false,
+            };
+        let mut ops = Vec::new();
         for h in 0..self.head_count {
             let head = (h as u64 * self.head_stride) as u32;
-            pass.set_pipeline(&kernels.queries);
-            pass.set_bind_group(0, &groups.queries, &[head]);
-            pass.dispatch_workgroups(ex, ey, 1);
-            pass.set_pipeline(&kernels.attention);
-            for c in 0..chunks.unwrap_or(all).min(all) {
-                pass.set_bind_group(
-                    0,
-                    &groups.attention,
-                    &[(c as u64 * self.chunk_stride) as u32],
-                );
-                pass.dispatch_workgroups(qx, qy, qz);
+            ops.push(op(
+                "queries",
+                &kernels.queries,
+                &groups.queries,
+                Some(head),
+                (ex, ey, 1),
+            ));
+            for (i, s) in self.slots.iter().enumerate() {
+                ops.push(Op {
+                    streaming: true,
+                    ..op(
+                        "attention",
+                        &kernels.attention,
+                        &groups.attention,
+                        Some((i as u64 * self.chunk_stride) as u32),
+                        (s.groups_x, s.systems, s.z_blocks * self.plan.splits as u32),
+                    )
+                });
             }
-            pass.set_pipeline(&kernels.attention_finish);
-            pass.set_bind_group(0, &groups.finish, &[head]);
-            pass.dispatch_workgroups(ex, ey, 1);
+            ops.push(op(
+                "attention_merge",
+                &kernels.attention_merge,
+                &groups.merge,
+                None,
+                (ex, ey, 1),
+            ));
+            ops.push(op(
+                "attention_finish",
+                &kernels.attention_finish,
+                &groups.finish,
+                Some(head),
+                (ex, ey, 1),
+            ));
         }
         if let Some([hidden, out]) = &groups.mlp {
-            let (hx, hy) = self.dispatch.hidden;
-            pass.set_pipeline(&kernels.mlp_hidden);
-            pass.set_bind_group(0, hidden, &[]);
-            pass.dispatch_workgroups(hx, hy, 1);
-            pass.set_pipeline(&kernels.mlp_out);
-            pass.set_bind_group(0, out, &[]);
-            pass.dispatch_workgroups(ex, ey, 1);
+            let (hx, hy) = self.grids.hidden;
+            ops.push(op(
+                "mlp_hidden",
+                &kernels.mlp_hidden,
+                hidden,
+                None,
+                (hx, hy, 1),
+            ));
+            ops.push(op("mlp_out", &kernels.mlp_out, out, None, (ex, ey, 1)));
         }
         if self.sphere {
-            pass.set_pipeline(&kernels.tangent_project);
-            pass.set_bind_group(0, &groups.project, &[]);
-            pass.dispatch_workgroups(tx, ty, 1);
+            ops.push(op(
+                "tangent_project",
+                &kernels.tangent_project,
+                &groups.project,
+                None,
+                (tx, ty, 1),
+            ));
         }
+        ops
     }
 
-    /// Times one chunk of the current size (after a warm-up) and sizes the chunks so that a
-    /// dispatch takes about `target` seconds. Returns the seconds one chunk took. The bind
+    /// Measures the attention kernel's speed with probes that grow 4x from 2^18 pairs until
+    /// one takes `plan::PROBE_SECONDS` (or 2^28 pairs), then plans to `budget` seconds per
+    /// dispatch. Probes run the kernel over query blocks of system 0 and keys of split 0 of
+    /// `keys`; they overwrite the softmax state, which every evaluation starts afresh. Bind
     /// groups must be made again afterwards (the chunk buffer is new).
     pub fn calibrate(
         &mut self,
         ctx: &GpuContext,
         kernels: &Kernels,
-        groups: &AttentionGroups,
-        target: f64,
-    ) -> Result<f64> {
-        let run_one = |pass_: &Self| -> Result<f64> {
+        keys: &wgpu::Buffer,
+        options: PassOptions,
+        budget: f64,
+    ) -> Result<Calibration> {
+        let shape = Self::kernel_shape(kernels);
+        let probes = plan::probes(self.plan.blocks, self.plan.split_keys, shape);
+        let probe_chunk = ctx.buffer(&wgpu::BufferDescriptor {
+            label: Some("probe chunk"),
+            size: self.chunk_stride,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let group = self.attention_group(ctx, kernels, keys, &probe_chunk);
+        let stamps = ctx
+            .features
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+            .then(|| super::Timer::new(ctx));
+        let run = |probe: Probe| -> Result<f64> {
+            let slot = DispatchSlot {
+                key_offset: 0,
+                key_count: probe.keys,
+                first: true,
+                first_block: 0,
+                first_system: 0,
+                systems: 1,
+                groups_x: probe.blocks.min(self.max_groups as usize) as u32,
+                z_blocks: 1,
+            };
+            ctx.queue
+                .write_buffer(&probe_chunk, 0, bytemuck::bytes_of(&chunk(&slot)));
             let mut enc = ctx
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("calibrate"),
+                    label: Some("probe"),
                 });
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("calibrate"),
-                    timestamp_writes: None,
+                    label: Some("probe"),
+                    timestamp_writes: stamps.as_ref().map(|t| t.writes()),
                 });
-                pass_.record(&mut pass, kernels, groups, Some(1));
+                pass.set_pipeline(&kernels.attention);
+                pass.set_bind_group(0, &group, &[0]);
+                pass.dispatch_workgroups(slot.groups_x, 1, 1);
+            }
+            if let Some(t) = &stamps {
+                t.resolve(&mut enc);
             }
             ctx.wait()?;
-            let t = Instant::now();
-            ctx.queue.submit([enc.finish()]);
+            let start = Instant::now();
+            ctx.submit(enc.finish());
             ctx.wait()?;
-            Ok(t.elapsed().as_secs_f64())
+            let host = start.elapsed().as_secs_f64();
+            match &stamps {
+                Some(t) => Ok(t.read(ctx)?.unwrap_or(host)),
+                None => Ok(host),
+            }
         };
-        run_one(self)?;
-        // One chunk per head was timed.
-        let seconds = (run_one(self)? / self.head_count as f64).max(1e-6);
-        let keys = self.dispatch.chunk_keys as f64 * target / seconds;
-        self.set_chunk_keys(ctx, keys.max(64.0) as usize);
-        Ok(seconds)
+        // A first tiny dispatch pays for the pipeline's first use.
+        run(probes[0])?;
+        let mut last = None;
+        for (i, &probe) in probes.iter().enumerate() {
+            let seconds = run(probe)?.max(1e-7);
+            last = Some((probe, seconds, i + 1));
+            if seconds >= plan::PROBE_SECONDS {
+                break;
+            }
+        }
+        let (probe, seconds, count) = last.expect("at least one probe");
+        let pairs = probe.pairs(shape);
+        let calibration = Calibration {
+            probe,
+            pairs,
+            seconds,
+            speed: pairs / seconds,
+            timestamps: stamps.is_some(),
+            probes: count,
+        };
+        let (plan, stats_plan) = Self::plans(
+            ctx,
+            kernels,
+            self.sizes,
+            options,
+            Some(calibration.speed),
+            Some(budget),
+        )?;
+        if (plan.splits, plan.split_keys) != (self.plan.splits, self.plan.split_keys)
+            || (stats_plan.splits, stats_plan.split_keys)
+                != (self.stats_plan.splits, self.stats_plan.split_keys)
+        {
+            return Err(Error::Gpu(
+                "internal: the key splits changed with the measured speed".into(),
+            ));
+        }
+        self.plan = plan;
+        self.stats_plan = stats_plan;
+        self.calibration = Some(calibration);
+        self.upload_slots(ctx);
+        Ok(calibration)
+    }
+}
+
+fn chunk(s: &DispatchSlot) -> Chunk {
+    Chunk {
+        key_offset: s.key_offset as u32,
+        key_count: s.key_count as u32,
+        first: s.first as u32,
+        first_block: s.first_block as u32,
+        groups_x: s.groups_x,
+        first_system: s.first_system as u32,
+        pad: [0; 2],
     }
 }

@@ -1,6 +1,7 @@
 //! The GPU context: adapter choice, a device created from the adapter's own limits, and error
 //! capture that turns wgpu's uncaptured errors into `Error::Gpu` instead of panics.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -13,7 +14,74 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// What the backends asked of the device (tests assert the counts per step).
+    pub counters: Counters,
     errors: Arc<Mutex<Vec<String>>>,
+}
+
+/// Counts of the device operations that cost: every one the GPU code does goes through a
+/// method of [`GpuContext`] that counts it.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub submissions: AtomicU64,
+    pub dispatches: AtomicU64,
+    /// Blocking waits for all queued work (a sync), and waits for an older submission when
+    /// too many are queued (the in-flight bound).
+    pub waits: AtomicU64,
+    pub throttles: AtomicU64,
+    pub maps: AtomicU64,
+    pub buffers: AtomicU64,
+    pub bind_groups: AtomicU64,
+    pub pipelines: AtomicU64,
+}
+
+/// A snapshot of [`Counters`]; differences of two say what happened in between.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub submissions: u64,
+    pub dispatches: u64,
+    pub waits: u64,
+    pub throttles: u64,
+    pub maps: u64,
+    pub buffers: u64,
+    pub bind_groups: u64,
+    pub pipelines: u64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> Counts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counts {
+            submissions: get(&self.submissions),
+            dispatches: get(&self.dispatches),
+            waits: get(&self.waits),
+            throttles: get(&self.throttles),
+            maps: get(&self.maps),
+            buffers: get(&self.buffers),
+            bind_groups: get(&self.bind_groups),
+            pipelines: get(&self.pipelines),
+        }
+    }
+}
+
+impl std::ops::Sub for Counts {
+    type Output = Counts;
+    fn sub(self, o: Counts) -> Counts {
+        Counts {
+            submissions: self.submissions - o.submissions,
+            dispatches: self.dispatches - o.dispatches,
+            waits: self.waits - o.waits,
+            throttles: self.throttles - o.throttles,
+            maps: self.maps - o.maps,
+            buffers: self.buffers - o.buffers,
+            bind_groups: self.bind_groups - o.bind_groups,
+            pipelines: self.pipelines - o.pipelines,
+        }
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The adapters wgpu can see on this machine, best first (see [`rank`]).
@@ -104,7 +172,8 @@ impl GpuContext {
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("attnflow"),
             required_features: features,
@@ -131,8 +200,62 @@ impl GpuContext {
             info,
             limits,
             features,
+            counters: Counters::default(),
             errors,
         })
+    }
+
+    /// The smallest subgroup the adapter may run, when it has subgroup operations.
+    pub fn subgroup_min(&self) -> Option<u32> {
+        self.features
+            .contains(wgpu::Features::SUBGROUP)
+            .then_some(self.info.subgroup_min_size)
+    }
+
+    pub fn buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
+        bump(&self.counters.buffers);
+        self.device.create_buffer(desc)
+    }
+
+    pub fn buffer_init(&self, desc: &wgpu::util::BufferInitDescriptor<'_>) -> wgpu::Buffer {
+        bump(&self.counters.buffers);
+        wgpu::util::DeviceExt::create_buffer_init(&self.device, desc)
+    }
+
+    pub fn bind_group(&self, desc: &wgpu::BindGroupDescriptor<'_>) -> wgpu::BindGroup {
+        bump(&self.counters.bind_groups);
+        self.device.create_bind_group(desc)
+    }
+
+    pub fn pipeline(&self, desc: &wgpu::ComputePipelineDescriptor<'_>) -> wgpu::ComputePipeline {
+        bump(&self.counters.pipelines);
+        self.device.create_compute_pipeline(desc)
+    }
+
+    /// Records that a dispatch was recorded (the pass records it itself).
+    pub fn count_dispatch(&self) {
+        bump(&self.counters.dispatches);
+    }
+
+    pub fn submit(&self, commands: wgpu::CommandBuffer) -> wgpu::SubmissionIndex {
+        bump(&self.counters.submissions);
+        self.queue.submit([commands])
+    }
+
+    /// Blocks until the submission `index` (an older one, of the in-flight bound) is done.
+    pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        bump(&self.counters.throttles);
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.take_error()
+    }
+
+    pub(crate) fn count_map(&self) {
+        bump(&self.counters.maps);
     }
 
     pub fn describe(&self) -> String {
@@ -156,6 +279,7 @@ impl GpuContext {
 
     /// Blocks until all submitted work is done, then reports any error.
     pub fn wait(&self) -> Result<()> {
+        bump(&self.counters.waits);
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;

@@ -1,10 +1,12 @@
 //! What every GPU job shares: the compiled kernels of one specialisation, their bind group
-//! layouts, the structs that mirror the WGSL ones, and the dispatch plan checked against the
+//! layouts, the structs that mirror the WGSL ones, and the sizes checked against the
 //! adapter's limits.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::shaders::{self, Specialisation};
+use super::GpuContext;
+use super::codegen::{AttentionKernel, PairKernel, Profile, Target, Variant};
+use super::shaders;
 use crate::error::{Error, Result};
 use crate::model::{Attention, Geometry, Mask, Model};
 
@@ -22,7 +24,8 @@ pub(crate) struct Params {
     pub alibi_slope: f32,
     pub mlp_hidden: u32,
     pub hidden_groups_x: u32,
-    pub pad: [u32; 2],
+    pub splits: u32,
+    pub split_keys: u32,
 }
 
 /// Mirrors `Head` in shaders/common.wgsl.
@@ -59,10 +62,13 @@ pub(crate) struct RedrawSlot {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub(crate) struct Chunk {
-    pub key_start: u32,
+    pub key_offset: u32,
     pub key_count: u32,
     pub first: u32,
-    pub pad: u32,
+    pub first_block: u32,
+    pub groups_x: u32,
+    pub first_system: u32,
+    pub pad: [u32; 2],
 }
 
 /// Mirrors `Combine` in shaders/rk_combine.wgsl.
@@ -84,12 +90,12 @@ pub(crate) struct Combine {
     pub pad: u32,
 }
 
-/// Mirrors `PairStats` in shaders/pair_stats.wgsl.
+/// Mirrors `PairStats` in shaders/pair_stats.wgsl (m in base 2).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub(crate) struct PairStatsRow {
-    pub lse_max: f32,
-    pub lse_sum: f32,
+    pub m: f32,
+    pub l: f32,
     pub min_cos: f32,
     pub sum_cos: f32,
     pub sum_dot: f32,
@@ -139,27 +145,15 @@ pub(crate) fn flags(model: &Model, d: usize) -> u32 {
 /// Largest token dimension the GPU kernels take.
 pub const MAX_D: usize = 1024;
 
-/// How a job is laid out over workgroups and dispatches, checked against the adapter.
-#[derive(Clone, Copy, Debug)]
-pub struct Dispatch {
-    /// Workgroups (x, y, z) of the streaming kernels: blocks of queries along x (and z when
-    /// they do not fit along x), systems along y.
-    pub queries: (u32, u32, u32),
+/// The grids of the per-token and per-element kernels, checked against the adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grids {
     /// Workgroups (x, y) of the per-query kernels.
     pub tokens: (u32, u32),
     /// Workgroups (x, y) of the per-element (query, coordinate) kernels.
     pub elements: (u32, u32),
     /// Workgroups (x, y) of the per-(query, hidden unit) perceptron kernel.
     pub hidden: (u32, u32),
-    /// Keys visited by one dispatch of a streaming kernel.
-    pub chunk_keys: usize,
-}
-
-impl Dispatch {
-    /// Number of dispatches a streaming kernel needs for one pass over `n_keys` keys.
-    pub fn chunks(&self, n_keys: usize) -> usize {
-        n_keys.div_ceil(self.chunk_keys)
-    }
 }
 
 /// The sizes of one job: `batch` systems in which `n_queries` queries attend to `n_keys`
@@ -184,26 +178,17 @@ impl Sizes {
     }
 }
 
-/// Checks that a job fits the adapter and lays it out, or returns a clear error that names
-/// the limit and the largest size that fits. `max_groups` (None: the adapter's limit) lets
-/// tests force the split of queries over two grid dimensions at small n.
-pub fn plan(
-    limits: &wgpu::Limits,
-    sizes: Sizes,
-    chunk_keys: usize,
-    max_groups: Option<u32>,
-) -> Result<Dispatch> {
-    plan_with_hidden(limits, sizes, 1, chunk_keys, max_groups)
-}
-
-/// [`plan`] with a perceptron of `hidden` units per token.
-pub fn plan_with_hidden(
+/// Checks that a job fits the adapter's buffers and grids, or returns a clear error that
+/// names the limit and the largest size that fits, before anything is allocated. `splits`
+/// is the largest number of key splits the plan may use (their partial states are buffers
+/// too); `max_groups` (None: the adapter's limit) lets tests force small grids.
+pub fn check_sizes(
     limits: &wgpu::Limits,
     sizes: Sizes,
     hidden: usize,
-    chunk_keys: usize,
+    splits: usize,
     max_groups: Option<u32>,
-) -> Result<Dispatch> {
+) -> Result<Grids> {
     let Sizes {
         batch,
         n_queries,
@@ -222,16 +207,22 @@ pub fn plan_with_hidden(
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     if d > MAX_D {
         return Err(Error::Limit(format!(
-            "d = {d}: the GPU kernels keep a few vectors of d floats per query in registers and \
-             support d up to {MAX_D}; use --backend cpu for larger d"
+            "d = {d}: the GPU kernels support d up to {MAX_D}; use --backend cpu for larger d"
         )));
     }
-    for (what, n) in [("queries", n_queries), ("keys", n_keys)] {
-        let bytes = 4 * (batch * n * d) as u64;
+    // Tokens as floats, and the queries and softmax states as vec4s.
+    let padded = 4 * d.div_ceil(4);
+    for (what, n, floats) in [
+        ("queries", n_queries, d),
+        ("keys", n_keys, d),
+        ("padded queries", n_queries, padded),
+        ("softmax states", n_queries, splits * padded),
+    ] {
+        let bytes = 4 * (batch * n * floats) as u64;
         if bytes > max_binding {
-            let largest_n = max_binding / (4 * (batch * d) as u64);
+            let largest_n = max_binding / (4 * (batch * floats) as u64);
             return Err(Error::Limit(format!(
-                "the {what} ({batch} x {n} x {d} f32 = {:.1} MiB) exceed this adapter's \
+                "the {what} ({batch} x {n} x {floats} f32 = {:.1} MiB) exceed this adapter's \
                  max_storage_buffer_binding_size of {:.1} MiB; the largest n that fits with \
                  d = {d}, batch = {batch} is {largest_n}",
                 mib(bytes),
@@ -239,9 +230,10 @@ pub fn plan_with_hidden(
             )));
         }
     }
-    let stats_bytes = (std::mem::size_of::<PairStatsRow>() * batch * n_queries) as u64;
+    let row = std::mem::size_of::<PairStatsRow>() * splits;
+    let stats_bytes = (row * batch * n_queries) as u64;
     if stats_bytes > max_binding {
-        let largest_n = max_binding / (std::mem::size_of::<PairStatsRow>() * batch) as u64;
+        let largest_n = max_binding / (row * batch) as u64;
         return Err(Error::Limit(format!(
             "the observables buffer ({:.1} MiB) exceeds this adapter's \
              max_storage_buffer_binding_size of {:.1} MiB; the largest n that fits with \
@@ -268,7 +260,6 @@ pub fn plan_with_hidden(
         }
         Ok((x as u32, y as u32))
     };
-    let (qx, qz) = grid(n_queries as u64, "queries")?;
     let tokens = grid((batch * n_queries) as u64, "queries (batch * n)")?;
     let elements = grid((batch * n_queries * d) as u64, "values (batch * n * d)")?;
     let hidden = grid(
@@ -288,12 +279,10 @@ pub fn plan_with_hidden(
             shaders::WORKGROUP
         )));
     }
-    Ok(Dispatch {
-        queries: (qx, batch as u32, qz),
+    Ok(Grids {
         tokens,
         elements,
         hidden,
-        chunk_keys: chunk_keys.clamp(1, n_keys.max(1)),
     })
 }
 
@@ -353,7 +342,7 @@ pub(crate) fn slot_binding<T>(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_
 }
 
 pub(crate) fn bind_group(
-    device: &wgpu::Device,
+    ctx: &GpuContext,
     label: &str,
     layout: &wgpu::BindGroupLayout,
     resources: &[wgpu::BindingResource<'_>],
@@ -366,7 +355,7 @@ pub(crate) fn bind_group(
             resource: r.clone(),
         })
         .collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
+    ctx.bind_group(&wgpu::BindGroupDescriptor {
         label: Some(label),
         layout,
         entries: &entries,
@@ -377,11 +366,59 @@ pub(crate) fn aligned(size: usize, align: u32) -> u64 {
     (size as u64).div_ceil(align as u64) * align as u64
 }
 
+/// Everything a specialisation fixes at pipeline creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Specialisation {
+    pub d: usize,
+    pub attention: AttentionKernel,
+    pub variant: Variant,
+    pub pairs: PairKernel,
+    /// Modules created with wgpu's runtime checks (bounds clamping, loop bounding).
+    pub checked: bool,
+}
+
+impl Specialisation {
+    /// The kernels for a model with tokens of dimension d on this adapter, with the options'
+    /// overrides: subgroup operations (where the adapter has them), the kernel profile
+    /// (None: software for a CPU adapter), runtime checks (None: ATTNFLOW_CHECKED_SHADERS).
+    pub fn new(ctx: &GpuContext, model: &Model, d: usize, options: &super::GpuOptions) -> Self {
+        let target = Target {
+            workgroup_bytes: ctx.limits.max_compute_workgroup_storage_size,
+            subgroup_min: if options.subgroups {
+                ctx.subgroup_min()
+            } else {
+                None
+            },
+            profile: options.profile.unwrap_or(if ctx.is_software() {
+                Profile::Software
+            } else {
+                Profile::Hardware
+            }),
+        };
+        Specialisation {
+            d,
+            attention: AttentionKernel::for_dimension(d, &target),
+            variant: Variant {
+                causal: model.mask == Mask::Causal,
+                alibi: model.alibi.is_some(),
+            },
+            pairs: PairKernel::for_dimension(d, &target),
+            checked: options.checked.unwrap_or_else(checked_from_env),
+        }
+    }
+}
+
+/// ATTNFLOW_CHECKED_SHADERS=1 compiles every kernel with wgpu's runtime checks.
+pub fn checked_from_env() -> bool {
+    std::env::var("ATTNFLOW_CHECKED_SHADERS").is_ok_and(|v| v == "1")
+}
+
 /// The compiled kernels of one specialisation and their bind group layouts.
 pub(crate) struct Kernels {
     pub spec: Specialisation,
     pub queries: wgpu::ComputePipeline,
     pub attention: wgpu::ComputePipeline,
+    pub attention_merge: wgpu::ComputePipeline,
     pub attention_finish: wgpu::ComputePipeline,
     pub tangent_project: wgpu::ComputePipeline,
     pub mlp_hidden: wgpu::ComputePipeline,
@@ -391,6 +428,7 @@ pub(crate) struct Kernels {
     pub pair_stats: wgpu::ComputePipeline,
     pub queries_layout: wgpu::BindGroupLayout,
     pub attention_layout: wgpu::BindGroupLayout,
+    pub merge_layout: wgpu::BindGroupLayout,
     pub finish_layout: wgpu::BindGroupLayout,
     pub project_layout: wgpu::BindGroupLayout,
     pub mlp_hidden_layout: wgpu::BindGroupLayout,
@@ -402,28 +440,54 @@ pub(crate) struct Kernels {
 
 impl Kernels {
     /// Compiles every kernel for `spec`. Shader errors come back as `Error::Gpu`.
-    pub fn new(device: &wgpu::Device, spec: Specialisation) -> Result<Self> {
+    pub fn new(ctx: &GpuContext, spec: Specialisation) -> Result<Self> {
+        let device = &ctx.device;
+        if spec.attention.workgroup_bytes() > ctx.limits.max_compute_workgroup_storage_size {
+            return Err(Error::Limit(format!(
+                "d = {}: the attention kernel needs {} bytes of workgroup memory, this adapter \
+                 offers {} (max_compute_workgroup_storage_size)",
+                spec.d,
+                spec.attention.workgroup_bytes(),
+                ctx.limits.max_compute_workgroup_storage_size
+            )));
+        }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let queries_layout = layout(device, "queries", "udrrrw");
         let attention_layout = layout(device, "attention", "udrrww");
-        let finish_layout = layout(device, "attention_finish", "udrrrrw");
+        let merge_layout = layout(device, "attention_merge", "uwrr");
+        let finish_layout = layout(device, "attention_finish", "udrrw");
         let project_layout = layout(device, "tangent_project", "urw");
         let mlp_hidden_layout = layout(device, "mlp_hidden", "urrrw");
         let mlp_out_layout = layout(device, "mlp_out", "urrw");
         let redraw_layout = layout(device, "redraw", "uuww");
         let combine_layout = layout(device, "rk_combine", "duwwrrrrw");
         let stats_layout = layout(device, "pair_stats", "udrrw");
-        let pipeline = |name: &str, kernel: &str, layout: &wgpu::BindGroupLayout| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let pipeline = |name: &str, source: String, layout: &wgpu::BindGroupLayout| {
+            let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(shaders::source(kernel, spec).into()),
-            });
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            };
+            let module = if spec.checked {
+                device.create_shader_module(desc)
+            } else {
+                // SAFETY: every index of these kernels is in range by construction (token
+                // and element indices are guarded against the sizes in Params, tile and
+                // register indices are compile-time constants or loop counters below their
+                // array's length, reads past the last query or key are clamped), every loop
+                // ends (bounds are sizes from the uniforms, which the host checked), and
+                // every integer divisor is a nonzero constant or a size >= 1. The checked
+                // build (ATTNFLOW_CHECKED_SHADERS=1) runs the same tests.
+                unsafe {
+                    device
+                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                }
+            };
             let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(name),
                 bind_group_layouts: &[Some(layout)],
                 immediate_size: 0,
             });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            ctx.pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
                 layout: Some(&layout),
                 module: &module,
@@ -432,23 +496,38 @@ impl Kernels {
                 cache: None,
             })
         };
+        let fixed = |kernel: &str| shaders::source(kernel, spec.d);
         let kernels = Kernels {
             spec,
-            queries: pipeline("queries", shaders::QUERIES, &queries_layout),
-            attention: pipeline("attention", shaders::ATTENTION, &attention_layout),
+            queries: pipeline("queries", fixed(shaders::QUERIES), &queries_layout),
+            attention: pipeline(
+                "attention",
+                spec.attention.source(spec.variant),
+                &attention_layout,
+            ),
+            attention_merge: pipeline(
+                "attention_merge",
+                fixed(shaders::ATTENTION_MERGE),
+                &merge_layout,
+            ),
             attention_finish: pipeline(
                 "attention_finish",
-                shaders::ATTENTION_FINISH,
+                fixed(shaders::ATTENTION_FINISH),
                 &finish_layout,
             ),
-            tangent_project: pipeline("tangent_project", shaders::TANGENT_PROJECT, &project_layout),
-            mlp_hidden: pipeline("mlp_hidden", shaders::MLP_HIDDEN, &mlp_hidden_layout),
-            mlp_out: pipeline("mlp_out", shaders::MLP_OUT, &mlp_out_layout),
-            redraw: pipeline("redraw", shaders::REDRAW, &redraw_layout),
-            rk_combine: pipeline("rk_combine", shaders::RK_COMBINE, &combine_layout),
-            pair_stats: pipeline("pair_stats", shaders::PAIR_STATS, &stats_layout),
+            tangent_project: pipeline(
+                "tangent_project",
+                fixed(shaders::TANGENT_PROJECT),
+                &project_layout,
+            ),
+            mlp_hidden: pipeline("mlp_hidden", fixed(shaders::MLP_HIDDEN), &mlp_hidden_layout),
+            mlp_out: pipeline("mlp_out", fixed(shaders::MLP_OUT), &mlp_out_layout),
+            redraw: pipeline("redraw", fixed(shaders::REDRAW), &redraw_layout),
+            rk_combine: pipeline("rk_combine", fixed(shaders::RK_COMBINE), &combine_layout),
+            pair_stats: pipeline("pair_stats", spec.pairs.source(), &stats_layout),
             queries_layout,
             attention_layout,
+            merge_layout,
             finish_layout,
             project_layout,
             mlp_hidden_layout,

@@ -3,29 +3,37 @@
 //! and bind groups are built once, and a step records one command buffer that ping-pongs
 //! between them. The state is read back only when saving.
 //!
-//! One evaluation of the attention field is three kernels: `queries` (q = beta K^T Q x),
-//! `attention` (online softmax over one chunk of keys per dispatch, partial states merged
-//! exactly between chunks) and `attention_finish` (V, the USA scale, the tangent projection).
+//! One evaluation of the attention field is four kernels per head: `queries` (q = beta
+//! log2(e) K^T Q x), `attention` (online softmax of every query over key splits, in the
+//! planned chunks of keys; generated per d, see `codegen`), `attention_merge` (the splits
+//! merged exactly, SA or USA normalisation) and `attention_finish` (V, heads summed); then the
+//! perceptron and the tangent projection. How the work is cut into dispatches and
+//! submissions is planned (`plan`) from the adapter's measured speed, within budgets that
+//! keep every dispatch far from an OS watchdog.
 
 pub mod attend;
 pub mod attention;
+pub mod codegen;
 pub mod context;
 pub mod kernels;
+pub mod plan;
+pub mod record;
 pub mod shaders;
 
 use std::sync::Arc;
 
-pub use attention::{Chunking, TARGET_DISPATCH_SECONDS};
-pub use context::GpuContext;
-pub use kernels::{Dispatch, MAX_D, Sizes, plan};
-use shaders::Specialisation;
+pub use attention::{Calibration, Chunking, TARGET_DISPATCH_SECONDS};
+pub use context::{Counts, GpuContext};
+pub use kernels::{Grids, MAX_D, Sizes, Specialisation, check_sizes};
+pub use plan::Plan;
 
 use crate::error::{Error, Result};
 use crate::integrate::{Backend, NoiseStep, Slot, Tokens};
 use crate::model::observables::PairStats;
 use crate::model::{Model, Shape};
-use attention::{AttentionGroups, AttentionPass};
-use kernels::{Chunk, Combine, Kernels, PairStatsRow, aligned, bind_group, slot_binding};
+use attention::{AttentionGroups, AttentionPass, PassOptions};
+use kernels::{Combine, Kernels, PairStatsRow, aligned, bind_group, slot_binding};
+use record::{Op, Recorder, Stamps};
 
 /// Most Runge-Kutta stages a combination reads (RK4).
 const MAX_STAGES: usize = 4;
@@ -35,11 +43,21 @@ const COEFF_SLOTS: usize = 16;
 /// Options of the GPU backend that a user rarely sets.
 #[derive(Clone, Copy, Debug)]
 pub struct GpuOptions {
-    /// How the key range is split into dispatches.
+    /// How the work of an evaluation is cut into dispatches.
     pub chunking: Chunking,
     /// Cap on workgroups per grid dimension below the adapter's (tests force the split of
     /// queries over two dimensions at small n with it).
     pub max_groups: Option<u32>,
+    /// Forced number of key splits (tests; None: planned from n).
+    pub splits: Option<usize>,
+    /// Let the attention kernel use subgroup operations where the adapter has them (false
+    /// forces the workgroup-memory reductions; tests run both).
+    pub subgroups: bool,
+    /// Kernels with wgpu's runtime checks (None: ATTNFLOW_CHECKED_SHADERS=1).
+    pub checked: Option<bool>,
+    /// The kernel shapes (None: from the adapter; tests force the hardware kernels on
+    /// llvmpipe with it).
+    pub profile: Option<codegen::Profile>,
 }
 
 impl Default for GpuOptions {
@@ -47,15 +65,84 @@ impl Default for GpuOptions {
         GpuOptions {
             chunking: Chunking::Auto,
             max_groups: None,
+            splits: None,
+            subgroups: true,
+            checked: None,
+            profile: None,
         }
     }
 }
 
-/// GPU-side timing of field evaluations from timestamp queries.
-struct Timer {
+impl GpuOptions {
+    pub(crate) fn pass(&self) -> PassOptions {
+        PassOptions {
+            chunking: self.chunking,
+            max_groups: self.max_groups,
+            splits: self.splits,
+        }
+    }
+}
+
+/// GPU timestamps at the start and end of a sequence of passes.
+pub(crate) struct Timer {
     queries: wgpu::QuerySet,
     resolve: wgpu::Buffer,
     readback: wgpu::Buffer,
+}
+
+impl Timer {
+    pub fn new(ctx: &GpuContext) -> Self {
+        Timer {
+            queries: ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolve: ctx.buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            readback: ctx.buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps_readback"),
+                size: 16,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        }
+    }
+
+    pub fn writes(&self) -> wgpu::ComputePassTimestampWrites<'_> {
+        wgpu::ComputePassTimestampWrites {
+            query_set: &self.queries,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
+        }
+    }
+
+    fn stamps(&self) -> Stamps {
+        Stamps {
+            queries: self.queries.clone(),
+        }
+    }
+
+    /// Records the copy of the two timestamps to the readback buffer.
+    pub fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.resolve_query_set(&self.queries, 0..2, &self.resolve, 0);
+        enc.copy_buffer_to_buffer(&self.resolve, 0, &self.readback, 0, 16);
+    }
+
+    /// Seconds between the two timestamps (after the work that resolved them is done).
+    pub fn read(&self, ctx: &GpuContext) -> Result<Option<f64>> {
+        let bytes = map_and_read(ctx, &self.readback)?;
+        let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+        let period = f64::from(ctx.queue.get_timestamp_period());
+        if ticks[1] <= ticks[0] {
+            return Ok(None);
+        }
+        Ok(Some((ticks[1] - ticks[0]) as f64 * period * 1e-9))
+    }
 }
 
 pub struct GpuBackend {
@@ -74,17 +161,16 @@ pub struct GpuBackend {
     stats: wgpu::Buffer,
     readback: Option<wgpu::Buffer>,
     stats_readback: Option<wgpu::Buffer>,
-    /// field_groups[0][s] reads the state, [1][s] the stage input; both write k_s.
-    field_groups: [Vec<AttentionGroups>; 2],
+    /// field_ops[0][s] evaluates the field at the state, [1][s] at the stage input; both
+    /// write k_s.
+    field_ops: [Vec<Vec<Op>>; 2],
     combine_group: Option<wgpu::BindGroup>,
     /// The redraw of a random model's heads.
     redraw_group: Option<wgpu::BindGroup>,
     sphere: bool,
-    stats_group: wgpu::BindGroup,
-    encoder: Option<wgpu::CommandEncoder>,
+    stats_ops: Vec<Op>,
+    recorder: Recorder,
     timer: Option<Timer>,
-    /// Seconds the last chunk-size calibration measured for one chunk, if it ran.
-    calibrated: Option<f64>,
 }
 
 impl GpuBackend {
@@ -105,22 +191,13 @@ impl GpuBackend {
         assert_eq!(x0.len(), shape.len(), "initial state has the wrong length");
         let sizes = Sizes::square(shape.batch, shape.n, shape.d);
         // Sizes first: refuse what does not fit before compiling anything.
-        plan(&ctx.limits, sizes, 1, options.max_groups)?;
-        let spec =
-            Specialisation::for_dimension(shape.d, ctx.limits.max_compute_workgroup_storage_size);
-        let kernels = Kernels::new(&ctx.device, spec)?;
+        check_sizes(&ctx.limits, sizes, 1, 1, options.max_groups)?;
+        let spec = Specialisation::new(&ctx, model, shape.d, &options);
+        let kernels = Kernels::new(&ctx, spec)?;
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut attention = AttentionPass::new(
-            &ctx,
-            &kernels,
-            model,
-            sizes,
-            options.chunking,
-            options.max_groups,
-        )?;
-        let device = &ctx.device;
+        let mut attention = AttentionPass::new(&ctx, &kernels, model, sizes, options.pass())?;
         let buffer = |label: &str, size: u64, usage: wgpu::BufferUsages| {
-            device.create_buffer(&wgpu::BufferDescriptor {
+            ctx.buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
                 usage,
@@ -129,14 +206,11 @@ impl GpuBackend {
         };
         let storage = wgpu::BufferUsages::STORAGE;
         let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let state = wgpu::util::DeviceExt::create_buffer_init(
-            device,
-            &wgpu::util::BufferInitDescriptor {
-                label: Some("state"),
-                contents: bytemuck::cast_slice(&x0.iter().map(|&v| v as f32).collect::<Vec<f32>>()),
-                usage: storage | copy,
-            },
-        );
+        let state = ctx.buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("state"),
+            contents: bytemuck::cast_slice(&x0.iter().map(|&v| v as f32).collect::<Vec<f32>>()),
+            usage: storage | copy,
+        });
         let bytes = 4 * shape.len() as u64;
         let stage = buffer("stage", bytes, storage | copy);
         let status = buffer("status", 4, storage | copy);
@@ -154,36 +228,24 @@ impl GpuBackend {
             coeff_stride * COEFF_SLOTS as u64,
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         );
+        if let Some(target) = options.chunking.target(&ctx) {
+            // Measure the kernel on the tokens, then plan the dispatches to the target.
+            attention.calibrate(&ctx, &kernels, &state, options.pass(), target)?;
+        }
         let stats = buffer(
             "pair_stats",
-            (std::mem::size_of::<PairStatsRow>() * shape.tokens()) as u64,
+            (std::mem::size_of::<PairStatsRow>() * shape.tokens() * attention.stats_plan.splits)
+                as u64,
             storage | copy,
         );
-        let mut calibrated = None;
-        if let Some(target) = options.chunking.target(&ctx) {
-            // Measure one chunk against every query, then size the chunks to the target
-            // (on software adapters never beyond the loop-iteration limit).
-            let probe = buffer("calibration", bytes, storage);
-            let groups = attention.bind(&ctx, &kernels, &state, &state, &probe);
-            calibrated = Some(attention.calibrate(&ctx, &kernels, &groups, target)?);
-        }
         let redraw_group = attention.redraw_group(&ctx, &kernels);
-        let stats_group = bind_group(
-            device,
-            "pair_stats",
-            &kernels.stats_layout,
-            &[
-                attention.params.as_entire_binding(),
-                slot_binding::<Chunk>(&attention.chunks),
-                attention.betas.as_entire_binding(),
-                state.as_entire_binding(),
-                stats.as_entire_binding(),
-            ],
-        );
+        let stats_group = attention.stats_group(&ctx, &kernels, &state, &stats);
+        let stats_ops = attention.stats_ops(&kernels, &stats_group);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("setting up the buffers: {e}")));
         }
         ctx.take_error()?;
+        let plan = attention.plan;
         Ok(GpuBackend {
             ctx,
             shape,
@@ -200,14 +262,13 @@ impl GpuBackend {
             stats,
             readback: None,
             stats_readback: None,
-            field_groups: [Vec::new(), Vec::new()],
+            field_ops: [Vec::new(), Vec::new()],
             combine_group: None,
             redraw_group,
             sphere: model.geometry == crate::model::Geometry::Sphere,
-            stats_group,
-            encoder: None,
+            stats_ops,
+            recorder: Recorder::new(plan.dispatches_per_submission, plan.in_flight),
             timer: None,
-            calibrated,
         })
     }
 
@@ -215,19 +276,29 @@ impl GpuBackend {
         &self.ctx
     }
 
-    /// The kernel specialisation (d, workgroup size, keys per workgroup-memory tile).
+    /// The kernel specialisation (d, attention and pair-statistics kernels, mask, checks).
     pub fn specialisation(&self) -> Specialisation {
         self.kernels.spec
     }
 
-    /// The dispatch layout, including the keys per streaming dispatch.
-    pub fn dispatch(&self) -> Dispatch {
-        self.attention.dispatch
+    /// How an evaluation is cut into dispatches.
+    pub fn plan(&self) -> Plan {
+        self.attention.plan
     }
 
-    /// Seconds one chunk took when the chunk size was calibrated (hardware adapters).
-    pub fn calibration_seconds(&self) -> Option<f64> {
-        self.calibrated
+    /// How the pair statistics are cut into dispatches.
+    pub fn stats_plan(&self) -> Plan {
+        self.attention.stats_plan
+    }
+
+    /// The grids of the per-token and per-element kernels.
+    pub fn grids(&self) -> Grids {
+        self.attention.grids
+    }
+
+    /// What the speed probe measured, when it ran (hardware adapters, or `Chunking::Timed`).
+    pub fn calibration(&self) -> Option<Calibration> {
+        self.attention.calibration
     }
 
     /// Bytes of device memory this backend allocated (all O(batch n d)).
@@ -246,26 +317,7 @@ impl GpuBackend {
         if !self.ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             return false;
         }
-        let device = &self.ctx.device;
-        self.timer = Some(Timer {
-            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("field timestamps"),
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            }),
-            resolve: device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("timestamps"),
-                size: 16,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            }),
-            readback: device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("timestamps_readback"),
-                size: 16,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
-        });
+        self.timer = Some(Timer::new(&self.ctx));
         true
     }
 
@@ -274,38 +326,14 @@ impl GpuBackend {
         let Some(timer) = &self.timer else {
             return Ok(None);
         };
-        let (queries, resolve, readback) = (
-            timer.queries.clone(),
-            timer.resolve.clone(),
-            timer.readback.clone(),
-        );
-        let enc = self.encoder();
-        enc.resolve_query_set(&queries, 0..2, &resolve, 0);
-        enc.copy_buffer_to_buffer(&resolve, 0, &readback, 0, 16);
-        self.flush()?;
-        let bytes = map_and_read(&self.ctx, &readback)?;
-        let ticks: &[u64] = bytemuck::cast_slice(&bytes);
-        let period = f64::from(self.ctx.queue.get_timestamp_period());
-        Ok(Some(
-            ticks[1].saturating_sub(ticks[0]) as f64 * period * 1e-9,
-        ))
-    }
-
-    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
-        let device = &self.ctx.device;
-        self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("attnflow step"),
-            })
-        })
+        timer.resolve(self.recorder.encoder(&self.ctx));
+        self.recorder.sync(&self.ctx)?;
+        timer.read(&self.ctx)
     }
 
     /// Submits the recorded commands.
     pub fn flush(&mut self) -> Result<()> {
-        if let Some(enc) = self.encoder.take() {
-            self.ctx.queue.submit([enc.finish()]);
-        }
-        self.ctx.take_error()
+        self.recorder.submit(&self.ctx)
     }
 
     /// The device offset of a coefficient set, uploading it the first time it is seen.
@@ -331,14 +359,13 @@ impl GpuBackend {
     /// Copies a buffer to the host through a MAP_READ buffer kept for reuse.
     fn read_back(&mut self, src: &wgpu::Buffer, stats: bool) -> Result<Vec<u8>> {
         let size = src.size();
-        let device = self.ctx.device.clone();
         let slot = if stats {
             &mut self.stats_readback
         } else {
             &mut self.readback
         };
         if slot.as_ref().is_none_or(|b| b.size() < size) {
-            *slot = Some(device.create_buffer(&wgpu::BufferDescriptor {
+            *slot = Some(self.ctx.buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
                 size,
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -346,9 +373,10 @@ impl GpuBackend {
             }));
         }
         let readback = slot.clone().expect("just made");
-        self.encoder()
+        self.recorder
+            .encoder(&self.ctx)
             .copy_buffer_to_buffer(src, 0, &readback, 0, size);
-        self.flush()?;
+        self.recorder.submit(&self.ctx)?;
         let mut bytes = map_and_read(&self.ctx, &readback)?;
         bytes.truncate(size as usize);
         Ok(bytes)
@@ -368,23 +396,67 @@ impl GpuBackend {
         ))
     }
 
-    /// The intermediates of the last field evaluation: queries, softmax accumulators and
-    /// (max, sum) pairs, for comparing each kernel with its twin in `reference::stages`.
-    pub fn read_intermediates(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    /// The intermediates of the last field evaluation's last head, in natural units and
+    /// independent of how the work was split, for comparing each kernel with its twin in
+    /// `reference::stages`: the queries beta K^T Q z [tokens, d], the log-sum-exp of each
+    /// query's scores over the keys it sees [tokens], and the merged attention mean
+    /// [tokens, d] (SA: sum_j w_ij x_j; USA: sum_j e^{s_ij} x_j / Z_i).
+    pub fn read_intermediates(&mut self) -> Result<Intermediates> {
         let a = &self.attention;
         let (q, acc, ml) = (a.q.clone(), a.acc.clone(), a.ml.clone());
+        let splits = a.plan.splits;
         let floats = |b: Vec<u8>| bytemuck::cast_slice::<u8, f32>(&b).to_vec();
-        Ok((
-            floats(self.read_back(&q, false)?),
-            floats(self.read_back(&acc, false)?),
-            floats(self.read_back(&ml, false)?),
-        ))
+        let q = floats(self.read_back(&q, false)?);
+        let acc = floats(self.read_back(&acc, false)?);
+        let ml = floats(self.read_back(&ml, false)?);
+        let (d, tokens) = (self.shape.d, self.shape.tokens());
+        let padded = 4 * d.div_ceil(4);
+        let log2e = std::f64::consts::LOG2_E;
+        let unpad = |v: &[f32], scale: f64| -> Vec<f64> {
+            (0..tokens)
+                .flat_map(|t| (0..d).map(move |r| (t, r)))
+                .map(|(t, r)| f64::from(v[t * padded + r]) * scale)
+                .collect()
+        };
+        let lse = (0..tokens)
+            .map(|t| {
+                let parts: Vec<(f64, f64)> = (0..splits)
+                    .map(|s| {
+                        let u = s * tokens + t;
+                        (f64::from(ml[2 * u]), f64::from(ml[2 * u + 1]))
+                    })
+                    .filter(|(_, l)| *l > 0.0)
+                    .collect();
+                let top = parts.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = parts.iter().map(|(m, l)| l * (m - top).exp2()).sum();
+                (top + sum.log2()) / log2e
+            })
+            .collect();
+        Ok(Intermediates {
+            queries: unpad(&q, 1.0 / log2e),
+            lse,
+            mean: unpad(&acc, 1.0),
+        })
+    }
+
+    /// Counts of device operations so far (the context's, shared by every backend on it).
+    pub fn counts(&self) -> Counts {
+        self.ctx.counters.snapshot()
     }
 }
 
+/// See [`GpuBackend::read_intermediates`].
+#[derive(Clone, Debug)]
+pub struct Intermediates {
+    pub queries: Vec<f64>,
+    pub lse: Vec<f64>,
+    pub mean: Vec<f64>,
+}
+
 /// Maps a MAP_READ buffer, copies its contents out and unmaps it.
-fn map_and_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
+pub(crate) fn map_and_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
+    ctx.count_map();
     buffer.map_async(wgpu::MapMode::Read, .., move |r| {
         let _ = tx.send(r);
     });
@@ -417,11 +489,11 @@ impl Backend for GpuBackend {
                 "the GPU backend combines 1 to {MAX_STAGES} stages, not {stages}"
             )));
         }
-        let device = &self.ctx.device;
+        let ctx = self.ctx.clone();
         let bytes = 4 * self.shape.len() as u64;
         self.k = (0..stages)
             .map(|s| {
-                device.create_buffer(&wgpu::BufferDescriptor {
+                ctx.buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("k{s}")),
                     size: bytes,
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
@@ -429,22 +501,23 @@ impl Backend for GpuBackend {
                 })
             })
             .collect();
-        for (input, groups) in [&self.state, &self.stage]
+        for (input, ops) in [&self.state, &self.stage]
             .into_iter()
-            .zip(self.field_groups.iter_mut())
+            .zip(self.field_ops.iter_mut())
         {
-            *groups = self
+            *ops = self
                 .k
                 .iter()
                 .map(|k| {
-                    self.attention
-                        .bind(&self.ctx, &self.kernels, input, input, k)
+                    let groups: AttentionGroups =
+                        self.attention.bind(&ctx, &self.kernels, input, input, k);
+                    self.attention.ops(&self.kernels, &groups)
                 })
                 .collect();
         }
         let k = |s: usize| self.k[s.min(stages - 1)].as_entire_binding();
         self.combine_group = Some(bind_group(
-            device,
+            &ctx,
             "rk_combine",
             &self.kernels.combine_layout,
             &[
@@ -463,26 +536,9 @@ impl Backend for GpuBackend {
     }
 
     fn field(&mut self, input: Slot, stage: usize) -> Result<()> {
-        let timer = self.timer.as_ref().map(|t| t.queries.clone());
-        let enc = self.encoder.get_or_insert_with(|| {
-            self.ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("attnflow step"),
-                })
-        });
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("attention field"),
-            timestamp_writes: timer.as_ref().map(|q| wgpu::ComputePassTimestampWrites {
-                query_set: q,
-                beginning_of_pass_write_index: Some(0),
-                end_of_pass_write_index: Some(1),
-            }),
-        });
-        let groups = &self.field_groups[(input == Slot::Stage) as usize][stage];
-        self.attention
-            .record(&mut pass, &self.kernels, groups, None);
-        Ok(())
+        let stamps = self.timer.as_ref().map(Timer::stamps);
+        let ops = &self.field_ops[(input == Slot::Stage) as usize][stage];
+        self.recorder.record(&self.ctx, ops, stamps.as_ref())
     }
 
     fn combine(
@@ -492,7 +548,7 @@ impl Backend for GpuBackend {
         renormalise: bool,
         noise: Option<NoiseStep>,
     ) -> Result<()> {
-        let (tx, _) = self.attention.dispatch.tokens;
+        let (tx, ty) = self.attention.grids.tokens;
         let mut c = Combine {
             coeffs: [0.0; 4],
             terms: 0,
@@ -516,43 +572,34 @@ impl Backend for GpuBackend {
             c.terms = c.terms.max(s as u32 + 1);
         }
         let offset = self.coeff_offset(c)?;
-        let group = self.combine_group.clone().expect("prepare() first");
-        let pipeline = self.kernels.rk_combine.clone();
-        let (gx, gy) = self.attention.dispatch.tokens;
-        {
-            let mut pass = self
-                .encoder()
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("rk_combine"),
-                    timestamp_writes: None,
-                });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &group, &[offset]);
-            pass.dispatch_workgroups(gx, gy, 1);
-        }
+        let op = Op {
+            label: "rk_combine",
+            pipeline: self.kernels.rk_combine.clone(),
+            group: self.combine_group.clone().expect("prepare() first"),
+            offset: Some(offset),
+            grid: (tx, ty, 1),
+            streaming: false,
+        };
+        self.recorder.record(&self.ctx, &[op], None)?;
         if dst == Slot::State {
-            // One submission per step.
+            // One submission per step (or per planned slice of a long step).
             self.flush()?;
         }
         Ok(())
     }
 
     fn sync(&mut self) -> Result<()> {
-        self.flush()?;
-        self.ctx.wait()
+        self.recorder.sync(&self.ctx)
     }
 
     fn begin_step(&mut self, layer: u32) -> Result<()> {
         let redraw = self.redraw_group.clone();
-        let ctx = self.ctx.clone();
-        let enc = self.encoder.get_or_insert_with(|| {
-            ctx.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("attnflow step"),
-                })
-        });
-        self.attention
-            .begin_step(&ctx, &self.kernels, redraw.as_ref(), enc, layer);
+        if let Some(op) =
+            self.attention
+                .begin_step(&self.ctx, &self.kernels, redraw.as_ref(), layer)
+        {
+            self.recorder.record(&self.ctx, &[op], None)?;
+        }
         Ok(())
     }
 
@@ -573,42 +620,47 @@ impl Backend for GpuBackend {
     }
 
     fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
-        let pipeline = self.kernels.pair_stats.clone();
-        let group = self.stats_group.clone();
-        let (gx, gy, gz) = self.attention.dispatch.queries;
-        let chunks = self.attention.dispatch.chunks(self.shape.n);
-        let stride = self.attention.chunk_stride;
-        {
-            let mut pass = self
-                .encoder()
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("pair_stats"),
-                    timestamp_writes: None,
-                });
-            pass.set_pipeline(&pipeline);
-            for c in 0..chunks {
-                pass.set_bind_group(0, &group, &[(c as u64 * stride) as u32]);
-                pass.dispatch_workgroups(gx, gy, gz);
-            }
-        }
+        let ops = std::mem::take(&mut self.stats_ops);
+        let recorded = self.recorder.record(&self.ctx, &ops, None);
+        self.stats_ops = ops;
+        recorded?;
         let stats = self.stats.clone();
         let bytes = self.read_back(&stats, true)?;
         let rows: &[PairStatsRow] = bytemuck::cast_slice(&bytes);
-        Ok(rows
-            .iter()
-            .map(|r| PairStats {
-                lse_max: r.lse_max.into(),
-                lse_sum: r.lse_sum.into(),
-                min_cos: r.min_cos.into(),
-                sum_cos: r.sum_cos.into(),
-                sum_dot: r.sum_dot.into(),
+        let tokens = self.shape.tokens();
+        let ln2 = std::f64::consts::LN_2;
+        // Merge the key splits in f64: log-sum-exp, minimum and sums.
+        Ok((0..tokens)
+            .map(|t| {
+                let parts = (0..self.attention.stats_plan.splits).map(|s| &rows[s * tokens + t]);
+                let top = parts
+                    .clone()
+                    .filter(|r| r.l > 0.0)
+                    .map(|r| f64::from(r.m))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let mut out = PairStats {
+                    lse_max: top * ln2,
+                    lse_sum: 0.0,
+                    min_cos: f64::INFINITY,
+                    sum_cos: 0.0,
+                    sum_dot: 0.0,
+                };
+                for r in parts {
+                    if r.l > 0.0 {
+                        out.lse_sum += f64::from(r.l) * (f64::from(r.m) - top).exp2();
+                    }
+                    out.min_cos = out.min_cos.min(f64::from(r.min_cos));
+                    out.sum_cos += f64::from(r.sum_cos);
+                    out.sum_dot += f64::from(r.sum_dot);
+                }
+                out
             })
             .collect())
     }
 
     fn non_finite(&mut self) -> Result<bool> {
         let (status, readback) = (self.status.clone(), self.status_readback.clone());
-        let enc = self.encoder();
+        let enc = self.recorder.encoder(&self.ctx);
         enc.copy_buffer_to_buffer(&status, 0, &readback, 0, 4);
         enc.clear_buffer(&status, 0, None);
         self.flush()?;

@@ -2,6 +2,9 @@
 //! after a warm-up, reported as medians with their spread in pair interactions per second
 //! (one query-key interaction of one evaluation; an RK4 step is four evaluations).
 
+pub mod baselines;
+pub mod report;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,13 +27,15 @@ pub struct BenchConfig {
     pub n: usize,
     pub d: usize,
     pub batch: usize,
-    /// Timed evaluations (and as many timed RK4 steps).
+    /// Timed evaluations.
     pub evals: usize,
+    /// Timed RK4 steps (0: none).
+    pub steps: usize,
     pub mask: Mask,
 }
 
 /// Median and spread of repeated timings, in seconds.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
 pub struct Stats {
     pub median: f64,
     pub min: f64,
@@ -77,10 +82,11 @@ pub struct BenchReport {
     /// Median seconds per field evaluation (host clock, including submission and waiting).
     pub seconds_per_eval: f64,
     pub eval_seconds: Stats,
-    /// Median seconds per RK4 step (4 evaluations, stage combinations, renormalisation).
-    pub seconds_per_step: f64,
-    pub step_seconds: Stats,
-    pub step_pairs_per_second: f64,
+    /// Median seconds per RK4 step (4 evaluations, stage combinations, renormalisation),
+    /// when steps were timed.
+    pub seconds_per_step: Option<f64>,
+    pub step_seconds: Option<Stats>,
+    pub step_pairs_per_second: Option<f64>,
     /// GPU-side seconds per evaluation from timestamp queries, where the adapter has them.
     pub gpu_seconds_per_eval: Option<Stats>,
     pub gpu_pairs_per_second: Option<f64>,
@@ -143,8 +149,10 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
     // Warm-up: one evaluation and one step.
     backend.field(Slot::State, 0)?;
     backend.sync()?;
-    integrate::step(backend.as_mut(), &tableau, 1e-3, true, 0, None)?;
-    backend.sync()?;
+    if config.steps > 0 {
+        integrate::step(backend.as_mut(), &tableau, 1e-3, true, 0, None)?;
+        backend.sync()?;
+    }
 
     let mut eval_s = Vec::with_capacity(config.evals);
     let mut gpu_s = Vec::new();
@@ -159,19 +167,19 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
             gpu_s.push(s);
         }
     }
-    let mut step_s = Vec::with_capacity(config.evals);
-    for _ in 0..config.evals {
+    let mut step_s = Vec::with_capacity(config.steps);
+    for _ in 0..config.steps {
         let t = Instant::now();
         integrate::step(backend.as_mut(), &tableau, 1e-3, true, 0, None)?;
         backend.sync()?;
         step_s.push(t.elapsed().as_secs_f64());
     }
     let (chunk_keys, device_bytes) = match backend.as_gpu() {
-        Some(g) => (Some(g.dispatch().chunk_keys), Some(g.device_bytes())),
+        Some(g) => (Some(g.plan().chunk_keys), Some(g.device_bytes())),
         None => (None, None),
     };
     let eval = Stats::of(&eval_s);
-    let step = Stats::of(&step_s);
+    let step = (!step_s.is_empty()).then(|| Stats::of(&step_s));
     let gpu_stats = (!gpu_s.is_empty()).then(|| Stats::of(&gpu_s));
     Ok(BenchReport {
         backend: name,
@@ -184,9 +192,9 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
         pairs_per_second: pairs / eval.median,
         seconds_per_eval: eval.median,
         eval_seconds: eval,
-        seconds_per_step: step.median,
+        seconds_per_step: step.map(|s| s.median),
         step_seconds: step,
-        step_pairs_per_second: 4.0 * pairs / step.median,
+        step_pairs_per_second: step.map(|s| 4.0 * pairs / s.median),
         gpu_seconds_per_eval: gpu_stats,
         gpu_pairs_per_second: gpu_stats.map(|s| pairs / s.median),
         chunk_keys,

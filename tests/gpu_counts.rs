@@ -1,0 +1,111 @@
+//! What a step asks of the device, counted: one submission per RK4 step (or per planned slice
+//! of a long step), the expected dispatches, no buffer map or wait for the device, and no
+//! buffer, bind group or pipeline created while stepping. (The bound on submissions queued
+//! ahead of the GPU is a unit test of `gpu::record::InFlight`: llvmpipe runs a submission
+//! before the next is recorded.) Each test opens its own device so that the counts are its
+//! own.
+
+mod common;
+
+use std::sync::Arc;
+
+use attnflow::gpu::{Chunking, Counts, GpuBackend, GpuContext, GpuOptions};
+use attnflow::integrate::{self, Backend, Integrator};
+use attnflow::model::init::InitSpec;
+use attnflow::model::{Attention, Geometry, Mask, Model, Shape, Weights};
+
+fn context() -> Option<Arc<GpuContext>> {
+    common::gpu()?;
+    Some(Arc::new(GpuContext::new().expect("a second device")))
+}
+
+fn setup(ctx: Arc<GpuContext>, n: usize, options: GpuOptions) -> GpuBackend {
+    let shape = Shape::new(1, n, 3).unwrap();
+    let model = Model::new(
+        Attention::Sa,
+        Geometry::Sphere,
+        Mask::Full,
+        Weights::identity(3),
+        vec![1.0],
+    );
+    let x0 = InitSpec::Uniform
+        .generate(shape, Geometry::Sphere, 4)
+        .unwrap();
+    let mut g = GpuBackend::with_options(ctx, &model, shape, &x0, options).unwrap();
+    g.prepare(4).unwrap();
+    g
+}
+
+/// Runs `steps` RK4 steps without syncing and returns what they asked of the device.
+fn steps(g: &mut GpuBackend, steps: usize) -> Counts {
+    let tableau = Integrator::Rk4.tableau();
+    // One step first: the coefficient slots are uploaded on first use.
+    integrate::step(g, &tableau, 1e-3, true, 0, None).unwrap();
+    g.sync().unwrap();
+    let before = g.counts();
+    for s in 1..=steps {
+        integrate::step(g, &tableau, 1e-3, true, s as u32, None).unwrap();
+    }
+    let after = g.counts();
+    g.sync().unwrap();
+    after - before
+}
+
+#[test]
+fn an_rk4_step_is_one_submission_without_maps_waits_or_allocations() {
+    let Some(ctx) = context() else { return };
+    let mut g = setup(ctx, 3000, GpuOptions::default());
+    let plan = g.plan();
+    let n = 3;
+    let c = steps(&mut g, n);
+    // Per evaluation: queries, the planned attention dispatches, merge, finish, projection;
+    // four evaluations and four combinations per step.
+    let per_step = 4 * (1 + plan.dispatches() + 3) + 4;
+    eprintln!("{c:?}, plan {plan:?}");
+    assert_eq!(c.submissions, n as u64, "one submission per step");
+    assert_eq!(c.dispatches, (n * per_step) as u64);
+    assert_eq!(
+        (c.maps, c.waits),
+        (0, 0),
+        "no map or device wait while stepping"
+    );
+    assert_eq!(
+        (c.buffers, c.bind_groups, c.pipelines),
+        (0, 0, 0),
+        "nothing created while stepping"
+    );
+    // Waits for an older submission happen only beyond the in-flight bound.
+    assert!(c.throttles <= c.submissions);
+}
+
+#[test]
+fn long_steps_are_cut_into_submissions_of_the_planned_size() {
+    let Some(ctx) = context() else { return };
+    // A 5 ms dispatch budget (and 12.5 ms per submission) on llvmpipe: several chunks, a
+    // few per submission.
+    let budget = 5e-3;
+    let options = GpuOptions {
+        chunking: Chunking::Timed(budget),
+        ..Default::default()
+    };
+    let mut g = setup(ctx, 4096, options);
+    let plan = g.plan();
+    let per_submission = plan.dispatches_per_submission.expect("a measured speed");
+    let streaming = 4 * plan.dispatches();
+    assert!(
+        streaming > per_submission,
+        "the test needs a step longer than a submission: {plan:?}"
+    );
+    let n = 2;
+    let c = steps(&mut g, n);
+    eprintln!("{c:?}, plan {plan:?}, calibration {:?}", g.calibration());
+    // A submission whenever the budget is reached, and one at the end of the step.
+    let expected = (streaming / per_submission + 1) * n;
+    assert_eq!(c.submissions, expected as u64, "{plan:?}");
+    assert_eq!((c.maps, c.waits), (0, 0));
+    assert_eq!((c.buffers, c.bind_groups, c.pipelines), (0, 0, 0));
+    // Every dispatch the probe planned stays within the budget at the measured speed.
+    let calibration = g.calibration().expect("probed");
+    let seconds = plan.dispatch_pairs / calibration.speed;
+    assert!(seconds <= budget, "{seconds} s per dispatch");
+}
