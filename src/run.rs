@@ -136,6 +136,10 @@ pub struct RunSummary {
     pub elapsed_s: f64,
     /// Pair interactions per second over the whole run (observables excluded).
     pub pairs_per_second: f64,
+    /// Seconds the dynamics took (steps and the checks of the state), and the observables
+    /// (every metrics.csv row, the initial one included).
+    pub dynamics_s: f64,
+    pub metrics_s: f64,
     pub initial: Vec<Metrics>,
     pub last: Vec<Metrics>,
     pub files: Vec<PathBuf>,
@@ -307,7 +311,9 @@ pub fn execute(
         Ok(metrics)
     };
 
+    let t1 = Instant::now();
     let initial = record_metrics(backend.as_mut(), 0)?;
+    let mut metrics_s = t1.elapsed().as_secs_f64();
     let mut last = initial.clone();
     if let Some(t) = traj.as_mut() {
         t.push(backend.as_mut())?;
@@ -332,6 +338,8 @@ pub fn execute(
         let snapshot_now =
             cfg.save_every > 0 && (step.is_multiple_of(cfg.save_every) || step == cfg.steps);
         if metrics_now || snapshot_now {
+            // The step's work is done before the check reads the state, so its time counts
+            // as the dynamics' and not the observables'.
             if backend.non_finite()? {
                 progress.finish();
                 return Err(non_finite_error(model, kind, checked, step, h));
@@ -340,7 +348,9 @@ pub fn execute(
         }
         stepping_s += t0.elapsed().as_secs_f64();
         if metrics_now {
+            let t1 = Instant::now();
             last = record_metrics(backend.as_mut(), step)?;
+            metrics_s += t1.elapsed().as_secs_f64();
         }
         if snapshot_now && let Some(t) = traj.as_mut() {
             t.push(backend.as_mut())?;
@@ -377,6 +387,8 @@ pub fn execute(
         note,
         elapsed_s,
         pairs_per_second: pairs / stepping_s.max(1e-12),
+        dynamics_s: stepping_s,
+        metrics_s,
         initial,
         last,
         files,

@@ -109,3 +109,75 @@ fn cpu_field_matches_reference_across_many_tiles() {
         }
     }
 }
+
+/// The streamed observables (energy, mean and minimum cosine) of both CPU kernels against
+/// the reference's plain f64 loops: n across several key tiles, tokens off the sphere in R^d,
+/// beta up to 50 (the per-tile maximum of the sum of exponentials moves).
+#[test]
+fn cpu_pair_stats_match_reference() {
+    use attnflow::integrate::Backend;
+    use attnflow::model::observables::summarise;
+    use attnflow::model::weights::QkvSpec;
+    use attnflow::model::{Attention, Geometry, Mask, Shape};
+    for kernel in [CpuKernel::Avx2, CpuKernel::Portable] {
+        if !kernel.supported() {
+            continue;
+        }
+        for (n, d) in [(2501, 2), (3000, 3), (1101, 16), (700, 64)] {
+            for geometry in [Geometry::Sphere, Geometry::Euclidean] {
+                let case = Case {
+                    shape: Shape::new(2, n, d).unwrap(),
+                    attention: Attention::Sa,
+                    geometry,
+                    mask: Mask::Full,
+                    qkv: QkvSpec::Identity,
+                    betas: vec![1.0, 50.0],
+                    seed: 3,
+                };
+                let (model, shape) = (case.model(), case.shape);
+                // Off the sphere: scale every token by a factor in [0.5, 1.5].
+                let x0: Vec<f64> = case
+                    .initial()
+                    .chunks(d)
+                    .enumerate()
+                    .flat_map(|(t, v)| {
+                        let s = 0.5 + (t % 7) as f64 / 6.0;
+                        v.iter().map(move |c| c * s).collect::<Vec<_>>()
+                    })
+                    .collect();
+                let x32: Vec<f64> = x0.iter().map(|&v| f64::from(v as f32)).collect();
+                let mut c = CpuBackend::with_kernel(&model, shape, &x0, kernel).unwrap();
+                let got = c.pair_stats().unwrap();
+                let want = attnflow::reference::pair_stats(&model.betas, shape, &x32);
+                for b in 0..2 {
+                    let rows = b * n..(b + 1) * n;
+                    let (gm, wm) = (
+                        summarise(&got[rows.clone()], model.betas[b]),
+                        summarise(&want[rows.clone()], model.betas[b]),
+                    );
+                    let rel = |g: f64, w: f64| (g - w).abs() / w.abs().max(1e-3);
+                    let label = format!(
+                        "{} n = {n}, d = {d}, {geometry:?}, system {b}",
+                        kernel.name()
+                    );
+                    assert!(
+                        rel(gm.energy, wm.energy) < 1e-5
+                            && (gm.mean_cos - wm.mean_cos).abs() < 1e-5
+                            && (gm.min_cos - wm.min_cos).abs() < 1e-6,
+                        "{label}: got {gm:?}, want {wm:?}"
+                    );
+                    // And per token: the log of the exponential sums, the cosine sums.
+                    for (t, (g, w)) in got[rows.clone()].iter().zip(&want[rows]).enumerate() {
+                        let (lg, lw) = (g.lse_max + g.lse_sum.ln(), w.lse_max + w.lse_sum.ln());
+                        assert!(
+                            (lg - lw).abs() <= 2e-6 * (1.0 + lw.abs())
+                                && (g.sum_cos - w.sum_cos).abs() <= 1e-5 * n as f64
+                                && (g.sum_dot - w.sum_dot).abs() <= 1e-5 * n as f64 * 2.25,
+                            "{label}, token {t}: got {g:?}, want {w:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

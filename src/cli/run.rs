@@ -242,8 +242,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     println!("backend: {}", summary.backend);
     println!(
-        "time: {:.2} s, {:.3e} pair interactions/s",
-        summary.elapsed_s, summary.pairs_per_second
+        "time: {:.2} s, {:.3e} pair interactions/s; metrics {:.2} s ({:.2}x the dynamics' {:.2} s)",
+        summary.elapsed_s,
+        summary.pairs_per_second,
+        summary.metrics_s,
+        summary.metrics_s / summary.dynamics_s.max(1e-12),
+        summary.dynamics_s
     );
     println!(
         "{:>8} {:>10} {:>14} {:>12} {:>12}",

@@ -312,3 +312,153 @@ unsafe fn general(b: &Block, scratch: &mut [f32], out: &mut BlockState) {
         }
     }
 }
+
+/// The pair statistics of one query against one tile of keys, in f32.
+#[derive(Clone, Copy, Debug)]
+pub struct PairTile {
+    /// The smallest s_j / |x_j| over j != i (s the scaled dot product below).
+    pub min_scaled: f32,
+    /// The largest score s_j (base 2) and sum_j 2^(s_j - it).
+    pub top: f32,
+    pub sum_exp: f32,
+}
+
+/// Twin of `shaders/pair_stats.wgsl` (its O(n^2) part) for two queries q = scale x_i (`q`,
+/// 2 d floats; `own` their indices i) against keys [start, start + len) in the row layout
+/// (zero-padded past n), with the inverse norms `inv` padded alike: scores s_j = <q, x_j>
+/// (scale = beta log2(e), so they are in base 2), their maximum and, in a second pass, the sum
+/// of 2^(s_j - max); and the minimum of s_j / |x_j| over j != i, the cosine up to the
+/// positive factor scale |x_i|. Each key vector is loaded once for both queries; only key
+/// vectors holding an i and the last one are masked. `scratch` holds two tiles.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `rows` and `inv` must extend to the tile rounded up to
+/// 8 keys.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn pair_tile(
+    q: &[f32],
+    rows: &[f32],
+    stride: usize,
+    inv: &[f32],
+    start: usize,
+    len: usize,
+    own: [usize; 2],
+    scratch: &mut [f32],
+) -> [PairTile; 2] {
+    unsafe {
+        // Plain calls, not closures: closures would not inherit this function's features.
+        match q.len() / 2 {
+            2 => pair_scores::<2>(q, rows, stride, inv, start, len, own, scratch),
+            3 => pair_scores::<3>(q, rows, stride, inv, start, len, own, scratch),
+            4 => pair_scores::<4>(q, rows, stride, inv, start, len, own, scratch),
+            _ => pair_scores::<0>(q, rows, stride, inv, start, len, own, scratch),
+        }
+    }
+}
+
+/// `pair_tile` with the queries in registers for D = 2, 3, 4 (D = 0: any d, from memory).
+/// Independent accumulators keep the minimum, maximum and sum chains from bounding the speed.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pair_scores<const D: usize>(
+    q: &[f32],
+    rows: &[f32],
+    stride: usize,
+    inv: &[f32],
+    start: usize,
+    len: usize,
+    own: [usize; 2],
+    scratch: &mut [f32],
+) -> [PairTile; 2] {
+    unsafe {
+        let d = q.len() / 2;
+        let mut qv = [[_mm256_setzero_ps(); 4]; 2];
+        for (k, qk) in qv.iter_mut().enumerate() {
+            for c in 0..D {
+                qk[c] = _mm256_set1_ps(q[k * d + c]);
+            }
+        }
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let stop = start + len;
+        let (inf, ninf) = (
+            _mm256_set1_ps(f32::INFINITY),
+            _mm256_set1_ps(f32::NEG_INFINITY),
+        );
+        let mut low = [inf; 2];
+        let mut top = [ninf; 2];
+        let vecs = len.div_ceil(LANES);
+        let tile = scratch.len() / 2;
+        let sp = scratch.as_mut_ptr();
+        let rp = rows.as_ptr();
+        let ip = inv.as_ptr();
+        for v in 0..vecs {
+            let j0 = start + v * LANES;
+            let mut s = [_mm256_setzero_ps(); 2];
+            if D > 0 {
+                let k0 = _mm256_loadu_ps(rp.add(j0));
+                s[0] = _mm256_mul_ps(qv[0][0], k0);
+                s[1] = _mm256_mul_ps(qv[1][0], k0);
+                for c in 1..D {
+                    let kc = _mm256_loadu_ps(rp.add(c * stride + j0));
+                    s[0] = _mm256_fmadd_ps(qv[0][c], kc, s[0]);
+                    s[1] = _mm256_fmadd_ps(qv[1][c], kc, s[1]);
+                }
+            } else {
+                for c in 0..d {
+                    let kc = _mm256_loadu_ps(rp.add(c * stride + j0));
+                    s[0] = _mm256_fmadd_ps(_mm256_set1_ps(*q.get_unchecked(c)), kc, s[0]);
+                    s[1] = _mm256_fmadd_ps(_mm256_set1_ps(*q.get_unchecked(d + c)), kc, s[1]);
+                }
+            }
+            let iv = _mm256_loadu_ps(ip.add(j0));
+            let edge = j0 + LANES > stop
+                || (j0..j0 + LANES).contains(&own[0])
+                || (j0..j0 + LANES).contains(&own[1]);
+            for k in 0..2 {
+                let mut w = _mm256_mul_ps(s[k], iv);
+                if edge {
+                    let idx = _mm256_add_epi32(_mm256_set1_epi32(j0 as i32), lane);
+                    let seen = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                        _mm256_set1_epi32(stop as i32),
+                        idx,
+                    ));
+                    let me = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                        idx,
+                        _mm256_set1_epi32(own[k] as i32),
+                    ));
+                    s[k] = _mm256_blendv_ps(ninf, s[k], seen);
+                    w = _mm256_blendv_ps(inf, w, _mm256_andnot_ps(me, seen));
+                }
+                low[k] = _mm256_min_ps(low[k], w);
+                top[k] = _mm256_max_ps(top[k], s[k]);
+                _mm256_storeu_ps(sp.add(k * tile + v * LANES), s[k]);
+            }
+        }
+        let mut out = [PairTile {
+            min_scaled: 0.0,
+            top: 0.0,
+            sum_exp: 0.0,
+        }; 2];
+        for k in 0..2 {
+            let m = hmax(top[k]);
+            let vm = _mm256_set1_ps(m);
+            let mut sum = [_mm256_setzero_ps(); 2];
+            let row = sp.add(k * tile);
+            for v in 0..vecs {
+                sum[v & 1] = _mm256_add_ps(
+                    sum[v & 1],
+                    exp2(_mm256_sub_ps(_mm256_loadu_ps(row.add(v * LANES)), vm)),
+                );
+            }
+            let mut a = [0.0f32; LANES];
+            _mm256_storeu_ps(a.as_mut_ptr(), low[k]);
+            out[k] = PairTile {
+                min_scaled: a.iter().copied().fold(f32::INFINITY, f32::min),
+                top: m,
+                sum_exp: hsum(_mm256_add_ps(sum[0], sum[1])),
+            };
+        }
+        out
+    }
+}

@@ -386,57 +386,161 @@ impl Kernel {
         }
     }
 
-    /// Twin of `shaders/pair_stats.wgsl` for one token (self-attention layouts).
-    fn pair_stats_token(
+    /// Twin of `shaders/pair_stats.wgsl` for tokens t0 and t1 of one system (t1 = t0 for a
+    /// lone last token; self-attention layouts): the O(n^2) part in f32 over tiles of keys,
+    /// vectorised like the attention (the scores in base 2 with beta folded into the query,
+    /// their maximum per tile and the sum of exponentials, the minimum cosine with norms
+    /// taken once per token), tile results joining f64 totals; the sums of dot products and
+    /// cosines from the system's sums of tokens (`sums`), which needs no pass over pairs.
+    fn pair_stats_tokens(
         &self,
         keys: &[f32],
         inv_norm: &[f32],
+        sums: &[f64],
         x: &[f32],
-        t: usize,
-        s: &mut [f32],
-    ) -> PairStats {
+        tokens: [usize; 2],
+        scratch: &mut PairScratch,
+    ) -> [PairStats; 2] {
         let Shape { n, d, .. } = self.shape;
-        let (b, i) = (t / n, t % n);
-        let xi = &x[t * d..(t + 1) * d];
+        let b = tokens[0] / n;
+        let own = tokens.map(|t| t % n);
         let beta = f64::from(self.betas[b]);
         let kt = &keys[b * d * self.stride..(b + 1) * d * self.stride];
-        let inv = &inv_norm[b * n..(b + 1) * n];
-        let mut out = PairStats {
-            lse_max: f64::NEG_INFINITY,
-            lse_sum: 0.0,
-            min_cos: f64::INFINITY,
-            sum_cos: 0.0,
-            sum_dot: 0.0,
+        // Inverse norms in the keys' layout: [batch][stride], zero past n.
+        let inv = &inv_norm[b * self.stride..(b + 1) * self.stride];
+        // sum_j x_j and sum_j x_j / |x_j| of this system.
+        let (sum_x, sum_hat) = sums[2 * b * d..2 * (b + 1) * d].split_at(d);
+        // Scores in base 2 with beta folded in (any positive scale at beta = 0).
+        let scale = if beta > 0.0 {
+            beta * std::f64::consts::LOG2_E
+        } else {
+            1.0
         };
+        let PairScratch { q, dots, cos } = scratch;
+        let mut out = [PairStats::default(); 2];
+        let mut min_scaled = [f64::INFINITY; 2];
+        for (k, &t) in tokens.iter().enumerate() {
+            let xi = &x[t * d..(t + 1) * d];
+            q[k * d..(k + 1) * d]
+                .iter_mut()
+                .zip(xi)
+                .for_each(|(q, x)| *q = (scale * f64::from(*x)) as f32);
+            let inv_i = f64::from(inv[own[k]]);
+            let dot = |a: &[f64]| {
+                a.iter()
+                    .zip(xi)
+                    .map(|(a, &x)| a * f64::from(x))
+                    .sum::<f64>()
+            };
+            let norm2: f64 = xi.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            out[k] = PairStats {
+                lse_max: f64::NEG_INFINITY,
+                lse_sum: 0.0,
+                min_cos: f64::INFINITY,
+                sum_cos: inv_i * dot(sum_hat) - inv_i * inv_i * norm2,
+                sum_dot: dot(sum_x),
+            };
+        }
         let mut start = 0;
         while start < n {
             let len = self.tile.min(n - start);
-            let s = &mut s[..len];
-            s.fill(0.0);
-            for c in 0..d {
-                let kc = &kt[c * self.stride + start..c * self.stride + start + len];
-                s.iter_mut().zip(kc).for_each(|(s, k)| *s += xi[c] * k);
+            let mut tiles = [(0.0f64, 0.0f64); 2];
+            #[cfg(target_arch = "x86_64")]
+            let simd = self.simd == CpuKernel::Avx2;
+            #[cfg(not(target_arch = "x86_64"))]
+            let simd = false;
+            if simd {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: the kernel runs only where the CPU has AVX2 and FMA (checked at
+                    // construction); rows and inverse norms are padded past n to whole
+                    // vectors.
+                    let got =
+                        unsafe { avx2::pair_tile(q, kt, self.stride, inv, start, len, own, dots) };
+                    for k in 0..2 {
+                        min_scaled[k] = min_scaled[k].min(f64::from(got[k].min_scaled));
+                        tiles[k] = (f64::from(got[k].top), f64::from(got[k].sum_exp));
+                    }
+                }
+            } else {
+                for k in 0..2 {
+                    let tile = (dots.as_mut_slice(), cos.as_mut_slice());
+                    tiles[k] = Self::pair_tile_portable(
+                        &q[k * d..(k + 1) * d],
+                        kt,
+                        self.stride,
+                        inv,
+                        start,
+                        len,
+                        own[k],
+                        tile,
+                        &mut min_scaled[k],
+                    );
+                }
             }
-            for (jj, &dotv) in s.iter().enumerate() {
-                let j = start + jj;
-                let dotv = f64::from(dotv);
-                let e = beta * dotv;
-                if e > out.lse_max {
-                    out.lse_sum *= (out.lse_max - e).exp();
-                    out.lse_max = e;
+            for (o, (top, sum_exp)) in out.iter_mut().zip(tiles) {
+                // The tile's maximum in natural units: lse_max moves at most once per tile.
+                let (top, sum_exp) = if beta > 0.0 {
+                    (top * std::f64::consts::LN_2, sum_exp)
+                } else {
+                    (0.0, len as f64)
+                };
+                if top > o.lse_max {
+                    o.lse_sum *= (o.lse_max - top).exp();
+                    o.lse_max = top;
                 }
-                out.lse_sum += (e - out.lse_max).exp();
-                out.sum_dot += dotv;
-                if j != i {
-                    let c = dotv * f64::from(inv[i]) * f64::from(inv[j]);
-                    out.min_cos = out.min_cos.min(c);
-                    out.sum_cos += c;
-                }
+                o.lse_sum += sum_exp * (top - o.lse_max).exp();
             }
             start += len;
         }
+        for k in 0..2 {
+            out[k].min_cos = min_scaled[k] * f64::from(inv[own[k]]) / scale;
+        }
         out
     }
+
+    /// The portable twin of `avx2::pair_tile`: returns the tile's largest score (base 2) and
+    /// the sum of 2^(s - it), and lowers `min_scaled`.
+    #[allow(clippy::too_many_arguments)]
+    fn pair_tile_portable(
+        q: &[f32],
+        kt: &[f32],
+        stride: usize,
+        inv: &[f32],
+        start: usize,
+        len: usize,
+        i: usize,
+        (dots, cos): (&mut [f32], &mut [f32]),
+        min_scaled: &mut f64,
+    ) -> (f64, f64) {
+        let s = &mut dots[..len];
+        s.fill(0.0);
+        for (c, qc) in q.iter().enumerate() {
+            let kc = &kt[c * stride + start..c * stride + start + len];
+            s.iter_mut().zip(kc).for_each(|(s, k)| *s += qc * k);
+        }
+        let w = &mut cos[..len];
+        w.iter_mut()
+            .zip(s.iter())
+            .zip(&inv[start..start + len])
+            .for_each(|((w, s), v)| *w = s * v);
+        if (start..start + len).contains(&i) {
+            w[i - start] = f32::INFINITY;
+        }
+        *min_scaled = min_scaled.min(f64::from(simd::min(w)));
+        let top = simd::max(s);
+        s.iter_mut()
+            .for_each(|v| *v = simd::exp_f32((*v - top) * std::f32::consts::LN_2));
+        (f64::from(top), f64::from(simd::sum(s)))
+    }
+}
+
+/// Per-thread scratch of the pair statistics: the scaled query, a tile of scores and of
+/// scaled cosines.
+struct PairScratch {
+    q: Vec<f32>,
+    dots: Vec<f32>,
+    cos: Vec<f32>,
 }
 
 /// Per-thread scratch for one chunk of queries.
@@ -601,18 +705,44 @@ impl Backend for CpuBackend {
             &self.x,
             &mut self.keys.rows,
         );
-        let inv_norm: Vec<f32> = self
-            .x
-            .chunks_exact(d)
-            .map(|t| 1.0 / simd::dot(t, t).sqrt())
-            .collect();
+        // Norms once per token, padded like the key rows.
+        let stride = kernel.stride;
+        let mut inv_norm = vec![0.0f32; kernel.shape.batch * stride];
+        for (t, x) in self.x.chunks_exact(d).enumerate() {
+            inv_norm[(t / n) * stride + t % n] = 1.0 / simd::dot(x, x).sqrt();
+        }
+        // Per system sum_j x_j and sum_j x_j / |x_j| in f64.
+        let mut sums = vec![0.0f64; 2 * kernel.shape.batch * d];
+        for (t, x) in self.x.chunks_exact(d).enumerate() {
+            let b = t / n;
+            let inv = f64::from(inv_norm[b * stride + t % n]);
+            for c in 0..d {
+                sums[2 * b * d + c] += f64::from(x[c]);
+                sums[(2 * b + 1) * d + c] += f64::from(x[c]) * inv;
+            }
+        }
         let (keys, x) = (&self.keys.rows, &self.x);
-        Ok((0..kernel.shape.tokens())
-            .into_par_iter()
+        // Tokens two at a time within each system (a lone last one paired with itself).
+        let pairs: Vec<[usize; 2]> = (0..kernel.shape.batch)
+            .flat_map(|b| {
+                (0..n.div_ceil(2)).map(move |k| [b * n + 2 * k, b * n + (2 * k + 1).min(n - 1)])
+            })
+            .collect();
+        let rows: Vec<[PairStats; 2]> = pairs
+            .par_iter()
             .map_init(
-                || vec![0.0f32; kernel.tile],
-                |s, t| kernel.pair_stats_token(keys, &inv_norm, x, t, s),
+                || PairScratch {
+                    q: vec![0.0f32; 2 * d],
+                    dots: vec![0.0f32; 2 * kernel.tile],
+                    cos: vec![0.0f32; kernel.tile],
+                },
+                |s, &t| kernel.pair_stats_tokens(keys, &inv_norm, &sums, x, t, s),
             )
+            .collect();
+        Ok(pairs
+            .iter()
+            .zip(rows)
+            .flat_map(|(t, r)| if t[0] == t[1] { vec![r[0]] } else { r.to_vec() })
             .collect())
     }
 }

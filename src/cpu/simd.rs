@@ -78,6 +78,22 @@ pub fn max(a: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, f32::max)
 }
 
+#[inline(always)]
+pub fn min(a: &[f32]) -> f32 {
+    let mut acc = [f32::INFINITY; LANES];
+    let chunks = a.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] = acc[l].min(c[l]);
+        }
+    }
+    acc.iter()
+        .chain(rest)
+        .copied()
+        .fold(f32::INFINITY, f32::min)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +124,6 @@ mod tests {
         assert!((dot(&a, &b) - plain_dot).abs() < 1e-5);
         assert!((sum(&a) - a.iter().sum::<f32>()).abs() < 1e-5);
         assert_eq!(max(&a), a.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        assert_eq!(min(&a), a.iter().copied().fold(f32::INFINITY, f32::min));
     }
 }
