@@ -16,9 +16,8 @@ struct Params {
     // their y takes what does not fit in one dimension.
     token_groups_x: u32,
     element_groups_x: u32,
-    // Workgroups along x of the streaming dispatches (blocks of WG queries); their z takes
-    // what does not fit, their y is the system.
-    query_groups_x: u32,
+    // Unused (the streaming dispatches take their grid from Chunk).
+    pad0: u32,
     // ALiBi: scores lose alibi_slope * (i - j) (0 without ALiBi).
     alibi_slope: f32,
     // Hidden width of the perceptron (0 without one) and the workgroups along x of its

@@ -53,9 +53,16 @@ fn cpu_affordable(n: usize, d: usize) -> bool {
 /// Runs the report into `dir`. `quick` shrinks every size (to check the report itself on a
 /// software adapter).
 pub fn report(dir: &Path, quick: bool) -> Result<Report> {
-    std::fs::create_dir_all(dir).map_err(|e| file_error(dir, format!("cannot create: {e}")))?;
     let ctx = Arc::new(GpuContext::new()?);
     let software = ctx.is_software();
+    if software && !quick {
+        return Err(Error::Input(format!(
+            "the best adapter here is a software one ({}): the report's sizes take hours on \
+             it; pass --quick to check the report itself",
+            ctx.describe()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| file_error(dir, format!("cannot create: {e}")))?;
     let mut skipped = Vec::new();
     let (ns, ds): (Vec<usize>, Vec<usize>) = if quick {
         (vec![1 << 10, 1 << 12], vec![3, 16])

@@ -272,7 +272,7 @@ impl AttentionPass {
             flags: super::kernels::flags(model, d),
             token_groups_x: grids.tokens.0,
             element_groups_x: grids.elements.0,
-            query_groups_x: 0,
+            pad0: 0,
             alibi_slope: model.alibi_slope(sizes.n_keys) as f32,
             mlp_hidden: hidden as u32,
             hidden_groups_x: grids.hidden.0,

@@ -20,7 +20,7 @@ pub(crate) struct Params {
     pub flags: u32,
     pub token_groups_x: u32,
     pub element_groups_x: u32,
-    pub query_groups_x: u32,
+    pub pad0: u32,
     pub alibi_slope: f32,
     pub mlp_hidden: u32,
     pub hidden_groups_x: u32,
