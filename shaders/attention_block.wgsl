@@ -1,4 +1,4 @@
-// Stage 2 of the attention field for larger d (MODELS.md §1): FlashAttention-2 in f32. A
+// Stage 2 of the attention field for larger d (docs/model.md §1): FlashAttention-2 in f32. A
 // workgroup takes a block of BQ queries (kept in workgroup memory) and streams the keys of
 // its split in tiles of BK; the key tile doubles as the value tile (the values are the keys:
 // V is applied after the merge). Per tile:

@@ -1,4 +1,4 @@
-// Stage 4 of the attention field (MODELS.md §1, §3) for one head h, one invocation per
+// Stage 4 of the attention field (docs/model.md §1, §3) for one head h, one invocation per
 // element (query t, row r): a = V_h mean (mean from attention_merge, in split 0's
 // accumulator), written to the output for the first head and added for the others, times
 // c_h. The perceptron and (on the sphere) tangent_project.wgsl follow.

@@ -1,4 +1,4 @@
-// Stage 3 of the attention field (MODELS.md §1): merges the partial softmax states of the
+// Stage 3 of the attention field (docs/model.md §1): merges the partial softmax states of the
 // key splits of one head, one invocation per element (query t, coordinate r). With
 // M = max_s m_s (base 2) and weights w_s = 2^(m_s - M):
 //   SA:  mean = sum_s w_s acc_s / sum_s w_s l_s            (the softmax-weighted mean of keys)

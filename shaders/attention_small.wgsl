@@ -1,4 +1,4 @@
-// Stage 2 of the attention field for small d (MODELS.md §1), N-body style: each
+// Stage 2 of the attention field for small d (docs/model.md §1), N-body style: each
 // invocation holds R queries in registers, keys stream through workgroup memory in tiles of
 // TK (one vec4 per key and DV = ceil(D / 4) <= 2), and each key read from workgroup memory
 // serves R queries. `main` is generated (src/gpu/codegen.rs) as straight-line code: no loop

@@ -1,4 +1,4 @@
-// The perceptron block (MODELS.md §3), first half: hidden_tk = sigma(sum_c A_kc x_tc + b_k)
+// The perceptron block (docs/model.md §3), first half: hidden_tk = sigma(sum_c A_kc x_tc + b_k)
 // for every query token t and hidden unit k, one invocation each (sigma: ReLU, or GELU in
 // its tanh form). CPU twin: reference::stages::mlp_hidden.
 

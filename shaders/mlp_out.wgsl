@@ -1,4 +1,4 @@
-// The perceptron block (MODELS.md §3), second half: field_tr += sum_k W_rk hidden_tk, one
+// The perceptron block (docs/model.md §3), second half: field_tr += sum_k W_rk hidden_tk, one
 // invocation per element (query token t, row r). CPU twin: reference::stages::mlp_out.
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -1,4 +1,4 @@
-// Streamed pair statistics behind the observables (MODELS.md §1: energy, pairwise cosines),
+// Streamed pair statistics behind the observables (docs/model.md §1: energy, pairwise cosines),
 // N-body style like attention_small.wgsl: every invocation holds R tokens i of system b
 // (normalised, in registers), and tiles of normalised keys x_j / |x_j| with their norms stream
 // through workgroup memory, so norms are taken once per token, not once per pair. Per token:

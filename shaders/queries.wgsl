@@ -1,4 +1,4 @@
-// Stage 1 of the attention field (MODELS.md §1): the queries of one head h, in base 2,
+// Stage 1 of the attention field (docs/model.md §1): the queries of one head h, in base 2,
 //   q_t = beta_b log2(e) K_h^T Q_h x_t   (beta_b log2(e) x_t when every K^T Q = I),
 // x the query tokens, so that the score against key x_j is s log2(e) = <q_t, x_j> and the
 // attention kernels take exp2 of it. Written as DV vec4s per token; the pad lanes past D are

@@ -1,4 +1,4 @@
-// Random deep multi-head attention (MODELS.md §3): the weights of every head at this layer,
+// Random deep multi-head attention (docs/model.md §3): the weights of every head at this layer,
 // drawn on the device from the counter-based generator (model::rng): entries of Q_h, K_h,
 // V_h are scale / sqrt(d) times standard normals keyed by (seed, stream, layer, head, index).
 // One invocation per element of [2, H, d, d]: the first half writes M_h = K_h^T Q_h

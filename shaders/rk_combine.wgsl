@@ -1,4 +1,4 @@
-// One Runge-Kutta combination (MODELS.md §2), one invocation per token:
+// One Runge-Kutta combination (docs/model.md §2), one invocation per token:
 //   stage input:  stage = state + sum_s c_s k_s
 //   end of step:  state = state + sum_s c_s k_s (+ sigma sqrt(h) P^perp xi, Euler-Maruyama
 //                 noise drawn from the counter-based generator for this step), renormalised

@@ -1,4 +1,4 @@
-// The tangent projection of the field on the sphere (MODELS.md §1), one invocation per query
+// The tangent projection of the field on the sphere (docs/model.md §1), one invocation per query
 // token x:
 //   f <- f - (<x, f> / <x, x>) x,
 // which is P_x^perp f for unit x and stays tangent at Runge-Kutta stage inputs slightly off

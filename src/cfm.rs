@@ -1,4 +1,4 @@
-//! Contextual flow maps (MODELS.md §3): m query tokens z evolve against a context of n tokens
+//! Contextual flow maps (docs/model.md §3): m query tokens z evolve against a context of n tokens
 //! y,  dz_i/dt = P_{z_i}^perp sum_j w_ij V y_j  with w the attention weights of z_i over the
 //! context. The context is frozen, or evolves by self-attention (SA of the same model, full
 //! mask); queries never act on the context. Each evaluation costs O(m n) (plus O(n^2) for an

@@ -14,7 +14,7 @@ use crate::model::{
     Activation, Attention, Geometry, HeadCombine, Mask, Model, Noise, RandomHeads, Shape,
 };
 
-/// How beta follows the context length (MODELS.md §3): the given values are gamma.
+/// How beta follows the context length (docs/model.md §3): the given values are gamma.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BetaRule {

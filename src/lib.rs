@@ -1,7 +1,7 @@
 //! attnflow: transformers as interacting particle systems on the sphere.
 //!
 //! Tokens x_1..x_n are particles; depth is time; self-attention is the interaction
-//! (MODELS.md §1). One model definition ([`model::Model`]) runs on three backends: `gpu` (wgpu
+//! (docs/model.md §1). One model definition ([`model::Model`]) runs on three backends: `gpu` (wgpu
 //! compute), `cpu` (multithreaded f32) and `reference` (plain f64, the truth in tests), driven
 //! by one Runge-Kutta stepping engine ([`integrate`]).
 

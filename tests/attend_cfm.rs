@@ -1,6 +1,6 @@
 //! One attention layer (`attend`) and contextual flow maps (`cfm`): cpu and gpu against the f64
 //! reference, attention statistics against a literal softmax, and the vMF closed form of
-//! MODELS.md §4: the finite-context attention output and the finite-context flow approach their
+//! docs/model.md §4: the finite-context attention output and the finite-context flow approach their
 //! infinite-context limits at the parametric rate n^{-1/2}.
 
 mod common;
@@ -177,7 +177,7 @@ fn loglog_slope(x: &[f64], y: &[f64]) -> (f64, f64) {
     (slope, (resid / (k - 2.0) / sxx).sqrt())
 }
 
-/// MODELS.md §4: with keys iid vMF(mu, kappa), the attention output at z tends to
+/// docs/model.md §4: with keys iid vMF(mu, kappa), the attention output at z tends to
 /// V A_d(|w|) w / |w|, w = beta K^T Q z + kappa mu; the RMS error over independent contexts
 /// falls like n^{-1/2}: fitted log-log slope over n = 10^3 .. 10^5 within 0.1 of -0.5.
 #[test]

@@ -1,4 +1,4 @@
-//! The GPU backend against the f64 reference (MODELS.md §1-2): after RK4 steps over the core
+//! The GPU backend against the f64 reference (docs/model.md §1-2): after RK4 steps over the core
 //! grid, per-system betas, the overflow report for USA beyond f32, and the adapter limits.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Integrator order measured from convergence (MODELS.md §2): the error at a fixed T
+//! Integrator order measured from convergence (docs/model.md §2): the error at a fixed T
 //! against a tiny-step RK4 run shrinks like h^p, p = 1, 2, 4 for Euler, Heun, RK4. The
 //! fitted log-log slope must be within 0.2 of p.
 

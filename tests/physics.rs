@@ -1,4 +1,4 @@
-//! Properties of the dynamics that every backend must show (MODELS.md §1):
+//! Properties of the dynamics that every backend must show (docs/model.md §1):
 //! the energy E_beta never decreases (SA and USA, Q = K = V = I), tokens stay on the sphere,
 //! causal attention leaves the first token fixed and never lets a later token act on an
 //! earlier one; and f32 overflow of USA weights is reported instead of written out.

@@ -1,4 +1,4 @@
-//! The research variants (MODELS.md §3) on every backend: multi-head (sum and mean), random
+//! The research variants (docs/model.md §3) on every backend: multi-head (sum and mean), random
 //! deep attention with per-layer redraws, ALiBi for SA and USA, the perceptron block (ReLU and
 //! GELU), Euler-Maruyama noise (independent and common), each GPU and cpu run against the f64
 //! reference after several steps; and the identities that pin them down: one head equals the

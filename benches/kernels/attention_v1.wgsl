@@ -1,4 +1,4 @@
-// Stage 2 of the attention field (MODELS.md §1): the online softmax of every query over one
+// Stage 2 of the attention field (docs/model.md §1): the online softmax of every query over one
 // chunk of keys, one invocation per query. Keys stream through workgroup memory in tiles of
 // TK, each key as DV vec4s (zero padded past D); each query carries a running maximum m,
 // sum l and accumulator acc (the keys are also the values: a = V sum_j w_j x_j, applied in

@@ -3,7 +3,7 @@
 //! formed. The inner kernel (`avx2`) is picked at run time; a portable loop serves CPUs
 //! without AVX2 and FMA.
 //!
-//! Same vector field as `reference::field` (MODELS.md §1, §3), written per head with the
+//! Same vector field as `reference::field` (docs/model.md §1, §3), written per head with the
 //! score matrix M_h = beta K_h^T Q_h so that keys and values are the raw tokens:
 //! s_ij = <M_h x_i, x_j> and a_i = sum_h c_h V_h (sum_j w_ij x_j).
 

@@ -1,4 +1,4 @@
-//! Experiment `chaos` (MODELS.md §3-4, propagation of chaos in contextual flow maps): how far
+//! Experiment `chaos` (docs/model.md §3-4, propagation of chaos in contextual flow maps): how far
 //! a query moved by a finite context of n tokens strays from its infinite-context twin.
 //!
 //! * **Frozen vMF context.** m queries z (the same in every context) evolve on S^2 against a

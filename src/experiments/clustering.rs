@@ -1,4 +1,4 @@
-//! Experiment `clustering` (MODELS.md §4): with Q = K = V = I on S^2, tokens collapse to one
+//! Experiment `clustering` (docs/model.md §4): with Q = K = V = I on S^2, tokens collapse to one
 //! point, and 1 - min_{i,j} <x_i, x_j> decays exponentially once they are in an open
 //! hemisphere. Linearising at a single cluster (all weights equal, each token pulled to the
 //! mean) gives the rate: x_i - x_j decays like e^{-c t}, so 1 - cos like e^{-2 c t}, with

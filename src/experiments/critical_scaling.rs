@@ -1,4 +1,4 @@
-//! Experiment `critical-scaling` (MODELS.md §3, attention temperature beta_n = gamma log n):
+//! Experiment `critical-scaling` (docs/model.md §3, attention temperature beta_n = gamma log n):
 //! with the critical scaling of long contexts, one attention layer (and a short flow) of n
 //! similar tokens either collapses them onto their mean (gamma small) or stays near the
 //! identity (gamma large), and the transition sits at a gamma that does not move with n.

@@ -1,4 +1,4 @@
-//! Experiment `integrator-order` (MODELS.md §2): the error at a fixed time T against the step
+//! Experiment `integrator-order` (docs/model.md §2): the error at a fixed time T against the step
 //! size h for Euler, Heun and RK4, and the fitted orders (theory: 1, 2, 4). The error is
 //! max_i |x_i(T) - x_i^ref(T)| against an RK4 run with a 16 times smaller step than the finest
 //! tested, in f64 (the `reference` backend) so that round-off does not hide the order; the

@@ -1,4 +1,4 @@
-//! Experiment `lost-in-the-middle` (MODELS.md §3-4): causal attention with the ALiBi
+//! Experiment `lost-in-the-middle` (docs/model.md §3-4): causal attention with the ALiBi
 //! positional bias on the circle (d = 2), iid uniform tokens, Q = K = V = I. How much does the
 //! token at prompt position s steer the last token N at depth t?
 //!

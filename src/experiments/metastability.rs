@@ -1,4 +1,4 @@
-//! Experiment `metastability` (MODELS.md §4): tokens on the circle (d = 2) under softmax
+//! Experiment `metastability` (docs/model.md §4): tokens on the circle (d = 2) under softmax
 //! self-attention with Q = K = V = I and a large beta do not collapse at once. A fast linear
 //! instability of the uniform state first gathers them into several clusters; these then sit
 //! almost still and merge pairwise, each merge after a waiting time that grows exponentially

@@ -1,4 +1,4 @@
-//! Experiment `phase-diagram` (MODELS.md §4): the clustering phase diagram of small contexts.
+//! Experiment `phase-diagram` (docs/model.md §4): the clustering phase diagram of small contexts.
 //! Ensembles of n = 32 tokens, uniform on S^{d-1} with d = 8 and d = 128, evolve under softmax
 //! self-attention with Q = K = V = I for t in [0, 30] at inverse temperatures beta in [0.1, 9].
 //! The observable is the fraction of pairs i < j with <x_i, x_j> >= 0.999 (1 once everything
@@ -6,7 +6,7 @@
 //! (beta, t) as in the phase diagrams of the mean-field transformer literature; the collapse
 //! time t_c(beta) is when that mean fraction first reaches 1/2.
 //!
-//! Theory: every start collapses to one cluster eventually (MODELS.md §4, clustering). At small
+//! Theory: every start collapses to one cluster eventually (docs/model.md §4, clustering). At small
 //! beta the attention is nearly uniform and all tokens are pulled to their mean at rate about
 //! 1: collapse within a few time units. At large beta the weight a token puts on itself,
 //! e^beta, outweighs the n - 1 others, which in high dimension start nearly orthogonal

@@ -1,4 +1,4 @@
-//! Experiment `selectivity` (MODELS.md §4, "uniform keys, one query"): one query q = e_1 and n
+//! Experiment `selectivity` (docs/model.md §4, "uniform keys, one query"): one query q = e_1 and n
 //! iid uniform keys on S^{d-1}, softmax attention at beta = lambda n^{2/(d-1)}. The largest
 //! weight and the effective number of keys 1 / sum_j w_j^2 (f64, streamed by
 //! [`crate::attend::attention_stats`]) are averaged over many independent key sets for each

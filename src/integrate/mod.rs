@@ -1,4 +1,4 @@
-//! Explicit Runge-Kutta integration (MODELS.md §2): a Butcher tableau plus one stepping
+//! Explicit Runge-Kutta integration (docs/model.md §2): a Butcher tableau plus one stepping
 //! engine that drives any backend through [`Backend`].
 
 mod tableau;
@@ -96,7 +96,7 @@ pub trait Backend {
 }
 
 /// The noise term of one Euler-Maruyama step: amplitude sigma sqrt(h) times standard normal
-/// draws (MODELS.md §3), keyed by (seed, step) so every backend draws the same.
+/// draws (docs/model.md §3), keyed by (seed, step) so every backend draws the same.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NoiseStep {
     pub amplitude: f64,

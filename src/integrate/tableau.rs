@@ -1,4 +1,4 @@
-//! Butcher tableaux of the explicit methods attnflow offers (MODELS.md §2).
+//! Butcher tableaux of the explicit methods attnflow offers (docs/model.md §2).
 
 use serde::{Deserialize, Serialize};
 

@@ -306,7 +306,7 @@ mod tests {
     }
 
     /// E<x, mu> under vMF(mu, kappa) is A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa)
-    /// (MODELS.md §4); 40000 samples give a standard error below 0.004.
+    /// (docs/model.md §4); 40000 samples give a standard error below 0.004.
     #[test]
     fn vmf_samples_have_the_mean_resultant_length_a_d() {
         for (d, kappa) in [(2usize, 1.5), (3, 2.0), (3, 10.0), (8, 5.0)] {

@@ -1,4 +1,4 @@
-//! The problem attnflow solves, independent of any backend (MODELS.md §1).
+//! The problem attnflow solves, independent of any backend (docs/model.md §1).
 //!
 //! An ensemble of `batch` independent systems, each of `n` tokens in R^d, evolves by
 //! self-attention dynamics. Every backend implements exactly this definition.
@@ -14,7 +14,7 @@ pub use weights::Weights;
 
 use crate::error::{Result, input};
 
-/// Softmax (transformer) or unnormalised attention weights (MODELS.md §1).
+/// Softmax (transformer) or unnormalised attention weights (docs/model.md §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Attention {
@@ -118,7 +118,7 @@ pub enum HeadCombine {
     Mean,
 }
 
-/// Random deep multi-head attention (MODELS.md §3): every head's Q, K, V are redrawn at
+/// Random deep multi-head attention (docs/model.md §3): every head's Q, K, V are redrawn at
 /// every layer (= step), entries iid N(0, scale^2 / d), from a counter-based generator
 /// keyed by (seed, layer, head), so every backend draws the same weights.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -154,7 +154,7 @@ impl RandomHeads {
     }
 }
 
-/// The perceptron block (MODELS.md §3): x' += W sigma(A x + b), hidden width m.
+/// The perceptron block (docs/model.md §3): x' += W sigma(A x + b), hidden width m.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
     pub hidden: usize,
@@ -206,7 +206,7 @@ impl Mlp {
     }
 }
 
-/// Noise of the dynamics (MODELS.md §3): dx = f dt + sigma P^perp dB, integrated by
+/// Noise of the dynamics (docs/model.md §3): dx = f dt + sigma P^perp dB, integrated by
 /// Euler-Maruyama, with independent dB per token or one common dB per system.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Noise {
@@ -215,7 +215,7 @@ pub struct Noise {
     pub seed: u64,
 }
 
-/// The full model: what the vector field is (MODELS.md §1, §3). Backends take this and
+/// The full model: what the vector field is (docs/model.md §1, §3). Backends take this and
 /// nothing else:
 ///   f_i = P^perp_{x_i} ( sum_h c_h a_i^h + W sigma(A x_i + b) )   (no P on euclidean)
 /// with c_h = 1 (sum) or 1/H (mean), a^h the attention output of head h, scores

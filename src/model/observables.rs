@@ -1,4 +1,4 @@
-//! Observables of a configuration (MODELS.md §1): the energy E_beta and pairwise cosines.
+//! Observables of a configuration (docs/model.md §1): the energy E_beta and pairwise cosines.
 //!
 //! The O(n^2) part is streamed per query by each backend as [`PairStats`] (the `pair_stats`
 //! kernel and its twins); this module turns those per-token rows into per-system numbers in

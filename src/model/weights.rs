@@ -1,4 +1,4 @@
-//! The attention weights Q, K, V (MODELS.md §1): d x d, row-major, (Q x)_r = sum_c Q[r][c] x_c.
+//! The attention weights Q, K, V (docs/model.md §1): d x d, row-major, (Q x)_r = sum_c Q[r][c] x_c.
 
 use std::path::Path;
 
@@ -239,7 +239,7 @@ pub fn matvec(a: &[f64], x: &[f64], y: &mut [f64]) {
     }
 }
 
-/// Which perceptron to use (MODELS.md §3), as written on the command line or in a config.
+/// Which perceptron to use (docs/model.md §3), as written on the command line or in a config.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MlpSpec {
     /// Hidden width m, weights drawn from a seed: A ~ N(0, 1/d), W ~ N(0, 1/m), b ~ N(0, 1).

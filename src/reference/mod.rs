@@ -1,6 +1,6 @@
 //! The f64 reference backend: plain loops, obviously right, the truth in tests.
 //!
-//! [`field`] is the vector field written literally from MODELS.md §1, §3 (Q x_i and K x_j
+//! [`field`] is the vector field written literally from docs/model.md §1, §3 (Q x_i and K x_j
 //! formed separately, a two-pass softmax). The GPU computes the same field in several
 //! kernels; [`stages`] holds their f64 twins (same names as the shaders in `shaders/`, same
 //! argument order), so that a GPU result that differs can be bisected to one stage, and
@@ -19,7 +19,7 @@ use crate::model::weights::matvec;
 use crate::model::{Attention, Geometry, Model, Shape, Weights};
 
 /// The attention output of queries z [batch, m, d] over keys y [batch, n, d] with the given
-/// heads, written literally from MODELS.md §1, §3: per head, scores
+/// heads, written literally from docs/model.md §1, §3: per head, scores
 /// s_ij = beta <Q_h z_i, K_h y_j> (minus (lambda / n)(i - j) with ALiBi) over the keys query
 /// i sees (all, or j <= i under the causal mask, which needs m = n), weights softmax (SA) or
 /// exp(s) / Z_i (USA; Z_i = |J(i)| or ALiBi's positional sum), a_i = sum_h c_h sum_j w_ij V_h y_j.
@@ -82,7 +82,7 @@ pub fn attention_output(
     out
 }
 
-/// The vector field (MODELS.md §1, §3) with the model's own heads:
+/// The vector field (docs/model.md §1, §3) with the model's own heads:
 /// out_i = P_{x_i}^perp (a_i + W sigma(A x_i + b)) on the sphere, without P in euclidean
 /// geometry.
 pub fn field(model: &Model, shape: Shape, x: &[f64], out: &mut [f64]) {
