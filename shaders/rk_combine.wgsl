@@ -3,7 +3,8 @@
 //   end of step:  state = state + sum_s c_s k_s (+ sigma sqrt(h) P^perp xi, Euler-Maruyama
 //                 noise drawn from the counter-based generator for this step), renormalised
 //                 to unit length on the sphere.
-// Flags any NaN or infinity it writes. CPU twin: reference::rk_combine.
+// Flags any NaN or infinity it writes, with the layer in which it first appeared. CPU twin:
+// reference::rk_combine.
 
 struct Combine {
     coeffs: vec4<f32>,
@@ -110,6 +111,7 @@ fn main(
         }
     }
     if bad {
-        atomicOr(&status, 1u);
+        // The first layer that went bad wins: status holds 0xffffffff - layer (0: none).
+        atomicMax(&status, 0xffffffffu - step.layer);
     }
 }

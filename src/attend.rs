@@ -289,6 +289,14 @@ impl Tokens {
         Ok(Tokens::Law { law, n })
     }
 
+    /// The file these tokens are read from, if any.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Tokens::File(p) => Some(p),
+            Tokens::Law { .. } => None,
+        }
+    }
+
     pub fn to_config_string(&self) -> String {
         match self {
             Tokens::Law { law, n } => format!("{}:{n}", law.to_config_string()),

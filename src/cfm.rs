@@ -143,9 +143,16 @@ impl Cfm {
             self.queries.set_keys(&self.y)?;
         }
         if let Some(i) = self.z.iter().position(|v| !v.is_finite()) {
+            let cause = if self.model.attention == crate::model::Attention::Usa {
+                "USA weights exp(beta s) beyond the floating point range: use SA or a smaller beta"
+            } else if self.model.geometry == crate::model::Geometry::Euclidean {
+                "in R^d the flow can grow without bound: a shorter --t-end, more --steps or the \
+                 sphere"
+            } else {
+                "the step is too long for this beta: more --steps or a smaller beta"
+            };
             return Err(crate::error::Error::NonFinite(format!(
-                "query coordinate {i} became {} (USA weights exp(beta s) beyond the floating \
-                 point range? use SA or a smaller beta)",
+                "query coordinate {i} became {} ({cause})",
                 self.z[i]
             )));
         }

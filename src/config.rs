@@ -27,6 +27,14 @@ pub enum BetaRule {
 }
 
 impl BetaRule {
+    pub fn name(self) -> &'static str {
+        match self {
+            BetaRule::Const => "const",
+            BetaRule::Log => "log",
+            BetaRule::Selective => "selective",
+        }
+    }
+
     pub fn apply(self, gamma: f64, n: usize, d: usize) -> f64 {
         match self {
             BetaRule::Const => gamma,
@@ -138,6 +146,13 @@ pub struct ConfigLayer {
     /// Written by attnflow into run.toml; ignored when read back.
     #[serde(skip_serializing)]
     pub provenance: Option<toml::Table>,
+    /// The SHA-256 of every input file, as a run.toml records them: a replay refuses a file
+    /// that changed since (unless `allow_changed_inputs`).
+    #[serde(skip_serializing)]
+    pub inputs: Option<std::collections::BTreeMap<String, String>>,
+    /// Run even when an input file differs from the one a run.toml recorded (a flag only).
+    #[serde(skip)]
+    pub allow_changed_inputs: Option<bool>,
 }
 
 impl ConfigLayer {
@@ -182,7 +197,8 @@ impl ConfigLayer {
             noise,
             noise_kind,
             alibi,
-            beta_rule
+            beta_rule,
+            allow_changed_inputs
         );
         self
     }
@@ -223,6 +239,9 @@ pub struct RunConfig {
     /// How `beta` was made from `gamma` (written for the record; `beta` is what runs).
     pub beta_rule: BetaRule,
     pub gamma: Vec<f64>,
+    /// The SHA-256 of every input file (the --init file, Q/K/V.npy, W/A/b.npy) by path.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inputs: std::collections::BTreeMap<String, String>,
 }
 
 /// The embedded default job: n = 4096 tokens on S^2, SA, beta = 1, RK4.
@@ -244,6 +263,22 @@ pub struct Resolved {
 impl Resolved {
     pub fn step_size(&self) -> f64 {
         self.config.t_end / self.config.steps as f64
+    }
+
+    /// The files the run reads: the --init file, Q/K/V.npy of a --qkv folder, W/A/b.npy of a
+    /// --mlp folder.
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if let InitSpec::File(p) = &self.init {
+            files.push(p.clone());
+        }
+        files.extend(self.qkv.files());
+        if let Some(mlp) = &self.config.mlp
+            && let Ok(spec) = crate::model::weights::MlpSpec::parse(mlp)
+        {
+            files.extend(spec.files());
+        }
+        files
     }
 }
 
@@ -306,6 +341,15 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         (None, len) => len,
     };
     let shape = Shape::new(batch, n, d)?;
+    // Refuse sizes the machine cannot hold before anything of them is allocated.
+    let hidden = match layer.mlp.as_deref().map(MlpSpec::parse).transpose()? {
+        Some(MlpSpec::Random { hidden, .. }) => hidden,
+        _ => 0,
+    };
+    crate::limits::ensure_memory(
+        "the run",
+        crate::limits::run_bytes(batch, n, d, layer.heads.unwrap_or(1), hidden)?,
+    )?;
     let gammas = match betas.len() {
         1 => vec![betas[0]; batch],
         len if len == batch => betas,
@@ -322,6 +366,28 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
     }
     let beta_rule = layer.beta_rule.unwrap_or(BetaRule::Const);
     let betas: Vec<f64> = gammas.iter().map(|&g| beta_rule.apply(g, n, d)).collect();
+    // A run.toml records both; an edited beta beside the old gamma must not run silently
+    // with the old value.
+    if let (Some(_), Some(given)) = (&layer.gamma, &layer.beta) {
+        let given = given.clone().values();
+        let given: Vec<f64> = match given.len() {
+            1 => vec![given[0]; batch],
+            _ => given,
+        };
+        let differs = given.len() != betas.len()
+            || given
+                .iter()
+                .zip(&betas)
+                .any(|(g, b)| (g - b).abs() > 1e-12 * b.abs().max(1e-300));
+        if differs {
+            return Err(input(format!(
+                "the configuration gives beta = {given:?} and gamma = {gammas:?}, which under \
+                 beta_rule = {} make beta = {betas:?}: edit gamma (what the rule scales) or \
+                 remove it",
+                beta_rule.name()
+            )));
+        }
+    }
     let steps = layer.steps.unwrap_or(DEFAULT_STEPS);
     if steps == 0 {
         return Err(input("steps must be at least 1"));
@@ -408,6 +474,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         alibi: layer.alibi,
         beta_rule,
         gamma: gammas,
+        inputs: std::collections::BTreeMap::new(),
     };
     let model = Model {
         attention: config.model,
@@ -426,11 +493,31 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         betas,
     };
     model.validate(shape)?;
-    Ok(Resolved {
+    let mut resolved = Resolved {
         config,
         shape,
         model,
         init,
         qkv,
-    })
+    };
+    // Record what every input file held, and refuse a replay whose file changed since.
+    for path in resolved.input_files() {
+        let key = path.display().to_string();
+        let hash = crate::output::sha256_file(&path)?;
+        if let Some(recorded) = layer.inputs.as_ref().and_then(|r| r.get(&key))
+            && *recorded != hash
+            && layer.allow_changed_inputs != Some(true)
+        {
+            return Err(file_error(
+                &path,
+                format!(
+                    "changed since the run.toml that names it was written ({recorded}, now \
+                     {hash}): the replay would not reproduce that run; restore the file or pass \
+                     --allow-changed-inputs"
+                ),
+            ));
+        }
+        resolved.config.inputs.insert(key, hash);
+    }
+    Ok(resolved)
 }

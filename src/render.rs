@@ -28,8 +28,8 @@ pub fn register_fonts() {
     });
 }
 
-fn draw_err<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> Error + '_ {
-    move |e| file_error(path, format!("cannot draw: {e:?}"))
+fn draw_err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
+    move |e| file_error(path, format!("cannot draw: {e}"))
 }
 
 /// Size in pixels of one token panel (one frame of the animation).
@@ -233,10 +233,38 @@ pub fn frame_name(k: usize) -> String {
 }
 
 /// Writes one PNG per (title, tokens) snapshot into `dir` (frame_0000.png, ...), all in one
-/// view; frames of an earlier rendering left there (frame_NNNN.png) are removed first.
-/// Returns the paths written.
+/// view. The frames are drawn into a folder beside `dir` and swapped in when all are done, so
+/// that a failure leaves an earlier rendering as it was; frames of an earlier rendering
+/// (frame_NNNN.png) are replaced, other files in `dir` kept. Returns the paths written.
 pub fn token_frames(dir: &Path, frames: &[(String, &[f64])], d: usize) -> Result<Vec<PathBuf>> {
     register_fonts();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "frames".into());
+    let staging = dir.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| file_error(&staging, format!("cannot create the frames folder: {e}")))?;
+    let view = TokenView::new(&frames.iter().map(|(_, x)| *x).collect::<Vec<_>>(), d);
+    let drawn: Result<Vec<()>> = frames
+        .par_iter()
+        .enumerate()
+        .map(|(k, (title, x))| {
+            let path = staging.join(frame_name(k));
+            let err = draw_err(&path);
+            let root = BitMapBackend::new(&path, PANEL).into_drawing_area();
+            root.fill(&WHITE).map_err(&err)?;
+            view.draw(&root, title, x).map_err(&err)?;
+            root.present().map_err(&err)?;
+            Ok(())
+        })
+        .collect();
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    // Swap in: earlier frames go, the new ones move in, other files in `dir` stay.
     std::fs::create_dir_all(dir)
         .map_err(|e| file_error(dir, format!("cannot create the frames folder: {e}")))?;
     for entry in std::fs::read_dir(dir).map_err(|e| file_error(dir, e))? {
@@ -247,27 +275,20 @@ pub fn token_frames(dir: &Path, frames: &[(String, &[f64])], d: usize) -> Result
             .strip_prefix("frame_")
             .and_then(|s| s.strip_suffix(".png"))
             .is_some_and(|k| k.len() >= 4 && k.bytes().all(|b| b.is_ascii_digit()));
-        if stale {
+        if stale && name.as_ref() >= frame_name(frames.len()).as_str() {
             std::fs::remove_file(entry.path())
                 .map_err(|e| file_error(entry.path(), format!("cannot remove: {e}")))?;
         }
     }
-    let view = TokenView::new(&frames.iter().map(|(_, x)| *x).collect::<Vec<_>>(), d);
-    frames
-        .par_iter()
-        .enumerate()
-        .map(|(k, (title, x))| {
-            let path = dir.join(frame_name(k));
-            {
-                let err = draw_err(&path);
-                let root = BitMapBackend::new(&path, PANEL).into_drawing_area();
-                root.fill(&WHITE).map_err(&err)?;
-                view.draw(&root, title, x).map_err(&err)?;
-                root.present().map_err(&err)?;
-            }
-            Ok(path)
-        })
-        .collect()
+    let mut written = Vec::with_capacity(frames.len());
+    for k in 0..frames.len() {
+        let to = dir.join(frame_name(k));
+        std::fs::rename(staging.join(frame_name(k)), &to)
+            .map_err(|e| file_error(&to, format!("cannot move into place: {e}")))?;
+        written.push(to);
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(written)
 }
 
 /// Writes an animated GIF (looping) of the (title, tokens) snapshots, all in one view,

@@ -17,6 +17,7 @@ use crate::integrate::{self, Backend, Tokens};
 use crate::model::observables::{Metrics, summarise};
 use crate::model::{Attention, Geometry, Mask, Model, Shape};
 use crate::npy;
+use crate::output::Output;
 use crate::reference::ReferenceBackend;
 
 /// Progress callbacks (the CLI draws a bar; the library prints nothing).
@@ -163,72 +164,20 @@ struct RunRecord<'a> {
     provenance: Provenance,
 }
 
-const OUTPUTS: [&str; 5] = [
-    "final.npy",
-    "metrics.csv",
-    "run.toml",
-    "traj.npy",
-    "traj_t.npy",
-];
-
-/// Refuses an output folder that is a file, or exists and is not empty without `force`.
-pub fn check_out_dir(out: &Path, force: bool) -> Result<()> {
-    if out.exists() {
-        if !out.is_dir() {
-            return Err(file_error(
-                out,
-                "exists and is not a folder: choose another --out",
-            ));
-        }
-        let non_empty = std::fs::read_dir(out)
-            .map_err(|e| file_error(out, format!("cannot read the output folder: {e}")))?
-            .next()
-            .is_some();
-        if non_empty && !force {
-            return Err(file_error(
-                out,
-                "the output folder exists and is not empty; use --force to overwrite it, or \
-                 choose another --out",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Prepares the output folder: checks it (see [`check_out_dir`]), removes only attnflow's
-/// own files from it under `force`, and creates it.
-pub fn prepare_out_dir(out: &Path, force: bool) -> Result<()> {
-    check_out_dir(out, force)?;
-    if out.exists() {
-        for name in OUTPUTS {
-            let p = out.join(name);
-            if p.exists() {
-                std::fs::remove_file(&p)
-                    .map_err(|e| file_error(&p, format!("cannot remove for --force: {e}")))?;
-            }
-        }
-    }
-    std::fs::create_dir_all(out)
-        .map_err(|e| file_error(out, format!("cannot create the output folder: {e}")))
-}
-
-/// Runs a resolved configuration and writes its output folder.
+/// Runs a resolved configuration and writes its output folder through `out` (opened with
+/// [`Output::open`] for `Kind::Run` before the work; committed here when the run succeeds).
 pub fn execute(
     resolved: &Resolved,
-    out: &Path,
-    force: bool,
+    out: Output,
     command: &str,
     progress: &mut dyn Progress,
 ) -> Result<RunSummary> {
-    // Everything that can fail on bad input fails before the output folder is made.
-    check_out_dir(out, force)?;
     let Resolved { shape, model, .. } = resolved;
     let shape = *shape;
     let mut config = resolved.config.clone();
     let x0 = resolved.init.generate(shape, model.geometry, config.seed)?;
     let chosen = create_backend(config.backend, model, shape, &x0)?;
     drop(x0);
-    prepare_out_dir(out, force)?;
     let Chosen {
         mut backend,
         kind,
@@ -255,11 +204,10 @@ pub fn execute(
         };
         let text = toml::to_string(&record)
             .map_err(|e| Error::Input(format!("cannot serialise run.toml: {e}")))?;
-        let path = out.join("run.toml");
+        let path = out.path("run.toml");
         std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))
     };
     let device = backend.describe();
-    write_record("running", 0.0, device.clone())?;
 
     let cfg = &config;
     let h = cfg.t_end / cfg.steps as f64;
@@ -267,13 +215,17 @@ pub fn execute(
     backend.prepare(tableau.stages())?;
     let sphere = model.geometry == Geometry::Sphere;
 
-    let metrics_path = out.join("metrics.csv");
+    let metrics_path = out.path("metrics.csv");
     let mut metrics_file = BufWriter::new(
         File::create(&metrics_path)
             .map_err(|e| file_error(&metrics_path, format!("cannot create: {e}")))?,
     );
     let csv_err = |e: std::io::Error| file_error(&metrics_path, format!("cannot write: {e}"));
-    writeln!(metrics_file, "step,t,system,beta,energy,mean_cos,min_cos").map_err(csv_err)?;
+    writeln!(
+        metrics_file,
+        "step,t,system,beta,energy,mean_cos,min_cos,log_energy"
+    )
+    .map_err(csv_err)?;
 
     let mut traj = if let Some(frames) = cfg.steps.checked_div(cfg.save_every) {
         let frames = frames + 1 + usize::from(!cfg.steps.is_multiple_of(cfg.save_every));
@@ -282,7 +234,11 @@ pub fn execute(
             dims.push(shape.batch);
         }
         dims.extend([shape.n, shape.d]);
-        Some(Trajectory::create(out, &dims, backend.as_mut())?)
+        Some(Trajectory::create(
+            &out.path("traj.npy"),
+            &dims,
+            backend.as_mut(),
+        )?)
     } else {
         None
     };
@@ -298,12 +254,13 @@ pub fn execute(
         for (b, m) in metrics.iter().enumerate() {
             writeln!(
                 metrics_file,
-                "{step},{},{b},{},{:.12e},{:.12e},{:.12e}",
+                "{step},{},{b},{},{:.12e},{:.12e},{:.12e},{:.15e}",
                 step as f64 * h,
                 model.betas[b],
                 m.energy,
                 m.mean_cos,
-                m.min_cos
+                m.min_cos,
+                m.log_energy
             )
             .map_err(csv_err)?;
         }
@@ -342,7 +299,15 @@ pub fn execute(
             // as the dynamics' and not the observables'.
             if backend.non_finite()? {
                 progress.finish();
-                return Err(non_finite_error(model, kind, checked, step, h));
+                let first = backend.first_non_finite_layer();
+                return Err(non_finite_error(
+                    model,
+                    cfg,
+                    kind,
+                    (checked, step),
+                    first,
+                    h,
+                ));
             }
             checked = step;
         }
@@ -361,25 +326,24 @@ pub fn execute(
     progress.finish();
     let elapsed_s = clock.elapsed().as_secs_f64();
 
-    let mut files = vec![out.join("run.toml"), metrics_path.clone()];
-    let final_path = out.join("final.npy");
     let mut dims = vec![shape.n, shape.d];
     if shape.batch > 1 {
         dims.insert(0, shape.batch);
     }
+    let final_path = out.path("final.npy");
     match backend.read_state()? {
         Tokens::F32(v) => npy::write(&final_path, &dims, &v)?,
         Tokens::F64(v) => npy::write(&final_path, &dims, &v)?,
     }
-    files.insert(0, final_path);
     if let Some(t) = traj {
         t.finish()?;
-        let tpath = out.join("traj_t.npy");
-        npy::write(&tpath, &[times.len()], &times)?;
-        files.push(out.join("traj.npy"));
-        files.push(tpath);
+        npy::write(&out.path("traj_t.npy"), &[times.len()], &times)?;
     }
+    metrics_file.flush().map_err(csv_err)?;
+    drop(metrics_file);
     write_record("finished", elapsed_s, device.clone())?;
+    let dir = out.dir().to_path_buf();
+    let files = out.commit()?.iter().map(|f| dir.join(f)).collect();
     let pairs = pairs_per_eval(model, shape) * (tableau.stages() * cfg.steps) as f64;
     Ok(RunSummary {
         backend: device,
@@ -395,20 +359,94 @@ pub fn execute(
     })
 }
 
-fn non_finite_error(model: &Model, kind: BackendChoice, ok: usize, bad: usize, h: f64) -> Error {
-    let when = format!(
-        "the state became NaN or infinite between step {ok} (t = {}) and step {bad} (t = {})",
-        ok as f64 * h,
-        bad as f64 * h
-    );
+/// What to tell a user whose run blew up: when (the step, where the backend tracked it, or
+/// the checks between which it happened) and the likely cause, from the model and the options.
+fn non_finite_error(
+    model: &Model,
+    cfg: &RunConfig,
+    kind: BackendChoice,
+    (ok, bad): (usize, usize),
+    first: Option<u32>,
+    h: f64,
+) -> Error {
+    let t = |x: f64| {
+        if x == 0.0 || (1e-4..1e6).contains(&x.abs()) {
+            format!("{x}")
+        } else {
+            format!("{x:.3e}")
+        }
+    };
+    let when = match first {
+        Some(l) => format!(
+            "the state became NaN or infinite in step {} (t = {} to {})",
+            l + 1,
+            t(f64::from(l) * h),
+            t(f64::from(l + 1) * h)
+        ),
+        None => format!(
+            "the state became NaN or infinite between step {ok} (t = {}) and step {bad} (t = {})",
+            t(ok as f64 * h),
+            t(bad as f64 * h)
+        ),
+    };
     let beta = model.betas.iter().copied().fold(0.0, f64::max);
-    let hint = if model.attention == Attention::Usa && kind != BackendChoice::Reference {
+    // The largest score beta <Qx, Kx> of unit tokens: beta times the spectral norm of K^T Q
+    // (by power iteration; redrawn weights are about 1).
+    let spectral = |m: &[f64], d: usize| {
+        let mut v = vec![1.0 / (d as f64).sqrt(); d];
+        let mut norm = 0.0;
+        for _ in 0..50 {
+            let mv: Vec<f64> = (0..d)
+                .map(|r| (0..d).map(|c| m[r * d + c] * v[c]).sum())
+                .collect();
+            let mtmv: Vec<f64> = (0..d)
+                .map(|c| (0..d).map(|r| m[r * d + c] * mv[r]).sum())
+                .collect();
+            let len = mtmv.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if len == 0.0 {
+                return 0.0;
+            }
+            norm = len.sqrt();
+            v = mtmv.iter().map(|x| x / len).collect();
+        }
+        norm
+    };
+    let norm = model
+        .heads
+        .iter()
+        .map(|w| spectral(&w.score_matrix(), w.d))
+        .fold(0.0, f64::max)
+        .max(if model.random.is_some() { 1.0 } else { 0.0 });
+    let exponent = beta * norm;
+    let f32_backend = kind != BackendChoice::Reference;
+    let hint = if model.attention == Attention::Usa && exponent > 700.0 {
         format!(
-            "USA weights exp(beta <Qx, Kx>) with beta up to {beta} exceed the f32 range \
-             (about e^88); use --backend reference (f64), a smaller beta, or SA"
+            "USA weights exp(beta <Qx, Kx>) reach about e^{exponent:.0}, beyond even f64 (e^709); \
+             use a smaller beta or SA"
+        )
+    } else if model.attention == Attention::Usa && f32_backend && exponent > 85.0 {
+        format!(
+            "USA weights exp(beta <Qx, Kx>) reach about e^{exponent:.0}, beyond the f32 range \
+             (e^88); use --backend reference (f64), a smaller beta, or SA"
+        )
+    } else if cfg.noise > 0.0 {
+        format!(
+            "Euler-Maruyama with --noise {} and h = {h}: use more --steps or a smaller --noise",
+            cfg.noise
+        )
+    } else if model.random.is_some() && cfg.weight_scale > 1.0 {
+        format!(
+            "weights redrawn with --weight-scale {} at h = {h}: use more --steps or a smaller \
+             --weight-scale",
+            cfg.weight_scale
+        )
+    } else if model.geometry == Geometry::Euclidean {
+        format!(
+            "in R^d (--geometry euclidean) attention can grow the tokens without bound: a \
+             shorter --t-end, more --steps (h = {h} now), or --geometry sphere"
         )
     } else {
-        "reduce the step size (more --steps) or beta".to_string()
+        format!("the step h = {h} is too long for this beta: use more --steps or a smaller beta")
     };
     Error::NonFinite(format!("{when}: {hint}"))
 }
@@ -420,12 +458,11 @@ enum Trajectory {
 }
 
 impl Trajectory {
-    fn create(out: &Path, dims: &[usize], backend: &mut dyn Backend) -> Result<Self> {
-        let path = out.join("traj.npy");
+    fn create(path: &Path, dims: &[usize], backend: &mut dyn Backend) -> Result<Self> {
         // The precision follows the backend: reference writes f64, the others f32.
         Ok(match backend.read_state()? {
-            Tokens::F32(_) => Trajectory::F32(npy::StreamWriter::create(&path, dims)?),
-            Tokens::F64(_) => Trajectory::F64(npy::StreamWriter::create(&path, dims)?),
+            Tokens::F32(_) => Trajectory::F32(npy::StreamWriter::create(path, dims)?),
+            Tokens::F64(_) => Trajectory::F64(npy::StreamWriter::create(path, dims)?),
         })
     }
     fn push(&mut self, backend: &mut dyn Backend) -> Result<()> {

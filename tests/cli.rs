@@ -52,7 +52,10 @@ fn run_writes_final_metrics_config_and_trajectory() {
     assert_eq!(&traj[3 * 240..], &x[..]);
     let csv = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "step,t,system,beta,energy,mean_cos,min_cos");
+    assert_eq!(
+        lines[0],
+        "step,t,system,beta,energy,mean_cos,min_cos,log_energy"
+    );
     // Steps 0, 5, 10, two systems each.
     assert_eq!(lines.len(), 1 + 3 * 2, "{csv}");
     assert!(lines[2].starts_with("0,0,1,2,"), "{}", lines[2]);

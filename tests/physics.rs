@@ -221,8 +221,9 @@ fn usa_beyond_f32_range_is_reported() {
         };
         let resolved = config::resolve(&layer).unwrap();
         let out = dir.path().join(backend.name());
-        let result =
-            attnflow::run::execute(&resolved, &out, false, "test", &mut attnflow::run::Silent);
+        let output =
+            attnflow::output::Output::open(&out, attnflow::output::Kind::Run, false, &[]).unwrap();
+        let result = attnflow::run::execute(&resolved, output, "test", &mut attnflow::run::Silent);
         match backend {
             BackendChoice::Reference => {
                 let summary = result.unwrap();

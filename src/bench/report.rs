@@ -129,6 +129,7 @@ pub fn report(dir: &Path, quick: bool) -> Result<Report> {
         eprintln!("gpu-report: attnflow experiment phase-diagram");
         let setup = crate::experiments::Setup {
             out: dir.join("phase-diagram"),
+            force: true,
             quick: false,
             seed: 0,
             backend: BackendChoice::Auto,

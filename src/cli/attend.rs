@@ -11,7 +11,8 @@ use serde::Serialize;
 use attnflow::attend::{self, LayerShape, Tokens, attention_stats, derived_seed};
 use attnflow::config::{BackendChoice, BetaRule};
 use attnflow::model::{Geometry, Mask, Model};
-use attnflow::{npy, run};
+use attnflow::npy;
+use attnflow::output::{Kind, Output};
 
 #[derive(Args, Debug)]
 pub struct AttendArgs {
@@ -99,6 +100,22 @@ pub fn attend(args: AttendArgs) -> Result<()> {
     if dq != d {
         anyhow::bail!("the queries have d = {dq} but the keys have d = {d}");
     }
+    if args.top_k > n {
+        anyhow::bail!("--top-k {} exceeds the number of keys n = {n}", args.top_k);
+    }
+    // Keys, queries and outputs in f64 (and their f32 copies), the d x d weights.
+    let batch = args.seeds;
+    let tokens = attnflow::limits::product(
+        "attend",
+        &[("seeds", batch), ("n + m", n.saturating_add(m)), ("d", d)],
+    )?;
+    let weights = attnflow::limits::product("attend", &[("d", d), ("d", d)])?;
+    attnflow::limits::ensure_memory(
+        "attend",
+        tokens
+            .saturating_mul(24)
+            .saturating_add(weights.saturating_mul(32)),
+    )?;
     if let Some(dd) = args.d
         && dd != d
     {
@@ -118,7 +135,6 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         n,
         d,
     )?;
-    let batch = args.seeds;
     // Raw outputs a_i (no tangent projection): the euclidean form of the same layer.
     let model = Model::new(
         attention,
@@ -127,7 +143,14 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         weights,
         vec![beta; batch],
     );
-    run::check_out_dir(&args.out, args.force)?;
+    // The folder is locked and checked before any work; the files read are never replaced.
+    let mut inputs: Vec<std::path::PathBuf> = [Some(&keys), queries.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.file().map(|p| p.to_path_buf()))
+        .collect();
+    inputs.extend(attnflow::model::weights::QkvSpec::parse(&args.qkv)?.files());
+    let out = Output::open(&args.out, Kind::Attend, args.force, &inputs)?;
     let y = keys.generate(batch, d, args.seed)?;
     let z = match &queries {
         Some(q) => q.generate(batch, d, derived_seed(args.seed, 1))?,
@@ -140,7 +163,7 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         _ => BackendChoice::Auto,
     };
     let shape = LayerShape { batch, m, n, d };
-    println!(
+    outln!(
         "attnflow attend: {m} queries x {n} keys, d = {d}, {batch} draw(s), {} beta = {beta}{}",
         args.model.to_uppercase(),
         if rule == BetaRule::Const {
@@ -151,29 +174,38 @@ pub fn attend(args: AttendArgs) -> Result<()> {
     );
     let (mut layer, kind, note) = attend::create(choice, &model, shape)?;
     if let Some(note) = note {
-        println!("note: {note}");
+        outln!("note: {note}");
     }
-    println!("backend: {}", layer.describe());
+    outln!("backend: {}", layer.describe());
     let start = std::time::Instant::now();
     layer.set_keys(&y)?;
     let a = layer.run(&z)?;
     let elapsed = start.elapsed().as_secs_f64();
     if let Some(bad) = a.iter().position(|v| !v.is_finite()) {
+        let precision = if layer.is_f64() { "f64" } else { "f32" };
+        let cause = if attention == attnflow::model::Attention::Usa {
+            format!(
+                "USA weights exp(beta s) overflow {precision} at beta = {beta}; use --model sa or \
+                 a smaller beta"
+            )
+        } else {
+            format!(
+                "with SA it is a weighted mean of V y_j, so the keys or V exceed {precision}'s \
+                 range"
+            )
+        };
         anyhow::bail!(
-            "the output of query {} (draw {}) is not finite: USA weights exp(beta s) overflow \
-             {} at beta = {beta}; use --model sa or a smaller beta",
+            "the output of query {} (draw {}) is not finite: {cause}",
             (bad / d) % m,
-            bad / (m * d),
-            if layer.is_f64() { "f64" } else { "f32" }
+            bad / (m * d)
         );
     }
-    run::prepare_out_dir(&args.out, args.force)?;
     let shape_out: Vec<usize> = if batch == 1 {
         vec![m, d]
     } else {
         vec![batch, m, d]
     };
-    let path = args.out.join("outputs.npy");
+    let path = out.path("outputs.npy");
     if layer.is_f64() {
         npy::write(&path, &shape_out, &a)?;
     } else {
@@ -196,7 +228,7 @@ pub fn attend(args: AttendArgs) -> Result<()> {
                 )
             })
             .collect();
-        let path = args.out.join("stats.csv");
+        let path = out.path("stats.csv");
         let mut w = std::io::BufWriter::new(
             std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
         );
@@ -225,7 +257,7 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         let mean = |f: fn(&attend::AttentionStats) -> f64| {
             rows.iter().map(f).sum::<f64>() / rows.len() as f64
         };
-        println!(
+        outln!(
             "mean over queries: largest weight {:.4}, effective keys {:.4}, entropy {:.4} nats (ln n = {:.4})",
             mean(|s| s.max_weight),
             mean(|s| s.effective_keys),
@@ -253,12 +285,13 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         attnflow_version: env!("CARGO_PKG_VERSION"),
         elapsed_s: elapsed,
     };
-    std::fs::write(args.out.join("attend.toml"), toml::to_string(&record)?)?;
+    std::fs::write(out.path("attend.toml"), toml::to_string(&record)?)?;
     files.push("attend.toml");
-    println!(
+    out.commit()?;
+    outln!(
         "time: {elapsed:.3} s, {:.3e} pair interactions/s",
         (batch * m * n) as f64 / elapsed.max(1e-9)
     );
-    println!("wrote {}: {}", args.out.display(), files.join(", "));
+    outln!("wrote {}: {}", args.out.display(), files.join(", "));
     Ok(())
 }

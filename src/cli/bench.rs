@@ -105,8 +105,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     if let Some(dir) = &args.report {
         let r = bench::report::report(dir, args.quick)?;
-        print!("{}", bench::report::markdown(&r));
-        println!("wrote {}", dir.join("gpu-report.json").display());
+        out!("{}", bench::report::markdown(&r));
+        outln!("wrote {}", dir.join("gpu-report.json").display());
         return Ok(());
     }
     if args.baselines {
@@ -191,22 +191,22 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 "fitted_exponent": exponent,
             })
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     if let Some(note) = note {
-        println!("note: {note}");
+        outln!("note: {note}");
     }
-    println!(
+    outln!(
         "attnflow bench: SA, sphere, {} mask, Q = K = V = I, beta = 1; median of {} evaluations and {} RK4 steps after a warm-up",
         args.mask,
         args.evals,
         args.steps.unwrap_or(args.evals)
     );
     for r in reports.iter().chain(&baselines) {
-        println!("{:<10} {}", r.backend, r.adapter);
+        outln!("{:<10} {}", r.backend, r.adapter);
     }
-    println!(
+    outln!(
         "{:<10} {:>9} {:>5} {:>6} {:>12} {:>11} {:<20} {:>11} {:>12} {:>9} {:>9}",
         "backend",
         "n",
@@ -221,14 +221,14 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         "dev MiB"
     );
     for (i, r) in reports.iter().enumerate() {
-        println!("{}", row(r));
+        outln!("{}", row(r));
         if let Some(b) = baselines.get(i) {
-            println!("{}", row(b));
-            println!("ratio {} / {}: {:.2}x", r.backend, b.backend, ratios[i]);
+            outln!("{}", row(b));
+            outln!("ratio {} / {}: {:.2}x", r.backend, b.backend, ratios[i]);
         }
     }
     if let Some(e) = exponent {
-        println!("fitted exponent of seconds per evaluation in n: {e:.3} (2 expected)");
+        outln!("fitted exponent of seconds per evaluation in n: {e:.3} (2 expected)");
     }
     Ok(())
 }
@@ -240,10 +240,15 @@ fn baselines(args: &BenchArgs, ns: &[usize]) -> Result<()> {
     let ctx = Arc::new(GpuContext::new()?);
     let mut runs = Vec::new();
     if !args.json {
-        println!("side by side on {}", ctx.describe());
-        println!(
+        outln!("side by side on {}", ctx.describe());
+        outln!(
             "{:>4} {:>8}  {:<28} {:>12} {:>11} {:>10}",
-            "d", "n", "kernel", "pairs/s", "s/eval", "rel. diff"
+            "d",
+            "n",
+            "kernel",
+            "pairs/s",
+            "s/eval",
+            "rel. diff"
         );
     }
     for &n in ns {
@@ -256,20 +261,27 @@ fn baselines(args: &BenchArgs, ns: &[usize]) -> Result<()> {
                 &r.v1,
                 &r.v1_as_shipped,
             ] {
-                println!(
+                outln!(
                     "{:>4} {:>8}  {:<28} {:>12.3e} {:>11.3e} {:>10.1e}",
-                    r.d, r.n, k.kernel, k.pairs_per_second, k.seconds.median, k.relative_difference
+                    r.d,
+                    r.n,
+                    k.kernel,
+                    k.pairs_per_second,
+                    k.seconds.median,
+                    k.relative_difference
                 );
             }
-            println!(
+            outln!(
                 "ratio attnflow / simple {:.2}x, / attention_v1 {:.2}x, / as shipped {:.2}x",
-                r.ratio_to_simple, r.ratio_to_v1, r.ratio_to_v1_as_shipped
+                r.ratio_to_simple,
+                r.ratio_to_v1,
+                r.ratio_to_v1_as_shipped
             );
         }
         runs.push(r);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        outln!("{}", serde_json::to_string_pretty(&runs)?);
     }
     Ok(())
 }

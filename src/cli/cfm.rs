@@ -17,7 +17,8 @@ use attnflow::integrate::Integrator;
 use attnflow::meanfield::{self, Adaptive, LawWeights, VmfLaw};
 use attnflow::model::init::InitSpec;
 use attnflow::model::{Attention, Geometry, Mask, Model};
-use attnflow::{npy, run};
+use attnflow::npy;
+use attnflow::output::{Kind, Output};
 
 #[derive(Args, Debug)]
 pub struct CfmArgs {
@@ -156,6 +157,22 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
     if dq != d {
         anyhow::bail!("the queries have d = {dq} but the context has d = {d}");
     }
+    // Context and queries in f64 with a few stage copies, the d x d weights.
+    let tokens = attnflow::limits::product(
+        "cfm",
+        &[
+            ("seeds", args.seeds),
+            ("n + m", n.saturating_add(m)),
+            ("d", d),
+        ],
+    )?;
+    let weights = attnflow::limits::product("cfm", &[("d", d), ("d", d)])?;
+    attnflow::limits::ensure_memory(
+        "cfm",
+        tokens
+            .saturating_mul(64)
+            .saturating_add(weights.saturating_mul(32)),
+    )?;
     let super::OneLayer {
         rule: _,
         beta,
@@ -222,7 +239,13 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
     }
     let batch = args.seeds;
     let model = Model::new(attention, geometry, Mask::Full, weights, vec![beta; batch]);
-    run::check_out_dir(&args.out, args.force)?;
+    // The folder is locked and checked before any work; the files read are never replaced.
+    let mut inputs: Vec<std::path::PathBuf> = [&context, &queries]
+        .into_iter()
+        .filter_map(|t| t.file().map(|p| p.to_path_buf()))
+        .collect();
+    inputs.extend(attnflow::model::weights::QkvSpec::parse(&args.qkv)?.files());
+    let out = Output::open(&args.out, Kind::Cfm, args.force, &inputs)?;
     let y0 = context.generate(batch, d, args.seed)?;
     let z0 = queries.generate(batch, d, derived_seed(args.seed, 1))?;
     let choice = match args.backend.as_str() {
@@ -232,7 +255,7 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         _ => BackendChoice::Auto,
     };
     let shape = LayerShape { batch, m, n, d };
-    println!(
+    outln!(
         "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \
          {} beta = {beta}, {} T = {} in {} steps",
         args.context_mode,
@@ -243,9 +266,9 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
     );
     let mut flow = Cfm::new(choice, &model, shape, mode, z0.clone(), y0)?;
     if let Some(note) = &flow.note {
-        println!("note: {note}");
+        outln!("note: {note}");
     }
-    println!("backend: {}", flow.describe());
+    outln!("backend: {}", flow.describe());
     let save_every = args.save_every.unwrap_or((args.steps / 10).max(1)).max(1);
     let h = args.t_end / args.steps as f64;
     let bar = (!args.quiet).then(|| {
@@ -276,7 +299,6 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     let elapsed = start.elapsed().as_secs_f64();
-    run::prepare_out_dir(&args.out, args.force)?;
     let tokens_shape = |count: usize| -> Vec<usize> {
         if batch == 1 {
             vec![count, d]
@@ -285,17 +307,13 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         }
     };
     let mut files = vec!["final.npy", "traj.npy", "traj_t.npy"];
-    npy::write(&args.out.join("final.npy"), &tokens_shape(m), &flow.z)?;
+    npy::write(&out.path("final.npy"), &tokens_shape(m), &flow.z)?;
     let mut traj_shape = vec![snapshots.len()];
     traj_shape.extend(tokens_shape(m));
-    npy::write(&args.out.join("traj.npy"), &traj_shape, &snapshots.concat())?;
-    npy::write(&args.out.join("traj_t.npy"), &[times.len()], &times)?;
+    npy::write(&out.path("traj.npy"), &traj_shape, &snapshots.concat())?;
+    npy::write(&out.path("traj_t.npy"), &[times.len()], &times)?;
     if mode == ContextMode::Evolving {
-        npy::write(
-            &args.out.join("context_final.npy"),
-            &tokens_shape(n),
-            &flow.y,
-        )?;
+        npy::write(&out.path("context_final.npy"), &tokens_shape(n), &flow.y)?;
         files.push("context_final.npy");
     }
     if let Some(law) = law {
@@ -321,10 +339,10 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
                 infinite.extend_from_slice(&twin[s]);
             }
         }
-        npy::write(&args.out.join("infinite.npy"), &traj_shape, &infinite)?;
+        npy::write(&out.path("infinite.npy"), &traj_shape, &infinite)?;
         let per = batch * m * d;
         let mut dist = Vec::with_capacity(snapshots.len() * batch * m);
-        let path = args.out.join("distance.csv");
+        let path = out.path("distance.csv");
         let mut csv = std::io::BufWriter::new(
             std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
         );
@@ -343,10 +361,10 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
             dshape.push(batch);
         }
         dshape.push(m);
-        npy::write(&args.out.join("distance.npy"), &dshape, &dist)?;
+        npy::write(&out.path("distance.npy"), &dshape, &dist)?;
         files.extend(["infinite.npy", "distance.npy", "distance.csv"]);
         let last = &dist[dist.len() - batch * m..];
-        println!(
+        outln!(
             "infinite-context twins: {} queries in {:.2} s (tol {:e}); at T = {}: distance mean {:.4e}, rms {:.4e}, max {:.4e}",
             batch * m,
             istart.elapsed().as_secs_f64(),
@@ -383,12 +401,13 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         attnflow_version: env!("CARGO_PKG_VERSION"),
         elapsed_s: elapsed,
     };
-    std::fs::write(args.out.join("cfm.toml"), toml::to_string(&record)?)?;
+    std::fs::write(out.path("cfm.toml"), toml::to_string(&record)?)?;
     files.push("cfm.toml");
-    println!(
+    out.commit()?;
+    outln!(
         "time: {elapsed:.3} s, {:.3e} pair interactions/s",
         flow.pairs_per_step(integrator) * args.steps as f64 / elapsed.max(1e-9)
     );
-    println!("wrote {}: {}", args.out.display(), files.join(", "));
+    outln!("wrote {}: {}", args.out.display(), files.join(", "));
     Ok(())
 }

@@ -46,14 +46,13 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}", args.name)));
-    attnflow::run::check_out_dir(&out, args.force)?;
     let backend = match args.backend.as_str() {
         "gpu" => BackendChoice::Gpu,
         "cpu" => BackendChoice::Cpu,
         "reference" => BackendChoice::Reference,
         _ => BackendChoice::Auto,
     };
-    println!(
+    outln!(
         "attnflow experiment {}{} (seed {}) -> {}",
         args.name,
         if args.quick { " --quick" } else { "" },
@@ -62,21 +61,22 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
     );
     let setup = Setup {
         out: out.clone(),
+        force: args.force,
         quick: args.quick,
         seed: args.seed,
         backend,
         progress: !args.quiet,
     };
     let summary = experiments::run(&args.name, &setup)?;
-    println!("backend: {}", summary["backend"].as_str().unwrap_or("?"));
+    outln!("backend: {}", summary["backend"].as_str().unwrap_or("?"));
     for (k, v) in summary["measured"].as_object().into_iter().flatten() {
         let text = v.to_string();
         if text.len() <= 160 {
-            println!("  {k}: {text}");
+            outln!("  {k}: {text}");
         }
     }
     for (k, v) in summary["checks"].as_object().into_iter().flatten() {
-        println!(
+        outln!(
             "  check {k}: {}",
             if v.as_bool() == Some(true) {
                 "yes"
@@ -91,7 +91,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
         .flatten()
         .filter_map(|f| f.as_str())
         .collect();
-    println!(
+    outln!(
         "wrote {} in {:.1} s: summary.json, {}",
         out.display(),
         summary["elapsed_s"].as_f64().unwrap_or(0.0),

@@ -1,5 +1,25 @@
 //! Command-line front end.
 
+/// Like `println!`, for standard output that may be closed or a broken pipe
+/// (`attnflow run ... | head -c1`): the message is dropped and the command carries on and
+/// writes its files, instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Like `print!`, see [`outln`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, $($arg)*);
+        let _ = stdout.flush();
+    }};
+}
+
 mod attend;
 mod bench;
 mod cfm;
@@ -97,12 +117,12 @@ fn one_line(msg: &str) -> String {
 fn adapters() -> anyhow::Result<()> {
     let all = attnflow::gpu::context::adapters();
     if all.is_empty() {
-        println!("no GPU adapters found (on Debian/Ubuntu: apt-get install mesa-vulkan-drivers)");
+        outln!("no GPU adapters found (on Debian/Ubuntu: apt-get install mesa-vulkan-drivers)");
     }
     for (i, a) in all.iter().enumerate() {
         let info = a.get_info();
         let limits = a.limits();
-        println!(
+        outln!(
             "{i}: {}{}\n   max storage binding {} MiB, workgroup memory {} KiB, {} workgroups per dimension",
             attnflow::gpu::context::describe(&info),
             if i == 0 { "  <- chosen" } else { "" },

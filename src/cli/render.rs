@@ -207,8 +207,10 @@ pub fn render(args: RenderArgs) -> Result<()> {
         .map(|k| (title(k), snaps.frame(k, sys).to_vec()))
         .collect();
     let out = args.out.clone().unwrap_or_else(|| dir.join("tokens.png"));
-    attnflow::render::token_panels(&out, &panels, d)?;
-    println!("wrote {}", out.display());
+    check_png_path(&out)?;
+    // Each picture is written beside its place and renamed into it when complete.
+    attnflow::output::write_atomic(&out, |tmp| attnflow::render::token_panels(tmp, &panels, d))?;
+    outln!("wrote {}", out.display());
 
     let all: Vec<(String, &[f64])> = (0..frames)
         .map(|k| (title(k), snaps.frame(k, sys)))
@@ -216,7 +218,7 @@ pub fn render(args: RenderArgs) -> Result<()> {
     if args.frames {
         let frames_dir = dir.join("frames");
         let written = attnflow::render::token_frames(&frames_dir, &all, d)?;
-        println!(
+        outln!(
             "wrote {} frames: {} ... {}",
             written.len(),
             frames_dir.join(attnflow::render::frame_name(0)).display(),
@@ -225,8 +227,10 @@ pub fn render(args: RenderArgs) -> Result<()> {
     }
     if args.gif {
         let gif = dir.join("tokens.gif");
-        attnflow::render::token_gif(&gif, &all, d, args.delay_ms)?;
-        println!(
+        attnflow::output::write_atomic(&gif, |tmp| {
+            attnflow::render::token_gif(tmp, &all, d, args.delay_ms)
+        })?;
+        outln!(
             "wrote {} ({} frames, {} ms each)",
             gif.display(),
             all.len(),
@@ -235,8 +239,33 @@ pub fn render(args: RenderArgs) -> Result<()> {
     }
     if let Some(panels) = attention {
         let path = dir.join("attention.png");
-        attnflow::render::attention_panels(&path, &panels, n)?;
-        println!("wrote {}", path.display());
+        attnflow::output::write_atomic(&path, |tmp| {
+            attnflow::render::attention_panels(tmp, &panels, n)
+        })?;
+        outln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--out` must name a .png file in a folder that exists.
+fn check_png_path(out: &std::path::Path) -> Result<()> {
+    if out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_lowercase)
+        != Some("png".into())
+    {
+        bail!("--out {}: name a .png file", out.display());
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = parent
+        && !p.is_dir()
+    {
+        bail!(
+            "--out {}: the folder {} does not exist",
+            out.display(),
+            p.display()
+        );
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `attnflow run`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 
 use attnflow::config::{self, BetaSpec, ConfigLayer};
+use attnflow::output::{Kind, Output};
 use attnflow::run::{self, Progress};
 
 #[derive(Args, Debug)]
@@ -116,6 +117,10 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Run even when an input file (--init, --qkv or --mlp files) differs from the one the
+    /// --config run.toml recorded (by SHA-256).
+    #[arg(long)]
+    allow_changed_inputs: bool,
 }
 
 fn parse_enum<T: DeserializeOwned>(v: Option<String>) -> Result<Option<T>> {
@@ -153,16 +158,10 @@ impl RunArgs {
             beta_rule: parse_enum(self.beta_rule.clone())?,
             gamma: None,
             provenance: None,
+            inputs: None,
+            allow_changed_inputs: self.allow_changed_inputs.then_some(true),
         })
     }
-}
-
-/// The next free runs/run-NNN.
-fn default_out() -> PathBuf {
-    (1..)
-        .map(|i| PathBuf::from(format!("runs/run-{i:03}")))
-        .find(|p| !p.exists())
-        .expect("some name is free")
 }
 
 struct Bar(Option<ProgressBar>);
@@ -193,7 +192,15 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let layer = file.overlay(args.layer()?);
     let resolved = config::resolve(&layer)?;
-    let out = layer.out.clone().unwrap_or_else(default_out);
+    // The folder is locked and checked before any work; the files a run reads (the config
+    // included) are never replaced by it.
+    let mut inputs = resolved.input_files();
+    inputs.extend(args.config.clone());
+    let out = match layer.out.clone() {
+        Some(dir) => Output::open(&dir, Kind::Run, args.force, &inputs)?,
+        None => Output::open_numbered(Path::new("runs/run"), Kind::Run, &inputs)?,
+    };
+    let out_dir = out.dir().to_path_buf();
     let c = &resolved.config;
     let betas = if c.beta.iter().all(|b| *b == c.beta[0]) {
         format!("{}", c.beta[0])
@@ -207,7 +214,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             c.beta.iter().copied().fold(f64::NEG_INFINITY, f64::max)
         )
     };
-    println!(
+    outln!(
         "attnflow run: n = {}, d = {}, batch = {}, {} {} {} mask, beta = {betas}, {} T = {} in {} steps, init {}, qkv {}",
         c.n,
         c.d,
@@ -236,12 +243,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let mut bar = bar;
     let command: Vec<String> = std::env::args().collect();
-    let summary = run::execute(&resolved, &out, args.force, &command.join(" "), &mut bar)?;
+    let command = attnflow::output::shell_command(&command);
+    let summary = run::execute(&resolved, out, &command, &mut bar)?;
     if let Some(note) = &summary.note {
-        println!("note: {note}");
+        outln!("note: {note}");
     }
-    println!("backend: {}", summary.backend);
-    println!(
+    outln!("backend: {}", summary.backend);
+    outln!(
         "time: {:.2} s, {:.3e} pair interactions/s; metrics {:.2} s ({:.2}x the dynamics' {:.2} s)",
         summary.elapsed_s,
         summary.pairs_per_second,
@@ -249,21 +257,29 @@ pub fn run(args: RunArgs) -> Result<()> {
         summary.metrics_s / summary.dynamics_s.max(1e-12),
         summary.dynamics_s
     );
-    println!(
+    outln!(
         "{:>8} {:>10} {:>14} {:>12} {:>12}",
-        "system", "t", "energy", "mean cos", "min cos"
+        "system",
+        "t",
+        "energy",
+        "mean cos",
+        "min cos"
     );
     let shown = summary.initial.len().min(8);
     for b in 0..shown {
         for (t, m) in [(0.0, &summary.initial[b]), (c.t_end, &summary.last[b])] {
-            println!(
+            outln!(
                 "{:>8} {:>10.4} {:>14.6e} {:>12.6} {:>12.6}",
-                b, t, m.energy, m.mean_cos, m.min_cos
+                b,
+                t,
+                m.energy,
+                m.mean_cos,
+                m.min_cos
             );
         }
     }
     if summary.initial.len() > shown {
-        println!(
+        outln!(
             "... {} more systems in metrics.csv",
             summary.initial.len() - shown
         );
@@ -278,6 +294,6 @@ pub fn run(args: RunArgs) -> Result<()> {
                 .into_owned()
         })
         .collect();
-    println!("wrote {}: {}", out.display(), names.join(", "));
+    outln!("wrote {}: {}", out_dir.display(), names.join(", "));
     Ok(())
 }

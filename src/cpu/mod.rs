@@ -582,6 +582,9 @@ pub struct CpuBackend {
     stage: Vec<f32>,
     k: Vec<Vec<f32>>,
     keys: KeyLayouts,
+    /// The layer being computed, and the first in which the state became non-finite.
+    layer: u32,
+    first_bad: Option<u32>,
 }
 
 impl CpuBackend {
@@ -601,6 +604,8 @@ impl CpuBackend {
             stage: vec![0.0; shape.len()],
             k: Vec::new(),
             keys,
+            layer: 0,
+            first_bad: None,
         })
     }
 
@@ -626,6 +631,7 @@ impl Backend for CpuBackend {
         Ok(())
     }
     fn begin_step(&mut self, layer: u32) -> Result<()> {
+        self.layer = layer;
         if self.kernel.model.random.is_some() {
             let heads = self.kernel.model.layer_heads(self.kernel.shape.d, layer);
             self.kernel.set_heads(&heads);
@@ -685,8 +691,17 @@ impl Backend for CpuBackend {
             });
         if dst == Slot::State {
             std::mem::swap(&mut self.x, &mut self.stage);
+            // O(n d) per step beside the O(n^2 d) of the step: the step of a blow-up is known
+            // whenever the state is checked.
+            if self.first_bad.is_none() && self.x.par_iter().any(|v| !v.is_finite()) {
+                self.first_bad = Some(self.layer);
+            }
         }
         Ok(())
+    }
+
+    fn first_non_finite_layer(&mut self) -> Option<u32> {
+        self.first_bad
     }
     fn read_state(&mut self) -> Result<Tokens> {
         Ok(Tokens::F32(self.x.clone()))

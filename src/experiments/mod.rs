@@ -25,6 +25,7 @@ use crate::config::BackendChoice;
 use crate::error::{Result, file_error, input};
 use crate::integrate::{Backend, Integrator};
 use crate::model::{Geometry, Model, Shape};
+use crate::output::{Kind, Output};
 
 /// The experiments, in the order of the issue.
 pub const NAMES: [&str; 8] = [
@@ -42,6 +43,8 @@ pub const NAMES: [&str; 8] = [
 #[derive(Clone, Debug)]
 pub struct Setup {
     pub out: PathBuf,
+    /// Replace an earlier experiment's files in `out` (see `output::Output`).
+    pub force: bool,
     pub quick: bool,
     pub seed: u64,
     pub backend: BackendChoice,
@@ -114,10 +117,22 @@ impl Setup {
     }
 }
 
-/// Runs experiment `name`, writes `summary.json` and returns it.
+/// Runs experiment `name`, writes `summary.json` and returns it. The folder is locked and its
+/// files staged: they appear in `setup.out` only when the experiment succeeds.
 pub fn run(name: &str, setup: &Setup) -> Result<Value> {
     let start = std::time::Instant::now();
-    crate::run::prepare_out_dir(&setup.out, true)?;
+    if !NAMES.contains(&name) {
+        return Err(input(format!(
+            "unknown experiment '{name}': one of {}",
+            NAMES.join(", ")
+        )));
+    }
+    let output = Output::open(&setup.out, Kind::Experiment, setup.force, &[])?;
+    let staged = Setup {
+        out: output.staging().to_path_buf(),
+        ..setup.clone()
+    };
+    let setup = &staged;
     let mut report = Report::default();
     match name {
         "clustering" => clustering::run(setup, &mut report)?,
@@ -151,6 +166,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
     let path = setup.path("summary.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json"))
         .map_err(|e| file_error(&path, e))?;
+    output.commit()?;
     Ok(summary)
 }
 
@@ -304,6 +320,7 @@ pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, Pa
     let dir = tempfile::tempdir().unwrap();
     let setup = Setup {
         out: dir.path().join("out"),
+        force: false,
         quick: true,
         seed,
         backend: crate::config::BackendChoice::Cpu,

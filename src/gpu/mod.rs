@@ -171,6 +171,8 @@ pub struct GpuBackend {
     stats_ops: Vec<Op>,
     recorder: Recorder,
     timer: Option<Timer>,
+    /// The first layer in which rk_combine saw a NaN or an infinity, once read.
+    first_bad: Option<u32>,
 }
 
 impl GpuBackend {
@@ -269,6 +271,7 @@ impl GpuBackend {
             stats_ops,
             recorder: Recorder::new(plan.dispatches_per_submission, plan.in_flight),
             timer: None,
+            first_bad: None,
         })
     }
 
@@ -665,6 +668,14 @@ impl Backend for GpuBackend {
         enc.clear_buffer(&status, 0, None);
         self.flush()?;
         let bytes = map_and_read(&self.ctx, &readback)?;
-        Ok(bytemuck::cast_slice::<u8, u32>(&bytes)[0] != 0)
+        let status = bytemuck::cast_slice::<u8, u32>(&bytes)[0];
+        if status != 0 && self.first_bad.is_none() {
+            self.first_bad = Some(u32::MAX - status);
+        }
+        Ok(status != 0)
+    }
+
+    fn first_non_finite_layer(&mut self) -> Option<u32> {
+        self.first_bad
     }
 }

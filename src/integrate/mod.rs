@@ -93,6 +93,11 @@ pub trait Backend {
     fn non_finite(&mut self) -> Result<bool> {
         Ok(self.read_state()?.first_non_finite().is_some())
     }
+    /// The layer (step index, from 0) in which the state first became NaN or infinite, where
+    /// the backend tracks it at every step (after `non_finite` said so).
+    fn first_non_finite_layer(&mut self) -> Option<u32> {
+        None
+    }
 }
 
 /// The noise term of one Euler-Maruyama step: amplitude sigma sqrt(h) times standard normal

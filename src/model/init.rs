@@ -205,7 +205,10 @@ fn mean_direction(mu: Option<&[f64]>, d: usize) -> Result<Vec<f64>> {
     Ok(mu.iter().map(|v| v / norm).collect())
 }
 
-/// Wood's (1994) rejection sampler for the von Mises-Fisher law on S^{d-1}.
+/// Wood's (1994) rejection sampler for the von Mises-Fisher law on S^{d-1}. For kappa so
+/// large that Wood's constants round away (b below 1e-12), 1 - <x, mu> is drawn from its
+/// large-kappa limit Gamma((d - 1) / 2) / kappa instead (relative error O(1/kappa) < 1e-11), so
+/// the sampler is finite for every finite kappa and tends to the point mass at mu.
 pub struct Vmf<'a> {
     kappa: f64,
     mu: &'a [f64],
@@ -213,6 +216,8 @@ pub struct Vmf<'a> {
     x0: f64,
     c: f64,
     beta: Option<Beta<f64>>,
+    /// The large-kappa limit law of kappa (1 - <x, mu>), when it is used.
+    tail: Option<rand_distr::Gamma<f64>>,
 }
 
 impl<'a> Vmf<'a> {
@@ -223,6 +228,8 @@ impl<'a> Vmf<'a> {
         let x0 = (1.0 - b) / (1.0 + b);
         let c = kappa * x0 + dm1 * (1.0 - x0 * x0).ln();
         let beta = (kappa > 0.0).then(|| Beta::new(dm1 / 2.0, dm1 / 2.0).expect("d >= 2"));
+        let tail = (kappa > 0.0 && b < 1e-12)
+            .then(|| rand_distr::Gamma::new(dm1 / 2.0, 1.0).expect("d >= 2"));
         Vmf {
             kappa,
             mu,
@@ -230,6 +237,7 @@ impl<'a> Vmf<'a> {
             x0,
             c,
             beta,
+            tail,
         }
     }
 
@@ -238,14 +246,17 @@ impl<'a> Vmf<'a> {
             return uniform(rng, out);
         };
         let dm1 = (self.mu.len() - 1) as f64;
-        // w = <x, mu>, drawn by rejection.
-        let w = loop {
-            let z: f64 = beta.sample(rng);
-            let w = (1.0 - (1.0 + self.b) * z) / (1.0 - (1.0 - self.b) * z);
-            let u: f64 = rng.random();
-            if self.kappa * w + dm1 * (1.0 - self.x0 * w).ln() - self.c >= u.ln() {
-                break w;
-            }
+        // w = <x, mu>, drawn by rejection (or from the large-kappa limit).
+        let w = match &self.tail {
+            Some(tail) => 1.0 - (tail.sample(rng) / self.kappa).min(2.0),
+            None => loop {
+                let z: f64 = beta.sample(rng);
+                let w = (1.0 - (1.0 + self.b) * z) / (1.0 - (1.0 - self.b) * z);
+                let u: f64 = rng.random();
+                if self.kappa * w + dm1 * (1.0 - self.x0 * w).ln() - self.c >= u.ln() {
+                    break w;
+                }
+            },
         };
         // A uniform direction orthogonal to mu.
         loop {
@@ -269,6 +280,60 @@ impl<'a> Vmf<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every finite kappa gives samples (it looped forever from about 1e16), tending to mu.
+    #[test]
+    fn vmf_samples_exist_for_every_finite_kappa() {
+        use rand::SeedableRng;
+        for d in [2usize, 3, 64] {
+            let mut mu = vec![0.0; d];
+            mu[1] = 1.0;
+            for kappa in [1e6, 1e12, 1e16, 1e100, f64::MAX] {
+                let v = Vmf::new(kappa, &mu);
+                let mut rng = ChaCha8Rng::seed_from_u64(3);
+                let mut x = vec![0.0; d];
+                for _ in 0..100 {
+                    v.sample(&mut rng, &mut x);
+                    let along: f64 = x.iter().zip(&mu).map(|(a, b)| a * b).sum();
+                    let norm: f64 = x.iter().map(|a| a * a).sum::<f64>().sqrt();
+                    assert!(x.iter().all(|a| a.is_finite()), "d = {d}, kappa = {kappa}");
+                    assert!(
+                        (norm - 1.0).abs() < 1e-12,
+                        "d = {d}, kappa = {kappa}: |x| = {norm}"
+                    );
+                    // 1 - <x, mu> ~ (d - 1) / (2 kappa) on average.
+                    assert!(
+                        1.0 - along < 1e3 * d as f64 / kappa.min(1e300),
+                        "d = {d}, kappa = {kappa}"
+                    );
+                }
+            }
+            // Where both apply, the limit law agrees with Wood's sampler: kappa = 1e11 (Wood)
+            // and the mean of kappa (1 - w), (d - 1) / 2 in the limit.
+            for kappa in [1e11, 1e13] {
+                let v = Vmf::new(kappa, &mu);
+                let mut rng = ChaCha8Rng::seed_from_u64(4);
+                let mut x = vec![0.0; d];
+                let m = 4000;
+                let mean = (0..m)
+                    .map(|_| {
+                        v.sample(&mut rng, &mut x);
+                        let along: f64 = x.iter().zip(&mu).map(|(a, b)| a * b).sum();
+                        kappa * (1.0 - along)
+                    })
+                    .sum::<f64>()
+                    / m as f64;
+                let want = (d as f64 - 1.0) / 2.0;
+                // The Gamma((d-1)/2) mean has standard error sqrt((d-1)/2 / m); 5 of them, and
+                // the f64 resolution of 1 - w at kappa = 1e13 (1e-16 kappa = 1e-3).
+                let tol = 5.0 * (want / m as f64).sqrt() + 2e-3 * kappa / 1e13;
+                assert!(
+                    (mean - want).abs() < tol,
+                    "d = {d}, kappa = {kappa}: {mean} vs {want}"
+                );
+            }
+        }
+    }
 
     fn mean_along(x: &[f64], d: usize, mu: &[f64]) -> f64 {
         let n = x.len() / d;

@@ -24,6 +24,8 @@ pub struct Metrics {
     /// E_beta = 1/(2 beta n^2) sum_{i,j} exp(beta <x_i, x_j>). At beta = 0 the beta -> 0 limit
     /// with the constant 1/(2 beta) removed: 1/(2 n^2) sum_{i,j} <x_i, x_j>.
     pub energy: f64,
+    /// log E_beta, finite for every beta (E_beta itself overflows f64 above about beta = 710).
+    pub log_energy: f64,
     /// Mean of cos(x_i, x_j) over pairs i != j (1 when n = 1).
     pub mean_cos: f64,
     /// Minimum of cos(x_i, x_j) over pairs i != j (1 when n = 1).
@@ -33,7 +35,7 @@ pub struct Metrics {
 /// Reduces the per-token rows of one system (length n) to its observables.
 pub fn summarise(rows: &[PairStats], beta: f64) -> Metrics {
     let n = rows.len() as f64;
-    let energy = if beta > 0.0 {
+    let log_energy = if beta > 0.0 {
         // log sum_i exp(lse_max_i) * lse_sum_i, then one exp at the end.
         let top = rows
             .iter()
@@ -43,13 +45,19 @@ pub fn summarise(rows: &[PairStats], beta: f64) -> Metrics {
             .iter()
             .map(|r| (r.lse_max - top).exp() * r.lse_sum)
             .sum();
-        (top + s.ln() - (2.0 * beta * n * n).ln()).exp()
+        top + s.ln() - (2.0 * beta * n * n).ln()
+    } else {
+        (rows.iter().map(|r| r.sum_dot).sum::<f64>() / (2.0 * n * n)).ln()
+    };
+    let energy = if beta > 0.0 {
+        log_energy.exp()
     } else {
         rows.iter().map(|r| r.sum_dot).sum::<f64>() / (2.0 * n * n)
     };
     if rows.len() < 2 {
         return Metrics {
             energy,
+            log_energy,
             mean_cos: 1.0,
             min_cos: 1.0,
         };
@@ -58,6 +66,7 @@ pub fn summarise(rows: &[PairStats], beta: f64) -> Metrics {
     let min_cos = rows.iter().map(|r| r.min_cos).fold(f64::INFINITY, f64::min);
     Metrics {
         energy,
+        log_energy,
         mean_cos,
         min_cos,
     }

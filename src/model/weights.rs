@@ -31,6 +31,14 @@ pub enum QkvSpec {
 }
 
 impl QkvSpec {
+    /// The files a folder of weights is read from (none for drawn weights).
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        match self {
+            QkvSpec::Dir(dir) => ["Q.npy", "K.npy", "V.npy"].map(|f| dir.join(f)).to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
         if s == "identity" {
@@ -249,6 +257,14 @@ pub enum MlpSpec {
 }
 
 impl MlpSpec {
+    /// The files a folder of weights is read from (none for drawn weights).
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        match self {
+            MlpSpec::Dir(dir) => ["W.npy", "A.npy", "b.npy"].map(|f| dir.join(f)).to_vec(),
+            MlpSpec::Random { .. } => Vec::new(),
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix("random:") {

@@ -205,6 +205,9 @@ pub struct ReferenceBackend {
     k: Vec<Vec<f64>>,
     /// The heads of the current layer (a random model redraws them every step).
     heads: Vec<Weights>,
+    /// The layer being computed, and the first in which the state became non-finite.
+    layer: u32,
+    first_bad: Option<u32>,
 }
 
 impl ReferenceBackend {
@@ -218,6 +221,8 @@ impl ReferenceBackend {
             stage: vec![0.0; shape.len()],
             k: Vec::new(),
             heads: model.layer_heads(shape.d, 0),
+            layer: 0,
+            first_bad: None,
         })
     }
 
@@ -274,12 +279,22 @@ impl Backend for ReferenceBackend {
         );
         match dst {
             Slot::Stage => self.stage = next,
-            Slot::State => self.stage = std::mem::replace(&mut self.x, next),
+            Slot::State => {
+                self.stage = std::mem::replace(&mut self.x, next);
+                if self.first_bad.is_none() && self.x.iter().any(|v| !v.is_finite()) {
+                    self.first_bad = Some(self.layer);
+                }
+            }
         }
         Ok(())
     }
 
+    fn first_non_finite_layer(&mut self) -> Option<u32> {
+        self.first_bad
+    }
+
     fn begin_step(&mut self, layer: u32) -> Result<()> {
+        self.layer = layer;
         if self.model.random.is_some() {
             self.heads = self.model.layer_heads(self.shape.d, layer);
         }

@@ -1,0 +1,493 @@
+//! The one owner of output folders. Every command that writes a folder (run, attend, cfm,
+//! experiment) writes through an [`Output`]:
+//!
+//! - **A lock**: an advisory exclusive lock on `DIR/.attnflow.lock`, held for the whole
+//!   command; a second command into the same folder fails at once, naming the holder's pid.
+//! - **Staging**: files are written into `DIR/.attnflow-staging/` and moved into place by
+//!   [`Output::commit`] (fsync, then an atomic rename per file) only when the command succeeds.
+//!   A command that fails, is killed or runs out of disk leaves the earlier results byte for
+//!   byte as they were; its staging folder is removed (or, after a kill, by the next command).
+//! - **Ownership**: each kind of command owns a set of file names. A non-empty folder is
+//!   refused without `--force`; with it, a command replaces only files of its own kind (and
+//!   removes its own kind's earlier files it did not rewrite, at commit), refuses to replace a
+//!   file another kind of command wrote there, and never replaces or deletes a file it reads
+//!   as input.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result, file_error};
+
+/// The lock file and the staging folder inside an output folder.
+pub const LOCK: &str = ".attnflow.lock";
+pub const STAGING: &str = ".attnflow-staging";
+
+/// What kind of command writes a folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Run,
+    Attend,
+    Cfm,
+    Experiment,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Run => "run",
+            Kind::Attend => "attend",
+            Kind::Cfm => "cfm",
+            Kind::Experiment => "experiment",
+        }
+    }
+
+    /// The record file that marks a folder as this kind's.
+    pub fn record(self) -> &'static str {
+        match self {
+            Kind::Run => "run.toml",
+            Kind::Attend => "attend.toml",
+            Kind::Cfm => "cfm.toml",
+            Kind::Experiment => "summary.json",
+        }
+    }
+
+    /// The files this kind may write (an experiment's others are listed in its summary).
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Kind::Run => &[
+                "final.npy",
+                "metrics.csv",
+                "run.toml",
+                "traj.npy",
+                "traj_t.npy",
+            ],
+            Kind::Attend => &["outputs.npy", "stats.csv", "attend.toml"],
+            Kind::Cfm => &[
+                "final.npy",
+                "traj.npy",
+                "traj_t.npy",
+                "context_final.npy",
+                "infinite.npy",
+                "distance.npy",
+                "distance.csv",
+                "cfm.toml",
+            ],
+            Kind::Experiment => &["summary.json"],
+        }
+    }
+
+    const ALL: [Kind; 4] = [Kind::Run, Kind::Attend, Kind::Cfm, Kind::Experiment];
+}
+
+/// The files a kind's earlier command left in `dir` (its fixed names, and for an experiment
+/// the files its summary lists).
+fn owned_files(dir: &Path, kind: Kind) -> Vec<String> {
+    let mut names: Vec<String> = kind.files().iter().map(|s| s.to_string()).collect();
+    if kind == Kind::Experiment
+        && let Ok(text) = std::fs::read_to_string(dir.join(kind.record()))
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        && let Some(files) = v.get("files").and_then(|f| f.as_array())
+    {
+        for f in files.iter().filter_map(|f| f.as_str()) {
+            // Names only: a summary cannot make us touch anything outside the folder.
+            if !f.contains('/') && !f.contains('\\') && !f.starts_with('.') {
+                names.push(f.to_string());
+            }
+        }
+    }
+    names.retain(|n| dir.join(n).is_file());
+    names
+}
+
+/// An output folder, locked, with its staging folder (see the module's documentation).
+pub struct Output {
+    dir: PathBuf,
+    staging: PathBuf,
+    kind: Kind,
+    force: bool,
+    inputs: Vec<PathBuf>,
+    lock: Option<File>,
+    committed: bool,
+    /// The folder did not exist before: a command that fails removes it again.
+    created: bool,
+}
+
+impl Output {
+    /// Checks, creates and locks `dir` for a command of `kind` that reads `inputs`, and makes
+    /// its staging folder. Call it before the command's work, so that every refusal comes
+    /// first.
+    pub fn open(dir: &Path, kind: Kind, force: bool, inputs: &[PathBuf]) -> Result<Self> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(file_error(
+                dir,
+                "exists and is not a folder: choose another --out",
+            ));
+        }
+        let created = !dir.exists();
+        std::fs::create_dir_all(dir)
+            .map_err(|e| file_error(dir, format!("cannot create the output folder: {e}")))?;
+        Self::locked(dir, kind, force, inputs, created)
+    }
+
+    /// A new folder `prefix-001`, `prefix-002`, ... (the first free number; a folder another
+    /// command creates at the same moment is skipped).
+    pub fn open_numbered(prefix: &Path, kind: Kind, inputs: &[PathBuf]) -> Result<Self> {
+        if let Some(parent) = prefix.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| file_error(parent, format!("cannot create: {e}")))?;
+        }
+        for i in 1..100_000 {
+            let dir = PathBuf::from(format!("{}-{i:03}", prefix.display()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Self::locked(&dir, kind, false, inputs, true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(file_error(
+                        &dir,
+                        format!("cannot create the output folder: {e}"),
+                    ));
+                }
+            }
+        }
+        Err(file_error(prefix, "no free numbered output folder"))
+    }
+
+    fn locked(
+        dir: &Path,
+        kind: Kind,
+        force: bool,
+        inputs: &[PathBuf],
+        created: bool,
+    ) -> Result<Self> {
+        let lock_path = dir.join(LOCK);
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| file_error(&lock_path, format!("cannot open the lock file: {e}")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = lock.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(file_error(
+                    dir,
+                    format!(
+                        "is in use by another attnflow command{}; wait for it to finish or \
+                         choose another --out",
+                        if holder.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (pid {holder})")
+                        }
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(file_error(&lock_path, format!("cannot lock: {e}")));
+            }
+        }
+        lock.set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| write!(lock, "{}", std::process::id()))
+            .map_err(|e| file_error(&lock_path, format!("cannot write: {e}")))?;
+        let staging = dir.join(STAGING);
+        // A staging folder left by a command that was killed: nobody else holds the lock.
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| {
+                file_error(
+                    &staging,
+                    format!("cannot remove a stale staging folder: {e}"),
+                )
+            })?;
+        }
+        let inputs: Vec<PathBuf> = inputs
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        let out = Output {
+            dir: dir.to_path_buf(),
+            staging,
+            kind,
+            force,
+            inputs,
+            lock: Some(lock),
+            committed: false,
+            created,
+        };
+        out.check_contents()?;
+        std::fs::create_dir(&out.staging).map_err(|e| {
+            file_error(
+                &out.staging,
+                format!("cannot create the staging folder: {e}"),
+            )
+        })?;
+        Ok(out)
+    }
+
+    /// The refusals: a non-empty folder without `force`; with it, another kind's files this
+    /// command would replace, and input files it would replace or delete.
+    fn check_contents(&self) -> Result<()> {
+        let entries: Vec<String> = std::fs::read_dir(&self.dir)
+            .map_err(|e| file_error(&self.dir, format!("cannot read the output folder: {e}")))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != LOCK && n != STAGING)
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if !self.force {
+            return Err(file_error(
+                &self.dir,
+                "the output folder exists and is not empty; use --force to overwrite it, or \
+                 choose another --out",
+            ));
+        }
+        for other in Kind::ALL.into_iter().filter(|k| *k != self.kind) {
+            if !self.dir.join(other.record()).is_file() {
+                continue;
+            }
+            let clash: Vec<String> = owned_files(&self.dir, other)
+                .into_iter()
+                .filter(|f| self.kind.files().contains(&f.as_str()))
+                .collect();
+            if !clash.is_empty() {
+                return Err(file_error(
+                    &self.dir,
+                    format!(
+                        "holds the results of an attnflow {} ({}) whose {} a {} would replace; \
+                         choose another --out",
+                        other.name(),
+                        other.record(),
+                        clash.join(", "),
+                        self.kind.name()
+                    ),
+                ));
+            }
+        }
+        let touched: Vec<String> = self
+            .kind
+            .files()
+            .iter()
+            .map(|s| s.to_string())
+            .chain(owned_files(&self.dir, self.kind))
+            .collect();
+        for name in touched {
+            let path = self.dir.join(&name);
+            if let Ok(p) = std::fs::canonicalize(&path)
+                && self.inputs.contains(&p)
+            {
+                return Err(file_error(
+                    &path,
+                    format!(
+                        "is an input of this {} and --force would replace it: choose another --out",
+                        self.kind.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where to write the file `name` (inside the staging folder).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.staging.join(name)
+    }
+
+    /// The staging folder, for code that writes several files itself.
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+
+    /// The output folder the files go to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Moves every staged file into the output folder (each synced to disk, then renamed over
+    /// any earlier file of the same name), removes this kind's earlier files that were not
+    /// rewritten (with `force`), and returns the names written, sorted.
+    pub fn commit(mut self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.staging)
+            .map_err(|e| file_error(&self.staging, format!("cannot read: {e}")))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in &names {
+            let staged = self.staging.join(name);
+            if staged.is_file() {
+                File::open(&staged)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| file_error(&staged, format!("cannot write to disk: {e}")))?;
+            }
+        }
+        let stale: Vec<String> = if self.force {
+            owned_files(&self.dir, self.kind)
+                .into_iter()
+                .filter(|f| !names.contains(f))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for name in &names {
+            let (from, to) = (self.staging.join(name), self.dir.join(name));
+            std::fs::rename(&from, &to)
+                .map_err(|e| file_error(&to, format!("cannot move into place: {e}")))?;
+        }
+        for name in stale {
+            let path = self.dir.join(&name);
+            let is_input = std::fs::canonicalize(&path).is_ok_and(|p| self.inputs.contains(&p));
+            if !is_input {
+                std::fs::remove_file(&path).map_err(|e| {
+                    file_error(&path, format!("cannot remove an earlier result: {e}"))
+                })?;
+            }
+        }
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        let _ = std::fs::remove_dir_all(&self.staging);
+        self.committed = true;
+        Ok(names)
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.staging);
+            if self.created {
+                // Nothing but the lock: the failed command leaves no folder behind.
+                let _ = std::fs::remove_file(self.dir.join(LOCK));
+                let _ = std::fs::remove_dir(&self.dir);
+            }
+        }
+        if let Some(lock) = self.lock.take() {
+            let _ = lock.unlock();
+        }
+    }
+}
+
+/// Writes `path` atomically: `write` fills a temporary file beside it (same extension, so that
+/// encoders that go by it work), which is synced and renamed over `path` only on success.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Input(format!("{} is not a file name", path.display())))?;
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}{ext}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = write(&tmp).and_then(|()| {
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| file_error(&tmp, format!("cannot write to disk: {e}")))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| file_error(path, format!("cannot move into place: {e}")))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `sha256:HEX` of a file's bytes, for the record of what a command read.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = File::open(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let k = file
+            .read(&mut buf)
+            .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+        if k == 0 {
+            break;
+        }
+        hasher.update(&buf[..k]);
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("sha256:{hex}"))
+}
+
+/// A command line as a POSIX shell reads it back: arguments with anything but letters,
+/// digits and `_-./:=,+@%` single-quoted (a single quote inside as '\'').
+pub fn shell_command<S: AsRef<str>>(args: &[S]) -> String {
+    args.iter()
+        .map(|a| {
+            let a = a.as_ref();
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./:=,+@%".contains(c));
+            if plain {
+                a.to_string()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_has_one_writer_and_files_appear_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("o");
+        let first = Output::open(&out, Kind::Run, false, &[]).unwrap();
+        let e = Output::open(&out, Kind::Run, true, &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+        std::fs::write(first.path("final.npy"), b"new").unwrap();
+        assert!(!out.join("final.npy").exists(), "visible before the commit");
+        assert_eq!(first.commit().unwrap(), ["final.npy"]);
+        assert_eq!(std::fs::read(out.join("final.npy")).unwrap(), b"new");
+        // A failed command (dropped without commit) leaves the folder as it was.
+        {
+            let second = Output::open(&out, Kind::Run, true, &[]).unwrap();
+            std::fs::write(second.path("final.npy"), b"half").unwrap();
+        }
+        assert_eq!(std::fs::read(out.join("final.npy")).unwrap(), b"new");
+        assert!(!out.join(STAGING).exists());
+        // A folder the failed command created is gone again.
+        let fresh = dir.path().join("fresh");
+        drop(Output::open(&fresh, Kind::Attend, false, &[]).unwrap());
+        assert!(!fresh.exists());
+    }
+
+    #[test]
+    fn commands_are_quoted_for_the_shell() {
+        assert_eq!(
+            shell_command(&[
+                "attnflow",
+                "run",
+                "--out",
+                "a b",
+                "--init",
+                "file:x's.npy",
+                ""
+            ]),
+            "attnflow run --out 'a b' --init 'file:x'\\''s.npy' ''"
+        );
+    }
+}

@@ -1,0 +1,570 @@
+//! The run lifecycle: nothing lost, nothing half-written, no panic on hostile input. Each test
+//! names the defect it guards against (issue "Run lifecycle"); each failed before the output
+//! module (`attnflow::output`) and the size checks existed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cmd::*;
+
+/// Every file of a folder (recursively, hidden ones skipped) with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+const SMALL: [&str; 10] = [
+    "run",
+    "--n",
+    "24",
+    "--steps",
+    "6",
+    "--save-every",
+    "2",
+    "--backend",
+    "cpu",
+    "--quiet",
+];
+
+fn small(out: &str) -> Vec<&str> {
+    let mut v = SMALL.to_vec();
+    v.extend(["--out", out]);
+    v
+}
+
+/// Was: `--force` deleted the old results before the new run finished, so a rerun that blew
+/// up left no final.npy and no traj.npy.
+#[test]
+fn a_failed_forced_rerun_leaves_the_earlier_results_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&small("a"), dir.path());
+    let a = dir.path().join("a");
+    let before = snapshot(&a);
+    assert!(before.keys().any(|p| p.ends_with("traj.npy")));
+    // USA at beta 1e300 overflows at once.
+    let mut bad = small("a");
+    bad.extend(["--force", "--model", "usa", "--beta", "1e300"]);
+    let err = fails(&bad, dir.path());
+    assert!(err.contains("NaN or infinite"), "{err}");
+    assert_eq!(snapshot(&a), before, "the earlier results changed");
+    assert!(
+        !a.join(attnflow::output::STAGING).exists(),
+        "staging left behind"
+    );
+    // And a successful forced rerun replaces them, dropping files it no longer writes.
+    let rerun = [
+        "run",
+        "--n",
+        "24",
+        "--steps",
+        "6",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--out",
+        "a",
+        "--force",
+        "--seed",
+        "3",
+    ];
+    ok(&rerun, dir.path());
+    assert_eq!(
+        names(&a),
+        [".attnflow.lock", "final.npy", "metrics.csv", "run.toml"]
+    );
+}
+
+/// Was: `attend --force` and `cfm --force` into a run folder deleted or replaced that run's
+/// files, including the file they read as input.
+#[test]
+fn attend_and_cfm_never_replace_another_commands_files_or_their_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&small("a"), dir.path());
+    let a = dir.path().join("a");
+    let run_files = snapshot(&a);
+    // attend writes its own files beside the run's and leaves those as they were.
+    ok(
+        &[
+            "attend",
+            "--keys",
+            "a/final.npy",
+            "--beta",
+            "2",
+            "--backend",
+            "cpu",
+            "--out",
+            "a",
+            "--force",
+        ],
+        dir.path(),
+    );
+    let after = snapshot(&a);
+    for (p, bytes) in &run_files {
+        assert_eq!(after.get(p), Some(bytes), "{} changed", p.display());
+    }
+    assert!(a.join("outputs.npy").exists() && a.join("attend.toml").exists());
+    // cfm would replace the run's final.npy and traj.npy (one of them its input): refused.
+    for extra in [&["--context", "a/final.npy"][..], &[][..]] {
+        let mut args = vec![
+            "cfm",
+            "--m",
+            "4",
+            "--n",
+            "24",
+            "--steps",
+            "2",
+            "--backend",
+            "cpu",
+            "--out",
+            "a",
+            "--force",
+        ];
+        args.extend(extra);
+        let err = fails(&args, dir.path());
+        assert!(
+            err.contains("run.toml") && err.contains("final.npy"),
+            "{err}"
+        );
+    }
+    assert_eq!(snapshot(&a).len(), after.len());
+    for (p, bytes) in &run_files {
+        assert_eq!(std::fs::read(p).unwrap(), *bytes, "{} changed", p.display());
+    }
+    // A run replaying its own run.toml into its own folder with --force would replace its
+    // input: refused.
+    let err = fails(
+        &[
+            "run",
+            "--config",
+            "a/run.toml",
+            "--out",
+            "a",
+            "--force",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(err.contains("run.toml") && err.contains("input"), "{err}");
+}
+
+fn spawn(args: &[&str], cwd: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_attnflow"))
+        .args(args)
+        .current_dir(cwd)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `path` exists (the other command has locked its folder and started).
+fn wait_for(path: &Path) {
+    let t = Instant::now();
+    while !path.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A run long enough to be caught in the middle (several seconds on the CI machine).
+const LONG: [&str; 12] = [
+    "run",
+    "--n",
+    "3000",
+    "--steps",
+    "400",
+    "--save-every",
+    "50",
+    "--metrics-every",
+    "0",
+    "--backend",
+    "cpu",
+    "--quiet",
+];
+
+/// Was: two runs started at once into the same new --out both succeeded and left a
+/// metrics.csv interleaved from both.
+#[test]
+fn a_second_command_into_a_busy_folder_fails_at_once_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = LONG.to_vec();
+    args.extend(["--out", "busy"]);
+    let mut first = spawn(&args, dir.path());
+    wait_for(&dir.path().join("busy").join(attnflow::output::STAGING));
+    let t = Instant::now();
+    let err = fails(&small("busy"), dir.path());
+    assert!(
+        err.contains("in use by another attnflow command")
+            && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "it waited");
+    let _ = first.kill();
+    let _ = first.wait();
+}
+
+/// Was: a kill left a traj.npy whose header promised every snapshot (np.load failed) and a
+/// run.toml saying "running"; a killed forced rerun lost the earlier results.
+#[test]
+fn a_killed_command_leaves_the_old_results_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Into a new folder: nothing of it appears.
+    let mut args = LONG.to_vec();
+    args.extend(["--out", "k"]);
+    let mut child = spawn(&args, dir.path());
+    let k = dir.path().join("k");
+    wait_for(&k.join(attnflow::output::STAGING).join("traj.npy"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        snapshot(&k).is_empty(),
+        "files after a kill: {:?}",
+        names(&k)
+    );
+    // Over earlier results: they stay as they were, and the next command cleans up.
+    ok(&small("k"), dir.path());
+    let before = snapshot(&k);
+    let mut forced = LONG.to_vec();
+    forced.extend(["--out", "k", "--force"]);
+    let mut child = spawn(&forced, dir.path());
+    wait_for(&k.join(attnflow::output::STAGING).join("traj.npy"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(snapshot(&k), before);
+    assert!(
+        k.join(attnflow::output::STAGING).exists(),
+        "the kill left its staging"
+    );
+    let mut again = small("k");
+    again.push("--force");
+    ok(&again, dir.path());
+    assert!(
+        !k.join(attnflow::output::STAGING).exists(),
+        "stale staging not removed"
+    );
+}
+
+/// Was: stdout closed or a broken pipe (`attnflow run ... | head -c1`) panicked with exit 101
+/// before writing anything.
+#[test]
+fn a_broken_pipe_on_stdout_is_silent_and_the_files_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attnflow"))
+        .args(small("p"))
+        .current_dir(dir.path())
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end at once: every write to stdout fails with EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(dir.path().join("p/final.npy").exists());
+}
+
+/// Was: n = 1e12, d = 1e6, batch = 1e11, heads = 1e11, --mlp random:1e12 aborted on a failed
+/// allocation (exit 134); d = 1e11 panicked with "capacity overflow"; attend and cfm alike.
+#[test]
+fn absurd_sizes_are_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [
+        ["--n", "1000000000000"],
+        ["--d", "1000000"],
+        ["--batch", "100000000000"],
+        ["--heads", "100000000000"],
+        ["--mlp", "random:1000000000000"],
+        ["--d", "100000000000"],
+    ] {
+        let mut args = vec!["run", "--steps", "1", "--out", "big", "--quiet"];
+        args.extend(extra);
+        let t = Instant::now();
+        let err = fails(&args, dir.path());
+        assert!(
+            err.contains("GiB") || err.contains("overflows"),
+            "{extra:?}: {err}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{extra:?} took {:?}",
+            t.elapsed()
+        );
+        assert!(!dir.path().join("big").exists(), "{extra:?} left a folder");
+    }
+    for args in [
+        &["attend", "--keys", "uniform:1000000000000", "--out", "x"][..],
+        &["cfm", "--n", "1000000000000", "--m", "4", "--out", "x"][..],
+        &[
+            "attend",
+            "--keys",
+            "uniform:100",
+            "--d",
+            "100000000000",
+            "--out",
+            "x",
+        ][..],
+    ] {
+        let err = fails(args, dir.path());
+        assert!(
+            err.contains("GiB") || err.contains("overflows"),
+            "{args:?}: {err}"
+        );
+    }
+    // Was: --top-k 18446744073709551615 wrote 3.9 GB of zero-padded stats.csv.
+    let err = fails(
+        &[
+            "attend",
+            "--keys",
+            "uniform:100",
+            "--top-k",
+            "18446744073709551615",
+            "--out",
+            "x",
+        ],
+        dir.path(),
+    );
+    assert!(err.contains("--top-k"), "{err}");
+}
+
+/// Was: --init vmf:1e16 (any kappa >= 1e16) looped forever in run, attend and cfm.
+#[test]
+fn huge_vmf_concentrations_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &[
+            "run", "--n", "10", "--steps", "1", "--init", "vmf:1e16", "--out", "v1", "--quiet",
+        ][..],
+        &[
+            "run",
+            "--n",
+            "10",
+            "--steps",
+            "1",
+            "--init",
+            "vmf:1e300",
+            "--out",
+            "v2",
+            "--quiet",
+        ][..],
+        &[
+            "attend",
+            "--keys",
+            "vmf:1e20:40",
+            "--backend",
+            "cpu",
+            "--out",
+            "v3",
+        ][..],
+    ] {
+        let t = Instant::now();
+        ok(args, dir.path());
+        assert!(t.elapsed() < Duration::from_secs(20), "{args:?}");
+    }
+}
+
+/// Was: a run.toml with `beta` edited but the old `gamma` left ran with the old beta; a replay
+/// after the --init file changed gave a different result without a word.
+#[test]
+fn replays_refuse_what_would_not_reproduce_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&small("a"), d);
+    // An --init file, recorded by SHA-256.
+    ok(
+        &[
+            "run",
+            "--init",
+            "file:a/final.npy",
+            "--steps",
+            "2",
+            "--backend",
+            "cpu",
+            "--out",
+            "b",
+            "--quiet",
+        ],
+        d,
+    );
+    let toml = std::fs::read_to_string(d.join("b/run.toml")).unwrap();
+    assert!(toml.contains("sha256:"), "{toml}");
+    // Replaying after the file changed is refused, unless allowed.
+    let mut other = small("c");
+    other.extend(["--seed", "5"]);
+    ok(&other, d);
+    std::fs::copy(d.join("c/final.npy"), d.join("a/final.npy")).unwrap();
+    let err = fails(
+        &["run", "--config", "b/run.toml", "--out", "b2", "--quiet"],
+        d,
+    );
+    assert!(
+        err.contains("changed since") && err.contains("--allow-changed-inputs"),
+        "{err}"
+    );
+    ok(
+        &[
+            "run",
+            "--config",
+            "b/run.toml",
+            "--out",
+            "b3",
+            "--quiet",
+            "--allow-changed-inputs",
+        ],
+        d,
+    );
+    // beta edited beside the old gamma.
+    let edited = std::fs::read_to_string(d.join("c/run.toml"))
+        .unwrap()
+        .replace("beta = [1.0]", "beta = [3.0]");
+    std::fs::write(d.join("edited.toml"), edited).unwrap();
+    let err = fails(
+        &["run", "--config", "edited.toml", "--out", "e", "--quiet"],
+        d,
+    );
+    assert!(err.contains("gamma") && err.contains("beta"), "{err}");
+}
+
+/// Was: the energy column was `inf` for beta above about 710 (E_beta overflows f64).
+#[test]
+fn log_energy_is_finite_for_any_beta() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(
+        &[
+            "run",
+            "--n",
+            "8",
+            "--beta",
+            "1000",
+            "--steps",
+            "1",
+            "--t-end",
+            "1e-6",
+            "--backend",
+            "reference",
+            "--out",
+            "hot",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    let csv = std::fs::read_to_string(dir.path().join("hot/metrics.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "log_energy").unwrap();
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[4], "inf", "E_beta itself overflows here: {line}");
+        let log: f64 = cells[col].parse().unwrap();
+        // log E = log sum_ij e^{beta <x_i, x_j>} - log(2 beta n^2), at least beta - log(2 beta n)
+        // (the n diagonal terms) and at most beta - log(2 beta).
+        let (beta, n) = (1000.0f64, 8.0f64);
+        assert!(
+            log.is_finite()
+                && log >= beta - (2.0 * beta * n).ln() - 1e-9
+                && log <= beta - (2.0 * beta).ln() + 1e-9,
+            "{line}"
+        );
+    }
+}
+
+/// Was: with --metrics-every 0 a blow-up was placed "between step 0 and step 100".
+#[test]
+fn a_blow_up_names_its_step_with_metrics_off() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in ["cpu", "reference"] {
+        let err = fails(
+            &[
+                "run",
+                "--n",
+                "32",
+                "--model",
+                "usa",
+                "--beta",
+                "60",
+                "--geometry",
+                "euclidean",
+                "--t-end",
+                "40",
+                "--steps",
+                "40",
+                "--metrics-every",
+                "0",
+                "--backend",
+                backend,
+                "--out",
+                "blow",
+                "--quiet",
+            ],
+            dir.path(),
+        );
+        assert!(
+            err.contains("in step ") && !err.contains("between step 0"),
+            "{backend}: {err}"
+        );
+        assert!(
+            err.contains("euclidean") || err.contains("f32"),
+            "{backend}: {err}"
+        );
+    }
+}
+
+/// Was: `render --out` with a bad path printed an internal error dump.
+#[test]
+fn render_to_a_bad_path_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&small("a"), dir.path());
+    let err = fails(
+        &["render", "a", "--out", "no/such/folder/x.png"],
+        dir.path(),
+    );
+    assert!(
+        err.contains("does not exist") && !err.contains("Os {"),
+        "{err}"
+    );
+    let err = fails(&["render", "a", "--out", "a"], dir.path());
+    assert!(err.contains(".png"), "{err}");
+}
+
+/// Was: the provenance command line was not shell-quoted.
+#[test]
+fn the_recorded_command_line_is_shell_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&small("a b"), dir.path());
+    let toml = std::fs::read_to_string(dir.path().join("a b/run.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&toml).unwrap();
+    let command = table["provenance"]["command"].as_str().unwrap();
+    assert!(command.ends_with("--out 'a b'"), "{command}");
+}
