@@ -129,6 +129,7 @@ pub struct ConfigLayer {
     pub backend: Option<BackendChoice>,
     pub save_every: Option<usize>,
     pub metrics_every: Option<usize>,
+    pub checkpoint_every: Option<usize>,
     pub out: Option<PathBuf>,
     pub heads: Option<usize>,
     pub head_combine: Option<HeadCombine>,
@@ -146,6 +147,9 @@ pub struct ConfigLayer {
     /// Written by attnflow into run.toml; ignored when read back.
     #[serde(skip_serializing)]
     pub provenance: Option<toml::Table>,
+    /// Written by attnflow into a checkpoint's record (see `run::Checkpoint`); ignored here.
+    #[serde(skip_serializing)]
+    pub checkpoint: Option<toml::Table>,
     /// The SHA-256 of every input file, as a run.toml records them: a replay refuses a file
     /// that changed since (unless `allow_changed_inputs`).
     #[serde(skip_serializing)]
@@ -188,6 +192,7 @@ impl ConfigLayer {
             backend,
             save_every,
             metrics_every,
+            checkpoint_every,
             out,
             heads,
             head_combine,
@@ -224,6 +229,9 @@ pub struct RunConfig {
     pub backend: BackendChoice,
     pub save_every: usize,
     pub metrics_every: usize,
+    /// A checkpoint every K steps (0: none); unset: about every 10 minutes of work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<usize>,
     pub heads: usize,
     pub head_combine: HeadCombine,
     /// Scale of redrawn weights (entries N(0, scale^2 / d)), with --qkv redraw:SEED.
@@ -464,6 +472,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         save_every: layer.save_every.unwrap_or(0),
         // About 100 rows; 0 keeps only the first and last (each row is an O(n^2) pass).
         metrics_every: layer.metrics_every.unwrap_or(steps.div_ceil(100)),
+        checkpoint_every: layer.checkpoint_every,
         heads: heads.len(),
         head_combine: layer.head_combine.unwrap_or(HeadCombine::Sum),
         weight_scale: layer.weight_scale.unwrap_or(1.0),

@@ -1,7 +1,7 @@
 //! Reading and writing NumPy `.npy` files (through the `npyz` crate), with the checks attnflow
 //! needs: float32/float64 only, C order, every value finite.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
@@ -253,6 +253,179 @@ pub fn read_as<T: Deserialize>(path: &Path) -> Result<(Vec<u64>, Vec<T>)> {
     Ok((shape, data))
 }
 
+/// Element types of the frames a [`FrameWriter`] writes.
+pub trait Element: bytemuck::Pod {
+    /// numpy's descr, little-endian.
+    const DESCR: &'static str;
+}
+
+impl Element for f32 {
+    const DESCR: &'static str = "<f4";
+}
+
+impl Element for f64 {
+    const DESCR: &'static str = "<f8";
+}
+
+/// A trajectory file: frames of one shape appended one at a time. Its header names the frames
+/// written (rewritten in place when finished: the header keeps room for any count), so a run
+/// stopped early still leaves a file numpy loads, and a resumed run appends to it.
+pub struct FrameWriter<T: Element> {
+    path: PathBuf,
+    file: BufWriter<File>,
+    frame: Vec<usize>,
+    frames: usize,
+    header_len: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+/// The header of a .npy file (version 1.0) for `shape`, padded with room for 24 more
+/// characters in the shape (so that any frame count fits later) to a multiple of 64 bytes.
+fn frame_header<T: Element>(shape: &[usize], len: Option<usize>) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|s| s.to_string()).collect();
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {tuple}, }}",
+        T::DESCR
+    );
+    let total = len.unwrap_or_else(|| (10 + dict.len() + 24 + 1).next_multiple_of(64));
+    while 10 + dict.len() + 1 < total {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend(((total - 10) as u16).to_le_bytes());
+    bytes.extend(dict.as_bytes());
+    bytes
+}
+
+impl<T: Element> FrameWriter<T> {
+    /// A new file of frames of shape `frame`.
+    pub fn create(path: &Path, frame: &[usize]) -> Result<Self> {
+        let mut file = BufWriter::new(
+            File::create(path).map_err(|e| file_error(path, format!("cannot create: {e}")))?,
+        );
+        let mut shape = vec![0];
+        shape.extend(frame);
+        let header = frame_header::<T>(&shape, None);
+        std::io::Write::write_all(&mut file, &header)
+            .map_err(|e| file_error(path, format!("cannot write: {e}")))?;
+        Ok(FrameWriter {
+            path: path.to_path_buf(),
+            file,
+            frame: frame.to_vec(),
+            frames: 0,
+            header_len: header.len(),
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    /// An existing file of frames of shape `frame` (written by a [`FrameWriter`]), to append
+    /// to, keeping its first `keep` frames (all that its header names when `None`; anything
+    /// after them is cut). Returns the writer and the frames kept.
+    pub fn append(path: &Path, frame: &[usize], keep: Option<usize>) -> Result<(Self, usize)> {
+        let bad = |msg: String| file_error(path, msg);
+        let file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let npy = NpyFile::new(BufReader::new(file))
+            .map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
+        let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+        if npy.dtype().descr() != format!("'{}'", T::DESCR) || shape.get(1..) != Some(frame) {
+            return Err(bad(format!(
+                "holds {} frames of shape {:?}; expected frames {frame:?} of {}",
+                npy.dtype().descr(),
+                shape.get(1..).unwrap_or(&[]),
+                T::DESCR
+            )));
+        }
+        let (_, data_start) = raw_header(path)?;
+        let frames = match keep {
+            Some(k) if k > shape[0] => {
+                return Err(bad(format!(
+                    "holds {} frames, fewer than the {k} its checkpoint recorded",
+                    shape[0]
+                )));
+            }
+            Some(k) => k,
+            None => shape[0],
+        };
+        let frame_bytes = frame.iter().product::<usize>() * std::mem::size_of::<T>();
+        let end = data_start as usize + frames * frame_bytes;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| bad(format!("cannot open for writing: {e}")))?;
+        file.set_len(end as u64)
+            .map_err(|e| bad(format!("cannot write: {e}")))?;
+        let mut file = BufWriter::new(file);
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(end as u64))
+            .map_err(|e| bad(format!("cannot write: {e}")))?;
+        Ok((
+            FrameWriter {
+                path: path.to_path_buf(),
+                file,
+                frame: frame.to_vec(),
+                frames,
+                header_len: data_start as usize,
+                _t: std::marker::PhantomData,
+            },
+            frames,
+        ))
+    }
+
+    pub fn push(&mut self, data: &[T]) -> Result<()> {
+        if data.len() != self.frame.iter().product::<usize>() {
+            return Err(file_error(&self.path, "a frame of the wrong size"));
+        }
+        let bytes: Vec<u8> = if cfg!(target_endian = "little") {
+            bytemuck::cast_slice(data).to_vec()
+        } else {
+            data.iter()
+                .flat_map(|v| {
+                    let mut b = bytemuck::bytes_of(v).to_vec();
+                    b.reverse();
+                    b
+                })
+                .collect()
+        };
+        std::io::Write::write_all(&mut self.file, &bytes)
+            .map_err(|e| file_error(&self.path, format!("cannot write: {e}")))?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Rewrites the header for the frames written so far and puts the file on disk (a
+    /// checkpoint): the file is complete as it stands, and more frames may follow.
+    pub fn sync(&mut self) -> Result<()> {
+        let mut shape = vec![self.frames];
+        shape.extend(&self.frame);
+        let header = frame_header::<T>(&shape, Some(self.header_len));
+        if header.len() != self.header_len {
+            return Err(file_error(&self.path, "the header outgrew its room"));
+        }
+        let err = |e: std::io::Error| file_error(&self.path, format!("cannot write: {e}"));
+        std::io::Write::flush(&mut self.file).map_err(err)?;
+        let file = self.file.get_mut();
+        let end = std::io::Seek::stream_position(file).map_err(err)?;
+        std::io::Seek::seek(file, std::io::SeekFrom::Start(0)).map_err(err)?;
+        std::io::Write::write_all(file, &header).map_err(err)?;
+        std::io::Seek::seek(file, std::io::SeekFrom::Start(end)).map_err(err)?;
+        file.sync_data().map_err(err)
+    }
+
+    /// Writes the header for the frames written and flushes the file.
+    pub fn finish(mut self) -> Result<()> {
+        self.sync()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +467,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("truncated"), "{e}");
+    }
+
+    /// A trajectory stopped after 2 of 5 frames names 2 in its header; appending goes on.
+    #[test]
+    fn frame_files_name_the_frames_written_and_take_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("traj.npy");
+        let mut w = FrameWriter::<f32>::create(&path, &[2, 3]).unwrap();
+        w.push(&[1.0; 6]).unwrap();
+        w.push(&[2.0; 6]).unwrap();
+        w.finish().unwrap();
+        let (shape, data) = read_as::<f32>(&path).unwrap();
+        assert_eq!((shape, data.len()), (vec![2, 2, 3], 12));
+        let (mut w, present) = FrameWriter::<f32>::append(&path, &[2, 3], None).unwrap();
+        assert_eq!(present, 2);
+        for k in 0..1000 {
+            w.push(&[k as f32; 6]).unwrap();
+        }
+        w.finish().unwrap();
+        let (shape, data) = read_as::<f32>(&path).unwrap();
+        assert_eq!(shape, vec![1002, 2, 3]);
+        assert_eq!(
+            &data[..12],
+            &[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+        );
+        assert_eq!(data[12 + 999 * 6], 999.0);
+        assert!(FrameWriter::<f64>::append(&path, &[2, 3], None).is_err());
+        // A checkpoint: the synced file loads with the frames so far; frames written after
+        // it (a kill before the next checkpoint) are cut when it is resumed.
+        let (mut w, _) = FrameWriter::<f32>::append(&path, &[2, 3], Some(3)).unwrap();
+        w.push(&[7.0; 6]).unwrap();
+        w.sync().unwrap();
+        assert_eq!(read_as::<f32>(&path).unwrap().0, vec![4, 2, 3]);
+        w.push(&[8.0; 6]).unwrap();
+        drop(w);
+        let (w, present) = FrameWriter::<f32>::append(&path, &[2, 3], Some(4)).unwrap();
+        assert_eq!(present, 4);
+        w.finish().unwrap();
+        let (shape, data) = read_as::<f32>(&path).unwrap();
+        assert_eq!(shape, vec![4, 2, 3]);
+        assert_eq!(data[18..], [7.0; 6]);
+        assert!(FrameWriter::<f32>::append(&path, &[2, 3], Some(5)).is_err());
     }
 }

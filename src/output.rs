@@ -12,6 +12,10 @@
 //!   removes its own kind's earlier files it did not rewrite, at commit), refuses to replace a
 //!   file another kind of command wrote there, and never replaces or deletes a file it reads
 //!   as input.
+//! - **Checkpoints**: a long run puts checkpoints into its staging folder (hidden files named
+//!   `.checkpoint*`, never committed). When a killed run's staging folder holds one, the next
+//!   command into the folder keeps it as `DIR/.attnflow-checkpoint/` instead of removing it,
+//!   for `attnflow run --resume DIR`; a run's commit removes it (its results supersede it).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -22,6 +26,10 @@ use crate::error::{Error, Result, file_error};
 /// The lock file and the staging folder inside an output folder.
 pub const LOCK: &str = ".attnflow.lock";
 pub const STAGING: &str = ".attnflow-staging";
+/// A killed run's staging folder that held a checkpoint, kept for `--resume`.
+pub const CHECKPOINT: &str = ".attnflow-checkpoint";
+/// The record of a checkpoint inside a staging (or checkpoint) folder.
+pub const CHECKPOINT_RECORD: &str = ".checkpoint.toml";
 
 /// What kind of command writes a folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,7 +205,19 @@ impl Output {
             .map_err(|e| file_error(&lock_path, format!("cannot write: {e}")))?;
         let staging = dir.join(STAGING);
         // A staging folder left by a command that was killed: nobody else holds the lock.
-        if staging.exists() {
+        // One with a checkpoint is kept for --resume (it replaces an older checkpoint: the
+        // kill came after the command that wrote that one).
+        if staging.join(CHECKPOINT_RECORD).is_file() {
+            let kept = dir.join(CHECKPOINT);
+            if kept.exists() {
+                std::fs::remove_dir_all(&kept).map_err(|e| {
+                    file_error(&kept, format!("cannot remove an older checkpoint: {e}"))
+                })?;
+            }
+            std::fs::rename(&staging, &kept).map_err(|e| {
+                file_error(&kept, format!("cannot keep a killed run's checkpoint: {e}"))
+            })?;
+        } else if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| {
                 file_error(
                     &staging,
@@ -242,6 +262,17 @@ impl Output {
             return Ok(());
         }
         if !self.force {
+            if entries.iter().any(|n| n == CHECKPOINT) {
+                return Err(file_error(
+                    &self.dir,
+                    format!(
+                        "holds the checkpoint of a run that was killed: continue it with \
+                         attnflow run --resume {}, or use --force to replace it, or choose \
+                         another --out",
+                        shell_command(&[self.dir.display().to_string()])
+                    ),
+                ));
+            }
             return Err(file_error(
                 &self.dir,
                 "the output folder exists and is not empty; use --force to overwrite it, or \
@@ -294,6 +325,20 @@ impl Output {
         Ok(())
     }
 
+    /// Adds files the command reads, known only after the folder was opened (a resumed run's
+    /// configuration comes from the folder): the same refusal as for those given to `open`.
+    pub fn add_inputs(&mut self, inputs: &[PathBuf]) -> Result<()> {
+        self.inputs
+            .extend(inputs.iter().filter_map(|p| std::fs::canonicalize(p).ok()));
+        self.check_contents()
+    }
+
+    /// The checkpoint a killed run left in this folder (see the module's documentation).
+    pub fn checkpoint(&self) -> Option<PathBuf> {
+        let kept = self.dir.join(CHECKPOINT);
+        kept.join(CHECKPOINT_RECORD).is_file().then_some(kept)
+    }
+
     /// Where to write the file `name` (inside the staging folder).
     pub fn path(&self, name: &str) -> PathBuf {
         self.staging.join(name)
@@ -317,6 +362,7 @@ impl Output {
             .map_err(|e| file_error(&self.staging, format!("cannot read: {e}")))?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
             .collect();
         names.sort();
         for name in &names {
@@ -348,6 +394,9 @@ impl Output {
                     file_error(&path, format!("cannot remove an earlier result: {e}"))
                 })?;
             }
+        }
+        if self.kind == Kind::Run {
+            let _ = std::fs::remove_dir_all(self.dir.join(CHECKPOINT));
         }
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();

@@ -25,6 +25,101 @@ pub trait Progress {
     fn start(&mut self, _total_steps: u64) {}
     fn step(&mut self, _done: u64) {}
     fn finish(&mut self) {}
+    /// A stop that was asked for (the CLI's SIGINT or SIGTERM): the run finishes the step in
+    /// progress, writes complete files for it and returns.
+    fn interrupted(&self) -> Option<Interrupt> {
+        None
+    }
+}
+
+/// Why a run stopped before its last step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// SIGINT (Ctrl-C).
+    Int,
+    /// SIGTERM.
+    Term,
+}
+
+impl Interrupt {
+    /// The exit code of a process stopped by this signal (128 + its number).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Interrupt::Int => 130,
+            Interrupt::Term => 143,
+        }
+    }
+}
+
+/// What continues an earlier run: its state after `step` steps (exact: final.npy, or a
+/// checkpoint's state) and the folder holding its metrics.csv, traj.npy and traj_t.npy (an
+/// output folder, or a checkpoint folder with `checkpoint` telling how much of them to keep).
+#[derive(Clone, Debug)]
+pub struct Resume {
+    pub step: usize,
+    pub state: Vec<f64>,
+    pub dir: PathBuf,
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// What a checkpoint records beside the run's configuration and provenance (in the `[checkpoint]`
+/// table of `.checkpoint.toml`): the file of the state, and how much of metrics.csv and
+/// traj.npy (written on since) belongs to it.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub state: String,
+    pub metrics_bytes: u64,
+    pub frames: usize,
+    pub times: Vec<f64>,
+}
+
+/// Reads the `[checkpoint]` table of a checkpoint record.
+pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
+    #[derive(serde::Deserialize)]
+    struct Record {
+        checkpoint: Checkpoint,
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    let record: Record = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|mut t| t.remove("checkpoint"))
+        .and_then(|c| {
+            toml::Table::try_from(c)
+                .ok()
+                .map(|c| toml::Table::from_iter([("checkpoint".to_string(), c.into())]))
+        })
+        .and_then(|t| t.try_into().ok())
+        .ok_or_else(|| file_error(path, "holds no valid [checkpoint] table"))?;
+    Ok(record.checkpoint)
+}
+
+/// Minutes of work between two checkpoints when `checkpoint_every` is not set.
+pub const CHECKPOINT_INTERVAL_S: f64 = 600.0;
+
+/// The step count and status recorded in a run record (run.toml or a checkpoint's record:
+/// `steps_done` and `status` of its provenance).
+pub fn recorded_progress(path: &Path) -> Result<(usize, String)> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| file_error(path, format!("invalid: {e}")))?;
+    let provenance = table.get("provenance").and_then(|p| p.as_table());
+    let status = provenance
+        .and_then(|p| p.get("status"))
+        .and_then(|s| s.as_str())
+        .unwrap_or("")
+        .to_string();
+    let steps = provenance
+        .and_then(|p| p.get("steps_done"))
+        .and_then(|s| s.as_integer())
+        .ok_or_else(|| {
+            file_error(
+                path,
+                "records no steps_done: it was written before runs could be resumed",
+            )
+        })?;
+    Ok((steps as usize, status))
 }
 
 /// No progress display.
@@ -141,6 +236,11 @@ pub struct RunSummary {
     /// (every metrics.csv row, the initial one included).
     pub dynamics_s: f64,
     pub metrics_s: f64,
+    /// The step the run started from (0, or the step a resumed run continued), the steps
+    /// done, and why the run stopped before its last one, if it did.
+    pub start_step: usize,
+    pub steps_done: usize,
+    pub interrupted: Option<Interrupt>,
     pub initial: Vec<Metrics>,
     pub last: Vec<Metrics>,
     pub files: Vec<PathBuf>,
@@ -151,10 +251,17 @@ struct Provenance {
     attnflow_version: &'static str,
     requested_backend: &'static str,
     device: String,
-    status: &'static str,
+    /// "finished", or "interrupted at step K of L".
+    status: String,
+    /// Steps done, and the time reached: the state of final.npy.
+    steps_done: usize,
+    t_done: f64,
     started_unix_s: u64,
     elapsed_s: f64,
     command: String,
+    /// The run this one continues, when it was resumed (its command and steps then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resumed_from_step: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -172,10 +279,34 @@ pub fn execute(
     command: &str,
     progress: &mut dyn Progress,
 ) -> Result<RunSummary> {
+    execute_from(resolved, out, command, progress, None)
+}
+
+/// [`execute`], continuing from `resume` when given: its state, its step count (the next
+/// step is layer `resume.step`, so that noise and redraws continue their streams), its
+/// metrics.csv and trajectory (copied into the staging folder and extended). The result is
+/// bit for bit the run that was never stopped, on the same backend.
+pub fn execute_from(
+    resolved: &Resolved,
+    out: Output,
+    command: &str,
+    progress: &mut dyn Progress,
+    resume: Option<Resume>,
+) -> Result<RunSummary> {
     let Resolved { shape, model, .. } = resolved;
     let shape = *shape;
     let mut config = resolved.config.clone();
-    let x0 = resolved.init.generate(shape, model.geometry, config.seed)?;
+    let first_step = resume.as_ref().map_or(0, |r| r.step);
+    if first_step > config.steps {
+        return Err(Error::Input(format!(
+            "the run already did {first_step} steps; --steps {} would be fewer",
+            config.steps
+        )));
+    }
+    let x0 = match &resume {
+        Some(r) => r.state.clone(),
+        None => resolved.init.generate(shape, model.geometry, config.seed)?,
+    };
     let chosen = create_backend(config.backend, model, shape, &x0)?;
     drop(x0);
     let Chosen {
@@ -189,62 +320,123 @@ pub fn execute(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let write_record = |status: &'static str, elapsed_s: f64, device: String| -> Result<()> {
-        let record = RunRecord {
-            config: &config,
-            provenance: Provenance {
-                attnflow_version: env!("CARGO_PKG_VERSION"),
-                requested_backend: requested.name(),
-                device,
-                status,
-                started_unix_s: started,
-                elapsed_s,
-                command: command.to_string(),
-            },
+    let h = config.t_end / config.steps as f64;
+    let record_text =
+        |status: String, steps_done: usize, elapsed_s: f64, device: String| -> Result<String> {
+            let record = RunRecord {
+                config: &config,
+                provenance: Provenance {
+                    attnflow_version: env!("CARGO_PKG_VERSION"),
+                    requested_backend: requested.name(),
+                    device,
+                    status,
+                    steps_done,
+                    t_done: steps_done as f64 * h,
+                    started_unix_s: started,
+                    elapsed_s,
+                    command: command.to_string(),
+                    resumed_from_step: (first_step > 0).then_some(first_step),
+                },
+            };
+            toml::to_string(&record)
+                .map_err(|e| Error::Input(format!("cannot serialise run.toml: {e}")))
         };
-        let text = toml::to_string(&record)
-            .map_err(|e| Error::Input(format!("cannot serialise run.toml: {e}")))?;
-        let path = out.path("run.toml");
-        std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))
-    };
     let device = backend.describe();
 
     let cfg = &config;
-    let h = cfg.t_end / cfg.steps as f64;
     let tableau = cfg.integrator.tableau();
     backend.prepare(tableau.stages())?;
     let sphere = model.geometry == Geometry::Sphere;
 
     let metrics_path = out.path("metrics.csv");
-    let mut metrics_file = BufWriter::new(
-        File::create(&metrics_path)
-            .map_err(|e| file_error(&metrics_path, format!("cannot create: {e}")))?,
-    );
     let csv_err = |e: std::io::Error| file_error(&metrics_path, format!("cannot write: {e}"));
-    writeln!(
-        metrics_file,
-        "step,t,system,beta,energy,mean_cos,min_cos,log_energy"
-    )
-    .map_err(csv_err)?;
-
-    let mut traj = if let Some(frames) = cfg.steps.checked_div(cfg.save_every) {
-        let frames = frames + 1 + usize::from(!cfg.steps.is_multiple_of(cfg.save_every));
-        let mut dims = vec![frames];
-        if shape.batch > 1 {
-            dims.push(shape.batch);
+    let mut metrics_file = match &resume {
+        // The earlier rows, up to the step resumed from.
+        Some(r) => {
+            let earlier = r.dir.join("metrics.csv");
+            let mut text = std::fs::read_to_string(&earlier)
+                .map_err(|e| file_error(&earlier, format!("cannot read: {e}")))?;
+            // Rows written after the checkpoint (up to a kill) are not its.
+            if let Some(c) = &r.checkpoint {
+                let keep = usize::try_from(c.metrics_bytes).unwrap_or(usize::MAX);
+                if keep > text.len() || !text.is_char_boundary(keep) {
+                    return Err(file_error(
+                        &earlier,
+                        format!("is shorter than the {keep} bytes its checkpoint recorded"),
+                    ));
+                }
+                text.truncate(keep);
+            }
+            let kept: Vec<&str> = text
+                .lines()
+                .enumerate()
+                .filter(|(k, l)| {
+                    *k == 0
+                        || l.split(',')
+                            .next()
+                            .and_then(|s| s.parse::<usize>().ok())
+                            .is_some_and(|s| s <= r.step)
+                })
+                .map(|(_, l)| l)
+                .collect();
+            let mut f = BufWriter::new(
+                File::create(&metrics_path)
+                    .map_err(|e| file_error(&metrics_path, format!("cannot create: {e}")))?,
+            );
+            for l in kept {
+                writeln!(f, "{l}").map_err(csv_err)?;
+            }
+            f
         }
-        dims.extend([shape.n, shape.d]);
-        Some(Trajectory::create(
-            &out.path("traj.npy"),
-            &dims,
-            backend.as_mut(),
-        )?)
+        None => {
+            let mut f = BufWriter::new(
+                File::create(&metrics_path)
+                    .map_err(|e| file_error(&metrics_path, format!("cannot create: {e}")))?,
+            );
+            writeln!(f, "step,t,system,beta,energy,mean_cos,min_cos,log_energy")
+                .map_err(csv_err)?;
+            f
+        }
+    };
+
+    let mut frame = vec![shape.n, shape.d];
+    if shape.batch > 1 {
+        frame.insert(0, shape.batch);
+    }
+    let traj_path = out.path("traj.npy");
+    let mut times = Vec::new();
+    let mut traj = if cfg.save_every > 0 {
+        match &resume {
+            Some(r) if r.dir.join("traj.npy").exists() => {
+                // The earlier snapshots (those up to the step resumed from).
+                std::fs::copy(r.dir.join("traj.npy"), &traj_path)
+                    .map_err(|e| file_error(&traj_path, format!("cannot copy: {e}")))?;
+                let t = match &r.checkpoint {
+                    Some(c) => c.times.clone(),
+                    None => npy::read_as::<f64>(&r.dir.join("traj_t.npy"))?.1,
+                };
+                let keep = r.checkpoint.as_ref().map(|c| c.frames);
+                let (traj, present) =
+                    Trajectory::append(&traj_path, &frame, keep, backend.as_mut())?;
+                if present != t.len() {
+                    return Err(file_error(
+                        &traj_path,
+                        "holds another number of snapshots than traj_t.npy",
+                    ));
+                }
+                times = t;
+                Some(traj)
+            }
+            _ => Some(Trajectory::create(&traj_path, &frame, backend.as_mut())?),
+        }
     } else {
         None
     };
-    let mut times = Vec::new();
 
-    let mut record_metrics = |backend: &mut dyn Backend, step: usize| -> Result<Vec<Metrics>> {
+    let record_metrics = |metrics_file: &mut BufWriter<File>,
+                          backend: &mut dyn Backend,
+                          step: usize|
+     -> Result<Vec<Metrics>> {
         let rows = backend.pair_stats()?;
         let metrics: Vec<Metrics> = rows
             .chunks(shape.n)
@@ -269,18 +461,33 @@ pub fn execute(
     };
 
     let t1 = Instant::now();
-    let initial = record_metrics(backend.as_mut(), 0)?;
+    // A resumed run's first row is that of its state (written already when it stopped).
+    let initial = if resume.is_some() {
+        let rows = backend.pair_stats()?;
+        rows.chunks(shape.n)
+            .zip(&model.betas)
+            .map(|(r, &beta)| summarise(r, beta))
+            .collect()
+    } else {
+        record_metrics(&mut metrics_file, backend.as_mut(), 0)?
+    };
     let mut metrics_s = t1.elapsed().as_secs_f64();
     let mut last = initial.clone();
-    if let Some(t) = traj.as_mut() {
+    if resume.is_none()
+        && let Some(t) = traj.as_mut()
+    {
         t.push(backend.as_mut())?;
         times.push(0.0);
     }
     progress.start(cfg.steps as u64);
+    progress.step(first_step as u64);
     let clock = Instant::now();
     let mut stepping_s = 0.0;
-    let mut checked = 0;
-    for step in 1..=cfg.steps {
+    let mut checked = first_step;
+    let mut last_checkpoint = Instant::now();
+    let mut steps_done = cfg.steps;
+    let mut interrupted = None;
+    for step in first_step + 1..=cfg.steps {
         let t0 = Instant::now();
         integrate::step(
             backend.as_mut(),
@@ -290,11 +497,21 @@ pub fn execute(
             (step - 1) as u32,
             model.noise.as_ref(),
         )?;
-        let metrics_now =
-            (cfg.metrics_every > 0 && step.is_multiple_of(cfg.metrics_every)) || step == cfg.steps;
+        // A stop asked for: this step is the last, and gets a metrics row.
+        let stop = progress.interrupted();
+        let metrics_now = (cfg.metrics_every > 0 && step.is_multiple_of(cfg.metrics_every))
+            || step == cfg.steps
+            || stop.is_some();
         let snapshot_now =
             cfg.save_every > 0 && (step.is_multiple_of(cfg.save_every) || step == cfg.steps);
-        if metrics_now || snapshot_now {
+        let checkpoint_now = step < cfg.steps
+            && stop.is_none()
+            && match cfg.checkpoint_every {
+                Some(0) => false,
+                Some(k) => step.is_multiple_of(k),
+                None => last_checkpoint.elapsed().as_secs_f64() >= CHECKPOINT_INTERVAL_S,
+            };
+        if metrics_now || snapshot_now || checkpoint_now {
             // The step's work is done before the check reads the state, so its time counts
             // as the dynamics' and not the observables'.
             if backend.non_finite()? {
@@ -314,26 +531,86 @@ pub fn execute(
         stepping_s += t0.elapsed().as_secs_f64();
         if metrics_now {
             let t1 = Instant::now();
-            last = record_metrics(backend.as_mut(), step)?;
+            last = record_metrics(&mut metrics_file, backend.as_mut(), step)?;
             metrics_s += t1.elapsed().as_secs_f64();
         }
         if snapshot_now && let Some(t) = traj.as_mut() {
             t.push(backend.as_mut())?;
             times.push(step as f64 * h);
         }
+        if checkpoint_now {
+            // Everything up to this step on disk, then the record that names it, renamed into
+            // place last: a kill at any moment leaves the previous checkpoint or this one.
+            metrics_file.flush().map_err(csv_err)?;
+            let metrics_bytes = metrics_file
+                .get_ref()
+                .sync_data()
+                .and_then(|()| metrics_file.get_ref().metadata())
+                .map_err(csv_err)?
+                .len();
+            let frames = match traj.as_mut() {
+                Some(t) => t.sync()?,
+                None => 0,
+            };
+            let state = format!(".checkpoint-{step}.npy");
+            let state_path = out.path(&state);
+            match backend.read_state()? {
+                Tokens::F32(v) => npy::write(&state_path, &frame, &v)?,
+                Tokens::F64(v) => npy::write(&state_path, &frame, &v)?,
+            }
+            let checkpoint = Checkpoint {
+                state,
+                metrics_bytes,
+                frames,
+                times: times.clone(),
+            };
+            let mut text = record_text(
+                format!("interrupted at step {step} of {}", cfg.steps),
+                step,
+                clock.elapsed().as_secs_f64(),
+                device.clone(),
+            )?;
+            #[derive(Serialize)]
+            struct Table<'a> {
+                checkpoint: &'a Checkpoint,
+            }
+            text.push('\n');
+            text.push_str(
+                &toml::to_string(&Table {
+                    checkpoint: &checkpoint,
+                })
+                .map_err(|e| Error::Input(format!("cannot serialise a checkpoint: {e}")))?,
+            );
+            let record = out.path(crate::output::CHECKPOINT_RECORD);
+            let tmp = out.path(".checkpoint.toml.tmp");
+            let sync = |p: &Path| File::open(p).and_then(|f| f.sync_all());
+            sync(&state_path)
+                .and_then(|()| std::fs::write(&tmp, text))
+                .and_then(|()| sync(&tmp))
+                .and_then(|()| std::fs::rename(&tmp, &record))
+                .and_then(|()| sync(out.staging()))
+                .map_err(|e| file_error(&record, format!("cannot write a checkpoint: {e}")))?;
+            for name in checkpoint_files(out.staging()) {
+                if name != checkpoint.state && name != crate::output::CHECKPOINT_RECORD {
+                    let _ = std::fs::remove_file(out.staging().join(name));
+                }
+            }
+            last_checkpoint = Instant::now();
+        }
         progress.step(step as u64);
+        if let Some(signal) = stop {
+            steps_done = step;
+            interrupted = Some(signal);
+            break;
+        }
     }
     progress.finish();
     let elapsed_s = clock.elapsed().as_secs_f64();
 
-    let mut dims = vec![shape.n, shape.d];
-    if shape.batch > 1 {
-        dims.insert(0, shape.batch);
-    }
     let final_path = out.path("final.npy");
     match backend.read_state()? {
-        Tokens::F32(v) => npy::write(&final_path, &dims, &v)?,
-        Tokens::F64(v) => npy::write(&final_path, &dims, &v)?,
+        Tokens::F32(v) => npy::write(&final_path, &frame, &v)?,
+        Tokens::F64(v) => npy::write(&final_path, &frame, &v)?,
     }
     if let Some(t) = traj {
         t.finish()?;
@@ -341,10 +618,24 @@ pub fn execute(
     }
     metrics_file.flush().map_err(csv_err)?;
     drop(metrics_file);
-    write_record("finished", elapsed_s, device.clone())?;
+    let status = match interrupted {
+        Some(_) => format!("interrupted at step {steps_done} of {}", cfg.steps),
+        None => "finished".to_string(),
+    };
+    let path = out.path("run.toml");
+    std::fs::write(
+        &path,
+        record_text(status, steps_done, elapsed_s, device.clone())?,
+    )
+    .map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
+    // The checkpoint's files are not results.
+    for name in checkpoint_files(out.staging()) {
+        let _ = std::fs::remove_file(out.staging().join(name));
+    }
     let dir = out.dir().to_path_buf();
     let files = out.commit()?.iter().map(|f| dir.join(f)).collect();
-    let pairs = pairs_per_eval(model, shape) * (tableau.stages() * cfg.steps) as f64;
+    let pairs =
+        pairs_per_eval(model, shape) * (tableau.stages() * (steps_done - first_step)) as f64;
     Ok(RunSummary {
         backend: device,
         kind,
@@ -353,10 +644,26 @@ pub fn execute(
         pairs_per_second: pairs / stepping_s.max(1e-12),
         dynamics_s: stepping_s,
         metrics_s,
+        start_step: first_step,
+        steps_done,
+        interrupted,
         initial,
         last,
         files,
     })
+}
+
+/// The checkpoint files in a staging folder (`.checkpoint*`).
+fn checkpoint_files(staging: &Path) -> Vec<String> {
+    std::fs::read_dir(staging)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".checkpoint"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// What to tell a user whose run blew up: when (the step, where the backend tracked it, or
@@ -416,29 +723,82 @@ fn non_finite_error(
         .iter()
         .map(|w| spectral(&w.score_matrix(), w.d))
         .fold(0.0, f64::max)
-        .max(if model.random.is_some() { 1.0 } else { 0.0 });
+        .max(if model.random.is_some() {
+            cfg.weight_scale * cfg.weight_scale
+        } else {
+            0.0
+        });
     let exponent = beta * norm;
+    // A bound on the field's Lipschitz constant: the softmax mean moves by at most
+    // 2 beta |K^T Q| |V| per unit move of a token, the projection adds |V| (summed over heads),
+    // and RK4 and Heun are stable for h L below about 2 (Euler below about 1).
+    let value_norm: f64 = model
+        .heads
+        .iter()
+        .map(|w| spectral(&w.v, w.d))
+        .sum::<f64>()
+        .max(if model.random.is_some() {
+            cfg.weight_scale
+        } else {
+            0.0
+        });
+    // The option that scales the weights, named in a remedy when it is what grew them.
+    let scale = if model.random.is_some() && cfg.weight_scale > 1.0 {
+        format!(", a smaller --weight-scale (now {})", t(cfg.weight_scale))
+    } else {
+        String::new()
+    };
+    // USA's weights are not normalised: the field carries their size, up to e^exponent.
+    let usa_scale = if model.attention == Attention::Usa {
+        exponent.min(700.0).exp()
+    } else {
+        1.0
+    };
+    let lipschitz = value_norm * (1.0 + 2.0 * exponent) * usa_scale;
+    let reach = if cfg.integrator == integrate::Integrator::Euler {
+        1.0
+    } else {
+        2.0
+    };
+    let stable_h = reach / lipschitz.max(1e-300);
+    let stable_steps = (cfg.t_end / stable_h).ceil();
+    let usa = if model.attention == Attention::Usa {
+        " times USA's weights, up to e^(beta |K^T Q|)"
+    } else {
+        ""
+    };
+    let alibi = model
+        .alibi
+        .map(|l| format!(" (--alibi {l} concentrates the weights and does not raise it)"))
+        .unwrap_or_default();
+    let e_str = if exponent < 1e6 {
+        format!("{exponent:.0}")
+    } else {
+        format!("{exponent:.1e}")
+    };
     let f32_backend = kind != BackendChoice::Reference;
     let hint = if model.attention == Attention::Usa && exponent > 700.0 {
         format!(
-            "USA weights exp(beta <Qx, Kx>) reach about e^{exponent:.0}, beyond even f64 (e^709); \
-             use a smaller beta or SA"
+            "USA weights exp(beta <Qx, Kx>) reach about e^{e_str}, beyond even f64 (e^709); \
+             use a smaller beta{scale} or SA"
         )
     } else if model.attention == Attention::Usa && f32_backend && exponent > 85.0 {
         format!(
-            "USA weights exp(beta <Qx, Kx>) reach about e^{exponent:.0}, beyond the f32 range \
-             (e^88); use --backend reference (f64), a smaller beta, or SA"
+            "USA weights exp(beta <Qx, Kx>) reach about e^{e_str}, beyond the f32 range \
+             (e^88); use --backend reference (f64), a smaller beta{scale}, or SA"
         )
     } else if cfg.noise > 0.0 {
         format!(
-            "Euler-Maruyama with --noise {} and h = {h}: use more --steps or a smaller --noise",
-            cfg.noise
+            "Euler-Maruyama with --noise {} and h = {}: use more --steps or a smaller --noise",
+            t(cfg.noise),
+            t(h)
         )
     } else if model.random.is_some() && cfg.weight_scale > 1.0 {
         format!(
-            "weights redrawn with --weight-scale {} at h = {h}: use more --steps or a smaller \
+            "weights redrawn with --weight-scale {} at h = {}: use more --steps or a smaller \
              --weight-scale",
-            cfg.weight_scale
+            t(cfg.weight_scale),
+            t(h)
         )
     } else if model.geometry == Geometry::Euclidean {
         format!(
@@ -446,23 +806,55 @@ fn non_finite_error(
              shorter --t-end, more --steps (h = {h} now), or --geometry sphere"
         )
     } else {
-        format!("the step h = {h} is too long for this beta: use more --steps or a smaller beta")
+        if h > stable_h {
+            format!(
+                "the step h = {h} is too long for this field: its speed changes by up to about \
+                 {lipschitz:.3e} per unit move ((2 beta |K^T Q| + 1) |V|{usa}){alibi}, so steps \
+                 below about {stable_h:.3e} (--steps {stable_steps} or more) would be stable; \
+                 or use a smaller beta"
+            )
+        } else {
+            format!(
+                "the step h = {h} is already below the field's stability bound (about \
+                 {stable_h:.3e}){alibi}: check the input tokens and weights, or use more \
+                 --steps"
+            )
+        }
     };
     Error::NonFinite(format!("{when}: {hint}"))
 }
 
-/// traj.npy written snapshot by snapshot in the backend's precision.
+/// traj.npy written snapshot by snapshot in the backend's precision; its header names the
+/// snapshots written (see `npy::FrameWriter`).
 enum Trajectory {
-    F32(npy::StreamWriter<f32>),
-    F64(npy::StreamWriter<f64>),
+    F32(npy::FrameWriter<f32>),
+    F64(npy::FrameWriter<f64>),
 }
 
 impl Trajectory {
-    fn create(path: &Path, dims: &[usize], backend: &mut dyn Backend) -> Result<Self> {
+    fn create(path: &Path, frame: &[usize], backend: &mut dyn Backend) -> Result<Self> {
         // The precision follows the backend: reference writes f64, the others f32.
         Ok(match backend.read_state()? {
-            Tokens::F32(_) => Trajectory::F32(npy::StreamWriter::create(path, dims)?),
-            Tokens::F64(_) => Trajectory::F64(npy::StreamWriter::create(path, dims)?),
+            Tokens::F32(_) => Trajectory::F32(npy::FrameWriter::create(path, frame)?),
+            Tokens::F64(_) => Trajectory::F64(npy::FrameWriter::create(path, frame)?),
+        })
+    }
+    /// An earlier trajectory to extend, and its snapshot count.
+    fn append(
+        path: &Path,
+        frame: &[usize],
+        keep: Option<usize>,
+        backend: &mut dyn Backend,
+    ) -> Result<(Self, usize)> {
+        Ok(match backend.read_state()? {
+            Tokens::F32(_) => {
+                let (w, k) = npy::FrameWriter::append(path, frame, keep)?;
+                (Trajectory::F32(w), k)
+            }
+            Tokens::F64(_) => {
+                let (w, k) = npy::FrameWriter::append(path, frame, keep)?;
+                (Trajectory::F64(w), k)
+            }
         })
     }
     fn push(&mut self, backend: &mut dyn Backend) -> Result<()> {
@@ -470,6 +862,12 @@ impl Trajectory {
             (Trajectory::F32(w), Tokens::F32(v)) => w.push(&v),
             (Trajectory::F64(w), Tokens::F64(v)) => w.push(&v),
             _ => unreachable!("a backend's precision does not change"),
+        }
+    }
+    fn sync(&mut self) -> Result<usize> {
+        match self {
+            Trajectory::F32(w) => w.sync().map(|()| w.frames()),
+            Trajectory::F64(w) => w.sync().map(|()| w.frames()),
         }
     }
     fn finish(self) -> Result<()> {

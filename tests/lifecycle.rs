@@ -541,6 +541,96 @@ fn a_blow_up_names_its_step_with_metrics_off() {
     }
 }
 
+/// Was: every blow-up said "reduce the step size or beta", whatever drove it. Each cause is
+/// named, and the stable step the message proposes does run.
+#[test]
+fn each_blow_up_names_its_cause_and_the_proposed_step_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = |extra: &[&'static str]| {
+        let mut v = vec!["run", "--n", "32", "--out", "blow", "--force", "--quiet"];
+        v.extend_from_slice(extra);
+        v
+    };
+    // A step too long for USA at beta 1 (T = 100 in 2 steps of the f64 reference).
+    let step = [
+        "--model",
+        "usa",
+        "--beta",
+        "1",
+        "--t-end",
+        "100",
+        "--backend",
+        "reference",
+    ];
+    let mut args = base(&step);
+    args.extend(["--steps", "2"]);
+    let err = fails(&args, dir.path());
+    assert!(err.contains("h = 50 is too long"), "{err}");
+    let steps: String = err
+        .split("--steps ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no step count proposed: {err}"))
+        .to_string();
+    let proposed: usize = steps.parse().unwrap();
+    assert!((100..100_000).contains(&proposed), "{err}");
+    let mut args = base(&step);
+    args.extend(["--steps", &steps]);
+    ok(&args, dir.path());
+    // Noise, weight scale, and f32 overflow of USA weights with the exponent reached.
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &[
+                "--noise",
+                "1e38",
+                "--integrator",
+                "euler",
+                "--steps",
+                "5",
+                "--backend",
+                "cpu",
+            ],
+            &["--noise 1.000e38", "smaller --noise"],
+        ),
+        (
+            &[
+                "--qkv",
+                "redraw:1",
+                "--weight-scale",
+                "1e3",
+                "--model",
+                "usa",
+                "--beta",
+                "0.001",
+                "--steps",
+                "5",
+                "--backend",
+                "reference",
+            ],
+            &["e^1000", "smaller --weight-scale (now 1000)"],
+        ),
+        (
+            &[
+                "--model",
+                "usa",
+                "--beta",
+                "100",
+                "--steps",
+                "5",
+                "--backend",
+                "cpu",
+            ],
+            &["e^100,", "f32 range", "--backend reference"],
+        ),
+    ];
+    for (extra, wants) in cases {
+        let err = fails(&base(extra), dir.path());
+        for want in wants {
+            assert!(err.contains(want), "{extra:?}: wanted {want:?} in {err}");
+        }
+    }
+}
+
 /// Was: `render --out` with a bad path printed an internal error dump.
 #[test]
 fn render_to_a_bad_path_is_one_clear_line() {
@@ -567,4 +657,311 @@ fn the_recorded_command_line_is_shell_quoted() {
     let table: toml::Table = toml::from_str(&toml).unwrap();
     let command = table["provenance"]["command"].as_str().unwrap();
     assert!(command.ends_with("--out 'a b'"), "{command}");
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill(2) on a child we spawned and have not yet waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// A run of a few seconds with snapshots and metrics rows at steps that an interrupt falls
+/// between.
+fn resumable(out: &str, backend: &str) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "run",
+        "--n",
+        "2000",
+        "--steps",
+        "400",
+        "--t-end",
+        "8",
+        "--save-every",
+        "7",
+        "--metrics-every",
+        "3",
+        "--quiet",
+        "--backend",
+        backend,
+        "--out",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if backend == "reference" {
+        // f64, with every random stream a resume must continue: noise and redrawn weights.
+        let fast = ["--n", "300", "--steps", "3000", "--t-end", "6"];
+        for pair in fast.chunks(2) {
+            let i = v.iter().position(|a| a == pair[0]).unwrap();
+            v[i + 1] = pair[1].to_string();
+        }
+        v.extend(
+            [
+                "--integrator",
+                "euler",
+                "--noise",
+                "0.2",
+                "--qkv",
+                "redraw:3",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+    }
+    v
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn same_files(a: &Path, b: &Path, files: &[&str]) {
+    for f in files {
+        assert!(
+            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+            "{f} of {} and {} differ",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+/// Was: a kill left a traj.npy numpy could not load and a run.toml saying "running", and a
+/// stopped run could only start over. SIGINT (exit 130) or SIGTERM (143) now finish the step
+/// in progress and write complete files; `--resume` continues to the very bits of the run
+/// that was never stopped (cpu: f32 state; reference: f64 with noise and redrawn weights).
+#[test]
+fn an_interrupted_run_resumes_to_the_bits_of_the_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (backend, sig, code) in [
+        ("cpu", libc::SIGINT, 130),
+        ("reference", libc::SIGTERM, 143),
+    ] {
+        let full = format!("full-{backend}");
+        let part = format!("part-{backend}");
+        ok(&strs(&resumable(&full, backend)), d);
+        let child = spawn(&strs(&resumable(&part, backend)), d);
+        wait_for(
+            &d.join(&part)
+                .join(attnflow::output::STAGING)
+                .join("traj.npy"),
+        );
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{backend}: {err}");
+        assert!(
+            err.contains("interrupted at step") && err.contains(&format!("--resume {part}")),
+            "{err}"
+        );
+        // Complete files for the step it stopped at.
+        let p = d.join(&part);
+        let record = std::fs::read_to_string(p.join("run.toml")).unwrap();
+        let table: toml::Table = toml::from_str(&record).unwrap();
+        let prov = table["provenance"].as_table().unwrap();
+        let steps = table["steps"].as_integer().unwrap();
+        let k = prov["steps_done"].as_integer().unwrap();
+        assert!(0 < k && k < steps, "{record}");
+        assert_eq!(
+            prov["status"].as_str().unwrap(),
+            format!("interrupted at step {k} of {steps}")
+        );
+        let h = table["t_end"].as_float().unwrap() / steps as f64;
+        assert!((prov["t_done"].as_float().unwrap() - k as f64 * h).abs() < 1e-12);
+        let traj = attnflow::npy::read_f64(&p.join("traj.npy")).unwrap();
+        let (_, times) = attnflow::npy::read_as::<f64>(&p.join("traj_t.npy")).unwrap();
+        assert_eq!(traj.shape[0] as usize, times.len());
+        assert_eq!(traj.shape[0] as i64, k / 7 + 1, "one snapshot per 7 steps");
+        let metrics = std::fs::read_to_string(p.join("metrics.csv")).unwrap();
+        let last = metrics.lines().last().unwrap();
+        assert!(last.starts_with(&format!("{k},")), "{last}");
+        attnflow::npy::read_f64(&p.join("final.npy")).unwrap();
+        // Continue it: every result file is the uninterrupted run's, bit for bit (metrics.csv
+        // keeps one more row: the step it stopped at).
+        let said = ok(&["run", "--resume", &part, "--quiet"], d);
+        assert!(said.contains(&format!("at step {k} of {steps}")), "{said}");
+        same_files(&d.join(&full), &p, &["final.npy", "traj.npy", "traj_t.npy"]);
+        let full_metrics = std::fs::read_to_string(d.join(&full).join("metrics.csv")).unwrap();
+        let resumed = std::fs::read_to_string(p.join("metrics.csv")).unwrap();
+        let without: Vec<&str> = resumed
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{k},")) || k % 3 == 0)
+            .collect();
+        assert_eq!(without, full_metrics.lines().collect::<Vec<_>>());
+        let record = std::fs::read_to_string(p.join("run.toml")).unwrap();
+        assert!(
+            record.contains("status = \"finished\"")
+                && record.contains(&format!("resumed_from_step = {k}")),
+            "{record}"
+        );
+    }
+}
+
+/// Was: a SIGKILL or a power cut lost all of a long run. With --checkpoint-every the run
+/// continues from its last checkpoint, to the bits of the run never stopped; a plain rerun
+/// into the folder does not silently throw the checkpoint away.
+#[test]
+fn a_killed_run_continues_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&strs(&resumable("full", "cpu")), d);
+    let mut args = resumable("k", "cpu");
+    args.extend(["--checkpoint-every".into(), "20".into()]);
+    let mut child = spawn(&strs(&args), d);
+    let staging = d.join("k").join(attnflow::output::STAGING);
+    wait_for(&staging.join(attnflow::output::CHECKPOINT_RECORD));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let err = fails(&strs(&resumable("k", "cpu")), d);
+    assert!(err.contains("--resume k"), "{err}");
+    let said = ok(&["run", "--resume", "k", "--quiet"], d);
+    assert!(
+        said.contains("from the checkpoint of a killed run"),
+        "{said}"
+    );
+    same_files(
+        &d.join("full"),
+        &d.join("k"),
+        &["final.npy", "traj.npy", "traj_t.npy", "metrics.csv"],
+    );
+    assert_eq!(
+        names(&d.join("k")),
+        [
+            ".attnflow.lock",
+            "final.npy",
+            "metrics.csv",
+            "run.toml",
+            "traj.npy",
+            "traj_t.npy"
+        ],
+        "the checkpoint is gone once the run is complete"
+    );
+}
+
+/// A finished run extends to a later time: the same bits as the longer run; what cannot be
+/// the same run is refused in one line.
+#[test]
+fn a_finished_run_extends_bit_for_bit_and_mismatches_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = [
+        "run",
+        "--n",
+        "24",
+        "--backend",
+        "cpu",
+        "--save-every",
+        "2",
+        "--quiet",
+    ];
+    let with = |extra: &[&'static str]| {
+        let mut v = base.to_vec();
+        v.extend(extra);
+        v
+    };
+    ok(
+        &with(&["--t-end", "5", "--steps", "10", "--out", "long"]),
+        d,
+    );
+    ok(
+        &with(&["--t-end", "3", "--steps", "6", "--out", "short"]),
+        d,
+    );
+    ok(
+        &with(&["--t-end", "3", "--steps", "6", "--out", "short2"]),
+        d,
+    );
+    let err = fails(&["run", "--resume", "short", "--quiet"], d);
+    assert!(err.contains("finished") && err.contains("--t-end"), "{err}");
+    let err = fails(
+        &["run", "--resume", "short", "--t-end", "5", "--steps", "7"],
+        d,
+    );
+    assert!(err.contains("step size"), "{err}");
+    let err = fails(&["run", "--resume", "short", "--t-end", "5.2"], d);
+    assert!(err.contains("whole number of steps"), "{err}");
+    let err = fails(&["run", "--resume", "short", "--steps", "4"], d);
+    assert!(err.contains("fewer"), "{err}");
+    let err = fails(&["run", "--resume", "nowhere"], d);
+    assert!(err.contains("not a folder"), "{err}");
+    let o = attnflow(&["run", "--resume", "short", "--n", "5"], d);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    ok(&["run", "--resume", "short", "--t-end", "5", "--quiet"], d);
+    ok(
+        &["run", "--resume", "short2", "--steps", "10", "--quiet"],
+        d,
+    );
+    for resumed in ["short", "short2"] {
+        same_files(&d.join("long"), &d.join(resumed), &["final.npy"]);
+    }
+}
+
+/// A second signal ends the command at once; the folder keeps the earlier results, byte for
+/// byte (the stopped run's files were only staged).
+#[test]
+fn a_second_signal_exits_at_once_leaving_the_earlier_results() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&small("s"), dir.path());
+    let before = snapshot(&dir.path().join("s"));
+    let mut args = LONG.to_vec();
+    args.extend(["--out", "s", "--force"]);
+    let child = spawn(&args, dir.path());
+    wait_for(
+        &dir.path()
+            .join("s")
+            .join(attnflow::output::STAGING)
+            .join("traj.npy"),
+    );
+    signal(&child, libc::SIGTERM);
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(snapshot(&dir.path().join("s")), before);
+}
+
+/// Was: a full disk left a truncated final.npy. A file size limit (RLIMIT_FSIZE, with
+/// SIGXFSZ ignored, so writes fail as on a full disk) makes the forced rerun fail in one line;
+/// the earlier results stay byte for byte and no staging folder is left.
+#[test]
+fn a_full_disk_fails_cleanly_and_keeps_the_earlier_results() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    ok(&small("f"), dir.path());
+    let before = snapshot(&dir.path().join("f"));
+    let mut args = LONG.to_vec();
+    args.extend(["--out", "f", "--force"]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_attnflow"));
+    cmd.args(&args)
+        .current_dir(dir.path())
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 200_000,
+                rlim_max: 200_000,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("traj.npy") && err.contains("cannot write"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&dir.path().join("f")), before);
+    assert!(
+        !dir.path()
+            .join("f")
+            .join(attnflow::output::STAGING)
+            .exists()
+    );
 }

@@ -202,6 +202,9 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         "heun" => Integrator::Heun,
         _ => Integrator::Rk4,
     };
+    if d < 2 {
+        anyhow::bail!("d = {d} is too small: tokens live in R^d with d >= 2");
+    }
     // The population law of the context, for the infinite-context twin.
     let law = if args.infinite {
         if mode != ContextMode::Frozen || attention != Attention::Sa || geometry != Geometry::Sphere
@@ -235,7 +238,7 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         None
     };
     if !(args.tol.is_finite() && args.tol > 0.0 && args.tol < 1.0) {
-        anyhow::bail!("--tol must be in (0, 1), got {}", args.tol);
+        anyhow::bail!("--tol must be in (0, 1), got {:e}", args.tol);
     }
     let batch = args.seeds;
     let model = Model::new(attention, geometry, Mask::Full, weights, vec![beta; batch]);

@@ -96,12 +96,33 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(()) => 0,
+        Err(e) if e.downcast_ref::<Stopped>().is_some() => {
+            let stopped = e.downcast_ref::<Stopped>().expect("checked");
+            eprintln!("{}", stopped.message);
+            stopped.code
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&format!("{e:#}")));
             1
         }
     }
 }
+
+/// A command that stopped on request (a signal) after writing complete files: its message
+/// is said and the process exits with `code`.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Stopped {}
 
 /// Folds a multi-line message into one line (clap's usage hints are dropped).
 fn one_line(msg: &str) -> String {

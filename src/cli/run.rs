@@ -2,14 +2,19 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 
-use attnflow::config::{self, BetaSpec, ConfigLayer};
+use attnflow::config::{self, BetaSpec, ConfigLayer, Resolved};
 use attnflow::output::{Kind, Output};
-use attnflow::run::{self, Progress};
+use attnflow::run::{self, Interrupt, Progress, Resume};
+
+use super::Stopped;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -114,6 +119,11 @@ pub struct RunArgs {
     /// costs one O(n^2) pass) [default: about 100 rows per run].
     #[arg(long, value_name = "M")]
     metrics_every: Option<usize>,
+    /// Put a checkpoint of the run (state, step, snapshots and metrics so far) on disk every
+    /// K steps, 0 = none: a run killed by SIGKILL or a power cut continues from it with
+    /// --resume [default: about every 10 minutes of work].
+    #[arg(long, value_name = "K")]
+    checkpoint_every: Option<usize>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -121,6 +131,21 @@ pub struct RunArgs {
     /// --config run.toml recorded (by SHA-256).
     #[arg(long)]
     allow_changed_inputs: bool,
+    /// Continue the run in DIR where it stopped (SIGINT or SIGTERM), or extend a finished one
+    /// with a larger --t-end or --steps (same step size); everything else comes from
+    /// DIR/run.toml. The result is bit for bit the run that was never stopped, on the same
+    /// backend.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = [
+            "config", "out", "force", "n", "d", "batch", "model", "geometry", "mask", "beta",
+            "qkv", "heads", "head_combine", "weight_scale", "mlp", "activation", "noise",
+            "noise_kind", "alibi", "beta_rule", "integrator", "init", "seed", "save_every",
+            "metrics_every",
+        ]
+    )]
+    resume: Option<PathBuf>,
 }
 
 fn parse_enum<T: DeserializeOwned>(v: Option<String>) -> Result<Option<T>> {
@@ -146,6 +171,7 @@ impl RunArgs {
             backend: parse_enum(self.backend.clone())?,
             save_every: self.save_every,
             metrics_every: self.metrics_every,
+            checkpoint_every: self.checkpoint_every,
             out: self.out.clone(),
             heads: self.heads,
             head_combine: parse_enum(self.head_combine.clone())?,
@@ -158,13 +184,14 @@ impl RunArgs {
             beta_rule: parse_enum(self.beta_rule.clone())?,
             gamma: None,
             provenance: None,
+            checkpoint: None,
             inputs: None,
             allow_changed_inputs: self.allow_changed_inputs.then_some(true),
         })
     }
 }
 
-struct Bar(Option<ProgressBar>);
+struct Bar(Option<ProgressBar>, Signals);
 
 impl Progress for Bar {
     fn start(&mut self, total: u64) {
@@ -183,22 +210,194 @@ impl Progress for Bar {
             bar.finish_and_clear();
         }
     }
+    fn interrupted(&self) -> Option<Interrupt> {
+        if self.1.int.load(Ordering::Relaxed) {
+            Some(Interrupt::Int)
+        } else if self.1.term.load(Ordering::Relaxed) {
+            Some(Interrupt::Term)
+        } else {
+            None
+        }
+    }
+}
+
+/// SIGINT and SIGTERM seen: the first asks the run to stop after the step in progress
+/// (with complete files); a second one of either ends the process at once, which leaves the
+/// output folder as it was (the run's files are only staged until it commits).
+#[derive(Clone)]
+struct Signals {
+    int: Arc<AtomicBool>,
+    term: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        let any = Arc::new(AtomicBool::new(false));
+        let signals = Signals {
+            int: Arc::new(AtomicBool::new(false)),
+            term: Arc::new(AtomicBool::new(false)),
+        };
+        for (signal, code, seen) in [(SIGINT, 130, &signals.int), (SIGTERM, 143, &signals.term)] {
+            // Handlers run in the order registered: the exit fires only on a second signal.
+            flag::register_conditional_shutdown(signal, code, Arc::clone(&any))?;
+            flag::register(signal, Arc::clone(seen))?;
+            flag::register(signal, Arc::clone(&any))?;
+        }
+        Ok(signals)
+    }
+}
+
+/// The configuration, the opened output folder and the checkpoint of `--resume DIR`.
+fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resume)> {
+    if !dir.is_dir() {
+        bail!(
+            "{}: is not a folder: --resume takes a folder written by attnflow run",
+            dir.display()
+        );
+    }
+    // Lock first: nothing else writes while the run is read, and a killed run's staging
+    // folder with a checkpoint is kept as the folder's checkpoint.
+    let mut out = Output::open(dir, Kind::Run, true, &[])?;
+    let kept = out.checkpoint();
+    let record = match &kept {
+        Some(c) => c.join(attnflow::output::CHECKPOINT_RECORD),
+        None => dir.join("run.toml"),
+    };
+    if !record.is_file() {
+        bail!(
+            "{}: holds no run.toml and no checkpoint: --resume takes a folder written by \
+             attnflow run",
+            dir.display()
+        );
+    }
+    let (done, status) = run::recorded_progress(&record)?;
+    let checkpoint = kept
+        .as_ref()
+        .map(|_| run::read_checkpoint(&record))
+        .transpose()?;
+    let mut layer = ConfigLayer::from_file(&record)?;
+    let (Some(old_t), Some(old_steps)) = (layer.t_end, layer.steps) else {
+        bail!("{}: records no t_end and steps", record.display());
+    };
+    let h = old_t / old_steps as f64;
+    // The step size stays: only then is the continued run the one never stopped.
+    let (t_end, steps) = match (args.t_end, args.steps) {
+        (None, None) => (old_t, old_steps),
+        (None, Some(s)) => (s as f64 * h, s),
+        (Some(t), None) => {
+            let s = (t / h).round();
+            if !((1.0..1e15).contains(&s) && (s * h - t).abs() <= 1e-9 * t.abs()) {
+                bail!(
+                    "--t-end {t} is not a whole number of steps of the run's h = {h}: give \
+                     --steps too, or a --t-end that is"
+                );
+            }
+            (t, s as usize)
+        }
+        (Some(t), Some(s)) => {
+            if ((t / s as f64) - h).abs() > 1e-12 * h {
+                bail!(
+                    "--t-end {t} in {s} steps is h = {}, but the run in {} used h = {h}: a \
+                     resumed run keeps its step size",
+                    t / s as f64,
+                    dir.display()
+                );
+            }
+            (t, s)
+        }
+    };
+    if steps < done {
+        bail!(
+            "{}: the run already did {done} steps; --steps {steps} would be fewer",
+            dir.display()
+        );
+    }
+    if steps == done {
+        bail!(
+            "{}: the run is {status} ({done} of {old_steps} steps): give a larger --t-end or \
+             --steps to extend it",
+            dir.display()
+        );
+    }
+    layer.t_end = Some(t_end);
+    layer.steps = Some(steps);
+    if args.backend.is_some() {
+        layer.backend = parse_enum(args.backend.clone())?;
+    }
+    if args.checkpoint_every.is_some() {
+        layer.checkpoint_every = args.checkpoint_every;
+    }
+    layer.allow_changed_inputs = args.allow_changed_inputs.then_some(true);
+    // The initial tokens come from final.npy: an --init file need not exist any more.
+    let init = layer.init.take();
+    let init_file = init
+        .as_deref()
+        .and_then(|s| s.strip_prefix("file:"))
+        .map(str::to_string);
+    if init_file.is_none() {
+        layer.init.clone_from(&init);
+    }
+    let mut resolved = config::resolve(&layer)?;
+    if let (Some(init), Some(path)) = (init, init_file) {
+        resolved.config.init = init;
+        if let Some(hash) = layer.inputs.as_ref().and_then(|r| r.get(&path)) {
+            resolved.config.inputs.insert(path, hash.clone());
+        }
+    }
+    out.add_inputs(&resolved.input_files())?;
+    let source = kept.unwrap_or_else(|| dir.to_path_buf());
+    let final_path = match &checkpoint {
+        Some(c) => source.join(&c.state),
+        None => dir.join("final.npy"),
+    };
+    let attnflow::npy::Array { shape, data, .. } = attnflow::npy::read_f64(&final_path)?;
+    let c = &resolved.config;
+    let expected: Vec<u64> = if c.batch > 1 {
+        vec![c.batch as u64, c.n as u64, c.d as u64]
+    } else {
+        vec![c.n as u64, c.d as u64]
+    };
+    if shape != expected {
+        bail!(
+            "{}: has shape {shape:?}, but run.toml says {expected:?}",
+            final_path.display()
+        );
+    }
+    let resume = Resume {
+        step: done,
+        state: data,
+        dir: source,
+        checkpoint,
+    };
+    Ok((resolved, out, resume))
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let file = match &args.config {
-        Some(path) => ConfigLayer::from_file(path)?,
-        None => ConfigLayer::default(),
-    };
-    let layer = file.overlay(args.layer()?);
-    let resolved = config::resolve(&layer)?;
-    // The folder is locked and checked before any work; the files a run reads (the config
-    // included) are never replaced by it.
-    let mut inputs = resolved.input_files();
-    inputs.extend(args.config.clone());
-    let out = match layer.out.clone() {
-        Some(dir) => Output::open(&dir, Kind::Run, args.force, &inputs)?,
-        None => Output::open_numbered(Path::new("runs/run"), Kind::Run, &inputs)?,
+    let signals = Signals::install()?;
+    let (resolved, out, resume) = match &args.resume {
+        Some(dir) => {
+            let (resolved, out, resume) = prepare_resume(&args, dir)?;
+            (resolved, out, Some(resume))
+        }
+        None => {
+            let file = match &args.config {
+                Some(path) => ConfigLayer::from_file(path)?,
+                None => ConfigLayer::default(),
+            };
+            let layer = file.overlay(args.layer()?);
+            let resolved = config::resolve(&layer)?;
+            // The folder is locked and checked before any work; the files a run reads (the
+            // config included) are never replaced by it.
+            let mut inputs = resolved.input_files();
+            inputs.extend(args.config.clone());
+            let out = match layer.out.clone() {
+                Some(dir) => Output::open(&dir, Kind::Run, args.force, &inputs)?,
+                None => Output::open_numbered(Path::new("runs/run"), Kind::Run, &inputs)?,
+            };
+            (resolved, out, None)
+        }
     };
     let out_dir = out.dir().to_path_buf();
     let c = &resolved.config;
@@ -228,8 +427,22 @@ pub fn run(args: RunArgs) -> Result<()> {
         c.init,
         c.qkv
     );
+    if let Some(r) = &resume {
+        outln!(
+            "resuming {}{} at step {} of {} (t = {})",
+            out_dir.display(),
+            if r.checkpoint.is_some() {
+                " from the checkpoint of a killed run"
+            } else {
+                ""
+            },
+            r.step,
+            c.steps,
+            r.step as f64 * resolved.step_size()
+        );
+    }
     let bar = if args.quiet {
-        Bar(None)
+        Bar(None, signals)
     } else {
         let bar = ProgressBar::new(c.steps as u64);
         bar.set_style(
@@ -239,12 +452,12 @@ pub fn run(args: RunArgs) -> Result<()> {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        Bar(Some(bar))
+        Bar(Some(bar), signals)
     };
     let mut bar = bar;
     let command: Vec<String> = std::env::args().collect();
     let command = attnflow::output::shell_command(&command);
-    let summary = run::execute(&resolved, out, &command, &mut bar)?;
+    let summary = run::execute_from(&resolved, out, &command, &mut bar, resume)?;
     if let Some(note) = &summary.note {
         outln!("note: {note}");
     }
@@ -267,7 +480,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     );
     let shown = summary.initial.len().min(8);
     for b in 0..shown {
-        for (t, m) in [(0.0, &summary.initial[b]), (c.t_end, &summary.last[b])] {
+        let h = resolved.step_size();
+        for (t, m) in [
+            (summary.start_step as f64 * h, &summary.initial[b]),
+            (summary.steps_done as f64 * h, &summary.last[b]),
+        ] {
             outln!(
                 "{:>8} {:>10.4} {:>14.6e} {:>12.6} {:>12.6}",
                 b,
@@ -295,5 +512,20 @@ pub fn run(args: RunArgs) -> Result<()> {
         })
         .collect();
     outln!("wrote {}: {}", out_dir.display(), names.join(", "));
+    if let Some(signal) = summary.interrupted {
+        return Err(Stopped {
+            code: signal.exit_code(),
+            message: format!(
+                "interrupted at step {} of {} (t = {}): the files in {} hold that state; \
+                 continue with: attnflow run --resume {}",
+                summary.steps_done,
+                c.steps,
+                summary.steps_done as f64 * resolved.step_size(),
+                out_dir.display(),
+                attnflow::output::shell_command(&[out_dir.display().to_string()])
+            ),
+        }
+        .into());
+    }
     Ok(())
 }
