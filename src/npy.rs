@@ -467,6 +467,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("truncated"), "{e}");
+        // Was: a shape whose product overflows said "batch * n * d overflows", naming no file.
+        let over =
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 100000000000, 3), }";
+        let e = read_f64(&file(dir.path(), "over.npy", over, &data))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("over.npy") && e.contains("more than 2^64"),
+            "{e}"
+        );
     }
 
     /// A trajectory stopped after 2 of 5 frames names 2 in its header; appending goes on.
