@@ -17,7 +17,7 @@ use std::time::Duration;
 use attnflow::bench::bench_model;
 use attnflow::cpu::CpuBackend;
 use attnflow::gpu::{GpuBackend, GpuContext};
-use attnflow::integrate::{self, Backend, Integrator, Slot};
+use attnflow::integrate::{Backend, Integrator, Slot, Stepper};
 use attnflow::model::init::InitSpec;
 use attnflow::model::{Mask, Shape};
 use attnflow::reference::ReferenceBackend;
@@ -84,7 +84,8 @@ fn backends() -> Vec<(&'static str, usize, Make)> {
 }
 
 fn attention(c: &mut Criterion) {
-    let tableau = Integrator::Rk4.tableau();
+    // The default model of every bench backend: SA on the sphere, Q = K = V = I.
+    let stepper = Stepper::new(&bench_model(3, 1, Mask::Full), Integrator::Rk4).unwrap();
     for (name, cap, make) in backends() {
         for kind in ["field", "rk4_step"] {
             let mut group = c.benchmark_group(format!("{kind}/{name}"));
@@ -99,7 +100,7 @@ fn attention(c: &mut Criterion) {
                         .generate(shape, attnflow::model::Geometry::Sphere, 1)
                         .unwrap();
                     let mut backend = make(shape, &x0);
-                    backend.prepare(tableau.stages()).unwrap();
+                    stepper.prepare(backend.as_mut()).unwrap();
                     let pairs = (n * n) as u64;
                     group.throughput(Throughput::Elements(if kind == "field" {
                         pairs
@@ -111,8 +112,7 @@ fn attention(c: &mut Criterion) {
                             if kind == "field" {
                                 backend.field(Slot::State, 0).unwrap();
                             } else {
-                                integrate::step(backend.as_mut(), &tableau, 1e-3, true, 0, None)
-                                    .unwrap();
+                                stepper.step(backend.as_mut(), 1e-3, 0).unwrap();
                             }
                             backend.sync().unwrap();
                         })

@@ -4,7 +4,7 @@
 //!     cargo run --release --example cluster
 
 use attnflow::cpu::CpuBackend;
-use attnflow::integrate::{self, Backend, Integrator};
+use attnflow::integrate::{Backend, Integrator, Stepper};
 use attnflow::model::init::InitSpec;
 use attnflow::model::observables::summarise;
 use attnflow::model::{Attention, Geometry, Mask, Model, Shape, Weights};
@@ -20,8 +20,8 @@ fn main() -> attnflow::Result<()> {
     );
     let x0 = InitSpec::Uniform.generate(shape, model.geometry, 42)?;
     let mut backend = CpuBackend::new(&model, shape, &x0)?;
-    let tableau = Integrator::Rk4.tableau();
-    backend.prepare(tableau.stages())?;
+    let stepper = Stepper::new(&model, Integrator::Rk4)?;
+    stepper.prepare(&mut backend)?;
     let h = 0.1;
     for step in 0..=200 {
         if step % 20 == 0 {
@@ -33,7 +33,7 @@ fn main() -> attnflow::Result<()> {
                 m.min_cos
             );
         }
-        integrate::step(&mut backend, &tableau, h, true, step, None)?;
+        stepper.step(&mut backend, h, step)?;
     }
     Ok(())
 }

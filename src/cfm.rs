@@ -4,16 +4,19 @@
 //! mask); queries never act on the context. Each evaluation costs O(m n) (plus O(n^2) for an
 //! evolving context) and memory stays O((m + n) d): the layers are [`crate::attend`]'s.
 //!
-//! Runge-Kutta stages are formed on the host in f64 (O((m + n) d) per stage), so every backend
-//! runs the same stepping code; the attention itself runs on the chosen backend.
+//! The flow is a dynamics of its own ([`Cfm`] implements [`Backend`] over the state
+//! [queries; context]) driven by the one stepping engine, [`Stepper`]: Runge-Kutta stages are
+//! formed on the host in f64 (O((m + n) d) per stage), and the attention runs on the chosen
+//! backend.
 
 use rayon::prelude::*;
 
 use crate::attend::{Attend, LayerShape};
 use crate::config::BackendChoice;
 use crate::error::{Result, input};
-use crate::integrate::Integrator;
-use crate::model::{Geometry, Mask, Model};
+use crate::integrate::{Backend, Integrator, NoiseStep, Slot, Stepper, Tokens};
+use crate::model::observables::PairStats;
+use crate::model::{Mask, Model, Shape};
 
 /// Whether the context stays as drawn or evolves by self-attention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -32,6 +35,13 @@ pub struct Cfm {
     context: Option<Box<dyn Attend>>,
     pub z: Vec<f64>,
     pub y: Vec<f64>,
+    /// Stage inputs and the field of each stage (queries and context).
+    zs: Vec<f64>,
+    ys: Vec<f64>,
+    kz: Vec<Vec<f64>>,
+    ky: Vec<Vec<f64>>,
+    /// Steps taken.
+    layer: u32,
     /// The backend used, and the note for the user when `auto` fell back.
     pub kind: BackendChoice,
     pub note: Option<String>,
@@ -78,6 +88,11 @@ impl Cfm {
             context,
             z: z0,
             y: y0,
+            zs: Vec::new(),
+            ys: Vec::new(),
+            kz: Vec::new(),
+            ky: Vec::new(),
+            layer: 0,
             kind,
             note,
         })
@@ -101,47 +116,13 @@ impl Cfm {
     /// stage (and the context's own field when it evolves); the end of the step renormalises
     /// on the sphere.
     pub fn step(&mut self, integrator: Integrator, h: f64) -> Result<()> {
-        let tableau = integrator.tableau();
-        let sphere = self.model.geometry == Geometry::Sphere;
-        let mut kz: Vec<Vec<f64>> = Vec::with_capacity(tableau.stages());
-        let mut ky: Vec<Vec<f64>> = Vec::with_capacity(tableau.stages());
-        for s in 0..tableau.stages() {
-            let coeffs: Vec<(usize, f64)> = tableau.a[s]
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| **a != 0.0)
-                .map(|(j, a)| (j, h * a))
-                .collect();
-            let zs = combine(&self.z, &kz, &coeffs);
-            if let Some(ctx) = self.context.as_mut() {
-                let ys = combine(&self.y, &ky, &coeffs);
-                if s > 0 {
-                    self.queries.set_keys(&ys)?;
-                }
-                ctx.set_keys(&ys)?;
-                ky.push(ctx.run(&ys)?);
-            }
-            kz.push(self.queries.run(&zs)?);
+        let stepper = Stepper::new(&self.model, integrator)?;
+        if self.kz.len() != stepper.tableau().stages() {
+            stepper.prepare(self)?;
         }
-        let coeffs: Vec<(usize, f64)> = tableau
-            .b
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b != 0.0)
-            .map(|(j, b)| (j, h * b))
-            .collect();
-        let d = self.shape.d;
-        self.z = combine(&self.z, &kz, &coeffs);
-        if sphere {
-            normalise(&mut self.z, d)?;
-        }
-        if self.context.is_some() {
-            self.y = combine(&self.y, &ky, &coeffs);
-            if sphere {
-                normalise(&mut self.y, d)?;
-            }
-            self.queries.set_keys(&self.y)?;
-        }
+        let layer = self.layer;
+        stepper.step(self, h, layer)?;
+        self.layer += 1;
         if let Some(i) = self.z.iter().position(|v| !v.is_finite()) {
             let cause = if self.model.attention == crate::model::Attention::Usa {
                 "USA weights exp(beta s) beyond the floating point range: use SA or a smaller beta"
@@ -160,6 +141,89 @@ impl Cfm {
     }
 }
 
+/// The flow as a dynamics over [queries; context] for the stepping engine. Its state is the
+/// queries (what `read_state` returns); the context rides along, evolving or not.
+impl Backend for Cfm {
+    fn describe(&self) -> String {
+        self.queries.describe()
+    }
+    fn shape(&self) -> Shape {
+        let LayerShape { batch, m, d, .. } = self.shape;
+        Shape { batch, n: m, d }
+    }
+    fn prepare(&mut self, stages: usize) -> Result<()> {
+        self.kz = vec![Vec::new(); stages];
+        self.ky = vec![Vec::new(); stages];
+        Ok(())
+    }
+    fn field(&mut self, input: Slot, stage: usize) -> Result<()> {
+        let (z, y) = match input {
+            Slot::State => (&self.z, &self.y),
+            Slot::Stage => (&self.zs, &self.ys),
+        };
+        if let Some(ctx) = self.context.as_mut() {
+            // The queries see the context at this stage (at a step's start they already do).
+            if input == Slot::Stage {
+                self.queries.set_keys(y)?;
+            }
+            ctx.set_keys(y)?;
+            self.ky[stage] = ctx.run(y)?;
+        }
+        self.kz[stage] = self.queries.run(z)?;
+        Ok(())
+    }
+    fn combine(
+        &mut self,
+        dst: Slot,
+        terms: &[(usize, f64)],
+        renormalise: bool,
+        noise: Option<NoiseStep>,
+    ) -> Result<()> {
+        if noise.is_some() {
+            return Err(input("contextual flow maps take no noise"));
+        }
+        let d = self.shape.d;
+        let evolving = self.context.is_some();
+        let mut z = combine(&self.z, &self.kz, terms);
+        let mut y = if evolving {
+            combine(&self.y, &self.ky, terms)
+        } else {
+            Vec::new()
+        };
+        if renormalise {
+            normalise(&mut z, d);
+            normalise(&mut y, d);
+        }
+        match dst {
+            Slot::Stage => {
+                self.zs = z;
+                if evolving {
+                    self.ys = y;
+                }
+            }
+            Slot::State => {
+                self.z = z;
+                if evolving {
+                    self.y = y;
+                    self.queries.set_keys(&self.y)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn read_state(&mut self) -> Result<Tokens> {
+        Ok(Tokens::F64(self.z.clone()))
+    }
+    fn read_field(&mut self, stage: usize) -> Result<Tokens> {
+        Ok(Tokens::F64(self.kz[stage].clone()))
+    }
+    fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
+        Err(input(
+            "contextual flow maps have no pair statistics: the queries do not interact",
+        ))
+    }
+}
+
 /// base + sum_j c_j k_j.
 fn combine(base: &[f64], ks: &[Vec<f64>], coeffs: &[(usize, f64)]) -> Vec<f64> {
     let mut out = base.to_vec();
@@ -171,14 +235,13 @@ fn combine(base: &[f64], ks: &[Vec<f64>], coeffs: &[(usize, f64)]) -> Vec<f64> {
     out
 }
 
-fn normalise(x: &mut [f64], d: usize) -> Result<()> {
+fn normalise(x: &mut [f64], d: usize) {
     x.par_chunks_mut(d).for_each(|t| {
         let norm = t.iter().map(|v| v * v).sum::<f64>().sqrt();
         if norm > 0.0 {
             t.iter_mut().for_each(|v| *v /= norm);
         }
     });
-    Ok(())
 }
 
 /// Euclidean distance between matching tokens of two [.., d] arrays.

@@ -447,11 +447,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
             "--noise takes a finite sigma >= 0, got {sigma}"
         )));
     }
-    if sigma > 0.0 && integrator != Integrator::Euler {
-        return Err(input(
-            "noise is integrated by Euler-Maruyama: add --integrator euler",
-        ));
-    }
+    crate::integrate::check_noise(integrator, sigma)?;
     let noise_kind = layer.noise_kind.unwrap_or(NoiseKind::Independent);
     let seed = layer.seed.unwrap_or(0);
     let config = RunConfig {

@@ -207,20 +207,9 @@ pub fn integrate_steps(
     h: f64,
     steps: usize,
 ) -> Result<()> {
-    let tableau = integrator.tableau();
-    backend.prepare(tableau.stages())?;
-    for layer in 0..steps {
-        let sphere = model.geometry == Geometry::Sphere;
-        integrate::step(
-            backend,
-            &tableau,
-            h,
-            sphere,
-            layer as u32,
-            model.noise.as_ref(),
-        )?;
-    }
-    Ok(())
+    let stepper = integrate::Stepper::new(model, integrator)?;
+    stepper.prepare(backend)?;
+    stepper.steps(backend, h, 0..steps as u32)
 }
 
 /// What a finished run reports.
@@ -344,9 +333,8 @@ pub fn execute_from(
     let device = backend.describe();
 
     let cfg = &config;
-    let tableau = cfg.integrator.tableau();
-    backend.prepare(tableau.stages())?;
-    let sphere = model.geometry == Geometry::Sphere;
+    let stepper = integrate::Stepper::new(model, cfg.integrator)?;
+    stepper.prepare(backend.as_mut())?;
 
     let metrics_path = out.path("metrics.csv");
     let csv_err = |e: std::io::Error| file_error(&metrics_path, format!("cannot write: {e}"));
@@ -489,14 +477,7 @@ pub fn execute_from(
     let mut interrupted = None;
     for step in first_step + 1..=cfg.steps {
         let t0 = Instant::now();
-        integrate::step(
-            backend.as_mut(),
-            &tableau,
-            h,
-            sphere,
-            (step - 1) as u32,
-            model.noise.as_ref(),
-        )?;
+        stepper.step(backend.as_mut(), h, (step - 1) as u32)?;
         // A stop asked for: this step is the last, and gets a metrics row.
         let stop = progress.interrupted();
         let metrics_now = (cfg.metrics_every > 0 && step.is_multiple_of(cfg.metrics_every))
@@ -634,8 +615,8 @@ pub fn execute_from(
     }
     let dir = out.dir().to_path_buf();
     let files = out.commit()?.iter().map(|f| dir.join(f)).collect();
-    let pairs =
-        pairs_per_eval(model, shape) * (tableau.stages() * (steps_done - first_step)) as f64;
+    let pairs = pairs_per_eval(model, shape)
+        * (stepper.tableau().stages() * (steps_done - first_step)) as f64;
     Ok(RunSummary {
         backend: device,
         kind,

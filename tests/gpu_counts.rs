@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use attnflow::gpu::{Chunking, Counts, GpuBackend, GpuContext, GpuOptions};
-use attnflow::integrate::{self, Backend, Integrator};
+use attnflow::integrate::{Backend, Integrator, Stepper};
 use attnflow::model::init::InitSpec;
 use attnflow::model::{Attention, Geometry, Mask, Model, Shape, Weights};
 
@@ -19,15 +19,20 @@ fn context() -> Option<Arc<GpuContext>> {
     Some(Arc::new(GpuContext::new().expect("a second device")))
 }
 
-fn setup(ctx: Arc<GpuContext>, n: usize, options: GpuOptions) -> GpuBackend {
-    let shape = Shape::new(1, n, 3).unwrap();
-    let model = Model::new(
+/// SA on S^2 with Q = K = V = I, beta = 1.
+fn sphere_model() -> Model {
+    Model::new(
         Attention::Sa,
         Geometry::Sphere,
         Mask::Full,
         Weights::identity(3),
         vec![1.0],
-    );
+    )
+}
+
+fn setup(ctx: Arc<GpuContext>, n: usize, options: GpuOptions) -> GpuBackend {
+    let shape = Shape::new(1, n, 3).unwrap();
+    let model = sphere_model();
     let x0 = InitSpec::Uniform
         .generate(shape, Geometry::Sphere, 4)
         .unwrap();
@@ -38,13 +43,13 @@ fn setup(ctx: Arc<GpuContext>, n: usize, options: GpuOptions) -> GpuBackend {
 
 /// Runs `steps` RK4 steps without syncing and returns what they asked of the device.
 fn steps(g: &mut GpuBackend, steps: usize) -> Counts {
-    let tableau = Integrator::Rk4.tableau();
+    let stepper = Stepper::new(&sphere_model(), Integrator::Rk4).unwrap();
     // One step first: the coefficient slots are uploaded on first use.
-    integrate::step(g, &tableau, 1e-3, true, 0, None).unwrap();
+    stepper.step(g, 1e-3, 0).unwrap();
     g.sync().unwrap();
     let before = g.counts();
     for s in 1..=steps {
-        integrate::step(g, &tableau, 1e-3, true, s as u32, None).unwrap();
+        stepper.step(g, 1e-3, s as u32).unwrap();
     }
     let after = g.counts();
     g.sync().unwrap();

@@ -8,7 +8,7 @@ mod common;
 use attnflow::config::{self, BackendChoice, ConfigLayer};
 use attnflow::cpu::CpuBackend;
 use attnflow::gpu::GpuBackend;
-use attnflow::integrate::{Backend, Integrator};
+use attnflow::integrate::{Backend, Integrator, Stepper};
 use attnflow::model::observables::summarise;
 use attnflow::model::weights::{QkvSpec, Weights};
 use attnflow::model::{Attention, Geometry, Mask, Model, Shape};
@@ -37,11 +37,10 @@ fn backends(model: &Model, shape: Shape, x0: &[f64]) -> Vec<(&'static str, Box<d
 fn energies(backend: &mut dyn Backend, model: &Model, h: f64, steps: usize) -> Vec<f64> {
     let n = backend.shape().n;
     let mut out = vec![summarise(&backend.pair_stats().unwrap()[..n], model.betas[0]).energy];
-    let tableau = Integrator::Rk4.tableau();
-    backend.prepare(tableau.stages()).unwrap();
+    let stepper = Stepper::new(model, Integrator::Rk4).unwrap();
+    stepper.prepare(backend).unwrap();
     for layer in 0..steps {
-        let sphere = model.geometry == Geometry::Sphere;
-        attnflow::integrate::step(backend, &tableau, h, sphere, layer as u32, None).unwrap();
+        stepper.step(backend, h, layer as u32).unwrap();
         out.push(summarise(&backend.pair_stats().unwrap()[..n], model.betas[0]).energy);
     }
     out

@@ -143,14 +143,14 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
         }
     };
     let adapter = backend.describe();
-    let tableau = Integrator::Rk4.tableau();
-    backend.prepare(tableau.stages())?;
+    let stepper = integrate::Stepper::new(&model, Integrator::Rk4)?;
+    stepper.prepare(backend.as_mut())?;
 
     // Warm-up: one evaluation and one step.
     backend.field(Slot::State, 0)?;
     backend.sync()?;
     if config.steps > 0 {
-        integrate::step(backend.as_mut(), &tableau, 1e-3, true, 0, None)?;
+        stepper.step(backend.as_mut(), 1e-3, 0)?;
         backend.sync()?;
     }
 
@@ -170,7 +170,7 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
     let mut step_s = Vec::with_capacity(config.steps);
     for _ in 0..config.steps {
         let t = Instant::now();
-        integrate::step(backend.as_mut(), &tableau, 1e-3, true, 0, None)?;
+        stepper.step(backend.as_mut(), 1e-3, 0)?;
         backend.sync()?;
         step_s.push(t.elapsed().as_secs_f64());
     }

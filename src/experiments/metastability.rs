@@ -196,8 +196,8 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     report.config("model", "SA, sphere, full mask, Q = K = V = I");
 
     let mut b = super::backend(setup, report, &model, shape, &x0)?;
-    let tableau = Integrator::Rk4.tableau();
-    b.prepare(tableau.stages())?;
+    let stepper = crate::integrate::Stepper::new(&model, Integrator::Rk4)?;
+    stepper.prepare(b.as_mut())?;
     // energy[s][k], normalised[s][k], clusters[s][k] for system s at times[k].
     let mut energy = vec![Vec::new(); batch];
     let mut normalised = vec![Vec::new(); batch];
@@ -225,7 +225,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     for (k, &target) in times.iter().enumerate().skip(1) {
         while t < target - 1e-9 {
             let h = (h_rel * t).clamp(h_min, h_max).min(target - t);
-            crate::integrate::step(b.as_mut(), &tableau, h, true, layer, None)?;
+            stepper.step(b.as_mut(), h, layer)?;
             layer += 1;
             t += h;
         }

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use crate::config::BackendChoice;
 use crate::error::{Result, file_error, input};
 use crate::integrate::{Backend, Integrator};
-use crate::model::{Geometry, Model, Shape};
+use crate::model::{Model, Shape};
 use crate::output::{Kind, Output};
 
 /// The experiments, in the order of the issue.
@@ -245,25 +245,17 @@ pub fn simulate(
     mut observe: impl FnMut(usize, &[f64]),
 ) -> Result<Vec<f64>> {
     let mut b = backend(setup, report, model, shape, x0)?;
-    let tableau = integrator.tableau();
-    b.prepare(tableau.stages())?;
+    let stepper = crate::integrate::Stepper::new(model, integrator)?;
+    stepper.prepare(b.as_mut())?;
     observe(0, x0);
     let mut done = 0usize;
-    let sphere = model.geometry == Geometry::Sphere;
     let mut state = x0.to_vec();
     let total = at.last().copied().unwrap_or(0);
     let started = std::time::Instant::now();
     let mut next_report = total / 10;
     for &target in at {
         while done < target {
-            crate::integrate::step(
-                b.as_mut(),
-                &tableau,
-                h,
-                sphere,
-                done as u32,
-                model.noise.as_ref(),
-            )?;
+            stepper.step(b.as_mut(), h, done as u32)?;
             done += 1;
             // Progress on long runs: a line at every tenth of the steps.
             if setup.progress && total >= 100 && done >= next_report && done < total {

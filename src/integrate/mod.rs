@@ -1,13 +1,15 @@
-//! Explicit Runge-Kutta integration (docs/model.md §2): a Butcher tableau plus one stepping
-//! engine that drives any backend through [`Backend`].
+//! Explicit Runge-Kutta integration (docs/model.md §2): Butcher tableaux as data, and one
+//! stepping engine ([`Stepper`]) that drives any backend through [`Backend`].
 
+mod stepper;
 mod tableau;
 
+pub use stepper::{Stepper, check_noise};
 pub use tableau::{Integrator, Tableau};
 
 use crate::error::Result;
+use crate::model::Shape;
 use crate::model::observables::PairStats;
-use crate::model::{Noise, Shape};
 
 /// Which state buffer an operation reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,51 +134,4 @@ impl NoiseStep {
             )
         }
     }
-}
-
-/// Advances the state by step number `layer` of size h with the given tableau; with noise
-/// (Euler only, checked by the caller) the update is Euler-Maruyama.
-pub fn step(
-    backend: &mut dyn Backend,
-    tableau: &Tableau,
-    h: f64,
-    renormalise: bool,
-    layer: u32,
-    noise: Option<&Noise>,
-) -> Result<()> {
-    backend.begin_step(layer)?;
-    let mut terms = Vec::with_capacity(tableau.stages());
-    for s in 0..tableau.stages() {
-        let input = if s == 0 {
-            Slot::State
-        } else {
-            terms.clear();
-            terms.extend(
-                tableau.a[s]
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| **a != 0.0)
-                    .map(|(j, a)| (j, h * a)),
-            );
-            backend.combine(Slot::Stage, &terms, false, None)?;
-            Slot::Stage
-        };
-        backend.field(input, s)?;
-    }
-    terms.clear();
-    terms.extend(
-        tableau
-            .b
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b != 0.0)
-            .map(|(j, b)| (j, h * b)),
-    );
-    let noise = noise.map(|n| NoiseStep {
-        amplitude: n.sigma * h.sqrt(),
-        common: n.common,
-        seed: n.seed,
-        step: layer,
-    });
-    backend.combine(Slot::State, &terms, renormalise, noise)
 }
