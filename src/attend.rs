@@ -46,7 +46,7 @@ pub struct LayerShape {
 }
 
 impl LayerShape {
-    fn check(&self, model: &Model) -> Result<()> {
+    pub(crate) fn check(&self, model: &Model) -> Result<()> {
         if self.m == 0 {
             return Err(input("m = 0: attention needs at least one query"));
         }
@@ -153,16 +153,14 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     Ok(())
 }
 
-/// An attention layer on the requested backend (`auto`: see [`crate::run::pick_backend`]);
-/// returns it with the backend used and the note for the user, if any.
-pub fn create(
-    choice: BackendChoice,
+/// The attention layer of a resolved backend request (the factory is
+/// [`crate::backend::build_layer`]).
+pub(crate) fn layer_on(
+    picked: &crate::backend::Picked,
     model: &Model,
     shape: LayerShape,
-) -> Result<(Box<dyn Attend>, BackendChoice, Option<String>)> {
-    shape.check(model)?;
-    let picked = crate::run::pick_backend(choice)?;
-    let layer: Box<dyn Attend> = match (picked.kind, picked.gpu) {
+) -> Result<Box<dyn Attend>> {
+    Ok(match (picked.kind, &picked.gpu) {
         (BackendChoice::Reference, _) => Box::new(ReferenceAttend {
             model: model.clone(),
             shape,
@@ -176,7 +174,7 @@ pub fn create(
                 d: shape.d,
             };
             let layer = GpuAttend::new(ctx.clone(), model, sizes, GpuOptions::default())?;
-            Box::new(Gpu(layer, ctx))
+            Box::new(Gpu(layer, ctx.clone()))
         }
         _ => Box::new(Cpu(CpuAttend::new(
             model,
@@ -185,8 +183,7 @@ pub fn create(
             shape.n,
             shape.d,
         )?)),
-    };
-    Ok((layer, picked.kind, picked.note))
+    })
 }
 
 /// How concentrated the attention weights w_j of one query are (softmax weights of the first

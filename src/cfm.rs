@@ -71,13 +71,13 @@ impl Cfm {
                 y0.len()
             )));
         }
-        let (mut queries, kind, note) = crate::attend::create(choice, model, shape)?;
+        let (mut queries, kind, note) = crate::backend::build_layer(choice, model, shape)?;
         queries.set_keys(&y0)?;
         let context = match mode {
             ContextMode::Frozen => None,
             ContextMode::Evolving => {
                 let square = LayerShape { batch, m: n, n, d };
-                Some(crate::attend::create(kind, model, square)?.0)
+                Some(crate::backend::build_layer(kind, model, square)?.0)
             }
         };
         Ok(Cfm {

@@ -52,27 +52,7 @@ pub enum NoiseKind {
     Common,
 }
 
-/// Where to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    /// A hardware GPU when there is one, else `cpu` (said plainly).
-    Auto,
-    Gpu,
-    Cpu,
-    Reference,
-}
-
-impl BackendChoice {
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendChoice::Auto => "auto",
-            BackendChoice::Gpu => "gpu",
-            BackendChoice::Cpu => "cpu",
-            BackendChoice::Reference => "reference",
-        }
-    }
-}
+pub use crate::backend::BackendChoice;
 
 /// One beta for every system, or one per system.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

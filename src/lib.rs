@@ -6,6 +6,7 @@
 //! by one Runge-Kutta stepping engine ([`integrate`]).
 
 pub mod attend;
+pub mod backend;
 pub mod bench;
 pub mod cfm;
 pub mod config;

@@ -4,21 +4,17 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::config::{BackendChoice, Resolved, RunConfig};
-use crate::cpu::CpuBackend;
 use crate::error::{Error, Result, file_error};
-use crate::gpu::{GpuBackend, GpuContext};
 use crate::integrate::{self, Backend, Tokens};
 use crate::model::observables::{Metrics, summarise};
 use crate::model::{Attention, Geometry, Mask, Model, Shape};
 use crate::npy;
 use crate::output::Output;
-use crate::reference::ReferenceBackend;
 
 /// Progress callbacks (the CLI draws a bar; the library prints nothing).
 pub trait Progress {
@@ -125,68 +121,6 @@ pub fn recorded_progress(path: &Path) -> Result<(usize, String)> {
 /// No progress display.
 pub struct Silent;
 impl Progress for Silent {}
-
-/// A backend ready to run, with what was chosen and why.
-pub struct Chosen {
-    pub backend: Box<dyn Backend>,
-    /// The backend actually used (never `auto`).
-    pub kind: BackendChoice,
-    /// Said to the user when `auto` did not get a hardware GPU.
-    pub note: Option<String>,
-}
-
-/// Which backend a request resolves to: the kind, its GPU device when it is `gpu`, and
-/// what to tell the user when `auto` did not get a hardware GPU.
-pub struct Picked {
-    pub kind: BackendChoice,
-    pub gpu: Option<Arc<GpuContext>>,
-    pub note: Option<String>,
-}
-
-/// Resolves a backend request. `auto` takes a hardware GPU adapter when there is one; with
-/// only a software adapter (llvmpipe, far slower than the native CPU path) or none, it picks
-/// `cpu` and says so.
-pub fn pick_backend(choice: BackendChoice) -> Result<Picked> {
-    let picked = |kind, gpu, note| Picked { kind, gpu, note };
-    match choice {
-        BackendChoice::Reference | BackendChoice::Cpu => Ok(picked(choice, None, None)),
-        BackendChoice::Gpu => Ok(picked(choice, Some(Arc::new(GpuContext::new()?)), None)),
-        BackendChoice::Auto => {
-            let note = match GpuContext::new() {
-                Ok(ctx) if !ctx.is_software() => {
-                    return Ok(picked(BackendChoice::Gpu, Some(Arc::new(ctx)), None));
-                }
-                Ok(ctx) => format!(
-                    "no hardware GPU found (only the software adapter {}); falling back to the \
-                     cpu backend, which is faster here. Use --backend gpu to run on it anyway.",
-                    ctx.describe()
-                ),
-                Err(e) => format!("{e}; falling back to the cpu backend"),
-            };
-            Ok(picked(BackendChoice::Cpu, None, Some(note)))
-        }
-    }
-}
-
-/// Builds the requested backend (see [`pick_backend`] for `auto`).
-pub fn create_backend(
-    choice: BackendChoice,
-    model: &Model,
-    shape: Shape,
-    x0: &[f64],
-) -> Result<Chosen> {
-    let Picked { kind, gpu, note } = pick_backend(choice)?;
-    let backend: Box<dyn Backend> = match (kind, gpu) {
-        (BackendChoice::Reference, _) => Box::new(ReferenceBackend::new(model, shape, x0)?),
-        (BackendChoice::Gpu, Some(ctx)) => Box::new(GpuBackend::new(ctx, model, shape, x0)?),
-        _ => Box::new(CpuBackend::new(model, shape, x0)?),
-    };
-    Ok(Chosen {
-        backend,
-        kind,
-        note,
-    })
-}
 
 /// Pair interactions in one evaluation of the vector field: batch * sum_i |J(i)|.
 pub fn pairs_per_eval(model: &Model, shape: Shape) -> f64 {
@@ -296,9 +230,9 @@ pub fn execute_from(
         Some(r) => r.state.clone(),
         None => resolved.init.generate(shape, model.geometry, config.seed)?,
     };
-    let chosen = create_backend(config.backend, model, shape, &x0)?;
+    let chosen = crate::backend::build_dynamics(config.backend, model, shape, &x0)?;
     drop(x0);
-    let Chosen {
+    let crate::backend::Chosen {
         mut backend,
         kind,
         note,

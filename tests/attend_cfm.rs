@@ -5,7 +5,7 @@
 
 mod common;
 
-use attnflow::attend::{self, LayerShape, Tokens, attention_stats};
+use attnflow::attend::{LayerShape, Tokens, attention_stats};
 use attnflow::cfm::{Cfm, ContextMode, distances};
 use attnflow::config::BackendChoice;
 use attnflow::integrate::Integrator;
@@ -78,12 +78,14 @@ fn attend_backends_match_reference() {
         let shape = LayerShape { batch, m, n, d };
         let y = draw(&InitSpec::Uniform, batch, n, d, 1);
         let z = draw(&InitSpec::Uniform, batch, m, d, 2);
-        let (mut reference, ..) = attend::create(BackendChoice::Reference, &model, shape).unwrap();
+        let (mut reference, ..) =
+            attnflow::backend::build_layer(BackendChoice::Reference, &model, shape).unwrap();
         reference.set_keys(&y).unwrap();
         let want = reference.run(&z).unwrap();
         let label = format!("{attention:?} {geometry:?} m={m} n={n} d={d} B={batch}");
         for choice in backends() {
-            let (mut layer, kind, _) = attend::create(choice, &model, shape).unwrap();
+            let (mut layer, kind, _) =
+                attnflow::backend::build_layer(choice, &model, shape).unwrap();
             assert_eq!(kind, choice);
             layer.set_keys(&y).unwrap();
             let got = layer.run(&z).unwrap();
@@ -212,7 +214,8 @@ fn vmf_attention_error_falls_like_inverse_square_root_of_n() {
             n,
             d,
         };
-        let (mut layer, ..) = attend::create(BackendChoice::Cpu, &model, shape).unwrap();
+        let (mut layer, ..) =
+            attnflow::backend::build_layer(BackendChoice::Cpu, &model, shape).unwrap();
         let y = draw(&keys, seeds, n, d, n as u64);
         // The same m queries in every context.
         let z1 = draw(&InitSpec::Uniform, 1, m, d, 99);
@@ -447,7 +450,7 @@ fn token_sources_parse_and_refuse_bad_input() {
         Weights::identity(3),
         vec![1.0],
     );
-    let err = attend::create(
+    let err = attnflow::backend::build_layer(
         BackendChoice::Cpu,
         &model,
         LayerShape {

@@ -11,13 +11,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::BackendChoice;
-use crate::cpu::CpuBackend;
 use crate::error::{Error, Result};
-use crate::gpu::{GpuBackend, GpuContext, GpuOptions};
-use crate::integrate::{self, Backend, Integrator, Slot};
+use crate::gpu::GpuContext;
+use crate::integrate::{self, Integrator, Slot};
 use crate::model::init::InitSpec;
 use crate::model::{Attention, Geometry, Mask, Model, Shape, Weights};
-use crate::reference::ReferenceBackend;
 use crate::run::pairs_per_eval;
 
 /// What to measure.
@@ -126,22 +124,11 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
     let model = bench_model(config.d, config.batch, config.mask);
     let x0 = InitSpec::Uniform.generate(shape, model.geometry, 1)?;
     let pairs = pairs_per_eval(&model, shape);
-    let (mut backend, name): (Box<dyn Backend>, &'static str) = match config.backend {
-        BackendChoice::Reference => (
-            Box::new(ReferenceBackend::new(&model, shape, &x0)?),
-            "reference",
-        ),
-        BackendChoice::Cpu => (Box::new(CpuBackend::new(&model, shape, &x0)?), "cpu"),
-        BackendChoice::Gpu | BackendChoice::Auto => {
-            let ctx = match gpu {
-                Some(ctx) => ctx,
-                None => Arc::new(GpuContext::new()?),
-            };
-            let mut g = GpuBackend::with_options(ctx, &model, shape, &x0, GpuOptions::default())?;
-            g.enable_timing();
-            (Box::new(g), "gpu")
-        }
-    };
+    // `auto` means what it means for every command (crate::backend::select).
+    let picked = crate::backend::select_sharing(config.backend, gpu)?;
+    let name = picked.kind.name();
+    let mut backend = crate::backend::dynamics_on(&picked, &model, shape, &x0)?;
+    backend.enable_timing();
     let adapter = backend.describe();
     let stepper = integrate::Stepper::new(&model, Integrator::Rk4)?;
     stepper.prepare(backend.as_mut())?;
@@ -161,9 +148,7 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
         backend.field(Slot::State, 0)?;
         backend.sync()?;
         eval_s.push(t.elapsed().as_secs_f64());
-        if let Some(g) = backend.as_gpu()
-            && let Some(s) = g.last_field_seconds()?
-        {
+        if let Some(s) = backend.last_field_seconds()? {
             gpu_s.push(s);
         }
     }
@@ -174,10 +159,8 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
         backend.sync()?;
         step_s.push(t.elapsed().as_secs_f64());
     }
-    let (chunk_keys, device_bytes) = match backend.as_gpu() {
-        Some(g) => (Some(g.plan().chunk_keys), Some(g.device_bytes())),
-        None => (None, None),
-    };
+    let usage = backend.device_usage();
+    let (chunk_keys, device_bytes) = (usage.map(|u| u.chunk_keys), usage.map(|u| u.device_bytes));
     let eval = Stats::of(&eval_s);
     let step = (!step_s.is_empty()).then(|| Stats::of(&step_s));
     let gpu_stats = (!gpu_s.is_empty()).then(|| Stats::of(&gpu_s));

@@ -52,7 +52,7 @@ pub struct AttendArgs {
     #[arg(long)]
     no_stats: bool,
     /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "cpu", "reference"])]
+    #[arg(long, default_value = "auto", value_parser = attnflow::backend::BackendChoice::NAMES)]
     backend: String,
     /// Output folder.
     #[arg(long, value_name = "DIR")]
@@ -156,12 +156,7 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         Some(q) => q.generate(batch, d, derived_seed(args.seed, 1))?,
         None => y.clone(),
     };
-    let choice = match args.backend.as_str() {
-        "gpu" => BackendChoice::Gpu,
-        "cpu" => BackendChoice::Cpu,
-        "reference" => BackendChoice::Reference,
-        _ => BackendChoice::Auto,
-    };
+    let choice = args.backend.parse::<BackendChoice>()?;
     let shape = LayerShape { batch, m, n, d };
     outln!(
         "attnflow attend: {m} queries x {n} keys, d = {d}, {batch} draw(s), {} beta = {beta}{}",
@@ -172,7 +167,7 @@ pub fn attend(args: AttendArgs) -> Result<()> {
             format!(" ({} rule, gamma = {})", args.beta_rule, args.beta)
         }
     );
-    let (mut layer, kind, note) = attend::create(choice, &model, shape)?;
+    let (mut layer, kind, note) = attnflow::backend::build_layer(choice, &model, shape)?;
     if let Some(note) = note {
         outln!("note: {note}");
     }

@@ -20,7 +20,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     d: usize,
     /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "cpu", "reference"])]
+    #[arg(long, default_value = "auto", value_parser = attnflow::backend::BackendChoice::NAMES)]
     backend: String,
     /// Independent systems per evaluation.
     #[arg(long, default_value_t = 1)]
@@ -53,15 +53,6 @@ pub struct BenchArgs {
     /// With --report: small sizes only (checks the report itself).
     #[arg(long, requires = "report")]
     quick: bool,
-}
-
-fn choice(s: &str) -> BackendChoice {
-    match s {
-        "gpu" => BackendChoice::Gpu,
-        "cpu" => BackendChoice::Cpu,
-        "reference" => BackendChoice::Reference,
-        _ => BackendChoice::Auto,
-    }
 }
 
 fn mib(bytes: Option<u64>) -> String {
@@ -117,37 +108,19 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     } else {
         Mask::Full
     };
-    // One GPU context for every measurement; `auto` takes a hardware GPU or the cpu.
-    let mut note = None;
-    let mut backend = choice(&args.backend);
-    let wants_gpu = backend == BackendChoice::Gpu
-        || backend == BackendChoice::Auto
-        || args.vs.as_deref() == Some("gpu");
-    let ctx = if wants_gpu {
-        match GpuContext::new() {
-            Ok(ctx) => Some(Arc::new(ctx)),
-            Err(e) if backend == BackendChoice::Auto => {
-                note = Some(format!("{e}; measuring the cpu backend"));
-                None
-            }
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        None
-    };
-    if backend == BackendChoice::Auto {
-        backend = match &ctx {
-            Some(c) if !c.is_software() => BackendChoice::Gpu,
-            Some(c) => {
-                note = Some(format!(
-                    "no hardware GPU (only {}); measuring the cpu backend (--backend gpu measures it anyway)",
-                    c.describe()
-                ));
-                BackendChoice::Cpu
-            }
-            None => BackendChoice::Cpu,
-        };
-    }
+    // One GPU context for every measurement; `auto` means what it means for every command.
+    let picked = attnflow::backend::select(args.backend.parse()?)?;
+    let note = picked.note.clone();
+    let backend = picked.kind;
+    let vs = args
+        .vs
+        .as_deref()
+        .map(|v| attnflow::backend::select_sharing(v.parse()?, picked.gpu.clone()))
+        .transpose()?;
+    let ctx = picked
+        .gpu
+        .clone()
+        .or_else(|| vs.as_ref().and_then(|v| v.gpu.clone()));
     let config = |n: usize, backend: BackendChoice| BenchConfig {
         backend,
         n,
@@ -161,8 +134,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let mut baselines = Vec::new();
     for &n in &ns {
         reports.push(bench::run(&config(n, backend), ctx.clone())?);
-        if let Some(vs) = &args.vs {
-            baselines.push(bench::run(&config(n, choice(vs)), ctx.clone())?);
+        if let Some(vs) = &vs {
+            baselines.push(bench::run(&config(n, vs.kind), ctx.clone())?);
         }
     }
     let ratios: Vec<f64> = reports

@@ -84,7 +84,7 @@ pub struct CfmArgs {
     #[arg(long, default_value_t = 1e-12)]
     tol: f64,
     /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "cpu", "reference"])]
+    #[arg(long, default_value = "auto", value_parser = attnflow::backend::BackendChoice::NAMES)]
     backend: String,
     /// Output folder.
     #[arg(long, value_name = "DIR")]
@@ -251,12 +251,7 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
     let out = Output::open(&args.out, Kind::Cfm, args.force, &inputs)?;
     let y0 = context.generate(batch, d, args.seed)?;
     let z0 = queries.generate(batch, d, derived_seed(args.seed, 1))?;
-    let choice = match args.backend.as_str() {
-        "gpu" => BackendChoice::Gpu,
-        "cpu" => BackendChoice::Cpu,
-        "reference" => BackendChoice::Reference,
-        _ => BackendChoice::Auto,
-    };
+    let choice = args.backend.parse::<BackendChoice>()?;
     let shape = LayerShape { batch, m, n, d };
     outln!(
         "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \

@@ -21,7 +21,7 @@ pub struct ExperimentArgs {
     seed: u64,
     /// Backend of the simulations: auto (a hardware GPU if present, else cpu), gpu, cpu or
     /// reference (f64).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "cpu", "reference"])]
+    #[arg(long, default_value = "auto", value_parser = attnflow::backend::BackendChoice::NAMES)]
     backend: String,
     /// Output folder [default: runs/NAME].
     #[arg(long, value_name = "DIR")]
@@ -46,12 +46,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}", args.name)));
-    let backend = match args.backend.as_str() {
-        "gpu" => BackendChoice::Gpu,
-        "cpu" => BackendChoice::Cpu,
-        "reference" => BackendChoice::Reference,
-        _ => BackendChoice::Auto,
-    };
+    let backend = args.backend.parse::<BackendChoice>()?;
     outln!(
         "attnflow experiment {}{} (seed {}) -> {}",
         args.name,

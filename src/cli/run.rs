@@ -109,7 +109,7 @@ pub struct RunArgs {
     seed: Option<u64>,
     /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64)
     /// [default: auto].
-    #[arg(long, value_parser = ["auto", "gpu", "cpu", "reference"])]
+    #[arg(long, value_parser = attnflow::backend::BackendChoice::NAMES)]
     backend: Option<String>,
     /// Save a snapshot every K steps to traj.npy (and its times to traj_t.npy); 0 = none
     /// [default: 0].

@@ -36,7 +36,7 @@
 
 use super::plot::{self, Axes, Series};
 use super::{Report, Setup, fit_line, simulate};
-use crate::attend::{self, LayerShape, derived_seed};
+use crate::attend::{LayerShape, derived_seed};
 use crate::error::Result;
 use crate::integrate::Integrator;
 use crate::model::init::InitSpec;
@@ -229,7 +229,8 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                     betas,
                 );
                 let shape = LayerShape { batch: b, m, n, d };
-                let (mut layer, _, note) = attend::create(setup.backend, &model, shape)?;
+                let (mut layer, _, note) =
+                    crate::backend::build_layer(setup.backend, &model, shape)?;
                 if report.backend.is_none() {
                     if let Some(note) = note {
                         setup.say(&format!("note: {note}"));

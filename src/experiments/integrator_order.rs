@@ -42,7 +42,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                   integrator: Integrator,
                   steps: usize|
      -> Result<Vec<f64>> {
-        let mut b = crate::run::create_backend(choice, &model, shape, &x0)?.backend;
+        let mut b = crate::backend::build_dynamics(choice, &model, shape, &x0)?.backend;
         crate::run::integrate_steps(b.as_mut(), &model, integrator, t_end / steps as f64, steps)?;
         Ok(b.read_state()?.to_f64())
     };
@@ -51,7 +51,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     ));
     let truth = evolve(BackendChoice::Reference, Integrator::Rk4, reference_steps)?;
     let mut backends = vec![BackendChoice::Reference];
-    let chosen = crate::run::pick_backend(setup.backend)?.kind;
+    let chosen = crate::backend::select(setup.backend)?.kind;
     if chosen != BackendChoice::Reference {
         backends.push(chosen);
     }

@@ -220,7 +220,7 @@ pub fn backend(
     shape: Shape,
     x0: &[f64],
 ) -> Result<Box<dyn Backend>> {
-    let chosen = crate::run::create_backend(setup.backend, model, shape, x0)?;
+    let chosen = crate::backend::build_dynamics(setup.backend, model, shape, x0)?;
     if report.backend.is_none() {
         if let Some(note) = &chosen.note {
             setup.say(&format!("note: {note}"));

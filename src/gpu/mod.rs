@@ -606,8 +606,19 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn as_gpu(&mut self) -> Option<&mut GpuBackend> {
-        Some(self)
+    fn enable_timing(&mut self) -> bool {
+        GpuBackend::enable_timing(self)
+    }
+
+    fn last_field_seconds(&mut self) -> Result<Option<f64>> {
+        GpuBackend::last_field_seconds(self)
+    }
+
+    fn device_usage(&self) -> Option<crate::integrate::DeviceUsage> {
+        Some(crate::integrate::DeviceUsage {
+            chunk_keys: self.plan().chunk_keys,
+            device_bytes: self.device_bytes(),
+        })
     }
 
     fn read_state(&mut self) -> Result<Tokens> {

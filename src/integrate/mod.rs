@@ -76,8 +76,17 @@ pub trait Backend {
     fn begin_step(&mut self, _layer: u32) -> Result<()> {
         Ok(())
     }
-    /// The GPU backend behind a trait object, for GPU-only extras (timing, memory).
-    fn as_gpu(&mut self) -> Option<&mut crate::gpu::GpuBackend> {
+    /// Starts timing every field evaluation on the device, where the backend can (GPU
+    /// timestamp queries). Returns whether it does.
+    fn enable_timing(&mut self) -> bool {
+        false
+    }
+    /// Device seconds of the last field evaluation, with timing enabled (waits for it).
+    fn last_field_seconds(&mut self) -> Result<Option<f64>> {
+        Ok(None)
+    }
+    /// What the backend holds on a device, where it has one.
+    fn device_usage(&self) -> Option<DeviceUsage> {
         None
     }
     /// Waits until all queued work is done (the GPU queues; the others are synchronous).
@@ -100,6 +109,15 @@ pub trait Backend {
     fn first_non_finite_layer(&mut self) -> Option<u32> {
         None
     }
+}
+
+/// Device memory and the key chunk of a backend that runs on a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceUsage {
+    /// Keys per dispatch of the attention kernel.
+    pub chunk_keys: usize,
+    /// Bytes allocated on the device.
+    pub device_bytes: u64,
 }
 
 /// The noise term of one Euler-Maruyama step: amplitude sigma sqrt(h) times standard normal

@@ -1,0 +1,158 @@
+//! The one owner of backend choice: what `auto` means for every command, and the only
+//! factories of a dynamics backend ([`build_dynamics`]) and of one attention layer
+//! ([`build_layer`]). The backends themselves live in `reference/`, `cpu/` and `gpu/`; the
+//! traits they implement are [`crate::integrate::Backend`] (a particle system stepped by the
+//! engine) and [`crate::attend::Attend`] (one layer with separate queries and keys).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::attend::{Attend, LayerShape};
+use crate::cpu::CpuBackend;
+use crate::error::{Result, input};
+use crate::gpu::{GpuBackend, GpuContext};
+use crate::integrate::Backend;
+use crate::model::{Model, Shape};
+use crate::reference::ReferenceBackend;
+
+/// Where to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// A hardware GPU when there is one, else `cpu` (said plainly).
+    Auto,
+    Gpu,
+    Cpu,
+    Reference,
+}
+
+impl BackendChoice {
+    /// The names a user writes (`--backend NAME`).
+    pub const NAMES: [&'static str; 4] = ["auto", "gpu", "cpu", "reference"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Gpu => "gpu",
+            BackendChoice::Cpu => "cpu",
+            BackendChoice::Reference => "reference",
+        }
+    }
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(BackendChoice::Auto),
+            "gpu" => Ok(BackendChoice::Gpu),
+            "cpu" => Ok(BackendChoice::Cpu),
+            "reference" => Ok(BackendChoice::Reference),
+            _ => Err(input(format!(
+                "unknown backend {s:?}: use one of {}",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
+/// What a request resolves to: the kind (never `auto`), its GPU device when it is `gpu`, and
+/// what to tell the user when `auto` did not get a hardware GPU.
+#[derive(Clone)]
+pub struct Picked {
+    pub kind: BackendChoice,
+    pub gpu: Option<Arc<GpuContext>>,
+    pub note: Option<String>,
+}
+
+/// Resolves a backend request. `auto` takes a hardware GPU adapter when there is one; with
+/// only a software adapter (llvmpipe, far slower than the native CPU path) or none, it picks
+/// `cpu` and says so.
+pub fn select(choice: BackendChoice) -> Result<Picked> {
+    select_sharing(choice, None)
+}
+
+/// [`select`], reusing an open GPU device when one is given (several backends measured in one
+/// process share it).
+pub fn select_sharing(choice: BackendChoice, gpu: Option<Arc<GpuContext>>) -> Result<Picked> {
+    let picked = |kind, gpu, note| Picked { kind, gpu, note };
+    let open = |gpu: Option<Arc<GpuContext>>| -> Result<Arc<GpuContext>> {
+        match gpu {
+            Some(ctx) => Ok(ctx),
+            None => Ok(Arc::new(GpuContext::new()?)),
+        }
+    };
+    match choice {
+        BackendChoice::Reference | BackendChoice::Cpu => Ok(picked(choice, None, None)),
+        BackendChoice::Gpu => Ok(picked(choice, Some(open(gpu)?), None)),
+        BackendChoice::Auto => {
+            let note = match open(gpu) {
+                Ok(ctx) if !ctx.is_software() => {
+                    return Ok(picked(BackendChoice::Gpu, Some(ctx), None));
+                }
+                Ok(ctx) => format!(
+                    "no hardware GPU found (only the software adapter {}); falling back to the \
+                     cpu backend, which is faster here. Use --backend gpu to run on it anyway.",
+                    ctx.describe()
+                ),
+                Err(e) => format!("{e}; falling back to the cpu backend"),
+            };
+            Ok(picked(BackendChoice::Cpu, None, Some(note)))
+        }
+    }
+}
+
+/// A dynamics backend ready to run, with what was chosen and why.
+pub struct Chosen {
+    pub backend: Box<dyn Backend>,
+    /// The backend actually used (never `auto`).
+    pub kind: BackendChoice,
+    /// Said to the user when `auto` did not get a hardware GPU.
+    pub note: Option<String>,
+}
+
+/// Builds the requested dynamics backend (see [`select`] for `auto`) with state `x0`.
+pub fn build_dynamics(
+    choice: BackendChoice,
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+) -> Result<Chosen> {
+    let picked = select(choice)?;
+    let backend = dynamics_on(&picked, model, shape, x0)?;
+    Ok(Chosen {
+        backend,
+        kind: picked.kind,
+        note: picked.note,
+    })
+}
+
+/// The dynamics backend of a resolved request.
+pub fn dynamics_on(
+    picked: &Picked,
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+) -> Result<Box<dyn Backend>> {
+    Ok(match (picked.kind, &picked.gpu) {
+        (BackendChoice::Reference, _) => Box::new(ReferenceBackend::new(model, shape, x0)?),
+        (BackendChoice::Gpu, Some(ctx)) => {
+            Box::new(GpuBackend::new(ctx.clone(), model, shape, x0)?)
+        }
+        _ => Box::new(CpuBackend::new(model, shape, x0)?),
+    })
+}
+
+/// One attention layer on the requested backend (see [`select`] for `auto`), with the
+/// backend actually used and the note for the user.
+pub fn build_layer(
+    choice: BackendChoice,
+    model: &Model,
+    shape: LayerShape,
+) -> Result<(Box<dyn Attend>, BackendChoice, Option<String>)> {
+    shape.check(model)?;
+    let picked = select(choice)?;
+    let layer = crate::attend::layer_on(&picked, model, shape)?;
+    Ok((layer, picked.kind, picked.note))
+}
