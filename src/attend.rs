@@ -96,7 +96,7 @@ impl Attend for ReferenceAttend {
         if self.model.geometry == Geometry::Sphere {
             a.par_chunks_mut(d)
                 .zip(z.par_chunks(d))
-                .for_each(|(a, z)| reference::tangent_project(z, a));
+                .for_each(|(a, z)| crate::model::geometry::tangent_project(z, a));
         }
         Ok(a)
     }
@@ -226,7 +226,7 @@ pub fn attention_stats(
     // The top_k scores, largest first.
     let mut top: Vec<f64> = Vec::with_capacity(top_k + 1);
     for yj in y.chunks(d).take(seen) {
-        let s = reference::dot(&q, yj);
+        let s = crate::model::linalg::dot(&q, yj);
         if s > big_m {
             let r = (big_m - s).exp();
             (l, s2, t) = (l * r, s2 * r * r, t * r);

@@ -191,8 +191,8 @@ impl Backend for Cfm {
             Vec::new()
         };
         if renormalise {
-            normalise(&mut z, d);
-            normalise(&mut y, d);
+            crate::model::geometry::normalise_tokens(&mut z, d);
+            crate::model::geometry::normalise_tokens(&mut y, d);
         }
         match dst {
             Slot::Stage => {
@@ -233,15 +233,6 @@ fn combine(base: &[f64], ks: &[Vec<f64>], coeffs: &[(usize, f64)]) -> Vec<f64> {
             .for_each(|(o, k)| *o += c * k);
     }
     out
-}
-
-fn normalise(x: &mut [f64], d: usize) {
-    x.par_chunks_mut(d).for_each(|t| {
-        let norm = t.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if norm > 0.0 {
-            t.iter_mut().for_each(|v| *v /= norm);
-        }
-    });
 }
 
 /// Euclidean distance between matching tokens of two [.., d] arrays.

@@ -23,5 +23,6 @@ pub mod output;
 pub mod reference;
 pub mod render;
 pub mod run;
+pub mod stats;
 
 pub use error::{Error, Result};

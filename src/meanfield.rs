@@ -249,18 +249,17 @@ impl<'a> Field<'a> {
     }
 }
 
-fn matvec(m: &[f64], x: &[f64], out: &mut [f64]) {
-    for (o, row) in out.iter_mut().zip(m.chunks_exact(x.len())) {
-        *o = dot(row, x);
+pub use crate::integrate::adaptive::Adaptive;
+use crate::integrate::adaptive::{Dop853, OdeField};
+use crate::model::linalg::{dot, matvec, norm};
+
+impl OdeField for Field<'_> {
+    fn dim(&self) -> usize {
+        self.d
     }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn norm(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
+    fn velocity(&mut self, z: &[f64], out: &mut [f64]) {
+        Field::velocity(self, z, out)
+    }
 }
 
 /// The infinite-context attention output a(z) = V A_d(|w|) w / |w| with
@@ -286,32 +285,6 @@ pub fn vmf_velocity(law: &VmfLaw, weights: &LawWeights, beta: f64, z: &[f64]) ->
     let mut out = vec![0.0; law.dim()];
     Field::new(law, weights, beta).velocity(z, &mut out);
     out
-}
-
-/// Tolerances of the adaptive integrator: a step is accepted when its error estimate is
-/// below atol + rtol * |z_i| per component (RMS over components). The default
-/// rtol = atol = 1e-13 gives about 1e-10 absolute global accuracy (typically ~1e-12) on
-/// t in [0, 10] for O(1) beta, kappa and weights. rtol below 1e-15 is raised to 1e-15.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Adaptive {
-    pub rtol: f64,
-    pub atol: f64,
-}
-
-impl Adaptive {
-    /// rtol = atol = `tol`.
-    pub fn uniform(tol: f64) -> Self {
-        Adaptive {
-            rtol: tol,
-            atol: tol,
-        }
-    }
-}
-
-impl Default for Adaptive {
-    fn default() -> Self {
-        Adaptive::uniform(1e-13)
-    }
 }
 
 /// Integrates the infinite-context CFM dz/dt = P_z^perp a(z) from z(0) = z0 / |z0| and
@@ -381,318 +354,6 @@ pub fn integrate_infinite_cfm_many(
             })
             .collect()
     })
-}
-
-/// Dormand-Prince 8(5,3) coefficients (Hairer, Norsett & Wanner, Solving ODEs I; the
-/// 12 stages of the step, without the dense-output stages).
-#[allow(clippy::excessive_precision)] // the published 30-digit values, kept verbatim
-mod dop853 {
-    pub const STAGES: usize = 12;
-
-    pub const C: [f64; STAGES] = [
-        0.0,
-        0.526001519587677318785587544488e-01,
-        0.789002279381515978178381316732e-01,
-        0.118350341907227396726757197510,
-        0.281649658092772603273242802490,
-        0.333333333333333333333333333333,
-        0.25,
-        0.307692307692307692307692307692,
-        0.651282051282051282051282051282,
-        0.6,
-        0.857142857142857142857142857142,
-        1.0,
-    ];
-
-    /// A[i][j] for j < i (row 0 unused).
-    pub const A: [[f64; STAGES]; STAGES] = {
-        let mut a = [[0.0; STAGES]; STAGES];
-        a[1][0] = 5.26001519587677318785587544488e-2;
-
-        a[2][0] = 1.97250569845378994544595329183e-2;
-        a[2][1] = 5.91751709536136983633785987549e-2;
-
-        a[3][0] = 2.95875854768068491816892993775e-2;
-        a[3][2] = 8.87627564304205475450678981324e-2;
-
-        a[4][0] = 2.41365134159266685502369798665e-1;
-        a[4][2] = -8.84549479328286085344864962717e-1;
-        a[4][3] = 9.24834003261792003115737966543e-1;
-
-        a[5][0] = 3.7037037037037037037037037037e-2;
-        a[5][3] = 1.70828608729473871279604482173e-1;
-        a[5][4] = 1.25467687566822425016691814123e-1;
-
-        a[6][0] = 3.7109375e-2;
-        a[6][3] = 1.70252211019544039314978060272e-1;
-        a[6][4] = 6.02165389804559606850219397283e-2;
-        a[6][5] = -1.7578125e-2;
-
-        a[7][0] = 3.70920001185047927108779319836e-2;
-        a[7][3] = 1.70383925712239993810214054705e-1;
-        a[7][4] = 1.07262030446373284651809199168e-1;
-        a[7][5] = -1.53194377486244017527936158236e-2;
-        a[7][6] = 8.27378916381402288758473766002e-3;
-
-        a[8][0] = 6.24110958716075717114429577812e-1;
-        a[8][3] = -3.36089262944694129406857109825;
-        a[8][4] = -8.68219346841726006818189891453e-1;
-        a[8][5] = 2.75920996994467083049415600797e1;
-        a[8][6] = 2.01540675504778934086186788979e1;
-        a[8][7] = -4.34898841810699588477366255144e1;
-
-        a[9][0] = 4.77662536438264365890433908527e-1;
-        a[9][3] = -2.48811461997166764192642586468;
-        a[9][4] = -5.90290826836842996371446475743e-1;
-        a[9][5] = 2.12300514481811942347288949897e1;
-        a[9][6] = 1.52792336328824235832596922938e1;
-        a[9][7] = -3.32882109689848629194453265587e1;
-        a[9][8] = -2.03312017085086261358222928593e-2;
-
-        a[10][0] = -9.3714243008598732571704021658e-1;
-        a[10][3] = 5.18637242884406370830023853209;
-        a[10][4] = 1.09143734899672957818500254654;
-        a[10][5] = -8.14978701074692612513997267357;
-        a[10][6] = -1.85200656599969598641566180701e1;
-        a[10][7] = 2.27394870993505042818970056734e1;
-        a[10][8] = 2.49360555267965238987089396762;
-        a[10][9] = -3.0467644718982195003823669022;
-
-        a[11][0] = 2.27331014751653820792359768449;
-        a[11][3] = -1.05344954667372501984066689879e1;
-        a[11][4] = -2.00087205822486249909675718444;
-        a[11][5] = -1.79589318631187989172765950534e1;
-        a[11][6] = 2.79488845294199600508499808837e1;
-        a[11][7] = -2.85899827713502369474065508674;
-        a[11][8] = -8.87285693353062954433549289258;
-        a[11][9] = 1.23605671757943030647266201528e1;
-        a[11][10] = 6.43392746015763530355970484046e-1;
-        a
-    };
-
-    /// The 8th-order weights.
-    pub const B: [f64; STAGES] = [
-        5.42937341165687622380535766363e-2,
-        0.0,
-        0.0,
-        0.0,
-        0.0,
-        4.45031289275240888144113950566,
-        1.89151789931450038304281599044,
-        -5.8012039600105847814672114227,
-        3.1116436695781989440891606237e-1,
-        -1.52160949662516078556178806805e-1,
-        2.01365400804030348374776537501e-1,
-        4.47106157277725905176885569043e-2,
-    ];
-
-    /// B minus the embedded 3rd-order weights.
-    pub const E3: [f64; STAGES] = [
-        B[0] - 0.244094488188976377952755905512,
-        0.0,
-        0.0,
-        0.0,
-        0.0,
-        B[5],
-        B[6],
-        B[7],
-        B[8] - 0.733846688281611857341361741547,
-        B[9],
-        B[10],
-        B[11] - 0.220588235294117647058823529412e-1,
-    ];
-
-    /// B minus the embedded 5th-order weights.
-    pub const E5: [f64; STAGES] = [
-        0.1312004499419488073250102996e-1,
-        0.0,
-        0.0,
-        0.0,
-        0.0,
-        -0.1225156446376204440720569753e1,
-        -0.4957589496572501915214079952,
-        0.1664377182454986536961530415e1,
-        -0.3503288487499736816886487290,
-        0.3341791187130174790297318841,
-        0.8192320648511571246570742613e-1,
-        -0.2235530786388629525884427845e-1,
-    ];
-}
-
-/// DOP853 stepper state: stage derivatives and work vectors for dimension d.
-struct Dop853 {
-    rtol: f64,
-    atol: f64,
-    k: Vec<Vec<f64>>,
-    stage: Vec<f64>,
-    y_new: Vec<f64>,
-}
-
-impl Dop853 {
-    const SAFETY: f64 = 0.9;
-    const MIN_FACTOR: f64 = 0.2;
-    const MAX_FACTOR: f64 = 10.0;
-
-    fn new(d: usize, tol: &Adaptive) -> Self {
-        assert!(
-            tol.rtol > 0.0 && tol.atol > 0.0 && tol.rtol.is_finite() && tol.atol.is_finite(),
-            "tolerances must be positive and finite, got rtol = {}, atol = {}",
-            tol.rtol,
-            tol.atol
-        );
-        Dop853 {
-            rtol: tol.rtol.max(1e-15),
-            atol: tol.atol,
-            k: vec![vec![0.0; d]; dop853::STAGES],
-            stage: vec![0.0; d],
-            y_new: vec![0.0; d],
-        }
-    }
-
-    fn run(&mut self, field: &mut Field, z0: &[f64], times: &[f64]) -> Vec<Vec<f64>> {
-        let d = field.d;
-        assert_eq!(
-            z0.len(),
-            d,
-            "z0 has dimension {} but the law has {d}",
-            z0.len()
-        );
-        let n0 = norm(z0);
-        assert!(
-            n0 > 0.0 && n0.is_finite(),
-            "z0 must be a nonzero finite vector (|z0| = {n0})"
-        );
-        let mut z: Vec<f64> = z0.iter().map(|x| x / n0).collect();
-        let mut prev = 0.0;
-        for &t in times {
-            assert!(
-                t.is_finite() && t >= prev,
-                "output times must be finite, >= 0 and non-decreasing (got {t} after {prev})"
-            );
-            prev = t;
-        }
-
-        let mut out = Vec::with_capacity(times.len());
-        let mut t = 0.0_f64;
-        let mut h: Option<f64> = None;
-        for &t_out in times {
-            while t < t_out {
-                // k[0] = f(z) (recomputed each step: the state is renormalised after a step).
-                let (k0, _) = self.k.split_first_mut().expect("12 stages");
-                field.velocity(&z, k0);
-                let mut h_try = match h {
-                    Some(h) => h,
-                    None => self.initial_step(field, &z),
-                };
-                loop {
-                    let remaining = t_out - t;
-                    let clipped = h_try >= remaining;
-                    let step = if clipped { remaining } else { h_try };
-                    assert!(
-                        step > 1e-14 * t.abs().max(1.0) || clipped,
-                        "integrate_infinite_cfm: step size underflow at t = {t} (h = {step})"
-                    );
-                    let err = self.attempt(field, &z, step);
-                    assert!(
-                        err.is_finite(),
-                        "integrate_infinite_cfm: non-finite state or error at t = {t}"
-                    );
-                    if err <= 1.0 {
-                        let factor = if err == 0.0 {
-                            Self::MAX_FACTOR
-                        } else {
-                            (Self::SAFETY * err.powf(-1.0 / 8.0))
-                                .clamp(Self::MIN_FACTOR, Self::MAX_FACTOR)
-                        };
-                        // A step shortened only to land on t_out says little about the
-                        // step size the solution allows: keep at least the unclipped one.
-                        h = Some(if clipped {
-                            (step * factor).max(h_try)
-                        } else {
-                            step * factor
-                        });
-                        t = if clipped { t_out } else { t + step };
-                        let n = norm(&self.y_new);
-                        z.iter_mut().zip(&self.y_new).for_each(|(z, y)| *z = y / n);
-                        break;
-                    }
-                    let factor = (Self::SAFETY * err.powf(-1.0 / 8.0)).max(Self::MIN_FACTOR);
-                    h_try = step * factor;
-                }
-            }
-            out.push(z.clone());
-        }
-        out
-    }
-
-    /// Hairer's starting step: h ~ (0.01 / max(|f|, |f'|))^(1/8) in the scaled norm, with
-    /// k[0] = f(z) already computed.
-    fn initial_step(&mut self, field: &mut Field, z: &[f64]) -> f64 {
-        let d = z.len();
-        let scale = |i: usize| self.atol + self.rtol * z[i].abs();
-        let rms = |v: &dyn Fn(usize) -> f64| {
-            ((0..d).map(|i| (v(i) / scale(i)).powi(2)).sum::<f64>() / d as f64).sqrt()
-        };
-        let f0 = &self.k[0];
-        let d0 = rms(&|i| z[i]);
-        let d1 = rms(&|i| f0[i]);
-        let h0 = if d0 < 1e-5 || d1 < 1e-5 {
-            1e-6
-        } else {
-            0.01 * d0 / d1
-        };
-        for i in 0..d {
-            self.stage[i] = z[i] + h0 * f0[i];
-        }
-        field.velocity(&self.stage, &mut self.y_new);
-        let f1 = &self.y_new;
-        let d2 = rms(&|i| f1[i] - f0[i]) / h0;
-        let h1 = if d1.max(d2) <= 1e-15 {
-            (h0 * 1e-3).max(1e-6)
-        } else {
-            (0.01 / d1.max(d2)).powf(1.0 / 8.0)
-        };
-        (100.0 * h0).min(h1)
-    }
-
-    /// One DOP853 step of size h from z (k[0] = f(z) given); leaves the 8th-order result in
-    /// y_new and returns the scaled error norm (accept when <= 1).
-    fn attempt(&mut self, field: &mut Field, z: &[f64], h: f64) -> f64 {
-        use dop853::{A, B, C, E3, E5, STAGES};
-        let d = z.len();
-        for s in 1..STAGES {
-            debug_assert!(C[s] > 0.0);
-            for (i, (st, &zi)) in self.stage.iter_mut().zip(z).enumerate() {
-                let mut acc = 0.0;
-                for (j, a) in A[s][..s].iter().enumerate() {
-                    acc += a * self.k[j][i];
-                }
-                *st = zi + h * acc;
-            }
-            field.velocity(&self.stage, &mut self.k[s]);
-        }
-        let mut err5 = 0.0;
-        let mut err3 = 0.0;
-        for (i, (yn, &zi)) in self.y_new.iter_mut().zip(z).enumerate() {
-            let (mut incr, mut e5, mut e3) = (0.0, 0.0, 0.0);
-            for s in 0..STAGES {
-                let ks = self.k[s][i];
-                incr += B[s] * ks;
-                e5 += E5[s] * ks;
-                e3 += E3[s] * ks;
-            }
-            let y = zi + h * incr;
-            *yn = y;
-            let sk = self.atol + self.rtol * zi.abs().max(y.abs());
-            err5 += (e5 / sk).powi(2);
-            err3 += (e3 / sk).powi(2);
-        }
-        let mut denom = err5 + 0.01 * err3;
-        if denom <= 0.0 {
-            denom = 1.0;
-        }
-        h.abs() * err5 / (denom * d as f64).sqrt()
-    }
 }
 
 #[cfg(test)]
@@ -829,7 +490,7 @@ mod tests {
 
     #[test]
     fn dop853_tableau_is_consistent() {
-        use dop853::{A, B, C, E3, E5, STAGES};
+        use crate::integrate::tableau::dop853::{A, B, C, E3, E5, STAGES};
         for s in 1..STAGES {
             let row: f64 = A[s][..s].iter().sum();
             assert!((row - C[s]).abs() < 1e-14, "row {s}: {row} vs {}", C[s]);

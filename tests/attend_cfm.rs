@@ -126,7 +126,7 @@ fn attention_stats_equal_the_literal_softmax() {
             .map(|yj| {
                 let mut ky = vec![0.0; d];
                 attnflow::model::weights::matvec(&w.k, yj, &mut ky);
-                beta * attnflow::reference::dot(&qz, &ky)
+                beta * attnflow::model::linalg::dot(&qz, &ky)
             })
             .collect();
         let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);

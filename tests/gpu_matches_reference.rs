@@ -168,7 +168,7 @@ fn gpu_field_stages_match_their_twins_with_chunked_keys() {
         );
         if geometry == Geometry::Sphere {
             for (f, x) in want_field.chunks_mut(shape.d).zip(x0.chunks(shape.d)) {
-                attnflow::reference::tangent_project(x, f);
+                attnflow::model::geometry::tangent_project(x, f);
             }
         }
         let label = format!("{attention:?} {mask:?} {geometry:?}");

@@ -188,11 +188,6 @@ pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchRe
 
 /// Least-squares slope of log(seconds) against log(n): the cost exponent (2 expected).
 pub fn fitted_exponent(ns: &[usize], seconds: &[f64]) -> f64 {
-    let xs: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
-    let ys: Vec<f64> = seconds.iter().map(|s| s.ln()).collect();
-    let k = xs.len() as f64;
-    let (mx, my) = (xs.iter().sum::<f64>() / k, ys.iter().sum::<f64>() / k);
-    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
-    sxy / sxx
+    let ns: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+    crate::stats::fit_loglog(&ns, seconds).slope
 }

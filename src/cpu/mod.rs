@@ -177,7 +177,7 @@ impl Kernel {
                     mlp.add_to(zi, f);
                 }
                 if model.geometry == Geometry::Sphere {
-                    crate::reference::tangent_project(zi, f);
+                    crate::model::geometry::tangent_project(zi, f);
                 }
                 a.iter_mut().zip(f.iter()).for_each(|(o, v)| *o = *v as f32);
             },
@@ -678,7 +678,7 @@ impl Backend for CpuBackend {
                     let base: Vec<f64> = x[r.clone()].iter().map(|&v| f64::from(v)).collect();
                     let mut xi: Vec<f64> = (0..d).map(|c| noise.draw(t / n, t % n, d, c)).collect();
                     if sphere {
-                        crate::reference::tangent_project(&base, &mut xi);
+                        crate::model::geometry::tangent_project(&base, &mut xi);
                     }
                     out.iter_mut()
                         .zip(&xi)

@@ -204,11 +204,9 @@ fn wrap(a: f64) -> f64 {
     (a + std::f64::consts::PI).rem_euclid(t) - std::f64::consts::PI
 }
 
+/// Mean and standard error of column p over the rows.
 fn mean_se(rows: &[Vec<f64>], p: usize) -> (f64, f64) {
-    let g = rows.len() as f64;
-    let m = rows.iter().map(|r| r[p]).sum::<f64>() / g;
-    let v = rows.iter().map(|r| (r[p] - m).powi(2)).sum::<f64>() / (g - 1.0);
-    (m, (v / g).sqrt())
+    crate::stats::mean_se(&rows.iter().map(|r| r[p]).collect::<Vec<_>>())
 }
 
 /// Centred moving average over `w` positions (shrinking at the ends).

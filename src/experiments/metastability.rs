@@ -29,6 +29,7 @@ use crate::model::init::InitSpec;
 use crate::model::observables::{cluster_count, summarise};
 use crate::model::weights::Weights;
 use crate::model::{Attention, Geometry, Mask, Model, Shape};
+use crate::stats::mean;
 
 /// Cosine above which two tokens are joined into one cluster (an angle of 8 degrees; the
 /// metastable clusters are far tighter and at least 2 pi / k* ~ 0.3 rad apart for beta <= 200).
@@ -107,18 +108,9 @@ fn plateaus(t: &[f64], e: &[f64], clusters: &[usize], from: usize) -> Vec<Platea
     out
 }
 
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
 /// Standard error of the mean (0 for one value).
 fn sem(v: &[f64]) -> f64 {
-    if v.len() < 2 {
-        return 0.0;
-    }
-    let m = mean(v);
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
-    (var / v.len() as f64).sqrt()
+    crate::stats::mean_se(v).1
 }
 
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {

@@ -170,47 +170,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
     Ok(summary)
 }
 
-/// A least-squares line y = intercept + slope x with standard errors.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub struct Fit {
-    pub slope: f64,
-    pub slope_se: f64,
-    pub intercept: f64,
-    pub r2: f64,
-}
-
-/// Ordinary least squares of y on x (at least 2 points; the standard error needs 3).
-pub fn fit_line(x: &[f64], y: &[f64]) -> Fit {
-    let k = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / k, y.iter().sum::<f64>() / k);
-    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    let syy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let slope = sxy / sxx;
-    let resid: f64 = x
-        .iter()
-        .zip(y)
-        .map(|(a, b)| (b - my - slope * (a - mx)).powi(2))
-        .sum();
-    let slope_se = if x.len() > 2 {
-        (resid / (k - 2.0) / sxx).sqrt()
-    } else {
-        f64::NAN
-    };
-    Fit {
-        slope,
-        slope_se,
-        intercept: my - slope * mx,
-        r2: if syy > 0.0 { 1.0 - resid / syy } else { 1.0 },
-    }
-}
-
-/// Fit of log y against log x: the exponent of a power law.
-pub fn fit_loglog(x: &[f64], y: &[f64]) -> Fit {
-    let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();
-    let ly: Vec<f64> = y.iter().map(|v| v.ln()).collect();
-    fit_line(&lx, &ly)
-}
+pub use crate::stats::{Fit, fit_line, fit_loglog};
 
 /// A backend for a simulation (the experiment's `--backend`), recording what ran.
 pub fn backend(

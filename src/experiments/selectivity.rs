@@ -28,13 +28,7 @@ use crate::model::{Attention, Geometry, Mask, Model, Shape};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Mean and standard error of a sample.
-fn mean_se(v: &[f64]) -> (f64, f64) {
-    let k = v.len() as f64;
-    let m = v.iter().sum::<f64>() / k;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (k - 1.0).max(1.0);
-    (m, (var / k).sqrt())
-}
+use crate::stats::mean_se;
 
 /// Monte Carlo of the limit (Poisson) process: for each lambda, E[max weight] and
 /// E[effective keys] with their standard errors.

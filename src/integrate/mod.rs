@@ -1,8 +1,9 @@
 //! Explicit Runge-Kutta integration (docs/model.md §2): Butcher tableaux as data, and one
 //! stepping engine ([`Stepper`]) that drives any backend through [`Backend`].
 
+pub mod adaptive;
 mod stepper;
-mod tableau;
+pub mod tableau;
 
 pub use stepper::{Stepper, check_noise};
 pub use tableau::{Integrator, Tableau};

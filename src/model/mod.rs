@@ -3,7 +3,9 @@
 //! An ensemble of `batch` independent systems, each of `n` tokens in R^d, evolves by
 //! self-attention dynamics. Every backend implements exactly this definition.
 
+pub mod geometry;
 pub mod init;
+pub mod linalg;
 pub mod observables;
 pub mod rng;
 pub mod weights;

@@ -235,17 +235,7 @@ pub fn identity_matrix(d: usize) -> Vec<f64> {
     m
 }
 
-/// y = A x for a row-major d x d matrix.
-pub fn matvec(a: &[f64], x: &[f64], y: &mut [f64]) {
-    let d = x.len();
-    for r in 0..d {
-        y[r] = a[r * d..(r + 1) * d]
-            .iter()
-            .zip(x)
-            .map(|(a, x)| a * x)
-            .sum();
-    }
-}
+pub use super::linalg::matvec;
 
 /// Which perceptron to use (docs/model.md §3), as written on the command line or in a config.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,8 +14,9 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::integrate::{Backend, NoiseStep, Slot, Tokens};
+use crate::model::geometry::tangent_project;
+use crate::model::linalg::{dot, matvec};
 use crate::model::observables::PairStats;
-use crate::model::weights::matvec;
 use crate::model::{Attention, Geometry, Model, Shape, Weights};
 
 /// The attention output of queries z [batch, m, d] over keys y [batch, n, d] with the given
@@ -110,15 +111,6 @@ pub fn finish_field(model: &Model, d: usize, x: &[f64], a: &[f64], out: &mut [f6
         });
 }
 
-/// a <- a - (<x, a> / <x, x>) x: the orthogonal projection onto x^perp, which is
-/// P_x^perp a = a - <x, a> x for unit x. Runge-Kutta stage inputs are slightly off the sphere;
-/// dividing by |x|^2 keeps the extended field exactly tangent to the sphere through x there
-/// (no spurious radial velocity, which for USA at large beta is e^beta times the error).
-pub fn tangent_project(x: &[f64], a: &mut [f64]) {
-    let along = dot(x, a) / dot(x, x);
-    a.iter_mut().zip(x).for_each(|(a, x)| *a -= along * x);
-}
-
 /// Twin of `shaders/rk_combine.wgsl`: dst = base + sum_s c_s k_s (+ the noise amplitude
 /// times standard normals, projected onto the tangent space at the base token on the
 /// sphere), each token renormalised if asked.
@@ -190,10 +182,6 @@ pub fn pair_stats(betas: &[f64], shape: Shape, x: &[f64]) -> Vec<PairStats> {
             }
         })
         .collect()
-}
-
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(a, b)| a * b).sum()
 }
 
 /// The reference backend: the state in f64 on the host.

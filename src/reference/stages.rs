@@ -8,7 +8,7 @@
 //! `shape` describes the queries ([batch, n_queries, d]); the keys are [batch, n_keys, d].
 
 use crate::model::weights::matvec;
-use crate::model::{Attention, Geometry, Mask, Model, Shape, Weights};
+use crate::model::{Attention, Geometry, Model, Shape, Weights};
 
 use super::tangent_project;
 
@@ -49,14 +49,6 @@ impl Partial {
     }
 }
 
-/// One past the last key query i sees: all n_keys, or i + 1 under the causal mask.
-pub fn seen_end(model: &Model, i: usize, n_keys: usize) -> usize {
-    match model.mask {
-        Mask::Full => n_keys,
-        Mask::Causal => i + 1,
-    }
-}
-
 /// Twin of `attention.wgsl`: folds keys [key_start, key_start + key_count) of each system
 /// (only those a query sees under the mask) into its online softmax; ALiBi subtracts
 /// (lambda / n_keys)(i - j) from each score.
@@ -75,7 +67,7 @@ pub fn attention(
     let slope = model.alibi_slope(n_keys);
     for t in 0..shape.tokens() {
         let (b, i) = (t / n, t % n);
-        let end = (key_start + key_count).min(seen_end(model, i, n_keys));
+        let end = (key_start + key_count).min(model.keys_seen(i, n_keys));
         let qt = &q[t * d..(t + 1) * d];
         for j in key_start..end {
             let key = &keys[(b * n_keys + j) * d..(b * n_keys + j + 1) * d];
@@ -205,7 +197,7 @@ pub fn field(
 mod tests {
     use super::*;
     use crate::model::init::InitSpec;
-    use crate::model::{Activation, HeadCombine, Mlp};
+    use crate::model::{Activation, HeadCombine, Mask, Mlp};
 
     /// The staged twins, over several chunkings of the keys, reproduce the literal field,
     /// with several heads, ALiBi and the perceptron too.
