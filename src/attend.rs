@@ -8,6 +8,7 @@
 //! concentrated the weights of one query are, streaming over the keys in f64.
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "gpu")]
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -15,7 +16,9 @@ use rayon::prelude::*;
 use crate::config::BackendChoice;
 use crate::cpu::attend::CpuAttend;
 use crate::error::{Result, input};
+#[cfg(feature = "gpu")]
 use crate::gpu::attend::GpuAttend;
+#[cfg(feature = "gpu")]
 use crate::gpu::{GpuContext, GpuOptions, Sizes};
 use crate::model::init::InitSpec;
 use crate::model::{Geometry, Model, Shape};
@@ -123,8 +126,10 @@ impl Attend for Cpu {
     }
 }
 
+#[cfg(feature = "gpu")]
 struct Gpu(GpuAttend, Arc<GpuContext>);
 
+#[cfg(feature = "gpu")]
 impl Attend for Gpu {
     fn describe(&self) -> String {
         format!("gpu: {}", self.1.describe())
@@ -166,6 +171,7 @@ pub(crate) fn layer_on(
             shape,
             keys: Vec::new(),
         }),
+        #[cfg(feature = "gpu")]
         (BackendChoice::Gpu, Some(ctx)) => {
             let sizes = Sizes {
                 batch: shape.batch,

@@ -4,6 +4,7 @@
 //! traits they implement are [`crate::integrate::Backend`] (a particle system stepped by the
 //! engine) and [`crate::attend::Attend`] (one layer with separate queries and keys).
 
+#[cfg(feature = "gpu")]
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::attend::{Attend, LayerShape};
 use crate::cpu::CpuBackend;
 use crate::error::{Result, input};
+#[cfg(feature = "gpu")]
 use crate::gpu::{GpuBackend, GpuContext};
 use crate::integrate::Backend;
 use crate::model::{Model, Shape};
@@ -57,12 +59,20 @@ impl std::str::FromStr for BackendChoice {
     }
 }
 
+/// An open GPU device, shared by the backends built on it.
+#[cfg(feature = "gpu")]
+pub type GpuDevice = Arc<GpuContext>;
+/// Built without the `gpu` feature there is no GPU device (the type has no values).
+#[cfg(not(feature = "gpu"))]
+#[derive(Clone, Debug)]
+pub enum GpuDevice {}
+
 /// What a request resolves to: the kind (never `auto`), its GPU device when it is `gpu`, and
 /// what to tell the user when `auto` did not get a hardware GPU.
 #[derive(Clone)]
 pub struct Picked {
     pub kind: BackendChoice,
-    pub gpu: Option<Arc<GpuContext>>,
+    pub gpu: Option<GpuDevice>,
     pub note: Option<String>,
 }
 
@@ -75,9 +85,10 @@ pub fn select(choice: BackendChoice) -> Result<Picked> {
 
 /// [`select`], reusing an open GPU device when one is given (several backends measured in one
 /// process share it).
-pub fn select_sharing(choice: BackendChoice, gpu: Option<Arc<GpuContext>>) -> Result<Picked> {
+#[cfg(feature = "gpu")]
+pub fn select_sharing(choice: BackendChoice, gpu: Option<GpuDevice>) -> Result<Picked> {
     let picked = |kind, gpu, note| Picked { kind, gpu, note };
-    let open = |gpu: Option<Arc<GpuContext>>| -> Result<Arc<GpuContext>> {
+    let open = |gpu: Option<GpuDevice>| -> Result<GpuDevice> {
         match gpu {
             Some(ctx) => Ok(ctx),
             None => Ok(Arc::new(GpuContext::new()?)),
@@ -100,6 +111,27 @@ pub fn select_sharing(choice: BackendChoice, gpu: Option<Arc<GpuContext>>) -> Re
             };
             Ok(picked(BackendChoice::Cpu, None, Some(note)))
         }
+    }
+}
+
+/// Built without the `gpu` feature: `gpu` is refused, `auto` is the cpu backend.
+#[cfg(not(feature = "gpu"))]
+pub fn select_sharing(choice: BackendChoice, _gpu: Option<GpuDevice>) -> Result<Picked> {
+    let picked = |kind, note: Option<&str>| Picked {
+        kind,
+        gpu: None,
+        note: note.map(String::from),
+    };
+    match choice {
+        BackendChoice::Reference | BackendChoice::Cpu => Ok(picked(choice, None)),
+        BackendChoice::Gpu => Err(input(
+            "this attnflow was built without the gpu feature: rebuild it with default features \
+             for --backend gpu",
+        )),
+        BackendChoice::Auto => Ok(picked(
+            BackendChoice::Cpu,
+            Some("built without the gpu feature; running on the cpu backend"),
+        )),
     }
 }
 
@@ -137,6 +169,7 @@ pub fn dynamics_on(
 ) -> Result<Box<dyn Backend>> {
     Ok(match (picked.kind, &picked.gpu) {
         (BackendChoice::Reference, _) => Box::new(ReferenceBackend::new(model, shape, x0)?),
+        #[cfg(feature = "gpu")]
         (BackendChoice::Gpu, Some(ctx)) => {
             Box::new(GpuBackend::new(ctx.clone(), model, shape, x0)?)
         }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod experiments;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod integrate;
 pub mod limits;

@@ -2,17 +2,17 @@
 //! after a warm-up, reported as medians with their spread in pair interactions per second
 //! (one query-key interaction of one evaluation; an RK4 step is four evaluations).
 
+#[cfg(feature = "gpu")]
 pub mod baselines;
+#[cfg(feature = "gpu")]
 pub mod report;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::config::BackendChoice;
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
 use crate::integrate::{self, Integrator, Slot};
 use crate::model::init::InitSpec;
 use crate::model::{Attention, Geometry, Mask, Model, Shape, Weights};
@@ -116,7 +116,7 @@ pub fn bench_model(d: usize, batch: usize, mask: Mask) -> Model {
 }
 
 /// Runs one measurement. `gpu` is the context to use for the GPU backend (made if None).
-pub fn run(config: &BenchConfig, gpu: Option<Arc<GpuContext>>) -> Result<BenchReport> {
+pub fn run(config: &BenchConfig, gpu: Option<crate::backend::GpuDevice>) -> Result<BenchReport> {
     if config.evals == 0 {
         return Err(Error::Input("--evals must be at least 1".into()));
     }

@@ -1,13 +1,10 @@
 //! `attnflow bench`.
 
-use std::sync::Arc;
-
 use anyhow::{Result, bail};
 use clap::Args;
 
 use attnflow::bench::{self, BenchConfig, BenchReport};
 use attnflow::config::BackendChoice;
-use attnflow::gpu::GpuContext;
 use attnflow::model::Mask;
 
 #[derive(Args, Debug)]
@@ -94,12 +91,20 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if ns.contains(&0) {
         bail!("n must be at least 1");
     }
+    #[cfg(not(feature = "gpu"))]
+    if args.report.is_some() || args.baselines {
+        bail!(
+            "--report and --baselines measure GPU kernels: this attnflow was built without the gpu feature"
+        );
+    }
+    #[cfg(feature = "gpu")]
     if let Some(dir) = &args.report {
         let r = bench::report::report(dir, args.quick)?;
         out!("{}", bench::report::markdown(&r));
         outln!("wrote {}", dir.join("gpu-report.json").display());
         return Ok(());
     }
+    #[cfg(feature = "gpu")]
     if args.baselines {
         return baselines(&args, &ns);
     }
@@ -206,11 +211,12 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "gpu")]
 fn baselines(args: &BenchArgs, ns: &[usize]) -> Result<()> {
     if args.evals == 0 {
         bail!("--evals must be at least 1");
     }
-    let ctx = Arc::new(GpuContext::new()?);
+    let ctx = std::sync::Arc::new(attnflow::gpu::GpuContext::new()?);
     let mut runs = Vec::new();
     if !args.json {
         outln!("side by side on {}", ctx.describe());

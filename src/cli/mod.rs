@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 /// Like `print!`, see [`outln`].
+#[cfg_attr(not(feature = "gpu"), allow(unused_macros))]
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -135,6 +136,13 @@ fn one_line(msg: &str) -> String {
         .join(" ")
 }
 
+#[cfg(not(feature = "gpu"))]
+fn adapters() -> anyhow::Result<()> {
+    outln!("this attnflow was built without the gpu feature: no GPU adapters");
+    Ok(())
+}
+
+#[cfg(feature = "gpu")]
 fn adapters() -> anyhow::Result<()> {
     let all = attnflow::gpu::context::adapters();
     if all.is_empty() {
