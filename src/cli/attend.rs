@@ -1,7 +1,6 @@
 //! `attnflow attend`: one attention layer, no dynamics.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -9,10 +8,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use attnflow::attend::{self, LayerShape, Tokens, attention_stats, derived_seed};
-use attnflow::config::{BackendChoice, BetaRule};
+use attnflow::config::BetaRule;
 use attnflow::model::{Geometry, Mask, Model};
 use attnflow::npy;
 use attnflow::output::{Kind, Output};
+
+use super::options::{BackendOpt, LayerOpts, OutputOpts};
 
 #[derive(Args, Debug)]
 pub struct AttendArgs {
@@ -26,22 +27,8 @@ pub struct AttendArgs {
     /// Dimension of drawn tokens (files set their own) [default: 3].
     #[arg(long)]
     d: Option<usize>,
-    /// Independent draws of keys (and queries), evaluated as one batch [default: 1].
-    #[arg(long, default_value_t = 1)]
-    seeds: usize,
-    /// Random seed; draw s uses stream s of it, queries an independent derived seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Inverse temperature (gamma under --beta-rule log or selective).
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    beta: f64,
-    /// Temperature rule over the number of keys n: const, log (gamma log n) or selective
-    /// (gamma n^(2/(d-1))).
-    #[arg(long, default_value = "const", value_parser = ["const", "log", "selective"])]
-    beta_rule: String,
-    /// Attention: sa (softmax) or usa (unnormalised: weights exp(s) / n).
-    #[arg(long, default_value = "sa", value_parser = ["sa", "usa"])]
-    model: String,
+    #[command(flatten)]
+    layer: LayerOpts,
     /// Q, K, V of the single head: identity, random:SEED, or a folder with Q.npy, K.npy, V.npy.
     #[arg(long, default_value = "identity")]
     qkv: String,
@@ -51,15 +38,10 @@ pub struct AttendArgs {
     /// Skip stats.csv (it costs an f64 pass over all keys per query on the CPU).
     #[arg(long)]
     no_stats: bool,
-    /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64).
-    #[arg(long, default_value = "auto", value_parser = attnflow::backend::BackendChoice::NAMES)]
-    backend: String,
-    /// Output folder.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-    /// Overwrite attnflow's files in an existing, non-empty output folder.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    backend: BackendOpt,
+    #[command(flatten)]
+    output: OutputOpts,
 }
 
 #[derive(Serialize)]
@@ -83,7 +65,7 @@ struct Record<'a> {
 }
 
 pub fn attend(args: AttendArgs) -> Result<()> {
-    if args.seeds == 0 {
+    if args.layer.seeds == 0 {
         anyhow::bail!("--seeds must be at least 1");
     }
     let keys = Tokens::parse(&args.keys, "--keys")?;
@@ -104,7 +86,7 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         anyhow::bail!("--top-k {} exceeds the number of keys n = {n}", args.top_k);
     }
     // Keys, queries and outputs in f64 (and their f32 copies), the d x d weights.
-    let batch = args.seeds;
+    let batch = args.layer.seeds;
     let tokens = attnflow::limits::product(
         "attend",
         &[("seeds", batch), ("n + m", n.saturating_add(m)), ("d", d)],
@@ -128,9 +110,9 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         weights,
     } = super::one_layer(
         "attend",
-        &args.beta_rule,
-        args.beta,
-        &args.model,
+        &args.layer.beta_rule,
+        args.layer.beta,
+        &args.layer.model,
         &args.qkv,
         n,
         d,
@@ -150,21 +132,24 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         .filter_map(|t| t.file().map(|p| p.to_path_buf()))
         .collect();
     inputs.extend(attnflow::model::weights::QkvSpec::parse(&args.qkv)?.files());
-    let out = Output::open(&args.out, Kind::Attend, args.force, &inputs)?;
-    let y = keys.generate(batch, d, args.seed)?;
+    let out = Output::open(&args.output.out, Kind::Attend, args.output.force, &inputs)?;
+    let y = keys.generate(batch, d, args.layer.seed)?;
     let z = match &queries {
-        Some(q) => q.generate(batch, d, derived_seed(args.seed, 1))?,
+        Some(q) => q.generate(batch, d, derived_seed(args.layer.seed, 1))?,
         None => y.clone(),
     };
-    let choice = args.backend.parse::<BackendChoice>()?;
+    let choice = args.backend.choice()?;
     let shape = LayerShape { batch, m, n, d };
     outln!(
         "attnflow attend: {m} queries x {n} keys, d = {d}, {batch} draw(s), {} beta = {beta}{}",
-        args.model.to_uppercase(),
+        args.layer.model.to_uppercase(),
         if rule == BetaRule::Const {
             String::new()
         } else {
-            format!(" ({} rule, gamma = {})", args.beta_rule, args.beta)
+            format!(
+                " ({} rule, gamma = {})",
+                args.layer.beta_rule, args.layer.beta
+            )
         }
     );
     let (mut layer, kind, note) = attnflow::backend::build_layer(choice, &model, shape)?;
@@ -269,11 +254,11 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         m,
         d,
         seeds: batch,
-        seed: args.seed,
-        model: &args.model,
+        seed: args.layer.seed,
+        model: &args.layer.model,
         qkv: &args.qkv,
-        beta_rule: &args.beta_rule,
-        gamma: args.beta,
+        beta_rule: &args.layer.beta_rule,
+        gamma: args.layer.beta,
         beta,
         backend: kind.name(),
         device: layer.describe(),
@@ -287,6 +272,6 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         "time: {elapsed:.3} s, {:.3e} pair interactions/s",
         (batch * m * n) as f64 / elapsed.max(1e-9)
     );
-    outln!("wrote {}: {}", args.out.display(), files.join(", "));
+    outln!("wrote {}: {}", args.output.out.display(), files.join(", "));
     Ok(())
 }

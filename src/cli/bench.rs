@@ -16,9 +16,8 @@ pub struct BenchArgs {
     /// Token dimension.
     #[arg(long, default_value_t = 3)]
     d: usize,
-    /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference.
-    #[arg(long, default_value = "auto", value_parser = attnflow::backend::BackendChoice::NAMES)]
-    backend: String,
+    #[command(flatten)]
+    backend: super::options::BackendOpt,
     /// Independent systems per evaluation.
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -114,7 +113,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         Mask::Full
     };
     // One GPU context for every measurement; `auto` means what it means for every command.
-    let picked = attnflow::backend::select(args.backend.parse()?)?;
+    let picked = attnflow::backend::select(args.backend.choice()?)?;
     let note = picked.note.clone();
     let backend = picked.kind;
     let vs = args

@@ -2,7 +2,6 @@
 //! uniform context.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -12,13 +11,14 @@ use serde::Serialize;
 
 use attnflow::attend::{LayerShape, Tokens, derived_seed};
 use attnflow::cfm::{Cfm, ContextMode, distances};
-use attnflow::config::BackendChoice;
 use attnflow::integrate::Integrator;
 use attnflow::meanfield::{self, Adaptive, LawWeights, VmfLaw};
 use attnflow::model::init::InitSpec;
 use attnflow::model::{Attention, Geometry, Mask, Model};
 use attnflow::npy;
 use attnflow::output::{Kind, Output};
+
+use super::options::{BackendOpt, LayerOpts, OutputOpts};
 
 #[derive(Args, Debug)]
 pub struct CfmArgs {
@@ -42,21 +42,8 @@ pub struct CfmArgs {
     /// same model), O(n^2) per evaluation.
     #[arg(long, default_value = "frozen", value_parser = ["frozen", "evolving"])]
     context_mode: String,
-    /// Independent draws of context and queries, run as one batch.
-    #[arg(long, default_value_t = 1)]
-    seeds: usize,
-    /// Random seed (draw s uses stream s; the queries use an independent derived seed).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Inverse temperature (gamma under --beta-rule log or selective, with n the context size).
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    beta: f64,
-    /// Temperature rule: const, log (gamma log n) or selective (gamma n^(2/(d-1))).
-    #[arg(long, default_value = "const", value_parser = ["const", "log", "selective"])]
-    beta_rule: String,
-    /// Attention: sa or usa.
-    #[arg(long, default_value = "sa", value_parser = ["sa", "usa"])]
-    model: String,
+    #[command(flatten)]
+    layer: LayerOpts,
     /// Geometry: sphere or euclidean.
     #[arg(long, default_value = "sphere", value_parser = ["sphere", "euclidean"])]
     geometry: String,
@@ -83,15 +70,10 @@ pub struct CfmArgs {
     /// Tolerance of the infinite-context integrator (relative and absolute).
     #[arg(long, default_value_t = 1e-12)]
     tol: f64,
-    /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64).
-    #[arg(long, default_value = "auto", value_parser = attnflow::backend::BackendChoice::NAMES)]
-    backend: String,
-    /// Output folder.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-    /// Overwrite attnflow's files in an existing, non-empty output folder.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    backend: BackendOpt,
+    #[command(flatten)]
+    output: OutputOpts,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -135,7 +117,7 @@ fn tokens(spec: &str, count: usize, what: &str) -> Result<Tokens> {
 }
 
 pub fn cfm(args: CfmArgs) -> Result<()> {
-    if args.seeds == 0 {
+    if args.layer.seeds == 0 {
         anyhow::bail!("--seeds must be at least 1");
     }
     if args.steps == 0 {
@@ -161,7 +143,7 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
     let tokens = attnflow::limits::product(
         "cfm",
         &[
-            ("seeds", args.seeds),
+            ("seeds", args.layer.seeds),
             ("n + m", n.saturating_add(m)),
             ("d", d),
         ],
@@ -180,9 +162,9 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         weights,
     } = super::one_layer(
         "cfm",
-        &args.beta_rule,
-        args.beta,
-        &args.model,
+        &args.layer.beta_rule,
+        args.layer.beta,
+        &args.layer.model,
         &args.qkv,
         n,
         d,
@@ -240,7 +222,7 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
     if !(args.tol.is_finite() && args.tol > 0.0 && args.tol < 1.0) {
         anyhow::bail!("--tol must be in (0, 1), got {:e}", args.tol);
     }
-    let batch = args.seeds;
+    let batch = args.layer.seeds;
     let model = Model::new(attention, geometry, Mask::Full, weights, vec![beta; batch]);
     // The folder is locked and checked before any work; the files read are never replaced.
     let mut inputs: Vec<std::path::PathBuf> = [&context, &queries]
@@ -248,16 +230,16 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         .filter_map(|t| t.file().map(|p| p.to_path_buf()))
         .collect();
     inputs.extend(attnflow::model::weights::QkvSpec::parse(&args.qkv)?.files());
-    let out = Output::open(&args.out, Kind::Cfm, args.force, &inputs)?;
-    let y0 = context.generate(batch, d, args.seed)?;
-    let z0 = queries.generate(batch, d, derived_seed(args.seed, 1))?;
-    let choice = args.backend.parse::<BackendChoice>()?;
+    let out = Output::open(&args.output.out, Kind::Cfm, args.output.force, &inputs)?;
+    let y0 = context.generate(batch, d, args.layer.seed)?;
+    let z0 = queries.generate(batch, d, derived_seed(args.layer.seed, 1))?;
+    let choice = args.backend.choice()?;
     let shape = LayerShape { batch, m, n, d };
     outln!(
         "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \
          {} beta = {beta}, {} T = {} in {} steps",
         args.context_mode,
-        args.model.to_uppercase(),
+        args.layer.model.to_uppercase(),
         args.integrator,
         args.t_end,
         args.steps
@@ -381,12 +363,12 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         queries: &queries.to_config_string(),
         context_mode: &args.context_mode,
         seeds: batch,
-        seed: args.seed,
-        model: &args.model,
+        seed: args.layer.seed,
+        model: &args.layer.model,
         geometry: &args.geometry,
         qkv: &args.qkv,
-        beta_rule: &args.beta_rule,
-        gamma: args.beta,
+        beta_rule: &args.layer.beta_rule,
+        gamma: args.layer.beta,
         beta,
         integrator: &args.integrator,
         t_end: args.t_end,
@@ -406,6 +388,6 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         "time: {elapsed:.3} s, {:.3e} pair interactions/s",
         flow.pairs_per_step(integrator) * args.steps as f64 / elapsed.max(1e-9)
     );
-    outln!("wrote {}: {}", args.out.display(), files.join(", "));
+    outln!("wrote {}: {}", args.output.out.display(), files.join(", "));
     Ok(())
 }

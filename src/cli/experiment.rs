@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use attnflow::config::BackendChoice;
+use super::options::BackendOpt;
 use attnflow::experiments::{self, NAMES, Setup};
 
 #[derive(Args, Debug)]
@@ -19,10 +19,8 @@ pub struct ExperimentArgs {
     /// Random seed of every draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Backend of the simulations: auto (a hardware GPU if present, else cpu), gpu, cpu or
-    /// reference (f64).
-    #[arg(long, default_value = "auto", value_parser = attnflow::backend::BackendChoice::NAMES)]
-    backend: String,
+    #[command(flatten)]
+    backend: BackendOpt,
     /// Output folder [default: runs/NAME].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -46,7 +44,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}", args.name)));
-    let backend = args.backend.parse::<BackendChoice>()?;
+    let backend = args.backend.choice()?;
     outln!(
         "attnflow experiment {}{} (seed {}) -> {}",
         args.name,

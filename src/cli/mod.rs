@@ -25,6 +25,7 @@ mod attend;
 mod bench;
 mod cfm;
 mod experiment;
+mod options;
 mod render;
 mod run;
 
