@@ -141,6 +141,76 @@ impl Cfm {
     }
 }
 
+/// A flow's saved queries: the times (0 and every `save_every` steps, and the last step) and
+/// the queries [batch, m, d] at each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trajectory {
+    pub times: Vec<f64>,
+    pub snapshots: Vec<Vec<f64>>,
+}
+
+impl Cfm {
+    /// Integrates `steps` steps of size h from the current state, saving the queries at the
+    /// start, every `save_every` steps and at the last step; `progress(step)` after each step.
+    pub fn run(
+        &mut self,
+        integrator: Integrator,
+        h: f64,
+        steps: usize,
+        save_every: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Trajectory> {
+        let save_every = save_every.max(1);
+        let mut times = vec![0.0];
+        let mut snapshots = vec![self.z.clone()];
+        for step in 1..=steps {
+            self.step(integrator, h)?;
+            if step % save_every == 0 || step == steps {
+                times.push(step as f64 * h);
+                snapshots.push(self.z.clone());
+            }
+            progress(step);
+        }
+        Ok(Trajectory { times, snapshots })
+    }
+}
+
+/// The infinite-context twins (docs/model.md §4) of the initial queries z0 [batch, m, d] of a
+/// flow with one head against a context drawn from `law`, at each of `times`:
+/// [times, batch * m, d], solved by the adaptive DOP853 engine to `tol`.
+pub fn infinite_twins(
+    law: &crate::meanfield::VmfLaw,
+    head: &crate::model::Weights,
+    beta: f64,
+    z0: &[f64],
+    times: &[f64],
+    tol: f64,
+) -> Vec<f64> {
+    use crate::meanfield::{Adaptive, LawWeights, integrate_infinite_cfm};
+    let d = head.d;
+    let lw = LawWeights {
+        q: Some(&head.q),
+        k: Some(&head.k),
+        v: Some(&head.v),
+    };
+    let tol = Adaptive {
+        rtol: tol,
+        atol: tol,
+    };
+    // Each query's twin, at every saved time: [queries][saves][d].
+    let twins: Vec<Vec<Vec<f64>>> = z0
+        .par_chunks(d)
+        .map(|z| integrate_infinite_cfm(law, &lw, beta, z, times, &tol))
+        .collect();
+    let mut out = Vec::with_capacity(times.len() * z0.len());
+    for s in 0..times.len() {
+        for twin in &twins {
+            out.extend_from_slice(&twin[s]);
+        }
+    }
+    out
+}
+
 /// The flow as a dynamics over [queries; context] for the stepping engine. Its state is the
 /// queries (what `read_state` returns); the context rides along, evolving or not.
 impl Backend for Cfm {

@@ -6,13 +6,12 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::Serialize;
 
 use attnflow::attend::{LayerShape, Tokens, derived_seed};
 use attnflow::cfm::{Cfm, ContextMode, distances};
 use attnflow::integrate::Integrator;
-use attnflow::meanfield::{self, Adaptive, LawWeights, VmfLaw};
+use attnflow::meanfield::VmfLaw;
 use attnflow::model::init::InitSpec;
 use attnflow::model::{Attention, Geometry, Mask, Model};
 use attnflow::npy;
@@ -263,18 +262,12 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         bar
     });
     let start = std::time::Instant::now();
-    let mut times = vec![0.0];
-    let mut snapshots = vec![z0.clone()];
-    for step in 1..=args.steps {
-        flow.step(integrator, h)?;
-        if step % save_every == 0 || step == args.steps {
-            times.push(step as f64 * h);
-            snapshots.push(flow.z.clone());
-        }
-        if let Some(bar) = &bar {
-            bar.set_position(step as u64);
-        }
-    }
+    let attnflow::cfm::Trajectory { times, snapshots } =
+        flow.run(integrator, h, args.steps, save_every, |step| {
+            if let Some(bar) = &bar {
+                bar.set_position(step as u64);
+            }
+        })?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -297,28 +290,9 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
         files.push("context_final.npy");
     }
     if let Some(law) = law {
-        let w = &model.heads[0];
-        let lw = LawWeights {
-            q: Some(&w.q),
-            k: Some(&w.k),
-            v: Some(&w.v),
-        };
-        let tol = Adaptive {
-            rtol: args.tol,
-            atol: args.tol,
-        };
         let istart = std::time::Instant::now();
-        // Each query's twin, at every saved time: [batch * m][saves][d].
-        let twins: Vec<Vec<Vec<f64>>> = z0
-            .par_chunks(d)
-            .map(|z| meanfield::integrate_infinite_cfm(&law, &lw, beta, z, &times, &tol))
-            .collect();
-        let mut infinite = Vec::with_capacity(snapshots.len() * batch * m * d);
-        for s in 0..snapshots.len() {
-            for twin in &twins {
-                infinite.extend_from_slice(&twin[s]);
-            }
-        }
+        let infinite =
+            attnflow::cfm::infinite_twins(&law, &model.heads[0], beta, &z0, &times, args.tol);
         npy::write(&out.path("infinite.npy"), &traj_shape, &infinite)?;
         let per = batch * m * d;
         let mut dist = Vec::with_capacity(snapshots.len() * batch * m);
