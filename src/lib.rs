@@ -17,7 +17,6 @@ pub mod experiments;
 pub mod gpu;
 pub mod integrate;
 pub mod limits;
-pub mod meanfield;
 pub mod model;
 pub mod npy;
 pub mod output;
@@ -25,5 +24,9 @@ pub mod reference;
 pub mod render;
 pub mod run;
 pub mod stats;
+pub mod theory;
+
+/// The infinite-context references (kept at the crate root for its users; see [`theory`]).
+pub use theory::meanfield;
 
 pub use error::{Error, Result};

@@ -81,52 +81,7 @@ fn trajectory(
         }
         report.backend = Some(flow.describe());
     }
-    let mut out = Vec::with_capacity(steps + 1);
-    out.push(flow.z.clone());
-    for _ in 0..steps {
-        flow.step(Integrator::Rk4, h)?;
-        out.push(flow.z.clone());
-    }
-    Ok(out)
-}
-
-/// Funk-Hecke eigenvalue of exp(beta <x, y>) on S^2 for degree l, against the normalised
-/// uniform measure: (1/2) int_{-1}^{1} e^{beta t} P_l(t) dt (Simpson's rule).
-fn funk_hecke_s2(beta: f64, l: usize) -> f64 {
-    let k = 4000;
-    let dt = 2.0 / k as f64;
-    let mut s = 0.0;
-    for i in 0..=k {
-        let t = -1.0 + i as f64 * dt;
-        let (mut p0, mut p1) = (1.0, t);
-        let p = if l == 0 {
-            1.0
-        } else {
-            for j in 1..l {
-                let jf = j as f64;
-                let p2 = ((2.0 * jf + 1.0) * t * p1 - jf * p0) / (jf + 1.0);
-                p0 = p1;
-                p1 = p2;
-            }
-            p1
-        };
-        let w = if i == 0 || i == k {
-            1.0
-        } else if i % 2 == 1 {
-            4.0
-        } else {
-            2.0
-        };
-        s += w * (beta * t).exp() * p;
-    }
-    0.5 * s * dt / 3.0
-}
-
-/// Growth rate of degree-l density perturbations of the uniform law on S^2 under mean-field SA
-/// with Q = K = V = I: l (l + 1) a_l(beta) / (beta a_0(beta)).
-pub fn uniform_instability_rate(beta: f64, l: usize) -> f64 {
-    let lf = l as f64;
-    lf * (lf + 1.0) * funk_hecke_s2(beta, l) / (beta * funk_hecke_s2(beta, 0))
+    Ok(flow.run(Integrator::Rk4, h, steps, 1, |_| {})?.snapshots)
 }
 
 fn fit_json(f: &Fit) -> serde_json::Value {
@@ -513,7 +468,9 @@ fn evolving(setup: &Setup, report: &mut Report) -> Result<()> {
         .collect();
     let speed_fit = exp_rate(&speed, 1.0, t_end);
     let twin_rate = exp_rate(to_twin.last().expect("sizes"), t_end / 2.0, t_end);
-    let rates: Vec<f64> = (1..=4).map(|l| uniform_instability_rate(beta, l)).collect();
+    let rates: Vec<f64> = (1..=4)
+        .map(|l| crate::theory::modes::uniform_instability_rate(beta, l))
+        .collect();
     let lambda1 = rates[0];
     report.measured("evolving_largest_n_speed_growth_rate", speed_fit.slope);
     report.measured(
@@ -639,17 +596,5 @@ mod tests {
             .unwrap();
         assert!((-0.75..-0.25).contains(&ev), "evolving slope {ev}");
         assert!(out.join("chaos_frozen_vs_n.png").exists());
-    }
-
-    #[test]
-    fn instability_rate_of_degree_one_is_two_a3_over_beta() {
-        for beta in [0.5, 1.0, 3.0] {
-            let want = 2.0 * crate::meanfield::bessel_ratio(3, beta) / beta;
-            let got = super::uniform_instability_rate(beta, 1);
-            assert!(
-                (got / want - 1.0).abs() < 1e-8,
-                "beta {beta}: {got} vs {want}"
-            );
-        }
     }
 }

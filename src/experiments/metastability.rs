@@ -43,30 +43,6 @@ const CLUSTERED: f64 = 1.5;
 /// Relative decrease of the energy per interval tolerated as f32 round-off.
 const ROUND_OFF: f64 = 1e-4;
 
-/// The growth rate of the density mode cos(k theta) at the uniform law on the circle,
-/// lambda_k = k^2 I_k(beta) / (beta I_0(beta)), with I_k / I_0 from the integral
-/// int_0^pi exp(beta (cos u - 1)) cos(k u) du (trapezoid on a periodic integrand: exact to
-/// round-off with this many nodes).
-fn growth_rate(k: usize, beta: f64) -> f64 {
-    let m = 4096;
-    let (mut num, mut den) = (0.0, 0.0);
-    for j in 0..=m {
-        let u = std::f64::consts::PI * j as f64 / m as f64;
-        let w = if j == 0 || j == m { 0.5 } else { 1.0 };
-        let e = w * (beta * (u.cos() - 1.0)).exp();
-        num += e * (k as f64 * u).cos();
-        den += e;
-    }
-    (k * k) as f64 * num / den / beta
-}
-
-/// The most unstable mode k* (the predicted number of clusters formed by the fast phase).
-fn most_unstable_mode(beta: f64) -> usize {
-    (1..=400)
-        .max_by(|&a, &b| growth_rate(a, beta).total_cmp(&growth_rate(b, beta)))
-        .unwrap_or(1)
-}
-
 /// One plateau of the normalised energy: observation indices [start, end] and the cluster
 /// count at its start.
 #[derive(Clone, Copy, Debug)]
@@ -322,7 +298,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 ]);
             }
         }
-        let k_star = most_unstable_mode(beta);
+        let k_star = crate::theory::modes::most_unstable_mode(beta);
         plateau_counts_mean.push(mean(&first_counts));
         per_beta.push(serde_json::json!({
                 "beta": beta,
@@ -352,7 +328,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     let fit = fit_loglog(&betas, &plateau_counts_mean);
     let k_stars: Vec<f64> = betas
         .iter()
-        .map(|&b| most_unstable_mode(b) as f64)
+        .map(|&b| crate::theory::modes::most_unstable_mode(b) as f64)
         .collect();
     let k_fit = fit_loglog(&betas, &k_stars);
     report.measured("per_beta", per_beta);
@@ -495,20 +471,5 @@ mod tests {
         ] {
             assert!(out.join(f).exists(), "{f}");
         }
-    }
-
-    #[test]
-    fn most_unstable_mode_is_near_sqrt_2_beta() {
-        // lambda_k = k^2 I_k(beta) / (beta I_0(beta)) ~ (k^2 / beta) e^{-k^2 / (2 beta)}.
-        for beta in [25.0, 100.0, 400.0] {
-            let k = super::most_unstable_mode(beta) as f64;
-            assert!(
-                (k - (2.0 * beta).sqrt()).abs() <= 1.0,
-                "beta {beta}: k* {k}"
-            );
-        }
-        // I_1(1) / I_0(1) = 0.446390...
-        let r = super::growth_rate(1, 1.0);
-        assert!((r - 0.446_389_965_6).abs() < 1e-8, "{r}");
     }
 }

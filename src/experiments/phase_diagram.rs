@@ -45,38 +45,6 @@ fn first_crossing(t: &[f64], v: &[f64], level: f64) -> Option<f64> {
     })
 }
 
-/// The collapse time of the symmetric configuration: n unit vectors with all pairwise cosines
-/// equal to c (uniform tokens in high dimension start near c = 0, spread d^{-1/2}). The flow
-/// keeps the symmetry, and with w = e^{beta c} / (e^beta + (n - 1) e^{beta c}) the weight on each
-/// other token, dx_i/dt = w sum_{j != i} (x_j - c x_i), so
-/// dc/dt = 2 w (1 - c) (1 + (n - 1) c). Returns the time c takes from 0 to `CLOSE` (RK4),
-/// or None past `t_max`.
-fn symmetric_collapse_time(n: usize, beta: f64, t_max: f64) -> Option<f64> {
-    let m = (n - 1) as f64;
-    let f = |c: f64| {
-        let w = 1.0 / ((beta * (1.0 - c)).exp() + m);
-        2.0 * w * (1.0 - c) * (1.0 + m * c)
-    };
-    let (mut c, mut t, h) = (0.0f64, 0.0f64, 1e-3);
-    while c < CLOSE {
-        if t > t_max {
-            return None;
-        }
-        let k1 = f(c);
-        let k2 = f(c + 0.5 * h * k1);
-        let k3 = f(c + 0.5 * h * k2);
-        let k4 = f(c + h * k3);
-        let next = c + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4);
-        if next >= CLOSE {
-            // Linear interpolation inside the last step.
-            return Some(t + h * (CLOSE - c) / (next - c));
-        }
-        c = next;
-        t += h;
-    }
-    Some(t)
-}
-
 /// The mean close-pair fraction over starts, [beta][time], of one d.
 struct Diagram {
     d: usize,
@@ -194,12 +162,12 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     // The symmetric (high-dimensional) reduction: collapse times and the beta where it reaches T.
     let t_sym: Vec<Option<f64>> = betas
         .iter()
-        .map(|&b| symmetric_collapse_time(n, b, 10.0 * t_end))
+        .map(|&b| crate::theory::symmetric::collapse_time(n, CLOSE, b, 10.0 * t_end))
         .collect();
     let (mut lo, mut hi) = (0.1, 30.0);
     for _ in 0..50 {
         let mid = 0.5 * (lo + hi);
-        match symmetric_collapse_time(n, mid, t_end) {
+        match crate::theory::symmetric::collapse_time(n, CLOSE, mid, t_end) {
             Some(_) => lo = mid,
             None => hi = mid,
         }
@@ -272,7 +240,10 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         // The symmetric reduction's slope over the same betas.
         let sym_large: Vec<(f64, f64)> = large
             .iter()
-            .filter_map(|p| symmetric_collapse_time(n, p.0, 10.0 * t_end).map(|t| (p.0, t.ln())))
+            .filter_map(|p| {
+                crate::theory::symmetric::collapse_time(n, CLOSE, p.0, 10.0 * t_end)
+                    .map(|t| (p.0, t.ln()))
+            })
             .collect();
         let sym_fit = (sym_large.len() >= 3).then(|| {
             fit_line(
@@ -389,17 +360,5 @@ mod tests {
         for f in ["phase_d8.png", "phase_d128.png", "collapse_time.png"] {
             assert!(out.join(f).exists(), "{f}");
         }
-    }
-
-    #[test]
-    fn symmetric_reduction_at_beta_zero_is_exponential_relaxation() {
-        // beta -> 0: w = 1/n, dc/dt = (2/n)(1 - c)(1 + (n-1) c), solved exactly by
-        // c(t) = (1 - e^{-2t}) / (1 + (n - 1) e^{-2t}) from c(0) = 0.
-        let n = 32usize;
-        let t = super::symmetric_collapse_time(n, 1e-12, 100.0).unwrap();
-        // c = 0.999 when e^{-2t} = 0.001 / (1 + 0.999 (n - 1)).
-        let want = -0.5 * (0.001f64 / (1.0 + 0.999 * (n - 1) as f64)).ln();
-        assert!((t - want).abs() < 1e-3, "{t} vs {want}");
-        assert!(super::symmetric_collapse_time(n, 9.0, 30.0).is_none());
     }
 }
