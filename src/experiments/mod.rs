@@ -1,4 +1,4 @@
-//! Experiments that reproduce the research (docs/model.md §4, `shared/seeds/`): each runs one study
+//! Experiments that reproduce the research (docs/model.md §4-5): each runs one study
 //! end to end from a seed and writes `summary.json` (measured quantities, fitted exponents with
 //! standard errors, the theory's prediction beside them, qualitative checks, the resolved
 //! configuration), the raw data as CSV and PNG figures into its output folder.

@@ -1,5 +1,5 @@
 //! Linear instability of the uniform law under mean-field SA with Q = K = V = I
-//! (docs/model.md §5): the growth rate of each density mode, on the circle and on S^2, and
+//! (docs/model.md §4): the growth rate of each density mode, on the circle and on S^2, and
 //! the most unstable mode (the predicted cluster count of the fast phase).
 
 /// The growth rate of the density mode cos(k theta) at the uniform law on the circle,

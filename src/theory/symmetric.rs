@@ -1,4 +1,4 @@
-//! The symmetric reduction (docs/model.md §5): n unit tokens with all pairwise cosines equal
+//! The symmetric reduction (docs/model.md §4): n unit tokens with all pairwise cosines equal
 //! stay so under SA with Q = K = V = I, and their common cosine solves a scalar ODE.
 
 /// The collapse time of the symmetric configuration: n unit vectors with all pairwise cosines
