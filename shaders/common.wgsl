@@ -2,7 +2,11 @@
 // src/gpu/codegen.rs), which defines at least
 //   const D: u32            the token dimension,
 //   const DV: u32           ceil(D / 4): the vec4s that hold a token (zero padded),
-//   const WG: u32           invocations per workgroup.
+//   const WG: u32           invocations per workgroup,
+//   const FLAG_*: u32       the bits of Params.flags (gpu::kernels::FLAGS),
+//   const STREAM_*: u32     the streams of the counter-based generator (model::rng::Stream);
+// the last two are written from the Rust values (gpu::shaders::host_constants), so that host
+// and kernels cannot disagree on them.
 
 // Per-run parameters. Queries attend to keys of the same system; for self-attention both
 // are the tokens (n_queries = n_keys = n), and the causal mask needs exactly that.
@@ -10,7 +14,7 @@ struct Params {
     n_queries: u32,
     n_keys: u32,
     batch: u32,
-    // FLAG_* bits below.
+    // FLAG_* bits (generated header).
     flags: u32,
     // Workgroups along x of the per-query and per-element (query, coordinate) dispatches;
     // their y takes what does not fit in one dimension.
@@ -69,20 +73,7 @@ struct Chunk {
     pad1: u32,
 }
 
-const FLAG_USA: u32 = 1u;
-const FLAG_SPHERE: u32 = 2u;
-const FLAG_CAUSAL: u32 = 4u;
-const FLAG_IDENTITY_SCORES: u32 = 8u;
-const FLAG_IDENTITY_VALUES: u32 = 16u;
-const FLAG_ALIBI: u32 = 32u;
-const FLAG_GELU: u32 = 64u;
-
-// Streams of the counter-based generator (model::rng::Stream).
-const STREAM_QUERY: u32 = 1u;
-const STREAM_KEY: u32 = 2u;
-const STREAM_VALUE: u32 = 3u;
-const STREAM_NOISE: u32 = 4u;
-const STREAM_COMMON_NOISE: u32 = 5u;
+// FLAG_* and STREAM_* come from the generated header (see the top of this file).
 
 // Lowest finite f32; the running maximum starts here, below every score.
 const F32_LOWEST: f32 = -3.4028235e38;

@@ -390,6 +390,7 @@ fn prelude(constants: &[(&str, u32)], template: &str) -> String {
     for (name, value) in constants {
         let _ = writeln!(s, "const {name}: u32 = {value}u;");
     }
+    s.push_str(&super::shaders::host_constants());
     s.push('\n');
     s.push_str(super::shaders::COMMON);
     s.push('\n');

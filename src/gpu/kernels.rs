@@ -101,6 +101,73 @@ pub(crate) struct PairStatsRow {
     pub sum_dot: f32,
 }
 
+/// The struct mirrors as data for tests/shader_contract.rs, which checks them against naga's
+/// layout of the WGSL structs; the types themselves stay private to the crate.
+#[doc(hidden)]
+pub mod contract {
+    use super::{Chunk, Combine, HeadSlot, PairStatsRow, Params, RedrawSlot, StepSlot};
+    use bytemuck::Zeroable;
+
+    /// A `#[repr(C)]` mirror of a WGSL struct.
+    #[derive(Debug)]
+    pub struct Mirror {
+        pub rust: &'static str,
+        pub wgsl: &'static str,
+        pub size: usize,
+        /// In declaration order.
+        pub fields: Vec<Field>,
+    }
+
+    #[derive(Debug)]
+    pub struct Field {
+        pub name: &'static str,
+        pub offset: usize,
+        pub size: usize,
+        /// The Rust type, e.g. "u32" or "[f32; 4]".
+        pub ty: &'static str,
+    }
+
+    macro_rules! mirror {
+        ($ty:ident as $wgsl:literal { $($field:ident),* $(,)? }) => {{
+            // Destructuring without `..`: a field missing from this list does not compile.
+            let $ty { $($field: _),* } = $ty::zeroed();
+            let value = $ty::zeroed();
+            Mirror {
+                rust: stringify!($ty),
+                wgsl: $wgsl,
+                size: size_of::<$ty>(),
+                fields: vec![$(Field {
+                    name: stringify!($field),
+                    offset: std::mem::offset_of!($ty, $field),
+                    size: size_of_val(&value.$field),
+                    ty: std::any::type_name_of_val(&value.$field),
+                }),*],
+            }
+        }};
+    }
+
+    /// Every mirror of a WGSL struct in the GPU backend.
+    pub fn mirrors() -> Vec<Mirror> {
+        vec![
+            mirror!(Params as "Params" {
+                n_queries, n_keys, batch, flags, token_groups_x, element_groups_x, pad0,
+                alibi_slope, mlp_hidden, hidden_groups_x, splits, split_keys,
+            }),
+            mirror!(HeadSlot as "Head" { index, accumulate, weight, pad }),
+            mirror!(StepSlot as "Step" { layer, pad }),
+            mirror!(RedrawSlot as "Redraw" { seed_lo, seed_hi, heads, scale, groups_x, pad }),
+            mirror!(Chunk as "Chunk" {
+                key_offset, key_count, first, first_block, groups_x, first_system, pad,
+            }),
+            mirror!(Combine as "Combine" {
+                coeffs, terms, to_state, renormalise, tokens, groups_x, noise_amplitude,
+                noise_common, seed_lo, seed_hi, n, sphere, pad,
+            }),
+            mirror!(PairStatsRow as "PairStats" { m, l, min_cos, sum_cos, sum_dot }),
+        ]
+    }
+}
+
 const FLAG_USA: u32 = 1;
 const FLAG_SPHERE: u32 = 2;
 const FLAG_CAUSAL: u32 = 4;
@@ -109,7 +176,19 @@ const FLAG_IDENTITY_VALUES: u32 = 16;
 const FLAG_ALIBI: u32 = 32;
 const FLAG_GELU: u32 = 64;
 
-/// The FLAG_* bits of shaders/common.wgsl for a model.
+/// The bits of `Params::flags` by their WGSL names: every kernel gets them as constants
+/// written from this list (`shaders::host_constants`).
+pub(crate) const FLAGS: [(&str, u32); 7] = [
+    ("FLAG_USA", FLAG_USA),
+    ("FLAG_SPHERE", FLAG_SPHERE),
+    ("FLAG_CAUSAL", FLAG_CAUSAL),
+    ("FLAG_IDENTITY_SCORES", FLAG_IDENTITY_SCORES),
+    ("FLAG_IDENTITY_VALUES", FLAG_IDENTITY_VALUES),
+    ("FLAG_ALIBI", FLAG_ALIBI),
+    ("FLAG_GELU", FLAG_GELU),
+];
+
+/// The FLAG_* bits of the kernels for a model.
 pub(crate) fn flags(model: &Model, d: usize) -> u32 {
     let identity = crate::model::weights::identity_matrix(d);
     let fixed = model.random.is_none();
@@ -406,6 +485,28 @@ impl Specialisation {
             checked: options.checked.unwrap_or_else(checked_from_env),
         }
     }
+
+    /// Every kernel: its name, its bind group layout in `layout`'s letters and its WGSL. The
+    /// one list that `Kernels::new` compiles and tests/shader_contract.rs checks.
+    pub fn sources(&self) -> [(&'static str, &'static str, String); 10] {
+        let fixed = |kernel: &str| shaders::source(kernel, self.d);
+        [
+            ("queries", "udrrrw", fixed(shaders::QUERIES)),
+            ("attention", "udrrww", self.attention.source(self.variant)),
+            ("attention_merge", "uwrr", fixed(shaders::ATTENTION_MERGE)),
+            (
+                "attention_finish",
+                "udrrw",
+                fixed(shaders::ATTENTION_FINISH),
+            ),
+            ("tangent_project", "urw", fixed(shaders::TANGENT_PROJECT)),
+            ("mlp_hidden", "urrrw", fixed(shaders::MLP_HIDDEN)),
+            ("mlp_out", "urrw", fixed(shaders::MLP_OUT)),
+            ("redraw", "uuww", fixed(shaders::REDRAW)),
+            ("rk_combine", "duwwrrrrw", fixed(shaders::RK_COMBINE)),
+            ("pair_stats", "udrrw", self.pairs.source()),
+        ]
+    }
 }
 
 /// ATTNFLOW_CHECKED_SHADERS=1 compiles every kernel with wgpu's runtime checks.
@@ -452,16 +553,6 @@ impl Kernels {
             )));
         }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let queries_layout = layout(device, "queries", "udrrrw");
-        let attention_layout = layout(device, "attention", "udrrww");
-        let merge_layout = layout(device, "attention_merge", "uwrr");
-        let finish_layout = layout(device, "attention_finish", "udrrw");
-        let project_layout = layout(device, "tangent_project", "urw");
-        let mlp_hidden_layout = layout(device, "mlp_hidden", "urrrw");
-        let mlp_out_layout = layout(device, "mlp_out", "urrw");
-        let redraw_layout = layout(device, "redraw", "uuww");
-        let combine_layout = layout(device, "rk_combine", "duwwrrrrw");
-        let stats_layout = layout(device, "pair_stats", "udrrw");
         let pipeline = |name: &str, source: String, layout: &wgpu::BindGroupLayout| {
             let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(name),
@@ -496,45 +587,43 @@ impl Kernels {
                 cache: None,
             })
         };
-        let fixed = |kernel: &str| shaders::source(kernel, spec.d);
+        let [
+            queries,
+            attention,
+            merge,
+            finish,
+            project,
+            mlp_hidden,
+            mlp_out,
+            redraw,
+            combine,
+            stats,
+        ] = spec.sources().map(|(name, kinds, source)| {
+            let layout = layout(device, name, kinds);
+            (pipeline(name, source, &layout), layout)
+        });
         let kernels = Kernels {
             spec,
-            queries: pipeline("queries", fixed(shaders::QUERIES), &queries_layout),
-            attention: pipeline(
-                "attention",
-                spec.attention.source(spec.variant),
-                &attention_layout,
-            ),
-            attention_merge: pipeline(
-                "attention_merge",
-                fixed(shaders::ATTENTION_MERGE),
-                &merge_layout,
-            ),
-            attention_finish: pipeline(
-                "attention_finish",
-                fixed(shaders::ATTENTION_FINISH),
-                &finish_layout,
-            ),
-            tangent_project: pipeline(
-                "tangent_project",
-                fixed(shaders::TANGENT_PROJECT),
-                &project_layout,
-            ),
-            mlp_hidden: pipeline("mlp_hidden", fixed(shaders::MLP_HIDDEN), &mlp_hidden_layout),
-            mlp_out: pipeline("mlp_out", fixed(shaders::MLP_OUT), &mlp_out_layout),
-            redraw: pipeline("redraw", fixed(shaders::REDRAW), &redraw_layout),
-            rk_combine: pipeline("rk_combine", fixed(shaders::RK_COMBINE), &combine_layout),
-            pair_stats: pipeline("pair_stats", spec.pairs.source(), &stats_layout),
-            queries_layout,
-            attention_layout,
-            merge_layout,
-            finish_layout,
-            project_layout,
-            mlp_hidden_layout,
-            mlp_out_layout,
-            redraw_layout,
-            combine_layout,
-            stats_layout,
+            queries: queries.0,
+            attention: attention.0,
+            attention_merge: merge.0,
+            attention_finish: finish.0,
+            tangent_project: project.0,
+            mlp_hidden: mlp_hidden.0,
+            mlp_out: mlp_out.0,
+            redraw: redraw.0,
+            rk_combine: combine.0,
+            pair_stats: stats.0,
+            queries_layout: queries.1,
+            attention_layout: attention.1,
+            merge_layout: merge.1,
+            finish_layout: finish.1,
+            project_layout: project.1,
+            mlp_hidden_layout: mlp_hidden.1,
+            mlp_out_layout: mlp_out.1,
+            redraw_layout: redraw.1,
+            combine_layout: combine.1,
+            stats_layout: stats.1,
         };
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("compiling the kernels: {e}")));

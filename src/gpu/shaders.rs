@@ -1,6 +1,7 @@
 //! WGSL sources. The per-token and per-element kernels are fixed files specialised by a
 //! generated header that fixes the token dimension D (and DV = ceil(D / 4), the vec4s that
-//! hold a token) and the workgroup size, then `common.wgsl`, then the kernel. The streaming
+//! hold a token) and the workgroup size and declares the constants shared with the host
+//! (`host_constants`), then `common.wgsl`, then the kernel. The streaming
 //! kernels (attention, pair statistics) are templates whose `main` is generated per
 //! specialisation (see `codegen`).
 
@@ -49,7 +50,27 @@ pub fn source(kernel: &str, d: usize) -> String {
         "// Generated header (src/gpu/shaders.rs).\n\
          const D: u32 = {d}u;\n\
          const DV: u32 = {}u;\n\
-         const WG: u32 = {WORKGROUP}u;\n\n{COMMON}\n{kernel}",
+         const WG: u32 = {WORKGROUP}u;\n{}\n{COMMON}\n{kernel}",
         d.div_ceil(4),
+        host_constants(),
     )
+}
+
+/// WGSL declarations of the constants that the kernels share with the host, written from
+/// the Rust values so that the two cannot disagree: the FLAG_* bits of `Params::flags` and the
+/// streams of the counter-based generator. Part of every kernel's generated header.
+pub fn host_constants() -> String {
+    use crate::model::rng::Stream;
+    let streams = [
+        ("STREAM_QUERY", Stream::Query),
+        ("STREAM_KEY", Stream::Key),
+        ("STREAM_VALUE", Stream::Value),
+        ("STREAM_NOISE", Stream::Noise),
+        ("STREAM_COMMON_NOISE", Stream::CommonNoise),
+    ];
+    super::kernels::FLAGS
+        .into_iter()
+        .chain(streams.map(|(name, stream)| (name, stream as u32)))
+        .map(|(name, value)| format!("const {name}: u32 = {value}u;\n"))
+        .collect()
 }
