@@ -192,6 +192,65 @@ pub(crate) fn layer_on(
     })
 }
 
+/// What `attend` and `cfm` share: one layer's inverse temperature (`beta` under `beta_rule`
+/// for n keys in d dimensions), its attention kind and the single head of `qkv`, from the
+/// names a user writes (`"selective"`, `"usa"`, `"random:3"`).
+pub struct OneLayer {
+    pub rule: crate::config::BetaRule,
+    pub beta: f64,
+    pub attention: crate::model::Attention,
+    pub weights: crate::model::weights::Weights,
+}
+
+impl OneLayer {
+    /// The model of `attnflow attend` for `batch` draws: raw outputs a_i, no tangent
+    /// projection (the euclidean form of the same layer), full mask.
+    pub fn attend_model(self, batch: usize) -> Model {
+        Model::new(
+            self.attention,
+            crate::model::Geometry::Euclidean,
+            crate::model::Mask::Full,
+            self.weights,
+            vec![self.beta; batch],
+        )
+    }
+}
+
+/// See [`OneLayer`]; `command` names the caller in errors.
+pub fn one_layer(
+    command: &str,
+    beta_rule: &str,
+    gamma: f64,
+    model: &str,
+    qkv: &str,
+    n: usize,
+    d: usize,
+) -> Result<OneLayer> {
+    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+        T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+            .map_err(|e| crate::error::input(e.to_string()))
+    }
+    let rule: crate::config::BetaRule = parse(beta_rule)?;
+    if !gamma.is_finite() || gamma < 0.0 {
+        return Err(crate::error::input(format!(
+            "beta must be a finite number >= 0, got {gamma}"
+        )));
+    }
+    let mut heads = crate::model::weights::QkvSpec::parse(qkv)?.resolve_heads(d, None)?;
+    if heads.len() != 1 {
+        return Err(crate::error::input(format!(
+            "{command} takes one head; the --qkv folder holds {}",
+            heads.len()
+        )));
+    }
+    Ok(OneLayer {
+        rule,
+        beta: rule.apply(gamma, n, d),
+        attention: parse(model)?,
+        weights: heads.remove(0),
+    })
+}
+
 /// How concentrated the attention weights w_j of one query are (softmax weights of the first
 /// head's scores; for USA the same normalised weights).
 #[derive(Clone, Debug, PartialEq)]

@@ -189,3 +189,18 @@ pub fn build_layer(
     let layer = crate::attend::layer_on(&picked, model, shape)?;
     Ok((layer, picked.kind, picked.note))
 }
+
+/// The GPU adapters wgpu sees, best first, described (none without the `gpu` feature).
+pub fn adapter_names() -> Vec<String> {
+    #[cfg(feature = "gpu")]
+    {
+        crate::gpu::context::adapters()
+            .iter()
+            .map(|a| crate::gpu::context::describe(&a.get_info()))
+            .collect()
+    }
+    #[cfg(not(feature = "gpu"))]
+    {
+        Vec::new()
+    }
+}

@@ -53,6 +53,8 @@ pub enum NoiseKind {
 }
 
 pub use crate::backend::BackendChoice;
+/// A parsed TOML document (run.toml), for the bindings.
+pub use toml::Table as TomlTable;
 
 /// One beta for every system, or one per system.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

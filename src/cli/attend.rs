@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use attnflow::attend::{self, LayerShape, Tokens, attention_stats, derived_seed};
 use attnflow::config::BetaRule;
-use attnflow::model::{Geometry, Mask, Model};
+
 use attnflow::npy;
 use attnflow::output::{Kind, Output};
 
@@ -103,12 +103,7 @@ pub fn attend(args: AttendArgs) -> Result<()> {
     {
         anyhow::bail!("--d {dd} but the keys file holds d = {d}");
     }
-    let super::OneLayer {
-        rule,
-        beta,
-        attention,
-        weights,
-    } = super::one_layer(
+    let layer = super::one_layer(
         "attend",
         &args.layer.beta_rule,
         args.layer.beta,
@@ -117,14 +112,8 @@ pub fn attend(args: AttendArgs) -> Result<()> {
         n,
         d,
     )?;
-    // Raw outputs a_i (no tangent projection): the euclidean form of the same layer.
-    let model = Model::new(
-        attention,
-        Geometry::Euclidean,
-        Mask::Full,
-        weights,
-        vec![beta; batch],
-    );
+    let (rule, beta, attention) = (layer.rule, layer.beta, layer.attention);
+    let model = layer.attend_model(batch);
     // The folder is locked and checked before any work; the files read are never replaced.
     let mut inputs: Vec<std::path::PathBuf> = [Some(&keys), queries.as_ref()]
         .into_iter()

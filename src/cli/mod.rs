@@ -170,39 +170,4 @@ pub(crate) fn parse_value<T: serde::de::DeserializeOwned>(s: &str) -> anyhow::Re
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// What `attend` and `cfm` share: one layer's inverse temperature (`--beta` under
-/// `--beta-rule` for n keys in d dimensions), its attention kind and the single head of `--qkv`.
-pub(crate) struct OneLayer {
-    pub rule: attnflow::config::BetaRule,
-    pub beta: f64,
-    pub attention: attnflow::model::Attention,
-    pub weights: attnflow::model::weights::Weights,
-}
-
-pub(crate) fn one_layer(
-    command: &str,
-    beta_rule: &str,
-    gamma: f64,
-    model: &str,
-    qkv: &str,
-    n: usize,
-    d: usize,
-) -> anyhow::Result<OneLayer> {
-    let rule: attnflow::config::BetaRule = parse_value(beta_rule)?;
-    if !gamma.is_finite() || gamma < 0.0 {
-        anyhow::bail!("beta must be a finite number >= 0, got {gamma}");
-    }
-    let mut heads = attnflow::model::weights::QkvSpec::parse(qkv)?.resolve_heads(d, None)?;
-    if heads.len() != 1 {
-        anyhow::bail!(
-            "{command} takes one head; the --qkv folder holds {}",
-            heads.len()
-        );
-    }
-    Ok(OneLayer {
-        rule,
-        beta: rule.apply(gamma, n, d),
-        attention: parse_value(model)?,
-        weights: heads.remove(0),
-    })
-}
+pub(crate) use attnflow::attend::{OneLayer, one_layer};

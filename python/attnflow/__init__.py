@@ -1,0 +1,393 @@
+"""attnflow: transformers as interacting particle systems, from numpy and Jupyter.
+
+Tokens are particles x_i on the unit sphere; depth is time; self-attention is the interaction.
+The functions here call the attnflow library (Rust; GPU, multithreaded CPU and f64 reference
+backends) with the same option names and meanings as the command line (`attnflow run --help`,
+with ``_`` for ``-``):
+
+>>> import numpy as np, attnflow as af
+>>> res = af.run(n=256, d=3, beta=1.0, t_end=5.0, steps=50, backend="cpu", progress=False)
+>>> res.final.shape
+(256, 3)
+
+Bad input raises ValueError with the command line's one-line message; other failures (a
+blow-up, a device error) raise AttnflowError. The GIL is released while a simulation runs, and
+Ctrl-C stops it cleanly at the step in progress (KeyboardInterrupt; with ``out=`` the folder
+holds complete files, resumable with ``attnflow run --resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _attnflow as _ext
+from ._attnflow import AttnflowError, __version__
+
+__all__ = [
+    "run",
+    "attend",
+    "experiment",
+    "adapters",
+    "sweep",
+    "RunResult",
+    "AttendResult",
+    "AttnflowError",
+    "__version__",
+]
+
+ArrayLike = Union[np.ndarray, Sequence]
+
+
+@dataclass
+class RunResult:
+    """What `run` returns.
+
+    final: the tokens at T, [n, d] or [B, n, d] (float32 from cpu/gpu, float64 from reference).
+    traj, times: the snapshots [S, (B,) n, d] and their times with ``save_every``, else None.
+    metrics: the metrics.csv columns (step, t, system, beta, energy, mean_cos, min_cos,
+    log_energy), a dict of numpy arrays, or a pandas DataFrame when pandas is installed.
+    config: the resolved configuration, as run.toml records it (with its provenance table).
+    summary: backend, note, elapsed seconds, pair interactions per second, steps done.
+    out: the output folder when ``out=`` was given, else None (the files were temporary).
+    """
+
+    final: np.ndarray
+    traj: Optional[np.ndarray]
+    times: Optional[np.ndarray]
+    metrics: Any
+    config: Dict[str, Any]
+    summary: Dict[str, Any]
+    out: Optional[Path] = None
+
+
+@dataclass
+class AttendResult:
+    """What `attend` returns: the attention outputs [m, d] (or [S, m, d]) in float64, the
+    per-query weight statistics as columns (draw, query, max_weight, effective_keys, entropy,
+    top1..topk; empty with ``stats=False``), the backend used and the note when ``auto`` fell
+    back."""
+
+    outputs: np.ndarray
+    stats: Dict[str, np.ndarray] = field(default_factory=dict)
+    backend: str = ""
+    note: Optional[str] = None
+
+
+def _progress_callback(progress: Union[bool, Callable[[int, int], Any]], desc: str):
+    """A callable (done, total) drawing a bar: the user's own, tqdm's when installed, else
+    a line on stderr at every tenth; None when progress is off."""
+    if callable(progress):
+        return progress, lambda: None
+    if not progress:
+        return None, lambda: None
+    try:
+        from tqdm.auto import tqdm  # type: ignore
+    except ImportError:
+        tqdm = None
+    state: Dict[str, Any] = {"bar": None, "shown": -1}
+
+    def update(done: int, total: int) -> None:
+        if tqdm is not None:
+            if state["bar"] is None:
+                state["bar"] = tqdm(total=total, desc=desc, unit="step")
+            bar = state["bar"]
+            bar.update(done - bar.n)
+        elif total > 0:
+            tenth = (10 * done) // total
+            if tenth != state["shown"]:
+                state["shown"] = tenth
+                print(f"{desc}: step {done}/{total}", file=sys.stderr)
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return update, close
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
+    return v
+
+
+def _toml_value(v: Any) -> str:
+    """A TOML value of an option (numbers, strings, booleans, lists of them; nan and inf as
+    TOML writes them), so that the options reach the same parser as a CLI config file."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if v in (float("inf"), float("-inf")):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ValueError(f"an option value must be a number, string, boolean or list, got {v!r}")
+
+
+def _toml(options: Dict[str, Any]) -> str:
+    for k in options:
+        if not k.replace("_", "a").isalnum():
+            raise ValueError(f"invalid option name {k!r}")
+    return "".join(f"{k} = {_toml_value(v)}\n" for k, v in options.items())
+
+
+def _float_array(a: ArrayLike, what: str, ndims: Tuple[int, ...]) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{what} must hold float32 or float64 values, got dtype {arr.dtype}")
+    if arr.ndim not in ndims:
+        raise ValueError(
+            f"{what} must have {' or '.join(str(n) for n in ndims)} dimensions, got shape {arr.shape}"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def _save_qkv(qkv: Any, folder: Path) -> Any:
+    """(Q, K, V) arrays become a folder of Q.npy, K.npy, V.npy; anything else is passed on."""
+    if isinstance(qkv, (tuple, list)) and len(qkv) == 3 and not isinstance(qkv[0], str):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, m in zip("QKV", qkv):
+            np.save(folder / f"{name}.npy", _float_array(m, name, (2, 3)))
+        return str(folder)
+    return qkv
+
+
+def _read_metrics(path: Path) -> Any:
+    data = np.genfromtxt(path, delimiter=",", names=True, dtype=float)
+    data = np.atleast_1d(data)
+    columns = {name: np.asarray(data[name]) for name in data.dtype.names}
+    for name in ("step", "system"):
+        if name in columns:
+            columns[name] = columns[name].astype(np.int64)
+    try:
+        import pandas as pd  # type: ignore
+    except ImportError:
+        return columns
+    return pd.DataFrame(columns)
+
+
+def run(
+    x0: Optional[ArrayLike] = None,
+    *,
+    out: Optional[Union[str, os.PathLike]] = None,
+    force: bool = False,
+    progress: Union[bool, Callable[[int, int], Any]] = True,
+    **options: Any,
+) -> RunResult:
+    """Integrates a particle system and returns its results.
+
+    x0: initial tokens [n, d] shared by every system, or [B, n, d] (float32 or float64,
+        C or Fortran order); on the sphere each is normalised. Without it, ``init`` draws them.
+    out: keep the output folder (final.npy, metrics.csv, run.toml, traj.npy) there; with
+        ``force=True`` an existing one is replaced when the run succeeds.
+    progress: a progress bar (tqdm when installed), False for none, or a callable(done, total).
+    options: every option of ``attnflow run`` with ``_`` for ``-`` and the same meaning: n, d,
+        batch, model ("sa", "usa"), geometry ("sphere", "euclidean"), mask ("full", "causal"),
+        beta (a number, or a list: one system each), beta_rule ("const", "log", "selective"),
+        qkv ("identity", "random:SEED", "redraw:SEED", a folder, or a (Q, K, V) tuple of
+        [d, d] or [H, d, d] arrays), heads, head_combine, weight_scale, mlp, activation,
+        noise, noise_kind, alibi, integrator ("euler", "heun", "rk4"), t_end, steps, init,
+        seed, backend ("auto", "gpu", "cpu", "reference"), save_every, metrics_every,
+        checkpoint_every.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="attnflow-"))
+    callback, close = _progress_callback(progress, "attnflow.run")
+    try:
+        options = {k: _json_value(v) for k, v in options.items()}
+        if "out" in options:
+            raise ValueError("give the output folder as out=, not in the options")
+        if x0 is not None:
+            if "init" in options:
+                raise ValueError("give either x0 or init, not both")
+            path = tmp / "x0.npy"
+            np.save(path, _float_array(x0, "x0", (2, 3)))
+            options["init"] = f"file:{path}"
+        if "qkv" in options:
+            options["qkv"] = _save_qkv(options["qkv"], tmp / "qkv")
+        folder = Path(out) if out is not None else tmp / "out"
+        try:
+            summary = json.loads(_ext.run_job(_toml(options), str(folder), force, callback))
+        except AttnflowError as e:
+            # A bad x0 or (Q, K, V) array is bad input, named as the user named it.
+            msg = str(e)
+            for path, name in [(tmp / "x0.npy", "x0"), (tmp / "qkv", "qkv")]:
+                if str(path) in msg:
+                    raise ValueError(msg.replace(str(path), name)) from None
+            raise
+        close()
+        traj = folder / "traj.npy"
+        return RunResult(
+            final=np.load(folder / "final.npy"),
+            traj=np.load(traj) if traj.exists() else None,
+            times=np.load(folder / "traj_t.npy") if traj.exists() else None,
+            metrics=_read_metrics(folder / "metrics.csv"),
+            config=json.loads(_ext.toml_to_json((folder / "run.toml").read_text())),
+            summary=summary,
+            out=Path(out) if out is not None else None,
+        )
+    finally:
+        close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def attend(
+    keys: ArrayLike,
+    queries: Optional[ArrayLike] = None,
+    *,
+    beta: float = 1.0,
+    beta_rule: str = "const",
+    model: str = "sa",
+    qkv: Any = "identity",
+    backend: str = "auto",
+    stats: bool = True,
+    top_k: int = 0,
+) -> AttendResult:
+    """One attention layer, no dynamics (``attnflow attend``): the output a_i of every query
+    against the keys, a_i = sum_j w_ij V y_j (no tangent projection).
+
+    keys: [n, d] or [S, n, d] (S independent draws as one batch); queries the same shape
+        but m tokens (default: the keys, i.e. self-attention).
+    beta, beta_rule: inverse temperature, or gamma of the rule over the number of keys n
+        ("log": gamma log n, "selective": gamma n^(2/(d-1))).
+    model: "sa" or "usa"; qkv: "identity", "random:SEED", a folder, or (Q, K, V) arrays [d, d].
+    stats: the streamed f64 weight statistics per query; top_k: also the k largest weights.
+    """
+    k = _float_array(keys, "keys", (2, 3)).astype(np.float64, copy=False)
+    q = k if queries is None else _float_array(queries, "queries", (2, 3)).astype(np.float64, copy=False)
+    if k.ndim != q.ndim:
+        raise ValueError(f"keys have shape {k.shape} but queries {q.shape}")
+    single = k.ndim == 2
+    k3, q3 = (k[None], q[None]) if single else (k, q)
+    tmp = Path(tempfile.mkdtemp(prefix="attnflow-"))
+    try:
+        qkv = _save_qkv(qkv, tmp / "qkv")
+        outputs, columns, described, note = _ext.attend_layer(
+            np.ascontiguousarray(k3),
+            np.ascontiguousarray(q3),
+            float(beta),
+            beta_rule,
+            model,
+            qkv,
+            backend,
+            bool(stats),
+            int(top_k),
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return AttendResult(
+        outputs=outputs[0] if single else outputs,
+        stats=dict(columns),
+        backend=described,
+        note=note,
+    )
+
+
+def experiment(
+    name: str,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    backend: str = "auto",
+    out: Optional[Union[str, os.PathLike]] = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Dict[str, Any]:
+    """Runs one study of the research end to end (``attnflow experiment NAME``) and returns
+    its summary.json as a dict. With ``out=`` its data and figures stay there."""
+    tmp = Path(tempfile.mkdtemp(prefix="attnflow-"))
+    try:
+        folder = Path(out) if out is not None else tmp / name
+        text = _ext.experiment_job(name, str(folder), quick, seed, backend, force, progress)
+        return json.loads(text)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def adapters() -> List[str]:
+    """The GPU adapters wgpu sees, best first."""
+    return list(_ext.adapters())
+
+
+def _ensembles(points: Sequence[Dict[str, Any]]) -> List[Tuple[Dict[str, Any], List[int]]]:
+    """Points that differ only in beta become one ensemble (one run, a system per beta):
+    [(options with beta = [...], indices of the points)]."""
+    groups: Dict[str, Tuple[Dict[str, Any], List[int]]] = {}
+    for i, p in enumerate(points):
+        rest = {k: v for k, v in p.items() if k != "beta"}
+        key = json.dumps({k: _json_value(v) for k, v in rest.items()}, sort_keys=True)
+        if key not in groups:
+            groups[key] = (dict(rest, beta=[]), [])
+        beta = p.get("beta", 1.0)
+        if isinstance(beta, (list, tuple, np.ndarray)):
+            raise ValueError("a sweep point takes one beta; the sweep makes the ensembles")
+        groups[key][0]["beta"].append(float(beta))
+        groups[key][1].append(i)
+    return list(groups.values())
+
+
+def _run_ensemble(options: Dict[str, Any], out: Optional[str]) -> RunResult:
+    """One ensemble of a sweep, on whichever machine runs it (a Dask worker picks its GPU
+    with ATTNFLOW_ADAPTER, or the backend option)."""
+    return run(progress=False, out=out, force=out is not None, **options)
+
+
+def sweep(
+    grid: Sequence[Dict[str, Any]],
+    *,
+    client: Any = None,
+    out: Optional[Union[str, os.PathLike]] = None,
+    **common: Any,
+) -> List[Dict[str, Any]]:
+    """Runs every point of `grid` (a list of option dicts, e.g. one per (n, beta)) and returns,
+    per point in order, {"options", "final", "metrics"} with the point's own system.
+
+    Points that differ only in beta run as one ensemble (one `run` with a beta list), so a
+    phase diagram over beta is one task per (n, d, ...). With a Dask ``client``
+    (``pip install ./python[dask]``; a LocalCluster, or a cluster from dask-jobqueue or
+    dask-kubernetes) the ensembles are spread over its workers, one task each; without one
+    they run here, one after the other. With ``out`` each ensemble keeps its folder
+    ``out/ensemble-K`` (final.npy, metrics.csv, run.toml with its provenance).
+    ``common`` options apply to every point.
+    """
+    points = [dict(common, **p) for p in grid]
+    ensembles = _ensembles(points)
+    outs = [None if out is None else str(Path(out) / f"ensemble-{k}") for k in range(len(ensembles))]
+    if client is None:
+        results = [_run_ensemble(opts, o) for (opts, _), o in zip(ensembles, outs)]
+    else:
+        futures = client.map(_run_ensemble, [opts for opts, _ in ensembles], outs, pure=False)
+        results = client.gather(futures)
+    rows: List[Optional[Dict[str, Any]]] = [None] * len(points)
+    for (opts, idx), res in zip(ensembles, results):
+        metrics = res.metrics
+        for b, i in enumerate(idx):
+            final = res.final if res.final.ndim == 2 else res.final[b]
+            if hasattr(metrics, "loc"):
+                mine = metrics[metrics["system"] == b].reset_index(drop=True)
+            else:
+                keep = metrics["system"] == b
+                mine = {k: v[keep] for k, v in metrics.items()}
+            rows[i] = {"options": points[i], "final": final, "metrics": mine}
+    return rows  # type: ignore[return-value]

@@ -1,0 +1,304 @@
+//! `attnflow._attnflow`: the Python extension. It calls the library's jobs (the run job, one
+//! attention layer, the experiments) with options in the same names and meanings as the
+//! CLI's TOML layer; the Python package `attnflow` wraps it with numpy, progress bars and
+//! result objects. The GIL is released while anything is computed.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray3, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyValueError};
+use pyo3::prelude::*;
+
+use attnflow::Error;
+use attnflow::config::{self, ConfigLayer};
+use attnflow::output::{Kind, Output};
+use attnflow::run::{self, Interrupt, Progress};
+
+create_exception!(_attnflow, AttnflowError, PyException);
+
+/// Bad input is a ValueError with the CLI's one-line message; everything else (a blow-up, an
+/// I/O or device failure) an AttnflowError.
+fn to_py(e: Error) -> PyErr {
+    match e {
+        Error::Input(_) | Error::Limit(_) => PyValueError::new_err(e.to_string()),
+        _ => AttnflowError::new_err(e.to_string()),
+    }
+}
+
+/// Reports progress to a Python callable and watches for Ctrl-C, at most every 0.1 s: each
+/// time it attaches to the interpreter briefly, calls `callback(done, total)` and runs the
+/// signal handlers; a KeyboardInterrupt stops the run at the step in progress (complete
+/// files are still written) and is raised once the run has returned.
+struct PyProgress {
+    callback: Option<Py<PyAny>>,
+    total: u64,
+    last: Instant,
+    interrupted: Option<PyErr>,
+    failed: Option<PyErr>,
+}
+
+impl PyProgress {
+    fn new(callback: Option<Py<PyAny>>) -> Self {
+        PyProgress {
+            callback,
+            total: 0,
+            last: Instant::now() - Duration::from_secs(1),
+            interrupted: None,
+            failed: None,
+        }
+    }
+
+    fn report(&mut self, done: u64, force: bool) {
+        if !force && self.last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.last = Instant::now();
+        Python::attach(|py| {
+            if self.interrupted.is_none()
+                && let Err(e) = py.check_signals()
+            {
+                self.interrupted = Some(e);
+            }
+            if let Some(cb) = &self.callback
+                && self.failed.is_none()
+                && let Err(e) = cb.call1(py, (done, self.total))
+            {
+                self.failed = Some(e);
+            }
+        });
+    }
+}
+
+impl Progress for PyProgress {
+    fn start(&mut self, total_steps: u64) {
+        self.total = total_steps;
+        self.report(0, true);
+    }
+    fn step(&mut self, done: u64) {
+        self.report(done, false);
+    }
+    fn finish(&mut self) {
+        self.report(self.total, true);
+    }
+    fn interrupted(&self) -> Option<Interrupt> {
+        (self.interrupted.is_some() || self.failed.is_some()).then_some(Interrupt::Int)
+    }
+}
+
+/// Runs the configuration `config_toml` (a config file as the CLI reads one: the keys of
+/// run.toml, the CLI's flags with `_`) into the folder `out` and returns a JSON summary. Raises KeyboardInterrupt after writing
+/// complete files when interrupted.
+#[pyfunction]
+#[pyo3(signature = (config_toml, out, force, progress=None))]
+fn run_job(
+    py: Python<'_>,
+    config_toml: &str,
+    out: PathBuf,
+    force: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let layer: ConfigLayer = toml::from_str(config_toml)
+        .map_err(|e| PyValueError::new_err(format!("invalid option: {}", e.message())))?;
+    let mut progress = PyProgress::new(progress);
+    let summary = py.detach(|| -> attnflow::Result<run::RunSummary> {
+        let resolved = config::resolve(&layer)?;
+        let output = Output::open(&out, Kind::Run, force, &resolved.input_files())?;
+        run::execute_from(
+            &resolved,
+            output,
+            "attnflow.run (Python)",
+            &mut progress,
+            None,
+        )
+    });
+    let summary = summary.map_err(to_py)?;
+    if let Some(e) = progress.failed {
+        return Err(e);
+    }
+    if let Some(e) = progress.interrupted {
+        return Err(e);
+    }
+    if summary.interrupted.is_some() {
+        return Err(PyKeyboardInterrupt::new_err("interrupted"));
+    }
+    Ok(serde_json::json!({
+        "backend": summary.backend,
+        "kind": summary.kind.name(),
+        "note": summary.note,
+        "elapsed_s": summary.elapsed_s,
+        "pairs_per_second": summary.pairs_per_second,
+        "steps_done": summary.steps_done,
+    })
+    .to_string())
+}
+
+/// One attention layer: keys [S, n, d] and queries [S, m, d] (f64), the layer's options as
+/// JSON (beta, beta_rule, model, qkv, backend). Returns the outputs [S, m, d] and, when
+/// `stats`, the per-query statistics as columns (draw, query, max_weight, effective_keys,
+/// entropy, and top1..topk), the backend's description and its note.
+#[pyfunction]
+#[pyo3(signature = (keys, queries, beta, beta_rule, model, qkv, backend, stats, top_k))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn attend_layer<'py>(
+    py: Python<'py>,
+    keys: PyReadonlyArray3<'py, f64>,
+    queries: PyReadonlyArray3<'py, f64>,
+    beta: f64,
+    beta_rule: &str,
+    model: &str,
+    qkv: &str,
+    backend: &str,
+    stats: bool,
+    top_k: usize,
+) -> PyResult<(
+    Bound<'py, PyAny>,
+    Vec<(String, Bound<'py, PyArray1<f64>>)>,
+    String,
+    Option<String>,
+)> {
+    use attnflow::attend::{LayerShape, attention_stats, one_layer};
+    let (ks, qs) = (keys.shape().to_vec(), queries.shape().to_vec());
+    let (batch, n, d, m) = (ks[0], ks[1], ks[2], qs[1]);
+    if qs[0] != batch || qs[2] != d {
+        return Err(PyValueError::new_err(format!(
+            "queries have shape {qs:?} but keys {ks:?}: the draws and d must agree"
+        )));
+    }
+    let mut y = keys.as_slice()?.to_vec();
+    let mut z = queries.as_slice()?.to_vec();
+    // The checks of the CLI's .npy inputs: sizes, and every element finite.
+    if n == 0 || m == 0 {
+        return Err(PyValueError::new_err(
+            "keys and queries need at least one token each",
+        ));
+    }
+    if d < 2 {
+        return Err(PyValueError::new_err(format!(
+            "d = {d} is too small: tokens live in R^d with d >= 2"
+        )));
+    }
+    for (what, v, count) in [("keys", &y, n), ("queries", &z, m)] {
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(PyValueError::new_err(format!(
+                "{what}: element [{}, {}, {}] is {}",
+                i / (count * d),
+                (i / d) % count,
+                i % d,
+                v[i]
+            )));
+        }
+    }
+    // On the sphere, as the CLI's token files: each token normalised, a zero token refused.
+    for (what, v) in [("keys", &mut y), ("queries", &mut z)] {
+        if let Some(t) = v.chunks(d).position(|t| t.iter().all(|x| *x == 0.0)) {
+            return Err(PyValueError::new_err(format!(
+                "{what}: token {t} is the zero vector, which has no direction on the sphere"
+            )));
+        }
+        attnflow::model::geometry::normalise_tokens(v, d);
+    }
+    let choice: attnflow::backend::BackendChoice = backend.parse().map_err(to_py)?;
+    let layer = one_layer("attend", beta_rule, beta, model, qkv, n, d).map_err(to_py)?;
+    let (out, columns, describe, note) = py
+        .detach(|| -> attnflow::Result<_> {
+            let beta = layer.beta;
+            let model = layer.attend_model(batch);
+            let shape = LayerShape { batch, m, n, d };
+            let (mut l, _, note) = attnflow::backend::build_layer(choice, &model, shape)?;
+            l.set_keys(&y)?;
+            let a = l.run(&z)?;
+            let k = top_k.min(n);
+            let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
+            if stats {
+                let names = ["draw", "query", "max_weight", "effective_keys", "entropy"];
+                let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(batch * m); 5 + k];
+                for b in 0..batch {
+                    let keys = &y[b * n * d..(b + 1) * n * d];
+                    for q in 0..m {
+                        let zq = &z[(b * m + q) * d..(b * m + q + 1) * d];
+                        let s = attention_stats(&model, beta, zq, keys, n, k);
+                        cols[0].push(b as f64);
+                        cols[1].push(q as f64);
+                        cols[2].push(s.max_weight);
+                        cols[3].push(s.effective_keys);
+                        cols[4].push(s.entropy);
+                        for (j, w) in s.top.iter().enumerate() {
+                            cols[5 + j].push(*w);
+                        }
+                    }
+                }
+                for (i, c) in cols.into_iter().enumerate() {
+                    let name = names
+                        .get(i)
+                        .map_or_else(|| format!("top{}", i - 4), |s| s.to_string());
+                    columns.push((name, c));
+                }
+            }
+            Ok((a, columns, l.describe(), note))
+        })
+        .map_err(to_py)?;
+    let out = out.into_pyarray(py).reshape([batch, m, d])?.into_any();
+    let columns = columns
+        .into_iter()
+        .map(|(name, c)| (name, c.into_pyarray(py)))
+        .collect();
+    Ok((out, columns, describe, note))
+}
+
+/// Runs the experiment `name` into `out` and returns its summary.json as text.
+#[pyfunction]
+#[pyo3(signature = (name, out, quick, seed, backend, force, progress))]
+#[allow(clippy::too_many_arguments)]
+fn experiment_job(
+    py: Python<'_>,
+    name: &str,
+    out: PathBuf,
+    quick: bool,
+    seed: u64,
+    backend: &str,
+    force: bool,
+    progress: bool,
+) -> PyResult<String> {
+    let backend = backend.parse().map_err(to_py)?;
+    let setup = attnflow::experiments::Setup {
+        out,
+        force,
+        quick,
+        seed,
+        backend,
+        progress,
+    };
+    let summary = py
+        .detach(|| attnflow::experiments::run(name, &setup))
+        .map_err(to_py)?;
+    Ok(summary.to_string())
+}
+
+/// A TOML document (run.toml) as JSON.
+#[pyfunction]
+fn toml_to_json(text: &str) -> PyResult<String> {
+    let table: attnflow::config::TomlTable = text
+        .parse()
+        .map_err(|e| AttnflowError::new_err(format!("invalid TOML: {e}")))?;
+    serde_json::to_string(&table).map_err(|e| AttnflowError::new_err(e.to_string()))
+}
+
+/// The GPU adapters wgpu sees, best first (empty without the gpu feature).
+#[pyfunction]
+fn adapters(py: Python<'_>) -> Vec<String> {
+    py.detach(attnflow::backend::adapter_names)
+}
+
+#[pymodule]
+fn _attnflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("AttnflowError", m.py().get_type::<AttnflowError>())?;
+    m.add_function(wrap_pyfunction!(run_job, m)?)?;
+    m.add_function(wrap_pyfunction!(attend_layer, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment_job, m)?)?;
+    m.add_function(wrap_pyfunction!(toml_to_json, m)?)?;
+    m.add_function(wrap_pyfunction!(adapters, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

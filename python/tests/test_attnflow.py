@@ -1,0 +1,254 @@
+"""The Python package against the CLI (bit for bit), against an independent numpy
+implementation (f64, 1e-12), and its contract: option names, errors, array layouts, the GIL,
+Ctrl-C. The CLI binary is target/release/attnflow (built by the test command) or
+$ATTNFLOW_BIN."""
+
+import _thread
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import attnflow as af
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("ATTNFLOW_BIN", ROOT / "target" / "release" / "attnflow"))
+
+
+def cli(*args, cwd):
+    subprocess.run([str(BIN), *map(str, args)], cwd=cwd, check=True, capture_output=True)
+
+
+def sa_field(x, beta):
+    """SA with Q = K = V = I on the sphere, in numpy: P_x^perp sum_j softmax_j(beta <x_i, x_j>) x_j
+    (the projection divides by |x|^2, as the engine does for stage inputs off the sphere)."""
+    s = beta * x @ x.T
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    a = w @ x
+    along = np.sum(x * a, axis=1, keepdims=True) / np.sum(x * x, axis=1, keepdims=True)
+    return a - along * x
+
+
+def rk4_numpy(x, beta, h, steps):
+    for _ in range(steps):
+        k1 = sa_field(x, beta)
+        k2 = sa_field(x + 0.5 * h * k1, beta)
+        k3 = sa_field(x + 0.5 * h * k2, beta)
+        k4 = sa_field(x + h * k3, beta)
+        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_run_equals_the_cli_bit_for_bit(tmp_path, backend):
+    opts = dict(n=96, d=4, beta=[0.5, 2.0], steps=30, save_every=10, seed=3, backend=backend)
+    cli("run", *[a for k, v in opts.items() for a in (f"--{k.replace('_', '-')}",
+        ",".join(map(str, v)) if isinstance(v, list) else v)], "--out", "c", "--quiet",
+        cwd=tmp_path)
+    res = af.run(progress=False, **opts)
+    for name, got in [("final", res.final), ("traj", res.traj), ("traj_t", res.times)]:
+        want = np.load(tmp_path / "c" / f"{name}.npy")
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want), name
+    assert res.config["beta"] == [0.5, 2.0] and res.config["backend"] == backend
+    assert set(res.metrics) >= {"step", "t", "energy", "log_energy"} or hasattr(res.metrics, "columns")
+
+
+def test_attend_equals_the_cli_bit_for_bit(tmp_path):
+    rng = np.random.default_rng(1)
+    keys = rng.standard_normal((300, 5))
+    queries = rng.standard_normal((7, 5))
+    np.save(tmp_path / "k.npy", keys)
+    np.save(tmp_path / "q.npy", queries)
+    cli("attend", "--keys", "k.npy", "--queries", "q.npy", "--beta", 3, "--qkv", "random:2",
+        "--backend", "reference", "--top-k", 2, "--out", "a", cwd=tmp_path)
+    got = af.attend(keys, queries, beta=3, qkv="random:2", backend="reference", top_k=2)
+    assert np.array_equal(got.outputs, np.load(tmp_path / "a" / "outputs.npy"))
+    table = np.genfromtxt(tmp_path / "a" / "stats.csv", delimiter=",", names=True)
+    # stats.csv holds 10 significant digits.
+    for col in ["max_weight", "effective_keys", "entropy", "top1", "top2"]:
+        assert np.allclose(got.stats[col], table[col], rtol=1e-9, atol=0), col
+
+
+def test_reference_run_matches_an_independent_numpy_rk4():
+    rng = np.random.default_rng(7)
+    x0 = rng.standard_normal((24, 3))
+    x0 /= np.linalg.norm(x0, axis=1, keepdims=True)
+    res = af.run(x0, beta=2.0, t_end=1.0, steps=10, backend="reference", progress=False)
+    want = rk4_numpy(x0, 2.0, 0.1, 10)
+    assert res.final.dtype == np.float64
+    assert np.max(np.abs(res.final - want)) < 1e-12
+
+
+def test_attend_matches_the_softmax_in_numpy():
+    rng = np.random.default_rng(2)
+    y = rng.standard_normal((50, 3))
+    z = rng.standard_normal((4, 3))
+    got = af.attend(y, z, beta=1.5, backend="reference", stats=False)
+    # Tokens are put on the sphere first, as the CLI does with token files.
+    y = y / np.linalg.norm(y, axis=1, keepdims=True)
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    s = 1.5 * z @ y.T
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    assert np.max(np.abs(got.outputs - w @ y)) < 1e-12
+    assert got.stats == {}
+
+
+def test_every_option_name_of_the_cli_is_accepted(tmp_path):
+    res = af.run(
+        n=16, d=4, batch=2, model="sa", geometry="sphere", mask="causal", beta=1.0,
+        beta_rule="const", qkv="random:1", heads=2, head_combine="mean", weight_scale=1.0,
+        mlp="random:8:1", activation="gelu", noise=0.1, noise_kind="common", alibi=0.5,
+        integrator="euler", t_end=0.5, steps=5, init="vmf:2", seed=4, backend="cpu",
+        save_every=1, metrics_every=1, checkpoint_every=2, progress=False,
+    )
+    assert res.final.shape == (2, 16, 4) and res.traj.shape == (6, 2, 16, 4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n=0), "n must be at least 1"),
+        (dict(d=1), "d = 1 is too small"),
+        (dict(noise=0.1), "add --integrator euler"),
+        (dict(beta=float("nan")), "beta"),
+        (dict(t_end=float("inf")), "t-end must be a finite number"),
+        (dict(n_tokens=3), "unknown field `n_tokens`"),
+        (dict(model="gpt"), "gpt"),
+    ],
+)
+def test_bad_input_raises_value_error_with_the_cli_message(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        af.run(progress=False, backend="cpu", **kwargs)
+
+
+def test_bad_arrays_raise_value_error_naming_the_element():
+    x = np.ones((8, 3))
+    x[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"x0: element \[2, 1\]"):
+        af.run(x, progress=False)
+    with pytest.raises(ValueError, match="zero vector"):
+        af.run(np.zeros((4, 3)), progress=False)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        af.run(np.ones((4, 3), dtype=np.int64), progress=False)
+    with pytest.raises(ValueError, match="dimensions"):
+        af.run(np.ones(4), progress=False)
+    with pytest.raises(ValueError, match=r"keys: element \[0, 1, 0\]"):
+        y = np.ones((3, 2))
+        y[1, 0] = np.inf
+        af.attend(y, backend="cpu")
+
+
+def test_array_layouts_and_dtypes_give_the_same_result():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((32, 3))
+    base = af.run(x, steps=5, backend="reference", progress=False).final
+    for variant in [np.asfortranarray(x), np.repeat(x, 2, axis=0)[::2], x.astype(np.float32)]:
+        got = af.run(variant, steps=5, backend="reference", progress=False).final
+        tol = 1e-6 if variant.dtype == np.float32 else 0.0
+        assert np.max(np.abs(got - base)) <= tol
+
+
+def test_the_gil_is_released_while_a_run_computes():
+    # A Python loop in the main thread keeps counting while another thread runs a simulation;
+    # if the run held the GIL the loop would stall for the whole run.
+    done = threading.Event()
+    elapsed = {}
+
+    def work():
+        t = time.perf_counter()
+        af.run(n=1500, d=3, steps=40, backend="reference", progress=False)
+        elapsed["run"] = time.perf_counter() - t
+        done.set()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    ticks, start = 0, time.perf_counter()
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0.001)
+    thread.join()
+    assert elapsed["run"] > 0.3, "the run is too short to tell"
+    # The loop sleeps 1 ms per tick: about 1000 ticks a second when it is never blocked.
+    assert ticks > 0.3 * 1000 * elapsed["run"], (ticks, elapsed)
+
+
+def test_ctrl_c_stops_a_run_cleanly_with_complete_files(tmp_path):
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        af.run(n=2000, d=3, steps=2000, save_every=50, backend="reference", progress=False,
+               out=tmp_path / "stopped")
+    timer.cancel()
+    folder = tmp_path / "stopped"
+    record = json.loads(af._ext.toml_to_json((folder / "run.toml").read_text()))
+    status = record["provenance"]["status"]
+    done = record["provenance"]["steps_done"]
+    assert status == f"interrupted at step {done} of 2000" and 0 < done < 2000, status
+    # Complete files: the state at that step, and every snapshot taken before it.
+    assert np.load(folder / "final.npy").shape == (2000, 3)
+    assert np.load(folder / "traj.npy").shape == (done // 50 + 1, 2000, 3)
+    assert np.load(folder / "traj_t.npy").shape == (done // 50 + 1,)
+
+
+def test_progress_callback_sees_every_step_count_up_to_the_total():
+    seen = []
+    af.run(n=64, steps=30, backend="cpu", progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, 30) and seen[-1] == (30, 30)
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+
+
+def test_experiment_returns_its_summary(tmp_path):
+    s = af.experiment("integrator-order", quick=True, backend="cpu", out=tmp_path / "e",
+                      progress=False)
+    assert s["experiment"] == "integrator-order"
+    assert (tmp_path / "e" / "summary.json").exists()
+    with pytest.raises(ValueError, match="unknown experiment"):
+        af.experiment("nonsense", quick=True, progress=False)
+
+
+def test_adapters_lists_strings():
+    assert all(isinstance(a, str) for a in af.adapters())
+
+
+def test_a_sweep_runs_each_group_of_betas_as_one_ensemble():
+    # Points differing only in beta are the systems of one run, as `attnflow run --beta
+    # 0.5,2,8` (system b draws its initial tokens from stream b of the seed).
+    grid = [dict(n=48, beta=b, seed=s) for s in (0, 1) for b in (0.5, 2.0, 8.0)]
+    rows = af.sweep(grid, steps=10, backend="cpu")
+    assert len(rows) == 6
+    for s in (0, 1):
+        ensemble = af.run(n=48, beta=[0.5, 2.0, 8.0], seed=s, steps=10, backend="cpu",
+                          progress=False)
+        for b, beta in enumerate((0.5, 2.0, 8.0)):
+            row = rows[3 * s + b]
+            assert row["options"] == dict(n=48, beta=beta, seed=s, steps=10, backend="cpu")
+            assert np.array_equal(row["final"], ensemble.final[b])
+            assert np.all(np.asarray(row["metrics"]["beta"]) == beta)
+    # A one-point group is a plain run.
+    alone = af.sweep([dict(n=48, beta=2.0)], steps=10, backend="cpu")[0]["final"]
+    assert np.array_equal(alone, af.run(n=48, beta=2.0, steps=10, backend="cpu",
+                                        progress=False).final)
+
+
+def test_a_sweep_on_a_dask_local_cluster_equals_the_local_sweep(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    grid = [dict(n=40, beta=b, d=d) for d in (3, 5) for b in (1.0, 4.0)]
+    local = af.sweep(grid, steps=8, backend="reference")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        remote = af.sweep(grid, steps=8, backend="reference", client=client, out=tmp_path / "s")
+    for a, b in zip(local, remote):
+        assert np.array_equal(a["final"], b["final"])
+    # One ensemble (and folder, with its provenance) per d: the betas ran together.
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["ensemble-0", "ensemble-1"]
+    assert (tmp_path / "s" / "ensemble-0" / "run.toml").exists()
