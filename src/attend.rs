@@ -265,6 +265,39 @@ pub struct AttentionStats {
     pub top: Vec<f64>,
 }
 
+/// [`attention_stats`] of every query of a batch: queries z [batch, m, d] against keys
+/// y [batch, n, d] (query t of the batch is draw t / m), in parallel over the queries.
+/// `top_k` is at most n (checked here).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_stats(
+    model: &Model,
+    beta: f64,
+    z: &[f64],
+    y: &[f64],
+    (batch, m, n, d): (usize, usize, usize, usize),
+    top_k: usize,
+) -> Result<Vec<AttentionStats>> {
+    if top_k > n {
+        return Err(crate::error::input(format!(
+            "--top-k {top_k} exceeds the number of keys n = {n}"
+        )));
+    }
+    Ok((0..batch * m)
+        .into_par_iter()
+        .map(|t| {
+            let b = t / m;
+            attention_stats(
+                model,
+                beta,
+                &z[t * d..(t + 1) * d],
+                &y[b * n * d..(b + 1) * n * d],
+                n,
+                top_k,
+            )
+        })
+        .collect())
+}
+
 /// Streams over the keys y [n, d] of one system with running-max rescaling (f64, O(n d) time,
 /// O(d + top_k) memory): with M the running max of the scores s_j and L = sum e^{s_j - M},
 /// S = sum e^{2(s_j - M)}, T = sum s_j e^{s_j - M}, the statistics are max w = 1 / L,

@@ -158,7 +158,7 @@ fn attend_layer<'py>(
     String,
     Option<String>,
 )> {
-    use attnflow::attend::{LayerShape, attention_stats, one_layer};
+    use attnflow::attend::{AttentionStats, LayerShape, one_layer};
     let (ks, qs) = (keys.shape().to_vec(), queries.shape().to_vec());
     let (batch, n, d, m) = (ks[0], ks[1], ks[2], qs[1]);
     if qs[0] != batch || qs[2] != d {
@@ -209,31 +209,23 @@ fn attend_layer<'py>(
             let (mut l, _, note) = attnflow::backend::build_layer(choice, &model, shape)?;
             l.set_keys(&y)?;
             let a = l.run(&z)?;
-            let k = top_k.min(n);
             let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
             if stats {
-                let names = ["draw", "query", "max_weight", "effective_keys", "entropy"];
-                let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(batch * m); 5 + k];
-                for b in 0..batch {
-                    let keys = &y[b * n * d..(b + 1) * n * d];
-                    for q in 0..m {
-                        let zq = &z[(b * m + q) * d..(b * m + q + 1) * d];
-                        let s = attention_stats(&model, beta, zq, keys, n, k);
-                        cols[0].push(b as f64);
-                        cols[1].push(q as f64);
-                        cols[2].push(s.max_weight);
-                        cols[3].push(s.effective_keys);
-                        cols[4].push(s.entropy);
-                        for (j, w) in s.top.iter().enumerate() {
-                            cols[5 + j].push(*w);
-                        }
-                    }
-                }
-                for (i, c) in cols.into_iter().enumerate() {
-                    let name = names
-                        .get(i)
-                        .map_or_else(|| format!("top{}", i - 4), |s| s.to_string());
-                    columns.push((name, c));
+                let rows =
+                    attnflow::attend::batch_stats(&model, beta, &z, &y, (batch, m, n, d), top_k)?;
+                let mut push = |name: String, f: &dyn Fn(usize, &AttentionStats) -> f64| {
+                    columns.push((
+                        name,
+                        rows.iter().enumerate().map(|(t, s)| f(t, s)).collect(),
+                    ));
+                };
+                push("draw".into(), &|t, _| (t / m) as f64);
+                push("query".into(), &|t, _| (t % m) as f64);
+                push("max_weight".into(), &|_, s| s.max_weight);
+                push("effective_keys".into(), &|_, s| s.effective_keys);
+                push("entropy".into(), &|_, s| s.entropy);
+                for k in 0..top_k {
+                    push(format!("top{}", k + 1), &|_, s| s.top[k]);
                 }
             }
             Ok((a, columns, l.describe(), note))

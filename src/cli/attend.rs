@@ -4,10 +4,9 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rayon::prelude::*;
 use serde::Serialize;
 
-use attnflow::attend::{self, LayerShape, Tokens, attention_stats, derived_seed};
+use attnflow::attend::{self, LayerShape, Tokens, derived_seed};
 use attnflow::config::BetaRule;
 
 use attnflow::npy;
@@ -183,20 +182,7 @@ pub fn attend(args: AttendArgs) -> Result<()> {
     }
     let mut files = vec!["outputs.npy"];
     if !args.no_stats {
-        let rows: Vec<attend::AttentionStats> = (0..batch * m)
-            .into_par_iter()
-            .map(|t| {
-                let b = t / m;
-                attention_stats(
-                    &model,
-                    beta,
-                    &z[t * d..(t + 1) * d],
-                    &y[b * n * d..(b + 1) * n * d],
-                    n,
-                    args.top_k,
-                )
-            })
-            .collect();
+        let rows = attend::batch_stats(&model, beta, &z, &y, (batch, m, n, d), args.top_k)?;
         let path = out.path("stats.csv");
         let mut w = std::io::BufWriter::new(
             std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
