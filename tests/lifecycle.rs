@@ -916,7 +916,19 @@ fn a_second_signal_exits_at_once_leaving_the_earlier_results() {
     signal(&child, libc::SIGTERM);
     signal(&child, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    // Whichever signal is handled second names the exit code: when both are pending at once,
+    // Linux delivers the lower-numbered SIGINT first, and SIGTERM's 143 ends the process.
+    assert!(
+        matches!(out.status.code(), Some(130 | 143)),
+        "{:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("interrupted at"),
+        "a second signal must not wait for the step: {}",
+        stderr(&out)
+    );
     assert_eq!(snapshot(&dir.path().join("s")), before);
 }
 
