@@ -11,7 +11,7 @@
 //   2. output phase: invocation (row group, column group) rescales and accumulates its TQO
 //      rows x TVO vec4 columns of sum_j p_ij x_j, and the row sums l.
 // The state written is the one attention_small.wgsl writes: [split][token] acc (DV vec4s)
-// and (m, l), merged by attention_merge.wgsl. `main` is generated (src/gpu/codegen.rs).
+// and (m, l), merged by attention_merge.wgsl. `main` is generated (src/backend/gpu/codegen.rs).
 // CPU twin: reference::stages::attention.
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -1,7 +1,7 @@
 // Stage 2 of the attention field for small d (docs/model.md §1), N-body style: each
 // invocation holds R queries in registers, keys stream through workgroup memory in tiles of
 // TK (one vec4 per key and DV = ceil(D / 4) <= 2), and each key read from workgroup memory
-// serves R queries. `main` is generated (src/gpu/codegen.rs) as straight-line code: no loop
+// serves R queries. `main` is generated (src/backend/gpu/codegen.rs) as straight-line code: no loop
 // over coordinates or queries inside the key loop, keys unrolled G at a time.
 //
 // Scores are in base 2: the queries kernel folds beta log2(e) into q, so p = exp2(<q, x_j> - m).

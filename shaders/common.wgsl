@@ -1,5 +1,5 @@
-// Shared by every kernel; prepended after the generated header (src/gpu/shaders.rs or
-// src/gpu/codegen.rs), which defines at least
+// Shared by every kernel; prepended after the generated header (src/backend/gpu/shaders.rs or
+// src/backend/gpu/codegen.rs), which defines at least
 //   const D: u32            the token dimension,
 //   const DV: u32           ceil(D / 4): the vec4s that hold a token (zero padded),
 //   const WG: u32           invocations per workgroup,

@@ -8,7 +8,7 @@
 //   sum_cos       : sum over j != i of cos(x_i, x_j)
 //   sum_dot       : sum_j <x_i, x_j>
 // The keys are cut into `params.splits` splits with their own rows, [split][token], which the
-// host merges in f64. `main` is generated (src/gpu/codegen.rs).
+// host merges in f64. `main` is generated (src/backend/gpu/codegen.rs).
 // CPU twin: reference::pair_stats.
 
 struct PairStats {

@@ -13,63 +13,18 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+pub use crate::backend::traits::{Attend, LayerShape};
 use crate::config::BackendChoice;
 use crate::cpu::attend::CpuAttend;
 use crate::error::{Result, input};
 #[cfg(feature = "gpu")]
 use crate::gpu::attend::GpuAttend;
 #[cfg(feature = "gpu")]
-use crate::gpu::{GpuContext, GpuOptions, Sizes};
+use crate::gpu::{GpuContext, GpuOptions};
 use crate::model::init::InitSpec;
 use crate::model::{Geometry, Model, Shape};
 use crate::npy;
 use crate::reference;
-
-/// Queries attend to keys: set the keys, then evaluate any number of query sets.
-pub trait Attend {
-    /// Backend and device, for the user.
-    fn describe(&self) -> String;
-    /// The keys (and values), [batch, n, d].
-    fn set_keys(&mut self, y: &[f64]) -> Result<()>;
-    /// The attention output of every query, [batch, m, d] (tangent-projected on the sphere).
-    fn run(&mut self, z: &[f64]) -> Result<Vec<f64>>;
-    /// Whether outputs are f64 (the reference) or f32 (cpu, gpu).
-    fn is_f64(&self) -> bool {
-        false
-    }
-}
-
-/// Sizes of one attention layer: `batch` systems of `m` queries and `n` keys in dimension d.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LayerShape {
-    pub batch: usize,
-    pub m: usize,
-    pub n: usize,
-    pub d: usize,
-}
-
-impl LayerShape {
-    pub(crate) fn check(&self, model: &Model) -> Result<()> {
-        if self.m == 0 {
-            return Err(input("m = 0: attention needs at least one query"));
-        }
-        if self.n == 0 {
-            return Err(input("n = 0: attention needs at least one key"));
-        }
-        model.validate(Shape::new(self.batch, self.m, self.d)?)?;
-        if model.mlp.is_some() || model.noise.is_some() || model.random.is_some() {
-            return Err(input(
-                "one attention layer takes fixed heads only (no perceptron, noise or redraws)",
-            ));
-        }
-        if model.mask == crate::model::Mask::Causal && self.m != self.n {
-            return Err(input(
-                "the causal mask needs the queries to be the keys (self-attention)",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// The f64 reference: [`reference::attention_output`] literally.
 pub struct ReferenceAttend {
@@ -173,13 +128,7 @@ pub(crate) fn layer_on(
         }),
         #[cfg(feature = "gpu")]
         (BackendChoice::Gpu, Some(ctx)) => {
-            let sizes = Sizes {
-                batch: shape.batch,
-                n_queries: shape.m,
-                n_keys: shape.n,
-                d: shape.d,
-            };
-            let layer = GpuAttend::new(ctx.clone(), model, sizes, GpuOptions::default())?;
+            let layer = GpuAttend::new(ctx.clone(), model, shape, GpuOptions::default())?;
             Box::new(Gpu(layer, ctx.clone()))
         }
         _ => Box::new(Cpu(CpuAttend::new(
@@ -195,6 +144,7 @@ pub(crate) fn layer_on(
 /// What `attend` and `cfm` share: one layer's inverse temperature (`beta` under `beta_rule`
 /// for n keys in d dimensions), its attention kind and the single head of `qkv`, from the
 /// names a user writes (`"selective"`, `"usa"`, `"random:3"`).
+#[derive(Clone, Debug)]
 pub struct OneLayer {
     pub rule: crate::config::BetaRule,
     pub beta: f64,
@@ -219,18 +169,12 @@ impl OneLayer {
 /// See [`OneLayer`]; `command` names the caller in errors.
 pub fn one_layer(
     command: &str,
-    beta_rule: &str,
-    gamma: f64,
-    model: &str,
+    layer: &crate::options::LayerOpts,
     qkv: &str,
     n: usize,
     d: usize,
 ) -> Result<OneLayer> {
-    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
-        T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
-            .map_err(|e| crate::error::input(e.to_string()))
-    }
-    let rule: crate::config::BetaRule = parse(beta_rule)?;
+    let (rule, gamma) = (layer.beta_rule, layer.beta);
     if !gamma.is_finite() || gamma < 0.0 {
         return Err(crate::error::input(format!(
             "beta must be a finite number >= 0, got {gamma}"
@@ -246,7 +190,7 @@ pub fn one_layer(
     Ok(OneLayer {
         rule,
         beta: rule.apply(gamma, n, d),
-        attention: parse(model)?,
+        attention: layer.model,
         weights: heads.remove(0),
     })
 }

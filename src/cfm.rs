@@ -19,11 +19,23 @@ use crate::model::observables::PairStats;
 use crate::model::{Mask, Model, Shape};
 
 /// Whether the context stays as drawn or evolves by self-attention.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum ContextMode {
     Frozen,
     Evolving,
+}
+
+impl ContextMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ContextMode::Frozen => "frozen",
+            ContextMode::Evolving => "evolving",
+        }
+    }
 }
 
 /// A contextual flow map in progress: queries z [batch, m, d] and context y [batch, n, d].

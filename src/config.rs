@@ -2,7 +2,7 @@
 //! shape and initial tokens. The resolved form is written to run.toml and can be read back
 //! with `--config` to reproduce a run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +15,9 @@ use crate::model::{
 };
 
 /// How beta follows the context length (docs/model.md §3): the given values are gamma.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum BetaRule {
     /// beta = gamma.
     Const,
@@ -45,8 +46,9 @@ impl BetaRule {
 }
 
 /// Whether Euler-Maruyama noise is drawn per token or shared by a system's tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum NoiseKind {
     Independent,
     Common,
@@ -82,6 +84,10 @@ impl BetaSpec {
             _ => BetaSpec::Many(values),
         })
     }
+    /// [`BetaSpec::parse`] for clap.
+    pub fn parse_flag(s: &str) -> std::result::Result<Self, String> {
+        Self::parse(s).map_err(|e| e.to_string())
+    }
     pub fn values(&self) -> Vec<f64> {
         match self {
             BetaSpec::One(b) => vec![*b],
@@ -90,106 +96,7 @@ impl BetaSpec {
     }
 }
 
-/// A configuration as a user writes it: every field optional. A TOML file and the command
-/// line each give one of these; later ones win.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigLayer {
-    pub n: Option<usize>,
-    pub d: Option<usize>,
-    pub batch: Option<usize>,
-    pub model: Option<Attention>,
-    pub geometry: Option<Geometry>,
-    pub mask: Option<Mask>,
-    pub beta: Option<BetaSpec>,
-    pub qkv: Option<String>,
-    pub integrator: Option<Integrator>,
-    pub t_end: Option<f64>,
-    pub steps: Option<usize>,
-    pub init: Option<String>,
-    pub seed: Option<u64>,
-    pub backend: Option<BackendChoice>,
-    pub save_every: Option<usize>,
-    pub metrics_every: Option<usize>,
-    pub checkpoint_every: Option<usize>,
-    pub out: Option<PathBuf>,
-    pub heads: Option<usize>,
-    pub head_combine: Option<HeadCombine>,
-    pub weight_scale: Option<f64>,
-    pub mlp: Option<String>,
-    pub activation: Option<Activation>,
-    pub noise: Option<f64>,
-    pub noise_kind: Option<NoiseKind>,
-    pub alibi: Option<f64>,
-    pub beta_rule: Option<BetaRule>,
-    /// The rule's gamma values, written into run.toml next to the resolved beta; a
-    /// run.toml read back uses `beta` and ignores this.
-    #[serde(skip_serializing)]
-    pub gamma: Option<Vec<f64>>,
-    /// Written by attnflow into run.toml; ignored when read back.
-    #[serde(skip_serializing)]
-    pub provenance: Option<toml::Table>,
-    /// Written by attnflow into a checkpoint's record (see `run::Checkpoint`); ignored here.
-    #[serde(skip_serializing)]
-    pub checkpoint: Option<toml::Table>,
-    /// The SHA-256 of every input file, as a run.toml records them: a replay refuses a file
-    /// that changed since (unless `allow_changed_inputs`).
-    #[serde(skip_serializing)]
-    pub inputs: Option<std::collections::BTreeMap<String, String>>,
-    /// Run even when an input file differs from the one a run.toml recorded (a flag only).
-    #[serde(skip)]
-    pub allow_changed_inputs: Option<bool>,
-}
-
-impl ConfigLayer {
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| file_error(path, format!("cannot read the config: {e}")))?;
-        toml::from_str(&text).map_err(|e| file_error(path, format!("invalid config: {e}")))
-    }
-
-    /// `other`'s set fields replace ours.
-    pub fn overlay(mut self, other: ConfigLayer) -> Self {
-        // A new beta replaces the gamma a run.toml recorded.
-        if other.beta.is_some() {
-            self.gamma = None;
-        }
-        macro_rules! take {
-            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
-        }
-        take!(
-            n,
-            d,
-            batch,
-            model,
-            geometry,
-            mask,
-            beta,
-            qkv,
-            integrator,
-            t_end,
-            steps,
-            init,
-            seed,
-            backend,
-            save_every,
-            metrics_every,
-            checkpoint_every,
-            out,
-            heads,
-            head_combine,
-            weight_scale,
-            mlp,
-            activation,
-            noise,
-            noise_kind,
-            alibi,
-            beta_rule,
-            allow_changed_inputs
-        );
-        self
-    }
-}
+pub use crate::options::ConfigLayer;
 
 /// The fully resolved configuration: what run.toml records.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,22 +7,18 @@
 
 pub mod attend;
 pub mod backend;
-pub mod bench;
 pub mod cfm;
 pub mod config;
-pub mod cpu;
 pub mod error;
 pub mod experiments;
-#[cfg(feature = "gpu")]
-pub mod gpu;
 pub mod integrate;
+pub mod jobs;
 pub mod limits;
 pub mod model;
 pub mod npy;
+pub mod options;
 pub mod output;
-pub mod reference;
 pub mod render;
-pub mod run;
 pub mod stats;
 pub mod theory;
 
@@ -30,3 +26,10 @@ pub mod theory;
 pub use theory::meanfield;
 
 pub use error::{Error, Result};
+
+/// The backends live under [`backend`]; their modules stay reachable at the crate root.
+#[cfg(feature = "gpu")]
+pub use backend::gpu;
+pub use backend::{cpu, reference};
+/// The jobs live under [`jobs`]; `run` and `bench` stay reachable at the crate root.
+pub use jobs::{bench, run};

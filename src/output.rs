@@ -540,3 +540,76 @@ mod tests {
         );
     }
 }
+
+/// When, where and how a job ran: the `[provenance]` table of run.toml, attend.toml and
+/// cfm.toml, and the `provenance` object of an experiment's summary.json (one form for
+/// every command). The rest of each record is the job's resolved options: what reproduces it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    pub attnflow_version: String,
+    /// The backend asked for (auto, gpu, cpu, reference).
+    pub requested_backend: String,
+    /// The backend and device that ran, e.g. "cpu (2 threads, AVX2+FMA)".
+    pub device: String,
+    /// "finished", or why it stopped ("interrupted at step K of L").
+    pub status: String,
+    /// Steps done and the time reached (jobs that step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_done: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_done: Option<f64>,
+    pub started_unix_s: u64,
+    pub elapsed_s: f64,
+    /// The command line, shell-quoted ([`shell_command`]), or the library call that ran it.
+    pub command: String,
+    /// The step a resumed run continued from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from_step: Option<usize>,
+}
+
+impl Provenance {
+    /// A finished job started at `started` (see [`unix_now`]) that took `elapsed_s`.
+    pub fn finished(
+        requested_backend: &str,
+        device: String,
+        started_unix_s: u64,
+        elapsed_s: f64,
+        command: &str,
+    ) -> Self {
+        Provenance {
+            attnflow_version: env!("CARGO_PKG_VERSION").to_string(),
+            requested_backend: requested_backend.to_string(),
+            device,
+            status: "finished".to_string(),
+            steps_done: None,
+            t_done: None,
+            started_unix_s,
+            elapsed_s,
+            command: command.to_string(),
+            resumed_from_step: None,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch (0 when the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A job's record file: its resolved options (flattened) and its provenance, as TOML.
+pub fn record_toml<T: serde::Serialize>(options: &T, provenance: &Provenance) -> Result<String> {
+    #[derive(serde::Serialize)]
+    struct Record<'a, T> {
+        #[serde(flatten)]
+        options: &'a T,
+        provenance: &'a Provenance,
+    }
+    toml::to_string(&Record {
+        options,
+        provenance,
+    })
+    .map_err(|e| Error::Input(format!("cannot write the record: {e}")))
+}

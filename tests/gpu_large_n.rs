@@ -7,7 +7,7 @@ mod common;
 
 use attnflow::gpu::attend::GpuAttend;
 use attnflow::gpu::codegen::Profile;
-use attnflow::gpu::{Chunking, GpuBackend, GpuOptions, Sizes};
+use attnflow::gpu::{Chunking, GpuBackend, GpuOptions, LayerShape};
 use attnflow::integrate::{Backend, Slot};
 use attnflow::model::init::InitSpec;
 use attnflow::model::weights::QkvSpec;
@@ -67,12 +67,7 @@ fn million_keys(checked: bool) {
             let queries: Vec<f32> = (0..m)
                 .flat_map(|i| keys[i * (n / m) * d..(i * (n / m) + 1) * d].to_vec())
                 .collect();
-            let sizes = Sizes {
-                batch: 1,
-                n_queries: m,
-                n_keys: n,
-                d,
-            };
+            let sizes = LayerShape { batch: 1, m, n, d };
             let options = GpuOptions {
                 checked: Some(checked),
                 ..Default::default()

@@ -340,21 +340,21 @@ fn gpu_pair_stats_match_reference() {
     }
 }
 
-/// Sizes beyond the adapter's limits are refused before anything is allocated, with the
+/// LayerShape beyond the adapter's limits are refused before anything is allocated, with the
 /// limit's name and the largest size that fits.
 #[test]
 fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
-    use attnflow::gpu::{Sizes, check_sizes};
+    use attnflow::gpu::{LayerShape, check_sizes};
     let Some(ctx) = gpu() else { return };
     let limits = &ctx.limits;
     let max_floats = limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size)
         / 4;
-    let sizes = |n, d| Sizes {
+    let sizes = |n, d| LayerShape {
         batch: 1,
-        n_queries: n,
-        n_keys: n,
+        m: n,
+        n,
         d,
     };
     let n = (max_floats / 128 + 1) as usize;
@@ -386,7 +386,7 @@ fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
 /// invocations so that no shader loops d^2 times), and a clear error past it.
 #[test]
 fn gpu_matches_reference_for_large_d_up_to_its_limit() {
-    use attnflow::gpu::{MAX_D, Sizes, check_sizes};
+    use attnflow::gpu::{LayerShape, MAX_D, check_sizes};
     use attnflow::model::weights::QkvSpec;
     use attnflow::model::{Attention, Geometry, Mask, Shape};
     let Some(ctx) = gpu() else { return };
@@ -415,10 +415,10 @@ fn gpu_matches_reference_for_large_d_up_to_its_limit() {
         );
         assert_close(&got, &want, case.shape, TOL, TOL, &case.label());
     }
-    let sizes = Sizes {
+    let sizes = LayerShape {
         batch: 1,
-        n_queries: 10,
-        n_keys: 10,
+        m: 10,
+        n: 10,
         d: MAX_D + 1,
     };
     let err = check_sizes(&ctx.limits, sizes, 1, 1, None).unwrap_err();

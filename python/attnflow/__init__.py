@@ -35,11 +35,13 @@ from ._attnflow import AttnflowError, __version__
 __all__ = [
     "run",
     "attend",
+    "cfm",
     "experiment",
     "adapters",
     "sweep",
     "RunResult",
     "AttendResult",
+    "CfmResult",
     "AttnflowError",
     "__version__",
 ]
@@ -80,6 +82,33 @@ class AttendResult:
     stats: Dict[str, np.ndarray] = field(default_factory=dict)
     backend: str = ""
     note: Optional[str] = None
+
+
+@dataclass
+class CfmResult:
+    """What `cfm` returns.
+
+    final: the queries at T, [m, d] (or [S, m, d] with ``seeds`` > 1), float64.
+    traj, times: the queries at the saved times [T, (S,) m, d] and those times.
+    context_final: the context at T [(S,) n, d] when it evolves, else None.
+    infinite: the infinite-context twins at the saved times (same shape as traj) with
+        ``infinite=True``, else None; distance: each query's distance to its twin
+        [T, (S,) m]; distance_summary: mean, rms and max per saved time (distance.csv).
+    config: cfm.toml as a dict (the resolved options and the provenance table).
+    summary: backend, note, beta, elapsed seconds, pair interactions per second.
+    out: the output folder when ``out=`` was given, else None.
+    """
+
+    final: np.ndarray
+    traj: np.ndarray
+    times: np.ndarray
+    context_final: Optional[np.ndarray]
+    infinite: Optional[np.ndarray]
+    distance: Optional[np.ndarray]
+    distance_summary: Any
+    config: Dict[str, Any]
+    summary: Dict[str, Any]
+    out: Optional[Path] = None
 
 
 def _progress_callback(progress: Union[bool, Callable[[int, int], Any]], desc: str):
@@ -302,6 +331,97 @@ def attend(
         backend=described,
         note=note,
     )
+
+
+def _flags(options: Dict[str, Any]) -> List[str]:
+    """Keyword options as the command line's flags: ``t_end=5`` is ``--t-end 5``, ``True``
+    a bare flag, ``False`` and ``None`` nothing."""
+    flags: List[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is False or value is None:
+            continue
+        else:
+            value = _json_value(value)
+            if isinstance(value, (list, tuple)):
+                value = ",".join(str(v) for v in value)
+            flags.extend([flag, str(value)])
+    return flags
+
+
+def cfm(
+    *,
+    context: Optional[Union[str, ArrayLike]] = None,
+    queries: Optional[Union[str, ArrayLike]] = None,
+    out: Optional[Union[str, os.PathLike]] = None,
+    force: bool = False,
+    progress: Union[bool, Callable[[int, int], Any]] = True,
+    **options: Any,
+) -> CfmResult:
+    """A contextual flow map (``attnflow cfm``): m queries moved by attention to a context of
+    n tokens, frozen or evolving, with the exact infinite-context twin of every query.
+
+    context, queries: a law ("uniform", "gaussian", "vmf:KAPPA[:MU]") drawn with n (or m)
+        tokens, or an array [n, d] / [S, n, d] (float32 or float64).
+    options: every option of ``attnflow cfm`` with ``_`` for ``-`` and the same meaning and
+        defaults: m, n, d, context_mode ("frozen", "evolving"), seeds, seed, beta, beta_rule,
+        model, geometry, qkv, integrator, t_end, steps, save_every, infinite, tol, backend.
+    out, force, progress: as for `run`.
+
+    >>> flow = cfm(m=64, n=10_000, context="vmf:2", infinite=True, progress=False)
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="attnflow-"))
+    callback, close = _progress_callback(progress, "attnflow.cfm")
+    try:
+        if "out" in options:
+            raise ValueError("give the output folder as out=, not in the options")
+        for name, value in [("context", context), ("queries", queries)]:
+            if value is None:
+                continue
+            if isinstance(value, str):
+                options[name] = value
+            else:
+                path = tmp / f"{name}.npy"
+                np.save(path, _float_array(value, name, (2, 3)))
+                options[name] = f"file:{path}"
+        if "qkv" in options:
+            options["qkv"] = _save_qkv(options["qkv"], tmp / "qkv")
+        folder = Path(out) if out is not None else tmp / "out"
+        try:
+            summary = json.loads(_ext.cfm_job(_flags(options), str(folder), force, callback))
+        except (AttnflowError, ValueError) as e:
+            msg = str(e)
+            for path, name in [(tmp / "context.npy", "context"), (tmp / "queries.npy", "queries"), (tmp / "qkv", "qkv")]:
+                if str(path) in msg:
+                    raise ValueError(msg.replace(str(path), name)) from None
+            raise
+        close()
+
+        def load(name: str) -> Optional[np.ndarray]:
+            path = folder / name
+            return np.load(path) if path.exists() else None
+
+        rows = np.loadtxt(folder / "distance.csv", delimiter=",", skiprows=1, ndmin=2) if (folder / "distance.csv").exists() else None
+        distance_summary = None
+        if rows is not None:
+            distance_summary = {k: rows[:, i] for i, k in enumerate(["t", "mean", "rms", "max"])}
+        return CfmResult(
+            final=np.load(folder / "final.npy"),
+            traj=np.load(folder / "traj.npy"),
+            times=np.load(folder / "traj_t.npy"),
+            context_final=load("context_final.npy"),
+            infinite=load("infinite.npy"),
+            distance=load("distance.npy"),
+            distance_summary=distance_summary,
+            config=json.loads(_ext.toml_to_json((folder / "cfm.toml").read_text())),
+            summary=summary,
+            out=Path(out) if out is not None else None,
+        )
+    finally:
+        close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def experiment(

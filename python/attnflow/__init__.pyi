@@ -26,6 +26,19 @@ class AttendResult:
     backend: str = ...
     note: Optional[str] = ...
 
+@dataclass
+class CfmResult:
+    final: np.ndarray
+    traj: np.ndarray
+    times: np.ndarray
+    context_final: Optional[np.ndarray]
+    infinite: Optional[np.ndarray]
+    distance: Optional[np.ndarray]
+    distance_summary: Optional[Dict[str, np.ndarray]]
+    config: Dict[str, Any]
+    summary: Dict[str, Any]
+    out: Optional[Path] = ...
+
 def run(
     x0: Optional[Union[np.ndarray, Sequence[Any]]] = ...,
     *,
@@ -71,6 +84,32 @@ def attend(
     stats: bool = ...,
     top_k: int = ...,
 ) -> AttendResult: ...
+def cfm(
+    *,
+    context: Optional[Union[str, np.ndarray, Sequence[Any]]] = ...,
+    queries: Optional[Union[str, np.ndarray, Sequence[Any]]] = ...,
+    out: Optional[Union[str, PathLike[str]]] = ...,
+    force: bool = ...,
+    progress: Union[bool, Callable[[int, int], Any]] = ...,
+    m: int = ...,
+    n: int = ...,
+    d: int = ...,
+    context_mode: str = ...,
+    seeds: int = ...,
+    seed: int = ...,
+    beta: float = ...,
+    beta_rule: str = ...,
+    model: str = ...,
+    geometry: str = ...,
+    qkv: Union[str, Sequence[np.ndarray]] = ...,
+    integrator: str = ...,
+    t_end: float = ...,
+    steps: int = ...,
+    save_every: int = ...,
+    infinite: bool = ...,
+    tol: float = ...,
+    backend: str = ...,
+) -> CfmResult: ...
 def experiment(
     name: str,
     *,

@@ -159,6 +159,7 @@ fn attend_layer<'py>(
     Option<String>,
 )> {
     use attnflow::attend::{AttentionStats, LayerShape, one_layer};
+    use attnflow::jobs::attend::{self, AttendOptions};
     let (ks, qs) = (keys.shape().to_vec(), queries.shape().to_vec());
     let (batch, n, d, m) = (ks[0], ks[1], ks[2], qs[1]);
     if qs[0] != batch || qs[2] != d {
@@ -199,44 +200,100 @@ fn attend_layer<'py>(
         }
         attnflow::model::geometry::normalise_tokens(v, d);
     }
-    let choice: attnflow::backend::BackendChoice = backend.parse().map_err(to_py)?;
-    let layer = one_layer("attend", beta_rule, beta, model, qkv, n, d).map_err(to_py)?;
-    let (out, columns, describe, note) = py
-        .detach(|| -> attnflow::Result<_> {
-            let beta = layer.beta;
-            let model = layer.attend_model(batch);
-            let shape = LayerShape { batch, m, n, d };
-            let (mut l, _, note) = attnflow::backend::build_layer(choice, &model, shape)?;
-            l.set_keys(&y)?;
-            let a = l.run(&z)?;
-            let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
-            if stats {
-                let rows =
-                    attnflow::attend::batch_stats(&model, beta, &z, &y, (batch, m, n, d), top_k)?;
-                let mut push = |name: String, f: &dyn Fn(usize, &AttentionStats) -> f64| {
-                    columns.push((
-                        name,
-                        rows.iter().enumerate().map(|(t, s)| f(t, s)).collect(),
-                    ));
-                };
-                push("draw".into(), &|t, _| (t / m) as f64);
-                push("query".into(), &|t, _| (t % m) as f64);
-                push("max_weight".into(), &|_, s| s.max_weight);
-                push("effective_keys".into(), &|_, s| s.effective_keys);
-                push("entropy".into(), &|_, s| s.entropy);
-                for k in 0..top_k {
-                    push(format!("top{}", k + 1), &|_, s| s.top[k]);
-                }
-            }
-            Ok((a, columns, l.describe(), note))
-        })
+    use attnflow::options::{BackendOpt, LayerOpts, parse_name};
+    let options = AttendOptions {
+        keys: "array".into(),
+        queries: None,
+        d: Some(d),
+        layer: LayerOpts {
+            seeds: batch,
+            seed: 0,
+            beta,
+            beta_rule: parse_name(beta_rule).map_err(to_py)?,
+            model: parse_name(model).map_err(to_py)?,
+        },
+        qkv: qkv.into(),
+        top_k,
+        no_stats: !stats,
+        backend: BackendOpt {
+            choice: backend.parse().map_err(to_py)?,
+        },
+    };
+    let layer = one_layer("attend", &options.layer, qkv, n, d).map_err(to_py)?;
+    let shape = LayerShape { batch, m, n, d };
+    let result = py
+        .detach(|| attend::evaluate(&layer, &options, shape, &y, &z, &mut |_| {}))
         .map_err(to_py)?;
+    let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
+    if let Some(rows) = &result.stats {
+        let mut push = |name: String, f: &dyn Fn(usize, &AttentionStats) -> f64| {
+            columns.push((
+                name,
+                rows.iter().enumerate().map(|(t, s)| f(t, s)).collect(),
+            ));
+        };
+        push("draw".into(), &|t, _| (t / m) as f64);
+        push("query".into(), &|t, _| (t % m) as f64);
+        push("max_weight".into(), &|_, s| s.max_weight);
+        push("effective_keys".into(), &|_, s| s.effective_keys);
+        push("entropy".into(), &|_, s| s.entropy);
+        for k in 0..top_k {
+            push(format!("top{}", k + 1), &|_, s| s.top[k]);
+        }
+    }
+    let (out, describe, note) = (result.outputs, result.device, result.note);
     let out = out.into_pyarray(py).reshape([batch, m, d])?.into_any();
     let columns = columns
         .into_iter()
         .map(|(name, c)| (name, c.into_pyarray(py)))
         .collect();
     Ok((out, columns, describe, note))
+}
+
+/// The `cfm` job: `args` are the CLI's flags (`["--m", "64", "--infinite", ...]`, parsed by
+/// the CLI's own parser, so every option has its name, default and checks), written into
+/// `out`. Returns a JSON summary (the record's resolved values, timings, the files).
+#[pyfunction]
+#[pyo3(signature = (args, out, force, progress=None))]
+fn cfm_job(
+    py: Python<'_>,
+    args: Vec<String>,
+    out: PathBuf,
+    force: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    use attnflow::jobs::cfm::{self, CfmOptions};
+    let options = CfmOptions::from_flags(&args).map_err(to_py)?;
+    let output = attnflow::options::OutputOpts { out, force };
+    let mut progress = PyProgress::new(progress);
+    let result = py
+        .detach(|| {
+            cfm::run(
+                &options,
+                &output,
+                "attnflow.cfm (Python)",
+                &mut |_| {},
+                &mut progress,
+            )
+        })
+        .map_err(to_py)?;
+    if let Some(e) = progress.failed {
+        return Err(e);
+    }
+    let last = result.distance_summary.last();
+    Ok(serde_json::json!({
+        "backend": result.device,
+        "kind": result.backend.name(),
+        "note": result.note,
+        "beta": result.beta,
+        "elapsed_s": result.elapsed_s,
+        "infinite_s": result.infinite_s,
+        "pairs_per_second": result.pairs_per_step * options.steps as f64
+            / result.elapsed_s.max(1e-9),
+        "distance_at_end": last.map(|r| serde_json::json!({"mean": r.mean, "rms": r.rms, "max": r.max})),
+        "files": result.files,
+    })
+    .to_string())
 }
 
 /// Runs the experiment `name` into `out` and returns its summary.json as text.
@@ -288,6 +345,7 @@ fn _attnflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("AttnflowError", m.py().get_type::<AttnflowError>())?;
     m.add_function(wrap_pyfunction!(run_job, m)?)?;
     m.add_function(wrap_pyfunction!(attend_layer, m)?)?;
+    m.add_function(wrap_pyfunction!(cfm_job, m)?)?;
     m.add_function(wrap_pyfunction!(experiment_job, m)?)?;
     m.add_function(wrap_pyfunction!(toml_to_json, m)?)?;
     m.add_function(wrap_pyfunction!(adapters, m)?)?;

@@ -209,6 +209,41 @@ def test_progress_callback_sees_every_step_count_up_to_the_total():
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
 
 
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_cfm_equals_the_cli_bit_for_bit(tmp_path, backend):
+    flags = ["--m", "12", "--n", "300", "--context", "vmf:2", "--steps", "8", "--t-end", "2",
+             "--seed", "5", "--beta", "3", "--infinite", "--tol", "1e-10", "--backend", backend]
+    cli("cfm", *flags, "--out", "c", "--quiet", cwd=tmp_path)
+    flow = af.cfm(m=12, n=300, context="vmf:2", steps=8, t_end=2, seed=5, beta=3.0,
+                  infinite=True, tol=1e-10, backend=backend, progress=False)
+    for name, got in [("final", flow.final), ("traj", flow.traj), ("traj_t", flow.times),
+                      ("infinite", flow.infinite), ("distance", flow.distance)]:
+        want = np.load(tmp_path / "c" / f"{name}.npy")
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        assert np.array_equal(got, want), name
+    assert flow.traj.shape == (5, 12, 3) and flow.distance.shape == (5, 12)
+    assert flow.config["beta"] == 3.0 and flow.config["m"] == 12
+    assert flow.config["provenance"]["status"] == "finished"
+    # distance.csv's rows are the per-time summaries of distance.npy.
+    assert np.allclose(flow.distance_summary["mean"], flow.distance.mean(axis=1), rtol=1e-8)
+
+
+def test_cfm_takes_arrays_and_refuses_bad_options_with_the_cli_message(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(200, 3))
+    np.save(tmp_path / "y.npy", y)
+    cli("cfm", "--m", "10", "--context", "file:y.npy", "--steps", "5", "--backend", "reference",
+        "--out", "c", "--quiet", cwd=tmp_path)
+    flow = af.cfm(m=10, context=y, steps=5, backend="reference", progress=False)
+    assert np.array_equal(flow.final, np.load(tmp_path / "c" / "final.npy"))
+    with pytest.raises(ValueError, match="invalid value 'melting'"):
+        af.cfm(context_mode="melting", progress=False)
+    with pytest.raises(ValueError, match="--infinite needs the context's law"):
+        af.cfm(m=4, context=y, infinite=True, progress=False)
+    with pytest.raises(ValueError, match="unexpected argument '--speed'"):
+        af.cfm(speed=3, progress=False)
+
+
 def test_experiment_returns_its_summary(tmp_path):
     s = af.experiment("integrator-order", quick=True, backend="cpu", out=tmp_path / "e",
                       progress=False)

@@ -17,7 +17,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     d: usize,
     #[command(flatten)]
-    backend: super::options::BackendOpt,
+    backend: attnflow::options::BackendOpt,
     /// Independent systems per evaluation.
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -113,7 +113,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         Mask::Full
     };
     // One GPU context for every measurement; `auto` means what it means for every command.
-    let picked = attnflow::backend::select(args.backend.choice()?)?;
+    let picked = attnflow::backend::select(args.backend.choice)?;
     let note = picked.note.clone();
     let backend = picked.kind;
     let vs = args

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::options::BackendOpt;
 use attnflow::experiments::{self, NAMES, Setup};
+use attnflow::options::BackendOpt;
 
 #[derive(Args, Debug)]
 pub struct ExperimentArgs {
@@ -44,7 +44,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}", args.name)));
-    let backend = args.backend.choice()?;
+    let backend = args.backend.choice;
     outln!(
         "attnflow experiment {}{} (seed {}) -> {}",
         args.name,

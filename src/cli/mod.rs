@@ -25,7 +25,6 @@ mod attend;
 mod bench;
 mod cfm;
 mod experiment;
-mod options;
 mod render;
 mod run;
 
@@ -163,11 +162,3 @@ fn adapters() -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// An option value by its serde name (the names the TOML config uses): `"usa"`, `"log"`, ...
-pub(crate) fn parse_value<T: serde::de::DeserializeOwned>(s: &str) -> anyhow::Result<T> {
-    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
-        .map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-pub(crate) use attnflow::attend::{OneLayer, one_layer};

@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::de::DeserializeOwned;
 
-use attnflow::config::{self, BetaSpec, ConfigLayer, Resolved};
+use attnflow::config::{self, ConfigLayer, Resolved};
 use attnflow::output::{Kind, Output};
 use attnflow::run::{self, Interrupt, Progress, Resume};
 
@@ -22,115 +21,15 @@ pub struct RunArgs {
     /// A run.toml written by attnflow reproduces that run.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Output folder [default: runs/run-NNN, the next free number].
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
     /// Overwrite attnflow's files in an existing, non-empty output folder.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     force: bool,
-    /// Number of tokens per system [default: 4096, or from an --init file].
-    #[arg(long)]
-    n: Option<usize>,
-    /// Token dimension, 2 or more [default: 3, or from an --init file].
-    #[arg(long)]
-    d: Option<usize>,
-    /// Number of independent systems in the ensemble [default: 1, or the number of --beta
-    /// values].
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Attention: sa (softmax) or usa (unnormalised) [default: sa].
-    #[arg(long, value_parser = ["sa", "usa"])]
-    model: Option<String>,
-    /// Geometry: sphere (tangent projection + renormalisation) or euclidean [default: sphere].
-    #[arg(long, value_parser = ["sphere", "euclidean"])]
-    geometry: Option<String>,
-    /// Mask: full or causal (token i sees tokens 1..i) [default: full].
-    #[arg(long, value_parser = ["full", "causal"])]
-    mask: Option<String>,
-    /// Inverse temperature: one value, or one per system separated by commas
-    /// (--beta 0.5,1,2) [default: 1].
-    #[arg(long, allow_hyphen_values = true)]
-    beta: Option<String>,
-    /// Q, K, V: identity, random:SEED (iid N(0, 1/d) entries, fixed over depth),
-    /// redraw:SEED (random deep attention: redrawn at every layer and head), or a folder with
-    /// Q.npy, K.npy, V.npy, each [d, d] or [heads, d, d]; the score is beta <Q x_i, K x_j>, the
-    /// value V x_j [default: identity].
-    #[arg(long)]
-    qkv: Option<String>,
-    /// Attention heads (with identity, random:SEED or redraw:SEED; a folder sets its own)
-    /// [default: 1].
-    #[arg(long)]
-    heads: Option<usize>,
-    /// How heads combine: sum or mean of their outputs [default: sum].
-    #[arg(long, value_parser = ["sum", "mean"])]
-    head_combine: Option<String>,
-    /// Scale of redrawn weights: entries N(0, scale^2 / d) [default: 1].
-    #[arg(long)]
-    weight_scale: Option<f64>,
-    /// Perceptron block dx/dt = P(attention + W sigma(A x + b)): random:M[:SEED] (hidden width
-    /// M) or a folder with W.npy [d, M], A.npy [M, d], b.npy [M] [default: none].
-    #[arg(long)]
-    mlp: Option<String>,
-    /// The perceptron's sigma: relu or gelu (tanh form) [default: relu].
-    #[arg(long, value_parser = ["relu", "gelu"])]
-    activation: Option<String>,
-    /// Noise strength sigma: dx = f dt + sigma P dB, Euler-Maruyama (needs --integrator
-    /// euler), seeded by --seed [default: 0].
-    #[arg(long, allow_hyphen_values = true)]
-    noise: Option<f64>,
-    /// Noise per token (independent) or one dB for all tokens of a system (common)
-    /// [default: independent].
-    #[arg(long, value_parser = ["independent", "common"])]
-    noise_kind: Option<String>,
-    /// ALiBi positional bias of causal attention: scores lose (lambda / n)(i - j)
-    /// [default: none].
-    #[arg(long, value_name = "LAMBDA", allow_hyphen_values = true)]
-    alibi: Option<f64>,
-    /// Temperature rule: const (beta as given), log (beta = gamma log n) or selective
-    /// (beta = gamma n^(2/(d-1))), with gamma the --beta values [default: const].
-    #[arg(long, value_parser = ["const", "log", "selective"])]
-    beta_rule: Option<String>,
-    /// Integrator: euler, heun (RK2) or rk4 [default: rk4].
-    #[arg(long, value_parser = ["euler", "heun", "rk4"])]
-    integrator: Option<String>,
-    /// Final time T (depth) [default: 10].
-    #[arg(long, allow_hyphen_values = true)]
-    t_end: Option<f64>,
-    /// Number of steps (layers); h = T / steps [default: 100].
-    #[arg(long)]
-    steps: Option<usize>,
-    /// Initial tokens: uniform (on the sphere), gaussian, vmf:KAPPA[:MU1,MU2,...] (mean
-    /// direction e_1 unless given), or file:PATH.npy ([n, d] shared by all systems, or
-    /// [batch, n, d]; f32 or f64) [default: uniform].
-    #[arg(long)]
-    init: Option<String>,
-    /// Random seed of the initial tokens [default: 0].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64)
-    /// [default: auto].
-    #[arg(long, value_parser = attnflow::backend::BackendChoice::NAMES)]
-    backend: Option<String>,
-    /// Save a snapshot every K steps to traj.npy (and its times to traj_t.npy); 0 = none
-    /// [default: 0].
-    #[arg(long, value_name = "K")]
-    save_every: Option<usize>,
-    /// Write a metrics.csv row every M steps; 0 writes only the first and last (each row
-    /// costs one O(n^2) pass) [default: about 100 rows per run].
-    #[arg(long, value_name = "M")]
-    metrics_every: Option<usize>,
-    /// Put a checkpoint of the run (state, step, snapshots and metrics so far) on disk every
-    /// K steps, 0 = none: a run killed by SIGKILL or a power cut continues from it with
-    /// --resume [default: about every 10 minutes of work].
-    #[arg(long, value_name = "K")]
-    checkpoint_every: Option<usize>,
+    /// Every option of a run (also the keys of a --config file).
+    #[command(flatten)]
+    options: ConfigLayer,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// Run even when an input file (--init, --qkv or --mlp files) differs from the one the
-    /// --config run.toml recorded (by SHA-256).
-    #[arg(long)]
-    allow_changed_inputs: bool,
     /// Continue the run in DIR where it stopped (SIGINT or SIGTERM), or extend a finished one
     /// with a larger --t-end or --steps (same step size); everything else comes from
     /// DIR/run.toml. The result is bit for bit the run that was never stopped, on the same
@@ -146,49 +45,6 @@ pub struct RunArgs {
         ]
     )]
     resume: Option<PathBuf>,
-}
-
-fn parse_enum<T: DeserializeOwned>(v: Option<String>) -> Result<Option<T>> {
-    v.map(|s| super::parse_value(&s)).transpose()
-}
-
-impl RunArgs {
-    fn layer(&self) -> Result<ConfigLayer> {
-        Ok(ConfigLayer {
-            n: self.n,
-            d: self.d,
-            batch: self.batch,
-            model: parse_enum(self.model.clone())?,
-            geometry: parse_enum(self.geometry.clone())?,
-            mask: parse_enum(self.mask.clone())?,
-            beta: self.beta.as_deref().map(BetaSpec::parse).transpose()?,
-            qkv: self.qkv.clone(),
-            integrator: parse_enum(self.integrator.clone())?,
-            t_end: self.t_end,
-            steps: self.steps,
-            init: self.init.clone(),
-            seed: self.seed,
-            backend: parse_enum(self.backend.clone())?,
-            save_every: self.save_every,
-            metrics_every: self.metrics_every,
-            checkpoint_every: self.checkpoint_every,
-            out: self.out.clone(),
-            heads: self.heads,
-            head_combine: parse_enum(self.head_combine.clone())?,
-            weight_scale: self.weight_scale,
-            mlp: self.mlp.clone(),
-            activation: parse_enum(self.activation.clone())?,
-            noise: self.noise,
-            noise_kind: parse_enum(self.noise_kind.clone())?,
-            alibi: self.alibi,
-            beta_rule: parse_enum(self.beta_rule.clone())?,
-            gamma: None,
-            provenance: None,
-            checkpoint: None,
-            inputs: None,
-            allow_changed_inputs: self.allow_changed_inputs.then_some(true),
-        })
-    }
 }
 
 struct Bar(Option<ProgressBar>, Signals);
@@ -283,7 +139,7 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
     };
     let h = old_t / old_steps as f64;
     // The step size stays: only then is the continued run the one never stopped.
-    let (t_end, steps) = match (args.t_end, args.steps) {
+    let (t_end, steps) = match (args.options.t_end, args.options.steps) {
         (None, None) => (old_t, old_steps),
         (None, Some(s)) => (s as f64 * h, s),
         (Some(t), None) => {
@@ -323,13 +179,14 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
     }
     layer.t_end = Some(t_end);
     layer.steps = Some(steps);
-    if args.backend.is_some() {
-        layer.backend = parse_enum(args.backend.clone())?;
+    // Only these options may change on --resume (clap refuses the others).
+    if args.options.backend.is_some() {
+        layer.backend = args.options.backend;
     }
-    if args.checkpoint_every.is_some() {
-        layer.checkpoint_every = args.checkpoint_every;
+    if args.options.checkpoint_every.is_some() {
+        layer.checkpoint_every = args.options.checkpoint_every;
     }
-    layer.allow_changed_inputs = args.allow_changed_inputs.then_some(true);
+    layer.allow_changed_inputs = args.options.allow_changed_inputs;
     // The initial tokens come from final.npy: an --init file need not exist any more.
     let init = layer.init.take();
     let init_file = init
@@ -386,7 +243,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 Some(path) => ConfigLayer::from_file(path)?,
                 None => ConfigLayer::default(),
             };
-            let layer = file.overlay(args.layer()?);
+            let layer = file.overlay(args.options.clone());
             let resolved = config::resolve(&layer)?;
             // The folder is locked and checked before any work; the files a run reads (the
             // config included) are never replaced by it.

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The integrators a user can choose.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum Integrator {
     /// x <- x + h f(x): exactly one residual transformer layer. Order 1.
     Euler,

@@ -17,8 +17,9 @@ pub use weights::Weights;
 use crate::error::{Result, input};
 
 /// Softmax (transformer) or unnormalised attention weights (docs/model.md §1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum Attention {
     /// SA: w_ij = exp(s_ij) / sum_k exp(s_ik).
     Sa,
@@ -27,8 +28,9 @@ pub enum Attention {
 }
 
 /// Where the tokens live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum Geometry {
     /// Unit sphere: tangent projection, renormalised after every step.
     Sphere,
@@ -37,8 +39,9 @@ pub enum Geometry {
 }
 
 /// Which keys a query sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum Mask {
     /// Every token sees every token.
     Full,
@@ -113,8 +116,9 @@ impl Shape {
 }
 
 /// How the outputs of several heads combine: a_i = sum_h a_i^h, or their mean.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum HeadCombine {
     Sum,
     Mean,
@@ -170,8 +174,9 @@ pub struct Mlp {
 }
 
 /// The perceptron's nonlinearity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum Activation {
     Relu,
     /// GELU in its tanh form, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the same on

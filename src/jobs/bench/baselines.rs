@@ -21,9 +21,9 @@ use crate::integrate::{Backend, Slot};
 use crate::model::init::InitSpec;
 use crate::model::{Attention, Geometry, Mask, Model, Shape, Weights};
 
-const SIMPLE: &str = include_str!("../../benches/kernels/simple.wgsl");
-const V1: &str = include_str!("../../benches/kernels/attention_v1.wgsl");
-const V1_HEADER: &str = include_str!("../../benches/kernels/attention_v1_header.wgsl");
+const SIMPLE: &str = include_str!("../../../benches/kernels/simple.wgsl");
+const V1: &str = include_str!("../../../benches/kernels/attention_v1.wgsl");
+const V1_HEADER: &str = include_str!("../../../benches/kernels/attention_v1_header.wgsl");
 
 /// llvmpipe's loop budget per invocation, as attnflow uses it.
 const LOOP_BUDGET: usize = 60_000;
@@ -221,7 +221,7 @@ impl Baseline {
                 contents: bytemuck::cast_slice(&params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-        // Its own loop budget (src/gpu/shaders.rs of its day).
+        // Its own loop budget (src/backend/gpu/shaders.rs of its day).
         let per_tile = 1 + 2 * dv + 5 * (tk * dv).div_ceil(64);
         let per_key = (3 * dv + 1) as f64 + per_tile as f64 / tk as f64;
         let keys = (((LOOP_BUDGET - 10 * dv - 16) as f64 / per_key) as usize).max(1);

@@ -386,7 +386,7 @@ impl Code {
 
 /// The header every generated kernel starts with, then common.wgsl and the template.
 fn prelude(constants: &[(&str, u32)], template: &str) -> String {
-    let mut s = String::from("// Generated header (src/gpu/codegen.rs).\n");
+    let mut s = String::from("// Generated header (src/backend/gpu/codegen.rs).\n");
     for (name, value) in constants {
         let _ = writeln!(s, "const {name}: u32 = {value}u;");
     }

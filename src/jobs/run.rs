@@ -14,7 +14,7 @@ use crate::integrate::{self, Backend, Tokens};
 use crate::model::observables::{Metrics, summarise};
 use crate::model::{Attention, Geometry, Mask, Model, Shape};
 use crate::npy;
-use crate::output::Output;
+use crate::output::{Output, Provenance};
 
 /// Progress callbacks (the CLI draws a bar; the library prints nothing).
 pub trait Progress {
@@ -169,31 +169,6 @@ pub struct RunSummary {
     pub files: Vec<PathBuf>,
 }
 
-#[derive(Serialize)]
-struct Provenance {
-    attnflow_version: &'static str,
-    requested_backend: &'static str,
-    device: String,
-    /// "finished", or "interrupted at step K of L".
-    status: String,
-    /// Steps done, and the time reached: the state of final.npy.
-    steps_done: usize,
-    t_done: f64,
-    started_unix_s: u64,
-    elapsed_s: f64,
-    command: String,
-    /// The run this one continues, when it was resumed (its command and steps then).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resumed_from_step: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct RunRecord<'a> {
-    #[serde(flatten)]
-    config: &'a RunConfig,
-    provenance: Provenance,
-}
-
 /// Runs a resolved configuration and writes its output folder through `out` (opened with
 /// [`Output::open`] for `Kind::Run` before the work; committed here when the run succeeds).
 pub fn execute(
@@ -239,30 +214,18 @@ pub fn execute_from(
     } = chosen;
     let requested = config.backend;
     config.backend = kind;
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let started = crate::output::unix_now();
     let h = config.t_end / config.steps as f64;
     let record_text =
         |status: String, steps_done: usize, elapsed_s: f64, device: String| -> Result<String> {
-            let record = RunRecord {
-                config: &config,
-                provenance: Provenance {
-                    attnflow_version: env!("CARGO_PKG_VERSION"),
-                    requested_backend: requested.name(),
-                    device,
-                    status,
-                    steps_done,
-                    t_done: steps_done as f64 * h,
-                    started_unix_s: started,
-                    elapsed_s,
-                    command: command.to_string(),
-                    resumed_from_step: (first_step > 0).then_some(first_step),
-                },
+            let provenance = Provenance {
+                status,
+                steps_done: Some(steps_done),
+                t_done: Some(steps_done as f64 * h),
+                resumed_from_step: (first_step > 0).then_some(first_step),
+                ..Provenance::finished(requested.name(), device, started, elapsed_s, command)
             };
-            toml::to_string(&record)
-                .map_err(|e| Error::Input(format!("cannot serialise run.toml: {e}")))
+            crate::output::record_toml(&config, &provenance)
         };
     let device = backend.describe();
 

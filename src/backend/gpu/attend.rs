@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use super::attention::AttentionPass;
-use super::kernels::{Kernels, Sizes, Specialisation, check_sizes};
+use super::kernels::{Kernels, Specialisation, check_sizes};
 use super::record::{Op, Recorder};
 use super::{GpuContext, GpuOptions, map_and_read};
+use crate::backend::LayerShape;
 use crate::error::{Result, input};
 use crate::model::Model;
 
@@ -15,7 +16,7 @@ pub struct GpuAttend {
     ctx: Arc<GpuContext>,
     kernels: Kernels,
     pass: AttentionPass,
-    sizes: Sizes,
+    sizes: LayerShape,
     queries: wgpu::Buffer,
     keys: wgpu::Buffer,
     out: wgpu::Buffer,
@@ -29,10 +30,10 @@ impl GpuAttend {
     pub fn new(
         ctx: Arc<GpuContext>,
         model: &Model,
-        sizes: Sizes,
+        sizes: LayerShape,
         options: GpuOptions,
     ) -> Result<Self> {
-        if sizes.n_queries == 0 || sizes.n_keys == 0 {
+        if sizes.m == 0 || sizes.n == 0 {
             return Err(input("attention needs at least one query and one key"));
         }
         check_sizes(&ctx.limits, sizes, 1, 1, options.max_groups)?;
@@ -50,9 +51,9 @@ impl GpuAttend {
         let io = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_DST
             | wgpu::BufferUsages::COPY_SRC;
-        let query_floats = sizes.batch * sizes.n_queries * sizes.d;
+        let query_floats = sizes.batch * sizes.m * sizes.d;
         let queries = buffer("query tokens", query_floats, io);
-        let keys = buffer("keys", sizes.batch * sizes.n_keys * sizes.d, io);
+        let keys = buffer("keys", sizes.batch * sizes.n * sizes.d, io);
         let out = buffer("attention output", query_floats, io);
         let readback = buffer(
             "readback",
@@ -97,7 +98,7 @@ impl GpuAttend {
 
     /// The query tokens, [batch, n_queries, d].
     pub fn set_queries(&mut self, z: &[f32]) -> Result<()> {
-        if z.len() != self.sizes.batch * self.sizes.n_queries * self.sizes.d {
+        if z.len() != self.sizes.batch * self.sizes.m * self.sizes.d {
             return Err(input(format!(
                 "{} query values, expected {}",
                 z.len(),
@@ -112,7 +113,7 @@ impl GpuAttend {
 
     /// The keys (and values), [batch, n_keys, d].
     pub fn set_keys(&mut self, keys: &[f32]) -> Result<()> {
-        if keys.len() != self.sizes.batch * self.sizes.n_keys * self.sizes.d {
+        if keys.len() != self.sizes.batch * self.sizes.n * self.sizes.d {
             return Err(input(format!(
                 "{} key values, expected {}",
                 keys.len(),

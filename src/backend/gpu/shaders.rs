@@ -5,18 +5,18 @@
 //! kernels (attention, pair statistics) are templates whose `main` is generated per
 //! specialisation (see `codegen`).
 
-pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
-pub const QUERIES: &str = include_str!("../../shaders/queries.wgsl");
-pub const ATTENTION_SMALL: &str = include_str!("../../shaders/attention_small.wgsl");
-pub const ATTENTION_BLOCK: &str = include_str!("../../shaders/attention_block.wgsl");
-pub const ATTENTION_MERGE: &str = include_str!("../../shaders/attention_merge.wgsl");
-pub const ATTENTION_FINISH: &str = include_str!("../../shaders/attention_finish.wgsl");
-pub const TANGENT_PROJECT: &str = include_str!("../../shaders/tangent_project.wgsl");
-pub const MLP_HIDDEN: &str = include_str!("../../shaders/mlp_hidden.wgsl");
-pub const MLP_OUT: &str = include_str!("../../shaders/mlp_out.wgsl");
-pub const REDRAW: &str = include_str!("../../shaders/redraw.wgsl");
-pub const RK_COMBINE: &str = include_str!("../../shaders/rk_combine.wgsl");
-pub const PAIR_STATS: &str = include_str!("../../shaders/pair_stats.wgsl");
+pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+pub const QUERIES: &str = include_str!("../../../shaders/queries.wgsl");
+pub const ATTENTION_SMALL: &str = include_str!("../../../shaders/attention_small.wgsl");
+pub const ATTENTION_BLOCK: &str = include_str!("../../../shaders/attention_block.wgsl");
+pub const ATTENTION_MERGE: &str = include_str!("../../../shaders/attention_merge.wgsl");
+pub const ATTENTION_FINISH: &str = include_str!("../../../shaders/attention_finish.wgsl");
+pub const TANGENT_PROJECT: &str = include_str!("../../../shaders/tangent_project.wgsl");
+pub const MLP_HIDDEN: &str = include_str!("../../../shaders/mlp_hidden.wgsl");
+pub const MLP_OUT: &str = include_str!("../../../shaders/mlp_out.wgsl");
+pub const REDRAW: &str = include_str!("../../../shaders/redraw.wgsl");
+pub const RK_COMBINE: &str = include_str!("../../../shaders/rk_combine.wgsl");
+pub const PAIR_STATS: &str = include_str!("../../../shaders/pair_stats.wgsl");
 
 /// The fixed kernels by name, for validation.
 pub const KERNELS: &[(&str, &str)] = &[
@@ -47,7 +47,7 @@ pub const SOFTWARE_LOOP_BUDGET: usize = 60_000;
 /// The complete source of a fixed kernel for dimension d.
 pub fn source(kernel: &str, d: usize) -> String {
     format!(
-        "// Generated header (src/gpu/shaders.rs).\n\
+        "// Generated header (src/backend/gpu/shaders.rs).\n\
          const D: u32 = {d}u;\n\
          const DV: u32 = {}u;\n\
          const WG: u32 = {WORKGROUP}u;\n{}\n{COMMON}\n{kernel}",

@@ -22,9 +22,10 @@ pub mod shaders;
 
 use std::sync::Arc;
 
+pub use crate::backend::LayerShape;
 pub use attention::{Calibration, Chunking, TARGET_DISPATCH_SECONDS};
 pub use context::{Counts, GpuContext};
-pub use kernels::{Grids, MAX_D, Sizes, Specialisation, check_sizes};
+pub use kernels::{Grids, MAX_D, Specialisation, check_sizes};
 pub use plan::Plan;
 
 use crate::error::{Error, Result};
@@ -191,7 +192,7 @@ impl GpuBackend {
     ) -> Result<Self> {
         model.validate(shape)?;
         assert_eq!(x0.len(), shape.len(), "initial state has the wrong length");
-        let sizes = Sizes::square(shape.batch, shape.n, shape.d);
+        let sizes = LayerShape::square(shape.batch, shape.n, shape.d);
         // Sizes first: refuse what does not fit before compiling anything.
         check_sizes(&ctx.limits, sizes, 1, 1, options.max_groups)?;
         let spec = Specialisation::new(&ctx, model, shape.d, &options);

@@ -7,6 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::GpuContext;
 use super::codegen::{AttentionKernel, PairKernel, Profile, Target, Variant};
 use super::shaders;
+use crate::backend::LayerShape;
 use crate::error::{Error, Result};
 use crate::model::{Attention, Geometry, Mask, Model};
 
@@ -235,43 +236,21 @@ pub struct Grids {
     pub hidden: (u32, u32),
 }
 
-/// The sizes of one job: `batch` systems in which `n_queries` queries attend to `n_keys`
-/// keys of dimension `d` (self-attention: both n).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sizes {
-    pub batch: usize,
-    pub n_queries: usize,
-    pub n_keys: usize,
-    pub d: usize,
-}
-
-impl Sizes {
-    /// Self-attention of `batch` systems of n tokens.
-    pub fn square(batch: usize, n: usize, d: usize) -> Self {
-        Sizes {
-            batch,
-            n_queries: n,
-            n_keys: n,
-            d,
-        }
-    }
-}
-
 /// Checks that a job fits the adapter's buffers and grids, or returns a clear error that
 /// names the limit and the largest size that fits, before anything is allocated. `splits`
 /// is the largest number of key splits the plan may use (their partial states are buffers
 /// too); `max_groups` (None: the adapter's limit) lets tests force small grids.
 pub fn check_sizes(
     limits: &wgpu::Limits,
-    sizes: Sizes,
+    sizes: LayerShape,
     hidden: usize,
     splits: usize,
     max_groups: Option<u32>,
 ) -> Result<Grids> {
-    let Sizes {
+    let LayerShape {
         batch,
-        n_queries,
-        n_keys,
+        m: n_queries,
+        n: n_keys,
         d,
     } = sizes;
     let wg = shaders::WORKGROUP as u64;

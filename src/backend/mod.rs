@@ -4,23 +4,30 @@
 //! traits they implement are [`crate::integrate::Backend`] (a particle system stepped by the
 //! engine) and [`crate::attend::Attend`] (one layer with separate queries and keys).
 
+pub mod cpu;
+#[cfg(feature = "gpu")]
+pub mod gpu;
+pub mod reference;
+pub mod traits;
+
+pub use traits::{Attend, Backend, LayerShape};
+
 #[cfg(feature = "gpu")]
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::attend::{Attend, LayerShape};
 use crate::cpu::CpuBackend;
 use crate::error::{Result, input};
 #[cfg(feature = "gpu")]
 use crate::gpu::{GpuBackend, GpuContext};
-use crate::integrate::Backend;
 use crate::model::{Model, Shape};
 use crate::reference::ReferenceBackend;
 
 /// Where to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum BackendChoice {
     /// A hardware GPU when there is one, else `cpu` (said plainly).
     Auto,

@@ -11,12 +11,13 @@ use std::time::Instant;
 
 use super::GpuContext;
 use super::kernels::{
-    Chunk, Grids, HeadSlot, Kernels, Params, RedrawSlot, Sizes, StepSlot, aligned, bind_group,
+    Chunk, Grids, HeadSlot, Kernels, Params, RedrawSlot, StepSlot, aligned, bind_group,
     check_sizes, slot_binding,
 };
 use super::plan::{self, Budget, DispatchSlot, KernelShape, Plan, PlanInput, Probe};
 use super::record::Op;
 use super::shaders;
+use crate::backend::LayerShape;
 use crate::error::{Error, Result};
 use crate::model::{Geometry, Mask, Model};
 
@@ -72,7 +73,7 @@ pub(crate) struct PassOptions {
 }
 
 pub(crate) struct AttentionPass {
-    pub sizes: Sizes,
+    pub sizes: LayerShape,
     pub grids: Grids,
     pub plan: Plan,
     /// The plan of the pair statistics (self-attention only).
@@ -140,7 +141,7 @@ impl AttentionPass {
     fn plans(
         ctx: &GpuContext,
         kernels: &Kernels,
-        sizes: Sizes,
+        sizes: LayerShape,
         options: PassOptions,
         speed: Option<f64>,
         budget: Option<f64>,
@@ -186,8 +187,8 @@ impl AttentionPass {
         };
         let attention = plan::plan(&PlanInput {
             batch: sizes.batch,
-            n_queries: sizes.n_queries,
-            n_keys: sizes.n_keys,
+            n_queries: sizes.m,
+            n_keys: sizes.n,
             kernel: Self::kernel_shape(kernels),
             speed,
             max_chunk_keys: loop_cap(
@@ -203,8 +204,8 @@ impl AttentionPass {
         // less register reuse for large d: plan them at a quarter of its speed.
         let stats = plan::plan(&PlanInput {
             batch: sizes.batch,
-            n_queries: sizes.n_keys,
-            n_keys: sizes.n_keys,
+            n_queries: sizes.n,
+            n_keys: sizes.n,
             kernel: Self::stats_shape(kernels),
             speed: speed.map(|s| s / 4.0),
             max_chunk_keys: loop_cap(&|k| spec.pairs.loop_iterations(k), spec.pairs.tk as usize),
@@ -220,15 +221,11 @@ impl AttentionPass {
         ctx: &GpuContext,
         kernels: &Kernels,
         model: &Model,
-        sizes: Sizes,
+        sizes: LayerShape,
         options: PassOptions,
     ) -> Result<Self> {
-        model.validate(crate::model::Shape::new(
-            sizes.batch,
-            sizes.n_queries,
-            sizes.d,
-        )?)?;
-        if model.mask == Mask::Causal && sizes.n_queries != sizes.n_keys {
+        model.validate(crate::model::Shape::new(sizes.batch, sizes.m, sizes.d)?)?;
+        if model.mask == Mask::Causal && sizes.m != sizes.n {
             return Err(crate::error::input(
                 "the causal mask needs the queries to be the keys (self-attention)",
             ));
@@ -266,14 +263,14 @@ impl AttentionPass {
         let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let d = sizes.d;
         let params = |p: &Plan| Params {
-            n_queries: sizes.n_queries as u32,
-            n_keys: sizes.n_keys as u32,
+            n_queries: sizes.m as u32,
+            n_keys: sizes.n as u32,
             batch: sizes.batch as u32,
             flags: super::kernels::flags(model, d),
             token_groups_x: grids.tokens.0,
             element_groups_x: grids.elements.0,
             pad0: 0,
-            alibi_slope: model.alibi_slope(sizes.n_keys) as f32,
+            alibi_slope: model.alibi_slope(sizes.n) as f32,
             mlp_hidden: hidden as u32,
             hidden_groups_x: grids.hidden.0,
             splits: p.splits as u32,
@@ -298,10 +295,10 @@ impl AttentionPass {
                 bytes
             })
             .collect();
-        let log_norm: Vec<f32> = (0..sizes.n_queries)
-            .map(|i| model.usa_log_normaliser(i, sizes.n_keys) as f32)
+        let log_norm: Vec<f32> = (0..sizes.m)
+            .map(|i| model.usa_log_normaliser(i, sizes.n) as f32)
             .collect();
-        let tokens = (sizes.batch * sizes.n_queries) as u64;
+        let tokens = (sizes.batch * sizes.m) as u64;
         let padded = 16 * d.div_ceil(4) as u64;
         let mlp = model.mlp.as_ref().map(|m| {
             [

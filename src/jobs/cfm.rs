@@ -1,0 +1,429 @@
+//! The `cfm` job: a contextual flow map (m queries moved by attention to a context of n
+//! tokens, frozen or evolving), with the exact infinite-context twin of every query for a
+//! uniform or vMF context. Writes final.npy, traj.npy, traj_t.npy (context_final.npy when the
+//! context evolves; infinite.npy, distance.npy and distance.csv with the twin) and cfm.toml.
+
+use std::io::Write;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::attend::{LayerShape, OneLayer, Tokens, derived_seed};
+use crate::backend::BackendChoice;
+use crate::cfm::{Cfm, ContextMode, Trajectory, distances};
+use crate::error::{Result, file_error, input};
+use crate::integrate::Integrator;
+use crate::meanfield::VmfLaw;
+use crate::model::init::InitSpec;
+use crate::model::{Attention, Geometry, Mask, Model};
+use crate::npy;
+use crate::options::{BackendOpt, LayerOpts, OutputOpts};
+use crate::output::{Kind, Output, Provenance};
+use crate::run::Progress;
+
+/// Everything `attnflow cfm` takes but the output folder.
+#[derive(Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CfmOptions {
+    /// Number of query tokens per draw (ignored with a --queries file).
+    #[arg(long, default_value_t = 64)]
+    pub m: usize,
+    /// Number of context tokens per draw (ignored with a --context file).
+    #[arg(long, default_value_t = 10000)]
+    pub n: usize,
+    /// Token dimension (files set their own).
+    #[arg(long, default_value_t = 3)]
+    pub d: usize,
+    /// The context law: uniform, gaussian, vmf:KAPPA[:MU1,MU2,...] (mean direction e_1 unless
+    /// given), or file:PATH.npy ([n, d], or [seeds, n, d]).
+    #[arg(long, visible_alias = "context-law", default_value = "uniform")]
+    pub context: String,
+    /// The queries' law, in the same forms.
+    #[arg(long, default_value = "uniform")]
+    pub queries: String,
+    /// frozen: the context stays as drawn; evolving: it moves by self-attention (SA of the
+    /// same model), O(n^2) per evaluation.
+    #[arg(long, default_value = "frozen")]
+    pub context_mode: ContextMode,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub layer: LayerOpts,
+    /// Geometry: sphere or euclidean.
+    #[arg(long, default_value = "sphere")]
+    pub geometry: Geometry,
+    /// Q, K, V: identity, random:SEED, or a folder with Q.npy, K.npy, V.npy.
+    #[arg(long, default_value = "identity")]
+    pub qkv: String,
+    /// Integrator: euler, heun or rk4.
+    #[arg(long, default_value = "rk4")]
+    pub integrator: Integrator,
+    /// Final time T.
+    #[arg(long, default_value_t = 5.0, allow_hyphen_values = true)]
+    pub t_end: f64,
+    /// Number of steps; h = T / steps.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Save the queries every K steps (and at t = 0) [default: about 10 saves].
+    #[arg(long, value_name = "K")]
+    pub save_every: Option<usize>,
+    /// Also solve the infinite-context twin of every query (the context law in place of the
+    /// sample; needs a uniform or vmf context, frozen, SA on the sphere) with an adaptive
+    /// 8th-order integrator to --tol, and write the distances to it.
+    #[arg(long)]
+    pub infinite: bool,
+    /// Tolerance of the infinite-context integrator (relative and absolute).
+    #[arg(long, default_value_t = 1e-12)]
+    pub tol: f64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub backend: BackendOpt,
+}
+
+impl CfmOptions {
+    /// The options of `attnflow cfm FLAGS...` (see [`crate::options::from_flags`]).
+    pub fn from_flags(flags: &[String]) -> Result<Self> {
+        crate::options::from_flags(flags)
+    }
+}
+
+/// What cfm.toml records besides the provenance.
+#[derive(Serialize)]
+struct Record<'a> {
+    m: usize,
+    n: usize,
+    d: usize,
+    context: &'a str,
+    queries: &'a str,
+    context_mode: &'a str,
+    seeds: usize,
+    seed: u64,
+    model: &'a str,
+    geometry: &'a str,
+    qkv: &'a str,
+    beta_rule: &'a str,
+    gamma: f64,
+    beta: f64,
+    integrator: &'a str,
+    t_end: f64,
+    steps: usize,
+    save_every: usize,
+    infinite: bool,
+    tol: f64,
+    backend: &'a str,
+}
+
+/// The distances of the queries to their infinite-context twins at one saved time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TwinDistance {
+    pub t: f64,
+    pub mean: f64,
+    pub rms: f64,
+    pub max: f64,
+}
+
+/// A flow map computed: the queries at the saved times, and what ran.
+#[derive(Clone, Debug)]
+pub struct CfmResult {
+    pub shape: LayerShape,
+    pub beta: f64,
+    pub times: Vec<f64>,
+    /// The queries at each saved time, each [seeds, m, d].
+    pub snapshots: Vec<Vec<f64>>,
+    /// The context at the end ([seeds, n, d]; as drawn when frozen).
+    pub context_final: Vec<f64>,
+    /// With `infinite`: the twins at each saved time (concatenated like the snapshots), the
+    /// distance of every query to its twin [times, seeds, m], and their summary per time.
+    pub infinite: Option<Vec<f64>>,
+    pub distance: Option<Vec<f64>>,
+    pub distance_summary: Vec<TwinDistance>,
+    /// Seconds of the twin solves.
+    pub infinite_s: f64,
+    pub backend: BackendChoice,
+    pub device: String,
+    pub note: Option<String>,
+    /// Seconds of the flow itself.
+    pub elapsed_s: f64,
+    /// Pair interactions of one step of the flow.
+    pub pairs_per_step: f64,
+    pub files: Vec<String>,
+}
+
+fn tokens(spec: &str, count: usize, what: &str) -> Result<Tokens> {
+    let spec = spec.trim();
+    if spec.starts_with("file:") || spec.ends_with(".npy") {
+        Tokens::parse(spec, what)
+    } else {
+        Tokens::parse(&format!("{spec}:{count}"), what)
+    }
+}
+
+/// Computes the flow map (and its twins) and writes `out`. `command` is recorded in the
+/// provenance; `say` gets the lines a user sees; `progress` counts the steps.
+pub fn run(
+    opts: &CfmOptions,
+    out: &OutputOpts,
+    command: &str,
+    say: &mut dyn FnMut(String),
+    progress: &mut dyn Progress,
+) -> Result<CfmResult> {
+    if opts.layer.seeds == 0 {
+        return Err(input("--seeds must be at least 1"));
+    }
+    if opts.steps == 0 {
+        return Err(input("steps must be at least 1"));
+    }
+    if !opts.t_end.is_finite() || opts.t_end <= 0.0 {
+        return Err(input(format!(
+            "t-end must be a finite number > 0, got {}",
+            opts.t_end
+        )));
+    }
+    if opts.m == 0 {
+        return Err(input(
+            "m = 0: a contextual flow map needs at least one query",
+        ));
+    }
+    if opts.n == 0 {
+        return Err(input(
+            "n = 0: a contextual flow map needs at least one context token",
+        ));
+    }
+    let context = tokens(&opts.context, opts.n, "--context")?;
+    let queries = tokens(&opts.queries, opts.m, "--queries")?;
+    let (n, d) = context.size(opts.d)?;
+    let (m, dq) = queries.size(d)?;
+    if dq != d {
+        return Err(input(format!(
+            "the queries have d = {dq} but the context has d = {d}"
+        )));
+    }
+    // Context and queries in f64 with a few stage copies, the d x d weights.
+    let count = crate::limits::product(
+        "cfm",
+        &[
+            ("seeds", opts.layer.seeds),
+            ("n + m", n.saturating_add(m)),
+            ("d", d),
+        ],
+    )?;
+    let weights = crate::limits::product("cfm", &[("d", d), ("d", d)])?;
+    crate::limits::ensure_memory(
+        "cfm",
+        count
+            .saturating_mul(64)
+            .saturating_add(weights.saturating_mul(32)),
+    )?;
+    let OneLayer {
+        rule: _,
+        beta,
+        attention,
+        weights,
+    } = crate::attend::one_layer("cfm", &opts.layer, &opts.qkv, n, d)?;
+    let (geometry, mode) = (opts.geometry, opts.context_mode);
+    if d < 2 {
+        return Err(input(format!(
+            "d = {d} is too small: tokens live in R^d with d >= 2"
+        )));
+    }
+    // The population law of the context, for the infinite-context twin.
+    let law = if opts.infinite {
+        if mode != ContextMode::Frozen || attention != Attention::Sa || geometry != Geometry::Sphere
+        {
+            return Err(input(
+                "--infinite solves the frozen-context SA flow on the sphere: use \
+                 --context-mode frozen --model sa --geometry sphere",
+            ));
+        }
+        match &context {
+            Tokens::Law {
+                law: InitSpec::Uniform | InitSpec::Gaussian,
+                ..
+            } => Some(VmfLaw::uniform(d)),
+            Tokens::Law {
+                law: InitSpec::Vmf { kappa, mu },
+                ..
+            } => {
+                let mu = mu.clone().unwrap_or_else(|| {
+                    let mut e1 = vec![0.0; d];
+                    e1[0] = 1.0;
+                    e1
+                });
+                Some(VmfLaw::new(mu, *kappa).map_err(|e| input(format!("--context: {e}")))?)
+            }
+            _ => {
+                return Err(input(
+                    "--infinite needs the context's law: --context uniform or vmf:KAPPA[:MU], \
+                     not a file",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    if !(opts.tol.is_finite() && opts.tol > 0.0 && opts.tol < 1.0) {
+        return Err(input(format!(
+            "--tol must be in (0, 1), got {:e}",
+            opts.tol
+        )));
+    }
+    let batch = opts.layer.seeds;
+    let model = Model::new(attention, geometry, Mask::Full, weights, vec![beta; batch]);
+    // The folder is locked and checked before any work; the files read are never replaced.
+    let mut inputs: Vec<std::path::PathBuf> = [&context, &queries]
+        .into_iter()
+        .filter_map(|t| t.file().map(|p| p.to_path_buf()))
+        .collect();
+    inputs.extend(crate::model::weights::QkvSpec::parse(&opts.qkv)?.files());
+    let output = Output::open(&out.out, Kind::Cfm, out.force, &inputs)?;
+    let y0 = context.generate(batch, d, opts.layer.seed)?;
+    let z0 = queries.generate(batch, d, derived_seed(opts.layer.seed, 1))?;
+    let shape = LayerShape { batch, m, n, d };
+    say(format!(
+        "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \
+         {} beta = {beta}, {} T = {} in {} steps",
+        mode.name(),
+        attention.name().to_uppercase(),
+        opts.integrator.name(),
+        opts.t_end,
+        opts.steps
+    ));
+    let started = crate::output::unix_now();
+    let mut flow = Cfm::new(opts.backend.choice, &model, shape, mode, z0.clone(), y0)?;
+    if let Some(note) = &flow.note {
+        say(format!("note: {note}"));
+    }
+    let device = flow.describe();
+    say(format!("backend: {device}"));
+    let save_every = opts.save_every.unwrap_or((opts.steps / 10).max(1)).max(1);
+    let h = opts.t_end / opts.steps as f64;
+    progress.start(opts.steps as u64);
+    let start = std::time::Instant::now();
+    let Trajectory { times, snapshots } =
+        flow.run(opts.integrator, h, opts.steps, save_every, |step| {
+            progress.step(step as u64)
+        })?;
+    progress.finish();
+    let elapsed_s = start.elapsed().as_secs_f64();
+    let tokens_shape = |count: usize| -> Vec<usize> {
+        if batch == 1 {
+            vec![count, d]
+        } else {
+            vec![batch, count, d]
+        }
+    };
+    let mut files = vec!["final.npy", "traj.npy", "traj_t.npy"];
+    npy::write(&output.path("final.npy"), &tokens_shape(m), &flow.z)?;
+    let mut traj_shape = vec![snapshots.len()];
+    traj_shape.extend(tokens_shape(m));
+    npy::write(&output.path("traj.npy"), &traj_shape, &snapshots.concat())?;
+    npy::write(&output.path("traj_t.npy"), &[times.len()], &times)?;
+    if mode == ContextMode::Evolving {
+        npy::write(&output.path("context_final.npy"), &tokens_shape(n), &flow.y)?;
+        files.push("context_final.npy");
+    }
+    let (mut infinite, mut distance, mut summary, mut infinite_s) = (None, None, vec![], 0.0);
+    if let Some(law) = law {
+        let istart = std::time::Instant::now();
+        let twins = crate::cfm::infinite_twins(&law, &model.heads[0], beta, &z0, &times, opts.tol);
+        npy::write(&output.path("infinite.npy"), &traj_shape, &twins)?;
+        let per = batch * m * d;
+        let mut dist = Vec::with_capacity(snapshots.len() * batch * m);
+        for (s, snap) in snapshots.iter().enumerate() {
+            let dd = distances(snap, &twins[s * per..(s + 1) * per], d);
+            summary.push(TwinDistance {
+                t: times[s],
+                mean: dd.iter().sum::<f64>() / dd.len() as f64,
+                rms: (dd.iter().map(|v| v * v).sum::<f64>() / dd.len() as f64).sqrt(),
+                max: dd.iter().copied().fold(0.0, f64::max),
+            });
+            dist.extend(dd);
+        }
+        write_distances(&output.path("distance.csv"), &summary)?;
+        let mut dshape = vec![snapshots.len()];
+        if batch > 1 {
+            dshape.push(batch);
+        }
+        dshape.push(m);
+        npy::write(&output.path("distance.npy"), &dshape, &dist)?;
+        files.extend(["infinite.npy", "distance.npy", "distance.csv"]);
+        infinite_s = istart.elapsed().as_secs_f64();
+        let last = summary.last().expect("t = 0 is always saved");
+        say(format!(
+            "infinite-context twins: {} queries in {infinite_s:.2} s (tol {:e}); at T = {}: \
+             distance mean {:.4e}, rms {:.4e}, max {:.4e}",
+            batch * m,
+            opts.tol,
+            opts.t_end,
+            last.mean,
+            last.rms,
+            last.max
+        ));
+        infinite = Some(twins);
+        distance = Some(dist);
+    }
+    let record = Record {
+        m,
+        n,
+        d,
+        context: &context.to_config_string(),
+        queries: &queries.to_config_string(),
+        context_mode: mode.name(),
+        seeds: batch,
+        seed: opts.layer.seed,
+        model: opts.layer.model.name(),
+        geometry: geometry.name(),
+        qkv: &opts.qkv,
+        beta_rule: opts.layer.beta_rule.name(),
+        gamma: opts.layer.beta,
+        beta,
+        integrator: opts.integrator.name(),
+        t_end: opts.t_end,
+        steps: opts.steps,
+        save_every,
+        infinite: opts.infinite,
+        tol: opts.tol,
+        backend: flow.kind.name(),
+    };
+    let provenance = Provenance {
+        steps_done: Some(opts.steps),
+        t_done: Some(opts.t_end),
+        ..Provenance::finished(
+            opts.backend.choice.name(),
+            device.clone(),
+            started,
+            elapsed_s,
+            command,
+        )
+    };
+    let path = output.path("cfm.toml");
+    std::fs::write(&path, crate::output::record_toml(&record, &provenance)?)
+        .map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
+    files.push("cfm.toml");
+    output.commit()?;
+    Ok(CfmResult {
+        shape,
+        beta,
+        times,
+        snapshots,
+        pairs_per_step: flow.pairs_per_step(opts.integrator),
+        context_final: flow.y,
+        infinite,
+        distance,
+        distance_summary: summary,
+        infinite_s,
+        backend: flow.kind,
+        device,
+        note: flow.note,
+        elapsed_s,
+        files: files.into_iter().map(String::from).collect(),
+    })
+}
+
+fn write_distances(path: &std::path::Path, rows: &[TwinDistance]) -> Result<()> {
+    let err = |e: std::io::Error| file_error(path, format!("cannot write: {e}"));
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
+    writeln!(csv, "t,mean,rms,max").map_err(err)?;
+    for r in rows {
+        writeln!(csv, "{},{:.9e},{:.9e},{:.9e}", r.t, r.mean, r.rms, r.max).map_err(err)?;
+    }
+    csv.flush().map_err(err)
+}

@@ -1,0 +1,282 @@
+//! Options, each defined once: one field carries its flag (clap), its TOML key (serde), its
+//! help and its default in the help text; every subcommand flattens the groups it takes.
+//!
+//! - [`ConfigLayer`]: everything `attnflow run` takes, as flags and as the keys of a TOML
+//!   config or a run.toml (one struct for both, so a flag cannot exist without its key);
+//!   resolved and validated in one place, [`crate::config::resolve`].
+//! - [`LayerOpts`]: the attention layer of `attend` and `cfm` (draws, seed, temperature and
+//!   its rule, SA or USA), checked in one place, [`crate::attend::one_layer`].
+//! - [`BackendOpt`] and [`OutputOpts`]: `--backend`, `--out` and `--force` of every command
+//!   that computes and writes a folder.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendChoice;
+use crate::config::{BetaRule, BetaSpec, NoiseKind};
+use crate::error::{Result, file_error};
+use crate::integrate::Integrator;
+use crate::model::{Activation, Attention, Geometry, HeadCombine, Mask};
+
+/// Defines [`ConfigLayer`] from one list of options (each `Option<T>`: unset means "not
+/// given here") and its `overlay`, so that adding an option is adding one field.
+macro_rules! config_layer {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $( $(#[$fattr:meta])* $field:ident: $ty:ty, )*
+        }
+        recorded {
+            $( $(#[$rattr:meta])* $rfield:ident: $rty:ty, )*
+        }
+    ) => {
+        $(#[$attr])*
+        pub struct $name {
+            $( $(#[$fattr])* pub $field: Option<$ty>, )*
+            $( $(#[$rattr])* pub $rfield: Option<$rty>, )*
+        }
+
+        impl $name {
+            /// `other`'s options that are set replace ours; what a run.toml recorded stays.
+            pub fn overlay(mut self, other: $name) -> Self {
+                // A new beta replaces the gamma a run.toml recorded.
+                if other.beta.is_some() {
+                    self.gamma = None;
+                }
+                $( if other.$field.is_some() { self.$field = other.$field; } )*
+                self
+            }
+        }
+    };
+}
+
+config_layer! {
+    /// A configuration as a user writes it: every field optional. A TOML file and the command
+    /// line each give one of these; later ones win.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Args)]
+    #[serde(deny_unknown_fields)]
+    pub struct ConfigLayer {
+        /// Output folder [default: runs/run-NNN, the next free number].
+        #[arg(long, value_name = "DIR", help_heading = "Output")]
+        out: PathBuf,
+        /// Number of tokens per system [default: 4096, or from an --init file].
+        #[arg(long, help_heading = "Tokens")]
+        n: usize,
+        /// Token dimension, 2 or more [default: 3, or from an --init file].
+        #[arg(long, help_heading = "Tokens")]
+        d: usize,
+        /// Number of independent systems in the ensemble [default: 1, or the number of --beta
+        /// values].
+        #[arg(long, help_heading = "Tokens")]
+        batch: usize,
+        /// Attention: sa (softmax) or usa (unnormalised) [default: sa].
+        #[arg(long, help_heading = "Model")]
+        model: Attention,
+        /// Geometry: sphere (tangent projection + renormalisation) or euclidean [default: sphere].
+        #[arg(long, help_heading = "Model")]
+        geometry: Geometry,
+        /// Mask: full or causal (token i sees tokens 1..i) [default: full].
+        #[arg(long, help_heading = "Model")]
+        mask: Mask,
+        /// Inverse temperature: one value, or one per system separated by commas
+        /// (--beta 0.5,1,2) [default: 1].
+        #[arg(long, allow_hyphen_values = true, value_parser = BetaSpec::parse_flag, help_heading = "Model")]
+        beta: BetaSpec,
+        /// Q, K, V: identity, random:SEED (iid N(0, 1/d) entries, fixed over depth),
+        /// redraw:SEED (random deep attention: redrawn at every layer and head), or a folder with
+        /// Q.npy, K.npy, V.npy, each [d, d] or [heads, d, d]; the score is beta <Q x_i, K x_j>, the
+        /// value V x_j [default: identity].
+        #[arg(long, help_heading = "Model")]
+        qkv: String,
+        /// Attention heads (with identity, random:SEED or redraw:SEED; a folder sets its own)
+        /// [default: 1].
+        #[arg(long, help_heading = "Model")]
+        heads: usize,
+        /// How heads combine: sum or mean of their outputs [default: sum].
+        #[arg(long, help_heading = "Model")]
+        head_combine: HeadCombine,
+        /// Scale of redrawn weights: entries N(0, scale^2 / d) [default: 1].
+        #[arg(long, help_heading = "Model")]
+        weight_scale: f64,
+        /// Perceptron block dx/dt = P(attention + W sigma(A x + b)): random:M[:SEED] (hidden width
+        /// M) or a folder with W.npy [d, M], A.npy [M, d], b.npy [M] [default: none].
+        #[arg(long, help_heading = "Model")]
+        mlp: String,
+        /// The perceptron's sigma: relu or gelu (tanh form) [default: relu].
+        #[arg(long, help_heading = "Model")]
+        activation: Activation,
+        /// Noise strength sigma: dx = f dt + sigma P dB, Euler-Maruyama (needs --integrator
+        /// euler), seeded by --seed [default: 0].
+        #[arg(long, allow_hyphen_values = true, help_heading = "Model")]
+        noise: f64,
+        /// Noise per token (independent) or one dB for all tokens of a system (common)
+        /// [default: independent].
+        #[arg(long, help_heading = "Model")]
+        noise_kind: NoiseKind,
+        /// ALiBi positional bias of causal attention: scores lose (lambda / n)(i - j)
+        /// [default: none].
+        #[arg(long, value_name = "LAMBDA", allow_hyphen_values = true, help_heading = "Model")]
+        alibi: f64,
+        /// Temperature rule: const (beta as given), log (beta = gamma log n) or selective
+        /// (beta = gamma n^(2/(d-1))), with gamma the --beta values [default: const].
+        #[arg(long, help_heading = "Model")]
+        beta_rule: BetaRule,
+        /// Integrator: euler, heun (RK2) or rk4 [default: rk4].
+        #[arg(long, help_heading = "Time")]
+        integrator: Integrator,
+        /// Final time T (depth) [default: 10].
+        #[arg(long, allow_hyphen_values = true, help_heading = "Time")]
+        t_end: f64,
+        /// Number of steps (layers); h = T / steps [default: 100].
+        #[arg(long, help_heading = "Time")]
+        steps: usize,
+        /// Initial tokens: uniform (on the sphere), gaussian, vmf:KAPPA[:MU1,MU2,...] (mean
+        /// direction e_1 unless given), or file:PATH.npy ([n, d] shared by all systems, or
+        /// [batch, n, d]; f32 or f64) [default: uniform].
+        #[arg(long, help_heading = "Tokens")]
+        init: String,
+        /// Random seed of the initial tokens [default: 0].
+        #[arg(long, help_heading = "Tokens")]
+        seed: u64,
+        /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64)
+        /// [default: auto].
+        #[arg(long)]
+        backend: BackendChoice,
+        /// Save a snapshot every K steps to traj.npy (and its times to traj_t.npy); 0 = none
+        /// [default: 0].
+        #[arg(long, value_name = "K", help_heading = "Output")]
+        save_every: usize,
+        /// Write a metrics.csv row every M steps; 0 writes only the first and last (each row
+        /// costs one O(n^2) pass) [default: about 100 rows per run].
+        #[arg(long, value_name = "M", help_heading = "Output")]
+        metrics_every: usize,
+        /// Put a checkpoint of the run (state, step, snapshots and metrics so far) on disk every
+        /// K steps, 0 = none: a run killed by SIGKILL or a power cut continues from it with
+        /// --resume [default: about every 10 minutes of work].
+        #[arg(long, value_name = "K", help_heading = "Output")]
+        checkpoint_every: usize,
+        /// Run even when an input file (--init, --qkv or --mlp files) differs from the one the
+        /// --config run.toml recorded (by SHA-256) (a flag only, never read from TOML).
+        #[serde(skip)]
+        #[arg(long, num_args = 0, default_missing_value = "true")]
+        allow_changed_inputs: bool,
+    }
+    recorded {
+        /// The rule's gamma values, written into run.toml next to the resolved beta; a
+        /// run.toml read back uses `beta` and ignores this.
+        #[serde(skip_serializing)]
+        #[arg(skip)]
+        gamma: Vec<f64>,
+        /// Written by attnflow into run.toml; ignored when read back.
+        #[serde(skip_serializing)]
+        #[arg(skip)]
+        provenance: toml::Table,
+        /// Written by attnflow into a checkpoint's record (see `run::Checkpoint`); ignored here.
+        #[serde(skip_serializing)]
+        #[arg(skip)]
+        checkpoint: toml::Table,
+        /// The SHA-256 of every input file, as a run.toml records them: a replay refuses a file
+        /// that changed since (unless `allow_changed_inputs`).
+        #[serde(skip_serializing)]
+        #[arg(skip)]
+        inputs: std::collections::BTreeMap<String, String>,
+    }
+}
+
+/// An option value by its name (the names flags and TOML keys use): `"usa"`, `"log"`, ... For
+/// callers that hold options as text (the Python bindings).
+pub fn parse_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+        .map_err(|e| crate::error::input(e.to_string()))
+}
+
+/// Options from a command line's flags (without the subcommand), parsed by the CLI's own
+/// parser: every name, default and check is the CLI's. For bindings that take options as
+/// keyword arguments; clap's error becomes one line.
+pub fn from_flags<T: Args + clap::FromArgMatches>(flags: &[String]) -> Result<T> {
+    let cmd = T::augment_args(clap::Command::new("attnflow").no_binary_name(true));
+    let matches = cmd.try_get_matches_from(flags).map_err(|e| {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("").trim();
+        crate::error::input(first.strip_prefix("error: ").unwrap_or(first).to_string())
+    })?;
+    T::from_arg_matches(&matches).map_err(|e| crate::error::input(e.to_string()))
+}
+
+impl ConfigLayer {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| file_error(path, format!("cannot read the config: {e}")))?;
+        toml::from_str(&text).map_err(|e| file_error(path, format!("invalid config: {e}")))
+    }
+}
+
+/// `--backend`, for every command that computes.
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendOpt {
+    /// Backend: auto (a hardware GPU if present, else cpu), gpu, cpu or reference (f64).
+    #[arg(
+        id = "backend",
+        long = "backend",
+        value_name = "BACKEND",
+        default_value = "auto"
+    )]
+    #[serde(rename = "backend")]
+    pub choice: BackendChoice,
+}
+
+impl Default for BackendOpt {
+    fn default() -> Self {
+        BackendOpt {
+            choice: BackendChoice::Auto,
+        }
+    }
+}
+
+/// The attention layer of `attend` and `cfm`: independent draws, their seed, the temperature
+/// and its rule, SA or USA.
+#[derive(Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerOpts {
+    /// Independent draws of keys (context) and queries, evaluated as one batch.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    /// Random seed; draw s uses stream s of it, queries an independent derived seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Inverse temperature (gamma under --beta-rule log or selective).
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub beta: f64,
+    /// Temperature rule over the number n of keys (context tokens): const, log (gamma log n)
+    /// or selective (gamma n^(2/(d-1))).
+    #[arg(long, default_value = "const")]
+    pub beta_rule: BetaRule,
+    /// Attention: sa (softmax) or usa (unnormalised: weights exp(s) / n).
+    #[arg(long, default_value = "sa")]
+    pub model: Attention,
+}
+
+impl Default for LayerOpts {
+    fn default() -> Self {
+        LayerOpts {
+            seeds: 1,
+            seed: 0,
+            beta: 1.0,
+            beta_rule: BetaRule::Const,
+            model: Attention::Sa,
+        }
+    }
+}
+
+/// `--out DIR` and `--force`.
+#[derive(Args, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputOpts {
+    /// Output folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Overwrite attnflow's files in an existing, non-empty output folder.
+    #[arg(long)]
+    #[serde(default)]
+    pub force: bool,
+}
