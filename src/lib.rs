@@ -13,6 +13,7 @@ pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod experiments;
+pub mod figures;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod integrate;

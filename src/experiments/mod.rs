@@ -5,6 +5,12 @@
 //!
 //! Every experiment has a `quick` size (under a minute on the CPU; CI runs it and asserts the
 //! `checks`) and a default size meant for a GPU.
+//!
+//! Each experiment is a folder: `mod.rs` (its `run`: orchestration, the typed summary and the
+//! checks), `sizes.rs` (the quick and default sizes), `simulate.rs` (the simulations, which
+//! produce raw measurements), `analyse.rs` (fits and theory beside the measurements: pure
+//! functions, tested on synthetic data) and `figures.rs` (CSV and PNG) where it has enough of
+//! them. The charts are drawn by [`crate::figures`], the statistics by [`crate::stats`].
 
 pub mod chaos;
 pub mod clustering;
@@ -13,7 +19,6 @@ pub mod integrator_order;
 pub mod lost_in_the_middle;
 pub mod metastability;
 pub mod phase_diagram;
-pub mod plot;
 pub mod selectivity;
 
 use std::io::Write;
@@ -23,6 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::BackendChoice;
 use crate::error::{Result, file_error, input};
+use crate::figures;
 use crate::integrate::{Backend, Integrator};
 use crate::model::{Model, Shape};
 use crate::output::{Kind, Output};
@@ -81,6 +87,36 @@ impl Report {
     pub fn check(&mut self, key: &str, ok: bool) {
         self.checks.insert(key.into(), Value::Bool(ok));
     }
+
+    /// Adds every field of a typed summary (a struct that serialises to a JSON object) to the
+    /// configuration. The maps keep their keys sorted, so summary.json does not depend on the
+    /// order in which fields are declared or added.
+    pub fn add_config(&mut self, v: &impl serde::Serialize) {
+        self.config.extend(fields(v));
+    }
+    /// Adds every field of a typed summary to the measured quantities.
+    pub fn add_measured(&mut self, v: &impl serde::Serialize) {
+        self.measured.extend(fields(v));
+    }
+    /// Adds every field of a typed summary to the predictions.
+    pub fn add_prediction(&mut self, v: &impl serde::Serialize) {
+        self.prediction.extend(fields(v));
+    }
+    /// Adds every field of a typed summary of booleans to the checks.
+    pub fn add_checks(&mut self, v: &impl serde::Serialize) {
+        for (k, ok) in fields(v) {
+            assert!(ok.is_boolean(), "check {k} is not a boolean: {ok}");
+            self.checks.insert(k, ok);
+        }
+    }
+}
+
+/// The fields of a value that serialises to a JSON object.
+pub(crate) fn fields(v: &impl serde::Serialize) -> Map<String, Value> {
+    match serde_json::to_value(v).expect("a summary serialises") {
+        Value::Object(m) => m,
+        other => panic!("a summary is a JSON object, not {other}"),
+    }
 }
 
 impl Setup {
@@ -106,6 +142,19 @@ impl Setup {
             writeln!(w, "{}", cells.join(",")).map_err(io)?;
         }
         w.flush().map_err(io)?;
+        report.files.push(name.into());
+        Ok(())
+    }
+
+    /// Draws a line chart (see [`figures::lines`]) into the output folder and records it.
+    pub fn lines(
+        &self,
+        report: &mut Report,
+        name: &str,
+        axes: &figures::Axes,
+        series: &[figures::Series],
+    ) -> Result<()> {
+        figures::lines(&self.path(name), axes, series)?;
         report.files.push(name.into());
         Ok(())
     }
