@@ -127,7 +127,7 @@ fn attention(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     // No plots: criterion's plotters would look for fonts by name, and this crate's
-    // plotters build registers its fonts explicitly (render::register_fonts).
+    // plotters build registers its fonts explicitly (figures::register_fonts).
     config = Criterion::default().without_plots();
     targets = attention
 }

@@ -11,6 +11,7 @@ pub mod cfm;
 pub mod config;
 pub mod error;
 pub mod experiments;
+pub mod figures;
 pub mod integrate;
 pub mod jobs;
 pub mod limits;

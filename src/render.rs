@@ -6,31 +6,15 @@
 //! token can be followed from frame to frame.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use rayon::prelude::*;
 
-use crate::error::{Error, Result, file_error, input};
+use crate::error::{Result, file_error, input};
+use crate::figures::{draw_err, register_fonts, tick_label};
 use crate::model::weights::matvec;
 use crate::model::{Attention, Model, Weights};
-
-/// Registers the embedded DejaVu Sans as "sans-serif" (plotters' pure-Rust text path needs
-/// its fonts given to it; no system fonts are looked up).
-pub fn register_fonts() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-            .map_err(|_| "invalid font")
-            .expect("the embedded font parses");
-    });
-}
-
-fn draw_err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
-    move |e| file_error(path, format!("cannot draw: {e}"))
-}
 
 /// Size in pixels of one token panel (one frame of the animation).
 pub const PANEL: (u32, u32) = (480, 540);
@@ -497,17 +481,9 @@ pub fn attention_panels(path: &Path, panels: &[(String, Vec<f64>)], n: usize) ->
     Ok(())
 }
 
-/// A short tick label.
+/// A short tick label (plain below 1e4, else two decimals: 1.25e-5).
 fn tick(v: f64) -> String {
-    let a = v.abs();
-    if v == 0.0 {
-        "0".into()
-    } else if (1e-3..1e4).contains(&a) {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        format!("{v:.2e}")
-    }
+    tick_label(v, 1e4, 2)
 }
 
 #[cfg(test)]

@@ -6,15 +6,25 @@ pub fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
+/// Mean and sample variance (with n - 1; needs at least 2 values).
+pub fn mean_var(v: &[f64]) -> (f64, f64) {
+    let m = mean(v);
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0);
+    (m, var)
+}
+
 /// Mean and standard error of the mean (sample variance with n - 1; 0 for one value).
 pub fn mean_se(v: &[f64]) -> (f64, f64) {
-    let k = v.len() as f64;
-    let m = mean(v);
     if v.len() < 2 {
-        return (m, 0.0);
+        return (mean(v), 0.0);
     }
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (k - 1.0);
-    (m, (var / k).sqrt())
+    let (m, var) = mean_var(v);
+    (m, (var / v.len() as f64).sqrt())
+}
+
+/// Mean and standard error of column `p` of the rows (see [`mean_se`]).
+pub fn column_mean_se(rows: &[Vec<f64>], p: usize) -> (f64, f64) {
+    mean_se(&rows.iter().map(|r| r[p]).collect::<Vec<_>>())
 }
 
 /// A least-squares line y = intercept + slope x with standard errors.
@@ -59,6 +69,12 @@ pub fn fit_loglog(x: &[f64], y: &[f64]) -> Fit {
     fit_line(&lx, &ly)
 }
 
+/// Fit of log y against x: the rate of an exponential y ~ e^{slope x}.
+pub fn fit_semilog(x: &[f64], y: &[f64]) -> Fit {
+    let ly: Vec<f64> = y.iter().map(|v| v.ln()).collect();
+    fit_line(x, &ly)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +101,14 @@ mod tests {
         assert_eq!(m, 2.5);
         assert!((se - (5.0f64 / 3.0 / 4.0).sqrt()).abs() < 1e-15);
         assert_eq!(mean_se(&[7.0]), (7.0, 0.0));
+        let (m, var) = mean_var(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!((m, var), (2.5, 5.0 / 3.0));
+        let rows = vec![vec![0.0, 1.0], vec![5.0, 3.0]];
+        assert_eq!(column_mean_se(&rows, 1), mean_se(&[1.0, 3.0]));
+        let f = fit_semilog(
+            &[0.0, 1.0, 2.0],
+            &[2.0, 2.0 * (-3f64).exp(), 2.0 * (-6f64).exp()],
+        );
+        assert!((f.slope + 3.0).abs() < 1e-12 && (f.intercept - 2f64.ln()).abs() < 1e-12);
     }
 }

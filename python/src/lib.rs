@@ -318,6 +318,7 @@ fn experiment_job(
         seed,
         backend,
         progress,
+        command: "attnflow.experiment (Python)".into(),
     };
     let summary = py
         .detach(|| attnflow::experiments::run(name, &setup))

@@ -59,6 +59,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
         seed: args.seed,
         backend,
         progress: !args.quiet,
+        command: attnflow::output::shell_command(&std::env::args().collect::<Vec<_>>()),
     };
     let summary = experiments::run(&args.name, &setup)?;
     outln!("backend: {}", summary["backend"].as_str().unwrap_or("?"));
@@ -87,7 +88,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
     outln!(
         "wrote {} in {:.1} s: summary.json, {}",
         out.display(),
-        summary["elapsed_s"].as_f64().unwrap_or(0.0),
+        summary["provenance"]["elapsed_s"].as_f64().unwrap_or(0.0),
         files.join(", ")
     );
     Ok(())

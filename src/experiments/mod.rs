@@ -5,6 +5,12 @@
 //!
 //! Every experiment has a `quick` size (under a minute on the CPU; CI runs it and asserts the
 //! `checks`) and a default size meant for a GPU.
+//!
+//! Each experiment is a folder: `mod.rs` (its `run`: orchestration, the typed summary and the
+//! checks), `sizes.rs` (the quick and default sizes), `simulate.rs` (the simulations, which
+//! produce raw measurements), `analyse.rs` (fits and theory beside the measurements: pure
+//! functions, tested on synthetic data) and `figures.rs` (CSV and PNG) where it has enough of
+//! them. The charts are drawn by [`crate::figures`], the statistics by [`crate::stats`].
 
 pub mod chaos;
 pub mod clustering;
@@ -13,7 +19,6 @@ pub mod integrator_order;
 pub mod lost_in_the_middle;
 pub mod metastability;
 pub mod phase_diagram;
-pub mod plot;
 pub mod selectivity;
 
 use std::io::Write;
@@ -23,6 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::BackendChoice;
 use crate::error::{Result, file_error, input};
+use crate::figures;
 use crate::integrate::{Backend, Integrator};
 use crate::model::{Model, Shape};
 use crate::output::{Kind, Output};
@@ -50,6 +56,8 @@ pub struct Setup {
     pub backend: BackendChoice,
     /// Print progress lines to stderr.
     pub progress: bool,
+    /// The command line (or library call) recorded in the provenance.
+    pub command: String,
 }
 
 /// What an experiment reports: it fills these maps and names the files it wrote.
@@ -81,6 +89,36 @@ impl Report {
     pub fn check(&mut self, key: &str, ok: bool) {
         self.checks.insert(key.into(), Value::Bool(ok));
     }
+
+    /// Adds every field of a typed summary (a struct that serialises to a JSON object) to the
+    /// configuration. The maps keep their keys sorted, so summary.json does not depend on the
+    /// order in which fields are declared or added.
+    pub fn add_config(&mut self, v: &impl serde::Serialize) {
+        self.config.extend(fields(v));
+    }
+    /// Adds every field of a typed summary to the measured quantities.
+    pub fn add_measured(&mut self, v: &impl serde::Serialize) {
+        self.measured.extend(fields(v));
+    }
+    /// Adds every field of a typed summary to the predictions.
+    pub fn add_prediction(&mut self, v: &impl serde::Serialize) {
+        self.prediction.extend(fields(v));
+    }
+    /// Adds every field of a typed summary of booleans to the checks.
+    pub fn add_checks(&mut self, v: &impl serde::Serialize) {
+        for (k, ok) in fields(v) {
+            assert!(ok.is_boolean(), "check {k} is not a boolean: {ok}");
+            self.checks.insert(k, ok);
+        }
+    }
+}
+
+/// The fields of a value that serialises to a JSON object.
+pub(crate) fn fields(v: &impl serde::Serialize) -> Map<String, Value> {
+    match serde_json::to_value(v).expect("a summary serialises") {
+        Value::Object(m) => m,
+        other => panic!("a summary is a JSON object, not {other}"),
+    }
 }
 
 impl Setup {
@@ -110,6 +148,19 @@ impl Setup {
         Ok(())
     }
 
+    /// Draws a line chart (see [`figures::lines`]) into the output folder and records it.
+    pub fn lines(
+        &self,
+        report: &mut Report,
+        name: &str,
+        axes: &figures::Axes,
+        series: &[figures::Series],
+    ) -> Result<()> {
+        figures::lines(&self.path(name), axes, series)?;
+        report.files.push(name.into());
+        Ok(())
+    }
+
     pub fn say(&self, msg: &str) {
         if self.progress {
             eprintln!("  {msg}");
@@ -121,6 +172,7 @@ impl Setup {
 /// files staged: they appear in `setup.out` only when the experiment succeeds.
 pub fn run(name: &str, setup: &Setup) -> Result<Value> {
     let start = std::time::Instant::now();
+    let started = crate::output::unix_now();
     if !NAMES.contains(&name) {
         return Err(input(format!(
             "unknown experiment '{name}': one of {}",
@@ -160,8 +212,13 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "prediction": report.prediction,
         "checks": report.checks,
         "files": report.files,
-        "elapsed_s": start.elapsed().as_secs_f64(),
-        "attnflow_version": env!("CARGO_PKG_VERSION"),
+        "provenance": crate::output::Provenance::finished(
+            setup.backend.name(),
+            report.backend.clone().unwrap_or_else(|| setup.backend.name().into()),
+            started,
+            start.elapsed().as_secs_f64(),
+            &setup.command,
+        ),
     });
     let path = setup.path("summary.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json"))
@@ -277,6 +334,7 @@ pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, Pa
         seed,
         backend: crate::config::BackendChoice::Cpu,
         progress: false,
+        command: "cargo test".into(),
     };
     let s = run(name, &setup).unwrap();
     for (k, v) in s["checks"].as_object().unwrap() {

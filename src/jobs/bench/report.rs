@@ -134,6 +134,7 @@ pub fn report(dir: &Path, quick: bool) -> Result<Report> {
             seed: 0,
             backend: BackendChoice::Auto,
             progress: true,
+            command: "attnflow bench (gpu report)".into(),
         };
         let start = Instant::now();
         crate::experiments::run("phase-diagram", &setup)?;

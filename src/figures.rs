@@ -1,12 +1,32 @@
-//! Figures for the experiments (plotters, PNG): line charts with optional log axes, scatter
+//! The plotting every figure shares (plotters, PNG): the embedded font, drawing errors, tick
+//! labels and a palette, used by `render` (token views, attention heat maps) and by the
+//! experiments, whose figures are drawn here: line charts with optional log axes, scatter
 //! markers and a reference line, and heat maps.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use plotters::coord::combinators::IntoLogRange;
 use plotters::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, file_error};
+
+/// Registers the embedded DejaVu Sans as "sans-serif" (plotters' pure-Rust text path needs
+/// its fonts given to it; no system fonts are looked up).
+pub fn register_fonts() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| "invalid font")
+            .expect("the embedded font parses");
+    });
+}
+
+/// The error of a drawing call on the figure at `path`.
+pub fn draw_err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
+    move |e| file_error(path, format!("cannot draw: {e}"))
+}
 
 /// One curve: a label and its points.
 pub struct Series {
@@ -54,10 +74,6 @@ pub struct Axes<'a> {
     pub log_y: bool,
 }
 
-fn err(path: &Path) -> impl Fn(String) -> Error + '_ {
-    move |e| crate::error::file_error(path, format!("cannot draw: {e}"))
-}
-
 fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
@@ -92,18 +108,23 @@ pub fn colour(i: usize) -> RGBColor {
     P[i % P.len()]
 }
 
-/// A tick label: plain for moderate magnitudes, else scientific (1e-5, 2.5e6).
+/// A tick label of the experiments' charts: plain for moderate magnitudes, else scientific
+/// (1e-5, 2.5e6).
 pub fn tick(v: f64) -> String {
+    tick_label(v, 1e5, 1)
+}
+
+/// A tick label: 0, plain with at most 4 decimals (trailing zeros cut) for magnitudes in
+/// [1e-3, plain_below), else scientific with `digits` decimals (a lone ".0" cut: 1e-5).
+pub fn tick_label(v: f64, plain_below: f64, digits: usize) -> String {
     let a = v.abs();
     if v == 0.0 {
         "0".into()
-    } else if (1e-3..1e5).contains(&a) {
+    } else if (1e-3..plain_below).contains(&a) {
         let s = format!("{v:.4}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
-        let s = format!("{v:.1e}");
-        s.replace(".0e", "e")
+        format!("{v:.digits$e}").replace(".0e", "e")
     }
 }
 
@@ -180,8 +201,8 @@ fn legend_corner(
 
 /// A line chart with a legend; log axes where asked (non-positive values are left out there).
 pub fn lines(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
-    crate::render::register_fonts();
-    let e = err(path);
+    register_fonts();
+    let e = draw_err(path);
     let all = || series.iter().flat_map(|s| s.points.iter());
     let (x0, x1) = range(all().map(|p| p.0), axes.log_x);
     let (y0, y1) = range(all().map(|p| p.1), axes.log_y);
@@ -296,8 +317,8 @@ pub fn heatmap(
     values: &[Vec<f64>],
     (lo, hi): (f64, f64),
 ) -> Result<()> {
-    crate::render::register_fonts();
-    let e = err(path);
+    register_fonts();
+    let e = draw_err(path);
     let root = BitMapBackend::new(path, (980, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(format!("{x:?}")))?;
     let (main, bar) = root.split_horizontally(860);

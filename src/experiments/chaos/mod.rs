@@ -1,0 +1,397 @@
+//! Experiment `chaos` (docs/model.md §3-4, propagation of chaos in contextual flow maps): how far
+//! a query moved by a finite context of n tokens strays from its infinite-context twin.
+//!
+//! * **Frozen vMF context.** m queries z (the same in every context) evolve on S^2 against a
+//!   frozen context of n iid vMF(e_1, kappa) tokens, dz/dt = P_z^perp sum_j softmax_j(beta
+//!   <z, y_j>) y_j. The infinite-context twin solves dz/dt = P_z^perp A_3(|w|) w / |w|,
+//!   w = beta z + kappa e_1, to 1e-12 ([`crate::meanfield::integrate_infinite_cfm`]). The
+//!   theory (parametric rate): the RMS distance over queries and independent contexts falls
+//!   like n^{-1/2} at every fixed depth t. The distance grows from 0 at t = 0, linearly at first
+//!   (the finite-n velocity error is O(n^{-1/2})); later the tangent flow of the infinite-context
+//!   field sets its growth: it expands at kappa A_3(beta - kappa) / (beta - kappa) near the
+//!   repelling antipode -e_1 and contracts at kappa A_3(beta + kappa) / (beta + kappa) at the
+//!   attracting e_1, so queries that linger near -e_1 amplify the finite-n error exponentially.
+//! * **Evolving uniform context.** The context itself evolves by SA (O(n^2) per evaluation). No
+//!   closed form is needed for the comparison the experiment makes (each n against the largest
+//!   n, contexts being independent draws; expected ~ n^{-1/2} while n is well below the
+//!   reference size, so only n <= largest / 8 enter the fit). With Q = K = V = I the uniform law
+//!   is a stationary state of the mean-field SA flow (its attention output is radial), so the
+//!   infinite-context twin of a query does not move: |z_n(t) - z(0)| is also measured, against
+//!   the same n^{-1/2}. The uniform state is unstable: a density perturbation in the spherical
+//!   harmonic of degree l grows at the rate lambda_l = l (l + d - 2) a_l(beta) / (beta a_0(beta))
+//!   (Funk-Hecke eigenvalues a_l of exp(beta <x, y>); d = 3: lambda_1 = 2 A_3(beta) / beta),
+//!   and the query's velocity, driven by the context's O(n^{-1/2}) fluctuations, grows like
+//!   e^{lambda_1 t}: here the sensitivity amplifies the finite-n fluctuation (the "chaos").
+//!
+//! Quantities: RMS distances against n and t (CSV), fitted log-log slopes with standard errors,
+//! the short-time log-log slope and late-time exponential rates of the distance curves, and the
+//! growth rate of the query speed in the evolving context beside lambda_1.
+
+mod analyse;
+mod figures;
+mod simulate;
+mod sizes;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Fit, Report, Setup, fit_loglog};
+use crate::error::Result;
+use crate::meanfield::bessel_ratio;
+use analyse::{exp_rate, rms};
+use sizes::{Evolving, Frozen};
+
+const D: usize = 3;
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    frozen(setup, report)?;
+    evolving(setup, report)
+}
+
+#[derive(Serialize)]
+struct FrozenConfig<'a> {
+    d: usize,
+    frozen_kappa: f64,
+    frozen_beta: f64,
+    frozen_queries_m: usize,
+    frozen_contexts_per_n: usize,
+    frozen_n: &'a [usize],
+    frozen_h: f64,
+    frozen_t_end: f64,
+    integrator: &'static str,
+    attention: &'static str,
+}
+
+#[derive(Serialize)]
+struct FrozenMeasured {
+    frozen_distance_at_t_end_vs_n: Vec<f64>,
+    frozen_slope_at_t_end: f64,
+    frozen_slope_at_t_end_se: f64,
+    frozen_slope_at_t1: f64,
+    frozen_slope_at_t1_se: f64,
+    frozen_loglog_fits_by_t: BTreeMap<String, Fit>,
+    frozen_distance_at_t0_max: f64,
+    frozen_largest_n_short_time_loglog_slope: f64,
+    frozen_largest_n_short_time_loglog_slope_se: f64,
+    frozen_largest_n_late_exp_rate: f64,
+    frozen_largest_n_late_exp_rate_se: f64,
+}
+
+#[derive(Serialize)]
+struct FrozenPrediction {
+    frozen_slope: f64,
+    frozen_slope_note: &'static str,
+    frozen_short_time_loglog_slope: f64,
+    frozen_contraction_rate_at_e1: f64,
+    frozen_expansion_rate_at_minus_e1: f64,
+    frozen_growth_note: &'static str,
+}
+
+#[derive(Serialize)]
+struct FrozenChecks {
+    #[serde(rename = "frozen_slope_within_0.15_of_minus_half")]
+    frozen_slope: bool,
+    frozen_distance_at_t0_is_zero: bool,
+}
+
+fn frozen(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = Frozen::new(setup.quick);
+    let (kappa, beta, t_end, h, steps) = (sz.kappa, sz.beta, sz.t_end, sz.h, sz.steps());
+    let times: Vec<f64> = (0..=steps).map(|k| k as f64 * h).collect();
+    report.add_config(&FrozenConfig {
+        d: D,
+        frozen_kappa: kappa,
+        frozen_beta: beta,
+        frozen_queries_m: sz.m,
+        frozen_contexts_per_n: sz.seeds,
+        frozen_n: &sz.ns,
+        frozen_h: h,
+        frozen_t_end: t_end,
+        integrator: "rk4 (finite context), DOP853 tol 1e-12 (infinite twin)",
+        attention: "sa, Q = K = V = I, sphere",
+    });
+    let (twin_at, trajs) = simulate::frozen(setup, report, &sz)?;
+    let mut curves: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut rows = Vec::new();
+    let mut dist_t0: f64 = 0.0;
+    for (&n, traj) in sz.ns.iter().zip(&trajs) {
+        let curve: Vec<(f64, f64)> = traj
+            .iter()
+            .enumerate()
+            .map(|(k, z)| (times[k], rms(z, &twin_at[k])))
+            .collect();
+        dist_t0 = dist_t0.max(curve[0].1);
+        for &(t, v) in &curve {
+            rows.push(vec![n as f64, t, v]);
+        }
+        curves.push(curve);
+    }
+    setup.csv(
+        report,
+        "chaos_frozen.csv",
+        &["n", "t", "rms_distance_to_infinite_twin"],
+        &rows,
+    )?;
+
+    let x: Vec<f64> = sz.ns.iter().map(|&n| n as f64).collect();
+    let at = |t: f64| -> Vec<f64> {
+        let k = (t / h).round() as usize;
+        curves.iter().map(|c| c[k].1).collect()
+    };
+    let fit_t: Vec<f64> = vec![0.5, 1.0, 2.0, t_end];
+    let per_t: BTreeMap<String, Fit> = fit_t
+        .iter()
+        .map(|&t| (format!("t={t}"), fit_loglog(&x, &at(t))))
+        .collect();
+    let fit_end = fit_loglog(&x, &at(t_end));
+    let fit_one = fit_loglog(&x, &at(1.0));
+
+    // Distance against t for the largest n: short-time growth and late-time rate.
+    let big = curves.last().expect("at least one n");
+    let early: Vec<&(f64, f64)> = big.iter().filter(|p| p.0 > 0.0 && p.0 <= 0.5).collect();
+    let early_fit = fit_loglog(
+        &early.iter().map(|p| p.0).collect::<Vec<_>>(),
+        &early.iter().map(|p| p.1).collect::<Vec<_>>(),
+    );
+    let late = exp_rate(big, t_end / 2.0, t_end);
+    let contraction = kappa * bessel_ratio(D, beta + kappa) / (beta + kappa);
+    // At the antipode -e_1 the field repels (beta > kappa): w = -(beta - kappa) e_1 + ...
+    let expansion = kappa * bessel_ratio(D, (beta - kappa).abs()) / (beta - kappa).abs();
+    report.add_measured(&FrozenMeasured {
+        frozen_distance_at_t_end_vs_n: at(t_end),
+        frozen_slope_at_t_end: fit_end.slope,
+        frozen_slope_at_t_end_se: fit_end.slope_se,
+        frozen_slope_at_t1: fit_one.slope,
+        frozen_slope_at_t1_se: fit_one.slope_se,
+        frozen_loglog_fits_by_t: per_t,
+        frozen_distance_at_t0_max: dist_t0,
+        frozen_largest_n_short_time_loglog_slope: early_fit.slope,
+        frozen_largest_n_short_time_loglog_slope_se: early_fit.slope_se,
+        frozen_largest_n_late_exp_rate: late.slope,
+        frozen_largest_n_late_exp_rate_se: late.slope_se,
+    });
+    report.add_prediction(&FrozenPrediction {
+        frozen_slope: -0.5,
+        frozen_slope_note: "parametric rate n^{-1/2} at every fixed depth (propagation of chaos, \
+                            CFM forward bound)",
+        frozen_short_time_loglog_slope: 1.0,
+        frozen_contraction_rate_at_e1: contraction,
+        frozen_expansion_rate_at_minus_e1: expansion,
+        frozen_growth_note: "the distance grows like t at first (the finite-n velocity error is \
+         O(n^{-1/2})); later the tangent flow of the infinite-context field sets its growth: it \
+         contracts at rate kappa A_3(beta+kappa)/(beta+kappa) at the attracting fixed point e_1 \
+         and expands at kappa A_3(beta-kappa)/(beta-kappa) at the repelling antipode -e_1, so \
+         the late exponential rate lies between -contraction and +expansion, near +expansion \
+         while some queries still linger near -e_1 (qualitative)",
+    });
+    figures::frozen(
+        setup,
+        report,
+        &sz,
+        &x,
+        &curves,
+        (&fit_end, &fit_one),
+        at(1.0),
+        at(t_end),
+    )?;
+    report.add_checks(&FrozenChecks {
+        frozen_slope: (fit_end.slope + 0.5).abs() <= 0.15 && (fit_one.slope + 0.5).abs() <= 0.15,
+        frozen_distance_at_t0_is_zero: dist_t0 <= 1e-12,
+    });
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct EvolvingConfig<'a> {
+    evolving_beta: f64,
+    evolving_context: &'static str,
+    evolving_queries_m: usize,
+    evolving_contexts_per_n: usize,
+    evolving_n: &'a [usize],
+    evolving_h: f64,
+    evolving_t_end: f64,
+    evolving_fit_t: f64,
+    evolving_fit_n_max: usize,
+}
+
+/// The RMS distance of one n to the largest n.
+#[derive(Serialize)]
+struct ToLargest {
+    n: usize,
+    rms: f64,
+}
+
+#[derive(Serialize)]
+struct EvolvingMeasured {
+    evolving_distance_to_largest_n_at_fit_t: Vec<ToLargest>,
+    evolving_slope_vs_largest_n: f64,
+    evolving_slope_vs_largest_n_se: f64,
+    evolving_slope_vs_largest_n_fit_range: String,
+    evolving_distance_to_twin_at_fit_t: Vec<f64>,
+    evolving_slope_vs_twin: f64,
+    evolving_slope_vs_twin_se: f64,
+    evolving_distance_at_t0_max: f64,
+    evolving_largest_n_speed_growth_rate: f64,
+    evolving_largest_n_speed_growth_rate_se: f64,
+    evolving_largest_n_twin_distance_late_rate: f64,
+    evolving_largest_n_twin_distance_late_rate_se: f64,
+}
+
+#[derive(Serialize)]
+struct EvolvingPrediction {
+    evolving_slope_vs_largest_n: f64,
+    evolving_slope_vs_twin: f64,
+    evolving_note: &'static str,
+    uniform_instability_rates_l1_to_l4: Vec<f64>,
+    evolving_speed_growth_rate: f64,
+    evolving_growth_note: &'static str,
+}
+
+#[derive(Serialize)]
+struct EvolvingChecks {
+    #[serde(rename = "evolving_slope_vs_largest_n_negative_within_0.25_of_minus_half")]
+    evolving_slope_vs_largest_n: bool,
+    #[serde(rename = "evolving_slope_vs_twin_within_0.15_of_minus_half")]
+    evolving_slope_vs_twin: bool,
+    evolving_speed_grows_exponentially: bool,
+    evolving_distance_at_t0_is_zero: bool,
+}
+
+fn evolving(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = Evolving::new(setup.quick);
+    let (beta, t_end, t_fit, h, steps) = (sz.beta, sz.t_end, sz.t_fit, sz.h, sz.steps());
+    let ns = &sz.ns;
+    let fit_max = sz.fit_max();
+    let times: Vec<f64> = (0..=steps).map(|k| k as f64 * h).collect();
+    report.add_config(&EvolvingConfig {
+        evolving_beta: beta,
+        evolving_context: "uniform on S^2, evolves by SA (full mask)",
+        evolving_queries_m: sz.m,
+        evolving_contexts_per_n: sz.seeds,
+        evolving_n: ns,
+        evolving_h: h,
+        evolving_t_end: t_end,
+        evolving_fit_t: t_fit,
+        evolving_fit_n_max: fit_max,
+    });
+    let (z0, trajs) = simulate::evolving(setup, report, &sz)?;
+    let reference = trajs.last().expect("sizes");
+    let mut rows = Vec::new();
+    let mut to_ref: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut to_twin: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut dist_t0: f64 = 0.0;
+    for (i, traj) in trajs.iter().enumerate() {
+        let r: Vec<(f64, f64)> = (0..=steps)
+            .map(|k| (times[k], rms(&traj[k], &reference[k])))
+            .collect();
+        let w: Vec<(f64, f64)> = (0..=steps)
+            .map(|k| (times[k], rms(&traj[k], &z0)))
+            .collect();
+        dist_t0 = dist_t0.max(r[0].1).max(w[0].1);
+        for k in 0..=steps {
+            rows.push(vec![ns[i] as f64, times[k], r[k].1, w[k].1]);
+        }
+        to_ref.push(r);
+        to_twin.push(w);
+    }
+    setup.csv(
+        report,
+        "chaos_evolving.csv",
+        &[
+            "n",
+            "t",
+            "rms_distance_to_largest_n",
+            "rms_distance_to_infinite_twin_z0",
+        ],
+        &rows,
+    )?;
+    let kf = (t_fit / h).round() as usize;
+    let fit_idx: Vec<usize> = (0..ns.len()).filter(|&i| ns[i] <= fit_max).collect();
+    let xf: Vec<f64> = fit_idx.iter().map(|&i| ns[i] as f64).collect();
+    let yf: Vec<f64> = fit_idx.iter().map(|&i| to_ref[i][kf].1).collect();
+    let fit_ref = fit_loglog(&xf, &yf);
+    let x_all: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+    let y_twin: Vec<f64> = to_twin.iter().map(|c| c[kf].1).collect();
+    let fit_twin = fit_loglog(&x_all, &y_twin);
+
+    // Growth: the query speed in the largest context against t, beside lambda_1.
+    let big = reference;
+    let speed: Vec<(f64, f64)> = (0..steps)
+        .map(|k| (times[k] + 0.5 * h, rms(&big[k + 1], &big[k]) / h))
+        .collect();
+    let speed_fit = exp_rate(&speed, 1.0, t_end);
+    let twin_rate = exp_rate(to_twin.last().expect("sizes"), t_end / 2.0, t_end);
+    let rates: Vec<f64> = (1..=4)
+        .map(|l| crate::theory::modes::uniform_instability_rate(beta, l))
+        .collect();
+    let lambda1 = rates[0];
+    report.add_measured(&EvolvingMeasured {
+        evolving_distance_to_largest_n_at_fit_t: ns[..ns.len() - 1]
+            .iter()
+            .zip(&to_ref)
+            .map(|(&n, c)| ToLargest { n, rms: c[kf].1 })
+            .collect(),
+        evolving_slope_vs_largest_n: fit_ref.slope,
+        evolving_slope_vs_largest_n_se: fit_ref.slope_se,
+        evolving_slope_vs_largest_n_fit_range: format!(
+            "n = {} .. {fit_max} (n <= largest / 8), t = {t_fit}",
+            ns[0]
+        ),
+        evolving_distance_to_twin_at_fit_t: y_twin.clone(),
+        evolving_slope_vs_twin: fit_twin.slope,
+        evolving_slope_vs_twin_se: fit_twin.slope_se,
+        evolving_distance_at_t0_max: dist_t0,
+        evolving_largest_n_speed_growth_rate: speed_fit.slope,
+        evolving_largest_n_speed_growth_rate_se: speed_fit.slope_se,
+        evolving_largest_n_twin_distance_late_rate: twin_rate.slope,
+        evolving_largest_n_twin_distance_late_rate_se: twin_rate.slope_se,
+    });
+    report.add_prediction(&EvolvingPrediction {
+        evolving_slope_vs_largest_n: -0.5,
+        evolving_slope_vs_twin: -0.5,
+        evolving_note: "n^{-1/2} while n << the reference size (distance^2 ~ c (1/n + 1/n_ref)); \
+         the infinite-context twin of a query in a uniform context does not move (the uniform \
+         law is stationary for mean-field SA with Q = K = V = I)",
+        uniform_instability_rates_l1_to_l4: rates,
+        evolving_speed_growth_rate: lambda1,
+        evolving_growth_note: "linearised mean-field SA at the uniform law: degree-l modes grow at \
+         l(l+1) a_l(beta) / (beta a_0(beta)); l = 1 dominates at beta = 1 (lambda_1 = 2 \
+         A_3(beta)/beta), so the query speed grows like e^{lambda_1 t} (fit over t in [1, \
+         t_end]; slower modes bias it slightly low)",
+    });
+    let yr: Vec<f64> = to_ref[..ns.len() - 1].iter().map(|c| c[kf].1).collect();
+    figures::evolving(
+        setup,
+        report,
+        &sz,
+        (&x_all, &xf),
+        (&yr, &y_twin),
+        (&fit_ref, &fit_twin),
+        &to_twin,
+        lambda1,
+    )?;
+    report.add_checks(&EvolvingChecks {
+        evolving_slope_vs_largest_n: fit_ref.slope < 0.0 && (fit_ref.slope + 0.5).abs() <= 0.25,
+        evolving_slope_vs_twin: (fit_twin.slope + 0.5).abs() <= 0.15,
+        evolving_speed_grows_exponentially: speed_fit.slope > 0.0
+            && speed_fit.slope > 3.0 * speed_fit.slope_se,
+        evolving_distance_at_t0_is_zero: dist_t0 == 0.0,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quick_chaos_shows_the_parametric_rate() {
+        let (_dir, out, s) = super::super::quick_run_checked("chaos", 1);
+        let slope = s["measured"]["frozen_slope_at_t_end"].as_f64().unwrap();
+        assert!((slope + 0.5).abs() < 0.15, "frozen slope {slope}");
+        let ev = s["measured"]["evolving_slope_vs_largest_n"]
+            .as_f64()
+            .unwrap();
+        assert!((-0.75..-0.25).contains(&ev), "evolving slope {ev}");
+        assert!(out.join("chaos_frozen_vs_n.png").exists());
+    }
+}

@@ -1,0 +1,296 @@
+//! The analysis of `lost-in-the-middle`: control variates, the linear-response theory and the
+//! shape of a profile (smoothed argmin with a bootstrap standard error, start and end excess
+//! over the minimum).
+
+// Index loops read best in the small dense linear algebra below.
+#![allow(clippy::needless_range_loop)]
+
+use super::simulate::Samples;
+use crate::stats::{column_mean_se, mean_se, mean_var};
+
+/// Control variates: per position, the least-squares fit of the estimator on controls of
+/// known mean 0 (N dtheta_N/dtheta_s, naive - estimator, cos(k phi0) for k = 1..3), and the
+/// per-prompt samples with the fitted controls subtracted (same mean, smaller variance).
+pub fn adjusted(s: &Samples) -> Vec<Vec<f64>> {
+    let g = s.jac.len();
+    let len = s.jac[0].len();
+    let mut out = vec![vec![0.0; len]; g];
+    const K: usize = 5;
+    for p in 0..len {
+        let ctrl = |i: usize| -> [f64; K] {
+            let f = s.phi0[i][p];
+            [
+                s.sens[i][p],
+                s.naive[i][p] - s.jac[i][p],
+                f.cos(),
+                (2.0 * f).cos(),
+                (3.0 * f).cos(),
+            ]
+        };
+        // Centre by the sample means (regression with intercept), solve the normal equations.
+        let mut mc = [0.0; K];
+        let mut my = 0.0;
+        for i in 0..g {
+            let c = ctrl(i);
+            for k in 0..K {
+                mc[k] += c[k] / g as f64;
+            }
+            my += s.jac[i][p] / g as f64;
+        }
+        let mut a = [[0.0; K]; K];
+        let mut b = [0.0; K];
+        for i in 0..g {
+            let c = ctrl(i);
+            for k in 0..K {
+                b[k] += (c[k] - mc[k]) * (s.jac[i][p] - my);
+                for l in 0..K {
+                    a[k][l] += (c[k] - mc[k]) * (c[l] - mc[l]);
+                }
+            }
+        }
+        let coef = solve(a, b);
+        for i in 0..g {
+            let c = ctrl(i);
+            out[i][p] = s.jac[i][p] - (0..K).map(|k| coef[k] * c[k]).sum::<f64>();
+        }
+    }
+    out
+}
+
+/// Gaussian elimination with partial pivoting (a ridge of 1e-12 keeps it regular).
+pub fn solve<const K: usize>(mut a: [[f64; K]; K], mut b: [f64; K]) -> [f64; K] {
+    let scale = (0..K).map(|k| a[k][k]).fold(0.0, f64::max).max(1e-300);
+    for (k, row) in a.iter_mut().enumerate() {
+        row[k] += 1e-12 * scale;
+    }
+    for c in 0..K {
+        let piv = (c..K)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .unwrap_or(c);
+        a.swap(c, piv);
+        b.swap(c, piv);
+        for r in c + 1..K {
+            let f = a[r][c] / a[c][c];
+            for k in c..K {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = [0.0; K];
+    for c in (0..K).rev() {
+        let s: f64 = (c + 1..K).map(|k| a[c][k] * x[k]).sum();
+        x[c] = (b[c] - s) / a[c][c];
+    }
+    x
+}
+
+/// Modified Bessel function I_k(x) by its series.
+pub fn bessel_i(k: u32, x: f64) -> f64 {
+    let mut term = (0.5 * x).powi(k as i32) / (1..=k).map(f64::from).product::<f64>();
+    let mut sum = term;
+    for m in 1..200 {
+        let m = m as f64;
+        term *= 0.25 * x * x / (m * (m + k as f64));
+        sum += term;
+        if term < 1e-17 * sum {
+            break;
+        }
+    }
+    sum
+}
+
+/// Linear response (first-order correlations of iid uniform tokens, the kinetic theory's
+/// correlation equation to linear order): with C_i = N E[e^{i(theta_i(t) - theta_s(0))}],
+/// dC_i/dt = kappa sum_{j < i} p_ij C_j, C(0) = N e_s, where kappa is the first Fourier
+/// coefficient of the interaction (USA: I_1(beta)/beta; SA: I_1(beta)/(beta I_0(beta))) and
+/// p_ij the ALiBi positional weights. So I(s, t) = N [exp(kappa t P)]_{N s}: the row
+/// r = e_N^T exp(kappa t P) solves dr/dt = kappa r P (RK4, f64). Valid while I << N.
+pub fn linear_response(n: usize, lambda: f64, kappa: f64, t: f64) -> Vec<f64> {
+    let a = lambda / n as f64;
+    // P[i][j] for j < i (0-based), normalised over j <= i.
+    let norm: Vec<f64> = (0..n)
+        .map(|i| (0..=i).map(|j| (-a * (i - j) as f64).exp()).sum())
+        .collect();
+    let apply = |r: &[f64]| -> Vec<f64> {
+        let mut out = vec![0.0; n];
+        for i in 0..n {
+            if r[i] == 0.0 {
+                continue;
+            }
+            let c = kappa * r[i] / norm[i];
+            for (j, o) in out.iter_mut().enumerate().take(i) {
+                *o += c * (-a * (i - j) as f64).exp();
+            }
+        }
+        out
+    };
+    let steps = (t / 0.01).ceil().max(1.0) as usize;
+    let h = t / steps as f64;
+    let mut r = vec![0.0; n];
+    r[n - 1] = 1.0;
+    for _ in 0..steps {
+        let k1 = apply(&r);
+        let y: Vec<f64> = r.iter().zip(&k1).map(|(x, k)| x + 0.5 * h * k).collect();
+        let k2 = apply(&y);
+        let y: Vec<f64> = r.iter().zip(&k2).map(|(x, k)| x + 0.5 * h * k).collect();
+        let k3 = apply(&y);
+        let y: Vec<f64> = r.iter().zip(&k3).map(|(x, k)| x + h * k).collect();
+        let k4 = apply(&y);
+        for i in 0..n {
+            r[i] += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+        }
+    }
+    r[..n - 1].iter().map(|v| v * n as f64).collect()
+}
+
+/// Centred moving average over `w` positions (shrinking at the ends).
+pub fn smooth(v: &[f64], w: usize) -> Vec<f64> {
+    let half = w / 2;
+    (0..v.len())
+        .map(|i| {
+            let lo = i.saturating_sub(half);
+            let hi = (i + half + 1).min(v.len());
+            v[lo..hi].iter().sum::<f64>() / (hi - lo) as f64
+        })
+        .collect()
+}
+
+/// The profile of one set of prompts (mean over the rows).
+pub fn profile(rows: &[Vec<f64>], idx: &[usize], len: usize) -> Vec<f64> {
+    let g = idx.len() as f64;
+    (0..len)
+        .map(|p| idx.iter().map(|&i| rows[i][p]).sum::<f64>() / g)
+        .collect()
+}
+
+pub fn argmin(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x < v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// A small deterministic generator for the bootstrap (splitmix64).
+struct Mix(u64);
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Shape analysis of one profile: smoothed argmin and its bootstrap SE, start and end excess
+/// over the minimum in standard errors.
+pub struct Shape1 {
+    pub raw: Vec<(f64, f64)>,
+    pub smoothed: Vec<f64>,
+    pub argmin_u: f64,
+    pub argmin_u_se: f64,
+    pub start: (f64, f64),
+    pub end: (f64, f64),
+    pub min: (f64, f64),
+    pub start_z: f64,
+    pub end_z: f64,
+    pub interior: bool,
+    pub u_shaped: bool,
+}
+
+pub fn analyse(rows: &[Vec<f64>], n: usize, w: usize, seed: u64) -> Shape1 {
+    let len = n - 1;
+    let g = rows.len();
+    let raw: Vec<(f64, f64)> = (0..len).map(|p| column_mean_se(rows, p)).collect();
+    let all: Vec<usize> = (0..g).collect();
+    let smoothed = smooth(&profile(rows, &all, len), w);
+    let k = argmin(&smoothed);
+    let u = |p: usize| (p + 1) as f64 / n as f64;
+    // Bootstrap over prompts: argmin of the smoothed resampled profile.
+    let mut rng = Mix(seed);
+    let boots: Vec<f64> = (0..200)
+        .map(|_| {
+            let idx: Vec<usize> = (0..g).map(|_| (rng.next() % g as u64) as usize).collect();
+            u(argmin(&smooth(&profile(rows, &idx, len), w)))
+        })
+        .collect();
+    let bse = mean_var(&boots).1.sqrt();
+    // Window means and their standard errors: the first w positions, the last w, and the w
+    // around the minimum (per-prompt window means, so correlations are accounted for).
+    let window = |lo: usize, hi: usize| -> (f64, f64) {
+        let per: Vec<f64> = rows
+            .iter()
+            .map(|r| r[lo..hi].iter().sum::<f64>() / (hi - lo) as f64)
+            .collect();
+        mean_se(&per)
+    };
+    let start = raw[0];
+    let end = window(len - w.min(len), len);
+    let lo = k.saturating_sub(w / 2);
+    let min = window(lo, (lo + w).min(len));
+    let z = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0) / (a.1 * a.1 + b.1 * b.1).sqrt();
+    let start_z = z(start, min);
+    let end_z = z(end, min);
+    let interior = k >= w && k + w < len;
+    Shape1 {
+        raw,
+        smoothed,
+        argmin_u: u(k),
+        argmin_u_se: bse,
+        start,
+        end,
+        min,
+        start_z,
+        end_z,
+        interior,
+        u_shaped: interior && start_z > 3.0 && end_z > 3.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solve_smooth_and_the_linear_response() {
+        let x = solve([[2.0, 1.0], [1.0, 3.0]], [3.0, 5.0]);
+        assert!(
+            (x[0] - 0.8).abs() < 1e-9 && (x[1] - 1.4).abs() < 1e-9,
+            "{x:?}"
+        );
+        assert_eq!(smooth(&[0.0, 3.0, 6.0, 9.0], 3), vec![1.5, 3.0, 6.0, 7.5]);
+        assert_eq!(argmin(&[3.0, 1.0, 2.0, 1.0]), 1);
+        // I_0(0) = 1, I_1(x) ~ x / 2 for small x.
+        assert_eq!(bessel_i(0, 0.0), 1.0);
+        assert!((bessel_i(1, 1e-4) - 5e-5).abs() < 1e-12);
+        // At t -> 0 the last token is influenced only through its direct weight:
+        // I(s, t) ~ N kappa t p_{N s}, positive and rising towards the end (ALiBi recency).
+        let r = linear_response(8, 2.0, 0.5, 0.01);
+        assert_eq!(r.len(), 7);
+        assert!(r.iter().all(|v| *v > 0.0));
+        assert!(r.windows(2).all(|w| w[1] > w[0]));
+    }
+
+    #[test]
+    fn a_u_shaped_profile_is_found() {
+        // 40 prompts of a U-shaped profile over 15 positions plus noise of mean 0.
+        let n = 16;
+        let rows: Vec<Vec<f64>> = (0..40)
+            .map(|g| {
+                (0..n - 1)
+                    .map(|p| {
+                        let u = (p + 1) as f64 / n as f64 - 0.4;
+                        10.0 * u * u + if (g + p) % 2 == 0 { 0.1 } else { -0.1 }
+                    })
+                    .collect()
+            })
+            .collect();
+        let a = analyse(&rows, n, 3, 1);
+        assert!((a.argmin_u - 0.4).abs() <= 1.0 / n as f64, "{}", a.argmin_u);
+        assert!(a.interior && a.u_shaped);
+    }
+}
