@@ -433,13 +433,27 @@ def experiment(
     out: Optional[Union[str, os.PathLike]] = None,
     force: bool = False,
     progress: bool = True,
+    mutate: Optional[str] = None,
+    **params: Any,
 ) -> Dict[str, Any]:
     """Runs one study of the research end to end (``attnflow experiment NAME``) and returns
-    its summary.json as a dict. With ``out=`` its data and figures stay there."""
+    its summary.json as a dict. With ``out=`` its data and figures stay there.
+
+    params: the experiment's sizes and physical parameters (``--set KEY=VALUE``), e.g.
+        ``experiment("lost-in-the-middle", quick=True, n=64, lambda_=1)`` (a trailing ``_``
+        is dropped, for names Python reserves); lists are given as lists.
+    mutate: a deliberate error in the physics (``--mutate NAME``) under which at least one
+        check must fail."""
+    text_params = {}
+    for key, value in params.items():
+        value = _json_value(value)
+        text_params[key.rstrip("_")] = json.dumps(value) if not isinstance(value, str) else value
     tmp = Path(tempfile.mkdtemp(prefix="attnflow-"))
     try:
         folder = Path(out) if out is not None else tmp / name
-        text = _ext.experiment_job(name, str(folder), quick, seed, backend, force, progress)
+        text = _ext.experiment_job(
+            name, str(folder), quick, seed, backend, force, progress, text_params, mutate
+        )
         return json.loads(text)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -119,6 +119,8 @@ def experiment(
     out: Optional[Union[str, PathLike[str]]] = ...,
     force: bool = ...,
     progress: bool = ...,
+    mutate: Optional[str] = ...,
+    **params: Any,
 ) -> Dict[str, Any]: ...
 def adapters() -> List[str]: ...
 def sweep(

@@ -296,9 +296,10 @@ fn cfm_job(
     .to_string())
 }
 
-/// Runs the experiment `name` into `out` and returns its summary.json as text.
+/// Runs the experiment `name` into `out` and returns its summary.json as text. `params` are
+/// the CLI's `--set KEY=VALUE` (values as text), `mutate` its `--mutate NAME`.
 #[pyfunction]
-#[pyo3(signature = (name, out, quick, seed, backend, force, progress))]
+#[pyo3(signature = (name, out, quick, seed, backend, force, progress, params, mutate=None))]
 #[allow(clippy::too_many_arguments)]
 fn experiment_job(
     py: Python<'_>,
@@ -309,6 +310,8 @@ fn experiment_job(
     backend: &str,
     force: bool,
     progress: bool,
+    params: std::collections::BTreeMap<String, String>,
+    mutate: Option<String>,
 ) -> PyResult<String> {
     let backend = backend.parse().map_err(to_py)?;
     let setup = attnflow::experiments::Setup {
@@ -318,6 +321,8 @@ fn experiment_job(
         seed,
         backend,
         progress,
+        params,
+        mutate,
         command: "attnflow.experiment (Python)".into(),
     };
     let summary = py

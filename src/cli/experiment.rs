@@ -30,6 +30,22 @@ pub struct ExperimentArgs {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Set a size or physical parameter of the experiment, replacing the quick or default
+    /// value (repeatable): --set n=256 --set lambda=1 --set d=8,128. The names are the keys of
+    /// summary.json's config; an unknown name lists the experiment's parameters.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_param)]
+    set: Vec<(String, String)>,
+    /// Run with a deliberate error in the physics (a wrong rule, a wrong sign, a missing term),
+    /// to see at least one check fail; the experiment's mutations are listed on a wrong name.
+    #[arg(long, value_name = "NAME")]
+    mutate: Option<String>,
+}
+
+fn parse_param(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().replace('-', "_"), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got '{s}'")),
+    }
 }
 
 pub fn experiment(args: ExperimentArgs) -> Result<()> {
@@ -59,6 +75,8 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
         seed: args.seed,
         backend,
         progress: !args.quiet,
+        params: args.set.iter().cloned().collect(),
+        mutate: args.mutate.clone(),
         command: attnflow::output::shell_command(&std::env::args().collect::<Vec<_>>()),
     };
     let summary = experiments::run(&args.name, &setup)?;

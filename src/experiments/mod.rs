@@ -21,6 +21,7 @@ pub mod metastability;
 pub mod phase_diagram;
 pub mod selectivity;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -58,6 +59,12 @@ pub struct Setup {
     pub progress: bool,
     /// The command line (or library call) recorded in the provenance.
     pub command: String,
+    /// Parameters set by the user (`--set KEY=VALUE`), replacing those of the quick or
+    /// default size: see [`Setup::sizes`].
+    pub params: BTreeMap<String, String>,
+    /// A deliberate error in the physics (`--mutate NAME`, one of the experiment's
+    /// [`mutations`]): a test that at least one check of the experiment then fails.
+    pub mutate: Option<String>,
 }
 
 /// What an experiment reports: it fills these maps and names the files it wrote.
@@ -113,6 +120,11 @@ impl Report {
     }
 }
 
+/// The keys of a map, comma-separated.
+fn map_keys(m: &Map<String, Value>) -> String {
+    m.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
 /// The fields of a value that serialises to a JSON object.
 pub(crate) fn fields(v: &impl serde::Serialize) -> Map<String, Value> {
     match serde_json::to_value(v).expect("a summary serialises") {
@@ -121,7 +133,78 @@ pub(crate) fn fields(v: &impl serde::Serialize) -> Map<String, Value> {
     }
 }
 
+/// The deliberate errors each experiment knows (see [`Setup::mutate`]): a wrong rule, a wrong
+/// sign, a missing term. With each, at least one of the experiment's checks must fail.
+pub fn mutations(name: &str) -> &'static [&'static str] {
+    match name {
+        "clustering" => clustering::MUTATIONS,
+        "metastability" => metastability::MUTATIONS,
+        "phase-diagram" => phase_diagram::MUTATIONS,
+        "critical-scaling" => critical_scaling::MUTATIONS,
+        "selectivity" => selectivity::MUTATIONS,
+        "chaos" => chaos::MUTATIONS,
+        "lost-in-the-middle" => lost_in_the_middle::MUTATIONS,
+        "integrator-order" => integrator_order::MUTATIONS,
+        _ => &[],
+    }
+}
+
 impl Setup {
+    /// A setup with the defaults of the CLI: default size, seed 0, `auto`, no progress, no
+    /// parameters set, no mutation.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        Setup {
+            out: out.into(),
+            force: false,
+            quick: false,
+            seed: 0,
+            backend: BackendChoice::Auto,
+            progress: false,
+            command: String::new(),
+            params: BTreeMap::new(),
+            mutate: None,
+        }
+    }
+
+    /// Whether the deliberate error `name` is asked for.
+    pub fn mutated(&self, name: &str) -> bool {
+        self.mutate.as_deref() == Some(name)
+    }
+
+    /// The experiment's sizes and physical parameters: `base` (its quick or default size) with
+    /// the user's `--set KEY=VALUE` applied. `base` serialises to a JSON object whose keys are
+    /// the parameter names; a value is read as JSON (`2`, `0.5`, `true`, `[1, 2]`), a list may
+    /// also be written `8,128`, and anything else is a string. An unknown key or a value of the
+    /// wrong type is an error that names the parameters.
+    pub fn sizes<T: serde::Serialize + serde::de::DeserializeOwned>(&self, base: T) -> Result<T> {
+        if self.params.is_empty() {
+            return Ok(base);
+        }
+        let mut map = fields(&base);
+        let known = || map_keys(&fields(&base));
+        for (key, text) in &self.params {
+            let Some(old) = map.get(key) else {
+                return Err(input(format!(
+                    "--set {key}: this experiment has no parameter '{key}'; it has: {}",
+                    known()
+                )));
+            };
+            let parse = |t: &str| -> Value {
+                serde_json::from_str(t.trim()).unwrap_or_else(|_| Value::String(t.trim().into()))
+            };
+            let value = match old {
+                Value::Array(_) if !text.trim_start().starts_with('[') => {
+                    Value::Array(text.split(',').map(parse).collect())
+                }
+                Value::String(_) => Value::String(text.clone()),
+                _ => parse(text),
+            };
+            map.insert(key.clone(), value);
+        }
+        serde_json::from_value(Value::Object(map))
+            .map_err(|e| input(format!("--set: {e} (parameters: {})", known())))
+    }
+
     /// A path in the output folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.out.join(name)
@@ -179,6 +262,14 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
             NAMES.join(", ")
         )));
     }
+    if let Some(m) = &setup.mutate
+        && !mutations(name).contains(&m.as_str())
+    {
+        return Err(input(format!(
+            "--mutate {m}: {name} knows the mutations: {}",
+            mutations(name).join(", ")
+        )));
+    }
     let output = Output::open(&setup.out, Kind::Experiment, setup.force, &[])?;
     let staged = Setup {
         out: output.staging().to_path_buf(),
@@ -212,6 +303,8 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "prediction": report.prediction,
         "checks": report.checks,
         "files": report.files,
+        "params": setup.params,
+        "mutation": setup.mutate,
         "provenance": crate::output::Provenance::finished(
             setup.backend.name(),
             report.backend.clone().unwrap_or_else(|| setup.backend.name().into()),
@@ -334,6 +427,8 @@ pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, Pa
         seed,
         backend: crate::config::BackendChoice::Cpu,
         progress: false,
+        params: Default::default(),
+        mutate: None,
         command: "cargo test".into(),
     };
     let s = run(name, &setup).unwrap();
@@ -342,4 +437,73 @@ pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, Pa
     }
     let out = setup.out;
     (dir, out, s)
+}
+
+#[cfg(test)]
+mod params_tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Sizes {
+        n: usize,
+        beta: f64,
+        ds: Vec<usize>,
+        model: String,
+        causal: bool,
+    }
+
+    fn base() -> Sizes {
+        Sizes {
+            n: 32,
+            beta: 1.0,
+            ds: vec![2, 3],
+            model: "simplex".into(),
+            causal: false,
+        }
+    }
+
+    fn with(params: &[(&str, &str)]) -> Result<Sizes> {
+        let mut setup = Setup::new("unused");
+        for (k, v) in params {
+            setup.params.insert((*k).into(), (*v).into());
+        }
+        setup.sizes(base())
+    }
+
+    #[test]
+    fn set_replaces_numbers_lists_strings_and_flags() {
+        let s = with(&[
+            ("n", "256"),
+            ("beta", "0.25"),
+            ("ds", "8,128"),
+            ("model", "random"),
+            ("causal", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s,
+            Sizes {
+                n: 256,
+                beta: 0.25,
+                ds: vec![8, 128],
+                model: "random".into(),
+                causal: true
+            }
+        );
+        assert_eq!(with(&[("ds", "[4]")]).unwrap().ds, vec![4]);
+        assert_eq!(with(&[]).unwrap(), base());
+    }
+
+    #[test]
+    fn set_refuses_unknown_names_and_wrong_types() {
+        let e = with(&[("lambda", "1")]).unwrap_err().to_string();
+        assert!(
+            e.contains("no parameter 'lambda'") && e.contains("beta, causal, ds, model, n"),
+            "{e}"
+        );
+        let e = with(&[("n", "-3")]).unwrap_err().to_string();
+        assert!(e.contains("--set") && e.contains("n"), "{e}");
+        let e = with(&[("beta", "hot")]).unwrap_err().to_string();
+        assert!(e.contains("--set"), "{e}");
+    }
 }

@@ -27,6 +27,9 @@
 //! the short-time log-log slope and late-time exponential rates of the distance curves, and the
 //! growth rate of the query speed in the evolving context beside lambda_1.
 
+/// The deliberate errors of `--mutate` (see `experiments::mutations`).
+pub const MUTATIONS: &[&str] = &[];
+
 mod analyse;
 mod figures;
 mod simulate;

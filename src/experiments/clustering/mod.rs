@@ -4,6 +4,9 @@
 //! mean) gives the rate: x_i - x_j decays like e^{-c t}, so 1 - cos like e^{-2 c t}, with
 //! c = 1 for SA and c = e^beta for USA (its weights are e^{beta <x_i, x_j>} / n -> e^beta / n).
 
+/// The deliberate errors of `--mutate` (see `experiments::mutations`).
+pub const MUTATIONS: &[&str] = &[];
+
 mod analyse;
 mod simulate;
 mod sizes;

@@ -34,6 +34,9 @@
 //! c = y^2 follows c / (1 - c) = c0 / (1 - c0) e^{2t}, so by t = 1 it has not collapsed for
 //! small c0 (0.45 at c0 = 0.1).
 
+/// The deliberate errors of `--mutate` (see `experiments::mutations`).
+pub const MUTATIONS: &[&str] = &[];
+
 mod analyse;
 mod figures;
 mod simulate;

@@ -4,6 +4,9 @@
 //! tested, in f64 (the `reference` backend) so that round-off does not hide the order; the
 //! chosen backend is measured beside it, where f32 round-off sets a floor near 1e-7.
 
+/// The deliberate errors of `--mutate` (see `experiments::mutations`).
+pub const MUTATIONS: &[&str] = &[];
+
 mod analyse;
 mod simulate;
 mod sizes;

@@ -35,6 +35,9 @@
 //! argmin s/N with a bootstrap standard error, the start/end excess over the minimum in
 //! standard errors; CSV of all profiles; figures per model.
 
+/// The deliberate errors of `--mutate` (see `experiments::mutations`).
+pub const MUTATIONS: &[&str] = &[];
+
 mod analyse;
 mod simulate;
 mod sizes;

@@ -21,6 +21,9 @@
 //! exponent against beta with its standard error, the number of plateaus, the times of the
 //! merges.
 
+/// The deliberate errors of `--mutate` (see `experiments::mutations`).
+pub const MUTATIONS: &[&str] = &[];
+
 mod analyse;
 mod figures;
 mod simulate;

@@ -22,6 +22,9 @@
 //! All betas and starts of one d run as one ensemble (one system per (beta, start), with its
 //! own beta); each beta sees the same starts.
 
+/// The deliberate errors of `--mutate` (see `experiments::mutations`).
+pub const MUTATIONS: &[&str] = &[];
+
 mod analyse;
 mod figures;
 mod simulate;

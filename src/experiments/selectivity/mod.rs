@@ -16,6 +16,9 @@
 //! E[max weight](lambda) and E[effective keys](lambda) are computed here by Monte Carlo of the
 //! Poisson process and reported as the prediction.
 
+/// The deliberate errors of `--mutate` (see `experiments::mutations`).
+pub const MUTATIONS: &[&str] = &[];
+
 mod analyse;
 mod figures;
 mod simulate;

@@ -134,6 +134,8 @@ pub fn report(dir: &Path, quick: bool) -> Result<Report> {
             seed: 0,
             backend: BackendChoice::Auto,
             progress: true,
+            params: Default::default(),
+            mutate: None,
             command: "attnflow bench (gpu report)".into(),
         };
         let start = Instant::now();
