@@ -323,6 +323,7 @@ fn experiment_job(
         progress,
         params,
         mutate,
+        applied: Default::default(),
         command: "attnflow.experiment (Python)".into(),
     };
     let summary = py

@@ -221,7 +221,8 @@ def test_cfm_equals_the_cli_bit_for_bit(tmp_path, backend):
         want = np.load(tmp_path / "c" / f"{name}.npy")
         assert got.dtype == want.dtype and got.shape == want.shape, name
         assert np.array_equal(got, want), name
-    assert flow.traj.shape == (5, 12, 3) and flow.distance.shape == (5, 12)
+    # steps 8, saved every max(8 // 10, 1) = 1 step: 9 times.
+    assert flow.traj.shape == (9, 12, 3) and flow.distance.shape == (9, 12)
     assert flow.config["beta"] == 3.0 and flow.config["m"] == 12
     assert flow.config["provenance"]["status"] == "finished"
     # distance.csv's rows are the per-time summaries of distance.npy.
@@ -251,6 +252,11 @@ def test_experiment_returns_its_summary(tmp_path):
     assert (tmp_path / "e" / "summary.json").exists()
     with pytest.raises(ValueError, match="unknown experiment"):
         af.experiment("nonsense", quick=True, progress=False)
+    # Parameters are the CLI's --set: an unknown one is refused naming the known ones.
+    with pytest.raises(ValueError, match="--set.*speed"):
+        af.experiment("integrator-order", quick=True, progress=False, speed=3)
+    with pytest.raises(ValueError, match="--mutate nonsense"):
+        af.experiment("integrator-order", quick=True, progress=False, mutate="nonsense")
 
 
 def test_adapters_are_the_ones_the_cli_lists(tmp_path):

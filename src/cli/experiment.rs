@@ -77,6 +77,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
         progress: !args.quiet,
         params: args.set.iter().cloned().collect(),
         mutate: args.mutate.clone(),
+        applied: Default::default(),
         command: attnflow::output::shell_command(&std::env::args().collect::<Vec<_>>()),
     };
     let summary = experiments::run(&args.name, &setup)?;

@@ -65,6 +65,9 @@ pub struct Setup {
     /// A deliberate error in the physics (`--mutate NAME`, one of the experiment's
     /// [`mutations`]): a test that at least one check of the experiment then fails.
     pub mutate: Option<String>,
+    /// Set once the experiment has applied `params` (see [`Setup::sizes`]): parameters that
+    /// no sizes took are an error, never silently ignored.
+    pub applied: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What an experiment reports: it fills these maps and names the files it wrote.
@@ -163,6 +166,7 @@ impl Setup {
             command: String::new(),
             params: BTreeMap::new(),
             mutate: None,
+            applied: Default::default(),
         }
     }
 
@@ -177,6 +181,8 @@ impl Setup {
     /// also be written `8,128`, and anything else is a string. An unknown key or a value of the
     /// wrong type is an error that names the parameters.
     pub fn sizes<T: serde::Serialize + serde::de::DeserializeOwned>(&self, base: T) -> Result<T> {
+        self.applied
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if self.params.is_empty() {
             return Ok(base);
         }
@@ -292,6 +298,12 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
                 NAMES.join(", ")
             )));
         }
+    }
+    if !setup.params.is_empty() && !setup.applied.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(input(format!(
+            "--set: {name} takes no parameters (it ignored {})",
+            setup.params.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
     }
     let summary = json!({
         "experiment": name,
@@ -429,6 +441,7 @@ pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, Pa
         progress: false,
         params: Default::default(),
         mutate: None,
+        applied: Default::default(),
         command: "cargo test".into(),
     };
     let s = run(name, &setup).unwrap();

@@ -136,6 +136,7 @@ pub fn report(dir: &Path, quick: bool) -> Result<Report> {
             progress: true,
             params: Default::default(),
             mutate: None,
+            applied: Default::default(),
             command: "attnflow bench (gpu report)".into(),
         };
         let start = Instant::now();
