@@ -39,13 +39,7 @@ fn main() {
     let mut all = Vec::new();
     for (d, n) in cases {
         let r = side_by_side(ctx.clone(), n, d, 5).expect("side by side");
-        for k in [
-            &r.attnflow,
-            &r.attnflow_other_profile,
-            &r.simple,
-            &r.v1,
-            &r.v1_as_shipped,
-        ] {
+        for k in r.kernels() {
             println!(
                 "{d:>4} {n:>6}  {:<28} {:>12.3e} {:>11.3e} {:>10.1e}",
                 k.kernel, k.pairs_per_second, k.seconds.median, k.relative_difference

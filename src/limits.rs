@@ -83,6 +83,31 @@ pub fn run_bytes(batch: usize, n: usize, d: usize, heads: usize, hidden: usize) 
     })
 }
 
+/// Refuses a layer of `seeds` draws of n keys and m queries in dimension d (with its d x d
+/// weights) whose memory, at `bytes_per_value` per token coordinate and 32 bytes per weight,
+/// does not fit, or whose sizes overflow: the check of `attend` and `cfm` before anything is
+/// allocated.
+pub fn ensure_layer_memory(
+    what: &str,
+    seeds: usize,
+    n: usize,
+    m: usize,
+    d: usize,
+    bytes_per_value: u64,
+) -> Result<()> {
+    let tokens = product(
+        what,
+        &[("seeds", seeds), ("n + m", n.saturating_add(m)), ("d", d)],
+    )?;
+    let weights = product(what, &[("d", d), ("d", d)])?;
+    ensure_memory(
+        what,
+        tokens
+            .saturating_mul(bytes_per_value)
+            .saturating_add(weights.saturating_mul(32)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -232,13 +232,7 @@ fn baselines(args: &BenchArgs, ns: &[usize]) -> Result<()> {
     for &n in ns {
         let r = bench::baselines::side_by_side(ctx.clone(), n, args.d, args.evals)?;
         if !args.json {
-            for k in [
-                &r.attnflow,
-                &r.attnflow_other_profile,
-                &r.simple,
-                &r.v1,
-                &r.v1_as_shipped,
-            ] {
+            for k in r.kernels() {
                 outln!(
                     "{:>4} {:>8}  {:<28} {:>12.3e} {:>11.3e} {:>10.1e}",
                     r.d,

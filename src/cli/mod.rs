@@ -109,6 +109,57 @@ pub fn main() -> i32 {
     }
 }
 
+/// Where a command learns that a stop was asked for (the run's signal handlers).
+pub(crate) trait Interrupts {
+    fn interrupted(&self) -> Option<attnflow::run::Interrupt>;
+}
+
+/// The step count of a run or a flow map as a bar on stderr (none when `show` is false), and
+/// the stop requests of `interrupts`.
+pub(crate) struct StepBar {
+    bar: Option<indicatif::ProgressBar>,
+    interrupts: Option<Box<dyn Interrupts>>,
+}
+
+impl StepBar {
+    pub(crate) fn new(show: bool, interrupts: Option<Box<dyn Interrupts>>) -> Self {
+        let bar = show.then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} steps, {per_sec}, eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        StepBar { bar, interrupts }
+    }
+}
+
+impl attnflow::run::Progress for StepBar {
+    fn start(&mut self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.reset();
+        }
+    }
+    fn step(&mut self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+    fn interrupted(&self) -> Option<attnflow::run::Interrupt> {
+        self.interrupts.as_ref().and_then(|i| i.interrupted())
+    }
+}
+
 /// A command that stopped on request (a signal) after writing complete files: its message
 /// is said and the process exits with `code`.
 #[derive(Debug)]

@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use attnflow::config::{self, ConfigLayer, Resolved};
 use attnflow::output::{Kind, Output};
-use attnflow::run::{self, Interrupt, Progress, Resume};
+use attnflow::run::{self, Interrupt, Resume};
 
 use super::Stopped;
 
@@ -47,29 +46,11 @@ pub struct RunArgs {
     resume: Option<PathBuf>,
 }
 
-struct Bar(Option<ProgressBar>, Signals);
-
-impl Progress for Bar {
-    fn start(&mut self, total: u64) {
-        if let Some(bar) = &self.0 {
-            bar.set_length(total);
-            bar.reset();
-        }
-    }
-    fn step(&mut self, done: u64) {
-        if let Some(bar) = &self.0 {
-            bar.set_position(done);
-        }
-    }
-    fn finish(&mut self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
-    }
+impl super::Interrupts for Signals {
     fn interrupted(&self) -> Option<Interrupt> {
-        if self.1.int.load(Ordering::Relaxed) {
+        if self.int.load(Ordering::Relaxed) {
             Some(Interrupt::Int)
-        } else if self.1.term.load(Ordering::Relaxed) {
+        } else if self.term.load(Ordering::Relaxed) {
             Some(Interrupt::Term)
         } else {
             None
@@ -298,20 +279,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             r.step as f64 * resolved.step_size()
         );
     }
-    let bar = if args.quiet {
-        Bar(None, signals)
-    } else {
-        let bar = ProgressBar::new(c.steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} steps, {per_sec}, eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        Bar(Some(bar), signals)
-    };
-    let mut bar = bar;
+    let mut bar = super::StepBar::new(!args.quiet, Some(Box::new(signals)));
     let command: Vec<String> = std::env::args().collect();
     let command = attnflow::output::shell_command(&command);
     let summary = run::execute_from(&resolved, out, &command, &mut bar, resume)?;

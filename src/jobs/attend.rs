@@ -129,17 +129,7 @@ pub fn run(
     }
     // Keys, queries and outputs in f64 (and their f32 copies), the d x d weights.
     let batch = opts.layer.seeds;
-    let tokens = crate::limits::product(
-        "attend",
-        &[("seeds", batch), ("n + m", n.saturating_add(m)), ("d", d)],
-    )?;
-    let weights = crate::limits::product("attend", &[("d", d), ("d", d)])?;
-    crate::limits::ensure_memory(
-        "attend",
-        tokens
-            .saturating_mul(24)
-            .saturating_add(weights.saturating_mul(32)),
-    )?;
+    crate::limits::ensure_layer_memory("attend", batch, n, m, d, 24)?;
     if let Some(dd) = opts.d
         && dd != d
     {

@@ -197,21 +197,7 @@ pub fn run(
         )));
     }
     // Context and queries in f64 with a few stage copies, the d x d weights.
-    let count = crate::limits::product(
-        "cfm",
-        &[
-            ("seeds", opts.layer.seeds),
-            ("n + m", n.saturating_add(m)),
-            ("d", d),
-        ],
-    )?;
-    let weights = crate::limits::product("cfm", &[("d", d), ("d", d)])?;
-    crate::limits::ensure_memory(
-        "cfm",
-        count
-            .saturating_mul(64)
-            .saturating_add(weights.saturating_mul(32)),
-    )?;
+    crate::limits::ensure_layer_memory("cfm", opts.layer.seeds, n, m, d, 64)?;
     let OneLayer {
         rule: _,
         beta,

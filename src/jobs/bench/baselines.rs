@@ -60,6 +60,19 @@ pub struct SideBySide {
     pub ratio_to_v1_as_shipped: f64,
 }
 
+impl SideBySide {
+    /// Every kernel timed, in the order of the report.
+    pub fn kernels(&self) -> [&KernelTiming; 5] {
+        [
+            &self.attnflow,
+            &self.attnflow_other_profile,
+            &self.simple,
+            &self.v1,
+            &self.v1_as_shipped,
+        ]
+    }
+}
+
 fn model(d: usize) -> Model {
     Model::new(
         Attention::Sa,
