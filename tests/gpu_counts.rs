@@ -109,8 +109,15 @@ fn long_steps_are_cut_into_submissions_of_the_planned_size() {
     assert_eq!(c.submissions, expected as u64, "{plan:?}");
     assert_eq!((c.maps, c.waits), (0, 0));
     assert_eq!((c.buffers, c.bind_groups, c.pipelines), (0, 0, 0));
-    // Every dispatch the probe planned stays within the budget at the measured speed.
+    // Every dispatch the probe planned stays within the budget at the measured speed, unless
+    // the plan is already the smallest dispatch there is (one key tile against one query
+    // block of one system: 256 keys on this profile), as on a machine the probe found loaded.
     let calibration = g.calibration().expect("probed");
     let seconds = plan.dispatch_pairs / calibration.speed;
-    assert!(seconds <= budget, "{seconds} s per dispatch");
+    let smallest =
+        plan.chunk_keys <= 256 && plan.blocks_per_dispatch == 1 && plan.systems_per_dispatch == 1;
+    assert!(
+        seconds <= budget || smallest,
+        "{seconds} s per dispatch: {plan:?}"
+    );
 }

@@ -384,6 +384,23 @@ impl Code {
     }
 }
 
+/// The header of the register-tiled kernels (N-body attention, pair statistics): dimension d
+/// in dv vec4 lanes, key tiles of tk, g workgroups per query block of qb queries.
+fn tiled_prelude((d, dv, tk, g): (u32, u32, u32, u32), qb: u32, template: &str) -> String {
+    prelude(
+        &[
+            ("D", d),
+            ("DV", dv),
+            ("WG", WORKGROUP),
+            ("TK", tk),
+            ("TILE_VECS", tk * dv),
+            ("QB", qb),
+            ("G", g),
+        ],
+        template,
+    )
+}
+
 /// The header every generated kernel starts with, then common.wgsl and the template.
 fn prelude(constants: &[(&str, u32)], template: &str) -> String {
     let mut s = String::from("// Generated header (src/backend/gpu/codegen.rs).\n");
@@ -483,16 +500,9 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
     let Nbody { d, dv, r, g, tk } = *k;
     let bias = k.bias_lane();
     let vl = dv - 1;
-    let mut c = Code::new(prelude(
-        &[
-            ("D", d),
-            ("DV", dv),
-            ("WG", WORKGROUP),
-            ("TK", tk),
-            ("TILE_VECS", tk * dv),
-            ("QB", k.queries_per_group()),
-            ("G", g),
-        ],
+    let mut c = Code::new(tiled_prelude(
+        (d, dv, tk, g),
+        k.queries_per_group(),
         super::shaders::ATTENTION_SMALL,
     ));
     let rs = 0..r;
@@ -841,16 +851,9 @@ impl PairKernel {
 fn pair_stats(k: &PairKernel) -> String {
     let PairKernel { d, dv, r, g, tk } = *k;
     let unrolled = k.unrolled();
-    let mut c = Code::new(prelude(
-        &[
-            ("D", d),
-            ("DV", dv),
-            ("WG", WORKGROUP),
-            ("TK", tk),
-            ("TILE_VECS", tk * dv),
-            ("QB", k.queries_per_group()),
-            ("G", g),
-        ],
+    let mut c = Code::new(tiled_prelude(
+        (d, dv, tk, g),
+        k.queries_per_group(),
         super::shaders::PAIR_STATS,
     ));
     let rs = 0..r;
