@@ -11,7 +11,7 @@ use crate::integrate::Integrator;
 use crate::model::init::InitSpec;
 use crate::model::weights::{MlpSpec, QkvSpec};
 use crate::model::{
-    Activation, Attention, Geometry, HeadCombine, Mask, Model, Noise, RandomHeads, Shape,
+    Activation, Attention, Geometry, HeadCombine, LayerMap, Mask, Model, Noise, RandomHeads, Shape,
 };
 
 /// How beta follows the context length (docs/model.md §3): the given values are gamma.
@@ -111,6 +111,9 @@ pub struct RunConfig {
     pub beta: Vec<f64>,
     pub qkv: String,
     pub integrator: Integrator,
+    /// The layer map (omitted from run.toml when it is the ODE's, as before it existed).
+    #[serde(default, skip_serializing_if = "LayerMap::is_ode")]
+    pub layer: LayerMap,
     pub t_end: f64,
     pub steps: usize,
     pub init: String,
@@ -349,6 +352,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         beta: betas.clone(),
         qkv: qkv.to_config_string(),
         integrator,
+        layer: layer.layer.unwrap_or_default(),
         t_end,
         steps,
         init: init.to_config_string(),
@@ -385,6 +389,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
             seed,
         }),
         betas,
+        layer: config.layer,
     };
     model.validate(shape)?;
     let mut resolved = Resolved {

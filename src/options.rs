@@ -18,7 +18,7 @@ use crate::backend::BackendChoice;
 use crate::config::{BetaRule, BetaSpec, NoiseKind};
 use crate::error::{Result, file_error};
 use crate::integrate::Integrator;
-use crate::model::{Activation, Attention, Geometry, HeadCombine, Mask};
+use crate::model::{Activation, Attention, Geometry, HeadCombine, LayerMap, Mask};
 
 /// Defines [`ConfigLayer`] from one list of options (each `Option<T>`: unset means "not
 /// given here") and its `overlay`, so that adding an option is adding one field.
@@ -123,6 +123,10 @@ config_layer! {
         /// (beta = gamma n^(2/(d-1))), with gamma the --beta values [default: const].
         #[arg(long, help_heading = "Model")]
         beta_rule: BetaRule,
+        /// Layer map: ode (dx/dt = P_x a(x), integrated by --integrator) or post-ln (the Post-LN
+        /// residual layer x <- normalise(x + h a(x)), with --integrator euler) [default: ode].
+        #[arg(long, help_heading = "Model")]
+        layer: LayerMap,
         /// Integrator: euler, heun (RK2) or rk4 [default: rk4].
         #[arg(long, help_heading = "Time")]
         integrator: Integrator,

@@ -470,3 +470,98 @@ fn all_variants_together_match_reference() {
     );
     Variant::new("heads + ALiBi + MLP", m, shape).check();
 }
+
+/// The Post-LN layer x <- normalise(x + h a(x)) (the research code's layer map), written out
+/// here in plain f64: SA, Q = K = V = I, a_i = sum_j softmax_j(beta <x_i, x_j>) x_j (causal: j
+/// <= i), no tangent projection.
+fn post_ln_by_hand(
+    x: &[f64],
+    n: usize,
+    d: usize,
+    beta: f64,
+    h: f64,
+    steps: usize,
+    causal: bool,
+) -> Vec<f64> {
+    let mut x = x.to_vec();
+    for _ in 0..steps {
+        let mut next = x.clone();
+        for i in 0..n {
+            let xi = &x[i * d..(i + 1) * d];
+            let seen = if causal { i + 1 } else { n };
+            let scores: Vec<f64> = (0..seen)
+                .map(|j| beta * (0..d).map(|c| xi[c] * x[j * d + c]).sum::<f64>())
+                .collect();
+            let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let w: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
+            let total: f64 = w.iter().sum();
+            let out = &mut next[i * d..(i + 1) * d];
+            for c in 0..d {
+                let a: f64 = (0..seen).map(|j| w[j] * x[j * d + c]).sum::<f64>() / total;
+                out[c] = xi[c] + h * a;
+            }
+            let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
+            out.iter_mut().for_each(|v| *v /= norm);
+        }
+        x = next;
+    }
+    x
+}
+
+/// `--layer post-ln`: the reference equals the layer written out by hand to round-off, the
+/// cpu and gpu backends equal the reference, it differs from the ODE's Euler step (which
+/// projects the field) by O(h^2) per layer, and it refuses a Runge-Kutta integrator.
+#[test]
+fn post_ln_layer_matches_its_transcription_on_every_backend() {
+    use attnflow::model::LayerMap;
+    let (n, d, beta, h, steps) = (24, 3, 2.0, 0.1, 5);
+    for mask in [Mask::Full, Mask::Causal] {
+        let shape = Shape::new(1, n, d).unwrap();
+        let mut m = model(Attention::Sa, Geometry::Sphere, mask, d, vec![beta]);
+        m.layer = LayerMap::PostLn;
+        let mut v = Variant::new("post-ln", m.clone(), shape);
+        v.integrator = Integrator::Euler;
+        v.h = h;
+        v.steps = steps;
+        let got = v.reference();
+        let want = post_ln_by_hand(&v.initial(), n, d, beta, h, steps, mask == Mask::Causal);
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            err < 1e-12,
+            "{mask:?}: reference vs transcription {err:.1e}"
+        );
+        v.check();
+        // The ODE's Euler layer projects the field: the two maps differ, by O(h^2) per layer.
+        let mut ode = Variant::new(
+            "euler",
+            Model {
+                layer: LayerMap::Ode,
+                ..m.clone()
+            },
+            shape,
+        );
+        ode.integrator = Integrator::Euler;
+        ode.h = h;
+        ode.steps = steps;
+        let diff = ode
+            .reference()
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            diff > 1e-4 && diff < 10.0 * steps as f64 * h * h,
+            "{mask:?}: post-ln vs ode euler differ by {diff:.1e}"
+        );
+        let x0 = v.initial();
+        let mut b = ReferenceBackend::new(&m, shape, &x0).unwrap();
+        let e = integrate_steps(&mut b, &m, Integrator::Rk4, h, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--integrator euler"), "{e}");
+    }
+}

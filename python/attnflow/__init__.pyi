@@ -62,6 +62,7 @@ def run(
     noise: float = ...,
     noise_kind: str = ...,
     alibi: float = ...,
+    layer: str = ...,
     integrator: str = ...,
     t_end: float = ...,
     steps: int = ...,

@@ -109,7 +109,7 @@ def test_every_option_name_of_the_cli_is_accepted(tmp_path):
     res = af.run(
         n=16, d=4, batch=2, model="sa", geometry="sphere", mask="causal", beta=1.0,
         beta_rule="const", qkv="random:1", heads=2, head_combine="mean", weight_scale=1.0,
-        mlp="random:8:1", activation="gelu", noise=0.1, noise_kind="common", alibi=0.5,
+        mlp="random:8:1", activation="gelu", noise=0.1, noise_kind="common", alibi=0.5, layer="post-ln",
         integrator="euler", t_end=0.5, steps=5, init="vmf:2", seed=4, backend="cpu",
         save_every=1, metrics_every=1, checkpoint_every=2, progress=False,
     )

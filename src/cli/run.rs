@@ -259,7 +259,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         c.model.name().to_uppercase(),
         c.geometry.name(),
         c.mask.name(),
-        c.integrator.name(),
+        if c.layer.is_ode() {
+            c.integrator.name().to_string()
+        } else {
+            format!("{} layers", c.layer.name())
+        },
         c.t_end,
         c.steps,
         c.init,

@@ -28,6 +28,12 @@ impl Stepper {
     /// The stepper of a model: tokens renormalised on the sphere, the model's noise drawn.
     pub fn new(model: &Model, integrator: Integrator) -> Result<Self> {
         check_noise(integrator, model.noise.as_ref().map_or(0.0, |n| n.sigma))?;
+        if model.layer == crate::model::LayerMap::PostLn && integrator != Integrator::Euler {
+            return Err(input(
+                "--layer post-ln is one residual update per layer, x <- normalise(x + h a(x)): \
+                 add --integrator euler",
+            ));
+        }
         Ok(Stepper {
             tableau: integrator.tableau(),
             renormalise: model.geometry == Geometry::Sphere,

@@ -57,6 +57,34 @@ impl Attention {
         }
     }
 }
+/// How a layer updates the tokens (docs/model.md §3). `ode`: the flow dx/dt = P_x a(x)
+/// integrated by the chosen Runge-Kutta method, renormalised on the sphere after each step.
+/// `post-ln`: the transformer's Post-LN residual layer x <- normalise(x + h a(x)), with the
+/// attention output a not projected (the layer map of the research code); one Euler step of
+/// the unprojected field, and on the sphere it agrees with `ode` to O(h^2) per layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum LayerMap {
+    #[default]
+    #[serde(rename = "ode")]
+    #[value(name = "ode")]
+    Ode,
+    #[serde(rename = "post-ln")]
+    #[value(name = "post-ln")]
+    PostLn,
+}
+
+impl LayerMap {
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerMap::Ode => "ode",
+            LayerMap::PostLn => "post-ln",
+        }
+    }
+    pub fn is_ode(&self) -> bool {
+        *self == LayerMap::Ode
+    }
+}
+
 impl Geometry {
     pub fn name(self) -> &'static str {
         match self {
@@ -243,6 +271,8 @@ pub struct Model {
     pub noise: Option<Noise>,
     /// Inverse temperature of each system (length = batch).
     pub betas: Vec<f64>,
+    /// The layer map: the ODE's tangent field, or the Post-LN residual layer.
+    pub layer: LayerMap,
 }
 
 impl Model {
@@ -265,7 +295,14 @@ impl Model {
             mlp: None,
             noise: None,
             betas,
+            layer: LayerMap::Ode,
         }
+    }
+
+    /// Whether the field is projected onto the sphere's tangent space: on the sphere, for the
+    /// ODE (the Post-LN layer adds the attention output as it is and renormalises).
+    pub fn projects(&self) -> bool {
+        self.geometry == Geometry::Sphere && self.layer == LayerMap::Ode
     }
 
     /// Number of heads.
@@ -310,6 +347,11 @@ impl Model {
     pub fn validate(&self, shape: Shape) -> Result<()> {
         if self.heads.is_empty() {
             return Err(input("a model needs at least one head"));
+        }
+        if self.layer == LayerMap::PostLn && self.geometry != Geometry::Sphere {
+            return Err(input(
+                "--layer post-ln normalises the tokens after each layer: it needs --geometry sphere",
+            ));
         }
         for (h, w) in self.heads.iter().enumerate() {
             if w.d != shape.d {

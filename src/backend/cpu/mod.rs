@@ -176,7 +176,7 @@ impl Kernel {
                 if let Some(mlp) = &model.mlp {
                     mlp.add_to(zi, f);
                 }
-                if model.geometry == Geometry::Sphere {
+                if model.projects() {
                     crate::model::geometry::tangent_project(zi, f);
                 }
                 a.iter_mut().zip(f.iter()).for_each(|(o, v)| *o = *v as f32);

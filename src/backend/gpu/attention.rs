@@ -19,7 +19,7 @@ use super::record::Op;
 use super::shaders;
 use crate::backend::LayerShape;
 use crate::error::{Error, Result};
-use crate::model::{Geometry, Mask, Model};
+use crate::model::{Mask, Model};
 
 /// How the work of an evaluation is cut into dispatches.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -382,7 +382,7 @@ impl AttentionPass {
                 uniform,
             ),
             redraw,
-            sphere: model.geometry == Geometry::Sphere,
+            sphere: model.projects(),
         };
         pass.upload_slots(ctx);
         Ok(pass)

@@ -105,7 +105,7 @@ pub fn finish_field(model: &Model, d: usize, x: &[f64], a: &[f64], out: &mut [f6
             if let Some(mlp) = &model.mlp {
                 mlp.add_to(xi, f);
             }
-            if model.geometry == Geometry::Sphere {
+            if model.projects() {
                 tangent_project(xi, f);
             }
         });

@@ -8,7 +8,7 @@
 //! `shape` describes the queries ([batch, n_queries, d]); the keys are [batch, n_keys, d].
 
 use crate::model::weights::matvec;
-use crate::model::{Attention, Geometry, Model, Shape, Weights};
+use crate::model::{Attention, Model, Shape, Weights};
 
 use super::tangent_project;
 
@@ -185,7 +185,7 @@ pub fn field(
         let hidden = mlp_hidden(model, shape, z);
         mlp_out(model, shape, &hidden, &mut out);
     }
-    if model.geometry == Geometry::Sphere {
+    if model.projects() {
         for (f, zt) in out.chunks_mut(shape.d).zip(z.chunks(shape.d)) {
             tangent_project(zt, f);
         }
@@ -197,7 +197,7 @@ pub fn field(
 mod tests {
     use super::*;
     use crate::model::init::InitSpec;
-    use crate::model::{Activation, HeadCombine, Mask, Mlp};
+    use crate::model::{Activation, Geometry, HeadCombine, Mask, Mlp};
 
     /// The staged twins, over several chunkings of the keys, reproduce the literal field,
     /// with several heads, ALiBi and the perceptron too.
