@@ -300,3 +300,32 @@ def test_a_sweep_on_a_dask_local_cluster_equals_the_local_sweep(tmp_path):
     # One ensemble (and folder, with its provenance) per d: the betas ran together.
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["ensemble-0", "ensemble-1"]
     assert (tmp_path / "s" / "ensemble-0" / "run.toml").exists()
+
+
+def post_ln_transcription(x, beta, dt, steps, normalised):
+    """The layer map of the authors' sphere.py (rotf), transcribed in numpy: Q = K = V = I,
+    z <- normalise(z + dt * W z) with W the softmax of beta <z_i, z_j> (normalised=True) or
+    exp(beta <z_i, z_j>) / n (USA)."""
+    z = x.copy()
+    for _ in range(steps):
+        e = np.exp(beta * z @ z.T)
+        w = e / e.sum(axis=1, keepdims=True) if normalised else e / len(z)
+        z = z + dt * (w @ z)
+        z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    return z
+
+
+@pytest.mark.parametrize("model", ["sa", "usa"])
+def test_the_rotf_sphere_script_is_reproduced_to_round_off(model):
+    # docs/peers.md: sphere.py (n = 64, d = 3, beta = 1, T = 15, dt = 0.1: 150 layers).
+    rng = np.random.default_rng(7)
+    x0 = rng.standard_normal((64, 3))
+    x0 /= np.linalg.norm(x0, axis=1, keepdims=True)
+    want = post_ln_transcription(x0, 1.0, 0.1, 150, model == "sa")
+    res = af.run(x0, model=model, beta=1.0, layer="post-ln", integrator="euler", t_end=15.0,
+                 steps=150, backend="reference", progress=False)
+    assert np.abs(res.final - want).max() < 1e-12
+    # The ODE's Euler layer (the field projected) is a different map: the convention matters.
+    ode = af.run(x0, model=model, beta=1.0, integrator="euler", t_end=15.0, steps=150,
+                 backend="reference", progress=False)
+    assert np.abs(ode.final - want).max() > 1e-6
