@@ -136,6 +136,9 @@ pub struct RunConfig {
     pub noise_kind: NoiseKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alibi: Option<f64>,
+    /// USA's ALiBi normaliser over k < i (omitted when false, as before it existed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alibi_excludes_self: bool,
     /// How `beta` was made from `gamma` (written for the record; `beta` is what runs).
     pub beta_rule: BetaRule,
     pub gamma: Vec<f64>,
@@ -370,6 +373,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         noise: sigma,
         noise_kind,
         alibi: layer.alibi,
+        alibi_excludes_self: layer.alibi_excludes_self.unwrap_or(false),
         beta_rule,
         gamma: gammas,
         inputs: std::collections::BTreeMap::new(),
@@ -382,6 +386,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         combine: config.head_combine,
         random,
         alibi: config.alibi,
+        alibi_excludes_self: config.alibi_excludes_self,
         mlp,
         noise: (sigma > 0.0).then_some(Noise {
             sigma,

@@ -119,6 +119,10 @@ config_layer! {
         /// [default: none].
         #[arg(long, value_name = "LAMBDA", allow_hyphen_values = true, help_heading = "Model")]
         alibi: f64,
+        /// With USA and --alibi: leave token i out of its own positional normaliser (sum over
+        /// keys k < i, the convention of the lost-in-the-middle code) [default: false, k <= i].
+        #[arg(long, num_args = 0, default_missing_value = "true", help_heading = "Model")]
+        alibi_excludes_self: bool,
         /// Temperature rule: const (beta as given), log (beta = gamma log n) or selective
         /// (beta = gamma n^(2/(d-1))), with gamma the --beta values [default: const].
         #[arg(long, help_heading = "Model")]

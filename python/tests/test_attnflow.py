@@ -329,3 +329,47 @@ def test_the_rotf_sphere_script_is_reproduced_to_round_off(model):
     ode = af.run(x0, model=model, beta=1.0, integrator="euler", t_end=15.0, steps=150,
                  backend="reference", progress=False)
     assert np.abs(ode.final - want).max() > 1e-6
+
+
+def alibi_angles_transcription(theta, beta, lam, dt, steps):
+    """The lost-in-the-middle particle scheme (borjanG/2026-lost-in-the-middle), transcribed in
+    numpy: angles on the circle, token j pulled by the earlier tokens k < j with positional
+    weights exp(-(lam/N)(j - k)) normalised over k < j, interaction -beta sin(d) exp(beta cos(d)),
+    classical RK4 on the angles."""
+    n = len(theta)
+    w = np.zeros((n, n))
+    for j in range(1, n):
+        c = np.exp(-(lam / n) * (j - np.arange(j)))
+        w[j, :j] = c / c.sum()
+
+    def f(th):
+        diff = th[:, None] - th[None, :]
+        return (w * (-beta * np.sin(diff) * np.exp(beta * np.cos(diff)))).sum(axis=1)
+
+    for _ in range(steps):
+        k1 = f(theta)
+        k2 = f(theta + 0.5 * dt * k1)
+        k3 = f(theta + 0.5 * dt * k2)
+        k4 = f(theta + dt * k3)
+        theta = theta + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return theta
+
+
+def test_the_lost_in_the_middle_particle_script_is_reproduced():
+    # docs/peers.md: generate_alibi_particle_circle_dynamics.py (beta = 1, lambda = 1).
+    rng = np.random.default_rng(17)
+    n, lam, dt, steps = 24, 1.0, 0.01, 200
+    theta0 = rng.uniform(0, 2 * np.pi, n)
+    want = alibi_angles_transcription(theta0, 1.0, lam, dt, steps)
+    x0 = np.stack([np.cos(theta0), np.sin(theta0)], axis=1)
+    opts = dict(mask="causal", model="usa", alibi=lam, beta=1.0, integrator="rk4",
+                t_end=dt * steps, steps=steps, backend="reference", progress=False)
+    res = af.run(x0, alibi_excludes_self=True, **opts)
+    got = np.arctan2(res.final[:, 1], res.final[:, 0])
+    gap = np.abs(np.angle(np.exp(1j * (got - want)))).max()
+    # RK4 on the angles and RK4 on the embedded circle are different O(h^4) schemes.
+    assert gap < 1e-8, gap
+    # attnflow's own convention (token i in its own normaliser) is visibly another model.
+    other = af.run(x0, **opts)
+    got = np.arctan2(other.final[:, 1], other.final[:, 0])
+    assert np.abs(np.angle(np.exp(1j * (got - want)))).max() > 1e-4

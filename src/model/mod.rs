@@ -266,6 +266,9 @@ pub struct Model {
     pub random: Option<RandomHeads>,
     /// ALiBi slope lambda (causal mask only).
     pub alibi: Option<f64>,
+    /// USA with ALiBi: leave token i out of its own positional normaliser (sum over k < i, the
+    /// lost-in-the-middle code's convention) instead of k <= i.
+    pub alibi_excludes_self: bool,
     pub mlp: Option<Mlp>,
     /// Noise: the dynamics become an SDE (Euler-Maruyama only).
     pub noise: Option<Noise>,
@@ -292,6 +295,7 @@ impl Model {
             combine: HeadCombine::Sum,
             random: None,
             alibi: None,
+            alibi_excludes_self: false,
             mlp: None,
             noise: None,
             betas,
@@ -332,10 +336,22 @@ impl Model {
     }
 
     /// log of the USA normaliser of query i: log |J(i)|, or with ALiBi
-    /// log sum_{k in J(i)} exp(-(lambda / n)(i - k)).
+    /// log sum_{k in J(i)} exp(-(lambda / n)(i - k)); with `alibi_excludes_self` the sum runs
+    /// over k < i (the first token, whose only key is itself, keeps the normaliser 1: on the
+    /// sphere its self-interaction is projected away).
     pub fn usa_log_normaliser(&self, i: usize, n_keys: usize) -> f64 {
         let seen = self.keys_seen(i, n_keys);
         let a = self.alibi_slope(n_keys);
+        if self.alibi_excludes_self && self.alibi.is_some() {
+            if seen <= 1 {
+                return 0.0;
+            }
+            // sum_{t=1}^{seen-1} e^{-a t} = e^{-a} (1 - e^{-a (seen-1)}) / (1 - e^{-a}).
+            if a == 0.0 {
+                return ((seen - 1) as f64).ln();
+            }
+            return -a + (-(-a * (seen - 1) as f64).exp_m1() / -(-a).exp_m1()).ln();
+        }
         if a == 0.0 {
             return (seen as f64).ln();
         }
@@ -347,6 +363,16 @@ impl Model {
     pub fn validate(&self, shape: Shape) -> Result<()> {
         if self.heads.is_empty() {
             return Err(input("a model needs at least one head"));
+        }
+        if self.alibi_excludes_self
+            && (self.alibi.is_none()
+                || self.attention != Attention::Usa
+                || self.geometry != Geometry::Sphere)
+        {
+            return Err(input(
+                "--alibi-excludes-self changes USA's positional normaliser: it needs --model usa \
+                 --alibi LAMBDA on the sphere (where a token's pull on itself is projected away)",
+            ));
         }
         if self.layer == LayerMap::PostLn && self.geometry != Geometry::Sphere {
             return Err(input(
