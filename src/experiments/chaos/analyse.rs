@@ -44,6 +44,17 @@ pub fn exp_rate(curve: &[(f64, f64)], t0: f64, t1: f64) -> Fit {
     )
 }
 
+/// The log-log slope against n, fitted over `ns`, of the RMS distance between a context of n
+/// tokens and an independent one of `n_ref` when each strays from the common limit at the rate
+/// n^{-rate}: distance = (n^{-2 rate} + n_ref^{-2 rate})^{1/2} (up to a constant).
+pub fn reference_slope(ns: &[f64], n_ref: f64, rate: f64) -> f64 {
+    let y: Vec<f64> = ns
+        .iter()
+        .map(|&n| (n.powf(-2.0 * rate) + n_ref.powf(-2.0 * rate)).sqrt())
+        .collect();
+    crate::stats::fit_loglog(ns, &y).slope
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +78,19 @@ mod tests {
         let a = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
         let b = [0.0, 1.0, 0.0, 0.0, 1.0, 0.0];
         assert!((rms(&a, &b) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn reference_slope_tends_to_minus_the_rate() {
+        let ns = [32.0, 64.0, 128.0, 256.0];
+        // An infinitely large reference leaves the pure power law.
+        assert!((reference_slope(&ns, f64::INFINITY, 0.5) + 0.5).abs() < 1e-12);
+        assert!((reference_slope(&ns, 1e30, 1.0 / 3.0) + 1.0 / 3.0).abs() < 1e-9);
+        // A reference 8 times the largest n flattens it: at n = 256 against 2048 the squared
+        // distance is 1/256 + 1/2048 = 1.125 / 256.
+        let s = reference_slope(&ns, 2048.0, 0.5);
+        assert!((-0.49..-0.46).contains(&s), "{s}");
+        let t = reference_slope(&ns, 2048.0, 1.0 / 3.0);
+        assert!(t > s + 0.1 && t < -0.25, "{t}");
     }
 }

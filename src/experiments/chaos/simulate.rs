@@ -34,11 +34,16 @@ fn trajectory(
     h: f64,
     steps: usize,
 ) -> Result<Vec<Vec<f64>>> {
+    let mut weights = Weights::identity(D);
+    if setup.mutated("repulsive-interaction") {
+        // The wrong sign: V = -I pushes a token away from what it attends to.
+        weights.v.iter_mut().for_each(|v| *v = -*v);
+    }
     let model = Model::new(
         Attention::Sa,
         Geometry::Sphere,
         Mask::Full,
-        Weights::identity(D),
+        weights,
         vec![beta; shape.batch],
     );
     let mut flow = Cfm::new(setup.backend, &model, shape, mode, z0, y0)?;
@@ -141,7 +146,11 @@ pub fn evolving(
             report,
             sz.beta,
             shape,
-            ContextMode::Evolving,
+            if setup.mutated("frozen-context") {
+                ContextMode::Frozen
+            } else {
+                ContextMode::Evolving
+            },
             z0.clone(),
             y0,
             sz.h,

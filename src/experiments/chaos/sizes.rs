@@ -1,4 +1,33 @@
-//! Sizes of `chaos`.
+//! Sizes and physical parameters of `chaos`: one flat set of keys (`--set frozen_n=1000,2000`),
+//! read by the frozen and the evolving parts through [`Frozen`] and [`Evolving`].
+
+use serde::{Deserialize, Serialize};
+
+/// Every parameter of the experiment (the keys of `--set`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sizes {
+    /// Concentration of the frozen vMF(e_1, kappa) context.
+    pub frozen_kappa: f64,
+    pub frozen_beta: f64,
+    pub frozen_t_end: f64,
+    /// Queries (the same in every context).
+    pub frozen_m: usize,
+    /// Independent contexts per n.
+    pub frozen_seeds: usize,
+    pub frozen_n: Vec<usize>,
+    pub frozen_h: f64,
+    pub evolving_beta: f64,
+    pub evolving_t_end: f64,
+    /// The depth at which distances are compared across n.
+    pub evolving_t_fit: f64,
+    /// The query speed's exponential rate is fitted over t in [this, evolving_t_end].
+    pub evolving_rate_from: f64,
+    pub evolving_h: f64,
+    pub evolving_m: usize,
+    pub evolving_seeds: usize,
+    /// The largest is the reference; only n <= largest / 8 enter the fit against it.
+    pub evolving_n: Vec<usize>,
+}
 
 /// The frozen vMF context.
 #[derive(Clone, Debug)]
@@ -6,9 +35,7 @@ pub struct Frozen {
     pub kappa: f64,
     pub beta: f64,
     pub t_end: f64,
-    /// Queries (the same in every context).
     pub m: usize,
-    /// Independent contexts per n.
     pub seeds: usize,
     pub ns: Vec<usize>,
     pub h: f64,
@@ -19,55 +46,79 @@ pub struct Frozen {
 pub struct Evolving {
     pub beta: f64,
     pub t_end: f64,
-    /// The depth at which distances are compared across n.
     pub t_fit: f64,
+    pub rate_from: f64,
     pub h: f64,
     pub m: usize,
     pub seeds: usize,
     pub ns: Vec<usize>,
 }
 
-impl Frozen {
+impl Sizes {
     pub fn new(quick: bool) -> Self {
-        let (m, seeds, ns, h): (usize, usize, Vec<usize>, f64) = if quick {
-            (16, 24, (0..6).map(|k| 1000 << k).collect(), 0.1)
+        let (frozen_seeds, frozen_n, frozen_h): (usize, Vec<usize>, f64) = if quick {
+            (24, (0..6).map(|k| 1000 << k).collect(), 0.1)
         } else {
-            (16, 16, (0..11).map(|k| 1000 << k).collect(), 0.05)
+            (16, (0..11).map(|k| 1000 << k).collect(), 0.05)
         };
-        Frozen {
-            kappa: 1.0,
-            beta: 2.0,
-            t_end: 4.0,
-            m,
-            seeds,
-            ns,
-            h,
+        // RK4 at h = 0.2 gives the quick distances and rates of h = 0.1 to 3 digits.
+        let (evolving_seeds, evolving_n, evolving_h): (usize, Vec<usize>, f64) = if quick {
+            (24, (0..7).map(|k| 32 << k).collect(), 0.2)
+        } else {
+            (32, (0..9).map(|k| 64 << k).collect(), 0.1)
+        };
+        Sizes {
+            frozen_kappa: 1.0,
+            frozen_beta: 2.0,
+            frozen_t_end: 4.0,
+            frozen_m: 16,
+            frozen_seeds,
+            frozen_n,
+            frozen_h,
+            evolving_beta: 1.0,
+            evolving_t_end: 4.0,
+            evolving_t_fit: 1.0,
+            evolving_rate_from: 1.0,
+            evolving_h,
+            evolving_m: 16,
+            evolving_seeds,
+            evolving_n,
         }
     }
 
+    pub fn frozen(&self) -> Frozen {
+        Frozen {
+            kappa: self.frozen_kappa,
+            beta: self.frozen_beta,
+            t_end: self.frozen_t_end,
+            m: self.frozen_m,
+            seeds: self.frozen_seeds,
+            ns: self.frozen_n.clone(),
+            h: self.frozen_h,
+        }
+    }
+
+    pub fn evolving(&self) -> Evolving {
+        Evolving {
+            beta: self.evolving_beta,
+            t_end: self.evolving_t_end,
+            t_fit: self.evolving_t_fit,
+            rate_from: self.evolving_rate_from,
+            h: self.evolving_h,
+            m: self.evolving_m,
+            seeds: self.evolving_seeds,
+            ns: self.evolving_n.clone(),
+        }
+    }
+}
+
+impl Frozen {
     pub fn steps(&self) -> usize {
         (self.t_end / self.h).round() as usize
     }
 }
 
 impl Evolving {
-    pub fn new(quick: bool) -> Self {
-        let (m, seeds, ns): (usize, usize, Vec<usize>) = if quick {
-            (16, 8, (0..7).map(|k| 32 << k).collect())
-        } else {
-            (16, 8, (0..9).map(|k| 64 << k).collect())
-        };
-        Evolving {
-            beta: 1.0,
-            t_end: 4.0,
-            t_fit: 2.0,
-            h: 0.1,
-            m,
-            seeds,
-            ns,
-        }
-    }
-
     pub fn steps(&self) -> usize {
         (self.t_end / self.h).round() as usize
     }

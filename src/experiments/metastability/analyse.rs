@@ -165,9 +165,54 @@ pub fn analyse(obs: &Observations, betas: &[f64], replicates: usize) -> Analysis
     a
 }
 
+/// The merge time of two point clusters of equal mass on the circle (SA, Q = K = V = I): each
+/// puts the weight w = 1 / (1 + e^{beta (1 - cos phi)}) on the other, at angle phi, and moves
+/// toward it at w sin phi, so dphi/dt = -2 sin phi / (1 + e^{beta (1 - cos phi)}). Returns the
+/// time phi takes from phi0 down to phi_end (Simpson's rule on dt = -dphi / phi'). For large
+/// beta it is e^{beta (1 - cos phi0)} / (2 beta sin^2 phi0) (1 + O(1 / beta)) (Laplace), so
+/// ln(beta t_merge) against beta has the slope 1 - cos phi0.
+pub fn two_cluster_merge_time(beta: f64, phi0: f64, phi_end: f64) -> f64 {
+    let k = 4000;
+    let h = (phi0 - phi_end) / k as f64;
+    let f = |p: f64| (1.0 + (beta * (1.0 - p.cos())).exp()) / (2.0 * p.sin());
+    let mut s = f(phi_end) + f(phi0);
+    for i in 1..k {
+        s += if i % 2 == 1 { 4.0 } else { 2.0 } * f(phi_end + i as f64 * h);
+    }
+    s * h / 3.0
+}
+
+/// The slope of ln(beta t_merge) against beta over these betas for the reduced two-cluster
+/// law (merge when the gap has halved), beside its large-beta limit 1 - cos phi0.
+pub fn merge_slope(betas: &[f64], times: &[f64]) -> crate::stats::Fit {
+    let y: Vec<f64> = betas.iter().zip(times).map(|(b, t)| (b * t).ln()).collect();
+    crate::stats::fit_line(betas, &y)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_cluster_merge_time_limits() {
+        // beta = 0: dphi/dt = -sin phi, t = ln(tan(phi0 / 2) / tan(phi_end / 2)).
+        let (p0, pe) = (1.2f64, 0.6f64);
+        let want = ((p0 / 2.0).tan() / (pe / 2.0).tan()).ln();
+        assert!((two_cluster_merge_time(0.0, p0, pe) - want).abs() < 1e-9);
+        // Large beta: the Laplace form, with relative error O(1 / (beta (1 - cos phi0))).
+        let beta = 200.0;
+        let laplace = (beta * (1.0 - p0.cos())).exp() / (2.0 * beta * p0.sin().powi(2));
+        let r = two_cluster_merge_time(beta, p0, pe) / laplace;
+        assert!((r - 1.0).abs() < 0.02, "{r}");
+        // The slope of ln(beta t) tends to 1 - cos phi0 (within 3 % from beta (1 - cos) ~ 5).
+        let betas = [8.0, 10.0, 12.0, 14.0, 16.0];
+        let t: Vec<f64> = betas
+            .iter()
+            .map(|&b| two_cluster_merge_time(b, p0, pe))
+            .collect();
+        let s = merge_slope(&betas, &t).slope / (1.0 - p0.cos());
+        assert!((0.95..1.0).contains(&s), "{s}");
+    }
 
     #[test]
     fn a_staircase_has_two_plateaus() {

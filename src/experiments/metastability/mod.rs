@@ -8,8 +8,16 @@
 //! Theory (mean-field linearisation at the uniform law on the circle): a density perturbation
 //! cos(k theta) grows at the rate lambda_k = k^2 I_k(beta) / (beta I_0(beta)), which for large
 //! beta is (k^2 / beta) exp(-k^2 / (2 beta)), largest at k* = sqrt(2 beta). The number of
-//! clusters after the fast phase therefore grows like beta^{1/2} (qualitative: merges during
-//! the fast phase lower the count below k*).
+//! clusters after the fast phase therefore grows like beta^{1/2}, and is at most k*: merges
+//! during the fast phase lower it, to about 0.7-0.95 k* at the quick size.
+//!
+//! Merge law: two tight clusters of equal mass at angle phi on the circle each put the weight
+//! 1 / (1 + e^{beta (1 - cos phi)}) on the other and move toward it, dphi/dt = -2 sin phi /
+//! (1 + e^{beta (1 - cos phi)}), so the time to halve the gap from phi0 is
+//! t_merge ~ e^{beta (1 - cos phi0)} / (2 beta sin^2 phi0) for large beta: ln(beta t_merge)
+//! against beta has the slope 1 - cos phi0 ([`analyse::two_cluster_merge_time`] integrates the
+//! reduced law; its slope over the quick betas is 2 % below the limit). Measured on
+//! merge_n = 8 tokens (two clusters of width 0.04 rad at phi0 = 1.2), one system per beta.
 //!
 //! Measured per system (one per beta and replicate start): the normalised energy
 //! e(t) = E_beta(t) / E_beta(one cluster) = mean_ij exp(beta (<x_i, x_j> - 1)) (for tight
@@ -17,12 +25,20 @@
 //! (connected components of cos >= 0.99) at log-spaced times; plateaus are maximal runs of
 //! at least two consecutive log-time intervals (20 per decade) with |d ln e / d ln t| < 0.02,
 //! above 1.5 e(0) (clustered, not the flat start on the uniform saddle).
-//! Reported: the cluster count on the first plateau (the metastable count) and its fitted
-//! exponent against beta with its standard error, the number of plateaus, the times of the
-//! merges.
+//! Reported: the cluster count on the first plateau (the metastable count), its fitted
+//! exponent against beta with its standard error and its ratio to sqrt(2 beta), the number of
+//! plateaus, the times of the merges, and the two-cluster merge times with their slope.
+//!
+//! Checks: the energy never decreases (beyond f32 round-off); every system reaches a plateau;
+//! the count's exponent against beta within 3 standard errors of 1/2; the mean over betas of
+//! count / sqrt(2 beta) in [0.65, 1]; at least two plateaus for every start of the largest
+//! beta; at least half the systems merge after their first plateau; the merge slope of
+//! ln(beta t_merge) against beta within 5 % of 1 - cos phi0.
 
 /// The deliberate errors of `--mutate` (see `experiments::mutations`).
-pub const MUTATIONS: &[&str] = &[];
+/// `half-beta`: the dynamics runs at beta / 2 (a wrong temperature scaling) while the
+/// observables and the theory keep beta.
+pub const MUTATIONS: &[&str] = &["half-beta"];
 
 mod analyse;
 mod figures;
@@ -40,13 +56,16 @@ use sizes::Sizes;
 /// metastable clusters are far tighter and at least 2 pi / k* ~ 0.3 rad apart for beta <= 200).
 const CLUSTER_COS: f64 = 0.99;
 
+/// The band of the mean count / sqrt(2 beta) on the first plateau: at most k* ~ sqrt(2 beta)
+/// clusters form, and merges during the fast phase remove up to a third of them.
+const RATIO_BAND: [f64; 2] = [0.65, 1.0];
+
+/// Relative band of the merge slope around 1 - cos phi0 (the reduced law is 2-3 % low over the
+/// quick betas; the clusters' width and the step add less than 1 %).
+const MERGE_BAND: f64 = 0.05;
+
 #[derive(Serialize)]
-struct Config<'a> {
-    n: usize,
-    d: usize,
-    betas: &'a [f64],
-    replicates_per_beta: usize,
-    t_end: f64,
+struct Config {
     integrator: &'static str,
     step_size: String,
     observation_times: String,
@@ -55,6 +74,7 @@ struct Config<'a> {
     init: &'static str,
     model: &'static str,
     steps_taken: u32,
+    merge_rule: String,
 }
 
 #[derive(Serialize)]
@@ -65,11 +85,34 @@ struct Exponent {
     prefactor: f64,
 }
 
+/// The merge law of two tight clusters.
+#[derive(Serialize)]
+struct MergeLaw<'a> {
+    betas: &'a [f64],
+    merge_time: &'a [Option<f64>],
+    slope_of_ln_beta_t_vs_beta: Option<f64>,
+    slope_of_ln_beta_t_vs_beta_se: Option<f64>,
+    slope_of_ln_t_vs_beta: Option<f64>,
+}
+
+/// The theory of the merge law.
+#[derive(Serialize)]
+struct MergePrediction {
+    one_minus_cos_phi0: f64,
+    reduced_law_merge_time: Vec<f64>,
+    reduced_law_slope_of_ln_beta_t_vs_beta: f64,
+    reduced_law_slope_of_ln_t_vs_beta: f64,
+    note: &'static str,
+}
+
 #[derive(Serialize)]
 struct Measured<'a> {
     per_beta: &'a [PerBeta],
     first_plateau_clusters_mean: &'a [f64],
+    first_plateau_clusters_over_sqrt_2beta: Vec<f64>,
+    first_plateau_clusters_over_sqrt_2beta_mean: f64,
     exponent_of_clusters_vs_beta: Exponent,
+    two_cluster_merge_law: MergeLaw<'a>,
     largest_relative_energy_drop: f64,
     systems_that_merged_after_first_plateau: usize,
     systems: usize,
@@ -86,6 +129,8 @@ struct KStar<'a> {
 #[derive(Serialize)]
 struct Prediction<'a> {
     exponent_of_clusters_vs_beta: f64,
+    first_plateau_clusters_over_sqrt_2beta_band: [f64; 2],
+    two_cluster_merge_law: MergePrediction,
     most_unstable_mode_k_star: KStar<'a>,
     note: &'static str,
 }
@@ -94,7 +139,14 @@ struct Prediction<'a> {
 struct Checks {
     energy_never_decreases: bool,
     every_system_reaches_a_plateau: bool,
-    more_clusters_at_larger_beta: bool,
+    /// |slope - 1/2| <= 3 standard errors of the fit.
+    #[serde(rename = "exponent_of_clusters_vs_beta_within_3se_of_half")]
+    exponent_of_clusters: bool,
+    /// The mean over betas of count / sqrt(2 beta) in RATIO_BAND.
+    clusters_over_sqrt_2beta_in_band: bool,
+    /// The slope of ln(beta t_merge) against beta within MERGE_BAND of 1 - cos phi0.
+    #[serde(rename = "merge_slope_within_5pc_of_one_minus_cos_phi0")]
+    merge_slope: bool,
     staircase_at_largest_beta: bool,
     /// Merges are rare random events (10 to 14 of the 14 quick systems merged within T over
     /// seeds 1-15); at least half must.
@@ -102,15 +154,12 @@ struct Checks {
 }
 
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
-    let sz = Sizes::new(setup.quick);
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
     let betas = &sz.betas;
     let obs = simulate::observe(setup, report, &sz)?;
+    let merge_times = simulate::merge_times(setup, report, &sz)?;
+    report.add_config(&sz);
     report.add_config(&Config {
-        n: sz.n,
-        d: sz.d,
-        betas,
-        replicates_per_beta: sz.replicates,
-        t_end: sz.t_end,
         integrator: "rk4",
         step_size: format!(
             "h = clamp({} t, {}, {}), cut to land on every observation time",
@@ -124,6 +173,11 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         init: "uniform on the circle, the same replicate starts for every beta",
         model: "SA, sphere, full mask, Q = K = V = I",
         steps_taken: obs.steps_taken,
+        merge_rule: format!(
+            "two clusters of merge_n / 2 tokens at angle merge_phi0; merged when the angle \
+             between their mean directions falls below merge_phi0 / 2; rk4, h = {}",
+            sz.merge_h
+        ),
     });
     figures::observations_csv(setup, report, &sz, &obs)?;
     let a = analyse::analyse(&obs, betas, sz.replicates);
@@ -135,9 +189,49 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         .collect();
     let k_fit = fit_loglog(betas, &k_stars);
     let batch = obs.system_beta.len();
+    let ratio: Vec<f64> = betas
+        .iter()
+        .zip(&a.plateau_counts_mean)
+        .map(|(b, c)| c / (2.0 * b).sqrt())
+        .collect();
+    let ratio_mean = crate::stats::mean(&ratio);
+    // The merge law: measured beside the reduced two-point-cluster law.
+    let (phi0, mbetas) = (sz.merge_phi0, &sz.merge_betas);
+    let one_minus_cos = 1.0 - phi0.cos();
+    let reduced: Vec<f64> = mbetas
+        .iter()
+        .map(|&b| analyse::two_cluster_merge_time(b, phi0, 0.5 * phi0))
+        .collect();
+    let reduced_fit = analyse::merge_slope(mbetas, &reduced);
+    let reduced_raw = crate::stats::fit_semilog(mbetas, &reduced);
+    let merged: Option<Vec<f64>> = merge_times.iter().copied().collect();
+    let merge_fit = merged.as_ref().map(|t| analyse::merge_slope(mbetas, t));
+    let merge_raw = merged
+        .as_ref()
+        .map(|t| crate::stats::fit_semilog(mbetas, t).slope);
+    setup.csv(
+        report,
+        "merge_law.csv",
+        &["beta", "merge_time", "reduced_law_merge_time"],
+        &mbetas
+            .iter()
+            .zip(&merge_times)
+            .zip(&reduced)
+            .map(|((&b, t), &r)| vec![b, t.unwrap_or(f64::NAN), r])
+            .collect::<Vec<_>>(),
+    )?;
     report.add_measured(&Measured {
         per_beta: &a.per_beta,
         first_plateau_clusters_mean: &a.plateau_counts_mean,
+        first_plateau_clusters_over_sqrt_2beta: ratio.clone(),
+        first_plateau_clusters_over_sqrt_2beta_mean: ratio_mean,
+        two_cluster_merge_law: MergeLaw {
+            betas: mbetas,
+            merge_time: &merge_times,
+            slope_of_ln_beta_t_vs_beta: merge_fit.map(|f| f.slope),
+            slope_of_ln_beta_t_vs_beta_se: merge_fit.map(|f| f.slope_se),
+            slope_of_ln_t_vs_beta: merge_raw,
+        },
         exponent_of_clusters_vs_beta: Exponent {
             slope: fit.slope,
             slope_se: fit.slope_se,
@@ -150,6 +244,18 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     });
     report.add_prediction(&Prediction {
         exponent_of_clusters_vs_beta: 0.5,
+        first_plateau_clusters_over_sqrt_2beta_band: RATIO_BAND,
+        two_cluster_merge_law: MergePrediction {
+            one_minus_cos_phi0: one_minus_cos,
+            reduced_law_merge_time: reduced,
+            reduced_law_slope_of_ln_beta_t_vs_beta: reduced_fit.slope,
+            reduced_law_slope_of_ln_t_vs_beta: reduced_raw.slope,
+            note: "two point clusters of equal mass at angle phi: dphi/dt = -2 sin phi / (1 + \
+                   e^{beta (1 - cos phi)}), so t_merge ~ e^{beta (1 - cos phi0)} / (2 beta \
+                   sin^2 phi0): ln(beta t_merge) against beta has the slope 1 - cos phi0 (the \
+                   reduced law over these betas is 2-3 % below it; the slope of ln t_merge \
+                   alone is lower by about 1 / beta)",
+        },
         most_unstable_mode_k_star: KStar {
             betas,
             k_star: &k_stars,
@@ -171,12 +277,12 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         &fit,
         &k_stars,
     )?;
-    let first = a.plateau_counts_mean[0];
-    let last = a.plateau_counts_mean[a.plateau_counts_mean.len() - 1];
     report.add_checks(&Checks {
         energy_never_decreases: a.monotone,
         every_system_reaches_a_plateau: a.first_plateau_found,
-        more_clusters_at_larger_beta: last > first && fit.slope - 2.0 * fit.slope_se > 0.0,
+        exponent_of_clusters: (fit.slope - 0.5).abs() <= 3.0 * fit.slope_se,
+        clusters_over_sqrt_2beta_in_band: (RATIO_BAND[0]..=RATIO_BAND[1]).contains(&ratio_mean),
+        merge_slope: merge_fit.is_some_and(|f| (f.slope / one_minus_cos - 1.0).abs() <= MERGE_BAND),
         staircase_at_largest_beta: a.staircase_largest,
         clusters_merge_after_first_plateau: 2 * a.merged_systems >= batch,
     });

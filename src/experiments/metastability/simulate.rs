@@ -46,7 +46,7 @@ pub fn observe(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Observa
         Geometry::Sphere,
         Mask::Full,
         Weights::identity(d),
-        system_beta.clone(),
+        dynamics_betas(setup, &system_beta),
     );
     let mut b = backend(setup, report, &model, shape, &x0)?;
     let stepper = crate::integrate::Stepper::new(&model, Integrator::Rk4)?;
@@ -103,4 +103,79 @@ pub fn observe(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Observa
         clusters,
         steps_taken: layer,
     })
+}
+
+/// The merge times of two tight clusters on the circle, one system per beta of
+/// `sz.merge_betas`: merge_n / 2 tokens within +-merge_spread of angle 0 and as many within
+/// +-merge_spread of merge_phi0 (the same draw, rotated at random, for every beta). A system
+/// has merged when the angle between its clusters' mean directions falls below merge_phi0 / 2
+/// (linear interpolation between steps); None if not by merge_t_max.
+pub fn merge_times(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Option<f64>>> {
+    use rand::{RngExt, SeedableRng};
+    let (n, d, h) = (sz.merge_n, 2usize, sz.merge_h);
+    let half = n / 2;
+    let batch = sz.merge_betas.len();
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(crate::attend::derived_seed(setup.seed, 0x3E26));
+    let rotation: f64 = std::f64::consts::TAU * rng.random::<f64>();
+    let angles: Vec<f64> = (0..n)
+        .map(|i| {
+            let centre = if i < half { 0.0 } else { sz.merge_phi0 };
+            rotation + centre + sz.merge_spread * (2.0 * rng.random::<f64>() - 1.0)
+        })
+        .collect();
+    let one: Vec<f64> = angles.iter().flat_map(|a| [a.cos(), a.sin()]).collect();
+    let x0: Vec<f64> = (0..batch).flat_map(|_| one.iter().copied()).collect();
+    let shape = Shape::new(batch, n, d)?;
+    let model = Model::new(
+        Attention::Sa,
+        Geometry::Sphere,
+        Mask::Full,
+        Weights::identity(d),
+        dynamics_betas(setup, &sz.merge_betas),
+    );
+    let mut b = backend(setup, report, &model, shape, &x0)?;
+    let stepper = crate::integrate::Stepper::new(&model, Integrator::Rk4)?;
+    stepper.prepare(b.as_mut())?;
+    // The angle between the mean directions of the two clusters of system s.
+    let gap = |x: &[f64], s: usize| -> f64 {
+        let sys = &x[s * n * d..(s + 1) * n * d];
+        let mean = |r: std::ops::Range<usize>| {
+            r.fold([0.0, 0.0], |m, i| {
+                [m[0] + sys[2 * i], m[1] + sys[2 * i + 1]]
+            })
+        };
+        let (a, c) = (mean(0..half), mean(half..n));
+        (a[0] * c[1] - a[1] * c[0])
+            .abs()
+            .atan2(a[0] * c[0] + a[1] * c[1])
+    };
+    setup.say(&format!(
+        "two clusters of {half} at angle {} on the circle: beta {:?}",
+        sz.merge_phi0, sz.merge_betas
+    ));
+    let target = 0.5 * sz.merge_phi0;
+    let mut merged: Vec<Option<f64>> = vec![None; batch];
+    let mut last: Vec<f64> = (0..batch).map(|s| gap(&x0, s)).collect();
+    let (mut t, mut layer) = (0.0f64, 0u32);
+    while t < sz.merge_t_max && merged.iter().any(Option::is_none) {
+        stepper.step(b.as_mut(), h, layer)?;
+        layer += 1;
+        t += h;
+        let x = b.read_state()?.to_f64();
+        for s in 0..batch {
+            let g = gap(&x, s);
+            if merged[s].is_none() && g < target {
+                merged[s] = Some(t - h + h * (last[s] - target) / (last[s] - g));
+            }
+            last[s] = g;
+        }
+    }
+    Ok(merged)
+}
+
+/// The betas the dynamics sees: the mutation `half-beta` halves them.
+pub fn dynamics_betas(setup: &Setup, betas: &[f64]) -> Vec<f64> {
+    let scale = if setup.mutated("half-beta") { 0.5 } else { 1.0 };
+    betas.iter().map(|b| scale * b).collect()
 }

@@ -1,7 +1,10 @@
-//! Sizes of `metastability`.
+//! Sizes and physical parameters of `metastability` (the keys of `--set`).
 
-/// The quick and default sizes, the step-size rule and the observation times.
-#[derive(Clone, Debug)]
+use serde::{Deserialize, Serialize};
+
+/// The quick and default sizes, the step-size rule, the observation times, and the merge-law
+/// systems (two tight clusters on the circle).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sizes {
     pub n: usize,
     pub d: usize,
@@ -19,6 +22,18 @@ pub struct Sizes {
     /// Observations per decade of t, from t_first on.
     pub per_decade: usize,
     pub t_first: f64,
+    /// Merge law: tokens per system (two clusters of merge_n / 2 on the circle).
+    pub merge_n: usize,
+    /// The angle between the two clusters' centres at t = 0 (radians).
+    pub merge_phi0: f64,
+    /// Half-width of each cluster at t = 0 (radians; tokens drawn uniformly within it).
+    pub merge_spread: f64,
+    /// One system per beta.
+    pub merge_betas: Vec<f64>,
+    /// RK4 step of the merge systems (the clusters contract at rate about 1).
+    pub merge_h: f64,
+    /// Give up after this time (a system not merged by then fails the merge law).
+    pub merge_t_max: f64,
 }
 
 impl Sizes {
@@ -49,6 +64,12 @@ impl Sizes {
             h_rel: 0.1,
             per_decade: 20,
             t_first: 1.0,
+            merge_n: 8,
+            merge_phi0: 1.2,
+            merge_spread: 0.02,
+            merge_betas: vec![8.0, 10.0, 12.0, 14.0, 16.0],
+            merge_h: 0.25,
+            merge_t_max: 1e4,
         }
     }
 

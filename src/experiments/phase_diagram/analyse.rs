@@ -172,6 +172,18 @@ pub fn follows_symmetric_reduction(
     close && boundary
 }
 
+/// The measured growth of log t_c with beta (from beta = 3) within 3 standard errors of the
+/// fit of the symmetric reduction's slope over the same betas.
+pub fn slope_follows_symmetric_reduction(summary: &PerD) -> bool {
+    match (
+        summary.log_collapse_time_vs_beta_slope_from_beta_3,
+        summary.symmetric_reduction_slope_same_betas,
+    ) {
+        (Some(g), Some(s)) => (g.slope - s).abs() <= 3.0 * g.slope_se,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +216,27 @@ mod tests {
         );
         assert!(a.small_beta_collapses && !a.collapse_time_grows);
         assert_eq!(a.last_final, 0.1);
+        // Too few collapsed betas for a slope: the comparison with the reduction fails.
+        assert!(!slope_follows_symmetric_reduction(&a.summary));
+    }
+
+    #[test]
+    fn the_slope_follows_the_reduction_within_three_standard_errors() {
+        let mut summary = PerD {
+            collapse_time_t_half: vec![],
+            collapse_time_over_symmetric_reduction: vec![],
+            final_fraction: vec![],
+            smallest_beta_not_collapsed: None,
+            log_collapse_time_vs_beta_slope_from_beta_3: Some(Growth {
+                slope: 0.37,
+                slope_se: 0.03,
+                r2: 0.95,
+                points: 9,
+            }),
+            symmetric_reduction_slope_same_betas: Some(0.43),
+        };
+        assert!(slope_follows_symmetric_reduction(&summary));
+        summary.symmetric_reduction_slope_same_betas = Some(0.47);
+        assert!(!slope_follows_symmetric_reduction(&summary));
     }
 }

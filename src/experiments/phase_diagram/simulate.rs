@@ -44,8 +44,24 @@ pub fn diagrams(
             Geometry::Sphere,
             Mask::Full,
             Weights::identity(d),
-            system_beta,
+            // The mutation half-beta: the dynamics at beta / 2 (a wrong temperature scaling).
+            system_beta
+                .iter()
+                .map(|b| {
+                    if setup.mutated("half-beta") {
+                        0.5 * b
+                    } else {
+                        *b
+                    }
+                })
+                .collect(),
         );
+        // The mutation double-step: steps of 2h recorded as h (a wrong time scaling).
+        let h = if setup.mutated("double-step") {
+            2.0 * sz.h
+        } else {
+            sz.h
+        };
         setup.say(&format!(
             "d = {d}: {beta_count} betas x {starts} starts of n = {n}, T = {}",
             sz.t_end
@@ -59,7 +75,7 @@ pub fn diagrams(
             shape,
             &x0,
             Integrator::Rk4,
-            sz.h,
+            h,
             &at,
             |_, x| {
                 for (bi, f) in fraction.iter_mut().enumerate() {

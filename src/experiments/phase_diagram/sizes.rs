@@ -1,37 +1,50 @@
-//! Sizes of `phase-diagram`.
+//! Sizes and physical parameters of `phase-diagram` (the keys of `--set`).
+
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sizes {
     pub n: usize,
-    pub dims: [usize; 2],
+    /// The dimensions: one below 64 (several metastable clusters at large beta) and one at
+    /// least 64 (compared with the symmetric reduction).
+    pub dims: Vec<usize>,
     pub t_end: f64,
     pub h: f64,
     /// Observe every this many steps (every 0.5 time units).
     pub observe_every: usize,
-    /// Betas from 0.1 to 9 in equal steps.
+    /// Betas from beta_min to beta_max in equal steps.
     pub beta_count: usize,
-    /// Starts per beta for d = 8 and d = 128 (the low-d mean fraction is noisier, and cheaper).
-    pub starts_by_d: [usize; 2],
+    pub beta_min: f64,
+    pub beta_max: f64,
+    /// Starts per beta for each d (the low-d mean fraction is noisier, and cheaper).
+    pub starts_by_d: Vec<usize>,
 }
 
 impl Sizes {
     pub fn new(quick: bool) -> Self {
-        let (beta_count, starts_by_d) = if quick { (19, [8, 4]) } else { (90, [32, 32]) };
+        let (beta_count, starts_by_d) = if quick {
+            (19, vec![8, 4])
+        } else {
+            (90, vec![32, 32])
+        };
         Sizes {
             n: 32,
-            dims: [8, 128],
+            dims: vec![8, 128],
             t_end: 30.0,
             h: 0.1,
             observe_every: 5,
             beta_count,
+            beta_min: 0.1,
+            beta_max: 9.0,
             starts_by_d,
         }
     }
 
     pub fn betas(&self) -> Vec<f64> {
+        let (lo, hi) = (self.beta_min, self.beta_max);
         (0..self.beta_count)
-            .map(|k| 0.1 + (9.0 - 0.1) * k as f64 / (self.beta_count - 1) as f64)
+            .map(|k| lo + (hi - lo) * k as f64 / (self.beta_count.max(2) - 1) as f64)
             .collect()
     }
 
