@@ -41,6 +41,11 @@ impl Stepper {
         })
     }
 
+    /// The same stepper with another tableau (an experiment's deliberately wrong method).
+    pub fn with_tableau(self, tableau: Tableau) -> Self {
+        Stepper { tableau, ..self }
+    }
+
     pub fn tableau(&self) -> &Tableau {
         &self.tableau
     }

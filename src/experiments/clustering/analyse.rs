@@ -5,10 +5,12 @@ use crate::model::Attention;
 use crate::stats::{Fit, fit_semilog};
 
 /// The rate of 1 - cos the linearisation at one cluster predicts: 2 c with c = 1 for SA and
-/// e^beta for USA.
-pub fn linearised_rate(attention: Attention, beta: f64) -> f64 {
+/// e^beta for USA. `usa_like_sa` is the deliberate error of forgetting that USA's weights are
+/// not normalised (c = 1 for both).
+pub fn linearised_rate(attention: Attention, beta: f64, usa_like_sa: bool) -> f64 {
     let c = match attention {
         Attention::Sa => 1.0,
+        Attention::Usa if usa_like_sa => 1.0,
         Attention::Usa => f64::exp(beta),
     };
     2.0 * c
@@ -64,7 +66,11 @@ mod tests {
         assert!((d.fit.slope + 3.0).abs() < 1e-9, "{:?}", d.fit);
         assert_eq!(d.span.0, curve[10].0);
         assert!(final_decay(&curve[..12]).is_none());
-        assert_eq!(linearised_rate(Attention::Sa, 5.0), 2.0);
-        assert_eq!(linearised_rate(Attention::Usa, 1.0), 2.0 * 1f64.exp());
+        assert_eq!(linearised_rate(Attention::Sa, 5.0, false), 2.0);
+        assert_eq!(
+            linearised_rate(Attention::Usa, 1.0, false),
+            2.0 * 1f64.exp()
+        );
+        assert_eq!(linearised_rate(Attention::Usa, 1.0, true), 2.0);
     }
 }

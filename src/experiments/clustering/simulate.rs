@@ -52,11 +52,17 @@ pub fn gap_curves(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<
             .filter(|s| s % every == 0 || *s == steps)
             .collect();
         let shape = Shape::new(betas.len(), n, d)?;
+        let mut weights = Weights::identity(d);
+        if setup.mutated("repel") {
+            // The wrong sign of the interaction: V = -I, every token pushed away from the
+            // weighted mean of the others.
+            weights.v.iter_mut().for_each(|v| *v = -*v);
+        }
         let model = Model::new(
             attention,
             Geometry::Sphere,
             Mask::Full,
-            Weights::identity(d),
+            weights,
             betas.clone(),
         );
         let x0 = InitSpec::Uniform.generate(shape, Geometry::Sphere, setup.seed)?;

@@ -144,6 +144,155 @@ pub fn linear_response(n: usize, lambda: f64, kappa: f64, t: f64) -> Vec<f64> {
     r[..n - 1].iter().map(|v| v * n as f64).collect()
 }
 
+/// The first-order coefficient of Fourier mode k of the USA interaction on the circle, in model
+/// time: e^{beta cos phi} sin(k phi) expands as (2 / beta) sum_k k I_k(beta) sin(k phi), so the
+/// mode-k correlations grow at b_k = k^2 I_k(beta) / beta (the paper's a_k = k^2 I_k(beta) in
+/// its time t / beta). b_1 is the kappa of [`linear_response`].
+pub fn mode_rate(k: u32, beta: f64) -> f64 {
+    f64::from(k * k) * bessel_i(k, beta) / beta
+}
+
+/// psi_c(y) = sum_{k >= 0} c^{k+1} y^k / (k! (k+1)!) (= sqrt(c / y) I_1(2 sqrt(c y))).
+pub fn psi(c: f64, y: f64) -> f64 {
+    let mut term = c;
+    let mut sum = term;
+    for k in 0..2000 {
+        let k = f64::from(k);
+        term *= c * y / ((k + 1.0) * (k + 2.0));
+        sum += term;
+        if term.abs() <= 1e-17 * sum.abs() {
+            break;
+        }
+    }
+    sum
+}
+
+/// The paper's closed form of the influence of source position s (as a fraction of the prompt,
+/// 0 < s < 1) on the last token, for a mode of rate b at time t (continuum limit N -> infinity
+/// of the linear response): g_b(t, 1; s) = [lambda e^{lambda s} / (e^lambda - 1)]
+/// psi_{b t}(Y_lambda(s)), Y_lambda(s) = ln((e^lambda - 1) / (e^{lambda s} - 1))
+/// (lambda = 0: coefficient 1, Y = ln(1 / s)). The prefactor is recency (the ALiBi weight of s
+/// on the last token), Y grows without bound as s -> 0 (primacy, through the tokens between).
+pub fn closed_form(b: f64, t: f64, lambda: f64, s: f64) -> f64 {
+    let (coef, y) = if lambda == 0.0 {
+        (1.0, (1.0 / s).ln())
+    } else {
+        (
+            lambda * (lambda * s).exp() / lambda.exp_m1(),
+            (lambda.exp_m1() / (lambda * s).exp_m1()).ln(),
+        )
+    };
+    coef * psi(b * t, y)
+}
+
+/// The argmin over s in (0, 1) of the closed form (a grid of 4000 points, then a golden-section
+/// refinement); 1 when the profile decreases all the way to the end (t >= t_crit).
+pub fn closed_form_argmin(b: f64, t: f64, lambda: f64) -> f64 {
+    let f = |s: f64| closed_form(b, t, lambda, s);
+    let m = 4000;
+    let grid = |i: usize| 1e-4 + (1.0 - 2e-4) * i as f64 / m as f64;
+    let k = (0..=m)
+        .min_by(|&i, &j| f(grid(i)).total_cmp(&f(grid(j))))
+        .unwrap_or(m);
+    if k == m {
+        return 1.0;
+    }
+    let (mut lo, mut hi) = (grid(k.saturating_sub(1)), grid(k + 1));
+    let r = 0.5 * (5f64.sqrt() - 1.0);
+    for _ in 0..60 {
+        let (a, b) = (hi - r * (hi - lo), lo + r * (hi - lo));
+        if f(a) < f(b) {
+            hi = b;
+        } else {
+            lo = a;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// The critical time of one mode of rate b: the right-end slope d/ds g_b(t, 1; s) at s = 1 is
+/// lambda - (b t / 2) lambda / (1 - e^{-lambda}), so it changes sign at
+/// t_crit = 2 (1 - e^{-lambda}) / b: before, recency (the profile rises to the end: with
+/// primacy, a U), after, the profile decreases to the end.
+pub fn t_crit(b: f64, lambda: f64) -> f64 {
+    2.0 * (-(-lambda).exp_m1()) / b
+}
+
+/// The soft-accuracy weight of Fourier mode k for resolution M: omega_k = e^{-pi^2 k^2 / (2 M^2)}.
+pub fn soft_weight(k: u32, m: f64) -> f64 {
+    (-0.5 * (std::f64::consts::PI * f64::from(k) / m).powi(2)).exp()
+}
+
+/// The critical time of the summed profile sum_k omega_k g_{b_k}: the right-end slope is
+/// lambda S_1 - (t / 2) lambda S_2 / (1 - e^{-lambda}) with S_1 = sum omega_k b_k and
+/// S_2 = sum omega_k b_k^2, zero at t = 2 (1 - e^{-lambda}) S_1 / S_2.
+pub fn t_crit_summed(rates: &[f64], weights: &[f64], lambda: f64) -> f64 {
+    let s1: f64 = rates.iter().zip(weights).map(|(b, w)| w * b).sum();
+    let s2: f64 = rates.iter().zip(weights).map(|(b, w)| w * b * b).sum();
+    t_crit(s2 / s1, lambda)
+}
+
+/// The right-end slope of a profile: per prompt the least-squares slope of the row against
+/// s / N over the last q positions; the mean and its standard error over prompts.
+pub fn end_slope(rows: &[Vec<f64>], n: usize, q: usize) -> (f64, f64) {
+    let len = n - 1;
+    let q = q.clamp(2, len);
+    let x: Vec<f64> = (len - q..len).map(|p| (p + 1) as f64 / n as f64).collect();
+    let per: Vec<f64> = rows
+        .iter()
+        .map(|r| crate::stats::fit_line(&x, &r[len - q..len]).slope)
+        .collect();
+    mean_se(&per)
+}
+
+/// The slope over the same last q positions of the closed form (a profile evaluated at s / N).
+pub fn closed_form_end_slope(b: f64, t: f64, lambda: f64, n: usize, q: usize) -> f64 {
+    let len = n - 1;
+    let q = q.clamp(2, len);
+    let x: Vec<f64> = (len - q..len).map(|p| (p + 1) as f64 / n as f64).collect();
+    let y: Vec<f64> = x.iter().map(|&s| closed_form(b, t, lambda, s)).collect();
+    crate::stats::fit_line(&x, &y).slope
+}
+
+/// The first time the right-end slope turns from positive to non-positive, interpolated
+/// linearly between the two observed times around it, with its standard error from those of
+/// the two slopes (delta method). None when the slope never turns.
+pub fn crossing(times: &[f64], slopes: &[(f64, f64)]) -> Option<(f64, f64)> {
+    (0..times.len().saturating_sub(1)).find_map(|i| {
+        let ((a, sa), (b, sb)) = (slopes[i], slopes[i + 1]);
+        (a > 0.0 && b <= 0.0).then(|| {
+            let dt = times[i + 1] - times[i];
+            let f = a / (a - b);
+            // t = t_i + dt a / (a - b): dt/da = dt (-b) / (a - b)^2, dt/db = dt a / (a - b)^2.
+            let da = dt * (-b) / (a - b).powi(2);
+            let db = dt * a / (a - b).powi(2);
+            (
+                times[i] + dt * f,
+                ((da * sa).powi(2) + (db * sb).powi(2)).sqrt(),
+            )
+        })
+    })
+}
+
+/// The time at which the closed form's slope over the last q positions turns (bisection on
+/// [t_lo, t_hi], where it must change sign; None otherwise): the windowed twin of t_crit.
+pub fn closed_form_crossing(b: f64, lambda: f64, n: usize, q: usize, t_hi: f64) -> Option<f64> {
+    let f = |t: f64| closed_form_end_slope(b, t, lambda, n, q);
+    let (mut lo, mut hi) = (1e-3, t_hi);
+    if f(lo) <= 0.0 || f(hi) > 0.0 {
+        return None;
+    }
+    for _ in 0..60 {
+        let m = 0.5 * (lo + hi);
+        if f(m) > 0.0 {
+            lo = m;
+        } else {
+            hi = m;
+        }
+    }
+    Some(0.5 * (lo + hi))
+}
+
 /// Centred moving average over `w` positions (shrinking at the ends).
 pub fn smooth(v: &[f64], w: usize) -> Vec<f64> {
     let half = w / 2;
@@ -273,6 +422,85 @@ mod tests {
         assert_eq!(r.len(), 7);
         assert!(r.iter().all(|v| *v > 0.0));
         assert!(r.windows(2).all(|w| w[1] > w[0]));
+    }
+
+    #[test]
+    fn the_closed_form_and_its_critical_time() {
+        // psi_c(y) = sqrt(c / y) I_1(2 sqrt(c y)).
+        let (c, y) = (0.7f64, 2.3f64);
+        let exact = (c / y).sqrt() * bessel_i(1, 2.0 * (c * y).sqrt());
+        assert!((psi(c, y) - exact).abs() < 1e-13 * exact, "{}", psi(c, y));
+        // b_1 = I_1(beta) / beta (the rate of the linear response); b_2 = 4 I_2(beta) / beta.
+        assert!((mode_rate(1, 2.0) - bessel_i(1, 2.0) / 2.0).abs() < 1e-15);
+        assert!((mode_rate(2, 1.0) - 4.0 * bessel_i(2, 1.0)).abs() < 1e-15);
+        // The continuum closed form is the N -> infinity limit of the discrete linear response:
+        // at N = 256 they agree to 3% at s = 1/2 and 3/4 (the discrete one is ~1/N lower).
+        let (n, lambda, b, t) = (256, 2.0, mode_rate(1, 1.0), 2.0);
+        let lr = linear_response(n, lambda, b, t);
+        for s in [n / 2, 3 * n / 4] {
+            let g = closed_form(b, t, lambda, s as f64 / n as f64);
+            assert!(
+                (lr[s - 1] / g - 1.0).abs() < 0.03,
+                "s = {s}: {} vs {g}",
+                lr[s - 1]
+            );
+        }
+        // To first order in t the influence is the direct ALiBi weight b t lambda e^{lambda s}
+        // / (e^lambda - 1).
+        let g = closed_form(1.0, 1e-6, 2.0, 0.5);
+        assert!((g / (1e-6 * 2.0 * 1f64.exp() / 2f64.exp_m1()) - 1.0).abs() < 1e-5);
+        // t_crit = 2 (1 - e^{-lambda}) / b: the slope of g at s = 1 changes sign there.
+        let tc = t_crit(b, lambda);
+        assert!((tc - 2.0 * (1.0 - (-2f64).exp()) / b).abs() < 1e-12);
+        let slope = |t: f64| closed_form(b, t, lambda, 1.0) - closed_form(b, t, lambda, 1.0 - 1e-6);
+        assert!(slope(0.99 * tc) > 0.0 && slope(1.01 * tc) < 0.0);
+        // Before t_crit the minimum is interior and moves right with t; after it, at the end.
+        let (a1, a2) = (
+            closed_form_argmin(b, 1.0, lambda),
+            closed_form_argmin(b, 2.0, lambda),
+        );
+        assert!(0.05 < a1 && a1 < a2 && a2 < 0.5, "{a1} {a2}");
+        assert_eq!(closed_form_argmin(b, 1.2 * tc, lambda), 1.0);
+        // Without ALiBi there is no recency: t_crit = 0 and the profile falls to the end.
+        assert_eq!(t_crit(b, 0.0), 0.0);
+        assert_eq!(closed_form_argmin(b, 0.5, 0.0), 1.0);
+        // The summed profile of one mode is that mode; weights shift it towards the fast modes.
+        assert!((t_crit_summed(&[b], &[1.0], lambda) - tc).abs() < 1e-12);
+        let (b2, w) = (
+            mode_rate(2, 1.0),
+            [soft_weight(1, 8.0), soft_weight(2, 8.0)],
+        );
+        let ts = t_crit_summed(&[b, b2], &w, lambda);
+        assert!(ts > t_crit(b.max(b2), lambda) && ts < t_crit(b.min(b2), lambda));
+        // The slope over the last quarter turns within 5% of t_crit.
+        let tw = closed_form_crossing(b, lambda, 32, 8, 10.0).unwrap();
+        assert!((tw / tc - 1.0).abs() < 0.05, "{tw} vs {tc}");
+    }
+
+    #[test]
+    fn the_end_slope_and_its_crossing() {
+        // Rows s/N * (2 - t): slope 2 - t; over t = 1, 2, 3 it turns at t = 2.
+        let n = 9;
+        let rows = |k: f64| -> Vec<Vec<f64>> {
+            (0..4)
+                .map(|g| {
+                    (0..n - 1)
+                        .map(|p| k * (p + 1) as f64 / n as f64 + 0.01 * g as f64)
+                        .collect()
+                })
+                .collect()
+        };
+        let sl: Vec<(f64, f64)> = [1.0, 0.0, -1.0]
+            .iter()
+            .map(|&k| end_slope(&rows(k), n, 4))
+            .collect();
+        assert!((sl[0].0 - 1.0).abs() < 1e-12 && sl[0].1 < 1e-12);
+        let (t, se) = crossing(&[1.0, 2.5, 3.0], &[(1.0, 0.1), (-0.5, 0.1), (-1.0, 0.1)]).unwrap();
+        assert!((t - 2.0).abs() < 1e-12);
+        // dt/da = 1.5 * 0.5 / 2.25, dt/db = 1.5 * 1 / 2.25.
+        let want = 0.1 * ((1.5 * 0.5 / 2.25f64).powi(2) + (1.5 / 2.25f64).powi(2)).sqrt();
+        assert!((se - want).abs() < 1e-12, "{se} {want}");
+        assert!(crossing(&[1.0, 2.0], &[(-1.0, 0.1), (-2.0, 0.1)]).is_none());
     }
 
     #[test]

@@ -31,12 +31,44 @@
 //! is the research's model; SA with the additive ALiBi bias is run beside it. beta = 1, so the
 //! research's time scaled by beta is the model's time.
 //!
+//! Closed form (the paper's g_1): in the continuum limit the linear response of Fourier mode k
+//! (rate b_k = k^2 I_k(beta) / beta in model time; the paper's a_k = k^2 I_k(beta) in its time
+//! t / beta) is g_{b_k}(t, 1; s) = [lambda e^{lambda s} / (e^lambda - 1)] psi_{b_k t}(Y(s)),
+//! Y(s) = ln((e^lambda - 1) / (e^{lambda s} - 1)), psi_c(y) = sum c^{m+1} y^m / (m! (m+1)!).
+//! I(s, t) is mode 1. Its right-end slope is lambda - (b t / 2) lambda / (1 - e^{-lambda}): it
+//! changes sign at t_crit = 2 (1 - e^{-lambda}) / b_k (about 3.06 for mode 1 at lambda = 2,
+//! beta = 1). Before t_crit the profile is a U with its minimum at the argmin of g_1 (which
+//! moves right with t); after it, the profile falls to the end (primacy only). The soft
+//! accuracy sum_k omega_k g_{b_k} (omega_k = e^{-pi^2 k^2 / (2 M^2)}) turns at
+//! 2 (1 - e^{-lambda}) S_1 / S_2, S_j = sum_k omega_k b_k^j.
+//!
 //! Quantities: I(s, t) per position with standard errors over prompts, a smoothed profile, its
-//! argmin s/N with a bootstrap standard error, the start/end excess over the minimum in
-//! standard errors; CSV of all profiles; figures per model.
+//! argmin s/N with a bootstrap standard error beside the argmin of g_1, the start/end excess
+//! over the minimum in standard errors; the right-end slope (least squares over the last
+//! quarter of positions, per prompt) at each time and the time it turns (interpolated, with a
+//! delta-method standard error) for each Fourier mode (derivative estimator of
+//! N E[cos(k(theta_N(t) - theta_s(0)))], the same identity) and for the soft accuracy, beside
+//! t_crit and its twin for the same window of the closed form; CSV of all profiles; figures
+//! per model.
+//!
+//! Checks (USA, mode 1): (1) at every observed time below t_crit (at least two) the measured
+//! argmin is within 3 bootstrap standard errors + 2/N (the continuum vs N positions) of the
+//! argmin of g_1; (2) at every observed time up to 0.8 t_crit (at least one) the right-end
+//! slope is within 3 standard errors + 15% (finite N) of the closed form's slope over the same
+//! window (recency and its decline towards t_crit); (3) at some time below t_crit the profile is U-shaped (start and end 3 standard
+//! errors above an interior minimum); (4) SA: recency at t <= 2 and primacy at t >= 4.
+//! Parameters (`--set`): beta, lambda, h, times, n, prompts, w, modes, soft_accuracy_m,
+//! end_window.
+//!
+//! The measured turn of the end slope is reported, not checked: at the quick size (N = 32) the
+//! profile leaves the linear regime near t_crit (the first token's influence is ~N/5 there)
+//! and the slope's standard error grows with t, so the turn is not resolved.
+//!
+//! Mutation: `no-alibi` runs without the positional bias (lambda = 0 in the simulation, the
+//! theory unchanged): no recency, so no U and no turn of the end slope.
 
 /// The deliberate errors of `--mutate` (see `experiments::mutations`).
-pub const MUTATIONS: &[&str] = &[];
+pub const MUTATIONS: &[&str] = &["no-alibi"];
 
 mod analyse;
 mod simulate;
@@ -47,11 +79,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Report, Setup};
-use crate::error::Result;
+use crate::error::{Result, input};
 use crate::figures::{Axes, Series};
 use crate::model::Attention;
 use crate::stats::column_mean_se;
-use analyse::{adjusted, analyse, argmin, bessel_i, linear_response};
+use analyse::{
+    adjusted, analyse, argmin, bessel_i, closed_form, closed_form_argmin, closed_form_crossing,
+    crossing, end_slope, linear_response, mode_rate, soft_weight, t_crit, t_crit_summed,
+};
 use simulate::EPS;
 use sizes::Sizes;
 
@@ -60,18 +95,13 @@ const D: usize = 2;
 #[derive(Serialize)]
 struct Config {
     d: usize,
-    n: usize,
-    prompts: usize,
     systems_per_batch: usize,
-    beta: f64,
-    alibi_lambda: f64,
-    times: [f64; 5],
+    observed_times: Vec<f64>,
     time_units: &'static str,
-    h: f64,
     integrator: &'static str,
     tokens: &'static str,
     derivative_eps: f64,
-    smoothing_window_positions: usize,
+    end_window_positions: usize,
 }
 
 /// The profile of one model at one time.
@@ -79,6 +109,7 @@ struct Config {
 struct Profile {
     argmin_s_over_n: f64,
     argmin_s_over_n_se: f64,
+    closed_form_argmin_s_over_n: f64,
     influence_first_token: f64,
     influence_first_token_se: f64,
     influence_last_window: f64,
@@ -89,11 +120,27 @@ struct Profile {
     end_excess_in_se: f64,
     interior_minimum: bool,
     u_shaped: bool,
+    end_slope: f64,
+    end_slope_se: f64,
+    closed_form_end_slope: f64,
     naive_vs_derivative_estimator_chi2_per_position: f64,
     control_variate_se_reduction: f64,
     linear_response_first_token: f64,
     linear_response_last_token: f64,
     linear_response_argmin_s_over_n: f64,
+}
+
+/// When the right-end slope of one profile (a Fourier mode or the soft accuracy) turns.
+#[derive(Serialize)]
+struct Turn {
+    /// None when the slope does not turn from positive to negative between observed times.
+    t_crit: Option<f64>,
+    t_crit_se: Option<f64>,
+    closed_form_t_crit: f64,
+    /// The time the closed form's slope over the same window turns.
+    closed_form_window_t_crit: Option<f64>,
+    end_slopes: Vec<f64>,
+    end_slopes_se: Vec<f64>,
 }
 
 /// Where the USA profile is U-shaped.
@@ -111,48 +158,76 @@ struct Measured {
     profiles: BTreeMap<String, BTreeMap<String, Profile>>,
     usa_u_shaped_times_and_argmin: Vec<UShaped>,
     sa_u_shaped_at_some_t: bool,
+    /// "mode_{k}" and "soft_accuracy".
+    usa_critical_time: BTreeMap<String, Turn>,
 }
 
 #[derive(Serialize)]
 struct Prediction {
     shape: &'static str,
+    mode_rates: Vec<f64>,
+    t_crit_per_mode: Vec<f64>,
+    t_crit_soft_accuracy: f64,
+    soft_accuracy_weights: Vec<f64>,
 }
 
 #[derive(Serialize)]
 struct Checks {
-    usa_u_shaped_at_some_t_start_and_end_3se_above_an_interior_minimum: bool,
+    #[serde(rename = "usa_argmin_within_3se_plus_2/N_of_closed_form_g1_at_every_t_below_t_crit")]
+    argmin: bool,
+    #[serde(
+        rename = "usa_end_slope_within_3se_plus_15%_of_closed_form_at_every_t_below_0.8_t_crit"
+    )]
+    end_slope: bool,
+    usa_u_shaped_at_some_t_below_t_crit: bool,
     sa_recency_at_t_le_2_and_primacy_at_t_ge_4_by_3se: bool,
 }
 
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
-    let sz = Sizes::new(setup.quick);
-    let (beta, lambda, times, n, prompts, w) =
-        (sz.beta, sz.lambda, sz.times, sz.n, sz.prompts, sz.w);
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    let (beta, lambda, n, prompts, w) = (sz.beta, sz.lambda, sz.n, sz.prompts, sz.w);
+    if n < 8 || sz.times.is_empty() || sz.modes == 0 || sz.h.is_nan() || sz.h <= 0.0 {
+        return Err(input(
+            "--set: lost-in-the-middle needs n >= 8, some times, modes >= 1 and h > 0",
+        ));
+    }
+    // The times the RK4 steps land on.
+    let times: Vec<f64> = sz.times.iter().map(|t| (t / sz.h).round() * sz.h).collect();
+    let q = ((sz.end_window * n as f64).round() as usize).clamp(2, n - 1);
+    report.add_config(&sz);
     report.add_config(&Config {
         d: D,
-        n,
-        prompts,
         systems_per_batch: n * prompts,
-        beta,
-        alibi_lambda: lambda,
-        times,
-        time_units: "model time = research time scaled by beta (beta = 1)",
-        h: sz.h,
+        observed_times: times.clone(),
+        time_units: "model time = the research's time times beta",
         integrator: "rk4",
         tokens: "iid uniform on the circle, Q = K = V = I, causal mask",
         derivative_eps: EPS,
-        smoothing_window_positions: w,
+        end_window_positions: q,
     });
+    let rates: Vec<f64> = (1..=sz.modes as u32).map(|k| mode_rate(k, beta)).collect();
+    let weights: Vec<f64> = (1..=sz.modes as u32)
+        .map(|k| soft_weight(k, sz.soft_accuracy_m))
+        .collect();
+    let tc1 = t_crit(rates[0], lambda);
     report.add_prediction(&Prediction {
-        shape: "U-shaped in s/N: primacy, recency, one interior minimum (qualitative; at large \
-                t the first token dominates)",
+        shape: "U-shaped in s/N before t_crit (primacy, recency, one interior minimum at the \
+                argmin of g_1), falling to the end after it",
+        mode_rates: rates.clone(),
+        t_crit_per_mode: rates.iter().map(|&b| t_crit(b, lambda)).collect(),
+        t_crit_soft_accuracy: t_crit_summed(&rates, &weights, lambda),
+        soft_accuracy_weights: weights.clone(),
     });
     let mut profiles = BTreeMap::new();
     let mut rows = Vec::new();
-    let mut any_u = false;
     let mut u_argmins = Vec::new();
     let mut sa_any_u = false;
     let (mut sa_recency, mut sa_primacy) = (false, false);
+    let mut argmin_ok = true;
+    let mut argmin_times = 0;
+    let mut usa_u_below = false;
+    let mut turns = BTreeMap::new();
+    let (mut slope_ok, mut slope_times) = (true, 0);
     for attention in [Attention::Usa, Attention::Sa] {
         let name = attention.name();
         let kappa = match attention {
@@ -166,6 +241,8 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         let mut series = Vec::new();
         let mut early = Vec::new();
         let mut per_t = BTreeMap::new();
+        // Right-end slopes per mode (mode 1 with control variates) and of the soft accuracy.
+        let mut slopes: Vec<Vec<(f64, f64)>> = vec![Vec::new(); sz.modes + 1];
         for (ti, s) in samples.iter().enumerate() {
             let t = times[ti];
             let adj = adjusted(s);
@@ -183,6 +260,26 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 })
                 .sum::<f64>()
                 / (n - 1) as f64;
+            let slope = end_slope(&adj, n, q);
+            slopes[0].push(slope);
+            for (sl, rows) in slopes.iter_mut().zip(&s.modes).skip(1) {
+                sl.push(end_slope(rows, n, q));
+            }
+            let soft: Vec<Vec<f64>> = (0..prompts)
+                .map(|g| {
+                    (0..n - 1)
+                        .map(|p| {
+                            let first = weights[0] * adj[g][p];
+                            first
+                                + (1..sz.modes)
+                                    .map(|k| weights[k] * s.modes[k][g][p])
+                                    .sum::<f64>()
+                        })
+                        .collect()
+                })
+                .collect();
+            slopes[sz.modes].push(end_slope(&soft, n, q));
+            let g1_argmin = closed_form_argmin(rates[0], t, lambda);
             for p in 0..n - 1 {
                 rows.push(vec![
                     (attention == Attention::Usa) as u8 as f64,
@@ -197,6 +294,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                     naive[p].0,
                     naive[p].1,
                     theory[p],
+                    closed_form(kappa, t, lambda, (p + 1) as f64 / n as f64),
                 ]);
             }
             per_t.insert(
@@ -204,6 +302,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 Profile {
                     argmin_s_over_n: a.argmin_u,
                     argmin_s_over_n_se: a.argmin_u_se,
+                    closed_form_argmin_s_over_n: g1_argmin,
                     influence_first_token: a.start.0,
                     influence_first_token_se: a.start.1,
                     influence_last_window: a.end.0,
@@ -214,6 +313,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                     end_excess_in_se: a.end_z,
                     interior_minimum: a.interior,
                     u_shaped: a.u_shaped,
+                    end_slope: slope.0,
+                    end_slope_se: slope.1,
+                    closed_form_end_slope: analyse::closed_form_end_slope(kappa, t, lambda, n, q),
                     naive_vs_derivative_estimator_chi2_per_position: chi2,
                     control_variate_se_reduction: se_gain,
                     linear_response_first_token: theory[0],
@@ -222,7 +324,18 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 },
             );
             if attention == Attention::Usa {
-                any_u |= a.u_shaped;
+                if t <= 0.8 * tc1 {
+                    let predicted = analyse::closed_form_end_slope(kappa, t, lambda, n, q);
+                    slope_times += 1;
+                    slope_ok &=
+                        (slope.0 - predicted).abs() <= 3.0 * slope.1 + 0.15 * predicted.abs();
+                }
+                if t < tc1 {
+                    argmin_times += 1;
+                    argmin_ok &=
+                        (a.argmin_u - g1_argmin).abs() <= 3.0 * a.argmin_u_se + 2.0 / n as f64;
+                    usa_u_below |= a.u_shaped;
+                }
                 if a.u_shaped {
                     u_argmins.push(UShaped {
                         t,
@@ -260,6 +373,36 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                     format!("t = {t}, linear response (kinetic theory)"),
                     at(&theory),
                 ));
+            }
+        }
+        if attention == Attention::Usa {
+            let t_hi = 4.0 * times.last().copied().unwrap_or(1.0);
+            for (k, sl) in slopes.iter().enumerate() {
+                let (key, predicted, window) = if k < sz.modes {
+                    (
+                        format!("mode_{}", k + 1),
+                        t_crit(rates[k], lambda),
+                        closed_form_crossing(rates[k], lambda, n, q, t_hi),
+                    )
+                } else {
+                    (
+                        "soft_accuracy".to_string(),
+                        t_crit_summed(&rates, &weights, lambda),
+                        None,
+                    )
+                };
+                let turn = crossing(&times, sl);
+                turns.insert(
+                    key,
+                    Turn {
+                        t_crit: turn.map(|v| v.0),
+                        t_crit_se: turn.map(|v| v.1),
+                        closed_form_t_crit: predicted,
+                        closed_form_window_t_crit: window,
+                        end_slopes: sl.iter().map(|v| v.0).collect(),
+                        end_slopes_se: sl.iter().map(|v| v.1).collect(),
+                    },
+                );
             }
         }
         profiles.insert(format!("{name}_profile"), per_t);
@@ -306,6 +449,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "influence_naive",
             "influence_naive_se",
             "linear_response",
+            "closed_form_g1",
         ],
         &rows,
     )?;
@@ -313,9 +457,12 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         profiles,
         usa_u_shaped_times_and_argmin: u_argmins,
         sa_u_shaped_at_some_t: sa_any_u,
+        usa_critical_time: turns,
     });
     report.add_checks(&Checks {
-        usa_u_shaped_at_some_t_start_and_end_3se_above_an_interior_minimum: any_u,
+        argmin: argmin_ok && argmin_times >= 2,
+        end_slope: slope_ok && slope_times >= 1,
+        usa_u_shaped_at_some_t_below_t_crit: usa_u_below,
         sa_recency_at_t_le_2_and_primacy_at_t_ge_4_by_3se: sa_recency && sa_primacy,
     });
     Ok(())

@@ -21,6 +21,10 @@ pub struct Samples {
     pub sens: Vec<Vec<f64>>,
     /// phi0 = theta_s(0) - theta_N(0) (uniform: cos(k phi0) has mean 0).
     pub phi0: Vec<Vec<f64>>,
+    /// The derivative estimator of Fourier mode k + 1, N E[cos((k + 1)(theta_N(t) -
+    /// theta_s(0)))] = N E[(d theta_N / d theta_s) cos((k + 1)(...))] (the same identity):
+    /// `modes[k][g][p]` for k = 0..sz.modes (mode 1 is `jac`).
+    pub modes: Vec<Vec<Vec<f64>>>,
 }
 
 pub fn angle(x: &[f64]) -> f64 {
@@ -67,7 +71,12 @@ pub fn influence(
         Weights::identity(D),
         vec![beta; batch],
     );
-    model.alibi = Some(lambda);
+    // The deliberate error `no-alibi`: no positional bias, every earlier token weighed alike.
+    model.alibi = Some(if setup.mutated("no-alibi") {
+        0.0
+    } else {
+        lambda
+    });
     let shape = Shape::new(batch, n, D)?;
     let at: Vec<usize> = times.iter().map(|t| (t / h).round() as usize).collect();
     let theta0: Vec<Vec<f64>> = (0..prompts)
@@ -101,6 +110,7 @@ pub fn influence(
                 naive: Vec::with_capacity(prompts),
                 sens: Vec::with_capacity(prompts),
                 phi0: Vec::with_capacity(prompts),
+                modes: vec![Vec::with_capacity(prompts); sz.modes],
             };
             for (g, th0) in theta0.iter().enumerate() {
                 let tn = last(g * n);
@@ -109,12 +119,19 @@ pub fn influence(
                     Vec::with_capacity(n - 1),
                     Vec::with_capacity(n - 1),
                 );
+                let mut modes = vec![Vec::with_capacity(n - 1); sz.modes];
                 for p in 0..n - 1 {
                     let deriv = wrap(last(g * n + p + 1) - tn) / EPS;
                     let c = (tn - th0[p]).cos();
                     jac.push(nf * deriv * c);
                     sens.push(nf * deriv);
                     naive.push(nf * (c - (th0[n - 1] - th0[p]).cos()));
+                    for (k, m) in modes.iter_mut().enumerate() {
+                        m.push(nf * deriv * ((k + 1) as f64 * (tn - th0[p])).cos());
+                    }
+                }
+                for (k, m) in modes.into_iter().enumerate() {
+                    s.modes[k].push(m);
                 }
                 s.jac.push(jac);
                 s.naive.push(naive);

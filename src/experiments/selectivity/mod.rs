@@ -15,9 +15,21 @@
 //! collapses onto the nearest key when beta >> n^{2/(d-1)} (largest weight -> 1). The limits
 //! E[max weight](lambda) and E[effective keys](lambda) are computed here by Monte Carlo of the
 //! Poisson process and reported as the prediction.
+//!
+//! Checks (per d): the regimes (largest weight above 0.95 and effective keys below 1.15 at the
+//! largest lambda, effective keys above 30 at the smallest), the collapse of the curves across
+//! n at fixed lambda (max weight and effective keys: spread under 4 combined standard errors or
+//! a small absolute/relative amount), the largest n against the Poisson limit (max weight and
+//! effective keys, within 5 combined standard errors or 0.02 / 5%), and the small-lambda
+//! exponent of the effective keys (-(d-1)/2 within 0.1). Parameters (`--set`): dims, ns, seeds,
+//! limit_samples and the lambda grid (log10_lambda_min, log10_lambda_min_d2, log10_lambda_max,
+//! lambdas_per_decade).
+//!
+//! Mutations (a wrong temperature rule, in the simulation only): `beta-log-n` (beta = lambda
+//! ln n) and `beta-angle-scale` (beta = lambda n^{1/(d-1)}).
 
 /// The deliberate errors of `--mutate` (see `experiments::mutations`).
-pub const MUTATIONS: &[&str] = &[];
+pub const MUTATIONS: &[&str] = &["beta-log-n", "beta-angle-scale"];
 
 mod analyse;
 mod figures;
@@ -33,15 +45,10 @@ use crate::error::Result;
 use sizes::Sizes;
 
 #[derive(Serialize)]
-struct Config<'a> {
-    d: &'a [usize],
-    n: &'a [Vec<usize>],
-    seeds_per_n: &'a [Vec<usize>],
-    lambdas: &'static str,
+struct Config {
     beta: &'static str,
     query: &'static str,
     keys: &'static str,
-    limit_process_samples: usize,
 }
 
 /// Means and standard errors [n][lambda] of one quantity.
@@ -73,6 +80,7 @@ struct Measured<'a> {
     effective_keys_relative_spread_over_n: &'a [f64],
     effective_keys_spread_over_n_in_se: &'a [f64],
     max_weight_largest_n_minus_limit_in_se: &'a [f64],
+    effective_keys_largest_n_minus_limit_in_se: &'a [f64],
     effective_keys_small_lambda_fit: SmallLambdaFit<'a>,
 }
 
@@ -105,16 +113,22 @@ fn insert_for_d(map: &mut Map<String, Value>, d: usize, v: &impl Serialize) {
 }
 
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
-    let sz = Sizes::new(setup.quick);
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    if sz.ns.len() != sz.dims.len()
+        || sz.seeds.len() != sz.dims.len()
+        || sz.ns.iter().zip(&sz.seeds).any(|(n, s)| n.len() != s.len())
+        || sz.dims.iter().any(|&d| d < 2 || sz.lambdas(d).len() < 5)
+    {
+        return Err(crate::error::input(
+            "--set: selectivity needs one list of ns and of seeds (as long) per entry of dims, \
+             dims >= 2, and at least 5 lambdas",
+        ));
+    }
+    report.add_config(&sz);
     report.add_config(&Config {
-        d: &sz.dims,
-        n: &sz.ns,
-        seeds_per_n: &sz.seeds,
-        lambdas: "four per decade: 1e-2..1e2 (d = 3), 1e-4..1e2 (d = 2)",
         beta: "lambda n^{2/(d-1)}",
         query: "e_1",
         keys: "iid uniform on S^{d-1}, one fresh set per seed",
-        limit_process_samples: sz.limit_samples,
     });
     report.backend = Some("f64 streaming attention_stats (cpu, rayon)".into());
     let mut rows = Vec::new();
@@ -122,7 +136,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     let mut checks = Map::new();
 
     for (di, &d) in sz.dims.iter().enumerate() {
-        let lambdas = Sizes::lambdas(d);
+        let lambdas = sz.lambdas(d);
         let nl = lambdas.len();
         // stats[ni][k] = (mean max w, se, mean eff, se)
         let mut stats: Vec<Vec<[f64; 4]>> = Vec::new();
@@ -130,7 +144,8 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             let seeds = sz.seeds[di][ni];
             setup.say(&format!("d = {d}, n = {n}: {seeds} key sets"));
             let base = derived_seed(setup.seed, (1000 * d + ni) as u64);
-            let per = simulate::key_sets(d, n, seeds, &lambdas, base)?;
+            let scale = sizes::scale(n, d, setup.mutate.as_deref());
+            let per = simulate::key_sets(d, n, seeds, &lambdas, scale, base)?;
             let row_stats = analyse::summarise(&per, nl);
             for (&l, &[a, b, c, e]) in lambdas.iter().zip(&row_stats) {
                 rows.push(vec![
@@ -138,7 +153,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                     n as f64,
                     seeds as f64,
                     l,
-                    l * Sizes::scale(n, d),
+                    l * scale,
                     a,
                     b,
                     c,
@@ -185,6 +200,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 effective_keys_relative_spread_over_n: &a.ek_rel,
                 effective_keys_spread_over_n_in_se: &a.ek_sig,
                 max_weight_largest_n_minus_limit_in_se: &a.dev_limit,
+                effective_keys_largest_n_minus_limit_in_se: &a.ek_dev_limit,
                 effective_keys_small_lambda_fit: SmallLambdaFit {
                     exponent: fit.slope,
                     exponent_se: fit.slope_se,

@@ -3,7 +3,6 @@
 
 use rayon::prelude::*;
 
-use super::sizes::Sizes;
 use crate::attend::{attention_stats, derived_seed};
 use crate::error::Result;
 use crate::model::init::InitSpec;
@@ -12,13 +11,15 @@ use crate::model::{Attention, Geometry, Mask, Model, Shape};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// (max weight, effective keys) of the query e_1 for every key set and lambda: [set][lambda].
-/// Seed by seed (streaming: one key set in memory per thread).
+/// (max weight, effective keys) of the query e_1 for every key set and lambda at
+/// beta = lambda scale: [set][lambda]. Seed by seed (streaming: one key set in memory per
+/// thread).
 pub fn key_sets(
     d: usize,
     n: usize,
     seeds: usize,
     lambdas: &[f64],
+    scale: f64,
     base: u64,
 ) -> Result<Vec<Vec<(f64, f64)>>> {
     let model = Model::new(
@@ -41,7 +42,7 @@ pub fn key_sets(
             Ok(lambdas
                 .iter()
                 .map(|&l| {
-                    let st = attention_stats(&model, l * Sizes::scale(n, d), &q, &y, n, 0);
+                    let st = attention_stats(&model, l * scale, &q, &y, n, 0);
                     (st.max_weight, st.effective_keys)
                 })
                 .collect())
