@@ -42,9 +42,15 @@ impl Head {
     fn new(w: &Weights) -> Self {
         let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let identity = crate::model::weights::identity_matrix(w.d);
-        let score = w.score_matrix();
+        // K^T Q costs d^3: skip it when Q = K = I (critical-scaling runs one layer in d = n + 1).
+        let score = if w.q == identity && w.k == identity {
+            None
+        } else {
+            let score = w.score_matrix();
+            (score != identity).then(|| to_f32(&score))
+        };
         Head {
-            score: (score != identity).then(|| to_f32(&score)),
+            score,
             value: (!w.v_is_identity()).then(|| to_f32(&w.v)),
         }
     }

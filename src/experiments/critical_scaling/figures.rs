@@ -4,29 +4,24 @@ use crate::error::Result;
 use crate::experiments::{Report, Setup};
 use crate::figures::{Axes, Series};
 
-/// The vertical marker at the asymptotic gamma_c = 1 / (1 - c0).
-fn asymptote(c0: f64) -> Series {
-    Series::markers(
-        "gamma = 1/(1 - c0)",
-        vec![(1.0 / (1.0 - c0), c0), (1.0 / (1.0 - c0), 1.0)],
-    )
-}
-
-/// The one-layer curves of one c0 (measured, then theory).
+/// The one-layer curves of one model and c0 (measured, then theory, then the asymptote).
 pub fn layer(
     setup: &Setup,
     report: &mut Report,
-    (c0, d): (f64, usize),
+    (model, c0, d): (&str, f64, &str),
     mut series: Vec<Series>,
     theory: Vec<Series>,
 ) -> Result<()> {
     series.extend(theory);
-    series.push(asymptote(c0));
+    series.push(Series::markers(
+        "gamma = 1/(1 - c0)",
+        vec![(1.0 / (1.0 - c0), c0), (1.0 / (1.0 - c0), 1.0)],
+    ));
     setup.lines(
         report,
-        &format!("layer_cos_c0_{c0}.png"),
+        &format!("layer_cos_{model}_c0_{c0}.png"),
         &Axes {
-            title: &format!("One attention layer, beta = gamma ln n, c0 = {c0}, d = {d}"),
+            title: &format!("One SA layer, beta = gamma ln n, {model} tokens, c0 = {c0}, {d}"),
             x_label: "gamma",
             y_label: "mean pairwise cosine of outputs",
             log_x: false,
@@ -36,21 +31,16 @@ pub fn layer(
     )
 }
 
-/// The flow curves of one c0.
-pub fn flow(
-    setup: &Setup,
-    report: &mut Report,
-    (c0, d, t_end): (f64, usize, f64),
-    mut series: Vec<Series>,
-) -> Result<()> {
-    series.push(asymptote(c0));
+/// gamma_c (1 - c0) against 1 / ln n: the measured points of both models, the simplex's exact
+/// curves, and the limit 1 at 1 / ln n = 0.
+pub fn gamma_c_vs_n(setup: &Setup, report: &mut Report, series: Vec<Series>) -> Result<()> {
     setup.lines(
         report,
-        &format!("flow_cos_c0_{c0}.png"),
+        "gamma_c_vs_n.png",
         &Axes {
-            title: &format!("SA flow to t = {t_end}, beta = gamma ln n, c0 = {c0}, d = {d}"),
-            x_label: "gamma",
-            y_label: "mean pairwise cosine at time t",
+            title: "Critical gamma of beta = gamma ln n: approach to 1 / (1 - c0)",
+            x_label: "1 / ln n",
+            y_label: "gamma_c (1 - c0)",
             log_x: false,
             log_y: false,
         },
@@ -58,40 +48,18 @@ pub fn flow(
     )
 }
 
-/// gamma_c against c0 for every n, layer and flow, with 1 / (1 - c0).
-#[allow(clippy::too_many_arguments)]
-pub fn gamma_c(
+/// gamma_c against c0: the simplex at its largest n and extrapolated, the random case at its
+/// largest n, and 1 / (1 - c0).
+pub fn gamma_c_vs_c0(
     setup: &Setup,
     report: &mut Report,
-    d: usize,
     c0s: &[f64],
-    (layer_ns, gc_layer_by_c0): (&[usize], &[Vec<f64>]),
-    (flow_ns, gc_flow_by_c0): (&[usize], &[Vec<f64>]),
-    t_end: f64,
+    mut series: Vec<Series>,
 ) -> Result<()> {
-    let mut series = Vec::new();
-    for (ni, &n) in layer_ns.iter().enumerate() {
-        series.push(Series::markers(
-            format!("one layer, n = {n}"),
-            c0s.iter()
-                .zip(gc_layer_by_c0)
-                .map(|(&c, v)| (c, v[ni]))
-                .collect(),
-        ));
-    }
-    for (ni, &n) in flow_ns.iter().enumerate() {
-        series.push(Series::markers(
-            format!("flow t = {t_end}, n = {n}"),
-            c0s.iter()
-                .zip(gc_flow_by_c0)
-                .map(|(&c, v)| (c, v[ni]))
-                .collect(),
-        ));
-    }
     let c_lo = (c0s[0] - 0.1).max(0.0);
-    let c_hi = c0s[c0s.len() - 1] + 0.2;
+    let c_hi = (c0s[c0s.len() - 1] + 0.1).min(0.95);
     series.push(Series::theory(
-        "1 / (1 - c0) (n -> infinity)",
+        "1 / (1 - c0) (simplex, n -> infinity)",
         (0..=50)
             .map(|k| {
                 let c = c_lo + (c_hi - c_lo) * k as f64 / 50.0;
@@ -103,8 +71,8 @@ pub fn gamma_c(
         report,
         "gamma_c_vs_c0.png",
         &Axes {
-            title: &format!("Critical gamma of beta = gamma ln n (d = {d})"),
-            x_label: "c0 = mean initial pairwise cosine",
+            title: "Critical gamma of beta = gamma ln n",
+            x_label: "c0 = initial pairwise cosine",
             y_label: "gamma_c",
             log_x: false,
             log_y: false,

@@ -1,10 +1,10 @@
-//! The simulations of `critical-scaling`: the mean pairwise cosine of the outputs of one
-//! attention layer and of a short flow, for every gamma of beta = gamma ln n.
+//! The simulations of `critical-scaling`: the tokens of the two models and the mean pairwise
+//! cosine of the outputs of one attention layer for every gamma of beta = gamma ln n.
 
 use crate::attend::LayerShape;
+use crate::config::BackendChoice;
 use crate::error::Result;
-use crate::experiments::{Report, Setup, simulate};
-use crate::integrate::Integrator;
+use crate::experiments::{Report, Setup};
 use crate::model::init::InitSpec;
 use crate::model::observables::order_parameter;
 use crate::model::weights::Weights;
@@ -25,6 +25,33 @@ pub fn mean_pair_cos(x: &[f64], d: usize) -> f64 {
     (k * r * r - 1.0) / (k - 1.0)
 }
 
+/// The rule of the inverse temperature: beta = gamma ln n (docs/model.md §3), or one of the
+/// deliberate errors of `--mutate`: `log-power-1.1` (gamma (ln n)^1.1) and `prefactor`
+/// (1.2 gamma ln n).
+pub fn beta(setup: &Setup, gamma: f64, n: usize) -> f64 {
+    let ln_n = (n as f64).ln();
+    if setup.mutated("log-power-1.1") {
+        gamma * ln_n.powf(1.1)
+    } else if setup.mutated("prefactor") {
+        1.2 * gamma * ln_n
+    } else {
+        gamma * ln_n
+    }
+}
+
+/// The simplex of the paper's model: n unit tokens x_i = sqrt(c0) e_0 + sqrt(1 - c0) e_{i+1}
+/// in d = n + 1, every pairwise cosine exactly c0.
+pub fn simplex_tokens(n: usize, c0: f64) -> Vec<f64> {
+    let d = n + 1;
+    let (a, b) = (c0.sqrt(), (1.0 - c0).sqrt());
+    let mut x = vec![0.0; n * d];
+    for i in 0..n {
+        x[i * d] = a;
+        x[i * d + 1 + i] = b;
+    }
+    x
+}
+
 /// n tokens x = sqrt(c0) e_1 + sqrt(1 - c0) u with u uniform on the sphere of e_1^perp.
 pub fn tokens(n: usize, d: usize, c0: f64, seed: u64) -> Result<Vec<f64>> {
     let u = InitSpec::Uniform.generate(Shape::new(1, n, d - 1)?, Geometry::Sphere, seed)?;
@@ -38,7 +65,7 @@ pub fn tokens(n: usize, d: usize, c0: f64, seed: u64) -> Result<Vec<f64>> {
 }
 
 /// One layer (SA, euclidean, raw outputs), the first m tokens attending to all n of x [n, d]:
-/// the mean output cosine at every gamma (beta = gamma ln n), in batches of gammas.
+/// the mean output cosine at every gamma (beta from [`beta`]), in batches of gammas.
 pub fn layer(
     setup: &Setup,
     report: &mut Report,
@@ -50,7 +77,7 @@ pub fn layer(
     let mut c_out = Vec::with_capacity(gammas.len());
     for chunk in gammas.chunks(per) {
         let b = chunk.len();
-        let betas: Vec<f64> = chunk.iter().map(|g| g * (n as f64).ln()).collect();
+        let betas: Vec<f64> = chunk.iter().map(|&g| beta(setup, g, n)).collect();
         let model = Model::new(
             Attention::Sa,
             Geometry::Euclidean,
@@ -75,44 +102,50 @@ pub fn layer(
     Ok(c_out)
 }
 
-/// The SA flow on the sphere (RK4, steps of h to t_end) of x [n, d]: the mean cosine at t_end
-/// for every gamma, in batches of gammas.
-pub fn flow(
+/// The largest d of the GPU kernels (backend::gpu::MAX_D, compiled only with the `gpu` feature).
+const GPU_MAX_D: usize = 1024;
+
+/// One layer on the simplex x [n, d] at every inverse temperature of `betas`, in one system:
+/// the engine runs at beta = 1 and the queries of pair k are beta_k x_0 and beta_k x_1, so that
+/// their scores beta_k <x_i, x_j> are those at beta_k while the values (the keys) are unchanged
+/// (SA, Q = K = V = I, euclidean raw outputs). The keys, n (n + 1) numbers, are set once, not
+/// once per beta. Returns the cosine of each pair of outputs (every pair has the same one).
+pub fn simplex_layer(
     setup: &Setup,
     report: &mut Report,
     x: &[f64],
     (n, d): (usize, usize),
-    gammas: &[f64],
-    (t_end, h): (f64, f64),
+    betas: &[f64],
 ) -> Result<Vec<f64>> {
-    let steps = (t_end / h).round() as usize;
-    let per = ((1usize << 22) / (n * d)).clamp(1, gammas.len());
-    let mut c_out = Vec::with_capacity(gammas.len());
-    for chunk in gammas.chunks(per) {
-        let b = chunk.len();
-        let betas: Vec<f64> = chunk.iter().map(|g| g * (n as f64).ln()).collect();
-        let model = Model::new(
-            Attention::Sa,
-            Geometry::Sphere,
-            Mask::Full,
-            Weights::identity(d),
-            betas,
-        );
-        let shape = Shape::new(b, n, d)?;
-        let fin = simulate(
-            setup,
-            report,
-            &model,
-            shape,
-            &x.repeat(b),
-            Integrator::Rk4,
-            h,
-            &[steps],
-            |_, _| {},
-        )?;
-        for sys in fin.chunks(n * d) {
-            c_out.push(mean_pair_cos(sys, d));
+    let m = 2 * betas.len();
+    let model = Model::new(
+        Attention::Sa,
+        Geometry::Euclidean,
+        Mask::Full,
+        Weights::identity(d),
+        vec![1.0],
+    );
+    let shape = LayerShape { batch: 1, m, n, d };
+    // The GPU kernels take d <= 1024: larger simplices run on the CPU (one system, cheap).
+    let choice = match setup.backend {
+        BackendChoice::Auto | BackendChoice::Gpu if d > GPU_MAX_D => BackendChoice::Cpu,
+        other => other,
+    };
+    let (mut layer, _, note) = crate::backend::build_layer(choice, &model, shape)?;
+    if report.backend.is_none() {
+        if let Some(note) = note {
+            setup.say(&format!("note: {note}"));
         }
+        report.backend = Some(layer.describe());
     }
-    Ok(c_out)
+    layer.set_keys(x)?;
+    let queries: Vec<f64> = betas
+        .iter()
+        .flat_map(|&b| x[..2 * d].iter().map(move |v| b * v))
+        .collect();
+    let out = layer.run(&queries)?;
+    Ok(out
+        .chunks(2 * d)
+        .map(|pair| mean_pair_cos(pair, d))
+        .collect())
 }

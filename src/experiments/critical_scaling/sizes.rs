@@ -1,66 +1,66 @@
-//! Sizes of `critical-scaling`.
+//! Sizes and physical parameters of `critical-scaling` (each one a `--set KEY=VALUE`).
+
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sizes {
-    pub d: usize,
-    pub c0s: Vec<f64>,
-    /// Key counts of the one-layer runs.
-    pub layer_ns: Vec<usize>,
-    /// Queries of the one-layer runs (the first tokens).
-    pub queries: usize,
-    pub flow_ns: Vec<usize>,
-    /// The gammas after gamma = 0.
-    pub gammas: Vec<f64>,
-    /// The flow runs every this many gammas of the layer.
-    pub flow_every: usize,
-    pub t_end: f64,
-    pub h: f64,
+    /// Which token models run: "simplex" (the paper's: n unit tokens with pairwise cosine
+    /// exactly c0, in d = n + 1) and/or "random" (random directions in d = `random_d`).
+    pub models: Vec<String>,
+    /// The initial pairwise cosines.
+    pub c0: Vec<f64>,
+    /// Token counts of the simplex (each runs in d = n + 1).
+    pub simplex_n: Vec<usize>,
+    /// Dimension of the random-direction case.
+    pub random_d: usize,
+    /// Token counts of the random-direction case.
+    pub random_n: Vec<usize>,
+    /// Queries of the random-direction runs (the first tokens attend to all n).
+    pub random_queries: usize,
+    /// The coarse grid of gamma: 0, gamma_step, ..., gamma_max.
+    pub gamma_max: f64,
+    pub gamma_step: f64,
+    /// Points of the fine grid inside the coarse bracket of each simplex crossing.
+    pub fine_points: usize,
 }
 
 impl Sizes {
     pub fn new(quick: bool) -> Self {
         if quick {
             Sizes {
-                d: 64,
-                c0s: vec![0.2, 0.4, 0.6],
-                layer_ns: vec![256, 1024, 4096, 16384],
-                queries: 128,
-                flow_ns: vec![128, 256, 512],
-                gammas: (1..=40).map(|k| 0.1 * k as f64).collect(),
-                flow_every: 2,
-                t_end: 1.0,
-                h: 0.25,
+                models: vec!["simplex".into(), "random".into()],
+                c0: vec![0.2, 0.4, 0.6],
+                simplex_n: vec![128, 512, 2048],
+                random_d: 64,
+                random_n: vec![256, 1024, 4096, 16384],
+                random_queries: 128,
+                gamma_max: 4.0,
+                gamma_step: 0.1,
+                fine_points: 21,
             }
         } else {
             Sizes {
-                d: 64,
-                c0s: vec![0.1, 0.2, 0.4, 0.6, 0.75],
-                layer_ns: vec![1000, 10_000, 100_000, 1_000_000],
-                queries: 256,
-                flow_ns: vec![1024, 4096, 16384],
-                gammas: (1..=60).map(|k| 0.1 * k as f64).collect(),
-                flow_every: 2,
-                t_end: 1.0,
-                h: 0.25,
+                models: vec!["simplex".into(), "random".into()],
+                c0: vec![0.1, 0.2, 0.4, 0.6, 0.75],
+                simplex_n: vec![128, 512, 2048, 8192],
+                random_d: 64,
+                random_n: vec![1000, 10_000, 100_000, 1_000_000],
+                random_queries: 256,
+                gamma_max: 6.0,
+                gamma_step: 0.1,
+                fine_points: 41,
             }
         }
     }
 
-    /// gamma = 0 (uniform attention) first: the collapsed end of every curve.
-    pub fn layer_gammas(&self) -> Vec<f64> {
-        let mut gammas = vec![0.0];
-        gammas.extend(&self.gammas);
-        gammas
+    /// gamma = 0 (uniform attention: the collapsed end of every curve) first.
+    pub fn gammas(&self) -> Vec<f64> {
+        let k = (self.gamma_max / self.gamma_step).round() as usize;
+        (0..=k).map(|i| self.gamma_step * i as f64).collect()
     }
 
-    /// Every `flow_every`-th gamma of the layer.
-    pub fn flow_gammas(&self) -> Vec<f64> {
-        self.layer_gammas()
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| k % self.flow_every == 0)
-            .map(|(_, g)| *g)
-            .collect()
+    pub fn runs(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == model)
     }
 }
