@@ -132,12 +132,37 @@ pub fn simplex_layer(
         other => other,
     };
     let (mut layer, _, note) = crate::backend::build_layer(choice, &model, shape)?;
+    if choice != setup.backend {
+        // Said, and recorded with the backend that ran the rest: never a silent fallback.
+        let what = format!("simplices with d > {GPU_MAX_D} on {}", layer.describe());
+        match &mut report.backend {
+            Some(b) if !b.contains(&what) => b.push_str(&format!("; {what}")),
+            Some(_) => {}
+            None => {
+                setup.say(&format!(
+                    "note: the GPU kernels take d <= {GPU_MAX_D}: {what}"
+                ));
+                report.backend = Some(what);
+                return finish(layer.as_mut(), x, betas, d);
+            }
+        }
+    }
     if report.backend.is_none() {
         if let Some(note) = note {
             setup.say(&format!("note: {note}"));
         }
         report.backend = Some(layer.describe());
     }
+    finish(layer.as_mut(), x, betas, d)
+}
+
+/// The output cosine of the first query pair, scaled by each beta, against the simplex keys.
+fn finish(
+    layer: &mut dyn crate::attend::Attend,
+    x: &[f64],
+    betas: &[f64],
+    d: usize,
+) -> Result<Vec<f64>> {
     layer.set_keys(x)?;
     let queries: Vec<f64> = betas
         .iter()
