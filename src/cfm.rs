@@ -163,14 +163,15 @@ pub struct Trajectory {
 
 impl Cfm {
     /// Integrates `steps` steps of size h from the current state, saving the queries at the
-    /// start, every `save_every` steps and at the last step; `progress(step)` after each step.
+    /// start, every `save_every` steps and at the last step; `progress(step)` after each step
+    /// returns whether to go on (false: stop with [`crate::Error::Interrupted`]).
     pub fn run(
         &mut self,
         integrator: Integrator,
         h: f64,
         steps: usize,
         save_every: usize,
-        mut progress: impl FnMut(usize),
+        mut progress: impl FnMut(usize) -> bool,
     ) -> Result<Trajectory> {
         let save_every = save_every.max(1);
         let mut times = vec![0.0];
@@ -181,7 +182,12 @@ impl Cfm {
                 times.push(step as f64 * h);
                 snapshots.push(self.z.clone());
             }
-            progress(step);
+            if !progress(step) && step < steps {
+                return Err(crate::Error::Interrupted(format!(
+                    "the flow map stopped at step {step} of {steps} on request; nothing was \
+                     written (a flow map is not resumable: run it again)"
+                )));
+            }
         }
         Ok(Trajectory { times, snapshots })
     }

@@ -20,6 +20,9 @@ pub enum Error {
     /// The state became NaN or infinite (for instance USA weights exp(beta s) beyond f32).
     #[error("{0}")]
     NonFinite(String),
+    /// A stop that was asked for (Ctrl-C), where the job cannot keep a partial result.
+    #[error("{0}")]
+    Interrupted(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

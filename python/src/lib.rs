@@ -266,20 +266,23 @@ fn cfm_job(
     let options = CfmOptions::from_flags(&args).map_err(to_py)?;
     let output = attnflow::options::OutputOpts { out, force };
     let mut progress = PyProgress::new(progress);
-    let result = py
-        .detach(|| {
-            cfm::run(
-                &options,
-                &output,
-                "attnflow.cfm (Python)",
-                &mut |_| {},
-                &mut progress,
-            )
-        })
-        .map_err(to_py)?;
+    let result = py.detach(|| {
+        cfm::run(
+            &options,
+            &output,
+            "attnflow.cfm (Python)",
+            &mut |_| {},
+            &mut progress,
+        )
+    });
+    // Ctrl-C (or a failing callback) stopped the flow: nothing was written.
     if let Some(e) = progress.failed {
         return Err(e);
     }
+    if let Some(e) = progress.interrupted {
+        return Err(e);
+    }
+    let result = result.map_err(to_py)?;
     let last = result.distance_summary.last();
     Ok(serde_json::json!({
         "backend": result.device,

@@ -202,6 +202,20 @@ def test_ctrl_c_stops_a_run_cleanly_with_complete_files(tmp_path):
     assert np.load(folder / "traj_t.npy").shape == (done // 50 + 1,)
 
 
+def test_ctrl_c_stops_a_flow_map_and_writes_nothing(tmp_path):
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        af.cfm(m=64, n=4000, steps=5000, backend="reference", progress=False,
+               out=tmp_path / "stopped")
+    timer.cancel()
+    # It stopped at a step (the whole flow takes minutes), and a flow map, which cannot
+    # resume, leaves no folder behind.
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "stopped").exists() or not any((tmp_path / "stopped").iterdir())
+
+
 def test_progress_callback_sees_every_step_count_up_to_the_total():
     seen = []
     af.run(n=64, steps=30, backend="cpu", progress=lambda done, total: seen.append((done, total)))

@@ -285,7 +285,8 @@ pub fn run(
     let start = std::time::Instant::now();
     let Trajectory { times, snapshots } =
         flow.run(opts.integrator, h, opts.steps, save_every, |step| {
-            progress.step(step as u64)
+            progress.step(step as u64);
+            progress.interrupted().is_none()
         })?;
     progress.finish();
     let elapsed_s = start.elapsed().as_secs_f64();

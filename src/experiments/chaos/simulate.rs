@@ -53,7 +53,7 @@ fn trajectory(
         }
         report.backend = Some(flow.describe());
     }
-    Ok(flow.run(Integrator::Rk4, h, steps, 1, |_| {})?.snapshots)
+    Ok(flow.run(Integrator::Rk4, h, steps, 1, |_| true)?.snapshots)
 }
 
 /// The queries of every n at every step: [n][step] = all queries of all contexts.
