@@ -14,7 +14,8 @@ pub struct Sizes {
     pub c: f64,
     /// Draws (seeds) per (n, beta).
     pub draws: usize,
-    /// Grid points per bandwidth beta^(-1/2) on which the sign of f' is read.
+    /// Grid points per bandwidth beta^(-1/2) on which the sign of f' is read (quick, seed 0:
+    /// 16 and 64 give the same mean counts within 0.05 modes at every beta).
     pub grid_per_bandwidth: f64,
     /// A beta far below 1, where the estimate has one mode.
     pub beta_small: f64,
@@ -39,8 +40,8 @@ impl Sizes {
                     16384.0, 65536.0,
                 ],
                 c: 0.25,
-                draws: 96,
-                grid_per_bandwidth: 32.0,
+                draws: 64,
+                grid_per_bandwidth: 24.0,
                 beta_small: 0.01,
             }
         }
