@@ -16,6 +16,7 @@ pub mod chaos;
 pub mod clustering;
 pub mod critical_scaling;
 pub mod integrator_order;
+pub mod kde_modes;
 pub mod lost_in_the_middle;
 pub mod metastability;
 pub mod phase_diagram;
@@ -35,7 +36,7 @@ use crate::model::{Model, Shape};
 use crate::output::{Kind, Output};
 
 /// The experiments, in the order of the issue.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "clustering",
     "metastability",
     "phase-diagram",
@@ -44,6 +45,7 @@ pub const NAMES: [&str; 8] = [
     "chaos",
     "lost-in-the-middle",
     "integrator-order",
+    "kde-modes",
 ];
 
 /// What every experiment gets: where to write, which size, the seed, the backend.
@@ -148,6 +150,7 @@ pub fn mutations(name: &str) -> &'static [&'static str] {
         "chaos" => chaos::MUTATIONS,
         "lost-in-the-middle" => lost_in_the_middle::MUTATIONS,
         "integrator-order" => integrator_order::MUTATIONS,
+        "kde-modes" => kde_modes::MUTATIONS,
         _ => &[],
     }
 }
@@ -292,6 +295,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "chaos" => chaos::run(setup, &mut report)?,
         "lost-in-the-middle" => lost_in_the_middle::run(setup, &mut report)?,
         "integrator-order" => integrator_order::run(setup, &mut report)?,
+        "kde-modes" => kde_modes::run(setup, &mut report)?,
         _ => {
             return Err(input(format!(
                 "unknown experiment '{name}': one of {}",

@@ -1,0 +1,127 @@
+//! The analysis of `kde-modes`: the mode count of a sampled derivative, and the Kac-Rice count
+//! of the Gaussian limit.
+
+use std::f64::consts::TAU;
+
+#[cfg(test)]
+/// f(theta) = (1/n) sum_j exp(kappa (cos(theta - theta_j) - 1)).
+pub fn density(theta: f64, angles: &[f64], kappa: f64) -> f64 {
+    angles
+        .iter()
+        .map(|t| (kappa * ((theta - t).cos() - 1.0)).exp())
+        .sum::<f64>()
+        / angles.len() as f64
+}
+
+#[cfg(test)]
+/// f'(theta) = -(kappa / n) sum_j sin(theta - theta_j) exp(kappa (cos(theta - theta_j) - 1)).
+pub fn derivative(theta: f64, angles: &[f64], kappa: f64) -> f64 {
+    -kappa
+        * angles
+            .iter()
+            .map(|t| (theta - t).sin() * (kappa * ((theta - t).cos() - 1.0)).exp())
+            .sum::<f64>()
+        / angles.len() as f64
+}
+
+/// Local maxima of a periodic function from its derivative on a uniform grid: the sign changes
+/// of f' from + to - (f'_i > 0 >= f'_{i+1}, cyclically). With `minima_too` (the deliberate
+/// error `count-minima-too`) every sign change, maxima and minima, is counted.
+pub fn count_modes(fp: &[f64], minima_too: bool) -> usize {
+    let m = fp.len();
+    (0..m)
+        .filter(|&i| {
+            let (a, b) = (fp[i], fp[(i + 1) % m]);
+            (a > 0.0 && b <= 0.0) || (minima_too && a <= 0.0 && b > 0.0)
+        })
+        .count()
+}
+
+/// The expected number of modes on the circle in the Gaussian limit (many samples per
+/// bandwidth, n >> beta^(1/2)): f' and f'' are then a stationary centred Gaussian pair,
+/// uncorrelated at one point, with variances (1/n) (1/2pi) int K'^2 and (1/n) (1/2pi) int K''^2
+/// (the kernel's derivatives integrate to 0 on the circle). Kac-Rice gives (1/pi)
+/// sqrt(Var f'' / Var f') zeros of f' per radian, half of them maxima: in all
+/// sqrt(int K''^2 / int K'^2), with K(u) = exp(kappa (cos u - 1)), K' = -kappa sin u K,
+/// K'' = (kappa^2 sin^2 u - kappa cos u) K. Trapezoid rule on the circle (spectrally exact).
+/// Limits: 1 as kappa -> 0 (one mode), sqrt(3 kappa / 2) as kappa -> infinity.
+pub fn kac_rice_modes(kappa: f64) -> f64 {
+    let m = ((64.0 * kappa.sqrt()).ceil() as usize).max(4096);
+    let (mut a, mut b) = (0.0, 0.0);
+    for i in 0..m {
+        let u = TAU * i as f64 / m as f64;
+        let k = (kappa * (u.cos() - 1.0)).exp();
+        let k1 = -kappa * u.sin() * k;
+        let k2 = (kappa * kappa * u.sin().powi(2) - kappa * u.cos()) * k;
+        a += k1 * k1;
+        b += k2 * k2;
+    }
+    (b / a).sqrt()
+}
+
+/// The grid for beta: m points, at least `per_bandwidth` per bandwidth kappa^(-1/2), at least
+/// 256.
+pub fn grid_points(kappa: f64, per_bandwidth: f64) -> usize {
+    ((TAU * kappa.sqrt() * per_bandwidth).ceil() as usize).max(256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::simulate::derivative_on_grid;
+    use super::*;
+
+    #[test]
+    fn the_derivative_matches_finite_differences_and_the_grid() {
+        let angles = [0.3, 1.1, 1.2, 4.0, 5.9];
+        for kappa in [0.5, 10.0, 200.0] {
+            for theta in [0.0, 0.7, 1.15, 3.0, 6.1] {
+                let h = 1e-5;
+                let fd = (density(theta + h, &angles, kappa) - density(theta - h, &angles, kappa))
+                    / (2.0 * h);
+                let d = derivative(theta, &angles, kappa);
+                assert!(
+                    (fd - d).abs() < 1e-6 * (1.0 + d.abs()),
+                    "{kappa} {theta}: {fd} {d}"
+                );
+            }
+            let m = 1000;
+            let fp = derivative_on_grid(&angles, kappa, m);
+            for i in [0, 17, 500, 999] {
+                let exact = derivative(TAU * i as f64 / m as f64, &angles, kappa);
+                assert!((fp[i] - exact).abs() < 1e-12 * kappa, "{kappa} {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_bumps_give_two_modes_and_one_bump_one() {
+        // Two samples at 1 and 4 with a narrow kernel: two maxima, two minima.
+        let fp = derivative_on_grid(&[1.0, 4.0], 50.0, 2000);
+        assert_eq!(count_modes(&fp, false), 2);
+        assert_eq!(count_modes(&fp, true), 4);
+        // Two samples 0.1 apart with bandwidth 1: one maximum (the bumps merge).
+        let fp = derivative_on_grid(&[1.0, 1.1], 1.0, 2000);
+        assert_eq!(count_modes(&fp, false), 1);
+        // At kappa = 50 (bandwidth 0.14) they are 0.7 bandwidths apart: still one mode; at
+        // kappa = 2000 (bandwidth 0.022) two.
+        assert_eq!(
+            count_modes(&derivative_on_grid(&[1.0, 1.1], 50.0, 4000), false),
+            1
+        );
+        assert_eq!(
+            count_modes(&derivative_on_grid(&[1.0, 1.1], 2000.0, 8000), false),
+            2
+        );
+    }
+
+    #[test]
+    fn the_kac_rice_count_has_its_limits() {
+        assert!((kac_rice_modes(1e-4) - 1.0).abs() < 1e-3);
+        for kappa in [1e3, 1e4, 1e5] {
+            let r = kac_rice_modes(kappa) / (1.5 * kappa).sqrt();
+            // The von Mises kernel is Gaussian up to O(1/kappa).
+            assert!((r - 1.0).abs() < 2.0 / kappa, "{kappa}: {r}");
+        }
+        assert!(grid_points(100.0, 10.0) >= 628);
+    }
+}
