@@ -1,15 +1,27 @@
 //! The embedded-pair engine with error control: Dormand-Prince 8(5,3) (DOP853) on the host
 //! in f64, for fields of small dimension on the unit sphere (the infinite-context twins of
-//! `meanfield`). Its coefficients are data in `tableau::dop853`. Steps are clipped to land on
-//! each output time and the state is renormalised to the sphere after every accepted step.
+//! `meanfield`, the truth of integrator-order). Its coefficients are data in `tableau::dop853`.
+//! Steps are clipped to land on each output time and the state is put back on the field's
+//! manifold after every accepted step ([`OdeField::renormalise`]).
 
 use crate::model::linalg::norm;
 
-/// A vector field on the unit sphere of R^dim, evaluated on the host.
+/// A vector field on a manifold the state is put back on after every accepted step (by
+/// default the unit sphere of R^dim), evaluated on the host.
 pub trait OdeField {
     fn dim(&self) -> usize;
     /// out <- f(z).
     fn velocity(&mut self, z: &[f64], out: &mut [f64]);
+    /// Puts the state back on the field's manifold: the start, and the state after every
+    /// accepted step. Default: z / |z| (the unit sphere of R^dim).
+    fn renormalise(&self, z: &mut [f64]) {
+        let n = norm(z);
+        assert!(
+            n > 0.0 && n.is_finite(),
+            "the state must be a nonzero finite vector (|z| = {n})"
+        );
+        z.iter_mut().for_each(|v| *v /= n);
+    }
 }
 
 /// Tolerances of the adaptive integrator: a step is accepted when its error estimate is
@@ -76,12 +88,8 @@ impl Dop853 {
             "z0 has dimension {} but the law has {d}",
             z0.len()
         );
-        let n0 = norm(z0);
-        assert!(
-            n0 > 0.0 && n0.is_finite(),
-            "z0 must be a nonzero finite vector (|z0| = {n0})"
-        );
-        let mut z: Vec<f64> = z0.iter().map(|x| x / n0).collect();
+        let mut z = z0.to_vec();
+        field.renormalise(&mut z);
         let mut prev = 0.0;
         for &t in times {
             assert!(
@@ -131,8 +139,8 @@ impl Dop853 {
                             step * factor
                         });
                         t = if clipped { t_out } else { t + step };
-                        let n = norm(&self.y_new);
-                        z.iter_mut().zip(&self.y_new).for_each(|(z, y)| *z = y / n);
+                        z.copy_from_slice(&self.y_new);
+                        field.renormalise(&mut z);
                         break;
                     }
                     let factor = (Self::SAFETY * err.powf(-1.0 / 8.0)).max(Self::MIN_FACTOR);

@@ -28,25 +28,16 @@ pub struct Errors {
 }
 
 /// The particle system's field (the reference backend's f64 field) as an [`OdeField`] for
-/// the adaptive engine. The engine keeps its state on the unit sphere of R^{n d}, so the state
-/// is z = x / sqrt(n) (n unit tokens: |x| = sqrt(n), kept by the exact flow) and
-/// dz/dt = f(sqrt(n) z) / sqrt(n).
+/// the adaptive engine, with the model's own renormalisation: each token back on the unit
+/// sphere after every accepted step (none in euclidean geometry), as the fixed-step engine does.
 pub struct ParticleField<'a> {
     pub model: &'a Model,
     pub shape: Shape,
-    x: Vec<f64>,
 }
 
 impl<'a> ParticleField<'a> {
     pub fn new(model: &'a Model, shape: Shape) -> Self {
-        ParticleField {
-            model,
-            shape,
-            x: vec![0.0; shape.len()],
-        }
-    }
-    fn scale(&self) -> f64 {
-        ((self.shape.batch * self.shape.n) as f64).sqrt()
+        ParticleField { model, shape }
     }
 }
 
@@ -55,20 +46,20 @@ impl OdeField for ParticleField<'_> {
         self.shape.len()
     }
     fn velocity(&mut self, z: &[f64], out: &mut [f64]) {
-        let s = self.scale();
-        self.x.iter_mut().zip(z).for_each(|(x, z)| *x = s * z);
-        reference::field(self.model, self.shape, &self.x, out);
-        out.iter_mut().for_each(|o| *o /= s);
+        reference::field(self.model, self.shape, z, out);
+    }
+    fn renormalise(&self, z: &mut [f64]) {
+        if self.model.geometry == Geometry::Sphere {
+            crate::model::geometry::normalise_tokens(z, self.shape.d);
+        }
     }
 }
 
 /// The true state at t_end: DOP853 at the given tolerance, from x0 (unit tokens).
 pub fn truth(model: &Model, shape: Shape, x0: &[f64], t_end: f64, tol: f64) -> Vec<f64> {
     let mut field = ParticleField::new(model, shape);
-    let s = field.scale();
     let mut engine = Dop853::new(shape.len(), &Adaptive::uniform(tol));
-    let z = engine.run(&mut field, x0, &[t_end]);
-    z[0].iter().map(|z| z * s).collect()
+    engine.run(&mut field, x0, &[t_end]).remove(0)
 }
 
 /// The tableau a run uses: the integrator's own, or with a deliberate error (`--mutate`):
