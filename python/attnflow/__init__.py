@@ -260,11 +260,7 @@ def run(
         try:
             summary = json.loads(_ext.run_job(_toml(options), str(folder), force, callback))
         except AttnflowError as e:
-            # A bad x0 or (Q, K, V) array is bad input, named as the user named it.
-            msg = str(e)
-            for path, name in [(tmp / "x0.npy", "x0"), (tmp / "qkv", "qkv")]:
-                if str(path) in msg:
-                    raise ValueError(msg.replace(str(path), name)) from None
+            _name_temporary_files(e, [(tmp / "x0.npy", "x0"), (tmp / "qkv", "qkv")])
             raise
         close()
         traj = folder / "traj.npy"
@@ -334,6 +330,15 @@ def attend(
     )
 
 
+def _name_temporary_files(error: Exception, files: List[Tuple[Path, str]]) -> None:
+    """A bad array the user passed (saved to a temporary .npy for the job) is bad input: raise
+    ValueError with the job's message, naming the array as the user named it."""
+    msg = str(error)
+    for path, name in files:
+        if str(path) in msg:
+            raise ValueError(msg.replace(str(path), name)) from None
+
+
 def _flags(options: Dict[str, Any]) -> List[str]:
     """Keyword options as the command line's flags: ``t_end=5`` is ``--t-end 5``, ``True``
     a bare flag, ``False`` and ``None`` nothing."""
@@ -393,10 +398,9 @@ def cfm(
         try:
             summary = json.loads(_ext.cfm_job(_flags(options), str(folder), force, callback))
         except (AttnflowError, ValueError) as e:
-            msg = str(e)
-            for path, name in [(tmp / "context.npy", "context"), (tmp / "queries.npy", "queries"), (tmp / "qkv", "qkv")]:
-                if str(path) in msg:
-                    raise ValueError(msg.replace(str(path), name)) from None
+            _name_temporary_files(
+                e, [(tmp / "context.npy", "context"), (tmp / "queries.npy", "queries"), (tmp / "qkv", "qkv")]
+            )
             raise
         close()
 

@@ -84,37 +84,73 @@ pub fn frozen(setup: &Setup, report: &mut Report, sz: &Frozen) -> Result<FrozenR
             (0..seeds).flat_map(|_| one.iter().copied()).collect()
         })
         .collect();
-    let mut trajs = Vec::new();
-    for &n in &sz.ns {
-        setup.say(&format!("frozen vMF context: n = {n}, {seeds} contexts"));
-        let y0 = InitSpec::Vmf {
-            kappa: sz.kappa,
-            mu: None,
-        }
-        .generate(
-            Shape::new(seeds, n, D)?,
-            Geometry::Sphere,
-            derived_seed(setup.seed, 0xF000 + n as u64),
-        )?;
-        let shape = LayerShape {
-            batch: seeds,
-            m,
-            n,
-            d: D,
-        };
-        trajs.push(trajectory(
-            setup,
-            report,
-            sz.beta,
-            shape,
-            ContextMode::Frozen,
-            z0.clone(),
-            y0,
-            sz.h,
-            steps,
-        )?);
-    }
+    let context = InitSpec::Vmf {
+        kappa: sz.kappa,
+        mu: None,
+    };
+    let runs = Contexts {
+        what: "frozen vMF",
+        law: &context,
+        seed_base: 0xF000,
+        mode: ContextMode::Frozen,
+        beta: sz.beta,
+        h: sz.h,
+        steps,
+    };
+    let trajs = runs.trajectories(setup, report, &sz.ns, m, seeds, &z0)?;
     Ok((twin_at, trajs))
+}
+
+/// Flow maps of the same queries in contexts of each size n drawn from `law` (context seeds
+/// derived from `seed_base + n`): the trajectories [n][step].
+struct Contexts<'a> {
+    what: &'a str,
+    law: &'a InitSpec,
+    seed_base: u64,
+    mode: ContextMode,
+    beta: f64,
+    h: f64,
+    steps: usize,
+}
+
+impl Contexts<'_> {
+    fn trajectories(
+        &self,
+        setup: &Setup,
+        report: &mut Report,
+        ns: &[usize],
+        m: usize,
+        seeds: usize,
+        z0: &[f64],
+    ) -> Result<Trajectories> {
+        let mut trajs = Vec::new();
+        for &n in ns {
+            setup.say(&format!("{} context: n = {n}, {seeds} contexts", self.what));
+            let y0 = self.law.generate(
+                Shape::new(seeds, n, D)?,
+                Geometry::Sphere,
+                derived_seed(setup.seed, self.seed_base + n as u64),
+            )?;
+            let shape = LayerShape {
+                batch: seeds,
+                m,
+                n,
+                d: D,
+            };
+            trajs.push(trajectory(
+                setup,
+                report,
+                self.beta,
+                shape,
+                self.mode,
+                z0.to_vec(),
+                y0,
+                self.h,
+                self.steps,
+            )?);
+        }
+        Ok(trajs)
+    }
 }
 
 /// The evolving runs: the queries' start (all contexts) and the trajectories [n][step].
@@ -125,37 +161,19 @@ pub fn evolving(
 ) -> Result<(Vec<f64>, Trajectories)> {
     let (m, seeds) = (sz.m, sz.seeds);
     let (_, z0) = queries(m, seeds, derived_seed(setup.seed, 0xC4A1))?;
-    let mut trajs = Vec::new();
-    for &n in &sz.ns {
-        setup.say(&format!(
-            "evolving uniform context: n = {n}, {seeds} contexts"
-        ));
-        let y0 = InitSpec::Uniform.generate(
-            Shape::new(seeds, n, D)?,
-            Geometry::Sphere,
-            derived_seed(setup.seed, 0xE000 + n as u64),
-        )?;
-        let shape = LayerShape {
-            batch: seeds,
-            m,
-            n,
-            d: D,
-        };
-        trajs.push(trajectory(
-            setup,
-            report,
-            sz.beta,
-            shape,
-            if setup.mutated("frozen-context") {
-                ContextMode::Frozen
-            } else {
-                ContextMode::Evolving
-            },
-            z0.clone(),
-            y0,
-            sz.h,
-            sz.steps(),
-        )?);
-    }
+    let runs = Contexts {
+        what: "evolving uniform",
+        law: &InitSpec::Uniform,
+        seed_base: 0xE000,
+        mode: if setup.mutated("frozen-context") {
+            ContextMode::Frozen
+        } else {
+            ContextMode::Evolving
+        },
+        beta: sz.beta,
+        h: sz.h,
+        steps: sz.steps(),
+    };
+    let trajs = runs.trajectories(setup, report, &sz.ns, m, seeds, &z0)?;
     Ok((z0, trajs))
 }
