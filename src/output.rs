@@ -63,12 +63,18 @@ impl Kind {
     /// The files this kind may write (an experiment's others are listed in its summary).
     pub fn files(self) -> &'static [&'static str] {
         match self {
+            // x0.npy, Q.npy, K.npy, V.npy: the arrays a binding's run was given, kept so that
+            // its run.toml replays.
             Kind::Run => &[
                 "final.npy",
                 "metrics.csv",
                 "run.toml",
                 "traj.npy",
                 "traj_t.npy",
+                "x0.npy",
+                "Q.npy",
+                "K.npy",
+                "V.npy",
             ],
             Kind::Attend => &["outputs.npy", "stats.csv", "attend.toml"],
             Kind::Cfm => &[

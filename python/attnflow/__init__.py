@@ -229,8 +229,12 @@ def run(
 
     x0: initial tokens [n, d] shared by every system, or [B, n, d] (float32 or float64,
         C or Fortran order); on the sphere each is normalised. Without it, ``init`` draws them.
+        A C-contiguous float32/float64 array is read in place, without a copy or a file.
     out: keep the output folder (final.npy, metrics.csv, run.toml, traj.npy) there; with
-        ``force=True`` an existing one is replaced when the run succeeds.
+        ``force=True`` an existing one is replaced when the run succeeds. Arrays given as x0
+        or qkv are kept there too (x0.npy, Q.npy, K.npy, V.npy) and run.toml names them, so
+        ``attnflow run --config OUT/run.toml`` replays the run.
+    Result arrays are the output files mapped copy-on-write (no copy; writable).
     progress: a progress bar (tqdm when installed), False for none, or a callable(done, total).
     options: every option of ``attnflow run`` with ``_`` for ``-`` and the same meaning: n, d,
         batch, model ("sa", "usa"), geometry ("sphere", "euclidean"), mask ("full", "causal"),
@@ -248,26 +252,31 @@ def run(
         options = {k: _json_value(v) for k, v in options.items()}
         if "out" in options:
             raise ValueError("give the output folder as out=, not in the options")
+        tokens = None
         if x0 is not None:
             if "init" in options:
                 raise ValueError("give either x0 or init, not both")
-            path = tmp / "x0.npy"
-            np.save(path, _float_array(x0, "x0", (2, 3)))
-            options["init"] = f"file:{path}"
+            # Read in place by the run (no file, no copy where the layout allows).
+            tokens = _float_array(x0, "x0", (2, 3))
+        qkv_dir = None
         if "qkv" in options:
             options["qkv"] = _save_qkv(options["qkv"], tmp / "qkv")
+            if options["qkv"] == str(tmp / "qkv"):
+                qkv_dir = options["qkv"]
         folder = Path(out) if out is not None else tmp / "out"
         try:
-            summary = json.loads(_ext.run_job(_toml(options), str(folder), force, callback))
+            summary = json.loads(
+                _ext.run_job(_toml(options), str(folder), force, callback, tokens, out is not None, qkv_dir)
+            )
         except AttnflowError as e:
-            _name_temporary_files(e, [(tmp / "x0.npy", "x0"), (tmp / "qkv", "qkv")])
+            _name_temporary_files(e, [(tmp / "qkv", "qkv")])
             raise
         close()
         traj = folder / "traj.npy"
         return RunResult(
-            final=np.load(folder / "final.npy"),
-            traj=np.load(traj) if traj.exists() else None,
-            times=np.load(folder / "traj_t.npy") if traj.exists() else None,
+            final=_load(folder / "final.npy"),
+            traj=_load(traj) if traj.exists() else None,
+            times=_load(folder / "traj_t.npy") if traj.exists() else None,
             metrics=_read_metrics(folder / "metrics.csv"),
             config=json.loads(_ext.toml_to_json((folder / "run.toml").read_text())),
             summary=summary,
@@ -276,6 +285,15 @@ def run(
     finally:
         close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load(path: Path) -> np.ndarray:
+    """A result array without a copy: the file mapped copy-on-write (writable, private; the
+    mapping outlives the file's removal or replacement), read in full only where mapping fails."""
+    try:
+        return np.load(path, mmap_mode="c").view(np.ndarray)
+    except (ValueError, OSError):
+        return np.load(path)
 
 
 def attend(

@@ -3,10 +3,13 @@
 //! CLI's TOML layer; the Python package `attnflow` wraps it with numpy, progress bars and
 //! result objects. The GIL is released while anything is computed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray3, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray3, PyReadonlyArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
@@ -88,31 +91,125 @@ impl Progress for PyProgress {
 }
 
 /// Runs the configuration `config_toml` (a config file as the CLI reads one: the keys of
-/// run.toml, the CLI's flags with `_`) into the folder `out` and returns a JSON summary. Raises KeyboardInterrupt after writing
-/// complete files when interrupted.
+/// run.toml, the CLI's flags with `_`) into the folder `out` and returns a JSON summary. Raises
+/// KeyboardInterrupt after writing complete files when interrupted.
+///
+/// `x0`: initial tokens as a C-contiguous float32 or float64 array [n, d] or [B, n, d], read in
+/// place (no file, no copy on the Python side: the run's state is the only copy).
+/// `keep_inputs`: the results are the user's (an `out` folder): the given tokens are kept
+/// beside them as x0.npy, and Q.npy, K.npy, V.npy of the temporary folder `qkv_dir` (arrays the
+/// user passed as qkv) are moved in, and run.toml names these copies, so that it replays.
 #[pyfunction]
-#[pyo3(signature = (config_toml, out, force, progress=None))]
+#[pyo3(signature = (config_toml, out, force, progress=None, x0=None, keep_inputs=false, qkv_dir=None))]
+#[allow(clippy::too_many_arguments)]
 fn run_job(
     py: Python<'_>,
     config_toml: &str,
     out: PathBuf,
     force: bool,
     progress: Option<Py<PyAny>>,
+    x0: Option<Bound<'_, PyAny>>,
+    keep_inputs: bool,
+    qkv_dir: Option<PathBuf>,
 ) -> PyResult<String> {
-    let layer: ConfigLayer = toml::from_str(config_toml)
+    use attnflow::model::init::{InitSpec, Tokens};
+    let mut layer: ConfigLayer = toml::from_str(config_toml)
         .map_err(|e| PyValueError::new_err(format!("invalid option: {}", e.message())))?;
+    // The array, borrowed read-only for the whole run.
+    let (x64, x32) = match &x0 {
+        None => (None, None),
+        Some(a) => match a.extract::<PyReadonlyArrayDyn<'_, f64>>() {
+            Ok(v) => (Some(v), None),
+            Err(_) => (
+                None,
+                Some(a.extract::<PyReadonlyArrayDyn<'_, f32>>().map_err(|_| {
+                    PyValueError::new_err("x0 must be a float32 or float64 numpy array")
+                })?),
+            ),
+        },
+    };
+    let x0_shape: Option<Vec<usize>> = x64
+        .as_ref()
+        .map(|a| a.shape().to_vec())
+        .or_else(|| x32.as_ref().map(|a| a.shape().to_vec()));
+    let tokens = match (&x64, &x32) {
+        (Some(a), _) => Some(Tokens::F64(a.as_slice().map_err(|_| {
+            PyValueError::new_err("x0 must be C-contiguous (numpy.ascontiguousarray)")
+        })?)),
+        (_, Some(a)) => Some(Tokens::F32(a.as_slice().map_err(|_| {
+            PyValueError::new_err("x0 must be C-contiguous (numpy.ascontiguousarray)")
+        })?)),
+        _ => None,
+    };
+    if let Some(shape) = &x0_shape {
+        if layer.init.is_some() {
+            return Err(PyValueError::new_err("give either x0 or init, not both"));
+        }
+        match shape.as_slice() {
+            [n, d] => {
+                layer.n.get_or_insert(*n);
+                layer.d.get_or_insert(*d);
+            }
+            [b, n, d] => {
+                layer.batch.get_or_insert(*b);
+                layer.n.get_or_insert(*n);
+                layer.d.get_or_insert(*d);
+            }
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "x0 must have 2 or 3 dimensions ([n, d] or [B, n, d]), got shape {other:?}"
+                )));
+            }
+        }
+    }
     let mut progress = PyProgress::new(progress);
     let summary = py.detach(|| -> attnflow::Result<run::RunSummary> {
-        let resolved = config::resolve(&layer)?;
+        let mut resolved = config::resolve(&layer)?;
         let output = Output::open(&out, Kind::Run, force, &resolved.input_files())?;
+        let start = match (tokens, &x0_shape) {
+            (Some(t), Some(shape)) => {
+                let x =
+                    InitSpec::from_tokens("x0", shape, t, resolved.shape, resolved.model.geometry)?;
+                if keep_inputs {
+                    let path = output.path("x0.npy");
+                    match t {
+                        Tokens::F64(v) => attnflow::npy::write(&path, shape, v)?,
+                        Tokens::F32(v) => attnflow::npy::write(&path, shape, v)?,
+                    }
+                    record_kept(&mut resolved, &output, "x0.npy")?;
+                    resolved.config.init = format!("file:{}", kept_path(&output, "x0.npy")?);
+                }
+                run::Start::Tokens(x)
+            }
+            _ => run::Start::Init,
+        };
+        if keep_inputs && let Some(dir) = &qkv_dir {
+            let from = std::fs::canonicalize(dir)
+                .map_err(|e| attnflow::error::file_error(dir, format!("cannot open: {e}")))?;
+            for name in ["Q.npy", "K.npy", "V.npy"] {
+                let src = from.join(name);
+                std::fs::copy(&src, output.path(name))
+                    .map_err(|e| attnflow::error::file_error(&src, format!("cannot copy: {e}")))?;
+                record_kept(&mut resolved, &output, name)?;
+            }
+            // The temporary folder's files are not what the record should name.
+            resolved
+                .config
+                .inputs
+                .retain(|k, _| !(Path::new(k).starts_with(&from) || Path::new(k).starts_with(dir)));
+            let dir = std::fs::canonicalize(output.dir())
+                .map_err(|e| attnflow::error::file_error(output.dir(), format!("{e}")))?;
+            resolved.config.qkv = dir.display().to_string();
+        }
         run::execute_from(
             &resolved,
             output,
             "attnflow.run (Python)",
             &mut progress,
-            None,
+            start,
         )
     });
+    drop((x64, x32));
     let summary = summary.map_err(to_py)?;
     if let Some(e) = progress.failed {
         return Err(e);
@@ -132,6 +229,27 @@ fn run_job(
         "steps_done": summary.steps_done,
     })
     .to_string())
+}
+
+/// Where the kept input `name` lies once the run is committed (absolute).
+fn kept_path(output: &Output, name: &str) -> attnflow::Result<String> {
+    let dir = std::fs::canonicalize(output.dir())
+        .map_err(|e| attnflow::error::file_error(output.dir(), format!("cannot open: {e}")))?;
+    Ok(dir.join(name).display().to_string())
+}
+
+/// Records the SHA-256 of the staged input `name` under the path it will have.
+fn record_kept(
+    resolved: &mut attnflow::config::Resolved,
+    output: &Output,
+    name: &str,
+) -> attnflow::Result<()> {
+    let hash = attnflow::output::sha256_file(&output.path(name))?;
+    resolved
+        .config
+        .inputs
+        .insert(kept_path(output, name)?, hash);
+    Ok(())
 }
 
 /// One attention layer: keys [S, n, d] and queries [S, m, d] (f64), the layer's options as

@@ -160,6 +160,51 @@ def test_array_layouts_and_dtypes_give_the_same_result():
         assert np.max(np.abs(got - base)) <= tol
 
 
+def test_arrays_go_in_and_out_without_a_file_or_a_copy(monkeypatch):
+    # x0 (and nothing else) is given: the run must not save it anywhere, so np.save must not
+    # be called; the result is the same as the run from an --init file.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((24, 3))
+    want = af.run(x, steps=4, backend="reference", progress=False).final
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("x0 went through a temporary .npy file")
+
+    monkeypatch.setattr(np, "save", refuse)
+    res = af.run(x, steps=4, backend="reference", progress=False, save_every=2)
+    assert np.array_equal(res.final, want)
+    # The outputs are the result files mapped copy-on-write: the buffer is an mmap, and
+    # writing to it changes the array only.
+    import mmap
+
+    def mapped(a):
+        while a is not None and not isinstance(a, mmap.mmap):
+            a = getattr(a, "base", None)
+        return a is not None
+
+    assert mapped(res.final) and mapped(res.traj)
+    res.final[0, 0] = 42.0
+    assert res.final[0, 0] == 42.0
+
+
+def test_a_run_from_arrays_keeps_them_and_its_run_toml_replays(tmp_path):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 20, 3)).astype(np.float32)
+    q, k, v = (rng.standard_normal((3, 3)) for _ in range(3))
+    res = af.run(x, qkv=(q, k, v), beta=[1.0, 3.0], steps=6, backend="cpu", out=tmp_path / "a",
+                 progress=False)
+    assert res.config["init"] == f"file:{(tmp_path / 'a' / 'x0.npy').resolve()}"
+    assert res.config["qkv"] == str((tmp_path / "a").resolve())
+    kept = np.load(tmp_path / "a" / "x0.npy")
+    assert kept.dtype == np.float32 and np.array_equal(kept, x)
+    assert np.array_equal(np.load(tmp_path / "a" / "V.npy"), v)
+    # Every input the record names is in the folder, with its hash.
+    assert sorted(res.config["inputs"]) == sorted(
+        str((tmp_path / "a" / f).resolve()) for f in ["x0.npy", "Q.npy", "K.npy", "V.npy"])
+    cli("run", "--config", tmp_path / "a" / "run.toml", "--out", "b", "--quiet", cwd=tmp_path)
+    assert np.array_equal(np.load(tmp_path / "b" / "final.npy"), res.final)
+
+
 def test_the_gil_is_released_while_a_run_computes():
     # A Python loop in the main thread keeps counting while another thread runs a simulation;
     # if the run held the GIL the loop would stall for the whole run.

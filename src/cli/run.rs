@@ -286,7 +286,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut bar = super::StepBar::new(!args.quiet, Some(Box::new(signals)));
     let command: Vec<String> = std::env::args().collect();
     let command = attnflow::output::shell_command(&command);
-    let summary = run::execute_from(&resolved, out, &command, &mut bar, resume)?;
+    let summary = run::execute_from(
+        &resolved,
+        out,
+        &command,
+        &mut bar,
+        resume.map_or(run::Start::Init, run::Start::Resume),
+    )?;
     if let Some(note) = &summary.note {
         outln!("note: {note}");
     }

@@ -177,23 +177,52 @@ pub fn execute(
     command: &str,
     progress: &mut dyn Progress,
 ) -> Result<RunSummary> {
-    execute_from(resolved, out, command, progress, None)
+    execute_from(resolved, out, command, progress, Start::Init)
 }
 
-/// [`execute`], continuing from `resume` when given: its state, its step count (the next
-/// step is layer `resume.step`, so that noise and redraws continue their streams), its
-/// metrics.csv and trajectory (copied into the staging folder and extended). The result is
-/// bit for bit the run that was never stopped, on the same backend.
+/// Where a run starts.
+pub enum Start {
+    /// From the configuration's --init.
+    Init,
+    /// From tokens handed over in memory (a binding's array), made by
+    /// [`InitSpec::from_tokens`](crate::model::init::InitSpec::from_tokens); the caller records
+    /// where they are kept in the configuration's `init`.
+    Tokens(Vec<f64>),
+    /// Continuing a stopped run: its state, its step count (the next step is layer
+    /// `resume.step`, so that noise and redraws continue their streams), its metrics.csv and
+    /// trajectory (copied into the staging folder and extended). The result is bit for bit the
+    /// run that was never stopped, on the same backend.
+    Resume(Resume),
+}
+
+/// [`execute`] from the given start.
 pub fn execute_from(
     resolved: &Resolved,
     out: Output,
     command: &str,
     progress: &mut dyn Progress,
-    resume: Option<Resume>,
+    start: Start,
 ) -> Result<RunSummary> {
     let Resolved { shape, model, .. } = resolved;
     let shape = *shape;
     let mut config = resolved.config.clone();
+    let (x0, resume) = match start {
+        Start::Init => (
+            resolved.init.generate(shape, model.geometry, config.seed)?,
+            None,
+        ),
+        Start::Tokens(x) => {
+            if x.len() != shape.len() {
+                return Err(Error::Input(format!(
+                    "the initial state holds {} values but the run's shape needs {}",
+                    x.len(),
+                    shape.len()
+                )));
+            }
+            (x, None)
+        }
+        Start::Resume(r) => (r.state.clone(), Some(r)),
+    };
     let first_step = resume.as_ref().map_or(0, |r| r.step);
     if first_step > config.steps {
         return Err(Error::Input(format!(
@@ -201,10 +230,6 @@ pub fn execute_from(
             config.steps
         )));
     }
-    let x0 = match &resume {
-        Some(r) => r.state.clone(),
-        None => resolved.init.generate(shape, model.geometry, config.seed)?,
-    };
     let chosen = crate::backend::build_dynamics(config.backend, model, shape, &x0)?;
     drop(x0);
     let crate::backend::Chosen {

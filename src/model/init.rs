@@ -126,22 +126,98 @@ impl InitSpec {
                 x
             }
         };
-        if geometry == Geometry::Sphere {
-            for (t, tok) in x.chunks_mut(d).enumerate() {
-                let norm = tok.iter().map(|v| v * v).sum::<f64>().sqrt();
-                if norm == 0.0 || !norm.is_finite() {
-                    return Err(input(format!(
-                        "initial token {} of system {} is the zero vector, which has no direction on the sphere",
-                        t % n,
-                        t / n
-                    )));
-                }
-                tok.iter_mut().for_each(|v| *v /= norm);
-            }
-        }
+        normalise(&mut x, shape, geometry)?;
         debug_assert_eq!(x.len(), batch * n * d);
         Ok(x)
     }
+
+    /// The initial state from tokens handed over in memory (a binding's array, read in place):
+    /// `shape` is [n, d] (shared by every system) or [batch, n, d], row-major. Checked as an
+    /// --init file is (shape, every element finite, no zero token on the sphere) and normalised
+    /// on the sphere; the result is the run's one copy of the state.
+    pub fn from_tokens(
+        what: &str,
+        shape: &[usize],
+        tokens: Tokens<'_>,
+        target: Shape,
+        geometry: Geometry,
+    ) -> Result<Vec<f64>> {
+        let Shape { batch, n, d } = target;
+        let shared = match shape {
+            [fn_, fd] if *fn_ == n && *fd == d => true,
+            [fb, fn_, fd] if *fb == batch && *fn_ == n && *fd == d => false,
+            _ => {
+                return Err(input(format!(
+                    "{what} has shape {shape:?}, but the run has n = {n}, d = {d}, batch = {batch}: \
+                     expected [{n}, {d}] or [{batch}, {n}, {d}]"
+                )));
+            }
+        };
+        let len = shape.iter().product::<usize>();
+        if tokens.len() != len {
+            return Err(input(format!(
+                "{what} holds {} values but its shape {shape:?} needs {len}",
+                tokens.len()
+            )));
+        }
+        let one: Vec<f64> = match tokens {
+            Tokens::F64(v) => v.to_vec(),
+            Tokens::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        };
+        if let Some(bad) = one.iter().position(|v| !v.is_finite()) {
+            let dims: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
+            return Err(input(format!(
+                "{what}: element {} is {}: inputs must be finite",
+                npy::unravel(bad, &dims),
+                one[bad]
+            )));
+        }
+        let mut x = if shared && batch > 1 {
+            one.repeat(batch)
+        } else {
+            one
+        };
+        normalise(&mut x, target, geometry)?;
+        Ok(x)
+    }
+}
+
+/// Tokens handed over in memory, in their own precision.
+#[derive(Clone, Copy, Debug)]
+pub enum Tokens<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
+}
+
+impl Tokens<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Tokens::F64(v) => v.len(),
+            Tokens::F32(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// On the sphere, every token divided by its norm; a zero token is refused by name.
+fn normalise(x: &mut [f64], shape: Shape, geometry: Geometry) -> Result<()> {
+    let Shape { n, d, .. } = shape;
+    if geometry == Geometry::Sphere {
+        for (t, tok) in x.chunks_mut(d).enumerate() {
+            let norm = tok.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if norm == 0.0 || !norm.is_finite() {
+                return Err(input(format!(
+                    "initial token {} of system {} is the zero vector, which has no direction on the sphere",
+                    t % n,
+                    t / n
+                )));
+            }
+            tok.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    Ok(())
 }
 
 fn from_file(path: &PathBuf, shape: Shape) -> Result<Vec<f64>> {
@@ -429,5 +505,43 @@ mod tests {
             .unwrap();
         assert_eq!(&three[..30], &one[..]);
         assert_ne!(&three[30..60], &one[..]);
+    }
+
+    #[test]
+    fn tokens_in_memory_are_checked_and_shared_like_a_file() {
+        let shape = Shape::new(2, 2, 3).unwrap();
+        let one = [3.0f32, 0.0, 4.0, 0.0, 2.0, 0.0];
+        let x = InitSpec::from_tokens("x0", &[2, 3], Tokens::F32(&one), shape, Geometry::Sphere)
+            .unwrap();
+        assert_eq!(
+            x,
+            vec![0.6, 0.0, 0.8, 0.0, 1.0, 0.0, 0.6, 0.0, 0.8, 0.0, 1.0, 0.0]
+        );
+        let e = InitSpec::from_tokens("x0", &[3, 2], Tokens::F32(&one), shape, Geometry::Sphere);
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("expected [2, 3] or [2, 2, 3]")
+        );
+        let mut bad = [1.0f64; 12];
+        bad[7] = f64::NAN;
+        let e = InitSpec::from_tokens("x0", &[2, 2, 3], Tokens::F64(&bad), shape, Geometry::Sphere);
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("x0: element [1, 0, 1] is NaN")
+        );
+        let zero = [0.0f64; 6];
+        let e = InitSpec::from_tokens("x0", &[2, 3], Tokens::F64(&zero), shape, Geometry::Sphere);
+        assert!(e.unwrap_err().to_string().contains("zero vector"));
+        // Off the sphere the tokens are taken as given.
+        let x = InitSpec::from_tokens(
+            "x0",
+            &[2, 3],
+            Tokens::F64(&zero),
+            shape,
+            Geometry::Euclidean,
+        );
+        assert_eq!(x.unwrap(), vec![0.0; 12]);
     }
 }
