@@ -86,6 +86,8 @@ impl Kind {
                 "distance.npy",
                 "distance.csv",
                 "cfm.toml",
+                "context.npy",
+                "queries.npy",
             ],
             Kind::Experiment => &["summary.json"],
         }

@@ -388,7 +388,8 @@ def cfm(
     n tokens, frozen or evolving, with the exact infinite-context twin of every query.
 
     context, queries: a law ("uniform", "gaussian", "vmf:KAPPA[:MU]") drawn with n (or m)
-        tokens, or an array [n, d] / [S, n, d] (float32 or float64).
+        tokens, or an array [n, d] / [S, n, d] (float32 or float64; a C-contiguous one is read
+        in place; with out= it is kept there as context.npy / queries.npy, named in cfm.toml).
     options: every option of ``attnflow cfm`` with ``_`` for ``-`` and the same meaning and
         defaults: m, n, d, context_mode ("frozen", "evolving"), seeds, seed, beta, beta_rule,
         model, geometry, qkv, integrator, t_end, steps, save_every, infinite, tol, backend.
@@ -401,39 +402,42 @@ def cfm(
     try:
         if "out" in options:
             raise ValueError("give the output folder as out=, not in the options")
+        arrays: Dict[str, Optional[np.ndarray]] = {"context": None, "queries": None}
         for name, value in [("context", context), ("queries", queries)]:
             if value is None:
                 continue
             if isinstance(value, str):
                 options[name] = value
             else:
-                path = tmp / f"{name}.npy"
-                np.save(path, _float_array(value, name, (2, 3)))
-                options[name] = f"file:{path}"
+                # Read in place by the flow map (no file, no copy where the layout allows).
+                arrays[name] = _float_array(value, name, (2, 3))
         if "qkv" in options:
             options["qkv"] = _save_qkv(options["qkv"], tmp / "qkv")
         folder = Path(out) if out is not None else tmp / "out"
         try:
-            summary = json.loads(_ext.cfm_job(_flags(options), str(folder), force, callback))
-        except (AttnflowError, ValueError) as e:
-            _name_temporary_files(
-                e, [(tmp / "context.npy", "context"), (tmp / "queries.npy", "queries"), (tmp / "qkv", "qkv")]
+            summary = json.loads(
+                _ext.cfm_job(
+                    _flags(options), str(folder), force, callback,
+                    arrays["context"], arrays["queries"], out is not None,
+                )
             )
+        except (AttnflowError, ValueError) as e:
+            _name_temporary_files(e, [(tmp / "qkv", "qkv")])
             raise
         close()
 
         def load(name: str) -> Optional[np.ndarray]:
             path = folder / name
-            return np.load(path) if path.exists() else None
+            return _load(path) if path.exists() else None
 
         rows = np.loadtxt(folder / "distance.csv", delimiter=",", skiprows=1, ndmin=2) if (folder / "distance.csv").exists() else None
         distance_summary = None
         if rows is not None:
             distance_summary = {k: rows[:, i] for i, k in enumerate(["t", "mean", "rms", "max"])}
         return CfmResult(
-            final=np.load(folder / "final.npy"),
-            traj=np.load(folder / "traj.npy"),
-            times=np.load(folder / "traj_t.npy"),
+            final=_load(folder / "final.npy"),
+            traj=_load(folder / "traj.npy"),
+            times=_load(folder / "traj_t.npy"),
             context_final=load("context_final.npy"),
             infinite=load("infinite.npy"),
             distance=load("distance.npy"),

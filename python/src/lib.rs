@@ -116,31 +116,9 @@ fn run_job(
     let mut layer: ConfigLayer = toml::from_str(config_toml)
         .map_err(|e| PyValueError::new_err(format!("invalid option: {}", e.message())))?;
     // The array, borrowed read-only for the whole run.
-    let (x64, x32) = match &x0 {
-        None => (None, None),
-        Some(a) => match a.extract::<PyReadonlyArrayDyn<'_, f64>>() {
-            Ok(v) => (Some(v), None),
-            Err(_) => (
-                None,
-                Some(a.extract::<PyReadonlyArrayDyn<'_, f32>>().map_err(|_| {
-                    PyValueError::new_err("x0 must be a float32 or float64 numpy array")
-                })?),
-            ),
-        },
-    };
-    let x0_shape: Option<Vec<usize>> = x64
-        .as_ref()
-        .map(|a| a.shape().to_vec())
-        .or_else(|| x32.as_ref().map(|a| a.shape().to_vec()));
-    let tokens = match (&x64, &x32) {
-        (Some(a), _) => Some(Tokens::F64(a.as_slice().map_err(|_| {
-            PyValueError::new_err("x0 must be C-contiguous (numpy.ascontiguousarray)")
-        })?)),
-        (_, Some(a)) => Some(Tokens::F32(a.as_slice().map_err(|_| {
-            PyValueError::new_err("x0 must be C-contiguous (numpy.ascontiguousarray)")
-        })?)),
-        _ => None,
-    };
+    let x0 = x0.as_ref().map(|a| Borrowed::new("x0", a)).transpose()?;
+    let x0_shape: Option<Vec<usize>> = x0.as_ref().map(Borrowed::shape);
+    let tokens = x0.as_ref().map(|a| a.tokens("x0")).transpose()?;
     if let Some(shape) = &x0_shape {
         if layer.init.is_some() {
             return Err(PyValueError::new_err("give either x0 or init, not both"));
@@ -209,7 +187,7 @@ fn run_job(
             start,
         )
     });
-    drop((x64, x32));
+    drop(x0);
     let summary = summary.map_err(to_py)?;
     if let Some(e) = progress.failed {
         return Err(e);
@@ -229,6 +207,45 @@ fn run_job(
         "steps_done": summary.steps_done,
     })
     .to_string())
+}
+
+/// A float32 or float64 numpy array borrowed read-only (no copy) for as long as it lives.
+enum Borrowed<'py> {
+    F64(PyReadonlyArrayDyn<'py, f64>),
+    F32(PyReadonlyArrayDyn<'py, f32>),
+}
+
+impl<'py> Borrowed<'py> {
+    fn new(what: &str, a: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(v) = a.extract::<PyReadonlyArrayDyn<'py, f64>>() {
+            return Ok(Borrowed::F64(v));
+        }
+        a.extract::<PyReadonlyArrayDyn<'py, f32>>()
+            .map(Borrowed::F32)
+            .map_err(|_| {
+                PyValueError::new_err(format!("{what} must be a float32 or float64 numpy array"))
+            })
+    }
+
+    fn shape(&self) -> Vec<usize> {
+        match self {
+            Borrowed::F64(a) => a.shape().to_vec(),
+            Borrowed::F32(a) => a.shape().to_vec(),
+        }
+    }
+
+    fn tokens(&self, what: &str) -> PyResult<attnflow::model::init::Tokens<'_>> {
+        use attnflow::model::init::Tokens;
+        let contiguous = || {
+            PyValueError::new_err(format!(
+                "{what} must be C-contiguous (numpy.ascontiguousarray)"
+            ))
+        };
+        Ok(match self {
+            Borrowed::F64(a) => Tokens::F64(a.as_slice().map_err(|_| contiguous())?),
+            Borrowed::F32(a) => Tokens::F32(a.as_slice().map_err(|_| contiguous())?),
+        })
+    }
 }
 
 /// Where the kept input `name` lies once the run is committed (absolute).
@@ -372,25 +389,53 @@ fn attend_layer<'py>(
 /// the CLI's own parser, so every option has its name, default and checks), written into
 /// `out`. Returns a JSON summary (the record's resolved values, timings, the files).
 #[pyfunction]
-#[pyo3(signature = (args, out, force, progress=None))]
+#[pyo3(signature = (args, out, force, progress=None, context=None, queries=None, keep_inputs=false))]
+#[allow(clippy::too_many_arguments)]
 fn cfm_job(
     py: Python<'_>,
     args: Vec<String>,
     out: PathBuf,
     force: bool,
     progress: Option<Py<PyAny>>,
+    context: Option<Bound<'_, PyAny>>,
+    queries: Option<Bound<'_, PyAny>>,
+    keep_inputs: bool,
 ) -> PyResult<String> {
-    use attnflow::jobs::cfm::{self, CfmOptions};
+    use attnflow::jobs::cfm::{self, CfmOptions, Given};
     let options = CfmOptions::from_flags(&args).map_err(to_py)?;
     let output = attnflow::options::OutputOpts { out, force };
+    let context = context
+        .as_ref()
+        .map(|a| Borrowed::new("context", a))
+        .transpose()?;
+    let queries = queries
+        .as_ref()
+        .map(|a| Borrowed::new("queries", a))
+        .transpose()?;
+    let shapes = [
+        context.as_ref().map(Borrowed::shape),
+        queries.as_ref().map(Borrowed::shape),
+    ];
+    let given = Given {
+        context: match (&context, &shapes[0]) {
+            (Some(a), Some(s)) => Some((s.as_slice(), a.tokens("context")?)),
+            _ => None,
+        },
+        queries: match (&queries, &shapes[1]) {
+            (Some(a), Some(s)) => Some((s.as_slice(), a.tokens("queries")?)),
+            _ => None,
+        },
+        keep: keep_inputs,
+    };
     let mut progress = PyProgress::new(progress);
     let result = py.detach(|| {
-        cfm::run(
+        cfm::run_with(
             &options,
             &output,
             "attnflow.cfm (Python)",
             &mut |_| {},
             &mut progress,
+            given,
         )
     });
     // Ctrl-C (or a failing callback) stopped the flow: nothing was written.

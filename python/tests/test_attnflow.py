@@ -302,6 +302,19 @@ def test_cfm_takes_arrays_and_refuses_bad_options_with_the_cli_message(tmp_path)
         af.cfm(m=4, context=y, infinite=True, progress=False)
     with pytest.raises(ValueError, match="unexpected argument '--speed'"):
         af.cfm(speed=3, progress=False)
+    # Arrays are kept beside the results with out=, and cfm.toml names the copies.
+    z = rng.normal(size=(2, 7, 3)).astype(np.float32)
+    kept = af.cfm(context=y, queries=z, seeds=2, steps=5, backend="reference",
+                  out=tmp_path / "k", progress=False)
+    assert kept.config["context"] == f"file:{(tmp_path / 'k' / 'context.npy').resolve()}"
+    assert np.array_equal(np.load(tmp_path / "k" / "queries.npy"), z)
+    np.save(tmp_path / "z.npy", z)
+    cli("cfm", "--context", "file:y.npy", "--queries", "file:z.npy", "--seeds", "2", "--steps", "5",
+        "--backend", "reference", "--out", "kc", "--quiet", cwd=tmp_path)
+    assert np.array_equal(kept.final, np.load(tmp_path / "kc" / "final.npy"))
+    with pytest.raises(ValueError, match=r"queries: element \[1, 2, 0\] is NaN"):
+        z[1, 2, 0] = np.nan
+        af.cfm(context=y, queries=z, seeds=2, steps=5, progress=False)
 
 
 def test_experiment_returns_its_summary(tmp_path):

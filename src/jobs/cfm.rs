@@ -156,6 +156,67 @@ fn tokens(spec: &str, count: usize, what: &str) -> Result<Tokens> {
     }
 }
 
+/// Context or queries handed over in memory (a binding's arrays), read in place: each
+/// `(shape, values)` with shape [n, d] (shared by every draw) or [seeds, n, d], row-major; they
+/// replace --context / --queries. With `keep`, they are written beside the results
+/// (context.npy, queries.npy) and cfm.toml names those files.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Given<'a> {
+    pub context: Option<(&'a [usize], crate::model::init::Tokens<'a>)>,
+    pub queries: Option<(&'a [usize], crate::model::init::Tokens<'a>)>,
+    pub keep: bool,
+}
+
+/// Where the context or the queries come from: a law or a file, or memory.
+enum Source<'a> {
+    Spec(Tokens),
+    Memory(&'static str, &'a [usize], crate::model::init::Tokens<'a>),
+}
+
+impl Source<'_> {
+    fn size(&self, d: usize) -> Result<(usize, usize)> {
+        match self {
+            Source::Spec(t) => t.size(d),
+            Source::Memory(_, [n, d] | [_, n, d], _) => Ok((*n, *d)),
+            Source::Memory(what, shape, _) => Err(input(format!(
+                "{what} must have 2 or 3 dimensions ([n, d] or [S, n, d]), got shape {shape:?}"
+            ))),
+        }
+    }
+
+    fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            Source::Spec(t) => t.file(),
+            Source::Memory(..) => None,
+        }
+    }
+
+    fn generate(&self, batch: usize, d: usize, seed: u64) -> Result<Vec<f64>> {
+        match self {
+            Source::Spec(t) => t.generate(batch, d, seed),
+            Source::Memory(what, shape, values) => {
+                let (n, d) = self.size(d)?;
+                InitSpec::from_tokens(
+                    what,
+                    shape,
+                    *values,
+                    crate::model::Shape::new(batch, n, d)?,
+                    Geometry::Sphere,
+                )
+            }
+        }
+    }
+
+    /// What cfm.toml records: the law or file, or the kept copy of an array (`kept`).
+    fn record(&self, kept: Option<&std::path::Path>) -> String {
+        match (self, kept) {
+            (Source::Spec(t), _) => t.to_config_string(),
+            (Source::Memory(..), Some(p)) => format!("file:{}", p.display()),
+            (Source::Memory(_, shape, _), None) => format!("array {shape:?} (not kept)"),
+        }
+    }
+}
+
 /// Computes the flow map (and its twins) and writes `out`. `command` is recorded in the
 /// provenance; `say` gets the lines a user sees; `progress` counts the steps.
 pub fn run(
@@ -164,6 +225,18 @@ pub fn run(
     command: &str,
     say: &mut dyn FnMut(String),
     progress: &mut dyn Progress,
+) -> Result<CfmResult> {
+    run_with(opts, out, command, say, progress, Given::default())
+}
+
+/// [`run`] with the context or the queries given in memory.
+pub fn run_with(
+    opts: &CfmOptions,
+    out: &OutputOpts,
+    command: &str,
+    say: &mut dyn FnMut(String),
+    progress: &mut dyn Progress,
+    given: Given<'_>,
 ) -> Result<CfmResult> {
     if opts.layer.seeds == 0 {
         return Err(input("--seeds must be at least 1"));
@@ -187,8 +260,14 @@ pub fn run(
             "n = 0: a contextual flow map needs at least one context token",
         ));
     }
-    let context = tokens(&opts.context, opts.n, "--context")?;
-    let queries = tokens(&opts.queries, opts.m, "--queries")?;
+    let context = match given.context {
+        Some((shape, values)) => Source::Memory("context", shape, values),
+        None => Source::Spec(tokens(&opts.context, opts.n, "--context")?),
+    };
+    let queries = match given.queries {
+        Some((shape, values)) => Source::Memory("queries", shape, values),
+        None => Source::Spec(tokens(&opts.queries, opts.m, "--queries")?),
+    };
     let (n, d) = context.size(opts.d)?;
     let (m, dq) = queries.size(d)?;
     if dq != d {
@@ -220,14 +299,14 @@ pub fn run(
             ));
         }
         match &context {
-            Tokens::Law {
+            Source::Spec(Tokens::Law {
                 law: InitSpec::Uniform | InitSpec::Gaussian,
                 ..
-            } => Some(VmfLaw::uniform(d)),
-            Tokens::Law {
+            }) => Some(VmfLaw::uniform(d)),
+            Source::Spec(Tokens::Law {
                 law: InitSpec::Vmf { kappa, mu },
                 ..
-            } => {
+            }) => {
                 let mu = mu.clone().unwrap_or_else(|| {
                     let mut e1 = vec![0.0; d];
                     e1[0] = 1.0;
@@ -238,7 +317,7 @@ pub fn run(
             _ => {
                 return Err(input(
                     "--infinite needs the context's law: --context uniform or vmf:KAPPA[:MU], \
-                     not a file",
+                     not a file or an array",
                 ));
             }
         }
@@ -262,6 +341,25 @@ pub fn run(
     let output = Output::open(&out.out, Kind::Cfm, out.force, &inputs)?;
     let y0 = context.generate(batch, d, opts.layer.seed)?;
     let z0 = queries.generate(batch, d, derived_seed(opts.layer.seed, 1))?;
+    // Arrays given in memory, kept beside the results when asked.
+    let mut kept: [Option<std::path::PathBuf>; 2] = [None, None];
+    if given.keep {
+        let dir = std::fs::canonicalize(output.dir())
+            .map_err(|e| file_error(output.dir(), format!("cannot open: {e}")))?;
+        for (k, (source, name)) in [(&context, "context.npy"), (&queries, "queries.npy")]
+            .into_iter()
+            .enumerate()
+        {
+            if let Source::Memory(_, shape, values) = source {
+                let path = output.path(name);
+                match values {
+                    crate::model::init::Tokens::F64(v) => npy::write(&path, shape, v)?,
+                    crate::model::init::Tokens::F32(v) => npy::write(&path, shape, v)?,
+                }
+                kept[k] = Some(dir.join(name));
+            }
+        }
+    }
     let shape = LayerShape { batch, m, n, d };
     say(format!(
         "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \
@@ -351,8 +449,8 @@ pub fn run(
         m,
         n,
         d,
-        context: &context.to_config_string(),
-        queries: &queries.to_config_string(),
+        context: &context.record(kept[0].as_deref()),
+        queries: &queries.record(kept[1].as_deref()),
         context_mode: mode.name(),
         seeds: batch,
         seed: opts.layer.seed,
