@@ -139,16 +139,17 @@ pub fn run(setup: &Setup, report: &mut Report, e: &Ensemble) -> Result<Vec<Vec<M
         let mut t = vec![0.0; d];
         for j in 0..n {
             clean(e.prior, d, &mut rng, &mut t);
-            for i in 0..d {
-                x[(s * n + j) * d + i] = t[i] + e.sigma * normal(&mut rng);
+            let row = &mut x[(s * n + j) * d..(s * n + j + 1) * d];
+            for (o, v) in row.iter_mut().zip(&t) {
+                *o = v + e.sigma * normal(&mut rng);
             }
         }
         for j in 0..q {
             clean(e.prior, d, &mut rng, &mut t);
-            for i in 0..d {
-                let k = (s * q + j) * d + i;
-                xq[k] = t[i];
-                yq[k] = t[i] + e.sigma * normal(&mut rng);
+            let r = (s * q + j) * d..(s * q + j + 1) * d;
+            xq[r.clone()].copy_from_slice(&t);
+            for (o, v) in yq[r].iter_mut().zip(&t) {
+                *o = v + e.sigma * normal(&mut rng);
             }
         }
     }
