@@ -11,7 +11,8 @@ use attnflow::options::BackendOpt;
 #[derive(Args, Debug)]
 pub struct ExperimentArgs {
     /// The experiment: clustering, metastability, phase-diagram, critical-scaling,
-    /// selectivity, chaos, lost-in-the-middle, integrator-order, kde-modes or homogenisation.
+    /// selectivity, chaos, lost-in-the-middle, integrator-order, kde-modes, homogenisation,
+    /// empirical-bayes.
     name: String,
     /// The small size (under a minute on the CPU) instead of the default (meant for a GPU).
     #[arg(long)]

@@ -15,6 +15,7 @@
 pub mod chaos;
 pub mod clustering;
 pub mod critical_scaling;
+pub mod empirical_bayes;
 pub mod homogenisation;
 pub mod integrator_order;
 pub mod kde_modes;
@@ -37,7 +38,7 @@ use crate::model::{Model, Shape};
 use crate::output::{Kind, Output};
 
 /// The experiments, in the order of the issue.
-pub const NAMES: [&str; 10] = [
+pub const NAMES: &[&str] = &[
     "clustering",
     "metastability",
     "phase-diagram",
@@ -48,6 +49,7 @@ pub const NAMES: [&str; 10] = [
     "integrator-order",
     "kde-modes",
     "homogenisation",
+    "empirical-bayes",
 ];
 
 /// What every experiment gets: where to write, which size, the seed, the backend.
@@ -154,6 +156,7 @@ pub fn mutations(name: &str) -> &'static [&'static str] {
         "integrator-order" => integrator_order::MUTATIONS,
         "kde-modes" => kde_modes::MUTATIONS,
         "homogenisation" => homogenisation::MUTATIONS,
+        "empirical-bayes" => empirical_bayes::MUTATIONS,
         _ => &[],
     }
 }
@@ -300,6 +303,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "integrator-order" => integrator_order::run(setup, &mut report)?,
         "kde-modes" => kde_modes::run(setup, &mut report)?,
         "homogenisation" => homogenisation::run(setup, &mut report)?,
+        "empirical-bayes" => empirical_bayes::run(setup, &mut report)?,
         _ => {
             return Err(input(format!(
                 "unknown experiment '{name}': one of {}",

@@ -1,0 +1,75 @@
+//! Sizes and parameters of `empirical-bayes` (each can be set with `--set KEY=VALUE`).
+
+use serde::{Deserialize, Serialize};
+
+/// The quick and default sizes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sizes {
+    /// Dimension of the tokens.
+    pub d: usize,
+    /// Noise level: every token is y = x + sigma eps, eps ~ N(0, I).
+    pub sigma: f64,
+    /// The Gaussian prior N(0, tau^2 I).
+    pub tau: f64,
+    /// The mixture prior (1/2) N(mu e_1, s^2 I) + (1/2) N(-mu e_1, s^2 I): mu.
+    pub mixture_mu: f64,
+    /// The mixture prior: each component's standard deviation s.
+    pub mixture_s: f64,
+    /// Context length (noisy tokens) of the depth scans.
+    pub n: usize,
+    /// Held-out query tokens per context.
+    pub queries: usize,
+    /// Independent contexts per bandwidth.
+    pub draws: usize,
+    /// Stage-1 kernel bandwidths h (inverse temperature beta = 1 / h^2).
+    pub bandwidths: Vec<f64>,
+    /// Residual step of one stage-1 layer (depth t = layers x dt).
+    pub dt: f64,
+    /// Stage-1 layers of the depth scans.
+    pub layers: usize,
+    /// Context lengths of the convergence study (Gaussian prior).
+    pub conv_ns: Vec<usize>,
+    /// Independent contexts per n in the convergence study.
+    pub conv_draws: usize,
+    /// Stage-1 bandwidth of the convergence study.
+    pub conv_bandwidth: f64,
+    /// Layers of the convergence study (their step is set so that the mean-field context
+    /// reaches the prior at the last one).
+    pub conv_layers: usize,
+}
+
+impl Sizes {
+    pub fn new(quick: bool) -> Self {
+        let base = Sizes {
+            d: 1,
+            sigma: 1.0,
+            tau: 1.0,
+            mixture_mu: 2.0,
+            mixture_s: 0.5,
+            n: 512,
+            queries: 256,
+            draws: 16,
+            bandwidths: vec![0.5, 0.7, 1.0],
+            dt: 0.1,
+            layers: 60,
+            conv_ns: vec![32, 64, 128, 256, 512],
+            conv_draws: 24,
+            conv_bandwidth: 0.7,
+            conv_layers: 10,
+        };
+        if quick {
+            base
+        } else {
+            Sizes {
+                n: 1024,
+                queries: 1024,
+                draws: 48,
+                bandwidths: vec![0.4, 0.5, 0.6, 0.7, 0.85, 1.0],
+                layers: 80,
+                conv_ns: vec![32, 64, 128, 256, 512, 1024, 2048],
+                conv_draws: 48,
+                ..base
+            }
+        }
+    }
+}
