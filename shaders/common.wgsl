@@ -20,8 +20,9 @@ struct Params {
     // their y takes what does not fit in one dimension.
     token_groups_x: u32,
     element_groups_x: u32,
-    // Unused (the streaming dispatches take their grid from Chunk).
-    pad0: u32,
+    // The layer map's output normalisation f <- output_scale f / (|f| + 1e-9) in
+    // tangent_project.wgsl (peri-ln: 1, ngpt: alpha); 0: none, the tangent projection instead.
+    output_scale: f32,
     // ALiBi: scores lose alibi_slope * (i - j) (0 without ALiBi).
     alibi_slope: f32,
     // Hidden width of the perceptron (0 without one) and the workgroups along x of its

@@ -1,8 +1,10 @@
-// The tangent projection of the field on the sphere (docs/model.md §1), one invocation per query
-// token x:
-//   f <- f - (<x, f> / <x, x>) x,
+// The layer's finish of the field (docs/model.md §1, §3; CPU twin: Model::finish_token), one
+// invocation per query token x:
+//   ODE on the sphere (output_scale = 0):  f <- f - (<x, f> / <x, x>) x,
 // which is P_x^perp f for unit x and stays tangent at Runge-Kutta stage inputs slightly off
-// the sphere. CPU twin: reference::tangent_project.
+// the sphere;
+//   peri-ln and ngpt (output_scale = s > 0):  f <- s f / (|f| + 1e-9),
+// the output normalisation N(a) of those layer maps (s = 1 for peri-ln, alpha for ngpt).
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -18,6 +20,17 @@ fn main(
         return;
     }
     let o = t * D;
+    if params.output_scale != 0.0 {
+        var norm2 = 0.0;
+        for (var c = 0u; c < D; c++) {
+            norm2 += field[o + c] * field[o + c];
+        }
+        let scale = params.output_scale / (sqrt(norm2) + 1e-9);
+        for (var c = 0u; c < D; c++) {
+            field[o + c] *= scale;
+        }
+        return;
+    }
     var along = 0.0;
     var norm2 = 0.0;
     for (var c = 0u; c < D; c++) {

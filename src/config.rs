@@ -114,6 +114,9 @@ pub struct RunConfig {
     /// The layer map (omitted from run.toml when it is the ODE's, as before it existed).
     #[serde(default, skip_serializing_if = "LayerMap::is_ode")]
     pub layer: LayerMap,
+    /// nGPT's eigen learning rate alpha (recorded with --layer ngpt only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ngpt_alpha: Option<f64>,
     pub t_end: f64,
     pub steps: usize,
     pub init: String,
@@ -345,6 +348,13 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
     crate::integrate::check_noise(integrator, sigma)?;
     let noise_kind = layer.noise_kind.unwrap_or(NoiseKind::Independent);
     let seed = layer.seed.unwrap_or(0);
+    let layer_map = layer.layer.unwrap_or_default();
+    if layer.ngpt_alpha.is_some() && layer_map != LayerMap::Ngpt {
+        return Err(input(format!(
+            "--ngpt-alpha is the eigen learning rate of --layer ngpt, not of --layer {}",
+            layer_map.name()
+        )));
+    }
     let config = RunConfig {
         n,
         d,
@@ -355,7 +365,9 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         beta: betas.clone(),
         qkv: qkv.to_config_string(),
         integrator,
-        layer: layer.layer.unwrap_or_default(),
+        layer: layer_map,
+        ngpt_alpha: (layer_map == LayerMap::Ngpt)
+            .then(|| layer.ngpt_alpha.unwrap_or(crate::model::DEFAULT_NGPT_ALPHA)),
         t_end,
         steps,
         init: init.to_config_string(),
@@ -395,6 +407,9 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         }),
         betas,
         layer: config.layer,
+        ngpt_alpha: config
+            .ngpt_alpha
+            .unwrap_or(crate::model::DEFAULT_NGPT_ALPHA),
     };
     model.validate(shape)?;
     let mut resolved = Resolved {

@@ -127,10 +127,16 @@ config_layer! {
         /// (beta = gamma n^(2/(d-1))), with gamma the --beta values [default: const].
         #[arg(long, help_heading = "Model")]
         beta_rule: BetaRule,
-        /// Layer map: ode (dx/dt = P_x a(x), integrated by --integrator) or post-ln (the Post-LN
-        /// residual layer x <- normalise(x + h a(x)), with --integrator euler) [default: ode].
+        /// Layer map: ode (dx/dt = P_x a(x), integrated by --integrator) or a residual layer
+        /// (with --integrator euler): post-ln x <- normalise(x + h a(x)), pre-ln
+        /// x <- x + h a(normalise(x)), peri-ln x <- x + h N(a(normalise(x))), ngpt
+        /// x <- normalise(x + h alpha N(a(x))), N(a) = a / (|a| + 1e-9) (docs/model.md §3)
+        /// [default: ode].
         #[arg(long, help_heading = "Model")]
         layer: LayerMap,
+        /// nGPT's eigen learning rate alpha of --layer ngpt [default: 0.2, simuformer's].
+        #[arg(long, value_name = "ALPHA", allow_hyphen_values = true, help_heading = "Model")]
+        ngpt_alpha: f64,
         /// Integrator: euler, heun (RK2) or rk4 [default: rk4].
         #[arg(long, help_heading = "Time")]
         integrator: Integrator,

@@ -565,3 +565,173 @@ fn post_ln_layer_matches_its_transcription_on_every_backend() {
         assert!(e.contains("--integrator euler"), "{e}");
     }
 }
+
+/// simuformer's layer maps (`SimuXForm.step`, `--norm preln | periln | ngpt`), transcribed here
+/// in plain f64 on the residual stream x: Q = K = V = I, the block sees y = normalise(x)
+/// (pre-ln, peri-ln) or x itself (ngpt), a_i = sum_j w_ij y_j with w the softmax of
+/// beta <y_i, y_j> (SA) or exp(beta <y_i, y_j>) / |J(i)| (USA), over j <= i when causal; then
+/// pre-ln x + h a, peri-ln x + h a / (|a| + 1e-9), ngpt normalise(x + h alpha a / (|a| + 1e-9)).
+#[allow(clippy::too_many_arguments)]
+fn simuformer_by_hand(
+    map: attnflow::model::LayerMap,
+    usa: bool,
+    x: &[f64],
+    n: usize,
+    d: usize,
+    beta: f64,
+    h: f64,
+    steps: usize,
+    causal: bool,
+    alpha: f64,
+) -> Vec<f64> {
+    use attnflow::model::LayerMap;
+    let unit = |v: &[f64]| {
+        let norm = v.iter().map(|c| c * c).sum::<f64>().sqrt();
+        v.iter().map(|c| c / norm).collect::<Vec<f64>>()
+    };
+    let mut x = x.to_vec();
+    for _ in 0..steps {
+        let y: Vec<f64> = match map {
+            LayerMap::PreLn | LayerMap::PeriLn => x.chunks(d).flat_map(unit).collect(),
+            _ => x.clone(),
+        };
+        let mut next = x.clone();
+        for i in 0..n {
+            let yi = &y[i * d..(i + 1) * d];
+            let seen = if causal { i + 1 } else { n };
+            let scores: Vec<f64> = (0..seen)
+                .map(|j| beta * (0..d).map(|c| yi[c] * y[j * d + c]).sum::<f64>())
+                .collect();
+            let w: Vec<f64> = if usa {
+                scores.iter().map(|s| s.exp() / seen as f64).collect()
+            } else {
+                let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
+                let total: f64 = e.iter().sum();
+                e.iter().map(|e| e / total).collect()
+            };
+            let mut a: Vec<f64> = (0..d)
+                .map(|c| (0..seen).map(|j| w[j] * y[j * d + c]).sum::<f64>())
+                .collect();
+            if matches!(map, LayerMap::PeriLn | LayerMap::Ngpt) {
+                let norm = a.iter().map(|c| c * c).sum::<f64>().sqrt() + 1e-9;
+                let s = if map == LayerMap::Ngpt { alpha } else { 1.0 };
+                a.iter_mut().for_each(|c| *c *= s / norm);
+            }
+            let out = &mut next[i * d..(i + 1) * d];
+            for c in 0..d {
+                out[c] = x[i * d + c] + h * a[c];
+            }
+            if map == LayerMap::Ngpt {
+                let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
+                out.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        x = next;
+    }
+    x
+}
+
+/// `--layer pre-ln | peri-ln | ngpt`: for SA and USA, full and causal masks, the reference
+/// equals simuformer's rule written out by hand to 1e-12 and the cpu and gpu backends equal the
+/// reference (1e-5); the Pre-LN family leaves the sphere while ngpt stays on it, and the
+/// observables of pre-ln are those of the normalised tokens.
+#[test]
+fn simuformer_layers_match_their_transcription_on_every_backend() {
+    use attnflow::model::LayerMap;
+    let (n, d, h, steps, alpha) = (24, 3, 0.1, 5, 0.3);
+    for map in [LayerMap::PreLn, LayerMap::PeriLn, LayerMap::Ngpt] {
+        for attention in [Attention::Sa, Attention::Usa] {
+            for mask in [Mask::Full, Mask::Causal] {
+                let beta = if attention == Attention::Sa { 2.0 } else { 1.0 };
+                let shape = Shape::new(1, n, d).unwrap();
+                let mut m = model(attention, Geometry::Sphere, mask, d, vec![beta]);
+                m.layer = map;
+                m.ngpt_alpha = alpha;
+                let name = format!("{} {attention:?} {mask:?}", map.name());
+                let mut v = Variant::new(&name, m.clone(), shape);
+                v.integrator = Integrator::Euler;
+                v.h = h;
+                v.steps = steps;
+                let got = v.reference();
+                let want = simuformer_by_hand(
+                    map,
+                    attention == Attention::Usa,
+                    &v.initial(),
+                    n,
+                    d,
+                    beta,
+                    h,
+                    steps,
+                    mask == Mask::Causal,
+                    alpha,
+                );
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(err < 1e-12, "{name}: reference vs transcription {err:.1e}");
+                // Off the sphere exactly for the Pre-LN family (the residual stream grows).
+                let off = got
+                    .chunks(d)
+                    .map(|t| (t.iter().map(|c| c * c).sum::<f64>().sqrt() - 1.0).abs())
+                    .fold(0.0, f64::max);
+                if map.normalises_input() {
+                    assert!(
+                        off > 0.05,
+                        "{name}: tokens stayed within {off:.1e} of the sphere"
+                    );
+                } else {
+                    assert!(off < 1e-12, "{name}: tokens left the sphere by {off:.1e}");
+                }
+                v.check();
+                if map == LayerMap::PreLn && mask == Mask::Full {
+                    // metrics.csv: the observables of normalise(x).
+                    let x0 = v.initial();
+                    let mut b = ReferenceBackend::new(&m, shape, &x0).unwrap();
+                    integrate_steps(&mut b, &m, Integrator::Euler, h, steps).unwrap();
+                    let rows = b.pair_stats().unwrap();
+                    let mut y = b.state().to_vec();
+                    attnflow::model::geometry::normalise_tokens(&mut y, d);
+                    let want = attnflow::reference::pair_stats(&m.betas, shape, &y);
+                    assert_eq!(rows, want, "{name}: pair statistics of normalise(x)");
+                }
+            }
+        }
+    }
+}
+
+/// The residual layers refuse what makes no sense, each with one line: Runge-Kutta methods,
+/// euclidean geometry, a non-positive nGPT alpha.
+#[test]
+fn simuformer_layers_refuse_nonsense() {
+    use attnflow::model::LayerMap;
+    let (n, d) = (8, 3);
+    let shape = Shape::new(1, n, d).unwrap();
+    for map in [LayerMap::PreLn, LayerMap::PeriLn, LayerMap::Ngpt] {
+        let mut m = model(Attention::Sa, Geometry::Sphere, Mask::Full, d, vec![1.0]);
+        m.layer = map;
+        let x0 = InitSpec::Uniform
+            .generate(shape, Geometry::Sphere, 1)
+            .unwrap();
+        let mut b = ReferenceBackend::new(&m, shape, &x0).unwrap();
+        let e = integrate_steps(&mut b, &m, Integrator::Heun, 0.1, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--integrator euler") && !e.contains('\n'), "{e}");
+        let e = Model {
+            geometry: Geometry::Euclidean,
+            ..m.clone()
+        }
+        .validate(shape)
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--geometry sphere"), "{e}");
+    }
+    let mut m = model(Attention::Sa, Geometry::Sphere, Mask::Full, d, vec![1.0]);
+    m.layer = LayerMap::Ngpt;
+    m.ngpt_alpha = 0.0;
+    let e = m.validate(shape).unwrap_err().to_string();
+    assert!(e.contains("--ngpt-alpha"), "{e}");
+}

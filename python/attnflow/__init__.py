@@ -241,7 +241,8 @@ def run(
         beta (a number, or a list: one system each), beta_rule ("const", "log", "selective"),
         qkv ("identity", "random:SEED", "redraw:SEED", a folder, or a (Q, K, V) tuple of
         [d, d] or [H, d, d] arrays), heads, head_combine, weight_scale, mlp, activation,
-        noise, noise_kind, alibi, layer ("ode", "post-ln"), integrator ("euler", "heun", "rk4"),
+        noise, noise_kind, alibi, layer ("ode", "post-ln", "pre-ln", "peri-ln",
+        "ngpt"), ngpt_alpha, integrator ("euler", "heun", "rk4"),
         t_end, steps, init,
         seed, backend ("auto", "gpu", "cpu", "reference"), save_every, metrics_every,
         checkpoint_every.

@@ -4,7 +4,7 @@
 
 use super::{Backend, Integrator, NoiseStep, Slot, Tableau};
 use crate::error::{Result, input};
-use crate::model::{Geometry, Model, Noise};
+use crate::model::{Model, Noise};
 
 /// The rule of noisy runs: noise is integrated by Euler-Maruyama, so it needs Euler.
 pub fn check_noise(integrator: Integrator, sigma: f64) -> Result<()> {
@@ -28,15 +28,16 @@ impl Stepper {
     /// The stepper of a model: tokens renormalised on the sphere, the model's noise drawn.
     pub fn new(model: &Model, integrator: Integrator) -> Result<Self> {
         check_noise(integrator, model.noise.as_ref().map_or(0.0, |n| n.sigma))?;
-        if model.layer == crate::model::LayerMap::PostLn && integrator != Integrator::Euler {
-            return Err(input(
-                "--layer post-ln is one residual update per layer, x <- normalise(x + h a(x)): \
-                 add --integrator euler",
-            ));
+        if !model.layer.is_ode() && integrator != Integrator::Euler {
+            return Err(input(format!(
+                "--layer {} is one residual update per layer, {}: add --integrator euler",
+                model.layer.name(),
+                model.layer.rule()
+            )));
         }
         Ok(Stepper {
             tableau: integrator.tableau(),
-            renormalise: model.geometry == Geometry::Sphere,
+            renormalise: model.renormalises(),
             noise: model.noise,
         })
     }

@@ -59,9 +59,16 @@ impl Attention {
 }
 /// How a layer updates the tokens (docs/model.md §3). `ode`: the flow dx/dt = P_x a(x)
 /// integrated by the chosen Runge-Kutta method, renormalised on the sphere after each step.
-/// `post-ln`: the transformer's Post-LN residual layer x <- normalise(x + h a(x)), with the
-/// attention output a not projected (the layer map of the research code); one Euler step of
-/// the unprojected field, and on the sphere it agrees with `ode` to O(h^2) per layer.
+/// The others are one residual update per layer (Euler), the layer maps of simuformer's
+/// `SimuXForm.step` (`--norm`), with a the block output (attention, plus the perceptron):
+/// - `post-ln`: x <- normalise(x + h a(x)), a not projected (also the rotf scripts' layer);
+///   on the sphere it agrees with `ode` to O(h^2) per layer.
+/// - `pre-ln`: x <- x + h a(normalise(x)): the residual stream lives in R^d, attention (and
+///   the perceptron) see the normalised tokens.
+/// - `peri-ln`: x <- x + h N(a(normalise(x))), N(a) = a / (|a| + 1e-9): Pre-LN with the block
+///   output normalised too.
+/// - `ngpt`: x <- normalise(x + h alpha N(a(x))): nGPT's normalised output with its eigen
+///   learning rate alpha (`Model::ngpt_alpha`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum LayerMap {
     #[default]
@@ -71,17 +78,55 @@ pub enum LayerMap {
     #[serde(rename = "post-ln")]
     #[value(name = "post-ln")]
     PostLn,
+    #[serde(rename = "pre-ln")]
+    #[value(name = "pre-ln")]
+    PreLn,
+    #[serde(rename = "peri-ln")]
+    #[value(name = "peri-ln")]
+    PeriLn,
+    #[serde(rename = "ngpt")]
+    #[value(name = "ngpt")]
+    Ngpt,
 }
+
+/// The epsilon of the output normalisation N(a) = a / (|a| + eps) of `peri-ln` and `ngpt`
+/// (simuformer's).
+pub const OUTPUT_NORM_EPS: f64 = 1e-9;
+
+/// nGPT's eigen learning rate alpha when none is given (simuformer's fixed 0.2).
+pub const DEFAULT_NGPT_ALPHA: f64 = 0.2;
 
 impl LayerMap {
     pub fn name(self) -> &'static str {
         match self {
             LayerMap::Ode => "ode",
             LayerMap::PostLn => "post-ln",
+            LayerMap::PreLn => "pre-ln",
+            LayerMap::PeriLn => "peri-ln",
+            LayerMap::Ngpt => "ngpt",
         }
     }
     pub fn is_ode(&self) -> bool {
         *self == LayerMap::Ode
+    }
+    /// Whether the block (attention and perceptron) sees normalise(x) rather than x: the
+    /// Pre-LN family, whose residual stream leaves the sphere.
+    pub fn normalises_input(self) -> bool {
+        matches!(self, LayerMap::PreLn | LayerMap::PeriLn)
+    }
+    /// Whether the block output is normalised, N(a) = a / (|a| + 1e-9).
+    pub fn normalises_output(self) -> bool {
+        matches!(self, LayerMap::PeriLn | LayerMap::Ngpt)
+    }
+    /// The update rule in words, for messages.
+    pub fn rule(self) -> &'static str {
+        match self {
+            LayerMap::Ode => "dx/dt = P_x a(x)",
+            LayerMap::PostLn => "x <- normalise(x + h a(x))",
+            LayerMap::PreLn => "x <- x + h a(normalise(x))",
+            LayerMap::PeriLn => "x <- x + h N(a(normalise(x)))",
+            LayerMap::Ngpt => "x <- normalise(x + h alpha N(a(x)))",
+        }
     }
 }
 
@@ -274,8 +319,10 @@ pub struct Model {
     pub noise: Option<Noise>,
     /// Inverse temperature of each system (length = batch).
     pub betas: Vec<f64>,
-    /// The layer map: the ODE's tangent field, or the Post-LN residual layer.
+    /// The layer map: the ODE's tangent field, or a residual layer (docs/model.md §3).
     pub layer: LayerMap,
+    /// nGPT's eigen learning rate alpha (`--layer ngpt` only).
+    pub ngpt_alpha: f64,
 }
 
 impl Model {
@@ -300,13 +347,46 @@ impl Model {
             noise: None,
             betas,
             layer: LayerMap::Ode,
+            ngpt_alpha: DEFAULT_NGPT_ALPHA,
         }
     }
 
     /// Whether the field is projected onto the sphere's tangent space: on the sphere, for the
-    /// ODE (the Post-LN layer adds the attention output as it is and renormalises).
+    /// ODE (the residual layers add the block output as it is).
     pub fn projects(&self) -> bool {
         self.geometry == Geometry::Sphere && self.layer == LayerMap::Ode
+    }
+
+    /// Whether each step ends by renormalising the tokens: on the sphere, except the Pre-LN
+    /// family, whose residual stream is in R^d.
+    pub fn renormalises(&self) -> bool {
+        self.geometry == Geometry::Sphere && !self.layer.normalises_input()
+    }
+
+    /// The scale s of the output normalisation f <- s f / (|f| + 1e-9) of the layer map:
+    /// 1 for `peri-ln`, alpha for `ngpt`, none otherwise.
+    pub fn output_scale(&self) -> Option<f64> {
+        match self.layer {
+            LayerMap::PeriLn => Some(1.0),
+            LayerMap::Ngpt => Some(self.ngpt_alpha),
+            _ => None,
+        }
+    }
+
+    /// The update of token x from its block output f (attention plus perceptron, evaluated
+    /// at x, or at normalise(x) for the Pre-LN family), in place: the tangent projection of
+    /// the ODE on the sphere, the output normalisation of `peri-ln` and `ngpt`, nothing for
+    /// `post-ln` and `pre-ln`. The one definition that the reference and cpu backends call
+    /// per token; `shaders/tangent_project.wgsl` is its GPU twin.
+    pub fn finish_token(&self, x: &[f64], f: &mut [f64]) {
+        if self.projects() {
+            geometry::tangent_project(x, f);
+        }
+        if let Some(s) = self.output_scale() {
+            let norm = linalg::dot(f, f).sqrt();
+            let scale = s / (norm + OUTPUT_NORM_EPS);
+            f.iter_mut().for_each(|v| *v *= scale);
+        }
     }
 
     /// Number of heads.
@@ -374,10 +454,19 @@ impl Model {
                  --alibi LAMBDA on the sphere (where a token's pull on itself is projected away)",
             ));
         }
-        if self.layer == LayerMap::PostLn && self.geometry != Geometry::Sphere {
-            return Err(input(
-                "--layer post-ln normalises the tokens after each layer: it needs --geometry sphere",
-            ));
+        if !self.layer.is_ode() && self.geometry != Geometry::Sphere {
+            return Err(input(format!(
+                "--layer {} ({}) normalises tokens onto the unit sphere: it needs --geometry sphere",
+                self.layer.name(),
+                self.layer.rule()
+            )));
+        }
+        if self.layer == LayerMap::Ngpt && (!self.ngpt_alpha.is_finite() || self.ngpt_alpha <= 0.0)
+        {
+            return Err(input(format!(
+                "--ngpt-alpha takes a finite alpha > 0, got {}",
+                self.ngpt_alpha
+            )));
         }
         for (h, w) in self.heads.iter().enumerate() {
             if w.d != shape.d {

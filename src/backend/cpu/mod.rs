@@ -165,8 +165,9 @@ impl Kernel {
         });
     }
 
-    /// The field at the query tokens z from the attention output a: the perceptron, then on
-    /// the sphere the tangent projection (twins of `mlp_*.wgsl` and `tangent_project.wgsl`).
+    /// The field at the query tokens z from the attention output a: the perceptron, then the
+    /// layer's finish, `Model::finish_token` (on the sphere the tangent projection, or the
+    /// output normalisation; twins of `mlp_*.wgsl` and `tangent_project.wgsl`).
     pub fn finish(&self, z: &[f32], a: &mut [f32]) {
         let d = self.shape.d;
         let model = &self.model;
@@ -182,9 +183,7 @@ impl Kernel {
                 if let Some(mlp) = &model.mlp {
                     mlp.add_to(zi, f);
                 }
-                if model.projects() {
-                    crate::model::geometry::tangent_project(zi, f);
-                }
+                model.finish_token(zi, f);
                 a.iter_mut().zip(f.iter()).for_each(|(o, v)| *o = *v as f32);
             },
         );
@@ -588,9 +587,27 @@ pub struct CpuBackend {
     stage: Vec<f32>,
     k: Vec<Vec<f32>>,
     keys: KeyLayouts,
+    /// The normalised tokens the Pre-LN family's block sees (empty for the other maps).
+    normalised: Vec<f32>,
     /// The layer being computed, and the first in which the state became non-finite.
     layer: u32,
     first_bad: Option<u32>,
+}
+
+/// dst <- src with every token (d values) scaled to unit length, the norm in f64.
+fn normalise_into(d: usize, src: &[f32], dst: &mut [f32]) {
+    dst.par_chunks_mut(d)
+        .zip(src.par_chunks(d))
+        .for_each(|(o, t)| {
+            let norm = t
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum::<f64>()
+                .sqrt();
+            o.iter_mut()
+                .zip(t)
+                .for_each(|(o, &v)| *o = (f64::from(v) / norm) as f32);
+        });
 }
 
 impl CpuBackend {
@@ -610,6 +627,11 @@ impl CpuBackend {
             stage: vec![0.0; shape.len()],
             k: Vec::new(),
             keys,
+            normalised: if model.layer.normalises_input() {
+                vec![0.0; shape.len()]
+            } else {
+                Vec::new()
+            },
             layer: 0,
             first_bad: None,
         })
@@ -645,10 +667,14 @@ impl Backend for CpuBackend {
         Ok(())
     }
     fn field(&mut self, input: Slot, stage: usize) -> Result<()> {
-        let src = match input {
+        let mut src = match input {
             Slot::State => &self.x,
             Slot::Stage => &self.stage,
         };
+        if self.kernel.model.layer.normalises_input() {
+            normalise_into(self.kernel.shape.d, src, &mut self.normalised);
+            src = &self.normalised;
+        }
         self.kernel.transpose(src, &mut self.keys);
         self.kernel.attention(&self.keys, src, &mut self.k[stage]);
         self.kernel.finish(src, &mut self.k[stage]);
@@ -718,31 +744,32 @@ impl Backend for CpuBackend {
     fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
         let kernel = &self.kernel;
         let Shape { n, d, .. } = kernel.shape;
-        transpose_systems(
-            d,
-            n,
-            kernel.stride,
-            Layout::Rows,
-            &self.x,
-            &mut self.keys.rows,
-        );
+        // The Pre-LN family's tokens leave the sphere: its observables are those of the
+        // normalised tokens, the ones attention sees (docs/model.md §3).
+        let x = if kernel.model.layer.normalises_input() {
+            normalise_into(d, &self.x, &mut self.normalised);
+            &self.normalised
+        } else {
+            &self.x
+        };
+        transpose_systems(d, n, kernel.stride, Layout::Rows, x, &mut self.keys.rows);
         // Norms once per token, padded like the key rows.
         let stride = kernel.stride;
         let mut inv_norm = vec![0.0f32; kernel.shape.batch * stride];
-        for (t, x) in self.x.chunks_exact(d).enumerate() {
+        for (t, x) in x.chunks_exact(d).enumerate() {
             inv_norm[(t / n) * stride + t % n] = 1.0 / simd::dot(x, x).sqrt();
         }
         // Per system sum_j x_j and sum_j x_j / |x_j| in f64.
         let mut sums = vec![0.0f64; 2 * kernel.shape.batch * d];
-        for (t, x) in self.x.chunks_exact(d).enumerate() {
+        for (t, xt) in x.chunks_exact(d).enumerate() {
             let b = t / n;
             let inv = f64::from(inv_norm[b * stride + t % n]);
             for c in 0..d {
-                sums[2 * b * d + c] += f64::from(x[c]);
-                sums[(2 * b + 1) * d + c] += f64::from(x[c]) * inv;
+                sums[2 * b * d + c] += f64::from(xt[c]);
+                sums[(2 * b + 1) * d + c] += f64::from(xt[c]) * inv;
             }
         }
-        let (keys, x) = (&self.keys.rows, &self.x);
+        let keys = &self.keys.rows;
         // Tokens two at a time within each system (a lone last one paired with itself).
         let pairs: Vec<[usize; 2]> = (0..kernel.shape.batch)
             .flat_map(|b| {

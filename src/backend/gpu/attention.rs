@@ -3,7 +3,8 @@
 //! (q = beta log2(e) K_h^T Q_h z), `attention` once per planned dispatch (online softmax over
 //! key splits and chunks, partial states continued across chunks), `attention_merge` (the
 //! splits merged, SA or USA normalisation), `attention_finish` (V_h, c_h, summed over heads);
-//! then the perceptron (`mlp_hidden`, `mlp_out`) and, on the sphere, `tangent_project`. A
+//! then the perceptron (`mlp_hidden`, `mlp_out`) and the layer's finish, `tangent_project` (on
+//! the sphere the projection; the output normalisation of `peri-ln` and `ngpt`). A
 //! random model redraws its heads on the device (`redraw`) once per step. The buffers it owns
 //! are built once; `ops` only lists the dispatches of an evaluation.
 
@@ -108,7 +109,9 @@ pub(crate) struct AttentionPass {
     pub step: wgpu::Buffer,
     /// Seeds of a random model's redraws.
     redraw: Option<wgpu::Buffer>,
-    sphere: bool,
+    /// Whether the layer's finish (`tangent_project`) runs: the ODE's projection on the
+    /// sphere, or the output normalisation of `peri-ln` and `ngpt`.
+    finish: bool,
 }
 
 /// Bind groups of one evaluation: which buffers hold the query tokens, the keys, the output.
@@ -269,7 +272,7 @@ impl AttentionPass {
             flags: super::kernels::flags(model, d),
             token_groups_x: grids.tokens.0,
             element_groups_x: grids.elements.0,
-            pad0: 0,
+            output_scale: model.output_scale().unwrap_or(0.0) as f32,
             alibi_slope: model.alibi_slope(sizes.n) as f32,
             mlp_hidden: hidden as u32,
             hidden_groups_x: grids.hidden.0,
@@ -382,7 +385,7 @@ impl AttentionPass {
                 uniform,
             ),
             redraw,
-            sphere: model.projects(),
+            finish: model.projects() || model.output_scale().is_some(),
         };
         pass.upload_slots(ctx);
         Ok(pass)
@@ -674,7 +677,7 @@ impl AttentionPass {
             ));
             ops.push(op("mlp_out", &kernels.mlp_out, out, None, (ex, ey, 1)));
         }
-        if self.sphere {
+        if self.finish {
             ops.push(op(
                 "tangent_project",
                 &kernels.tangent_project,

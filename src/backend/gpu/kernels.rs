@@ -21,7 +21,7 @@ pub(crate) struct Params {
     pub flags: u32,
     pub token_groups_x: u32,
     pub element_groups_x: u32,
-    pub pad0: u32,
+    pub output_scale: f32,
     pub alibi_slope: f32,
     pub mlp_hidden: u32,
     pub hidden_groups_x: u32,
@@ -151,7 +151,8 @@ pub mod contract {
     pub fn mirrors() -> Vec<Mirror> {
         vec![
             mirror!(Params as "Params" {
-                n_queries, n_keys, batch, flags, token_groups_x, element_groups_x, pad0,
+                n_queries, n_keys, batch, flags, token_groups_x, element_groups_x,
+                output_scale,
                 alibi_slope, mlp_hidden, hidden_groups_x, splits, split_keys,
             }),
             mirror!(HeadSlot as "Head" { index, accumulate, weight, pad }),
@@ -467,7 +468,7 @@ impl Specialisation {
 
     /// Every kernel: its name, its bind group layout in `layout`'s letters and its WGSL. The
     /// one list that `Kernels::new` compiles and tests/shader_contract.rs checks.
-    pub fn sources(&self) -> [(&'static str, &'static str, String); 10] {
+    pub fn sources(&self) -> [(&'static str, &'static str, String); 11] {
         let fixed = |kernel: &str| shaders::source(kernel, self.d);
         [
             ("queries", "udrrrw", fixed(shaders::QUERIES)),
@@ -479,6 +480,7 @@ impl Specialisation {
                 fixed(shaders::ATTENTION_FINISH),
             ),
             ("tangent_project", "urw", fixed(shaders::TANGENT_PROJECT)),
+            ("normalise", "urw", fixed(shaders::NORMALISE)),
             ("mlp_hidden", "urrrw", fixed(shaders::MLP_HIDDEN)),
             ("mlp_out", "urrw", fixed(shaders::MLP_OUT)),
             ("redraw", "uuww", fixed(shaders::REDRAW)),
@@ -501,6 +503,7 @@ pub(crate) struct Kernels {
     pub attention_merge: wgpu::ComputePipeline,
     pub attention_finish: wgpu::ComputePipeline,
     pub tangent_project: wgpu::ComputePipeline,
+    pub normalise: wgpu::ComputePipeline,
     pub mlp_hidden: wgpu::ComputePipeline,
     pub mlp_out: wgpu::ComputePipeline,
     pub redraw: wgpu::ComputePipeline,
@@ -511,6 +514,7 @@ pub(crate) struct Kernels {
     pub merge_layout: wgpu::BindGroupLayout,
     pub finish_layout: wgpu::BindGroupLayout,
     pub project_layout: wgpu::BindGroupLayout,
+    pub normalise_layout: wgpu::BindGroupLayout,
     pub mlp_hidden_layout: wgpu::BindGroupLayout,
     pub mlp_out_layout: wgpu::BindGroupLayout,
     pub redraw_layout: wgpu::BindGroupLayout,
@@ -572,6 +576,7 @@ impl Kernels {
             merge,
             finish,
             project,
+            normalise,
             mlp_hidden,
             mlp_out,
             redraw,
@@ -588,6 +593,7 @@ impl Kernels {
             attention_merge: merge.0,
             attention_finish: finish.0,
             tangent_project: project.0,
+            normalise: normalise.0,
             mlp_hidden: mlp_hidden.0,
             mlp_out: mlp_out.0,
             redraw: redraw.0,
@@ -598,6 +604,7 @@ impl Kernels {
             merge_layout: merge.1,
             finish_layout: finish.1,
             project_layout: project.1,
+            normalise_layout: normalise.1,
             mlp_hidden_layout: mlp_hidden.1,
             mlp_out_layout: mlp_out.1,
             redraw_layout: redraw.1,

@@ -7,7 +7,9 @@
 //! log2(e) K^T Q x), `attention` (online softmax of every query over key splits, in the
 //! planned chunks of keys; generated per d, see `codegen`), `attention_merge` (the splits
 //! merged exactly, SA or USA normalisation) and `attention_finish` (V, heads summed); then the
-//! perceptron and the tangent projection. How the work is cut into dispatches and
+//! perceptron and the layer's finish (the tangent projection, or the output normalisation of
+//! `peri-ln` and `ngpt`); the Pre-LN family first writes normalise(x) (`normalise`) for the
+//! block to read. How the work is cut into dispatches and
 //! submissions is planned (`plan`) from the adapter's measured speed, within budgets that
 //! keep every dispatch far from an OS watchdog.
 
@@ -168,6 +170,8 @@ pub struct GpuBackend {
     combine_group: Option<wgpu::BindGroup>,
     /// The redraw of a random model's heads.
     redraw_group: Option<wgpu::BindGroup>,
+    /// The tokens the Pre-LN family's block sees, normalise(x) (None for the other maps).
+    normalised: Option<wgpu::Buffer>,
     sphere: bool,
     stats_ops: Vec<Op>,
     recorder: Recorder,
@@ -242,8 +246,22 @@ impl GpuBackend {
             storage | copy,
         );
         let redraw_group = attention.redraw_group(&ctx, &kernels);
-        let stats_group = attention.stats_group(&ctx, &kernels, &state, &stats);
-        let stats_ops = attention.stats_ops(&kernels, &stats_group);
+        let normalised = model
+            .layer
+            .normalises_input()
+            .then(|| buffer("normalised", bytes, storage | copy));
+        // The Pre-LN family's observables are those of the normalised tokens (docs/model.md §3).
+        let (stats_group, mut stats_ops) = match &normalised {
+            Some(y) => (
+                attention.stats_group(&ctx, &kernels, y, &stats),
+                vec![normalise_op(&ctx, &kernels, &attention, &state, y)],
+            ),
+            None => (
+                attention.stats_group(&ctx, &kernels, &state, &stats),
+                Vec::new(),
+            ),
+        };
+        stats_ops.extend(attention.stats_ops(&kernels, &stats_group));
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("setting up the buffers: {e}")));
         }
@@ -268,6 +286,7 @@ impl GpuBackend {
             field_ops: [Vec::new(), Vec::new()],
             combine_group: None,
             redraw_group,
+            normalised,
             sphere: model.geometry == crate::model::Geometry::Sphere,
             stats_ops,
             recorder: Recorder::new(plan.dispatches_per_submission, plan.in_flight),
@@ -458,6 +477,34 @@ pub struct Intermediates {
 }
 
 /// Maps a MAP_READ buffer, copies its contents out and unmaps it.
+/// The dispatch that writes normalise(x) of every token of `x` into `out` (normalise.wgsl).
+fn normalise_op(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    attention: &AttentionPass,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Op {
+    let (tx, ty) = attention.grids.tokens;
+    Op {
+        label: "normalise",
+        pipeline: kernels.normalise.clone(),
+        group: bind_group(
+            ctx,
+            "normalise",
+            &kernels.normalise_layout,
+            &[
+                attention.params.as_entire_binding(),
+                x.as_entire_binding(),
+                out.as_entire_binding(),
+            ],
+        ),
+        offset: None,
+        grid: (tx, ty, 1),
+        streaming: false,
+    }
+}
+
 pub(crate) fn map_and_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
     ctx.count_map();
@@ -512,10 +559,21 @@ impl Backend for GpuBackend {
             *ops = self
                 .k
                 .iter()
-                .map(|k| {
-                    let groups: AttentionGroups =
-                        self.attention.bind(&ctx, &self.kernels, input, input, k);
-                    self.attention.ops(&self.kernels, &groups)
+                .map(|k| match &self.normalised {
+                    // The Pre-LN family: the block sees normalise(input).
+                    Some(y) => {
+                        let groups: AttentionGroups =
+                            self.attention.bind(&ctx, &self.kernels, y, y, k);
+                        let mut ops =
+                            vec![normalise_op(&ctx, &self.kernels, &self.attention, input, y)];
+                        ops.extend(self.attention.ops(&self.kernels, &groups));
+                        ops
+                    }
+                    None => {
+                        let groups: AttentionGroups =
+                            self.attention.bind(&ctx, &self.kernels, input, input, k);
+                        self.attention.ops(&self.kernels, &groups)
+                    }
                 })
                 .collect();
         }

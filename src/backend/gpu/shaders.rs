@@ -12,6 +12,7 @@ pub const ATTENTION_BLOCK: &str = include_str!("../../../shaders/attention_block
 pub const ATTENTION_MERGE: &str = include_str!("../../../shaders/attention_merge.wgsl");
 pub const ATTENTION_FINISH: &str = include_str!("../../../shaders/attention_finish.wgsl");
 pub const TANGENT_PROJECT: &str = include_str!("../../../shaders/tangent_project.wgsl");
+pub const NORMALISE: &str = include_str!("../../../shaders/normalise.wgsl");
 pub const MLP_HIDDEN: &str = include_str!("../../../shaders/mlp_hidden.wgsl");
 pub const MLP_OUT: &str = include_str!("../../../shaders/mlp_out.wgsl");
 pub const REDRAW: &str = include_str!("../../../shaders/redraw.wgsl");
@@ -24,6 +25,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("attention_merge", ATTENTION_MERGE),
     ("attention_finish", ATTENTION_FINISH),
     ("tangent_project", TANGENT_PROJECT),
+    ("normalise", NORMALISE),
     ("mlp_hidden", MLP_HIDDEN),
     ("mlp_out", MLP_OUT),
     ("redraw", REDRAW),

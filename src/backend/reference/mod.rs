@@ -85,18 +85,34 @@ pub fn attention_output(
 
 /// The vector field (docs/model.md §1, §3) with the model's own heads:
 /// out_i = P_{x_i}^perp (a_i + W sigma(A x_i + b)) on the sphere, without P in euclidean
-/// geometry.
+/// geometry; a residual layer map's update direction instead (`Model::finish_token`).
 pub fn field(model: &Model, shape: Shape, x: &[f64], out: &mut [f64]) {
     field_with(model, &model.heads, shape, x, out)
 }
 
-/// The vector field with the given heads (a random model's heads of one layer).
+/// The vector field with the given heads (a random model's heads of one layer). The Pre-LN
+/// family evaluates the block at normalise(x).
 pub fn field_with(model: &Model, heads: &[Weights], shape: Shape, x: &[f64], out: &mut [f64]) {
+    let normalised;
+    let x = if model.layer.normalises_input() {
+        normalised = normalised_tokens(x, shape.d);
+        &normalised
+    } else {
+        x
+    };
     let a = attention_output(model, heads, shape.batch, shape.d, x, x);
     finish_field(model, shape.d, x, &a, out);
 }
 
-/// Adds the perceptron and projects: the field from the attention output at tokens x.
+/// The tokens scaled to unit length (what the Pre-LN family's block sees).
+pub fn normalised_tokens(x: &[f64], d: usize) -> Vec<f64> {
+    let mut y = x.to_vec();
+    crate::model::geometry::normalise_tokens(&mut y, d);
+    y
+}
+
+/// Adds the perceptron and finishes the layer's update (the tangent projection, or the output
+/// normalisation): the field from the attention output at the tokens x the block saw.
 pub fn finish_field(model: &Model, d: usize, x: &[f64], a: &[f64], out: &mut [f64]) {
     out.copy_from_slice(a);
     out.par_chunks_mut(d)
@@ -105,9 +121,7 @@ pub fn finish_field(model: &Model, d: usize, x: &[f64], a: &[f64], out: &mut [f6
             if let Some(mlp) = &model.mlp {
                 mlp.add_to(xi, f);
             }
-            if model.projects() {
-                tangent_project(xi, f);
-            }
+            model.finish_token(xi, f);
         });
 }
 
@@ -295,6 +309,12 @@ impl Backend for ReferenceBackend {
         Ok(Tokens::F64(self.k[stage].clone()))
     }
     fn pair_stats(&mut self) -> Result<Vec<PairStats>> {
+        // The Pre-LN family's tokens leave the sphere: its observables are those of the
+        // normalised tokens, the ones attention sees (docs/model.md §3).
+        if self.model.layer.normalises_input() {
+            let y = normalised_tokens(&self.x, self.shape.d);
+            return Ok(pair_stats(&self.model.betas, self.shape, &y));
+        }
         Ok(pair_stats(&self.model.betas, self.shape, &self.x))
     }
 }

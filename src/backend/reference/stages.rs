@@ -10,8 +10,6 @@
 use crate::model::weights::matvec;
 use crate::model::{Attention, Model, Shape, Weights};
 
-use super::tangent_project;
-
 /// Twin of `queries.wgsl`: q_t = beta_b K_h^T Q_h z_t for every query token z_t.
 pub fn queries(model: &Model, head: &Weights, shape: Shape, z: &[f64]) -> Vec<f64> {
     let d = shape.d;
@@ -150,7 +148,9 @@ pub fn mlp_out(model: &Model, shape: Shape, hidden: &[f64], out: &mut [f64]) {
 
 /// The whole field of queries z over keys from the twins, with the keys split into chunks of
 /// `chunk`: per head queries, attention, attention_finish; then the perceptron (only when
-/// the queries are the keys' own tokens) and, on the sphere, the tangent projection.
+/// the queries are the keys' own tokens) and the layer's finish (on the sphere the tangent
+/// projection; the output normalisation of `peri-ln` and `ngpt`). The tokens are those the
+/// block sees (already normalised for the Pre-LN family).
 pub fn field(
     model: &Model,
     heads: &[Weights],
@@ -185,10 +185,8 @@ pub fn field(
         let hidden = mlp_hidden(model, shape, z);
         mlp_out(model, shape, &hidden, &mut out);
     }
-    if model.projects() {
-        for (f, zt) in out.chunks_mut(shape.d).zip(z.chunks(shape.d)) {
-            tangent_project(zt, f);
-        }
+    for (f, zt) in out.chunks_mut(shape.d).zip(z.chunks(shape.d)) {
+        model.finish_token(zt, f);
     }
     out
 }
