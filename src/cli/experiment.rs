@@ -11,7 +11,7 @@ use attnflow::options::BackendOpt;
 #[derive(Args, Debug)]
 pub struct ExperimentArgs {
     /// The experiment: clustering, metastability, phase-diagram, critical-scaling,
-    /// selectivity, chaos, lost-in-the-middle, integrator-order or kde-modes.
+    /// selectivity, chaos, lost-in-the-middle, integrator-order, kde-modes or synchronisation.
     name: String,
     /// The small size (under a minute on the CPU) instead of the default (meant for a GPU).
     #[arg(long)]

@@ -21,6 +21,7 @@ pub mod lost_in_the_middle;
 pub mod metastability;
 pub mod phase_diagram;
 pub mod selectivity;
+pub mod synchronisation;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,7 +37,7 @@ use crate::model::{Model, Shape};
 use crate::output::{Kind, Output};
 
 /// The experiments, in the order of the issue.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "clustering",
     "metastability",
     "phase-diagram",
@@ -46,6 +47,7 @@ pub const NAMES: [&str; 9] = [
     "lost-in-the-middle",
     "integrator-order",
     "kde-modes",
+    "synchronisation",
 ];
 
 /// What every experiment gets: where to write, which size, the seed, the backend.
@@ -151,6 +153,7 @@ pub fn mutations(name: &str) -> &'static [&'static str] {
         "lost-in-the-middle" => lost_in_the_middle::MUTATIONS,
         "integrator-order" => integrator_order::MUTATIONS,
         "kde-modes" => kde_modes::MUTATIONS,
+        "synchronisation" => synchronisation::MUTATIONS,
         _ => &[],
     }
 }
@@ -296,6 +299,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "lost-in-the-middle" => lost_in_the_middle::run(setup, &mut report)?,
         "integrator-order" => integrator_order::run(setup, &mut report)?,
         "kde-modes" => kde_modes::run(setup, &mut report)?,
+        "synchronisation" => synchronisation::run(setup, &mut report)?,
         _ => {
             return Err(input(format!(
                 "unknown experiment '{name}': one of {}",
