@@ -23,6 +23,7 @@ pub mod lost_in_the_middle;
 pub mod metastability;
 pub mod phase_diagram;
 pub mod selectivity;
+pub mod synchronisation;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -50,6 +51,7 @@ pub const NAMES: &[&str] = &[
     "kde-modes",
     "homogenisation",
     "empirical-bayes",
+    "synchronisation",
 ];
 
 /// What every experiment gets: where to write, which size, the seed, the backend.
@@ -157,6 +159,7 @@ pub fn mutations(name: &str) -> &'static [&'static str] {
         "kde-modes" => kde_modes::MUTATIONS,
         "homogenisation" => homogenisation::MUTATIONS,
         "empirical-bayes" => empirical_bayes::MUTATIONS,
+        "synchronisation" => synchronisation::MUTATIONS,
         _ => &[],
     }
 }
@@ -304,6 +307,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "kde-modes" => kde_modes::run(setup, &mut report)?,
         "homogenisation" => homogenisation::run(setup, &mut report)?,
         "empirical-bayes" => empirical_bayes::run(setup, &mut report)?,
+        "synchronisation" => synchronisation::run(setup, &mut report)?,
         _ => {
             return Err(input(format!(
                 "unknown experiment '{name}': one of {}",
