@@ -201,5 +201,5 @@ fn bind_group_layouts_match_the_wgsl_bindings() {
             kernels += 1;
         }
     }
-    assert_eq!(kernels, 10 * specialisations().len());
+    assert_eq!(kernels, 11 * specialisations().len());
 }
