@@ -319,8 +319,8 @@ def attend(
     model: "sa" or "usa"; qkv: "identity", "random:SEED", a folder, or (Q, K, V) arrays [d, d].
     stats: the streamed f64 weight statistics per query; top_k: also the k largest weights.
     """
-    k = _float_array(keys, "keys", (2, 3)).astype(np.float64, copy=False)
-    q = k if queries is None else _float_array(queries, "queries", (2, 3)).astype(np.float64, copy=False)
+    k = _float_array(keys, "keys", (2, 3))
+    q = k if queries is None else _float_array(queries, "queries", (2, 3))
     if k.ndim != q.ndim:
         raise ValueError(f"keys have shape {k.shape} but queries {q.shape}")
     single = k.ndim == 2
@@ -329,8 +329,8 @@ def attend(
     try:
         qkv = _save_qkv(qkv, tmp / "qkv")
         outputs, columns, described, note = _ext.attend_layer(
-            np.ascontiguousarray(k3),
-            np.ascontiguousarray(q3),
+            k3,
+            q3,
             float(beta),
             beta_rule,
             model,

@@ -6,10 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use numpy::{
-    IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray3, PyReadonlyArrayDyn,
-    PyUntypedArrayMethods,
-};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
@@ -234,6 +231,15 @@ impl<'py> Borrowed<'py> {
         }
     }
 
+    /// The values as one f64 vector (the one copy a consumer that owns its tokens needs).
+    fn to_f64(&self, what: &str) -> PyResult<Vec<f64>> {
+        use attnflow::model::init::Tokens;
+        Ok(match self.tokens(what)? {
+            Tokens::F64(v) => v.to_vec(),
+            Tokens::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        })
+    }
+
     fn tokens(&self, what: &str) -> PyResult<attnflow::model::init::Tokens<'_>> {
         use attnflow::model::init::Tokens;
         let contiguous = || {
@@ -278,8 +284,8 @@ fn record_kept(
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn attend_layer<'py>(
     py: Python<'py>,
-    keys: PyReadonlyArray3<'py, f64>,
-    queries: PyReadonlyArray3<'py, f64>,
+    keys: Bound<'py, PyAny>,
+    queries: Bound<'py, PyAny>,
     beta: f64,
     beta_rule: &str,
     model: &str,
@@ -295,15 +301,25 @@ fn attend_layer<'py>(
 )> {
     use attnflow::attend::{AttentionStats, LayerShape, one_layer};
     use attnflow::jobs::attend::{self, AttendOptions};
-    let (ks, qs) = (keys.shape().to_vec(), queries.shape().to_vec());
+    // Borrowed in place and copied once, in f64, into the layer's own (normalised) tokens.
+    let (keys, queries) = (
+        Borrowed::new("keys", &keys)?,
+        Borrowed::new("queries", &queries)?,
+    );
+    let (ks, qs) = (keys.shape(), queries.shape());
+    if ks.len() != 3 || qs.len() != 3 {
+        return Err(PyValueError::new_err(format!(
+            "keys and queries must be [S, n, d] arrays, got shapes {ks:?} and {qs:?}"
+        )));
+    }
     let (batch, n, d, m) = (ks[0], ks[1], ks[2], qs[1]);
     if qs[0] != batch || qs[2] != d {
         return Err(PyValueError::new_err(format!(
             "queries have shape {qs:?} but keys {ks:?}: the draws and d must agree"
         )));
     }
-    let mut y = keys.as_slice()?.to_vec();
-    let mut z = queries.as_slice()?.to_vec();
+    let mut y = keys.to_f64("keys")?;
+    let mut z = queries.to_f64("queries")?;
     // The checks of the CLI's .npy inputs: sizes, and every element finite.
     if n == 0 || m == 0 {
         return Err(PyValueError::new_err(

@@ -158,6 +158,11 @@ def test_array_layouts_and_dtypes_give_the_same_result():
         got = af.run(variant, steps=5, backend="reference", progress=False).final
         tol = 1e-6 if variant.dtype == np.float32 else 0.0
         assert np.max(np.abs(got - base)) <= tol
+    # attend reads float32 as it is (one conversion, in the layer): the same as its f64 cast.
+    k32 = x.astype(np.float32)
+    a = af.attend(k32, beta=2.0, backend="reference").outputs
+    b = af.attend(k32.astype(np.float64), beta=2.0, backend="reference").outputs
+    assert np.array_equal(a, b)
 
 
 def test_arrays_go_in_and_out_without_a_file_or_a_copy(monkeypatch):
