@@ -54,8 +54,12 @@
 //! every sigma the mean slope of L - P is within 3 standard errors plus RATE_TOL sigma^2 (d - 1)
 //! (Euler-Maruyama's O(sigma^2 h) bias) of 0, i.e. the measured rate equals -sigma^2 (d - 1)
 //! plus the measured stretching; (3) `independent_noise_keeps_distance`: at every sigma the
-//! independent arm's mean u at T is at least 1/2 (pure noise: 1) and its measured rate is above
-//! the common arm's by more than 3 combined standard errors.
+//! independent arm's measured rate is above the common arm's by more than 3 combined standard
+//! errors, and where the noise dominates the drift (sigma^2 (d - 1) >= |mean stretching|) its
+//! mean u at T is at least 1/2 (pure noise: 1). Below that (sigma = 0.5 at the default size:
+//! 0.5 against a stretching of -0.88) the perceptron's attractors bring independently driven
+//! tokens together as well (mean u 0.34 at T), slowly: no synchronisation by noise is claimed
+//! there.
 //!
 //! Mutations: `independent-in-common` runs the common arm with independent noise (no
 //! synchronisation: (1) and (2) fail); `no-ito-term` drops the second-order Ito term
@@ -282,7 +286,12 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         checks.common_noise_synchronises &= measured.mean + 3.0 * measured.se < 0.0;
         checks.rate_within_3se_plus_5pct_of_ito &=
             residual.mean.abs() <= 3.0 * residual.se + RATE_TOL * sigma * sigma * d1;
-        checks.independent_noise_keeps_distance &= u_end.mean >= INDEPENDENT_U_MIN
+        // The distance is kept at order one where the noise dominates the drift (sigma^2 (d - 1)
+        // above the perceptron's mean stretching); below, the perceptron's own attractors pull
+        // independently driven tokens together too, more slowly than common noise does.
+        let noise_dominated = sigma * sigma * d1 >= stretching.mean.abs();
+        checks.independent_noise_keeps_distance &= (!noise_dominated
+            || u_end.mean >= INDEPENDENT_U_MIN)
             && indep_rate.mean - measured.mean
                 > 3.0 * (indep_rate.se.powi(2) + measured.se.powi(2)).sqrt();
 
