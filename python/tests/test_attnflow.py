@@ -551,3 +551,187 @@ def test_simuformer_preln_and_periln_follow_the_residual_layer(norm, layer, mask
     # invariant; the radii decay): directions differ at O(1) (measured 0.36-1.2).
     code = simuformer_transcription(x0, norm, 1.0, 0.1, 150, causal, True, radius="code")
     assert np.abs(directions(code) - directions(res.final)).max() > 0.2
+
+
+# rotf phase-diagrams.py (borjanG/2023-transformers-rotf): the script's grid of betas.
+ROTF_BETAS = np.linspace(0.1, 9.0, 90)
+
+
+def rotf_phase_transcription(x, beta, step, maxtime, softmax, bf=None, v=None, checkpoints=200):
+    """The loop of the authors' phase-diagrams.py for one beta, transcribed in numpy. x: [B, n, d]
+    unit tokens. One layer z <- normalise(z + eta W z V) with scores beta z BF z^T (BF = I
+    unless given), W their softmax or exp(.) / n; without softmax (and without --rawstep) the
+    step is corrected to eta = step / max(sqrt(beta) e^{beta - 1/2}, 1). The clock t += eta
+    runs until t >= maxtime; at each of the checkpoints linspace(0, maxtime, 200) the script
+    records, after the first layer whose t reaches it, the fraction over all systems of the
+    ordered pairs i != j with <z_i, z_j> > 0.999. Returns the final tokens and that curve."""
+    eta = step if softmax else step / max(np.sqrt(beta) * np.exp(beta - 0.5), 1.0)
+    times = np.linspace(0.0, maxtime, checkpoints)
+    n = x.shape[1]
+    off = ~np.eye(n, dtype=bool)
+    z, t, ck, curve = x.copy(), 0.0, 0, np.zeros(checkpoints)
+    while True:
+        s = beta * (z if bf is None else z @ bf) @ z.transpose(0, 2, 1)
+        if softmax:
+            e = np.exp(s - s.max(axis=2, keepdims=True))
+            w = e / e.sum(axis=2, keepdims=True)
+        else:
+            w = np.exp(s) / n
+        a = eta * (w @ z)
+        if v is not None:
+            a = a @ v
+        z = z + a
+        z = z / np.linalg.norm(z, axis=2, keepdims=True)
+        t = t + eta
+        if t >= times[ck]:
+            ip = z @ z.transpose(0, 2, 1)
+            frac = (ip[:, off] > 0.999).mean()
+            while ck < checkpoints and t >= times[ck]:
+                curve[ck] = frac
+                ck += 1
+        if t >= maxtime:
+            return z, curve
+
+
+def rotf_clock(eta, maxtime, checkpoints=200):
+    """The script's clock: the number of layers it runs and, per checkpoint, the layer after
+    which it is recorded (t accumulates eta in floating point: 10 steps of 0.1 stay below 1)."""
+    times = np.linspace(0.0, maxtime, checkpoints)
+    t, layers, at = 0.0, 0, []
+    while True:
+        t, layers = t + eta, layers + 1
+        while len(at) < checkpoints and t >= times[len(at)]:
+            at.append(layers)
+        if t >= maxtime:
+            return layers, np.array(at)
+
+
+def close_pair_fraction(traj):
+    """[S, B, n, d] -> [S]: the fraction over systems and pairs i != j with cosine > 0.999."""
+    ip = np.einsum("sbid,sbjd->sbij", traj, traj)
+    off = ~np.eye(traj.shape[2], dtype=bool)
+    return (ip[:, :, off] > 0.999).mean(axis=(1, 2))
+
+
+def rotf_starts(starts, n, d, seed):
+    x0 = np.random.default_rng(seed).standard_normal((starts, n, d))
+    return x0 / np.linalg.norm(x0, axis=2, keepdims=True)
+
+
+@pytest.mark.parametrize("case", ["softmax", "unnormalised", "single-random-kqv"])
+def test_the_rotf_phase_diagram_script_is_reproduced_to_round_off(case):
+    # docs/peers.md: phase-diagrams.py at n = 16, 32 starts per beta (the script: n = 32,
+    # 2048 starts), d = 2 (its default); the softmax mode to maxtime 30 (300 layers of 0.1),
+    # the unnormalised (default) mode to maxtime 1 with the corrected step (11 to 663 layers),
+    # and --use_softmax --randomKQ 1 --randomV 1 --noanneal 2 (one BF and V for the whole run)
+    # in d = 4, given to attnflow as Q = I, K = BF, V = V_script^T (the script multiplies the
+    # row vectors on the right).
+    softmax = case != "unnormalised"
+    d = 4 if case == "single-random-kqv" else 2
+    x0 = rotf_starts(32, 16, d, seed=3)
+    bf = v = None
+    qkv = "identity"
+    if case == "single-random-kqv":
+        rng = np.random.default_rng(11)
+        bf = rng.standard_normal((d, d)) @ rng.standard_normal((d, d)) / np.sqrt(d)
+        g = rng.standard_normal((d, d))
+        v = g @ g.T / np.sqrt(d)
+        qkv = (np.eye(d), bf, v.T)
+        betas = ROTF_BETAS[[9, 39]]
+    else:
+        betas = ROTF_BETAS[[0, 9, 24, 39, 89]] if softmax else ROTF_BETAS[[0, 9, 24, 39]]
+    opts = dict(layer="post-ln", integrator="euler", qkv=qkv, save_every=1,
+                backend="reference", progress=False)
+    maxtime = 30.0 if softmax else 1.0
+    if softmax:
+        # Every beta steps by 0.1: one ensemble, one system per (beta, start).
+        layers, at = rotf_clock(0.1, maxtime)
+        assert layers == 300
+        res = af.run(np.concatenate([x0] * len(betas)), beta=list(np.repeat(betas, len(x0))),
+                     t_end=layers * 0.1, steps=layers, **opts)
+        trajs = np.split(res.traj, len(betas), axis=1)
+    else:
+        # The corrected step depends on beta: one run per beta (USA: weights exp(s) / n).
+        trajs = []
+        for beta in betas:
+            eta = 0.1 / max(np.sqrt(beta) * np.exp(beta - 0.5), 1.0)
+            layers, at_b = rotf_clock(eta, maxtime)
+            res = af.run(x0, model="usa", beta=float(beta), t_end=layers * eta, steps=layers,
+                         **opts)
+            trajs.append((res.traj, at_b))
+    for k, beta in enumerate(betas):
+        final, curve = rotf_phase_transcription(x0, beta, 0.1, maxtime, softmax, bf=bf, v=v)
+        traj, at_k = trajs[k] if not softmax else (trajs[k], at)
+        # The tokens agree to round-off (measured below 3e-14) after every layer ...
+        assert np.abs(traj[-1] - final).max() < 1e-12, (case, beta)
+        # ... so the script's measurement, read off attnflow's trajectory at the layers the
+        # script's clock records, is the same curve, checkpoint for checkpoint.
+        np.testing.assert_array_equal(close_pair_fraction(traj)[at_k], curve)
+    if case == "softmax":
+        # Not a trivial curve: collapsed at beta = 0.1, metastable (0.35) at beta = 9.
+        assert curve[-1] < 0.5 and curve[0] < 0.1
+
+
+def test_the_phase_diagram_experiment_convention_delays_collapse_by_the_post_ln_step():
+    # `attnflow experiment phase-diagram` measures the script's quantity (the mean fraction of
+    # pairs with cosine >= 0.999 over (beta, t), n = 32, beta = 0.1..9, T = 30, h = 0.1) on
+    # the ODE with RK4. From the same starts (here 4, d = 128) the script's Post-LN layer
+    # collapses later: its effective step is h / (1 + h <x_i, a_i>), down to h / 1.1 once a
+    # token's weight is on itself. Measured t_c ratios 1.06 (beta = 1) and 1.10 (beta = 7)
+    # (f32 cpu backend: the threshold crossing, not round-off, is compared).
+    x0 = rotf_starts(4, 32, 128, seed=5)
+    betas = ROTF_BETAS[[9, 69]]
+    layers, at = rotf_clock(0.1, 30.0)
+    times = np.linspace(0.0, 30.0, 200)
+    opts = dict(beta=list(np.repeat(betas, len(x0))), t_end=30.0, steps=layers, save_every=1,
+                backend="cpu", progress=False)
+    x = np.concatenate([x0] * len(betas))
+    post = af.run(x, layer="post-ln", integrator="euler", **opts)
+    ode = af.run(x, integrator="rk4", **opts)
+    ratios = []
+    for k in range(len(betas)):
+        cut = slice(k * len(x0), (k + 1) * len(x0))
+        t_c = [times[np.argmax(close_pair_fraction(r.traj[:, cut])[at] >= 0.5)]
+               for r in (post, ode)]
+        ratios.append(t_c[0] / t_c[1])
+    assert 1.0 < ratios[0] < ratios[1] < 1.12, ratios
+
+
+# kinetic.py (HugoKoubbi/2024-transformers-dotm): its five tokens on the circle, to 8 digits.
+KINETIC_Z0 = np.array([[0.99806638, 0.06215705], [0.97712061, 0.21268594],
+                       [-0.24578194, 0.96932515], [-0.97354734, 0.2284854],
+                       [-0.99892629, -0.04632772]])
+
+
+def test_the_metastability_kinetic_script_is_reproduced_to_round_off():
+    # docs/peers.md: kinetic.py, d = 2, n = 5, beta = 4, softmax (denominator = True),
+    # T = 400, dt = 0.1: num_steps = int(T / dt) + 1 = 4001 time points, 4000 layers of
+    # sphere.py's map (post_ln_transcription). Two clusters form by t = 10 and merge by
+    # t = 365: the metastable staircase in miniature.
+    assert int(400 / 0.1) + 1 == 4001
+    res = af.run(KINETIC_Z0, beta=4.0, layer="post-ln", integrator="euler", t_end=400.0,
+                 steps=4000, save_every=10, backend="reference", progress=False)
+
+    def trajectory(z):
+        out = [z]
+        for _ in range(400):
+            z = post_ln_transcription(z, 4.0, 0.1, 10, True)
+            out.append(z)
+        return np.array(out)
+
+    def merge_index(traj):
+        # first saved time (every 1 time unit) at which every pair has cosine >= 0.999
+        ip = np.einsum("sid,sjd->sij", traj, traj)
+        return int(np.argmax(ip.min(axis=(1, 2)) >= 0.999))
+
+    # attnflow puts its start on the sphere; from the script's z0 normalised the two agree to
+    # round-off over all 4000 layers (measured 1.0e-12).
+    unit = KINETIC_Z0 / np.linalg.norm(KINETIC_Z0, axis=1, keepdims=True)
+    want = trajectory(unit)
+    assert np.abs(res.traj - want).max() < 1e-11
+    # The script steps its z0 as printed (norms 1 +- 5e-9): 7.9e-8 apart, the merge at the
+    # same saved time (t = 365).
+    literal = trajectory(KINETIC_Z0)
+    assert 1e-9 < np.abs(res.traj - literal).max() < 1e-7
+    assert merge_index(res.traj) == merge_index(literal)
+    assert 300 < merge_index(literal) < 400
