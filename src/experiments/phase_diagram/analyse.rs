@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 
-use super::CLOSE;
 use crate::stats::{fit_line, fit_semilog};
 use crate::theory::symmetric::collapse_time;
 
@@ -20,11 +19,11 @@ pub fn first_crossing(t: &[f64], v: &[f64], level: f64) -> Option<f64> {
 
 /// The beta (in [0.1, 30], by bisection) where the symmetric reduction's collapse time
 /// reaches t_end.
-pub fn symmetric_boundary(n: usize, t_end: f64) -> f64 {
+pub fn symmetric_boundary(n: usize, threshold: f64, t_end: f64) -> f64 {
     let (mut lo, mut hi) = (0.1, 30.0);
     for _ in 0..50 {
         let mid = 0.5 * (lo + hi);
-        match collapse_time(n, CLOSE, mid, t_end) {
+        match collapse_time(n, threshold, mid, t_end) {
             Some(_) => lo = mid,
             None => hi = mid,
         }
@@ -75,6 +74,7 @@ pub fn analyse(
     betas: &[f64],
     t_sym: &[Option<f64>],
     n: usize,
+    threshold: f64,
     t_end: f64,
 ) -> Analysis {
     let t_c: Vec<Option<f64>> = fraction
@@ -107,7 +107,7 @@ pub fn analyse(
     // The symmetric reduction's slope over the same betas.
     let sym_large: Vec<(f64, f64)> = large
         .iter()
-        .filter_map(|p| collapse_time(n, CLOSE, p.0, 10.0 * t_end).map(|t| (p.0, t.ln())))
+        .filter_map(|p| collapse_time(n, threshold, p.0, 10.0 * t_end).map(|t| (p.0, t.ln())))
         .collect();
     let sym_fit = (sym_large.len() >= 3).then(|| {
         fit_line(
@@ -206,6 +206,7 @@ mod tests {
             &[0.5, 4.0, 8.0],
             &[Some(3.0), None, None],
             32,
+            0.999,
             3.0,
         );
         assert_eq!(a.collapsed, vec![(0.5, 1.5)]);

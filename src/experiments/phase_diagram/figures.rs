@@ -19,7 +19,7 @@ fn edges(v: &[f64]) -> Vec<f64> {
 pub fn heatmap(
     setup: &Setup,
     report: &mut Report,
-    (n, d): (usize, usize),
+    (n, d, threshold): (usize, usize, f64),
     betas: &[f64],
     times: &[f64],
     values: &[Vec<f64>],
@@ -29,7 +29,7 @@ pub fn heatmap(
         &setup.path(&name),
         &format!(
             "Fraction of pairs with <x_i, x_j> >= {}: n = {n}, d = {d} (SA)",
-            super::CLOSE
+            threshold
         ),
         "beta",
         "t",

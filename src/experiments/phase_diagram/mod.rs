@@ -52,7 +52,6 @@ use analyse::PerD;
 use sizes::Sizes;
 
 /// Pairs with cosine at least this count as collapsed.
-const CLOSE: f64 = 0.999;
 
 #[derive(Serialize)]
 struct Config<'a> {
@@ -105,14 +104,20 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "--set: dims and starts_by_d need one entry per d, and beta_count at least 2",
         ));
     }
+    if !(sz.threshold > 0.0 && sz.threshold < 1.0) {
+        return Err(crate::error::input(format!(
+            "--set threshold={}: a cosine threshold in (0, 1) is needed",
+            sz.threshold
+        )));
+    }
     let (n, t_end) = (sz.n, sz.t_end);
     let betas = sz.betas();
     let times = sz.times();
     report.add_config(&sz);
     report.add_config(&Config {
         betas: &betas,
-        integrator: "rk4",
-        close_cos_threshold: CLOSE,
+        integrator: if sz.layer.is_ode() { "rk4" } else { "euler" },
+        close_cos_threshold: sz.threshold,
         model: "SA, sphere, full mask, Q = K = V = I",
         init: "uniform on the sphere, the same starts for every beta",
     });
@@ -135,16 +140,16 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     // The symmetric (high-dimensional) reduction: collapse times and the beta where it reaches T.
     let t_sym: Vec<Option<f64>> = betas
         .iter()
-        .map(|&b| crate::theory::symmetric::collapse_time(n, CLOSE, b, 10.0 * t_end))
+        .map(|&b| crate::theory::symmetric::collapse_time(n, sz.threshold, b, 10.0 * t_end))
         .collect();
-    let beta_sym = analyse::symmetric_boundary(n, t_end);
+    let beta_sym = analyse::symmetric_boundary(n, sz.threshold, t_end);
     report.add_prediction(&Prediction {
         symmetric_reduction_collapse_time: SymmetricReduction {
             betas: &betas,
             t_c: &t_sym,
             beta_where_t_c_reaches_t: beta_sym,
             equation: "dc/dt = 2 e^{beta c} (1 - c)(1 + (n-1) c) / (e^beta + (n-1) e^{beta c}), \
-                c(0) = 0, t_c when c = 0.999 (all pairwise cosines equal; quantitative for large d)",
+                c(0) = 0, t_c when c reaches the threshold (all pairwise cosines equal; quantitative for large d)",
         },
         note: "qualitative: small beta collapses within a few time units; the collapse time grows \
          with beta; for d = 128 large beta stays uncollapsed past T (metastability), and the \
@@ -167,8 +172,8 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         let values: Vec<Vec<f64>> = (0..times.len())
             .map(|k| g.fraction.iter().map(|f| f[k]).collect())
             .collect();
-        figures::heatmap(setup, report, (n, d), &betas, &times, &values)?;
-        let a = analyse::analyse(&g.fraction, &times, &betas, &t_sym, n, t_end);
+        figures::heatmap(setup, report, (n, d, sz.threshold), &betas, &times, &values)?;
+        let a = analyse::analyse(&g.fraction, &times, &betas, &t_sym, n, sz.threshold, t_end);
         checks.small_beta_collapses_by_t &= a.small_beta_collapses;
         checks.collapse_time_grows_with_beta &= a.collapse_time_grows;
         if d >= 64 {

@@ -1,7 +1,6 @@
 //! The simulations of `phase-diagram`: the mean close-pair fraction over starts, per beta and
 //! time, for each d.
 
-use super::CLOSE;
 use super::sizes::Sizes;
 use crate::error::Result;
 use crate::experiments::{Report, Setup, simulate};
@@ -39,7 +38,7 @@ pub fn diagrams(
             x0.extend_from_slice(&one);
             system_beta.extend(std::iter::repeat_n(beta, starts));
         }
-        let model = Model::new(
+        let mut model = Model::new(
             Attention::Sa,
             Geometry::Sphere,
             Mask::Full,
@@ -56,6 +55,7 @@ pub fn diagrams(
                 })
                 .collect(),
         );
+        model.layer = sz.layer;
         // The mutation double-step: steps of 2h recorded as h (a wrong time scaling).
         let h = if setup.mutated("double-step") {
             2.0 * sz.h
@@ -74,7 +74,11 @@ pub fn diagrams(
             &model,
             shape,
             &x0,
-            Integrator::Rk4,
+            if sz.layer.is_ode() {
+                Integrator::Rk4
+            } else {
+                Integrator::Euler
+            },
             h,
             &at,
             |_, x| {
@@ -82,7 +86,7 @@ pub fn diagrams(
                     let mean = (0..starts)
                         .map(|r| {
                             let s = bi * starts + r;
-                            close_pair_fraction(&x[s * n * d..(s + 1) * n * d], d, CLOSE)
+                            close_pair_fraction(&x[s * n * d..(s + 1) * n * d], d, sz.threshold)
                         })
                         .sum::<f64>()
                         / starts as f64;

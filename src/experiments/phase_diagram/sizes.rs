@@ -19,6 +19,11 @@ pub struct Sizes {
     pub beta_max: f64,
     /// Starts per beta for each d (the low-d mean fraction is noisier, and cheaper).
     pub starts_by_d: Vec<usize>,
+    /// A pair is close when <x_i, x_j> >= threshold (the rotf script's 0.999).
+    pub threshold: f64,
+    /// The layer map: ode (RK4 on the flow, the default) or post-ln (x <- normalise(x + h a),
+    /// one Euler layer per step: the scheme of rotf's phase-diagrams.py, docs/peers.md).
+    pub layer: crate::model::LayerMap,
 }
 
 impl Sizes {
@@ -38,6 +43,8 @@ impl Sizes {
             beta_min: 0.1,
             beta_max: 9.0,
             starts_by_d,
+            threshold: 0.999,
+            layer: crate::model::LayerMap::Ode,
         }
     }
 
