@@ -314,7 +314,8 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         })?),
         other => other,
     };
-    let heads = qkv.resolve_heads(d, layer.heads)?;
+    let mut head_layers = qkv.resolve_layers(d, layer.heads)?;
+    let heads = head_layers[0].clone();
     let random = match qkv {
         QkvSpec::Redraw(seed) => Some(RandomHeads {
             heads: heads.len(),
@@ -334,10 +335,40 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         })?)),
         other => other,
     };
-    let mlp = mlp_spec
+    let mut mlp_layers = mlp_spec
         .as_ref()
-        .map(|m| m.resolve(d, activation))
+        .map(|m| m.resolve_layers(d, activation))
         .transpose()?;
+    let mlp = mlp_layers.as_ref().map(|l| l[0].clone());
+    // Weights with a leading layer axis: L equal pieces of [0, T] (docs/model.md §3).
+    let layers_of = |n: usize| (n > 1).then_some(n);
+    let per_layer = match (
+        layers_of(head_layers.len()),
+        mlp_layers.as_ref().and_then(|l| layers_of(l.len())),
+    ) {
+        (None, None) => None,
+        (Some(a), Some(b)) if a != b => {
+            return Err(input(format!(
+                "the --qkv files hold {a} layers but the --mlp files hold {b}: per-layer \
+                 attention and perceptron need the same number of layers L"
+            )));
+        }
+        (a, b) => {
+            let layers = a.or(b).unwrap_or(1);
+            let steps_per_layer = crate::model::PerLayer::steps_per_layer(steps, layers)?;
+            let mlp_hidden = mlp.as_ref().map_or(0, |m| m.hidden);
+            crate::limits::ensure_memory(
+                "the run's per-layer weights",
+                crate::limits::run_bytes(batch, n, d, layers * heads.len(), layers * mlp_hidden)?,
+            )?;
+            Some(crate::model::PerLayer {
+                steps_per_layer,
+                heads: a.map(|_| std::mem::take(&mut head_layers)),
+                mlps: b.and_then(|_| mlp_layers.take()),
+                selected: 0,
+            })
+        }
+    };
     let integrator = layer.integrator.unwrap_or(Integrator::Rk4);
     let sigma = layer.noise.unwrap_or(0.0);
     if !sigma.is_finite() || sigma < 0.0 {
@@ -400,6 +431,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         alibi: config.alibi,
         alibi_excludes_self: config.alibi_excludes_self,
         mlp,
+        per_layer,
         noise: (sigma > 0.0).then_some(Noise {
             sigma,
             common: noise_kind == NoiseKind::Common,

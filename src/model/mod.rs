@@ -233,6 +233,51 @@ impl RandomHeads {
     }
 }
 
+/// Weights that change with depth (docs/model.md §3, "Per-layer weights"): L layers of heads
+/// and/or perceptrons, layer l used on the l-th of L equal pieces of [0, T]. With S steps
+/// (S a multiple of L) step k, at time k h, uses layer floor(k L / S) = floor(k / (S / L)) for
+/// all its Runge-Kutta stages, so a step never straddles two pieces. Steps past S (none in a
+/// run) keep the last layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PerLayer {
+    /// S / L.
+    pub steps_per_layer: u32,
+    /// The heads of every layer, [L][H] (None: the model's fixed or random heads).
+    pub heads: Option<Vec<Vec<Weights>>>,
+    /// The perceptron of every layer, [L] (None: the model's fixed perceptron, if any).
+    pub mlps: Option<Vec<Mlp>>,
+    /// The layer whose weights the model's `heads` and `mlp` hold now (0 when built).
+    pub selected: usize,
+}
+
+impl PerLayer {
+    /// L (the heads' and the perceptrons' agree).
+    pub fn layers(&self) -> usize {
+        self.heads
+            .as_ref()
+            .map(Vec::len)
+            .or(self.mlps.as_ref().map(Vec::len))
+            .unwrap_or(1)
+    }
+
+    /// The layer of step `step`: floor(step / (S / L)), at most L - 1.
+    pub fn layer_of(&self, step: u32) -> usize {
+        ((step / self.steps_per_layer.max(1)) as usize).min(self.layers() - 1)
+    }
+
+    /// The schedule of `steps` steps over `layers` layers, or the line that refuses it.
+    pub fn steps_per_layer(steps: usize, layers: usize) -> Result<u32> {
+        if layers == 0 || !steps.is_multiple_of(layers) {
+            return Err(input(format!(
+                "the weights hold {layers} layers, each used for an equal piece of [0, T]: \
+                 --steps {steps} is not a multiple of {layers} (use e.g. --steps {})",
+                steps.div_ceil(layers.max(1)) * layers.max(1)
+            )));
+        }
+        u32::try_from(steps / layers).map_err(|_| input("--steps / layers overflows"))
+    }
+}
+
 /// The perceptron block (docs/model.md §3): x' += W sigma(A x + b), hidden width m.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
@@ -305,7 +350,8 @@ pub struct Model {
     pub attention: Attention,
     pub geometry: Geometry,
     pub mask: Mask,
-    /// The heads (at least one); a random model draws its own at every layer instead.
+    /// The heads (at least one); a random model draws its own at every layer instead; with
+    /// per-layer weights, those of the current layer (`select_layer`; layer 0 at first).
     pub heads: Vec<Weights>,
     pub combine: HeadCombine,
     pub random: Option<RandomHeads>,
@@ -314,7 +360,10 @@ pub struct Model {
     /// USA with ALiBi: leave token i out of its own positional normaliser (sum over k < i, the
     /// lost-in-the-middle code's convention) instead of k <= i.
     pub alibi_excludes_self: bool,
+    /// The perceptron; with per-layer perceptrons, that of the current layer.
     pub mlp: Option<Mlp>,
+    /// Weights that change with depth, read from files with a leading layer axis.
+    pub per_layer: Option<PerLayer>,
     /// Noise: the dynamics become an SDE (Euler-Maruyama only).
     pub noise: Option<Noise>,
     /// Inverse temperature of each system (length = batch).
@@ -344,6 +393,7 @@ impl Model {
             alibi: None,
             alibi_excludes_self: false,
             mlp: None,
+            per_layer: None,
             noise: None,
             betas,
             layer: LayerMap::Ode,
@@ -402,11 +452,48 @@ impl Model {
         }
     }
 
-    /// The heads at `layer` (the fixed heads, or a random model's draw).
+    /// The heads at step `layer` (the fixed heads, a random model's draw, or the heads of the
+    /// step's piece of the per-layer schedule).
     pub fn layer_heads(&self, d: usize, layer: u32) -> Vec<Weights> {
-        match &self.random {
-            Some(r) => r.layer(d, layer),
-            None => self.heads.clone(),
+        match (&self.random, &self.per_layer) {
+            (Some(r), _) => r.layer(d, layer),
+            (None, Some(PerLayer { heads: Some(h), .. })) => {
+                h[self.per_layer.as_ref().unwrap().layer_of(layer)].clone()
+            }
+            _ => self.heads.clone(),
+        }
+    }
+
+    /// Whether the weights change from step to step (redrawn, or per-layer).
+    pub fn weights_change(&self) -> bool {
+        self.random.is_some() || self.per_layer.is_some()
+    }
+
+    /// The one place that maps a step to the weights of its layer: makes `heads` and `mlp`
+    /// those of step `step`'s piece of the per-layer schedule. Returns the layer index when
+    /// the weights changed (None without per-layer weights, or when the step stays in the
+    /// piece of the current weights). Backends call it at the start of every step.
+    pub fn select_layer(&mut self, step: u32) -> Option<usize> {
+        let per = self.per_layer.as_mut()?;
+        let l = per.layer_of(step);
+        if l == per.selected {
+            return None;
+        }
+        per.selected = l;
+        if let Some(h) = &per.heads {
+            self.heads = h[l].clone();
+        }
+        if let Some(m) = &per.mlps {
+            self.mlp = Some(m[l].clone());
+        }
+        Some(l)
+    }
+
+    /// The heads of every layer (the fixed heads without per-layer weights).
+    pub fn every_layer_heads(&self) -> Vec<&Weights> {
+        match self.per_layer.as_ref().and_then(|p| p.heads.as_ref()) {
+            Some(layers) => layers.iter().flatten().collect(),
+            None => self.heads.iter().collect(),
         }
     }
 
@@ -494,12 +581,33 @@ impl Model {
                 return Err(input(format!("--alibi takes a finite slope >= 0, got {l}")));
             }
         }
-        if let Some(m) = &self.mlp {
+        let per_layer_mlps = self.per_layer.as_ref().and_then(|p| p.mlps.as_ref());
+        for m in self.mlp.iter().chain(per_layer_mlps.into_iter().flatten()) {
             let (d, k) = (shape.d, m.hidden);
             if k == 0 || m.w.len() != d * k || m.a.len() != k * d || m.b.len() != k {
                 return Err(input(format!(
                     "the perceptron needs W [{d}, {k}], A [{k}, {d}] and b [{k}] for hidden width {k}"
                 )));
+            }
+        }
+        if let Some(p) = &self.per_layer {
+            let hidden = self.mlp.as_ref().map(|m| (m.hidden, m.activation));
+            let heads = self.heads.len();
+            let bad_heads = p.heads.as_ref().is_some_and(|l| {
+                l.is_empty()
+                    || self.random.is_some()
+                    || l.iter()
+                        .any(|h| h.len() != heads || h.iter().any(|w| w.d != shape.d))
+            });
+            let bad_mlps = p.mlps.as_ref().is_some_and(|l| {
+                l.is_empty() || l.iter().any(|m| Some((m.hidden, m.activation)) != hidden)
+            });
+            let both = p.heads.as_ref().zip(p.mlps.as_ref());
+            if bad_heads || bad_mlps || both.is_some_and(|(h, m)| h.len() != m.len()) {
+                return Err(input(
+                    "per-layer weights need the same heads (d x d) and perceptron width at \
+                     every layer, and the same number of layers L for attention and perceptron",
+                ));
             }
         }
         if let Some(noise) = &self.noise

@@ -78,6 +78,26 @@ impl QkvSpec {
         }
     }
 
+    /// The heads of every layer in dimension d, [L][H]: one layer unless a folder's files
+    /// carry a leading layer axis. `heads` as in `resolve_heads`.
+    pub fn resolve_layers(&self, d: usize, heads: Option<usize>) -> Result<Vec<Vec<Weights>>> {
+        match self {
+            QkvSpec::Dir(dir) => {
+                let all = Weights::layers_from_dir(dir, d)?;
+                if let Some(h) = heads
+                    && h != all[0].len()
+                {
+                    return Err(input(format!(
+                        "--heads {h} but the --qkv folder holds {} heads",
+                        all[0].len()
+                    )));
+                }
+                Ok(all)
+            }
+            _ => Ok(vec![self.resolve_heads(d, heads)?]),
+        }
+    }
+
     /// The weights of one head in dimension d (the first head of a folder with several).
     pub fn resolve(&self, d: usize) -> Result<Weights> {
         Ok(self.resolve_heads(d, None)?.remove(0))
@@ -149,15 +169,34 @@ impl Weights {
         }
     }
 
-    /// The heads in a folder: Q.npy, K.npy, V.npy each [d, d] (one head) or [H, d, d].
+    /// The heads in a folder of one layer: Q.npy, K.npy, V.npy each [d, d] (one head),
+    /// [H, d, d], or [1, H, d, d]; a folder of several layers is refused.
     pub fn from_dir(dir: &Path, d: usize) -> Result<Vec<Self>> {
+        let mut layers = Self::layers_from_dir(dir, d)?;
+        if layers.len() > 1 {
+            return Err(file_error(
+                dir.join("Q.npy"),
+                format!(
+                    "holds {} layers [L, heads, {d}, {d}]: per-layer weights are for runs \
+                     (attnflow run); here one layer is needed",
+                    layers.len()
+                ),
+            ));
+        }
+        Ok(layers.remove(0))
+    }
+
+    /// The heads of every layer in a folder, [L][H]: Q.npy, K.npy, V.npy each [d, d] (one
+    /// layer, one head), [H, d, d] (one layer) or [L, H, d, d] (L layers, docs/model.md §3).
+    pub fn layers_from_dir(dir: &Path, d: usize) -> Result<Vec<Vec<Self>>> {
         if !dir.is_dir() {
             return Err(input(format!(
                 "--qkv '{}' is neither identity, random:SEED, nor a folder holding Q.npy, K.npy and V.npy",
                 dir.display()
             )));
         }
-        let load = |name: &str| -> Result<(usize, Vec<f64>)> {
+        // (layers, heads, data)
+        let load = |name: &str| -> Result<(usize, usize, Vec<f64>)> {
             let path = dir.join(name);
             if !path.exists() {
                 return Err(file_error(
@@ -168,33 +207,45 @@ impl Weights {
             let arr = npy::read_f64(&path)?;
             let dd = d as u64;
             match arr.shape.as_slice() {
-                [r, c] if *r == dd && *c == dd => Ok((1, arr.data)),
-                [h, r, c] if *h > 0 && *r == dd && *c == dd => Ok((*h as usize, arr.data)),
+                [r, c] if *r == dd && *c == dd => Ok((1, 1, arr.data)),
+                [h, r, c] if *h > 0 && *r == dd && *c == dd => Ok((1, *h as usize, arr.data)),
+                [l, h, r, c] if *l > 0 && *h > 0 && *r == dd && *c == dd => {
+                    Ok((*l as usize, *h as usize, arr.data))
+                }
                 other => Err(file_error(
                     &path,
                     format!(
-                        "has shape {other:?}, expected [{d}, {d}] or [heads, {d}, {d}] for d = {d}"
+                        "has shape {other:?}, expected [{d}, {d}], [heads, {d}, {d}] or \
+                         [layers, heads, {d}, {d}] for d = {d}"
                     ),
                 )),
             }
         };
         let (q, k, v) = (load("Q.npy")?, load("K.npy")?, load("V.npy")?);
-        if q.0 != k.0 || q.0 != v.0 {
+        if (q.0, q.1) != (k.0, k.1) || (q.0, q.1) != (v.0, v.1) {
             return Err(file_error(
                 dir,
                 format!(
-                    "Q.npy, K.npy and V.npy hold {}, {} and {} heads",
-                    q.0, k.0, v.0
+                    "Q.npy, K.npy and V.npy hold {} x {}, {} x {} and {} x {} layers x heads: \
+                     they must agree",
+                    q.0, q.1, k.0, k.1, v.0, v.1
                 ),
             ));
         }
-        let dd = d * d;
-        Ok((0..q.0)
-            .map(|h| Weights {
-                d,
-                q: q.1[h * dd..(h + 1) * dd].to_vec(),
-                k: k.1[h * dd..(h + 1) * dd].to_vec(),
-                v: v.1[h * dd..(h + 1) * dd].to_vec(),
+        let (layers, heads, dd) = (q.0, q.1, d * d);
+        Ok((0..layers)
+            .map(|l| {
+                (0..heads)
+                    .map(|h| {
+                        let r = (l * heads + h) * dd..(l * heads + h + 1) * dd;
+                        Weights {
+                            d,
+                            q: q.2[r.clone()].to_vec(),
+                            k: k.2[r.clone()].to_vec(),
+                            v: v.2[r].to_vec(),
+                        }
+                    })
+                    .collect()
             })
             .collect())
     }
@@ -312,43 +363,78 @@ impl MlpSpec {
                     activation,
                 })
             }
-            MlpSpec::Dir(dir) => {
-                if !dir.is_dir() {
+            MlpSpec::Dir(_) => {
+                let mut layers = self.resolve_layers(d, activation)?;
+                if layers.len() > 1 {
                     return Err(input(format!(
-                        "--mlp '{}' is neither random:M[:SEED] nor a folder holding W.npy, A.npy and b.npy",
-                        dir.display()
+                        "--mlp '{}' holds {} layers [L, d, m]: per-layer weights are for runs \
+                         (attnflow run); here one layer is needed",
+                        self.to_config_string(),
+                        layers.len()
                     )));
                 }
-                let load = |name: &str| -> Result<npy::Array> {
-                    let path = dir.join(name);
-                    if !path.exists() {
-                        return Err(file_error(
-                            &path,
-                            "missing: an --mlp folder must hold W.npy, A.npy and b.npy",
-                        ));
-                    }
-                    npy::read_f64(&path)
-                };
-                let (w, a, b) = (load("W.npy")?, load("A.npy")?, load("b.npy")?);
-                let m = b.shape.first().copied().unwrap_or(0) as usize;
-                let (d64, m64) = (d as u64, m as u64);
-                if b.shape.len() != 1 || m == 0 || w.shape != [d64, m64] || a.shape != [m64, d64] {
-                    return Err(file_error(
-                        dir,
-                        format!(
-                            "W.npy {:?}, A.npy {:?}, b.npy {:?}: expected [{d}, m], [m, {d}] and [m]",
-                            w.shape, a.shape, b.shape
-                        ),
-                    ));
-                }
-                Ok(crate::model::Mlp {
-                    hidden: m,
-                    w: w.data,
-                    a: a.data,
-                    b: b.data,
-                    activation,
-                })
+                Ok(layers.remove(0))
             }
         }
+    }
+}
+
+impl MlpSpec {
+    /// The perceptron of every layer in dimension d: one unless a folder's files carry a
+    /// leading layer axis, W.npy [L, d, m], A.npy [L, m, d], b.npy [L, m] (docs/model.md §3).
+    pub fn resolve_layers(
+        &self,
+        d: usize,
+        activation: crate::model::Activation,
+    ) -> Result<Vec<crate::model::Mlp>> {
+        let dir = match self {
+            MlpSpec::Random { .. } => return Ok(vec![self.resolve(d, activation)?]),
+            MlpSpec::Dir(dir) => dir,
+        };
+        if !dir.is_dir() {
+            return Err(input(format!(
+                "--mlp '{}' is neither random:M[:SEED] nor a folder holding W.npy, A.npy and b.npy",
+                dir.display()
+            )));
+        }
+        let load = |name: &str| -> Result<npy::Array> {
+            let path = dir.join(name);
+            if !path.exists() {
+                return Err(file_error(
+                    &path,
+                    "missing: an --mlp folder must hold W.npy, A.npy and b.npy",
+                ));
+            }
+            npy::read_f64(&path)
+        };
+        let (w, a, b) = (load("W.npy")?, load("A.npy")?, load("b.npy")?);
+        // b is [m] (one layer) or [L, m]; W and A follow it.
+        let (layers, m) = match b.shape.as_slice() {
+            [m] => (None, *m),
+            [l, m] if *l > 0 => (Some(*l), *m),
+            _ => (None, 0),
+        };
+        let d64 = d as u64;
+        let expect = |tail: [u64; 2]| -> Vec<u64> { layers.into_iter().chain(tail).collect() };
+        if m == 0 || w.shape != expect([d64, m]) || a.shape != expect([m, d64]) {
+            return Err(file_error(
+                dir,
+                format!(
+                    "W.npy {:?}, A.npy {:?}, b.npy {:?}: expected [{d}, m], [m, {d}] and [m], or \
+                     with a leading layer axis [L, {d}, m], [L, m, {d}] and [L, m]",
+                    w.shape, a.shape, b.shape
+                ),
+            ));
+        }
+        let (l, m) = (layers.unwrap_or(1) as usize, m as usize);
+        Ok((0..l)
+            .map(|i| crate::model::Mlp {
+                hidden: m,
+                w: w.data[i * d * m..(i + 1) * d * m].to_vec(),
+                a: a.data[i * m * d..(i + 1) * m * d].to_vec(),
+                b: b.data[i * m..(i + 1) * m].to_vec(),
+                activation,
+            })
+            .collect())
     }
 }

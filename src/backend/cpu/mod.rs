@@ -664,6 +664,12 @@ impl Backend for CpuBackend {
             let heads = self.kernel.model.layer_heads(self.kernel.shape.d, layer);
             self.kernel.set_heads(&heads);
         }
+        // Per-layer weights: the kernel's model now holds this step's layer (its perceptron
+        // is read from there by `finish`).
+        if self.kernel.model.select_layer(layer).is_some() {
+            let heads = self.kernel.model.heads.clone();
+            self.kernel.set_heads(&heads);
+        }
         Ok(())
     }
     fn field(&mut self, input: Slot, stage: usize) -> Result<()> {

@@ -5,8 +5,11 @@
 //! splits merged, SA or USA normalisation), `attention_finish` (V_h, c_h, summed over heads);
 //! then the perceptron (`mlp_hidden`, `mlp_out`) and the layer's finish, `tangent_project` (on
 //! the sphere the projection; the output normalisation of `peri-ln` and `ngpt`). A
-//! random model redraws its heads on the device (`redraw`) once per step. The buffers it owns
-//! are built once; `ops` only lists the dispatches of an evaluation.
+//! random model redraws its heads on the device (`redraw`) once per step. Per-layer weights
+//! ([`LayerStore`]) are resident on the device when they fit (uploaded once; a layer's slice
+//! is copied into the working buffers when the schedule reaches it) and written from the host
+//! at each change of layer otherwise. The buffers it owns are built once; `ops` only lists
+//! the dispatches of an evaluation.
 
 use std::time::Instant;
 
@@ -71,6 +74,112 @@ pub(crate) struct PassOptions {
     pub chunking: Chunking,
     pub max_groups: Option<u32>,
     pub splits: Option<usize>,
+    /// Most bytes of per-layer weights kept resident on the device.
+    pub resident_layer_bytes: u64,
+}
+
+/// The default cap on resident per-layer weights (f32, all layers).
+pub const RESIDENT_LAYER_BYTES: u64 = 512 << 20;
+
+/// Which working buffer a per-layer part is selected into.
+#[derive(Clone, Copy, Debug)]
+enum LayerTarget {
+    Scores,
+    Values,
+    MlpA,
+    MlpB,
+    MlpW,
+}
+
+/// Where every layer's values of one part are kept.
+enum LayerSource {
+    /// On the device, all layers one after another.
+    Resident(wgpu::Buffer),
+    /// On the host, f32 bytes of all layers one after another.
+    Host(Vec<u8>),
+}
+
+/// Per-layer weights on the device: the model (whose `select_layer` maps a step to its layer)
+/// and, for each weight that varies, every layer's f32 values.
+pub(crate) struct LayerStore {
+    model: Model,
+    parts: Vec<(LayerTarget, u64, LayerSource)>,
+}
+
+impl LayerStore {
+    fn new(ctx: &GpuContext, model: &Model, d: usize, cap: u64) -> Option<Self> {
+        let per = model.per_layer.as_ref()?;
+        let f32s = |v: &mut Vec<u8>, x: &[f64]| {
+            v.extend(x.iter().flat_map(|&x| (x as f32).to_ne_bytes()));
+        };
+        let mut parts: Vec<(LayerTarget, u64, Vec<u8>)> = Vec::new();
+        if let Some(layers) = &per.heads {
+            let (mut scores, mut values) = (Vec::new(), Vec::new());
+            for heads in layers {
+                for w in heads {
+                    f32s(&mut scores, &w.score_matrix());
+                    f32s(&mut values, &w.v);
+                }
+            }
+            let bytes = 4 * (layers[0].len() * d * d) as u64;
+            parts.push((LayerTarget::Scores, bytes, scores));
+            parts.push((LayerTarget::Values, bytes, values));
+        }
+        if let Some(mlps) = &per.mlps {
+            let (mut a, mut b, mut w) = (Vec::new(), Vec::new(), Vec::new());
+            for m in mlps {
+                f32s(&mut a, &m.a);
+                f32s(&mut b, &m.b);
+                f32s(&mut w, &m.w);
+            }
+            let m = mlps[0].hidden as u64;
+            parts.push((LayerTarget::MlpA, 4 * m * d as u64, a));
+            parts.push((LayerTarget::MlpB, 4 * m, b));
+            parts.push((LayerTarget::MlpW, 4 * m * d as u64, w));
+        }
+        let total: u64 = parts.iter().map(|p| p.2.len() as u64).sum();
+        let resident = total <= cap
+            && parts
+                .iter()
+                .all(|p| p.2.len() as u64 <= ctx.limits.max_buffer_size);
+        let parts = parts
+            .into_iter()
+            .map(|(target, bytes, values)| {
+                let source = if resident {
+                    LayerSource::Resident(ctx.buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("per_layer_weights"),
+                        contents: &values,
+                        usage: wgpu::BufferUsages::COPY_SRC,
+                    }))
+                } else {
+                    LayerSource::Host(values)
+                };
+                (target, bytes, source)
+            })
+            .collect();
+        Some(LayerStore {
+            model: model.clone(),
+            parts,
+        })
+    }
+
+    /// Whether every layer is held on the device.
+    pub fn resident(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|p| matches!(p.2, LayerSource::Resident(_)))
+    }
+
+    /// Bytes held on the device for the layers.
+    pub fn device_bytes(&self) -> u64 {
+        self.parts
+            .iter()
+            .map(|p| match &p.2 {
+                LayerSource::Resident(b) => b.size(),
+                LayerSource::Host(_) => 0,
+            })
+            .sum()
+    }
 }
 
 pub(crate) struct AttentionPass {
@@ -109,6 +218,8 @@ pub(crate) struct AttentionPass {
     pub step: wgpu::Buffer,
     /// Seeds of a random model's redraws.
     redraw: Option<wgpu::Buffer>,
+    /// Per-layer weights, selected into the working buffers at each change of layer.
+    pub layers: Option<LayerStore>,
     /// Whether the layer's finish (`tangent_project`) runs: the ODE's projection on the
     /// sphere, or the output normalisation of `peri-ln` and `ngpt`.
     finish: bool,
@@ -303,11 +414,13 @@ impl AttentionPass {
             .collect();
         let tokens = (sizes.batch * sizes.m) as u64;
         let padded = 16 * d.div_ceil(4) as u64;
+        // Per-layer perceptrons are written over at each change of layer.
+        let mlp_usage = storage | wgpu::BufferUsages::COPY_DST;
         let mlp = model.mlp.as_ref().map(|m| {
             [
-                init("mlp_a", bytemuck::cast_slice(&f32s(&m.a)), storage),
-                init("mlp_b", bytemuck::cast_slice(&f32s(&m.b)), storage),
-                init("mlp_w", bytemuck::cast_slice(&f32s(&m.w)), storage),
+                init("mlp_a", bytemuck::cast_slice(&f32s(&m.a)), mlp_usage),
+                init("mlp_b", bytemuck::cast_slice(&f32s(&m.b)), mlp_usage),
+                init("mlp_w", bytemuck::cast_slice(&f32s(&m.w)), mlp_usage),
                 buffer("mlp_hidden", 4 * tokens * m.hidden as u64, storage),
             ]
         });
@@ -385,6 +498,7 @@ impl AttentionPass {
                 uniform,
             ),
             redraw,
+            layers: LayerStore::new(ctx, model, d, options.resident_layer_bytes),
             finish: model.projects() || model.output_scale().is_some(),
         };
         pass.upload_slots(ctx);
@@ -614,6 +728,45 @@ impl AttentionPass {
                 streaming: false,
             }
         })
+    }
+
+    /// Per-layer weights: when step `step` starts a new layer of the schedule, writes that
+    /// layer's weights into the working buffers (a device copy from the resident layers, or a
+    /// write from the host), queued before the next submission. Returns whether it did.
+    pub fn select_layer(&mut self, ctx: &GpuContext, step: u32) -> bool {
+        let Some(store) = self.layers.as_mut() else {
+            return false;
+        };
+        let Some(l) = store.model.select_layer(step) else {
+            return false;
+        };
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("select_layer"),
+            });
+        for (target, bytes, source) in &store.parts {
+            let mlp = self.mlp.as_ref();
+            let dst = match target {
+                LayerTarget::Scores => &self.score_matrix,
+                LayerTarget::Values => &self.value_matrix,
+                LayerTarget::MlpA => &mlp.expect("a perceptron")[0],
+                LayerTarget::MlpB => &mlp.expect("a perceptron")[1],
+                LayerTarget::MlpW => &mlp.expect("a perceptron")[2],
+            };
+            let offset = l as u64 * bytes;
+            match source {
+                LayerSource::Resident(all) => {
+                    encoder.copy_buffer_to_buffer(all, offset, dst, 0, *bytes);
+                }
+                LayerSource::Host(all) => {
+                    ctx.queue
+                        .write_buffer(dst, 0, &all[offset as usize..(offset + bytes) as usize])
+                }
+            }
+        }
+        ctx.queue.submit([encoder.finish()]);
+        true
     }
 
     /// The dispatches of one evaluation, in order.

@@ -204,10 +204,12 @@ pub(crate) fn flags(model: &Model, d: usize) -> u32 {
     if model.mask == Mask::Causal {
         flags |= FLAG_CAUSAL;
     }
-    if fixed && model.heads.iter().all(|w| w.score_matrix() == identity) {
+    // Per-layer weights: the shortcut only where every layer's heads allow it.
+    let heads = model.every_layer_heads();
+    if fixed && heads.iter().all(|w| w.score_matrix() == identity) {
         flags |= FLAG_IDENTITY_SCORES;
     }
-    if fixed && model.heads.iter().all(|w| w.v_is_identity()) {
+    if fixed && heads.iter().all(|w| w.v_is_identity()) {
         flags |= FLAG_IDENTITY_VALUES;
     }
     if model.alibi.is_some() {

@@ -61,6 +61,9 @@ pub struct GpuOptions {
     /// The kernel shapes (None: from the adapter; tests force the hardware kernels on
     /// llvmpipe with it).
     pub profile: Option<codegen::Profile>,
+    /// Most bytes of per-layer weights (f32, all layers) held resident on the device; more
+    /// are written from the host at each change of layer (tests force that with 0).
+    pub resident_layer_bytes: u64,
 }
 
 impl Default for GpuOptions {
@@ -72,6 +75,7 @@ impl Default for GpuOptions {
             subgroups: true,
             checked: None,
             profile: None,
+            resident_layer_bytes: attention::RESIDENT_LAYER_BYTES,
         }
     }
 }
@@ -82,6 +86,7 @@ impl GpuOptions {
             chunking: self.chunking,
             max_groups: self.max_groups,
             splits: self.splits,
+            resident_layer_bytes: self.resident_layer_bytes,
         }
     }
 }
@@ -295,6 +300,11 @@ impl GpuBackend {
         })
     }
 
+    /// Whether per-layer weights are all held on the device (None: the model has none).
+    pub fn layers_resident(&self) -> Option<bool> {
+        self.attention.layers.as_ref().map(|l| l.resident())
+    }
+
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
     }
@@ -331,7 +341,8 @@ impl GpuBackend {
             .iter()
             .map(|b| b.size())
             .chain(self.k.iter().map(|b| b.size()))
-            .sum()
+            .sum::<u64>()
+            + a.layers.as_ref().map_or(0, |l| l.device_bytes())
     }
 
     /// Records GPU timestamps around every field evaluation from now on, when the adapter
@@ -655,6 +666,11 @@ impl Backend for GpuBackend {
     }
 
     fn begin_step(&mut self, layer: u32) -> Result<()> {
+        if self.attention.layers.is_some() {
+            // Everything recorded so far reads the old layer's weights: submit it first.
+            self.flush()?;
+            self.attention.select_layer(&self.ctx, layer);
+        }
         let redraw = self.redraw_group.clone();
         if let Some(op) =
             self.attention

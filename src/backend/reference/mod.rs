@@ -205,7 +205,8 @@ pub struct ReferenceBackend {
     x: Vec<f64>,
     stage: Vec<f64>,
     k: Vec<Vec<f64>>,
-    /// The heads of the current layer (a random model redraws them every step).
+    /// The heads of the current layer (a random model redraws them every step; per-layer
+    /// weights change at the start of each piece of the schedule).
     heads: Vec<Weights>,
     /// The layer being computed, and the first in which the state became non-finite.
     layer: u32,
@@ -299,6 +300,10 @@ impl Backend for ReferenceBackend {
         self.layer = layer;
         if self.model.random.is_some() {
             self.heads = self.model.layer_heads(self.shape.d, layer);
+        }
+        // Per-layer weights: the model now holds the heads and perceptron of this step's layer.
+        if self.model.select_layer(layer).is_some() {
+            self.heads = self.model.heads.clone();
         }
         Ok(())
     }
