@@ -26,9 +26,12 @@
 //! with beta (from beta = 3, slope above 2 standard errors) in every d; for d = 128 the largest
 //! beta has not collapsed by T, t_c is within 30 % of the symmetric reduction wherever that
 //! collapses before 0.7 T, the first uncollapsed beta within 1 of the reduction's, and the
-//! slope of log t_c against beta (beta >= 3) within 3 standard errors of the reduction's slope
-//! over the same betas (finite d makes it about 0.05 lower: some pairs start closer than
-//! others and collapse first); for d = 8 the final fraction at the largest beta lies strictly
+//! slope of log t_c against beta (beta >= 3) within 3 standard errors plus 15% of the
+//! reduction's slope over the same betas (finite d makes it about 0.05 lower: some pairs start
+//! closer than others and collapse first; at the default size, 32 starts per beta, the
+//! standard error is 0.013 and the offset 0.050, so 3 se alone would reject the d -> infinity
+//! reduction for its known finite-d correction; a wrong temperature scaling halves the slope);
+//! for d = 8 the final fraction at the largest beta lies strictly
 //! between 0.05 and 0.95 (several metastable clusters).
 
 /// The deliberate errors of `--mutate` (see `experiments::mutations`).
@@ -90,9 +93,9 @@ struct Checks {
     #[serde(rename = "d128_large_beta_not_collapsed_by_T")]
     d128_large_beta_not_collapsed_by_t: bool,
     d128_follows_symmetric_reduction: bool,
-    /// The slope of log t_c against beta (beta >= 3) within 3 standard errors of the fit of
-    /// the symmetric reduction's slope over the same betas.
-    #[serde(rename = "d128_log_collapse_time_slope_within_3se_of_symmetric_reduction")]
+    /// The slope of log t_c against beta (beta >= 3) within 3 standard errors plus 15% of the
+    /// fit of the symmetric reduction's slope over the same betas.
+    #[serde(rename = "d128_log_collapse_time_slope_within_3se_plus_15pct_of_symmetric_reduction")]
     d128_slope_follows_symmetric_reduction: bool,
     d8_several_clusters_at_large_beta: bool,
 }
