@@ -6,7 +6,7 @@
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<uniform> head: Head;
-// V_h for every head, [H, d, d] row-major.
+// V_h for every head, [H, d, d] row-major ([H, batch, d, d] with heads per system).
 @group(0) @binding(2) var<storage, read> value_matrix: array<f32>;
 // The merged means, [batch * n_queries][DV] vec4 as floats (split 0 of the state).
 @group(0) @binding(3) var<storage, read> mean: array<f32>;
@@ -28,7 +28,11 @@ fn main(
     if has_flag(params.flags, FLAG_IDENTITY_VALUES) {
         a = mean[row + r];
     } else {
-        let v = head.index * D * D;
+        // Heads drawn per system: [H, batch, d, d].
+        var v = head.index * D * D;
+        if has_flag(params.flags, FLAG_HEADS_PER_SYSTEM) {
+            v = (head.index * params.batch + t / params.n_queries) * D * D;
+        }
         for (var c = 0u; c < D; c++) {
             a += value_matrix[v + r * D + c] * mean[row + c];
         }

@@ -8,7 +8,7 @@
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<uniform> head: Head;
 @group(0) @binding(2) var<storage, read> betas: array<f32>;
-// K_h^T Q_h for every head, [H, d, d] row-major.
+// K_h^T Q_h for every head, [H, d, d] row-major ([H, batch, d, d] with heads per system).
 @group(0) @binding(3) var<storage, read> score_matrix: array<f32>;
 @group(0) @binding(4) var<storage, read> x: array<f32>;
 // [batch * n_queries][DV] vec4, as floats.
@@ -31,7 +31,11 @@ fn main(
         q[out] = beta * x[e];
         return;
     }
-    let m = head.index * D * D;
+    // Heads drawn per system: [H, batch, d, d].
+    var m = head.index * D * D;
+    if has_flag(params.flags, FLAG_HEADS_PER_SYSTEM) {
+        m = (head.index * params.batch + t / params.n_queries) * D * D;
+    }
     var s = 0.0;
     for (var c = 0u; c < D; c++) {
         s += score_matrix[m + r * D + c] * x[t * D + c];

@@ -180,7 +180,16 @@ pub fn one_layer(
             "beta must be a finite number >= 0, got {gamma}"
         )));
     }
-    let mut heads = crate::model::weights::QkvSpec::parse(qkv)?.resolve_heads(d, None)?;
+    let spec = crate::model::weights::QkvSpec::parse(qkv)?;
+    if let crate::model::weights::QkvSpec::Redraw(_)
+    | crate::model::weights::QkvSpec::RandomPerSystem(_)
+    | crate::model::weights::QkvSpec::RedrawPerSystem(_) = spec
+    {
+        return Err(crate::error::input(format!(
+            "{command} takes one fixed head: --qkv identity, random:SEED or a folder, not '{qkv}'"
+        )));
+    }
+    let mut heads = spec.resolve_heads(d, None)?;
     if heads.len() != 1 {
         return Err(crate::error::input(format!(
             "{command} takes one head; the --qkv folder holds {}",

@@ -316,14 +316,19 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
     };
     let mut head_layers = qkv.resolve_layers(d, layer.heads)?;
     let heads = head_layers[0].clone();
-    let random = match qkv {
-        QkvSpec::Redraw(seed) => Some(RandomHeads {
-            heads: heads.len(),
-            scale: layer.weight_scale.unwrap_or(1.0),
-            seed,
-        }),
-        _ => None,
+    let (redraw, per_system, seed) = match qkv {
+        QkvSpec::Redraw(seed) => (true, false, Some(seed)),
+        QkvSpec::RandomPerSystem(seed) => (false, true, Some(seed)),
+        QkvSpec::RedrawPerSystem(seed) => (true, true, Some(seed)),
+        _ => (false, false, None),
     };
+    let random = seed.map(|seed| RandomHeads {
+        heads: heads.len(),
+        scale: layer.weight_scale.unwrap_or(1.0),
+        seed,
+        redraw,
+        per_system,
+    });
     let activation = layer.activation.unwrap_or(Activation::Relu);
     let mlp_spec = layer.mlp.as_deref().map(MlpSpec::parse).transpose()?;
     let mlp_spec = match mlp_spec {

@@ -85,19 +85,22 @@ config_layer! {
         #[arg(long, allow_hyphen_values = true, value_parser = BetaSpec::parse_flag, help_heading = "Model")]
         beta: BetaSpec,
         /// Q, K, V: identity, random:SEED (iid N(0, 1/d) entries, fixed over depth),
-        /// redraw:SEED (random deep attention: redrawn at every layer and head), or a folder with
-        /// Q.npy, K.npy, V.npy, each [d, d] or [heads, d, d]; the score is beta <Q x_i, K x_j>, the
-        /// value V x_j [default: identity].
+        /// redraw:SEED (random deep attention: redrawn at every layer and head),
+        /// random-per-system:SEED or redraw-per-system:SEED (the same, but every system of the
+        /// ensemble draws its own heads, keyed by the seed and its index b: independent of
+        /// --batch; entries N(0, scale^2 / d), --weight-scale), or
+        /// a folder with Q.npy, K.npy, V.npy, each [d, d] or [heads, d, d]; the score is
+        /// beta <Q x_i, K x_j>, the value V x_j [default: identity].
         #[arg(long, help_heading = "Model")]
         qkv: String,
-        /// Attention heads (with identity, random:SEED or redraw:SEED; a folder sets its own)
+        /// Attention heads (with identity or a drawn --qkv; a folder sets its own)
         /// [default: 1].
         #[arg(long, help_heading = "Model")]
         heads: usize,
         /// How heads combine: sum or mean of their outputs [default: sum].
         #[arg(long, help_heading = "Model")]
         head_combine: HeadCombine,
-        /// Scale of redrawn weights: entries N(0, scale^2 / d) [default: 1].
+        /// Scale of redrawn or per-system weights: entries N(0, scale^2 / d) [default: 1].
         #[arg(long, help_heading = "Model")]
         weight_scale: f64,
         /// Perceptron block dx/dt = P(attention + W sigma(A x + b)): random:M[:SEED] (hidden width

@@ -303,7 +303,17 @@ fn plausible_run_line() -> impl Strategy<Value = Vec<String>> {
         some("--geometry", &["sphere", "euclidean"]),
         some("--mask", &["full", "causal"]),
         some("--beta", &["0", "1", "4", "100", "1e6", "0.5,2", "1,4,9"]),
-        some("--qkv", &["identity", "random:1", "redraw:2", "qkv"]),
+        some(
+            "--qkv",
+            &[
+                "identity",
+                "random:1",
+                "redraw:2",
+                "random-per-system:3",
+                "redraw-per-system:4",
+                "qkv",
+            ],
+        ),
         some("--heads", &["1", "3"]),
         some("--head-combine", &["sum", "mean"]),
         some("--weight-scale", &["0", "1", "5"]),

@@ -292,11 +292,7 @@ fn random_deep_attention_matches_reference_and_redraws_every_layer() {
         let shape = Shape::new(1, n, d).unwrap();
         let mut m = model(Attention::Sa, Geometry::Sphere, Mask::Full, d, vec![1.0]);
         m.heads = vec![Weights::identity(d); heads];
-        m.random = Some(RandomHeads {
-            heads,
-            scale,
-            seed: 9,
-        });
+        m.random = Some(RandomHeads::redrawn(heads, scale, 9));
         m.combine = combine;
         let mut v = Variant::new(&format!("redraw H={heads} scale={scale} d={d}"), m, shape);
         v.steps = 5;
@@ -315,11 +311,7 @@ fn gpu_redraws_equal_the_host_draws() {
     let shape = Shape::new(1, 10, d).unwrap();
     let mut m = model(Attention::Sa, Geometry::Sphere, Mask::Full, d, vec![1.0]);
     m.heads = vec![Weights::identity(d); heads];
-    m.random = Some(RandomHeads {
-        heads,
-        scale: 1.5,
-        seed: 12345678901,
-    });
+    m.random = Some(RandomHeads::redrawn(heads, 1.5, 12345678901));
     let x0 = InitSpec::Uniform
         .generate(shape, Geometry::Sphere, 1)
         .unwrap();

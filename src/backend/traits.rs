@@ -154,10 +154,14 @@ impl LayerShape {
             return Err(input("n = 0: attention needs at least one key"));
         }
         model.validate(Shape::new(self.batch, self.m, self.d)?)?;
-        if model.mlp.is_some() || model.noise.is_some() || model.weights_change() {
+        if model.mlp.is_some()
+            || model.noise.is_some()
+            || model.weights_change()
+            || model.heads_per_system()
+        {
             return Err(input(
-                "one attention layer takes fixed heads only (no perceptron, noise, redraws or \
-                 per-layer weights)",
+                "one attention layer takes fixed heads only (no perceptron, noise, redraws, \
+                 per-system or per-layer weights)",
             ));
         }
         if model.mask == crate::model::Mask::Causal && self.m != self.n {

@@ -350,7 +350,7 @@ fn attention_panels(args: &RenderArgs, snaps: &Snapshots) -> Result<Vec<(String,
     let mut out = Vec::new();
     for (t, x, is_final) in states {
         let layer = layer_at(if is_final { f64::NAN } else { t });
-        let head = model.layer_heads(d, layer).swap_remove(0);
+        let head = model.system_heads(d, layer, args.system).swap_remove(0);
         let w = attnflow::render::attention_matrix(model, &head, beta, x, d);
         let mut title = format!(
             "w_ij, {}{}: {model_name}, beta = {}, {} mask",
@@ -365,7 +365,7 @@ fn attention_panels(args: &RenderArgs, snaps: &Snapshots) -> Result<Vec<(String,
         if heads > 1 {
             title.push_str(&format!(", head 0 of {heads}"));
         }
-        if model.random.is_some() {
+        if model.redraws() {
             title.push_str(&format!(", layer {layer}"));
         }
         out.push((title, w));

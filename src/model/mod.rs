@@ -197,23 +197,40 @@ pub enum HeadCombine {
     Mean,
 }
 
-/// Random deep multi-head attention (docs/model.md §3): every head's Q, K, V are redrawn at
-/// every layer (= step), entries iid N(0, scale^2 / d), from a counter-based generator
-/// keyed by (seed, layer, head), so every backend draws the same weights.
+/// Random multi-head attention drawn from a counter-based generator keyed by
+/// (seed, layer, head), entries iid N(0, scale^2 / d), so every backend draws the same
+/// weights (docs/model.md §3). `redraw`: random deep attention, every head redrawn at every
+/// layer (= step); otherwise one draw (layer 0) kept over depth. `per_system`: every system b
+/// of the ensemble draws its own heads, from the seed `rng::system_seed(seed, b)`, so that
+/// system b's weights do not depend on the batch size; otherwise the systems share them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RandomHeads {
     pub heads: usize,
     pub scale: f64,
     pub seed: u64,
+    pub redraw: bool,
+    pub per_system: bool,
 }
 
 impl RandomHeads {
+    /// Heads redrawn at every layer and shared by the systems (`--qkv redraw:SEED`).
+    pub fn redrawn(heads: usize, scale: f64, seed: u64) -> Self {
+        RandomHeads {
+            heads,
+            scale,
+            seed,
+            redraw: true,
+            per_system: false,
+        }
+    }
+
     /// Entry `index` (row-major) of matrix `stream` of `head` at `layer`.
     pub fn entry(&self, d: usize, layer: u32, head: u32, stream: rng::Stream, index: u32) -> f64 {
         self.scale / (d as f64).sqrt() * rng::normal(self.seed, stream, layer, head, index)
     }
 
-    /// The weights of every head at `layer`.
+    /// The weights of every head drawn with key `layer` from `seed` (neither redraw nor
+    /// per-system rules applied: the generator itself).
     pub fn layer(&self, d: usize, layer: u32) -> Vec<Weights> {
         (0..self.heads as u32)
             .map(|h| {
@@ -230,6 +247,18 @@ impl RandomHeads {
                 }
             })
             .collect()
+    }
+
+    /// The heads of system `system` at step `layer`: keyed by the layer only when redrawn,
+    /// drawn from the system's own seed only when per system.
+    pub fn draw(&self, d: usize, layer: u32, system: usize) -> Vec<Weights> {
+        let seed = if self.per_system {
+            rng::system_seed(self.seed, system as u32)
+        } else {
+            self.seed
+        };
+        let layer = if self.redraw { layer } else { 0 };
+        RandomHeads { seed, ..*self }.layer(d, layer)
     }
 }
 
@@ -453,10 +482,16 @@ impl Model {
     }
 
     /// The heads at step `layer` (the fixed heads, a random model's draw, or the heads of the
-    /// step's piece of the per-layer schedule).
+    /// step's piece of the per-layer schedule); with heads drawn per system, system 0's.
     pub fn layer_heads(&self, d: usize, layer: u32) -> Vec<Weights> {
+        self.system_heads(d, layer, 0)
+    }
+
+    /// The heads of system `system` at step `layer` (the same for every system unless a
+    /// random model draws them per system).
+    pub fn system_heads(&self, d: usize, layer: u32, system: usize) -> Vec<Weights> {
         match (&self.random, &self.per_layer) {
-            (Some(r), _) => r.layer(d, layer),
+            (Some(r), _) => r.draw(d, layer, system),
             (None, Some(PerLayer { heads: Some(h), .. })) => {
                 h[self.per_layer.as_ref().unwrap().layer_of(layer)].clone()
             }
@@ -464,9 +499,30 @@ impl Model {
         }
     }
 
+    /// Whether every system of the ensemble has its own heads (`--qkv random-per-system:SEED`
+    /// or `redraw-per-system:SEED`).
+    pub fn heads_per_system(&self) -> bool {
+        self.random.is_some_and(|r| r.per_system)
+    }
+
+    /// The heads of every system at step `layer`, [systems][H]: one entry shared by all
+    /// systems, or `batch` entries when the heads are drawn per system.
+    pub fn heads_by_system(&self, d: usize, layer: u32, batch: usize) -> Vec<Vec<Weights>> {
+        if self.heads_per_system() {
+            (0..batch).map(|b| self.system_heads(d, layer, b)).collect()
+        } else {
+            vec![self.layer_heads(d, layer)]
+        }
+    }
+
+    /// Whether a random model draws new heads at every step.
+    pub fn redraws(&self) -> bool {
+        self.random.is_some_and(|r| r.redraw)
+    }
+
     /// Whether the weights change from step to step (redrawn, or per-layer).
     pub fn weights_change(&self) -> bool {
-        self.random.is_some() || self.per_layer.is_some()
+        self.redraws() || self.per_layer.is_some()
     }
 
     /// The one place that maps a step to the weights of its layer: makes `heads` and `mlp`

@@ -21,6 +21,8 @@ pub enum Stream {
     Noise = 4,
     /// Noise common to all tokens of a system.
     CommonNoise = 5,
+    /// The seed of one system's weights, for weights drawn per system of an ensemble.
+    System = 6,
 }
 
 /// The PCG hash of one word.
@@ -40,6 +42,15 @@ pub fn hash(seed: u64, stream: Stream, a: u32, b: u32, index: u32) -> u32 {
     h = pcg(h ^ stream as u32);
     h = pcg(h ^ (seed >> 32) as u32);
     pcg(h ^ seed as u32)
+}
+
+/// The seed of system `system`'s weights when every system of an ensemble draws its own
+/// (`--qkv random-per-system:SEED`): two hashes of the key (seed, system), so that it depends
+/// on the seed and the system's index only, never on the batch size.
+pub fn system_seed(seed: u64, system: u32) -> u64 {
+    let hi = hash(seed, Stream::System, system, 0, 0);
+    let lo = hash(seed, Stream::System, system, 0, 1);
+    (u64::from(hi) << 32) | u64::from(lo)
 }
 
 /// A uniform in (0, 1] from a hash: the top 24 bits, plus one, over 2^24.
@@ -94,6 +105,26 @@ mod tests {
             hash(1, Stream::Query, 0, 0, 0),
             hash(1, Stream::Key, 0, 0, 0)
         );
+    }
+
+    /// Per-system seeds differ from system to system and from seed to seed, and depend on
+    /// (seed, system) only.
+    #[test]
+    fn system_seeds_are_distinct() {
+        let mut seeds: Vec<u64> = (0..2000u32)
+            .flat_map(|b| {
+                [
+                    system_seed(1, b),
+                    system_seed(2, b),
+                    system_seed(1 << 40, b),
+                ]
+            })
+            .collect();
+        assert_eq!(system_seed(7, 3), system_seed(7, 3));
+        let total = seeds.len();
+        seeds.sort_unstable();
+        seeds.dedup();
+        assert_eq!(seeds.len(), total);
     }
 
     /// Normals from the hash have mean 0 and variance 1 (100000 draws: standard errors

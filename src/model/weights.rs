@@ -26,6 +26,11 @@ pub enum QkvSpec {
     Random(u64),
     /// Random deep attention: every head redrawn at every layer from the seed.
     Redraw(u64),
+    /// Every system of the ensemble draws its own heads (counter-based generator keyed by
+    /// the seed and the system's index), fixed over depth.
+    RandomPerSystem(u64),
+    /// Every system draws its own heads, redrawn at every layer.
+    RedrawPerSystem(u64),
     /// A folder holding Q.npy, K.npy, V.npy, each [d, d] or [heads, d, d].
     Dir(std::path::PathBuf),
 }
@@ -44,21 +49,24 @@ impl QkvSpec {
         if s == "identity" {
             return Ok(QkvSpec::Identity);
         }
-        for (prefix, redraw) in [("random:", false), ("redraw:", true)] {
+        type Make = fn(u64) -> QkvSpec;
+        let kinds: [(&str, Make); 4] = [
+            ("random:", QkvSpec::Random),
+            ("redraw:", QkvSpec::Redraw),
+            ("random-per-system:", QkvSpec::RandomPerSystem),
+            ("redraw-per-system:", QkvSpec::RedrawPerSystem),
+        ];
+        for (prefix, make) in kinds {
             if let Some(seed) = s.strip_prefix(prefix) {
                 let seed = seed.parse::<u64>().map_err(|_| {
                     input(format!(
                         "--qkv {prefix}SEED needs a whole number >= 0 as SEED, got '{seed}'"
                     ))
                 })?;
-                return Ok(if redraw {
-                    QkvSpec::Redraw(seed)
-                } else {
-                    QkvSpec::Random(seed)
-                });
+                return Ok(make(seed));
             }
         }
-        if s == "random" || s == "redraw" {
+        if ["random", "redraw", "random-per-system", "redraw-per-system"].contains(&s) {
             return Err(input(format!("--qkv {s} needs a seed: {s}:SEED")));
         }
         if s.is_empty() {
@@ -74,6 +82,8 @@ impl QkvSpec {
             QkvSpec::Identity => "identity".into(),
             QkvSpec::Random(seed) => format!("random:{seed}"),
             QkvSpec::Redraw(seed) => format!("redraw:{seed}"),
+            QkvSpec::RandomPerSystem(seed) => format!("random-per-system:{seed}"),
+            QkvSpec::RedrawPerSystem(seed) => format!("redraw-per-system:{seed}"),
             QkvSpec::Dir(p) => p.display().to_string(),
         }
     }
@@ -104,14 +114,18 @@ impl QkvSpec {
     }
 
     /// The fixed heads in dimension d: `heads` of them (None: one, or as many as a folder's
-    /// files hold). A redraw spec has no fixed heads; it gives identity placeholders.
+    /// files hold). A redraw or per-system spec has no fixed heads; it gives identity
+    /// placeholders (the model's `RandomHeads` draws them).
     pub fn resolve_heads(&self, d: usize, heads: Option<usize>) -> Result<Vec<Weights>> {
         let count = heads.unwrap_or(1);
         if count == 0 {
             return Err(input("--heads must be at least 1"));
         }
         match self {
-            QkvSpec::Identity | QkvSpec::Redraw(_) => Ok(vec![Weights::identity(d); count]),
+            QkvSpec::Identity
+            | QkvSpec::Redraw(_)
+            | QkvSpec::RandomPerSystem(_)
+            | QkvSpec::RedrawPerSystem(_) => Ok(vec![Weights::identity(d); count]),
             QkvSpec::Random(seed) => Ok((0..count)
                 .map(|h| Weights::random_head(d, *seed, h))
                 .collect()),

@@ -63,7 +63,9 @@ pub(crate) struct Kernel {
     shape: Shape,
     n_keys: usize,
     betas: Vec<f32>,
-    heads: Vec<Head>,
+    /// The heads of each system, [systems][H]: one entry shared by all systems unless the
+    /// model draws them per system.
+    heads: Vec<Vec<Head>>,
     /// Keys per tile, a multiple of LANES.
     tile: usize,
     /// Row length of the transposed keys: n_keys rounded up to a multiple of LANES, plus LANES.
@@ -100,11 +102,7 @@ impl Kernel {
             shape,
             n_keys,
             betas: model.betas.iter().map(|&b| b as f32).collect(),
-            heads: model
-                .layer_heads(shape.d, 0)
-                .iter()
-                .map(Head::new)
-                .collect(),
+            heads: Self::heads_of(&model.heads_by_system(shape.d, 0, shape.batch)),
             tile: (TILE_FLOATS / shape.d / LANES).clamp(4, 64) * LANES,
             // One extra vector per row: rows a power-of-two apart would fall into the same
             // L1 sets, and the d rows of one key vector would evict each other.
@@ -115,8 +113,21 @@ impl Kernel {
         })
     }
 
+    fn heads_of(by_system: &[Vec<Weights>]) -> Vec<Vec<Head>> {
+        by_system
+            .iter()
+            .map(|h| h.iter().map(Head::new).collect())
+            .collect()
+    }
+
+    /// Heads shared by every system.
     pub fn set_heads(&mut self, heads: &[Weights]) {
-        self.heads = heads.iter().map(Head::new).collect();
+        self.heads = vec![heads.iter().map(Head::new).collect()];
+    }
+
+    /// The heads of each system, [systems][H] (one entry: shared).
+    pub fn set_heads_by_system(&mut self, by_system: &[Vec<Weights>]) {
+        self.heads = Self::heads_of(by_system);
     }
 
     pub fn layouts(&self) -> KeyLayouts {
@@ -250,7 +261,8 @@ impl Kernel {
         // ALiBi's slope per key index, in natural units.
         let slope = self.model.alibi_slope(self.n_keys) as f32;
         sc.sum.fill(0.0);
-        for head in &self.heads {
+        let heads = &self.heads[if self.heads.len() == 1 { 0 } else { b }];
+        for head in heads {
             for k in 0..blocks * QB {
                 let t = b * n + first + k.min(count - 1);
                 Self::query(
@@ -660,9 +672,13 @@ impl Backend for CpuBackend {
     }
     fn begin_step(&mut self, layer: u32) -> Result<()> {
         self.layer = layer;
-        if self.kernel.model.random.is_some() {
-            let heads = self.kernel.model.layer_heads(self.kernel.shape.d, layer);
-            self.kernel.set_heads(&heads);
+        if self.kernel.model.redraws() {
+            let shape = self.kernel.shape;
+            let heads = self
+                .kernel
+                .model
+                .heads_by_system(shape.d, layer, shape.batch);
+            self.kernel.set_heads_by_system(&heads);
         }
         // Per-layer weights: the kernel's model now holds this step's layer (its perceptron
         // is read from there by `finish`).

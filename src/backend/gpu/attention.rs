@@ -23,7 +23,7 @@ use super::record::Op;
 use super::shaders;
 use crate::backend::LayerShape;
 use crate::error::{Error, Result};
-use crate::model::{Mask, Model};
+use crate::model::{Mask, Model, Weights};
 
 /// How the work of an evaluation is cut into dispatches.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -200,6 +200,8 @@ pub(crate) struct AttentionPass {
     heads: wgpu::Buffer,
     head_stride: u64,
     head_count: usize,
+    /// Systems with heads of their own (the batch with heads per system, else 1).
+    head_systems: usize,
     /// log Z_i of USA per query position.
     log_normaliser: wgpu::Buffer,
     /// Queries [tokens][DV] vec4, and the online-softmax state of every split and query:
@@ -390,10 +392,18 @@ impl AttentionPass {
             splits: p.splits as u32,
             split_keys: p.split_keys as u32,
         };
-        // Every head's matrices, stacked; a random model overwrites them at every step.
-        let heads = model.layer_heads(d, 0);
-        let scores: Vec<f64> = heads.iter().flat_map(|w| w.score_matrix()).collect();
-        let values: Vec<f64> = heads.iter().flat_map(|w| w.v.clone()).collect();
+        // Every head's matrices, stacked, [H, d, d] or with heads per system [H, batch, d, d];
+        // a random model overwrites them at every step.
+        let by_system = model.heads_by_system(d, 0, sizes.batch);
+        let heads = by_system[0].clone();
+        let stacked = |f: &dyn Fn(&Weights) -> Vec<f64>| -> Vec<f64> {
+            (0..heads.len())
+                .flat_map(|h| by_system.iter().flat_map(move |s| f(&s[h])))
+                .collect()
+        };
+        let scores = stacked(&|w: &Weights| w.score_matrix());
+        let values = stacked(&|w: &Weights| w.v.clone());
+        let head_systems = by_system.len();
         let align = ctx.limits.min_uniform_buffer_offset_alignment;
         let head_stride = aligned(std::mem::size_of::<HeadSlot>(), align);
         let head_slots: Vec<u8> = (0..heads.len())
@@ -425,7 +435,7 @@ impl AttentionPass {
             ]
         });
         let redraw = model.random.map(|r| {
-            let elements = (2 * r.heads * d * d) as u64;
+            let elements = (2 * r.heads * head_systems * d * d) as u64;
             let groups = elements.div_ceil(u64::from(shaders::WORKGROUP));
             let slot = RedrawSlot {
                 seed_lo: r.seed as u32,
@@ -434,7 +444,9 @@ impl AttentionPass {
                 scale: (r.scale / (d as f64).sqrt()) as f32,
                 groups_x: groups.min(u64::from(ctx.limits.max_compute_workgroups_per_dimension))
                     as u32,
-                pad: [0; 3],
+                systems: head_systems as u32,
+                per_system: r.per_system as u32,
+                layered: r.redraw as u32,
             };
             init(
                 "redraw",
@@ -471,6 +483,7 @@ impl AttentionPass {
             heads: init("heads", &head_slots, wgpu::BufferUsages::UNIFORM),
             head_stride,
             head_count: heads.len(),
+            head_systems,
             log_normaliser: init("log_normaliser", bytemuck::cast_slice(&log_norm), storage),
             // Pad lanes of the queries are never written and stay zero.
             q: buffer("queries", padded * tokens, storage | copy),
@@ -716,7 +729,7 @@ impl AttentionPass {
             bytemuck::bytes_of(&StepSlot { layer, pad: [0; 3] }),
         );
         redraw.map(|group| {
-            let elements = 2 * self.head_count * self.sizes.d * self.sizes.d;
+            let elements = 2 * self.head_count * self.head_systems * self.sizes.d * self.sizes.d;
             let groups = elements.div_ceil(shaders::WORKGROUP as usize) as u32;
             let x = groups.min(ctx.limits.max_compute_workgroups_per_dimension);
             Op {

@@ -56,7 +56,12 @@ pub(crate) struct RedrawSlot {
     pub heads: u32,
     pub scale: f32,
     pub groups_x: u32,
-    pub pad: [u32; 3],
+    /// Systems with heads of their own: the batch when drawn per system, else 1.
+    pub systems: u32,
+    /// Whether each system draws from its own seed, `rng::system_seed(seed, b)`.
+    pub per_system: u32,
+    /// Whether the draw is keyed by the layer (redrawn at every step) or by layer 0.
+    pub layered: u32,
 }
 
 /// Mirrors `Chunk` in shaders/common.wgsl.
@@ -157,7 +162,9 @@ pub mod contract {
             }),
             mirror!(HeadSlot as "Head" { index, accumulate, weight, pad }),
             mirror!(StepSlot as "Step" { layer, pad }),
-            mirror!(RedrawSlot as "Redraw" { seed_lo, seed_hi, heads, scale, groups_x, pad }),
+            mirror!(RedrawSlot as "Redraw" {
+                seed_lo, seed_hi, heads, scale, groups_x, systems, per_system, layered,
+            }),
             mirror!(Chunk as "Chunk" {
                 key_offset, key_count, first, first_block, groups_x, first_system, pad,
             }),
@@ -177,10 +184,11 @@ const FLAG_IDENTITY_SCORES: u32 = 8;
 const FLAG_IDENTITY_VALUES: u32 = 16;
 const FLAG_ALIBI: u32 = 32;
 const FLAG_GELU: u32 = 64;
+const FLAG_HEADS_PER_SYSTEM: u32 = 128;
 
 /// The bits of `Params::flags` by their WGSL names: every kernel gets them as constants
 /// written from this list (`shaders::host_constants`).
-pub(crate) const FLAGS: [(&str, u32); 7] = [
+pub(crate) const FLAGS: [(&str, u32); 8] = [
     ("FLAG_USA", FLAG_USA),
     ("FLAG_SPHERE", FLAG_SPHERE),
     ("FLAG_CAUSAL", FLAG_CAUSAL),
@@ -188,6 +196,7 @@ pub(crate) const FLAGS: [(&str, u32); 7] = [
     ("FLAG_IDENTITY_VALUES", FLAG_IDENTITY_VALUES),
     ("FLAG_ALIBI", FLAG_ALIBI),
     ("FLAG_GELU", FLAG_GELU),
+    ("FLAG_HEADS_PER_SYSTEM", FLAG_HEADS_PER_SYSTEM),
 ];
 
 /// The FLAG_* bits of the kernels for a model.
@@ -221,6 +230,9 @@ pub(crate) fn flags(model: &Model, d: usize) -> u32 {
         .is_some_and(|m| m.activation == crate::model::Activation::Gelu)
     {
         flags |= FLAG_GELU;
+    }
+    if model.heads_per_system() {
+        flags |= FLAG_HEADS_PER_SYSTEM;
     }
     flags
 }

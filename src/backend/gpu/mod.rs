@@ -417,7 +417,8 @@ impl GpuBackend {
     }
 
     /// The per-head matrices the kernels use now: M_h = K_h^T Q_h and V_h, each [H, d, d]
-    /// row-major (for a random model, the draw of the current layer).
+    /// row-major, or [H, batch, d, d] with heads drawn per system (for a random model, the
+    /// draw of the current layer).
     pub fn read_head_matrices(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
         let (m, v) = (
             self.attention.score_matrix.clone(),

@@ -69,6 +69,7 @@ pub fn host_constants() -> String {
         ("STREAM_VALUE", Stream::Value),
         ("STREAM_NOISE", Stream::Noise),
         ("STREAM_COMMON_NOISE", Stream::CommonNoise),
+        ("STREAM_SYSTEM", Stream::System),
     ];
     super::kernels::FLAGS
         .into_iter()

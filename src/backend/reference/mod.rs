@@ -32,6 +32,20 @@ pub fn attention_output(
     z: &[f64],
     y: &[f64],
 ) -> Vec<f64> {
+    attention_output_with_betas(model, heads, &model.betas, batch, d, z, y)
+}
+
+/// `attention_output` with the inverse temperatures of the given systems (`betas[b]` for
+/// system b of z and y): a slice of an ensemble computed on its own.
+pub fn attention_output_with_betas(
+    model: &Model,
+    heads: &[Weights],
+    betas: &[f64],
+    batch: usize,
+    d: usize,
+    z: &[f64],
+    y: &[f64],
+) -> Vec<f64> {
     let (m, n) = (z.len() / (batch * d), y.len() / (batch * d));
     let slope = model.alibi_slope(n);
     let c = model.head_weight();
@@ -51,7 +65,7 @@ pub fn attention_output(
             || (vec![0.0; d], vec![0.0; d], Vec::with_capacity(n)),
             |(qz, a, scores), (t, out_i)| {
                 let (b, i) = (t / m, t % m);
-                let beta = model.betas[b];
+                let beta = betas[b];
                 let sys = b * n * d;
                 matvec(&w.q, &z[t * d..(t + 1) * d], qz);
                 let seen = model.keys_seen(i, n);
@@ -101,6 +115,38 @@ pub fn field_with(model: &Model, heads: &[Weights], shape: Shape, x: &[f64], out
         x
     };
     let a = attention_output(model, heads, shape.batch, shape.d, x, x);
+    finish_field(model, shape.d, x, &a, out);
+}
+
+/// The vector field with heads of their own for each system, `heads[b]` for system b
+/// (`Model::heads_by_system`; one entry: shared by all systems, `field_with`). Each system is
+/// computed on its own, exactly as a run of that system alone with its heads.
+pub fn field_by_system(
+    model: &Model,
+    heads: &[Vec<Weights>],
+    shape: Shape,
+    x: &[f64],
+    out: &mut [f64],
+) {
+    if let [shared] = heads {
+        return field_with(model, shared, shape, x, out);
+    }
+    assert_eq!(heads.len(), shape.batch, "one set of heads per system");
+    let normalised;
+    let x = if model.layer.normalises_input() {
+        normalised = normalised_tokens(x, shape.d);
+        &normalised
+    } else {
+        x
+    };
+    let len = shape.n * shape.d;
+    let a: Vec<f64> = (0..shape.batch)
+        .flat_map(|b| {
+            let xb = &x[b * len..(b + 1) * len];
+            let betas = &model.betas[b..b + 1];
+            attention_output_with_betas(model, &heads[b], betas, 1, shape.d, xb, xb)
+        })
+        .collect();
     finish_field(model, shape.d, x, &a, out);
 }
 
@@ -205,9 +251,10 @@ pub struct ReferenceBackend {
     x: Vec<f64>,
     stage: Vec<f64>,
     k: Vec<Vec<f64>>,
-    /// The heads of the current layer (a random model redraws them every step; per-layer
-    /// weights change at the start of each piece of the schedule).
-    heads: Vec<Weights>,
+    /// The heads of the current layer, [systems][H] (one entry unless drawn per system; a
+    /// random model redraws them every step; per-layer weights change at the start of each
+    /// piece of the schedule).
+    heads: Vec<Vec<Weights>>,
     /// The layer being computed, and the first in which the state became non-finite.
     layer: u32,
     first_bad: Option<u32>,
@@ -223,7 +270,7 @@ impl ReferenceBackend {
             x: x0.to_vec(),
             stage: vec![0.0; shape.len()],
             k: Vec::new(),
-            heads: model.layer_heads(shape.d, 0),
+            heads: model.heads_by_system(shape.d, 0, shape.batch),
             layer: 0,
             first_bad: None,
         })
@@ -250,7 +297,7 @@ impl Backend for ReferenceBackend {
             Slot::State => &self.x,
             Slot::Stage => &self.stage,
         };
-        field_with(
+        field_by_system(
             &self.model,
             &self.heads,
             self.shape,
@@ -298,12 +345,14 @@ impl Backend for ReferenceBackend {
 
     fn begin_step(&mut self, layer: u32) -> Result<()> {
         self.layer = layer;
-        if self.model.random.is_some() {
-            self.heads = self.model.layer_heads(self.shape.d, layer);
+        if self.model.redraws() {
+            self.heads = self
+                .model
+                .heads_by_system(self.shape.d, layer, self.shape.batch);
         }
         // Per-layer weights: the model now holds the heads and perceptron of this step's layer.
         if self.model.select_layer(layer).is_some() {
-            self.heads = self.model.heads.clone();
+            self.heads = vec![self.model.heads.clone()];
         }
         Ok(())
     }

@@ -39,11 +39,7 @@ pub struct Spec {
 /// `heads-identical` uses one head H times (H copies of the same Q, K, V: the sum is H times
 /// one head, an Euler step of H h; the mean is one head).
 fn model(setup: &Setup, s: &Spec) -> (Model, f64) {
-    let random = RandomHeads {
-        heads: s.heads,
-        scale: s.scale,
-        seed: s.seed,
-    };
+    let random = RandomHeads::redrawn(s.heads, s.scale, s.seed);
     let heads0 = random.layer(s.d, 0);
     let mut m = Model::new(
         Attention::Sa,
