@@ -331,7 +331,7 @@ impl Tokens {
             return Err(input(format!("{what} '{s}': the count must be at least 1")));
         }
         let law = InitSpec::parse(law).map_err(|e| input(format!("{what} '{s}': {e}")))?;
-        if matches!(law, InitSpec::File(_)) {
+        if matches!(law, InitSpec::File(_) | InitSpec::Embedding { .. }) {
             return Err(bad());
         }
         Ok(Tokens::Law { law, n })

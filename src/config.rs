@@ -120,6 +120,9 @@ pub struct RunConfig {
     pub t_end: f64,
     pub steps: usize,
     pub init: String,
+    /// The prompt's token ids of an --init safetensors:FILE:TENSOR (comma-separated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<String>,
     pub seed: u64,
     pub backend: BackendChoice,
     pub save_every: usize,
@@ -175,8 +178,8 @@ impl Resolved {
     /// --mlp folder.
     pub fn input_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
-        if let InitSpec::File(p) = &self.init {
-            files.push(p.clone());
+        if let Some(p) = self.init.path() {
+            files.push(p.to_path_buf());
         }
         files.extend(self.qkv.files());
         if let Some(mlp) = &self.config.mlp
@@ -192,22 +195,39 @@ impl Resolved {
 /// and checks every value.
 pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
     let init = InitSpec::parse(layer.init.as_deref().unwrap_or("uniform"))?;
+    let open = |p: &PathBuf| {
+        std::fs::canonicalize(p)
+            .map_err(|e| file_error(p, format!("cannot open the --init file: {e}")))
+    };
     let init = match init {
-        InitSpec::File(p) => InitSpec::File(
-            std::fs::canonicalize(&p)
-                .map_err(|e| file_error(&p, format!("cannot open the --init file: {e}")))?,
-        ),
+        InitSpec::File(p) => InitSpec::File(open(&p)?),
+        InitSpec::Embedding { file, tensor, .. } => {
+            let tokens = layer.tokens.as_deref().ok_or_else(|| {
+                input(format!(
+                    "--init safetensors:{}:{tensor} needs --tokens ID,ID,... (the prompt's token ids)",
+                    file.display()
+                ))
+            })?;
+            InitSpec::Embedding {
+                file: open(&file)?,
+                tensor,
+                tokens: crate::model::init::parse_tokens(tokens)?,
+            }
+        }
         other => other,
     };
+    if layer.tokens.is_some() && !matches!(init, InitSpec::Embedding { .. }) {
+        return Err(input(
+            "--tokens names rows of an embedding: it needs --init safetensors:FILE:wte",
+        ));
+    }
     let file_shape = init.file_shape()?;
     let (file_batch, file_n, file_d) = match file_shape.as_deref() {
         None => (None, None, None),
         Some([n, d]) => (None, Some(*n as usize), Some(*d as usize)),
         Some([b, n, d]) => (Some(*b as usize), Some(*n as usize), Some(*d as usize)),
         Some(other) => {
-            let InitSpec::File(path) = &init else {
-                unreachable!()
-            };
+            let path = init.path().expect("an init file");
             return Err(file_error(
                 path,
                 format!("has shape {other:?}; an --init file must be [n, d] or [batch, n, d]"),
@@ -218,9 +238,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         if let (Some(f), Some(v)) = (flag, file)
             && f != v
         {
-            let InitSpec::File(path) = &init else {
-                unreachable!()
-            };
+            let path = init.path().expect("an init file");
             return Err(file_error(
                 path,
                 format!(
@@ -238,9 +256,22 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
     let n = layer.n.or(file_n).unwrap_or(DEFAULT_N);
     let d = layer.d.or(file_d).unwrap_or(DEFAULT_D);
     // A run.toml records gamma (what the rule scales) next to the resolved beta.
+    // A GPT-2 checkpoint's attention scale 1 / sqrt(d / H) is its default beta (docs/model.md §6).
+    let checkpoint_qkv = matches!(
+        layer.qkv.as_deref().map(QkvSpec::parse).transpose()?,
+        Some(QkvSpec::Safetensors(_))
+    );
+    let default_beta = match (checkpoint_qkv, layer.heads) {
+        (true, Some(h)) if h > 0 => (h as f64 / d as f64).sqrt(),
+        _ => 1.0,
+    };
     let betas = match &layer.gamma {
         Some(g) => g.clone(),
-        None => layer.beta.clone().unwrap_or(BetaSpec::One(1.0)).values(),
+        None => layer
+            .beta
+            .clone()
+            .unwrap_or(BetaSpec::One(default_beta))
+            .values(),
     };
     let batch = match (layer.batch.or(file_batch), betas.len()) {
         (Some(b), _) => b,
@@ -312,8 +343,18 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
                 p.display()
             ))
         })?),
+        QkvSpec::Safetensors(p) => QkvSpec::Safetensors(
+            std::fs::canonicalize(&p)
+                .map_err(|e| file_error(&p, format!("cannot open the --qkv checkpoint: {e}")))?,
+        ),
         other => other,
     };
+    if matches!(qkv, QkvSpec::Safetensors(_)) && layer.head_combine == Some(HeadCombine::Mean) {
+        return Err(input(
+            "--head-combine mean with a GPT-2 checkpoint: its heads add up (concatenation \
+             followed by c_proj), so they combine by sum",
+        ));
+    }
     let mut head_layers = qkv.resolve_layers(d, layer.heads)?;
     let heads = head_layers[0].clone();
     let (redraw, per_system, seed) = match qkv {
@@ -329,8 +370,12 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         redraw,
         per_system,
     });
-    let activation = layer.activation.unwrap_or(Activation::Relu);
     let mlp_spec = layer.mlp.as_deref().map(MlpSpec::parse).transpose()?;
+    // A GPT-2 checkpoint's perceptron uses its tanh GELU unless told otherwise.
+    let activation = layer.activation.unwrap_or(match mlp_spec {
+        Some(MlpSpec::Safetensors(_)) => Activation::Gelu,
+        _ => Activation::Relu,
+    });
     let mlp_spec = match mlp_spec {
         Some(MlpSpec::Dir(p)) => Some(MlpSpec::Dir(std::fs::canonicalize(&p).map_err(|e| {
             input(format!(
@@ -338,6 +383,10 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
                 p.display()
             ))
         })?)),
+        Some(MlpSpec::Safetensors(p)) => Some(MlpSpec::Safetensors(
+            std::fs::canonicalize(&p)
+                .map_err(|e| file_error(&p, format!("cannot open the --mlp checkpoint: {e}")))?,
+        )),
         other => other,
     };
     let mut mlp_layers = mlp_spec
@@ -407,6 +456,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         t_end,
         steps,
         init: init.to_config_string(),
+        tokens: layer.tokens.clone(),
         seed,
         backend: layer.backend.unwrap_or(BackendChoice::Auto),
         save_every: layer.save_every.unwrap_or(0),

@@ -81,20 +81,22 @@ config_layer! {
         #[arg(long, help_heading = "Model")]
         mask: Mask,
         /// Inverse temperature: one value, or one per system separated by commas
-        /// (--beta 0.5,1,2) [default: 1].
+        /// (--beta 0.5,1,2) [default: 1; 1 / sqrt(d / heads) with a safetensors --qkv].
         #[arg(long, allow_hyphen_values = true, value_parser = BetaSpec::parse_flag, help_heading = "Model")]
         beta: BetaSpec,
         /// Q, K, V: identity, random:SEED (iid N(0, 1/d) entries, fixed over depth),
         /// redraw:SEED (random deep attention: redrawn at every layer and head),
         /// random-per-system:SEED or redraw-per-system:SEED (the same, but every system of the
         /// ensemble draws its own heads, keyed by the seed and its index b: independent of
-        /// --batch; entries N(0, scale^2 / d), --weight-scale), or
-        /// a folder with Q.npy, K.npy, V.npy, each [d, d] or [heads, d, d]; the score is
-        /// beta <Q x_i, K x_j>, the value V x_j [default: identity].
+        /// --batch; entries N(0, scale^2 / d), --weight-scale), a folder with Q.npy, K.npy,
+        /// V.npy, each [d, d], [heads, d, d] or [layers, heads, d, d], or
+        /// safetensors:FILE[:gpt2] (a GPT-2 checkpoint's heads per layer, with --heads;
+        /// docs/model.md §6); the score is beta <Q x_i, K x_j>, the value V x_j
+        /// [default: identity].
         #[arg(long, help_heading = "Model")]
         qkv: String,
-        /// Attention heads (with identity or a drawn --qkv; a folder sets its own)
-        /// [default: 1].
+        /// Attention heads (with identity or a drawn --qkv; a folder sets its own; required
+        /// with a safetensors checkpoint, head size d / heads) [default: 1].
         #[arg(long, help_heading = "Model")]
         heads: usize,
         /// How heads combine: sum or mean of their outputs [default: sum].
@@ -104,10 +106,12 @@ config_layer! {
         #[arg(long, help_heading = "Model")]
         weight_scale: f64,
         /// Perceptron block dx/dt = P(attention + W sigma(A x + b)): random:M[:SEED] (hidden width
-        /// M) or a folder with W.npy [d, M], A.npy [M, d], b.npy [M] [default: none].
+        /// M), a folder with W.npy [d, M], A.npy [M, d], b.npy [M] (or [L, ...]), or
+        /// safetensors:FILE[:gpt2] (a GPT-2 checkpoint's c_fc, c_proj per layer) [default: none].
         #[arg(long, help_heading = "Model")]
         mlp: String,
-        /// The perceptron's sigma: relu or gelu (tanh form) [default: relu].
+        /// The perceptron's sigma: relu or gelu (tanh form) [default: relu; gelu with a
+        /// safetensors --mlp].
         #[arg(long, help_heading = "Model")]
         activation: Activation,
         /// Noise strength sigma: dx = f dt + sigma P dB, Euler-Maruyama (needs --integrator
@@ -151,9 +155,14 @@ config_layer! {
         steps: usize,
         /// Initial tokens: uniform (on the sphere), gaussian, vmf:KAPPA[:MU1,MU2,...] (mean
         /// direction e_1 unless given), or file:PATH.npy ([n, d] shared by all systems, or
-        /// [batch, n, d]; f32 or f64) [default: uniform].
+        /// [batch, n, d]; f32 or f64), or safetensors:FILE:wte (rows of a checkpoint's token
+        /// embeddings wte.weight for the ids of --tokens; docs/model.md §6) [default: uniform].
         #[arg(long, help_heading = "Tokens")]
         init: String,
+        /// The prompt's token ids, with --init safetensors:FILE:TENSOR (15496,995,...): n is
+        /// their number.
+        #[arg(long, value_name = "ID,ID,...", help_heading = "Tokens")]
+        tokens: String,
         /// Random seed of the initial tokens [default: 0].
         #[arg(long, help_heading = "Tokens")]
         seed: u64,

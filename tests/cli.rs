@@ -736,8 +736,18 @@ fn the_readme_examples_run() {
         {
             continue;
         }
-        // Files the examples assume exist (K.npy, Q.npy) are skipped: the rest cover attend.
-        if args.iter().any(|a| a.ends_with(".npy")) {
+        // Files the examples assume exist (K.npy, Q.npy, weight folders, a GPT-2 checkpoint)
+        // are skipped: the rest cover attend; tests/per_layer.rs and tests/real_model.rs run
+        // weight folders and a checkpoint written there.
+        let weight_files = args.windows(2).any(|w| {
+            ["--qkv", "--mlp"].contains(&w[0].as_str())
+                && (w[1].contains('/') || w[1].starts_with("safetensors:"))
+        });
+        if weight_files
+            || args
+                .iter()
+                .any(|a| a.ends_with(".npy") || a.starts_with("safetensors:"))
+        {
             continue;
         }
         for i in 1..args.len() {

@@ -39,7 +39,7 @@ pub struct RunArgs {
         conflicts_with_all = [
             "config", "out", "force", "n", "d", "batch", "model", "geometry", "mask", "beta",
             "qkv", "heads", "head_combine", "weight_scale", "mlp", "activation", "noise",
-            "noise_kind", "alibi", "beta_rule", "integrator", "init", "seed", "save_every",
+            "noise_kind", "alibi", "beta_rule", "integrator", "init", "tokens", "seed", "save_every",
             "metrics_every",
         ]
     )]

@@ -24,6 +24,28 @@ pub enum InitSpec {
     Vmf { kappa: f64, mu: Option<Vec<f64>> },
     /// Read from a .npy file of shape [n, d] (shared by all systems) or [B, n, d].
     File(PathBuf),
+    /// Rows of an embedding tensor of a safetensors checkpoint, `safetensors:FILE:TENSOR`
+    /// (`wte`: GPT-2's token embeddings `wte.weight` [vocab, d]), one per token id of
+    /// `--tokens` (docs/model.md §6), shared by all systems.
+    Embedding {
+        file: PathBuf,
+        tensor: String,
+        /// The prompt's token ids (from --tokens; empty until resolved).
+        tokens: Vec<u64>,
+    },
+}
+
+/// Parses `--tokens 15496,995,...`.
+pub fn parse_tokens(s: &str) -> Result<Vec<u64>> {
+    s.split(',')
+        .map(|t| {
+            t.trim().parse::<u64>().map_err(|_| {
+                input(format!(
+                    "--tokens takes token ids (whole numbers >= 0) separated by commas, got '{s}'"
+                ))
+            })
+        })
+        .collect()
 }
 
 impl InitSpec {
@@ -39,6 +61,20 @@ impl InitSpec {
                 return Err(input("--init file: needs a path, as file:PATH.npy"));
             }
             return Ok(InitSpec::File(path.into()));
+        }
+        if let Some(rest) = s.strip_prefix(super::weights::SAFETENSORS) {
+            let (file, tensor) = rest.rsplit_once(':').unwrap_or(("", rest));
+            if file.is_empty() || tensor.is_empty() {
+                return Err(input(format!(
+                    "--init safetensors:FILE:TENSOR needs a file and a tensor name, as \
+                     safetensors:gpt2.safetensors:wte, got '{s}'"
+                )));
+            }
+            return Ok(InitSpec::Embedding {
+                file: file.into(),
+                tensor: tensor.into(),
+                tokens: Vec::new(),
+            });
         }
         if let Some(rest) = s.strip_prefix("vmf:") {
             let (kappa, mu) = match rest.split_once(':') {
@@ -71,7 +107,8 @@ impl InitSpec {
             return Ok(InitSpec::Vmf { kappa, mu });
         }
         Err(input(format!(
-            "unknown --init '{s}': use uniform, gaussian, vmf:KAPPA[:MU1,MU2,...] or file:PATH.npy"
+            "unknown --init '{s}': use uniform, gaussian, vmf:KAPPA[:MU1,MU2,...], file:PATH.npy \
+             or safetensors:FILE:TENSOR (with --tokens)"
         )))
     }
 
@@ -91,6 +128,31 @@ impl InitSpec {
                     .join(",")
             ),
             InitSpec::File(p) => format!("file:{}", p.display()),
+            InitSpec::Embedding { file, tensor, .. } => {
+                format!("{}{}:{tensor}", super::weights::SAFETENSORS, file.display())
+            }
+        }
+    }
+
+    /// The file the tokens are read from, if any.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            InitSpec::File(p) | InitSpec::Embedding { file: p, .. } => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The embedding rows of the prompt, (d, [n, d]).
+    fn embedding(&self) -> Result<Option<(usize, Vec<f64>)>> {
+        match self {
+            InitSpec::Embedding {
+                file,
+                tensor,
+                tokens,
+            } => Ok(Some(
+                super::checkpoint::Checkpoint::open(file)?.embedding(tensor, tokens)?,
+            )),
+            _ => Ok(None),
         }
     }
 
@@ -98,6 +160,10 @@ impl InitSpec {
     pub fn file_shape(&self) -> Result<Option<Vec<u64>>> {
         match self {
             InitSpec::File(path) => Ok(Some(npy::read_f64(path)?.shape)),
+            InitSpec::Embedding { tokens, .. } => {
+                let (d, _) = self.embedding()?.expect("an embedding");
+                Ok(Some(vec![tokens.len() as u64, d as u64]))
+            }
             _ => Ok(None),
         }
     }
@@ -107,6 +173,19 @@ impl InitSpec {
         let Shape { batch, n, d } = shape;
         let mut x = match self {
             InitSpec::File(path) => from_file(path, shape)?,
+            InitSpec::Embedding { file, .. } => {
+                let (fd, one) = self.embedding()?.expect("an embedding");
+                if one.len() != n * d || fd != d {
+                    return Err(file_error(
+                        file,
+                        format!(
+                            "the embedding rows are [{}, {fd}] but the run has n = {n}, d = {d}",
+                            one.len() / fd.max(1)
+                        ),
+                    ));
+                }
+                one.repeat(batch)
+            }
             _ => {
                 let mut x = vec![0.0; shape.len()];
                 for (b, sys) in x.chunks_mut(n * d).enumerate() {
@@ -120,7 +199,7 @@ impl InitSpec {
                             let sampler = Vmf::new(*kappa, &mu);
                             sys.chunks_mut(d).for_each(|t| sampler.sample(&mut rng, t));
                         }
-                        InitSpec::File(_) => unreachable!(),
+                        InitSpec::File(_) | InitSpec::Embedding { .. } => unreachable!(),
                     }
                 }
                 x

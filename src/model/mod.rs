@@ -3,6 +3,7 @@
 //! An ensemble of `batch` independent systems, each of `n` tokens in R^d, evolves by
 //! self-attention dynamics. Every backend implements exactly this definition.
 
+pub mod checkpoint;
 pub mod geometry;
 pub mod init;
 pub mod linalg;

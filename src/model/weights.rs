@@ -33,13 +33,20 @@ pub enum QkvSpec {
     RedrawPerSystem(u64),
     /// A folder holding Q.npy, K.npy, V.npy, each [d, d] or [heads, d, d].
     Dir(std::path::PathBuf),
+    /// A GPT-2-style safetensors checkpoint, `safetensors:FILE[:gpt2]` (docs/model.md §6):
+    /// every layer's heads, split from `h.{l}.attn.c_attn.weight` and `c_proj.weight`.
+    Safetensors(std::path::PathBuf),
 }
+
+/// The prefix of a safetensors checkpoint in --qkv, --mlp and --init.
+pub const SAFETENSORS: &str = "safetensors:";
 
 impl QkvSpec {
     /// The files a folder of weights is read from (none for drawn weights).
     pub fn files(&self) -> Vec<std::path::PathBuf> {
         match self {
             QkvSpec::Dir(dir) => ["Q.npy", "K.npy", "V.npy"].map(|f| dir.join(f)).to_vec(),
+            QkvSpec::Safetensors(file) => vec![file.clone()],
             _ => Vec::new(),
         }
     }
@@ -66,6 +73,15 @@ impl QkvSpec {
                 return Ok(make(seed));
             }
         }
+        if let Some(rest) = s.strip_prefix(SAFETENSORS) {
+            let (file, _) = super::checkpoint::split_spec(rest, &["gpt2"]);
+            if file.is_empty() {
+                return Err(input(
+                    "--qkv safetensors: needs a file, as safetensors:FILE[:gpt2]",
+                ));
+            }
+            return Ok(QkvSpec::Safetensors(file.into()));
+        }
         if ["random", "redraw", "random-per-system", "redraw-per-system"].contains(&s) {
             return Err(input(format!("--qkv {s} needs a seed: {s}:SEED")));
         }
@@ -85,6 +101,7 @@ impl QkvSpec {
             QkvSpec::RandomPerSystem(seed) => format!("random-per-system:{seed}"),
             QkvSpec::RedrawPerSystem(seed) => format!("redraw-per-system:{seed}"),
             QkvSpec::Dir(p) => p.display().to_string(),
+            QkvSpec::Safetensors(p) => format!("{SAFETENSORS}{}:gpt2", p.display()),
         }
     }
 
@@ -103,6 +120,15 @@ impl QkvSpec {
                     )));
                 }
                 Ok(all)
+            }
+            QkvSpec::Safetensors(file) => {
+                let heads = heads.ok_or_else(|| {
+                    input(format!(
+                        "--qkv {} needs --heads H (GPT-2 small: 12; the head size is d / H)",
+                        self.to_config_string()
+                    ))
+                })?;
+                super::checkpoint::Checkpoint::open(file)?.attention(d, heads)
             }
             _ => Ok(vec![self.resolve_heads(d, heads)?]),
         }
@@ -140,6 +166,18 @@ impl QkvSpec {
                     )));
                 }
                 Ok(all)
+            }
+            QkvSpec::Safetensors(_) => {
+                let mut layers = self.resolve_layers(d, heads)?;
+                if layers.len() > 1 {
+                    return Err(input(format!(
+                        "--qkv {} holds {} layers: per-layer weights are for runs (attnflow \
+                         run); here one layer is needed",
+                        self.to_config_string(),
+                        layers.len()
+                    )));
+                }
+                Ok(layers.remove(0))
             }
         }
     }
@@ -309,6 +347,9 @@ pub enum MlpSpec {
     Random { hidden: usize, seed: u64 },
     /// A folder holding W.npy [d, m], A.npy [m, d], b.npy [m].
     Dir(std::path::PathBuf),
+    /// A GPT-2-style safetensors checkpoint, `safetensors:FILE[:gpt2]` (docs/model.md §6):
+    /// every layer's `h.{l}.mlp.c_fc` and `c_proj`.
+    Safetensors(std::path::PathBuf),
 }
 
 impl MlpSpec {
@@ -316,6 +357,7 @@ impl MlpSpec {
     pub fn files(&self) -> Vec<std::path::PathBuf> {
         match self {
             MlpSpec::Dir(dir) => ["W.npy", "A.npy", "b.npy"].map(|f| dir.join(f)).to_vec(),
+            MlpSpec::Safetensors(file) => vec![file.clone()],
             MlpSpec::Random { .. } => Vec::new(),
         }
     }
@@ -333,6 +375,15 @@ impl MlpSpec {
                 ))),
             };
         }
+        if let Some(rest) = s.strip_prefix(SAFETENSORS) {
+            let (file, _) = super::checkpoint::split_spec(rest, &["gpt2"]);
+            if file.is_empty() {
+                return Err(input(
+                    "--mlp safetensors: needs a file, as safetensors:FILE[:gpt2]",
+                ));
+            }
+            return Ok(MlpSpec::Safetensors(file.into()));
+        }
         if s.is_empty() {
             return Err(input(
                 "--mlp is empty: use random:M[:SEED] or a folder with W.npy, A.npy, b.npy",
@@ -345,6 +396,7 @@ impl MlpSpec {
         match self {
             MlpSpec::Random { hidden, seed } => format!("random:{hidden}:{seed}"),
             MlpSpec::Dir(p) => p.display().to_string(),
+            MlpSpec::Safetensors(p) => format!("{SAFETENSORS}{}:gpt2", p.display()),
         }
     }
 
@@ -377,7 +429,7 @@ impl MlpSpec {
                     activation,
                 })
             }
-            MlpSpec::Dir(_) => {
+            MlpSpec::Dir(_) | MlpSpec::Safetensors(_) => {
                 let mut layers = self.resolve_layers(d, activation)?;
                 if layers.len() > 1 {
                     return Err(input(format!(
@@ -404,6 +456,9 @@ impl MlpSpec {
         let dir = match self {
             MlpSpec::Random { .. } => return Ok(vec![self.resolve(d, activation)?]),
             MlpSpec::Dir(dir) => dir,
+            MlpSpec::Safetensors(file) => {
+                return super::checkpoint::Checkpoint::open(file)?.perceptron(d, activation);
+            }
         };
         if !dir.is_dir() {
             return Err(input(format!(
