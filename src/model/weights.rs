@@ -275,13 +275,18 @@ impl Weights {
         };
         let (q, k, v) = (load("Q.npy")?, load("K.npy")?, load("V.npy")?);
         if (q.0, q.1) != (k.0, k.1) || (q.0, q.1) != (v.0, v.1) {
+            // Without a layer axis anywhere, the heads alone disagree.
+            let what = if q.0 == 1 && k.0 == 1 && v.0 == 1 {
+                format!("{}, {} and {} heads", q.1, k.1, v.1)
+            } else {
+                format!(
+                    "{} x {}, {} x {} and {} x {} layers x heads",
+                    q.0, q.1, k.0, k.1, v.0, v.1
+                )
+            };
             return Err(file_error(
                 dir,
-                format!(
-                    "Q.npy, K.npy and V.npy hold {} x {}, {} x {} and {} x {} layers x heads: \
-                     they must agree",
-                    q.0, q.1, k.0, k.1, v.0, v.1
-                ),
+                format!("Q.npy, K.npy and V.npy hold {what}: they must agree"),
             ));
         }
         let (layers, heads, dd) = (q.0, q.1, d * d);
