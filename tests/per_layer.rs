@@ -30,19 +30,9 @@ const LAYERS: usize = 3;
 /// Tolerance of f32 backends against f64 (as tests/cpu_matches_reference.rs).
 const TOL: f64 = 1e-4;
 
-/// Deterministic entries in [-1, 1) (a small LCG), scaled.
+/// Deterministic entries in [-scale, scale).
 fn entries(len: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            scale * (((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0)
-        })
-        .collect()
+    lcg_entries(len, seed, scale)
 }
 
 /// Per-layer weights: Q, K, V [layers, HEADS, D, D], W [layers, D, m], A [layers, m, D],

@@ -37,19 +37,11 @@ const VOCAB: usize = 16;
 const M: usize = 4 * D;
 const TOKENS: [usize; 5] = [3, 1, 4, 15, 9];
 
-/// Deterministic entries in [-scale, scale) (a small LCG), rounded to f32.
+/// Deterministic entries in [-scale, scale), rounded to f32 (as a checkpoint stores them).
 fn entries(len: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
-            f64::from((scale * (2.0 * u - 1.0)) as f32)
-        })
+    lcg_entries(len, seed, scale)
+        .into_iter()
+        .map(|v| f64::from(v as f32))
         .collect()
 }
 

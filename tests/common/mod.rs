@@ -198,3 +198,19 @@ pub fn evolve(backend: &mut dyn Backend, case: &Case, h: f64, steps: usize) -> V
     .unwrap();
     backend.read_state().unwrap().to_f64()
 }
+
+/// Deterministic entries in [-scale, scale) from a small LCG: weights for tests that write
+/// their own files (the same values on every machine, no rng crate state involved).
+pub fn lcg_entries(len: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            scale * (((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0)
+        })
+        .collect()
+}
