@@ -136,20 +136,79 @@ impl Cfm {
         stepper.step(self, h, layer)?;
         self.layer += 1;
         if let Some(i) = self.z.iter().position(|v| !v.is_finite()) {
-            let cause = if self.model.attention == crate::model::Attention::Usa {
-                "USA weights exp(beta s) beyond the floating point range: use SA or a smaller beta"
-            } else if self.model.geometry == crate::model::Geometry::Euclidean {
-                "in R^d the flow can grow without bound: a shorter --t-end, more --steps or the \
-                 sphere"
-            } else {
-                "the step is too long for this beta: more --steps or a smaller beta"
-            };
             return Err(crate::error::Error::NonFinite(format!(
-                "query coordinate {i} became {} ({cause})",
-                self.z[i]
+                "query coordinate {i} became {} in step {} (t = {} to {}): {}",
+                self.z[i],
+                self.layer,
+                (self.layer - 1) as f64 * h,
+                self.layer as f64 * h,
+                self.blow_up_cause(integrator, h)
             )));
         }
         Ok(())
+    }
+}
+
+impl Cfm {
+    /// What made the queries overflow, read from the model: USA weights beyond the backend's
+    /// floating point range, growth in R^d, or a step longer than the field allows.
+    fn blow_up_cause(&self, integrator: Integrator, h: f64) -> String {
+        use crate::model::{Attention, Geometry};
+        let exponent = self.model.largest_score();
+        let f64_backend = self.kind == crate::config::BackendChoice::Reference;
+        let (limit, range) = if f64_backend {
+            (709.0, "f64 (e^709)")
+        } else {
+            (88.0, "f32 (e^88)")
+        };
+        let usa = self.model.attention == Attention::Usa;
+        // The field's speed changes by up to (2 beta |K^T Q| + 1) |V| per unit move (times the
+        // USA weights' size); Euler is stable below about 1 / that, Heun and RK4 below 2 / that.
+        let value: f64 = self
+            .model
+            .every_layer_heads()
+            .iter()
+            .map(|w| crate::model::spectral_norm(&w.v, w.d))
+            .fold(0.0, f64::max)
+            .max(1e-300)
+            * self.model.head_count() as f64;
+        let usa_scale = if usa { exponent.min(700.0).exp() } else { 1.0 };
+        let lipschitz = value * (1.0 + 2.0 * exponent) * usa_scale;
+        let reach = if integrator == Integrator::Euler {
+            1.0
+        } else {
+            2.0
+        };
+        let stable = reach / lipschitz;
+        if usa && exponent > limit {
+            // f64 helps only where a practical step would then be stable.
+            let reference = if !f64_backend && exponent <= 709.0 && stable > 1e-6 {
+                ", --backend reference (f64)"
+            } else {
+                ""
+            };
+            return format!(
+                "USA weights exp(beta <Qz, Ky>) reach about e^{exponent:.0}, beyond {range}: use \
+                 SA{reference} or a smaller beta"
+            );
+        }
+        if self.model.geometry == Geometry::Euclidean {
+            return "in R^d the flow can grow without bound: a shorter --t-end, more --steps or \
+                    the sphere"
+                .into();
+        }
+        if h > stable {
+            format!(
+                "the step h = {h} is too long for this field (its speed changes by up to about \
+                 {lipschitz:.3e} per unit move): steps below about {stable:.3e} would be stable; \
+                 use more --steps or a smaller beta"
+            )
+        } else {
+            format!(
+                "the step h = {h} is below the field's stability bound (about {stable:.3e}): check \
+                 the context, the queries and the weights"
+            )
+        }
     }
 }
 

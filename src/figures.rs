@@ -23,9 +23,25 @@ pub fn register_fonts() {
     });
 }
 
-/// The error of a drawing call on the figure at `path`.
+/// The error of a drawing call on the figure at `path`: an I/O failure underneath (a full
+/// disk, a file size limit, a folder one may not write) as its system message, never the
+/// drawing library's nested error dump.
 pub fn draw_err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
-    move |e| file_error(path, format!("cannot draw: {e}"))
+    move |e| {
+        let text = e.to_string();
+        match io_reason(&text) {
+            Some(reason) => file_error(path, format!("cannot write the picture: {reason}")),
+            None => file_error(path, format!("cannot draw: {text}")),
+        }
+    }
+}
+
+/// The system's message inside a drawing library's `IoError(Os { .., message: "..." })` or
+/// `IoError(Custom { .., error: "..." })` dump.
+fn io_reason(text: &str) -> Option<String> {
+    let io = &text[text.find("IoError(")?..];
+    let quoted = &io[io.find('"')? + 1..];
+    Some(quoted[..quoted.find('"')?].to_string())
 }
 
 /// One curve: a label and its points.
@@ -384,4 +400,22 @@ pub fn heatmap(
     }
     root.present().map_err(|x| e(format!("{x:?}")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_failures_underneath_a_drawing_are_one_system_message() {
+        let os = "Drawing backend error: ImageError(IoError(Os { code: 13, kind: \
+                  PermissionDenied, message: \"Permission denied\" }))";
+        let custom =
+            "ImageError(IoError(Custom { kind: FileTooLarge, error: \"File too large\" }))";
+        assert_eq!(io_reason(os).as_deref(), Some("Permission denied"));
+        assert_eq!(io_reason(custom).as_deref(), Some("File too large"));
+        assert_eq!(io_reason("font not found"), None);
+        let e = draw_err(Path::new("/sys/x.png"))(os).to_string();
+        assert_eq!(e, "/sys/x.png: cannot write the picture: Permission denied");
+    }
 }

@@ -94,14 +94,33 @@ impl Kind {
     }
 
     const ALL: [Kind; 4] = [Kind::Run, Kind::Attend, Kind::Cfm, Kind::Experiment];
+
+    /// The files of [`Kind::files`] a command writes only when a binding gave it arrays: an
+    /// earlier command owns them only where its record names them.
+    fn optional_files(self) -> &'static [&'static str] {
+        match self {
+            Kind::Run => &["x0.npy", "Q.npy", "K.npy", "V.npy"],
+            Kind::Cfm => &["context.npy", "queries.npy"],
+            Kind::Attend | Kind::Experiment => &[],
+        }
+    }
 }
 
-/// The files a kind's earlier command left in `dir` (its fixed names, and for an experiment
-/// the files its summary lists).
+/// The files a kind's earlier command left in `dir`: none unless the folder holds that kind's
+/// record (files of the same names that attnflow did not write are the user's, never ours to
+/// delete); else its fixed names, the optional ones its record names, and for an experiment
+/// the files its summary lists.
 fn owned_files(dir: &Path, kind: Kind) -> Vec<String> {
-    let mut names: Vec<String> = kind.files().iter().map(|s| s.to_string()).collect();
+    let Ok(text) = std::fs::read_to_string(dir.join(kind.record())) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = kind
+        .files()
+        .iter()
+        .filter(|f| !kind.optional_files().contains(f) || text.contains(*f))
+        .map(|s| s.to_string())
+        .collect();
     if kind == Kind::Experiment
-        && let Ok(text) = std::fs::read_to_string(dir.join(kind.record()))
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
         && let Some(files) = v.get("files").and_then(|f| f.as_array())
     {
@@ -330,6 +349,55 @@ impl Output {
                 ));
             }
         }
+        // Files of the names this command writes that no attnflow command wrote here (no
+        // record names them): the user's, which --force does not replace.
+        let ours: Vec<String> = Kind::ALL
+            .into_iter()
+            .flat_map(|k| owned_files(&self.dir, k))
+            .collect();
+        let foreign: Vec<&str> = self
+            .kind
+            .files()
+            .iter()
+            .copied()
+            .filter(|f| {
+                !self.kind.optional_files().contains(f)
+                    && self.dir.join(f).exists()
+                    && !ours.iter().any(|o| o == f)
+            })
+            .collect();
+        if !foreign.is_empty() {
+            return Err(file_error(
+                &self.dir,
+                format!(
+                    "holds {} that no attnflow command wrote here (no {} names {}); --force \
+                     replaces only attnflow's own results: move {} or choose another --out",
+                    foreign.join(", "),
+                    self.kind.record(),
+                    if foreign.len() == 1 { "it" } else { "them" },
+                    if foreign.len() == 1 { "it" } else { "them" },
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses to write the optional file `name` ([`Kind::optional_files`]: the arrays a binding
+    /// gave, kept beside the results) over a file of that name that no earlier command of this
+    /// kind wrote: it is the user's.
+    pub fn claim(&self, name: &str) -> Result<()> {
+        let path = self.dir.join(name);
+        if path.exists() && !owned_files(&self.dir, self.kind).iter().any(|o| o == name) {
+            return Err(file_error(
+                &path,
+                format!(
+                    "was not written by an attnflow {} here (no {} names it) and keeping the \
+                     given array would replace it: move it or choose another out",
+                    self.kind.name(),
+                    self.kind.record()
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -446,6 +514,8 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
         name.to_string_lossy(),
         std::process::id()
     ));
+    // A folder one may not write fails here, named by the file the user asked for.
+    File::create(&tmp).map_err(|e| file_error(path, format!("cannot write: {e}")))?;
     let result = write(&tmp).and_then(|()| {
         File::open(&tmp)
             .and_then(|f| f.sync_all())
@@ -516,8 +586,9 @@ mod tests {
             .to_string();
         assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         std::fs::write(first.path("final.npy"), b"new").unwrap();
+        std::fs::write(first.path("run.toml"), b"").unwrap();
         assert!(!out.join("final.npy").exists(), "visible before the commit");
-        assert_eq!(first.commit().unwrap(), ["final.npy"]);
+        assert_eq!(first.commit().unwrap(), ["final.npy", "run.toml"]);
         assert_eq!(std::fs::read(out.join("final.npy")).unwrap(), b"new");
         // A failed command (dropped without commit) leaves the folder as it was.
         {
@@ -526,6 +597,23 @@ mod tests {
         }
         assert_eq!(std::fs::read(out.join("final.npy")).unwrap(), b"new");
         assert!(!out.join(STAGING).exists());
+        // Files of a run's names without the run.toml that marks them as a run's are the
+        // user's: --force refuses to replace them, and a run may not keep an array over them.
+        let user = dir.path().join("user");
+        std::fs::create_dir(&user).unwrap();
+        std::fs::write(user.join("traj.npy"), b"mine").unwrap();
+        let e = Output::open(&user, Kind::Run, true, &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("traj.npy that no attnflow command wrote"), "{e}");
+        std::fs::remove_file(user.join("traj.npy")).unwrap();
+        std::fs::write(user.join("x0.npy"), b"mine").unwrap();
+        let o = Output::open(&user, Kind::Run, true, &[]).unwrap();
+        let e = o.claim("x0.npy").unwrap_err().to_string();
+        assert!(e.contains("was not written by an attnflow run"), "{e}");
+        drop(o);
+        assert_eq!(std::fs::read(user.join("x0.npy")).unwrap(), b"mine");
         // A folder the failed command created is gone again.
         let fresh = dir.path().join("fresh");
         drop(Output::open(&fresh, Kind::Attend, false, &[]).unwrap());

@@ -67,9 +67,10 @@ fn a_failed_forced_rerun_leaves_the_earlier_results_byte_for_byte() {
     let a = dir.path().join("a");
     let before = snapshot(&a);
     assert!(before.keys().any(|p| p.ends_with("traj.npy")));
-    // USA at beta 1e300 overflows at once.
+    // USA at beta 1000 overflows at once (e^1000; the scores themselves are in f32's range,
+    // so the run starts).
     let mut bad = small("a");
-    bad.extend(["--force", "--model", "usa", "--beta", "1e300"]);
+    bad.extend(["--force", "--model", "usa", "--beta", "1000"]);
     let err = fails(&bad, dir.path());
     assert!(err.contains("NaN or infinite"), "{err}");
     assert_eq!(snapshot(&a), before, "the earlier results changed");
@@ -171,6 +172,97 @@ fn attend_and_cfm_never_replace_another_commands_files_or_their_inputs() {
         dir.path(),
     );
     assert!(err.contains("run.toml") && err.contains("input"), "{err}");
+}
+
+/// Was: `--force` deleted or replaced files of attnflow's names that no attnflow command wrote
+/// (a folder holding only the user's Q.npy, K.npy, V.npy lost them to `run --force`; the user's
+/// context.npy and traj.npy to `cfm --force`).
+#[test]
+fn force_never_deletes_or_replaces_files_attnflow_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let qkv = dir.path().join("qkv");
+    std::fs::create_dir(&qkv).unwrap();
+    for f in ["Q.npy", "K.npy", "V.npy", "notes.txt"] {
+        std::fs::write(qkv.join(f), format!("the user's {f}")).unwrap();
+    }
+    let before = snapshot(&qkv);
+    // Nothing of attnflow's names is in the way: the run writes beside the user's files and
+    // keeps them.
+    ok(&[&small("qkv")[..], &["--force"]].concat(), dir.path());
+    let after = snapshot(&qkv);
+    for (p, bytes) in &before {
+        assert_eq!(after.get(p), Some(bytes), "{} changed", p.display());
+    }
+    assert!(qkv.join("final.npy").is_file() && qkv.join("run.toml").is_file());
+    // A forced rerun replaces the run's own files and still keeps the user's.
+    ok(
+        &[&small("qkv")[..], &["--force", "--beta", "2"]].concat(),
+        dir.path(),
+    );
+    let again = snapshot(&qkv);
+    for (p, bytes) in &before {
+        assert_eq!(again.get(p), Some(bytes), "{} changed", p.display());
+    }
+    // Files of cfm's names that no cfm.toml names: refused, nothing touched.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for f in ["context.npy", "traj.npy", "notes.txt"] {
+        std::fs::write(data.join(f), format!("the user's {f}")).unwrap();
+    }
+    let before = snapshot(&data);
+    let err = fails(
+        &[
+            "cfm",
+            "--n",
+            "8",
+            "--m",
+            "2",
+            "--steps",
+            "1",
+            "--backend",
+            "cpu",
+            "--out",
+            "data",
+            "--force",
+        ],
+        dir.path(),
+    );
+    assert!(
+        err.contains("traj.npy")
+            && !err.contains("context.npy")
+            && err.contains("no attnflow command wrote"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&data), before);
+    assert_eq!(
+        names(&data),
+        [".attnflow.lock", "context.npy", "notes.txt", "traj.npy"]
+    );
+    // The user's context.npy alone is not in the way of a CLI cfm (it keeps no arrays): the
+    // forced cfm writes beside it and keeps it.
+    std::fs::remove_file(data.join("traj.npy")).unwrap();
+    ok(
+        &[
+            "cfm",
+            "--n",
+            "8",
+            "--m",
+            "2",
+            "--steps",
+            "1",
+            "--backend",
+            "cpu",
+            "--out",
+            "data",
+            "--force",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        std::fs::read(data.join("context.npy")).unwrap(),
+        b"the user's context.npy"
+    );
+    assert!(data.join("cfm.toml").is_file());
 }
 
 fn spawn(args: &[&str], cwd: &Path) -> std::process::Child {
@@ -620,7 +712,14 @@ fn each_blow_up_names_its_cause_and_the_proposed_step_runs() {
                 "--backend",
                 "cpu",
             ],
-            &["e^100,", "f32 range", "--backend reference"],
+            // Was: "use --backend reference", where f64 fails the same way (no practical step
+            // follows weights of e^100).
+            &[
+                "e^100,",
+                "f32 range",
+                "in f64 only steps below",
+                "smaller beta",
+            ],
         ),
     ];
     for (extra, wants) in cases {
@@ -628,7 +727,98 @@ fn each_blow_up_names_its_cause_and_the_proposed_step_runs() {
         for want in wants {
             assert!(err.contains(want), "{extra:?}: wanted {want:?} in {err}");
         }
+        assert!(!err.contains("--backend reference"), "{err}");
     }
+    // Was: USA at beta 1-50 on an f32 backend blamed the f32 range; the cause is the step.
+    let err = fails(
+        &base(&["--model", "usa", "--beta", "20", "--backend", "cpu"]),
+        dir.path(),
+    );
+    assert!(err.contains("is too long") && !err.contains("f32"), "{err}");
+    // Was: an ALiBi blow-up got "reduce the step size or beta" and proposed a step count that
+    // failed the same way; it names ALiBi's self-weight e^(lambda / n) now.
+    let alibi = [
+        "--mask",
+        "causal",
+        "--model",
+        "usa",
+        "--alibi-excludes-self",
+        "--backend",
+        "reference",
+        "--steps",
+        "100",
+        "--alibi",
+    ];
+    for (lambda, want) in [("1e4", "e^312.5"), ("1e39", "beyond even f64")] {
+        let mut args = base(&alibi);
+        args.push(lambda);
+        let err = fails(&args, dir.path());
+        assert!(
+            err.contains("--alibi-excludes-self gives a token a USA weight on itself")
+                && err.contains(want)
+                && !err.contains("--steps 1")
+                && !err.contains("--steps 2"),
+            "{err}"
+        );
+    }
+    // Was: a beta beyond f32's range was blamed on the step (run, cfm) or the keys (attend);
+    // refused before running now, and the f64 reference runs it.
+    let huge = ["--beta", "1e39", "--backend", "cpu"];
+    for args in [
+        base(&huge),
+        [
+            &["attend", "--keys", "uniform:32", "--out", "a39", "--force"][..],
+            &huge,
+        ]
+        .concat(),
+        [
+            &[
+                "cfm", "--n", "32", "--m", "4", "--steps", "2", "--out", "c39", "--force",
+            ][..],
+            &huge,
+        ]
+        .concat(),
+    ] {
+        let err = fails(&args, dir.path());
+        assert!(
+            err.contains("reach about 1.000e39") && err.contains("f32 range"),
+            "{args:?}: {err}"
+        );
+        let reference: Vec<&str> = args
+            .iter()
+            .map(|a| if *a == "cpu" { "reference" } else { a })
+            .collect();
+        ok(&reference, dir.path());
+    }
+    // Was: cfm blamed USA weights beyond the floating point range at beta 3 (e^3), where the
+    // cause is the step h = 50.
+    let err = fails(
+        &[
+            "cfm",
+            "--n",
+            "32",
+            "--m",
+            "4",
+            "--steps",
+            "2",
+            "--beta",
+            "3",
+            "--model",
+            "usa",
+            "--t-end",
+            "100",
+            "--backend",
+            "reference",
+            "--out",
+            "c3",
+            "--force",
+        ],
+        dir.path(),
+    );
+    assert!(
+        err.contains("h = 50 is too long") && !err.contains("USA weights"),
+        "{err}"
+    );
 }
 
 /// Was: `render --out` with a bad path printed an internal error dump.
@@ -646,6 +836,17 @@ fn render_to_a_bad_path_is_one_clear_line() {
     );
     let err = fails(&["render", "a", "--out", "a"], dir.path());
     assert!(err.contains(".png"), "{err}");
+    // Was: a folder one may not write (or a file given as the folder) printed the drawing
+    // library's nested error dump.
+    let err = fails(&["render", "a", "--out", "a/final.npy/x.png"], dir.path());
+    assert!(err.contains("is a file, not a folder"), "{err}");
+    let err = fails(&["render", "a", "--out", "/proc/x.png"], dir.path());
+    assert!(
+        err.contains("/proc/x.png: cannot write")
+            && !err.contains("Os {")
+            && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// Was: the provenance command line was not shell-quoted.

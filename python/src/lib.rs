@@ -146,6 +146,7 @@ fn run_job(
                 let x =
                     InitSpec::from_tokens("x0", shape, t, resolved.shape, resolved.model.geometry)?;
                 if keep_inputs {
+                    output.claim("x0.npy")?;
                     let path = output.path("x0.npy");
                     match t {
                         Tokens::F64(v) => attnflow::npy::write(&path, shape, v)?,
@@ -162,6 +163,7 @@ fn run_job(
             let from = std::fs::canonicalize(dir)
                 .map_err(|e| attnflow::error::file_error(dir, format!("cannot open: {e}")))?;
             for name in ["Q.npy", "K.npy", "V.npy"] {
+                output.claim(name)?;
                 let src = from.join(name);
                 std::fs::copy(&src, output.path(name))
                     .map_err(|e| attnflow::error::file_error(&src, format!("cannot copy: {e}")))?;

@@ -174,6 +174,9 @@ pub fn dynamics_on(
     shape: Shape,
     x0: &[f64],
 ) -> Result<Box<dyn Backend>> {
+    if picked.kind != BackendChoice::Reference {
+        model.ensure_f32_scores(picked.kind.name())?;
+    }
     Ok(match (picked.kind, &picked.gpu) {
         (BackendChoice::Reference, _) => Box::new(ReferenceBackend::new(model, shape, x0)?),
         #[cfg(feature = "gpu")]
@@ -193,6 +196,9 @@ pub fn build_layer(
 ) -> Result<(Box<dyn Attend>, BackendChoice, Option<String>)> {
     shape.check(model)?;
     let picked = select(choice)?;
+    if picked.kind != BackendChoice::Reference {
+        model.ensure_f32_scores(picked.kind.name())?;
+    }
     let layer = crate::attend::layer_on(&picked, model, shape)?;
     Ok((layer, picked.kind, picked.note))
 }

@@ -259,6 +259,16 @@ fn check_png_path(out: &std::path::Path) -> Result<()> {
     }
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(p) = parent
+        && p.exists()
+        && !p.is_dir()
+    {
+        bail!(
+            "--out {}: {} is a file, not a folder",
+            out.display(),
+            p.display()
+        );
+    }
+    if let Some(p) = parent
         && !p.is_dir()
     {
         bail!(

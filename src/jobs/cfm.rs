@@ -351,6 +351,7 @@ pub fn run_with(
             .enumerate()
         {
             if let Source::Memory(_, shape, values) = source {
+                output.claim(name)?;
                 let path = output.path(name);
                 match values {
                     crate::model::init::Tokens::F64(v) => npy::write(&path, shape, v)?,

@@ -601,26 +601,8 @@ fn non_finite_error(
     };
     let beta = model.betas.iter().copied().fold(0.0, f64::max);
     // The largest score beta <Qx, Kx> of unit tokens: beta times the spectral norm of K^T Q
-    // (by power iteration; redrawn weights are about 1).
-    let spectral = |m: &[f64], d: usize| {
-        let mut v = vec![1.0 / (d as f64).sqrt(); d];
-        let mut norm = 0.0;
-        for _ in 0..50 {
-            let mv: Vec<f64> = (0..d)
-                .map(|r| (0..d).map(|c| m[r * d + c] * v[c]).sum())
-                .collect();
-            let mtmv: Vec<f64> = (0..d)
-                .map(|c| (0..d).map(|r| m[r * d + c] * mv[r]).sum())
-                .collect();
-            let len = mtmv.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if len == 0.0 {
-                return 0.0;
-            }
-            norm = len.sqrt();
-            v = mtmv.iter().map(|x| x / len).collect();
-        }
-        norm
-    };
+    // (redrawn weights are about 1).
+    let spectral = crate::model::spectral_norm;
     let norm = model
         .heads
         .iter()
@@ -657,7 +639,15 @@ fn non_finite_error(
     } else {
         1.0
     };
-    let lipschitz = value_norm * (1.0 + 2.0 * exponent) * usa_scale;
+    // With --alibi-excludes-self a token's positional weight on itself is e^0 over a
+    // normaliser that sums only the earlier tokens: for the second token, e^(lambda / n).
+    let alibi_exponent = if model.alibi_excludes_self {
+        model.alibi_slope(cfg.n)
+    } else {
+        0.0
+    };
+    let alibi_scale = alibi_exponent.min(700.0).exp();
+    let lipschitz = value_norm * (1.0 + 2.0 * exponent) * usa_scale * alibi_scale;
     let reach = if cfg.integrator == integrate::Integrator::Euler {
         1.0
     } else {
@@ -680,15 +670,50 @@ fn non_finite_error(
         format!("{exponent:.1e}")
     };
     let f32_backend = kind != BackendChoice::Reference;
-    let hint = if model.attention == Attention::Usa && exponent > 700.0 {
+    let steps_hint = if stable_steps.is_finite() && stable_steps < 1e12 {
+        format!(" with steps below about {stable_h:.3e} (--steps {stable_steps} or more)")
+    } else {
+        String::new()
+    };
+    let hint = if alibi_exponent > 5.0 && alibi_exponent >= exponent {
+        let lambda = model.alibi.unwrap_or(0.0);
+        let reach = if alibi_exponent > 709.0 {
+            "beyond even f64 (e^709)".to_string()
+        } else if h > stable_h && !steps_hint.is_empty() {
+            format!(
+                "so steps below about {stable_h:.3e} (--steps {stable_steps} or more) would be stable"
+            )
+        } else if h > stable_h {
+            format!("so only steps below about {stable_h:.3e} would be stable")
+        } else {
+            "which the step cannot follow".to_string()
+        };
+        format!(
+            "--alibi {} with --alibi-excludes-self gives a token a USA weight on itself of up to \
+             e^(lambda / n) = e^{} (its normaliser sums only the earlier tokens), {reach}; use a \
+             smaller --alibi (lambda / n of a few units) or drop --alibi-excludes-self",
+            t(lambda),
+            t(alibi_exponent)
+        )
+    } else if model.attention == Attention::Usa && exponent > 700.0 {
         format!(
             "USA weights exp(beta <Qx, Kx>) reach about e^{e_str}, beyond even f64 (e^709); \
              use a smaller beta{scale} or SA"
         )
+    } else if model.attention == Attention::Usa
+        && f32_backend
+        && exponent > 85.0
+        && steps_hint.is_empty()
+    {
+        format!(
+            "USA weights exp(beta <Qx, Kx>) reach about e^{e_str}, beyond the f32 range (e^88), \
+             and in f64 only steps below about {stable_h:.3e} would be stable; use a smaller \
+             beta{scale} or SA"
+        )
     } else if model.attention == Attention::Usa && f32_backend && exponent > 85.0 {
         format!(
             "USA weights exp(beta <Qx, Kx>) reach about e^{e_str}, beyond the f32 range \
-             (e^88); use --backend reference (f64), a smaller beta{scale}, or SA"
+             (e^88); use --backend reference (f64){steps_hint}, a smaller beta{scale}, or SA"
         )
     } else if cfg.noise > 0.0 {
         format!(

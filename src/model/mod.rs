@@ -554,6 +554,55 @@ impl Model {
         }
     }
 
+    /// A bound on the scores |beta <Q x, K y>| of unit tokens: the largest beta times the
+    /// largest spectral norm of K^T Q over the heads of every layer (random heads: scale^2, their
+    /// typical norm). f32 backends refuse a model whose scores leave f32's range
+    /// ([`Model::ensure_f32_scores`]).
+    pub fn largest_score(&self) -> f64 {
+        let beta = self.betas.iter().copied().fold(0.0, f64::max);
+        let norm = self
+            .every_layer_heads()
+            .iter()
+            .map(|w| spectral_norm(&w.score_matrix(), w.d))
+            .fold(0.0, f64::max)
+            .max(self.random.as_ref().map_or(0.0, |r| r.scale * r.scale));
+        beta * norm
+    }
+
+    /// Refuses, on a backend computing in f32 (`backend` names it), scores beyond f32's range:
+    /// above 2e37 (f32 reaches 3.4e38; the kernels scale scores by up to log2 e and subtract
+    /// maxima, which needs the headroom).
+    pub fn ensure_f32_scores(&self, backend: &str) -> Result<()> {
+        const LIMIT: f64 = 2e37;
+        // First the cheap bound |K^T Q| <= |K|_F |Q|_F (O(d^2) a head): a real model's
+        // thousands of heads cost no power iterations unless beta is absurd.
+        let frobenius = |m: &[f64]| m.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let beta = self.betas.iter().copied().fold(0.0, f64::max);
+        let cheap = beta
+            * self
+                .every_layer_heads()
+                .iter()
+                .map(|w| frobenius(&w.q) * frobenius(&w.k))
+                .fold(0.0, f64::max)
+                .max(
+                    self.random
+                        .as_ref()
+                        .map_or(0.0, |r| r.scale * r.scale * 64.0),
+                );
+        if cheap <= LIMIT {
+            return Ok(());
+        }
+        let score = self.largest_score();
+        if score > LIMIT || score.is_nan() {
+            return Err(input(format!(
+                "the scores beta <Qx, Ky> reach about {score:.3e} (beta times |K^T Q|), beyond \
+                 the f32 range the {backend} backend computes in (scores up to 2e37): use \
+                 --backend reference (f64) or a smaller beta"
+            )));
+        }
+        Ok(())
+    }
+
     /// ALiBi's per-position slope lambda / n (0 without ALiBi).
     pub fn alibi_slope(&self, n: usize) -> f64 {
         self.alibi.map_or(0.0, |l| l / n as f64)
@@ -697,4 +746,25 @@ impl Model {
             Mask::Causal => i + 1,
         }
     }
+}
+
+/// The spectral norm of the d x d matrix `m` (row-major), by power iteration on m^T m.
+pub fn spectral_norm(m: &[f64], d: usize) -> f64 {
+    let mut v = vec![1.0 / (d as f64).sqrt(); d];
+    let mut norm = 0.0;
+    for _ in 0..50 {
+        let mv: Vec<f64> = (0..d)
+            .map(|r| (0..d).map(|c| m[r * d + c] * v[c]).sum())
+            .collect();
+        let mtmv: Vec<f64> = (0..d)
+            .map(|c| (0..d).map(|r| m[r * d + c] * mv[r]).sum())
+            .collect();
+        let len = mtmv.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if len == 0.0 || !len.is_finite() {
+            return if len == 0.0 { 0.0 } else { f64::INFINITY };
+        }
+        norm = len.sqrt();
+        v = mtmv.iter().map(|x| x / len).collect();
+    }
+    norm
 }
