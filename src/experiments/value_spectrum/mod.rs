@@ -14,10 +14,14 @@
 //!   Boolean matrix P* of low rank; its nonzero columns are the "leaders".
 //! - V = I_d, Q^T K positive definite: the z_i converge to the vertices of a convex polytope
 //!   (the limit of the shrinking hulls).
-//! - V with a simple positive top eigenvalue lambda_1 (eigenvector phi_1), under the paper's
-//!   conditions on Q, K (<Q phi_1, K phi_1> > 0 holds here): the components <z_i, phi_1> converge,
-//!   each to one of at most three values: the z_i approach at most three parallel hyperplanes
-//!   orthogonal to phi_1 (the other components are not claimed to converge).
+//! - V with a simple positive top eigenvalue lambda_1 (eigenvector phi_1), Q^T K positive
+//!   definite as here: the components <z_i, phi_1> converge, each to one of at most three
+//!   values: the z_i approach at most three parallel hyperplanes orthogonal to phi_1 (the other
+//!   components are not claimed to converge).
+//!
+//! (The three regimes are those of the paper's abstract and summary; the hypotheses above are
+//! paraphrased, not quoted: the stored copies reached here give only the abstract, so compare
+//! with the paper's theorem statements before citing them.)
 //!
 //! Our weights: Q = K = I (Q^T K = I is positive definite, QK = 1 > 0 in d = 1), every V
 //! symmetric, hence normal (the paper's paranormality assumption for its multiple-eigenvalue
@@ -64,7 +68,7 @@
 //! the most opposite ones; at the quick size 11 of the 12 checks fail: z does not settle, no
 //! polytope forms, and in d = 1 a single token, not the two extremes, leads).
 //!
-//! `hyperplane_not_points` holds for lambda_2 < 0 only: with 0 < lambda_2 < lambda_1 the other
+//! `hyperplane_not_points` needs lambda_2 <= 0: with 0 < lambda_2 < lambda_1 the other
 //! components converge too (at rate lambda_2) and the z_i reach points (`--set
 //! hyper_eigs=1,0.5 --set t_end=12` makes the check false), which the theorem allows.
 //!
