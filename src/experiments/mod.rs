@@ -24,6 +24,7 @@ pub mod metastability;
 pub mod phase_diagram;
 pub mod selectivity;
 pub mod synchronisation;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -52,6 +53,7 @@ pub const NAMES: &[&str] = &[
     "homogenisation",
     "empirical-bayes",
     "synchronisation",
+    "transport",
 ];
 
 /// What every experiment gets: where to write, which size, the seed, the backend.
@@ -160,6 +162,7 @@ pub fn mutations(name: &str) -> &'static [&'static str] {
         "homogenisation" => homogenisation::MUTATIONS,
         "empirical-bayes" => empirical_bayes::MUTATIONS,
         "synchronisation" => synchronisation::MUTATIONS,
+        "transport" => transport::MUTATIONS,
         _ => &[],
     }
 }
@@ -308,6 +311,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "homogenisation" => homogenisation::run(setup, &mut report)?,
         "empirical-bayes" => empirical_bayes::run(setup, &mut report)?,
         "synchronisation" => synchronisation::run(setup, &mut report)?,
+        "transport" => transport::run(setup, &mut report)?,
         _ => {
             return Err(input(format!(
                 "unknown experiment '{name}': one of {}",
