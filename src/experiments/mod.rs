@@ -25,6 +25,7 @@ pub mod phase_diagram;
 pub mod selectivity;
 pub mod synchronisation;
 pub mod value_spectrum;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -54,6 +55,7 @@ pub const NAMES: &[&str] = &[
     "empirical-bayes",
     "synchronisation",
     "value-spectrum",
+    "transport",
 ];
 
 /// What every experiment gets: where to write, which size, the seed, the backend.
@@ -163,6 +165,7 @@ pub fn mutations(name: &str) -> &'static [&'static str] {
         "empirical-bayes" => empirical_bayes::MUTATIONS,
         "synchronisation" => synchronisation::MUTATIONS,
         "value-spectrum" => value_spectrum::MUTATIONS,
+        "transport" => transport::MUTATIONS,
         _ => &[],
     }
 }
@@ -312,6 +315,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "empirical-bayes" => empirical_bayes::run(setup, &mut report)?,
         "synchronisation" => synchronisation::run(setup, &mut report)?,
         "value-spectrum" => value_spectrum::run(setup, &mut report)?,
+        "transport" => transport::run(setup, &mut report)?,
         _ => {
             return Err(input(format!(
                 "unknown experiment '{name}': one of {}",

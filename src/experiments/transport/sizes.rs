@@ -1,0 +1,66 @@
+//! Sizes and parameters of `transport` (each can be set with `--set KEY=VALUE`).
+
+use serde::{Deserialize, Serialize};
+
+/// The quick and default sizes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sizes {
+    /// Standard deviation of the base measure N(0, base_sd^2 I) in R^2.
+    pub base_sd: f64,
+    /// The target's components sit at (+-separation, 0).
+    pub separation: f64,
+    /// Standard deviation of each (isotropic) component of the target.
+    pub component_sd: f64,
+    /// Switch budgets K (even): each K gets its own construction with K pieces.
+    pub switches: Vec<usize>,
+    /// The knots of x1's map sit at the base quantiles 1/2 +- (j / J)^knot_exponent / 2:
+    /// crowded towards the centre, where the map jumps across the gap between the components.
+    pub knot_exponent: f64,
+    /// Samples of the base and of the target from which the controls are built (sorted
+    /// coordinates: cheap, so large), and the linear-flow bound is computed.
+    pub n_build: usize,
+    /// Fresh samples per evaluation: W2 between n_eval pushed base points and n_eval fresh
+    /// target points (exact assignment, O(n_eval^3)).
+    pub n_eval: usize,
+    /// Independent evaluations (fresh samples each) per budget: means and standard errors.
+    pub reps: usize,
+    /// Points the engine pushes through the K_max-piece flow (one system of one token each).
+    pub n_engine: usize,
+    /// RK4 steps per piece (each lasts time 1) of the engine on the chosen backend (f32 needs
+    /// few: the error bound sum_k |c_k|^5 h^4 / 120 stays far below 1e-4).
+    pub steps_per_piece: usize,
+    /// RK4 steps per piece of the engine on the reference backend (f64, checked to 1e-9).
+    pub steps_per_piece_reference: usize,
+}
+
+impl Sizes {
+    pub fn new(quick: bool) -> Self {
+        let common = Sizes {
+            base_sd: 1.0,
+            separation: 3.0,
+            component_sd: 0.5,
+            switches: vec![0, 2, 4, 6, 10, 18, 34],
+            knot_exponent: 2.0,
+            n_build: 20000,
+            n_eval: 256,
+            reps: 4,
+            n_engine: 64,
+            steps_per_piece: 64,
+            steps_per_piece_reference: 512,
+        };
+        if quick {
+            common
+        } else {
+            Sizes {
+                switches: vec![0, 2, 4, 6, 10, 18, 34, 66],
+                n_build: 200_000,
+                n_eval: 1024,
+                reps: 8,
+                n_engine: 128,
+                steps_per_piece: 128,
+                steps_per_piece_reference: 1024,
+                ..common
+            }
+        }
+    }
+}
