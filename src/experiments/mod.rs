@@ -24,8 +24,8 @@ pub mod metastability;
 pub mod phase_diagram;
 pub mod selectivity;
 pub mod synchronisation;
-pub mod value_spectrum;
 pub mod transport;
+pub mod value_spectrum;
 
 use std::collections::BTreeMap;
 use std::io::Write;
