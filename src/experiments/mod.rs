@@ -21,6 +21,7 @@ pub mod integrator_order;
 pub mod kde_modes;
 pub mod lost_in_the_middle;
 pub mod metastability;
+pub mod perceptron_equilibria;
 pub mod phase_diagram;
 pub mod selectivity;
 pub mod synchronisation;
@@ -52,6 +53,7 @@ pub const NAMES: &[&str] = &[
     "homogenisation",
     "empirical-bayes",
     "synchronisation",
+    "perceptron-equilibria",
 ];
 
 /// What every experiment gets: where to write, which size, the seed, the backend.
@@ -160,6 +162,7 @@ pub fn mutations(name: &str) -> &'static [&'static str] {
         "homogenisation" => homogenisation::MUTATIONS,
         "empirical-bayes" => empirical_bayes::MUTATIONS,
         "synchronisation" => synchronisation::MUTATIONS,
+        "perceptron-equilibria" => perceptron_equilibria::MUTATIONS,
         _ => &[],
     }
 }
@@ -308,6 +311,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "homogenisation" => homogenisation::run(setup, &mut report)?,
         "empirical-bayes" => empirical_bayes::run(setup, &mut report)?,
         "synchronisation" => synchronisation::run(setup, &mut report)?,
+        "perceptron-equilibria" => perceptron_equilibria::run(setup, &mut report)?,
         _ => {
             return Err(input(format!(
                 "unknown experiment '{name}': one of {}",
