@@ -41,8 +41,13 @@
 //! atoms; (c) at width `beta_width`, for `beta_draws` draws, the same starts run with attention
 //! (V = v I) at every beta: atoms, masses, and the full field at each atom.
 //!
-//! Checks: (1) atomic: in every run every token is within `atom_eps` of its atom and there are
-//! at most n / 4 atoms; (2) atoms_are_the_basin_stable_zeros: without attention, for every width
+//! A run of the width scan is judged only if it has settled: the analysis integrates each
+//! start's own flow dtheta/dt = f in f64 to T and requires every token within atom_eps / 4 of
+//! its stable zero (a nearly degenerate zero, or a bottleneck where f almost vanishes, can take
+//! longer than T); unsettled runs are listed in `unsettled_runs`.
+//!
+//! Checks: (1) atomic: in every judged run every token is within `atom_eps` of its atom, there
+//! are at most n / 4 atoms, and at most a quarter of the width scan's runs are unsettled; (2) atoms_are_the_basin_stable_zeros: without attention, for every width
 //! and draw, the atoms are the predicted ones: the same number, each within `position_tol` of
 //! its stable zero, with exactly the predicted mass; (3) atoms_stationary_for_full_field: at
 //! every atom of every run the f64 full field (attention over the final tokens + perceptron) is
