@@ -73,13 +73,13 @@ impl Sizes {
             base
         } else {
             Sizes {
-                n: 256,
-                widths: vec![2, 4, 8, 16, 32, 64, 128, 256],
-                draws: 16,
-                count_draws: 4000,
-                betas: vec![0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
-                beta_draws: 24,
-                grid: 16384,
+                n: 128,
+                widths: vec![2, 4, 8, 16, 32, 64, 128],
+                draws: 8,
+                count_draws: 2000,
+                betas: vec![0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0],
+                beta_draws: 12,
+                grid: 8192,
                 ..base
             }
         }
