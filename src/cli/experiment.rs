@@ -12,7 +12,7 @@ use attnflow::options::BackendOpt;
 pub struct ExperimentArgs {
     /// The experiment: clustering, metastability, phase-diagram, critical-scaling,
     /// selectivity, chaos, lost-in-the-middle, integrator-order, kde-modes, homogenisation,
-    /// empirical-bayes, synchronisation, value-spectrum, transport.
+    /// empirical-bayes, synchronisation, value-spectrum, transport, perceptron-equilibria.
     name: String,
     /// The small size (under a minute on the CPU) instead of the default (meant for a GPU).
     #[arg(long)]

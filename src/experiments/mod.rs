@@ -21,6 +21,7 @@ pub mod integrator_order;
 pub mod kde_modes;
 pub mod lost_in_the_middle;
 pub mod metastability;
+pub mod perceptron_equilibria;
 pub mod phase_diagram;
 pub mod selectivity;
 pub mod synchronisation;
@@ -56,6 +57,7 @@ pub const NAMES: &[&str] = &[
     "synchronisation",
     "value-spectrum",
     "transport",
+    "perceptron-equilibria",
 ];
 
 /// What every experiment gets: where to write, which size, the seed, the backend.
@@ -166,6 +168,7 @@ pub fn mutations(name: &str) -> &'static [&'static str] {
         "synchronisation" => synchronisation::MUTATIONS,
         "value-spectrum" => value_spectrum::MUTATIONS,
         "transport" => transport::MUTATIONS,
+        "perceptron-equilibria" => perceptron_equilibria::MUTATIONS,
         _ => &[],
     }
 }
@@ -316,6 +319,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "synchronisation" => synchronisation::run(setup, &mut report)?,
         "value-spectrum" => value_spectrum::run(setup, &mut report)?,
         "transport" => transport::run(setup, &mut report)?,
+        "perceptron-equilibria" => perceptron_equilibria::run(setup, &mut report)?,
         _ => {
             return Err(input(format!(
                 "unknown experiment '{name}': one of {}",

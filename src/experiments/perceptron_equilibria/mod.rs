@@ -1,0 +1,527 @@
+//! Experiment `perceptron-equilibria` (issue 14 §3): the states the perceptron block drives
+//! tokens on the circle to from many random starts, their atomic structure (number, positions
+//! and masses of the atoms) against the width M and, with attention on, against beta.
+//!
+//! Source: Álvarez-López, Geshkovski, Ruiz-Balet, "Perceptrons and localization of attention's
+//! mean-field landscape" (arXiv:2601.21366): in weight settings where the dynamics are a
+//! gradient flow of an explicit energy, critical points are generically atomic and localized on
+//! subsets of the sphere. Only the abstract was at hand; the statements below are derived here
+//! for the circle.
+//!
+//! Model (docs/model.md §3): n tokens on S^1, dx_i/dt = P^perp_{x_i}(a_i + W sigma(A x_i + b)),
+//! SA with Q = K = I, V = v I (v = 0: no attention), RK4 over depth T. The perceptron is tied,
+//! W = A^T diag(c) (output column k is c_k a_k), so W sigma(A x + b) = grad V with the potential
+//! V(x) = sum_k c_k Phi(a_k.x + b_k), Phi' = sigma: the gradient setting of the paper, where
+//! critical points exist (V has a maximum on the circle). Weights: a_k iid N(0, a_sd^2 I_2),
+//! b_k iid N(0, b_sd^2), c_k iid N(0, c_sd^2 / M), one draw shared by all tokens of a run.
+//!
+//! Theory (derived). Alone (v = 0) a token's angle obeys dtheta/dt = f(theta) = V'(theta) =
+//! sum_k c_k sigma(a_k.x + b_k)(a_k.e), e the unit tangent: tokens do not interact and each
+//! flows to the first zero of f in the direction of sign f(theta_0), a stable zero (f' < 0, a
+//! local maximum of V). So the state reached from any start is atomic, with atoms exactly at
+//! the stable zeros whose basins hold a start and masses the number of starts in each basin
+//! (`analyse::zeros`, `analyse::basin_target`: root finding on a grid refined by bisection, in
+//! f64, independent of the engine). With attention, an atom of a stationary state must be a
+//! zero of the full field at the final configuration; a single atom feels no attention (a
+//! token's pull on itself is projected away), so it sits at a zero of f, and, since moving
+//! the whole atom is driven by f alone, at a stable one. Attention pulls atoms together with
+//! weights e^{beta (cos delta - 1)}: at small beta every pair of atoms attracts with strength v
+//! times its mass and they merge; at large beta the pull between separated atoms is
+//! exponentially small and the atoms of the perceptron alone survive: the number of atoms
+//! grows with beta. Number of stable zeros against M: f = V' where V is a sum of M iid centred
+//! terms, so as M -> infinity V is a stationary Gaussian process on the circle and Rice's
+//! formula gives E[# stable zeros] = sqrt(lambda4 / lambda2) (`analyse::kac_rice_stable_zeros`:
+//! lambda2 = Var V', lambda4 = Var V'' in closed form up to a 1-d Gaussian integral): the count
+//! tends to a constant, independent of M; it does not grow with the width.
+//!
+//! Measured: (a) the number of stable zeros of f for each width over `count_draws` draws (root
+//! finding only), mean and standard error, beside the Kac-Rice limit; (b) for each width and
+//! `draws` draws, the final state of n tokens without attention: its atoms (tokens grouped
+//! at gaps wider than `atom_gap`), their positions, masses and spreads, beside the predicted
+//! atoms; (c) at width `beta_width`, for `beta_draws` draws, the same starts run with attention
+//! (V = v I) at every beta: atoms, masses, and the full field at each atom.
+//!
+//! A run of the width scan is judged only if it has settled: the analysis integrates each
+//! start's own flow dtheta/dt = f in f64 to T and requires every token within atom_eps / 4 of
+//! its stable zero (a nearly degenerate zero, or a bottleneck where f almost vanishes, can take
+//! longer than T); unsettled runs are listed in `unsettled_runs`.
+//!
+//! Checks: (1) atomic: in every judged run every token is within `atom_eps` of its atom, there
+//! are at most n / 4 atoms, and at most a quarter of the width scan's runs are unsettled; (2) atoms_are_the_basin_stable_zeros: without attention, for every width
+//! and draw, the atoms are the predicted ones: the same number, each within `position_tol` of
+//! its stable zero, with exactly the predicted mass; (3) atoms_stationary_for_full_field: at
+//! every atom of every run the f64 full field (attention over the final tokens + perceptron) is
+//! below `residual_tol`; (4) one_atom_at_smallest_beta_on_a_stable_zero: at the smallest beta
+//! every draw ends with one atom, where f' < 0; (5) atom_count_non_decreasing_in_beta: the mean
+//! count over draws does not decrease from one beta to the next by more than 3 combined
+//! standard errors, and grows from the smallest to the largest beta; (6)
+//! stable_zeros_match_kac_rice_at_widest: at the largest width the mean number of stable zeros
+//! is within 3 SE + 10% of the Kac-Rice limit. The count against M is reported with its
+//! approach to the limit (no law is checked at small M).
+//!
+//! Mutations: `relu-in-simulation` gives the engine ReLU while the analysis keeps GELU (the
+//! atoms sit at the zeros of another field: (2) and (3) fail); `perceptron-sign-flipped`
+//! negates W in the engine (tokens descend the potential and stop at the unstable zeros: (2)
+//! and (4) fail).
+
+/// The deliberate errors of `--mutate` (see `experiments::mutations`).
+pub const MUTATIONS: &[&str] = &["relu-in-simulation", "perceptron-sign-flipped"];
+
+mod analyse;
+mod simulate;
+mod sizes;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{Report, Setup};
+use crate::error::{Result, input};
+use crate::figures::{Axes, Series};
+use crate::stats::mean_se;
+use analyse::{
+    Act, angle_diff, atoms, basin_target, full_field, kac_rice_stable_zeros, settles, zeros,
+};
+use sizes::Sizes;
+
+/// A draw counts as settled when the analysis's f64 flow brings every token within this
+/// fraction of `atom_eps` of its stable zero by T.
+const SETTLE: f64 = 0.25;
+
+/// The tolerance of the Kac-Rice limit beyond 3 standard errors (finite width).
+const KR_TOL: f64 = 0.10;
+
+#[derive(Serialize)]
+struct Config {
+    setting: &'static str,
+    perceptron: &'static str,
+    attention: &'static str,
+    integrator: &'static str,
+}
+
+/// Stable zeros of f at one width (root finding over `count_draws` draws).
+#[derive(Serialize)]
+struct ZeroCount {
+    width: usize,
+    stable_zeros: f64,
+    stable_zeros_se: f64,
+    ratio_to_kac_rice: f64,
+    /// Mean number of atoms of the runs without attention (`draws` draws).
+    simulated_atoms: f64,
+    simulated_atoms_se: f64,
+}
+
+/// The atoms at one beta of the scan.
+#[derive(Serialize)]
+struct BetaPoint {
+    beta: f64,
+    atoms: f64,
+    atoms_se: f64,
+    /// Per draw: the atoms' (angle, mass).
+    support: Vec<Vec<(f64, usize)>>,
+}
+
+#[derive(Serialize)]
+struct Measured {
+    zero_counts: Vec<ZeroCount>,
+    max_atoms_in_a_run: usize,
+    max_token_spread: f64,
+    max_position_error: f64,
+    mismatched_runs: usize,
+    max_residual: f64,
+    min_stable_slope_magnitude: f64,
+    /// (width, draw) of the runs left out of checks (1) to (3): a token of the f64 flow is
+    /// not within atom_eps / 4 of its stable zero at T (a slow, nearly degenerate zero).
+    unsettled_runs: Vec<(usize, usize)>,
+    beta_scan: Vec<BetaPoint>,
+    slopes_of_single_atoms: Vec<f64>,
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    kac_rice_stable_zeros: f64,
+    atoms_without_attention: &'static str,
+    single_atom: &'static str,
+    count_against_width: &'static str,
+    note: &'static str,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    atomic: bool,
+    atoms_are_the_basin_stable_zeros: bool,
+    atoms_stationary_for_full_field: bool,
+    one_atom_at_smallest_beta_on_a_stable_zero: bool,
+    atom_count_non_decreasing_in_beta: bool,
+    stable_zeros_match_kac_rice_at_widest: bool,
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    let act = Act::parse(&sz.activation)
+        .ok_or_else(|| input("perceptron-equilibria: activation must be \"gelu\" or \"relu\""))?;
+    if sz.n < 4
+        || sz.widths.is_empty()
+        || sz.draws < 1
+        || sz.count_draws < 2
+        || sz.beta_draws < 2
+        || sz.betas.len() < 2
+        || sz.steps < 1
+        || sz.grid < 64
+        || sz.betas.windows(2).any(|w| w[1] <= w[0])
+    {
+        return Err(input(
+            "perceptron-equilibria: needs n >= 4, widths, draws >= 1, count_draws >= 2, \
+             beta_draws >= 2, at least two increasing betas, steps >= 1 and grid >= 64",
+        ));
+    }
+    report.add_config(&sz);
+    report.add_config(&Config {
+        setting: "n iid uniform tokens on the circle S^1 (d = 2)",
+        perceptron: "tied W = A^T diag(c): a_k ~ N(0, a_sd^2 I), b_k ~ N(0, b_sd^2), \
+                     c_k ~ N(0, c_sd^2 / M)",
+        attention: "SA, Q = K = I, V = v I in the beta scan; V = 0 in the width scan",
+        integrator: "rk4, h = t_end / steps",
+    });
+    let field_of = |p: &analyse::Perceptron| zeros(|t| p.field(t), sz.grid);
+    let kr = kac_rice_stable_zeros(act, sz.a_sd, sz.b_sd);
+    let mut checks = Checks {
+        atomic: true,
+        atoms_are_the_basin_stable_zeros: true,
+        atoms_stationary_for_full_field: true,
+        one_atom_at_smallest_beta_on_a_stable_zero: true,
+        atom_count_non_decreasing_in_beta: true,
+        stable_zeros_match_kac_rice_at_widest: true,
+    };
+    let mut max_atoms = 0;
+    let mut max_spread = 0.0f64;
+    let mut max_pos_err = 0.0f64;
+    let mut mismatched = 0;
+    let mut max_residual = 0.0f64;
+    let mut min_slope = f64::INFINITY;
+    let mut unsettled: Vec<(usize, usize)> = Vec::new();
+    // rows of atoms.csv: part, width, beta, draw, theta, mass, spread, residual, f'(theta),
+    // predicted theta (NaN with attention).
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    let mut judge_atomic = |a: &[analyse::Atom], checks: &mut Checks| {
+        max_atoms = max_atoms.max(a.len());
+        for x in a {
+            max_spread = max_spread.max(x.spread);
+        }
+        checks.atomic &= a.len() <= sz.n / 4 && a.iter().all(|x| x.spread <= sz.atom_eps);
+    };
+
+    // (a) and (b): the width scan.
+    let mut zero_counts = Vec::new();
+    for (wi, &m) in sz.widths.iter().enumerate() {
+        let counts: Vec<f64> = (0..sz.count_draws)
+            .into_par_iter()
+            .map(|draw| {
+                let p = simulate::draw_perceptron(&sz, act, setup.seed, 0, m, draw);
+                field_of(&p).iter().filter(|z| z.stable).count() as f64
+            })
+            .collect();
+        let (mean, se) = mean_se(&counts);
+        if wi + 1 == sz.widths.len() {
+            checks.stable_zeros_match_kac_rice_at_widest =
+                (mean - kr).abs() <= 3.0 * se + KR_TOL * kr;
+        }
+        let mut sim_counts = Vec::new();
+        for draw in 0..sz.draws {
+            let p = simulate::draw_perceptron(&sz, act, setup.seed, 0, m, draw);
+            let zs = field_of(&p);
+            let (angles0, x0) = simulate::starts(sz.n, start_seed(setup.seed, 0, m, draw))?;
+            let fin = simulate::run(setup, report, &sz, &p, 0.0, &[0.0], &x0)?.remove(0);
+            let got = atoms(&fin, sz.atom_gap);
+            // The predicted atoms: the stable zero each start flows to, with its mass.
+            let mut mass = vec![0usize; zs.len()];
+            let mut lost = false;
+            let mut settled = true;
+            for &t in &angles0 {
+                match basin_target(t, p.field(t), &zs) {
+                    Some(i) => {
+                        mass[i] += 1;
+                        settled &=
+                            settles(&p, t, zs[i].theta, sz.t_end, sz.steps, SETTLE * sz.atom_eps);
+                    }
+                    None => lost = true,
+                }
+            }
+            if !settled {
+                // A token of this draw is still crawling past a slow zero at T (the f64 flow
+                // of the analysis says so): reported, left out of checks (1) to (3).
+                unsettled.push((m, draw));
+                continue;
+            }
+            let predicted: Vec<(f64, usize)> = zs
+                .iter()
+                .zip(&mass)
+                .filter(|(_, m)| **m > 0)
+                .map(|(z, m)| (z.theta, *m))
+                .collect();
+            let mut ok = !lost && predicted.len() == got.len();
+            for a in &got {
+                let near = predicted
+                    .iter()
+                    .min_by(|x, y| {
+                        angle_diff(x.0, a.theta)
+                            .abs()
+                            .total_cmp(&angle_diff(y.0, a.theta).abs())
+                    })
+                    .copied();
+                let residual = full_field(a.theta, &fin, 0.0, 0.0, &p).abs();
+                max_residual = max_residual.max(residual);
+                checks.atoms_stationary_for_full_field &= residual <= sz.residual_tol;
+                let slope = p.slope(a.theta);
+                min_slope = min_slope.min(slope.abs());
+                let pred = near.map_or(f64::NAN, |x| x.0);
+                if let Some((t, mass)) = near {
+                    let err = angle_diff(t, a.theta).abs();
+                    max_pos_err = max_pos_err.max(err);
+                    ok &= err <= sz.position_tol && mass == a.mass;
+                } else {
+                    ok = false;
+                }
+                rows.push(vec![
+                    0.0,
+                    m as f64,
+                    f64::NAN,
+                    draw as f64,
+                    a.theta,
+                    a.mass as f64,
+                    a.spread,
+                    residual,
+                    slope,
+                    pred,
+                ]);
+            }
+            judge_atomic(&got, &mut checks);
+            sim_counts.push(got.len() as f64);
+            if !ok {
+                mismatched += 1;
+            }
+            checks.atoms_are_the_basin_stable_zeros &= ok;
+        }
+        let (sim_mean, sim_se) = mean_se_or_zero(&sim_counts);
+        setup.say(&format!(
+            "M = {m}: {mean:.3} +- {se:.3} stable zeros (Kac-Rice limit {kr:.3}), \
+             {sim_mean:.2} atoms simulated"
+        ));
+        zero_counts.push(ZeroCount {
+            width: m,
+            stable_zeros: mean,
+            stable_zeros_se: se,
+            ratio_to_kac_rice: mean / kr,
+            simulated_atoms: sim_mean,
+            simulated_atoms_se: sim_se,
+        });
+    }
+
+    // Settled draws are the rule: at most a quarter are left out.
+    checks.atomic &= 4 * unsettled.len() <= sz.widths.len() * sz.draws;
+
+    // (c): the beta scan with attention.
+    let nb = sz.betas.len();
+    let mut per_beta: Vec<Vec<Vec<(f64, usize)>>> = vec![Vec::new(); nb];
+    let mut single_slopes = Vec::new();
+    let mut beta_series = Vec::new();
+    for draw in 0..sz.beta_draws {
+        let p = simulate::draw_perceptron(&sz, act, setup.seed, 1, sz.beta_width, draw);
+        let (_, x0) = simulate::starts(sz.n, start_seed(setup.seed, 1, sz.beta_width, draw))?;
+        let fins = simulate::run(setup, report, &sz, &p, sz.v, &sz.betas, &x0)?;
+        let mut pts = Vec::new();
+        for (bi, fin) in fins.iter().enumerate() {
+            let beta = sz.betas[bi];
+            let got = atoms(fin, sz.atom_gap);
+            judge_atomic(&got, &mut checks);
+            for a in &got {
+                let residual = full_field(a.theta, fin, beta, sz.v, &p).abs();
+                max_residual = max_residual.max(residual);
+                checks.atoms_stationary_for_full_field &= residual <= sz.residual_tol;
+                let slope = p.slope(a.theta);
+                rows.push(vec![
+                    1.0,
+                    sz.beta_width as f64,
+                    beta,
+                    draw as f64,
+                    a.theta,
+                    a.mass as f64,
+                    a.spread,
+                    residual,
+                    slope,
+                    f64::NAN,
+                ]);
+                pts.push(((1.0 + beta).log2(), a.theta));
+            }
+            if bi == 0 {
+                let one = got.len() == 1 && p.slope(got[0].theta) < 0.0;
+                if let Some(a) = got.first() {
+                    single_slopes.push(p.slope(a.theta));
+                }
+                checks.one_atom_at_smallest_beta_on_a_stable_zero &= one;
+            }
+            per_beta[bi].push(got.iter().map(|a| (a.theta, a.mass)).collect());
+        }
+        if draw < 4 {
+            beta_series.push(Series::markers(format!("draw {draw}"), pts));
+        }
+    }
+    let mut beta_scan = Vec::new();
+    for (bi, support) in per_beta.into_iter().enumerate() {
+        let counts: Vec<f64> = support.iter().map(|s| s.len() as f64).collect();
+        let (m, se) = mean_se(&counts);
+        beta_scan.push(BetaPoint {
+            beta: sz.betas[bi],
+            atoms: m,
+            atoms_se: se,
+            support,
+        });
+    }
+    checks.atom_count_non_decreasing_in_beta = beta_scan
+        .windows(2)
+        .all(|w| w[1].atoms >= w[0].atoms - 3.0 * w[0].atoms_se.hypot(w[1].atoms_se))
+        && beta_scan[nb - 1].atoms > beta_scan[0].atoms;
+    setup.say(&format!(
+        "beta scan: atoms {:?}",
+        beta_scan.iter().map(|b| b.atoms).collect::<Vec<_>>()
+    ));
+
+    // Files.
+    setup.csv(
+        report,
+        "atoms.csv",
+        &[
+            "part_0_width_1_beta",
+            "width",
+            "beta",
+            "draw",
+            "theta",
+            "mass",
+            "spread",
+            "residual",
+            "slope",
+            "predicted_theta",
+        ],
+        &rows,
+    )?;
+    setup.csv(
+        report,
+        "stable_zeros.csv",
+        &[
+            "width",
+            "stable_zeros",
+            "se",
+            "kac_rice",
+            "simulated_atoms",
+            "simulated_se",
+        ],
+        &zero_counts
+            .iter()
+            .map(|z| {
+                vec![
+                    z.width as f64,
+                    z.stable_zeros,
+                    z.stable_zeros_se,
+                    kr,
+                    z.simulated_atoms,
+                    z.simulated_atoms_se,
+                ]
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    let (w0, w1) = (
+        *sz.widths.iter().min().unwrap() as f64,
+        *sz.widths.iter().max().unwrap() as f64,
+    );
+    setup.lines(
+        report,
+        "stable_zeros.png",
+        &Axes {
+            title: "Stable zeros of the perceptron field on the circle",
+            x_label: "width M",
+            y_label: "number",
+            log_x: true,
+            log_y: false,
+        },
+        &[
+            Series::markers(
+                "stable zeros (root finding), mean",
+                zero_counts
+                    .iter()
+                    .map(|z| (z.width as f64, z.stable_zeros))
+                    .collect(),
+            ),
+            Series::markers(
+                "atoms reached from n starts, mean",
+                zero_counts
+                    .iter()
+                    .map(|z| (z.width as f64, z.simulated_atoms))
+                    .collect(),
+            ),
+            Series::theory(
+                format!("Kac-Rice wide limit {kr:.3}"),
+                vec![(w0, kr), (w1, kr)],
+            ),
+        ],
+    )?;
+    setup.lines(
+        report,
+        "atoms_vs_beta.png",
+        &Axes {
+            title: "Atoms (angle) against beta, attention on",
+            x_label: "log2(1 + beta)",
+            y_label: "atom angle (rad)",
+            log_x: false,
+            log_y: false,
+        },
+        &beta_series,
+    )?;
+    report.add_measured(&Measured {
+        zero_counts,
+        max_atoms_in_a_run: max_atoms,
+        max_token_spread: max_spread,
+        max_position_error: max_pos_err,
+        mismatched_runs: mismatched,
+        max_residual,
+        min_stable_slope_magnitude: min_slope,
+        unsettled_runs: unsettled.clone(),
+        beta_scan,
+        slopes_of_single_atoms: single_slopes,
+    });
+    report.add_prediction(&Prediction {
+        kac_rice_stable_zeros: kr,
+        atoms_without_attention: "the stable zeros of f whose basins hold a start, masses = \
+                                  starts per basin",
+        single_atom: "a stable zero of f (f = 0, f' < 0)",
+        count_against_width: "tends to the Kac-Rice constant sqrt(lambda4 / lambda2) as M grows",
+        note: "derived for the circle; the paper (arXiv:2601.21366) states that critical points \
+               are generically atomic",
+    });
+    report.add_checks(&checks);
+    Ok(())
+}
+
+/// mean_se, with a standard error of 0 for a single value.
+fn mean_se_or_zero(v: &[f64]) -> (f64, f64) {
+    if v.len() < 2 {
+        (v.first().copied().unwrap_or(f64::NAN), 0.0)
+    } else {
+        mean_se(v)
+    }
+}
+
+/// The seed of the starts of a run, distinct across parts, widths and draws.
+fn start_seed(seed: u64, part: u64, m: usize, draw: usize) -> u64 {
+    seed.wrapping_mul(1_000_003)
+        .wrapping_add(part * 7_919_000)
+        .wrapping_add((m as u64) * 10_007)
+        .wrapping_add(draw as u64 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quick_perceptron_equilibria_are_atomic() {
+        let (_dir, out, _) = super::super::quick_run_checked("perceptron-equilibria", 0);
+        assert!(out.join("stable_zeros.png").exists());
+    }
+}
