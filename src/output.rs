@@ -135,6 +135,48 @@ fn owned_files(dir: &Path, kind: Kind) -> Vec<String> {
     names
 }
 
+/// Takes the folder's exclusive advisory lock (`DIR/.attnflow.lock`, with this process's pid
+/// in it), held until the returned file is dropped: a second attnflow command into (or reading
+/// from, for `render`) the same folder fails at once naming the holder.
+pub fn lock_folder(dir: &Path) -> Result<File> {
+    let lock_path = dir.join(LOCK);
+    let mut lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| file_error(&lock_path, format!("cannot open the lock file: {e}")))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(file_error(
+                dir,
+                format!(
+                    "is in use by another attnflow command{}; wait for it to finish or \
+             choose another --out",
+                    if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
+                    }
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(file_error(&lock_path, format!("cannot lock: {e}")));
+        }
+    }
+    lock.set_len(0)
+        .and_then(|()| lock.rewind())
+        .and_then(|()| write!(lock, "{}", std::process::id()))
+        .map_err(|e| file_error(&lock_path, format!("cannot write: {e}")))?;
+    Ok(lock)
+}
+
 /// An output folder, locked, with its staging folder (see the module's documentation).
 pub struct Output {
     dir: PathBuf,
@@ -195,41 +237,7 @@ impl Output {
         inputs: &[PathBuf],
         created: bool,
     ) -> Result<Self> {
-        let lock_path = dir.join(LOCK);
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| file_error(&lock_path, format!("cannot open the lock file: {e}")))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = lock.read_to_string(&mut holder);
-                let holder = holder.trim();
-                return Err(file_error(
-                    dir,
-                    format!(
-                        "is in use by another attnflow command{}; wait for it to finish or \
-                         choose another --out",
-                        if holder.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (pid {holder})")
-                        }
-                    ),
-                ));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(file_error(&lock_path, format!("cannot lock: {e}")));
-            }
-        }
-        lock.set_len(0)
-            .and_then(|()| lock.rewind())
-            .and_then(|()| write!(lock, "{}", std::process::id()))
-            .map_err(|e| file_error(&lock_path, format!("cannot write: {e}")))?;
+        let lock = lock_folder(dir)?;
         let staging = dir.join(STAGING);
         // A staging folder left by a command that was killed: nobody else holds the lock.
         // One with a checkpoint is kept for --resume (it replaces an older checkpoint: the

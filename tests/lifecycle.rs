@@ -322,6 +322,13 @@ fn a_second_command_into_a_busy_folder_fails_at_once_naming_the_holder() {
         "{err}"
     );
     assert!(t.elapsed() < Duration::from_secs(5), "it waited");
+    // render reads the folder and writes into it: refused too while the run holds it.
+    let err = fails(&["render", "busy"], dir.path());
+    assert!(
+        err.contains("in use by another attnflow command")
+            && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
     let _ = first.kill();
     let _ = first.wait();
 }

@@ -138,6 +138,17 @@ pub fn render(args: RenderArgs) -> Result<()> {
             dir.display()
         );
     }
+    // The run folder's lock, held while its files are read and the pictures written: a run
+    // or rerun into it meanwhile fails at once (and render fails while one is in progress). A
+    // folder one may only read (archived results, pictures drawn elsewhere with --out) is
+    // rendered without it.
+    let _lock = match attnflow::output::lock_folder(dir) {
+        Ok(lock) => Some(lock),
+        Err(e) if e.to_string().contains("in use by another attnflow command") => {
+            return Err(e.into());
+        }
+        Err(_) => None,
+    };
     let has_traj = dir.join("traj.npy").exists();
     if (args.frames || args.gif) && !has_traj {
         let flag = if args.frames { "--frames" } else { "--gif" };
