@@ -6,6 +6,7 @@ $ATTNFLOW_BIN."""
 import _thread
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -208,6 +209,15 @@ def test_a_run_from_arrays_keeps_them_and_its_run_toml_replays(tmp_path):
         str((tmp_path / "a" / f).resolve()) for f in ["x0.npy", "Q.npy", "K.npy", "V.npy"])
     cli("run", "--config", tmp_path / "a" / "run.toml", "--out", "b", "--quiet", cwd=tmp_path)
     assert np.array_equal(np.load(tmp_path / "b" / "final.npy"), res.final)
+    # A forced rerun into the same folder replaces the arrays it kept itself ...
+    af.run(x, qkv=(q, k, v), beta=[1.0, 3.0], steps=6, backend="cpu", out=tmp_path / "a",
+           force=True, progress=False)
+    # ... but never a file of those names that attnflow did not write.
+    (tmp_path / "c").mkdir()
+    np.save(tmp_path / "c" / "x0.npy", np.zeros(3))
+    with pytest.raises(af.AttnflowError, match="was not written by an attnflow run"):
+        af.run(x, steps=2, backend="cpu", out=tmp_path / "c", force=True, progress=False)
+    assert np.array_equal(np.load(tmp_path / "c" / "x0.npy"), np.zeros(3))
 
 
 def test_the_gil_is_released_while_a_run_computes():
@@ -234,7 +244,17 @@ def test_the_gil_is_released_while_a_run_computes():
     assert ticks > 0.3 * 1000 * elapsed["run"], (ticks, elapsed)
 
 
-def test_ctrl_c_stops_a_run_cleanly_with_complete_files(tmp_path):
+@pytest.fixture
+def ctrl_c():
+    """Python's own SIGINT handler, as in an interactive session, even where the test runner
+    was started with SIGINT ignored (a shell's background job: `cmd &`), in which case
+    `_thread.interrupt_main` would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_a_run_cleanly_with_complete_files(tmp_path, ctrl_c):
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
@@ -252,7 +272,7 @@ def test_ctrl_c_stops_a_run_cleanly_with_complete_files(tmp_path):
     assert np.load(folder / "traj_t.npy").shape == (done // 50 + 1,)
 
 
-def test_ctrl_c_stops_a_flow_map_and_writes_nothing(tmp_path):
+def test_ctrl_c_stops_a_flow_map_and_writes_nothing(tmp_path, ctrl_c):
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
     start = time.monotonic()
