@@ -21,14 +21,11 @@ impl Act {
         }
     }
 
-    /// sigma(z); GELU in its tanh form (as every backend).
+    /// sigma(z): the model's own activation (GELU in its tanh form, as every backend).
     pub fn value(self, z: f64) -> f64 {
         match self {
-            Act::Relu => z.max(0.0),
-            Act::Gelu => {
-                let c = (2.0 / PI).sqrt();
-                0.5 * z * (1.0 + (c * (z + 0.044715 * z * z * z)).tanh())
-            }
+            Act::Relu => crate::model::Activation::Relu.apply(z),
+            Act::Gelu => crate::model::Activation::Gelu.apply(z),
         }
     }
 

@@ -301,7 +301,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             }
             checks.atoms_are_the_basin_stable_zeros &= ok;
         }
-        let (sim_mean, sim_se) = mean_se_or_zero(&sim_counts);
+        let (sim_mean, sim_se) = mean_se(&sim_counts);
         setup.say(&format!(
             "M = {m}: {mean:.3} +- {se:.3} stable zeros (Kac-Rice limit {kr:.3}), \
              {sim_mean:.2} atoms simulated"
@@ -498,15 +498,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     });
     report.add_checks(&checks);
     Ok(())
-}
-
-/// mean_se, with a standard error of 0 for a single value.
-fn mean_se_or_zero(v: &[f64]) -> (f64, f64) {
-    if v.len() < 2 {
-        (v.first().copied().unwrap_or(f64::NAN), 0.0)
-    } else {
-        mean_se(v)
-    }
 }
 
 /// The seed of the starts of a run, distinct across parts, widths and draws.

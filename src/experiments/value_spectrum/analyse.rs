@@ -176,16 +176,26 @@ pub fn extreme_points(points: &[Vec<f64>], margin: f64) -> Vec<bool> {
     extreme
 }
 
-/// The self-attention matrix P_ij = softmax_j(beta <q x_i, x_j>) of tokens x (rows).
+/// The self-attention matrix P_ij = softmax_j(beta <q x_i, x_j>) of tokens x (rows): the
+/// crate's f64 attention matrix ([`crate::render::attention_matrix`]) with SA, a full mask and
+/// Q = K = I.
 pub fn attention(x: &[Vec<f64>], beta_q: f64) -> Vec<Vec<f64>> {
-    x.iter()
-        .map(|xi| {
-            let s: Vec<f64> = x.iter().map(|xj| beta_q * dot(xi, xj)).collect();
-            let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
-            let z: f64 = e.iter().sum();
-            e.iter().map(|v| v / z).collect()
-        })
+    use crate::model::{Attention, Geometry, Mask, Model, Weights};
+    let (n, d) = (x.len(), x.first().map_or(0, Vec::len));
+    if n == 0 || d == 0 {
+        return vec![Vec::new(); n];
+    }
+    let model = Model::new(
+        Attention::Sa,
+        Geometry::Euclidean,
+        Mask::Full,
+        Weights::identity(d),
+        vec![beta_q],
+    );
+    let flat: Vec<f64> = x.iter().flatten().copied().collect();
+    crate::render::attention_matrix(&model, &model.heads[0], beta_q, &flat, d)
+        .chunks(n)
+        .map(<[f64]>::to_vec)
         .collect()
 }
 
