@@ -8,138 +8,14 @@
 //! concentrated the weights of one query are, streaming over the keys in f64.
 
 use std::path::{Path, PathBuf};
-#[cfg(feature = "gpu")]
-use std::sync::Arc;
 
 use rayon::prelude::*;
 
 pub use crate::backend::traits::{Attend, LayerShape};
-use crate::config::BackendChoice;
-use crate::cpu::attend::CpuAttend;
 use crate::error::{Result, input};
-#[cfg(feature = "gpu")]
-use crate::gpu::attend::GpuAttend;
-#[cfg(feature = "gpu")]
-use crate::gpu::{GpuContext, GpuOptions};
 use crate::model::init::InitSpec;
 use crate::model::{Geometry, Model, Shape};
 use crate::npy;
-use crate::reference;
-
-/// The f64 reference: [`reference::attention_output`] literally.
-pub struct ReferenceAttend {
-    model: Model,
-    shape: LayerShape,
-    keys: Vec<f64>,
-}
-
-impl Attend for ReferenceAttend {
-    fn describe(&self) -> String {
-        format!("reference (f64, {} threads)", rayon::current_num_threads())
-    }
-    fn set_keys(&mut self, y: &[f64]) -> Result<()> {
-        check_len(
-            "key",
-            y.len(),
-            self.shape.batch * self.shape.n * self.shape.d,
-        )?;
-        self.keys = y.to_vec();
-        Ok(())
-    }
-    fn run(&mut self, z: &[f64]) -> Result<Vec<f64>> {
-        let LayerShape { batch, m, d, .. } = self.shape;
-        check_len("query", z.len(), batch * m * d)?;
-        let mut a =
-            reference::attention_output(&self.model, &self.model.heads, batch, d, z, &self.keys);
-        if self.model.geometry == Geometry::Sphere {
-            a.par_chunks_mut(d)
-                .zip(z.par_chunks(d))
-                .for_each(|(a, z)| crate::model::geometry::tangent_project(z, a));
-        }
-        Ok(a)
-    }
-    fn is_f64(&self) -> bool {
-        true
-    }
-}
-
-struct Cpu(CpuAttend);
-
-impl Attend for Cpu {
-    fn describe(&self) -> String {
-        format!(
-            "cpu ({} threads, {})",
-            rayon::current_num_threads(),
-            crate::cpu::CpuKernel::detect().name()
-        )
-    }
-    fn set_keys(&mut self, y: &[f64]) -> Result<()> {
-        self.0.set_keys(&to_f32(y))
-    }
-    fn run(&mut self, z: &[f64]) -> Result<Vec<f64>> {
-        Ok(to_f64(&self.0.run(&to_f32(z))?))
-    }
-}
-
-#[cfg(feature = "gpu")]
-struct Gpu(GpuAttend, Arc<GpuContext>);
-
-#[cfg(feature = "gpu")]
-impl Attend for Gpu {
-    fn describe(&self) -> String {
-        format!("gpu: {}", self.1.describe())
-    }
-    fn set_keys(&mut self, y: &[f64]) -> Result<()> {
-        self.0.set_keys(&to_f32(y))
-    }
-    fn run(&mut self, z: &[f64]) -> Result<Vec<f64>> {
-        self.0.set_queries(&to_f32(z))?;
-        Ok(to_f64(&self.0.run()?))
-    }
-}
-
-fn to_f32(v: &[f64]) -> Vec<f32> {
-    v.par_iter().map(|&x| x as f32).collect()
-}
-
-fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.par_iter().map(|&x| f64::from(x)).collect()
-}
-
-fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
-    if got != want {
-        return Err(input(format!("{got} {what} values, expected {want}")));
-    }
-    Ok(())
-}
-
-/// The attention layer of a resolved backend request (the factory is
-/// [`crate::backend::build_layer`]).
-pub(crate) fn layer_on(
-    picked: &crate::backend::Picked,
-    model: &Model,
-    shape: LayerShape,
-) -> Result<Box<dyn Attend>> {
-    Ok(match (picked.kind, &picked.gpu) {
-        (BackendChoice::Reference, _) => Box::new(ReferenceAttend {
-            model: model.clone(),
-            shape,
-            keys: Vec::new(),
-        }),
-        #[cfg(feature = "gpu")]
-        (BackendChoice::Gpu, Some(ctx)) => {
-            let layer = GpuAttend::new(ctx.clone(), model, shape, GpuOptions::default())?;
-            Box::new(Gpu(layer, ctx.clone()))
-        }
-        _ => Box::new(Cpu(CpuAttend::new(
-            model,
-            shape.batch,
-            shape.m,
-            shape.n,
-            shape.d,
-        )?)),
-    })
-}
 
 /// What `attend` and `cfm` share: one layer's inverse temperature (`beta` under `beta_rule`
 /// for n keys in d dimensions), its attention kind and the single head of `qkv`, from the
@@ -304,20 +180,20 @@ pub fn attention_stats(
 /// Where tokens come from: drawn from a law (`uniform:N`, `gaussian:N`, `vmf:KAPPA[:MU]:N`),
 /// or a .npy file ([n, d] shared by every system, or [batch, n, d]).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Tokens {
+pub enum TokenSource {
     Law { law: InitSpec, n: usize },
     File(PathBuf),
 }
 
-impl Tokens {
+impl TokenSource {
     /// Parses `LAW:N`, `file:PATH` or a path ending in .npy; `what` names the flag in errors.
     pub fn parse(s: &str, what: &str) -> Result<Self> {
         let s = s.trim();
         if let Some(path) = s.strip_prefix("file:") {
-            return Ok(Tokens::File(path.into()));
+            return Ok(TokenSource::File(path.into()));
         }
         if s.ends_with(".npy") {
-            return Ok(Tokens::File(s.into()));
+            return Ok(TokenSource::File(s.into()));
         }
         let bad = || {
             input(format!(
@@ -334,21 +210,21 @@ impl Tokens {
         if matches!(law, InitSpec::File(_) | InitSpec::Embedding { .. }) {
             return Err(bad());
         }
-        Ok(Tokens::Law { law, n })
+        Ok(TokenSource::Law { law, n })
     }
 
     /// The file these tokens are read from, if any.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            Tokens::File(p) => Some(p),
-            Tokens::Law { .. } => None,
+            TokenSource::File(p) => Some(p),
+            TokenSource::Law { .. } => None,
         }
     }
 
     pub fn to_config_string(&self) -> String {
         match self {
-            Tokens::Law { law, n } => format!("{}:{n}", law.to_config_string()),
-            Tokens::File(p) => format!("file:{}", p.display()),
+            TokenSource::Law { law, n } => format!("{}:{n}", law.to_config_string()),
+            TokenSource::File(p) => format!("file:{}", p.display()),
         }
     }
 
@@ -360,8 +236,8 @@ impl Tokens {
     /// Tokens per system and their dimension: from the file, or (N, `d`) for a law.
     pub fn size(&self, d: usize) -> Result<(usize, usize)> {
         match self {
-            Tokens::Law { n, .. } => Ok((*n, d)),
-            Tokens::File(path) => {
+            TokenSource::Law { n, .. } => Ok((*n, d)),
+            TokenSource::File(path) => {
                 let shape = Self::file_shape(path)?;
                 match shape[..] {
                     [n, d] | [_, n, d] => Ok((n as usize, d as usize)),
@@ -380,8 +256,8 @@ impl Tokens {
         let (n, d) = self.size(d)?;
         let shape = Shape::new(batch, n, d)?;
         let spec = match self {
-            Tokens::Law { law, .. } => law.clone(),
-            Tokens::File(p) => InitSpec::File(p.clone()),
+            TokenSource::Law { law, .. } => law.clone(),
+            TokenSource::File(p) => InitSpec::File(p.clone()),
         };
         spec.generate(shape, Geometry::Sphere, seed)
     }

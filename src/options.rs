@@ -15,10 +15,87 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendChoice;
-use crate::config::{BetaRule, BetaSpec, NoiseKind};
-use crate::error::{Result, file_error};
+use crate::error::{Result, file_error, input};
 use crate::integrate::Integrator;
 use crate::model::{Activation, Attention, Geometry, HeadCombine, LayerMap, Mask};
+
+/// How beta follows the context length (docs/model.md §3): the given values are gamma.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
+pub enum BetaRule {
+    /// beta = gamma.
+    Const,
+    /// beta = gamma log n (critical attention scaling of long contexts).
+    Log,
+    /// beta = gamma n^(2 / (d - 1)) (the selectivity scale of n uniform keys).
+    Selective,
+}
+
+impl BetaRule {
+    pub fn name(self) -> &'static str {
+        match self {
+            BetaRule::Const => "const",
+            BetaRule::Log => "log",
+            BetaRule::Selective => "selective",
+        }
+    }
+
+    pub fn apply(self, gamma: f64, n: usize, d: usize) -> f64 {
+        match self {
+            BetaRule::Const => gamma,
+            BetaRule::Log => gamma * (n as f64).ln(),
+            BetaRule::Selective => gamma * (n as f64).powf(2.0 / (d as f64 - 1.0)),
+        }
+    }
+}
+
+/// Whether Euler-Maruyama noise is drawn per token or shared by a system's tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
+pub enum NoiseKind {
+    Independent,
+    Common,
+}
+
+/// One beta for every system, or one per system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BetaSpec {
+    One(f64),
+    Many(Vec<f64>),
+}
+
+impl BetaSpec {
+    /// Parses "1", "0.5,1,2".
+    pub fn parse(s: &str) -> Result<Self> {
+        let values = s
+            .split(',')
+            .map(|v| {
+                v.trim().parse::<f64>().map_err(|_| {
+                    input(format!(
+                        "--beta takes numbers separated by commas, got '{s}'"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(match values.as_slice() {
+            [one] => BetaSpec::One(*one),
+            _ => BetaSpec::Many(values),
+        })
+    }
+    /// [`BetaSpec::parse`] for clap.
+    pub fn parse_flag(s: &str) -> std::result::Result<Self, String> {
+        Self::parse(s).map_err(|e| e.to_string())
+    }
+    pub fn values(&self) -> Vec<f64> {
+        match self {
+            BetaSpec::One(b) => vec![*b],
+            BetaSpec::Many(v) => v.clone(),
+        }
+    }
+}
 
 /// Defines [`ConfigLayer`] from one list of options (each `Option<T>`: unset means "not
 /// given here") and its `overlay`, so that adding an option is adding one field.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use attnflow::attend::{LayerShape, Tokens, attention_stats};
+use attnflow::attend::{LayerShape, TokenSource, attention_stats};
 use attnflow::cfm::{Cfm, ContextMode, distances};
 use attnflow::config::BackendChoice;
 use attnflow::integrate::Integrator;
@@ -421,8 +421,8 @@ fn finite_context_flow_approaches_its_infinite_twin_like_inverse_square_root_of_
 #[test]
 fn token_sources_parse_and_refuse_bad_input() {
     assert_eq!(
-        Tokens::parse("vmf:2.5:0,1:100", "--keys").unwrap(),
-        Tokens::Law {
+        TokenSource::parse("vmf:2.5:0,1:100", "--keys").unwrap(),
+        TokenSource::Law {
             law: InitSpec::Vmf {
                 kappa: 2.5,
                 mu: Some(vec![0.0, 1.0])
@@ -431,8 +431,8 @@ fn token_sources_parse_and_refuse_bad_input() {
         }
     );
     assert_eq!(
-        Tokens::parse("k.npy", "--keys").unwrap(),
-        Tokens::File("k.npy".into())
+        TokenSource::parse("k.npy", "--keys").unwrap(),
+        TokenSource::File("k.npy".into())
     );
     for (bad, want) in [
         ("uniform", "expected a .npy file"),
@@ -440,7 +440,7 @@ fn token_sources_parse_and_refuse_bad_input() {
         ("sobol:10", "unknown --init 'sobol'"),
         ("vmf:-1:10", "kappa must be finite and >= 0"),
     ] {
-        let err = Tokens::parse(bad, "--keys").unwrap_err().to_string();
+        let err = TokenSource::parse(bad, "--keys").unwrap_err().to_string();
         assert!(err.contains(want), "{bad}: {err}");
     }
     let model = Model::new(

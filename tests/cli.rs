@@ -715,24 +715,54 @@ fn experiment_writes_a_summary_data_and_figures() {
     );
 }
 
-/// Every `attnflow run`, `attend` and `cfm` line of the README's examples runs as written (the
-/// alibi example blew up in its first step for months): on the cpu backend, with n, m and
-/// keys cut to at most 256 so that CI stays short (stability does not depend on n here), and
-/// the million-token contexts cut to 4096.
+/// Every `attnflow run`, `attend` and `cfm` line of the README's and docs/'s examples runs as
+/// written (the alibi example blew up in its first step for months): on the cpu backend, with
+/// n, m and keys cut to at most 256 so that CI stays short (stability does not depend on n
+/// here), the million-token contexts cut to 4096, and a command quoted on several pages run
+/// once.
 #[test]
-fn the_readme_examples_run() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+fn the_readme_and_docs_examples_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    pages.extend(docs);
     let dir = tempfile::tempdir().unwrap();
     let mut ran = 0;
-    for line in readme.lines() {
-        let line = line.split(" #").next().unwrap().trim();
+    let mut seen = std::collections::HashSet::new();
+    let lines: Vec<String> = pages
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for line in &lines {
+        // A command ends at a shell comment or at a second command.
+        let line = line
+            .split(" #")
+            .next()
+            .unwrap()
+            .split("&&")
+            .next()
+            .unwrap()
+            .trim();
         let Some(rest) = line.strip_prefix("attnflow ") else {
             continue;
         };
         let mut args: Vec<String> = rest.split_whitespace().map(String::from).collect();
         if !["run", "attend", "cfm"].contains(&args[0].as_str())
             || args.contains(&"--resume".into())
+            || args.contains(&"--config".into())
+            || line.ends_with('\\')
+            || !seen.insert(args.clone())
         {
             continue;
         }
@@ -764,10 +794,15 @@ fn the_readme_examples_run() {
                 args[i] = format!("{law}:{n}");
             }
         }
+        // The cpu backend whatever the page asks for (a GPU page's --backend gpu included).
+        if let Some(i) = args.iter().position(|a| a == "--backend") {
+            args.drain(i..(i + 2).min(args.len()));
+        }
+        args.retain(|a| a != "--force");
         args.extend(["--backend", "cpu", "--force"].map(String::from));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ok(&args, dir.path());
         ran += 1;
     }
-    assert!(ran >= 7, "only {ran} README examples found");
+    assert!(ran >= 9, "only {ran} README and docs examples found");
 }

@@ -109,7 +109,7 @@ fn run_job(
     keep_inputs: bool,
     qkv_dir: Option<PathBuf>,
 ) -> PyResult<String> {
-    use attnflow::model::init::{InitSpec, Tokens};
+    use attnflow::model::init::{InitSpec, TokenSlice};
     let mut layer: ConfigLayer = toml::from_str(config_toml)
         .map_err(|e| PyValueError::new_err(format!("invalid option: {}", e.message())))?;
     // The array, borrowed read-only for the whole run.
@@ -149,8 +149,8 @@ fn run_job(
                     output.claim("x0.npy")?;
                     let path = output.path("x0.npy");
                     match t {
-                        Tokens::F64(v) => attnflow::npy::write(&path, shape, v)?,
-                        Tokens::F32(v) => attnflow::npy::write(&path, shape, v)?,
+                        TokenSlice::F64(v) => attnflow::npy::write(&path, shape, v)?,
+                        TokenSlice::F32(v) => attnflow::npy::write(&path, shape, v)?,
                     }
                     record_kept(&mut resolved, &output, "x0.npy")?;
                     resolved.config.init = format!("file:{}", kept_path(&output, "x0.npy")?);
@@ -235,23 +235,23 @@ impl<'py> Borrowed<'py> {
 
     /// The values as one f64 vector (the one copy a consumer that owns its tokens needs).
     fn to_f64(&self, what: &str) -> PyResult<Vec<f64>> {
-        use attnflow::model::init::Tokens;
+        use attnflow::model::init::TokenSlice;
         Ok(match self.tokens(what)? {
-            Tokens::F64(v) => v.to_vec(),
-            Tokens::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            TokenSlice::F64(v) => v.to_vec(),
+            TokenSlice::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
         })
     }
 
-    fn tokens(&self, what: &str) -> PyResult<attnflow::model::init::Tokens<'_>> {
-        use attnflow::model::init::Tokens;
+    fn tokens(&self, what: &str) -> PyResult<attnflow::model::init::TokenSlice<'_>> {
+        use attnflow::model::init::TokenSlice;
         let contiguous = || {
             PyValueError::new_err(format!(
                 "{what} must be C-contiguous (numpy.ascontiguousarray)"
             ))
         };
         Ok(match self {
-            Borrowed::F64(a) => Tokens::F64(a.as_slice().map_err(|_| contiguous())?),
-            Borrowed::F32(a) => Tokens::F32(a.as_slice().map_err(|_| contiguous())?),
+            Borrowed::F64(a) => TokenSlice::F64(a.as_slice().map_err(|_| contiguous())?),
+            Borrowed::F32(a) => TokenSlice::F32(a.as_slice().map_err(|_| contiguous())?),
         })
     }
 }

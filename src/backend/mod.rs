@@ -1,12 +1,13 @@
 //! The one owner of backend choice: what `auto` means for every command, and the only
 //! factories of a dynamics backend ([`build_dynamics`]) and of one attention layer
 //! ([`build_layer`]). The backends themselves live in `reference/`, `cpu/` and `gpu/`; the
-//! traits they implement are [`crate::integrate::Backend`] (a particle system stepped by the
-//! engine) and [`crate::attend::Attend`] (one layer with separate queries and keys).
+//! traits they implement are [`Backend`] (a particle system stepped by the engine) and
+//! [`Attend`] (one layer with separate queries and keys; the arms in `layer.rs`).
 
 pub mod cpu;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+mod layer;
 pub mod reference;
 pub mod traits;
 
@@ -199,7 +200,7 @@ pub fn build_layer(
     if picked.kind != BackendChoice::Reference {
         model.ensure_f32_scores(picked.kind.name())?;
     }
-    let layer = crate::attend::layer_on(&picked, model, shape)?;
+    let layer = layer::layer_on(&picked, model, shape)?;
     Ok((layer, picked.kind, picked.note))
 }
 

@@ -4,7 +4,6 @@
 //! specific to one backend.
 
 use crate::error::{Result, input};
-use crate::integrate::NoiseStep;
 use crate::model::observables::PairStats;
 use crate::model::{Model, Shape};
 
@@ -45,6 +44,40 @@ impl Tokens {
         match self {
             Tokens::F32(v) => v.iter().position(|x| !x.is_finite()),
             Tokens::F64(v) => v.iter().position(|x| !x.is_finite()),
+        }
+    }
+}
+
+/// The noise term of one Euler-Maruyama step: amplitude sigma sqrt(h) times standard normal
+/// draws (docs/model.md §3), keyed by (seed, step) so every backend draws the same.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoiseStep {
+    pub amplitude: f64,
+    pub common: bool,
+    pub seed: u64,
+    pub step: u32,
+}
+
+impl NoiseStep {
+    /// The standard normal for coordinate c of token i of system b.
+    pub fn draw(&self, b: usize, i: usize, d: usize, c: usize) -> f64 {
+        use crate::model::rng::{Stream, normal};
+        if self.common {
+            normal(
+                self.seed,
+                Stream::CommonNoise,
+                self.step,
+                b as u32,
+                c as u32,
+            )
+        } else {
+            normal(
+                self.seed,
+                Stream::Noise,
+                self.step,
+                b as u32,
+                (i * d + c) as u32,
+            )
         }
     }
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::attend::{self, AttentionStats, LayerShape, OneLayer, Tokens, derived_seed};
+use crate::attend::{self, AttentionStats, LayerShape, OneLayer, TokenSource, derived_seed};
 use crate::backend::BackendChoice;
 use crate::config::BetaRule;
 use crate::error::{Result, file_error, input};
@@ -105,11 +105,11 @@ pub fn run(
     if opts.layer.seeds == 0 {
         return Err(input("--seeds must be at least 1"));
     }
-    let keys = Tokens::parse(&opts.keys, "--keys")?;
+    let keys = TokenSource::parse(&opts.keys, "--keys")?;
     let queries = opts
         .queries
         .as_deref()
-        .map(|q| Tokens::parse(q, "--queries"))
+        .map(|q| TokenSource::parse(q, "--queries"))
         .transpose()?;
     let (n, d) = keys.size(opts.d.unwrap_or(3))?;
     let (m, dq) = match &queries {

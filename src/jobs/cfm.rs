@@ -8,7 +8,7 @@ use std::io::Write;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::attend::{LayerShape, OneLayer, Tokens, derived_seed};
+use crate::attend::{LayerShape, OneLayer, TokenSource, derived_seed};
 use crate::backend::BackendChoice;
 use crate::cfm::{Cfm, ContextMode, Trajectory, distances};
 use crate::error::{Result, file_error, input};
@@ -147,12 +147,12 @@ pub struct CfmResult {
     pub files: Vec<String>,
 }
 
-fn tokens(spec: &str, count: usize, what: &str) -> Result<Tokens> {
+fn tokens(spec: &str, count: usize, what: &str) -> Result<TokenSource> {
     let spec = spec.trim();
     if spec.starts_with("file:") || spec.ends_with(".npy") {
-        Tokens::parse(spec, what)
+        TokenSource::parse(spec, what)
     } else {
-        Tokens::parse(&format!("{spec}:{count}"), what)
+        TokenSource::parse(&format!("{spec}:{count}"), what)
     }
 }
 
@@ -162,15 +162,19 @@ fn tokens(spec: &str, count: usize, what: &str) -> Result<Tokens> {
 /// (context.npy, queries.npy) and cfm.toml names those files.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Given<'a> {
-    pub context: Option<(&'a [usize], crate::model::init::Tokens<'a>)>,
-    pub queries: Option<(&'a [usize], crate::model::init::Tokens<'a>)>,
+    pub context: Option<(&'a [usize], crate::model::init::TokenSlice<'a>)>,
+    pub queries: Option<(&'a [usize], crate::model::init::TokenSlice<'a>)>,
     pub keep: bool,
 }
 
 /// Where the context or the queries come from: a law or a file, or memory.
 enum Source<'a> {
-    Spec(Tokens),
-    Memory(&'static str, &'a [usize], crate::model::init::Tokens<'a>),
+    Spec(TokenSource),
+    Memory(
+        &'static str,
+        &'a [usize],
+        crate::model::init::TokenSlice<'a>,
+    ),
 }
 
 impl Source<'_> {
@@ -299,11 +303,11 @@ pub fn run_with(
             ));
         }
         match &context {
-            Source::Spec(Tokens::Law {
+            Source::Spec(TokenSource::Law {
                 law: InitSpec::Uniform | InitSpec::Gaussian,
                 ..
             }) => Some(VmfLaw::uniform(d)),
-            Source::Spec(Tokens::Law {
+            Source::Spec(TokenSource::Law {
                 law: InitSpec::Vmf { kappa, mu },
                 ..
             }) => {
@@ -354,8 +358,8 @@ pub fn run_with(
                 output.claim(name)?;
                 let path = output.path(name);
                 match values {
-                    crate::model::init::Tokens::F64(v) => npy::write(&path, shape, v)?,
-                    crate::model::init::Tokens::F32(v) => npy::write(&path, shape, v)?,
+                    crate::model::init::TokenSlice::F64(v) => npy::write(&path, shape, v)?,
+                    crate::model::init::TokenSlice::F32(v) => npy::write(&path, shape, v)?,
                 }
                 kept[k] = Some(dir.join(name));
             }

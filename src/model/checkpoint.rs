@@ -28,16 +28,16 @@ use crate::error::{Result, file_error, input};
 const PREFIXES: [&str; 2] = ["", "transformer."];
 
 /// A safetensors file read into memory.
-pub struct Checkpoint {
+pub struct SafetensorsFile {
     path: PathBuf,
     bytes: Vec<u8>,
 }
 
-impl Checkpoint {
+impl SafetensorsFile {
     pub fn open(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path)
             .map_err(|e| file_error(path, format!("cannot read the safetensors file: {e}")))?;
-        let ck = Checkpoint {
+        let ck = SafetensorsFile {
             path: path.to_path_buf(),
             bytes,
         };

@@ -150,7 +150,7 @@ impl InitSpec {
                 tensor,
                 tokens,
             } => Ok(Some(
-                super::checkpoint::Checkpoint::open(file)?.embedding(tensor, tokens)?,
+                super::checkpoint::SafetensorsFile::open(file)?.embedding(tensor, tokens)?,
             )),
             _ => Ok(None),
         }
@@ -217,7 +217,7 @@ impl InitSpec {
     pub fn from_tokens(
         what: &str,
         shape: &[usize],
-        tokens: Tokens<'_>,
+        tokens: TokenSlice<'_>,
         target: Shape,
         geometry: Geometry,
     ) -> Result<Vec<f64>> {
@@ -240,8 +240,8 @@ impl InitSpec {
             )));
         }
         let one: Vec<f64> = match tokens {
-            Tokens::F64(v) => v.to_vec(),
-            Tokens::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            TokenSlice::F64(v) => v.to_vec(),
+            TokenSlice::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
         };
         if let Some(bad) = one.iter().position(|v| !v.is_finite()) {
             let dims: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
@@ -261,18 +261,18 @@ impl InitSpec {
     }
 }
 
-/// Tokens handed over in memory, in their own precision.
+/// Tokens handed over in memory (borrowed), in their own precision.
 #[derive(Clone, Copy, Debug)]
-pub enum Tokens<'a> {
+pub enum TokenSlice<'a> {
     F64(&'a [f64]),
     F32(&'a [f32]),
 }
 
-impl Tokens<'_> {
+impl TokenSlice<'_> {
     pub fn len(&self) -> usize {
         match self {
-            Tokens::F64(v) => v.len(),
-            Tokens::F32(v) => v.len(),
+            TokenSlice::F64(v) => v.len(),
+            TokenSlice::F32(v) => v.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -590,13 +590,25 @@ mod tests {
     fn tokens_in_memory_are_checked_and_shared_like_a_file() {
         let shape = Shape::new(2, 2, 3).unwrap();
         let one = [3.0f32, 0.0, 4.0, 0.0, 2.0, 0.0];
-        let x = InitSpec::from_tokens("x0", &[2, 3], Tokens::F32(&one), shape, Geometry::Sphere)
-            .unwrap();
+        let x = InitSpec::from_tokens(
+            "x0",
+            &[2, 3],
+            TokenSlice::F32(&one),
+            shape,
+            Geometry::Sphere,
+        )
+        .unwrap();
         assert_eq!(
             x,
             vec![0.6, 0.0, 0.8, 0.0, 1.0, 0.0, 0.6, 0.0, 0.8, 0.0, 1.0, 0.0]
         );
-        let e = InitSpec::from_tokens("x0", &[3, 2], Tokens::F32(&one), shape, Geometry::Sphere);
+        let e = InitSpec::from_tokens(
+            "x0",
+            &[3, 2],
+            TokenSlice::F32(&one),
+            shape,
+            Geometry::Sphere,
+        );
         assert!(
             e.unwrap_err()
                 .to_string()
@@ -604,20 +616,32 @@ mod tests {
         );
         let mut bad = [1.0f64; 12];
         bad[7] = f64::NAN;
-        let e = InitSpec::from_tokens("x0", &[2, 2, 3], Tokens::F64(&bad), shape, Geometry::Sphere);
+        let e = InitSpec::from_tokens(
+            "x0",
+            &[2, 2, 3],
+            TokenSlice::F64(&bad),
+            shape,
+            Geometry::Sphere,
+        );
         assert!(
             e.unwrap_err()
                 .to_string()
                 .contains("x0: element [1, 0, 1] is NaN")
         );
         let zero = [0.0f64; 6];
-        let e = InitSpec::from_tokens("x0", &[2, 3], Tokens::F64(&zero), shape, Geometry::Sphere);
+        let e = InitSpec::from_tokens(
+            "x0",
+            &[2, 3],
+            TokenSlice::F64(&zero),
+            shape,
+            Geometry::Sphere,
+        );
         assert!(e.unwrap_err().to_string().contains("zero vector"));
         // Off the sphere the tokens are taken as given.
         let x = InitSpec::from_tokens(
             "x0",
             &[2, 3],
-            Tokens::F64(&zero),
+            TokenSlice::F64(&zero),
             shape,
             Geometry::Euclidean,
         );

@@ -13,7 +13,17 @@ pub mod weights;
 
 use serde::{Deserialize, Serialize};
 
-pub use weights::Weights;
+/// Q, K and V of one attention head, d x d, row-major, (Q x)_r = sum_c Q[r][c] x_c (docs/model.md
+/// §1). Defined here beside [`Mlp`] so that the files that produce weights (weights.rs from
+/// specs and folders, checkpoint.rs from GPT-2 files) both depend on it and not on each other;
+/// its methods are in weights.rs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weights {
+    pub d: usize,
+    pub q: Vec<f64>,
+    pub k: Vec<f64>,
+    pub v: Vec<f64>,
+}
 
 use crate::error::{Result, input};
 

@@ -9,14 +9,8 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::error::{Result, file_error, input};
 use crate::npy;
 
-/// Q, K and V of one attention head.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Weights {
-    pub d: usize,
-    pub q: Vec<f64>,
-    pub k: Vec<f64>,
-    pub v: Vec<f64>,
-}
+/// Q, K and V of one attention head (defined in the parent module; its methods are below).
+pub use super::Weights;
 
 /// Which (Q, K, V) to use, as written on the command line or in a config.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,7 +122,7 @@ impl QkvSpec {
                         self.to_config_string()
                     ))
                 })?;
-                super::checkpoint::Checkpoint::open(file)?.attention(d, heads)
+                super::checkpoint::SafetensorsFile::open(file)?.attention(d, heads)
             }
             _ => Ok(vec![self.resolve_heads(d, heads)?]),
         }
@@ -462,7 +456,7 @@ impl MlpSpec {
             MlpSpec::Random { .. } => return Ok(vec![self.resolve(d, activation)?]),
             MlpSpec::Dir(dir) => dir,
             MlpSpec::Safetensors(file) => {
-                return super::checkpoint::Checkpoint::open(file)?.perceptron(d, activation);
+                return super::checkpoint::SafetensorsFile::open(file)?.perceptron(d, activation);
             }
         };
         if !dir.is_dir() {

@@ -1,14 +1,13 @@
 //! The fast CPU backend: f32, multithreaded over chunks of queries (rayon), streaming
 //! (online) softmax over key tiles stored as structure-of-arrays, so no n x n matrix is ever
-//! formed. The inner kernel (`avx2`) is picked at run time; a portable loop serves CPUs
-//! without AVX2 and FMA.
+//! formed. The inner kernel (`kernel::avx2`) is picked at run time; a portable loop
+//! (`kernel::portable`) serves CPUs without AVX2 and FMA.
 //!
 //! Same vector field as `reference::field` (docs/model.md §1, §3), written per head with the
 //! score matrix M_h = beta K_h^T Q_h so that keys and values are the raw tokens:
 //! s_ij = <M_h x_i, x_j> and a_i = sum_h c_h V_h (sum_j w_ij x_j).
 
 pub mod attend;
-mod avx2;
 pub mod kernel;
 pub mod simd;
 
@@ -20,7 +19,7 @@ use crate::model::observables::PairStats;
 use crate::model::{Attention, Geometry, Mask, Model, Shape, Weights};
 
 pub use kernel::CpuKernel;
-use kernel::{Block, BlockState, LANES, Layout, QB, run_block};
+use kernel::{Block, BlockState, LANES, Layout, QB, portable, run_block};
 
 /// Floats of keys per tile: a tile stays in L1/L2 while a block of queries streams it.
 const TILE_FLOATS: usize = 32768;
@@ -284,8 +283,9 @@ impl Kernel {
                     if self.simd == CpuKernel::Portable {
                         for k in r {
                             let e = ends[k - blk * QB];
-                            self.fold_tile_portable(
+                            portable::fold_tile(
                                 kt,
+                                self.stride,
                                 &sc.q[k * d..(k + 1) * d],
                                 e,
                                 slope,
@@ -347,59 +347,6 @@ impl Kernel {
         }
         for (o, s) in out.iter_mut().zip(&sc.sum) {
             *o = *s as f32;
-        }
-    }
-
-    /// Folds keys [start, min(stop, end)) into one query's online softmax, without SIMD
-    /// extensions: scores in f32 (ALiBi subtracts slope (i - j) with i = end - 1), running
-    /// max and sums in f64.
-    #[allow(clippy::too_many_arguments)]
-    fn fold_tile_portable(
-        &self,
-        kt: &[f32],
-        q: &[f32],
-        end: usize,
-        slope: f32,
-        start: usize,
-        stop: usize,
-        s: &mut [f32],
-        m: &mut f64,
-        l: &mut f64,
-        acc: &mut [f64],
-    ) {
-        let stop = stop.min(end);
-        if stop <= start {
-            return;
-        }
-        let d = q.len();
-        let len = stop - start;
-        let s = &mut s[..len];
-        s.fill(0.0);
-        for c in 0..d {
-            let qc = q[c];
-            let kc = &kt[c * self.stride + start..c * self.stride + stop];
-            s.iter_mut().zip(kc).for_each(|(s, k)| *s += qc * k);
-        }
-        if slope != 0.0 {
-            let i = (end - 1) as f32;
-            s.iter_mut()
-                .enumerate()
-                .for_each(|(jj, s)| *s -= slope * (i - (start + jj) as f32));
-        }
-        let tile_max = f64::from(simd::max(s));
-        if tile_max > *m {
-            // The running maximum moves at most once per tile.
-            let r = (*m - tile_max).exp();
-            *l *= r;
-            acc.iter_mut().for_each(|a| *a *= r);
-            *m = tile_max;
-        }
-        let mf = *m as f32;
-        s.iter_mut().for_each(|s| *s = simd::exp_f32(*s - mf));
-        *l += f64::from(simd::sum(s));
-        for c in 0..d {
-            let kc = &kt[c * self.stride + start..c * self.stride + stop];
-            acc[c] += f64::from(simd::dot(s, kc));
         }
     }
 
@@ -472,8 +419,9 @@ impl Kernel {
                     // SAFETY: the kernel runs only where the CPU has AVX2 and FMA (checked at
                     // construction); rows and inverse norms are padded past n to whole
                     // vectors.
-                    let got =
-                        unsafe { avx2::pair_tile(q, kt, self.stride, inv, start, len, own, dots) };
+                    let got = unsafe {
+                        kernel::avx2::pair_tile(q, kt, self.stride, inv, start, len, own, dots)
+                    };
                     for k in 0..2 {
                         min_scaled[k] = min_scaled[k].min(f64::from(got[k].min_scaled));
                         tiles[k] = (f64::from(got[k].top), f64::from(got[k].sum_exp));
@@ -482,7 +430,7 @@ impl Kernel {
             } else {
                 for k in 0..2 {
                     let tile = (dots.as_mut_slice(), cos.as_mut_slice());
-                    tiles[k] = Self::pair_tile_portable(
+                    tiles[k] = portable::pair_tile(
                         &q[k * d..(k + 1) * d],
                         kt,
                         self.stride,
@@ -514,41 +462,6 @@ impl Kernel {
             out[k].min_cos = min_scaled[k] * f64::from(inv[own[k]]) / scale;
         }
         out
-    }
-
-    /// The portable twin of `avx2::pair_tile`: returns the tile's largest score (base 2) and
-    /// the sum of 2^(s - it), and lowers `min_scaled`.
-    #[allow(clippy::too_many_arguments)]
-    fn pair_tile_portable(
-        q: &[f32],
-        kt: &[f32],
-        stride: usize,
-        inv: &[f32],
-        start: usize,
-        len: usize,
-        i: usize,
-        (dots, cos): (&mut [f32], &mut [f32]),
-        min_scaled: &mut f64,
-    ) -> (f64, f64) {
-        let s = &mut dots[..len];
-        s.fill(0.0);
-        for (c, qc) in q.iter().enumerate() {
-            let kc = &kt[c * stride + start..c * stride + start + len];
-            s.iter_mut().zip(kc).for_each(|(s, k)| *s += qc * k);
-        }
-        let w = &mut cos[..len];
-        w.iter_mut()
-            .zip(s.iter())
-            .zip(&inv[start..start + len])
-            .for_each(|((w, s), v)| *w = s * v);
-        if (start..start + len).contains(&i) {
-            w[i - start] = f32::INFINITY;
-        }
-        *min_scaled = min_scaled.min(f64::from(simd::min(w)));
-        let top = simd::max(s);
-        s.iter_mut()
-            .for_each(|v| *v = simd::exp_f32((*v - top) * std::f32::consts::LN_2));
-        (f64::from(top), f64::from(simd::sum(s)))
     }
 }
 

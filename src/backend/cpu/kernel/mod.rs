@@ -1,8 +1,11 @@
 //! The interface of the fast CPU attention kernel: a block of QB queries folds one tile of
 //! keys (structure-of-arrays layout) into its online-softmax state. The kernel itself is
-//! written with AVX2 + FMA intrinsics (`super::avx2`) and picked at run time; CPUs without
-//! them (or other architectures) use the portable loop in `super`. AVX-512 machines run the
+//! written with AVX2 + FMA intrinsics (`avx2`) and picked at run time; CPUs without
+//! them (or other architectures) use the portable loop (`portable`). AVX-512 machines run the
 //! AVX2 kernel.
+
+pub(super) mod avx2;
+pub(super) mod portable;
 
 /// Keys' rows are padded to a multiple of this many floats, and tiles start on it.
 pub const LANES: usize = 16;
@@ -14,7 +17,7 @@ pub const QB: usize = 6;
 pub enum CpuKernel {
     /// AVX2 with FMA intrinsics (x86-64).
     Avx2,
-    /// No SIMD extension assumed: the per-query loop in `super`.
+    /// No SIMD extension assumed: the per-query loop in `portable`.
     Portable,
 }
 
@@ -108,7 +111,7 @@ pub fn run_block(kernel: CpuKernel, b: &Block, scratch: &mut [f32], out: &mut Bl
             assert!(kernel.supported(), "this CPU lacks AVX2 or FMA");
             // SAFETY: AVX2 and FMA are present (checked above); every access is within the
             // bounds asserted above (padded rows, scratch of QB tiles).
-            unsafe { super::avx2::block(b, scratch, out) }
+            unsafe { avx2::block(b, scratch, out) }
         }
         _ => unreachable!("the portable path does not use blocks"),
     }

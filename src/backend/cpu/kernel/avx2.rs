@@ -19,7 +19,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::{Block, BlockState, QB};
+use super::{Block, BlockState, QB};
 
 const LANES: usize = 8;
 /// How far a score (base 2) may exceed the stale shift before it moves (weights <= 2^12).
