@@ -737,7 +737,7 @@ fn the_readme_examples_run() {
             continue;
         }
         // Files the examples assume exist (K.npy, Q.npy, weight folders, a GPT-2 checkpoint)
-        // are skipped: the rest cover attend; tests/per_layer.rs and tests/real_model.rs run
+        // are skipped: the rest cover attend; tests/per_layer.rs and cli/tests/real_model.rs run
         // weight folders and a checkpoint written there.
         let weight_files = args.windows(2).any(|w| {
             ["--qkv", "--mlp"].contains(&w[0].as_str())
