@@ -8,7 +8,7 @@
 //! each experiment, with every check true, is its own unit test (`quick_run_checked`).
 
 use attnflow::config::BackendChoice;
-use attnflow_experiments::{self as experiments, EXPERIMENTS, Setup};
+use attnflow_experiments::{self as experiments, Setup};
 use rayon::prelude::*;
 
 fn failed_checks(name: &str, mutation: &str) -> Vec<String> {
