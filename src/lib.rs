@@ -10,7 +10,6 @@ pub mod backend;
 pub mod cfm;
 pub mod config;
 pub mod error;
-pub mod experiments;
 pub mod figures;
 pub mod integrate;
 pub mod jobs;

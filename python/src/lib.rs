@@ -498,7 +498,7 @@ fn experiment_job(
     mutate: Option<String>,
 ) -> PyResult<String> {
     let backend = backend.parse().map_err(to_py)?;
-    let setup = attnflow::experiments::Setup {
+    let setup = attnflow_experiments::Setup {
         out,
         force,
         quick,
@@ -511,7 +511,7 @@ fn experiment_job(
         command: "attnflow.experiment (Python)".into(),
     };
     let summary = py
-        .detach(|| attnflow::experiments::run(name, &setup))
+        .detach(|| attnflow_experiments::run(name, &setup))
         .map_err(to_py)?;
     Ok(summary.to_string())
 }

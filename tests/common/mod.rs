@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod cmd;
-
 use std::sync::{Arc, OnceLock};
 
 use attnflow::gpu::GpuContext;

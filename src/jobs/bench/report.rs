@@ -45,14 +45,19 @@ pub struct Report {
     pub skipped: Vec<String>,
 }
 
+/// Runs the default-size phase-diagram experiment into a folder (see [`report`]).
+pub type PhaseDiagram<'a> = &'a dyn Fn(&Path) -> Result<()>;
+
 /// Whether the cpu backend finishes n^2 pairs in dimension d in a few seconds.
 fn cpu_affordable(n: usize, d: usize) -> bool {
     (n as f64).powi(2) * d as f64 <= 3e9
 }
 
 /// Runs the report into `dir`. `quick` shrinks every size (to check the report itself on a
-/// software adapter).
-pub fn report(dir: &Path, quick: bool) -> Result<Report> {
+/// software adapter). `phase_diagram(out)` runs `attnflow experiment phase-diagram` at its
+/// default size into `out` (the experiments are a crate of their own that depends on this one:
+/// the caller passes them in).
+pub fn report(dir: &Path, quick: bool, phase_diagram: PhaseDiagram) -> Result<Report> {
     let ctx = Arc::new(GpuContext::new()?);
     let software = ctx.is_software();
     if software && !quick {
@@ -127,20 +132,8 @@ pub fn report(dir: &Path, quick: bool) -> Result<Report> {
         None
     } else {
         eprintln!("gpu-report: attnflow experiment phase-diagram");
-        let setup = crate::experiments::Setup {
-            out: dir.join("phase-diagram"),
-            force: true,
-            quick: false,
-            seed: 0,
-            backend: BackendChoice::Auto,
-            progress: true,
-            params: Default::default(),
-            mutate: None,
-            applied: Default::default(),
-            command: "attnflow bench (gpu report)".into(),
-        };
         let start = Instant::now();
-        crate::experiments::run("phase-diagram", &setup)?;
+        phase_diagram(&dir.join("phase-diagram"))?;
         Some(start.elapsed().as_secs_f64())
     };
     let report = Report {

@@ -1,0 +1,735 @@
+//! Experiment `critical-scaling` (docs/model.md §3, attention temperature beta_n = gamma log n):
+//! with the critical scaling of long contexts, one attention layer (SA, Q = K = V = I) on n
+//! similar tokens either collapses them onto their mean (gamma small) or stays near the identity
+//! (gamma large), and the transition sits at gamma_c -> 1 / (1 - c0) as n -> infinity.
+//!
+//! The derivation, the quantities, the checks and the mutations are in
+//! docs/experiments/critical-scaling.md.
+
+/// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]): the rule of beta in the
+/// simulation (`simulate::beta`).
+pub const MUTATIONS: &[&str] = &["log-power-1.1", "prefactor"];
+
+mod analyse;
+mod figures;
+mod simulate;
+pub mod sizes;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Report, Setup, fit_line};
+use analyse::{
+    crossing, gamma_c_limit, max_rise, predicted_cos, simplex_cos, simplex_gamma_c, simplex_ln_k,
+};
+use attnflow::attend::derived_seed;
+use attnflow::error::{Result, input};
+use attnflow::figures::Series;
+use attnflow::stats::Fit;
+use simulate::{mean_pair_cos, simplex_tokens, tokens};
+use sizes::Sizes;
+
+/// The engine's output cosine against the exact formula (f32 on the CPU): absolute tolerance.
+const COS_TOL: f64 = 1e-4;
+/// Measured gamma_c against the exact finite-n gamma_c: relative tolerance.
+const GAMMA_C_TOL: f64 = 0.002;
+/// The slope of the critical beta (1 - c0) against ln n: within this of 1.
+const BETA_SLOPE_TOL: f64 = 0.05;
+/// gamma_c extrapolated to n = infinity: relative distance to 1 / (1 - c0).
+const EXTRAPOLATION_TOL: f64 = 0.05;
+/// The slope of gamma_c against 1 / (1 - c0) at the largest n: within this of the exact one.
+const SLOPE_TOL: f64 = 0.03;
+/// The slope of the extrapolated gamma_c against 1 / (1 - c0): within this of 1.
+const LIMIT_SLOPE_TOL: f64 = 0.05;
+
+#[derive(Serialize)]
+struct Config<'a> {
+    #[serde(flatten)]
+    sizes: &'a Sizes,
+    beta: &'static str,
+    gamma_c: &'static str,
+    simplex_tokens: &'static str,
+    random_tokens: &'static str,
+    layer: &'static str,
+}
+
+/// gamma_c of one c0 and model for every n (NaN: no crossing).
+#[derive(Serialize)]
+struct GammaC {
+    n: Vec<usize>,
+    gamma_c: Vec<f64>,
+}
+
+/// The measurements of the simplex.
+#[derive(Serialize)]
+struct SimplexMeasured {
+    /// simplex_gamma_c_c0_{c0}.
+    #[serde(flatten)]
+    per_c0: BTreeMap<String, GammaC>,
+    simplex_largest_cos_deviation_from_exact: f64,
+    simplex_largest_gamma_c_relative_deviation_from_exact: f64,
+    /// Per c0: the fit of gamma_c (1 - c0) ln n against ln n.
+    simplex_fit_critical_beta_times_1_minus_c0_vs_ln_n: Vec<Fit>,
+    /// Per c0: the fit of gamma_c against 1 / ln n (intercept: n = infinity).
+    simplex_fit_gamma_c_vs_1_over_ln_n: Vec<Fit>,
+    simplex_extrapolated_gamma_c: Vec<f64>,
+    simplex_extrapolated_gamma_c_times_1_minus_c0: Vec<f64>,
+    simplex_fit_gamma_c_vs_1_over_1_minus_c0_at_largest_n: Option<Fit>,
+    simplex_fit_extrapolated_gamma_c_vs_1_over_1_minus_c0: Option<Fit>,
+}
+
+/// What the exact formula says for the simplex.
+#[derive(Serialize)]
+struct SimplexPrediction {
+    /// simplex_gamma_c_c0_{c0}: the exact finite-n gamma_c.
+    #[serde(flatten)]
+    per_c0: BTreeMap<String, GammaC>,
+    simplex_gamma_c_limit: Vec<f64>,
+    simplex_cos: &'static str,
+    simplex_gamma_c: &'static str,
+    simplex_critical_beta_times_1_minus_c0_vs_ln_n: &'static str,
+    /// Per c0: ln K, the intercept of the critical-beta fit as n -> infinity.
+    simplex_ln_k: Vec<f64>,
+    /// Per c0: the same fits on the exact values at the same n.
+    simplex_exact_fit_critical_beta_times_1_minus_c0_vs_ln_n_slope: Vec<f64>,
+    simplex_exact_extrapolated_gamma_c: Vec<f64>,
+    simplex_exact_slope_gamma_c_vs_1_over_1_minus_c0_at_largest_n: Option<f64>,
+    simplex_slope_gamma_c_vs_1_over_1_minus_c0_as_n_to_infinity: f64,
+}
+
+/// The measurements of the random-direction case (reported; not the paper's model).
+#[derive(Serialize)]
+struct RandomMeasured {
+    /// random_gamma_c_c0_{c0}.
+    #[serde(flatten)]
+    per_c0: BTreeMap<String, GammaC>,
+    random_d: usize,
+    random_gamma_c_times_1_minus_c0_at_largest_n: Vec<f64>,
+    /// Per n: the fit of gamma_c against 1 / (1 - c0).
+    random_fit_gamma_c_vs_1_over_1_minus_c0_per_n: Vec<Option<Fit>>,
+    /// gamma_c minus the simplex's exact gamma_c at the same n (per c0, per n).
+    random_minus_simplex_exact_gamma_c: Vec<Vec<f64>>,
+    random_max_rise_in_gamma: f64,
+}
+
+#[derive(Serialize)]
+struct RandomPrediction {
+    /// random_annealed_gamma_c_c0_{c0}: the annealed finite-(n, d) average (module doc).
+    #[serde(flatten)]
+    per_c0: BTreeMap<String, GammaC>,
+    random_annealed: &'static str,
+    random_limit: &'static str,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    every_curve_crosses_halfway: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simplex_layer_cos_matches_exact_formula_within_1e_4: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simplex_gamma_c_matches_exact_finite_n_within_0_2_percent: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simplex_gamma_c_moves_monotonically_towards_1_over_1_minus_c0: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simplex_critical_beta_times_1_minus_c0_grows_like_ln_n_slope_within_0_05_of_1: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simplex_gamma_c_extrapolated_in_1_over_ln_n_within_5_percent_of_1_over_1_minus_c0: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simplex_slope_vs_1_over_1_minus_c0_at_largest_n_within_0_03_of_exact_finite_n: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simplex_slope_of_extrapolated_gamma_c_vs_1_over_1_minus_c0_within_0_05_of_1: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    random_collapses_at_small_gamma: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    random_near_identity_at_large_gamma: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    random_monotone_in_gamma: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    random_gamma_c_increases_with_c0: Option<bool>,
+}
+
+/// Whether gamma_c(n) approaches `limit` monotonically from one side: each step closer, none
+/// across.
+fn approaches(v: &[f64], limit: f64) -> bool {
+    v.windows(2).all(|w| {
+        (w[1] - limit).abs() < (w[0] - limit).abs() && (w[1] - limit) * (w[0] - limit) > 0.0
+    })
+}
+
+/// The fit of y against 1 / (1 - c0), when there are two c0 or more.
+fn fit_vs_inverse(c0s: &[f64], y: &[f64]) -> Option<Fit> {
+    (c0s.len() >= 2).then(|| {
+        let inv: Vec<f64> = c0s.iter().map(|&c| gamma_c_limit(c)).collect();
+        fit_line(&inv, y)
+    })
+}
+
+/// The fits of gamma_c over n of one c0: gamma_c (1 - c0) ln n against ln n, gamma_c against
+/// 1 / ln n.
+fn fits_over_n(ns: &[usize], c0: f64, gc: &[f64]) -> (Fit, Fit) {
+    let ln: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
+    let beta: Vec<f64> = gc
+        .iter()
+        .zip(&ln)
+        .map(|(g, l)| g * l * (1.0 - c0))
+        .collect();
+    let inv: Vec<f64> = ln.iter().map(|l| 1.0 / l).collect();
+    (fit_line(&ln, &beta), fit_line(&inv, gc))
+}
+
+/// Simplex runs: every c0, every n. Fills rows, figures, the summary and the checks.
+struct SimplexResult {
+    measured: SimplexMeasured,
+    prediction: SimplexPrediction,
+    gc: Vec<Vec<f64>>,
+    all_found: bool,
+    cos_ok: bool,
+    gc_ok: bool,
+}
+
+fn run_simplex(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    rows: (&mut Vec<Vec<f64>>, &mut Vec<Vec<f64>>),
+) -> Result<SimplexResult> {
+    let (layer_rows, gc_rows) = rows;
+    let gammas = sz.gammas();
+    let (mut all_found, mut worst_cos, mut worst_gc) = (true, 0.0f64, 0.0f64);
+    let (mut gc_all, mut exact_all) = (Vec::new(), Vec::new());
+    let (mut measured_map, mut predicted_map) = (BTreeMap::new(), BTreeMap::new());
+    for &c0 in &sz.c0 {
+        let (mut series, mut theory) = (Vec::new(), Vec::new());
+        let (mut gcs, mut exact) = (Vec::new(), Vec::new());
+        for &n in &sz.simplex_n {
+            let d = n + 1;
+            let x = simplex_tokens(n, c0);
+            let c_in = mean_pair_cos(&x[..2 * d], d);
+            let betas: Vec<f64> = gammas
+                .iter()
+                .map(|&g| simulate::beta(setup, g, n))
+                .collect();
+            let c_out = simulate::simplex_layer(setup, report, &x, (n, d), &betas)?;
+            let ln_n = (n as f64).ln();
+            let pred: Vec<f64> = gammas
+                .iter()
+                .map(|&g| simplex_cos(n as f64, c0, g * ln_n))
+                .collect();
+            for (k, &g) in gammas.iter().enumerate() {
+                worst_cos = worst_cos.max((c_out[k] - pred[k]).abs());
+                layer_rows.push(vec![
+                    0.0, c0, n as f64, d as f64, g, c_in, c_out[k], pred[k],
+                ]);
+            }
+            // The crossing: coarse, then on a fine grid inside the coarse bracket.
+            let half = 0.5 * (c_in + c_out[0]);
+            let gc = match crossing(&gammas, &c_out, half) {
+                Some(g0) => {
+                    let k = gammas.iter().position(|&g| g >= g0).unwrap_or(1).max(1);
+                    let (lo, hi) = (gammas[k - 1], gammas[k]);
+                    let p = sz.fine_points.max(2);
+                    let fine: Vec<f64> = (0..p)
+                        .map(|i| lo + (hi - lo) * i as f64 / (p - 1) as f64)
+                        .collect();
+                    let betas: Vec<f64> =
+                        fine.iter().map(|&g| simulate::beta(setup, g, n)).collect();
+                    let c_fine = simulate::simplex_layer(setup, report, &x, (n, d), &betas)?;
+                    crossing(&fine, &c_fine, half).or(Some(g0))
+                }
+                None => None,
+            };
+            let gc = gc.unwrap_or(f64::NAN);
+            all_found &= gc.is_finite();
+            let gc_exact = simplex_gamma_c(n as f64, c0);
+            worst_gc = worst_gc.max(((gc - gc_exact) / gc_exact).abs());
+            setup.say(&format!(
+                "simplex c0 {c0}, n {n}: gamma_c {gc:.5} (exact {gc_exact:.5}, limit {:.5})",
+                gamma_c_limit(c0)
+            ));
+            gc_rows.push(vec![
+                0.0,
+                c0,
+                n as f64,
+                d as f64,
+                c_in,
+                gc,
+                gc_exact,
+                gamma_c_limit(c0),
+            ]);
+            gcs.push(gc);
+            exact.push(gc_exact);
+            series.push(Series::line(
+                format!("n = {n}"),
+                gammas.iter().copied().zip(c_out.iter().copied()).collect(),
+            ));
+            theory.push(Series::theory(
+                format!("exact n = {n}"),
+                gammas.iter().copied().zip(pred).collect(),
+            ));
+        }
+        figures::layer(setup, report, ("simplex", c0, "d = n + 1"), series, theory)?;
+        measured_map.insert(
+            format!("simplex_gamma_c_c0_{c0}"),
+            GammaC {
+                n: sz.simplex_n.clone(),
+                gamma_c: gcs.clone(),
+            },
+        );
+        predicted_map.insert(
+            format!("simplex_gamma_c_c0_{c0}"),
+            GammaC {
+                n: sz.simplex_n.clone(),
+                gamma_c: exact.clone(),
+            },
+        );
+        gc_all.push(gcs);
+        exact_all.push(exact);
+    }
+    let ns = &sz.simplex_n;
+    let fits: Vec<(Fit, Fit)> = sz
+        .c0
+        .iter()
+        .zip(&gc_all)
+        .map(|(&c0, gc)| fits_over_n(ns, c0, gc))
+        .collect();
+    let exact_fits: Vec<(Fit, Fit)> = sz
+        .c0
+        .iter()
+        .zip(&exact_all)
+        .map(|(&c0, gc)| fits_over_n(ns, c0, gc))
+        .collect();
+    let extrapolated: Vec<f64> = fits.iter().map(|f| f.1.intercept).collect();
+    let largest: Vec<f64> = gc_all.iter().map(|v| v[v.len() - 1]).collect();
+    let exact_largest: Vec<f64> = exact_all.iter().map(|v| v[v.len() - 1]).collect();
+    let measured = SimplexMeasured {
+        per_c0: measured_map,
+        simplex_largest_cos_deviation_from_exact: worst_cos,
+        simplex_largest_gamma_c_relative_deviation_from_exact: worst_gc,
+        simplex_fit_critical_beta_times_1_minus_c0_vs_ln_n: fits.iter().map(|f| f.0).collect(),
+        simplex_fit_gamma_c_vs_1_over_ln_n: fits.iter().map(|f| f.1).collect(),
+        simplex_extrapolated_gamma_c_times_1_minus_c0: extrapolated
+            .iter()
+            .zip(&sz.c0)
+            .map(|(g, c)| g * (1.0 - c))
+            .collect(),
+        simplex_fit_gamma_c_vs_1_over_1_minus_c0_at_largest_n: fit_vs_inverse(&sz.c0, &largest),
+        simplex_fit_extrapolated_gamma_c_vs_1_over_1_minus_c0: fit_vs_inverse(
+            &sz.c0,
+            &extrapolated,
+        ),
+        simplex_extrapolated_gamma_c: extrapolated,
+    };
+    let prediction = SimplexPrediction {
+        per_c0: predicted_map,
+        simplex_gamma_c_limit: sz.c0.iter().map(|&c| gamma_c_limit(c)).collect(),
+        simplex_cos: "(b^2 c0 + 2 b A + n A) / (b^2 + 2 b A + n A), b = e^{beta (1 - c0)} - 1, \
+                      A = 1 + (n - 1) c0",
+        simplex_gamma_c: "ln(1 + A + sqrt(A^2 + n A)) / ((1 - c0) ln n) -> 1 / (1 - c0)",
+        simplex_critical_beta_times_1_minus_c0_vs_ln_n: "slope 1, intercept ln K (n -> \
+                                                         infinity), K = c0 + sqrt(c0 (1 + c0))",
+        simplex_ln_k: sz.c0.iter().map(|&c| simplex_ln_k(c)).collect(),
+        simplex_exact_fit_critical_beta_times_1_minus_c0_vs_ln_n_slope: exact_fits
+            .iter()
+            .map(|f| f.0.slope)
+            .collect(),
+        simplex_exact_extrapolated_gamma_c: exact_fits.iter().map(|f| f.1.intercept).collect(),
+        simplex_exact_slope_gamma_c_vs_1_over_1_minus_c0_at_largest_n: fit_vs_inverse(
+            &sz.c0,
+            &exact_largest,
+        )
+        .map(|f| f.slope),
+        simplex_slope_gamma_c_vs_1_over_1_minus_c0_as_n_to_infinity: 1.0,
+    };
+    Ok(SimplexResult {
+        measured,
+        prediction,
+        gc: gc_all,
+        all_found,
+        cos_ok: worst_cos < COS_TOL,
+        gc_ok: worst_gc < GAMMA_C_TOL,
+    })
+}
+
+/// Random-direction runs.
+struct RandomResult {
+    measured: RandomMeasured,
+    prediction: RandomPrediction,
+    gc: Vec<Vec<f64>>,
+    all_found: bool,
+    collapse_small: bool,
+    identity_large: bool,
+    monotone: bool,
+}
+
+fn run_random(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    rows: (&mut Vec<Vec<f64>>, &mut Vec<Vec<f64>>),
+) -> Result<RandomResult> {
+    let (layer_rows, gc_rows) = rows;
+    let d = sz.random_d;
+    if d < 3 {
+        return Err(input("--set random_d: at least 3"));
+    }
+    let gammas = sz.gammas();
+    let (mut collapse_small, mut identity_large, mut monotone) = (true, true, true);
+    let (mut all_found, mut worst_rise) = (true, 0.0f64);
+    let mut gc_all = Vec::new();
+    let (mut measured_map, mut predicted_map) = (BTreeMap::new(), BTreeMap::new());
+    for &c0 in &sz.c0 {
+        let (mut series, mut theory) = (Vec::new(), Vec::new());
+        let (mut gcs, mut annealed) = (Vec::new(), Vec::new());
+        for (ni, &n) in sz.random_n.iter().enumerate() {
+            // The same u for every c0 (common random numbers).
+            let x = tokens(n, d, c0, derived_seed(setup.seed, 1 + ni as u64))?;
+            let m = sz.random_queries.clamp(2, n);
+            let c_in = mean_pair_cos(&x[..m * d], d);
+            let c_out = simulate::layer(setup, report, &x, (m, n, d), &gammas)?;
+            let half = 0.5 * (c_in + c_out[0]);
+            let gc = crossing(&gammas, &c_out, half).unwrap_or(f64::NAN);
+            all_found &= gc.is_finite();
+            let pred: Vec<f64> = gammas
+                .iter()
+                .map(|&g| predicted_cos(c_in, n, d, g))
+                .collect();
+            let gc_annealed = crossing(&gammas, &pred, half).unwrap_or(f64::NAN);
+            setup.say(&format!(
+                "random d {d} c0 {c0}, n {n}: c_in {c_in:.4}, gamma_c {gc:.4} (annealed \
+                 {gc_annealed:.4}, simplex exact {:.4}, limit {:.4})",
+                simplex_gamma_c(n as f64, c0),
+                gamma_c_limit(c0)
+            ));
+            for (k, &g) in gammas.iter().enumerate() {
+                layer_rows.push(vec![
+                    1.0, c0, n as f64, d as f64, g, c_in, c_out[k], pred[k],
+                ]);
+            }
+            // Collapse at small gamma (gamma (1 - c0) = 0.25 or less): within 10% of the gap
+            // from 1; near identity at the largest gamma: within 0.05 of the input's cosine.
+            let small = gammas
+                .iter()
+                .position(|&g| g * (1.0 - c0) > 0.25)
+                .unwrap_or(1)
+                .max(2)
+                - 1;
+            collapse_small &= c_out[small] > 1.0 - 0.1 * (1.0 - c_in);
+            identity_large &= (c_out[c_out.len() - 1] - c_in).abs() < 0.05;
+            let rise = max_rise(&c_out);
+            worst_rise = worst_rise.max(rise);
+            monotone &= rise < 0.01;
+            gc_rows.push(vec![
+                1.0,
+                c0,
+                n as f64,
+                d as f64,
+                c_in,
+                gc,
+                gc_annealed,
+                gamma_c_limit(c0),
+            ]);
+            gcs.push(gc);
+            annealed.push(gc_annealed);
+            series.push(Series::line(
+                format!("n = {n}"),
+                gammas.iter().copied().zip(c_out.iter().copied()).collect(),
+            ));
+            theory.push(Series::theory(
+                format!("annealed n = {n}"),
+                gammas.iter().copied().zip(pred).collect(),
+            ));
+        }
+        figures::layer(
+            setup,
+            report,
+            ("random", c0, &format!("d = {d}")),
+            series,
+            theory,
+        )?;
+        measured_map.insert(
+            format!("random_gamma_c_c0_{c0}"),
+            GammaC {
+                n: sz.random_n.clone(),
+                gamma_c: gcs.clone(),
+            },
+        );
+        predicted_map.insert(
+            format!("random_annealed_gamma_c_c0_{c0}"),
+            GammaC {
+                n: sz.random_n.clone(),
+                gamma_c: annealed,
+            },
+        );
+        gc_all.push(gcs);
+    }
+    let measured = RandomMeasured {
+        per_c0: measured_map,
+        random_d: d,
+        random_gamma_c_times_1_minus_c0_at_largest_n: gc_all
+            .iter()
+            .zip(&sz.c0)
+            .map(|(v, c)| v[v.len() - 1] * (1.0 - c))
+            .collect(),
+        random_fit_gamma_c_vs_1_over_1_minus_c0_per_n: (0..sz.random_n.len())
+            .map(|ni| {
+                let y: Vec<f64> = gc_all.iter().map(|v| v[ni]).collect();
+                fit_vs_inverse(&sz.c0, &y)
+            })
+            .collect(),
+        random_minus_simplex_exact_gamma_c: gc_all
+            .iter()
+            .zip(&sz.c0)
+            .map(|(v, &c0)| {
+                v.iter()
+                    .zip(&sz.random_n)
+                    .map(|(g, &n)| g - simplex_gamma_c(n as f64, c0))
+                    .collect()
+            })
+            .collect(),
+        random_max_rise_in_gamma: worst_rise,
+    };
+    let prediction = RandomPrediction {
+        per_c0: predicted_map,
+        random_annealed: "c ~= c0 / (c0 + (1 - c0)(P^2 + noise)), P = p + (1 - p) A(kappa) (module \
+                          doc of the random case): the large-n average of the simulated sum, \
+                          reported only",
+        random_limit: "none at fixed d: the cosine fluctuations shift gamma_c (1 - c0) by ~ ln n \
+                       / (2 (d - 1)); 1 / (1 - c0) only as n, d -> infinity with ln n / d -> 0",
+    };
+    Ok(RandomResult {
+        measured,
+        prediction,
+        gc: gc_all,
+        all_found,
+        collapse_small,
+        identity_large,
+        monotone,
+    })
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    for m in &sz.models {
+        if m != "simplex" && m != "random" {
+            return Err(input(format!(
+                "--set models: '{m}' is not a model (simplex, random)"
+            )));
+        }
+    }
+    if sz.c0.is_empty() || sz.c0.iter().any(|&c| !(0.0..1.0).contains(&c)) {
+        return Err(input("--set c0: one or more cosines in [0, 1)"));
+    }
+    if sz.simplex_n.iter().chain(&sz.random_n).any(|&n| n < 2) {
+        return Err(input("--set simplex_n / random_n: at least 2 tokens"));
+    }
+    report.add_config(&Config {
+        sizes: &sz,
+        beta: "gamma ln n",
+        gamma_c: "the gamma where the mean output cosine is halfway between its value at gamma \
+                  = 0 and the input's",
+        simplex_tokens: "x_i = sqrt(c0) e_0 + sqrt(1 - c0) e_{i+1}, d = n + 1 (every pairwise \
+                         cosine c0)",
+        random_tokens: "x = sqrt(c0) e_1 + sqrt(1 - c0) u, u uniform on the sphere of e_1^perp \
+                        in d = random_d",
+        layer: "SA, Q = K = V = I, euclidean (raw outputs), the first queries attending to all n",
+    });
+
+    let (mut layer_rows, mut gc_rows) = (Vec::new(), Vec::new());
+    let simplex = if sz.runs("simplex") && !sz.simplex_n.is_empty() {
+        Some(run_simplex(
+            setup,
+            report,
+            &sz,
+            (&mut layer_rows, &mut gc_rows),
+        )?)
+    } else {
+        None
+    };
+    let random = if sz.runs("random") && !sz.random_n.is_empty() {
+        Some(run_random(
+            setup,
+            report,
+            &sz,
+            (&mut layer_rows, &mut gc_rows),
+        )?)
+    } else {
+        None
+    };
+    setup.csv(
+        report,
+        "layer.csv",
+        &[
+            "random",
+            "c0",
+            "n",
+            "d",
+            "gamma",
+            "cos_in",
+            "cos_out",
+            "cos_theory",
+        ],
+        &layer_rows,
+    )?;
+    setup.csv(
+        report,
+        "gamma_c.csv",
+        &[
+            "random",
+            "c0",
+            "n",
+            "d",
+            "cos_in",
+            "gamma_c",
+            "gamma_c_theory",
+            "gamma_c_limit",
+        ],
+        &gc_rows,
+    )?;
+
+    // Figures: gamma_c (1 - c0) against 1 / ln n, and gamma_c against c0.
+    let mut vs_n = Vec::new();
+    let mut vs_c0 = Vec::new();
+    let scaled = |ns: &[usize], v: &[f64], c0: f64| -> Vec<(f64, f64)> {
+        ns.iter()
+            .zip(v)
+            .map(|(&n, g)| (1.0 / (n as f64).ln(), g * (1.0 - c0)))
+            .collect()
+    };
+    if let Some(s) = &simplex {
+        for (ci, &c0) in sz.c0.iter().enumerate() {
+            vs_n.push(Series::markers(
+                format!("simplex c0 = {c0}"),
+                scaled(&sz.simplex_n, &s.gc[ci], c0),
+            ));
+            // The exact curve from the smallest n to ln n = 200 (1 / ln n = 0.005).
+            let x_hi = 1.0 / (sz.simplex_n.iter().copied().min().unwrap_or(2) as f64).ln();
+            vs_n.push(Series::theory(
+                format!("exact c0 = {c0}"),
+                (0..=60)
+                    .map(|k| {
+                        let x = 0.005 + (x_hi - 0.005) * k as f64 / 60.0;
+                        (x, simplex_gamma_c((1.0 / x).exp(), c0) * (1.0 - c0))
+                    })
+                    .collect(),
+            ));
+        }
+        let last = sz.simplex_n.len() - 1;
+        vs_c0.push(Series::markers(
+            format!("simplex n = {}", sz.simplex_n[last]),
+            sz.c0
+                .iter()
+                .zip(&s.gc)
+                .map(|(&c, v)| (c, v[last]))
+                .collect(),
+        ));
+        vs_c0.push(Series::markers(
+            "simplex extrapolated to n = infinity",
+            sz.c0
+                .iter()
+                .copied()
+                .zip(s.measured.simplex_extrapolated_gamma_c.iter().copied())
+                .collect(),
+        ));
+    }
+    if let Some(r) = &random {
+        for (ci, &c0) in sz.c0.iter().enumerate() {
+            vs_n.push(Series::markers(
+                format!("random d = {} c0 = {c0}", sz.random_d),
+                scaled(&sz.random_n, &r.gc[ci], c0),
+            ));
+        }
+        let last = sz.random_n.len() - 1;
+        vs_c0.push(Series::markers(
+            format!("random d = {}, n = {}", sz.random_d, sz.random_n[last]),
+            sz.c0
+                .iter()
+                .zip(&r.gc)
+                .map(|(&c, v)| (c, v[last]))
+                .collect(),
+        ));
+    }
+    vs_n.push(Series::markers("limit 1 (n -> infinity)", vec![(0.0, 1.0)]));
+    figures::gamma_c_vs_n(setup, report, vs_n)?;
+    figures::gamma_c_vs_c0(setup, report, &sz.c0, vs_c0)?;
+
+    let mut checks = Checks {
+        every_curve_crosses_halfway: simplex.as_ref().is_none_or(|s| s.all_found)
+            && random.as_ref().is_none_or(|r| r.all_found),
+        simplex_layer_cos_matches_exact_formula_within_1e_4: None,
+        simplex_gamma_c_matches_exact_finite_n_within_0_2_percent: None,
+        simplex_gamma_c_moves_monotonically_towards_1_over_1_minus_c0: None,
+        simplex_critical_beta_times_1_minus_c0_grows_like_ln_n_slope_within_0_05_of_1: None,
+        simplex_gamma_c_extrapolated_in_1_over_ln_n_within_5_percent_of_1_over_1_minus_c0: None,
+        simplex_slope_vs_1_over_1_minus_c0_at_largest_n_within_0_03_of_exact_finite_n: None,
+        simplex_slope_of_extrapolated_gamma_c_vs_1_over_1_minus_c0_within_0_05_of_1: None,
+        random_collapses_at_small_gamma: None,
+        random_near_identity_at_large_gamma: None,
+        random_monotone_in_gamma: None,
+        random_gamma_c_increases_with_c0: None,
+    };
+    if let Some(s) = simplex {
+        let m = &s.measured;
+        let p = &s.prediction;
+        checks.simplex_layer_cos_matches_exact_formula_within_1e_4 = Some(s.cos_ok);
+        checks.simplex_gamma_c_matches_exact_finite_n_within_0_2_percent = Some(s.gc_ok);
+        if sz.simplex_n.len() >= 2 {
+            checks.simplex_gamma_c_moves_monotonically_towards_1_over_1_minus_c0 = Some(
+                s.gc.iter()
+                    .zip(&sz.c0)
+                    .all(|(v, &c0)| approaches(v, gamma_c_limit(c0))),
+            );
+            checks.simplex_critical_beta_times_1_minus_c0_grows_like_ln_n_slope_within_0_05_of_1 =
+                Some(
+                    m.simplex_fit_critical_beta_times_1_minus_c0_vs_ln_n
+                        .iter()
+                        .all(|f| (f.slope - 1.0).abs() < BETA_SLOPE_TOL),
+                );
+            checks
+                .simplex_gamma_c_extrapolated_in_1_over_ln_n_within_5_percent_of_1_over_1_minus_c0 =
+                Some(
+                    m.simplex_extrapolated_gamma_c_times_1_minus_c0
+                        .iter()
+                        .all(|g| (g - 1.0).abs() < EXTRAPOLATION_TOL),
+                );
+            checks.simplex_slope_of_extrapolated_gamma_c_vs_1_over_1_minus_c0_within_0_05_of_1 = m
+                .simplex_fit_extrapolated_gamma_c_vs_1_over_1_minus_c0
+                .map(|f| (f.slope - 1.0).abs() < LIMIT_SLOPE_TOL);
+        }
+        checks.simplex_slope_vs_1_over_1_minus_c0_at_largest_n_within_0_03_of_exact_finite_n = m
+            .simplex_fit_gamma_c_vs_1_over_1_minus_c0_at_largest_n
+            .zip(p.simplex_exact_slope_gamma_c_vs_1_over_1_minus_c0_at_largest_n)
+            .map(|(f, e)| (f.slope - e).abs() < SLOPE_TOL);
+        report.add_measured(&s.measured);
+        report.add_prediction(&s.prediction);
+    }
+    if let Some(r) = random {
+        let mean_gc: Vec<f64> = r.gc.iter().map(|v| attnflow::stats::mean(v)).collect();
+        checks.random_collapses_at_small_gamma = Some(r.collapse_small);
+        checks.random_near_identity_at_large_gamma = Some(r.identity_large);
+        checks.random_monotone_in_gamma = Some(r.monotone);
+        checks.random_gamma_c_increases_with_c0 = Some(mean_gc.windows(2).all(|w| w[1] > w[0]));
+        report.add_measured(&r.measured);
+        report.add_prediction(&r.prediction);
+    }
+    report.add_checks(&checks);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quick_critical_scaling_converges_to_the_limit_on_the_simplex() {
+        let (_dir, out, s) = super::super::quick_run_checked("critical-scaling", 3);
+        // The extrapolated simplex gamma_c (1 - c0) is 1 within 5% for every c0.
+        for g in s["measured"]["simplex_extrapolated_gamma_c_times_1_minus_c0"]
+            .as_array()
+            .unwrap()
+        {
+            let g = g.as_f64().unwrap();
+            assert!((0.95..1.05).contains(&g), "{g}");
+        }
+        assert!(out.join("gamma_c_vs_c0.png").exists());
+        assert!(out.join("gamma_c_vs_n.png").exists());
+    }
+}

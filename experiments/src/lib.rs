@@ -1,0 +1,575 @@
+//! Experiments that reproduce the research (docs/model.md §4-5): each runs one study
+//! end to end from a seed and writes `summary.json` (measured quantities, fitted exponents with
+//! standard errors, the theory's prediction beside them, qualitative checks, the resolved
+//! configuration), the raw data as CSV and PNG figures into its output folder.
+//!
+//! Every experiment has a `quick` size (under a minute on the CPU; CI runs it and asserts the
+//! `checks`) and a default size meant for a GPU.
+//!
+//! Each experiment is a folder: `mod.rs` (its `run`: orchestration, the typed summary and the
+//! checks), `sizes.rs` (the quick and default sizes), `simulate.rs` (the simulations, which
+//! produce raw measurements), `analyse.rs` (fits and theory beside the measurements: pure
+//! functions, tested on synthetic data) and `figures.rs` (CSV and PNG) where it has enough of
+//! them. The charts are drawn by [`attnflow::figures`], the statistics by [`attnflow::stats`].
+
+pub mod chaos;
+pub mod clustering;
+pub mod critical_scaling;
+pub mod empirical_bayes;
+pub mod homogenisation;
+pub mod integrator_order;
+pub mod kde_modes;
+pub mod lost_in_the_middle;
+pub mod metastability;
+pub mod perceptron_equilibria;
+pub mod phase_diagram;
+pub mod selectivity;
+pub mod synchronisation;
+pub mod transport;
+pub mod value_spectrum;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use attnflow::config::BackendChoice;
+use attnflow::error::{Result, file_error, input};
+use attnflow::figures;
+use attnflow::integrate::{Backend, Integrator};
+use attnflow::model::{Model, Shape};
+use attnflow::output::{Kind, Output};
+
+/// One study: its name on the command line, its parameters (the quick or default size, each
+/// settable with `--set KEY=VALUE`), its deliberate errors (`--mutate`) and its `run`.
+#[derive(Clone, Copy)]
+pub struct Experiment {
+    pub name: &'static str,
+    /// The quick (`true`) or default size as the map of parameter names to values that
+    /// summary.json's `config` starts from and `--set` replaces.
+    pub parameters: fn(quick: bool) -> Map<String, Value>,
+    /// The deliberate errors the experiment knows (see [`Setup::mutate`]): a wrong rule, a
+    /// wrong sign, a missing term. With each, at least one of its checks must fail.
+    pub mutations: &'static [&'static str],
+    /// Runs the study into `setup.out`, filling the report.
+    pub run: fn(&Setup, &mut Report) -> Result<()>,
+}
+
+impl std::fmt::Debug for Experiment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Experiment")
+            .field("name", &self.name)
+            .field("mutations", &self.mutations)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! experiment {
+    ($name:literal, $module:ident) => {
+        Experiment {
+            name: $name,
+            parameters: |quick| fields(&$module::sizes::Sizes::new(quick)),
+            mutations: $module::MUTATIONS,
+            run: $module::run,
+        }
+    };
+}
+
+/// The experiments, in the order of the issue.
+pub const EXPERIMENTS: &[Experiment] = &[
+    experiment!("clustering", clustering),
+    experiment!("metastability", metastability),
+    experiment!("phase-diagram", phase_diagram),
+    experiment!("critical-scaling", critical_scaling),
+    experiment!("selectivity", selectivity),
+    experiment!("chaos", chaos),
+    experiment!("lost-in-the-middle", lost_in_the_middle),
+    experiment!("integrator-order", integrator_order),
+    experiment!("kde-modes", kde_modes),
+    experiment!("homogenisation", homogenisation),
+    experiment!("empirical-bayes", empirical_bayes),
+    experiment!("synchronisation", synchronisation),
+    experiment!("value-spectrum", value_spectrum),
+    experiment!("transport", transport),
+    experiment!("perceptron-equilibria", perceptron_equilibria),
+];
+
+/// The experiment called `name`, or an error that lists them.
+pub fn find(name: &str) -> Result<&'static Experiment> {
+    EXPERIMENTS.iter().find(|e| e.name == name).ok_or_else(|| {
+        input(format!(
+            "unknown experiment '{name}': one of {}",
+            names().join(", ")
+        ))
+    })
+}
+
+/// The experiments' names, in the order of [`EXPERIMENTS`].
+pub fn names() -> Vec<&'static str> {
+    EXPERIMENTS.iter().map(|e| e.name).collect()
+}
+
+/// What every experiment gets: where to write, which size, the seed, the backend.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub out: PathBuf,
+    /// Replace an earlier experiment's files in `out` (see `output::Output`).
+    pub force: bool,
+    pub quick: bool,
+    pub seed: u64,
+    pub backend: BackendChoice,
+    /// Print progress lines to stderr.
+    pub progress: bool,
+    /// The command line (or library call) recorded in the provenance.
+    pub command: String,
+    /// Parameters set by the user (`--set KEY=VALUE`), replacing those of the quick or
+    /// default size: see [`Setup::sizes`].
+    pub params: BTreeMap<String, String>,
+    /// A deliberate error in the physics (`--mutate NAME`, one of the experiment's
+    /// [`mutations`]): a test that at least one check of the experiment then fails.
+    pub mutate: Option<String>,
+    /// Set once the experiment has applied `params` (see [`Setup::sizes`]): parameters that
+    /// no sizes took are an error, never silently ignored.
+    pub applied: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What an experiment reports: it fills these maps and names the files it wrote.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Parameters actually used (sizes, betas, times).
+    pub config: Map<String, Value>,
+    /// Measured quantities and fits.
+    pub measured: Map<String, Value>,
+    /// What the theory predicts for them.
+    pub prediction: Map<String, Value>,
+    /// Named qualitative outcomes (true when the theory's picture is seen).
+    pub checks: Map<String, Value>,
+    pub files: Vec<String>,
+    /// The backend that ran (with the fallback note, if any).
+    pub backend: Option<String>,
+}
+
+impl Report {
+    pub fn config(&mut self, key: &str, v: impl serde::Serialize) {
+        self.config.insert(key.into(), json!(v));
+    }
+    pub fn measured(&mut self, key: &str, v: impl serde::Serialize) {
+        self.measured.insert(key.into(), json!(v));
+    }
+    pub fn prediction(&mut self, key: &str, v: impl serde::Serialize) {
+        self.prediction.insert(key.into(), json!(v));
+    }
+    pub fn check(&mut self, key: &str, ok: bool) {
+        self.checks.insert(key.into(), Value::Bool(ok));
+    }
+
+    /// Adds every field of a typed summary (a struct that serialises to a JSON object) to the
+    /// configuration. The maps keep their keys sorted, so summary.json does not depend on the
+    /// order in which fields are declared or added.
+    pub fn add_config(&mut self, v: &impl serde::Serialize) {
+        self.config.extend(fields(v));
+    }
+    /// Adds every field of a typed summary to the measured quantities.
+    pub fn add_measured(&mut self, v: &impl serde::Serialize) {
+        self.measured.extend(fields(v));
+    }
+    /// Adds every field of a typed summary to the predictions.
+    pub fn add_prediction(&mut self, v: &impl serde::Serialize) {
+        self.prediction.extend(fields(v));
+    }
+    /// Adds every field of a typed summary of booleans to the checks.
+    pub fn add_checks(&mut self, v: &impl serde::Serialize) {
+        for (k, ok) in fields(v) {
+            assert!(ok.is_boolean(), "check {k} is not a boolean: {ok}");
+            self.checks.insert(k, ok);
+        }
+    }
+}
+
+/// The keys of a map, comma-separated.
+fn map_keys(m: &Map<String, Value>) -> String {
+    m.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// The fields of a value that serialises to a JSON object.
+pub fn fields(v: &impl serde::Serialize) -> Map<String, Value> {
+    match serde_json::to_value(v).expect("a summary serialises") {
+        Value::Object(m) => m,
+        other => panic!("a summary is a JSON object, not {other}"),
+    }
+}
+
+impl Setup {
+    /// A setup with the defaults of the CLI: default size, seed 0, `auto`, no progress, no
+    /// parameters set, no mutation.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        Setup {
+            out: out.into(),
+            force: false,
+            quick: false,
+            seed: 0,
+            backend: BackendChoice::Auto,
+            progress: false,
+            command: String::new(),
+            params: BTreeMap::new(),
+            mutate: None,
+            applied: Default::default(),
+        }
+    }
+
+    /// Whether the deliberate error `name` is asked for.
+    pub fn mutated(&self, name: &str) -> bool {
+        self.mutate.as_deref() == Some(name)
+    }
+
+    /// The experiment's sizes and physical parameters: `base` (its quick or default size) with
+    /// the user's `--set KEY=VALUE` applied. `base` serialises to a JSON object whose keys are
+    /// the parameter names; a value is read as JSON (`2`, `0.5`, `true`, `[1, 2]`), a list may
+    /// also be written `8,128`, and anything else is a string. An unknown key or a value of the
+    /// wrong type is an error that names the parameters.
+    pub fn sizes<T: serde::Serialize + serde::de::DeserializeOwned>(&self, base: T) -> Result<T> {
+        self.applied
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if self.params.is_empty() {
+            return Ok(base);
+        }
+        let mut map = fields(&base);
+        let known = || map_keys(&fields(&base));
+        for (key, text) in &self.params {
+            let Some(old) = map.get(key) else {
+                return Err(input(format!(
+                    "--set {key}: this experiment has no parameter '{key}'; it has: {}",
+                    known()
+                )));
+            };
+            let parse = |t: &str| -> Value {
+                serde_json::from_str(t.trim()).unwrap_or_else(|_| Value::String(t.trim().into()))
+            };
+            let value = match old {
+                Value::Array(_) if !text.trim_start().starts_with('[') => {
+                    Value::Array(text.split(',').map(parse).collect())
+                }
+                Value::String(_) => Value::String(text.clone()),
+                _ => parse(text),
+            };
+            map.insert(key.clone(), value);
+        }
+        serde_json::from_value(Value::Object(map))
+            .map_err(|e| input(format!("--set: {e} (parameters: {})", known())))
+    }
+
+    /// A path in the output folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.out.join(name)
+    }
+
+    /// Writes a CSV file (header + rows of numbers) and records it.
+    pub fn csv(
+        &self,
+        report: &mut Report,
+        name: &str,
+        header: &[&str],
+        rows: &[Vec<f64>],
+    ) -> Result<()> {
+        let path = self.path(name);
+        let io = |e: std::io::Error| file_error(&path, e);
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+        writeln!(w, "{}", header.join(",")).map_err(io)?;
+        for row in rows {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+            writeln!(w, "{}", cells.join(",")).map_err(io)?;
+        }
+        w.flush().map_err(io)?;
+        report.files.push(name.into());
+        Ok(())
+    }
+
+    /// Draws a line chart (see [`figures::lines`]) into the output folder and records it.
+    pub fn lines(
+        &self,
+        report: &mut Report,
+        name: &str,
+        axes: &figures::Axes,
+        series: &[figures::Series],
+    ) -> Result<()> {
+        figures::lines(&self.path(name), axes, series)?;
+        report.files.push(name.into());
+        Ok(())
+    }
+
+    pub fn say(&self, msg: &str) {
+        if self.progress {
+            eprintln!("  {msg}");
+        }
+    }
+}
+
+/// Runs experiment `name`, writes `summary.json` and returns it. The folder is locked and its
+/// files staged: they appear in `setup.out` only when the experiment succeeds.
+pub fn run(name: &str, setup: &Setup) -> Result<Value> {
+    let start = std::time::Instant::now();
+    let started = attnflow::output::unix_now();
+    let experiment = find(name)?;
+    if let Some(m) = &setup.mutate
+        && !experiment.mutations.contains(&m.as_str())
+    {
+        return Err(input(format!(
+            "--mutate {m}: {name} knows the mutations: {}",
+            experiment.mutations.join(", ")
+        )));
+    }
+    let output = Output::open(&setup.out, Kind::Experiment, setup.force, &[])?;
+    let staged = Setup {
+        out: output.staging().to_path_buf(),
+        ..setup.clone()
+    };
+    let setup = &staged;
+    let mut report = Report::default();
+    (experiment.run)(setup, &mut report)?;
+    if !setup.params.is_empty() && !setup.applied.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(input(format!(
+            "--set: {name} takes no parameters (it ignored {})",
+            setup.params.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let summary = json!({
+        "experiment": name,
+        "quick": setup.quick,
+        "seed": setup.seed,
+        "backend": report.backend.clone().unwrap_or_else(|| setup.backend.name().into()),
+        "config": report.config,
+        "measured": report.measured,
+        "prediction": report.prediction,
+        "checks": report.checks,
+        "files": report.files,
+        "params": setup.params,
+        "mutation": setup.mutate,
+        "provenance": attnflow::output::Provenance::finished(
+            setup.backend.name(),
+            report.backend.clone().unwrap_or_else(|| setup.backend.name().into()),
+            started,
+            start.elapsed().as_secs_f64(),
+            &setup.command,
+        ),
+    });
+    let path = setup.path("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json"))
+        .map_err(|e| file_error(&path, e))?;
+    output.commit()?;
+    Ok(summary)
+}
+
+pub use attnflow::stats::{Fit, fit_line, fit_loglog};
+
+/// A backend for a simulation (the experiment's `--backend`), recording what ran.
+pub fn backend(
+    setup: &Setup,
+    report: &mut Report,
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+) -> Result<Box<dyn Backend>> {
+    let chosen = attnflow::backend::build_dynamics(setup.backend, model, shape, x0)?;
+    if report.backend.is_none() {
+        if let Some(note) = &chosen.note {
+            setup.say(&format!("note: {note}"));
+        }
+        report.backend = Some(chosen.backend.describe());
+    }
+    Ok(chosen.backend)
+}
+
+/// Integrates `steps` steps of size h from x0 and calls `observe(step, state)` at step 0 and
+/// after every step listed in `at` (sorted). Returns the final state.
+#[allow(clippy::too_many_arguments)]
+pub fn simulate(
+    setup: &Setup,
+    report: &mut Report,
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+    integrator: Integrator,
+    h: f64,
+    at: &[usize],
+    mut observe: impl FnMut(usize, &[f64]),
+) -> Result<Vec<f64>> {
+    let mut b = backend(setup, report, model, shape, x0)?;
+    let stepper = attnflow::integrate::Stepper::new(model, integrator)?;
+    stepper.prepare(b.as_mut())?;
+    observe(0, x0);
+    let mut done = 0usize;
+    let mut state = x0.to_vec();
+    let total = at.last().copied().unwrap_or(0);
+    let started = std::time::Instant::now();
+    let mut next_report = total / 10;
+    for &target in at {
+        while done < target {
+            stepper.step(b.as_mut(), h, done as u32)?;
+            done += 1;
+            // Progress on long runs: a line at every tenth of the steps.
+            if setup.progress && total >= 100 && done >= next_report && done < total {
+                let elapsed = started.elapsed().as_secs_f64();
+                // Only runs longer than a few seconds are worth the lines.
+                if elapsed > 3.0 {
+                    setup.say(&format!(
+                        "step {done}/{total} ({:.0}%), {elapsed:.1} s, eta {:.1} s",
+                        100.0 * done as f64 / total as f64,
+                        elapsed * (total - done) as f64 / done as f64
+                    ));
+                }
+                next_report += total / 10;
+            }
+        }
+        state = b.read_state()?.to_f64();
+        if let Some(i) = state.iter().position(|v| !v.is_finite()) {
+            return Err(attnflow::error::Error::NonFinite(format!(
+                "coordinate {i} became {} by step {done}",
+                state[i]
+            )));
+        }
+        observe(done, &state);
+    }
+    Ok(state)
+}
+
+/// `count` step indices from 1 to `steps`, spaced evenly in log(step) (distinct, sorted,
+/// always including `steps`).
+pub fn log_spaced_steps(steps: usize, count: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..count)
+        .map(|k| {
+            let f = k as f64 / (count.max(2) - 1) as f64;
+            (steps as f64).powf(f).round() as usize
+        })
+        .map(|s| s.clamp(1, steps))
+        .collect();
+    v.push(steps);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Checks that a folder exists or can be made.
+pub fn ensure_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| file_error(path, e))
+}
+
+/// Runs experiment `name` at its quick size on the CPU from `seed` into a temporary folder and
+/// asserts that every check in its summary holds; returns the folder (keep it alive), the
+/// output path inside it and the summary.
+#[cfg(test)]
+pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, PathBuf, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        out: dir.path().join("out"),
+        force: false,
+        quick: true,
+        seed,
+        backend: attnflow::config::BackendChoice::Cpu,
+        progress: false,
+        params: Default::default(),
+        mutate: None,
+        applied: Default::default(),
+        command: "cargo test".into(),
+    };
+    let s = run(name, &setup).unwrap();
+    for (k, v) in s["checks"].as_object().unwrap() {
+        assert_eq!(v.as_bool(), Some(true), "{name}: check {k} failed: {s:#}");
+    }
+    let out = setup.out;
+    (dir, out, s)
+}
+
+#[cfg(test)]
+mod params_tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Sizes {
+        n: usize,
+        beta: f64,
+        ds: Vec<usize>,
+        model: String,
+        causal: bool,
+    }
+
+    fn base() -> Sizes {
+        Sizes {
+            n: 32,
+            beta: 1.0,
+            ds: vec![2, 3],
+            model: "simplex".into(),
+            causal: false,
+        }
+    }
+
+    fn with(params: &[(&str, &str)]) -> Result<Sizes> {
+        let mut setup = Setup::new("unused");
+        for (k, v) in params {
+            setup.params.insert((*k).into(), (*v).into());
+        }
+        setup.sizes(base())
+    }
+
+    /// Each experiment once in the registry, with parameters (the same names at both sizes)
+    /// and at least one mutation.
+    #[test]
+    fn the_registry_lists_each_experiment_once() {
+        let names = names();
+        assert_eq!(names.len(), 15);
+        for (i, e) in EXPERIMENTS.iter().enumerate() {
+            assert!(!names[..i].contains(&e.name), "{} twice", e.name);
+            assert_eq!(find(e.name).unwrap().name, e.name);
+            let (quick, full) = ((e.parameters)(true), (e.parameters)(false));
+            assert!(!quick.is_empty(), "{}: no parameters", e.name);
+            assert!(
+                quick.keys().eq(full.keys()),
+                "{}: the quick and default sizes name different parameters",
+                e.name
+            );
+            assert!(!e.mutations.is_empty(), "{}: no mutations", e.name);
+        }
+        let e = find("grokking").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown experiment 'grokking'") && e.contains("clustering"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn set_replaces_numbers_lists_strings_and_flags() {
+        let s = with(&[
+            ("n", "256"),
+            ("beta", "0.25"),
+            ("ds", "8,128"),
+            ("model", "random"),
+            ("causal", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s,
+            Sizes {
+                n: 256,
+                beta: 0.25,
+                ds: vec![8, 128],
+                model: "random".into(),
+                causal: true
+            }
+        );
+        assert_eq!(with(&[("ds", "[4]")]).unwrap().ds, vec![4]);
+        assert_eq!(with(&[]).unwrap(), base());
+    }
+
+    #[test]
+    fn set_refuses_unknown_names_and_wrong_types() {
+        let e = with(&[("lambda", "1")]).unwrap_err().to_string();
+        assert!(
+            e.contains("no parameter 'lambda'") && e.contains("beta, causal, ds, model, n"),
+            "{e}"
+        );
+        let e = with(&[("n", "-3")]).unwrap_err().to_string();
+        assert!(e.contains("--set") && e.contains("n"), "{e}");
+        let e = with(&[("beta", "hot")]).unwrap_err().to_string();
+        assert!(e.contains("--set"), "{e}");
+    }
+}

@@ -1,0 +1,288 @@
+//! Experiment `metastability` (docs/model.md §4): tokens on the circle (d = 2) under softmax
+//! self-attention with Q = K = V = I and a large beta do not collapse at once. A fast linear
+//! instability of the uniform state first gathers them into several clusters; these then sit
+//! almost still and merge pairwise, each merge after a waiting time that grows exponentially
+//! with beta (1 - cos) of the gap, so the energy E_beta(t) = 1/(2 beta n^2) sum_ij
+//! exp(beta <x_i, x_j>) plotted against log t is a staircase: flat plateaus separated by jumps.
+//!
+//! The derivation, the quantities, the checks and the mutations are in
+//! docs/experiments/metastability.md.
+
+/// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]).
+/// `half-beta`: the dynamics runs at beta / 2 (a wrong temperature scaling) while the
+/// observables and the theory keep beta.
+pub const MUTATIONS: &[&str] = &["half-beta"];
+
+mod analyse;
+mod figures;
+mod simulate;
+pub mod sizes;
+
+use serde::Serialize;
+
+use super::{Report, Setup, fit_loglog};
+use analyse::{FLAT, PerBeta};
+use attnflow::error::Result;
+use sizes::Sizes;
+
+/// Cosine above which two tokens are joined into one cluster (an angle of 8 degrees; the
+/// metastable clusters are far tighter and at least 2 pi / k* ~ 0.3 rad apart for beta <= 200).
+const CLUSTER_COS: f64 = 0.99;
+
+/// The band of the mean count / sqrt(2 beta) on the first plateau: at most k* ~ sqrt(2 beta)
+/// clusters form, and merges during the fast phase remove up to a third of them.
+const RATIO_BAND: [f64; 2] = [0.65, 1.0];
+
+/// Relative band of the merge slope around 1 - cos phi0 (the reduced law is 2-3 % low over the
+/// quick betas; the clusters' width and the step add less than 1 %).
+const MERGE_BAND: f64 = 0.05;
+
+#[derive(Serialize)]
+struct Config {
+    integrator: &'static str,
+    step_size: String,
+    observation_times: String,
+    cluster_cos_threshold: f64,
+    plateau_rule: String,
+    init: &'static str,
+    model: &'static str,
+    steps_taken: u32,
+    merge_rule: String,
+}
+
+#[derive(Serialize)]
+struct Exponent {
+    slope: f64,
+    slope_se: f64,
+    r2: f64,
+    prefactor: f64,
+}
+
+/// The merge law of two tight clusters.
+#[derive(Serialize)]
+struct MergeLaw<'a> {
+    betas: &'a [f64],
+    merge_time: &'a [Option<f64>],
+    slope_of_ln_beta_t_vs_beta: Option<f64>,
+    slope_of_ln_beta_t_vs_beta_se: Option<f64>,
+    slope_of_ln_t_vs_beta: Option<f64>,
+}
+
+/// The theory of the merge law.
+#[derive(Serialize)]
+struct MergePrediction {
+    one_minus_cos_phi0: f64,
+    reduced_law_merge_time: Vec<f64>,
+    reduced_law_slope_of_ln_beta_t_vs_beta: f64,
+    reduced_law_slope_of_ln_t_vs_beta: f64,
+    note: &'static str,
+}
+
+#[derive(Serialize)]
+struct Measured<'a> {
+    per_beta: &'a [PerBeta],
+    first_plateau_clusters_mean: &'a [f64],
+    first_plateau_clusters_over_sqrt_2beta: Vec<f64>,
+    first_plateau_clusters_over_sqrt_2beta_mean: f64,
+    exponent_of_clusters_vs_beta: Exponent,
+    two_cluster_merge_law: MergeLaw<'a>,
+    largest_relative_energy_drop: f64,
+    systems_that_merged_after_first_plateau: usize,
+    systems: usize,
+}
+
+#[derive(Serialize)]
+struct KStar<'a> {
+    betas: &'a [f64],
+    k_star: &'a [f64],
+    sqrt_2beta: Vec<f64>,
+    loglog_slope_over_these_betas: f64,
+}
+
+#[derive(Serialize)]
+struct Prediction<'a> {
+    exponent_of_clusters_vs_beta: f64,
+    first_plateau_clusters_over_sqrt_2beta_band: [f64; 2],
+    two_cluster_merge_law: MergePrediction,
+    most_unstable_mode_k_star: KStar<'a>,
+    note: &'static str,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    energy_never_decreases: bool,
+    every_system_reaches_a_plateau: bool,
+    /// |slope - 1/2| <= 3 standard errors of the fit.
+    #[serde(rename = "exponent_of_clusters_vs_beta_within_3se_of_half")]
+    exponent_of_clusters: bool,
+    /// The mean over betas of count / sqrt(2 beta) in RATIO_BAND.
+    clusters_over_sqrt_2beta_in_band: bool,
+    /// The slope of ln(beta t_merge) against beta within MERGE_BAND of 1 - cos phi0.
+    #[serde(rename = "merge_slope_within_5pc_of_one_minus_cos_phi0")]
+    merge_slope: bool,
+    staircase_at_largest_beta: bool,
+    /// Merges are rare random events (10 to 14 of the 14 quick systems merged within T over
+    /// seeds 1-15); at least half must.
+    clusters_merge_after_first_plateau: bool,
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    let betas = &sz.betas;
+    let obs = simulate::observe(setup, report, &sz)?;
+    let merge_times = simulate::merge_times(setup, report, &sz)?;
+    report.add_config(&sz);
+    report.add_config(&Config {
+        integrator: "rk4",
+        step_size: format!(
+            "h = clamp({} t, {}, {}), cut to land on every observation time",
+            sz.h_rel, sz.h_min, sz.h_max
+        ),
+        observation_times: format!("0 and {} per decade from t = {}", sz.per_decade, sz.t_first),
+        cluster_cos_threshold: CLUSTER_COS,
+        plateau_rule: format!(
+            "at least 2 consecutive log-time intervals with |d ln e / d ln t| < {FLAT}"
+        ),
+        init: "uniform on the circle, the same replicate starts for every beta",
+        model: "SA, sphere, full mask, Q = K = V = I",
+        steps_taken: obs.steps_taken,
+        merge_rule: format!(
+            "two clusters of merge_n / 2 tokens at angle merge_phi0; merged when the angle \
+             between their mean directions falls below merge_phi0 / 2; rk4, h = {}",
+            sz.merge_h
+        ),
+    });
+    figures::observations_csv(setup, report, &sz, &obs)?;
+    let a = analyse::analyse(&obs, betas, sz.replicates);
+    figures::plateaus_csv(setup, report, &a.plateau_rows)?;
+    let fit = fit_loglog(betas, &a.plateau_counts_mean);
+    let k_stars: Vec<f64> = betas
+        .iter()
+        .map(|&b| attnflow::theory::modes::most_unstable_mode(b) as f64)
+        .collect();
+    let k_fit = fit_loglog(betas, &k_stars);
+    let batch = obs.system_beta.len();
+    let ratio: Vec<f64> = betas
+        .iter()
+        .zip(&a.plateau_counts_mean)
+        .map(|(b, c)| c / (2.0 * b).sqrt())
+        .collect();
+    let ratio_mean = attnflow::stats::mean(&ratio);
+    // The merge law: measured beside the reduced two-point-cluster law.
+    let (phi0, mbetas) = (sz.merge_phi0, &sz.merge_betas);
+    let one_minus_cos = 1.0 - phi0.cos();
+    let reduced: Vec<f64> = mbetas
+        .iter()
+        .map(|&b| analyse::two_cluster_merge_time(b, phi0, 0.5 * phi0))
+        .collect();
+    let reduced_fit = analyse::merge_slope(mbetas, &reduced);
+    let reduced_raw = attnflow::stats::fit_semilog(mbetas, &reduced);
+    let merged: Option<Vec<f64>> = merge_times.iter().copied().collect();
+    let merge_fit = merged.as_ref().map(|t| analyse::merge_slope(mbetas, t));
+    let merge_raw = merged
+        .as_ref()
+        .map(|t| attnflow::stats::fit_semilog(mbetas, t).slope);
+    setup.csv(
+        report,
+        "merge_law.csv",
+        &["beta", "merge_time", "reduced_law_merge_time"],
+        &mbetas
+            .iter()
+            .zip(&merge_times)
+            .zip(&reduced)
+            .map(|((&b, t), &r)| vec![b, t.unwrap_or(f64::NAN), r])
+            .collect::<Vec<_>>(),
+    )?;
+    report.add_measured(&Measured {
+        per_beta: &a.per_beta,
+        first_plateau_clusters_mean: &a.plateau_counts_mean,
+        first_plateau_clusters_over_sqrt_2beta: ratio.clone(),
+        first_plateau_clusters_over_sqrt_2beta_mean: ratio_mean,
+        two_cluster_merge_law: MergeLaw {
+            betas: mbetas,
+            merge_time: &merge_times,
+            slope_of_ln_beta_t_vs_beta: merge_fit.map(|f| f.slope),
+            slope_of_ln_beta_t_vs_beta_se: merge_fit.map(|f| f.slope_se),
+            slope_of_ln_t_vs_beta: merge_raw,
+        },
+        exponent_of_clusters_vs_beta: Exponent {
+            slope: fit.slope,
+            slope_se: fit.slope_se,
+            r2: fit.r2,
+            prefactor: fit.intercept.exp(),
+        },
+        largest_relative_energy_drop: a.worst_drop,
+        systems_that_merged_after_first_plateau: a.merged_systems,
+        systems: batch,
+    });
+    report.add_prediction(&Prediction {
+        exponent_of_clusters_vs_beta: 0.5,
+        first_plateau_clusters_over_sqrt_2beta_band: RATIO_BAND,
+        two_cluster_merge_law: MergePrediction {
+            one_minus_cos_phi0: one_minus_cos,
+            reduced_law_merge_time: reduced,
+            reduced_law_slope_of_ln_beta_t_vs_beta: reduced_fit.slope,
+            reduced_law_slope_of_ln_t_vs_beta: reduced_raw.slope,
+            note: "two point clusters of equal mass at angle phi: dphi/dt = -2 sin phi / (1 + \
+                   e^{beta (1 - cos phi)}), so t_merge ~ e^{beta (1 - cos phi0)} / (2 beta \
+                   sin^2 phi0): ln(beta t_merge) against beta has the slope 1 - cos phi0 (the \
+                   reduced law over these betas is 2-3 % below it; the slope of ln t_merge \
+                   alone is lower by about 1 / beta)",
+        },
+        most_unstable_mode_k_star: KStar {
+            betas,
+            k_star: &k_stars,
+            sqrt_2beta: betas.iter().map(|b| (2.0 * b).sqrt()).collect(),
+            loglog_slope_over_these_betas: k_fit.slope,
+        },
+        note: "qualitative: the count of metastable clusters grows like beta^(1/2) (linear \
+               instability of the uniform law, most unstable mode k* = argmax k^2 \
+               I_k(beta)/I_0(beta) ~ sqrt(2 beta)); merges during the fast phase leave fewer \
+               clusters than k*. E_beta is non-decreasing and a staircase in log t; clusters \
+               merge after times exponential in beta (1 - cos gap).",
+    });
+    figures::draw(
+        setup,
+        report,
+        &sz,
+        &obs,
+        &a.plateau_counts_mean,
+        &fit,
+        &k_stars,
+    )?;
+    report.add_checks(&Checks {
+        energy_never_decreases: a.monotone,
+        every_system_reaches_a_plateau: a.first_plateau_found,
+        exponent_of_clusters: (fit.slope - 0.5).abs() <= 3.0 * fit.slope_se,
+        clusters_over_sqrt_2beta_in_band: (RATIO_BAND[0]..=RATIO_BAND[1]).contains(&ratio_mean),
+        merge_slope: merge_fit.is_some_and(|f| (f.slope / one_minus_cos - 1.0).abs() <= MERGE_BAND),
+        staircase_at_largest_beta: a.staircase_largest,
+        clusters_merge_after_first_plateau: 2 * a.merged_systems >= batch,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quick_metastability_shows_a_staircase_and_sqrt_beta_clusters() {
+        let (_dir, out, s) = super::super::quick_run_checked("metastability", 1);
+        let m = &s["measured"];
+        let slope = m["exponent_of_clusters_vs_beta"]["slope"].as_f64().unwrap();
+        assert!((0.3..0.8).contains(&slope), "exponent {slope}");
+        let counts = m["first_plateau_clusters_mean"].as_array().unwrap();
+        let at_100 = counts.last().unwrap().as_f64().unwrap();
+        assert!(
+            (8.0..=15.0).contains(&at_100),
+            "clusters at beta 100: {at_100}"
+        );
+        for f in [
+            "energy.png",
+            "clusters.png",
+            "count_vs_beta.png",
+            "metastability.csv",
+        ] {
+            assert!(out.join(f).exists(), "{f}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The analysis of `phase-diagram`: collapse times, their growth with beta, and the symmetric
+//! (high-dimensional) reduction beside them.
+
+use serde::Serialize;
+
+use attnflow::stats::{fit_line, fit_semilog};
+use attnflow::theory::symmetric::collapse_time;
+
+/// The first time the curve reaches `level` (linear interpolation), if it does.
+pub fn first_crossing(t: &[f64], v: &[f64], level: f64) -> Option<f64> {
+    if v[0] >= level {
+        return Some(t[0]);
+    }
+    (1..v.len()).find(|&k| v[k] >= level).map(|k| {
+        let (a, b) = (v[k - 1], v[k]);
+        t[k - 1] + (t[k] - t[k - 1]) * (level - a) / (b - a)
+    })
+}
+
+/// The beta (in [0.1, 30], by bisection) where the symmetric reduction's collapse time
+/// reaches t_end.
+pub fn symmetric_boundary(n: usize, threshold: f64, t_end: f64) -> f64 {
+    let (mut lo, mut hi) = (0.1, 30.0);
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        match collapse_time(n, threshold, mid, t_end) {
+            Some(_) => lo = mid,
+            None => hi = mid,
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// The large-beta growth of log t_c.
+#[derive(Clone, Copy, Serialize)]
+pub struct Growth {
+    pub slope: f64,
+    pub slope_se: f64,
+    pub r2: f64,
+    pub points: usize,
+}
+
+/// The summary of one d.
+#[derive(Serialize)]
+pub struct PerD {
+    pub collapse_time_t_half: Vec<Option<f64>>,
+    pub collapse_time_over_symmetric_reduction: Vec<Option<f64>>,
+    pub final_fraction: Vec<f64>,
+    #[serde(rename = "smallest_beta_not_collapsed_by_T")]
+    pub smallest_beta_not_collapsed: Option<f64>,
+    pub log_collapse_time_vs_beta_slope_from_beta_3: Option<Growth>,
+    pub symmetric_reduction_slope_same_betas: Option<f64>,
+}
+
+/// The analysis of one d: its summary and the collapsed (beta, t_c) points.
+pub struct Analysis {
+    pub summary: PerD,
+    pub collapsed: Vec<(f64, f64)>,
+    /// Every beta <= 1 has a final fraction >= 0.9.
+    pub small_beta_collapses: bool,
+    /// log t_c grows with beta by more than 2 standard errors.
+    pub collapse_time_grows: bool,
+    pub last_final: f64,
+}
+
+/// Large-beta growth of log t_c is fitted from here (where e^beta is comparable to n).
+const SLOPE_FROM: f64 = 3.0;
+
+/// The analysis of the mean fraction [beta][time] of one d, beside the symmetric reduction's
+/// collapse times t_sym (per beta).
+pub fn analyse(
+    fraction: &[Vec<f64>],
+    times: &[f64],
+    betas: &[f64],
+    t_sym: &[Option<f64>],
+    n: usize,
+    threshold: f64,
+    t_end: f64,
+) -> Analysis {
+    let t_c: Vec<Option<f64>> = fraction
+        .iter()
+        .map(|f| first_crossing(times, f, 0.5))
+        .collect();
+    let final_fraction: Vec<f64> = fraction.iter().map(|f| f[f.len() - 1]).collect();
+    let collapsed: Vec<(f64, f64)> = betas
+        .iter()
+        .zip(&t_c)
+        .filter_map(|(&b, t)| t.map(|t| (b, t)))
+        .collect();
+    // The smallest beta that has not collapsed by T.
+    let beta_boundary = betas
+        .iter()
+        .zip(&t_c)
+        .find(|(_, t)| t.is_none())
+        .map(|(b, _)| *b);
+    let large: Vec<(f64, f64)> = collapsed
+        .iter()
+        .copied()
+        .filter(|p| p.0 >= SLOPE_FROM)
+        .collect();
+    let fit = (large.len() >= 3).then(|| {
+        fit_semilog(
+            &large.iter().map(|p| p.0).collect::<Vec<_>>(),
+            &large.iter().map(|p| p.1).collect::<Vec<_>>(),
+        )
+    });
+    // The symmetric reduction's slope over the same betas.
+    let sym_large: Vec<(f64, f64)> = large
+        .iter()
+        .filter_map(|p| collapse_time(n, threshold, p.0, 10.0 * t_end).map(|t| (p.0, t.ln())))
+        .collect();
+    let sym_fit = (sym_large.len() >= 3).then(|| {
+        fit_line(
+            &sym_large.iter().map(|p| p.0).collect::<Vec<_>>(),
+            &sym_large.iter().map(|p| p.1).collect::<Vec<_>>(),
+        )
+    });
+    let ratio: Vec<Option<f64>> = t_c
+        .iter()
+        .zip(t_sym)
+        .map(|(a, b)| match (a, b) {
+            (Some(a), Some(b)) => Some(a / b),
+            _ => None,
+        })
+        .collect();
+    let small_beta_collapses = betas
+        .iter()
+        .zip(&final_fraction)
+        .filter(|(b, _)| **b <= 1.0)
+        .all(|(_, f)| *f >= 0.9);
+    let collapse_time_grows = fit.is_some_and(|f| f.slope - 2.0 * f.slope_se > 0.0);
+    let last_final = final_fraction[final_fraction.len() - 1];
+    Analysis {
+        summary: PerD {
+            collapse_time_t_half: t_c,
+            collapse_time_over_symmetric_reduction: ratio,
+            final_fraction,
+            smallest_beta_not_collapsed: beta_boundary,
+            log_collapse_time_vs_beta_slope_from_beta_3: fit.map(|f| Growth {
+                slope: f.slope,
+                slope_se: f.slope_se,
+                r2: f.r2,
+                points: large.len(),
+            }),
+            symmetric_reduction_slope_same_betas: sym_fit.map(|f| f.slope),
+        },
+        collapsed,
+        small_beta_collapses,
+        collapse_time_grows,
+        last_final,
+    }
+}
+
+/// High d: where the reduction predicts collapse well inside T, the measured t_c is within
+/// 30 %, and the boundary beta is within 1 of the reduction's.
+pub fn follows_symmetric_reduction(
+    t_sym: &[Option<f64>],
+    summary: &PerD,
+    beta_sym: f64,
+    t_end: f64,
+) -> bool {
+    let close = t_sym
+        .iter()
+        .zip(&summary.collapse_time_t_half)
+        .all(|(s, c)| match s {
+            Some(s) if *s <= 0.7 * t_end => c.is_some_and(|c| (c / s - 1.0).abs() < 0.3),
+            _ => true,
+        });
+    let boundary = summary
+        .smallest_beta_not_collapsed
+        .is_some_and(|b| (b - beta_sym).abs() <= 1.0);
+    close && boundary
+}
+
+/// Relative tolerance of the slope beyond 3 standard errors: the reduction is the d -> infinity
+/// limit, and at d = 128 the measured slope sits about 0.05 (12%) below it.
+pub const SLOPE_TOL: f64 = 0.15;
+
+/// The measured growth of log t_c with beta (from beta = 3) within 3 standard errors plus
+/// [`SLOPE_TOL`] of the fit of the symmetric reduction's slope over the same betas.
+pub fn slope_follows_symmetric_reduction(summary: &PerD) -> bool {
+    match (
+        summary.log_collapse_time_vs_beta_slope_from_beta_3,
+        summary.symmetric_reduction_slope_same_betas,
+    ) {
+        (Some(g), Some(s)) => (g.slope - s).abs() <= 3.0 * g.slope_se + SLOPE_TOL * s.abs(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crossings_interpolate_and_the_boundary_is_the_first_uncollapsed_beta() {
+        let t = [0.0, 1.0, 2.0, 3.0];
+        assert_eq!(first_crossing(&t, &[0.0, 0.25, 0.75, 1.0], 0.5), Some(1.5));
+        assert_eq!(first_crossing(&t, &[0.6, 0.7, 0.8, 0.9], 0.5), Some(0.0));
+        assert_eq!(first_crossing(&t, &[0.0, 0.1, 0.2, 0.3], 0.5), None);
+        // Three betas: the first collapses, the others do not.
+        let fraction = vec![
+            vec![0.0, 0.25, 0.75, 1.0],
+            vec![0.0, 0.1, 0.2, 0.3],
+            vec![0.0, 0.0, 0.0, 0.1],
+        ];
+        let a = analyse(
+            &fraction,
+            &t,
+            &[0.5, 4.0, 8.0],
+            &[Some(3.0), None, None],
+            32,
+            0.999,
+            3.0,
+        );
+        assert_eq!(a.collapsed, vec![(0.5, 1.5)]);
+        assert_eq!(a.summary.smallest_beta_not_collapsed, Some(4.0));
+        assert_eq!(
+            a.summary.collapse_time_over_symmetric_reduction[0],
+            Some(0.5)
+        );
+        assert!(a.small_beta_collapses && !a.collapse_time_grows);
+        assert_eq!(a.last_final, 0.1);
+        // Too few collapsed betas for a slope: the comparison with the reduction fails.
+        assert!(!slope_follows_symmetric_reduction(&a.summary));
+    }
+
+    #[test]
+    fn the_slope_follows_the_reduction_within_three_standard_errors() {
+        let mut summary = PerD {
+            collapse_time_t_half: vec![],
+            collapse_time_over_symmetric_reduction: vec![],
+            final_fraction: vec![],
+            smallest_beta_not_collapsed: None,
+            log_collapse_time_vs_beta_slope_from_beta_3: Some(Growth {
+                slope: 0.37,
+                slope_se: 0.03,
+                r2: 0.95,
+                points: 9,
+            }),
+            symmetric_reduction_slope_same_betas: Some(0.43),
+        };
+        assert!(slope_follows_symmetric_reduction(&summary));
+        // The default size: 0.380 +- 0.013 against 0.430 (finite-d offset inside the band).
+        summary.log_collapse_time_vs_beta_slope_from_beta_3 = Some(Growth {
+            slope: 0.380,
+            slope_se: 0.013,
+            r2: 0.95,
+            points: 42,
+        });
+        assert!(slope_follows_symmetric_reduction(&summary));
+        // Half the slope (a wrong temperature scaling) is out.
+        summary.log_collapse_time_vs_beta_slope_from_beta_3 = Some(Growth {
+            slope: 0.215,
+            slope_se: 0.013,
+            r2: 0.95,
+            points: 42,
+        });
+        assert!(!slope_follows_symmetric_reduction(&summary));
+        summary.symmetric_reduction_slope_same_betas = Some(0.6);
+        summary.log_collapse_time_vs_beta_slope_from_beta_3 = Some(Growth {
+            slope: 0.37,
+            slope_se: 0.03,
+            r2: 0.95,
+            points: 9,
+        });
+        assert!(!slope_follows_symmetric_reduction(&summary));
+    }
+}

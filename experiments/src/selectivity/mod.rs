@@ -1,0 +1,298 @@
+//! Experiment `selectivity` (docs/model.md §4, "uniform keys, one query"): one query q = e_1 and n
+//! iid uniform keys on S^{d-1}, softmax attention at beta = lambda n^{2/(d-1)}. The largest
+//! weight and the effective number of keys 1 / sum_j w_j^2 (f64, streamed by
+//! [`attnflow::attend::attention_stats`]) are averaged over many independent key sets for each
+//! (n, lambda); at fixed lambda the curves for n = 10^3 .. 10^6 must coincide.
+//!
+//! Theory. Write w_j proportional to exp(-beta (1 - <q, y_j>)). For d = 3 the gap
+//! s = 1 - <q, y> of a uniform key is uniform on [0, 2], so the scaled gaps xi_j = n s_j are n
+//! iid uniform points of [0, 2n]: as n -> infinity a Poisson process of rate 1/2 on
+//! [0, infinity), and w_j = e^{-lambda xi_j} / sum_k e^{-lambda xi_k} has a limit law that
+//! depends on lambda only. For d = 2 the angles theta_j give xi_j = n |theta_j|, a Poisson
+//! process of rate 1/pi, and beta (1 - cos theta) -> lambda xi^2 / 2. Hence: attention is
+//! nearly uniform when beta << n^{2/(d-1)} (lambda -> 0: effective keys ~ 1/lambda for d = 3,
+//! growing without bound), keeps a finite number of nearest keys at beta ~ n^{2/(d-1)}, and
+//! collapses onto the nearest key when beta >> n^{2/(d-1)} (largest weight -> 1). The limits
+//! E[max weight](lambda) and E[effective keys](lambda) are computed here by Monte Carlo of the
+//! Poisson process and reported as the prediction.
+//!
+//! Checks (per d): the regimes (largest weight above 0.95 and effective keys below 1.15 at the
+//! largest lambda, effective keys above 30 at the smallest), the collapse of the curves across
+//! n at fixed lambda (max weight and effective keys: spread under 4 combined standard errors or
+//! a small absolute/relative amount), the largest n against the Poisson limit (max weight and
+//! effective keys, within 5 combined standard errors or 0.02 / 5%), and the small-lambda
+//! exponent of the effective keys (-(d-1)/2 within 0.1). Parameters (`--set`): dims, ns, seeds,
+//! limit_samples and the lambda grid (log10_lambda_min, log10_lambda_min_d2, log10_lambda_max,
+//! lambdas_per_decade).
+//!
+//! Mutations (a wrong temperature rule, in the simulation only): `beta-log-n` (beta = lambda
+//! ln n) and `beta-angle-scale` (beta = lambda n^{1/(d-1)}).
+
+/// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]).
+pub const MUTATIONS: &[&str] = &["beta-log-n", "beta-angle-scale"];
+
+mod analyse;
+mod figures;
+mod simulate;
+pub mod sizes;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{Report, Setup, fields};
+use attnflow::attend::derived_seed;
+use attnflow::error::Result;
+use sizes::Sizes;
+
+#[derive(Serialize)]
+struct Config {
+    beta: &'static str,
+    query: &'static str,
+    keys: &'static str,
+}
+
+/// Means and standard errors [n][lambda] of one quantity.
+#[derive(Serialize)]
+struct Curves<'a> {
+    n: &'a [usize],
+    lambda: &'a [f64],
+    mean: Vec<Vec<f64>>,
+    se: Vec<Vec<f64>>,
+}
+
+#[derive(Serialize)]
+struct SmallLambdaFit<'a> {
+    exponent: f64,
+    exponent_se: f64,
+    amplitude: f64,
+    r2: f64,
+    lambdas: &'a [f64],
+    n: usize,
+}
+
+/// The measured quantities of one d (keys prefixed with d{d}_).
+#[derive(Serialize)]
+struct Measured<'a> {
+    mean_max_weight: Curves<'a>,
+    mean_effective_keys: Curves<'a>,
+    max_weight_spread_over_n: &'a [f64],
+    max_weight_spread_over_n_in_se: &'a [f64],
+    effective_keys_relative_spread_over_n: &'a [f64],
+    effective_keys_spread_over_n_in_se: &'a [f64],
+    max_weight_largest_n_minus_limit_in_se: &'a [f64],
+    effective_keys_largest_n_minus_limit_in_se: &'a [f64],
+    effective_keys_small_lambda_fit: SmallLambdaFit<'a>,
+}
+
+#[derive(Serialize)]
+struct SmallLambdaLaw {
+    exponent: f64,
+    amplitude: f64,
+    note: &'static str,
+}
+
+/// The predictions of one d (keys prefixed with d{d}_).
+#[derive(Serialize)]
+struct Prediction {
+    effective_keys_small_lambda_fit: SmallLambdaLaw,
+    limit_mean_max_weight: Vec<f64>,
+    limit_mean_effective_keys: Vec<f64>,
+}
+
+#[derive(Serialize)]
+struct Regimes {
+    regimes: &'static str,
+    limit_process: &'static str,
+}
+
+/// Inserts the fields of a typed summary into `map` with the prefix d{d}_.
+fn insert_for_d(map: &mut Map<String, Value>, d: usize, v: &impl Serialize) {
+    for (k, x) in fields(v) {
+        map.insert(format!("d{d}_{k}"), x);
+    }
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    if sz.ns.len() != sz.dims.len()
+        || sz.seeds.len() != sz.dims.len()
+        || sz.ns.iter().zip(&sz.seeds).any(|(n, s)| n.len() != s.len())
+        || sz.dims.iter().any(|&d| d < 2 || sz.lambdas(d).len() < 5)
+    {
+        return Err(attnflow::error::input(
+            "--set: selectivity needs one list of ns and of seeds (as long) per entry of dims, \
+             dims >= 2, and at least 5 lambdas",
+        ));
+    }
+    report.add_config(&sz);
+    report.add_config(&Config {
+        beta: "lambda n^{2/(d-1)}",
+        query: "e_1",
+        keys: "iid uniform on S^{d-1}, one fresh set per seed",
+    });
+    report.backend = Some("f64 streaming attention_stats (cpu, rayon)".into());
+    let mut rows = Vec::new();
+    let mut limit_rows = Vec::new();
+    let mut checks = Map::new();
+
+    for (di, &d) in sz.dims.iter().enumerate() {
+        let lambdas = sz.lambdas(d);
+        let nl = lambdas.len();
+        // stats[ni][k] = (mean max w, se, mean eff, se)
+        let mut stats: Vec<Vec<[f64; 4]>> = Vec::new();
+        for (ni, &n) in sz.ns[di].iter().enumerate() {
+            let seeds = sz.seeds[di][ni];
+            setup.say(&format!("d = {d}, n = {n}: {seeds} key sets"));
+            let base = derived_seed(setup.seed, (1000 * d + ni) as u64);
+            let scale = sizes::scale(n, d, setup.mutate.as_deref());
+            let per = simulate::key_sets(d, n, seeds, &lambdas, scale, base)?;
+            let row_stats = analyse::summarise(&per, nl);
+            for (&l, &[a, b, c, e]) in lambdas.iter().zip(&row_stats) {
+                rows.push(vec![
+                    d as f64,
+                    n as f64,
+                    seeds as f64,
+                    l,
+                    l * scale,
+                    a,
+                    b,
+                    c,
+                    e,
+                ]);
+            }
+            stats.push(row_stats);
+        }
+        let limit = analyse::summarise(
+            &simulate::limit_process(d, &lambdas, sz.limit_samples, setup.seed),
+            nl,
+        );
+        for (k, &l) in lambdas.iter().enumerate() {
+            let v = limit[k];
+            limit_rows.push(vec![d as f64, l, v[0], v[1], v[2], v[3]]);
+        }
+        let a = analyse::analyse(&stats, &limit, &lambdas, d);
+        let column = |i: usize| -> Vec<Vec<f64>> {
+            stats
+                .iter()
+                .map(|s| s.iter().map(|v| v[i]).collect())
+                .collect()
+        };
+        let ns = &sz.ns[di];
+        let fit = a.small_lambda_fit;
+        insert_for_d(
+            &mut report.measured,
+            d,
+            &Measured {
+                mean_max_weight: Curves {
+                    n: ns,
+                    lambda: &lambdas,
+                    mean: column(0),
+                    se: column(1),
+                },
+                mean_effective_keys: Curves {
+                    n: ns,
+                    lambda: &lambdas,
+                    mean: column(2),
+                    se: column(3),
+                },
+                max_weight_spread_over_n: &a.mw_spread,
+                max_weight_spread_over_n_in_se: &a.mw_sig,
+                effective_keys_relative_spread_over_n: &a.ek_rel,
+                effective_keys_spread_over_n_in_se: &a.ek_sig,
+                max_weight_largest_n_minus_limit_in_se: &a.dev_limit,
+                effective_keys_largest_n_minus_limit_in_se: &a.ek_dev_limit,
+                effective_keys_small_lambda_fit: SmallLambdaFit {
+                    exponent: fit.slope,
+                    exponent_se: fit.slope_se,
+                    amplitude: fit.intercept.exp(),
+                    r2: fit.r2,
+                    lambdas: &lambdas[..5],
+                    n: ns[ns.len() - 1],
+                },
+            },
+        );
+        insert_for_d(
+            &mut report.prediction,
+            d,
+            &Prediction {
+                effective_keys_small_lambda_fit: SmallLambdaLaw {
+                    exponent: -((d - 1) as f64) / 2.0,
+                    amplitude: if d == 3 {
+                        1.0
+                    } else {
+                        1.0 / std::f64::consts::PI.sqrt()
+                    },
+                    note: "E[Sigma]^2 / E[Sigma_2] over the Poisson process (leading order)",
+                },
+                limit_mean_max_weight: limit.iter().map(|v| v[0]).collect(),
+                limit_mean_effective_keys: limit.iter().map(|v| v[2]).collect(),
+            },
+        );
+        insert_for_d(&mut checks, d, &a.checks);
+        figures::draw(setup, report, d, ns, &lambdas, &stats, &limit)?;
+    }
+    setup.csv(
+        report,
+        "selectivity.csv",
+        &[
+            "d",
+            "n",
+            "seeds",
+            "lambda",
+            "beta",
+            "max_weight",
+            "max_weight_se",
+            "effective_keys",
+            "effective_keys_se",
+        ],
+        &rows,
+    )?;
+    setup.csv(
+        report,
+        "limit_process.csv",
+        &[
+            "d",
+            "lambda",
+            "max_weight",
+            "max_weight_se",
+            "effective_keys",
+            "effective_keys_se",
+        ],
+        &limit_rows,
+    )?;
+    report.add_prediction(&Regimes {
+        regimes: "beta << n^{2/(d-1)}: nearly uniform (effective keys grows with n); beta ~ \
+                  n^{2/(d-1)}: finitely many nearest keys, a lambda-only limit; beta >> \
+                  n^{2/(d-1)}: max weight -> 1",
+        limit_process: "d = 3: scaled gaps n(1 - <q, y>) form a Poisson process of rate 1/2, \
+                        w ~ e^{-lambda xi}; d = 2: n |theta| is Poisson of rate 1/pi, w ~ \
+                        e^{-lambda xi^2 / 2} (Monte Carlo)",
+    });
+    report.add_checks(&checks);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quick_selectivity_curves_collapse_across_n() {
+        let (_dir, out, s) = super::super::quick_run_checked("selectivity", 2);
+        // E[max weight] agrees across n at every lambda: within 4 combined standard errors
+        // (200 key sets: about 0.025) and 0.08 in absolute terms.
+        let m = &s["measured"];
+        for (v, z) in m["d3_max_weight_spread_over_n"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(m["d3_max_weight_spread_over_n_in_se"].as_array().unwrap())
+        {
+            assert!(v.as_f64().unwrap() < 0.08, "{v}");
+            assert!(z.as_f64().unwrap() < 4.0, "{z}");
+        }
+        // At lambda = 1 (index 8) the largest n is near the Poisson limit (about 0.73).
+        let mw = m["d3_mean_max_weight"]["mean"].as_array().unwrap();
+        let last = mw[mw.len() - 1][8].as_f64().unwrap();
+        assert!((0.66..0.80).contains(&last), "{last}");
+        assert!(out.join("max_weight_d3.png").exists());
+    }
+}

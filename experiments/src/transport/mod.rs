@@ -1,0 +1,397 @@
+//! Experiment `transport` (issue 14 §3): a continuity equation whose velocity is a perceptron
+//! with piecewise-constant weights, x' = w(t) (a(t)^T x + b(t))_+ in R^2, built to push a
+//! Gaussian to a two-component mixture; the W2 distance to the target against the number K of
+//! switches (pieces of constant weights).
+//!
+//! The derivation, the quantities, the checks and the mutations are in
+//! docs/experiments/transport.md.
+
+/// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]).
+pub const MUTATIONS: &[&str] = &["identity-activation", "closed-form-sign"];
+
+mod analyse;
+mod simulate;
+pub mod sizes;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{Report, Setup};
+use analyse::{Neuron, Rule, construct, linear_flow_bound, push, w2};
+use attnflow::backend::BackendChoice;
+use attnflow::error::{Result, input};
+use attnflow::figures::{Axes, Series};
+use attnflow::stats::mean_se;
+use simulate::{Measures, engine_push, sorted_coordinates};
+use sizes::Sizes;
+
+/// W2 after K_max switches may exceed the sampling floor by this factor (the remaining
+/// piecewise-linear approximation error adds to the sampling error in quadrature).
+const FLOOR_FACTOR: f64 = 1.15;
+/// W2(K_max) / W2(0) must be below this.
+const DECREASE: f64 = 0.3;
+/// The engine against the closed form, relative to the largest coordinate: f64 and f32.
+const TOL_F64: f64 = 1e-9;
+const TOL_F32: f64 = 1e-4;
+
+#[derive(Serialize)]
+struct Config {
+    base: &'static str,
+    target: &'static str,
+    engine: &'static str,
+}
+
+/// One evaluation: W2 at every budget, and the floor.
+type Rep = (Vec<f64>, f64);
+
+/// W2 at one budget.
+#[derive(Serialize)]
+struct Budget {
+    switches: usize,
+    w2: f64,
+    w2_se: f64,
+    /// The construction's large-sample W2 (quantile coupling per coordinate).
+    w2_large_sample: f64,
+    neurons: Vec<Neuron>,
+}
+
+#[derive(Serialize)]
+struct Measured {
+    budgets: Vec<Budget>,
+    floor: f64,
+    floor_se: f64,
+    w2_kmax_over_floor: f64,
+    w2_kmax_over_w2_0: f64,
+    engine_deviation_reference: f64,
+    engine_deviation_backend: f64,
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    w2_kmax_at_most_floor_times: f64,
+    w2_kmax_over_w2_0_below: f64,
+    linear_flow_w2_lower_bound: f64,
+    /// W2 between the base and the target for large samples (K = 0).
+    w2_base_to_target_large_sample: f64,
+    engine_tolerance_reference: f64,
+    engine_tolerance_backend: f64,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    w2_at_kmax_within_factor_of_floor: bool,
+    w2_falls_with_switches: bool,
+    relu_flow_beats_every_linear_flow: bool,
+    reference_engine_matches_closed_form: bool,
+    backend_engine_matches_closed_form: bool,
+}
+
+/// The largest |engine - closed form| relative to the largest coordinate (at least 1).
+fn deviation(engine: &[[f64; 2]], closed: &[[f64; 2]]) -> f64 {
+    let scale = closed
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(1.0f64, |m, v| m.max(v.abs()));
+    let dev = engine
+        .iter()
+        .zip(closed)
+        .flat_map(|(e, c)| [(e[0] - c[0]).abs(), (e[1] - c[1]).abs()])
+        .fold(
+            0.0f64,
+            |m, v| if v.is_nan() { f64::INFINITY } else { m.max(v) },
+        );
+    dev / scale
+}
+
+/// The construction's W2 for large samples: fresh sorted coordinates of the base, each pushed
+/// alone (the map is separable), against fresh sorted coordinates of the target.
+fn large_sample_w2(
+    neurons: &[Neuron],
+    rule: Rule,
+    base: &[Vec<f64>; 2],
+    target: &[Vec<f64>; 2],
+) -> f64 {
+    let mut sum = 0.0;
+    for axis in 0..2 {
+        let pts: Vec<[f64; 2]> = base[axis]
+            .iter()
+            .map(|&v| if axis == 0 { [v, 0.0] } else { [0.0, v] })
+            .collect();
+        let mut pushed: Vec<f64> = push(neurons, &pts, rule).iter().map(|p| p[axis]).collect();
+        pushed.sort_by(f64::total_cmp);
+        sum += pushed
+            .iter()
+            .zip(&target[axis])
+            .map(|(p, t)| (p - t).powi(2))
+            .sum::<f64>()
+            / pushed.len() as f64;
+    }
+    sum.sqrt()
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    let k_max = sz.switches.last().copied().unwrap_or(0);
+    if sz.switches.first() != Some(&0)
+        || !sz.switches.windows(2).all(|w| w[1] > w[0])
+        || sz.switches.iter().any(|k| k % 2 == 1)
+        || k_max < 4
+        || sz.n_eval < 8
+        || sz.reps < 2
+        || sz.n_engine == 0
+        || sz.steps_per_piece == 0
+        || sz.steps_per_piece_reference == 0
+        || sz.n_build < 4 * k_max
+        || !(sz.base_sd > 0.0 && sz.component_sd > 0.0 && sz.separation >= 0.0)
+        || sz.knot_exponent < 1.0
+    {
+        return Err(input(
+            "transport: needs switches even, increasing, from 0, the last >= 4; n_eval >= 8, \
+             reps >= 2, n_engine, steps_per_piece >= 1, n_build >= 4 K_max, base_sd and \
+             component_sd > 0, separation >= 0",
+        ));
+    }
+    report.add_config(&sz);
+    report.add_config(&Config {
+        base: "N(0, base_sd^2 I) in R^2",
+        target: "(1/2) N((-separation, 0), component_sd^2 I) + (1/2) N((separation, 0), component_sd^2 I)",
+        engine: "per-layer perceptron (one neuron per piece, time 1 each), V = 0, euclidean, RK4",
+    });
+    let rule = Rule {
+        linear: setup.mutated("identity-activation"),
+        sign_error: setup.mutated("closed-form-sign"),
+    };
+    let m = Measures {
+        base_sd: sz.base_sd,
+        separation: sz.separation,
+        component_sd: sz.component_sd,
+    };
+    let seed = setup.seed;
+
+    // The construction, from its own samples.
+    let build_base = sorted_coordinates(&m.base(seed, 1, sz.n_build));
+    let build_target = sorted_coordinates(&m.target(seed, 2, sz.n_build));
+    let controls: Vec<Vec<Neuron>> = sz
+        .switches
+        .iter()
+        .map(|&k| construct(&build_base, &build_target, k, sz.knot_exponent))
+        .collect();
+    // Large-sample references, from fresh samples.
+    let big_base = sorted_coordinates(&m.base(seed, 3, sz.n_build));
+    let big_target = sorted_coordinates(&m.target(seed, 4, sz.n_build));
+    let linear_bound = linear_flow_bound(&big_base[0], &big_target[0]);
+    let large: Vec<f64> = controls
+        .iter()
+        .map(|c| large_sample_w2(c, rule, &big_base, &big_target))
+        .collect();
+
+    // The evaluation: fresh samples per rep; W2 at every budget and the floor.
+    setup.say(&format!(
+        "W2 at K = {:?}, {} reps of n = {}",
+        sz.switches, sz.reps, sz.n_eval
+    ));
+    let per_rep: Vec<Rep> = (0..sz.reps)
+        .into_par_iter()
+        .map(|r| {
+            let r = r as u64;
+            let x = m.base(seed, 100 + r, sz.n_eval);
+            let y = m.target(seed, 200 + r, sz.n_eval);
+            let y2 = m.target(seed, 300 + r, sz.n_eval);
+            let w: Vec<f64> = controls
+                .iter()
+                .map(|c| w2(&push(c, &x, rule), &y))
+                .collect();
+            (w, w2(&y, &y2))
+        })
+        .collect();
+    let (floor, floor_se) = mean_se(&per_rep.iter().map(|p| p.1).collect::<Vec<_>>());
+    let stats: Vec<(f64, f64)> = (0..controls.len())
+        .map(|i| mean_se(&per_rep.iter().map(|p| p.0[i]).collect::<Vec<_>>()))
+        .collect();
+    // Paired differences (same samples) for the floor and step-to-step comparisons.
+    let diff_se = |f: &dyn Fn(&Rep) -> f64| mean_se(&per_rep.iter().map(f).collect::<Vec<_>>()).1;
+    let last = controls.len() - 1;
+    let (w_max, w_max_se) = stats[last];
+    let floor_diff_se = diff_se(&|p| p.0[last] - FLOOR_FACTOR * p.1);
+    let within_floor = w_max <= FLOOR_FACTOR * floor + 3.0 * floor_diff_se;
+    let mut falls = w_max < DECREASE * stats[0].0;
+    for i in 0..last {
+        let se = diff_se(&|p| p.0[i + 1] - p.0[i]);
+        falls &= stats[i + 1].0 <= stats[i].0 + 3.0 * se;
+    }
+    let beats_linear = w_max + 3.0 * w_max_se < linear_bound;
+
+    // The engine runs the K_max pieces.
+    let pts = m.base(seed, 5, sz.n_engine);
+    let closed = push(&controls[last], &pts, rule);
+    setup.say(&format!(
+        "engine: {} pieces x {} RK4 steps ({} on the reference), {} points",
+        k_max, sz.steps_per_piece, sz.steps_per_piece_reference, sz.n_engine
+    ));
+    let on_backend = engine_push(
+        setup,
+        report,
+        setup.backend,
+        &controls[last],
+        &pts,
+        if setup.backend == BackendChoice::Reference {
+            sz.steps_per_piece_reference
+        } else {
+            sz.steps_per_piece
+        },
+        rule.linear,
+    )?;
+    let mut scratch = Report::default();
+    let on_reference = engine_push(
+        setup,
+        &mut scratch,
+        BackendChoice::Reference,
+        &controls[last],
+        &pts,
+        sz.steps_per_piece_reference,
+        rule.linear,
+    )?;
+    let dev_ref = deviation(&on_reference, &closed);
+    let dev_backend = deviation(&on_backend, &closed);
+    let tol_backend = if setup.backend == BackendChoice::Reference {
+        TOL_F64
+    } else {
+        TOL_F32
+    };
+
+    // CSV and figures.
+    let rows: Vec<Vec<f64>> = sz
+        .switches
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| {
+            vec![
+                k as f64,
+                stats[i].0,
+                stats[i].1,
+                floor,
+                floor_se,
+                large[i],
+                linear_bound,
+            ]
+        })
+        .collect();
+    setup.csv(
+        report,
+        "transport_w2.csv",
+        &[
+            "switches",
+            "w2",
+            "w2_se",
+            "floor",
+            "floor_se",
+            "w2_large_sample",
+            "linear_flow_bound",
+        ],
+        &rows,
+    )?;
+    let ks: Vec<f64> = sz.switches.iter().map(|&k| k as f64).collect();
+    let flat = |v: f64| ks.iter().map(|&k| (k, v)).collect::<Vec<_>>();
+    setup.lines(
+        report,
+        "transport_w2.png",
+        &Axes {
+            title: "W2 to the two-component target against the number of switches",
+            x_label: "switches K",
+            y_label: "W2",
+            log_x: false,
+            log_y: true,
+        },
+        &[
+            Series::markers(
+                format!("W2 on fresh samples (n = {}, {} reps)", sz.n_eval, sz.reps),
+                ks.iter().zip(&stats).map(|(&k, s)| (k, s.0)).collect(),
+            ),
+            Series::line(
+                "construction, large samples",
+                ks.iter().zip(&large).map(|(&k, &v)| (k, v)).collect(),
+            ),
+            Series::theory(format!("sampling floor {floor:.3}"), flat(floor)),
+            Series::theory(
+                format!("no linear flow below {linear_bound:.3}"),
+                flat(linear_bound),
+            ),
+        ],
+    )?;
+    let x0 = m.base(seed, 100, sz.n_eval);
+    let pushed = push(&controls[last], &x0, rule);
+    let y0 = m.target(seed, 200, sz.n_eval);
+    let mut sample_rows = Vec::new();
+    for (which, pts) in [(0.0, &x0), (1.0, &pushed), (2.0, &y0)] {
+        sample_rows.extend(pts.iter().map(|p| vec![which, p[0], p[1]]));
+    }
+    setup.csv(
+        report,
+        "transport_samples.csv",
+        &["which_0base_1pushed_2target", "x1", "x2"],
+        &sample_rows,
+    )?;
+    let pairs = |v: &[[f64; 2]]| v.iter().map(|p| (p[0], p[1])).collect::<Vec<_>>();
+    setup.lines(
+        report,
+        "transport_samples.png",
+        &Axes {
+            title: &format!("Base, pushed through K = {k_max} switches, and target samples"),
+            x_label: "x1",
+            y_label: "x2",
+            log_x: false,
+            log_y: false,
+        },
+        &[
+            Series::markers("base N(0, I)", pairs(&x0)),
+            Series::markers(format!("pushed (K = {k_max})"), pairs(&pushed)),
+            Series::markers("target (fresh sample)", pairs(&y0)),
+        ],
+    )?;
+
+    report.add_measured(&Measured {
+        budgets: sz
+            .switches
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| Budget {
+                switches: k,
+                w2: stats[i].0,
+                w2_se: stats[i].1,
+                w2_large_sample: large[i],
+                neurons: controls[i].clone(),
+            })
+            .collect(),
+        floor,
+        floor_se,
+        w2_kmax_over_floor: w_max / floor,
+        w2_kmax_over_w2_0: w_max / stats[0].0,
+        engine_deviation_reference: dev_ref,
+        engine_deviation_backend: dev_backend,
+    });
+    report.add_prediction(&Prediction {
+        w2_kmax_at_most_floor_times: FLOOR_FACTOR,
+        w2_kmax_over_w2_0_below: DECREASE,
+        linear_flow_w2_lower_bound: linear_bound,
+        w2_base_to_target_large_sample: large[0],
+        engine_tolerance_reference: TOL_F64,
+        engine_tolerance_backend: tol_backend,
+    });
+    report.add_checks(&Checks {
+        w2_at_kmax_within_factor_of_floor: within_floor,
+        w2_falls_with_switches: falls,
+        relu_flow_beats_every_linear_flow: beats_linear,
+        reference_engine_matches_closed_form: dev_ref <= TOL_F64,
+        backend_engine_matches_closed_form: dev_backend <= tol_backend,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quick_transport_reaches_the_target() {
+        let (_dir, out, _) = super::super::quick_run_checked("transport", 0);
+        assert!(out.join("transport_w2.png").exists());
+    }
+}

@@ -1,0 +1,607 @@
+//! Experiment `value-spectrum` (issue 14 §3): the limit sets of euclidean self-attention
+//! dynamics with a general value matrix V, rescaled as in Geshkovski, Letrouit, Polyanskiy,
+//! Rigollet, "The emergence of clusters in self-attention dynamics" (NeurIPS 2023,
+//! arXiv:2305.05465).
+//!
+//! The derivation, the quantities, the checks and the mutations are in
+//! docs/experiments/value-spectrum.md.
+
+/// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]).
+pub const MUTATIONS: &[&str] = &["rescale-twice", "score-sign"];
+
+mod analyse;
+mod simulate;
+pub mod sizes;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Report, Setup};
+use analyse::{
+    attention, booleanness, cluster_means, clusters, diameter, dist, dot, exp_apply,
+    extreme_points, leaders, levels, numerical_rank, orthonormal_basis, singular_values,
+    sym_from_spectrum,
+};
+use attnflow::error::{Result, input};
+use attnflow::figures::{self, Axes, Series};
+use sizes::Sizes;
+
+#[derive(Serialize)]
+struct Config {
+    dynamics: &'static str,
+    weights: &'static str,
+    integrator: &'static str,
+    v_hyperplane: Vec<f64>,
+}
+
+/// Case 1, per system.
+#[derive(Serialize)]
+struct Polytope {
+    relative_change: f64,
+    clusters: usize,
+    cluster_radius_over_diameter: f64,
+    cluster_points_extreme: usize,
+    initial_hull_vertices: usize,
+    diameter: f64,
+}
+
+/// Case 2, per system.
+#[derive(Serialize)]
+struct Hyperplane {
+    top_relative_change: f64,
+    top_levels: Vec<f64>,
+    top_level_spread_over_range: f64,
+    point_clusters: usize,
+    other_components_range: Vec<f64>,
+}
+
+/// Case 3, per system.
+#[derive(Serialize)]
+struct Leaders {
+    relative_change: f64,
+    z_values: Vec<f64>,
+    z_value_spread_over_range: f64,
+    booleanness: f64,
+    rank: usize,
+    singular_values: Vec<f64>,
+    leaders: Vec<usize>,
+    predicted_leaders: Vec<usize>,
+}
+
+#[derive(Serialize)]
+struct Measured {
+    polytope: Vec<Polytope>,
+    hyperplane: Vec<Hyperplane>,
+    leaders: Vec<Leaders>,
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    polytope: &'static str,
+    hyperplane: &'static str,
+    leaders: &'static str,
+    top_levels_at_most: usize,
+    leader_rank_at_most: usize,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    polytope_z_converged: bool,
+    polytope_tokens_at_cluster_points: bool,
+    polytope_cluster_points_are_vertices: bool,
+    polytope_has_several_vertices: bool,
+    hyperplane_top_component_converged: bool,
+    hyperplane_at_most_three_levels: bool,
+    hyperplane_not_points: bool,
+    leaders_z_converged: bool,
+    leaders_z_at_most_three_values: bool,
+    leaders_attention_boolean: bool,
+    leaders_are_the_extreme_tokens: bool,
+    leaders_rank_is_the_leader_count: bool,
+}
+
+/// The systems that miss each per-system condition.
+#[derive(Default)]
+struct Tally(BTreeMap<String, Vec<usize>>);
+
+impl Tally {
+    fn note(&mut self, name: &str, system: usize, ok: bool) {
+        let v = self.0.entry(name.into()).or_default();
+        if !ok {
+            v.push(system);
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Missed {
+    systems_missing_each_check: BTreeMap<String, Vec<usize>>,
+    systems_allowed_to_miss: usize,
+}
+
+/// The tokens of system s (n x d) of a state, as vectors.
+fn tokens(x: &[f64], s: usize, n: usize, d: usize) -> Vec<Vec<f64>> {
+    x[s * n * d..(s + 1) * n * d]
+        .chunks(d)
+        .map(|t| t.to_vec())
+        .collect()
+}
+
+/// max_i |a_i - b_i|.
+fn max_change(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+    a.iter().zip(b).map(|(p, q)| dist(p, q)).fold(0.0, f64::max)
+}
+
+fn range(v: &[f64]) -> f64 {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    hi - lo
+}
+
+/// The group means of scalars split at gaps wider than `link`.
+fn level_values(values: &[f64], link: f64) -> Vec<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mut out = Vec::new();
+    let mut group = vec![v[0]];
+    for w in v.windows(2) {
+        if w[1] - w[0] > link {
+            out.push(group.iter().sum::<f64>() / group.len() as f64);
+            group.clear();
+        }
+        group.push(w[1]);
+    }
+    out.push(group.iter().sum::<f64>() / group.len() as f64);
+    out
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    if !(2..=3).contains(&sz.d)
+        || sz.n < 4
+        || sz.systems == 0
+        || sz.hyper_eigs.len() != sz.d
+        || sz.h <= 0.0
+        || sz.t_gap <= 0.0
+        || sz.t_end <= sz.t_gap
+        || sz.v_1d <= 0.0
+    {
+        return Err(input(
+            "value-spectrum: needs d = 2 or 3, n >= 4, systems >= 1, hyper_eigs of length d, \
+             h > 0, 0 < t_gap < t_end and v_1d > 0",
+        ));
+    }
+    let mut sorted = sz.hyper_eigs.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    if sorted[0] <= 0.0 || sorted[0] <= sorted[1] {
+        return Err(input(format!(
+            "value-spectrum: hyper_eigs {:?} needs a simple positive top eigenvalue",
+            sz.hyper_eigs
+        )));
+    }
+    report.add_config(&sz);
+    let (n, d) = (sz.n, sz.d);
+    let q_sign = if setup.mutated("score-sign") {
+        -1.0
+    } else {
+        1.0
+    };
+    let rescale = if setup.mutated("rescale-twice") {
+        2.0
+    } else {
+        1.0
+    };
+    let steps = (sz.t_end / sz.h).round() as usize;
+    let gap = ((sz.t_gap / sz.h).round() as usize).clamp(1, steps);
+    let (t_prev, t_end) = ((steps - gap) as f64 * sz.h, steps as f64 * sz.h);
+    // z of every system at T - t_gap and T.
+    let rescaled = |x: &[f64], eigs: &[f64], basis: &[Vec<f64>], dim: usize, s: usize, t: f64| {
+        tokens(x, s, n, dim)
+            .iter()
+            .map(|xi| exp_apply(eigs, basis, -rescale * t, xi))
+            .collect::<Vec<_>>()
+    };
+    let mut tally = Tally::default();
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+
+    // Case 1: V = I.
+    setup.say(&format!("polytope: V = I_{d}, {} systems", sz.systems));
+    let eye = orthonormal_basis_identity(d);
+    let ones = vec![1.0; d];
+    let x0 = simulate::initial(setup.seed, 1, &sz, d, d);
+    let (xp, xt) = simulate::run(
+        setup,
+        report,
+        &sz,
+        d,
+        sym_from_spectrum(&ones, &eye),
+        q_sign,
+        &x0,
+    )?;
+    let mut polytope = Vec::new();
+    let mut polytope_fig = None;
+    for s in 0..sz.systems {
+        let zt = rescaled(&xt, &ones, &eye, d, s, t_end);
+        let zp = rescaled(&xp, &ones, &eye, d, s, t_prev);
+        let diam = diameter(&zt);
+        let labels = clusters(&zt, sz.link_frac * diam);
+        let (means, radius) = cluster_means(&zt, &labels);
+        let extreme = extreme_points(&means, 1e-3 * diam);
+        let initial_hull = extreme_points(&tokens(&x0, s, n, d), 1e-9)
+            .iter()
+            .filter(|&&e| e)
+            .count();
+        let p = Polytope {
+            relative_change: max_change(&zt, &zp) / diam,
+            clusters: means.len(),
+            cluster_radius_over_diameter: radius / diam,
+            cluster_points_extreme: extreme.iter().filter(|&&e| e).count(),
+            initial_hull_vertices: initial_hull,
+            diameter: diam,
+        };
+        tally.note(
+            "polytope_z_converged",
+            s,
+            p.relative_change <= sz.converge_tol,
+        );
+        tally.note(
+            "polytope_tokens_at_cluster_points",
+            s,
+            p.cluster_radius_over_diameter <= sz.radius_frac,
+        );
+        tally.note(
+            "polytope_cluster_points_are_vertices",
+            s,
+            extreme.iter().all(|&e| e),
+        );
+        tally.note(
+            "polytope_has_several_vertices",
+            s,
+            p.clusters >= 2 && p.clusters <= n / 4,
+        );
+        for (i, z) in zt.iter().enumerate() {
+            let mut r = vec![0.0, s as f64, i as f64];
+            r.extend((0..3).map(|k| z.get(k).copied().unwrap_or(0.0)));
+            r.push(labels[i] as f64);
+            rows.push(r);
+        }
+        if s == 0 {
+            polytope_fig = Some((zt, means, tokens(&x0, s, n, d)));
+        }
+        polytope.push(p);
+    }
+
+    // Case 2: simple positive top eigenvalue.
+    let basis = orthonormal_basis(d, sz.basis_seed);
+    let eigs = sz.hyper_eigs.clone();
+    let top = (0..d).max_by(|&a, &b| eigs[a].total_cmp(&eigs[b])).unwrap();
+    let v = sym_from_spectrum(&eigs, &basis);
+    setup.say(&format!("hyperplanes: V with spectrum {eigs:?}"));
+    let x0 = simulate::initial(setup.seed, 2, &sz, d, d);
+    let (xp, xt) = simulate::run(setup, report, &sz, d, v.clone(), q_sign, &x0)?;
+    let mut hyperplane = Vec::new();
+    let mut hyper_fig = None;
+    for s in 0..sz.systems {
+        let zt = rescaled(&xt, &eigs, &basis, d, s, t_end);
+        let zp = rescaled(&xp, &eigs, &basis, d, s, t_prev);
+        let ct: Vec<f64> = zt.iter().map(|z| dot(z, &basis[top])).collect();
+        let cp: Vec<f64> = zp.iter().map(|z| dot(z, &basis[top])).collect();
+        let r = range(&ct);
+        let (count, spread) = levels(&ct, sz.link_frac * r);
+        let point_clusters = clusters(&zt, sz.link_frac * r)
+            .into_iter()
+            .max()
+            .map_or(0, |m| m + 1);
+        let h = Hyperplane {
+            top_relative_change: ct
+                .iter()
+                .zip(&cp)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max)
+                / r,
+            top_levels: level_values(&ct, sz.link_frac * r),
+            top_level_spread_over_range: spread / r,
+            point_clusters,
+            other_components_range: (0..d)
+                .filter(|&k| k != top)
+                .map(|k| range(&zt.iter().map(|z| dot(z, &basis[k])).collect::<Vec<_>>()))
+                .collect(),
+        };
+        tally.note(
+            "hyperplane_top_component_converged",
+            s,
+            h.top_relative_change <= sz.converge_tol,
+        );
+        tally.note(
+            "hyperplane_at_most_three_levels",
+            s,
+            count <= 3 && h.top_level_spread_over_range <= sz.radius_frac,
+        );
+        tally.note("hyperplane_not_points", s, point_clusters > 3);
+        for (i, z) in zt.iter().enumerate() {
+            let mut r = vec![1.0, s as f64, i as f64];
+            r.extend((0..3).map(|k| z.get(k).copied().unwrap_or(0.0)));
+            r.push(-1.0);
+            rows.push(r);
+        }
+        if s == 0 {
+            // Eigen-coordinates (top, next).
+            let other = (0..d).find(|&k| k != top).unwrap();
+            let pts: Vec<(f64, f64)> = zt
+                .iter()
+                .map(|z| (dot(z, &basis[top]), dot(z, &basis[other])))
+                .collect();
+            hyper_fig = Some((pts, h.top_levels.clone(), eigs[other]));
+        }
+        hyperplane.push(h);
+    }
+
+    // Case 3: d = 1 embedded in R^2.
+    setup.say(&format!("leaders: d = 1, V = {}", sz.v_1d));
+    let e1 = [sz.v_1d, 0.0];
+    let eye2 = orthonormal_basis_identity(2);
+    let x0 = simulate::initial(setup.seed, 3, &sz, 2, 1);
+    let (xp, xt) = simulate::run(
+        setup,
+        report,
+        &sz,
+        2,
+        sym_from_spectrum(&e1, &eye2),
+        q_sign,
+        &x0,
+    )?;
+    let mut leaders_out = Vec::new();
+    let mut leader_fig = None;
+    let mut p_rows = Vec::new();
+    for s in 0..sz.systems {
+        let first = |x: &[f64], t: f64| -> Vec<f64> {
+            tokens(x, s, n, 2)
+                .iter()
+                .map(|xi| (-rescale * sz.v_1d * t).exp() * xi[0])
+                .collect()
+        };
+        let zt = first(&xt, t_end);
+        let zp = first(&xp, t_prev);
+        let r = range(&zt);
+        let (count, spread) = levels(&zt, sz.link_frac * r);
+        let x_t: Vec<Vec<f64>> = tokens(&xt, s, n, 2).iter().map(|t| vec![t[0]]).collect();
+        let p = attention(&x_t, q_sign * sz.beta);
+        let sv = singular_values(&p);
+        let rank = numerical_rank(&p, sz.rank_tol);
+        let init: Vec<f64> = tokens(&x0, s, n, 2).iter().map(|t| t[0]).collect();
+        let imax = (0..n).max_by(|&a, &b| init[a].total_cmp(&init[b])).unwrap();
+        let imin = (0..n).min_by(|&a, &b| init[a].total_cmp(&init[b])).unwrap();
+        let mut predicted = Vec::new();
+        if x_t[imin][0] < 0.0 {
+            predicted.push(imin);
+        }
+        if x_t[imax][0] > 0.0 {
+            predicted.push(imax);
+        }
+        predicted.sort_unstable();
+        let found = leaders(&p);
+        let l = Leaders {
+            relative_change: zt
+                .iter()
+                .zip(&zp)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max)
+                / r,
+            z_values: level_values(&zt, sz.link_frac * r),
+            z_value_spread_over_range: spread / r,
+            booleanness: booleanness(&p),
+            rank,
+            singular_values: sv.iter().take(4).copied().collect(),
+            leaders: found.clone(),
+            predicted_leaders: predicted.clone(),
+        };
+        tally.note(
+            "leaders_z_converged",
+            s,
+            l.relative_change <= sz.converge_tol,
+        );
+        tally.note(
+            "leaders_z_at_most_three_values",
+            s,
+            count <= 3 && l.z_value_spread_over_range <= sz.radius_frac,
+        );
+        tally.note("leaders_attention_boolean", s, l.booleanness <= sz.bool_tol);
+        tally.note("leaders_are_the_extreme_tokens", s, found == predicted);
+        tally.note(
+            "leaders_rank_is_the_leader_count",
+            s,
+            rank == found.len() && rank <= 3,
+        );
+        for (i, z) in zt.iter().enumerate() {
+            rows.push(vec![2.0, s as f64, i as f64, *z, 0.0, 0.0, -1.0]);
+        }
+        if s == 0 {
+            for (i, row) in p.iter().enumerate() {
+                for (j, v) in row.iter().enumerate() {
+                    p_rows.push(vec![i as f64, j as f64, init[i], init[j], *v]);
+                }
+            }
+            leader_fig = Some((p, init));
+        }
+        leaders_out.push(l);
+    }
+
+    setup.csv(
+        report,
+        "final_z.csv",
+        &["case", "system", "token", "z_0", "z_1", "z_2", "cluster"],
+        &rows,
+    )?;
+    setup.csv(
+        report,
+        "attention_1d.csv",
+        &["i", "j", "x_i(0)", "x_j(0)", "P_ij(T)"],
+        &p_rows,
+    )?;
+    if let Some((zt, means, z0)) = polytope_fig {
+        polytope_figure(setup, report, &zt, &means, &z0)?;
+    }
+    if let Some((pts, levels, other)) = hyper_fig {
+        hyperplane_figure(setup, report, &pts, &levels, other)?;
+    }
+    if let Some((p, init)) = leader_fig {
+        leaders_figure(setup, report, &p, &init)?;
+    }
+    report.add_config(&Config {
+        dynamics: "euclidean SA: dx_i/dt = sum_j softmax_j(beta <Q x_i, K x_j>) V x_j; \
+                   z_i = e^{-tV} x_i",
+        weights: "K = I, Q = I (Q = -I under score-sign), V symmetric",
+        integrator: "rk4",
+        v_hyperplane: v,
+    });
+    report.add_measured(&Measured {
+        polytope,
+        hyperplane,
+        leaders: leaders_out,
+    });
+    report.add_prediction(&Prediction {
+        polytope: "z_i converge to the vertices of a convex polytope (V = I, Q^T K > 0)",
+        hyperplane: "<z_i, phi_1> converge to at most 3 values (simple positive top eigenvalue)",
+        leaders: "P(T) -> Boolean P*, nonzero columns = leaders = the extreme tokens (d = 1)",
+        top_levels_at_most: 3,
+        leader_rank_at_most: 3,
+    });
+    // The theorems are asymptotic and their convergence is not uniform in the initial data
+    // (near-ties between tokens or vertex basins resolve arbitrarily late): each check allows
+    // ceil(miss_frac systems) systems to miss it at T, and lists them.
+    let allowed = (sz.miss_frac * sz.systems as f64).ceil() as usize;
+    let ok = |name: &str| tally.0.get(name).is_none_or(|v| v.len() <= allowed);
+    let checks = Checks {
+        polytope_z_converged: ok("polytope_z_converged"),
+        polytope_tokens_at_cluster_points: ok("polytope_tokens_at_cluster_points"),
+        polytope_cluster_points_are_vertices: ok("polytope_cluster_points_are_vertices"),
+        polytope_has_several_vertices: ok("polytope_has_several_vertices"),
+        hyperplane_top_component_converged: ok("hyperplane_top_component_converged"),
+        hyperplane_at_most_three_levels: ok("hyperplane_at_most_three_levels"),
+        hyperplane_not_points: ok("hyperplane_not_points"),
+        leaders_z_converged: ok("leaders_z_converged"),
+        leaders_z_at_most_three_values: ok("leaders_z_at_most_three_values"),
+        leaders_attention_boolean: ok("leaders_attention_boolean"),
+        leaders_are_the_extreme_tokens: ok("leaders_are_the_extreme_tokens"),
+        leaders_rank_is_the_leader_count: ok("leaders_rank_is_the_leader_count"),
+    };
+    report.add_measured(&Missed {
+        systems_missing_each_check: tally.0,
+        systems_allowed_to_miss: allowed,
+    });
+    report.add_checks(&checks);
+    Ok(())
+}
+
+fn orthonormal_basis_identity(d: usize) -> Vec<Vec<f64>> {
+    (0..d)
+        .map(|k| (0..d).map(|j| if j == k { 1.0 } else { 0.0 }).collect())
+        .collect()
+}
+
+/// Final z of system 0 (first two coordinates), the cluster points joined along their hull
+/// (in angle order around their centroid), and the initial tokens.
+fn polytope_figure(
+    setup: &Setup,
+    report: &mut Report,
+    zt: &[Vec<f64>],
+    means: &[Vec<f64>],
+    z0: &[Vec<f64>],
+) -> Result<()> {
+    let c: Vec<f64> = (0..2)
+        .map(|k| means.iter().map(|m| m[k]).sum::<f64>() / means.len() as f64)
+        .collect();
+    let mut hull: Vec<(f64, f64)> = means.iter().map(|m| (m[0], m[1])).collect();
+    hull.sort_by(|a, b| {
+        (a.1 - c[1])
+            .atan2(a.0 - c[0])
+            .total_cmp(&(b.1 - c[1]).atan2(b.0 - c[0]))
+    });
+    if let Some(&f) = hull.first() {
+        hull.push(f);
+    }
+    setup.lines(
+        report,
+        "polytope.png",
+        &Axes {
+            title: "V = I: rescaled tokens z = e^{-tV} x at T (system 0)",
+            x_label: "z_1",
+            y_label: "z_2",
+            log_x: false,
+            log_y: false,
+        },
+        &[
+            Series::markers("z(0) = x(0)", z0.iter().map(|z| (z[0], z[1])).collect()),
+            Series::markers("z(T)", zt.iter().map(|z| (z[0], z[1])).collect()),
+            Series::theory("polytope through the cluster points", hull),
+        ],
+    )
+}
+
+/// Final z of system 0 in V's eigen-coordinates, with the levels of the top component.
+fn hyperplane_figure(
+    setup: &Setup,
+    report: &mut Report,
+    pts: &[(f64, f64)],
+    levels: &[f64],
+    other: f64,
+) -> Result<()> {
+    let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let mut series = vec![Series::markers("z(T)", pts.to_vec())];
+    for (k, &l) in levels.iter().enumerate() {
+        series.push(Series::theory(
+            format!("level {} of <z, phi_1>: {l:.3}", k + 1),
+            vec![(l, lo), (l, hi)],
+        ));
+    }
+    let y_label = format!("<z, phi_2> (lambda_2 = {other})");
+    setup.lines(
+        report,
+        "hyperplanes.png",
+        &Axes {
+            title: "Simple positive top eigenvalue: z(T) on at most 3 hyperplanes (system 0)",
+            x_label: "<z, phi_1> (top eigenvector)",
+            y_label: &y_label,
+            log_x: false,
+            log_y: false,
+        },
+        &series,
+    )
+}
+
+/// P(T) of system 0 in d = 1, tokens sorted by x(0).
+fn leaders_figure(setup: &Setup, report: &mut Report, p: &[Vec<f64>], init: &[f64]) -> Result<()> {
+    let n = p.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| init[a].total_cmp(&init[b]));
+    let values: Vec<Vec<f64>> = order
+        .iter()
+        .map(|&i| order.iter().map(|&j| p[i][j]).collect())
+        .collect();
+    let edges: Vec<f64> = (0..=n).map(|k| k as f64).collect();
+    let name = "leaders.png";
+    figures::heatmap(
+        &setup.path(name),
+        "d = 1: attention matrix P(T), tokens sorted by x(0)",
+        "key j (rank of x_j(0))",
+        "query i (rank of x_i(0))",
+        &edges,
+        &edges,
+        &values,
+        (0.0, 1.0),
+    )?;
+    report.files.push(name.into());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quick_value_spectrum_shows_polytopes_hyperplanes_and_leaders() {
+        let (_dir, out, _) = super::super::quick_run_checked("value-spectrum", 0);
+        assert!(out.join("polytope.png").exists());
+        assert!(out.join("leaders.png").exists());
+    }
+}
