@@ -8,9 +8,10 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use attnflow::gpu::{Chunking, Counts, GpuBackend, GpuContext, GpuOptions};
-use attnflow::integrate::{Backend, Integrator, Stepper};
+use attnflow::integrate::{Backend, Integrator, Slot, Stepper};
 use attnflow::model::init::InitSpec;
 use attnflow::model::{Attention, Geometry, Mask, Model, Shape, Weights};
 
@@ -119,5 +120,50 @@ fn long_steps_are_cut_into_submissions_of_the_planned_size() {
     assert!(
         seconds <= budget || smallest,
         "{seconds} s per dispatch: {plan:?}"
+    );
+}
+
+#[test]
+fn timestamps_do_not_stop_an_evaluation_being_cut_into_submissions() {
+    let Some(ctx) = context() else { return };
+    // As above, a budget that cuts one evaluation into several submissions on llvmpipe.
+    let options = GpuOptions {
+        chunking: Chunking::Timed(2e-3),
+        ..Default::default()
+    };
+    let mut g = setup(ctx, 4096, options);
+    let plan = g.plan();
+    let per_submission = plan.dispatches_per_submission.expect("a measured speed");
+    let expected = plan.dispatches() / per_submission;
+    assert!(
+        expected >= 2,
+        "the test needs an evaluation of several submissions: {plan:?}"
+    );
+    // One evaluation, recorded untimed and then timed: the submissions made while recording
+    // it (the rest goes with the sync), and its host time to the end of the sync.
+    let evaluate = |g: &mut GpuBackend| {
+        g.sync().unwrap();
+        let before = g.counts();
+        let start = Instant::now();
+        g.field(Slot::State, 0).unwrap();
+        let recorded = g.counts() - before;
+        g.sync().unwrap();
+        (recorded, start.elapsed().as_secs_f64())
+    };
+    let (untimed, _) = evaluate(&mut g);
+    assert!(g.enable_timing(), "llvmpipe has timestamp queries");
+    let (timed, host) = evaluate(&mut g);
+    let gpu = g
+        .last_field_seconds()
+        .unwrap()
+        .expect("two ordered timestamps");
+    eprintln!("{untimed:?} untimed, {timed:?} timed, gpu {gpu} s, host {host} s, {plan:?}");
+    assert_eq!(untimed.submissions, expected as u64, "{plan:?}");
+    assert_eq!(timed.submissions, untimed.submissions, "{plan:?}");
+    // The timestamps span the whole evaluation across its submissions: most of the host
+    // time (which adds recording and the final wait), never more.
+    assert!(
+        gpu <= host && gpu >= 0.3 * host,
+        "GPU {gpu} s against host {host} s"
     );
 }

@@ -41,14 +41,24 @@ pub struct BenchArgs {
     /// adapter and tokens, and print the ratios (SA, full mask, batch 1).
     #[arg(long)]
     baselines: bool,
-    /// Write the GPU report (scripts/gpu-report) into this folder: a grid of sizes, the RK4
-    /// step at a million tokens, the cpu backend beside it, the baselines, the default
-    /// phase-diagram experiment; gpu-report.json and gpu-report.md.
+    /// Write the GPU report (scripts/gpu-report) into this folder, each row as soon as it is
+    /// measured (gpu-report.jsonl and gpu-report.md): the headline (d = 3 and 64 at 2^20
+    /// tokens, the RK4 step at 10^6), a grid of sizes with the cpu backend beside it, the
+    /// baselines, the default phase-diagram experiment.
     #[arg(long, value_name = "DIR")]
     report: Option<std::path::PathBuf>,
     /// With --report: small sizes only (checks the report itself).
     #[arg(long, requires = "report")]
     quick: bool,
+    /// With --report: which rows (headline and all begin a report; grid and phase-diagram
+    /// continue the one in the folder).
+    #[arg(long, requires = "report", default_value = "all",
+          value_parser = ["headline", "grid", "phase-diagram", "all"])]
+    part: String,
+    /// With --report: start no row whose estimated time would end past this many seconds;
+    /// skipped rows are listed in the report.
+    #[arg(long, requires = "report", value_name = "SECONDS")]
+    time_limit: Option<f64>,
 }
 
 fn mib(bytes: Option<u64>) -> String {
@@ -98,6 +108,20 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     #[cfg(feature = "gpu")]
     if let Some(dir) = &args.report {
+        let time_limit = match args.time_limit {
+            Some(t) if !(t.is_finite() && t > 0.0) => {
+                bail!("--time-limit takes a positive number of seconds, got {t}")
+            }
+            t => t.map(std::time::Duration::from_secs_f64),
+        };
+        let options = bench::report::ReportOptions {
+            quick: args.quick,
+            part: args.part.parse()?,
+            time_limit,
+        };
+        // What this part adds to the markdown (earlier parts printed theirs).
+        let md = dir.join(bench::report::MARKDOWN);
+        let before = std::fs::metadata(&md).map_or(0, |m| m.len() as usize);
         let phase_diagram = |out: &std::path::Path| -> attnflow::Result<()> {
             let setup = attnflow_experiments::Setup {
                 force: true,
@@ -107,9 +131,14 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             };
             attnflow_experiments::run("phase-diagram", &setup).map(|_| ())
         };
-        let r = bench::report::report(dir, args.quick, &phase_diagram)?;
-        out!("{}", bench::report::markdown(&r));
-        outln!("wrote {}", dir.join("gpu-report.json").display());
+        bench::report::report(dir, options, &phase_diagram)?;
+        let text = std::fs::read_to_string(&md)?;
+        out!("{}", text.get(before..).unwrap_or(&text));
+        outln!(
+            "wrote {} and {}",
+            md.display(),
+            dir.join(bench::report::JSONL).display()
+        );
         return Ok(());
     }
     #[cfg(feature = "gpu")]

@@ -107,7 +107,7 @@ impl Recorder {
 
     /// Records the ops in order, each in its own compute pass; with `stamps`, timestamps at
     /// the start of the first and the end of the last. Submits whenever the streaming
-    /// budget of a submission is reached.
+    /// budget of a submission is reached, timestamps or not.
     pub fn record(&mut self, ctx: &GpuContext, ops: &[Op], stamps: Option<&Stamps>) -> Result<()> {
         let last = ops.len().saturating_sub(1);
         for (i, op) in ops.iter().enumerate() {
@@ -134,10 +134,10 @@ impl Recorder {
             ctx.count_dispatch();
             if op.streaming {
                 self.streaming += 1;
-                // Never between the two timestamps of one evaluation's first and last pass.
-                if self.per_submission.is_some_and(|m| self.streaming >= m)
-                    && (stamps.is_none() || i == last)
-                {
+                // Also between an evaluation's two timestamps: a query set's writes may lie in
+                // different submissions of one queue, and an evaluation held in one
+                // submission could outlast a watchdog (issue 20).
+                if self.per_submission.is_some_and(|m| self.streaming >= m) {
                     self.submit(ctx)?;
                 }
             }
