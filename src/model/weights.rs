@@ -74,6 +74,7 @@ impl QkvSpec {
             }
         }
         if let Some(rest) = s.strip_prefix(SAFETENSORS) {
+            super::checkpoint::check_format("--qkv", rest, &["gpt2"])?;
             let (file, _) = super::checkpoint::split_spec(rest, &["gpt2"]);
             if file.is_empty() {
                 return Err(input(
@@ -381,6 +382,7 @@ impl MlpSpec {
             };
         }
         if let Some(rest) = s.strip_prefix(SAFETENSORS) {
+            super::checkpoint::check_format("--mlp", rest, &["gpt2"])?;
             let (file, _) = super::checkpoint::split_spec(rest, &["gpt2"]);
             if file.is_empty() {
                 return Err(input(
