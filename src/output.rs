@@ -114,6 +114,30 @@ fn owned_files(dir: &Path, kind: Kind) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(dir.join(kind.record())) else {
         return Vec::new();
     };
+    // A file of the record's name proves nothing: only a record attnflow writes (with its
+    // provenance and version) makes the folder's files attnflow's.
+    let version = |p: Option<&str>| p.is_some();
+    let attnflow_record = match kind {
+        Kind::Experiment => version(
+            serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .as_ref()
+                .and_then(|v| v.get("provenance"))
+                .and_then(|p| p.get("attnflow_version"))
+                .and_then(|v| v.as_str()),
+        ),
+        _ => version(
+            toml::from_str::<toml::Table>(&text)
+                .ok()
+                .as_ref()
+                .and_then(|t| t.get("provenance"))
+                .and_then(|p| p.get("attnflow_version"))
+                .and_then(|v| v.as_str()),
+        ),
+    };
+    if !attnflow_record {
+        return Vec::new();
+    }
     let mut names: Vec<String> = kind
         .files()
         .iter()
@@ -672,7 +696,11 @@ mod tests {
             .to_string();
         assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         std::fs::write(first.path("final.npy"), b"new").unwrap();
-        std::fs::write(first.path("run.toml"), b"").unwrap();
+        std::fs::write(
+            first.path("run.toml"),
+            b"[provenance]\nattnflow_version = \"0.1.0\"\n",
+        )
+        .unwrap();
         assert!(!out.join("final.npy").exists(), "visible before the commit");
         assert_eq!(first.commit().unwrap(), ["final.npy", "run.toml"]);
         assert_eq!(std::fs::read(out.join("final.npy")).unwrap(), b"new");
@@ -700,6 +728,21 @@ mod tests {
         assert!(e.contains("was not written by an attnflow run"), "{e}");
         drop(o);
         assert_eq!(std::fs::read(user.join("x0.npy")).unwrap(), b"mine");
+        // Was: any file named run.toml made the folder attnflow's, and --force replaced a
+        // user's run.toml ("MY TOML") and final.npy. Only a record with attnflow's provenance
+        // does.
+        std::fs::remove_file(user.join("x0.npy")).unwrap();
+        std::fs::write(user.join("run.toml"), b"MY TOML").unwrap();
+        std::fs::write(user.join("final.npy"), b"mine").unwrap();
+        let e = Output::open(&user, Kind::Run, true, &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("final.npy, run.toml that no attnflow command wrote"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(user.join("run.toml")).unwrap(), b"MY TOML");
         // A folder the failed command created is gone again.
         let fresh = dir.path().join("fresh");
         drop(Output::open(&fresh, Kind::Attend, false, &[]).unwrap());

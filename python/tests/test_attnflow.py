@@ -309,7 +309,7 @@ def test_messages_use_python_names_and_exceptions(tmp_path):
         af.attend(keys, top_k=-1, backend="cpu")
     # Was: "use --force to overwrite it, or choose another --out".
     af.run(n=8, steps=2, backend="cpu", progress=False, out=tmp_path / "o")
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(af.AttnflowError) as e:
         af.run(n=8, steps=2, backend="cpu", progress=False, out=tmp_path / "o")
     msg = str(e.value)
     assert "force=True" in msg and "out=" in msg and "--force" not in msg and "--out" not in msg, msg
