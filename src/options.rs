@@ -247,9 +247,12 @@ impl ConfigLayer {
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
+        let read_error =
+            |e: std::io::Error| file_error(path, format!("cannot read the config: {e}"));
+        std::fs::metadata(path).map_err(read_error)?;
         let mut text = String::new();
         std::io::Read::read_to_string(&mut crate::output::open_input(path)?, &mut text)
-            .map_err(|e| file_error(path, format!("cannot read the config: {e}")))?;
+            .map_err(read_error)?;
         toml::from_str(&text).map_err(|e| file_error(path, format!("invalid config: {e}")))
     }
 }
