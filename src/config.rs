@@ -356,6 +356,43 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
     }
     crate::integrate::check_noise(integrator, sigma)?;
     let noise_kind = layer.noise_kind.unwrap_or(NoiseKind::Independent);
+    // An option that cannot change the result is refused with the reason (a run.toml
+    // records the defaults, which stay accepted).
+    if noise_kind == NoiseKind::Common && sigma == 0.0 {
+        return Err(input(
+            "--noise-kind common shares the noise of a system's tokens, but there is no noise: \
+             give --noise SIGMA > 0 (with --integrator euler), or drop --noise-kind",
+        ));
+    }
+    if mlp_spec.is_none() && activation != Activation::Relu {
+        return Err(input(
+            "--activation gelu is the perceptron's, but there is no perceptron: give --mlp, or \
+             drop --activation",
+        ));
+    }
+    if let Some(scale) = layer.weight_scale
+        && scale != 1.0
+        && random.is_none()
+    {
+        return Err(input(format!(
+            "--weight-scale {scale} scales the weights --qkv redraw:SEED, \
+             random-per-system:SEED and redraw-per-system:SEED draw, but --qkv {} draws none \
+             it scales: use one of those, or drop --weight-scale",
+            layer.qkv.as_deref().unwrap_or("identity")
+        )));
+    }
+    if layer.alibi_excludes_self == Some(true) && layer.alibi.is_none() {
+        return Err(input(
+            "--alibi-excludes-self changes ALiBi's positional weights, but there is no --alibi: \
+             give --alibi LAMBDA, or drop --alibi-excludes-self",
+        ));
+    }
+    if layer.head_combine == Some(HeadCombine::Mean) && heads.len() == 1 {
+        return Err(input(
+            "--head-combine mean averages the heads, but there is one head (the mean of one is \
+             the sum): give --heads H > 1, or drop --head-combine",
+        ));
+    }
     let seed = layer.seed.unwrap_or(0);
     let layer_map = layer.layer.unwrap_or_default();
     if layer.ngpt_alpha.is_some() && layer_map != LayerMap::Ngpt {

@@ -23,7 +23,7 @@ pub struct Array {
 fn raw_header(path: &Path) -> Result<(String, u64)> {
     use std::io::Read;
     let bad = |msg: &str| file_error(path, format!("not a valid .npy file: {msg}"));
-    let mut file = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let mut file = crate::output::open_input(path)?;
     let mut head = [0u8; 12];
     let got = file
         .read(&mut head)
@@ -124,12 +124,34 @@ fn check_header(path: &Path, shape: &[u64], item: u64) -> Result<()> {
 /// Reads a float32 or float64 `.npy` file. Rejects other types, Fortran order, truncated
 /// files and non-finite values, naming the first bad element.
 pub fn read_f64(path: &Path) -> Result<Array> {
-    let file = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let file = crate::output::open_input(path)?;
     let npy = NpyFile::new(BufReader::new(file))
         .map_err(|e| file_error(path, format!("not a valid .npy file: {e}")))?;
     let item = match npy.dtype().descr().as_str() {
         "'<f8'" | "'>f8'" => 8,
-        _ => 4,
+        "'<f4'" | "'>f4'" => 4,
+        // Named before the size check, which would call it truncated (4 bytes per element).
+        other => {
+            let name = match other
+                .trim_matches('\'')
+                .trim_start_matches(['<', '>', '|', '='])
+            {
+                "f2" => "float16",
+                "b1" => "bool",
+                "i1" | "i2" | "i4" | "i8" => "a signed integer type",
+                "u1" | "u2" | "u4" | "u8" => "an unsigned integer type",
+                "c8" | "c16" => "a complex type",
+                "f16" => "float128",
+                _ => "a type",
+            };
+            return Err(file_error(
+                path,
+                format!(
+                    "has element type {other} ({name}); attnflow reads float32 or float64: save \
+                     it with .astype(numpy.float32) or numpy.float64"
+                ),
+            ));
+        }
     };
     check_header(path, npy.shape(), item)?;
     if npy.order() == Order::Fortran && npy.shape().len() > 1 {
@@ -242,7 +264,7 @@ impl<T: Serialize + npyz::AutoSerialize + Copy> StreamWriter<T> {
 
 /// Reads a whole file as T (for tests and tools that know the type).
 pub fn read_as<T: Deserialize>(path: &Path) -> Result<(Vec<u64>, Vec<T>)> {
-    let file = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let file = crate::output::open_input(path)?;
     let npy = NpyFile::new(BufReader::new(file))
         .map_err(|e| file_error(path, format!("not a valid .npy file: {e}")))?;
     check_header(path, npy.shape(), 1)?;
@@ -251,6 +273,24 @@ pub fn read_as<T: Deserialize>(path: &Path) -> Result<(Vec<u64>, Vec<T>)> {
         .into_vec::<T>()
         .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
     Ok((shape, data))
+}
+
+/// The byte offset of a .npy file's data (its header's length).
+pub fn data_start(path: &Path) -> Result<u64> {
+    raw_header(path).map(|(_, start)| start)
+}
+
+/// Feeds what is written to a hasher.
+struct HashWriter<'a>(&'a mut sha2::Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Element types of the frames a [`FrameWriter`] writes.
@@ -276,6 +316,8 @@ pub struct FrameWriter<T: Element> {
     frame: Vec<usize>,
     frames: usize,
     header_len: usize,
+    /// The SHA-256 of the frames' bytes so far (what a checkpoint records of the file).
+    hasher: sha2::Sha256,
     _t: std::marker::PhantomData<T>,
 }
 
@@ -320,6 +362,7 @@ impl<T: Element> FrameWriter<T> {
             frame: frame.to_vec(),
             frames: 0,
             header_len: header.len(),
+            hasher: sha2::Digest::new(),
             _t: std::marker::PhantomData,
         })
     }
@@ -354,6 +397,28 @@ impl<T: Element> FrameWriter<T> {
         };
         let frame_bytes = frame.iter().product::<usize>() * std::mem::size_of::<T>();
         let end = data_start as usize + frames * frame_bytes;
+        // A cut file is refused: extending it would fill the missing frames with zeros.
+        let len = std::fs::metadata(path)
+            .map_err(|e| bad(format!("cannot read: {e}")))?
+            .len();
+        if len < end as u64 {
+            return Err(bad(format!(
+                "is truncated: {frames} snapshots need {} bytes after the header, the file holds \
+                 {}; it cannot be resumed from (start a new run)",
+                frames * frame_bytes,
+                len.saturating_sub(data_start)
+            )));
+        }
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        {
+            use std::io::{Read, Seek};
+            let mut f = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+            f.seek(std::io::SeekFrom::Start(data_start))
+                .map_err(|e| bad(format!("cannot read: {e}")))?;
+            let mut f = f.take((frames * frame_bytes) as u64);
+            std::io::copy(&mut f, &mut HashWriter(&mut hasher))
+                .map_err(|e| bad(format!("cannot read: {e}")))?;
+        }
         let file = OpenOptions::new()
             .write(true)
             .open(path)
@@ -370,6 +435,7 @@ impl<T: Element> FrameWriter<T> {
                 frame: frame.to_vec(),
                 frames,
                 header_len: data_start as usize,
+                hasher,
                 _t: std::marker::PhantomData,
             },
             frames,
@@ -393,12 +459,19 @@ impl<T: Element> FrameWriter<T> {
         };
         std::io::Write::write_all(&mut self.file, &bytes)
             .map_err(|e| file_error(&self.path, format!("cannot write: {e}")))?;
+        sha2::Digest::update(&mut self.hasher, &bytes);
         self.frames += 1;
         Ok(())
     }
 
     pub fn frames(&self) -> usize {
         self.frames
+    }
+
+    /// The bytes of the frames written (after the header) and their `sha256:HEX`.
+    pub fn data_digest(&self) -> (u64, String) {
+        let bytes = self.frames * self.frame.iter().product::<usize>() * std::mem::size_of::<T>();
+        (bytes as u64, crate::output::sha256_hex(self.hasher.clone()))
     }
 
     /// Rewrites the header for the frames written so far and puts the file on disk (a

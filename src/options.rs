@@ -280,6 +280,11 @@ config_layer! {
         #[serde(skip_serializing)]
         #[arg(skip)]
         checkpoint: toml::Table,
+        /// Written by attnflow into run.toml: the size and SHA-256 of each file the run wrote
+        /// (see `run::Outputs`), checked by --resume; ignored here.
+        #[serde(skip_serializing)]
+        #[arg(skip)]
+        outputs: toml::Table,
         /// The SHA-256 of every input file, as a run.toml records them: a replay refuses a file
         /// that changed since (unless `allow_changed_inputs`).
         #[serde(skip_serializing)]
@@ -309,9 +314,22 @@ pub fn from_flags<T: Args + clap::FromArgMatches>(flags: &[String]) -> Result<T>
 }
 
 impl ConfigLayer {
+    /// The names of the options a user gives (the TOML keys, `_` for `-`), from the clap
+    /// definition: not the fields attnflow writes into a record (`provenance`, `inputs`, ...).
+    pub fn option_names() -> Vec<String> {
+        Self::augment_args(clap::Command::new("run"))
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(|l| l.replace('-', "_")))
+            .collect()
+    }
+
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| file_error(path, format!("cannot read the config: {e}")))?;
+        let read_error =
+            |e: std::io::Error| file_error(path, format!("cannot read the config: {e}"));
+        std::fs::metadata(path).map_err(read_error)?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut crate::output::open_input(path)?, &mut text)
+            .map_err(read_error)?;
         toml::from_str(&text).map_err(|e| file_error(path, format!("invalid config: {e}")))
     }
 }

@@ -93,7 +93,7 @@ impl Kind {
         }
     }
 
-    const ALL: [Kind; 4] = [Kind::Run, Kind::Attend, Kind::Cfm, Kind::Experiment];
+    pub const ALL: [Kind; 4] = [Kind::Run, Kind::Attend, Kind::Cfm, Kind::Experiment];
 
     /// The files of [`Kind::files`] a command writes only when a binding gave it arrays: an
     /// earlier command owns them only where its record names them.
@@ -114,6 +114,30 @@ fn owned_files(dir: &Path, kind: Kind) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(dir.join(kind.record())) else {
         return Vec::new();
     };
+    // A file of the record's name proves nothing: only a record attnflow writes (with its
+    // provenance and version) makes the folder's files attnflow's.
+    let version = |p: Option<&str>| p.is_some();
+    let attnflow_record = match kind {
+        Kind::Experiment => version(
+            serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .as_ref()
+                .and_then(|v| v.get("provenance"))
+                .and_then(|p| p.get("attnflow_version"))
+                .and_then(|v| v.as_str()),
+        ),
+        _ => version(
+            toml::from_str::<toml::Table>(&text)
+                .ok()
+                .as_ref()
+                .and_then(|t| t.get("provenance"))
+                .and_then(|p| p.get("attnflow_version"))
+                .and_then(|v| v.as_str()),
+        ),
+    };
+    if !attnflow_record {
+        return Vec::new();
+    }
     let mut names: Vec<String> = kind
         .files()
         .iter()
@@ -537,27 +561,105 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
     result
 }
 
+/// Opens a file a command reads: regular files only. A FIFO, a device (`/dev/zero`) or a
+/// folder is refused with what it is, before anything is read: a FIFO would block the open
+/// and a device never end. The open does not block (`O_NONBLOCK`, checked again on the open
+/// file, which a swap after the first check cannot fool).
+pub fn open_input(path: &Path) -> Result<File> {
+    let refuse = |m: &std::fs::Metadata| -> Result<()> {
+        if m.is_file() {
+            return Ok(());
+        }
+        #[cfg(unix)]
+        let what = {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            if t.is_fifo() {
+                "a FIFO (named pipe)"
+            } else if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_socket() {
+                "a socket"
+            } else if t.is_dir() {
+                "a folder"
+            } else {
+                "not a regular file"
+            }
+        };
+        #[cfg(not(unix))]
+        let what = if m.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file"
+        };
+        Err(file_error(
+            path,
+            format!(
+                "is {what}: attnflow reads its inputs from regular files only (a pipe or a \
+                 device may block or never end); save the data to a file and give that"
+            ),
+        ))
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    refuse(&meta)?;
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    refuse(
+        &file
+            .metadata()
+            .map_err(|e| file_error(path, format!("cannot read: {e}")))?,
+    )?;
+    Ok(file)
+}
+
 /// `sha256:HEX` of a file's bytes, for the record of what a command read.
 pub fn sha256_file(path: &Path) -> Result<String> {
+    sha256_range(path, 0, u64::MAX)
+}
+
+/// `sha256:HEX` of at most `len` bytes of a file from byte `start` (what a checkpoint covers
+/// of a file written on since).
+pub fn sha256_range(path: &Path, start: u64, len: u64) -> Result<String> {
     use sha2::{Digest, Sha256};
-    let mut file = File::open(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    use std::io::SeekFrom;
+    let mut file = open_input(path)?;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    loop {
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
         let k = file
-            .read(&mut buf)
+            .read(&mut buf[..want])
             .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
         if k == 0 {
             break;
         }
         hasher.update(&buf[..k]);
+        left -= k as u64;
     }
+    Ok(sha256_hex(hasher))
+}
+
+/// `sha256:HEX` of what a hasher was fed.
+pub fn sha256_hex(hasher: sha2::Sha256) -> String {
+    use sha2::Digest;
     let hex: String = hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok(format!("sha256:{hex}"))
+    format!("sha256:{hex}")
 }
 
 /// A command line as a POSIX shell reads it back: arguments with anything but letters,
@@ -594,7 +696,11 @@ mod tests {
             .to_string();
         assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         std::fs::write(first.path("final.npy"), b"new").unwrap();
-        std::fs::write(first.path("run.toml"), b"").unwrap();
+        std::fs::write(
+            first.path("run.toml"),
+            b"[provenance]\nattnflow_version = \"0.1.0\"\n",
+        )
+        .unwrap();
         assert!(!out.join("final.npy").exists(), "visible before the commit");
         assert_eq!(first.commit().unwrap(), ["final.npy", "run.toml"]);
         assert_eq!(std::fs::read(out.join("final.npy")).unwrap(), b"new");
@@ -622,6 +728,21 @@ mod tests {
         assert!(e.contains("was not written by an attnflow run"), "{e}");
         drop(o);
         assert_eq!(std::fs::read(user.join("x0.npy")).unwrap(), b"mine");
+        // Was: any file named run.toml made the folder attnflow's, and --force replaced a
+        // user's run.toml ("MY TOML") and final.npy. Only a record with attnflow's provenance
+        // does.
+        std::fs::remove_file(user.join("x0.npy")).unwrap();
+        std::fs::write(user.join("run.toml"), b"MY TOML").unwrap();
+        std::fs::write(user.join("final.npy"), b"mine").unwrap();
+        let e = Output::open(&user, Kind::Run, true, &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("final.npy, run.toml that no attnflow command wrote"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(user.join("run.toml")).unwrap(), b"MY TOML");
         // A folder the failed command created is gone again.
         let fresh = dir.path().join("fresh");
         drop(Output::open(&fresh, Kind::Attend, false, &[]).unwrap());

@@ -806,3 +806,285 @@ fn the_readme_and_docs_examples_run() {
     }
     assert!(ran >= 9, "only {ran} README and docs examples found");
 }
+
+/// A flag of `attnflow run` (its long name without `--`), a value it takes (None: a switch),
+/// and the modes (extra arguments of a fresh run) that make it moot, each with what the
+/// refusal says. An empty list: no mode makes it moot (every value changes the result, or it
+/// names no computation: --out, --backend, ...).
+type Rule = (
+    &'static str,
+    Option<&'static str>,
+    &'static [(&'static [&'static str], &'static str)],
+);
+
+const RULES: &[Rule] = &[
+    ("out", Some("o2"), &[]),
+    ("n", Some("8"), &[]),
+    ("d", Some("4"), &[]),
+    ("batch", Some("2"), &[]),
+    ("model", Some("usa"), &[]),
+    ("geometry", Some("euclidean"), &[]),
+    ("mask", Some("causal"), &[]),
+    ("beta", Some("2"), &[]),
+    ("qkv", Some("random:1"), &[]),
+    ("heads", Some("2"), &[]),
+    ("head-combine", Some("mean"), &[(&[], "there is one head")]),
+    (
+        "weight-scale",
+        Some("5"),
+        &[
+            (&[], "--qkv identity draws none"),
+            (&["--qkv", "random:1"], "--qkv random:1 draws none"),
+        ],
+    ),
+    ("mlp", Some("random:4"), &[]),
+    (
+        "activation",
+        Some("gelu"),
+        &[(&[], "there is no perceptron")],
+    ),
+    ("noise", Some("0.1"), &[]),
+    (
+        "noise-kind",
+        Some("common"),
+        &[
+            (&[], "there is no noise"),
+            (&["--noise", "0"], "there is no noise"),
+        ],
+    ),
+    ("alibi", Some("1"), &[]),
+    ("alibi-excludes-self", None, &[(&[], "there is no --alibi")]),
+    ("beta-rule", Some("log"), &[]),
+    ("layer", Some("post-ln"), &[]),
+    ("ngpt-alpha", Some("0.5"), &[(&[], "of --layer ngpt")]),
+    ("integrator", Some("heun"), &[]),
+    ("t-end", Some("2"), &[]),
+    ("steps", Some("6"), &[]),
+    ("init", Some("gaussian"), &[]),
+    (
+        "tokens",
+        Some("1,2"),
+        &[(&[], "--tokens names rows of an embedding")],
+    ),
+    ("seed", Some("3"), &[]),
+    ("backend", Some("cpu"), &[]),
+    ("save-every", Some("1"), &[]),
+    ("metrics-every", Some("1"), &[]),
+    ("checkpoint-every", Some("1"), &[]),
+    ("allow-changed-inputs", None, &[]),
+];
+
+/// What `--resume` may change; every other option is the resumed run's own.
+const RESUME_CHANGES: [&str; 5] = [
+    "t-end",
+    "steps",
+    "backend",
+    "checkpoint-every",
+    "allow-changed-inputs",
+];
+
+/// Was: `run --resume DIR` with `--layer`, `--ngpt-alpha` or `--alibi-excludes-self` ran as a
+/// plain resume, and `--weight-scale 5` with identity weights, `--activation gelu` without
+/// `--mlp` and `--noise-kind common` without noise gave final.npy byte for byte the run without
+/// them. Every option of `attnflow run` (listed from its clap definition, so that a new option
+/// without a rule here fails this test) is refused, with the reason, in every mode that makes
+/// it moot: on `--resume` all but the five a resume may change, and the modes of `RULES`.
+#[test]
+fn every_run_option_is_refused_where_it_cannot_change_the_result() {
+    use clap::Args;
+    let cmd = attnflow::options::ConfigLayer::augment_args(clap::Command::new("run"));
+    let mut longs: Vec<String> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    longs.sort();
+    let mut ruled: Vec<String> = RULES.iter().map(|r| r.0.to_string()).collect();
+    ruled.sort();
+    assert_eq!(
+        longs, ruled,
+        "every option of attnflow run needs a rule in RULES"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = [
+        "run",
+        "--n",
+        "6",
+        "--steps",
+        "4",
+        "--t-end",
+        "1",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ];
+    ok(&[&base[..], &["--out", "r"]].concat(), d);
+    let record = std::fs::read(d.join("r/run.toml")).unwrap();
+    for (long, value, moot) in RULES {
+        let flag = format!("--{long}");
+        let mut given = vec![flag.as_str()];
+        given.extend(value.iter());
+        if !RESUME_CHANGES.contains(long) {
+            let o = attnflow(&[&["run", "--resume", "r"], &given[..]].concat(), d);
+            let err = stderr(&o);
+            assert!(
+                matches!(o.status.code(), Some(1 | 2))
+                    && (err.contains("cannot be used with")
+                        || err.contains("cannot change on --resume")),
+                "run --resume r {given:?}: {err}"
+            );
+        }
+        for (mode, says) in *moot {
+            let args = [&base[..], mode, &given[..], &["--out", "m"]].concat();
+            let o = attnflow(&args, d);
+            let err = stderr(&o);
+            assert!(
+                o.status.code() == Some(1) && err.contains(says) && err.lines().count() == 1,
+                "{args:?}: {err}"
+            );
+            assert!(!d.join("m").exists(), "{args:?} wrote its folder");
+        }
+    }
+    assert_eq!(std::fs::read(d.join("r/run.toml")).unwrap(), record);
+    // The same options where they do act are taken.
+    for args in [
+        &["--qkv", "redraw:1", "--weight-scale", "2"][..],
+        &["--mlp", "random:4", "--activation", "gelu"],
+        &[
+            "--integrator",
+            "euler",
+            "--noise",
+            "0.1",
+            "--noise-kind",
+            "common",
+        ],
+        &[
+            "--model",
+            "usa",
+            "--mask",
+            "causal",
+            "--alibi",
+            "1",
+            "--alibi-excludes-self",
+        ],
+        &[
+            "--qkv",
+            "random:1",
+            "--heads",
+            "2",
+            "--head-combine",
+            "mean",
+        ],
+    ] {
+        let out = format!("ok{}", args.len());
+        ok(&[&base[..], args, &["--out", &out, "--force"]].concat(), d);
+    }
+}
+
+/// A .npy file of `descr` elements (raw little-endian `data`) of shape (rows, cols).
+fn raw_npy(path: &std::path::Path, descr: &str, rows: usize, cols: usize, data: &[u8]) {
+    let mut dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    while !(10 + dict.len() + 1).is_multiple_of(64) {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((dict.len() as u16).to_le_bytes());
+    bytes.extend(dict.as_bytes());
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Was: an f16 or bool .npy was "truncated"; resuming a cpu run with --backend reference failed
+/// naming an internal staging path; resuming a cfm folder talked about --out. Each now says
+/// what is wrong and what to do.
+#[test]
+fn misleading_messages_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    raw_npy(&d.join("half.npy"), "<f2", 6, 3, &[0x00, 0x3c].repeat(18));
+    raw_npy(&d.join("bool.npy"), "|b1", 6, 3, &[1u8; 18]);
+    for (file, name) in [("half.npy", "float16"), ("bool.npy", "bool")] {
+        let o = attnflow(
+            &[
+                "run",
+                "--init",
+                &format!("file:{file}"),
+                "--steps",
+                "1",
+                "--out",
+                "o",
+            ],
+            d,
+        );
+        let err = stderr(&o);
+        assert!(
+            o.status.code() == Some(1)
+                && err.contains(name)
+                && err.contains("float32 or float64")
+                && !err.contains("truncated"),
+            "{err}"
+        );
+    }
+    ok(
+        &[
+            "run",
+            "--n",
+            "6",
+            "--steps",
+            "4",
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--out",
+            "c",
+        ],
+        d,
+    );
+    let o = attnflow(
+        &[
+            "run",
+            "--resume",
+            "c",
+            "--steps",
+            "8",
+            "--backend",
+            "reference",
+        ],
+        d,
+    );
+    let err = stderr(&o);
+    assert!(
+        o.status.code() == Some(1)
+            && err.contains("resume on the backend it ran on (--backend cpu), or start a new run")
+            && !err.contains(".attnflow"),
+        "{err}"
+    );
+    ok(
+        &[
+            "cfm",
+            "--n",
+            "4",
+            "--m",
+            "4",
+            "--steps",
+            "1",
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--out",
+            "f",
+        ],
+        d,
+    );
+    let o = attnflow(&["run", "--resume", "f", "--steps", "8"], d);
+    let err = stderr(&o);
+    assert!(
+        o.status.code() == Some(1)
+            && err.contains("holds the results of attnflow cfm (cfm.toml), not of a run")
+            && !err.contains("--out"),
+        "{err}"
+    );
+}

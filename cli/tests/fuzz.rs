@@ -655,3 +655,153 @@ fn what_fuzzing_found_stays_fixed() {
         check(&args, &inputs).unwrap();
     }
 }
+
+/// `attnflow ARGS` in `dir`, which must fail (exit 1, one line naming `names` and saying
+/// `says`) within 30 s; killed and failed if it blocks.
+fn refused_quickly(args: &[&str], dir: &Path, names: &str, says: &str) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attnflow"))
+        .args(args)
+        .current_dir(dir)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("blocked for 30 s: attnflow {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let err = std::fs::read_to_string(log.path()).unwrap();
+    assert_eq!(status.code(), Some(1), "attnflow {args:?}: {err}");
+    assert!(
+        err.trim_end().lines().count() == 1 && err.contains(names) && err.contains(says),
+        "attnflow {args:?}: {err}"
+    );
+}
+
+/// Was: `--qkv safetensors:/dev/zero:gpt2` and `--init safetensors:/dev/zero:wte` read until
+/// the kernel killed the process (23 GB resident, SIGTERM ignored), and a FIFO given as a
+/// .npy, safetensors or TOML file blocked in open() for over 10 minutes. Inputs are regular
+/// files only (checked before the open, which cannot block), and a safetensors file's header
+/// and size are checked before it is read.
+#[test]
+fn special_and_huge_input_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for fifo in ["fifo.npy", "fifo.safetensors", "fifo.toml"] {
+        let path = std::ffi::CString::new(d.join(fifo).to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    }
+    fn run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec![
+            "run",
+            "--n",
+            "8",
+            "--steps",
+            "2",
+            "--backend",
+            "cpu",
+            "--quiet",
+        ];
+        v.extend(extra);
+        v.extend(["--out", "o"]);
+        v
+    }
+    let device = "is a device: attnflow reads its inputs from regular files only";
+    let fifo = "is a FIFO (named pipe): attnflow reads its inputs from regular files only";
+    refused_quickly(
+        &run(&["--qkv", "safetensors:/dev/zero:gpt2", "--heads", "1"]),
+        d,
+        "/dev/zero",
+        device,
+    );
+    refused_quickly(
+        &[
+            "run",
+            "--init",
+            "safetensors:/dev/zero:wte",
+            "--tokens",
+            "1,2",
+            "--steps",
+            "2",
+            "--out",
+            "o",
+        ],
+        d,
+        "/dev/zero",
+        device,
+    );
+    refused_quickly(
+        &run(&["--mlp", "safetensors:/dev/zero:gpt2"]),
+        d,
+        "/dev/zero",
+        device,
+    );
+    refused_quickly(&run(&["--init", "file:/dev/zero"]), d, "/dev/zero", device);
+    refused_quickly(&run(&["--init", "file:fifo.npy"]), d, "fifo.npy", fifo);
+    refused_quickly(
+        &run(&["--qkv", "safetensors:fifo.safetensors:gpt2", "--heads", "1"]),
+        d,
+        "fifo.safetensors",
+        fifo,
+    );
+    refused_quickly(
+        &[
+            "run",
+            "--init",
+            "safetensors:fifo.safetensors:wte",
+            "--tokens",
+            "1",
+            "--out",
+            "o",
+        ],
+        d,
+        "fifo.safetensors",
+        fifo,
+    );
+    refused_quickly(
+        &["run", "--config", "fifo.toml", "--out", "o"],
+        d,
+        "fifo.toml",
+        fifo,
+    );
+    // A header longer than the file, and a 1 TiB (sparse) file: refused before reading.
+    let mut bytes = (1u64 << 40).to_le_bytes().to_vec();
+    bytes.extend(b"{}");
+    std::fs::write(d.join("long-header.safetensors"), bytes).unwrap();
+    refused_quickly(
+        &run(&[
+            "--qkv",
+            "safetensors:long-header.safetensors:gpt2",
+            "--heads",
+            "1",
+        ]),
+        d,
+        "long-header.safetensors",
+        "more than the 2 bytes that follow",
+    );
+    let huge = std::fs::File::create(d.join("huge.safetensors")).unwrap();
+    huge.set_len(1 << 40).unwrap();
+    drop(huge);
+    refused_quickly(
+        &run(&["--qkv", "safetensors:huge.safetensors:gpt2", "--heads", "1"]),
+        d,
+        "huge.safetensors",
+        "GiB of memory",
+    );
+    assert!(
+        !d.join("o").exists(),
+        "nothing is written for a refused input"
+    );
+}

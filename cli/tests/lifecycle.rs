@@ -1047,18 +1047,15 @@ fn an_interrupted_run_resumes_to_the_bits_of_the_uninterrupted_one() {
         let last = metrics.lines().last().unwrap();
         assert!(last.starts_with(&format!("{k},")), "{last}");
         attnflow::npy::read_f64(&p.join("final.npy")).unwrap();
-        // Continue it: every result file is the uninterrupted run's, bit for bit (metrics.csv
-        // keeps one more row: the step it stopped at).
+        // Continue it: every result file is the uninterrupted run's, bit for bit, metrics.csv
+        // included (was: it kept one more row, that of the step it stopped at).
         let said = ok(&["run", "--resume", &part, "--quiet"], d);
         assert!(said.contains(&format!("at step {k} of {steps}")), "{said}");
-        same_files(&d.join(&full), &p, &["final.npy", "traj.npy", "traj_t.npy"]);
-        let full_metrics = std::fs::read_to_string(d.join(&full).join("metrics.csv")).unwrap();
-        let resumed = std::fs::read_to_string(p.join("metrics.csv")).unwrap();
-        let without: Vec<&str> = resumed
-            .lines()
-            .filter(|l| !l.starts_with(&format!("{k},")) || k % 3 == 0)
-            .collect();
-        assert_eq!(without, full_metrics.lines().collect::<Vec<_>>());
+        same_files(
+            &d.join(&full),
+            &p,
+            &["final.npy", "traj.npy", "traj_t.npy", "metrics.csv"],
+        );
         let record = std::fs::read_to_string(p.join("run.toml")).unwrap();
         assert!(
             record.contains("status = \"finished\"")
@@ -1107,6 +1104,169 @@ fn a_killed_run_continues_from_its_last_checkpoint() {
         ],
         "the checkpoint is gone once the run is complete"
     );
+}
+
+/// A copy of a folder (hidden files and subfolders included).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Keeps the first `keep` bytes of a file.
+fn cut(path: &Path, keep: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    assert!(f.metadata().unwrap().len() > keep, "{}", path.display());
+    f.set_len(keep).unwrap();
+}
+
+/// Replaces `from` by `to` in a text file (which must hold it).
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{}: {text}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// `--resume` on a copy of `orig` spoiled by `spoil`: refused naming `names` (a file name),
+/// and the copy's files are untouched (nothing zero-filled, nothing labelled finished).
+fn refused_resume(d: &Path, orig: &str, case: &str, names: &str, spoil: impl Fn(&Path)) {
+    let copy = d.join(case);
+    copy_dir(&d.join(orig), &copy);
+    spoil(&copy);
+    let before = snapshot(&copy);
+    let err = fails(&["run", "--resume", case, "--quiet"], d);
+    assert!(
+        err.contains(names) && err.lines().count() == 1 && !err.contains("panic"),
+        "{case}: {err}"
+    );
+    assert!(
+        err.contains("restore it, or start a new run") || err.contains("start a new run"),
+        "{case}: {err}"
+    );
+    assert_eq!(
+        snapshot(&copy),
+        before,
+        "{case}: a refused resume changed the folder"
+    );
+}
+
+/// Was: `--resume` trusted the files it continued from. A truncated traj.npy was zero-filled
+/// (frames 4-15 of zeros, status finished), a cut metrics.csv kept a broken row, and an edited
+/// `steps_done` ran one step and was labelled finished. Now run.toml's `[outputs]` and a
+/// checkpoint's record hold the step and each file's size and SHA-256, and `--resume` refuses
+/// what differs, naming the file; the unspoiled folder still resumes.
+#[test]
+fn a_resume_refuses_files_changed_since_their_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Stopped by SIGINT: complete files and run.toml.
+    let child = spawn(&strs(&resumable("int", "cpu")), d);
+    wait_for(
+        &d.join("int")
+            .join(attnflow::output::STAGING)
+            .join("traj.npy"),
+    );
+    signal(&child, libc::SIGINT);
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(130));
+    let k = {
+        let record = std::fs::read_to_string(d.join("int/run.toml")).unwrap();
+        let table: toml::Table = toml::from_str(&record).unwrap();
+        table["provenance"]["steps_done"].as_integer().unwrap()
+    };
+    refused_resume(d, "int", "int-traj", "traj.npy", |p| {
+        cut(&p.join("traj.npy"), 500)
+    });
+    refused_resume(d, "int", "int-metrics", "metrics.csv", |p| {
+        let len = std::fs::metadata(p.join("metrics.csv")).unwrap().len();
+        cut(&p.join("metrics.csv"), len / 2 + 3)
+    });
+    refused_resume(d, "int", "int-final", "final.npy", |p| {
+        let mut bytes = std::fs::read(p.join("final.npy")).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(p.join("final.npy"), bytes).unwrap();
+    });
+    refused_resume(d, "int", "int-steps", "run.toml", |p| {
+        edit(
+            &p.join("run.toml"),
+            &format!("steps_done = {k}"),
+            "steps_done = 399",
+        )
+    });
+
+    // Killed (SIGKILL) after a checkpoint: the staging folder holds the checkpoint.
+    let mut args = resumable("kill", "cpu");
+    args.extend(["--checkpoint-every".into(), "5".into()]);
+    let mut child = spawn(&strs(&args), d);
+    let staging = d.join("kill").join(attnflow::output::STAGING);
+    wait_for(&staging.join(attnflow::output::CHECKPOINT_RECORD));
+    // A checkpoint with a few snapshots in it.
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(staging.join(attnflow::output::CHECKPOINT_RECORD))
+            .unwrap_or_default();
+        if text.contains("frames = ")
+            && !text.contains("frames = 1\n")
+            && !text.contains("frames = 0\n")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint with frames: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stage = attnflow::output::STAGING;
+    let record = attnflow::output::CHECKPOINT_RECORD;
+    refused_resume(d, "kill", "kill-traj", "traj.npy", |p| {
+        cut(&p.join(stage).join("traj.npy"), 200)
+    });
+    refused_resume(d, "kill", "kill-metrics", "metrics.csv", |p| {
+        cut(&p.join(stage).join("metrics.csv"), 300)
+    });
+    refused_resume(d, "kill", "kill-state", ".npy", |p| {
+        let state = std::fs::read_dir(p.join(stage))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|e| e.to_string_lossy().contains(".checkpoint-"))
+            .filter(|e| e.extension().is_some_and(|x| x == "npy"))
+            .unwrap();
+        let mut bytes = std::fs::read(&state).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&state, bytes).unwrap();
+    });
+    refused_resume(d, "kill", "kill-steps", record, |p| {
+        let path = p.join(stage).join(record);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let k = table["provenance"]["steps_done"].as_integer().unwrap();
+        edit(
+            &path,
+            &format!("steps_done = {k}"),
+            &format!("steps_done = {}", k + 2),
+        );
+    });
+    // The folders as they were resume, to the uninterrupted run's bits.
+    ok(&strs(&resumable("full", "cpu")), d);
+    for part in ["int", "kill"] {
+        ok(&["run", "--resume", part, "--quiet"], d);
+        same_files(
+            &d.join("full"),
+            &d.join(part),
+            &["final.npy", "traj.npy", "traj_t.npy", "metrics.csv"],
+        );
+    }
 }
 
 /// A finished run extends to a later time: the same bits as the longer run; what cannot be

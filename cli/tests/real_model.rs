@@ -417,7 +417,41 @@ fn bad_checkpoints_and_token_ids_are_refused_by_name() {
         e.contains("tensor 'h.1.attn.c_proj.weight': element 5 is NaN"),
         "{e}"
     );
+    // Was: a stray h.5 tensor beside layers 0-1 ran as 2 layers, the tensor dropped.
+    let mut stray = gpt2();
+    stray.insert(
+        "h.5.attn.c_attn.weight".into(),
+        (vec![D, 3 * D], entries(3 * D * D, 9, 1.0)),
+    );
+    write(&dir.path().join("stray.st"), &stray, "", Dtype::F32);
+    let e = run("stray.st", "1,2");
+    assert!(
+        e.contains("tensor 'h.5.attn.c_attn.weight' belongs to layer 5")
+            && e.contains("h.2.attn.c_attn.weight is missing"),
+        "{e}"
+    );
     write(&dir.path().join("ok.st"), &gpt2(), "", Dtype::F32);
+    // Was: "ok.st:llama: cannot open" (the format read as part of the file name).
+    for flag in ["--qkv", "--mlp"] {
+        let e = fails(
+            &[
+                "run",
+                flag,
+                "safetensors:ok.st:llama",
+                "--heads",
+                "2",
+                "--steps",
+                "1",
+                "--out",
+                "x",
+            ],
+            dir.path(),
+        );
+        assert!(
+            e.contains("unknown format 'llama'") && e.contains("safetensors:ok.st:gpt2"),
+            "{e}"
+        );
+    }
     let e = run("ok.st", "1,16,2");
     assert!(
         e.contains("token id 16 is out of range for tensor 'wte.weight' (vocab 16"),

@@ -29,6 +29,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+# Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid" on headless machines where it is
+# unset or not a folder (into the user's notebook or script output); the CLI points it at the
+# temporary folder too. Set before the extension can start a GPU device.
+if sys.platform.startswith("linux") and not os.path.isdir(os.environ.get("XDG_RUNTIME_DIR", "")):
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.gettempdir()
+
 from . import _attnflow as _ext
 from ._attnflow import AttnflowError, __version__
 
@@ -195,7 +201,12 @@ def _float_array(a: ArrayLike, what: str, ndims: Tuple[int, ...]) -> np.ndarray:
 
 def _save_qkv(qkv: Any, folder: Path) -> Any:
     """(Q, K, V) arrays become a folder of Q.npy, K.npy, V.npy; anything else is passed on."""
-    if isinstance(qkv, (tuple, list)) and len(qkv) == 3 and not isinstance(qkv[0], str):
+    if isinstance(qkv, (tuple, list)) and len(qkv) != 3:
+        raise ValueError(
+            f"qkv takes three arrays (Q, K, V), each [d, d] or [H, d, d], got {len(qkv)}; or a "
+            "name: 'identity', 'random:SEED', a folder"
+        )
+    if isinstance(qkv, (tuple, list)) and not isinstance(qkv[0], str):
         folder.mkdir(parents=True, exist_ok=True)
         for name, m in zip("QKV", qkv):
             np.save(folder / f"{name}.npy", _float_array(m, name, (2, 3)))
@@ -319,6 +330,10 @@ def attend(
     model: "sa" or "usa"; qkv: "identity", "random:SEED", a folder, or (Q, K, V) arrays [d, d].
     stats: the streamed f64 weight statistics per query; top_k: also the k largest weights.
     """
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+        raise TypeError(f"top_k must be an int >= 0, got {top_k!r}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (the number of largest weights kept), got {top_k}")
     k = _float_array(keys, "keys", (2, 3))
     q = k if queries is None else _float_array(queries, "queries", (2, 3))
     if k.ndim != q.ndim:
@@ -377,9 +392,9 @@ def _flags(options: Dict[str, Any]) -> List[str]:
 
 
 def cfm(
-    *,
     context: Optional[Union[str, ArrayLike]] = None,
     queries: Optional[Union[str, ArrayLike]] = None,
+    *,
     out: Optional[Union[str, os.PathLike]] = None,
     force: bool = False,
     progress: Union[bool, Callable[[int, int], Any]] = True,
@@ -533,6 +548,23 @@ def sweep(
     ``out/ensemble-K`` (final.npy, metrics.csv, run.toml with its provenance).
     ``common`` options apply to every point.
     """
+    if isinstance(grid, dict):
+        example = ", ".join(f"{{{k!r}: ...}}" for k in list(grid)[:2])
+        raise TypeError(
+            "sweep takes a list of option dicts, one per point, not a dict of value lists: "
+            f"give [{example}, ...] (e.g. [dict(beta=b) for b in (1, 2)])"
+        )
+    if isinstance(grid, (str, bytes)) or not isinstance(grid, (list, tuple)):
+        raise TypeError(
+            "sweep takes a list of option dicts, one per point (e.g. [dict(n=64, beta=1.0), "
+            f"dict(n=64, beta=2.0)]), got {type(grid).__name__}"
+        )
+    for k, p in enumerate(grid):
+        if not isinstance(p, dict):
+            raise TypeError(
+                f"sweep's point {k} is a {type(p).__name__}: each point is a dict of options, "
+                "e.g. dict(n=64, beta=1.0)"
+            )
     points = [dict(common, **p) for p in grid]
     ensembles = _ensembles(points)
     outs = [None if out is None else str(Path(out) / f"ensemble-{k}") for k in range(len(ensembles))]

@@ -21,10 +21,38 @@ create_exception!(_attnflow, AttnflowError, PyException);
 /// Bad input is a ValueError with the CLI's one-line message; everything else (a blow-up, an
 /// I/O or device failure) an AttnflowError.
 fn to_py(e: Error) -> PyErr {
+    let message = python_names(&e.to_string());
     match e {
-        Error::Input(_) | Error::Limit(_) => PyValueError::new_err(e.to_string()),
-        _ => AttnflowError::new_err(e.to_string()),
+        Error::Input(_) | Error::Limit(_) => PyValueError::new_err(message),
+        _ => AttnflowError::new_err(message),
     }
+}
+
+/// A message in Python's names: the CLI's `--force` and `--out` are the keyword arguments
+/// `force=True` and `out=` here.
+fn python_names(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("--") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let word_end = |w: &str| {
+            tail.strip_prefix(w)
+                .is_some_and(|t| !t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-'))
+        };
+        if word_end("--force") {
+            out.push_str("force=True");
+            rest = &tail["--force".len()..];
+        } else if word_end("--out") {
+            out.push_str("out=");
+            rest = &tail["--out".len()..];
+        } else {
+            out.push_str("--");
+            rest = &tail[2..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Reports progress to a Python callable and watches for Ctrl-C, at most every 0.1 s: each
@@ -110,6 +138,23 @@ fn run_job(
     qkv_dir: Option<PathBuf>,
 ) -> PyResult<String> {
     use attnflow::model::init::{InitSpec, TokenSlice};
+    // An unknown keyword is named with the options there are (not the fields attnflow writes
+    // into a run.toml, which the TOML layer also reads).
+    let table: toml::Table = toml::from_str(config_toml)
+        .map_err(|e| PyValueError::new_err(format!("invalid option: {}", e.message())))?;
+    let names = ConfigLayer::option_names();
+    let known: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !["out", "allow_changed_inputs"].contains(n))
+        .collect();
+    if let Some(key) = table.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(PyValueError::new_err(format!(
+            "unknown option `{key}`: attnflow.run takes x0, out, force, progress and the \
+             options {}",
+            known.join(", ")
+        )));
+    }
     let mut layer: ConfigLayer = toml::from_str(config_toml)
         .map_err(|e| PyValueError::new_err(format!("invalid option: {}", e.message())))?;
     // The array, borrowed read-only for the whole run.

@@ -125,7 +125,7 @@ def test_every_option_name_of_the_cli_is_accepted(tmp_path):
         (dict(noise=0.1), "add --integrator euler"),
         (dict(beta=float("nan")), "beta"),
         (dict(t_end=float("inf")), "t-end must be a finite number"),
-        (dict(n_tokens=3), "unknown field `n_tokens`"),
+        (dict(n_tokens=3), "unknown option `n_tokens`"),
         (dict(model="gpt"), "gpt"),
     ],
 )
@@ -270,6 +270,74 @@ def test_ctrl_c_stops_a_run_cleanly_with_complete_files(tmp_path, ctrl_c):
     assert np.load(folder / "final.npy").shape == (2000, 3)
     assert np.load(folder / "traj.npy").shape == (done // 50 + 1, 2000, 3)
     assert np.load(folder / "traj_t.npy").shape == (done // 50 + 1,)
+
+
+def test_a_run_stopped_by_ctrl_c_resumes_to_the_bits_of_the_uninterrupted_one(tmp_path, ctrl_c):
+    """Was: the resumed metrics.csv kept an extra row, that of the step Ctrl-C stopped at."""
+    opts = dict(n=400, d=3, steps=3000, t_end=6.0, save_every=7, metrics_every=3,
+                backend="reference", progress=False)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        af.run(out=tmp_path / "stopped", **opts)
+    timer.cancel()
+    folder = tmp_path / "stopped"
+    record = json.loads(af._ext.toml_to_json((folder / "run.toml").read_text()))
+    done = record["provenance"]["steps_done"]
+    assert 0 < done < 3000, done
+    cli("run", "--resume", folder, "--quiet", cwd=tmp_path)
+    af.run(out=tmp_path / "full", **opts)
+    for name in ["final.npy", "traj.npy", "traj_t.npy", "metrics.csv"]:
+        assert (folder / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+
+
+def test_messages_use_python_names_and_exceptions(tmp_path):
+    eye = np.eye(3)
+    # Was: "invalid type: sequence".
+    with pytest.raises(ValueError, match=r"qkv takes three arrays \(Q, K, V\).*got 2"):
+        af.run(qkv=(eye, eye), n=8, steps=2, backend="cpu", progress=False)
+    # Were bare TypeErrors ("'int' object is not iterable", "'str' object is not a mapping").
+    with pytest.raises(TypeError, match="list of option dicts.*got int"):
+        af.sweep(42)
+    with pytest.raises(TypeError, match="not a dict of value lists"):
+        af.sweep({"beta": [1, 2]})
+    with pytest.raises(TypeError, match="point 1 is a int"):
+        af.sweep([dict(beta=1.0), 2])
+    # Was: OverflowError ("can't convert negative int to unsigned").
+    keys = np.random.default_rng(0).standard_normal((8, 3))
+    with pytest.raises(ValueError, match="top_k must be >= 0"):
+        af.attend(keys, top_k=-1, backend="cpu")
+    # Was: "use --force to overwrite it, or choose another --out".
+    af.run(n=8, steps=2, backend="cpu", progress=False, out=tmp_path / "o")
+    with pytest.raises(af.AttnflowError) as e:
+        af.run(n=8, steps=2, backend="cpu", progress=False, out=tmp_path / "o")
+    msg = str(e.value)
+    assert "force=True" in msg and "out=" in msg and "--force" not in msg and "--out" not in msg, msg
+    # Was: the options listed ended with provenance, checkpoint and inputs (fields attnflow
+    # writes into a run.toml).
+    with pytest.raises(ValueError) as e:
+        af.run(n_tokens=3, progress=False, backend="cpu")
+    msg = str(e.value)
+    assert "unknown option `n_tokens`" in msg and "t_end" in msg and "checkpoint_every" in msg, msg
+    import re
+    for internal in ["provenance", "checkpoint", "inputs", "outputs", "gamma"]:
+        assert not re.search(rf"(?<![\w]){internal}(?![\w])", msg), (internal, msg)
+
+
+def test_cfm_takes_its_context_positionally_as_the_readme_shows():
+    y = np.random.default_rng(1).standard_normal((12, 3))
+    a = af.cfm(y, m=6, steps=3, backend="reference", progress=False)
+    b = af.cfm(context=y, m=6, steps=3, backend="reference", progress=False)
+    assert np.array_equal(a.final, b.final)
+
+
+def test_mesa_runtime_dir_warnings_do_not_reach_python_output():
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    code = "import attnflow as af; af.adapters(); af.run(n=8, steps=2, progress=False)"
+    import sys
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "XDG_RUNTIME_DIR" not in done.stdout + done.stderr, done.stderr
 
 
 def test_ctrl_c_stops_a_flow_map_and_writes_nothing(tmp_path, ctrl_c):

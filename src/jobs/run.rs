@@ -59,14 +59,183 @@ pub struct Resume {
 }
 
 /// What a checkpoint records beside the run's configuration and provenance (in the `[checkpoint]`
-/// table of `.checkpoint.toml`): the file of the state, and how much of metrics.csv and
-/// traj.npy (written on since) belongs to it.
+/// table of `.checkpoint.toml`): the step, the file of the state, and how much of metrics.csv
+/// and traj.npy (written on since) belongs to it, each with its size and SHA-256 (`sha256:HEX`)
+/// so that a resume refuses files changed or cut since.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Checkpoint {
+    pub step: usize,
     pub state: String,
+    pub state_bytes: u64,
+    pub state_sha256: String,
     pub metrics_bytes: u64,
+    /// Of the first `metrics_bytes` bytes.
+    pub metrics_sha256: String,
     pub frames: usize,
+    /// Of traj.npy's first `frames` snapshots (the bytes after its header).
+    pub traj_bytes: u64,
+    pub traj_sha256: String,
     pub times: Vec<f64>,
+}
+
+/// A file's size and `sha256:HEX`.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Digest {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// What a run.toml records of the files a run wrote (its `[outputs]` table): the step they
+/// hold and each file's size and SHA-256, which `--resume` checks before it continues.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Outputs {
+    pub step: usize,
+    pub files: std::collections::BTreeMap<String, Digest>,
+}
+
+/// Refuses a resume whose files are not those its record covers (run.toml's `[outputs]`, or
+/// a checkpoint's `[checkpoint]` table): a file cut, edited or replaced since, or a record
+/// whose `steps_done` is not the step its files hold. `source` holds the files.
+pub fn verify_resume(
+    record: &Path,
+    source: &Path,
+    steps_done: usize,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<()> {
+    let changed = |path: &Path, what: String| {
+        file_error(
+            path,
+            format!(
+                "{what}: it changed since the run wrote it, and a resume would continue from \
+                 other data; restore it, or start a new run"
+            ),
+        )
+    };
+    let size = |path: &Path| -> Result<u64> {
+        std::fs::symlink_metadata(path)
+            .map_err(|e| file_error(path, format!("cannot resume from it: {e}")))
+            .map(|m| m.len())
+    };
+    let edited = |step: usize| {
+        file_error(
+            record,
+            format!(
+                "records steps_done = {steps_done}, but the files it covers hold step {step}: \
+                 the record was edited; cannot resume from it (restore it, or start a new run)"
+            ),
+        )
+    };
+    match checkpoint {
+        Some(c) => {
+            if c.step != steps_done {
+                return Err(edited(c.step));
+            }
+            let state = source.join(&c.state);
+            let len = size(&state)?;
+            if len != c.state_bytes {
+                return Err(changed(
+                    &state,
+                    format!("has {len} bytes, its checkpoint recorded {}", c.state_bytes),
+                ));
+            }
+            if crate::output::sha256_file(&state)? != c.state_sha256 {
+                return Err(changed(
+                    &state,
+                    "its SHA-256 differs from the one its checkpoint recorded".into(),
+                ));
+            }
+            let metrics = source.join("metrics.csv");
+            let len = size(&metrics)?;
+            if len < c.metrics_bytes {
+                return Err(changed(
+                    &metrics,
+                    format!(
+                        "has {len} bytes, fewer than the {} its checkpoint recorded",
+                        c.metrics_bytes
+                    ),
+                ));
+            }
+            if crate::output::sha256_range(&metrics, 0, c.metrics_bytes)? != c.metrics_sha256 {
+                return Err(changed(
+                    &metrics,
+                    format!(
+                        "its first {} bytes differ from those its checkpoint recorded",
+                        c.metrics_bytes
+                    ),
+                ));
+            }
+            let traj = source.join("traj.npy");
+            if c.frames > 0 {
+                let len = size(&traj)?;
+                let start = npy::data_start(&traj)?;
+                if len < start + c.traj_bytes {
+                    return Err(changed(
+                        &traj,
+                        format!(
+                            "holds {} bytes of snapshots, fewer than the {} ({} snapshots) its \
+                             checkpoint recorded",
+                            len.saturating_sub(start),
+                            c.traj_bytes,
+                            c.frames
+                        ),
+                    ));
+                }
+                if crate::output::sha256_range(&traj, start, c.traj_bytes)? != c.traj_sha256 {
+                    return Err(changed(
+                        &traj,
+                        format!(
+                            "its first {} snapshots differ from those its checkpoint recorded",
+                            c.frames
+                        ),
+                    ));
+                }
+            }
+        }
+        None => {
+            let text = std::fs::read_to_string(record)
+                .map_err(|e| file_error(record, format!("cannot read: {e}")))?;
+            let outputs = toml::from_str::<toml::Table>(&text)
+                .ok()
+                .and_then(|mut t| t.remove("outputs"))
+                .and_then(|o| o.try_into::<Outputs>().ok())
+                .ok_or_else(|| {
+                    file_error(
+                        record,
+                        "records no valid [outputs] table (the size and SHA-256 of each file \
+                         the run wrote, which a resume checks): it was written by an older \
+                         attnflow or edited; start a new run",
+                    )
+                })?;
+            if outputs.step != steps_done {
+                return Err(edited(outputs.step));
+            }
+            for name in ["final.npy", "metrics.csv"] {
+                if !outputs.files.contains_key(name) {
+                    return Err(file_error(
+                        record,
+                        format!("its [outputs] table names no {name}; cannot resume from it"),
+                    ));
+                }
+            }
+            for (name, digest) in &outputs.files {
+                let path = source.join(name);
+                let len = size(&path)?;
+                if len != digest.bytes {
+                    return Err(changed(
+                        &path,
+                        format!("has {len} bytes, run.toml recorded {}", digest.bytes),
+                    ));
+                }
+                if crate::output::sha256_file(&path)? != digest.sha256 {
+                    return Err(changed(
+                        &path,
+                        "its SHA-256 differs from the one run.toml recorded".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads the `[checkpoint]` table of a checkpoint record.
@@ -277,6 +446,10 @@ pub fn execute_from(
                 }
                 text.truncate(keep);
             }
+            // The rows the run never stopped would have: the first, and every
+            // metrics_every-th up to the step resumed from (not the row of the step a stop
+            // or the end of a shorter run added).
+            let every = config.metrics_every;
             let kept: Vec<&str> = text
                 .lines()
                 .enumerate()
@@ -285,7 +458,9 @@ pub fn execute_from(
                         || l.split(',')
                             .next()
                             .and_then(|s| s.parse::<usize>().ok())
-                            .is_some_and(|s| s <= r.step)
+                            .is_some_and(|s| {
+                                s <= r.step && (s == 0 || (every > 0 && s.is_multiple_of(every)))
+                            })
                 })
                 .map(|(_, l)| l)
                 .collect();
@@ -325,16 +500,25 @@ pub fn execute_from(
                     Some(c) => c.times.clone(),
                     None => npy::read_as::<f64>(&r.dir.join("traj_t.npy"))?.1,
                 };
-                let keep = r.checkpoint.as_ref().map(|c| c.frames);
-                let (traj, present) =
-                    Trajectory::append(&traj_path, &frame, keep, backend.as_mut())?;
-                if present != t.len() {
+                // The snapshots the run never stopped would have: every save_every-th step up
+                // to the one resumed from (not the last step of a shorter run).
+                let keep = match &r.checkpoint {
+                    Some(c) => c.frames,
+                    None => r.step.checked_div(cfg.save_every).unwrap_or(0) + 1,
+                };
+                if t.len() < keep {
                     return Err(file_error(
-                        &traj_path,
-                        "holds another number of snapshots than traj_t.npy",
+                        r.dir.join("traj_t.npy"),
+                        format!(
+                            "holds {} times, fewer than the {keep} snapshots of step {}",
+                            t.len(),
+                            r.step
+                        ),
                     ));
                 }
-                times = t;
+                let (traj, _) =
+                    Trajectory::append(&traj_path, &frame, Some(keep), backend.as_mut())?;
+                times = t[..keep].to_vec();
                 Some(traj)
             }
             _ => Some(Trajectory::create(&traj_path, &frame, backend.as_mut())?),
@@ -451,9 +635,10 @@ pub fn execute_from(
                 .and_then(|()| metrics_file.get_ref().metadata())
                 .map_err(csv_err)?
                 .len();
-            let frames = match traj.as_mut() {
-                Some(t) => t.sync()?,
-                None => 0,
+            let metrics_sha256 = crate::output::sha256_range(&metrics_path, 0, metrics_bytes)?;
+            let (frames, (traj_bytes, traj_sha256)) = match traj.as_mut() {
+                Some(t) => (t.sync()?, t.data_digest()),
+                None => (0, (0, crate::output::sha256_hex(Default::default()))),
             };
             let state = format!(".checkpoint-{step}.npy");
             let state_path = out.path(&state);
@@ -461,10 +646,19 @@ pub fn execute_from(
                 Tokens::F32(v) => npy::write(&state_path, &frame, &v)?,
                 Tokens::F64(v) => npy::write(&state_path, &frame, &v)?,
             }
+            let state_bytes = std::fs::metadata(&state_path)
+                .map_err(|e| file_error(&state_path, format!("cannot read: {e}")))?
+                .len();
             let checkpoint = Checkpoint {
+                step,
                 state,
+                state_bytes,
+                state_sha256: crate::output::sha256_file(&state_path)?,
                 metrics_bytes,
+                metrics_sha256,
                 frames,
+                traj_bytes,
+                traj_sha256,
                 times: times.clone(),
             };
             let mut text = record_text(
@@ -525,12 +719,35 @@ pub fn execute_from(
         Some(_) => format!("interrupted at step {steps_done} of {}", cfg.steps),
         None => "finished".to_string(),
     };
+    // What a resume checks: the step and each file's size and SHA-256.
+    let mut files = std::collections::BTreeMap::new();
+    for name in ["final.npy", "metrics.csv", "traj.npy", "traj_t.npy"] {
+        let p = out.path(name);
+        if let Ok(m) = std::fs::metadata(&p) {
+            let digest = Digest {
+                bytes: m.len(),
+                sha256: crate::output::sha256_file(&p)?,
+            };
+            files.insert(name.to_string(), digest);
+        }
+    }
+    #[derive(Serialize)]
+    struct OutputsTable {
+        outputs: Outputs,
+    }
+    let mut text = record_text(status, steps_done, elapsed_s, device.clone())?;
+    text.push('\n');
+    text.push_str(
+        &toml::to_string(&OutputsTable {
+            outputs: Outputs {
+                step: steps_done,
+                files,
+            },
+        })
+        .map_err(|e| Error::Input(format!("cannot serialise the outputs: {e}")))?,
+    );
     let path = out.path("run.toml");
-    std::fs::write(
-        &path,
-        record_text(status, steps_done, elapsed_s, device.clone())?,
-    )
-    .map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
+    std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
     // The checkpoint's files are not results.
     for name in checkpoint_files(out.staging()) {
         let _ = std::fs::remove_file(out.staging().join(name));
@@ -796,6 +1013,12 @@ impl Trajectory {
         match self {
             Trajectory::F32(w) => w.sync().map(|()| w.frames()),
             Trajectory::F64(w) => w.sync().map(|()| w.frames()),
+        }
+    }
+    fn data_digest(&self) -> (u64, String) {
+        match self {
+            Trajectory::F32(w) => w.data_digest(),
+            Trajectory::F64(w) => w.data_digest(),
         }
     }
     fn finish(self) -> Result<()> {

@@ -35,7 +35,44 @@ pub struct SafetensorsFile {
 
 impl SafetensorsFile {
     pub fn open(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
+        use std::io::Read;
+        // A regular file only (a FIFO would block, /dev/zero never end), whose header fits
+        // in it, read whole only when the machine can hold it.
+        let mut file = crate::output::open_input(path)?;
+        let len = file
+            .metadata()
+            .map_err(|e| file_error(path, format!("cannot read the safetensors file: {e}")))?
+            .len();
+        let mut head = [0u8; 8];
+        file.read_exact(&mut head).map_err(|_| {
+            file_error(
+                path,
+                format!(
+                    "is not a safetensors file: {len} bytes, shorter than the 8-byte length of \
+                     its header"
+                ),
+            )
+        })?;
+        let header = u64::from_le_bytes(head);
+        if header > len - 8 || header > 100 << 20 {
+            return Err(file_error(
+                path,
+                format!(
+                    "is not a safetensors file: its first 8 bytes give a header of {header} \
+                     bytes, {}",
+                    if header > len - 8 {
+                        format!("more than the {} bytes that follow", len - 8)
+                    } else {
+                        "more than the format's 100 MiB".to_string()
+                    }
+                ),
+            ));
+        }
+        crate::limits::ensure_memory(&format!("reading {}", path.display()), len)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(usize::MAX));
+        bytes.extend_from_slice(&head);
+        file.take(len - 8)
+            .read_to_end(&mut bytes)
             .map_err(|e| file_error(path, format!("cannot read the safetensors file: {e}")))?;
         let ck = SafetensorsFile {
             path: path.to_path_buf(),
@@ -123,6 +160,40 @@ impl SafetensorsFile {
                 .any(|p| st.tensor(&format!("{p}h.{l}.attn.c_attn.weight")).is_ok())
         };
         let layers = (0..).take_while(|&l| has(l)).count();
+        // A tensor of a later layer would be silently dropped: refused by name.
+        let mut stray: Vec<(usize, &str)> = st
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let bare = PREFIXES
+                    .iter()
+                    .rev()
+                    .find_map(|p| name.strip_prefix(p).filter(|_| !p.is_empty()))
+                    .unwrap_or(name);
+                let l = bare
+                    .strip_prefix("h.")?
+                    .split('.')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()?;
+                (l >= layers).then_some((l, name))
+            })
+            .collect();
+        stray.sort();
+        if let Some((l, name)) = stray.first()
+            && layers > 0
+        {
+            return Err(file_error(
+                &self.path,
+                format!(
+                    "tensor '{name}' belongs to layer {l}, but the layers run h.0 .. h.{} \
+                     (h.{layers}.attn.c_attn.weight is missing): a GPT-2 checkpoint's layers \
+                     are numbered without gaps; remove the stray tensors, or add the missing \
+                     layers",
+                    layers - 1
+                ),
+            ));
+        }
         if layers == 0 {
             return Err(file_error(
                 &self.path,
@@ -283,6 +354,26 @@ pub fn split_spec<'a>(rest: &'a str, suffixes: &[&'a str]) -> (&'a str, Option<&
         }
     }
     (rest, None)
+}
+
+/// Refuses `safetensors:FILE:FORMAT` with a FORMAT attnflow does not know (`llama`), instead of
+/// reading `FILE:FORMAT` as a file name that does not exist. `known`: the suffixes taken.
+pub fn check_format(option: &str, rest: &str, known: &[&str]) -> Result<()> {
+    if let Some((file, tail)) = rest.rsplit_once(':')
+        && !tail.is_empty()
+        && tail
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !known.contains(&tail)
+        && !Path::new(rest).exists()
+    {
+        return Err(input(format!(
+            "{option} safetensors:{rest}: unknown format '{tail}': attnflow reads GPT-2 \
+             checkpoints, as safetensors:{file}:{}",
+            known.join(" or :")
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ impl QkvSpec {
             }
         }
         if let Some(rest) = s.strip_prefix(SAFETENSORS) {
+            super::checkpoint::check_format("--qkv", rest, &["gpt2"])?;
             let (file, _) = super::checkpoint::split_spec(rest, &["gpt2"]);
             if file.is_empty() {
                 return Err(input(
@@ -375,6 +376,7 @@ impl MlpSpec {
             };
         }
         if let Some(rest) = s.strip_prefix(SAFETENSORS) {
+            super::checkpoint::check_format("--mlp", rest, &["gpt2"])?;
             let (file, _) = super::checkpoint::split_spec(rest, &["gpt2"]);
             if file.is_empty() {
                 return Err(input(

@@ -39,8 +39,8 @@ pub struct RunArgs {
         conflicts_with_all = [
             "config", "out", "force", "n", "d", "batch", "model", "geometry", "mask", "beta",
             "qkv", "heads", "head_combine", "weight_scale", "mlp", "activation", "noise",
-            "noise_kind", "alibi", "beta_rule", "integrator", "init", "tokens", "seed", "save_every",
-            "metrics_every",
+            "noise_kind", "alibi", "alibi_excludes_self", "beta_rule", "layer", "ngpt_alpha",
+            "integrator", "init", "tokens", "seed", "save_every", "metrics_every",
         ]
     )]
     resume: Option<PathBuf>,
@@ -94,6 +94,33 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             dir.display()
         );
     }
+    if !dir.join("run.toml").is_file()
+        && !dir.join(attnflow::output::CHECKPOINT).is_dir()
+        && !dir.join(attnflow::output::STAGING).is_dir()
+        && let Some(other) = Kind::ALL
+            .into_iter()
+            .find(|k| *k != Kind::Run && dir.join(k.record()).is_file())
+    {
+        bail!(
+            "{}: holds the results of attnflow {} ({}), not of a run: --resume continues a \
+             folder written by attnflow run",
+            dir.display(),
+            other.name(),
+            other.record()
+        );
+    }
+    // Every option but these is the run's own (clap's list above refuses them by name; this
+    // also refuses an option added later and missing from it).
+    const CHANGEABLE: [&str; 4] = ["t_end", "steps", "backend", "checkpoint_every"];
+    let given = toml::Table::try_from(&args.options)?;
+    if let Some(key) = given.keys().find(|k| !CHANGEABLE.contains(&k.as_str())) {
+        bail!(
+            "--{} cannot change on --resume: a resumed run keeps every option of {} but \
+             --t-end, --steps, --backend and --checkpoint-every; start a new run to change it",
+            key.replace('_', "-"),
+            dir.display()
+        );
+    }
     // Lock first: nothing else writes while the run is read, and a killed run's staging
     // folder with a checkpoint is kept as the folder's checkpoint.
     let mut out = Output::open(dir, Kind::Run, true, &[])?;
@@ -114,6 +141,9 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
         .as_ref()
         .map(|_| run::read_checkpoint(&record))
         .transpose()?;
+    // Nothing is trusted unchecked: the files resumed from are those the record covers.
+    let source = kept.clone().unwrap_or_else(|| dir.to_path_buf());
+    run::verify_resume(&record, &source, done, checkpoint.as_ref())?;
     let mut layer = ConfigLayer::from_file(&record)?;
     let (Some(old_t), Some(old_steps)) = (layer.t_end, layer.steps) else {
         bail!("{}: records no t_end and steps", record.display());
@@ -161,8 +191,19 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
     layer.t_end = Some(t_end);
     layer.steps = Some(steps);
     // Only these options may change on --resume (clap refuses the others).
-    if args.options.backend.is_some() {
-        layer.backend = args.options.backend;
+    // Only the backend it ran on continues it bit for bit (and reads its files' precision).
+    if let Some(asked) = args.options.backend
+        && let Some(ran) = layer.backend
+        && asked != ran
+        && asked != attnflow::config::BackendChoice::Auto
+    {
+        bail!(
+            "{}: the run ran on the {} backend: resume on the backend it ran on (--backend {}), \
+             or start a new run",
+            dir.display(),
+            ran.name(),
+            ran.name()
+        );
     }
     if args.options.checkpoint_every.is_some() {
         layer.checkpoint_every = args.options.checkpoint_every;
@@ -185,7 +226,6 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
         }
     }
     out.add_inputs(&resolved.input_files())?;
-    let source = kept.unwrap_or_else(|| dir.to_path_buf());
     let final_path = match &checkpoint {
         Some(c) => source.join(&c.state),
         None => dir.join("final.npy"),
@@ -213,7 +253,6 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let signals = Signals::install()?;
     let (resolved, out, resume) = match &args.resume {
         Some(dir) => {
             let (resolved, out, resume) = prepare_resume(&args, dir)?;
@@ -237,6 +276,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             (resolved, out, None)
         }
     };
+    // Installed once the inputs are read: a signal while they are read (a slow disk, a huge
+    // file) ends the command at once, as nothing of the run exists yet.
+    let signals = Signals::install()?;
     let out_dir = out.dir().to_path_buf();
     let c = &resolved.config;
     let betas = if c.beta.iter().all(|b| *b == c.beta[0]) {
