@@ -7,6 +7,7 @@ nothing here skips.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -114,16 +115,21 @@ class Page:
                                     timeout=30000)
 
     def pixels(self) -> np.ndarray:
-        """The 3-D canvas as an RGB array (read back through a 2-D canvas)."""
-        data = self.page.evaluate("""() => {
-            const src = document.querySelector('#stage canvas');
-            const c = document.createElement('canvas');
-            c.width = 400; c.height = 300;
-            const g = c.getContext('2d');
-            g.drawImage(src, 0, 0, 400, 300);
-            return Array.from(g.getImageData(0, 0, 400, 300).data);
+        """The 3-D canvas as an RGB array, read with gl.readPixels (the page keeps its drawing
+        buffer) and passed back as base64."""
+        w, h, data = self.page.evaluate("""() => {
+            const gl = document.querySelector('#stage canvas').getContext('webgl2');
+            const w = gl.drawingBufferWidth, h = gl.drawingBufferHeight;
+            const px = new Uint8Array(w * h * 4);
+            gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, px);
+            let s = '';
+            for (let i = 0; i < px.length; i += 0x8000) {
+                s += String.fromCharCode.apply(null, px.subarray(i, i + 0x8000));
+            }
+            return [w, h, btoa(s)];
         }""")
-        return np.array(data, dtype=np.float64).reshape(300, 400, 4)[:, :, :3]
+        px = np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(h, w, 4)
+        return px[:, :, :3].astype(np.float64)
 
     def canvas_box(self):
         return self.page.locator("#stage canvas").bounding_box()
