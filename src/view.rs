@@ -412,8 +412,8 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
     });
     if shown < n {
         notes.push(format!(
-            "Showing {shown} of the {n} tokens (every {:.1}th, evenly spaced by index); \
-             clusters and attention weights are those of the shown tokens.",
+            "Showing {shown} of {n} tokens (evenly spaced by index, one in {:.1}); clusters \
+             and attention weights are those of the shown tokens.",
             n as f64 / shown as f64
         ));
     }

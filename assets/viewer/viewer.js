@@ -350,6 +350,7 @@ function drawMetrics() {
   const m = D.metrics[state.system];
   if (!m || m.t.length === 0) {
     $('metrics-note').textContent = 'This folder has no metrics.csv.';
+    cv.style.display = 'none';
     return;
   }
   const t = m.t, tmin = t[0], tmax = t[t.length - 1] || 1;
@@ -492,11 +493,6 @@ window.addEventListener('resize', resize);
 // Text.
 $('desc').textContent = `${D.description || D.source + ' folder'}. ${D.folder}`;
 for (const n of D.notes) { const p = document.createElement('div'); p.className = 'note'; p.textContent = n; $('notes').appendChild(p); }
-if (D.shown < D.n) {
-  const p = document.createElement('div'); p.className = 'note';
-  p.textContent = `Sample: ${D.shown} of ${D.n} tokens.`; p.id = 'sample-note';
-  $('notes').appendChild(p);
-}
 $('credits').textContent = `attnflow ${D.attnflow}; drawn with three.js ${D.three} (MIT licence).`;
 
 resize();
