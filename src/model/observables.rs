@@ -176,7 +176,7 @@ pub fn cluster_labels_grid(x: &[f64], d: usize, threshold: f64) -> (Vec<usize>, 
         std::collections::HashMap::new();
     for (i, t) in x.chunks(d).enumerate() {
         let nrm = t.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if !(nrm > 0.0) || !nrm.is_finite() {
+        if nrm.is_nan() || nrm <= 0.0 || !nrm.is_finite() {
             // cos is NaN against a zero token: it joins nothing (as in cluster_labels).
             continue;
         }
