@@ -21,6 +21,7 @@ pub mod output;
 pub mod render;
 pub mod stats;
 pub mod theory;
+pub mod view;
 
 /// The infinite-context references (kept at the crate root for its users; see [`theory`]).
 pub use theory::meanfield;

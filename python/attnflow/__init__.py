@@ -45,6 +45,7 @@ __all__ = [
     "experiment",
     "adapters",
     "sweep",
+    "view",
     "RunResult",
     "AttendResult",
     "CfmResult",
@@ -500,6 +501,55 @@ def experiment(
         return json.loads(text)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def view(
+    result_or_dir: Union[RunResult, CfmResult, str, os.PathLike],
+    *,
+    out: Optional[Union[str, os.PathLike]] = None,
+    max_tokens: int = 65536,
+    display: bool = True,
+    height: int = 760,
+) -> Any:
+    """Writes the interactive page of a run (``attnflow view DIR``: DIR/view.html, one
+    self-contained file) and, in Jupyter (IPython present), shows it inline; otherwise returns
+    the page's path.
+
+    result_or_dir: a RunResult or CfmResult made with ``out=`` (a result without a folder has
+        nothing on disk to view: pass ``out=`` to `run`), or an output folder.
+    out: the page to write [default: DIR/view.html].
+    max_tokens: at most this many tokens on the page (an evenly spaced sample beyond).
+    display: show the page inline when IPython is present (else return its path)."""
+    if isinstance(result_or_dir, (RunResult, CfmResult)):
+        if result_or_dir.out is None:
+            raise ValueError(
+                "this result has no output folder to view: run it with out=DIR "
+                "(and save_every=K for a trajectory)"
+            )
+        folder = Path(result_or_dir.out)
+    else:
+        folder = Path(result_or_dir)
+    path, _size, _clusters = _ext.view_page(
+        str(folder), None if out is None else str(out), int(max_tokens)
+    )
+    page = Path(path)
+    if display:
+        try:
+            from IPython import get_ipython
+            from IPython.display import HTML
+        except ImportError:
+            return page
+        if get_ipython() is None:
+            return page
+        import html as _html
+
+        # srcdoc: the page inline in the notebook, as self-contained as the file itself.
+        doc = _html.escape(page.read_text(encoding="utf-8"), quote=True)
+        return HTML(
+            f'<iframe srcdoc="{doc}" style="width:100%;height:{int(height)}px;border:0" '
+            'sandbox="allow-scripts"></iframe>'
+        )
+    return page
 
 
 def adapters() -> List[str]:

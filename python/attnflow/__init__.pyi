@@ -123,6 +123,14 @@ def experiment(
     mutate: Optional[str] = ...,
     **params: Any,
 ) -> Dict[str, Any]: ...
+def view(
+    result_or_dir: Union[RunResult, CfmResult, str, PathLike],
+    *,
+    out: Optional[Union[str, PathLike]] = ...,
+    max_tokens: int = ...,
+    display: bool = ...,
+    height: int = ...,
+) -> Any: ...
 def adapters() -> List[str]: ...
 def sweep(
     grid: Sequence[Dict[str, Any]],

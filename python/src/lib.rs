@@ -561,6 +561,24 @@ fn experiment_job(
     Ok(summary.to_string())
 }
 
+/// Writes the `attnflow view` page of the output folder `dir` (to `out`, default
+/// DIR/view.html) and returns its path, its size in bytes and the cluster count of each
+/// system at the last shown snapshot.
+#[pyfunction]
+#[pyo3(signature = (dir, out=None, max_tokens=attnflow::view::MAX_TOKENS))]
+fn view_page(
+    py: Python<'_>,
+    dir: PathBuf,
+    out: Option<PathBuf>,
+    max_tokens: usize,
+) -> PyResult<(String, u64, Vec<usize>)> {
+    let opts = attnflow::view::ViewOptions { out, max_tokens };
+    let s = py
+        .detach(|| attnflow::view::write_view(&dir, &opts))
+        .map_err(to_py)?;
+    Ok((s.path.display().to_string(), s.bytes, s.final_clusters))
+}
+
 /// A TOML document (run.toml) as JSON.
 #[pyfunction]
 fn toml_to_json(text: &str) -> PyResult<String> {
@@ -584,6 +602,7 @@ fn _attnflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cfm_job, m)?)?;
     m.add_function(wrap_pyfunction!(experiment_job, m)?)?;
     m.add_function(wrap_pyfunction!(toml_to_json, m)?)?;
+    m.add_function(wrap_pyfunction!(view_page, m)?)?;
     m.add_function(wrap_pyfunction!(adapters, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -823,3 +823,25 @@ def test_the_metastability_kinetic_script_is_reproduced_to_round_off():
     assert 1e-9 < np.abs(res.traj - literal).max() < 1e-7
     assert merge_index(res.traj) == merge_index(literal)
     assert 300 < merge_index(literal) < 400
+
+
+def test_view_writes_the_page_of_a_result_and_of_a_folder(tmp_path):
+    res = af.run(n=64, d=3, beta=4.0, t_end=5.0, steps=50, save_every=10, backend="cpu",
+                 progress=False, out=str(tmp_path / "run"))
+    # No IPython display outside a notebook: the path of the page.
+    page = af.view(res, display=False)
+    assert page == tmp_path / "run" / "view.html"
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") and 'id="attnflow-data"' in text
+    # The page's cluster count at the end is the CLI's.
+    cli = subprocess.run([BIN, "view", str(tmp_path / "run"), "--out", str(tmp_path / "cli.html")],
+                         capture_output=True, text=True, check=True).stdout
+    data = json.loads(text.split('id="attnflow-data">', 1)[1].split("</script>", 1)[0])
+    assert f"(cos >= 0.99): {data['counts'][-1][0]}" in cli, cli
+    assert af.view(str(tmp_path / "run"), out=str(tmp_path / "other.html"), display=False) == \
+        tmp_path / "other.html"
+    with pytest.raises(ValueError, match="out=DIR"):
+        af.view(af.run(n=8, d=3, steps=2, backend="cpu", progress=False))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(af.AttnflowError, match="not an output folder of attnflow"):
+        af.view(str(tmp_path / "empty"), display=False)

@@ -27,6 +27,7 @@ mod cfm;
 mod experiment;
 mod render;
 mod run;
+mod view;
 
 use clap::{Parser, Subcommand};
 
@@ -62,6 +63,9 @@ enum Command {
     /// Draw a run's tokens: up to four snapshots as a PNG, and with --frames, --gif or
     /// --attention one PNG per snapshot, an animated GIF, the attention matrix.
     Render(render::RenderArgs),
+    /// Write DIR/view.html: one self-contained page to explore a run's tokens in a browser
+    /// (sphere, time slider, clusters, attention of a clicked token, metrics).
+    View(view::ViewArgs),
     /// List the GPU adapters wgpu sees, best first.
     Adapters,
 }
@@ -93,6 +97,7 @@ pub fn main() -> i32 {
         Command::Cfm(args) => cfm::cfm(*args),
         Command::Experiment(args) => experiment::experiment(args),
         Command::Bench(args) => bench::bench(args),
+        Command::View(args) => view::view(args),
         Command::Adapters => adapters(),
     };
     match result {
