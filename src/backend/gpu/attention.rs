@@ -844,16 +844,22 @@ impl AttentionPass {
             (x as u32, groups.div_ceil(x) as u32, 1)
         };
         let d = self.sizes.d;
+        // Pieces planned to the dispatch budget count against the submission's budget like
+        // the attention's dispatches.
+        let piece = |o: Op| Op {
+            streaming: self.token_plan.pieces > 1,
+            ..o
+        };
         let mut ops = Vec::new();
         for h in 0..self.head_count {
             for (p, &(_, tokens)) in pieces.iter().enumerate() {
-                ops.push(op(
+                ops.push(piece(op(
                     "queries",
                     &kernels.queries,
                     &groups.queries,
                     Some(slot(h, p)),
                     grid(tokens, d, ex),
-                ));
+                )));
             }
             for (i, s) in self.slots.iter().enumerate() {
                 ops.push(Op {
@@ -875,34 +881,34 @@ impl AttentionPass {
                 (ex, ey, 1),
             ));
             for (p, &(_, tokens)) in pieces.iter().enumerate() {
-                ops.push(op(
+                ops.push(piece(op(
                     "attention_finish",
                     &kernels.attention_finish,
                     &groups.finish,
                     Some(slot(h, p)),
                     grid(tokens, d, ex),
-                ));
+                )));
             }
         }
         if let Some([hidden, out]) = &groups.mlp {
             let hx = self.grids.hidden.0;
             for (p, &(_, tokens)) in pieces.iter().enumerate() {
-                ops.push(op(
+                ops.push(piece(op(
                     "mlp_hidden",
                     &kernels.mlp_hidden,
                     hidden,
                     Some(slot(0, p)),
                     grid(tokens, self.hidden, hx),
-                ));
+                )));
             }
             for (p, &(_, tokens)) in pieces.iter().enumerate() {
-                ops.push(op(
+                ops.push(piece(op(
                     "mlp_out",
                     &kernels.mlp_out,
                     out,
                     Some(slot(0, p)),
                     grid(tokens, d, ex),
-                ));
+                )));
             }
         }
         if self.finish {

@@ -482,11 +482,12 @@ fn load_vec4(buf: &str, o: &str, d: u32, v: u32, pad: &str) -> String {
 }
 
 /// Keys per iteration of the N-body key loop: G, doubled up to 8 while a tile holds them and
-/// the unrolled body stays small (R x keys x DV at most 128 vec4 products), so that the loop's
-/// counter, compare and branch and the key index weigh at most 1/8 per query and key.
+/// the unrolled body stays small (R x keys x DV at most 32 vec4 products: 8 keys at d <= 4
+/// with R = 4; llvmpipe's R = 8-16 shapes keep their G, more spills cost more than the loop),
+/// so that the loop's counter, compare and branch weigh at most 1/8 per query and key.
 pub fn nbody_unroll(k: &Nbody) -> u32 {
     let mut u = k.g.max(1);
-    while u < 8 && 2 * u <= k.tk && k.r * 2 * u * k.dv <= 128 {
+    while u < 8 && 2 * u <= k.tk && k.r * 2 * u * k.dv <= 32 {
         u *= 2;
     }
     u
@@ -534,25 +535,46 @@ impl Coords {
             format!("{e}.{}", ["x", "y", "z", "w"][i as usize])
         }
     }
-    /// `<a, b> + addend` as one chain of d FMAs, the addend innermost (FlashAttention-2's
-    /// "exp2(x * log2(e) - max * log2(e))": the maximum costs no operation of its own).
+    /// `<a, b> + addend` as chains of FMAs over 8 coordinates, the addend innermost in the
+    /// first (FlashAttention-2's "exp2(x * log2(e) - max * log2(e))": the maximum costs no
+    /// operation of its own), the chains summed as a tree: d FMAs and ceil(d / 8) - 1 adds,
+    /// the chains short enough for a CPU's FMA latency (llvmpipe) at large d.
     fn dot_plus(
         &self,
         a: &dyn Fn(u32) -> String,
         b: &dyn Fn(u32) -> String,
         addend: &str,
     ) -> String {
-        let mut e = addend.to_string();
-        for v in (0..self.dv).rev() {
-            for i in (0..self.width(v)).rev() {
-                e = format!(
-                    "fma({}, {}, {e})",
-                    self.comp(v, &a(v), i),
-                    self.comp(v, &b(v), i)
-                );
+        let mut chains = Vec::new();
+        for v0 in (0..self.dv).step_by(2) {
+            let mut e = if v0 == 0 {
+                addend.to_string()
+            } else {
+                String::new()
+            };
+            for v in (v0..(v0 + 2).min(self.dv)).rev() {
+                for i in (0..self.width(v)).rev() {
+                    let (x, y) = (self.comp(v, &a(v), i), self.comp(v, &b(v), i));
+                    e = if e.is_empty() {
+                        format!("{x} * {y}")
+                    } else {
+                        format!("fma({x}, {y}, {e})")
+                    };
+                }
             }
+            chains.push(e);
         }
-        e
+        while chains.len() > 1 {
+            chains = chains
+                .chunks(2)
+                .map(|p| match p {
+                    [x, y] => format!("({x} + {y})"),
+                    [x] => x.clone(),
+                    _ => unreachable!("chunks of two"),
+                })
+                .collect();
+        }
+        chains.pop().expect("d >= 1")
     }
 }
 
