@@ -10,6 +10,10 @@
 //      with the rescale factor of each row;
 //   2. output phase: invocation (row group, column group) rescales and accumulates its TQO
 //      rows x TVO vec4 columns of sum_j p_ij x_j, and the row sums l.
+// Where p travels as vec4s of four rows ("quads"), an invocation's rows are interleaved
+// (rows srow + SR u, not srow TQS + u) and the rows of p (one per key) are BQ / 4 + 1 vec4s
+// apart, so that the lanes of a warp meet distinct shared-memory banks
+// (tests/shared_memory_banks.rs).
 // The state written is the one attention_small.wgsl writes: [split][token] acc (DV vec4s)
 // and (m, l), merged by attention_merge.wgsl. `main` is generated (src/backend/gpu/codegen.rs).
 // CPU twin: reference::stages::attention.

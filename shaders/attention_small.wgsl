@@ -2,11 +2,13 @@
 // invocation holds R queries in registers, keys stream through workgroup memory in tiles of
 // TK (one vec4 per key and DV = ceil(D / 4) <= 2), and each key read from workgroup memory
 // serves R queries. `main` is generated (src/backend/gpu/codegen.rs) as straight-line code: no loop
-// over coordinates or queries inside the key loop, keys unrolled G at a time.
+// over coordinates or queries inside the key loop, keys unrolled G at a time (8 where the
+// body stays small).
 //
 // Scores are in base 2: the queries kernel folds beta log2(e) into q, so p = exp2(<q, x_j> - m).
-// When D is not a multiple of 4 the spare last lane carries the running maximum: q.w = -m and
-// key.w = 1, so one dot product gives s - m and acc.w accumulates the softmax sum l for free.
+// s - m is one chain of D FMAs with -m as the innermost addend (no operation of its own; a
+// spare lane carrying -m would cost a multiply), then exp2, D FMAs into the accumulator and
+// one add into the sum: 2 D + 2 operations per pair.
 // The maximum is lazy: it starts at the score of the split's first key and moves only when a
 // tile's sum leaves [0, 2^64] (a score more than about 64 above m); that tile is then redone
 // with its exact maximum. Sums stay exact in meaning (l 2^m = sum_j 2^{s_j}) and no term can

@@ -35,15 +35,31 @@ struct Params {
     split_keys: u32,
 }
 
-// Which head a dispatch of queries.wgsl or attention_finish.wgsl works on (one slot per
-// head, dynamic offsets).
+// Which head and which piece of the tokens a dispatch of queries.wgsl, attention_finish.wgsl
+// or the perceptron works on (one slot per head and piece, dynamic offsets): the O(n d^2)
+// kernels are cut into pieces of whole tokens within the dispatch budget (plan::TokenPlan).
 struct Head {
     index: u32,
     // 0 for the first head: attention_finish writes instead of adding.
     accumulate: u32,
     // c_h: 1 (sum of heads) or 1 / H (mean).
     weight: f32,
-    pad: u32,
+    // The piece: tokens [first_token, first_token + tokens) of all systems, flattened.
+    first_token: u32,
+    tokens: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+// The element (token, column of `per_token`) of a dispatch over one piece of the tokens
+// whose grid has `groups_x` workgroups along x, or 0xffffffff past the piece.
+fn piece_element(lid: vec3<u32>, wid: vec3<u32>, groups_x: u32, head: Head, per_token: u32) -> u32 {
+    let local = token_index(lid, wid, groups_x);
+    if local >= head.tokens * per_token {
+        return 0xffffffffu;
+    }
+    return head.first_token * per_token + local;
 }
 
 // The layer (step) being computed, written once per step: random heads are drawn for it,

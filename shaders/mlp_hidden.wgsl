@@ -9,6 +9,8 @@
 @group(0) @binding(3) var<storage, read> x: array<f32>;
 // [tokens, m].
 @group(0) @binding(4) var<storage, read_write> hidden: array<f32>;
+// The piece of the tokens this dispatch computes (only first_token and tokens are used).
+@group(0) @binding(5) var<uniform> head: Head;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -16,7 +18,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
     let m = params.mlp_hidden;
-    let e = token_index(lid, wid, params.hidden_groups_x);
+    let e = piece_element(lid, wid, params.hidden_groups_x, head, m);
     if e >= params.n_queries * params.batch * m {
         return;
     }

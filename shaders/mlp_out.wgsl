@@ -6,13 +6,15 @@
 @group(0) @binding(1) var<storage, read> mlp_w: array<f32>;
 @group(0) @binding(2) var<storage, read> hidden: array<f32>;
 @group(0) @binding(3) var<storage, read_write> field: array<f32>;
+// The piece of the tokens this dispatch computes (only first_token and tokens are used).
+@group(0) @binding(4) var<uniform> head: Head;
 
 @compute @workgroup_size(WG)
 fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let e = token_index(lid, wid, params.element_groups_x);
+    let e = piece_element(lid, wid, params.element_groups_x, head, D);
     if e >= params.n_queries * params.batch * D {
         return;
     }

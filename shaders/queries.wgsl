@@ -19,7 +19,7 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let e = token_index(lid, wid, params.element_groups_x);
+    let e = piece_element(lid, wid, params.element_groups_x, head, D);
     if e >= params.n_queries * params.batch * D {
         return;
     }

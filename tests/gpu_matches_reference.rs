@@ -246,6 +246,65 @@ fn gpu_chunked_keys_give_the_unchunked_field() {
     }
 }
 
+/// The O(n d^2) kernels (queries, attention_finish, the perceptron) cut into pieces of whole
+/// tokens (1 and 13 tokens, pieces across the boundary of the two systems) give the field of
+/// whole dispatches, with two heads (the second adds to the first) and a perceptron.
+#[test]
+fn gpu_token_pieces_give_the_whole_field() {
+    use attnflow::gpu::Chunking;
+    use attnflow::integrate::{Backend, Slot};
+    use attnflow::model::weights::{MlpSpec, QkvSpec};
+    use attnflow::model::{Activation, Attention, Geometry, Mask, Shape};
+    let Some(ctx) = gpu() else { return };
+    let case = Case {
+        shape: Shape::new(2, 40, 5).unwrap(),
+        attention: Attention::Sa,
+        geometry: Geometry::Sphere,
+        mask: Mask::Full,
+        qkv: QkvSpec::Random(3),
+        betas: vec![2.0, 0.7],
+        seed: 4,
+    };
+    let (mut model, x0, shape) = (case.model(), case.initial(), case.shape);
+    let mut second = model.heads[0].clone();
+    second.v.iter_mut().for_each(|v| *v *= -0.5);
+    model.heads.push(second);
+    model.mlp = Some(
+        MlpSpec::Random {
+            hidden: 12,
+            seed: 5,
+        }
+        .resolve(shape.d, Activation::Gelu)
+        .unwrap(),
+    );
+    let field = |chunk| {
+        let options = GpuOptions {
+            chunking: Chunking::Fixed(chunk),
+            ..Default::default()
+        };
+        let mut g = GpuBackend::with_options(ctx.clone(), &model, shape, &x0, options).unwrap();
+        let pieces = g.token_plan();
+        assert_eq!(
+            (pieces.tokens_per_piece, pieces.pieces),
+            (chunk, 80usize.div_ceil(chunk))
+        );
+        g.prepare(1).unwrap();
+        g.field(Slot::State, 0).unwrap();
+        g.read_field(0).unwrap().to_f64()
+    };
+    let whole = field(80);
+    for chunk in [1, 13] {
+        assert_close(
+            &field(chunk),
+            &whole,
+            shape,
+            1e-6,
+            1e-6,
+            &format!("pieces of {chunk} tokens"),
+        );
+    }
+}
+
 /// An ensemble is B independent systems: each equals its own single run, bit for bit.
 #[test]
 fn gpu_ensemble_systems_equal_separate_runs() {

@@ -11,7 +11,9 @@
 //! and shuffles; a conditional branch counts 1. Pairs per loop iteration are the exp2
 //! instructions in it (one per pair).
 
-use attnflow::gpu::codegen::{AttentionKernel, Block, PairKernel, Profile, Target, Variant};
+use attnflow::gpu::codegen::{
+    AttentionKernel, Block, PairKernel, Profile, Target, Variant, nbody_unroll,
+};
 use wgpu::naga;
 
 const OP_EXT_INST: u32 = 12;
@@ -392,7 +394,9 @@ fn small_d_key_loop_stays_within_the_instruction_budget() {
                 let checked = count(&spirv(&kernel.source(variant), true));
                 let (per_pair, key_loop) = nbody_key_loop(&trusted);
                 let (per_pair_checked, _) = nbody_key_loop(&checked);
-                let budget = 2.0 * d as f64 + 8.0;
+                // 2d + 2 (d FMAs for s - m, exp2, d FMAs and an add) and the key loads
+                // and loop counter.
+                let budget = 2.0 * d as f64 + 3.0;
                 eprintln!(
                     "{:?} d = {d} (R = {}, G = {}) {variant:?}: {per_pair:.2} ops per pair \
                      trusted, {per_pair_checked:.2} checked (budget {budget})",
@@ -403,7 +407,11 @@ fn small_d_key_loop_stays_within_the_instruction_budget() {
                     "d = {d}: {per_pair:.2} operations per pair > {budget}"
                 );
                 assert_eq!(key_loop.nested, 0, "d = {d}: a loop inside the key loop");
-                assert_eq!(key_loop.exp2, u64::from(k.r * k.g), "pairs per iteration");
+                assert_eq!(
+                    key_loop.exp2,
+                    u64::from(k.r * nbody_unroll(&k)),
+                    "pairs per iteration"
+                );
                 assert_eq!(
                     trusted.dynamic_private_index, 0,
                     "d = {d}: dynamic index into a private array"
@@ -418,13 +426,26 @@ fn small_d_key_loop_stays_within_the_instruction_budget() {
 }
 
 #[test]
-fn the_d3_key_loop_is_nine_operations_per_pair_plus_loads() {
-    // dot4 (4) + exp2 (1) + fma4 (4) per pair, a key load per R queries and the loop's
-    // counter, compare and branch per R G pairs: 14 is the issue's ceiling, about 10 the
-    // floor of this formulation.
+fn the_d3_key_loop_is_at_most_eight_and_a_half_operations_per_pair() {
+    // Three FMAs with -m as the innermost addend, one exp2, three FMAs into the accumulator
+    // and one add into the sum: 8; a key load per R = 4 queries and the loop's counter,
+    // compare and branch per 32 pairs (8 keys unrolled) bring it to about 8.4.
     let kernel = AttentionKernel::for_dimension(3, &Target::NVIDIA);
-    let (per_pair, _) = nbody_key_loop(&count(&spirv(&kernel.source(Variant::default()), false)));
-    assert!((9.0..=11.0).contains(&per_pair), "{per_pair}");
+    let AttentionKernel::Nbody(k) = kernel else {
+        panic!("d = 3 is N-body");
+    };
+    assert_eq!(nbody_unroll(&k), 8, "keys per iteration");
+    for variant in [
+        Variant::default(),
+        Variant {
+            causal: true,
+            alibi: false,
+        },
+    ] {
+        let (per_pair, _) = nbody_key_loop(&count(&spirv(&kernel.source(variant), false)));
+        eprintln!("d = 3 {variant:?}: {per_pair:.3} ops per pair (trusted)");
+        assert!((8.0..=8.5).contains(&per_pair), "{per_pair}");
+    }
 }
 
 /// Operations per pair of the attention kernel for d on a target.
@@ -452,6 +473,8 @@ fn larger_d_stays_near_two_fmas_per_coordinate() {
             let two_d = 2.0 * (4 * d.div_ceil(4)) as f64;
             let budget = match AttentionKernel::for_dimension(d, &target) {
                 AttentionKernel::Nbody(_) => 1.25 * two_d + 16.0,
+                // FlashAttention-2 at its full blocks (64 queries x 32 keys on a GPU).
+                AttentionKernel::Block(_) if d <= 64 => 1.2 * two_d + 8.0,
                 AttentionKernel::Block(_) if d <= 128 => 1.5 * two_d + 16.0,
                 AttentionKernel::Block(_) => 3.5 * two_d,
             };
@@ -470,8 +493,10 @@ fn larger_d_stays_near_two_fmas_per_coordinate() {
 }
 
 /// A metrics row may cost about one field evaluation: the pair statistics' key loop does at
-/// most 1.4x the attention's operations per pair (its fixed part, the exponential, the
-/// minimum and two sums, weighs most at d = 2).
+/// most 1.4x the attention's operations per pair plus 3: its fixed part (the scale, the
+/// exponential's FMA, the exponential, the minimum and three sums: 7 per pair) has no FMA
+/// to hide in, where the attention's (exp2 and the sum's add) is 2, which weighs most at
+/// d = 2 (10 against 6.4 operations).
 #[test]
 fn pair_statistics_cost_about_one_field_evaluation() {
     for target in [Target::NVIDIA, Target::LLVMPIPE] {
@@ -485,7 +510,7 @@ fn pair_statistics_cost_about_one_field_evaluation() {
                 target.profile
             );
             assert!(
-                per_pair <= 1.4 * attention,
+                per_pair <= 1.4 * attention + 3.0,
                 "pair_stats d = {d}: {per_pair:.2} vs attention {attention:.2}"
             );
             if pairs.unrolled() {

@@ -18,7 +18,7 @@ use super::kernels::{
     Chunk, Grids, HeadSlot, Kernels, Params, RedrawSlot, StepSlot, aligned, bind_group,
     check_sizes, slot_binding,
 };
-use super::plan::{self, Budget, DispatchSlot, KernelShape, Plan, PlanInput, Probe};
+use super::plan::{self, Budget, DispatchSlot, KernelShape, Plan, PlanInput, Probe, TokenPlan};
 use super::record::Op;
 use super::shaders;
 use crate::backend::LayerShape;
@@ -31,7 +31,8 @@ pub enum Chunking {
     /// Probe the adapter's speed and plan to the default budgets on hardware adapters; on
     /// software adapters (no watchdog) as many keys as llvmpipe's loop limit allows.
     Auto,
-    /// Exactly this many keys per split per dispatch (tests force the chunked paths with it).
+    /// Exactly this many keys per split per dispatch, and tokens per dispatch of the O(n d^2)
+    /// kernels (tests force the chunked paths with it).
     Fixed(usize),
     /// Probe, then plan so that one dispatch takes at most this many seconds at half the
     /// measured speed, and a submission 2.5 times that (also on software adapters; tests
@@ -196,10 +197,15 @@ pub(crate) struct AttentionPass {
     /// K_h^T Q_h and V_h of every head, [H, d, d].
     pub score_matrix: wgpu::Buffer,
     pub value_matrix: wgpu::Buffer,
-    /// One `Head` per head (dynamic offsets).
+    /// The pieces of whole tokens the O(n d^2) kernels (queries, attention_finish, the
+    /// perceptron) are dispatched in.
+    pub token_plan: TokenPlan,
+    /// One `Head` per head and token piece, head-major (dynamic offsets).
     heads: wgpu::Buffer,
     head_stride: u64,
     head_count: usize,
+    head_weight: f32,
+    hidden: usize,
     /// Systems with heads of their own (the batch with heads per system, else 1).
     head_systems: usize,
     /// log Z_i of USA per query position.
@@ -261,7 +267,8 @@ impl AttentionPass {
         options: PassOptions,
         speed: Option<f64>,
         budget: Option<f64>,
-    ) -> Result<(Plan, Plan)> {
+        hidden: usize,
+    ) -> Result<(Plan, Plan, TokenPlan)> {
         let software = ctx.is_software();
         let max_groups = options
             .max_groups
@@ -330,7 +337,16 @@ impl AttentionPass {
             chunk_keys,
             budget,
         })?;
-        Ok((attention, stats))
+        // The O(n d^2) kernels: whole tokens per dispatch within the budget, at a rate
+        // derived from the attention's measured speed (Fixed chunks: that many tokens).
+        let tokens = plan::plan_tokens(
+            sizes.batch * sizes.m,
+            plan::dense_fmas_per_token(sizes.d, hidden),
+            speed.map(|s| plan::dense_speed(s, sizes.d)),
+            &budget,
+            chunk_keys,
+        );
+        Ok((attention, stats, tokens))
     }
 
     pub fn new(
@@ -346,8 +362,9 @@ impl AttentionPass {
                 "the causal mask needs the queries to be the keys (self-attention)",
             ));
         }
-        let (plan, stats_plan) = Self::plans(ctx, kernels, sizes, options, None, None)?;
         let hidden = model.mlp.as_ref().map_or(0, |m| m.hidden);
+        let (plan, stats_plan, token_plan) =
+            Self::plans(ctx, kernels, sizes, options, None, None, hidden)?;
         let grids = check_sizes(
             &ctx.limits,
             sizes,
@@ -406,19 +423,6 @@ impl AttentionPass {
         let head_systems = by_system.len();
         let align = ctx.limits.min_uniform_buffer_offset_alignment;
         let head_stride = aligned(std::mem::size_of::<HeadSlot>(), align);
-        let head_slots: Vec<u8> = (0..heads.len())
-            .flat_map(|h| {
-                let slot = HeadSlot {
-                    index: h as u32,
-                    accumulate: (h > 0) as u32,
-                    weight: model.head_weight() as f32,
-                    pad: 0,
-                };
-                let mut bytes = bytemuck::bytes_of(&slot).to_vec();
-                bytes.resize(head_stride as usize, 0);
-                bytes
-            })
-            .collect();
         let log_norm: Vec<f32> = (0..sizes.m)
             .map(|i| model.usa_log_normaliser(i, sizes.n) as f32)
             .collect();
@@ -480,9 +484,12 @@ impl AttentionPass {
                 bytemuck::cast_slice(&f32s(&values)),
                 matrix_usage,
             ),
-            heads: init("heads", &head_slots, wgpu::BufferUsages::UNIFORM),
+            token_plan,
+            heads: buffer("heads", 4, wgpu::BufferUsages::UNIFORM),
             head_stride,
             head_count: heads.len(),
+            head_weight: model.head_weight() as f32,
+            hidden,
             head_systems,
             log_normaliser: init("log_normaliser", bytemuck::cast_slice(&log_norm), storage),
             // Pad lanes of the queries are never written and stay zero.
@@ -521,6 +528,31 @@ impl AttentionPass {
     /// Writes one `Chunk` per planned dispatch into a new uniform buffer. (Bind groups refer
     /// to it: make them afterwards.)
     fn upload_slots(&mut self, ctx: &GpuContext) {
+        let slots: Vec<u8> = (0..self.head_count)
+            .flat_map(|h| {
+                self.token_plan
+                    .pieces()
+                    .map(move |(first, tokens)| (h, first, tokens))
+            })
+            .flat_map(|(h, first, tokens)| {
+                let slot = HeadSlot {
+                    index: h as u32,
+                    accumulate: (h > 0) as u32,
+                    weight: self.head_weight,
+                    first_token: first as u32,
+                    tokens: tokens as u32,
+                    pad: [0; 3],
+                };
+                let mut bytes = bytemuck::bytes_of(&slot).to_vec();
+                bytes.resize(self.head_stride as usize, 0);
+                bytes
+            })
+            .collect();
+        self.heads = ctx.buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("heads"),
+            contents: &slots,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
         self.slots = self.plan.slots(self.max_groups);
         self.stats_slots = self.stats_plan.slots(self.max_groups);
         let bytes: Vec<u8> = self
@@ -615,6 +647,7 @@ impl AttentionPass {
                             b.as_entire_binding(),
                             z.as_entire_binding(),
                             hidden.as_entire_binding(),
+                            slot_binding::<HeadSlot>(&self.heads),
                         ],
                     ),
                     bind_group(
@@ -626,6 +659,7 @@ impl AttentionPass {
                             w.as_entire_binding(),
                             hidden.as_entire_binding(),
                             out.as_entire_binding(),
+                            slot_binding::<HeadSlot>(&self.heads),
                         ],
                     ),
                 ]
@@ -795,16 +829,38 @@ impl AttentionPass {
                 grid,
                 streaming: false,
             };
+        // The O(n d^2) kernels, one dispatch per piece of whole tokens (plan::TokenPlan): the
+        // piece's slot of head h, and a grid of `per_token` elements per token laid out as
+        // the whole dispatch's (groups_x as in Params).
+        let pieces: Vec<(usize, usize)> = self.token_plan.pieces().collect();
+        let slot = |h: usize, p: usize| {
+            ((h * self.token_plan.pieces + p) as u64 * self.head_stride) as u32
+        };
+        let grid = |tokens: usize, per_token: usize, groups_x: u32| {
+            let groups = (tokens * per_token)
+                .div_ceil(shaders::WORKGROUP as usize)
+                .max(1);
+            let x = groups.min(groups_x.max(1) as usize);
+            (x as u32, groups.div_ceil(x) as u32, 1)
+        };
+        let d = self.sizes.d;
+        // Pieces planned to the dispatch budget count against the submission's budget like
+        // the attention's dispatches.
+        let piece = |o: Op| Op {
+            streaming: self.token_plan.pieces > 1,
+            ..o
+        };
         let mut ops = Vec::new();
         for h in 0..self.head_count {
-            let head = (h as u64 * self.head_stride) as u32;
-            ops.push(op(
-                "queries",
-                &kernels.queries,
-                &groups.queries,
-                Some(head),
-                (ex, ey, 1),
-            ));
+            for (p, &(_, tokens)) in pieces.iter().enumerate() {
+                ops.push(piece(op(
+                    "queries",
+                    &kernels.queries,
+                    &groups.queries,
+                    Some(slot(h, p)),
+                    grid(tokens, d, ex),
+                )));
+            }
             for (i, s) in self.slots.iter().enumerate() {
                 ops.push(Op {
                     streaming: true,
@@ -824,24 +880,36 @@ impl AttentionPass {
                 None,
                 (ex, ey, 1),
             ));
-            ops.push(op(
-                "attention_finish",
-                &kernels.attention_finish,
-                &groups.finish,
-                Some(head),
-                (ex, ey, 1),
-            ));
+            for (p, &(_, tokens)) in pieces.iter().enumerate() {
+                ops.push(piece(op(
+                    "attention_finish",
+                    &kernels.attention_finish,
+                    &groups.finish,
+                    Some(slot(h, p)),
+                    grid(tokens, d, ex),
+                )));
+            }
         }
         if let Some([hidden, out]) = &groups.mlp {
-            let (hx, hy) = self.grids.hidden;
-            ops.push(op(
-                "mlp_hidden",
-                &kernels.mlp_hidden,
-                hidden,
-                None,
-                (hx, hy, 1),
-            ));
-            ops.push(op("mlp_out", &kernels.mlp_out, out, None, (ex, ey, 1)));
+            let hx = self.grids.hidden.0;
+            for (p, &(_, tokens)) in pieces.iter().enumerate() {
+                ops.push(piece(op(
+                    "mlp_hidden",
+                    &kernels.mlp_hidden,
+                    hidden,
+                    Some(slot(0, p)),
+                    grid(tokens, self.hidden, hx),
+                )));
+            }
+            for (p, &(_, tokens)) in pieces.iter().enumerate() {
+                ops.push(piece(op(
+                    "mlp_out",
+                    &kernels.mlp_out,
+                    out,
+                    Some(slot(0, p)),
+                    grid(tokens, d, ex),
+                )));
+            }
         }
         if self.finish {
             ops.push(op(
@@ -923,15 +991,7 @@ impl AttentionPass {
         };
         // A first tiny dispatch pays for the pipeline's first use.
         run(probes[0])?;
-        let mut last = None;
-        for (i, &probe) in probes.iter().enumerate() {
-            let seconds = run(probe)?.max(1e-7);
-            last = Some((probe, seconds, i + 1));
-            if seconds >= plan::PROBE_SECONDS {
-                break;
-            }
-        }
-        let (probe, seconds, count) = last.expect("at least one probe");
+        let (probe, seconds, count) = plan::run_probes(&probes, run)?;
         let pairs = probe.pairs(shape);
         let calibration = Calibration {
             probe,
@@ -941,13 +1001,14 @@ impl AttentionPass {
             timestamps: stamps.is_some(),
             probes: count,
         };
-        let (plan, stats_plan) = Self::plans(
+        let (plan, stats_plan, token_plan) = Self::plans(
             ctx,
             kernels,
             self.sizes,
             options,
             Some(calibration.speed),
             Some(budget),
+            self.hidden,
         )?;
         if (plan.splits, plan.split_keys) != (self.plan.splits, self.plan.split_keys)
             || (stats_plan.splits, stats_plan.split_keys)
@@ -959,6 +1020,7 @@ impl AttentionPass {
         }
         self.plan = plan;
         self.stats_plan = stats_plan;
+        self.token_plan = token_plan;
         self.calibration = Some(calibration);
         self.upload_slots(ctx);
         Ok(calibration)

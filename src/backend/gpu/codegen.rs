@@ -151,11 +151,6 @@ impl Nbody {
         }
     }
 
-    /// Whether the spare last lane of the last vec4 carries the maximum (q.w = -m, key.w = 1).
-    pub fn bias_lane(&self) -> bool {
-        !self.d.is_multiple_of(4)
-    }
-
     pub fn queries_per_group(&self) -> u32 {
         WORKGROUP * self.r
     }
@@ -278,7 +273,13 @@ impl Block {
         } else {
             0
         };
-        16 * (self.bq + self.bk) * self.stride() + 4 * self.bq * self.bk + 4 * self.bq + red
+        // p: BQ x BK floats, in quads with one spare vec4 per key (banks).
+        let p = if self.quads() {
+            16 * self.bk * (self.bq / 4 + 1)
+        } else {
+            4 * self.bq * self.bk
+        };
+        16 * (self.bq + self.bk) * self.stride() + p + 4 * self.bq + red
     }
 }
 
@@ -416,8 +417,8 @@ fn prelude(constants: &[(&str, u32)], template: &str) -> String {
     s
 }
 
-/// The vector types of a token's registers: vec4s, the last as narrow as the coordinates it
-/// holds (plus the bias lane, when there is one), so that no operation is spent on padding.
+/// The vector types of a token's registers in the pair statistics: vec4s, the last as narrow
+/// as the coordinates it holds, so that no operation is spent on padding.
 struct Lanes {
     dv: u32,
     /// Components of the last vector.
@@ -425,36 +426,21 @@ struct Lanes {
 }
 
 impl Lanes {
-    fn new(d: u32, bias: bool) -> Self {
+    fn new(d: u32) -> Self {
         let dv = d.div_ceil(4);
         let rem = d - 4 * (dv - 1);
         // At least a vec2 (WGSL has no scalar dot product).
         Lanes {
             dv,
-            last: (rem + u32::from(bias)).clamp(2, 4),
+            last: rem.clamp(2, 4),
         }
     }
     fn width(&self, v: u32) -> u32 {
         if v + 1 == self.dv { self.last } else { 4 }
     }
-    fn ty(&self, v: u32) -> String {
-        format!("vec{}<f32>", self.width(v))
-    }
     /// The swizzle that narrows a vec4 to vector v's width.
     fn swizzle(&self, v: u32) -> &'static str {
         [".x", ".xy", ".xyz", ""][self.width(v) as usize - 1]
-    }
-    /// A vec4 from vector v's register `e`, zero padded.
-    fn pad(&self, v: u32, e: &str) -> String {
-        match self.width(v) {
-            4 => e.to_string(),
-            2 => format!("vec4<f32>({e}, 0.0, 0.0)"),
-            _ => format!("vec4<f32>({e}, 0.0)"),
-        }
-    }
-    /// The component of the last vector that carries the bias.
-    fn bias_component(&self) -> &'static str {
-        ["x", "y", "z", "w"][self.last as usize - 1]
     }
 }
 
@@ -495,35 +481,127 @@ fn load_vec4(buf: &str, o: &str, d: u32, v: u32, pad: &str) -> String {
     format!("vec4<f32>({})", parts.join(", "))
 }
 
+/// Keys per iteration of the N-body key loop: G, doubled up to 8 while a tile holds them and
+/// the unrolled body stays small (R x keys x DV at most 32 vec4 products: 8 keys at d <= 4
+/// with R = 4; llvmpipe's R = 8-16 shapes keep their G, more spills cost more than the loop),
+/// so that the loop's counter, compare and branch weigh at most 1/8 per query and key.
+pub fn nbody_unroll(k: &Nbody) -> u32 {
+    let mut u = k.g.max(1);
+    while u < 8 && 2 * u <= k.tk && k.r * 2 * u * k.dv <= 32 {
+        u *= 2;
+    }
+    u
+}
+
+/// The registers of a token in the N-body kernel: DV vectors, the last exactly as wide as
+/// the coordinates it holds (a scalar for one), so no operation is spent on padding.
+struct Coords {
+    d: u32,
+    dv: u32,
+}
+
+impl Coords {
+    fn width(&self, v: u32) -> u32 {
+        if v + 1 == self.dv {
+            self.d - 4 * (self.dv - 1)
+        } else {
+            4
+        }
+    }
+    fn ty(&self, v: u32) -> String {
+        match self.width(v) {
+            1 => "f32".into(),
+            w => format!("vec{w}<f32>"),
+        }
+    }
+    /// The swizzle that narrows a vec4 to vector v's width.
+    fn swizzle(&self, v: u32) -> &'static str {
+        [".x", ".xy", ".xyz", ""][self.width(v) as usize - 1]
+    }
+    /// A vec4 from vector v's register `e`, zero padded.
+    fn pad(&self, v: u32, e: &str) -> String {
+        match self.width(v) {
+            4 => e.to_string(),
+            3 => format!("vec4<f32>({e}, 0.0)"),
+            2 => format!("vec4<f32>({e}, 0.0, 0.0)"),
+            _ => format!("vec4<f32>({e}, 0.0, 0.0, 0.0)"),
+        }
+    }
+    /// Component i of vector v's register `e`.
+    fn comp(&self, v: u32, e: &str, i: u32) -> String {
+        if self.width(v) == 1 {
+            e.to_string()
+        } else {
+            format!("{e}.{}", ["x", "y", "z", "w"][i as usize])
+        }
+    }
+    /// `<a, b> + addend` as chains of FMAs over 8 coordinates, the addend innermost in the
+    /// first (FlashAttention-2's "exp2(x * log2(e) - max * log2(e))": the maximum costs no
+    /// operation of its own), the chains summed as a tree: d FMAs and ceil(d / 8) - 1 adds,
+    /// the chains short enough for a CPU's FMA latency (llvmpipe) at large d.
+    fn dot_plus(
+        &self,
+        a: &dyn Fn(u32) -> String,
+        b: &dyn Fn(u32) -> String,
+        addend: &str,
+    ) -> String {
+        let mut chains = Vec::new();
+        for v0 in (0..self.dv).step_by(2) {
+            let mut e = if v0 == 0 {
+                addend.to_string()
+            } else {
+                String::new()
+            };
+            for v in (v0..(v0 + 2).min(self.dv)).rev() {
+                for i in (0..self.width(v)).rev() {
+                    let (x, y) = (self.comp(v, &a(v), i), self.comp(v, &b(v), i));
+                    e = if e.is_empty() {
+                        format!("{x} * {y}")
+                    } else {
+                        format!("fma({x}, {y}, {e})")
+                    };
+                }
+            }
+            chains.push(e);
+        }
+        while chains.len() > 1 {
+            chains = chains
+                .chunks(2)
+                .map(|p| match p {
+                    [x, y] => format!("({x} + {y})"),
+                    [x] => x.clone(),
+                    _ => unreachable!("chunks of two"),
+                })
+                .collect();
+        }
+        chains.pop().expect("d >= 1")
+    }
+}
+
 /// The N-body attention kernel (d <= 8).
+///
+/// Per query and key: s - m as d FMAs with -m as the innermost addend, one exp2, d FMAs into
+/// the tile's accumulator and one add into its sum: 2d + 2 operations (8 at d = 3), plus the
+/// key's load per R queries and the loop's counter per R x U pairs.
 fn nbody_attention(k: &Nbody, variant: Variant) -> String {
-    let Nbody { d, dv, r, g, tk } = *k;
-    let bias = k.bias_lane();
-    let vl = dv - 1;
+    let Nbody { d, dv, r, tk, .. } = *k;
+    let unroll = nbody_unroll(k);
     let mut c = Code::new(tiled_prelude(
-        (d, dv, tk, g),
+        (d, dv, tk, unroll),
         k.queries_per_group(),
         super::shaders::ATTENTION_SMALL,
     ));
     let rs = 0..r;
     let vs = 0..dv;
-    let lanes = Lanes::new(d, bias);
+    let lanes = Coords { d, dv };
     let (ty, sw, widen) = (
         |v| lanes.ty(v),
         |v| lanes.swizzle(v),
         |v, e: &str| lanes.pad(v, e),
     );
-    let bc = lanes.bias_component();
-    // The score of query `qr` against key vecs `kg` (s - m in base 2), without ALiBi.
+    // The score of query `qr` against key vecs `key` minus b (s - m in base 2), without ALiBi.
     let score = |qr: u32, key: &dyn Fn(u32) -> String| -> String {
-        let dots: Vec<String> = (0..dv)
-            .map(|v| format!("dot(q{qr}_{v}, {})", key(v)))
-            .collect();
-        let mut s = dots.join(" + ");
-        if !bias {
-            let _ = write!(s, " - b{qr}");
-        }
-        s
+        lanes.dot_plus(&|v| format!("q{qr}_{v}"), key, &format!("nb{qr}"))
     };
     c.line("@compute @workgroup_size(WG)");
     c.open("fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {");
@@ -566,7 +644,7 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
             "let t{qr} = system * params.n_queries + min(i{qr}, params.n_queries - 1u);"
         ));
         for v in vs.clone() {
-            c.line(format!("var q{qr}_{v} = q[t{qr} * DV + {v}u]{};", sw(v)));
+            c.line(format!("let q{qr}_{v} = q[t{qr} * DV + {v}u]{};", sw(v)));
             c.line(format!("var acc{qr}_{v} = {}(0.0);", ty(v)));
         }
         c.line(format!("var m{qr} = F32_LOWEST;"));
@@ -578,11 +656,7 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
             "split_start < params.n_keys".to_string()
         };
         c.open(format!("if {sees} {{"));
-        let dots: Vec<String> = vs
-            .clone()
-            .map(|v| format!("dot(q{qr}_{v}, first_{v})"))
-            .collect();
-        let mut s0 = dots.join(" + ");
+        let mut s0 = lanes.dot_plus(&|v| format!("q{qr}_{v}"), &|v| format!("first_{v}"), "0.0");
         if variant.alibi {
             let _ = write!(s0, " - alibi2 * f32(i{qr} - split_start)");
         }
@@ -602,15 +676,11 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
             ));
         }
         c.close();
-        // b = m (+ ALiBi's slope i): the part of s - m that depends on the query only.
+        // nb = -(m (+ ALiBi's slope i)): the part of s - m that depends on the query only.
         if variant.alibi {
-            c.line(format!("var b{qr} = m{qr} + alibi2 * f32(i{qr});"));
+            c.line(format!("var nb{qr} = -(m{qr} + alibi2 * f32(i{qr}));"));
         } else {
-            c.line(format!("var b{qr} = m{qr};"));
-        }
-        if bias {
-            c.line(format!("q{qr}_{vl}.{bc} = -b{qr};"));
-            c.line(format!("acc{qr}_{vl}.{bc} = l{qr};"));
+            c.line(format!("var nb{qr} = -m{qr};"));
         }
     }
     c.line("var start = start0;");
@@ -621,15 +691,13 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
     c.line("let len = min(TK, key_end - start);");
     c.line("workgroupBarrier();");
     c.open("for (var e = lid.x; e < TK; e += WG) {");
-    let pad = if bias { "1.0" } else { "0.0" };
     for v in vs.clone() {
         c.line(format!("var key_{v} = vec4<f32>(0.0);"));
     }
     c.open("if e < len {");
     c.line("let o = (key_base + start + e) * D;");
     for v in vs.clone() {
-        let p = if v == vl { pad } else { "0.0" };
-        c.line(format!("key_{v} = {};", load_vec4("x", "o", d, v, p)));
+        c.line(format!("key_{v} = {};", load_vec4("x", "o", d, v, "0.0")));
     }
     c.close();
     for v in vs.clone() {
@@ -649,9 +717,7 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
         for v in vs.clone() {
             c.line(format!("var tacc{qr}_{v} = {}(0.0);", ty(v)));
         }
-        if !bias {
-            c.line(format!("var tl{qr} = 0.0;"));
-        }
+        c.line(format!("var tl{qr} = 0.0;"));
     }
     // The key loop, fast (every query sees every key of the tile) or masked.
     let key_loop = |c: &mut Code, masked: bool| {
@@ -662,7 +728,7 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
             c.open("for (var kk = 0u; kk < TK; kk += G) {");
         }
         c.line("let kb = kk * DV;");
-        for gi in 0..g {
+        for gi in 0..unroll {
             for v in vs.clone() {
                 c.line(format!(
                     "let k{gi}_{v} = tile[{}]{};",
@@ -675,7 +741,7 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
             }
         }
         for qr in rs.clone() {
-            for gi in 0..g {
+            for gi in 0..unroll {
                 let mut s = score(qr, &|v| format!("k{gi}_{v}"));
                 if variant.alibi {
                     let _ = write!(s, " + j{gi}");
@@ -693,9 +759,7 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
                         ty(v)
                     ));
                 }
-                if !bias {
-                    c.line(format!("tl{qr} += p{qr}_{gi};"));
-                }
+                c.line(format!("tl{qr} += p{qr}_{gi};"));
             }
         }
         c.close();
@@ -709,12 +773,7 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
     c.close();
     c.line("// A term beyond 2^64 (or an overflow): redo the tile with its exact maximum.");
     for qr in rs.clone() {
-        let tsum = if bias {
-            format!("tacc{qr}_{vl}.{bc}")
-        } else {
-            format!("tl{qr}")
-        };
-        c.open(format!("if !({tsum} <= {OVERFLOW}) {{"));
+        c.open(format!("if !(tl{qr} <= {OVERFLOW}) {{"));
         let tile_score = |c: &mut Code| {
             for v in vs.clone() {
                 c.line(format!("let kv_{v} = tile[kk * DV + {v}u]{};", sw(v)));
@@ -732,19 +791,14 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
         c.close();
         c.line("let delta = max(top, 0.0);");
         c.line(format!("m{qr} += delta;"));
-        c.line(format!("b{qr} += delta;"));
-        if bias {
-            c.line(format!("q{qr}_{vl}.{bc} = -b{qr};"));
-        }
+        c.line(format!("nb{qr} -= delta;"));
         c.line("let shrink = exp2(-delta);");
         for v in vs.clone() {
             c.line(format!("acc{qr}_{v} *= shrink;"));
             c.line(format!("tacc{qr}_{v} = {}(0.0);", ty(v)));
         }
-        if !bias {
-            c.line(format!("l{qr} *= shrink;"));
-            c.line(format!("tl{qr} = 0.0;"));
-        }
+        c.line(format!("l{qr} *= shrink;"));
+        c.line(format!("tl{qr} = 0.0;"));
         c.open(format!("for (var kk = 0u; kk < lim{qr}; kk++) {{"));
         tile_score(&mut c);
         c.line("let p = exp2(s);");
@@ -754,29 +808,20 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
                 ty(v)
             ));
         }
-        if !bias {
-            c.line(format!("tl{qr} += p;"));
-        }
+        c.line(format!("tl{qr} += p;"));
         c.close();
         c.close();
         for v in vs.clone() {
             c.line(format!("acc{qr}_{v} += tacc{qr}_{v};"));
         }
-        if !bias {
-            c.line(format!("l{qr} += tl{qr};"));
-        }
+        c.line(format!("l{qr} += tl{qr};"));
     }
     c.line("start += TK;");
     c.close();
     for qr in rs.clone() {
         c.open(format!("if ok{qr} {{"));
         c.line(format!("let s = state0 + i{qr};"));
-        let l = if bias {
-            format!("acc{qr}_{vl}.{bc}")
-        } else {
-            format!("l{qr}")
-        };
-        c.line(format!("ml_state[s] = vec2<f32>(m{qr}, {l});"));
+        c.line(format!("ml_state[s] = vec2<f32>(m{qr}, l{qr});"));
         for v in vs.clone() {
             c.line(format!(
                 "acc_state[s * DV + {v}u] = {};",
@@ -858,7 +903,7 @@ fn pair_stats(k: &PairKernel) -> String {
     ));
     let rs = 0..r;
     let vs = 0..dv;
-    let lanes = Lanes::new(d, false);
+    let lanes = Lanes::new(d);
     let sw = |v| lanes.swizzle(v);
     // Emits the cosine of query qr against the key at tile index `at` into `name`.
     let cosine = |c: &mut Code, qr: u32, at: &str, name: &str| {
@@ -1143,7 +1188,8 @@ fn block_attention(k: &Block, variant: Variant) -> String {
     });
     if quads {
         constants.push(("BQ4", k.bq / 4));
-        template.push_str("var<workgroup> ps: array<vec4<f32>, BQ4 * BK>;\n");
+        constants.push(("PSTR", k.bq / 4 + 1));
+        template.push_str("var<workgroup> ps: array<vec4<f32>, PSTR * BK>;\n");
     } else {
         template.push_str("var<workgroup> ps: array<f32, BQ * BK>;\n");
     }
@@ -1254,14 +1300,34 @@ fn block_attention(k: &Block, variant: Variant) -> String {
     c.close();
     c.line("qs[row * STR + v] = val;");
     c.close();
-    c.line("// Score phase: rows srow * TQS + u, keys kg + SC w, vec4s ds + DS z.");
+    // With p in quads the rows are interleaved (shared-memory banks): the score phase's lane
+    // srow holds rows srow + SR u, so that the lanes of a warp read query rows 1 apart (STR
+    // vec4s, distinct banks) rather than TQS apart (8 rows of 17 vec4s are 4 x 32 words: the
+    // same banks). Quad j of p holds rows s + SR (4 q + i), i < 4, for j = s + SR q; the
+    // output phase's lane orow holds quads orow + RG q. The rows of the p tile (one per key)
+    // are PSTR = BQ4 + 1 vec4s apart, so that the score lanes of one quad (keys kg) store to
+    // different banks.
+    let sr = k.sr;
+    let rg = k.rg;
+    let score_row = |u: u32| {
+        if quads {
+            offset("srow", sr * u)
+        } else {
+            format!("srow * {tqs}u + {u}u")
+        }
+    };
+    if quads {
+        c.line("// Score phase: rows srow + SR u, keys kg + SC w, vec4s ds + DS z.");
+    } else {
+        c.line("// Score phase: rows srow * TQS + u, keys kg + SC w, vec4s ds + DS z.");
+    }
     c.line(format!("let ds = t % {ds}u;"));
     c.line(format!("let kg = (t / {ds}u) % {sc}u;"));
     c.line(format!("let srow = t / {}u;", ds * sc));
     c.line("let lead = ds == 0u && kg == 0u;");
     for u in us(tqs) {
-        c.line(format!("let si{u} = q0 + srow * {tqs}u + {u}u;"));
-        c.line(format!("let qb{u} = (srow * {tqs}u + {u}u) * STR;"));
+        c.line(format!("let si{u} = q0 + {};", score_row(u)));
+        c.line(format!("let qb{u} = ({}) * STR;", score_row(u)));
         c.line(format!("var m{u} = F32_LOWEST;"));
         c.line("// This lane's part of the row's sum l (its keys kg + SC w).");
         c.line(format!("var l{u} = 0.0;"));
@@ -1270,24 +1336,39 @@ fn block_attention(k: &Block, variant: Variant) -> String {
         c.line(format!("let kj{w} = kg + {}u;", sc * w));
         c.line(format!("let kr{w} = kj{w} * STR;"));
         if quads {
-            c.line(format!("let pw{w} = kj{w} * BQ4 + srow * {}u;", tqs / 4));
+            c.line(format!("let pw{w} = kj{w} * PSTR + srow;"));
         } else {
             c.line(format!("let pw{w} = kj{w} * BQ + srow * {tqs}u;"));
         }
     }
-    c.line(format!("let arow = srow * {tqs}u;"));
-    c.line("// Output phase: rows orow * TQO + u, vec4 columns co + CG w.");
+    if quads {
+        c.line("// Output phase: quads orow + RG q (rows as above), vec4 columns co + CG w.");
+    } else {
+        c.line("// Output phase: rows orow * TQO + u, vec4 columns co + CG w.");
+    }
     c.line(format!("let co = t % {cg}u;"));
     c.line(format!("let orow = t / {cg}u;"));
     for w in us(tvo) {
         c.line(format!("let col{w} = co + {}u;", cg * w));
     }
-    c.line(format!(
-        "let orow_p = orow * {}u;",
-        if quads { tqo / 4 } else { tqo }
-    ));
+    if quads {
+        for qd in 0..tqo / 4 {
+            c.line(format!("let oj{qd} = {};", offset("orow", rg * qd)));
+            for i in 0..4 {
+                c.line(format!(
+                    "let or{u} = oj{qd} % {sr}u + {sr}u * (4u * (oj{qd} / {sr}u) + {i}u);",
+                    u = 4 * qd + i
+                ));
+            }
+        }
+    } else {
+        c.line(format!("let orow_p = orow * {tqo}u;"));
+        for u in us(tqo) {
+            c.line(format!("let or{u} = orow * {tqo}u + {u}u;"));
+        }
+    }
     for u in us(tqo) {
-        c.line(format!("let oi{u} = q0 + orow * {tqo}u + {u}u;"));
+        c.line(format!("let oi{u} = q0 + or{u};"));
         for w in us(tvo) {
             c.line(format!("var o{u}_{w} = vec4<f32>(0.0);"));
         }
@@ -1470,7 +1551,7 @@ fn block_attention(k: &Block, variant: Variant) -> String {
                 let ps: Vec<String> = (0..4).map(|i| format!("p{}_{w}", 4 * qd + i)).collect();
                 c.line(format!(
                     "ps[{}] = vec4<f32>({});",
-                    offset(&format!("pw{w}"), qd),
+                    offset(&format!("pw{w}"), sr * qd),
                     ps.join(", ")
                 ));
             }
@@ -1482,7 +1563,7 @@ fn block_attention(k: &Block, variant: Variant) -> String {
     }
     c.open("if kg == 0u {");
     for u in us(tqs) {
-        c.line(format!("alpha[{}] = alpha{u};", offset("arow", u)));
+        c.line(format!("alpha[{}] = alpha{u};", score_row(u)));
     }
     c.close();
     c.close();
@@ -1490,16 +1571,20 @@ fn block_attention(k: &Block, variant: Variant) -> String {
 
     // Output phase.
     for u in us(tqo) {
-        c.line(format!("let a{u} = alpha[orow * {tqo}u + {u}u];"));
+        c.line(format!("let a{u} = alpha[or{u}];"));
         for w in us(tvo) {
             c.line(format!("o{u}_{w} *= a{u};"));
         }
     }
     c.open(format!("for (var kk = 0u; kk < BK; kk += {uk}u) {{"));
-    c.line(format!(
-        "let pb = kk * {} + orow_p;",
-        if quads { "BQ4" } else { "BQ" }
-    ));
+    if quads {
+        c.line("let pb = kk * PSTR;");
+        for qd in 0..tqo / 4 {
+            c.line(format!("let pb{qd} = pb + oj{qd};"));
+        }
+    } else {
+        c.line("let pb = kk * BQ + orow_p;");
+    }
     for w in us(tvo) {
         c.line(format!("let vb{w} = kk * STR + col{w};"));
     }
@@ -1515,7 +1600,7 @@ fn block_attention(k: &Block, variant: Variant) -> String {
             for qd in 0..tqo / 4 {
                 c.line(format!(
                     "let p{g}_{qd} = ps[{}];",
-                    offset("pb", g * k.bq / 4 + qd)
+                    offset(&format!("pb{qd}"), g * (k.bq / 4 + 1))
                 ));
             }
         } else {

@@ -36,7 +36,9 @@ pub(crate) struct HeadSlot {
     pub index: u32,
     pub accumulate: u32,
     pub weight: f32,
-    pub pad: u32,
+    pub first_token: u32,
+    pub tokens: u32,
+    pub pad: [u32; 3],
 }
 
 /// Mirrors `Step` in shaders/common.wgsl.
@@ -160,7 +162,7 @@ pub mod contract {
                 output_scale,
                 alibi_slope, mlp_hidden, hidden_groups_x, splits, split_keys,
             }),
-            mirror!(HeadSlot as "Head" { index, accumulate, weight, pad }),
+            mirror!(HeadSlot as "Head" { index, accumulate, weight, first_token, tokens, pad }),
             mirror!(StepSlot as "Step" { layer, pad }),
             mirror!(RedrawSlot as "Redraw" {
                 seed_lo, seed_hi, heads, scale, groups_x, systems, per_system, layered,
@@ -495,13 +497,32 @@ impl Specialisation {
             ),
             ("tangent_project", "urw", fixed(shaders::TANGENT_PROJECT)),
             ("normalise", "urw", fixed(shaders::NORMALISE)),
-            ("mlp_hidden", "urrrw", fixed(shaders::MLP_HIDDEN)),
-            ("mlp_out", "urrw", fixed(shaders::MLP_OUT)),
+            ("mlp_hidden", "urrrwd", fixed(shaders::MLP_HIDDEN)),
+            ("mlp_out", "urrwd", fixed(shaders::MLP_OUT)),
             ("redraw", "uuww", fixed(shaders::REDRAW)),
             ("rk_combine", "duwwrrrrw", fixed(shaders::RK_COMBINE)),
             ("pair_stats", "udrrw", self.pairs.source()),
         ]
     }
+}
+
+/// Whether wgpu zeroes the kernel's workgroup memory before it runs (WebGPU's default: a
+/// loop of stores and a barrier at the start of every workgroup). Off where every word a
+/// kernel reads from workgroup memory was written by it before a barrier:
+/// - `attention`, N-body (codegen::nbody_attention): each tile loop writes all TK * DV vec4s
+///   of `tile` (zeros past the tile's keys) before its barrier, and reads only after.
+/// - `attention`, FlashAttention-2 (codegen::block_attention): `qs` (every row's DVP vec4s)
+///   is written before the first barrier, `kt` likewise per tile; the spare vec4 that pads
+///   each row of both to STR is never read. `ps` (every row of every key of the tile,
+///   zero where masked) and `alpha` (every row) are written before the barrier that
+///   precedes the output phase; `red` is read only at the lanes written before its barrier.
+/// - `pair_stats` (codegen::pair_stats): `tile` and `tile_norm`, every key of the tile
+///   (zeros past its end), before the tile's barrier.
+///
+/// The other kernels have no workgroup memory, so the option costs nothing there; it stays
+/// at WebGPU's default for them and for any kernel added later.
+pub fn zero_initialise_workgroup_memory(kernel: &str) -> bool {
+    !matches!(kernel, "attention" | "pair_stats")
 }
 
 /// ATTNFLOW_CHECKED_SHADERS=1 compiles every kernel with wgpu's runtime checks.
@@ -580,7 +601,10 @@ impl Kernels {
                 layout: Some(&layout),
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    zero_initialize_workgroup_memory: zero_initialise_workgroup_memory(name),
+                    ..Default::default()
+                },
                 cache: None,
             })
         };

@@ -319,6 +319,12 @@ impl GpuBackend {
         self.attention.plan
     }
 
+    /// How the O(n d^2) kernels (queries, attention_finish, the perceptron) are cut into
+    /// dispatches of whole tokens.
+    pub fn token_plan(&self) -> plan::TokenPlan {
+        self.attention.token_plan
+    }
+
     /// How the pair statistics are cut into dispatches.
     pub fn stats_plan(&self) -> Plan {
         self.attention.stats_plan

@@ -14,7 +14,10 @@
 //!   `Budget::in_flight` of them are queued ahead of the GPU.
 //! - **The probe** that measures the speed grows 4x at a time from 2^18 pairs and stops at
 //!   2^28 or as soon as one takes `PROBE_SECONDS`, so none takes more than 4 `PROBE_SECONDS`
-//!   on any GPU.
+//!   on any GPU ([`run_probes`]).
+//! - **Token pieces** bound the O(n d^2) kernels (queries, attention_finish, the perceptron):
+//!   each dispatch covers a range of whole tokens within `Budget::dispatch_seconds` at a
+//!   conservative multiply-add rate derived from the measured pair rate ([`plan_tokens`]).
 
 use crate::error::{Error, Result};
 
@@ -326,9 +329,94 @@ pub fn probes(blocks: usize, split_keys: usize, kernel: KernelShape) -> Vec<Prob
     out
 }
 
+/// Runs the probes in order until one takes `PROBE_SECONDS` or more (or none is left):
+/// `time` runs one and returns its seconds. Returns the last probe run, its seconds and how
+/// many ran. Each probe is at most 4x the one before, which took less than `PROBE_SECONDS`,
+/// so none runs longer than 4 `PROBE_SECONDS` beyond the first.
+pub fn run_probes(
+    probes: &[Probe],
+    mut time: impl FnMut(Probe) -> Result<f64>,
+) -> Result<(Probe, f64, usize)> {
+    let mut last = None;
+    for (i, &probe) in probes.iter().enumerate() {
+        let seconds = time(probe)?.max(1e-7);
+        last = Some((probe, seconds, i + 1));
+        if seconds >= PROBE_SECONDS {
+            break;
+        }
+    }
+    last.ok_or_else(|| Error::Gpu("internal: no speed probe to run".into()))
+}
+
+/// How the O(n d^2) kernels of an evaluation (queries, attention_finish, mlp_hidden,
+/// mlp_out: one invocation per element, each a loop over d or the hidden width) are cut into
+/// dispatches: contiguous pieces of whole tokens (of all systems, flattened).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TokenPlan {
+    pub tokens: usize,
+    pub tokens_per_piece: usize,
+    pub pieces: usize,
+    /// Estimated seconds of the longest piece at the margined speed, when measured.
+    pub piece_seconds: Option<f64>,
+}
+
+impl TokenPlan {
+    /// (first token, tokens) of every piece, in order.
+    pub fn pieces(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.pieces).map(|p| {
+            let first = p * self.tokens_per_piece;
+            (first, self.tokens_per_piece.min(self.tokens - first))
+        })
+    }
+}
+
+/// Multiply-adds per token of the heaviest dense kernel: d x d (queries, the value
+/// projection of attention_finish) or d x hidden (each of the perceptron's two).
+pub fn dense_fmas_per_token(d: usize, hidden: usize) -> f64 {
+    (d * d.max(hidden)) as f64
+}
+
+/// A conservative multiply-add rate of the dense kernels from the attention kernel's measured
+/// pair rate at dimension d: a pair costs at least 2d + 2 operations there (kernel_ops.rs),
+/// a dense multiply-add one FMA and two loads, mostly from cache; charged d / 4 multiply-adds
+/// per pair (a factor 2 or more below the issue slots, for the loads that miss), and never
+/// more than one per pair.
+pub fn dense_speed(pair_speed: f64, d: usize) -> f64 {
+    pair_speed * (d as f64 / 4.0).max(1.0)
+}
+
+/// Cuts `tokens` tokens of `fmas_per_token` multiply-adds into pieces of at most
+/// `budget.dispatch_seconds` at `speed` (multiply-adds per second, halved by SPEED_MARGIN;
+/// None: not measured, one piece), or of `forced` tokens (tests).
+pub fn plan_tokens(
+    tokens: usize,
+    fmas_per_token: f64,
+    speed: Option<f64>,
+    budget: &Budget,
+    forced: Option<usize>,
+) -> TokenPlan {
+    let tokens = tokens.max(1);
+    let speed = speed.map(|s| s / SPEED_MARGIN);
+    let per_piece = match (forced, speed) {
+        (Some(k), _) => k,
+        (None, Some(speed)) => {
+            (budget.dispatch_seconds * speed / fmas_per_token.max(1.0)).floor() as usize
+        }
+        (None, None) => tokens,
+    }
+    .clamp(1, tokens);
+    TokenPlan {
+        tokens,
+        tokens_per_piece: per_piece,
+        pieces: tokens.div_ceil(per_piece),
+        piece_seconds: speed.map(|s| per_piece as f64 * fmas_per_token / s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::codegen::{AttentionKernel, Target};
 
     /// Pair interactions per second of an H100 by d (GPU-NOTES: 3.3e12 at d = 3 issue-bound,
     /// 2.5e11 at d = 64), about 2d + 6 instructions per pair over 1.06e13 instructions/s.
@@ -336,26 +424,16 @@ mod tests {
         1.06e13 / (2.0 * d as f64 + 6.0) * if d >= 16 { 0.5 } else { 1.0 }
     }
 
+    /// The attention kernel codegen builds for d on a large NVIDIA GPU.
     fn shape(d: usize) -> KernelShape {
-        if d <= 8 {
-            KernelShape {
-                queries_per_group: if d <= 4 { 256 } else { 128 },
-                tile_keys: 256,
-            }
-        } else {
-            // The Block kernel's smallest blocks (d = 1024: 4 queries, 2 keys).
-            let (bq, bk) = match d {
-                9..=16 => (64, 32),
-                17..=64 => (32, 32),
-                65..=128 => (32, 16),
-                129..=256 => (16, 8),
-                257..=512 => (8, 4),
-                _ => (4, 2),
-            };
-            KernelShape {
-                queries_per_group: bq,
-                tile_keys: bk,
-            }
+        shape_on(d, &Target::NVIDIA)
+    }
+
+    fn shape_on(d: usize, target: &Target) -> KernelShape {
+        let k = AttentionKernel::for_dimension(d, target);
+        KernelShape {
+            queries_per_group: k.queries_per_group() as usize,
+            tile_keys: k.tile_keys() as usize,
         }
     }
 
@@ -519,5 +597,117 @@ mod tests {
         i.n_keys = 100_000;
         let e = plan(&i).unwrap_err().to_string();
         assert!(e.contains("workgroups along z"), "{e}");
+    }
+
+    #[test]
+    fn the_planner_sees_the_kernel_shapes_codegen_builds() {
+        // The shapes above are codegen's, for both profiles: every plan covers the keys and
+        // queries and keeps the budget at a million tokens on a GPU 100x slower than an H100.
+        for target in [Target::NVIDIA, Target::LLVMPIPE] {
+            for d in [3, 16, 64, 128, 1024] {
+                let mut i = input(1, 1 << 20, d, Some(h100(d) / 100.0));
+                i.kernel = shape_on(d, &target);
+                assert!(i.kernel.queries_per_group >= 1 && i.kernel.tile_keys >= 1);
+                let p = plan(&i).unwrap();
+                assert!(
+                    p.dispatch_pairs / (h100(d) / 100.0) <= 0.05 + 1e-12,
+                    "{d}: {p:?}"
+                );
+                assert_covers(&p, 1 << 20);
+            }
+        }
+    }
+
+    #[test]
+    fn the_probe_stops_at_the_first_run_that_takes_probe_seconds() {
+        for d in [3, 64, 1024] {
+            let k = shape(d);
+            let p = plan(&input(1, 1 << 20, d, None)).unwrap();
+            let all = probes(p.blocks, p.split_keys, k);
+            // GPUs from 1e6 to 1e14 pairs/s: the probe stops at the first run that takes
+            // PROBE_SECONDS, every run before took less, and none took more than 4x that
+            // (or the first probe, on a GPU too slow for even that).
+            for speed in [1e6, 1e8, 1e10, 1e12, 1e14] {
+                let mut ran = Vec::new();
+                let (last, seconds, count) = run_probes(&all, |probe| {
+                    ran.push(probe);
+                    Ok(probe.pairs(k) / speed)
+                })
+                .unwrap();
+                assert_eq!(count, ran.len());
+                assert_eq!(last, *ran.last().unwrap());
+                assert_eq!(seconds, (last.pairs(k) / speed).max(1e-7));
+                for earlier in &ran[..ran.len() - 1] {
+                    assert!(earlier.pairs(k) / speed < PROBE_SECONDS);
+                }
+                if seconds < PROBE_SECONDS {
+                    assert_eq!(count, all.len(), "stopped early at {speed:e}");
+                }
+                let first = all[0].pairs(k) / speed;
+                assert!(
+                    seconds <= (4.0 * PROBE_SECONDS).max(first),
+                    "d = {d}, {speed:e} pairs/s: a probe of {seconds} s"
+                );
+            }
+        }
+        // An error stops the probe and is passed on.
+        let k = shape(3);
+        let all = probes(64, 1 << 16, k);
+        let e = run_probes(&all, |_| Err(Error::Gpu("lost".into()))).unwrap_err();
+        assert!(e.to_string().contains("lost"));
+        assert!(run_probes(&[], |_| Ok(1.0)).is_err());
+    }
+
+    #[test]
+    fn dense_kernels_at_half_a_million_tokens_and_d_1024_keep_the_budget_on_a_slow_gpu() {
+        // n = 2^19, d = 1024 with weights: queries alone is 5.5e11 multiply-adds, seconds on
+        // a GPU 100x slower than an H100 in one dispatch.
+        let (n, d) = (1usize << 19, 1024);
+        let fmas = dense_fmas_per_token(d, 0);
+        assert_eq!(n as f64 * fmas, 549_755_813_888.0);
+        let budget = Budget::default();
+        for hidden in [0, 4 * d] {
+            let per_token = dense_fmas_per_token(d, hidden);
+            let pair_speed = h100(d) / 100.0;
+            let speed = dense_speed(pair_speed, d);
+            let p = plan_tokens(n, per_token, Some(speed), &budget, None);
+            // The real time of the longest piece at the conservative speed itself.
+            let real = p.tokens_per_piece as f64 * per_token / speed;
+            assert!(
+                real <= budget.dispatch_seconds / SPEED_MARGIN + 1e-12,
+                "hidden {hidden}: {real} s per piece"
+            );
+            assert!(p.pieces > 1, "{p:?}");
+            let covered: Vec<(usize, usize)> = p.pieces().collect();
+            assert_eq!(covered.len(), p.pieces);
+            let mut next = 0;
+            for (first, count) in covered {
+                assert_eq!(first, next);
+                assert!(count >= 1 && count <= p.tokens_per_piece);
+                next += count;
+            }
+            assert_eq!(next, n);
+            eprintln!(
+                "n = 2^19, d = 1024, hidden {hidden}: {} pieces of {} tokens, {:.1} ms each",
+                p.pieces,
+                p.tokens_per_piece,
+                1e3 * real
+            );
+        }
+        // The conservative rate is below what the attention kernel's issue slots allow.
+        for d in [3, 16, 64, 1024] {
+            let pair = h100(d);
+            assert!(
+                dense_speed(pair, d) <= pair * (2 * d + 2) as f64 / 2.0,
+                "d = {d}"
+            );
+        }
+        // Unmeasured: one piece; forced: as asked; a token over the budget: one per piece.
+        assert_eq!(plan_tokens(1000, 9.0, None, &budget, None).pieces, 1);
+        let forced = plan_tokens(300, 9.0, None, &budget, Some(7));
+        assert_eq!((forced.pieces, forced.tokens_per_piece), (43, 7));
+        assert_eq!(forced.pieces().last(), Some((294, 6)));
+        let slow = plan_tokens(10, 1e12, Some(1.0), &budget, None);
+        assert_eq!((slow.pieces, slow.tokens_per_piece), (10, 1));
     }
 }
