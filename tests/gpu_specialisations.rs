@@ -25,17 +25,24 @@ const TOL: f64 = 1e-4;
 const STEPS: usize = 2;
 
 /// The model of one planner question.
-fn model(d: usize, variant: Variant, attention: Attention, qkv: QkvSpec, beta: f64) -> Model {
+fn model(
+    d: usize,
+    variant: Variant,
+    attention: Attention,
+    geometry: Geometry,
+    qkv: QkvSpec,
+    betas: Vec<f64>,
+) -> Model {
     let mut model = Model::new(
         attention,
-        Geometry::Sphere,
+        geometry,
         if variant.causal {
             Mask::Causal
         } else {
             Mask::Full
         },
         qkv.resolve(d).unwrap(),
-        vec![beta],
+        betas,
     );
     if variant.alibi {
         model.alibi = Some(2.0);
@@ -43,10 +50,10 @@ fn model(d: usize, variant: Variant, attention: Attention, qkv: QkvSpec, beta: f
     model
 }
 
-fn options(profile: &AdapterProfile) -> GpuOptions {
+fn options(profile: &AdapterProfile, checked: bool) -> GpuOptions {
     GpuOptions {
         target: Some(profile.target()),
-        checked: Some(false),
+        checked: Some(checked),
         ..Default::default()
     }
 }
@@ -88,8 +95,15 @@ fn every_specialisation_a_profile_can_get_matches_reference_on_this_adapter() {
         for &d in DIMENSIONS {
             for variant in VARIANTS {
                 for attention in [Attention::Sa, Attention::Usa] {
-                    let m = model(d, variant, attention, QkvSpec::Identity, 1.0);
-                    let spec = Specialisation::new(&ctx, &m, d, &options(profile));
+                    let m = model(
+                        d,
+                        variant,
+                        attention,
+                        Geometry::Sphere,
+                        QkvSpec::Identity,
+                        vec![1.0],
+                    );
+                    let spec = Specialisation::new(&ctx, &m, d, &options(profile, false));
                     let who = format!(
                         "{} d={d} {} {attention:?}",
                         profile.name,
@@ -119,48 +133,88 @@ fn every_specialisation_a_profile_can_get_matches_reference_on_this_adapter() {
     for (k, spec) in order.iter().enumerate() {
         let d = spec.d;
         let who = &planned[spec];
-        // SA and USA, identity and random weights, sphere and beta alternate over the cases.
+        // SA and USA, identity and random weights, the geometry, beta, ensembles of two
+        // systems and wgpu's runtime checks (ATTNFLOW_CHECKED_SHADERS) vary over the cases.
         let attention = if k % 2 == 0 {
             Attention::Sa
         } else {
             Attention::Usa
         };
-        let qkv = if k % 4 < 2 {
+        // (Random d x d weights at d > 128 cost llvmpipe seconds without touching the
+        // kernels that vary by profile.)
+        let qkv = if k % 4 < 2 && d <= 128 {
             QkvSpec::Random(7 + k as u64)
         } else {
             QkvSpec::Identity
         };
-        let beta = [1.0, 4.0, 0.5][k % 3];
-        let m = model(d, spec.variant, attention, qkv.clone(), beta);
-        let shape = Shape::new(1, tokens(spec), d).unwrap();
+        let geometry = if k % 5 == 3 {
+            Geometry::Euclidean
+        } else {
+            Geometry::Sphere
+        };
+        let beta = [1.0, 4.0, 0.5, 10.0][(k / 2 + k / 7) % 4];
+        let betas = if k % 6 == 5 {
+            vec![beta, beta / 4.0]
+        } else {
+            vec![beta]
+        };
+        let checked = k % 5 == 4;
+        let m = model(
+            d,
+            spec.variant,
+            attention,
+            geometry,
+            qkv.clone(),
+            betas.clone(),
+        );
+        let shape = Shape::new(betas.len(), tokens(spec), d).unwrap();
         let case = Case {
             shape,
             attention,
-            geometry: Geometry::Sphere,
+            geometry,
             mask: m.mask,
             qkv,
-            betas: vec![beta],
+            betas,
             seed: k as u64,
         };
         let x0 = case.initial();
         let h = case.step_size().min(0.05);
         let profile = AdapterProfile::named(who[0].split(' ').next().unwrap()).unwrap();
         let t0 = std::time::Instant::now();
-        let mut gpu = GpuBackend::with_options(ctx.clone(), &m, shape, &x0, options(profile))
-            .unwrap_or_else(|e| panic!("{who:?}: {e}"));
+        let mut gpu =
+            GpuBackend::with_options(ctx.clone(), &m, shape, &x0, options(profile, checked))
+                .unwrap_or_else(|e| panic!("{who:?}: {e}"));
         let setup = t0.elapsed().as_secs_f64();
-        assert_eq!(gpu.specialisation(), *spec, "{who:?}");
-        // The pair statistics at the initial state, then the dynamics.
-        let stats = gpu.pair_stats().unwrap();
-        let want_stats = attnflow::reference::pair_stats(&m.betas, shape, &x0);
-        let (g, w) = (summarise(&stats, beta), summarise(&want_stats, beta));
-        let label = format!("{} ({} and {} more)", who[0], case.label(), who.len() - 1);
-        assert!(
-            (g.energy - w.energy).abs() <= 1e-5 * w.energy.abs().max(1e-3)
-                && (g.mean_cos - w.mean_cos).abs() <= 1e-5
-                && (g.min_cos - w.min_cos).abs() <= 1e-5,
-            "pair statistics, {label}: got {g:?}, want {w:?}"
+        let got_spec = gpu.specialisation();
+        assert_eq!(got_spec.checked, checked);
+        assert_eq!(
+            Specialisation {
+                checked: false,
+                ..got_spec
+            },
+            *spec,
+            "{who:?}"
         );
+        // The pair statistics at the initial state, then the dynamics.
+        let t3 = std::time::Instant::now();
+        let stats = gpu.pair_stats().unwrap();
+        let stats_time = t3.elapsed().as_secs_f64();
+        let want_stats = attnflow::reference::pair_stats(&m.betas, shape, &x0);
+        let label = format!("{} ({} and {} more)", who[0], case.label(), who.len() - 1);
+        let n = shape.n;
+        for (b, &beta) in case.betas.iter().enumerate() {
+            let rows = b * n..(b + 1) * n;
+            let (g, w) = (
+                summarise(&stats[rows.clone()], beta),
+                summarise(&want_stats[rows], beta),
+            );
+            assert!(
+                (g.energy - w.energy).abs() <= 1e-5 * w.energy.abs().max(1e-3)
+                    && (g.mean_cos - w.mean_cos).abs() <= 1e-5
+                    && (g.min_cos - w.min_cos).abs() <= 1e-5,
+                "pair statistics of system {b}, {label}: got {g:?}, want {w:?}"
+            );
+        }
         let t1 = std::time::Instant::now();
         let want = run_rk4(&mut ReferenceBackend::new(&m, shape, &x0).unwrap(), &m, h);
         let reference = t1.elapsed().as_secs_f64();
@@ -171,7 +225,7 @@ fn every_specialisation_a_profile_can_get_matches_reference_on_this_adapter() {
         worst = worst.max(err);
         executed.extend(generated(&gpu.specialisation()));
         eprintln!(
-            "{k:3} {:<70} {} max|err|={err:.2e} (compile {setup:.1} s, reference {reference:.1} s, gpu {run:.1} s)",
+            "{k:3} {:<70} {} max|err|={err:.2e} (setup {setup:.1} s, pair stats {stats_time:.1} s, reference {reference:.1} s, gpu {run:.1} s)",
             label.chars().take(70).collect::<String>(),
             catalogue::describe_attention(&spec.attention)
         );

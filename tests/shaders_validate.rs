@@ -234,22 +234,18 @@ fn assert_no_out_of_range_f32(who: &str, text: &str) {
         if hex {
             j += 2;
         }
-        while j < bytes.len()
-            && (bytes[j].is_ascii_hexdigit()
-                || bytes[j] == b'.'
-                || bytes[j] == b'p'
-                || bytes[j] == b'P'
-                || ((bytes[j] == b'+' || bytes[j] == b'-')
-                    && matches!(bytes[j - 1], b'e' | b'E' | b'p' | b'P')))
-        {
-            if !hex
-                && !(bytes[j].is_ascii_digit()
-                    || bytes[j] == b'.'
-                    || bytes[j] == b'e'
-                    || bytes[j] == b'E'
-                    || bytes[j] == b'+'
-                    || bytes[j] == b'-')
-            {
+        // The characters of a literal: digits (hex digits after 0x), the point, the exponent
+        // letter and its sign.
+        let exponent: &[u8] = if hex { b"pP" } else { b"eE" };
+        while j < bytes.len() {
+            let c = bytes[j];
+            let digit = if hex {
+                c.is_ascii_hexdigit()
+            } else {
+                c.is_ascii_digit()
+            };
+            let sign = (c == b'+' || c == b'-') && exponent.contains(&bytes[j - 1]);
+            if !(digit || c == b'.' || exponent.contains(&c) || sign) {
                 break;
             }
             j += 1;

@@ -156,13 +156,15 @@ impl Block {
             }
         };
         // Sized for the workgroup-memory reduction, so that the blocks do not depend on
-        // whether subgroups are used: fewer keys per tile, then fewer queries per block,
-        // then more column groups (fewer output rows), until it fits.
+        // whether subgroups are used: fewer keys per tile down to 8, then fewer queries per
+        // block, then fewer keys, then more column groups (fewer output rows), until it fits.
         let (mut cg, mut bq, mut bk) = (cg, (WORKGROUP / cg) * tqo, bk);
         let fits =
             |cg, bq, bk| make(cg, bq, bk, Reduce::Workgroup).workgroup_bytes() <= workgroup_bytes;
         while !fits(cg, bq, bk) {
-            if bk > 1 {
+            // Tiles of fewer than 8 keys only once the query block is as small as it goes
+            // (WebGPU's 16 KiB would otherwise get tiles of one key).
+            if bk > 8 || (bk > 1 && bq <= WORKGROUP / cg) {
                 bk /= 2;
             } else if bq > WORKGROUP / cg {
                 bq /= 2;

@@ -621,21 +621,9 @@ impl Kernels {
                 cache: None,
             })
         };
-        let [
-            queries,
-            attention,
-            merge,
-            finish,
-            project,
-            normalise,
-            mlp_hidden,
-            mlp_out,
-            redraw,
-            combine,
-            stats,
-        ] = {
-            // Kernels this device already compiled are reused; new ones join the cache only
-            // once the error scope says they compiled.
+        // Kernels this device already compiled are reused; new ones join the cache only once
+        // the error scope says they compiled.
+        let built = {
             let cache = ctx.compiled.lock().expect("kernel cache");
             spec.sources().map(|(name, kinds, source)| {
                 let key = (source, kinds, spec.checked);
@@ -644,25 +632,13 @@ impl Kernels {
                 }
                 let layout = layout(device, name, kinds);
                 let compiled = (pipeline(name, key.0.clone(), &layout), layout);
-                (compiled.clone(), Some(key))
+                (compiled, Some(key))
             })
         };
-        let fresh: Vec<_> = [
-            &queries,
-            &attention,
-            &merge,
-            &finish,
-            &project,
-            &normalise,
-            &mlp_hidden,
-            &mlp_out,
-            &redraw,
-            &combine,
-            &stats,
-        ]
-        .into_iter()
-        .filter_map(|(compiled, key)| key.clone().map(|k| (k, compiled.clone())))
-        .collect();
+        let fresh: Vec<_> = built
+            .iter()
+            .filter_map(|(compiled, key)| key.clone().map(|k| (k, compiled.clone())))
+            .collect();
         let [
             queries,
             attention,
@@ -675,11 +651,7 @@ impl Kernels {
             redraw,
             combine,
             stats,
-        ] = [
-            queries, attention, merge, finish, project, normalise, mlp_hidden, mlp_out, redraw,
-            combine, stats,
-        ]
-        .map(|(compiled, _)| compiled);
+        ] = built.map(|(compiled, _)| compiled);
         let kernels = Kernels {
             spec,
             queries: queries.0,
