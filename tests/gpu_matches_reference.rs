@@ -1,5 +1,7 @@
 //! The GPU backend against the f64 reference (docs/model.md §1-2): after RK4 steps over the core
 //! grid, per-system betas, the overflow report for USA beyond f32, and the adapter limits.
+//! Every other adapter profile's kernels (and d up to 1024) run against the reference in
+//! tests/gpu_specialisations.rs.
 
 mod common;
 
@@ -49,47 +51,17 @@ fn gpu_matches_reference_over_the_core_grid() {
     grid_against_reference(GpuOptions::default(), |_| true, "default kernels");
 }
 
-/// The kernels a hardware GPU gets (N-body with 4 queries per invocation up to d = 8,
-/// FlashAttention-2 above, subgroup reductions), run on this adapter.
-#[test]
-fn gpu_hardware_kernels_match_reference_over_the_core_grid() {
-    let options = GpuOptions {
-        profile: Some(Profile::Hardware),
-        ..Default::default()
-    };
-    grid_against_reference(options, |_| true, "hardware kernels");
-}
-
-/// FlashAttention-2 with its reductions through workgroup memory (adapters without
-/// subgroups), on the grid's cases with d >= 16.
-#[test]
-fn gpu_workgroup_memory_reductions_match_reference() {
-    let options = GpuOptions {
-        profile: Some(Profile::Hardware),
-        subgroups: false,
-        ..Default::default()
-    };
-    grid_against_reference(options, |c| c.shape.d >= 16, "workgroup reductions");
-}
-
 /// Every kernel compiled with wgpu's runtime checks (ATTNFLOW_CHECKED_SHADERS=1): the same
-/// results as the trusted modules, over the grid for this adapter's kernels and over its
-/// d >= 16 cases for the hardware kernels (below 16 they are this adapter's N-body kernel
-/// with other block sizes).
+/// results as the trusted modules over the grid for this adapter's kernels (every other
+/// profile's kernels run checked in tests/gpu_specialisations.rs, one case in five).
 #[test]
 fn gpu_checked_modules_match_reference_over_the_core_grid() {
-    for (profile, min_d) in [(Profile::Software, 0), (Profile::Hardware, 16)] {
-        let options = GpuOptions {
-            profile: Some(profile),
-            checked: Some(true),
-            ..Default::default()
-        };
-        grid_against_reference(
-            options,
-            |c| c.shape.d >= min_d,
-            &format!("checked {profile:?}"),
-        );
-    }
+    let options = GpuOptions {
+        profile: Some(Profile::Software),
+        checked: Some(true),
+        ..Default::default()
+    };
+    grid_against_reference(options, |_| true, "checked Software");
 }
 
 /// One field evaluation, kernel by kernel, against the f64 twins in reference::stages, with
@@ -441,39 +413,12 @@ fn sizes_beyond_adapter_limits_are_refused_with_the_limit_named() {
     );
 }
 
-/// d beyond the core grid, up to the GPU's limit of 1024 (each d x d product is split over d
-/// invocations so that no shader loops d^2 times), and a clear error past it.
+/// d beyond the GPU's limit of 1024 is refused with a clear error (every d up to it, 256 and
+/// 1024 included, runs against the reference in tests/gpu_specialisations.rs).
 #[test]
-fn gpu_matches_reference_for_large_d_up_to_its_limit() {
+fn d_beyond_the_gpu_limit_is_refused_with_a_clear_error() {
     use attnflow::gpu::{LayerShape, MAX_D, check_sizes};
-    use attnflow::model::weights::QkvSpec;
-    use attnflow::model::{Attention, Geometry, Mask, Shape};
     let Some(ctx) = gpu() else { return };
-    for d in [256, MAX_D] {
-        let case = Case {
-            shape: Shape::new(1, 70, d).unwrap(),
-            attention: Attention::Sa,
-            geometry: Geometry::Sphere,
-            mask: Mask::Causal,
-            qkv: QkvSpec::Random(1),
-            betas: vec![3.0],
-            seed: 1,
-        };
-        let (model, x0) = (case.model(), case.initial());
-        let want = evolve(
-            &mut ReferenceBackend::new(&model, case.shape, &x0).unwrap(),
-            &case,
-            0.01,
-            2,
-        );
-        let got = evolve(
-            &mut GpuBackend::new(ctx.clone(), &model, case.shape, &x0).unwrap(),
-            &case,
-            0.01,
-            2,
-        );
-        assert_close(&got, &want, case.shape, TOL, TOL, &case.label());
-    }
     let sizes = LayerShape {
         batch: 1,
         m: 10,

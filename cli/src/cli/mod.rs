@@ -25,6 +25,7 @@ mod attend;
 mod bench;
 mod cfm;
 mod experiment;
+mod kernels;
 mod render;
 mod run;
 mod view;
@@ -68,6 +69,9 @@ enum Command {
     View(view::ViewArgs),
     /// List the GPU adapters wgpu sees, best first.
     Adapters,
+    /// List the GPU kernel specialisations each adapter profile gets (kernel, tile shape,
+    /// workgroup memory, subgroups); with --emit DIR, write their WGSL.
+    Kernels(kernels::KernelsArgs),
 }
 
 /// Runs the CLI and returns the process exit code: 0 success, 1 a failed job, 2 bad usage.
@@ -99,6 +103,7 @@ pub fn main() -> i32 {
         Command::Bench(args) => bench::bench(args),
         Command::View(args) => view::view(args),
         Command::Adapters => adapters(),
+        Command::Kernels(args) => kernels::kernels(args),
     };
     match result {
         Ok(()) => 0,
@@ -214,6 +219,21 @@ fn adapters() -> anyhow::Result<()> {
             limits.max_storage_buffer_binding_size >> 20,
             limits.max_compute_workgroup_storage_size >> 10,
             limits.max_compute_workgroups_per_dimension
+        );
+        let subgroup_min = a
+            .features()
+            .contains(wgpu::Features::SUBGROUP)
+            .then_some(info.subgroup_min_size);
+        let profile = attnflow::gpu::profiles::profile_for(
+            info.vendor,
+            info.device_type,
+            &limits,
+            subgroup_min,
+        );
+        outln!(
+            "   kernels of profile {} (attnflow kernels --profile {})",
+            profile.name,
+            profile.name
         );
     }
     Ok(())

@@ -16,8 +16,9 @@
 
 use std::fmt::Write;
 
+pub use super::profiles::{Profile, Target};
 /// Invocations per workgroup of every streaming kernel.
-pub const WORKGROUP: u32 = 64;
+pub use super::shaders::WORKGROUP;
 
 /// A tile whose softmax sum leaves [0, OVERFLOW] is redone with its exact maximum (N-body
 /// kernels): 2^64, so that no term exceeds 2^64 and no sum over 2^24 keys overflows f32.
@@ -86,50 +87,6 @@ pub enum AttentionKernel {
     Block(Block),
 }
 
-/// What kind of machine runs the kernels. The kernel shapes follow its costs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Profile {
-    /// A GPU: registers are scarce (R = 2-4 queries per invocation at small d), workgroup
-    /// memory is fast; FlashAttention-2 (`Block`) above d = 8.
-    Hardware,
-    /// A software rasteriser (llvmpipe): every load from memory costs about as much as 35
-    /// pair interactions and registers spill cheaply to the stack, so the N-body kernel with
-    /// many queries per invocation (R = 4-16) is the fastest up to d = 128.
-    Software,
-}
-
-/// What the kernel choice needs to know about the adapter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Target {
-    pub workgroup_bytes: u32,
-    /// The smallest subgroup, when the adapter has subgroup operations (and they are wanted).
-    pub subgroup_min: Option<u32>,
-    pub profile: Profile,
-}
-
-impl Target {
-    /// llvmpipe as CI has it: 32 KiB of workgroup memory, subgroups of 8.
-    pub const LLVMPIPE: Target = Target {
-        workgroup_bytes: 32768,
-        subgroup_min: Some(8),
-        profile: Profile::Software,
-    };
-    /// A large NVIDIA GPU under Vulkan: 48 KiB, subgroups of 32.
-    pub const NVIDIA: Target = Target {
-        workgroup_bytes: 49152,
-        subgroup_min: Some(32),
-        profile: Profile::Hardware,
-    };
-
-    /// The largest d the N-body kernel takes on this target.
-    pub fn nbody_max_d(&self) -> usize {
-        match self.profile {
-            Profile::Hardware => 8,
-            Profile::Software => 128,
-        }
-    }
-}
-
 impl Nbody {
     pub fn for_dimension(d: usize, target: &Target) -> Self {
         let dv = (d as u32).div_ceil(4);
@@ -194,13 +151,15 @@ impl Block {
             }
         };
         // Sized for the workgroup-memory reduction, so that the blocks do not depend on
-        // whether subgroups are used: fewer keys per tile, then fewer queries per block,
-        // then more column groups (fewer output rows), until it fits.
+        // whether subgroups are used: fewer keys per tile down to 8, then fewer queries per
+        // block, then fewer keys, then more column groups (fewer output rows), until it fits.
         let (mut cg, mut bq, mut bk) = (cg, (WORKGROUP / cg) * tqo, bk);
         let fits =
             |cg, bq, bk| make(cg, bq, bk, Reduce::Workgroup).workgroup_bytes() <= workgroup_bytes;
         while !fits(cg, bq, bk) {
-            if bk > 1 {
+            // Tiles of fewer than 8 keys only once the query block is as small as it goes
+            // (WebGPU's 16 KiB would otherwise get tiles of one key).
+            if bk > 8 || (bk > 1 && bq <= WORKGROUP / cg) {
                 bk /= 2;
             } else if bq > WORKGROUP / cg {
                 bq /= 2;
@@ -285,8 +244,10 @@ impl Block {
 
 impl AttentionKernel {
     /// The kernel for d on a target: N-body for small d (for d <= 128 on software
-    /// adapters), FlashAttention-2 above.
+    /// adapters), FlashAttention-2 above; shaped for what the target offers within the
+    /// portable limits (`Target::portable`), so that llvmpipe can run it too.
     pub fn for_dimension(d: usize, target: &Target) -> Self {
+        let target = &target.portable();
         if d <= target.nbody_max_d() {
             AttentionKernel::Nbody(Nbody::for_dimension(d, target))
         } else {
@@ -847,7 +808,9 @@ pub struct PairKernel {
 }
 
 impl PairKernel {
+    /// The pair kernel for d on a target, within the portable limits (`Target::portable`).
     pub fn for_dimension(d: usize, target: &Target) -> Self {
+        let target = &target.portable();
         let dv = (d as u32).div_ceil(4);
         let r = match (target.profile, dv) {
             (Profile::Hardware, 1..=2) => 4,
@@ -876,6 +839,11 @@ impl PairKernel {
 
     pub fn queries_per_group(&self) -> u32 {
         WORKGROUP * self.r
+    }
+
+    /// The key tile (unit vectors as vec4s) and its norms.
+    pub fn workgroup_bytes(&self) -> u32 {
+        16 * self.tk * self.dv + 4 * self.tk
     }
 
     pub fn loop_iterations(&self, keys: usize) -> usize {

@@ -17,7 +17,17 @@ pub struct GpuContext {
     /// What the backends asked of the device (tests assert the counts per step).
     pub counters: Counters,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Kernels compiled on this device by (source, layout letters, runtime checks): a second
+    /// backend of the same kernels (an experiment's next run, a test's next case) reuses them
+    /// instead of compiling them again.
+    pub(crate) compiled: Mutex<KernelCache>,
 }
+
+/// Compiled kernels and their bind group layouts (see `GpuContext::compiled`).
+pub(crate) type KernelCache = std::collections::HashMap<
+    (String, &'static str, bool),
+    (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+>;
 
 /// Counts of the device operations that cost: every one the GPU code does goes through a
 /// method of [`GpuContext`] that counts it.
@@ -202,6 +212,7 @@ impl GpuContext {
             features,
             counters: Counters::default(),
             errors,
+            compiled: Mutex::default(),
         })
     }
 

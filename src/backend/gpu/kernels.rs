@@ -5,7 +5,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::GpuContext;
-use super::codegen::{AttentionKernel, PairKernel, Profile, Target, Variant};
+use super::codegen::{AttentionKernel, PairKernel, Variant};
+use super::profiles::Target;
 use super::shaders;
 use crate::backend::LayerShape;
 use crate::error::{Error, Result};
@@ -179,27 +180,10 @@ pub mod contract {
     }
 }
 
-const FLAG_USA: u32 = 1;
-const FLAG_SPHERE: u32 = 2;
-const FLAG_CAUSAL: u32 = 4;
-const FLAG_IDENTITY_SCORES: u32 = 8;
-const FLAG_IDENTITY_VALUES: u32 = 16;
-const FLAG_ALIBI: u32 = 32;
-const FLAG_GELU: u32 = 64;
-const FLAG_HEADS_PER_SYSTEM: u32 = 128;
-
-/// The bits of `Params::flags` by their WGSL names: every kernel gets them as constants
-/// written from this list (`shaders::host_constants`).
-pub(crate) const FLAGS: [(&str, u32); 8] = [
-    ("FLAG_USA", FLAG_USA),
-    ("FLAG_SPHERE", FLAG_SPHERE),
-    ("FLAG_CAUSAL", FLAG_CAUSAL),
-    ("FLAG_IDENTITY_SCORES", FLAG_IDENTITY_SCORES),
-    ("FLAG_IDENTITY_VALUES", FLAG_IDENTITY_VALUES),
-    ("FLAG_ALIBI", FLAG_ALIBI),
-    ("FLAG_GELU", FLAG_GELU),
-    ("FLAG_HEADS_PER_SYSTEM", FLAG_HEADS_PER_SYSTEM),
-];
+use shaders::{
+    FLAG_ALIBI, FLAG_CAUSAL, FLAG_GELU, FLAG_HEADS_PER_SYSTEM, FLAG_IDENTITY_SCORES,
+    FLAG_IDENTITY_VALUES, FLAG_SPHERE, FLAG_USA,
+};
 
 /// The FLAG_* bits of the kernels for a model.
 pub(crate) fn flags(model: &Model, d: usize) -> u32 {
@@ -442,7 +426,7 @@ pub(crate) fn aligned(size: usize, align: u32) -> u64 {
 }
 
 /// Everything a specialisation fixes at pipeline creation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Specialisation {
     pub d: usize,
     pub attention: AttentionKernel,
@@ -452,43 +436,96 @@ pub struct Specialisation {
     pub checked: bool,
 }
 
+/// Which WGSL implementation a kernel's text is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// The WGSL spec (Dawn/Tint, any WebGPU): every `enable` directive it requires.
+    Spec,
+    /// naga 30, which wgpu compiles with: the spec text without `enable subgroups;`, the one
+    /// directive naga 30 refuses ("the `subgroups` enable-extension is not yet supported").
+    Naga,
+}
+
+/// The directive the spec requires of a kernel that calls subgroup built-ins.
+pub const ENABLE_SUBGROUPS: &str = "enable subgroups;";
+
+impl Dialect {
+    /// The text of a kernel for this implementation from its spec-conformant text: for naga,
+    /// exactly the `enable subgroups;` line is dropped, nothing else.
+    pub fn text(self, spec: String) -> String {
+        match self {
+            Dialect::Spec => spec,
+            Dialect::Naga => match spec.strip_prefix(ENABLE_SUBGROUPS) {
+                Some(rest) => rest.strip_prefix('\n').unwrap_or(rest).to_string(),
+                None => spec,
+            },
+        }
+    }
+}
+
 impl Specialisation {
     /// The kernels for a model with tokens of dimension d on this adapter, with the options'
-    /// overrides: subgroup operations (where the adapter has them), the kernel profile
-    /// (None: software for a CPU adapter), runtime checks (None: ATTNFLOW_CHECKED_SHADERS).
+    /// overrides: a whole target (tests force any profile's kernels with it), subgroup
+    /// operations (where the adapter has them), the kernel profile (None: software for a CPU
+    /// adapter), runtime checks (None: ATTNFLOW_CHECKED_SHADERS).
     pub fn new(ctx: &GpuContext, model: &Model, d: usize, options: &super::GpuOptions) -> Self {
-        let target = Target {
-            workgroup_bytes: ctx.limits.max_compute_workgroup_storage_size,
-            subgroup_min: if options.subgroups {
-                ctx.subgroup_min()
-            } else {
-                None
-            },
-            profile: options.profile.unwrap_or(if ctx.is_software() {
-                Profile::Software
-            } else {
-                Profile::Hardware
-            }),
+        let target = options.target.unwrap_or_else(|| {
+            let mut target = Target::from_limits(
+                ctx.info.device_type,
+                &ctx.limits,
+                if options.subgroups {
+                    ctx.subgroup_min()
+                } else {
+                    None
+                },
+            );
+            if let Some(profile) = options.profile {
+                target.profile = profile;
+            }
+            target
+        });
+        let variant = Variant {
+            causal: model.mask == Mask::Causal,
+            alibi: model.alibi.is_some(),
         };
+        let checked = options.checked.unwrap_or_else(checked_from_env);
+        Self::for_target(d, &target, variant, checked)
+    }
+
+    /// The kernels for tokens of dimension d on a target: the one planner of kernel shapes
+    /// (within the portable limits, see `profiles`).
+    pub fn for_target(d: usize, target: &Target, variant: Variant, checked: bool) -> Self {
         Specialisation {
             d,
-            attention: AttentionKernel::for_dimension(d, &target),
-            variant: Variant {
-                causal: model.mask == Mask::Causal,
-                alibi: model.alibi.is_some(),
-            },
-            pairs: PairKernel::for_dimension(d, &target),
-            checked: options.checked.unwrap_or_else(checked_from_env),
+            attention: AttentionKernel::for_dimension(d, target),
+            variant,
+            pairs: PairKernel::for_dimension(d, target),
+            checked,
         }
     }
 
-    /// Every kernel: its name, its bind group layout in `layout`'s letters and its WGSL. The
-    /// one list that `Kernels::new` compiles and tests/shader_contract.rs checks.
+    /// Every kernel: its name, its bind group layout in `layout`'s letters and its WGSL as
+    /// naga (wgpu) compiles it. The one list that `Kernels::new` compiles and
+    /// tests/shader_contract.rs checks.
     pub fn sources(&self) -> [(&'static str, &'static str, String); 11] {
-        let fixed = |kernel: &str| shaders::source(kernel, self.d);
+        self.wgsl(Dialect::Naga)
+    }
+
+    /// Every kernel's text for a WGSL implementation (`Dialect::Spec` for Dawn/Tint and
+    /// `attnflow kernels --emit`): the same text but for `enable subgroups;`.
+    pub fn wgsl(&self, dialect: Dialect) -> [(&'static str, &'static str, String); 11] {
+        let fixed = |kernel: &str| dialect.text(shaders::source(kernel, self.d));
+        let attention = if self.attention.uses_subgroups() {
+            format!(
+                "{ENABLE_SUBGROUPS}\n{}",
+                self.attention.source(self.variant)
+            )
+        } else {
+            self.attention.source(self.variant)
+        };
         [
             ("queries", "udrrrw", fixed(shaders::QUERIES)),
-            ("attention", "udrrww", self.attention.source(self.variant)),
+            ("attention", "udrrww", dialect.text(attention)),
             ("attention_merge", "uwrr", fixed(shaders::ATTENTION_MERGE)),
             (
                 "attention_finish",
@@ -501,7 +538,7 @@ impl Specialisation {
             ("mlp_out", "urrwd", fixed(shaders::MLP_OUT)),
             ("redraw", "uuww", fixed(shaders::REDRAW)),
             ("rk_combine", "duwwrrrrw", fixed(shaders::RK_COMBINE)),
-            ("pair_stats", "udrrw", self.pairs.source()),
+            ("pair_stats", "udrrw", dialect.text(self.pairs.source())),
         ]
     }
 }
@@ -608,6 +645,24 @@ impl Kernels {
                 cache: None,
             })
         };
+        // Kernels this device already compiled are reused; new ones join the cache only once
+        // the error scope says they compiled.
+        let built = {
+            let cache = ctx.compiled.lock().expect("kernel cache");
+            spec.sources().map(|(name, kinds, source)| {
+                let key = (source, kinds, spec.checked);
+                if let Some(hit) = cache.get(&key) {
+                    return (hit.clone(), None);
+                }
+                let layout = layout(device, name, kinds);
+                let compiled = (pipeline(name, key.0.clone(), &layout), layout);
+                (compiled, Some(key))
+            })
+        };
+        let fresh: Vec<_> = built
+            .iter()
+            .filter_map(|(compiled, key)| key.clone().map(|k| (k, compiled.clone())))
+            .collect();
         let [
             queries,
             attention,
@@ -620,10 +675,7 @@ impl Kernels {
             redraw,
             combine,
             stats,
-        ] = spec.sources().map(|(name, kinds, source)| {
-            let layout = layout(device, name, kinds);
-            (pipeline(name, source, &layout), layout)
-        });
+        ] = built.map(|(compiled, _)| compiled);
         let kernels = Kernels {
             spec,
             queries: queries.0,
@@ -652,6 +704,7 @@ impl Kernels {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("compiling the kernels: {e}")));
         }
+        ctx.compiled.lock().expect("kernel cache").extend(fresh);
         Ok(kernels)
     }
 }

@@ -15,10 +15,12 @@
 
 pub mod attend;
 pub mod attention;
+pub mod catalogue;
 pub mod codegen;
 pub mod context;
 pub mod kernels;
 pub mod plan;
+pub mod profiles;
 pub mod record;
 pub mod shaders;
 
@@ -61,6 +63,10 @@ pub struct GpuOptions {
     /// The kernel shapes (None: from the adapter; tests force the hardware kernels on
     /// llvmpipe with it).
     pub profile: Option<codegen::Profile>,
+    /// The whole target the kernels are shaped for (None: this adapter's limits and
+    /// subgroups); tests force any adapter profile's kernels with
+    /// `Some(profile.target())`, which overrides `subgroups` and `profile`.
+    pub target: Option<profiles::Target>,
     /// Most bytes of per-layer weights (f32, all layers) held resident on the device; more
     /// are written from the host at each change of layer (tests force that with 0).
     pub resident_layer_bytes: u64,
@@ -75,6 +81,7 @@ impl Default for GpuOptions {
             subgroups: true,
             checked: None,
             profile: None,
+            target: None,
             resident_layer_bytes: attention::RESIDENT_LAYER_BYTES,
         }
     }

@@ -4,6 +4,8 @@
 //! (`host_constants`), then `common.wgsl`, then the kernel. The streaming
 //! kernels (attention, pair statistics) are templates whose `main` is generated per
 //! specialisation (see `codegen`).
+//!
+//! A leaf of `gpu/`: it names nothing else in the backend, so codegen and kernels read it.
 
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 pub const QUERIES: &str = include_str!("../../../shaders/queries.wgsl");
@@ -40,7 +42,29 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// Invocations per workgroup of every kernel.
-pub const WORKGROUP: u32 = super::codegen::WORKGROUP;
+pub const WORKGROUP: u32 = 64;
+
+pub(crate) const FLAG_USA: u32 = 1;
+pub(crate) const FLAG_SPHERE: u32 = 2;
+pub(crate) const FLAG_CAUSAL: u32 = 4;
+pub(crate) const FLAG_IDENTITY_SCORES: u32 = 8;
+pub(crate) const FLAG_IDENTITY_VALUES: u32 = 16;
+pub(crate) const FLAG_ALIBI: u32 = 32;
+pub(crate) const FLAG_GELU: u32 = 64;
+pub(crate) const FLAG_HEADS_PER_SYSTEM: u32 = 128;
+
+/// The bits of `Params::flags` by their WGSL names: every kernel gets them as constants
+/// written from this list (`host_constants`).
+pub(crate) const FLAGS: [(&str, u32); 8] = [
+    ("FLAG_USA", FLAG_USA),
+    ("FLAG_SPHERE", FLAG_SPHERE),
+    ("FLAG_CAUSAL", FLAG_CAUSAL),
+    ("FLAG_IDENTITY_SCORES", FLAG_IDENTITY_SCORES),
+    ("FLAG_IDENTITY_VALUES", FLAG_IDENTITY_VALUES),
+    ("FLAG_ALIBI", FLAG_ALIBI),
+    ("FLAG_GELU", FLAG_GELU),
+    ("FLAG_HEADS_PER_SYSTEM", FLAG_HEADS_PER_SYSTEM),
+];
 
 /// llvmpipe (Mesa's software Vulkan, our CI adapter) ends a shader invocation silently after
 /// 65535 loop iterations counted over all its loops; a streaming dispatch stays below this.
@@ -71,7 +95,7 @@ pub fn host_constants() -> String {
         ("STREAM_COMMON_NOISE", Stream::CommonNoise),
         ("STREAM_SYSTEM", Stream::System),
     ];
-    super::kernels::FLAGS
+    FLAGS
         .into_iter()
         .chain(streams.map(|(name, stream)| (name, stream as u32)))
         .map(|(name, value)| format!("const {name}: u32 = {value}u;\n"))
