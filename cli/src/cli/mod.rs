@@ -220,16 +220,7 @@ fn adapters() -> anyhow::Result<()> {
             limits.max_compute_workgroup_storage_size >> 10,
             limits.max_compute_workgroups_per_dimension
         );
-        let subgroup_min = a
-            .features()
-            .contains(wgpu::Features::SUBGROUP)
-            .then_some(info.subgroup_min_size);
-        let profile = attnflow::gpu::profiles::profile_for(
-            info.vendor,
-            info.device_type,
-            &limits,
-            subgroup_min,
-        );
+        let profile = attnflow::gpu::profiles::profile_of_adapter(a);
         outln!(
             "   kernels of profile {} (attnflow kernels --profile {})",
             profile.name,

@@ -237,6 +237,21 @@ pub fn profile_for(
         .unwrap_or(&PROFILES[0])
 }
 
+/// [`profile_for`] of an adapter as wgpu lists it (its info, limits and subgroup feature).
+pub fn profile_of_adapter(adapter: &wgpu::Adapter) -> &'static AdapterProfile {
+    let info = adapter.get_info();
+    let subgroup_min = adapter
+        .features()
+        .contains(wgpu::Features::SUBGROUP)
+        .then_some(info.subgroup_min_size);
+    profile_for(
+        info.vendor,
+        info.device_type,
+        &adapter.limits(),
+        subgroup_min,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
