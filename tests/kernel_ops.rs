@@ -473,8 +473,15 @@ fn larger_d_stays_near_two_fmas_per_coordinate() {
             let two_d = 2.0 * (4 * d.div_ceil(4)) as f64;
             let budget = match AttentionKernel::for_dimension(d, &target) {
                 AttentionKernel::Nbody(_) => 1.25 * two_d + 16.0,
-                // FlashAttention-2 at its full blocks (64 queries x 32 keys on a GPU).
-                AttentionKernel::Block(_) if d <= 64 => 1.2 * two_d + 8.0,
+                // FlashAttention-2: 1.2 (2d) + 8 at full tiles of 32 keys. Where the 32 KiB
+                // cap halves the tile (d = 64: 64 queries x 16 keys), each query's output
+                // rescale by e^(m_old - m_new), 4 dvp multiplies per tile, is shared by half
+                // as many keys: 4 dvp (1/bk - 1/32) more per pair (+2 at d = 64).
+                AttentionKernel::Block(b) if d <= 64 => {
+                    1.2 * two_d
+                        + 8.0
+                        + 4.0 * b.dvp as f64 * (1.0 / b.bk as f64 - 1.0 / 32.0).max(0.0)
+                }
                 AttentionKernel::Block(_) if d <= 128 => 1.5 * two_d + 16.0,
                 AttentionKernel::Block(_) => 3.5 * two_d,
             };

@@ -16,19 +16,7 @@ use std::path::{Path, PathBuf};
 /// Cycles tolerated for now, each with the reason and who removes the entry. A component is
 /// allowed when its modules are a subset of one entry; an entry that matches no component
 /// fails the test, so a fixed cycle cannot come back unnoticed.
-const ALLOWED: &[(&str, &[&str])] = &[
-    // The generated kernels' cycle (codegen builds from shaders' templates, shaders names
-    // kernels' sizes, kernels calls codegen). Issue 21 item 2 makes gpu/shaders.rs a leaf on
-    // another branch; the lead removes this entry after merging it.
-    (
-        "gpu codegen <-> shaders <-> kernels, fixed on the gpu branch (issue 21)",
-        &[
-            "backend::gpu::codegen",
-            "backend::gpu::kernels",
-            "backend::gpu::shaders",
-        ],
-    ),
-];
+const ALLOWED: &[(&str, &[&str])] = &[];
 
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
