@@ -428,11 +428,15 @@ pub(crate) fn bind_group(
             resource: r.clone(),
         })
         .collect();
-    ctx.bind_group(&wgpu::BindGroupDescriptor {
+    let group = ctx.bind_group(&wgpu::BindGroupDescriptor {
         label: Some(label),
         layout,
         entries: &entries,
-    })
+    });
+    if ctx.capture.is_some() {
+        ctx.note_group(&group, resources);
+    }
+    group
 }
 
 pub(crate) fn aligned(size: usize, align: u32) -> u64 {
@@ -550,10 +554,11 @@ impl Kernels {
             )));
         }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = |name: &str, source: String, layout: &wgpu::BindGroupLayout| {
+        let pipeline = |name: &str, kinds: &str, source: String, layout: &wgpu::BindGroupLayout| {
             let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                // The spec-conformant text less what naga 30 cannot parse yet.
+                source: wgpu::ShaderSource::Wgsl(shaders::for_naga(&source).into_owned().into()),
             };
             let module = if spec.checked {
                 device.create_shader_module(desc)
@@ -575,14 +580,18 @@ impl Kernels {
                 bind_group_layouts: &[Some(layout)],
                 immediate_size: 0,
             });
-            ctx.pipeline(&wgpu::ComputePipelineDescriptor {
+            let pipeline = ctx.pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
                 layout: Some(&layout),
                 module: &module,
                 entry_point: Some("main"),
                 compilation_options: Default::default(),
                 cache: None,
-            })
+            });
+            if ctx.capture.is_some() {
+                ctx.note_kernel(&pipeline, name, kinds, &source);
+            }
+            pipeline
         };
         let [
             queries,
@@ -598,7 +607,7 @@ impl Kernels {
             stats,
         ] = spec.sources().map(|(name, kinds, source)| {
             let layout = layout(device, name, kinds);
-            (pipeline(name, source, &layout), layout)
+            (pipeline(name, kinds, source, &layout), layout)
         });
         let kernels = Kernels {
             spec,
