@@ -20,13 +20,16 @@ use super::GpuContext;
 use super::record::Op;
 use crate::error::{Error, Result};
 
+/// A binding of a bind group: binding index, buffer, offset, size (None: to the end).
+type Bound = (u32, wgpu::Buffer, u64, Option<u64>);
+
 /// The side tables and the window of a capturing context.
 #[derive(Default)]
 pub(crate) struct Tables {
     buffers: HashMap<wgpu::Buffer, (usize, String)>,
     next_buffer: usize,
     kernels: HashMap<wgpu::ComputePipeline, Kernel>,
-    groups: HashMap<wgpu::BindGroup, Vec<(u32, wgpu::Buffer, u64, Option<u64>)>>,
+    groups: HashMap<wgpu::BindGroup, Vec<Bound>>,
     window: Option<Window>,
 }
 
