@@ -92,10 +92,10 @@ struct Chunk {
 
 // FLAG_* and STREAM_* come from the generated header (see the top of this file).
 
-// Lowest finite f32 (-3.40282347e38) in hex, exactly representable: the WGSL spec makes a
-// literal beyond the finite range (-3.4028235e38) an error (Tint rejects it). The running
-// maximum starts here, below every score.
-const F32_LOWEST: f32 = -0x1.fffffep+127f;
+// Lowest finite f32; the running maximum starts here, below every score. Written with the
+// digits of its exact value: the WGSL spec makes a literal beyond f32's finite range (such as
+// -3.4028235e38, which naga accepts) a shader-creation error, and Tint enforces it.
+const F32_LOWEST: f32 = -3.4028234663852886e38;
 // Scores are kept in base 2 (exp2 is one instruction): s2 = s log2(e).
 const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;

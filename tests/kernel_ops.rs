@@ -61,7 +61,8 @@ struct Report {
 }
 
 fn spirv(source: &str, checked: bool) -> Vec<u32> {
-    let module = naga::front::wgsl::parse_str(source).expect("parses");
+    let source = attnflow::gpu::shaders::for_naga(source);
+    let module = naga::front::wgsl::parse_str(&source).expect("parses");
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::SUBGROUP,

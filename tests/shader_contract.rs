@@ -29,6 +29,7 @@ fn specialisations() -> Vec<Specialisation> {
 }
 
 fn parse(name: &str, source: &str) -> naga::Module {
+    let source = &*attnflow::gpu::shaders::for_naga(source);
     naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name}:\n{}", e.emit_to_string(source)))
 }

@@ -6,6 +6,7 @@ use attnflow::gpu::shaders;
 use wgpu::naga;
 
 fn validate(name: &str, source: &str) -> naga::Module {
+    let source = &*shaders::for_naga(source);
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name}:\n{}", e.emit_to_string(source)));
     naga::valid::Validator::new(
@@ -296,4 +297,56 @@ fn the_out_of_range_check_catches_the_old_lowest_f32() {
         "let a = 3.40282346e38; let b = 1e-3; let c = 0x7f800000u;",
     );
     assert_eq!(hex_float("0x1.fffffep+127"), Some(f32::MAX as f64));
+}
+
+/// WGSL's `&&` and `||` short-circuit, so Tint (Chrome's WebGPU) turns each into a branch of
+/// its own. The causal FlashAttention-2 kernels for d = 9-32 once masked their 32 scores per
+/// invocation with `kin && start + kj <= si`: SwiftShader's compiler never finished them and
+/// Chrome lost the device (docs/gpu-portability.md). The masks use `&` now; a generated
+/// kernel has at most a few short-circuit operators, none per score, key or query.
+#[test]
+fn generated_kernels_have_no_short_circuit_per_score() {
+    const MOST: usize = 3;
+    let short_circuits = |module: &naga::Module| {
+        module.entry_points[0]
+            .function
+            .expressions
+            .iter()
+            .filter(|(_, e)| {
+                matches!(
+                    e,
+                    naga::Expression::Binary {
+                        op: naga::BinaryOperator::LogicalAnd | naga::BinaryOperator::LogicalOr,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    for d in DS {
+        for (profile, subgroup_min) in [
+            (Profile::Hardware, None),
+            (Profile::Hardware, Some(32)),
+            (Profile::Software, Some(8)),
+        ] {
+            let target = Target {
+                workgroup_bytes: 32768,
+                subgroup_min,
+                profile,
+            };
+            let kernel = AttentionKernel::for_dimension(d, &target);
+            for causal in [false, true] {
+                for alibi in [false, true] {
+                    let variant = Variant { causal, alibi };
+                    let name = format!("attention {kernel:?} {variant:?}");
+                    let n = short_circuits(&validate(&name, &kernel.source(variant)));
+                    assert!(n <= MOST, "{name}: {n} short-circuit operators");
+                }
+            }
+            let pairs = PairKernel::for_dimension(d, &target);
+            let name = format!("pair_stats {pairs:?}");
+            let n = short_circuits(&validate(&name, &pairs.source()));
+            assert!(n <= MOST, "{name}: {n} short-circuit operators");
+        }
+    }
 }

@@ -612,7 +612,7 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
         c.line(format!("var l{qr} = 0.0;"));
         c.open("if first {");
         let sees = if variant.causal {
-            format!("split_start <= i{qr} && split_start < params.n_keys")
+            format!("(split_start <= i{qr}) & (split_start < params.n_keys)")
         } else {
             "split_start < params.n_keys".to_string()
         };
@@ -725,8 +725,10 @@ fn nbody_attention(k: &Nbody, variant: Variant) -> String {
         }
         c.close();
     };
-    let all_full: Vec<String> = rs.clone().map(|qr| format!("lim{qr} == TK")).collect();
-    c.open(format!("if {} {{", all_full.join(" && ")));
+    // `&` rather than `&&` (see the causal mask of `block_attention`): one condition, no
+    // branch per query.
+    let all_full: Vec<String> = rs.clone().map(|qr| format!("(lim{qr} == TK)")).collect();
+    c.open(format!("if {} {{", all_full.join(" & ")));
     key_loop(&mut c, false);
     c.line("} else {");
     c.depth += 1;
@@ -1117,7 +1119,7 @@ fn pair_stats(k: &PairKernel) -> String {
             c.close();
         }
         c.line(format!(
-            "let sees_self = i{qr} >= start0 && i{qr} < key_end;"
+            "let sees_self = (i{qr} >= start0) & (i{qr} < key_end);"
         ));
         c.line(format!(
             "stats[state0 + i{qr}] = PairStats(-nm{qr}, l{qr}, mn{qr}, sc{qr} - select(0.0, self_cos, sees_self), sd{qr} * n{qr});"
@@ -1168,7 +1170,13 @@ fn block_attention(k: &Block, variant: Variant) -> String {
              var<workgroup> red: array<f32, RED_FLOATS>;\n",
         );
     }
-    let mut c = Code::new(prelude(&constants, &template));
+    let mut text = prelude(&constants, &template);
+    if !workgroup_reduce {
+        // Directives come before every declaration; the spec (and Tint) require this one for
+        // subgroupShuffleXor. naga 30 refuses it: `shaders::for_naga` drops exactly this line.
+        text.insert_str(0, super::shaders::ENABLE_SUBGROUPS);
+    }
+    let mut c = Code::new(text);
     let us = |n: u32| 0..n;
     let (score_vecs, score_iters) = score_loop(k);
     let uk = unroll_keys(k);
@@ -1457,8 +1465,11 @@ fn block_attention(k: &Block, variant: Variant) -> String {
                     val = format!("s{u}_{w} + alibi2 * (f32(start + kj{w}) - f32(si{u}))");
                 }
                 if masked {
+                    // `&`, not `&&`: WGSL's `&&` short-circuits, so Tint turns each into a
+                    // branch, and SwiftShader's compiler never finished the 32 of a causal
+                    // tile (d = 9-32: lost device). Both sides are plain comparisons.
                     let vis = if variant.causal {
-                        format!("kin{w} && start + kj{w} <= si{u}")
+                        format!("kin{w} & (start + kj{w} <= si{u})")
                     } else {
                         format!("kin{w}")
                     };

@@ -21,6 +21,8 @@ pub struct GpuContext {
     /// backend of the same kernels (an experiment's next run, a test's next case) reuses them
     /// instead of compiling them again.
     pub(crate) compiled: Mutex<KernelCache>,
+    /// The side tables of a capture (`capture.rs`), when this context was made capturing.
+    pub(crate) capture: Option<Mutex<super::capture::Tables>>,
 }
 
 /// Compiled kernels and their bind group layouts (see `GpuContext::compiled`).
@@ -145,43 +147,53 @@ pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
     info.device_type == wgpu::DeviceType::Cpu
 }
 
+/// The best adapter, or the first whose name contains `ATTNFLOW_ADAPTER` when that is set.
+pub(crate) fn best_adapter() -> Result<wgpu::Adapter> {
+    let all = adapters();
+    if all.is_empty() {
+        return Err(Error::Gpu(
+            "no GPU adapter found. On Debian/Ubuntu, `apt-get install mesa-vulkan-drivers` \
+             provides a software Vulkan adapter; or use --backend cpu"
+                .into(),
+        ));
+    }
+    let chosen = match std::env::var("ATTNFLOW_ADAPTER") {
+        Ok(want) if !want.is_empty() => {
+            let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
+            all.into_iter()
+                .find(|a| {
+                    a.get_info()
+                        .name
+                        .to_lowercase()
+                        .contains(&want.to_lowercase())
+                })
+                .ok_or_else(|| {
+                    Error::Gpu(format!(
+                        "ATTNFLOW_ADAPTER={want} matches none of the adapters: {}",
+                        names.join(", ")
+                    ))
+                })?
+        }
+        _ => all.into_iter().next().expect("non-empty"),
+    };
+    Ok(chosen)
+}
+
 impl GpuContext {
     /// The best adapter, or the first whose name contains `ATTNFLOW_ADAPTER` when that is set.
     pub fn new() -> Result<Self> {
-        let all = adapters();
-        if all.is_empty() {
-            return Err(Error::Gpu(
-                "no GPU adapter found. On Debian/Ubuntu, `apt-get install mesa-vulkan-drivers` \
-                 provides a software Vulkan adapter; or use --backend cpu"
-                    .into(),
-            ));
-        }
-        let chosen = match std::env::var("ATTNFLOW_ADAPTER") {
-            Ok(want) if !want.is_empty() => {
-                let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
-                all.into_iter()
-                    .find(|a| {
-                        a.get_info()
-                            .name
-                            .to_lowercase()
-                            .contains(&want.to_lowercase())
-                    })
-                    .ok_or_else(|| {
-                        Error::Gpu(format!(
-                            "ATTNFLOW_ADAPTER={want} matches none of the adapters: {}",
-                            names.join(", ")
-                        ))
-                    })?
-            }
-            _ => all.into_iter().next().expect("non-empty"),
-        };
-        Self::from_adapter(chosen)
+        Self::from_adapter(best_adapter()?)
     }
 
     /// Creates a device asking for the adapter's own limits (not wgpu's conservative defaults).
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
-        let info = adapter.get_info();
         let limits = adapter.limits();
+        Self::with_limits(adapter, limits)
+    }
+
+    /// A device with these limits (at most the adapter's).
+    pub fn with_limits(adapter: wgpu::Adapter, limits: wgpu::Limits) -> Result<Self> {
+        let info = adapter.get_info();
         let features =
             adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -213,6 +225,7 @@ impl GpuContext {
             counters: Counters::default(),
             errors,
             compiled: Mutex::default(),
+            capture: None,
         })
     }
 
@@ -225,12 +238,29 @@ impl GpuContext {
 
     pub fn buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
         bump(&self.counters.buffers);
-        self.device.create_buffer(desc)
+        if self.capture.is_none() {
+            return self.device.create_buffer(desc);
+        }
+        let usage = self.capture_usage(desc.usage);
+        let buffer = self
+            .device
+            .create_buffer(&wgpu::BufferDescriptor { usage, ..*desc });
+        self.note_buffer(&buffer, desc.label);
+        buffer
     }
 
     pub fn buffer_init(&self, desc: &wgpu::util::BufferInitDescriptor<'_>) -> wgpu::Buffer {
         bump(&self.counters.buffers);
-        wgpu::util::DeviceExt::create_buffer_init(&self.device, desc)
+        if self.capture.is_none() {
+            return wgpu::util::DeviceExt::create_buffer_init(&self.device, desc);
+        }
+        let usage = self.capture_usage(desc.usage);
+        let buffer = wgpu::util::DeviceExt::create_buffer_init(
+            &self.device,
+            &wgpu::util::BufferInitDescriptor { usage, ..*desc },
+        );
+        self.note_buffer(&buffer, desc.label);
+        buffer
     }
 
     pub fn bind_group(&self, desc: &wgpu::BindGroupDescriptor<'_>) -> wgpu::BindGroup {

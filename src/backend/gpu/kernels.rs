@@ -414,11 +414,15 @@ pub(crate) fn bind_group(
             resource: r.clone(),
         })
         .collect();
-    ctx.bind_group(&wgpu::BindGroupDescriptor {
+    let group = ctx.bind_group(&wgpu::BindGroupDescriptor {
         label: Some(label),
         layout,
         entries: &entries,
-    })
+    });
+    if ctx.capture.is_some() {
+        ctx.note_group(&group, resources);
+    }
+    group
 }
 
 pub(crate) fn aligned(size: usize, align: u32) -> u64 {
@@ -446,19 +450,13 @@ pub enum Dialect {
     Naga,
 }
 
-/// The directive the spec requires of a kernel that calls subgroup built-ins.
-pub const ENABLE_SUBGROUPS: &str = "enable subgroups;";
-
 impl Dialect {
     /// The text of a kernel for this implementation from its spec-conformant text: for naga,
-    /// exactly the `enable subgroups;` line is dropped, nothing else.
+    /// exactly the `enable subgroups;` line is dropped, nothing else (`shaders::for_naga`).
     pub fn text(self, spec: String) -> String {
         match self {
             Dialect::Spec => spec,
-            Dialect::Naga => match spec.strip_prefix(ENABLE_SUBGROUPS) {
-                Some(rest) => rest.strip_prefix('\n').unwrap_or(rest).to_string(),
-                None => spec,
-            },
+            Dialect::Naga => shaders::for_naga(&spec).into_owned(),
         }
     }
 }
@@ -515,14 +513,8 @@ impl Specialisation {
     /// `attnflow kernels --emit`): the same text but for `enable subgroups;`.
     pub fn wgsl(&self, dialect: Dialect) -> [(&'static str, &'static str, String); 11] {
         let fixed = |kernel: &str| dialect.text(shaders::source(kernel, self.d));
-        let attention = if self.attention.uses_subgroups() {
-            format!(
-                "{ENABLE_SUBGROUPS}\n{}",
-                self.attention.source(self.variant)
-            )
-        } else {
-            self.attention.source(self.variant)
-        };
+        // The generator starts a subgroup kernel with `enable subgroups;` (codegen).
+        let attention = self.attention.source(self.variant);
         [
             ("queries", "udrrrw", fixed(shaders::QUERIES)),
             ("attention", "udrrww", dialect.text(attention)),
@@ -608,10 +600,11 @@ impl Kernels {
             )));
         }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = |name: &str, source: String, layout: &wgpu::BindGroupLayout| {
+        let pipeline = |name: &str, kinds: &str, source: String, layout: &wgpu::BindGroupLayout| {
             let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                // The spec-conformant text less what naga 30 cannot parse yet.
+                source: wgpu::ShaderSource::Wgsl(shaders::for_naga(&source).into_owned().into()),
             };
             let module = if spec.checked {
                 device.create_shader_module(desc)
@@ -633,7 +626,7 @@ impl Kernels {
                 bind_group_layouts: &[Some(layout)],
                 immediate_size: 0,
             });
-            ctx.pipeline(&wgpu::ComputePipelineDescriptor {
+            let pipeline = ctx.pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
                 layout: Some(&layout),
                 module: &module,
@@ -643,19 +636,23 @@ impl Kernels {
                     ..Default::default()
                 },
                 cache: None,
-            })
+            });
+            if ctx.capture.is_some() {
+                ctx.note_kernel(&pipeline, name, kinds, &source);
+            }
+            pipeline
         };
         // Kernels this device already compiled are reused; new ones join the cache only once
         // the error scope says they compiled.
         let built = {
             let cache = ctx.compiled.lock().expect("kernel cache");
-            spec.sources().map(|(name, kinds, source)| {
+            spec.wgsl(Dialect::Spec).map(|(name, kinds, source)| {
                 let key = (source, kinds, spec.checked);
                 if let Some(hit) = cache.get(&key) {
                     return (hit.clone(), None);
                 }
                 let layout = layout(device, name, kinds);
-                let compiled = (pipeline(name, key.0.clone(), &layout), layout);
+                let compiled = (pipeline(name, kinds, key.0.clone(), &layout), layout);
                 (compiled, Some(key))
             })
         };

@@ -15,6 +15,7 @@
 
 pub mod attend;
 pub mod attention;
+pub mod capture;
 pub mod catalogue;
 pub mod codegen;
 pub mod context;

@@ -132,6 +132,9 @@ impl Recorder {
                 pass.dispatch_workgroups(op.grid.0, op.grid.1, op.grid.2);
             }
             ctx.count_dispatch();
+            if ctx.capture.is_some() {
+                ctx.note_op(op);
+            }
             if op.streaming {
                 self.streaming += 1;
                 // Also between an evaluation's two timestamps: a query set's writes may lie in
@@ -149,6 +152,9 @@ impl Recorder {
     /// ahead of the GPU, waits for the oldest.
     pub fn submit(&mut self, ctx: &GpuContext) -> Result<()> {
         if let Some(enc) = self.encoder.take() {
+            if ctx.capture.is_some() {
+                ctx.before_submit()?;
+            }
             let index = ctx.submit(enc.finish());
             let done = self.done.clone();
             ctx.queue.on_submitted_work_done(move || {

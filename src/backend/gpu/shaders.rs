@@ -41,6 +41,21 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("pair_stats", PAIR_STATS),
 ];
 
+/// The directive that kernels using subgroup built-ins start with (WGSL spec §4.1.1; Tint
+/// refuses `subgroupShuffleXor` without it).
+pub const ENABLE_SUBGROUPS: &str = "enable subgroups;\n";
+
+/// The text naga 30 compiles: the spec-conformant source (what `Specialisation::sources`
+/// gives and any WebGPU implementation takes) without `enable subgroups;`, which naga 30 does
+/// not parse yet ("the `subgroups` enable-extension is not yet supported"). Nothing else
+/// differs.
+pub fn for_naga(source: &str) -> std::borrow::Cow<'_, str> {
+    match source.strip_prefix(ENABLE_SUBGROUPS) {
+        Some(rest) => rest.into(),
+        None => source.into(),
+    }
+}
+
 /// Invocations per workgroup of every kernel.
 pub const WORKGROUP: u32 = 64;
 
