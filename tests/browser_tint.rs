@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use attnflow::gpu::codegen::{AttentionKernel, Profile, Reduce};
+use attnflow::gpu::kernels::Dialect;
 use attnflow::gpu::{GpuBackend, GpuContext, GpuOptions, Specialisation};
 use attnflow::model::weights::QkvSpec;
 use attnflow::model::{Attention, Geometry, Mask, Shape};
@@ -183,7 +184,7 @@ fn dawn_tint_compiles_every_kernel_and_replays_match_reference() {
         } else if !config.execute || executed_specs.contains(&spec) {
             continue;
         }
-        for (name, layout, wgsl) in spec.sources() {
+        for (name, layout, wgsl) in spec.wgsl(Dialect::Spec) {
             if !kernels.iter().any(|k| k["wgsl"] == wgsl.as_str()) {
                 kernels.push(serde_json::json!({
                     "name": format!("{name} ({})", config.label),
