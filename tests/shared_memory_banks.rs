@@ -655,7 +655,9 @@ fn math(fun: MathFunction, a: V, b: Option<V>, c: Option<V>) -> V {
 
 /// The workgroup-memory accesses of one kernel, two warps through its fast path.
 fn accesses(source: &str) -> Vec<Access> {
-    let module = naga::front::wgsl::parse_str(source).expect("parses");
+    // The text naga compiles: the spec text less `enable subgroups;`.
+    let source = attnflow::gpu::shaders::for_naga(source);
+    let module = naga::front::wgsl::parse_str(&source).expect("parses");
     let mut all = Vec::new();
     for lane0 in [0, LANES as u32] {
         let mut m = Machine::new(&module, lane0);
