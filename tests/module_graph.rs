@@ -16,20 +16,7 @@ use std::path::{Path, PathBuf};
 /// Cycles tolerated for now, each with the reason and who removes the entry. A component is
 /// allowed when its modules are a subset of one entry; an entry that matches no component
 /// fails the test, so a fixed cycle cannot come back unnoticed.
-const ALLOWED: &[(&str, &[&str])] = &[
-    // The capture for Dawn/Tint replays (issue 20) keeps its side tables in the context
-    // (context.rs names capture::Tables) and adds its methods to the context (capture.rs uses
-    // GpuContext). To break: move the tables' data types into a leaf module both use, with
-    // the recorded ops as plain wgpu handles instead of record::Op. Issue 21 keeps it open.
-    (
-        "gpu capture <-> context (the Dawn/Tint capture's side tables)",
-        &[
-            "backend::gpu::capture",
-            "backend::gpu::context",
-            "backend::gpu::record",
-        ],
-    ),
-];
+const ALLOWED: &[(&str, &[&str])] = &[];
 
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {

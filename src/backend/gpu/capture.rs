@@ -1,5 +1,5 @@
 //! Capture of exactly what the backend executes, for replay on another WebGPU implementation
-//! (tests/browser_tint.rs replays it under Dawn/Tint in headless Chromium; see
+//! (tests/gpu_specialisations.rs replays it under Dawn/Tint in headless Chromium; see
 //! docs/gpu-portability.md).
 //!
 //! A context made with [`GpuContext::capturing`] keeps side tables of every buffer (label,
@@ -11,48 +11,18 @@
 //! applies before that submission), and at the end again. A context made without it does
 //! none of this: one `Option` check per buffer, bind group, pipeline, dispatch and submission.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
 
+pub(crate) mod tables;
+
+pub use tables::Kernel;
+use tables::{Recorded, Tables, Window};
+
 use super::GpuContext;
 use super::record::Op;
 use crate::error::{Error, Result};
-
-/// A binding of a bind group: binding index, buffer, offset, size (None: to the end).
-type Bound = (u32, wgpu::Buffer, u64, Option<u64>);
-
-/// The side tables and the window of a capturing context.
-#[derive(Default)]
-pub(crate) struct Tables {
-    buffers: HashMap<wgpu::Buffer, (usize, String)>,
-    next_buffer: usize,
-    kernels: HashMap<wgpu::ComputePipeline, Kernel>,
-    groups: HashMap<wgpu::BindGroup, Vec<Bound>>,
-    window: Option<Window>,
-}
-
-#[derive(Default)]
-struct Window {
-    ops: Vec<Op>,
-    /// Ops recorded since the last submission.
-    pending: usize,
-    /// Submissions that carried dispatches.
-    submissions: usize,
-    before: Option<Vec<(wgpu::Buffer, Vec<u8>)>>,
-}
-
-/// One kernel as the backend compiled it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Kernel {
-    pub name: String,
-    /// The bind group layout in `kernels::layout`'s letters: 'u' uniform, 'd' uniform with a
-    /// dynamic offset, 'r' read-only storage, 'w' read-write storage, in binding order.
-    pub layout: String,
-    /// The spec-conformant WGSL (naga compiled it less `enable subgroups;`).
-    pub wgsl: String,
-}
 
 /// One bound buffer range.
 #[derive(Clone, Debug, Serialize)]
@@ -207,7 +177,13 @@ impl GpuContext {
         if let Some(mut t) = self.tables()
             && let Some(w) = t.window.as_mut()
         {
-            w.ops.push(op.clone());
+            w.ops.push(Recorded {
+                label: op.label,
+                pipeline: op.pipeline.clone(),
+                group: op.group.clone(),
+                offset: op.offset,
+                grid: op.grid,
+            });
             w.pending += 1;
         }
     }

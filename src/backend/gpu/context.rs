@@ -22,7 +22,7 @@ pub struct GpuContext {
     /// instead of compiling them again.
     pub(crate) compiled: Mutex<KernelCache>,
     /// The side tables of a capture (`capture.rs`), when this context was made capturing.
-    pub(crate) capture: Option<Mutex<super::capture::Tables>>,
+    pub(crate) capture: Option<Mutex<super::capture::tables::Tables>>,
 }
 
 /// Compiled kernels and their bind group layouts (see `GpuContext::compiled`).
