@@ -538,14 +538,14 @@ impl Specialisation {
 /// Whether wgpu zeroes the kernel's workgroup memory before it runs (WebGPU's default: a
 /// loop of stores and a barrier at the start of every workgroup). Off where every word a
 /// kernel reads from workgroup memory was written by it before a barrier:
-/// - `attention`, N-body (codegen::nbody_attention): each tile loop writes all TK * DV vec4s
+/// - `attention`, N-body (codegen/nbody.rs): each tile loop writes all TK * DV vec4s
 ///   of `tile` (zeros past the tile's keys) before its barrier, and reads only after.
-/// - `attention`, FlashAttention-2 (codegen::block_attention): `qs` (every row's DVP vec4s)
+/// - `attention`, FlashAttention-2 (codegen/block.rs): `qs` (every row's DVP vec4s)
 ///   is written before the first barrier, `kt` likewise per tile; the spare vec4 that pads
 ///   each row of both to STR is never read. `ps` (every row of every key of the tile,
 ///   zero where masked) and `alpha` (every row) are written before the barrier that
 ///   precedes the output phase; `red` is read only at the lanes written before its barrier.
-/// - `pair_stats` (codegen::pair_stats): `tile` and `tile_norm`, every key of the tile
+/// - `pair_stats` (codegen/pair_stats.rs): `tile` and `tile_norm`, every key of the tile
 ///   (zeros past its end), before the tile's barrier.
 ///
 /// The other kernels have no workgroup memory, so the option costs nothing there; it stays
