@@ -202,7 +202,7 @@ impl Block {
 /// The generated header: the block's constants, common.wgsl, the template and the
 /// declarations that depend on the shape (`x` as vec4s when d is a multiple of 4, p in quads,
 /// the reduction's scratch), `enable subgroups;` first where shuffles reduce.
-fn header(k: &Block) -> String {
+pub(super) fn header(k: &Block) -> String {
     let mut constants = vec![
         ("D", k.d),
         ("DV", k.dv),

@@ -111,6 +111,15 @@ impl AttentionKernel {
         }
     }
 
+    /// The kernel's text before its generated `main`: every module-scope declaration (WGSL
+    /// declares none inside a function), so what its bind group layout is reflected from.
+    pub fn declarations(&self) -> String {
+        match self {
+            AttentionKernel::Nbody(k) => k.declarations(),
+            AttentionKernel::Block(k) => block::header(k),
+        }
+    }
+
     /// The WGSL of the attention kernel: the shared header, common.wgsl, the template and the
     /// generated `main`.
     pub fn source(&self, variant: Variant) -> String {

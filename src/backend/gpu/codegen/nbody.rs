@@ -59,6 +59,15 @@ impl Nbody {
         tiles * per_tile + 8 * 2 * self.tk as usize + 8
     }
 
+    /// The generated header (every declaration of the kernel; `main` follows it).
+    pub fn declarations(&self) -> String {
+        tiled_prelude(
+            (self.d, self.dv, self.tk, nbody_unroll(self)),
+            self.queries_per_group(),
+            crate::backend::gpu::shaders::ATTENTION_SMALL,
+        )
+    }
+
     /// The WGSL of the kernel for a mask variant.
     pub fn source(&self, variant: Variant) -> String {
         let mut g = Gen::new(self, variant);
@@ -191,18 +200,12 @@ struct Gen {
 
 impl Gen {
     fn new(k: &Nbody, variant: Variant) -> Self {
-        let unroll = nbody_unroll(k);
-        let text = tiled_prelude(
-            (k.d, k.dv, k.tk, unroll),
-            k.queries_per_group(),
-            crate::backend::gpu::shaders::ATTENTION_SMALL,
-        );
         Gen {
             k: *k,
             variant,
-            unroll,
+            unroll: nbody_unroll(k),
             lanes: Coords { d: k.d, dv: k.dv },
-            c: Code::new(text),
+            c: Code::new(k.declarations()),
         }
     }
 

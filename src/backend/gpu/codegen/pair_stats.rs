@@ -66,16 +66,21 @@ impl PairKernel {
         tiles * per_tile + 8 * 2 * self.tk as usize * (1 + per_key) + 4 * self.dv as usize + 8
     }
 
+    /// The generated header (every declaration of the kernel; `main` follows it).
+    pub fn declarations(&self) -> String {
+        tiled_prelude(
+            (self.d, self.dv, self.tk, self.g),
+            self.queries_per_group(),
+            crate::backend::gpu::shaders::PAIR_STATS,
+        )
+    }
+
     /// The WGSL of the kernel.
     pub fn source(&self) -> String {
         let mut g = Gen {
             k: *self,
             lanes: Lanes::new(self.d),
-            c: Code::new(tiled_prelude(
-                (self.d, self.dv, self.tk, self.g),
-                self.queries_per_group(),
-                crate::backend::gpu::shaders::PAIR_STATS,
-            )),
+            c: Code::new(self.declarations()),
         };
         g.setup();
         for qr in 0..self.r {
