@@ -6,6 +6,8 @@
 use attnflow::gpu::Specialisation;
 use attnflow::gpu::codegen::{AttentionKernel, PairKernel, Target, Variant};
 use attnflow::gpu::kernels::contract::{self, Mirror};
+use attnflow::gpu::kernels::dynamic_bindings;
+use attnflow::gpu::reflect::Layout;
 use wgpu::naga;
 
 /// Every specialisation kind: the N-body and Block attention kernels, the unrolled and tiled
@@ -158,49 +160,55 @@ fn struct_mirrors_match_the_wgsl_layout() {
     eprintln!("{} mirrors, {members} WGSL members checked", mirrors.len());
 }
 
-/// The layout letters a kernel's resources ask for, in binding order: 'u' uniform, 'r'
-/// read-only storage, 'w' read-write storage. Whether a uniform takes a dynamic offset is the
-/// host's choice (the module cannot say), so the host's 'd' reads as 'u' here.
-fn declared_layout(kernel: &str, module: &naga::Module) -> String {
-    let mut bindings: Vec<(u32, char)> = module
-        .global_variables
-        .iter()
-        .filter_map(|(_, g)| {
-            let binding = g.binding.as_ref()?;
-            assert_eq!(binding.group, 0, "{kernel}: {:?} not in group 0", g.name);
-            let letter = match g.space {
-                naga::AddressSpace::Uniform => 'u',
-                naga::AddressSpace::Storage { access }
-                    if access.contains(naga::StorageAccess::STORE) =>
-                {
-                    'w'
-                }
-                naga::AddressSpace::Storage { .. } => 'r',
-                other => panic!("{kernel}: {:?} in {other:?}", g.name),
-            };
-            Some((binding.binding, letter))
-        })
-        .collect();
-    bindings.sort_unstable();
-    for (i, (binding, _)) in bindings.iter().enumerate() {
-        assert_eq!(*binding as usize, i, "{kernel}: bindings are not 0, 1, ...");
-    }
-    bindings.into_iter().map(|(_, letter)| letter).collect()
-}
-
+/// Every kernel's layout as the library reflects it from the kernel's declarations
+/// (`Specialisation::layouts`, what `Kernels::new` builds the bind group layouts from) is the
+/// layout of the whole module: bindings 0, 1, ... of group 0, buffers only, every dynamic
+/// offset on a uniform, no binding missed; and `sources()` lists those letters.
 #[test]
-fn bind_group_layouts_match_the_wgsl_bindings() {
+fn bind_group_layouts_are_reflected_from_every_kernel() {
     let mut kernels = 0;
     for spec in specialisations() {
-        for (kernel, kinds, source) in spec.sources() {
+        for ((kernel, kinds, source), (name, reflected)) in
+            spec.sources().into_iter().zip(spec.layouts())
+        {
+            assert_eq!(kernel, name);
             let module = parse(kernel, &source);
+            let whole = Layout::of_module(kernel, &module, dynamic_bindings(kernel))
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
-                kinds.replace('d', "u"),
-                declared_layout(kernel, &module),
-                "{kernel}: host layout {kinds:?} (d: uniform with dynamic offset)"
+                whole, reflected,
+                "{kernel}: the whole module and its declarations"
             );
+            assert_eq!(kinds, whole.letters(), "{kernel}");
+            let declared = module
+                .global_variables
+                .iter()
+                .filter(|(_, g)| g.binding.is_some())
+                .count();
+            assert_eq!(whole.bindings.len(), declared, "{kernel}");
             kernels += 1;
         }
     }
     assert_eq!(kernels, 11 * specialisations().len());
+}
+
+/// The reflection refuses what the host cannot bind: a dynamic offset on a storage buffer,
+/// a gap in the bindings, a second group, a texture.
+#[test]
+fn reflection_refuses_layouts_the_host_cannot_bind() {
+    let ok = "@group(0) @binding(0) var<uniform> a: vec4<f32>;\n\
+              @group(0) @binding(1) var<storage, read> b: array<f32>;\n\
+              @group(0) @binding(2) var<storage, read_write> c: array<f32>;\n\
+              @compute @workgroup_size(1) fn main() { c[0] = a.x + b[0]; }";
+    let layout = Layout::reflect("ok", ok, &[0]).unwrap();
+    assert_eq!(layout.letters(), "drw");
+    assert_eq!(layout.entries().len(), 3);
+    let err = Layout::reflect("dynamic-storage", ok, &[1]).unwrap_err();
+    assert!(err.contains("binding 1"), "{err}");
+    let gap = ok.replace("@binding(2)", "@binding(3)");
+    let err = Layout::reflect("gap", &gap, &[]).unwrap_err();
+    assert!(err.contains("without gaps"), "{err}");
+    let group = ok.replace("@group(0) @binding(2)", "@group(1) @binding(0)");
+    let err = Layout::reflect("group", &group, &[]).unwrap_err();
+    assert!(err.contains("group 1"), "{err}");
 }

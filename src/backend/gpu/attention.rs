@@ -812,7 +812,8 @@ impl AttentionPass {
                 }
             }
         }
-        ctx.queue.submit([encoder.finish()]);
+        // Through the counted path, like every submission (tests/submissions_counted.rs).
+        ctx.submit(encoder.finish());
         true
     }
 

@@ -130,9 +130,9 @@ pub struct Emitted {
     pub d: usize,
     /// None for the kernels whose code does not depend on the mask.
     pub variant: Option<Variant>,
-    /// The bind group layout in `kernels::layout`'s letters: u uniform, d uniform with a
-    /// dynamic offset, r read-only storage, w read-write storage, in binding order.
-    pub layout: &'static str,
+    /// The bind group layout in letters (`reflect::Layout::letters`): u uniform, d uniform
+    /// with a dynamic offset, r read-only storage, w read-write storage, in binding order.
+    pub layout: String,
     pub workgroup_bytes: u32,
     pub subgroups: bool,
     pub text: String,
@@ -214,9 +214,9 @@ mod tests {
     #[test]
     fn the_naga_text_is_the_spec_text_without_the_subgroups_directive() {
         for e in specialisations() {
-            let spec = e.spec.wgsl(Dialect::Spec);
-            let naga = e.spec.wgsl(Dialect::Naga);
-            for ((name, _, s), (_, _, n)) in spec.iter().zip(&naga) {
+            let spec = e.spec.texts(Dialect::Spec);
+            let naga = e.spec.texts(Dialect::Naga);
+            for ((name, s), (_, n)) in spec.iter().zip(&naga) {
                 let uses = e.spec.attention.uses_subgroups() && *name == "attention";
                 assert_eq!(s.contains("subgroupShuffle"), uses, "{name}");
                 if uses {

@@ -7,6 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::GpuContext;
 use super::codegen::{AttentionKernel, PairKernel, Variant};
 use super::profiles::Target;
+use super::reflect::Layout;
 use super::shaders;
 use crate::backend::LayerShape;
 use crate::error::{Error, Result};
@@ -345,52 +346,6 @@ pub fn check_sizes(
     })
 }
 
-pub(crate) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-pub(crate) fn uniform_entry(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: dynamic,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-/// A layout from a compact description: 'u' uniform, 'd' uniform with dynamic offset,
-/// 'r' read-only storage, 'w' read-write storage, in binding order.
-pub(crate) fn layout(device: &wgpu::Device, label: &str, kinds: &str) -> wgpu::BindGroupLayout {
-    let entries: Vec<_> = kinds
-        .chars()
-        .enumerate()
-        .map(|(i, k)| match k {
-            'u' => uniform_entry(i as u32, false),
-            'd' => uniform_entry(i as u32, true),
-            'r' => storage_entry(i as u32, true),
-            'w' => storage_entry(i as u32, false),
-            _ => unreachable!("binding kind {k}"),
-        })
-        .collect();
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(label),
-        entries: &entries,
-    })
-}
-
 /// A uniform binding of one slot of `T` at a dynamic offset.
 pub(crate) fn slot_binding<T>(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -400,12 +355,19 @@ pub(crate) fn slot_binding<T>(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_
     })
 }
 
+/// A bind group for a kernel's layout. What the pass binds is checked against the layout
+/// reflected from the kernel (`Layout::check`): a mismatch is a bug in the pass, reported
+/// with the kernel and the binding.
 pub(crate) fn bind_group(
     ctx: &GpuContext,
     label: &str,
-    layout: &wgpu::BindGroupLayout,
+    layout: &KernelLayout,
     resources: &[wgpu::BindingResource<'_>],
 ) -> wgpu::BindGroup {
+    if let Err(e) = layout.reflected.check(layout.kernel, resources) {
+        panic!("{label}: {e}");
+    }
+    let layout = &layout.wgpu;
     let entries: Vec<_> = resources
         .iter()
         .enumerate()
@@ -502,50 +464,100 @@ impl Specialisation {
         }
     }
 
-    /// Every kernel: its name, its bind group layout in `layout`'s letters and its WGSL as
-    /// naga (wgpu) compiles it. The one list that `Kernels::new` compiles and
-    /// tests/shader_contract.rs checks.
-    pub fn sources(&self) -> [(&'static str, &'static str, String); 11] {
+    /// Every kernel: its name, its bind group layout in letters (`Layout::letters`,
+    /// reflected from the module) and its WGSL as naga (wgpu) compiles it.
+    pub fn sources(&self) -> [(&'static str, String, String); 11] {
         self.wgsl(Dialect::Naga)
     }
 
     /// Every kernel's text for a WGSL implementation (`Dialect::Spec` for Dawn/Tint and
-    /// `attnflow kernels --emit`): the same text but for `enable subgroups;`.
-    pub fn wgsl(&self, dialect: Dialect) -> [(&'static str, &'static str, String); 11] {
+    /// `attnflow kernels --emit`): the same text but for `enable subgroups;`, with its bind
+    /// group layout in letters as `Kernels::new` builds it (reflected with naga, the dynamic
+    /// offsets from `dynamic_bindings`).
+    pub fn wgsl(&self, dialect: Dialect) -> [(&'static str, String, String); 11] {
+        let layouts = self.layouts();
+        let mut texts = self.texts(dialect).into_iter();
+        layouts.map(|(name, layout)| {
+            let (_, text) = texts.next().expect("eleven kernels");
+            (name, layout.letters(), text)
+        })
+    }
+
+    /// Every kernel's bind group layout, reflected with naga from its declarations: the text
+    /// of a fixed kernel, the header of a generated one (its `main` follows and WGSL declares
+    /// no module-scope variable inside a function; tests/shader_contract.rs checks that the
+    /// whole modules reflect the same). Panics only if codegen wrote WGSL naga cannot read,
+    /// which tests/shaders_validate.rs rules out for every specialisation.
+    pub fn layouts(&self) -> [(&'static str, Layout); 11] {
+        let fixed = |kernel: &str| shaders::source(kernel, self.d);
+        let declarations = [
+            ("queries", fixed(shaders::QUERIES)),
+            ("attention", self.attention.declarations()),
+            ("attention_merge", fixed(shaders::ATTENTION_MERGE)),
+            ("attention_finish", fixed(shaders::ATTENTION_FINISH)),
+            ("tangent_project", fixed(shaders::TANGENT_PROJECT)),
+            ("normalise", fixed(shaders::NORMALISE)),
+            ("mlp_hidden", fixed(shaders::MLP_HIDDEN)),
+            ("mlp_out", fixed(shaders::MLP_OUT)),
+            ("redraw", fixed(shaders::REDRAW)),
+            ("rk_combine", fixed(shaders::RK_COMBINE)),
+            ("pair_stats", self.pairs.declarations()),
+        ];
+        declarations.map(|(name, text)| {
+            let layout = Layout::reflect(name, &shaders::for_naga(&text), dynamic_bindings(name))
+                .unwrap_or_else(|e| panic!("a generated kernel naga cannot read: {e}"));
+            (name, layout)
+        })
+    }
+
+    /// Every kernel's name and text for a WGSL implementation, in the order of `KERNEL_NAMES`.
+    pub fn texts(&self, dialect: Dialect) -> [(&'static str, String); 11] {
         let fixed = |kernel: &str| dialect.text(shaders::source(kernel, self.d));
         // The generator starts a subgroup kernel with `enable subgroups;` (codegen).
         let attention = self.attention.source(self.variant);
         [
-            ("queries", "udrrrw", fixed(shaders::QUERIES)),
-            ("attention", "udrrww", dialect.text(attention)),
-            ("attention_merge", "uwrr", fixed(shaders::ATTENTION_MERGE)),
-            (
-                "attention_finish",
-                "udrrw",
-                fixed(shaders::ATTENTION_FINISH),
-            ),
-            ("tangent_project", "urw", fixed(shaders::TANGENT_PROJECT)),
-            ("normalise", "urw", fixed(shaders::NORMALISE)),
-            ("mlp_hidden", "urrrwd", fixed(shaders::MLP_HIDDEN)),
-            ("mlp_out", "urrwd", fixed(shaders::MLP_OUT)),
-            ("redraw", "uuww", fixed(shaders::REDRAW)),
-            ("rk_combine", "duwwrrrrw", fixed(shaders::RK_COMBINE)),
-            ("pair_stats", "udrrw", dialect.text(self.pairs.source())),
+            ("queries", fixed(shaders::QUERIES)),
+            ("attention", dialect.text(attention)),
+            ("attention_merge", fixed(shaders::ATTENTION_MERGE)),
+            ("attention_finish", fixed(shaders::ATTENTION_FINISH)),
+            ("tangent_project", fixed(shaders::TANGENT_PROJECT)),
+            ("normalise", fixed(shaders::NORMALISE)),
+            ("mlp_hidden", fixed(shaders::MLP_HIDDEN)),
+            ("mlp_out", fixed(shaders::MLP_OUT)),
+            ("redraw", fixed(shaders::REDRAW)),
+            ("rk_combine", fixed(shaders::RK_COMBINE)),
+            ("pair_stats", dialect.text(self.pairs.source())),
         ]
+    }
+}
+
+/// The uniform bindings a kernel's passes bind at a dynamic offset (one slot of an array of
+/// per-head, per-chunk or per-stage structs): the one part of a bind group layout a module
+/// cannot declare. Everything else is reflected from the kernel (`Layout::reflect`).
+pub fn dynamic_bindings(kernel: &str) -> &'static [u32] {
+    match kernel {
+        // The head (queries, finish) or the chunk of keys (attention, pair_stats).
+        "queries" | "attention" | "attention_finish" | "pair_stats" => &[1],
+        // The layer's step.
+        "mlp_hidden" => &[5],
+        "mlp_out" => &[4],
+        // The Runge-Kutta stage's combination.
+        "rk_combine" => &[0],
+        _ => &[],
     }
 }
 
 /// Whether wgpu zeroes the kernel's workgroup memory before it runs (WebGPU's default: a
 /// loop of stores and a barrier at the start of every workgroup). Off where every word a
 /// kernel reads from workgroup memory was written by it before a barrier:
-/// - `attention`, N-body (codegen::nbody_attention): each tile loop writes all TK * DV vec4s
+/// - `attention`, N-body (codegen/nbody.rs): each tile loop writes all TK * DV vec4s
 ///   of `tile` (zeros past the tile's keys) before its barrier, and reads only after.
-/// - `attention`, FlashAttention-2 (codegen::block_attention): `qs` (every row's DVP vec4s)
+/// - `attention`, FlashAttention-2 (codegen/block.rs): `qs` (every row's DVP vec4s)
 ///   is written before the first barrier, `kt` likewise per tile; the spare vec4 that pads
 ///   each row of both to STR is never read. `ps` (every row of every key of the tile,
 ///   zero where masked) and `alpha` (every row) are written before the barrier that
 ///   precedes the output phase; `red` is read only at the lanes written before its barrier.
-/// - `pair_stats` (codegen::pair_stats): `tile` and `tile_norm`, every key of the tile
+/// - `pair_stats` (codegen/pair_stats.rs): `tile` and `tile_norm`, every key of the tile
 ///   (zeros past its end), before the tile's barrier.
 ///
 /// The other kernels have no workgroup memory, so the option costs nothing there; it stays
@@ -557,6 +569,15 @@ pub fn zero_initialise_workgroup_memory(kernel: &str) -> bool {
 /// ATTNFLOW_CHECKED_SHADERS=1 compiles every kernel with wgpu's runtime checks.
 pub fn checked_from_env() -> bool {
     std::env::var("ATTNFLOW_CHECKED_SHADERS").is_ok_and(|v| v == "1")
+}
+
+/// A kernel's bind group layout: the wgpu object and the layout reflected from the kernel
+/// that it was built from, against which `bind_group` checks what a pass binds.
+#[derive(Clone, Debug)]
+pub(crate) struct KernelLayout {
+    pub kernel: &'static str,
+    pub wgpu: wgpu::BindGroupLayout,
+    pub reflected: Layout,
 }
 
 /// The compiled kernels of one specialisation and their bind group layouts.
@@ -573,23 +594,32 @@ pub(crate) struct Kernels {
     pub redraw: wgpu::ComputePipeline,
     pub rk_combine: wgpu::ComputePipeline,
     pub pair_stats: wgpu::ComputePipeline,
-    pub queries_layout: wgpu::BindGroupLayout,
-    pub attention_layout: wgpu::BindGroupLayout,
-    pub merge_layout: wgpu::BindGroupLayout,
-    pub finish_layout: wgpu::BindGroupLayout,
-    pub project_layout: wgpu::BindGroupLayout,
-    pub normalise_layout: wgpu::BindGroupLayout,
-    pub mlp_hidden_layout: wgpu::BindGroupLayout,
-    pub mlp_out_layout: wgpu::BindGroupLayout,
-    pub redraw_layout: wgpu::BindGroupLayout,
-    pub combine_layout: wgpu::BindGroupLayout,
-    pub stats_layout: wgpu::BindGroupLayout,
+    pub queries_layout: KernelLayout,
+    pub attention_layout: KernelLayout,
+    pub merge_layout: KernelLayout,
+    pub finish_layout: KernelLayout,
+    pub project_layout: KernelLayout,
+    pub normalise_layout: KernelLayout,
+    pub mlp_hidden_layout: KernelLayout,
+    pub mlp_out_layout: KernelLayout,
+    pub redraw_layout: KernelLayout,
+    pub combine_layout: KernelLayout,
+    pub stats_layout: KernelLayout,
 }
+
+/// One kernel compiled (or found in the device's cache), and the cache entry to add once
+/// the error scope says it compiled.
+type Built = (
+    (wgpu::ComputePipeline, KernelLayout),
+    Option<(
+        (String, &'static str, bool),
+        (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    )>,
+);
 
 impl Kernels {
     /// Compiles every kernel for `spec`. Shader errors come back as `Error::Gpu`.
     pub fn new(ctx: &GpuContext, spec: Specialisation) -> Result<Self> {
-        let device = &ctx.device;
         if spec.attention.workgroup_bytes() > ctx.limits.max_compute_workgroup_storage_size {
             return Err(Error::Limit(format!(
                 "d = {}: the attention kernel needs {} bytes of workgroup memory, this adapter \
@@ -599,80 +629,37 @@ impl Kernels {
                 ctx.limits.max_compute_workgroup_storage_size
             )));
         }
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = |name: &str, kinds: &str, source: String, layout: &wgpu::BindGroupLayout| {
-            let desc = wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                // The spec-conformant text less what naga 30 cannot parse yet.
-                source: wgpu::ShaderSource::Wgsl(shaders::for_naga(&source).into_owned().into()),
-            };
-            let module = if spec.checked {
-                device.create_shader_module(desc)
-            } else {
-                // SAFETY: every index of these kernels is in range by construction (token
-                // and element indices are guarded against the sizes in Params, tile and
-                // register indices are compile-time constants or loop counters below their
-                // array's length, reads past the last query or key are clamped), every loop
-                // ends (bounds are sizes from the uniforms, which the host checked), and
-                // every integer divisor is a nonzero constant or a size >= 1. The checked
-                // build (ATTNFLOW_CHECKED_SHADERS=1) runs the same tests.
-                unsafe {
-                    device
-                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
-                }
-            };
-            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(layout)],
-                immediate_size: 0,
-            });
-            let pipeline = ctx.pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    zero_initialize_workgroup_memory: zero_initialise_workgroup_memory(name),
-                    ..Default::default()
-                },
-                cache: None,
-            });
-            if ctx.capture.is_some() {
-                ctx.note_kernel(&pipeline, name, kinds, &source);
-            }
-            pipeline
-        };
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         // Kernels this device already compiled are reused; new ones join the cache only once
         // the error scope says they compiled.
-        let built = {
-            let cache = ctx.compiled.lock().expect("kernel cache");
-            spec.wgsl(Dialect::Spec).map(|(name, kinds, source)| {
-                let key = (source, kinds, spec.checked);
-                if let Some(hit) = cache.get(&key) {
-                    return (hit.clone(), None);
-                }
-                let layout = layout(device, name, kinds);
-                let compiled = (pipeline(name, kinds, key.0.clone(), &layout), layout);
-                (compiled, Some(key))
-            })
-        };
+        let mut built = Vec::new();
+        for ((name, source), (_, layout)) in
+            spec.texts(Dialect::Spec).into_iter().zip(spec.layouts())
+        {
+            built.push(compile(ctx, &spec, name, source, layout));
+        }
         let fresh: Vec<_> = built
             .iter()
-            .filter_map(|(compiled, key)| key.clone().map(|k| (k, compiled.clone())))
+            .filter_map(|(_, fresh)| fresh.clone())
             .collect();
-        let [
-            queries,
-            attention,
-            merge,
-            finish,
-            project,
-            normalise,
-            mlp_hidden,
-            mlp_out,
-            redraw,
-            combine,
-            stats,
-        ] = built.map(|(compiled, _)| compiled);
+        let Ok(
+            [
+                queries,
+                attention,
+                merge,
+                finish,
+                project,
+                normalise,
+                mlp_hidden,
+                mlp_out,
+                redraw,
+                combine,
+                stats,
+            ],
+        ) = <[Built; 11]>::try_from(built).map(|b| b.map(|(compiled, _)| compiled))
+        else {
+            unreachable!("eleven kernels")
+        };
         let kernels = Kernels {
             spec,
             queries: queries.0,
@@ -704,4 +691,78 @@ impl Kernels {
         ctx.compiled.lock().expect("kernel cache").extend(fresh);
         Ok(kernels)
     }
+}
+
+/// One kernel of `spec` from its spec-conformant text and reflected layout: its pipeline
+/// from the device's cache (keyed by text, kernel and runtime checks) or compiled.
+fn compile(
+    ctx: &GpuContext,
+    spec: &Specialisation,
+    name: &'static str,
+    source: String,
+    reflected: Layout,
+) -> Built {
+    // The spec-conformant text less what naga 30 cannot parse yet.
+    let naga_text = shaders::for_naga(&source).into_owned();
+    let key = (source, name, spec.checked);
+    let hit = ctx
+        .compiled
+        .lock()
+        .expect("kernel cache")
+        .get(&key)
+        .cloned();
+    if let Some((pipeline, wgpu)) = hit {
+        let layout = KernelLayout {
+            kernel: name,
+            wgpu,
+            reflected,
+        };
+        return ((pipeline, layout), None);
+    }
+    let device = &ctx.device;
+    let wgpu = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(name),
+        entries: &reflected.entries(),
+    });
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(naga_text.into()),
+    };
+    let module = if spec.checked {
+        device.create_shader_module(desc)
+    } else {
+        // SAFETY: every index of these kernels is in range by construction (token and
+        // element indices are guarded against the sizes in Params, tile and register indices
+        // are compile-time constants or loop counters below their array's length, reads past
+        // the last query or key are clamped), every loop ends (bounds are sizes from the
+        // uniforms, which the host checked), and every integer divisor is a nonzero constant
+        // or a size >= 1. The checked build (ATTNFLOW_CHECKED_SHADERS=1) runs the same tests.
+        unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+    };
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(name),
+        bind_group_layouts: &[Some(&wgpu)],
+        immediate_size: 0,
+    });
+    let pipeline = ctx.pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            zero_initialize_workgroup_memory: zero_initialise_workgroup_memory(name),
+            ..Default::default()
+        },
+        cache: None,
+    });
+    if ctx.capture.is_some() {
+        ctx.note_kernel(&pipeline, name, &reflected.letters(), &key.0);
+    }
+    let fresh = Some((key, (pipeline.clone(), wgpu.clone())));
+    let layout = KernelLayout {
+        kernel: name,
+        wgpu,
+        reflected,
+    };
+    ((pipeline, layout), fresh)
 }

@@ -23,6 +23,7 @@ pub mod kernels;
 pub mod plan;
 pub mod profiles;
 pub mod record;
+pub mod reflect;
 pub mod shaders;
 
 use std::sync::Arc;

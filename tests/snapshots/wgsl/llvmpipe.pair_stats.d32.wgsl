@@ -1,0 +1,912 @@
+// Generated header (src/backend/gpu/codegen.rs).
+const D: u32 = 32u;
+const DV: u32 = 8u;
+const WG: u32 = 64u;
+const TK: u32 = 128u;
+const TILE_VECS: u32 = 1024u;
+const QB: u32 = 512u;
+const G: u32 = 1u;
+const FLAG_USA: u32 = 1u;
+const FLAG_SPHERE: u32 = 2u;
+const FLAG_CAUSAL: u32 = 4u;
+const FLAG_IDENTITY_SCORES: u32 = 8u;
+const FLAG_IDENTITY_VALUES: u32 = 16u;
+const FLAG_ALIBI: u32 = 32u;
+const FLAG_GELU: u32 = 64u;
+const FLAG_HEADS_PER_SYSTEM: u32 = 128u;
+const STREAM_QUERY: u32 = 1u;
+const STREAM_KEY: u32 = 2u;
+const STREAM_VALUE: u32 = 3u;
+const STREAM_NOISE: u32 = 4u;
+const STREAM_COMMON_NOISE: u32 = 5u;
+const STREAM_SYSTEM: u32 = 6u;
+
+// Shared by every kernel; prepended after the generated header (src/backend/gpu/shaders.rs or
+// src/backend/gpu/codegen.rs), which defines at least
+//   const D: u32            the token dimension,
+//   const DV: u32           ceil(D / 4): the vec4s that hold a token (zero padded),
+//   const WG: u32           invocations per workgroup,
+//   const FLAG_*: u32       the bits of Params.flags (gpu::kernels::FLAGS),
+//   const STREAM_*: u32     the streams of the counter-based generator (model::rng::Stream);
+// the last two are written from the Rust values (gpu::shaders::host_constants), so that host
+// and kernels cannot disagree on them.
+
+// Per-run parameters. Queries attend to keys of the same system; for self-attention both
+// are the tokens (n_queries = n_keys = n), and the causal mask needs exactly that.
+struct Params {
+    n_queries: u32,
+    n_keys: u32,
+    batch: u32,
+    // FLAG_* bits (generated header).
+    flags: u32,
+    // Workgroups along x of the per-query and per-element (query, coordinate) dispatches;
+    // their y takes what does not fit in one dimension.
+    token_groups_x: u32,
+    element_groups_x: u32,
+    // The layer map's output normalisation f <- output_scale f / (|f| + 1e-9) in
+    // tangent_project.wgsl (peri-ln: 1, ngpt: alpha); 0: none, the tangent projection instead.
+    output_scale: f32,
+    // ALiBi: scores lose alibi_slope * (i - j) (0 without ALiBi).
+    alibi_slope: f32,
+    // Hidden width of the perceptron (0 without one) and the workgroups along x of its
+    // per-(query, hidden unit) dispatch.
+    mlp_hidden: u32,
+    hidden_groups_x: u32,
+    // The keys are cut into `splits` contiguous ranges of `split_keys` keys, each with its own
+    // partial softmax state (workgroups along z of the attention kernel).
+    splits: u32,
+    split_keys: u32,
+}
+
+// Which head and which piece of the tokens a dispatch of queries.wgsl, attention_finish.wgsl
+// or the perceptron works on (one slot per head and piece, dynamic offsets): the O(n d^2)
+// kernels are cut into pieces of whole tokens within the dispatch budget (plan::TokenPlan).
+struct Head {
+    index: u32,
+    // 0 for the first head: attention_finish writes instead of adding.
+    accumulate: u32,
+    // c_h: 1 (sum of heads) or 1 / H (mean).
+    weight: f32,
+    // The piece: tokens [first_token, first_token + tokens) of all systems, flattened.
+    first_token: u32,
+    tokens: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+// The element (token, column of `per_token`) of a dispatch over one piece of the tokens
+// whose grid has `groups_x` workgroups along x, or 0xffffffff past the piece.
+fn piece_element(lid: vec3<u32>, wid: vec3<u32>, groups_x: u32, head: Head, per_token: u32) -> u32 {
+    let local = token_index(lid, wid, groups_x);
+    if local >= head.tokens * per_token {
+        return 0xffffffffu;
+    }
+    return head.first_token * per_token + local;
+}
+
+// The layer (step) being computed, written once per step: random heads are drawn for it,
+// and Euler-Maruyama noise.
+struct Step {
+    layer: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+// What one dispatch of a streaming kernel (attention, pair_stats) visits: keys
+// [key_offset, key_offset + key_count) of every split, for the query blocks [first_block,
+// first_block + blocks) of the systems [first_system, first_system + systems). The work of an evaluation is cut into such
+// dispatches so that none runs too long (an OS watchdog; llvmpipe also ends any shader after
+// 65535 loop iterations in total); see gpu::plan.
+struct Chunk {
+    key_offset: u32,
+    key_count: u32,
+    // 1 for the first chunk of keys: start from an empty partial state.
+    first: u32,
+    first_block: u32,
+    // Query blocks along x in this dispatch (the rest go along z, times the splits).
+    groups_x: u32,
+    // The first system of this dispatch (systems go along y).
+    first_system: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+// FLAG_* and STREAM_* come from the generated header (see the top of this file).
+
+// Lowest finite f32; the running maximum starts here, below every score. Written with the
+// digits of its exact value: the WGSL spec makes a literal beyond f32's finite range (such as
+// -3.4028235e38, which naga accepts) a shader-creation error, and Tint enforces it.
+const F32_LOWEST: f32 = -3.4028234663852886e38;
+// Scores are kept in base 2 (exp2 is one instruction): s2 = s log2(e).
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
+
+fn has_flag(flags: u32, flag: u32) -> bool {
+    return (flags & flag) != 0u;
+}
+
+// True for +-inf and NaN: exponent bits all ones.
+fn non_finite(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+}
+
+// The token (or element) handled by one invocation of a per-token (per-element) dispatch.
+fn token_index(lid: vec3<u32>, wid: vec3<u32>, groups_x: u32) -> u32 {
+    return (wid.y * groups_x + wid.x) * WG + lid.x;
+}
+
+
+
+// The counter-based generator of model::rng, bit for bit: the PCG hash chained over the key.
+fn rng_pcg(x: u32) -> u32 {
+    let state = x * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+fn rng_hash(seed_lo: u32, seed_hi: u32, stream: u32, a: u32, b: u32, index: u32) -> u32 {
+    var h = rng_pcg(index);
+    h = rng_pcg(h ^ b);
+    h = rng_pcg(h ^ a);
+    h = rng_pcg(h ^ stream);
+    h = rng_pcg(h ^ seed_hi);
+    return rng_pcg(h ^ seed_lo);
+}
+
+// A standard normal at a key: Box-Muller on the uniforms at indices 2 index and 2 index + 1.
+fn rng_normal(seed_lo: u32, seed_hi: u32, stream: u32, a: u32, b: u32, index: u32) -> f32 {
+    let u1 = f32((rng_hash(seed_lo, seed_hi, stream, a, b, 2u * index) >> 8u) + 1u) / 16777216.0;
+    let u2 = f32((rng_hash(seed_lo, seed_hi, stream, a, b, 2u * index + 1u) >> 8u) + 1u) / 16777216.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+// Streamed pair statistics behind the observables (docs/model.md §1: energy, pairwise cosines),
+// N-body style like attention_small.wgsl: every invocation holds R tokens i of system b
+// (normalised, in registers), and tiles of normalised keys x_j / |x_j| with their norms stream
+// through workgroup memory, so norms are taken once per token, not once per pair. Per token:
+//   m, l          : sum_j exp(beta <x_i, x_j>) = 2^m l  (m in base 2, lazy as in attention)
+//   min_cos       : min over j of cos(x_i, x_j) (j = i included: cos = 1 is never below
+//                   another pair's cosine by more than rounding)
+//   sum_cos       : sum over j != i of cos(x_i, x_j)
+//   sum_dot       : sum_j <x_i, x_j>
+// The keys are cut into `params.splits` splits with their own rows, [split][token], which the
+// host merges in f64. `main` is generated (src/backend/gpu/codegen.rs).
+// CPU twin: reference::pair_stats.
+
+struct PairStats {
+    m: f32,
+    l: f32,
+    min_cos: f32,
+    sum_cos: f32,
+    sum_dot: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<uniform> chunk: Chunk;
+@group(0) @binding(2) var<storage, read> betas: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<PairStats>;
+
+var<workgroup> tile: array<vec4<f32>, TILE_VECS>;
+var<workgroup> tile_norm: array<f32, TK>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = params.n_keys;
+    let split = wid.z % params.splits;
+    let block = (wid.z / params.splits) * chunk.groups_x + wid.x + chunk.first_block;
+    let system = wid.y + chunk.first_system;
+    let q0 = block * QB;
+    let split_start = split * params.split_keys;
+    let split_end = min(split_start + params.split_keys, n);
+    let start0 = split_start + chunk.key_offset;
+    let key_end = min(start0 + chunk.key_count, split_end);
+    let key_base = system * n;
+    let first = chunk.first != 0u;
+    let state0 = split * params.batch * n + system * n;
+    let beta2 = betas[system] * LOG2E;
+    let j0 = (key_base + min(split_start, n - 1u)) * D;
+    let i0 = q0 + lid.x + 0u;
+    let ok0 = i0 < n;
+    let t0 = (key_base + min(i0, n - 1u)) * D;
+    var xi0_0 = vec4<f32>(x[t0], x[t0 + 1u], x[t0 + 2u], x[t0 + 3u]);
+    var xi0_1 = vec4<f32>(x[t0 + 4u], x[t0 + 5u], x[t0 + 6u], x[t0 + 7u]);
+    var xi0_2 = vec4<f32>(x[t0 + 8u], x[t0 + 9u], x[t0 + 10u], x[t0 + 11u]);
+    var xi0_3 = vec4<f32>(x[t0 + 12u], x[t0 + 13u], x[t0 + 14u], x[t0 + 15u]);
+    var xi0_4 = vec4<f32>(x[t0 + 16u], x[t0 + 17u], x[t0 + 18u], x[t0 + 19u]);
+    var xi0_5 = vec4<f32>(x[t0 + 20u], x[t0 + 21u], x[t0 + 22u], x[t0 + 23u]);
+    var xi0_6 = vec4<f32>(x[t0 + 24u], x[t0 + 25u], x[t0 + 26u], x[t0 + 27u]);
+    var xi0_7 = vec4<f32>(x[t0 + 28u], x[t0 + 29u], x[t0 + 30u], x[t0 + 31u]);
+    let n0 = sqrt(dot(xi0_0, xi0_0) + dot(xi0_1, xi0_1) + dot(xi0_2, xi0_2) + dot(xi0_3, xi0_3) + dot(xi0_4, xi0_4) + dot(xi0_5, xi0_5) + dot(xi0_6, xi0_6) + dot(xi0_7, xi0_7));
+    xi0_0 /= n0;
+    xi0_1 /= n0;
+    xi0_2 /= n0;
+    xi0_3 /= n0;
+    xi0_4 /= n0;
+    xi0_5 /= n0;
+    xi0_6 /= n0;
+    xi0_7 /= n0;
+    let bn0 = beta2 * n0;
+    var m0 = F32_LOWEST;
+    var l0 = 0.0;
+    var mn0 = 3.0;
+    var sc0 = 0.0;
+    var sd0 = 0.0;
+    if first {
+        if split_start < n {
+            var dot0 = 0.0;
+            for (var e = 0u; e < D; e++) {
+                dot0 += x[t0 + e] * x[j0 + e];
+            }
+            m0 = beta2 * dot0;
+        }
+        } else {
+            let row = stats[state0 + min(i0, n - 1u)];
+            m0 = row.m;
+            l0 = row.l;
+            mn0 = row.min_cos;
+            sc0 = row.sum_cos;
+            sd0 = row.sum_dot / n0;
+        }
+        var nm0 = -m0;
+        let i1 = q0 + lid.x + 64u;
+        let ok1 = i1 < n;
+        let t1 = (key_base + min(i1, n - 1u)) * D;
+        var xi1_0 = vec4<f32>(x[t1], x[t1 + 1u], x[t1 + 2u], x[t1 + 3u]);
+        var xi1_1 = vec4<f32>(x[t1 + 4u], x[t1 + 5u], x[t1 + 6u], x[t1 + 7u]);
+        var xi1_2 = vec4<f32>(x[t1 + 8u], x[t1 + 9u], x[t1 + 10u], x[t1 + 11u]);
+        var xi1_3 = vec4<f32>(x[t1 + 12u], x[t1 + 13u], x[t1 + 14u], x[t1 + 15u]);
+        var xi1_4 = vec4<f32>(x[t1 + 16u], x[t1 + 17u], x[t1 + 18u], x[t1 + 19u]);
+        var xi1_5 = vec4<f32>(x[t1 + 20u], x[t1 + 21u], x[t1 + 22u], x[t1 + 23u]);
+        var xi1_6 = vec4<f32>(x[t1 + 24u], x[t1 + 25u], x[t1 + 26u], x[t1 + 27u]);
+        var xi1_7 = vec4<f32>(x[t1 + 28u], x[t1 + 29u], x[t1 + 30u], x[t1 + 31u]);
+        let n1 = sqrt(dot(xi1_0, xi1_0) + dot(xi1_1, xi1_1) + dot(xi1_2, xi1_2) + dot(xi1_3, xi1_3) + dot(xi1_4, xi1_4) + dot(xi1_5, xi1_5) + dot(xi1_6, xi1_6) + dot(xi1_7, xi1_7));
+        xi1_0 /= n1;
+        xi1_1 /= n1;
+        xi1_2 /= n1;
+        xi1_3 /= n1;
+        xi1_4 /= n1;
+        xi1_5 /= n1;
+        xi1_6 /= n1;
+        xi1_7 /= n1;
+        let bn1 = beta2 * n1;
+        var m1 = F32_LOWEST;
+        var l1 = 0.0;
+        var mn1 = 3.0;
+        var sc1 = 0.0;
+        var sd1 = 0.0;
+        if first {
+            if split_start < n {
+                var dot0 = 0.0;
+                for (var e = 0u; e < D; e++) {
+                    dot0 += x[t1 + e] * x[j0 + e];
+                }
+                m1 = beta2 * dot0;
+            }
+            } else {
+                let row = stats[state0 + min(i1, n - 1u)];
+                m1 = row.m;
+                l1 = row.l;
+                mn1 = row.min_cos;
+                sc1 = row.sum_cos;
+                sd1 = row.sum_dot / n1;
+            }
+            var nm1 = -m1;
+            let i2 = q0 + lid.x + 128u;
+            let ok2 = i2 < n;
+            let t2 = (key_base + min(i2, n - 1u)) * D;
+            var xi2_0 = vec4<f32>(x[t2], x[t2 + 1u], x[t2 + 2u], x[t2 + 3u]);
+            var xi2_1 = vec4<f32>(x[t2 + 4u], x[t2 + 5u], x[t2 + 6u], x[t2 + 7u]);
+            var xi2_2 = vec4<f32>(x[t2 + 8u], x[t2 + 9u], x[t2 + 10u], x[t2 + 11u]);
+            var xi2_3 = vec4<f32>(x[t2 + 12u], x[t2 + 13u], x[t2 + 14u], x[t2 + 15u]);
+            var xi2_4 = vec4<f32>(x[t2 + 16u], x[t2 + 17u], x[t2 + 18u], x[t2 + 19u]);
+            var xi2_5 = vec4<f32>(x[t2 + 20u], x[t2 + 21u], x[t2 + 22u], x[t2 + 23u]);
+            var xi2_6 = vec4<f32>(x[t2 + 24u], x[t2 + 25u], x[t2 + 26u], x[t2 + 27u]);
+            var xi2_7 = vec4<f32>(x[t2 + 28u], x[t2 + 29u], x[t2 + 30u], x[t2 + 31u]);
+            let n2 = sqrt(dot(xi2_0, xi2_0) + dot(xi2_1, xi2_1) + dot(xi2_2, xi2_2) + dot(xi2_3, xi2_3) + dot(xi2_4, xi2_4) + dot(xi2_5, xi2_5) + dot(xi2_6, xi2_6) + dot(xi2_7, xi2_7));
+            xi2_0 /= n2;
+            xi2_1 /= n2;
+            xi2_2 /= n2;
+            xi2_3 /= n2;
+            xi2_4 /= n2;
+            xi2_5 /= n2;
+            xi2_6 /= n2;
+            xi2_7 /= n2;
+            let bn2 = beta2 * n2;
+            var m2 = F32_LOWEST;
+            var l2 = 0.0;
+            var mn2 = 3.0;
+            var sc2 = 0.0;
+            var sd2 = 0.0;
+            if first {
+                if split_start < n {
+                    var dot0 = 0.0;
+                    for (var e = 0u; e < D; e++) {
+                        dot0 += x[t2 + e] * x[j0 + e];
+                    }
+                    m2 = beta2 * dot0;
+                }
+                } else {
+                    let row = stats[state0 + min(i2, n - 1u)];
+                    m2 = row.m;
+                    l2 = row.l;
+                    mn2 = row.min_cos;
+                    sc2 = row.sum_cos;
+                    sd2 = row.sum_dot / n2;
+                }
+                var nm2 = -m2;
+                let i3 = q0 + lid.x + 192u;
+                let ok3 = i3 < n;
+                let t3 = (key_base + min(i3, n - 1u)) * D;
+                var xi3_0 = vec4<f32>(x[t3], x[t3 + 1u], x[t3 + 2u], x[t3 + 3u]);
+                var xi3_1 = vec4<f32>(x[t3 + 4u], x[t3 + 5u], x[t3 + 6u], x[t3 + 7u]);
+                var xi3_2 = vec4<f32>(x[t3 + 8u], x[t3 + 9u], x[t3 + 10u], x[t3 + 11u]);
+                var xi3_3 = vec4<f32>(x[t3 + 12u], x[t3 + 13u], x[t3 + 14u], x[t3 + 15u]);
+                var xi3_4 = vec4<f32>(x[t3 + 16u], x[t3 + 17u], x[t3 + 18u], x[t3 + 19u]);
+                var xi3_5 = vec4<f32>(x[t3 + 20u], x[t3 + 21u], x[t3 + 22u], x[t3 + 23u]);
+                var xi3_6 = vec4<f32>(x[t3 + 24u], x[t3 + 25u], x[t3 + 26u], x[t3 + 27u]);
+                var xi3_7 = vec4<f32>(x[t3 + 28u], x[t3 + 29u], x[t3 + 30u], x[t3 + 31u]);
+                let n3 = sqrt(dot(xi3_0, xi3_0) + dot(xi3_1, xi3_1) + dot(xi3_2, xi3_2) + dot(xi3_3, xi3_3) + dot(xi3_4, xi3_4) + dot(xi3_5, xi3_5) + dot(xi3_6, xi3_6) + dot(xi3_7, xi3_7));
+                xi3_0 /= n3;
+                xi3_1 /= n3;
+                xi3_2 /= n3;
+                xi3_3 /= n3;
+                xi3_4 /= n3;
+                xi3_5 /= n3;
+                xi3_6 /= n3;
+                xi3_7 /= n3;
+                let bn3 = beta2 * n3;
+                var m3 = F32_LOWEST;
+                var l3 = 0.0;
+                var mn3 = 3.0;
+                var sc3 = 0.0;
+                var sd3 = 0.0;
+                if first {
+                    if split_start < n {
+                        var dot0 = 0.0;
+                        for (var e = 0u; e < D; e++) {
+                            dot0 += x[t3 + e] * x[j0 + e];
+                        }
+                        m3 = beta2 * dot0;
+                    }
+                    } else {
+                        let row = stats[state0 + min(i3, n - 1u)];
+                        m3 = row.m;
+                        l3 = row.l;
+                        mn3 = row.min_cos;
+                        sc3 = row.sum_cos;
+                        sd3 = row.sum_dot / n3;
+                    }
+                    var nm3 = -m3;
+                    let i4 = q0 + lid.x + 256u;
+                    let ok4 = i4 < n;
+                    let t4 = (key_base + min(i4, n - 1u)) * D;
+                    var xi4_0 = vec4<f32>(x[t4], x[t4 + 1u], x[t4 + 2u], x[t4 + 3u]);
+                    var xi4_1 = vec4<f32>(x[t4 + 4u], x[t4 + 5u], x[t4 + 6u], x[t4 + 7u]);
+                    var xi4_2 = vec4<f32>(x[t4 + 8u], x[t4 + 9u], x[t4 + 10u], x[t4 + 11u]);
+                    var xi4_3 = vec4<f32>(x[t4 + 12u], x[t4 + 13u], x[t4 + 14u], x[t4 + 15u]);
+                    var xi4_4 = vec4<f32>(x[t4 + 16u], x[t4 + 17u], x[t4 + 18u], x[t4 + 19u]);
+                    var xi4_5 = vec4<f32>(x[t4 + 20u], x[t4 + 21u], x[t4 + 22u], x[t4 + 23u]);
+                    var xi4_6 = vec4<f32>(x[t4 + 24u], x[t4 + 25u], x[t4 + 26u], x[t4 + 27u]);
+                    var xi4_7 = vec4<f32>(x[t4 + 28u], x[t4 + 29u], x[t4 + 30u], x[t4 + 31u]);
+                    let n4 = sqrt(dot(xi4_0, xi4_0) + dot(xi4_1, xi4_1) + dot(xi4_2, xi4_2) + dot(xi4_3, xi4_3) + dot(xi4_4, xi4_4) + dot(xi4_5, xi4_5) + dot(xi4_6, xi4_6) + dot(xi4_7, xi4_7));
+                    xi4_0 /= n4;
+                    xi4_1 /= n4;
+                    xi4_2 /= n4;
+                    xi4_3 /= n4;
+                    xi4_4 /= n4;
+                    xi4_5 /= n4;
+                    xi4_6 /= n4;
+                    xi4_7 /= n4;
+                    let bn4 = beta2 * n4;
+                    var m4 = F32_LOWEST;
+                    var l4 = 0.0;
+                    var mn4 = 3.0;
+                    var sc4 = 0.0;
+                    var sd4 = 0.0;
+                    if first {
+                        if split_start < n {
+                            var dot0 = 0.0;
+                            for (var e = 0u; e < D; e++) {
+                                dot0 += x[t4 + e] * x[j0 + e];
+                            }
+                            m4 = beta2 * dot0;
+                        }
+                        } else {
+                            let row = stats[state0 + min(i4, n - 1u)];
+                            m4 = row.m;
+                            l4 = row.l;
+                            mn4 = row.min_cos;
+                            sc4 = row.sum_cos;
+                            sd4 = row.sum_dot / n4;
+                        }
+                        var nm4 = -m4;
+                        let i5 = q0 + lid.x + 320u;
+                        let ok5 = i5 < n;
+                        let t5 = (key_base + min(i5, n - 1u)) * D;
+                        var xi5_0 = vec4<f32>(x[t5], x[t5 + 1u], x[t5 + 2u], x[t5 + 3u]);
+                        var xi5_1 = vec4<f32>(x[t5 + 4u], x[t5 + 5u], x[t5 + 6u], x[t5 + 7u]);
+                        var xi5_2 = vec4<f32>(x[t5 + 8u], x[t5 + 9u], x[t5 + 10u], x[t5 + 11u]);
+                        var xi5_3 = vec4<f32>(x[t5 + 12u], x[t5 + 13u], x[t5 + 14u], x[t5 + 15u]);
+                        var xi5_4 = vec4<f32>(x[t5 + 16u], x[t5 + 17u], x[t5 + 18u], x[t5 + 19u]);
+                        var xi5_5 = vec4<f32>(x[t5 + 20u], x[t5 + 21u], x[t5 + 22u], x[t5 + 23u]);
+                        var xi5_6 = vec4<f32>(x[t5 + 24u], x[t5 + 25u], x[t5 + 26u], x[t5 + 27u]);
+                        var xi5_7 = vec4<f32>(x[t5 + 28u], x[t5 + 29u], x[t5 + 30u], x[t5 + 31u]);
+                        let n5 = sqrt(dot(xi5_0, xi5_0) + dot(xi5_1, xi5_1) + dot(xi5_2, xi5_2) + dot(xi5_3, xi5_3) + dot(xi5_4, xi5_4) + dot(xi5_5, xi5_5) + dot(xi5_6, xi5_6) + dot(xi5_7, xi5_7));
+                        xi5_0 /= n5;
+                        xi5_1 /= n5;
+                        xi5_2 /= n5;
+                        xi5_3 /= n5;
+                        xi5_4 /= n5;
+                        xi5_5 /= n5;
+                        xi5_6 /= n5;
+                        xi5_7 /= n5;
+                        let bn5 = beta2 * n5;
+                        var m5 = F32_LOWEST;
+                        var l5 = 0.0;
+                        var mn5 = 3.0;
+                        var sc5 = 0.0;
+                        var sd5 = 0.0;
+                        if first {
+                            if split_start < n {
+                                var dot0 = 0.0;
+                                for (var e = 0u; e < D; e++) {
+                                    dot0 += x[t5 + e] * x[j0 + e];
+                                }
+                                m5 = beta2 * dot0;
+                            }
+                            } else {
+                                let row = stats[state0 + min(i5, n - 1u)];
+                                m5 = row.m;
+                                l5 = row.l;
+                                mn5 = row.min_cos;
+                                sc5 = row.sum_cos;
+                                sd5 = row.sum_dot / n5;
+                            }
+                            var nm5 = -m5;
+                            let i6 = q0 + lid.x + 384u;
+                            let ok6 = i6 < n;
+                            let t6 = (key_base + min(i6, n - 1u)) * D;
+                            var xi6_0 = vec4<f32>(x[t6], x[t6 + 1u], x[t6 + 2u], x[t6 + 3u]);
+                            var xi6_1 = vec4<f32>(x[t6 + 4u], x[t6 + 5u], x[t6 + 6u], x[t6 + 7u]);
+                            var xi6_2 = vec4<f32>(x[t6 + 8u], x[t6 + 9u], x[t6 + 10u], x[t6 + 11u]);
+                            var xi6_3 = vec4<f32>(x[t6 + 12u], x[t6 + 13u], x[t6 + 14u], x[t6 + 15u]);
+                            var xi6_4 = vec4<f32>(x[t6 + 16u], x[t6 + 17u], x[t6 + 18u], x[t6 + 19u]);
+                            var xi6_5 = vec4<f32>(x[t6 + 20u], x[t6 + 21u], x[t6 + 22u], x[t6 + 23u]);
+                            var xi6_6 = vec4<f32>(x[t6 + 24u], x[t6 + 25u], x[t6 + 26u], x[t6 + 27u]);
+                            var xi6_7 = vec4<f32>(x[t6 + 28u], x[t6 + 29u], x[t6 + 30u], x[t6 + 31u]);
+                            let n6 = sqrt(dot(xi6_0, xi6_0) + dot(xi6_1, xi6_1) + dot(xi6_2, xi6_2) + dot(xi6_3, xi6_3) + dot(xi6_4, xi6_4) + dot(xi6_5, xi6_5) + dot(xi6_6, xi6_6) + dot(xi6_7, xi6_7));
+                            xi6_0 /= n6;
+                            xi6_1 /= n6;
+                            xi6_2 /= n6;
+                            xi6_3 /= n6;
+                            xi6_4 /= n6;
+                            xi6_5 /= n6;
+                            xi6_6 /= n6;
+                            xi6_7 /= n6;
+                            let bn6 = beta2 * n6;
+                            var m6 = F32_LOWEST;
+                            var l6 = 0.0;
+                            var mn6 = 3.0;
+                            var sc6 = 0.0;
+                            var sd6 = 0.0;
+                            if first {
+                                if split_start < n {
+                                    var dot0 = 0.0;
+                                    for (var e = 0u; e < D; e++) {
+                                        dot0 += x[t6 + e] * x[j0 + e];
+                                    }
+                                    m6 = beta2 * dot0;
+                                }
+                                } else {
+                                    let row = stats[state0 + min(i6, n - 1u)];
+                                    m6 = row.m;
+                                    l6 = row.l;
+                                    mn6 = row.min_cos;
+                                    sc6 = row.sum_cos;
+                                    sd6 = row.sum_dot / n6;
+                                }
+                                var nm6 = -m6;
+                                let i7 = q0 + lid.x + 448u;
+                                let ok7 = i7 < n;
+                                let t7 = (key_base + min(i7, n - 1u)) * D;
+                                var xi7_0 = vec4<f32>(x[t7], x[t7 + 1u], x[t7 + 2u], x[t7 + 3u]);
+                                var xi7_1 = vec4<f32>(x[t7 + 4u], x[t7 + 5u], x[t7 + 6u], x[t7 + 7u]);
+                                var xi7_2 = vec4<f32>(x[t7 + 8u], x[t7 + 9u], x[t7 + 10u], x[t7 + 11u]);
+                                var xi7_3 = vec4<f32>(x[t7 + 12u], x[t7 + 13u], x[t7 + 14u], x[t7 + 15u]);
+                                var xi7_4 = vec4<f32>(x[t7 + 16u], x[t7 + 17u], x[t7 + 18u], x[t7 + 19u]);
+                                var xi7_5 = vec4<f32>(x[t7 + 20u], x[t7 + 21u], x[t7 + 22u], x[t7 + 23u]);
+                                var xi7_6 = vec4<f32>(x[t7 + 24u], x[t7 + 25u], x[t7 + 26u], x[t7 + 27u]);
+                                var xi7_7 = vec4<f32>(x[t7 + 28u], x[t7 + 29u], x[t7 + 30u], x[t7 + 31u]);
+                                let n7 = sqrt(dot(xi7_0, xi7_0) + dot(xi7_1, xi7_1) + dot(xi7_2, xi7_2) + dot(xi7_3, xi7_3) + dot(xi7_4, xi7_4) + dot(xi7_5, xi7_5) + dot(xi7_6, xi7_6) + dot(xi7_7, xi7_7));
+                                xi7_0 /= n7;
+                                xi7_1 /= n7;
+                                xi7_2 /= n7;
+                                xi7_3 /= n7;
+                                xi7_4 /= n7;
+                                xi7_5 /= n7;
+                                xi7_6 /= n7;
+                                xi7_7 /= n7;
+                                let bn7 = beta2 * n7;
+                                var m7 = F32_LOWEST;
+                                var l7 = 0.0;
+                                var mn7 = 3.0;
+                                var sc7 = 0.0;
+                                var sd7 = 0.0;
+                                if first {
+                                    if split_start < n {
+                                        var dot0 = 0.0;
+                                        for (var e = 0u; e < D; e++) {
+                                            dot0 += x[t7 + e] * x[j0 + e];
+                                        }
+                                        m7 = beta2 * dot0;
+                                    }
+                                    } else {
+                                        let row = stats[state0 + min(i7, n - 1u)];
+                                        m7 = row.m;
+                                        l7 = row.l;
+                                        mn7 = row.min_cos;
+                                        sc7 = row.sum_cos;
+                                        sd7 = row.sum_dot / n7;
+                                    }
+                                    var nm7 = -m7;
+                                    var start = start0;
+                                    loop {
+                                        if start >= key_end {
+                                            break;
+                                        }
+                                        let len = min(TK, key_end - start);
+                                        workgroupBarrier();
+                                        for (var e = lid.x; e < TK; e += WG) {
+                                            var key_0 = vec4<f32>(0.0);
+                                            var key_1 = vec4<f32>(0.0);
+                                            var key_2 = vec4<f32>(0.0);
+                                            var key_3 = vec4<f32>(0.0);
+                                            var key_4 = vec4<f32>(0.0);
+                                            var key_5 = vec4<f32>(0.0);
+                                            var key_6 = vec4<f32>(0.0);
+                                            var key_7 = vec4<f32>(0.0);
+                                            var norm = 0.0;
+                                            if e < len {
+                                                let o = (key_base + start + e) * D;
+                                                key_0 = vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
+                                                key_1 = vec4<f32>(x[o + 4u], x[o + 5u], x[o + 6u], x[o + 7u]);
+                                                key_2 = vec4<f32>(x[o + 8u], x[o + 9u], x[o + 10u], x[o + 11u]);
+                                                key_3 = vec4<f32>(x[o + 12u], x[o + 13u], x[o + 14u], x[o + 15u]);
+                                                key_4 = vec4<f32>(x[o + 16u], x[o + 17u], x[o + 18u], x[o + 19u]);
+                                                key_5 = vec4<f32>(x[o + 20u], x[o + 21u], x[o + 22u], x[o + 23u]);
+                                                key_6 = vec4<f32>(x[o + 24u], x[o + 25u], x[o + 26u], x[o + 27u]);
+                                                key_7 = vec4<f32>(x[o + 28u], x[o + 29u], x[o + 30u], x[o + 31u]);
+                                                norm = sqrt(dot(key_0, key_0) + dot(key_1, key_1) + dot(key_2, key_2) + dot(key_3, key_3) + dot(key_4, key_4) + dot(key_5, key_5) + dot(key_6, key_6) + dot(key_7, key_7));
+                                                key_0 /= norm;
+                                                key_1 /= norm;
+                                                key_2 /= norm;
+                                                key_3 /= norm;
+                                                key_4 /= norm;
+                                                key_5 /= norm;
+                                                key_6 /= norm;
+                                                key_7 /= norm;
+                                            }
+                                            tile[e * DV + 0u] = key_0;
+                                            tile[e * DV + 1u] = key_1;
+                                            tile[e * DV + 2u] = key_2;
+                                            tile[e * DV + 3u] = key_3;
+                                            tile[e * DV + 4u] = key_4;
+                                            tile[e * DV + 5u] = key_5;
+                                            tile[e * DV + 6u] = key_6;
+                                            tile[e * DV + 7u] = key_7;
+                                            tile_norm[e] = norm;
+                                        }
+                                        workgroupBarrier();
+                                        var tl0 = 0.0;
+                                        var tl1 = 0.0;
+                                        var tl2 = 0.0;
+                                        var tl3 = 0.0;
+                                        var tl4 = 0.0;
+                                        var tl5 = 0.0;
+                                        var tl6 = 0.0;
+                                        var tl7 = 0.0;
+                                        if len == TK {
+                                            for (var kk = 0u; kk < len; kk += G) {
+                                                let kb = kk * DV;
+                                                let kn0 = tile_norm[kk];
+                                                let k0_0 = tile[kb];
+                                                let k0_1 = tile[kb + 1u];
+                                                let k0_2 = tile[kb + 2u];
+                                                let k0_3 = tile[kb + 3u];
+                                                let k0_4 = tile[kb + 4u];
+                                                let k0_5 = tile[kb + 5u];
+                                                let k0_6 = tile[kb + 6u];
+                                                let k0_7 = tile[kb + 7u];
+                                                let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4) + dot(xi0_5, k0_5) + dot(xi0_6, k0_6) + dot(xi0_7, k0_7);
+                                                let u0_0 = c0_0 * kn0;
+                                                tl0 += exp2(fma(u0_0, bn0, nm0));
+                                                mn0 = min(mn0, c0_0);
+                                                sc0 += c0_0;
+                                                sd0 += u0_0;
+                                                let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4) + dot(xi1_5, k0_5) + dot(xi1_6, k0_6) + dot(xi1_7, k0_7);
+                                                let u1_0 = c1_0 * kn0;
+                                                tl1 += exp2(fma(u1_0, bn1, nm1));
+                                                mn1 = min(mn1, c1_0);
+                                                sc1 += c1_0;
+                                                sd1 += u1_0;
+                                                let c2_0 = dot(xi2_0, k0_0) + dot(xi2_1, k0_1) + dot(xi2_2, k0_2) + dot(xi2_3, k0_3) + dot(xi2_4, k0_4) + dot(xi2_5, k0_5) + dot(xi2_6, k0_6) + dot(xi2_7, k0_7);
+                                                let u2_0 = c2_0 * kn0;
+                                                tl2 += exp2(fma(u2_0, bn2, nm2));
+                                                mn2 = min(mn2, c2_0);
+                                                sc2 += c2_0;
+                                                sd2 += u2_0;
+                                                let c3_0 = dot(xi3_0, k0_0) + dot(xi3_1, k0_1) + dot(xi3_2, k0_2) + dot(xi3_3, k0_3) + dot(xi3_4, k0_4) + dot(xi3_5, k0_5) + dot(xi3_6, k0_6) + dot(xi3_7, k0_7);
+                                                let u3_0 = c3_0 * kn0;
+                                                tl3 += exp2(fma(u3_0, bn3, nm3));
+                                                mn3 = min(mn3, c3_0);
+                                                sc3 += c3_0;
+                                                sd3 += u3_0;
+                                                let c4_0 = dot(xi4_0, k0_0) + dot(xi4_1, k0_1) + dot(xi4_2, k0_2) + dot(xi4_3, k0_3) + dot(xi4_4, k0_4) + dot(xi4_5, k0_5) + dot(xi4_6, k0_6) + dot(xi4_7, k0_7);
+                                                let u4_0 = c4_0 * kn0;
+                                                tl4 += exp2(fma(u4_0, bn4, nm4));
+                                                mn4 = min(mn4, c4_0);
+                                                sc4 += c4_0;
+                                                sd4 += u4_0;
+                                                let c5_0 = dot(xi5_0, k0_0) + dot(xi5_1, k0_1) + dot(xi5_2, k0_2) + dot(xi5_3, k0_3) + dot(xi5_4, k0_4) + dot(xi5_5, k0_5) + dot(xi5_6, k0_6) + dot(xi5_7, k0_7);
+                                                let u5_0 = c5_0 * kn0;
+                                                tl5 += exp2(fma(u5_0, bn5, nm5));
+                                                mn5 = min(mn5, c5_0);
+                                                sc5 += c5_0;
+                                                sd5 += u5_0;
+                                                let c6_0 = dot(xi6_0, k0_0) + dot(xi6_1, k0_1) + dot(xi6_2, k0_2) + dot(xi6_3, k0_3) + dot(xi6_4, k0_4) + dot(xi6_5, k0_5) + dot(xi6_6, k0_6) + dot(xi6_7, k0_7);
+                                                let u6_0 = c6_0 * kn0;
+                                                tl6 += exp2(fma(u6_0, bn6, nm6));
+                                                mn6 = min(mn6, c6_0);
+                                                sc6 += c6_0;
+                                                sd6 += u6_0;
+                                                let c7_0 = dot(xi7_0, k0_0) + dot(xi7_1, k0_1) + dot(xi7_2, k0_2) + dot(xi7_3, k0_3) + dot(xi7_4, k0_4) + dot(xi7_5, k0_5) + dot(xi7_6, k0_6) + dot(xi7_7, k0_7);
+                                                let u7_0 = c7_0 * kn0;
+                                                tl7 += exp2(fma(u7_0, bn7, nm7));
+                                                mn7 = min(mn7, c7_0);
+                                                sc7 += c7_0;
+                                                sd7 += u7_0;
+                                            }
+                                            } else {
+                                                for (var kk = 0u; kk < len; kk += G) {
+                                                    let kb = kk * DV;
+                                                    let kn0 = tile_norm[kk];
+                                                    let k0_0 = tile[kb];
+                                                    let k0_1 = tile[kb + 1u];
+                                                    let k0_2 = tile[kb + 2u];
+                                                    let k0_3 = tile[kb + 3u];
+                                                    let k0_4 = tile[kb + 4u];
+                                                    let k0_5 = tile[kb + 5u];
+                                                    let k0_6 = tile[kb + 6u];
+                                                    let k0_7 = tile[kb + 7u];
+                                                    let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4) + dot(xi0_5, k0_5) + dot(xi0_6, k0_6) + dot(xi0_7, k0_7);
+                                                    let u0_0 = c0_0 * kn0;
+                                                    let in0_0 = kk + 0u < len;
+                                                    tl0 += select(0.0, exp2(fma(u0_0, bn0, nm0)), in0_0);
+                                                    mn0 = select(mn0, min(mn0, c0_0), in0_0);
+                                                    sc0 += c0_0;
+                                                    sd0 += u0_0;
+                                                    let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4) + dot(xi1_5, k0_5) + dot(xi1_6, k0_6) + dot(xi1_7, k0_7);
+                                                    let u1_0 = c1_0 * kn0;
+                                                    let in1_0 = kk + 0u < len;
+                                                    tl1 += select(0.0, exp2(fma(u1_0, bn1, nm1)), in1_0);
+                                                    mn1 = select(mn1, min(mn1, c1_0), in1_0);
+                                                    sc1 += c1_0;
+                                                    sd1 += u1_0;
+                                                    let c2_0 = dot(xi2_0, k0_0) + dot(xi2_1, k0_1) + dot(xi2_2, k0_2) + dot(xi2_3, k0_3) + dot(xi2_4, k0_4) + dot(xi2_5, k0_5) + dot(xi2_6, k0_6) + dot(xi2_7, k0_7);
+                                                    let u2_0 = c2_0 * kn0;
+                                                    let in2_0 = kk + 0u < len;
+                                                    tl2 += select(0.0, exp2(fma(u2_0, bn2, nm2)), in2_0);
+                                                    mn2 = select(mn2, min(mn2, c2_0), in2_0);
+                                                    sc2 += c2_0;
+                                                    sd2 += u2_0;
+                                                    let c3_0 = dot(xi3_0, k0_0) + dot(xi3_1, k0_1) + dot(xi3_2, k0_2) + dot(xi3_3, k0_3) + dot(xi3_4, k0_4) + dot(xi3_5, k0_5) + dot(xi3_6, k0_6) + dot(xi3_7, k0_7);
+                                                    let u3_0 = c3_0 * kn0;
+                                                    let in3_0 = kk + 0u < len;
+                                                    tl3 += select(0.0, exp2(fma(u3_0, bn3, nm3)), in3_0);
+                                                    mn3 = select(mn3, min(mn3, c3_0), in3_0);
+                                                    sc3 += c3_0;
+                                                    sd3 += u3_0;
+                                                    let c4_0 = dot(xi4_0, k0_0) + dot(xi4_1, k0_1) + dot(xi4_2, k0_2) + dot(xi4_3, k0_3) + dot(xi4_4, k0_4) + dot(xi4_5, k0_5) + dot(xi4_6, k0_6) + dot(xi4_7, k0_7);
+                                                    let u4_0 = c4_0 * kn0;
+                                                    let in4_0 = kk + 0u < len;
+                                                    tl4 += select(0.0, exp2(fma(u4_0, bn4, nm4)), in4_0);
+                                                    mn4 = select(mn4, min(mn4, c4_0), in4_0);
+                                                    sc4 += c4_0;
+                                                    sd4 += u4_0;
+                                                    let c5_0 = dot(xi5_0, k0_0) + dot(xi5_1, k0_1) + dot(xi5_2, k0_2) + dot(xi5_3, k0_3) + dot(xi5_4, k0_4) + dot(xi5_5, k0_5) + dot(xi5_6, k0_6) + dot(xi5_7, k0_7);
+                                                    let u5_0 = c5_0 * kn0;
+                                                    let in5_0 = kk + 0u < len;
+                                                    tl5 += select(0.0, exp2(fma(u5_0, bn5, nm5)), in5_0);
+                                                    mn5 = select(mn5, min(mn5, c5_0), in5_0);
+                                                    sc5 += c5_0;
+                                                    sd5 += u5_0;
+                                                    let c6_0 = dot(xi6_0, k0_0) + dot(xi6_1, k0_1) + dot(xi6_2, k0_2) + dot(xi6_3, k0_3) + dot(xi6_4, k0_4) + dot(xi6_5, k0_5) + dot(xi6_6, k0_6) + dot(xi6_7, k0_7);
+                                                    let u6_0 = c6_0 * kn0;
+                                                    let in6_0 = kk + 0u < len;
+                                                    tl6 += select(0.0, exp2(fma(u6_0, bn6, nm6)), in6_0);
+                                                    mn6 = select(mn6, min(mn6, c6_0), in6_0);
+                                                    sc6 += c6_0;
+                                                    sd6 += u6_0;
+                                                    let c7_0 = dot(xi7_0, k0_0) + dot(xi7_1, k0_1) + dot(xi7_2, k0_2) + dot(xi7_3, k0_3) + dot(xi7_4, k0_4) + dot(xi7_5, k0_5) + dot(xi7_6, k0_6) + dot(xi7_7, k0_7);
+                                                    let u7_0 = c7_0 * kn0;
+                                                    let in7_0 = kk + 0u < len;
+                                                    tl7 += select(0.0, exp2(fma(u7_0, bn7, nm7)), in7_0);
+                                                    mn7 = select(mn7, min(mn7, c7_0), in7_0);
+                                                    sc7 += c7_0;
+                                                    sd7 += u7_0;
+                                                }
+                                            }
+                                            if !(tl0 <= 1.8446744e19) {
+                                                var top = F32_LOWEST;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u]) + dot(xi0_5, tile[(kk) * DV + 5u]) + dot(xi0_6, tile[(kk) * DV + 6u]) + dot(xi0_7, tile[(kk) * DV + 7u]);
+                                                    top = max(top, fma(cs * tile_norm[kk], bn0, nm0));
+                                                }
+                                                let delta = max(top, 0.0);
+                                                nm0 -= delta;
+                                                l0 *= exp2(-delta);
+                                                tl0 = 0.0;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u]) + dot(xi0_5, tile[(kk) * DV + 5u]) + dot(xi0_6, tile[(kk) * DV + 6u]) + dot(xi0_7, tile[(kk) * DV + 7u]);
+                                                    tl0 += exp2(fma(cs * tile_norm[kk], bn0, nm0));
+                                                }
+                                            }
+                                            l0 += tl0;
+                                            if !(tl1 <= 1.8446744e19) {
+                                                var top = F32_LOWEST;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u]) + dot(xi1_5, tile[(kk) * DV + 5u]) + dot(xi1_6, tile[(kk) * DV + 6u]) + dot(xi1_7, tile[(kk) * DV + 7u]);
+                                                    top = max(top, fma(cs * tile_norm[kk], bn1, nm1));
+                                                }
+                                                let delta = max(top, 0.0);
+                                                nm1 -= delta;
+                                                l1 *= exp2(-delta);
+                                                tl1 = 0.0;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u]) + dot(xi1_5, tile[(kk) * DV + 5u]) + dot(xi1_6, tile[(kk) * DV + 6u]) + dot(xi1_7, tile[(kk) * DV + 7u]);
+                                                    tl1 += exp2(fma(cs * tile_norm[kk], bn1, nm1));
+                                                }
+                                            }
+                                            l1 += tl1;
+                                            if !(tl2 <= 1.8446744e19) {
+                                                var top = F32_LOWEST;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi2_0, tile[(kk) * DV + 0u]) + dot(xi2_1, tile[(kk) * DV + 1u]) + dot(xi2_2, tile[(kk) * DV + 2u]) + dot(xi2_3, tile[(kk) * DV + 3u]) + dot(xi2_4, tile[(kk) * DV + 4u]) + dot(xi2_5, tile[(kk) * DV + 5u]) + dot(xi2_6, tile[(kk) * DV + 6u]) + dot(xi2_7, tile[(kk) * DV + 7u]);
+                                                    top = max(top, fma(cs * tile_norm[kk], bn2, nm2));
+                                                }
+                                                let delta = max(top, 0.0);
+                                                nm2 -= delta;
+                                                l2 *= exp2(-delta);
+                                                tl2 = 0.0;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi2_0, tile[(kk) * DV + 0u]) + dot(xi2_1, tile[(kk) * DV + 1u]) + dot(xi2_2, tile[(kk) * DV + 2u]) + dot(xi2_3, tile[(kk) * DV + 3u]) + dot(xi2_4, tile[(kk) * DV + 4u]) + dot(xi2_5, tile[(kk) * DV + 5u]) + dot(xi2_6, tile[(kk) * DV + 6u]) + dot(xi2_7, tile[(kk) * DV + 7u]);
+                                                    tl2 += exp2(fma(cs * tile_norm[kk], bn2, nm2));
+                                                }
+                                            }
+                                            l2 += tl2;
+                                            if !(tl3 <= 1.8446744e19) {
+                                                var top = F32_LOWEST;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi3_0, tile[(kk) * DV + 0u]) + dot(xi3_1, tile[(kk) * DV + 1u]) + dot(xi3_2, tile[(kk) * DV + 2u]) + dot(xi3_3, tile[(kk) * DV + 3u]) + dot(xi3_4, tile[(kk) * DV + 4u]) + dot(xi3_5, tile[(kk) * DV + 5u]) + dot(xi3_6, tile[(kk) * DV + 6u]) + dot(xi3_7, tile[(kk) * DV + 7u]);
+                                                    top = max(top, fma(cs * tile_norm[kk], bn3, nm3));
+                                                }
+                                                let delta = max(top, 0.0);
+                                                nm3 -= delta;
+                                                l3 *= exp2(-delta);
+                                                tl3 = 0.0;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi3_0, tile[(kk) * DV + 0u]) + dot(xi3_1, tile[(kk) * DV + 1u]) + dot(xi3_2, tile[(kk) * DV + 2u]) + dot(xi3_3, tile[(kk) * DV + 3u]) + dot(xi3_4, tile[(kk) * DV + 4u]) + dot(xi3_5, tile[(kk) * DV + 5u]) + dot(xi3_6, tile[(kk) * DV + 6u]) + dot(xi3_7, tile[(kk) * DV + 7u]);
+                                                    tl3 += exp2(fma(cs * tile_norm[kk], bn3, nm3));
+                                                }
+                                            }
+                                            l3 += tl3;
+                                            if !(tl4 <= 1.8446744e19) {
+                                                var top = F32_LOWEST;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi4_0, tile[(kk) * DV + 0u]) + dot(xi4_1, tile[(kk) * DV + 1u]) + dot(xi4_2, tile[(kk) * DV + 2u]) + dot(xi4_3, tile[(kk) * DV + 3u]) + dot(xi4_4, tile[(kk) * DV + 4u]) + dot(xi4_5, tile[(kk) * DV + 5u]) + dot(xi4_6, tile[(kk) * DV + 6u]) + dot(xi4_7, tile[(kk) * DV + 7u]);
+                                                    top = max(top, fma(cs * tile_norm[kk], bn4, nm4));
+                                                }
+                                                let delta = max(top, 0.0);
+                                                nm4 -= delta;
+                                                l4 *= exp2(-delta);
+                                                tl4 = 0.0;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi4_0, tile[(kk) * DV + 0u]) + dot(xi4_1, tile[(kk) * DV + 1u]) + dot(xi4_2, tile[(kk) * DV + 2u]) + dot(xi4_3, tile[(kk) * DV + 3u]) + dot(xi4_4, tile[(kk) * DV + 4u]) + dot(xi4_5, tile[(kk) * DV + 5u]) + dot(xi4_6, tile[(kk) * DV + 6u]) + dot(xi4_7, tile[(kk) * DV + 7u]);
+                                                    tl4 += exp2(fma(cs * tile_norm[kk], bn4, nm4));
+                                                }
+                                            }
+                                            l4 += tl4;
+                                            if !(tl5 <= 1.8446744e19) {
+                                                var top = F32_LOWEST;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi5_0, tile[(kk) * DV + 0u]) + dot(xi5_1, tile[(kk) * DV + 1u]) + dot(xi5_2, tile[(kk) * DV + 2u]) + dot(xi5_3, tile[(kk) * DV + 3u]) + dot(xi5_4, tile[(kk) * DV + 4u]) + dot(xi5_5, tile[(kk) * DV + 5u]) + dot(xi5_6, tile[(kk) * DV + 6u]) + dot(xi5_7, tile[(kk) * DV + 7u]);
+                                                    top = max(top, fma(cs * tile_norm[kk], bn5, nm5));
+                                                }
+                                                let delta = max(top, 0.0);
+                                                nm5 -= delta;
+                                                l5 *= exp2(-delta);
+                                                tl5 = 0.0;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi5_0, tile[(kk) * DV + 0u]) + dot(xi5_1, tile[(kk) * DV + 1u]) + dot(xi5_2, tile[(kk) * DV + 2u]) + dot(xi5_3, tile[(kk) * DV + 3u]) + dot(xi5_4, tile[(kk) * DV + 4u]) + dot(xi5_5, tile[(kk) * DV + 5u]) + dot(xi5_6, tile[(kk) * DV + 6u]) + dot(xi5_7, tile[(kk) * DV + 7u]);
+                                                    tl5 += exp2(fma(cs * tile_norm[kk], bn5, nm5));
+                                                }
+                                            }
+                                            l5 += tl5;
+                                            if !(tl6 <= 1.8446744e19) {
+                                                var top = F32_LOWEST;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi6_0, tile[(kk) * DV + 0u]) + dot(xi6_1, tile[(kk) * DV + 1u]) + dot(xi6_2, tile[(kk) * DV + 2u]) + dot(xi6_3, tile[(kk) * DV + 3u]) + dot(xi6_4, tile[(kk) * DV + 4u]) + dot(xi6_5, tile[(kk) * DV + 5u]) + dot(xi6_6, tile[(kk) * DV + 6u]) + dot(xi6_7, tile[(kk) * DV + 7u]);
+                                                    top = max(top, fma(cs * tile_norm[kk], bn6, nm6));
+                                                }
+                                                let delta = max(top, 0.0);
+                                                nm6 -= delta;
+                                                l6 *= exp2(-delta);
+                                                tl6 = 0.0;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi6_0, tile[(kk) * DV + 0u]) + dot(xi6_1, tile[(kk) * DV + 1u]) + dot(xi6_2, tile[(kk) * DV + 2u]) + dot(xi6_3, tile[(kk) * DV + 3u]) + dot(xi6_4, tile[(kk) * DV + 4u]) + dot(xi6_5, tile[(kk) * DV + 5u]) + dot(xi6_6, tile[(kk) * DV + 6u]) + dot(xi6_7, tile[(kk) * DV + 7u]);
+                                                    tl6 += exp2(fma(cs * tile_norm[kk], bn6, nm6));
+                                                }
+                                            }
+                                            l6 += tl6;
+                                            if !(tl7 <= 1.8446744e19) {
+                                                var top = F32_LOWEST;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi7_0, tile[(kk) * DV + 0u]) + dot(xi7_1, tile[(kk) * DV + 1u]) + dot(xi7_2, tile[(kk) * DV + 2u]) + dot(xi7_3, tile[(kk) * DV + 3u]) + dot(xi7_4, tile[(kk) * DV + 4u]) + dot(xi7_5, tile[(kk) * DV + 5u]) + dot(xi7_6, tile[(kk) * DV + 6u]) + dot(xi7_7, tile[(kk) * DV + 7u]);
+                                                    top = max(top, fma(cs * tile_norm[kk], bn7, nm7));
+                                                }
+                                                let delta = max(top, 0.0);
+                                                nm7 -= delta;
+                                                l7 *= exp2(-delta);
+                                                tl7 = 0.0;
+                                                for (var kk = 0u; kk < len; kk++) {
+                                                    let cs = dot(xi7_0, tile[(kk) * DV + 0u]) + dot(xi7_1, tile[(kk) * DV + 1u]) + dot(xi7_2, tile[(kk) * DV + 2u]) + dot(xi7_3, tile[(kk) * DV + 3u]) + dot(xi7_4, tile[(kk) * DV + 4u]) + dot(xi7_5, tile[(kk) * DV + 5u]) + dot(xi7_6, tile[(kk) * DV + 6u]) + dot(xi7_7, tile[(kk) * DV + 7u]);
+                                                    tl7 += exp2(fma(cs * tile_norm[kk], bn7, nm7));
+                                                }
+                                            }
+                                            l7 += tl7;
+                                            start += TK;
+                                        }
+                                        if ok0 {
+                                            var self_cos = dot(xi0_0, xi0_0) + dot(xi0_1, xi0_1) + dot(xi0_2, xi0_2) + dot(xi0_3, xi0_3) + dot(xi0_4, xi0_4) + dot(xi0_5, xi0_5) + dot(xi0_6, xi0_6) + dot(xi0_7, xi0_7);
+                                            let sees_self = (i0 >= start0) & (i0 < key_end);
+                                            stats[state0 + i0] = PairStats(-nm0, l0, mn0, sc0 - select(0.0, self_cos, sees_self), sd0 * n0);
+                                        }
+                                        if ok1 {
+                                            var self_cos = dot(xi1_0, xi1_0) + dot(xi1_1, xi1_1) + dot(xi1_2, xi1_2) + dot(xi1_3, xi1_3) + dot(xi1_4, xi1_4) + dot(xi1_5, xi1_5) + dot(xi1_6, xi1_6) + dot(xi1_7, xi1_7);
+                                            let sees_self = (i1 >= start0) & (i1 < key_end);
+                                            stats[state0 + i1] = PairStats(-nm1, l1, mn1, sc1 - select(0.0, self_cos, sees_self), sd1 * n1);
+                                        }
+                                        if ok2 {
+                                            var self_cos = dot(xi2_0, xi2_0) + dot(xi2_1, xi2_1) + dot(xi2_2, xi2_2) + dot(xi2_3, xi2_3) + dot(xi2_4, xi2_4) + dot(xi2_5, xi2_5) + dot(xi2_6, xi2_6) + dot(xi2_7, xi2_7);
+                                            let sees_self = (i2 >= start0) & (i2 < key_end);
+                                            stats[state0 + i2] = PairStats(-nm2, l2, mn2, sc2 - select(0.0, self_cos, sees_self), sd2 * n2);
+                                        }
+                                        if ok3 {
+                                            var self_cos = dot(xi3_0, xi3_0) + dot(xi3_1, xi3_1) + dot(xi3_2, xi3_2) + dot(xi3_3, xi3_3) + dot(xi3_4, xi3_4) + dot(xi3_5, xi3_5) + dot(xi3_6, xi3_6) + dot(xi3_7, xi3_7);
+                                            let sees_self = (i3 >= start0) & (i3 < key_end);
+                                            stats[state0 + i3] = PairStats(-nm3, l3, mn3, sc3 - select(0.0, self_cos, sees_self), sd3 * n3);
+                                        }
+                                        if ok4 {
+                                            var self_cos = dot(xi4_0, xi4_0) + dot(xi4_1, xi4_1) + dot(xi4_2, xi4_2) + dot(xi4_3, xi4_3) + dot(xi4_4, xi4_4) + dot(xi4_5, xi4_5) + dot(xi4_6, xi4_6) + dot(xi4_7, xi4_7);
+                                            let sees_self = (i4 >= start0) & (i4 < key_end);
+                                            stats[state0 + i4] = PairStats(-nm4, l4, mn4, sc4 - select(0.0, self_cos, sees_self), sd4 * n4);
+                                        }
+                                        if ok5 {
+                                            var self_cos = dot(xi5_0, xi5_0) + dot(xi5_1, xi5_1) + dot(xi5_2, xi5_2) + dot(xi5_3, xi5_3) + dot(xi5_4, xi5_4) + dot(xi5_5, xi5_5) + dot(xi5_6, xi5_6) + dot(xi5_7, xi5_7);
+                                            let sees_self = (i5 >= start0) & (i5 < key_end);
+                                            stats[state0 + i5] = PairStats(-nm5, l5, mn5, sc5 - select(0.0, self_cos, sees_self), sd5 * n5);
+                                        }
+                                        if ok6 {
+                                            var self_cos = dot(xi6_0, xi6_0) + dot(xi6_1, xi6_1) + dot(xi6_2, xi6_2) + dot(xi6_3, xi6_3) + dot(xi6_4, xi6_4) + dot(xi6_5, xi6_5) + dot(xi6_6, xi6_6) + dot(xi6_7, xi6_7);
+                                            let sees_self = (i6 >= start0) & (i6 < key_end);
+                                            stats[state0 + i6] = PairStats(-nm6, l6, mn6, sc6 - select(0.0, self_cos, sees_self), sd6 * n6);
+                                        }
+                                        if ok7 {
+                                            var self_cos = dot(xi7_0, xi7_0) + dot(xi7_1, xi7_1) + dot(xi7_2, xi7_2) + dot(xi7_3, xi7_3) + dot(xi7_4, xi7_4) + dot(xi7_5, xi7_5) + dot(xi7_6, xi7_6) + dot(xi7_7, xi7_7);
+                                            let sees_self = (i7 >= start0) & (i7 < key_end);
+                                            stats[state0 + i7] = PairStats(-nm7, l7, mn7, sc7 - select(0.0, self_cos, sees_self), sd7 * n7);
+                                        }
+                                    }
