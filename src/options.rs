@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendChoice;
 use crate::error::{Result, file_error, input};
 use crate::integrate::Integrator;
-use crate::model::{Activation, Attention, Geometry, HeadCombine, LayerMap, Mask};
+use crate::model::{Activation, Attention, Geometry, HeadCombine, LayerKind, Mask};
 
 /// How beta follows the context length (docs/model.md §3): the given values are gamma.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -263,7 +263,7 @@ config_layer! {
         /// x <- normalise(x + h alpha N(a(x))), N(a) = a / (|a| + 1e-9) (docs/model.md §3)
         /// [default: ode].
         #[arg(long, help_heading = "Model")]
-        layer: LayerMap => Fixed,
+        layer: LayerKind => Fixed,
         /// nGPT's eigen learning rate alpha of --layer ngpt [default: 0.2, simuformer's].
         #[arg(long, value_name = "ALPHA", allow_hyphen_values = true, help_heading = "Model")]
         ngpt_alpha: f64 => Fixed,
