@@ -590,3 +590,27 @@ fn record_inputs(layer: &ConfigLayer, resolved: &mut Resolved) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::OptionRole;
+    use crate::options::tests::struct_fields;
+
+    fn sorted(mut v: Vec<&'static str>) -> Vec<&'static str> {
+        v.sort();
+        v
+    }
+
+    /// run.toml's keys (the resolved configuration) are the recorded options, gamma (the
+    /// rule's values beside beta) and the input files' hashes.
+    #[test]
+    fn the_record_keys_are_the_recorded_options() {
+        let mut keys = ConfigLayer::options_where(OptionRole::recorded);
+        keys.extend(["gamma", "inputs"]);
+        assert_eq!(struct_fields::<RunConfig>(), sorted(keys.clone()));
+        // Each one is also a key of the TOML layer that reads a run.toml back.
+        let layer = struct_fields::<ConfigLayer>();
+        assert!(keys.iter().all(|k| layer.contains(k)), "{keys:?}");
+    }
+}

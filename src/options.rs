@@ -474,7 +474,7 @@ pub struct OutputOpts {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The field names a `Deserialize` struct reads (serde's own list), captured by a
@@ -556,21 +556,6 @@ mod tests {
         let mut keys = ConfigLayer::options_where(|r| r.recorded() || r == OptionRole::Out);
         keys.extend(ConfigLayer::RECORD_FIELDS);
         assert_eq!(struct_fields::<ConfigLayer>(), sorted(keys));
-    }
-
-    /// run.toml's keys (the resolved configuration) are the recorded options, gamma (the
-    /// rule's values beside beta) and the input files' hashes.
-    #[test]
-    fn the_record_keys_are_the_recorded_options() {
-        let mut keys = ConfigLayer::options_where(OptionRole::recorded);
-        keys.extend(["gamma", "inputs"]);
-        assert_eq!(
-            struct_fields::<crate::config::RunConfig>(),
-            sorted(keys.clone())
-        );
-        // Each one is also a key of the TOML layer that reads a run.toml back.
-        let layer = struct_fields::<ConfigLayer>();
-        assert!(keys.iter().all(|k| layer.contains(k)), "{keys:?}");
     }
 
     /// Resume's two sets partition the options; Python's keywords are the recorded options,

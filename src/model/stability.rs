@@ -3,7 +3,7 @@
 //! be stable (docs/model.md §2).
 
 use super::{Attention, Model, spectral_norm};
-use crate::integrate::Integrator;
+use crate::integrate::tableau::Integrator;
 
 /// A bound on the growth of the attention field of a model.
 #[derive(Clone, Copy, Debug, PartialEq)]
