@@ -51,11 +51,7 @@ pub fn one_layer(
     d: usize,
 ) -> Result<OneLayer> {
     let (rule, gamma) = (layer.beta_rule, layer.beta);
-    if !gamma.is_finite() || gamma < 0.0 {
-        return Err(crate::error::input(format!(
-            "beta must be a finite number >= 0, got {gamma}"
-        )));
-    }
+    crate::model::check_beta(gamma)?;
     let spec = crate::model::weights::QkvSpec::parse(qkv)?;
     if let crate::model::weights::QkvSpec::Redraw(_)
     | crate::model::weights::QkvSpec::RandomPerSystem(_)

@@ -150,11 +150,13 @@ impl Cfm {
 }
 
 impl Cfm {
-    /// What made the queries overflow, read from the model: USA weights beyond the backend's
-    /// floating point range, growth in R^d, or a step longer than the field allows.
+    /// What made the queries overflow, read from the model's growth bound
+    /// (model/stability.rs, as for a run): USA weights beyond the backend's floating point
+    /// range, growth in R^d, or a step longer than the field allows.
     fn blow_up_cause(&self, integrator: Integrator, h: f64) -> String {
         use crate::model::{Attention, Geometry};
-        let exponent = self.model.largest_score();
+        let growth = crate::model::stability::Growth::of(&self.model, self.shape.n);
+        let (exponent, lipschitz) = (growth.exponent, growth.lipschitz);
         let f64_backend = self.kind == crate::config::BackendChoice::Reference;
         let (limit, range) = if f64_backend {
             (709.0, "f64 (e^709)")
@@ -162,24 +164,7 @@ impl Cfm {
             (88.0, "f32 (e^88)")
         };
         let usa = self.model.attention == Attention::Usa;
-        // The field's speed changes by up to (2 beta |K^T Q| + 1) |V| per unit move (times the
-        // USA weights' size); Euler is stable below about 1 / that, Heun and RK4 below 2 / that.
-        let value: f64 = self
-            .model
-            .every_layer_heads()
-            .iter()
-            .map(|w| crate::model::spectral_norm(&w.v, w.d))
-            .fold(0.0, f64::max)
-            .max(1e-300)
-            * self.model.head_count() as f64;
-        let usa_scale = if usa { exponent.min(700.0).exp() } else { 1.0 };
-        let lipschitz = value * (1.0 + 2.0 * exponent) * usa_scale;
-        let reach = if integrator == Integrator::Euler {
-            1.0
-        } else {
-            2.0
-        };
-        let stable = reach / lipschitz;
+        let stable = growth.stable_h(integrator);
         if usa && exponent > limit {
             // f64 helps only where a practical step would then be stable.
             let reference = if !f64_backend && exponent <= 709.0 && stable > 1e-6 {

@@ -11,7 +11,8 @@ use crate::integrate::Integrator;
 use crate::model::init::InitSpec;
 use crate::model::weights::{MlpSpec, QkvSpec};
 use crate::model::{
-    Activation, Attention, Geometry, HeadCombine, LayerMap, Mask, Model, Noise, RandomHeads, Shape,
+    Activation, Attention, Geometry, HeadCombine, LayerKind, LayerMap, Mask, Model, Noise,
+    RandomHeads, Shape,
 };
 
 pub use crate::backend::BackendChoice;
@@ -36,8 +37,8 @@ pub struct RunConfig {
     pub qkv: String,
     pub integrator: Integrator,
     /// The layer map (omitted from run.toml when it is the ODE's, as before it existed).
-    #[serde(default, skip_serializing_if = "LayerMap::is_ode")]
-    pub layer: LayerMap,
+    #[serde(default, skip_serializing_if = "LayerKind::is_ode")]
+    pub layer: LayerKind,
     /// nGPT's eigen learning rate alpha (recorded with --layer ngpt only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ngpt_alpha: Option<f64>,
@@ -115,9 +116,149 @@ impl Resolved {
     }
 }
 
+/// The tokens' side of a configuration: where the initial tokens come from and the sizes
+/// they imply.
+struct TokensPart {
+    init: InitSpec,
+    n: usize,
+    d: usize,
+    /// The batch of an [batch, n, d] --init file.
+    file_batch: Option<usize>,
+}
+
+/// The temperatures: one beta per system (after the rule), the gamma values it scaled.
+struct BetaPart {
+    rule: BetaRule,
+    gammas: Vec<f64>,
+    betas: Vec<f64>,
+}
+
+/// Depth: how far, in how many steps, by which integrator, with which noise.
+struct TimePart {
+    steps: usize,
+    t_end: f64,
+    integrator: Integrator,
+    sigma: f64,
+    noise_kind: NoiseKind,
+}
+
+/// The weights: Q, K, V heads (drawn or read), the perceptron, per-layer weights.
+struct WeightsPart {
+    qkv: QkvSpec,
+    heads: Vec<crate::model::Weights>,
+    random: Option<RandomHeads>,
+    mlp_spec: Option<MlpSpec>,
+    activation: Activation,
+    mlp: Option<crate::model::Mlp>,
+    per_layer: Option<crate::model::PerLayer>,
+}
+
 /// Fills defaults, infers n, d and batch where they are implied (an init file, a beta list),
-/// and checks every value.
+/// and checks every value: the tokens, the temperatures, the sizes against the machine, depth,
+/// the weights, then the options that could not change the result.
 pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
+    let tokens = resolve_tokens(layer)?;
+    let (n, d) = (tokens.n, tokens.d);
+    let (given_betas, batch) = beta_values(layer, &tokens)?;
+    let shape = Shape::new(batch, n, d)?;
+    // Refuse sizes the machine cannot hold before anything of them is allocated.
+    let hidden = match layer.mlp.as_deref().map(MlpSpec::parse).transpose()? {
+        Some(MlpSpec::Random { hidden, .. }) => hidden,
+        _ => 0,
+    };
+    crate::limits::ensure_memory(
+        "the run",
+        crate::limits::run_bytes(batch, n, d, layer.heads.unwrap_or(1), hidden)?,
+    )?;
+    let beta = resolve_beta(layer, given_betas, shape)?;
+    let time = resolve_time(layer)?;
+    let weights = resolve_weights(layer, shape, time.steps)?;
+    refuse_moot(layer, &time, &weights)?;
+    let seed = layer.seed.unwrap_or(0);
+    let layer_map = layer.layer.unwrap_or_default();
+    if layer.ngpt_alpha.is_some() && layer_map != LayerKind::Ngpt {
+        return Err(input(format!(
+            "--ngpt-alpha is the eigen learning rate of --layer ngpt, not of --layer {}",
+            layer_map.name()
+        )));
+    }
+    let config = RunConfig {
+        n,
+        d,
+        batch,
+        model: layer.model.unwrap_or(Attention::Sa),
+        geometry: layer.geometry.unwrap_or(Geometry::Sphere),
+        mask: layer.mask.unwrap_or(Mask::Full),
+        beta: beta.betas.clone(),
+        qkv: weights.qkv.to_config_string(),
+        integrator: time.integrator,
+        layer: layer_map,
+        ngpt_alpha: (layer_map == LayerKind::Ngpt)
+            .then(|| layer.ngpt_alpha.unwrap_or(crate::model::DEFAULT_NGPT_ALPHA)),
+        t_end: time.t_end,
+        steps: time.steps,
+        init: tokens.init.to_config_string(),
+        tokens: layer.tokens.clone(),
+        seed,
+        backend: layer.backend.unwrap_or(BackendChoice::Auto),
+        save_every: layer.save_every.unwrap_or(0),
+        // About 100 rows; 0 keeps only the first and last (each row is an O(n^2) pass).
+        metrics_every: layer.metrics_every.unwrap_or(time.steps.div_ceil(100)),
+        checkpoint_every: layer.checkpoint_every,
+        heads: weights.heads.len(),
+        head_combine: layer.head_combine.unwrap_or(HeadCombine::Sum),
+        weight_scale: layer.weight_scale.unwrap_or(1.0),
+        mlp: weights.mlp_spec.as_ref().map(MlpSpec::to_config_string),
+        activation: weights.activation,
+        noise: time.sigma,
+        noise_kind: time.noise_kind,
+        alibi: layer.alibi,
+        alibi_excludes_self: layer.alibi_excludes_self.unwrap_or(false),
+        beta_rule: beta.rule,
+        gamma: beta.gammas,
+        inputs: std::collections::BTreeMap::new(),
+    };
+    let model = Model {
+        attention: config.model,
+        geometry: config.geometry,
+        mask: config.mask,
+        heads: weights.heads,
+        combine: config.head_combine,
+        random: weights.random,
+        alibi: config.alibi.map(|slope| crate::model::Alibi {
+            slope,
+            excludes_self: config.alibi_excludes_self,
+        }),
+        mlp: weights.mlp,
+        per_layer: weights.per_layer,
+        noise: (time.sigma > 0.0).then_some(Noise {
+            sigma: time.sigma,
+            common: time.noise_kind == NoiseKind::Common,
+            seed,
+        }),
+        betas: beta.betas,
+        layer: LayerMap::new(
+            config.layer,
+            config
+                .ngpt_alpha
+                .unwrap_or(crate::model::DEFAULT_NGPT_ALPHA),
+        ),
+    };
+    model.validate(shape)?;
+    let mut resolved = Resolved {
+        config,
+        shape,
+        model,
+        init: tokens.init,
+        qkv: weights.qkv,
+    };
+    record_inputs(layer, &mut resolved)?;
+    Ok(resolved)
+}
+
+/// The initial tokens (`--init`, `--tokens`) and the sizes n, d (and batch) they imply,
+/// checked against `--n`, `--d` and `--batch`.
+fn resolve_tokens(layer: &ConfigLayer) -> Result<TokensPart> {
     let init = InitSpec::parse(layer.init.as_deref().unwrap_or("uniform"))?;
     let open = |p: &PathBuf| {
         std::fs::canonicalize(p)
@@ -177,9 +318,18 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
     check_file("n", layer.n, file_n)?;
     check_file("d", layer.d, file_d)?;
     check_file("batch", layer.batch, file_batch)?;
-    let n = layer.n.or(file_n).unwrap_or(DEFAULT_N);
-    let d = layer.d.or(file_d).unwrap_or(DEFAULT_D);
-    // A run.toml records gamma (what the rule scales) next to the resolved beta.
+    Ok(TokensPart {
+        n: layer.n.or(file_n).unwrap_or(DEFAULT_N),
+        d: layer.d.or(file_d).unwrap_or(DEFAULT_D),
+        file_batch,
+        init,
+    })
+}
+
+/// The beta values given (or a run.toml's gamma, or a checkpoint's default) and the batch
+/// they imply with the other options.
+fn beta_values(layer: &ConfigLayer, tokens: &TokensPart) -> Result<(Vec<f64>, usize)> {
+    let d = tokens.d;
     // A GPT-2 checkpoint's attention scale 1 / sqrt(d / H) is its default beta (docs/model.md §6).
     let checkpoint_qkv = matches!(
         layer.qkv.as_deref().map(QkvSpec::parse).transpose()?,
@@ -189,7 +339,8 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         (true, Some(h)) if h > 0 => (h as f64 / d as f64).sqrt(),
         _ => 1.0,
     };
-    let betas = match &layer.gamma {
+    // A run.toml records gamma (what the rule scales) next to the resolved beta.
+    let values = match &layer.gamma {
         Some(g) => g.clone(),
         None => layer
             .beta
@@ -197,36 +348,28 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
             .unwrap_or(BetaSpec::One(default_beta))
             .values(),
     };
-    let batch = match (layer.batch.or(file_batch), betas.len()) {
-        (Some(b), _) => b,
-        (None, len) => len,
-    };
-    let shape = Shape::new(batch, n, d)?;
-    // Refuse sizes the machine cannot hold before anything of them is allocated.
-    let hidden = match layer.mlp.as_deref().map(MlpSpec::parse).transpose()? {
-        Some(MlpSpec::Random { hidden, .. }) => hidden,
-        _ => 0,
-    };
-    crate::limits::ensure_memory(
-        "the run",
-        crate::limits::run_bytes(batch, n, d, layer.heads.unwrap_or(1), hidden)?,
-    )?;
-    let gammas = match betas.len() {
-        1 => vec![betas[0]; batch],
-        len if len == batch => betas,
+    let batch = layer.batch.or(tokens.file_batch).unwrap_or(values.len());
+    Ok((values, batch))
+}
+
+/// One beta per system (after the machine was found to hold the batch): the values given,
+/// checked, the rule applied; an edited beta beside a recorded gamma is refused.
+fn resolve_beta(layer: &ConfigLayer, values: Vec<f64>, shape: Shape) -> Result<BetaPart> {
+    let Shape { batch, n, d } = shape;
+    let gammas = match values.len() {
+        1 => vec![values[0]; batch],
+        len if len == batch => values,
         len => {
             return Err(input(format!(
                 "--beta has {len} values but --batch is {batch}: give one value, or one per system"
             )));
         }
     };
-    for &b in &gammas {
-        if !b.is_finite() || b < 0.0 {
-            return Err(input(format!("beta must be a finite number >= 0, got {b}")));
-        }
+    for &g in &gammas {
+        crate::model::check_beta(g)?;
     }
-    let beta_rule = layer.beta_rule.unwrap_or(BetaRule::Const);
-    let betas: Vec<f64> = gammas.iter().map(|&g| beta_rule.apply(g, n, d)).collect();
+    let rule = layer.beta_rule.unwrap_or(BetaRule::Const);
+    let betas: Vec<f64> = gammas.iter().map(|&g| rule.apply(g, n, d)).collect();
     // A run.toml records both; an edited beta beside the old gamma must not run silently
     // with the old value.
     if let (Some(_), Some(given)) = (&layer.gamma, &layer.beta) {
@@ -245,10 +388,19 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
                 "the configuration gives beta = {given:?} and gamma = {gammas:?}, which under \
                  beta_rule = {} make beta = {betas:?}: edit gamma (what the rule scales) or \
                  remove it",
-                beta_rule.name()
+                rule.name()
             )));
         }
     }
+    Ok(BetaPart {
+        rule,
+        gammas,
+        betas,
+    })
+}
+
+/// Depth and the stepping scheme: steps, T, the integrator and the noise it integrates.
+fn resolve_time(layer: &ConfigLayer) -> Result<TimePart> {
     let steps = layer.steps.unwrap_or(DEFAULT_STEPS);
     if steps == 0 {
         return Err(input("steps must be at least 1"));
@@ -259,6 +411,23 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
             "t-end must be a finite number > 0, got {t_end}"
         )));
     }
+    let integrator = layer.integrator.unwrap_or(Integrator::Rk4);
+    let sigma = layer.noise.unwrap_or(0.0);
+    crate::model::check_sigma(sigma)?;
+    crate::integrate::check_noise(integrator, sigma)?;
+    Ok(TimePart {
+        steps,
+        t_end,
+        integrator,
+        sigma,
+        noise_kind: layer.noise_kind.unwrap_or(NoiseKind::Independent),
+    })
+}
+
+/// Q, K, V (drawn, a folder or a checkpoint), the perceptron and its activation, and the
+/// per-layer weights of files with a leading layer axis (L equal pieces of the `steps`).
+fn resolve_weights(layer: &ConfigLayer, shape: Shape, steps: usize) -> Result<WeightsPart> {
+    let Shape { batch, n, d } = shape;
     let qkv = QkvSpec::parse(layer.qkv.as_deref().unwrap_or("identity"))?;
     let qkv = match qkv {
         QkvSpec::Dir(p) => QkvSpec::Dir(std::fs::canonicalize(&p).map_err(|e| {
@@ -347,24 +516,27 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
             })
         }
     };
-    let integrator = layer.integrator.unwrap_or(Integrator::Rk4);
-    let sigma = layer.noise.unwrap_or(0.0);
-    if !sigma.is_finite() || sigma < 0.0 {
-        return Err(input(format!(
-            "--noise takes a finite sigma >= 0, got {sigma}"
-        )));
-    }
-    crate::integrate::check_noise(integrator, sigma)?;
-    let noise_kind = layer.noise_kind.unwrap_or(NoiseKind::Independent);
-    // An option that cannot change the result is refused with the reason (a run.toml
-    // records the defaults, which stay accepted).
-    if noise_kind == NoiseKind::Common && sigma == 0.0 {
+    Ok(WeightsPart {
+        qkv,
+        heads,
+        random,
+        mlp_spec,
+        activation,
+        mlp,
+        per_layer,
+    })
+}
+
+/// An option that cannot change the result is refused with the reason (a run.toml records
+/// the defaults, which stay accepted).
+fn refuse_moot(layer: &ConfigLayer, time: &TimePart, weights: &WeightsPart) -> Result<()> {
+    if time.noise_kind == NoiseKind::Common && time.sigma == 0.0 {
         return Err(input(
             "--noise-kind common shares the noise of a system's tokens, but there is no noise: \
              give --noise SIGMA > 0 (with --integrator euler), or drop --noise-kind",
         ));
     }
-    if mlp_spec.is_none() && activation != Activation::Relu {
+    if weights.mlp_spec.is_none() && weights.activation != Activation::Relu {
         return Err(input(
             "--activation gelu is the perceptron's, but there is no perceptron: give --mlp, or \
              drop --activation",
@@ -372,7 +544,7 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
     }
     if let Some(scale) = layer.weight_scale
         && scale != 1.0
-        && random.is_none()
+        && weights.random.is_none()
     {
         return Err(input(format!(
             "--weight-scale {scale} scales the weights --qkv redraw:SEED, \
@@ -387,87 +559,17 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
              give --alibi LAMBDA, or drop --alibi-excludes-self",
         ));
     }
-    if layer.head_combine == Some(HeadCombine::Mean) && heads.len() == 1 {
+    if layer.head_combine == Some(HeadCombine::Mean) && weights.heads.len() == 1 {
         return Err(input(
             "--head-combine mean averages the heads, but there is one head (the mean of one is \
              the sum): give --heads H > 1, or drop --head-combine",
         ));
     }
-    let seed = layer.seed.unwrap_or(0);
-    let layer_map = layer.layer.unwrap_or_default();
-    if layer.ngpt_alpha.is_some() && layer_map != LayerMap::Ngpt {
-        return Err(input(format!(
-            "--ngpt-alpha is the eigen learning rate of --layer ngpt, not of --layer {}",
-            layer_map.name()
-        )));
-    }
-    let config = RunConfig {
-        n,
-        d,
-        batch,
-        model: layer.model.unwrap_or(Attention::Sa),
-        geometry: layer.geometry.unwrap_or(Geometry::Sphere),
-        mask: layer.mask.unwrap_or(Mask::Full),
-        beta: betas.clone(),
-        qkv: qkv.to_config_string(),
-        integrator,
-        layer: layer_map,
-        ngpt_alpha: (layer_map == LayerMap::Ngpt)
-            .then(|| layer.ngpt_alpha.unwrap_or(crate::model::DEFAULT_NGPT_ALPHA)),
-        t_end,
-        steps,
-        init: init.to_config_string(),
-        tokens: layer.tokens.clone(),
-        seed,
-        backend: layer.backend.unwrap_or(BackendChoice::Auto),
-        save_every: layer.save_every.unwrap_or(0),
-        // About 100 rows; 0 keeps only the first and last (each row is an O(n^2) pass).
-        metrics_every: layer.metrics_every.unwrap_or(steps.div_ceil(100)),
-        checkpoint_every: layer.checkpoint_every,
-        heads: heads.len(),
-        head_combine: layer.head_combine.unwrap_or(HeadCombine::Sum),
-        weight_scale: layer.weight_scale.unwrap_or(1.0),
-        mlp: mlp_spec.as_ref().map(MlpSpec::to_config_string),
-        activation,
-        noise: sigma,
-        noise_kind,
-        alibi: layer.alibi,
-        alibi_excludes_self: layer.alibi_excludes_self.unwrap_or(false),
-        beta_rule,
-        gamma: gammas,
-        inputs: std::collections::BTreeMap::new(),
-    };
-    let model = Model {
-        attention: config.model,
-        geometry: config.geometry,
-        mask: config.mask,
-        heads,
-        combine: config.head_combine,
-        random,
-        alibi: config.alibi,
-        alibi_excludes_self: config.alibi_excludes_self,
-        mlp,
-        per_layer,
-        noise: (sigma > 0.0).then_some(Noise {
-            sigma,
-            common: noise_kind == NoiseKind::Common,
-            seed,
-        }),
-        betas,
-        layer: config.layer,
-        ngpt_alpha: config
-            .ngpt_alpha
-            .unwrap_or(crate::model::DEFAULT_NGPT_ALPHA),
-    };
-    model.validate(shape)?;
-    let mut resolved = Resolved {
-        config,
-        shape,
-        model,
-        init,
-        qkv,
-    };
-    // Record what every input file held, and refuse a replay whose file changed since.
+    Ok(())
+}
+
+/// Records what every input file held, and refuses a replay whose file changed since.
+fn record_inputs(layer: &ConfigLayer, resolved: &mut Resolved) -> Result<()> {
     for path in resolved.input_files() {
         let key = path.display().to_string();
         let hash = crate::output::sha256_file(&path)?;
@@ -486,5 +588,29 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         }
         resolved.config.inputs.insert(key, hash);
     }
-    Ok(resolved)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::OptionRole;
+    use crate::options::tests::struct_fields;
+
+    fn sorted(mut v: Vec<&'static str>) -> Vec<&'static str> {
+        v.sort();
+        v
+    }
+
+    /// run.toml's keys (the resolved configuration) are the recorded options, gamma (the
+    /// rule's values beside beta) and the input files' hashes.
+    #[test]
+    fn the_record_keys_are_the_recorded_options() {
+        let mut keys = ConfigLayer::options_where(OptionRole::recorded);
+        keys.extend(["gamma", "inputs"]);
+        assert_eq!(struct_fields::<RunConfig>(), sorted(keys.clone()));
+        // Each one is also a key of the TOML layer that reads a run.toml back.
+        let layer = struct_fields::<ConfigLayer>();
+        assert!(keys.iter().all(|k| layer.contains(k)), "{keys:?}");
+    }
 }

@@ -9,6 +9,7 @@ pub mod attend;
 pub mod backend;
 pub mod cfm;
 pub mod config;
+pub mod csv;
 pub mod error;
 pub mod figures;
 pub mod integrate;

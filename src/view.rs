@@ -513,7 +513,7 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
                 };
                 attention.mask = resolved.config.mask.name();
                 attention.alibi_slope = model.alibi_slope(n);
-                attention.alibi_excludes_self = model.alibi_excludes_self;
+                attention.alibi_excludes_self = model.alibi.is_some_and(|a| a.excludes_self);
                 if model.weights_change() {
                     attention.reason = "the attention weights of this run change with depth \
                         (redrawn or per-layer Q, K): the page cannot recompute them"

@@ -69,7 +69,7 @@ fn model(
         betas,
     );
     if variant.alibi {
-        model.alibi = Some(2.0);
+        model.alibi = Some(attnflow::model::Alibi::new(2.0));
     }
     model
 }

@@ -210,7 +210,7 @@ fn alibi_matches_reference_for_sa_and_usa() {
     ] {
         let shape = Shape::new(1, n, d).unwrap();
         let mut m = model(attention, geometry, Mask::Causal, d, vec![beta]);
-        m.alibi = Some(lambda);
+        m.alibi = Some(attnflow::model::Alibi::new(lambda));
         Variant::new(
             &format!("ALiBi {attention:?} lambda={lambda} n={n} d={d}"),
             m,
@@ -232,11 +232,11 @@ fn alibi_slope_zero_is_no_bias_and_a_slope_changes_the_flow() {
     );
     let want = plain.reference();
     let mut zero = plain.model.clone();
-    zero.alibi = Some(0.0);
+    zero.alibi = Some(attnflow::model::Alibi::new(0.0));
     let got = Variant::new("ALiBi 0", zero, shape).reference();
     assert_close(&got, &want, shape, 1e-14, 1e-14, "ALiBi slope 0");
     let mut biased = plain.model.clone();
-    biased.alibi = Some(10.0);
+    biased.alibi = Some(attnflow::model::Alibi::new(10.0));
     let got = Variant::new("ALiBi 10", biased, shape).reference();
     let diff = got
         .iter()
@@ -451,7 +451,7 @@ fn all_variants_together_match_reference() {
     );
     m.heads = random_heads(d, 21, 2);
     m.combine = HeadCombine::Mean;
-    m.alibi = Some(3.0);
+    m.alibi = Some(attnflow::model::Alibi::new(3.0));
     m.mlp = Some(
         MlpSpec::Random {
             hidden: 24,
@@ -574,7 +574,6 @@ fn simuformer_by_hand(
     h: f64,
     steps: usize,
     causal: bool,
-    alpha: f64,
 ) -> Vec<f64> {
     use attnflow::model::LayerMap;
     let unit = |v: &[f64]| {
@@ -605,16 +604,20 @@ fn simuformer_by_hand(
             let mut a: Vec<f64> = (0..d)
                 .map(|c| (0..seen).map(|j| w[j] * y[j * d + c]).sum::<f64>())
                 .collect();
-            if matches!(map, LayerMap::PeriLn | LayerMap::Ngpt) {
+            if matches!(map, LayerMap::PeriLn | LayerMap::Ngpt { .. }) {
                 let norm = a.iter().map(|c| c * c).sum::<f64>().sqrt() + 1e-9;
-                let s = if map == LayerMap::Ngpt { alpha } else { 1.0 };
+                let s = if let LayerMap::Ngpt { alpha } = map {
+                    alpha
+                } else {
+                    1.0
+                };
                 a.iter_mut().for_each(|c| *c *= s / norm);
             }
             let out = &mut next[i * d..(i + 1) * d];
             for c in 0..d {
                 out[c] = x[i * d + c] + h * a[c];
             }
-            if map == LayerMap::Ngpt {
+            if matches!(map, LayerMap::Ngpt { .. }) {
                 let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
                 out.iter_mut().for_each(|v| *v /= norm);
             }
@@ -632,14 +635,13 @@ fn simuformer_by_hand(
 fn simuformer_layers_match_their_transcription_on_every_backend() {
     use attnflow::model::LayerMap;
     let (n, d, h, steps, alpha) = (24, 3, 0.1, 5, 0.3);
-    for map in [LayerMap::PreLn, LayerMap::PeriLn, LayerMap::Ngpt] {
+    for map in [LayerMap::PreLn, LayerMap::PeriLn, LayerMap::Ngpt { alpha }] {
         for attention in [Attention::Sa, Attention::Usa] {
             for mask in [Mask::Full, Mask::Causal] {
                 let beta = if attention == Attention::Sa { 2.0 } else { 1.0 };
                 let shape = Shape::new(1, n, d).unwrap();
                 let mut m = model(attention, Geometry::Sphere, mask, d, vec![beta]);
                 m.layer = map;
-                m.ngpt_alpha = alpha;
                 let name = format!("{} {attention:?} {mask:?}", map.name());
                 let mut v = Variant::new(&name, m.clone(), shape);
                 v.integrator = Integrator::Euler;
@@ -656,7 +658,6 @@ fn simuformer_layers_match_their_transcription_on_every_backend() {
                     h,
                     steps,
                     mask == Mask::Causal,
-                    alpha,
                 );
                 let err = got
                     .iter()
@@ -701,7 +702,10 @@ fn simuformer_layers_refuse_nonsense() {
     use attnflow::model::LayerMap;
     let (n, d) = (8, 3);
     let shape = Shape::new(1, n, d).unwrap();
-    for map in [LayerMap::PreLn, LayerMap::PeriLn, LayerMap::Ngpt] {
+    let ngpt = LayerMap::Ngpt {
+        alpha: attnflow::model::DEFAULT_NGPT_ALPHA,
+    };
+    for map in [LayerMap::PreLn, LayerMap::PeriLn, ngpt] {
         let mut m = model(Attention::Sa, Geometry::Sphere, Mask::Full, d, vec![1.0]);
         m.layer = map;
         let x0 = InitSpec::Uniform
@@ -722,8 +726,7 @@ fn simuformer_layers_refuse_nonsense() {
         assert!(e.contains("--geometry sphere"), "{e}");
     }
     let mut m = model(Attention::Sa, Geometry::Sphere, Mask::Full, d, vec![1.0]);
-    m.layer = LayerMap::Ngpt;
-    m.ngpt_alpha = 0.0;
+    m.layer = LayerMap::Ngpt { alpha: 0.0 };
     let e = m.validate(shape).unwrap_err().to_string();
     assert!(e.contains("--ngpt-alpha"), "{e}");
 }

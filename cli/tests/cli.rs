@@ -874,15 +874,6 @@ const RULES: &[Rule] = &[
     ("allow-changed-inputs", None, &[]),
 ];
 
-/// What `--resume` may change; every other option is the resumed run's own.
-const RESUME_CHANGES: [&str; 5] = [
-    "t-end",
-    "steps",
-    "backend",
-    "checkpoint-every",
-    "allow-changed-inputs",
-];
-
 /// Was: `run --resume DIR` with `--layer`, `--ngpt-alpha` or `--alibi-excludes-self` ran as a
 /// plain resume, and `--weight-scale 5` with identity weights, `--activation gelu` without
 /// `--mlp` and `--noise-kind common` without noise gave final.npy byte for byte the run without
@@ -921,11 +912,26 @@ fn every_run_option_is_refused_where_it_cannot_change_the_result() {
     ];
     ok(&[&base[..], &["--out", "r"]].concat(), d);
     let record = std::fs::read(d.join("r/run.toml")).unwrap();
+    // What `--resume` may change, from the one list of options (their roles).
+    let resumable: Vec<String> = attnflow::options::ConfigLayer::options_where(|r| r.resumable())
+        .iter()
+        .map(|k| k.replace('_', "-"))
+        .collect();
+    assert_eq!(
+        resumable,
+        [
+            "t-end",
+            "steps",
+            "backend",
+            "checkpoint-every",
+            "allow-changed-inputs"
+        ]
+    );
     for (long, value, moot) in RULES {
         let flag = format!("--{long}");
         let mut given = vec![flag.as_str()];
         given.extend(value.iter());
-        if !RESUME_CHANGES.contains(long) {
+        if !resumable.iter().any(|r| r == long) {
             let o = attnflow(&[&["run", "--resume", "r"], &given[..]].concat(), d);
             let err = stderr(&o);
             assert!(
@@ -947,6 +953,42 @@ fn every_run_option_is_refused_where_it_cannot_change_the_result() {
         }
     }
     assert_eq!(std::fs::read(d.join("r/run.toml")).unwrap(), record);
+    // Every option `--resume` takes is applied: each extends a copy of the run (to 8 steps of
+    // the same h = 0.25) and the record shows it.
+    for (long, value, _) in RULES
+        .iter()
+        .filter(|r| resumable.contains(&r.0.to_string()))
+    {
+        let copy = format!("resume-{long}");
+        std::fs::create_dir(d.join(&copy)).unwrap();
+        for name in ["final.npy", "metrics.csv", "run.toml"] {
+            std::fs::copy(d.join("r").join(name), d.join(&copy).join(name)).unwrap();
+        }
+        let (extend, value, recorded): (&[&str], &str, String) = match *long {
+            "t-end" => (&[], "2", "t_end = 2.0".into()),
+            "steps" => (&[], "8", "steps = 8".into()),
+            _ => (
+                &["--steps", "8"],
+                value.unwrap_or(""),
+                match *long {
+                    "backend" => "backend = \"cpu\"".into(),
+                    "checkpoint-every" => "checkpoint_every = 1".into(),
+                    _ => "steps = 8".into(),
+                },
+            ),
+        };
+        let flag = format!("--{long}");
+        let mut given = vec!["run", "--resume", copy.as_str(), "--quiet", flag.as_str()];
+        if !value.is_empty() {
+            given.push(value);
+        }
+        ok(&[&given[..], extend].concat(), d);
+        let toml = std::fs::read_to_string(d.join(&copy).join("run.toml")).unwrap();
+        assert!(
+            toml.lines().any(|l| l == recorded) && toml.lines().any(|l| l == "steps = 8"),
+            "{given:?}: {toml}"
+        );
+    }
     // The same options where they do act are taken.
     for args in [
         &["--qkv", "redraw:1", "--weight-scale", "2"][..],

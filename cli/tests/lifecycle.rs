@@ -878,6 +878,42 @@ fn each_blow_up_names_its_cause_and_the_proposed_step_runs() {
         err.contains("h = 50 is too long") && !err.contains("USA weights"),
         "{err}"
     );
+    // One diagnosis (model/stability.rs): the run of the same model and step proposes the
+    // same stable step as cfm, L = (1 + 2 * 3) e^3 and RK4's 2 / L.
+    let run = fails(
+        &[
+            "run",
+            "--n",
+            "32",
+            "--steps",
+            "2",
+            "--beta",
+            "3",
+            "--model",
+            "usa",
+            "--t-end",
+            "100",
+            "--backend",
+            "reference",
+            "--out",
+            "r3",
+            "--force",
+        ],
+        dir.path(),
+    );
+    let below = |e: &str| -> f64 {
+        let at = e.find("below about ").expect(e) + "below about ".len();
+        e[at..]
+            .split([' ', ')', ':', ';'])
+            .next()
+            .unwrap()
+            .parse()
+            .expect(e)
+    };
+    let want = 2.0 / (7.0 * 3f64.exp());
+    for e in [&err, &run] {
+        assert!((below(e) / want - 1.0).abs() < 1e-3, "{e}");
+    }
 }
 
 /// Was: `render --out` with a bad path printed an internal error dump.

@@ -29,7 +29,6 @@ pub mod transport;
 pub mod value_spectrum;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -272,15 +271,11 @@ impl Setup {
         header: &[&str],
         rows: &[Vec<f64>],
     ) -> Result<()> {
-        let path = self.path(name);
-        let io = |e: std::io::Error| file_error(&path, e);
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
-        writeln!(w, "{}", header.join(",")).map_err(io)?;
+        let mut w = attnflow::csv::CsvWriter::create(&self.path(name), &header.join(","))?;
         for row in rows {
-            let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-            writeln!(w, "{}", cells.join(",")).map_err(io)?;
+            w.numbers(row)?;
         }
-        w.flush().map_err(io)?;
+        w.finish()?;
         report.files.push(name.into());
         Ok(())
     }

@@ -142,12 +142,7 @@ fn run_job(
     // into a run.toml, which the TOML layer also reads).
     let table: toml::Table = toml::from_str(config_toml)
         .map_err(|e| PyValueError::new_err(format!("invalid option: {}", e.message())))?;
-    let names = ConfigLayer::option_names();
-    let known: Vec<&str> = names
-        .iter()
-        .map(String::as_str)
-        .filter(|n| !["out", "allow_changed_inputs"].contains(n))
-        .collect();
+    let known = ConfigLayer::python_keywords();
     if let Some(key) = table.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(PyValueError::new_err(format!(
             "unknown option `{key}`: attnflow.run takes x0, out, force, progress and the \

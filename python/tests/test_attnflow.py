@@ -322,6 +322,13 @@ def test_messages_use_python_names_and_exceptions(tmp_path):
     import re
     for internal in ["provenance", "checkpoint", "inputs", "outputs", "gamma"]:
         assert not re.search(rf"(?<![\w]){internal}(?![\w])", msg), (internal, msg)
+    # The keywords offered are exactly the options of `attnflow run --help` (its flags with _
+    # for -) but those of the command line's own: the one list of options, seen from both ends.
+    offered = set(msg.split("the options ", 1)[1].split(", "))
+    help_text = subprocess.run([str(BIN), "run", "--help"], check=True, capture_output=True, text=True).stdout
+    flags = {f[2:].replace("-", "_") for f in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", help_text)}
+    cli_only = {"out", "force", "config", "quiet", "resume", "allow_changed_inputs", "help"}
+    assert offered == flags - cli_only, (offered ^ (flags - cli_only))
 
 
 def test_cfm_takes_its_context_positionally_as_the_readme_shows():

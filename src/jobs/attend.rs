@@ -2,8 +2,6 @@
 //! from .npy files) on any backend; the job writes outputs.npy, stats.csv (how concentrated
 //! each query's weights are) and attend.toml.
 
-use std::io::Write;
-
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
@@ -310,28 +308,26 @@ fn write_stats(
     m: usize,
     top_k: usize,
 ) -> Result<()> {
-    let err = |e: std::io::Error| file_error(path, format!("cannot write: {e}"));
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
-    write!(w, "draw,query,max_weight,effective_keys,entropy").map_err(err)?;
+    use std::fmt::Write as _;
+    let mut header = "draw,query,max_weight,effective_keys,entropy".to_string();
     for k in 1..=top_k {
-        write!(w, ",top{k}").map_err(err)?;
+        let _ = write!(header, ",top{k}");
     }
-    writeln!(w).map_err(err)?;
+    let mut w = crate::csv::CsvWriter::create(path, &header)?;
+    let mut top = String::new();
     for (t, s) in rows.iter().enumerate() {
-        write!(
-            w,
-            "{},{},{:.9e},{:.9e},{:.9e}",
+        top.clear();
+        for k in 0..top_k {
+            let _ = write!(top, ",{:.9e}", s.top.get(k).copied().unwrap_or(0.0));
+        }
+        w.line(format_args!(
+            "{},{},{:.9e},{:.9e},{:.9e}{top}",
             t / m,
             t % m,
             s.max_weight,
             s.effective_keys,
             s.entropy
-        )
-        .map_err(err)?;
-        for k in 0..top_k {
-            write!(w, ",{:.9e}", s.top.get(k).copied().unwrap_or(0.0)).map_err(err)?;
-        }
-        writeln!(w).map_err(err)?;
+        ))?;
     }
-    w.flush().map_err(err)
+    w.finish()
 }

@@ -3,8 +3,6 @@
 //! uniform or vMF context. Writes final.npy, traj.npy, traj_t.npy (context_final.npy when the
 //! context evolves; infinite.npy, distance.npy and distance.csv with the twin) and cfm.toml.
 
-use std::io::Write;
-
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
@@ -509,11 +507,12 @@ pub fn run_with(
 }
 
 fn write_distances(path: &std::path::Path, rows: &[TwinDistance]) -> Result<()> {
-    let err = |e: std::io::Error| file_error(path, format!("cannot write: {e}"));
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
-    writeln!(csv, "t,mean,rms,max").map_err(err)?;
+    let mut csv = crate::csv::CsvWriter::create(path, "t,mean,rms,max")?;
     for r in rows {
-        writeln!(csv, "{},{:.9e},{:.9e},{:.9e}", r.t, r.mean, r.rms, r.max).map_err(err)?;
+        csv.line(format_args!(
+            "{},{:.9e},{:.9e},{:.9e}",
+            r.t, r.mean, r.rms, r.max
+        ))?;
     }
-    csv.flush().map_err(err)
+    csv.finish()
 }

@@ -2,13 +2,14 @@
 //! (final.npy, metrics.csv, run.toml, and traj.npy + traj_t.npy when snapshots are asked for).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::config::{BackendChoice, Resolved, RunConfig};
+use crate::csv::CsvWriter;
 use crate::error::{Error, Result, file_error};
 use crate::integrate::{self, Backend, Tokens};
 use crate::model::observables::{Metrics, summarise};
@@ -428,7 +429,6 @@ pub fn execute_from(
     stepper.prepare(backend.as_mut())?;
 
     let metrics_path = out.path("metrics.csv");
-    let csv_err = |e: std::io::Error| file_error(&metrics_path, format!("cannot write: {e}"));
     let mut metrics_file = match &resume {
         // The earlier rows, up to the step resumed from.
         Some(r) => {
@@ -464,24 +464,16 @@ pub fn execute_from(
                 })
                 .map(|(_, l)| l)
                 .collect();
-            let mut f = BufWriter::new(
-                File::create(&metrics_path)
-                    .map_err(|e| file_error(&metrics_path, format!("cannot create: {e}")))?,
-            );
+            let mut f = CsvWriter::create_empty(&metrics_path)?;
             for l in kept {
-                writeln!(f, "{l}").map_err(csv_err)?;
+                f.line(format_args!("{l}"))?;
             }
             f
         }
-        None => {
-            let mut f = BufWriter::new(
-                File::create(&metrics_path)
-                    .map_err(|e| file_error(&metrics_path, format!("cannot create: {e}")))?,
-            );
-            writeln!(f, "step,t,system,beta,energy,mean_cos,min_cos,log_energy")
-                .map_err(csv_err)?;
-            f
-        }
+        None => CsvWriter::create(
+            &metrics_path,
+            "step,t,system,beta,energy,mean_cos,min_cos,log_energy",
+        )?,
     };
 
     let mut frame = vec![shape.n, shape.d];
@@ -527,7 +519,7 @@ pub fn execute_from(
         None
     };
 
-    let record_metrics = |metrics_file: &mut BufWriter<File>,
+    let record_metrics = |metrics_file: &mut CsvWriter,
                           backend: &mut dyn Backend,
                           step: usize|
      -> Result<Vec<Metrics>> {
@@ -538,8 +530,7 @@ pub fn execute_from(
             .map(|(r, &beta)| summarise(r, beta))
             .collect();
         for (b, m) in metrics.iter().enumerate() {
-            writeln!(
-                metrics_file,
+            metrics_file.line(format_args!(
                 "{step},{},{b},{},{:.12e},{:.12e},{:.12e},{:.15e}",
                 step as f64 * h,
                 model.betas[b],
@@ -547,10 +538,9 @@ pub fn execute_from(
                 m.mean_cos,
                 m.min_cos,
                 m.log_energy
-            )
-            .map_err(csv_err)?;
+            ))?;
         }
-        metrics_file.flush().map_err(csv_err)?;
+        metrics_file.flush()?;
         Ok(metrics)
     };
 
@@ -628,13 +618,7 @@ pub fn execute_from(
         if checkpoint_now {
             // Everything up to this step on disk, then the record that names it, renamed into
             // place last: a kill at any moment leaves the previous checkpoint or this one.
-            metrics_file.flush().map_err(csv_err)?;
-            let metrics_bytes = metrics_file
-                .get_ref()
-                .sync_data()
-                .and_then(|()| metrics_file.get_ref().metadata())
-                .map_err(csv_err)?
-                .len();
+            let metrics_bytes = metrics_file.sync()?;
             let metrics_sha256 = crate::output::sha256_range(&metrics_path, 0, metrics_bytes)?;
             let (frames, (traj_bytes, traj_sha256)) = match traj.as_mut() {
                 Some(t) => (t.sync()?, t.data_digest()),
@@ -713,8 +697,7 @@ pub fn execute_from(
         t.finish()?;
         npy::write(&out.path("traj_t.npy"), &[times.len()], &times)?;
     }
-    metrics_file.flush().map_err(csv_err)?;
-    drop(metrics_file);
+    metrics_file.finish()?;
     let status = match interrupted {
         Some(_) => format!("interrupted at step {steps_done} of {}", cfg.steps),
         None => "finished".to_string(),
@@ -816,61 +799,17 @@ fn non_finite_error(
             t(bad as f64 * h)
         ),
     };
-    let beta = model.betas.iter().copied().fold(0.0, f64::max);
-    // The largest score beta <Qx, Kx> of unit tokens: beta times the spectral norm of K^T Q
-    // (redrawn weights are about 1).
-    let spectral = crate::model::spectral_norm;
-    let norm = model
-        .heads
-        .iter()
-        .map(|w| spectral(&w.score_matrix(), w.d))
-        .fold(0.0, f64::max)
-        .max(if model.random.is_some() {
-            cfg.weight_scale * cfg.weight_scale
-        } else {
-            0.0
-        });
-    let exponent = beta * norm;
-    // A bound on the field's Lipschitz constant: the softmax mean moves by at most
-    // 2 beta |K^T Q| |V| per unit move of a token, the projection adds |V| (summed over heads),
-    // and RK4 and Heun are stable for h L below about 2 (Euler below about 1).
-    let value_norm: f64 = model
-        .heads
-        .iter()
-        .map(|w| spectral(&w.v, w.d))
-        .sum::<f64>()
-        .max(if model.random.is_some() {
-            cfg.weight_scale
-        } else {
-            0.0
-        });
+    // The field's growth bound (model/stability.rs), shared with cfm.
+    let growth = crate::model::stability::Growth::of(model, cfg.n);
+    let (exponent, lipschitz) = (growth.exponent, growth.lipschitz);
+    let alibi_exponent = growth.alibi_exponent;
     // The option that scales the weights, named in a remedy when it is what grew them.
     let scale = if model.random.is_some() && cfg.weight_scale > 1.0 {
         format!(", a smaller --weight-scale (now {})", t(cfg.weight_scale))
     } else {
         String::new()
     };
-    // USA's weights are not normalised: the field carries their size, up to e^exponent.
-    let usa_scale = if model.attention == Attention::Usa {
-        exponent.min(700.0).exp()
-    } else {
-        1.0
-    };
-    // With --alibi-excludes-self a token's positional weight on itself is e^0 over a
-    // normaliser that sums only the earlier tokens: for the second token, e^(lambda / n).
-    let alibi_exponent = if model.alibi_excludes_self {
-        model.alibi_slope(cfg.n)
-    } else {
-        0.0
-    };
-    let alibi_scale = alibi_exponent.min(700.0).exp();
-    let lipschitz = value_norm * (1.0 + 2.0 * exponent) * usa_scale * alibi_scale;
-    let reach = if cfg.integrator == integrate::Integrator::Euler {
-        1.0
-    } else {
-        2.0
-    };
-    let stable_h = reach / lipschitz.max(1e-300);
+    let stable_h = growth.stable_h(cfg.integrator);
     let stable_steps = (cfg.t_end / stable_h).ceil();
     let usa = if model.attention == Attention::Usa {
         " times USA's weights, up to e^(beta |K^T Q|)"
@@ -879,7 +818,12 @@ fn non_finite_error(
     };
     let alibi = model
         .alibi
-        .map(|l| format!(" (--alibi {l} concentrates the weights and does not raise it)"))
+        .map(|a| {
+            format!(
+                " (--alibi {} concentrates the weights and does not raise it)",
+                a.slope
+            )
+        })
         .unwrap_or_default();
     let e_str = if exponent < 1e6 {
         format!("{exponent:.0}")
@@ -893,7 +837,7 @@ fn non_finite_error(
         String::new()
     };
     let hint = if alibi_exponent > 5.0 && alibi_exponent >= exponent {
-        let lambda = model.alibi.unwrap_or(0.0);
+        let lambda = model.alibi.map_or(0.0, |a| a.slope);
         let reach = if alibi_exponent > 709.0 {
             "beyond even f64 (e^709)".to_string()
         } else if h > stable_h && !steps_hint.is_empty() {

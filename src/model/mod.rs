@@ -9,6 +9,7 @@ pub mod init;
 pub mod linalg;
 pub mod observables;
 pub mod rng;
+pub mod stability;
 pub mod weights;
 
 use serde::{Deserialize, Serialize};
@@ -79,9 +80,9 @@ impl Attention {
 /// - `peri-ln`: x <- x + h N(a(normalise(x))), N(a) = a / (|a| + 1e-9): Pre-LN with the block
 ///   output normalised too.
 /// - `ngpt`: x <- normalise(x + h alpha N(a(x))): nGPT's normalised output with its eigen
-///   learning rate alpha (`Model::ngpt_alpha`).
+///   learning rate alpha (`LayerMap::Ngpt`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-pub enum LayerMap {
+pub enum LayerKind {
     #[default]
     #[serde(rename = "ode")]
     #[value(name = "ode")]
@@ -100,6 +101,26 @@ pub enum LayerMap {
     Ngpt,
 }
 
+/// ALiBi's positional bias of causal attention: scores lose (slope / n)(i - j).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Alibi {
+    /// lambda.
+    pub slope: f64,
+    /// USA only: leave token i out of its own positional normaliser (sum over k < i, the
+    /// lost-in-the-middle code's convention) instead of k <= i.
+    pub excludes_self: bool,
+}
+
+impl Alibi {
+    /// The bias of slope `slope`, the normaliser over k <= i.
+    pub fn new(slope: f64) -> Self {
+        Alibi {
+            slope,
+            excludes_self: false,
+        }
+    }
+}
+
 /// The epsilon of the output normalisation N(a) = a / (|a| + eps) of `peri-ln` and `ngpt`
 /// (simuformer's).
 pub const OUTPUT_NORM_EPS: f64 = 1e-9;
@@ -107,37 +128,94 @@ pub const OUTPUT_NORM_EPS: f64 = 1e-9;
 /// nGPT's eigen learning rate alpha when none is given (simuformer's fixed 0.2).
 pub const DEFAULT_NGPT_ALPHA: f64 = 0.2;
 
-impl LayerMap {
+impl LayerKind {
     pub fn name(self) -> &'static str {
         match self {
-            LayerMap::Ode => "ode",
-            LayerMap::PostLn => "post-ln",
-            LayerMap::PreLn => "pre-ln",
-            LayerMap::PeriLn => "peri-ln",
-            LayerMap::Ngpt => "ngpt",
+            LayerKind::Ode => "ode",
+            LayerKind::PostLn => "post-ln",
+            LayerKind::PreLn => "pre-ln",
+            LayerKind::PeriLn => "peri-ln",
+            LayerKind::Ngpt => "ngpt",
         }
     }
     pub fn is_ode(&self) -> bool {
-        *self == LayerMap::Ode
+        *self == LayerKind::Ode
     }
     /// Whether the block (attention and perceptron) sees normalise(x) rather than x: the
     /// Pre-LN family, whose residual stream leaves the sphere.
     pub fn normalises_input(self) -> bool {
-        matches!(self, LayerMap::PreLn | LayerMap::PeriLn)
+        matches!(self, LayerKind::PreLn | LayerKind::PeriLn)
     }
     /// Whether the block output is normalised, N(a) = a / (|a| + 1e-9).
     pub fn normalises_output(self) -> bool {
-        matches!(self, LayerMap::PeriLn | LayerMap::Ngpt)
+        matches!(self, LayerKind::PeriLn | LayerKind::Ngpt)
     }
     /// The update rule in words, for messages.
     pub fn rule(self) -> &'static str {
         match self {
-            LayerMap::Ode => "dx/dt = P_x a(x)",
-            LayerMap::PostLn => "x <- normalise(x + h a(x))",
-            LayerMap::PreLn => "x <- x + h a(normalise(x))",
-            LayerMap::PeriLn => "x <- x + h N(a(normalise(x)))",
-            LayerMap::Ngpt => "x <- normalise(x + h alpha N(a(x)))",
+            LayerKind::Ode => "dx/dt = P_x a(x)",
+            LayerKind::PostLn => "x <- normalise(x + h a(x))",
+            LayerKind::PreLn => "x <- x + h a(normalise(x))",
+            LayerKind::PeriLn => "x <- x + h N(a(normalise(x)))",
+            LayerKind::Ngpt => "x <- normalise(x + h alpha N(a(x)))",
         }
+    }
+}
+
+/// The layer map a model runs: a [`LayerKind`] with its parameter (nGPT's alpha).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum LayerMap {
+    #[default]
+    #[serde(rename = "ode")]
+    Ode,
+    #[serde(rename = "post-ln")]
+    PostLn,
+    #[serde(rename = "pre-ln")]
+    PreLn,
+    #[serde(rename = "peri-ln")]
+    PeriLn,
+    /// nGPT with its eigen learning rate alpha.
+    #[serde(rename = "ngpt")]
+    Ngpt { alpha: f64 },
+}
+
+impl LayerMap {
+    /// The map of kind `kind`; `ngpt_alpha` is nGPT's alpha (unused by the others).
+    pub fn new(kind: LayerKind, ngpt_alpha: f64) -> Self {
+        match kind {
+            LayerKind::Ode => LayerMap::Ode,
+            LayerKind::PostLn => LayerMap::PostLn,
+            LayerKind::PreLn => LayerMap::PreLn,
+            LayerKind::PeriLn => LayerMap::PeriLn,
+            LayerKind::Ngpt => LayerMap::Ngpt { alpha: ngpt_alpha },
+        }
+    }
+    pub fn kind(self) -> LayerKind {
+        match self {
+            LayerMap::Ode => LayerKind::Ode,
+            LayerMap::PostLn => LayerKind::PostLn,
+            LayerMap::PreLn => LayerKind::PreLn,
+            LayerMap::PeriLn => LayerKind::PeriLn,
+            LayerMap::Ngpt { .. } => LayerKind::Ngpt,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        self.kind().name()
+    }
+    pub fn is_ode(&self) -> bool {
+        *self == LayerMap::Ode
+    }
+    /// See [`LayerKind::normalises_input`].
+    pub fn normalises_input(self) -> bool {
+        self.kind().normalises_input()
+    }
+    /// See [`LayerKind::normalises_output`].
+    pub fn normalises_output(self) -> bool {
+        self.kind().normalises_output()
+    }
+    /// The update rule in words, for messages.
+    pub fn rule(self) -> &'static str {
+        self.kind().rule()
     }
 }
 
@@ -395,11 +473,8 @@ pub struct Model {
     pub heads: Vec<Weights>,
     pub combine: HeadCombine,
     pub random: Option<RandomHeads>,
-    /// ALiBi slope lambda (causal mask only).
-    pub alibi: Option<f64>,
-    /// USA with ALiBi: leave token i out of its own positional normaliser (sum over k < i, the
-    /// lost-in-the-middle code's convention) instead of k <= i.
-    pub alibi_excludes_self: bool,
+    /// ALiBi's positional bias (causal mask only).
+    pub alibi: Option<Alibi>,
     /// The perceptron; with per-layer perceptrons, that of the current layer.
     pub mlp: Option<Mlp>,
     /// Weights that change with depth, read from files with a leading layer axis.
@@ -410,8 +485,6 @@ pub struct Model {
     pub betas: Vec<f64>,
     /// The layer map: the ODE's tangent field, or a residual layer (docs/model.md §3).
     pub layer: LayerMap,
-    /// nGPT's eigen learning rate alpha (`--layer ngpt` only).
-    pub ngpt_alpha: f64,
 }
 
 impl Model {
@@ -431,13 +504,11 @@ impl Model {
             combine: HeadCombine::Sum,
             random: None,
             alibi: None,
-            alibi_excludes_self: false,
             mlp: None,
             per_layer: None,
             noise: None,
             betas,
             layer: LayerMap::Ode,
-            ngpt_alpha: DEFAULT_NGPT_ALPHA,
         }
     }
 
@@ -458,7 +529,7 @@ impl Model {
     pub fn output_scale(&self) -> Option<f64> {
         match self.layer {
             LayerMap::PeriLn => Some(1.0),
-            LayerMap::Ngpt => Some(self.ngpt_alpha),
+            LayerMap::Ngpt { alpha } => Some(alpha),
             _ => None,
         }
     }
@@ -615,17 +686,17 @@ impl Model {
 
     /// ALiBi's per-position slope lambda / n (0 without ALiBi).
     pub fn alibi_slope(&self, n: usize) -> f64 {
-        self.alibi.map_or(0.0, |l| l / n as f64)
+        self.alibi.map_or(0.0, |a| a.slope / n as f64)
     }
 
     /// log of the USA normaliser of query i: log |J(i)|, or with ALiBi
-    /// log sum_{k in J(i)} exp(-(lambda / n)(i - k)); with `alibi_excludes_self` the sum runs
+    /// log sum_{k in J(i)} exp(-(lambda / n)(i - k)); with `Alibi::excludes_self` the sum runs
     /// over k < i (the first token, whose only key is itself, keeps the normaliser 1: on the
     /// sphere its self-interaction is projected away).
     pub fn usa_log_normaliser(&self, i: usize, n_keys: usize) -> f64 {
         let seen = self.keys_seen(i, n_keys);
         let a = self.alibi_slope(n_keys);
-        if self.alibi_excludes_self && self.alibi.is_some() {
+        if self.alibi.is_some_and(|a| a.excludes_self) {
             if seen <= 1 {
                 return 0.0;
             }
@@ -647,10 +718,8 @@ impl Model {
         if self.heads.is_empty() {
             return Err(input("a model needs at least one head"));
         }
-        if self.alibi_excludes_self
-            && (self.alibi.is_none()
-                || self.attention != Attention::Usa
-                || self.geometry != Geometry::Sphere)
+        if self.alibi.is_some_and(|a| a.excludes_self)
+            && (self.attention != Attention::Usa || self.geometry != Geometry::Sphere)
         {
             return Err(input(
                 "--alibi-excludes-self changes USA's positional normaliser: it needs --model usa \
@@ -664,11 +733,11 @@ impl Model {
                 self.layer.rule()
             )));
         }
-        if self.layer == LayerMap::Ngpt && (!self.ngpt_alpha.is_finite() || self.ngpt_alpha <= 0.0)
+        if let LayerMap::Ngpt { alpha } = self.layer
+            && (!alpha.is_finite() || alpha <= 0.0)
         {
             return Err(input(format!(
-                "--ngpt-alpha takes a finite alpha > 0, got {}",
-                self.ngpt_alpha
+                "--ngpt-alpha takes a finite alpha > 0, got {alpha}"
             )));
         }
         for (h, w) in self.heads.iter().enumerate() {
@@ -687,7 +756,7 @@ impl Model {
                 r.heads, r.scale
             )));
         }
-        if let Some(l) = self.alibi {
+        if let Some(Alibi { slope: l, .. }) = self.alibi {
             if self.mask != Mask::Causal {
                 return Err(input(
                     "ALiBi (--alibi) is a positional bias of causal attention: add --mask causal",
@@ -726,13 +795,8 @@ impl Model {
                 ));
             }
         }
-        if let Some(noise) = &self.noise
-            && (!noise.sigma.is_finite() || noise.sigma < 0.0)
-        {
-            return Err(input(format!(
-                "--noise takes a finite sigma >= 0, got {}",
-                noise.sigma
-            )));
+        if let Some(noise) = &self.noise {
+            check_sigma(noise.sigma)?;
         }
         if self.betas.len() != shape.batch {
             return Err(input(format!(
@@ -742,9 +806,7 @@ impl Model {
             )));
         }
         for &b in &self.betas {
-            if !b.is_finite() || b < 0.0 {
-                return Err(input(format!("beta must be a finite number >= 0, got {b}")));
-            }
+            check_beta(b)?;
         }
         Ok(())
     }
@@ -756,6 +818,27 @@ impl Model {
             Mask::Causal => i + 1,
         }
     }
+}
+
+/// The one check of an inverse temperature (or the gamma a rule scales), wherever one enters:
+/// a finite number >= 0.
+pub fn check_beta(beta: f64) -> Result<()> {
+    if !beta.is_finite() || beta < 0.0 {
+        return Err(input(format!(
+            "beta must be a finite number >= 0, got {beta}"
+        )));
+    }
+    Ok(())
+}
+
+/// The one check of a noise strength sigma: a finite number >= 0.
+pub fn check_sigma(sigma: f64) -> Result<()> {
+    if !sigma.is_finite() || sigma < 0.0 {
+        return Err(input(format!(
+            "--noise takes a finite sigma >= 0, got {sigma}"
+        )));
+    }
+    Ok(())
 }
 
 /// The spectral norm of the d x d matrix `m` (row-major), by power iteration on m^T m.

@@ -33,15 +33,13 @@ pub struct RunArgs {
     /// with a larger --t-end or --steps (same step size); everything else comes from
     /// DIR/run.toml. The result is bit for bit the run that was never stopped, on the same
     /// backend.
+    // Every option whose role is not resumable (`attnflow::options::OptionRole`) conflicts
+    // with it, from the one list of options.
     #[arg(
         long,
         value_name = "DIR",
-        conflicts_with_all = [
-            "config", "out", "force", "n", "d", "batch", "model", "geometry", "mask", "beta",
-            "qkv", "heads", "head_combine", "weight_scale", "mlp", "activation", "noise",
-            "noise_kind", "alibi", "alibi_excludes_self", "beta_rule", "layer", "ngpt_alpha",
-            "integrator", "init", "tokens", "seed", "save_every", "metrics_every",
-        ]
+        conflicts_with_all = ["config", "force"],
+        conflicts_with_all = ConfigLayer::refused_on_resume()
     )]
     resume: Option<PathBuf>,
 }
@@ -109,16 +107,23 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             other.record()
         );
     }
-    // Every option but these is the run's own (clap's list above refuses them by name; this
-    // also refuses an option added later and missing from it).
-    const CHANGEABLE: [&str; 4] = ["t_end", "steps", "backend", "checkpoint_every"];
+    // Clap refuses the options that are the run's own by name (from the same list); this
+    // also covers a caller that builds the options without clap.
     let given = toml::Table::try_from(&args.options)?;
-    if let Some(key) = given.keys().find(|k| !CHANGEABLE.contains(&k.as_str())) {
+    if let Some(key) = given
+        .keys()
+        .find(|k| !ConfigLayer::role(k).is_some_and(|r| r.resumable()))
+    {
+        let changes: Vec<String> = ConfigLayer::options_where(|r| r.resumable())
+            .iter()
+            .map(|k| format!("--{}", k.replace('_', "-")))
+            .collect();
         bail!(
-            "--{} cannot change on --resume: a resumed run keeps every option of {} but \
-             --t-end, --steps, --backend and --checkpoint-every; start a new run to change it",
+            "--{} cannot change on --resume: a resumed run keeps every option of {} but {}; \
+             start a new run to change it",
             key.replace('_', "-"),
-            dir.display()
+            dir.display(),
+            changes.join(", ")
         );
     }
     // Lock first: nothing else writes while the run is read, and a killed run's staging
@@ -144,7 +149,7 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
     // Nothing is trusted unchecked: the files resumed from are those the record covers.
     let source = kept.clone().unwrap_or_else(|| dir.to_path_buf());
     run::verify_resume(&record, &source, done, checkpoint.as_ref())?;
-    let mut layer = ConfigLayer::from_file(&record)?;
+    let layer = ConfigLayer::from_file(&record)?;
     let (Some(old_t), Some(old_steps)) = (layer.t_end, layer.steps) else {
         bail!("{}: records no t_end and steps", record.display());
     };
@@ -188,9 +193,6 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             dir.display()
         );
     }
-    layer.t_end = Some(t_end);
-    layer.steps = Some(steps);
-    // Only these options may change on --resume (clap refuses the others).
     // Only the backend it ran on continues it bit for bit (and reads its files' precision).
     if let Some(asked) = args.options.backend
         && let Some(ran) = layer.backend
@@ -205,10 +207,15 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             ran.name()
         );
     }
-    if args.options.checkpoint_every.is_some() {
-        layer.checkpoint_every = args.options.checkpoint_every;
+    // Every resumable option given is applied (the others were refused above): t_end and
+    // steps as just checked, `auto` as the backend the run ran on.
+    let mut changes = args.options.clone();
+    changes.t_end = Some(t_end);
+    changes.steps = Some(steps);
+    if changes.backend == Some(attnflow::config::BackendChoice::Auto) {
+        changes.backend = None;
     }
-    layer.allow_changed_inputs = args.options.allow_changed_inputs;
+    let mut layer = layer.overlay(changes);
     // The initial tokens come from final.npy: an --init file need not exist any more.
     let init = layer.init.take();
     let init_file = init
@@ -405,4 +412,55 @@ pub fn run(args: RunArgs) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use attnflow::options::ConfigLayer;
+    use clap::CommandFactory;
+
+    /// Every argument of `attnflow run` (clap's own list, so a new one is covered) is either
+    /// refused with `--resume` or one of the options a resume applies.
+    #[test]
+    fn every_run_argument_is_resumable_or_refused_with_resume() {
+        let cli = super::super::Cli::command();
+        let run = cli.find_subcommand("run").expect("the run subcommand");
+        let resume = run
+            .get_arguments()
+            .find(|a| a.get_id() == "resume")
+            .expect("--resume");
+        let refused: Vec<&str> = run
+            .get_arg_conflicts_with(resume)
+            .iter()
+            .map(|a| a.get_id().as_str())
+            .collect();
+        let applied = ConfigLayer::options_where(|r| r.resumable());
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["resume", "quiet", "help"].contains(&id) {
+                continue;
+            }
+            assert!(
+                refused.contains(&id) != applied.contains(&id),
+                "--{id} is neither refused nor applied by --resume (or both)"
+            );
+        }
+        // The three that a resume once ignored are refused by the parser.
+        for (flag, value) in [
+            ("--layer", Some("ngpt")),
+            ("--ngpt-alpha", Some("0.5")),
+            ("--alibi-excludes-self", None),
+        ] {
+            let mut line = vec!["attnflow", "run", "--resume", "dir", flag];
+            line.extend(value);
+            let err = super::super::Cli::command()
+                .try_get_matches_from(line)
+                .expect_err(flag);
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flag}"
+            );
+        }
+    }
 }

@@ -72,11 +72,11 @@ pub fn influence(
         vec![beta; batch],
     );
     // The deliberate error `no-alibi`: no positional bias, every earlier token weighed alike.
-    model.alibi = Some(if setup.mutated("no-alibi") {
+    model.alibi = Some(attnflow::model::Alibi::new(if setup.mutated("no-alibi") {
         0.0
     } else {
         lambda
-    });
+    }));
     let shape = Shape::new(batch, n, D)?;
     let at: Vec<usize> = times.iter().map(|t| (t / h).round() as usize).collect();
     let theta0: Vec<Vec<f64>> = (0..prompts)

@@ -220,7 +220,7 @@ mod tests {
                 vec![2.0, 7.0],
             );
             if variant == 1 {
-                model.alibi = Some(9.0);
+                model.alibi = Some(crate::model::Alibi::new(9.0));
             }
             if variant >= 2 {
                 model.heads.push(Weights::random(5, 11));
