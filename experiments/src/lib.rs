@@ -251,9 +251,27 @@ pub fn check_params(
     quick: bool,
     params: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let map = apply((experiment.parameters)(quick), params)?;
-    params::check_ranges(experiment.name, experiment.params, &map)?;
-    (experiment.check)(&map)
+    check_params_typed(experiment, quick, params).map_err(|r| r.error)
+}
+
+/// [`check_params`], telling a value of the wrong type from one out of range (Python raises
+/// TypeError for the first, ValueError for the second).
+pub fn check_params_typed(
+    experiment: &Experiment,
+    quick: bool,
+    params: &BTreeMap<String, String>,
+) -> std::result::Result<(), params::Refusal> {
+    let refusal = |error| params::Refusal {
+        wrong_type: false,
+        error,
+    };
+    // A name the experiment does not take is a wrong keyword (TypeError in Python).
+    let map = apply((experiment.parameters)(quick), params).map_err(|error| params::Refusal {
+        wrong_type: true,
+        error,
+    })?;
+    params::check_typed(experiment.name, experiment.params, &map)?;
+    (experiment.check)(&map).map_err(refusal)
 }
 
 impl Setup {

@@ -119,6 +119,30 @@ impl Ty {
         }
     }
 
+    /// Whether `v` is of this type at all (a number for a number, a list for a list, a name
+    /// for a name), whatever its range: a value of the wrong type is a TypeError in Python,
+    /// one out of range (a negative count, a fraction for a count, an infinite number) a
+    /// ValueError.
+    pub fn type_matches(&self, v: &Value) -> bool {
+        let non_finite = |v: &Value| {
+            v.as_str().is_some_and(|s| {
+                let s = s.trim().trim_start_matches(['-', '+']).to_ascii_lowercase();
+                ["inf", "infinity", "nan"].contains(&s.as_str())
+            })
+        };
+        let number = |v: &Value| v.is_number() || non_finite(v);
+        let list = |v: &Value, each: &dyn Fn(&Value) -> bool| {
+            v.as_array().is_some_and(|a| a.iter().all(each))
+        };
+        match self {
+            Ty::Count { .. } | Ty::Real { .. } | Ty::Seed => number(v),
+            Ty::Counts { .. } | Ty::Reals { .. } => list(v, &number),
+            Ty::CountLists { .. } => list(v, &|x| list(x, &number)),
+            Ty::Choice(_) => v.is_string(),
+            Ty::Choices(_) => list(v, &Value::is_string),
+        }
+    }
+
     /// Whether `v` is of this type and in range.
     fn accepts(&self, v: &Value) -> bool {
         let whole = |v: &Value, min: u64, max: u64| v.as_u64().is_some_and(|k| (min..=max).contains(&k));
@@ -162,18 +186,40 @@ impl Ty {
 /// against its declaration: an undeclared key is a defect of the experiment, a value out of
 /// range an error naming the parameter, the value, the range and why.
 pub fn check_ranges(name: &str, params: &[Param], map: &Map<String, Value>) -> Result<()> {
+    check_typed(name, params, map).map_err(|r| r.error)
+}
+
+/// A refused parameter value: `wrong_type` when it is not even of the parameter's type.
+#[derive(Debug)]
+pub struct Refusal {
+    pub wrong_type: bool,
+    pub error: attnflow::error::Error,
+}
+
+/// [`check_ranges`], telling a value of the wrong type from one out of range.
+pub fn check_typed(
+    name: &str,
+    params: &[Param],
+    map: &Map<String, Value>,
+) -> std::result::Result<(), Refusal> {
     for (key, value) in map {
         let Some(p) = params.iter().find(|p| p.name == key) else {
-            return Err(input(format!(
-                "{name}: parameter '{key}' has no declared range (a defect of the experiment)"
-            )));
+            return Err(Refusal {
+                wrong_type: false,
+                error: input(format!(
+                    "{name}: parameter '{key}' has no declared range (a defect of the experiment)"
+                )),
+            });
         };
         if !p.ty.accepts(value) {
-            return Err(input(format!(
-                "--set {key}={value}: {key} takes {} ({}); got {value}",
-                p.ty.describe(),
-                p.why
-            )));
+            return Err(Refusal {
+                wrong_type: !p.ty.type_matches(value),
+                error: input(format!(
+                    "--set {key}={value}: {key} takes {} ({}); got {value}",
+                    p.ty.describe(),
+                    p.why
+                )),
+            });
         }
     }
     Ok(())
@@ -237,6 +283,15 @@ mod tests {
         ];
         let ok = |m: Value| check_ranges("x", &params, m.as_object().unwrap());
         ok(json!({"n": 2, "h": 1.0, "betas": [0, 10], "models": ["b", "a"]})).unwrap();
+        let typed = |m: Value| {
+            check_typed("x", &params, m.as_object().unwrap())
+                .unwrap_err()
+                .wrong_type
+        };
+        assert!(typed(json!({"n": "abc"})) && typed(json!({"betas": "x"})));
+        assert!(typed(json!({"models": [1]})));
+        assert!(!typed(json!({"n": -3})) && !typed(json!({"n": 2.5})));
+        assert!(!typed(json!({"h": "inf"})) && !typed(json!({"h": "-Infinity"})));
         for (bad, want) in [
             (json!({"n": 1}), "--set n=1: n takes a whole number from 2 to 100 (tokens)"),
             (json!({"n": 1e9}), "n takes a whole number"),
