@@ -30,7 +30,14 @@ fn experiment_force_keeps_a_users_files() {
         }
         let err = fails(
             &[
-                "experiment", name, "--quick", "--backend", "cpu", "--out", name, "--force",
+                "experiment",
+                name,
+                "--quick",
+                "--backend",
+                "cpu",
+                "--out",
+                name,
+                "--force",
                 "--quiet",
             ],
             p,
@@ -48,7 +55,14 @@ fn experiment_force_keeps_a_users_files() {
     // a second experiment into it replaces the first one's files.
     let args = |name: &'static str| {
         vec![
-            "experiment", name, "--quick", "--backend", "cpu", "--out", "own", "--force",
+            "experiment",
+            name,
+            "--quick",
+            "--backend",
+            "cpu",
+            "--out",
+            "own",
+            "--force",
             "--quiet",
         ]
     };
@@ -70,8 +84,20 @@ fn render_replaces_only_its_own_pictures() {
     let p = dir.path();
     ok(
         &[
-            "run", "--n", "16", "--d", "2", "--steps", "20", "--save-every", "10", "--backend",
-            "cpu", "--out", "r", "--quiet",
+            "run",
+            "--n",
+            "16",
+            "--d",
+            "2",
+            "--steps",
+            "20",
+            "--save-every",
+            "10",
+            "--backend",
+            "cpu",
+            "--out",
+            "r",
+            "--quiet",
         ],
         p,
     );
@@ -79,7 +105,9 @@ fn render_replaces_only_its_own_pictures() {
     std::fs::write(&png, b"MINE").unwrap();
     let err = fails(&["render", "r"], p);
     assert!(
-        err.contains("tokens.png") && err.contains("render did not draw it") && err.contains("--force"),
+        err.contains("tokens.png")
+            && err.contains("render did not draw it")
+            && err.contains("--force"),
         "{err}"
     );
     assert_eq!(read(&png), b"MINE");
@@ -120,37 +148,84 @@ fn experiment_parameters_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     for (name, set, want) in [
-        ("integrator-order", "truth_tolerance=0", "truth_tolerance takes a number in"),
-        ("clustering", "n=1000000000", "n takes a whole number from 2 to 4194304"),
-        ("clustering", "d=100000", "d takes a whole number from 2 to 4096"),
-        ("lost-in-the-middle", "n=1000000000", "n takes a whole number from 2 to 4096"),
+        (
+            "integrator-order",
+            "truth_tolerance=0",
+            "truth_tolerance takes a number in",
+        ),
+        (
+            "clustering",
+            "n=1000000000",
+            "n takes a whole number from 2 to 4194304",
+        ),
+        (
+            "clustering",
+            "d=100000",
+            "d takes a whole number from 2 to 4096",
+        ),
+        (
+            "lost-in-the-middle",
+            "n=1000000000",
+            "n takes a whole number from 2 to 4096",
+        ),
         ("kde-modes", "ns=10000000000", "ns takes a list"),
         ("chaos", "frozen_n=1000000000000", "frozen_n takes a list"),
         ("clustering", "h=0", "h takes a number in (0, 1]"),
-        ("clustering", "t_end=1e300", "t_end takes a number in (0, 1000000]"),
-        ("clustering", "betas_usa=1000", "betas_usa takes a list of 1 to 64 numbers in [0, 50]"),
+        (
+            "clustering",
+            "t_end=1e300",
+            "t_end takes a number in (0, 1000000]",
+        ),
+        (
+            "clustering",
+            "betas_usa=1000",
+            "betas_usa takes a list of 1 to 64 numbers in [0, 50]",
+        ),
         ("clustering", "betas_usa=45", "more than the 1e7"),
         ("clustering", "h=-0.1", "got -0.1"),
         ("clustering", "t_end=0", "t_end takes a number in (0"),
         ("clustering", "t_end=-1", "got -1"),
-        ("integrator-order", "steps=0", "steps takes a list of 1 to 64 whole numbers from 1"),
+        (
+            "integrator-order",
+            "steps=0",
+            "steps takes a list of 1 to 64 whole numbers from 1",
+        ),
     ] {
         let started = std::time::Instant::now();
         let err = fails(
             &[
-                "experiment", name, "--quick", "--backend", "cpu", "--out", "x", "--set", set,
+                "experiment",
+                name,
+                "--quick",
+                "--backend",
+                "cpu",
+                "--out",
+                "x",
+                "--set",
+                set,
                 "--quiet",
             ],
             p,
         );
         let key = set.split('=').next().unwrap();
-        assert!(err.contains(want) && err.contains(key), "{name} --set {set}: {err}");
+        assert!(
+            err.contains(want) && err.contains(key),
+            "{name} --set {set}: {err}"
+        );
         assert!(started.elapsed().as_secs() < 20, "{name} --set {set}: slow");
         assert!(!p.join("x").exists(), "{name} --set {set}: left a folder");
     }
     // The message says why, after the range.
     let o = attnflow(
-        &["experiment", "clustering", "--quick", "--out", "x", "--set", "h=0"],
+        &[
+            "experiment",
+            "clustering",
+            "--quick",
+            "--out",
+            "x",
+            "--set",
+            "h=0",
+        ],
         p,
     );
     assert!(stderr(&o).contains("the RK4 step"), "{}", stderr(&o));

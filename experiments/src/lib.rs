@@ -309,8 +309,12 @@ impl Setup {
             return Ok(base);
         }
         let map = apply(fields(&base), &self.params)?;
-        serde_json::from_value(Value::Object(map))
-            .map_err(|e| input(format!("--set: {e} (parameters: {})", map_keys(&fields(&base)))))
+        serde_json::from_value(Value::Object(map)).map_err(|e| {
+            input(format!(
+                "--set: {e} (parameters: {})",
+                map_keys(&fields(&base))
+            ))
+        })
     }
 
     /// A path in the output folder.
@@ -600,7 +604,11 @@ mod params_tests {
             let keys: Vec<String> = (e.parameters)(true).keys().cloned().collect();
             let mut declared: Vec<String> = e.params.iter().map(|p| p.name.to_string()).collect();
             declared.sort();
-            assert_eq!(keys, declared, "{}: parameters and declarations differ", e.name);
+            assert_eq!(
+                keys, declared,
+                "{}: parameters and declarations differ",
+                e.name
+            );
             for quick in [true, false] {
                 check_params(e, quick, &BTreeMap::new())
                     .unwrap_or_else(|err| panic!("{} (quick {quick}): {err}", e.name));
@@ -613,21 +621,71 @@ mod params_tests {
     #[test]
     fn the_issue_cases_are_refused_with_the_parameter_named() {
         let cases: &[(&str, &str, &str, &str)] = &[
-            ("integrator-order", "truth_tolerance", "0", "truth_tolerance takes a number in [0.0000000000001"),
-            ("clustering", "n", "1000000000", "n takes a whole number from 2 to 4194304"),
-            ("clustering", "d", "100000", "d takes a whole number from 2 to 4096"),
-            ("lost-in-the-middle", "n", "1000000000", "n takes a whole number from 2 to 4096"),
-            ("kde-modes", "ns", "10000000000", "ns takes a list of 1 to 64 whole numbers"),
-            ("chaos", "frozen_n", "1000000000000", "frozen_n takes a list"),
+            (
+                "integrator-order",
+                "truth_tolerance",
+                "0",
+                "truth_tolerance takes a number in [0.0000000000001",
+            ),
+            (
+                "clustering",
+                "n",
+                "1000000000",
+                "n takes a whole number from 2 to 4194304",
+            ),
+            (
+                "clustering",
+                "d",
+                "100000",
+                "d takes a whole number from 2 to 4096",
+            ),
+            (
+                "lost-in-the-middle",
+                "n",
+                "1000000000",
+                "n takes a whole number from 2 to 4096",
+            ),
+            (
+                "kde-modes",
+                "ns",
+                "10000000000",
+                "ns takes a list of 1 to 64 whole numbers",
+            ),
+            (
+                "chaos",
+                "frozen_n",
+                "1000000000000",
+                "frozen_n takes a list",
+            ),
             ("clustering", "h", "0", "h takes a number in (0, 1]"),
-            ("clustering", "t_end", "1e300", "t_end takes a number in (0, 1000000]"),
-            ("clustering", "betas_usa", "1000", "betas_usa takes a list of 1 to 64 numbers in [0, 50]"),
+            (
+                "clustering",
+                "t_end",
+                "1e300",
+                "t_end takes a number in (0, 1000000]",
+            ),
+            (
+                "clustering",
+                "betas_usa",
+                "1000",
+                "betas_usa takes a list of 1 to 64 numbers in [0, 50]",
+            ),
             ("clustering", "betas_usa", "40", "steps, more than the 1e7"),
             ("clustering", "h", "-0.1", "got -0.1"),
             ("clustering", "t_end", "0", "t_end takes a number in (0"),
             ("clustering", "t_end", "-1", "got -1"),
-            ("integrator-order", "steps", "0", "steps takes a list of 1 to 64 whole numbers from 1"),
-            ("integrator-order", "steps", "8,8", "at least two distinct step counts"),
+            (
+                "integrator-order",
+                "steps",
+                "0",
+                "steps takes a list of 1 to 64 whole numbers from 1",
+            ),
+            (
+                "integrator-order",
+                "steps",
+                "8,8",
+                "at least two distinct step counts",
+            ),
             ("clustering", "n", "abc", "got \"abc\""),
             ("clustering", "h", "nan", "got \"nan\""),
             ("clustering", "h", "1e400", "h takes a number"),
@@ -637,7 +695,10 @@ mod params_tests {
             let e = check_params(find(name).unwrap(), true, &params)
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains(want) && e.contains(key), "{name} --set {key}={value}: {e}");
+            assert!(
+                e.contains(want) && e.contains(key),
+                "{name} --set {key}={value}: {e}"
+            );
         }
         // Through `run`: nothing is created.
         let dir = tempfile::tempdir().unwrap();

@@ -69,7 +69,11 @@ pub const fn real(name: &'static str, min: f64, max: f64, open: bool, why: &'sta
 pub const fn counts(name: &'static str, min: u64, max: u64, why: &'static str) -> Param {
     Param {
         name,
-        ty: Ty::Counts { min, max, len: LIST },
+        ty: Ty::Counts {
+            min,
+            max,
+            len: LIST,
+        },
         why,
     }
 }
@@ -144,12 +148,12 @@ impl Ty {
     }
 
     /// Whether `v` is of this type and in range.
-    fn accepts(&self, v: &Value) -> bool {
-        let whole = |v: &Value, min: u64, max: u64| v.as_u64().is_some_and(|k| (min..=max).contains(&k));
+    pub fn accepts(&self, v: &Value) -> bool {
+        let whole =
+            |v: &Value, min: u64, max: u64| v.as_u64().is_some_and(|k| (min..=max).contains(&k));
         let number = |v: &Value, min: f64, max: f64, open: bool| {
-            v.as_f64().is_some_and(|x| {
-                x.is_finite() && x <= max && if open { x > min } else { x >= min }
-            })
+            v.as_f64()
+                .is_some_and(|x| x.is_finite() && x <= max && if open { x > min } else { x >= min })
         };
         let list = |v: &Value, len: usize, each: &dyn Fn(&Value) -> bool| {
             v.as_array()
@@ -165,17 +169,16 @@ impl Ty {
                 open,
                 len,
             } => list(v, len, &|x| number(x, min, max, open)),
-            Ty::CountLists { min, max, len } => list(v, len, &|x| {
-                list(x, LIST, &|y| whole(y, min, max))
-            }),
+            Ty::CountLists { min, max, len } => {
+                list(v, len, &|x| list(x, LIST, &|y| whole(y, min, max)))
+            }
             Ty::Choice(names) => v.as_str().is_some_and(|s| names.contains(&s)),
             Ty::Choices(names) => {
-                list(v, names.len(), &|x| x.as_str().is_some_and(|s| names.contains(&s)))
-                    && v.as_array().is_some_and(|a| {
-                        a.iter()
-                            .enumerate()
-                            .all(|(i, x)| !a[..i].contains(x))
-                    })
+                list(v, names.len(), &|x| {
+                    x.as_str().is_some_and(|s| names.contains(&s))
+                }) && v
+                    .as_array()
+                    .is_some_and(|a| a.iter().enumerate().all(|(i, x)| !a[..i].contains(x)))
             }
             Ty::Seed => v.as_u64().is_some(),
         }
@@ -293,10 +296,16 @@ mod tests {
         assert!(!typed(json!({"n": -3})) && !typed(json!({"n": 2.5})));
         assert!(!typed(json!({"h": "inf"})) && !typed(json!({"h": "-Infinity"})));
         for (bad, want) in [
-            (json!({"n": 1}), "--set n=1: n takes a whole number from 2 to 100 (tokens)"),
+            (
+                json!({"n": 1}),
+                "--set n=1: n takes a whole number from 2 to 100 (tokens)",
+            ),
             (json!({"n": 1e9}), "n takes a whole number"),
             (json!({"n": -3}), "got -3"),
-            (json!({"h": 0.0}), "h takes a number in (0, 1] (the step); got 0.0"),
+            (
+                json!({"h": 0.0}),
+                "h takes a number in (0, 1] (the step); got 0.0",
+            ),
             (json!({"h": -0.1}), "got -0.1"),
             (json!({"h": "inf"}), "got \"inf\""),
             (json!({"betas": []}), "a list of 1 to 64"),

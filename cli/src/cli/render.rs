@@ -69,7 +69,9 @@ fn read_record(record: &Path) -> serde_json::Map<String, serde_json::Value> {
 /// Whether render drew the file at `path` as it is now.
 fn drawn_by_render(path: &Path) -> bool {
     let (record, name) = record_of(path);
-    let Some(sum) = read_record(&record).get(&name).and_then(|v| v.as_str().map(String::from))
+    let Some(sum) = read_record(&record)
+        .get(&name)
+        .and_then(|v| v.as_str().map(String::from))
     else {
         return false;
     };

@@ -1,7 +1,7 @@
 //! Sizes and physical parameters of `critical-scaling` (each one a `--set KEY=VALUE`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,13 +73,51 @@ pub const PARAMS: &[Param] = &[
         ty: Ty::Choices(&["simplex", "random"]),
         why: "which token models run",
     },
-    reals("c0", 0.01, 0.99, false, "initial pairwise cosines, strictly between 0 and 1"),
-    counts("simplex_n", 2, 16_384, "token counts of the simplex, each in d = n + 1 (n^2 values)"),
-    count("random_d", 2, 4096, "the dimension of the random-direction case"),
-    counts("random_n", 2, 16_777_216, "token counts of the random-direction case"),
-    count("random_queries", 1, 1_048_576, "queries of the random-direction runs"),
-    real("gamma_max", 0.0, 100.0, true, "the end of the coarse gamma grid"),
-    real("gamma_step", 0.0, 100.0, true, "the spacing of the coarse gamma grid"),
+    reals(
+        "c0",
+        0.01,
+        0.99,
+        false,
+        "initial pairwise cosines, strictly between 0 and 1",
+    ),
+    counts(
+        "simplex_n",
+        2,
+        16_384,
+        "token counts of the simplex, each in d = n + 1 (n^2 values)",
+    ),
+    count(
+        "random_d",
+        2,
+        4096,
+        "the dimension of the random-direction case",
+    ),
+    counts(
+        "random_n",
+        2,
+        16_777_216,
+        "token counts of the random-direction case",
+    ),
+    count(
+        "random_queries",
+        1,
+        1_048_576,
+        "queries of the random-direction runs",
+    ),
+    real(
+        "gamma_max",
+        0.0,
+        100.0,
+        true,
+        "the end of the coarse gamma grid",
+    ),
+    real(
+        "gamma_step",
+        0.0,
+        100.0,
+        true,
+        "the spacing of the coarse gamma grid",
+    ),
     count("fine_points", 2, 10_000, "points of each fine grid"),
 ];
 
@@ -95,9 +133,17 @@ impl Sizes {
                 self.random_queries
             )));
         }
-        steps("critical-scaling: gamma_max / gamma_step", self.gamma_max, self.gamma_step)?;
+        steps(
+            "critical-scaling: gamma_max / gamma_step",
+            self.gamma_max,
+            self.gamma_step,
+        )?;
         for &n in &self.simplex_n {
-            array("critical-scaling: the simplex", &[("n", n), ("d = n + 1", n + 1)], 16)?;
+            array(
+                "critical-scaling: the simplex",
+                &[("n", n), ("d = n + 1", n + 1)],
+                16,
+            )?;
         }
         for &n in &self.random_n {
             array(

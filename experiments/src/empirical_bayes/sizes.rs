@@ -1,7 +1,7 @@
 //! Sizes and parameters of `empirical-bayes` (each can be set with `--set KEY=VALUE`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,19 +79,70 @@ impl Sizes {
 pub const PARAMS: &[Param] = &[
     count("d", 1, 1024, "the dimension of the tokens"),
     real("sigma", 0.0, 100.0, true, "the noise level"),
-    real("tau", 0.0, 100.0, true, "the Gaussian prior's standard deviation"),
-    real("mixture_mu", 0.0, 100.0, false, "the mixture prior's centres +-mu e_1"),
-    real("mixture_s", 0.0, 100.0, true, "the mixture components' standard deviation"),
+    real(
+        "tau",
+        0.0,
+        100.0,
+        true,
+        "the Gaussian prior's standard deviation",
+    ),
+    real(
+        "mixture_mu",
+        0.0,
+        100.0,
+        false,
+        "the mixture prior's centres +-mu e_1",
+    ),
+    real(
+        "mixture_s",
+        0.0,
+        100.0,
+        true,
+        "the mixture components' standard deviation",
+    ),
     count("n", 1, 4_194_304, "the context length of the depth scans"),
     count("queries", 1, 4_194_304, "held-out queries per context"),
     count("draws", 1, 100_000, "contexts per bandwidth"),
-    reals("bandwidths", 0.0, 100.0, true, "stage-1 kernel bandwidths (beta = 1 / h^2)"),
-    real("dt", 0.0, 10.0, true, "the residual step of one stage-1 layer"),
+    reals(
+        "bandwidths",
+        0.0,
+        100.0,
+        true,
+        "stage-1 kernel bandwidths (beta = 1 / h^2)",
+    ),
+    real(
+        "dt",
+        0.0,
+        10.0,
+        true,
+        "the residual step of one stage-1 layer",
+    ),
     count("layers", 1, 1_000_000, "stage-1 layers of the depth scans"),
-    counts("conv_ns", 1, 4_194_304, "context lengths of the convergence study"),
-    count("conv_draws", 1, 100_000, "contexts per n in the convergence study"),
-    real("conv_bandwidth", 0.0, 100.0, true, "the convergence study's bandwidth"),
-    count("conv_layers", 1, 1_000_000, "layers of the convergence study"),
+    counts(
+        "conv_ns",
+        1,
+        4_194_304,
+        "context lengths of the convergence study",
+    ),
+    count(
+        "conv_draws",
+        1,
+        100_000,
+        "contexts per n in the convergence study",
+    ),
+    real(
+        "conv_bandwidth",
+        0.0,
+        100.0,
+        true,
+        "the convergence study's bandwidth",
+    ),
+    count(
+        "conv_layers",
+        1,
+        1_000_000,
+        "layers of the convergence study",
+    ),
 ];
 
 impl Sizes {
@@ -101,7 +152,11 @@ impl Sizes {
         let tokens = self.n.saturating_add(self.queries.saturating_mul(3));
         array(
             "empirical-bayes: the depth scans",
-            &[("draws", self.draws), ("n + 3 queries", tokens), ("d", self.d)],
+            &[
+                ("draws", self.draws),
+                ("n + 3 queries", tokens),
+                ("d", self.d),
+            ],
             16,
         )?;
         for &n in &self.conv_ns {
@@ -109,7 +164,10 @@ impl Sizes {
                 "empirical-bayes: the convergence study",
                 &[
                     ("conv_draws", self.conv_draws),
-                    ("n + 3 queries", n.saturating_add(self.queries.saturating_mul(3))),
+                    (
+                        "n + 3 queries",
+                        n.saturating_add(self.queries.saturating_mul(3)),
+                    ),
                     ("d", self.d),
                 ],
                 16,

@@ -1,7 +1,7 @@
 //! Sizes and physical parameters of `integrator-order` (each can be set with `--set KEY=VALUE`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,10 +37,27 @@ impl Sizes {
 pub const PARAMS: &[Param] = &[
     count("n", 2, 1_048_576, "tokens"),
     count("d", 2, 4096, "the dimension: tokens on S^{d-1}"),
-    real("t_end", 0.0, 100.0, true, "the time at which the error is measured"),
-    counts("steps", 1, 10_000_000, "step counts of the tested runs (h = t_end / steps)"),
+    real(
+        "t_end",
+        0.0,
+        100.0,
+        true,
+        "the time at which the error is measured",
+    ),
+    counts(
+        "steps",
+        1,
+        10_000_000,
+        "step counts of the tested runs (h = t_end / steps)",
+    ),
     real("beta", 0.0, 100.0, false, "the inverse temperature"),
-    real("truth_tolerance", 1e-13, 1e-2, false, "DOP853's tolerance for the true solution: below 1e-13 f64 cannot meet it"),
+    real(
+        "truth_tolerance",
+        1e-13,
+        1e-2,
+        false,
+        "DOP853's tolerance for the true solution: below 1e-13 f64 cannot meet it",
+    ),
 ];
 
 impl Sizes {

@@ -1,7 +1,7 @@
 //! Sizes and parameters of `kde-modes` (each can be set with `--set KEY=VALUE`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,10 +53,28 @@ impl Sizes {
 pub const PARAMS: &[Param] = &[
     counts("ns", 2, 16_777_216, "sample sizes"),
     reals("betas", 0.0, 1e9, true, "inverse squared bandwidths"),
-    real("c", 0.0, 0.99, false, "the window's margin: n^c <= beta <= n^(2 - c)"),
+    real(
+        "c",
+        0.0,
+        0.99,
+        false,
+        "the window's margin: n^c <= beta <= n^(2 - c)",
+    ),
     count("draws", 1, 100_000, "draws per (n, beta)"),
-    real("grid_per_bandwidth", 0.0, 1024.0, true, "grid points per bandwidth"),
-    real("beta_small", 0.0, 1e3, true, "a beta far below 1, where the estimate has one mode"),
+    real(
+        "grid_per_bandwidth",
+        0.0,
+        1024.0,
+        true,
+        "grid points per bandwidth",
+    ),
+    real(
+        "beta_small",
+        0.0,
+        1e3,
+        true,
+        "a beta far below 1, where the estimate has one mode",
+    ),
 ];
 
 impl Sizes {

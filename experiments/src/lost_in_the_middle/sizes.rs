@@ -1,8 +1,8 @@
 //! Sizes and physical parameters of `lost-in-the-middle` (each can be set with
 //! `--set KEY=VALUE`, e.g. `--set lambda=1 --set beta=1 --set n=256`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,12 +53,34 @@ pub const PARAMS: &[Param] = &[
     real("lambda", 0.0, 1e3, false, "the ALiBi slope"),
     real("h", 0.0, 1.0, true, "the RK4 step"),
     reals("times", 0.0, 1e4, true, "the observed depths, increasing"),
-    count("n", 2, 4096, "the prompt length N (a prompt runs as N systems of N tokens)"),
+    count(
+        "n",
+        2,
+        4096,
+        "the prompt length N (a prompt runs as N systems of N tokens)",
+    ),
     count("prompts", 1, 100_000, "independent prompts"),
-    count("w", 1, 4096, "the smoothing window of the argmin, at most n"),
+    count(
+        "w",
+        1,
+        4096,
+        "the smoothing window of the argmin, at most n",
+    ),
     count("modes", 1, 4096, "Fourier modes measured, at most n"),
-    real("soft_accuracy_m", 0.0, 1e3, true, "the resolution M of the soft accuracy"),
-    real("end_window", 0.0, 1.0, true, "the fraction of positions of the right-end fit"),
+    real(
+        "soft_accuracy_m",
+        0.0,
+        1e3,
+        true,
+        "the resolution M of the soft accuracy",
+    ),
+    real(
+        "end_window",
+        0.0,
+        1.0,
+        true,
+        "the fraction of positions of the right-end fit",
+    ),
 ];
 
 impl Sizes {

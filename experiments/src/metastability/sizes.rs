@@ -1,7 +1,7 @@
 //! Sizes and physical parameters of `metastability` (the keys of `--set`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes, the step-size rule, the observation times, and the merge-law
 /// systems (two tight clusters on the circle).
@@ -93,17 +93,76 @@ pub const PARAMS: &[Param] = &[
     reals("betas", 0.0, 1e4, false, "inverse temperatures"),
     count("replicates", 1, 100_000, "starts per beta"),
     real("t_end", 0.0, 1e7, true, "the final time"),
-    real("h_min", 0.0, 10.0, true, "the smallest step of h = clamp(h_rel t, h_min, h_max)"),
-    real("h_max", 0.0, 10.0, true, "the largest step (RK4 is stable up to about 2.78 at rate 1)"),
-    real("h_rel", 0.0, 10.0, true, "the step relative to the time reached"),
+    real(
+        "h_min",
+        0.0,
+        10.0,
+        true,
+        "the smallest step of h = clamp(h_rel t, h_min, h_max)",
+    ),
+    real(
+        "h_max",
+        0.0,
+        10.0,
+        true,
+        "the largest step (RK4 is stable up to about 2.78 at rate 1)",
+    ),
+    real(
+        "h_rel",
+        0.0,
+        10.0,
+        true,
+        "the step relative to the time reached",
+    ),
     count("per_decade", 1, 1000, "observations per decade of t"),
-    real("t_first", 0.0, 1e7, true, "the first observation time after 0"),
-    count("merge_n", 2, 65_536, "tokens per merge system (two clusters of merge_n / 2)"),
-    real("merge_phi0", 0.0, std::f64::consts::PI, true, "the angle between the two clusters (radians)"),
-    real("merge_spread", 0.0, 1.0, false, "the half-width of each cluster (radians)"),
-    reals("merge_betas", 0.0, 1e3, false, "inverse temperatures of the merge systems"),
-    real("merge_h", 0.0, 10.0, true, "the RK4 step of the merge systems"),
-    real("merge_t_max", 0.0, 1e7, true, "the time after which a merge system gives up"),
+    real(
+        "t_first",
+        0.0,
+        1e7,
+        true,
+        "the first observation time after 0",
+    ),
+    count(
+        "merge_n",
+        2,
+        65_536,
+        "tokens per merge system (two clusters of merge_n / 2)",
+    ),
+    real(
+        "merge_phi0",
+        0.0,
+        std::f64::consts::PI,
+        true,
+        "the angle between the two clusters (radians)",
+    ),
+    real(
+        "merge_spread",
+        0.0,
+        1.0,
+        false,
+        "the half-width of each cluster (radians)",
+    ),
+    reals(
+        "merge_betas",
+        0.0,
+        1e3,
+        false,
+        "inverse temperatures of the merge systems",
+    ),
+    real(
+        "merge_h",
+        0.0,
+        10.0,
+        true,
+        "the RK4 step of the merge systems",
+    ),
+    real(
+        "merge_t_max",
+        0.0,
+        1e7,
+        true,
+        "the time after which a merge system gives up",
+    ),
 ];
 
 impl Sizes {
@@ -131,7 +190,11 @@ impl Sizes {
         let batch = self.betas.len().saturating_mul(self.replicates);
         memory("metastability: the runs", batch, self.n, self.d, 1)?;
         steps("metastability: t_end / h_min", self.t_end, self.h_min)?;
-        steps("metastability: merge_t_max / merge_h", self.merge_t_max, self.merge_h)?;
+        steps(
+            "metastability: merge_t_max / merge_h",
+            self.merge_t_max,
+            self.merge_h,
+        )?;
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Sizes and parameters of `perceptron-equilibria` (each can be set with `--set KEY=VALUE`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,9 +92,20 @@ pub const PARAMS: &[Param] = &[
     count("n", 1, 65_536, "tokens per run"),
     counts("widths", 1, 65_536, "hidden widths M"),
     count("draws", 1, 100_000, "weight draws per width simulated"),
-    count("count_draws", 1, 1_000_000, "weight draws per width counted by root finding"),
+    count(
+        "count_draws",
+        1,
+        1_000_000,
+        "weight draws per width counted by root finding",
+    ),
     real("a_sd", 0.0, 100.0, true, "the standard deviation of A"),
-    real("b_sd", 0.0, 100.0, false, "the standard deviation of the biases"),
+    real(
+        "b_sd",
+        0.0,
+        100.0,
+        false,
+        "the standard deviation of the biases",
+    ),
     real("c_sd", 0.0, 100.0, true, "the output scale"),
     Param {
         name: "activation",
@@ -102,30 +113,76 @@ pub const PARAMS: &[Param] = &[
         why: "the perceptron's nonlinearity",
     },
     real("v", 0.0, 100.0, false, "the attention strength V = v I"),
-    reals("betas", 0.0, 1e3, false, "inverse temperatures of the scan in beta"),
+    reals(
+        "betas",
+        0.0,
+        1e3,
+        false,
+        "inverse temperatures of the scan in beta",
+    ),
     count("beta_width", 1, 65_536, "the width of the scan in beta"),
     count("beta_draws", 1, 100_000, "weight draws of the scan in beta"),
     real("t_end", 0.0, 1e4, true, "the depth of every run"),
     count("steps", 1, 10_000_000, "RK4 steps per run"),
     count("grid", 16, 16_777_216, "grid points of the root finder"),
-    real("atom_gap", 0.0, std::f64::consts::PI, true, "tokens farther apart belong to different atoms (radians)"),
-    real("atom_eps", 0.0, 1.0, true, "every token within this angle of its atom"),
-    real("position_tol", 0.0, 1.0, true, "atoms within this angle of the predicted zeros"),
-    real("residual_tol", 0.0, 1.0, true, "the largest field at an atom"),
+    real(
+        "atom_gap",
+        0.0,
+        std::f64::consts::PI,
+        true,
+        "tokens farther apart belong to different atoms (radians)",
+    ),
+    real(
+        "atom_eps",
+        0.0,
+        1.0,
+        true,
+        "every token within this angle of its atom",
+    ),
+    real(
+        "position_tol",
+        0.0,
+        1.0,
+        true,
+        "atoms within this angle of the predicted zeros",
+    ),
+    real(
+        "residual_tol",
+        0.0,
+        1.0,
+        true,
+        "the largest field at an atom",
+    ),
 ];
 
 impl Sizes {
     /// The checks of a combination of parameters, before any work: the memory estimate, the
     /// step counts and the constraints between parameters.
     pub fn check(&self) -> attnflow::error::Result<()> {
-        memory("perceptron-equilibria", self.betas.len().max(1), self.n, 2, 1)?;
-        let widest = self.widths.iter().copied().max().unwrap_or(1).max(self.beta_width);
+        memory(
+            "perceptron-equilibria",
+            self.betas.len().max(1),
+            self.n,
+            2,
+            1,
+        )?;
+        let widest = self
+            .widths
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(self.beta_width);
         array(
             "perceptron-equilibria: the perceptron",
             &[("n", self.n), ("width", widest)],
             16,
         )?;
-        array("perceptron-equilibria: the root finder's grid", &[("grid", self.grid)], 16)?;
+        array(
+            "perceptron-equilibria: the root finder's grid",
+            &[("grid", self.grid)],
+            16,
+        )?;
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Sizes and physical parameters of `phase-diagram` (the keys of `--set`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,8 +82,19 @@ pub const PARAMS: &[Param] = &[
     count("beta_count", 1, 10_000, "betas from beta_min to beta_max"),
     real("beta_min", 0.0, 1e3, false, "the smallest beta"),
     real("beta_max", 0.0, 1e3, false, "the largest beta"),
-    counts("starts_by_d", 1, 100_000, "starts per beta, one count per dimension"),
-    real("threshold", 0.0, 1.0, true, "a pair is close when <x_i, x_j> >= threshold"),
+    counts(
+        "starts_by_d",
+        1,
+        100_000,
+        "starts per beta, one count per dimension",
+    ),
+    real(
+        "threshold",
+        0.0,
+        1.0,
+        true,
+        "a pair is close when <x_i, x_j> >= threshold",
+    ),
     Param {
         name: "layer",
         ty: Ty::Choice(&["ode", "post-ln", "pre-ln", "peri-ln", "ngpt"]),

@@ -1,7 +1,7 @@
 //! Sizes and physical parameters of `selectivity` (each can be set with `--set KEY=VALUE`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -87,18 +87,49 @@ pub const PARAMS: &[Param] = &[
     counts("dims", 2, 64, "the dimensions: keys on S^{d-1}"),
     Param {
         name: "ns",
-        ty: Ty::CountLists { min: 2, max: 16_777_216, len: LIST },
+        ty: Ty::CountLists {
+            min: 2,
+            max: 16_777_216,
+            len: LIST,
+        },
         why: "key counts, one list per dimension",
     },
     Param {
         name: "seeds",
-        ty: Ty::CountLists { min: 1, max: 1_000_000, len: LIST },
+        ty: Ty::CountLists {
+            min: 1,
+            max: 1_000_000,
+            len: LIST,
+        },
         why: "key sets per (d, n), one list per dimension",
     },
-    count("limit_samples", 1, 100_000_000, "Monte Carlo samples of the limit process"),
-    real("log10_lambda_min", -10.0, 10.0, false, "the smallest lambda, as a power of ten (d >= 3)"),
-    real("log10_lambda_min_d2", -10.0, 10.0, false, "the smallest lambda, as a power of ten (d = 2)"),
-    real("log10_lambda_max", -10.0, 10.0, false, "the largest lambda, as a power of ten"),
+    count(
+        "limit_samples",
+        1,
+        100_000_000,
+        "Monte Carlo samples of the limit process",
+    ),
+    real(
+        "log10_lambda_min",
+        -10.0,
+        10.0,
+        false,
+        "the smallest lambda, as a power of ten (d >= 3)",
+    ),
+    real(
+        "log10_lambda_min_d2",
+        -10.0,
+        10.0,
+        false,
+        "the smallest lambda, as a power of ten (d = 2)",
+    ),
+    real(
+        "log10_lambda_max",
+        -10.0,
+        10.0,
+        false,
+        "the largest lambda, as a power of ten",
+    ),
     count("lambdas_per_decade", 1, 1000, "lambdas per decade"),
 ];
 
@@ -140,7 +171,11 @@ impl Sizes {
                 array("selectivity: the keys", &[("n", n), ("d", d)], 32)?;
             }
         }
-        array("selectivity: the limit process", &[("limit_samples", self.limit_samples)], 64)?;
+        array(
+            "selectivity: the limit process",
+            &[("limit_samples", self.limit_samples)],
+            64,
+        )?;
         Ok(())
     }
 }

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use attnflow::model::Activation;
 use crate::params::*;
+use attnflow::model::Activation;
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -81,11 +81,29 @@ pub const PARAMS: &[Param] = &[
     count("n", 2, 65_536, "tokens per system"),
     count("systems", 1, 100_000, "systems per noise level and arm"),
     reals("sigmas", 0.0, 100.0, true, "noise levels"),
-    real("efolds", 0.0, 100.0, true, "the duration in e-folds of the common noise"),
-    real("sigma2_h", 0.0, 1.0, true, "sigma^2 h, the Euler-Maruyama step in the noise's time scale"),
+    real(
+        "efolds",
+        0.0,
+        100.0,
+        true,
+        "the duration in e-folds of the common noise",
+    ),
+    real(
+        "sigma2_h",
+        0.0,
+        1.0,
+        true,
+        "sigma^2 h, the Euler-Maruyama step in the noise's time scale",
+    ),
     count("observe_every", 1, 10_000_000, "steps between observations"),
     count("mlp_hidden", 1, 65_536, "hidden units of the perceptron"),
-    real("mlp_gain", 0.0, 100.0, false, "the factor of the perceptron's output weights"),
+    real(
+        "mlp_gain",
+        0.0,
+        100.0,
+        false,
+        "the factor of the perceptron's output weights",
+    ),
     Param {
         name: "activation",
         ty: Ty::Choice(&["relu", "gelu"]),
@@ -105,7 +123,11 @@ impl Sizes {
         memory("synchronisation", self.systems, self.n, self.d, 1)?;
         array(
             "synchronisation: the perceptron",
-            &[("systems", self.systems), ("n", self.n), ("mlp_hidden", self.mlp_hidden)],
+            &[
+                ("systems", self.systems),
+                ("n", self.n),
+                ("mlp_hidden", self.mlp_hidden),
+            ],
             4,
         )?;
         Ok(())

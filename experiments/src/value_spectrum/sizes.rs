@@ -1,7 +1,7 @@
 //! Sizes and parameters of `value-spectrum` (each can be set with `--set KEY=VALUE`).
 
-use serde::{Deserialize, Serialize};
 use crate::params::*;
+use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,24 +70,71 @@ impl Sizes {
 pub const PARAMS: &[Param] = &[
     count("n", 2, 65_536, "tokens per system"),
     count("systems", 1, 100_000, "systems per case"),
-    count("d", 2, 3, "the dimension of the polytope and hyperplane cases"),
+    count(
+        "d",
+        2,
+        3,
+        "the dimension of the polytope and hyperplane cases",
+    ),
     real("beta", 0.0, 100.0, false, "the inverse temperature"),
     real("t_end", 0.0, 1e4, true, "the final time"),
-    real("t_gap", 0.0, 1e4, true, "the span over which convergence is read, below t_end"),
+    real(
+        "t_gap",
+        0.0,
+        1e4,
+        true,
+        "the span over which convergence is read, below t_end",
+    ),
     real("h", 0.0, 1.0, true, "the RK4 step"),
-    reals("hyper_eigs", -100.0, 100.0, false, "the spectrum of V in the hyperplane case, d values"),
+    reals(
+        "hyper_eigs",
+        -100.0,
+        100.0,
+        false,
+        "the spectrum of V in the hyperplane case, d values",
+    ),
     Param {
         name: "basis_seed",
         ty: Ty::Seed,
         why: "the seed of V's eigenbasis",
     },
     real("v_1d", 0.0, 100.0, true, "V > 0 of the d = 1 case"),
-    real("link_frac", 0.0, 1.0, true, "the linkage distance, a fraction of the diameter"),
-    real("radius_frac", 0.0, 1.0, true, "a cluster's radius, a fraction of the diameter"),
-    real("converge_tol", 0.0, 1.0, true, "the largest relative change of a converged z"),
+    real(
+        "link_frac",
+        0.0,
+        1.0,
+        true,
+        "the linkage distance, a fraction of the diameter",
+    ),
+    real(
+        "radius_frac",
+        0.0,
+        1.0,
+        true,
+        "a cluster's radius, a fraction of the diameter",
+    ),
+    real(
+        "converge_tol",
+        0.0,
+        1.0,
+        true,
+        "the largest relative change of a converged z",
+    ),
     real("bool_tol", 0.0, 1.0, true, "booleanness of P(T)"),
-    real("miss_frac", 0.0, 1.0, false, "the fraction of systems a check may miss"),
-    real("rank_tol", 0.0, 1.0, true, "singular values above it count for the rank"),
+    real(
+        "miss_frac",
+        0.0,
+        1.0,
+        false,
+        "the fraction of systems a check may miss",
+    ),
+    real(
+        "rank_tol",
+        0.0,
+        1.0,
+        true,
+        "singular values above it count for the rank",
+    ),
 ];
 
 impl Sizes {
