@@ -166,7 +166,7 @@ fn experiment_parameters_are_refused_before_any_work() {
         (
             "lost-in-the-middle",
             "n=1000000000",
-            "n takes a whole number from 2 to 4096",
+            "n takes a whole number from 8 to 4096",
         ),
         ("kde-modes", "ns=10000000000", "ns takes a list"),
         ("chaos", "frozen_n=1000000000000", "frozen_n takes a list"),

@@ -643,7 +643,7 @@ mod params_tests {
                 "lost-in-the-middle",
                 "n",
                 "1000000000",
-                "n takes a whole number from 2 to 4096",
+                "n takes a whole number from 8 to 4096",
             ),
             (
                 "kde-modes",

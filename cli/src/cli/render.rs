@@ -46,6 +46,9 @@ pub struct RenderArgs {
 /// happens to have the same name (or one of its pictures the user has since edited).
 const RECORD: &str = ".attnflow-render.json";
 
+/// The record that covers `path` and the picture's key in it: the record of the folder the
+/// picture is in, except for frames, recorded in the run folder (`frames/frame_0000.png`), so
+/// that frames/ holds nothing but the frames.
 fn record_of(path: &Path) -> (PathBuf, String) {
     let folder = path
         .parent()
@@ -55,6 +58,13 @@ fn record_of(path: &Path) -> (PathBuf, String) {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if folder.file_name().is_some_and(|f| f == "frames") && name.starts_with("frame_") {
+        let root = folder.parent().filter(|p| !p.as_os_str().is_empty());
+        return (
+            root.unwrap_or(Path::new(".")).join(RECORD),
+            format!("frames/{name}"),
+        );
+    }
     (folder.join(RECORD), name)
 }
 
@@ -114,7 +124,7 @@ fn remember(paths: &[PathBuf]) -> Result<()> {
         let mut drawn = read_record(&record);
         // Entries of pictures that are gone say nothing any more.
         let folder = record.parent().unwrap_or(Path::new("."));
-        drawn.retain(|name, _| folder.join(name).is_file());
+        drawn.retain(|key, _| folder.join(key).is_file());
         for (name, path) in files {
             drawn.insert(name, attnflow::output::sha256_file(path)?.into());
         }

@@ -75,10 +75,10 @@ pub const PARAMS: &[Param] = &[
     },
     reals(
         "c0",
-        0.01,
+        0.0,
         0.99,
         false,
-        "initial pairwise cosines, strictly between 0 and 1",
+        "initial pairwise cosines, in [0, 1)",
     ),
     counts(
         "simplex_n",
@@ -88,7 +88,7 @@ pub const PARAMS: &[Param] = &[
     ),
     count(
         "random_d",
-        2,
+        3,
         4096,
         "the dimension of the random-direction case",
     ),

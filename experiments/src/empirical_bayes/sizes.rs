@@ -102,7 +102,7 @@ pub const PARAMS: &[Param] = &[
     ),
     count("n", 1, 4_194_304, "the context length of the depth scans"),
     count("queries", 1, 4_194_304, "held-out queries per context"),
-    count("draws", 1, 100_000, "contexts per bandwidth"),
+    count("draws", 3, 100_000, "contexts per bandwidth"),
     reals(
         "bandwidths",
         0.0,
@@ -113,11 +113,11 @@ pub const PARAMS: &[Param] = &[
     real(
         "dt",
         0.0,
-        10.0,
+        1.0,
         true,
         "the residual step of one stage-1 layer",
     ),
-    count("layers", 1, 1_000_000, "stage-1 layers of the depth scans"),
+    count("layers", 2, 1_000_000, "stage-1 layers of the depth scans"),
     counts(
         "conv_ns",
         1,
@@ -126,7 +126,7 @@ pub const PARAMS: &[Param] = &[
     ),
     count(
         "conv_draws",
-        1,
+        3,
         100_000,
         "contexts per n in the convergence study",
     ),
@@ -149,6 +149,14 @@ impl Sizes {
     /// The checks of a combination of parameters, before any work: the memory estimate, the
     /// step counts and the constraints between parameters.
     pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.bandwidths.len() < 2 || self.conv_ns.len() < 3 {
+            return Err(refuse(format!(
+                "empirical-bayes: bandwidths has {} values and conv_ns {}: a fit needs at least \
+                 2 bandwidths and 3 context lengths",
+                self.bandwidths.len(),
+                self.conv_ns.len()
+            )));
+        }
         let tokens = self.n.saturating_add(self.queries.saturating_mul(3));
         array(
             "empirical-bayes: the depth scans",

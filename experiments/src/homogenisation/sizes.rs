@@ -108,7 +108,7 @@ impl Sizes {
 
 /// The declared type and range of each parameter (see [`crate::params`]).
 pub const PARAMS: &[Param] = &[
-    count("d", 2, 1024, "the dimension: tokens on S^{d-1}"),
+    count("d", 3, 1024, "the dimension: tokens on S^{d-1}"),
     count("n", 2, 65_536, "tokens per system"),
     real(
         "beta",
@@ -127,7 +127,7 @@ pub const PARAMS: &[Param] = &[
     count("batch", 1, 100_000, "systems per run"),
     count(
         "runs",
-        2,
+        3,
         10_000,
         "independent runs (standard errors are taken over them)",
     ),
@@ -158,7 +158,7 @@ pub const PARAMS: &[Param] = &[
         true,
         "part b's steps (H = sigma2 / (h s^2) heads)",
     ),
-    count("observe", 1, 100_000, "observation times per run"),
+    count("observe", 2, 100_000, "observation times per run"),
     real("collapse_t", 0.0, 1e3, true, "part c's depth time"),
     real(
         "collapse_h",
@@ -176,6 +176,15 @@ impl Sizes {
     /// The checks of a combination of parameters, before any work: the memory estimate, the
     /// step counts and the constraints between parameters.
     pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.det_heads.len() < 3 || self.det_hs.len() < 3 || self.ns.len() < 2 {
+            return Err(refuse(format!(
+                "homogenisation: det_heads has {}, det_hs {} and ns {} values: the fits need at \
+                 least 3, 3 and 2",
+                self.det_heads.len(),
+                self.det_hs.len(),
+                self.ns.len()
+            )));
+        }
         steps("homogenisation: det_t / det_h", self.det_t, self.det_h)?;
         for &h in &self.det_hs {
             steps("homogenisation: det_t / det_hs", self.det_t, h)?;

@@ -60,12 +60,12 @@ pub const PARAMS: &[Param] = &[
         false,
         "the window's margin: n^c <= beta <= n^(2 - c)",
     ),
-    count("draws", 1, 100_000, "draws per (n, beta)"),
+    count("draws", 2, 100_000, "draws per (n, beta)"),
     real(
         "grid_per_bandwidth",
-        0.0,
+        2.0,
         1024.0,
-        true,
+        false,
         "grid points per bandwidth",
     ),
     real(

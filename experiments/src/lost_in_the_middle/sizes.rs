@@ -55,7 +55,7 @@ pub const PARAMS: &[Param] = &[
     reals("times", 0.0, 1e4, true, "the observed depths, increasing"),
     count(
         "n",
-        2,
+        8,
         4096,
         "the prompt length N (a prompt runs as N systems of N tokens)",
     ),

@@ -89,12 +89,12 @@ impl Sizes {
 
 /// The declared type and range of each parameter (see [`crate::params`]).
 pub const PARAMS: &[Param] = &[
-    count("n", 1, 65_536, "tokens per run"),
+    count("n", 4, 65_536, "tokens per run"),
     counts("widths", 1, 65_536, "hidden widths M"),
     count("draws", 1, 100_000, "weight draws per width simulated"),
     count(
         "count_draws",
-        1,
+        2,
         1_000_000,
         "weight draws per width counted by root finding",
     ),
@@ -121,10 +121,10 @@ pub const PARAMS: &[Param] = &[
         "inverse temperatures of the scan in beta",
     ),
     count("beta_width", 1, 65_536, "the width of the scan in beta"),
-    count("beta_draws", 1, 100_000, "weight draws of the scan in beta"),
+    count("beta_draws", 2, 100_000, "weight draws of the scan in beta"),
     real("t_end", 0.0, 1e4, true, "the depth of every run"),
     count("steps", 1, 10_000_000, "RK4 steps per run"),
-    count("grid", 16, 16_777_216, "grid points of the root finder"),
+    count("grid", 64, 16_777_216, "grid points of the root finder"),
     real(
         "atom_gap",
         0.0,
@@ -159,6 +159,12 @@ impl Sizes {
     /// The checks of a combination of parameters, before any work: the memory estimate, the
     /// step counts and the constraints between parameters.
     pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.betas.len() < 2 || self.betas.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(refuse(format!(
+                "perceptron-equilibria: betas = {:?}: the scan needs at least two increasing betas",
+                self.betas
+            )));
+        }
         memory(
             "perceptron-equilibria",
             self.betas.len().max(1),

@@ -79,7 +79,7 @@ pub const PARAMS: &[Param] = &[
     real("t_end", 0.0, 1e6, true, "the final time"),
     real("h", 0.0, 1.0, true, "the step: positive, and at most 1"),
     count("observe_every", 1, 10_000_000, "steps between observations"),
-    count("beta_count", 1, 10_000, "betas from beta_min to beta_max"),
+    count("beta_count", 2, 10_000, "betas from beta_min to beta_max"),
     real("beta_min", 0.0, 1e3, false, "the smallest beta"),
     real("beta_max", 0.0, 1e3, false, "the largest beta"),
     counts(
@@ -110,6 +110,12 @@ impl Sizes {
             return Err(refuse(format!(
                 "phase-diagram: beta_min = {} is above beta_max = {}",
                 self.beta_min, self.beta_max
+            )));
+        }
+        if self.threshold >= 1.0 {
+            return Err(refuse(format!(
+                "phase-diagram: threshold = {} must be below 1 (a cosine threshold in (0, 1))",
+                self.threshold
             )));
         }
         if self.starts_by_d.len() != self.dims.len() {

@@ -79,7 +79,7 @@ impl Sizes {
 pub const PARAMS: &[Param] = &[
     count("d", 2, 1024, "the dimension: tokens on S^{d-1}"),
     count("n", 2, 65_536, "tokens per system"),
-    count("systems", 1, 100_000, "systems per noise level and arm"),
+    count("systems", 3, 100_000, "systems per noise level and arm"),
     reals("sigmas", 0.0, 100.0, true, "noise levels"),
     real(
         "efolds",
@@ -115,11 +115,18 @@ impl Sizes {
     /// The checks of a combination of parameters, before any work: the memory estimate, the
     /// step counts and the constraints between parameters.
     pub fn check(&self) -> attnflow::error::Result<()> {
-        steps(
+        let total = steps(
             "synchronisation: efolds / ((d - 1) sigma2_h)",
             self.efolds,
             (self.d as f64 - 1.0) * self.sigma2_h,
         )?;
+        if total < 3 * self.observe_every {
+            return Err(refuse(format!(
+                "synchronisation: {total} steps give fewer than 3 observations at \
+                 observe_every = {}",
+                self.observe_every
+            )));
+        }
         memory("synchronisation", self.systems, self.n, self.d, 1)?;
         array(
             "synchronisation: the perceptron",

@@ -92,9 +92,9 @@ pub const PARAMS: &[Param] = &[
     counts("switches", 0, 1024, "switch budgets K (even)"),
     real(
         "knot_exponent",
-        0.0,
+        1.0,
         100.0,
-        true,
+        false,
         "how the knots crowd towards the centre",
     ),
     count(
@@ -105,11 +105,11 @@ pub const PARAMS: &[Param] = &[
     ),
     count(
         "n_eval",
-        2,
+        8,
         4096,
         "samples per W2 evaluation (exact assignment, O(n_eval^3))",
     ),
-    count("reps", 1, 10_000, "evaluations per budget"),
+    count("reps", 2, 10_000, "evaluations per budget"),
     count("n_engine", 1, 1_048_576, "points the engine pushes"),
     count("steps_per_piece", 1, 1_000_000, "RK4 steps per piece"),
     count(
@@ -127,6 +127,22 @@ impl Sizes {
         if let Some(k) = self.switches.iter().find(|k| *k % 2 != 0) {
             return Err(refuse(format!(
                 "transport: switches holds {k}: each switch budget K must be even"
+            )));
+        }
+        let k_max = self.switches.last().copied().unwrap_or(0);
+        if self.switches.first() != Some(&0)
+            || !self.switches.windows(2).all(|w| w[1] > w[0])
+            || k_max < 4
+        {
+            return Err(refuse(format!(
+                "transport: switches = {:?}: the budgets increase from 0 to at least 4",
+                self.switches
+            )));
+        }
+        if self.n_build < 4 * k_max {
+            return Err(refuse(format!(
+                "transport: n_build = {} is below 4 x the largest switch budget ({k_max})",
+                self.n_build
             )));
         }
         let pieces = self.switches.iter().copied().max().unwrap_or(0) as f64 + 1.0;

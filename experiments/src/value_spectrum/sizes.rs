@@ -68,7 +68,7 @@ impl Sizes {
 
 /// The declared type and range of each parameter (see [`crate::params`]).
 pub const PARAMS: &[Param] = &[
-    count("n", 2, 65_536, "tokens per system"),
+    count("n", 4, 65_536, "tokens per system"),
     count("systems", 1, 100_000, "systems per case"),
     count(
         "d",
