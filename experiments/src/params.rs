@@ -242,7 +242,7 @@ pub fn steps(what: &str, t: f64, h: f64) -> Result<usize> {
             "{what}: the step is {h:.3e}, which is not a positive number; give a larger step"
         )));
     }
-    if !(k <= MAX_STEPS) {
+    if k.is_nan() || k > MAX_STEPS {
         return Err(refuse(format!(
             "{what}: time {t} at step {h:.3e} is {k:.3e} steps, more than the {MAX_STEPS:e} an \
              experiment's simulation may take; raise the step or shorten the time"
@@ -257,14 +257,14 @@ pub fn steps(what: &str, t: f64, h: f64) -> Result<usize> {
 pub fn memory(what: &str, batch: usize, n: usize, d: usize, heads: usize) -> Result<()> {
     let bytes = attnflow::limits::run_bytes(batch, n, d, heads, 0)
         .map_err(|e| refuse(format!("{what}: {e}")))?;
-    attnflow::limits::ensure_memory(what, bytes).map_err(|e| refuse(e))
+    attnflow::limits::ensure_memory(what, bytes).map_err(refuse)
 }
 
 /// Refuses `count` values of `bytes_each` that do not fit in memory (arrays beside the
 /// tokens: grids, samples, matrices).
 pub fn array(what: &str, parts: &[(&str, usize)], bytes_each: u64) -> Result<()> {
-    let count = attnflow::limits::product(what, parts).map_err(|e| refuse(e))?;
-    attnflow::limits::ensure_memory(what, count.saturating_mul(bytes_each)).map_err(|e| refuse(e))
+    let count = attnflow::limits::product(what, parts).map_err(refuse)?;
+    attnflow::limits::ensure_memory(what, count.saturating_mul(bytes_each)).map_err(refuse)
 }
 
 #[cfg(test)]

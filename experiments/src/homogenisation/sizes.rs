@@ -207,7 +207,7 @@ impl Sizes {
             .max(self.det_h_heads);
         for &h in self.noise_hs.iter().chain([&self.collapse_h]) {
             let k = (self.sigma2 / (h * s2)).round();
-            if !(k <= 65_536.0) {
+            if k.is_nan() || k > 65_536.0 {
                 return Err(refuse(format!(
                     "homogenisation: step {h} gives sigma2 / (h s^2) = {k:e} heads, more than \
                      65536; raise the step or weight_scale, or lower sigma2"

@@ -86,7 +86,7 @@ impl Sizes {
         }
         let beta = self.betas.iter().copied().fold(self.beta_small, f64::max);
         let grid = (std::f64::consts::TAU * beta.sqrt() * self.grid_per_bandwidth).ceil();
-        if !(grid <= 1e9) {
+        if grid.is_nan() || grid > 1e9 {
             return Err(refuse(format!(
                 "kde-modes: a grid of {grid:e} points (2 pi sqrt(beta) grid_per_bandwidth at \
                  beta = {beta}) is more than 1e9; lower betas or grid_per_bandwidth"

@@ -181,7 +181,7 @@ impl Sizes {
                 self.t_first, self.t_end
             )));
         }
-        if self.merge_n % 2 != 0 {
+        if !self.merge_n.is_multiple_of(2) {
             return Err(refuse(format!(
                 "metastability: merge_n = {} must be even (two clusters of merge_n / 2)",
                 self.merge_n
