@@ -398,6 +398,21 @@ impl Output {
                     && !ours.iter().any(|o| o == f)
             })
             .collect();
+        // An experiment's file names depend on its parameters and are known only once it
+        // ran: its --force replaces a folder of attnflow's results only, so any other file
+        // there (one no record names) is refused before the work, not found at the commit.
+        let foreign: Vec<String> = if self.kind == Kind::Experiment {
+            let mut other: Vec<String> = entries
+                .iter()
+                .filter(|n| !n.starts_with('.') && self.dir.join(n.as_str()).is_file())
+                .filter(|n| !ours.iter().any(|o| o == *n))
+                .cloned()
+                .collect();
+            other.sort();
+            other
+        } else {
+            foreign.into_iter().map(String::from).collect()
+        };
         if !foreign.is_empty() {
             return Err(file_error(
                 &self.dir,
@@ -480,6 +495,30 @@ impl Output {
                     .and_then(|f| f.sync_all())
                     .map_err(|e| file_error(&staged, format!("cannot write to disk: {e}")))?;
             }
+        }
+        // The last guard before anything is replaced: a staged file may go over only a file
+        // this kind of command wrote here (a file made meanwhile, or one whose name the
+        // checks before the work could not know, is the user's).
+        let owned = owned_files(&self.dir, self.kind);
+        let theirs: Vec<&str> = names
+            .iter()
+            .filter(|n| self.dir.join(n.as_str()).symlink_metadata().is_ok())
+            .filter(|n| !owned.contains(n))
+            .map(String::as_str)
+            .collect();
+        if !theirs.is_empty() {
+            return Err(file_error(
+                &self.dir,
+                format!(
+                    "holds {} that no attnflow {} wrote here (no {} names {}); nothing was \
+                     replaced: move {} or choose another --out",
+                    theirs.join(", "),
+                    self.kind.name(),
+                    self.kind.record(),
+                    if theirs.len() == 1 { "it" } else { "them" },
+                    if theirs.len() == 1 { "it" } else { "them" },
+                ),
+            ));
         }
         let stale: Vec<String> = if self.force {
             owned_files(&self.dir, self.kind)

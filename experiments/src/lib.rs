@@ -21,6 +21,7 @@ pub mod integrator_order;
 pub mod kde_modes;
 pub mod lost_in_the_middle;
 pub mod metastability;
+pub mod params;
 pub mod perceptron_equilibria;
 pub mod phase_diagram;
 pub mod selectivity;
@@ -51,6 +52,12 @@ pub struct Experiment {
     /// The deliberate errors the experiment knows (see [`Setup::mutate`]): a wrong rule, a
     /// wrong sign, a missing term. With each, at least one of its checks must fail.
     pub mutations: &'static [&'static str],
+    /// The declared type and range of every parameter ([`params`]): each value is checked
+    /// against it before any work.
+    pub params: &'static [params::Param],
+    /// The checks of a combination of parameters (memory estimate, step counts, constraints
+    /// between parameters), before any work.
+    pub check: fn(&Map<String, Value>) -> Result<()>,
     /// Runs the study into `setup.out`, filling the report.
     pub run: fn(&Setup, &mut Report) -> Result<()>,
 }
@@ -70,6 +77,13 @@ macro_rules! experiment {
             name: $name,
             parameters: |quick| fields(&$module::sizes::Sizes::new(quick)),
             mutations: $module::MUTATIONS,
+            params: $module::sizes::PARAMS,
+            check: |map| {
+                let sizes: $module::sizes::Sizes =
+                    serde_json::from_value(Value::Object(map.clone()))
+                        .map_err(|e| input(format!("--set: {e}")))?;
+                sizes.check()
+            },
             run: $module::run,
         }
     };
@@ -199,6 +213,66 @@ pub fn fields(v: &impl serde::Serialize) -> Map<String, Value> {
     }
 }
 
+/// The parameters `base` with the user's `--set KEY=VALUE` applied: a value is read as JSON
+/// (`2`, `0.5`, `true`, `[1, 2]`), a list may also be written `8,128`, and anything else is a
+/// string. An unknown key is an error that names the parameters.
+pub fn apply(
+    mut map: Map<String, Value>,
+    params: &BTreeMap<String, String>,
+) -> Result<Map<String, Value>> {
+    let known = map_keys(&map);
+    for (key, text) in params {
+        let Some(old) = map.get(key) else {
+            return Err(input(format!(
+                "--set {key}: this experiment has no parameter '{key}'; it has: {known}"
+            )));
+        };
+        let parse = |t: &str| -> Value {
+            serde_json::from_str(t.trim()).unwrap_or_else(|_| Value::String(t.trim().into()))
+        };
+        let value = match old {
+            Value::Array(_) if !text.trim_start().starts_with('[') => {
+                Value::Array(text.split(',').map(parse).collect())
+            }
+            Value::String(_) => Value::String(text.clone()),
+            _ => parse(text),
+        };
+        map.insert(key.clone(), value);
+    }
+    Ok(map)
+}
+
+/// Checks the parameters an experiment would run with (its quick or default size with the
+/// user's `--set` applied) before any work: every value against its declared range, then
+/// the memory estimate, the step counts and the constraints between parameters.
+pub fn check_params(
+    experiment: &Experiment,
+    quick: bool,
+    params: &BTreeMap<String, String>,
+) -> Result<()> {
+    check_params_typed(experiment, quick, params).map_err(|r| r.error)
+}
+
+/// [`check_params`], telling a value of the wrong type from one out of range (Python raises
+/// TypeError for the first, ValueError for the second).
+pub fn check_params_typed(
+    experiment: &Experiment,
+    quick: bool,
+    params: &BTreeMap<String, String>,
+) -> std::result::Result<(), params::Refusal> {
+    let refusal = |error| params::Refusal {
+        wrong_type: false,
+        error,
+    };
+    // A name the experiment does not take is a wrong keyword (TypeError in Python).
+    let map = apply((experiment.parameters)(quick), params).map_err(|error| params::Refusal {
+        wrong_type: true,
+        error,
+    })?;
+    params::check_typed(experiment.name, experiment.params, &map)?;
+    (experiment.check)(&map).map_err(refusal)
+}
+
 impl Setup {
     /// A setup with the defaults of the CLI: default size, seed 0, `auto`, no progress, no
     /// parameters set, no mutation.
@@ -233,29 +307,13 @@ impl Setup {
         if self.params.is_empty() {
             return Ok(base);
         }
-        let mut map = fields(&base);
-        let known = || map_keys(&fields(&base));
-        for (key, text) in &self.params {
-            let Some(old) = map.get(key) else {
-                return Err(input(format!(
-                    "--set {key}: this experiment has no parameter '{key}'; it has: {}",
-                    known()
-                )));
-            };
-            let parse = |t: &str| -> Value {
-                serde_json::from_str(t.trim()).unwrap_or_else(|_| Value::String(t.trim().into()))
-            };
-            let value = match old {
-                Value::Array(_) if !text.trim_start().starts_with('[') => {
-                    Value::Array(text.split(',').map(parse).collect())
-                }
-                Value::String(_) => Value::String(text.clone()),
-                _ => parse(text),
-            };
-            map.insert(key.clone(), value);
-        }
-        serde_json::from_value(Value::Object(map))
-            .map_err(|e| input(format!("--set: {e} (parameters: {})", known())))
+        let map = apply(fields(&base), &self.params)?;
+        serde_json::from_value(Value::Object(map)).map_err(|e| {
+            input(format!(
+                "--set: {e} (parameters: {})",
+                map_keys(&fields(&base))
+            ))
+        })
     }
 
     /// A path in the output folder.
@@ -314,6 +372,8 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
             experiment.mutations.join(", ")
         )));
     }
+    // Every refusal of the parameters comes before the folder is touched.
+    check_params(experiment, setup.quick, &setup.params)?;
     let output = Output::open(&setup.out, Kind::Experiment, setup.force, &[])?;
     let staged = Setup {
         out: output.staging().to_path_buf(),
@@ -529,6 +589,119 @@ mod params_tests {
             e.contains("unknown experiment 'grokking'") && e.contains("clustering"),
             "{e}"
         );
+    }
+
+    /// Every parameter of every experiment has one declared range, and the quick and default
+    /// sizes lie inside them and pass the memory and step checks.
+    #[test]
+    fn every_parameter_is_declared_and_the_sizes_pass_their_checks() {
+        for e in EXPERIMENTS {
+            let keys: Vec<String> = (e.parameters)(true).keys().cloned().collect();
+            let mut declared: Vec<String> = e.params.iter().map(|p| p.name.to_string()).collect();
+            declared.sort();
+            assert_eq!(
+                keys, declared,
+                "{}: parameters and declarations differ",
+                e.name
+            );
+            for quick in [true, false] {
+                check_params(e, quick, &BTreeMap::new())
+                    .unwrap_or_else(|err| panic!("{} (quick {quick}): {err}", e.name));
+            }
+        }
+    }
+
+    /// The cases of issue 22: each refused before any work, with the parameter, the value
+    /// and the range named (was: a panic, an abort on allocation, a spin, or results written).
+    #[test]
+    fn the_issue_cases_are_refused_with_the_parameter_named() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "integrator-order",
+                "truth_tolerance",
+                "0",
+                "truth_tolerance takes a number in [0.0000000000001",
+            ),
+            (
+                "clustering",
+                "n",
+                "1000000000",
+                "n takes a whole number from 2 to 4194304",
+            ),
+            (
+                "clustering",
+                "d",
+                "100000",
+                "d takes a whole number from 2 to 4096",
+            ),
+            (
+                "lost-in-the-middle",
+                "n",
+                "1000000000",
+                "n takes a whole number from 8 to 4096",
+            ),
+            (
+                "kde-modes",
+                "ns",
+                "10000000000",
+                "ns takes a list of 1 to 64 whole numbers",
+            ),
+            (
+                "chaos",
+                "frozen_n",
+                "1000000000000",
+                "frozen_n takes a list",
+            ),
+            ("clustering", "h", "0", "h takes a number in (0, 1]"),
+            (
+                "clustering",
+                "t_end",
+                "1e300",
+                "t_end takes a number in (0, 1000000]",
+            ),
+            (
+                "clustering",
+                "betas_usa",
+                "1000",
+                "betas_usa takes a list of 1 to 64 numbers in [0, 50]",
+            ),
+            ("clustering", "betas_usa", "40", "steps, more than the 1e7"),
+            ("clustering", "h", "-0.1", "got -0.1"),
+            ("clustering", "t_end", "0", "t_end takes a number in (0"),
+            ("clustering", "t_end", "-1", "got -1"),
+            (
+                "integrator-order",
+                "steps",
+                "0",
+                "steps takes a list of 1 to 64 whole numbers from 1",
+            ),
+            (
+                "integrator-order",
+                "steps",
+                "8,8",
+                "at least two distinct step counts",
+            ),
+            ("clustering", "n", "abc", "got \"abc\""),
+            ("clustering", "h", "nan", "got \"nan\""),
+            ("clustering", "h", "1e400", "h takes a number"),
+        ];
+        for (name, key, value, want) in cases {
+            let params = BTreeMap::from([(key.to_string(), value.to_string())]);
+            let e = check_params(find(name).unwrap(), true, &params)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(want) && e.contains(key),
+                "{name} --set {key}={value}: {e}"
+            );
+        }
+        // Through `run`: nothing is created.
+        let dir = tempfile::tempdir().unwrap();
+        let mut setup = Setup::new(dir.path().join("out"));
+        setup.quick = true;
+        setup.params.insert("h".into(), "0".into());
+        assert!(run("clustering", &setup).is_err());
+        assert!(!dir.path().join("out").exists());
     }
 
     #[test]

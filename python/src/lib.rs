@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyValueError};
+use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use attnflow::Error;
@@ -43,6 +43,11 @@ fn python_names(message: &str) -> String {
         if word_end("--force") {
             out.push_str("force=True");
             rest = &tail["--force".len()..];
+        } else if let Some(t) = tail.strip_prefix("--set: ") {
+            // An experiment's parameters are keyword arguments in Python.
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("--set ") {
+            rest = t;
         } else if word_end("--out") {
             out.push_str("out=");
             rest = &tail["--out".len()..];
@@ -538,6 +543,17 @@ fn experiment_job(
     mutate: Option<String>,
 ) -> PyResult<String> {
     let backend = backend.parse().map_err(to_py)?;
+    // The parameters are checked before any work, as the CLI does: a value of the wrong type
+    // is a TypeError, one out of range a ValueError, each in Python's names (`n=0`).
+    let experiment = attnflow_experiments::find(name).map_err(to_py)?;
+    if let Err(r) = attnflow_experiments::check_params_typed(experiment, quick, &params) {
+        let message = python_names(&r.error.to_string());
+        return Err(if r.wrong_type {
+            PyTypeError::new_err(message)
+        } else {
+            PyValueError::new_err(message)
+        });
+    }
     let setup = attnflow_experiments::Setup {
         out,
         force,

@@ -424,11 +424,39 @@ def test_experiment_returns_its_summary(tmp_path):
     assert (tmp_path / "e" / "summary.json").exists()
     with pytest.raises(ValueError, match="unknown experiment"):
         af.experiment("nonsense", quick=True, progress=False)
-    # Parameters are the CLI's --set: an unknown one is refused naming the known ones.
-    with pytest.raises(ValueError, match="--set.*speed"):
+    # Parameters are the CLI's --set, as keyword arguments: an unknown one is a TypeError
+    # naming the known ones.
+    with pytest.raises(TypeError, match="no parameter 'speed'.*truth_tolerance"):
         af.experiment("integrator-order", quick=True, progress=False, speed=3)
     with pytest.raises(ValueError, match="--mutate nonsense"):
         af.experiment("integrator-order", quick=True, progress=False, mutate="nonsense")
+
+
+def test_experiment_parameters_are_checked_before_any_work(tmp_path):
+    # Issue 22: truth_tolerance=0 was a PanicException, steps=[0] wrote h = inf and passed,
+    # h=0 spun and n=10**9 aborted the interpreter. Each is refused in Python's names (no
+    # --set), a value out of range with ValueError, one of the wrong type with TypeError,
+    # and no folder is made.
+    out = tmp_path / "e"
+    for name, params, want in [
+        ("integrator-order", dict(truth_tolerance=0), "truth_tolerance takes a number in"),
+        ("integrator-order", dict(steps=[0]), "steps takes a list"),
+        ("clustering", dict(h=0), r"h takes a number in \(0, 1\]"),
+        ("clustering", dict(h=-0.1), "got -0.1"),
+        ("clustering", dict(t_end=float("inf")), "t_end takes a number"),
+        ("clustering", dict(n=10**9), "n takes a whole number from 2 to 4194304"),
+        ("clustering", dict(n=-3), "got -3"),
+        ("clustering", dict(betas_usa=[40]), "more than the 1e7"),
+    ]:
+        with pytest.raises(ValueError, match=want) as e:
+            af.experiment(name, quick=True, backend="cpu", out=out, progress=False, **params)
+        assert "--set" not in str(e.value), str(e.value)
+        assert not out.exists()
+    for params in [dict(n="many"), dict(h=[0.1]), dict(betas_sa="hot")]:
+        with pytest.raises(TypeError, match="takes"):
+            af.experiment("clustering", quick=True, backend="cpu", out=out, progress=False,
+                          **params)
+        assert not out.exists()
 
 
 def test_adapters_are_the_ones_the_cli_lists(tmp_path):

@@ -34,6 +34,109 @@ pub struct RenderArgs {
     /// (head 0 of a multi-head model; n <= 2048).
     #[arg(long)]
     attention: bool,
+    /// Replace pictures of the names render writes (tokens.png, tokens.gif, attention.png,
+    /// frames/frame_NNNN.png, the --out file) that render did not draw, or that were changed
+    /// since it drew them. Without it such a file is refused: it is the user's.
+    #[arg(long)]
+    force: bool,
+}
+
+/// The record of the pictures render drew in a folder: each name with the SHA-256 of the
+/// bytes it wrote, so that a rerun replaces its own pictures and never a user's file that
+/// happens to have the same name (or one of its pictures the user has since edited).
+const RECORD: &str = ".attnflow-render.json";
+
+/// The record that covers `path` and the picture's key in it: the record of the folder the
+/// picture is in, except for frames, recorded in the run folder (`frames/frame_0000.png`), so
+/// that frames/ holds nothing but the frames.
+fn record_of(path: &Path) -> (PathBuf, String) {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if folder.file_name().is_some_and(|f| f == "frames") && name.starts_with("frame_") {
+        let root = folder.parent().filter(|p| !p.as_os_str().is_empty());
+        return (
+            root.unwrap_or(Path::new(".")).join(RECORD),
+            format!("frames/{name}"),
+        );
+    }
+    (folder.join(RECORD), name)
+}
+
+fn read_record(record: &Path) -> serde_json::Map<String, serde_json::Value> {
+    std::fs::read_to_string(record)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("drawn").and_then(|d| d.as_object()).cloned())
+        .unwrap_or_default()
+}
+
+/// Whether render drew the file at `path` as it is now.
+fn drawn_by_render(path: &Path) -> bool {
+    let (record, name) = record_of(path);
+    let Some(sum) = read_record(&record)
+        .get(&name)
+        .and_then(|v| v.as_str().map(String::from))
+    else {
+        return false;
+    };
+    attnflow::output::sha256_file(path).is_ok_and(|s| s == sum)
+}
+
+/// Refuses, before anything is drawn, to write over `path` when it is not a picture render
+/// drew there (unless `force`), and always when it is not a regular file.
+fn guard(path: &Path, force: bool) -> Result<()> {
+    let Ok(meta) = path.symlink_metadata() else {
+        return Ok(());
+    };
+    if !meta.is_file() {
+        bail!(
+            "{} exists and is not a regular file (a folder, a link or a device): render \
+             replaces only pictures; move it or give --out another file",
+            path.display()
+        );
+    }
+    if !force && !drawn_by_render(path) {
+        bail!(
+            "{} exists and render did not draw it (or it was changed since): it is kept; \
+             use --force to replace it, or give --out another file",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Records the pictures just written (see [`RECORD`]), one record per folder, written
+/// atomically.
+fn remember(paths: &[PathBuf]) -> Result<()> {
+    let mut by_record: std::collections::BTreeMap<PathBuf, Vec<(String, &Path)>> =
+        Default::default();
+    for p in paths {
+        let (record, name) = record_of(p);
+        by_record.entry(record).or_default().push((name, p));
+    }
+    for (record, files) in by_record {
+        let mut drawn = read_record(&record);
+        // Entries of pictures that are gone say nothing any more.
+        let folder = record.parent().unwrap_or(Path::new("."));
+        drawn.retain(|key, _| folder.join(key).is_file());
+        for (name, path) in files {
+            drawn.insert(name, attnflow::output::sha256_file(path)?.into());
+        }
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "written_by": "attnflow render",
+            "drawn": drawn,
+        }))?;
+        attnflow::output::write_atomic(&record, |tmp| {
+            std::fs::write(tmp, &text).map_err(|e| attnflow::error::file_error(tmp, e))
+        })?;
+    }
+    Ok(())
 }
 
 /// A trajectory (or the final state alone) as read from an output folder.
@@ -219,16 +322,49 @@ pub fn render(args: RenderArgs) -> Result<()> {
         .collect();
     let out = args.out.clone().unwrap_or_else(|| dir.join("tokens.png"));
     check_png_path(&out)?;
+    // Every file this render would replace or remove is checked before anything is drawn.
+    guard(&out, args.force)?;
+    let frames_dir = dir.join("frames");
+    if args.frames {
+        if frames_dir.symlink_metadata().is_ok() && !frames_dir.is_dir() {
+            bail!(
+                "{} exists and is not a folder: --frames writes its pictures there; move it",
+                frames_dir.display()
+            );
+        }
+        let earlier = std::fs::read_dir(&frames_dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix("frame_"))
+                    .and_then(|n| n.strip_suffix(".png"))
+                    .is_some_and(|k| k.len() >= 4 && k.bytes().all(|b| b.is_ascii_digit()))
+            });
+        for p in earlier {
+            guard(&p, args.force)?;
+        }
+    }
+    if args.gif {
+        guard(&dir.join("tokens.gif"), args.force)?;
+    }
+    if args.attention {
+        guard(&dir.join("attention.png"), args.force)?;
+    }
     // Each picture is written beside its place and renamed into it when complete.
     attnflow::output::write_atomic(&out, |tmp| attnflow::render::token_panels(tmp, &panels, d))?;
+    remember(std::slice::from_ref(&out))?;
     outln!("wrote {}", out.display());
 
     let all: Vec<(String, &[f64])> = (0..frames)
         .map(|k| (title(k), snaps.frame(k, sys)))
         .collect();
     if args.frames {
-        let frames_dir = dir.join("frames");
         let written = attnflow::render::token_frames(&frames_dir, &all, d)?;
+        remember(&written)?;
         outln!(
             "wrote {} frames: {} ... {}",
             written.len(),
@@ -241,6 +377,7 @@ pub fn render(args: RenderArgs) -> Result<()> {
         attnflow::output::write_atomic(&gif, |tmp| {
             attnflow::render::token_gif(tmp, &all, d, args.delay_ms)
         })?;
+        remember(std::slice::from_ref(&gif))?;
         outln!(
             "wrote {} ({} frames, {} ms each)",
             gif.display(),
@@ -253,6 +390,7 @@ pub fn render(args: RenderArgs) -> Result<()> {
         attnflow::output::write_atomic(&path, |tmp| {
             attnflow::render::attention_panels(tmp, &panels, n)
         })?;
+        remember(std::slice::from_ref(&path))?;
         outln!("wrote {}", path.display());
     }
     Ok(())

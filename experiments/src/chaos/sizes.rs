@@ -1,6 +1,7 @@
 //! Sizes and physical parameters of `chaos`: one flat set of keys (`--set frozen_n=1000,2000`),
 //! read by the frozen and the evolving parts through [`Frozen`] and [`Evolving`].
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// Every parameter of the experiment (the keys of `--set`).
@@ -126,5 +127,121 @@ impl Evolving {
     /// The largest n is the reference; only n <= largest / 8 enter the fit.
     pub fn fit_max(&self) -> usize {
         self.ns.last().expect("sizes") / 8
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    real(
+        "frozen_kappa",
+        0.0,
+        1e3,
+        false,
+        "the concentration of the frozen vMF context",
+    ),
+    real(
+        "frozen_beta",
+        0.0,
+        100.0,
+        false,
+        "the frozen context's inverse temperature",
+    ),
+    real(
+        "frozen_t_end",
+        0.0,
+        1e4,
+        true,
+        "the frozen runs' final time",
+    ),
+    count("frozen_m", 1, 1_048_576, "queries of the frozen runs"),
+    count("frozen_seeds", 1, 100_000, "contexts per n"),
+    counts(
+        "frozen_n",
+        1,
+        67_108_864,
+        "context sizes of the frozen runs",
+    ),
+    real("frozen_h", 0.0, 1.0, true, "the frozen runs' RK4 step"),
+    real(
+        "evolving_beta",
+        0.0,
+        100.0,
+        false,
+        "the evolving context's inverse temperature",
+    ),
+    real(
+        "evolving_t_end",
+        0.0,
+        1e4,
+        true,
+        "the evolving runs' final time",
+    ),
+    real(
+        "evolving_t_fit",
+        0.0,
+        1e4,
+        true,
+        "the depth at which distances are compared",
+    ),
+    real(
+        "evolving_rate_from",
+        0.0,
+        1e4,
+        false,
+        "the start of the rate fit",
+    ),
+    real("evolving_h", 0.0, 1.0, true, "the evolving runs' RK4 step"),
+    count("evolving_m", 1, 1_048_576, "queries of the evolving runs"),
+    count("evolving_seeds", 1, 100_000, "contexts per n"),
+    counts(
+        "evolving_n",
+        1,
+        4_194_304,
+        "context sizes of the evolving runs",
+    ),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.evolving_t_fit > self.evolving_t_end
+            || self.evolving_rate_from >= self.evolving_t_end
+        {
+            return Err(refuse(format!(
+                "chaos: evolving_t_fit = {} and evolving_rate_from = {} must lie below \
+                 evolving_t_end = {}",
+                self.evolving_t_fit, self.evolving_rate_from, self.evolving_t_end
+            )));
+        }
+        steps(
+            "chaos: frozen_t_end / frozen_h",
+            self.frozen_t_end,
+            self.frozen_h,
+        )?;
+        steps(
+            "chaos: evolving_t_end / evolving_h",
+            self.evolving_t_end,
+            self.evolving_h,
+        )?;
+        for &n in &self.frozen_n {
+            memory(
+                "chaos: the frozen contexts",
+                self.frozen_seeds,
+                n.saturating_add(self.frozen_m),
+                3,
+                1,
+            )?;
+        }
+        for &n in &self.evolving_n {
+            memory(
+                "chaos: the evolving contexts",
+                self.evolving_seeds,
+                n.saturating_add(self.evolving_m),
+                3,
+                1,
+            )?;
+        }
+        Ok(())
     }
 }

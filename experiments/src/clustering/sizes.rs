@@ -1,5 +1,6 @@
 //! Sizes and physical parameters of `clustering` (each can be set with `--set KEY=VALUE`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -41,5 +42,53 @@ impl Sizes {
                 h: 0.05,
             }
         }
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    count("n", 2, 4_194_304, "tokens per system"),
+    count("d", 2, 4096, "the dimension: tokens on S^{d-1}"),
+    reals(
+        "betas_sa",
+        0.0,
+        1e3,
+        false,
+        "inverse temperatures of the SA ensemble",
+    ),
+    reals(
+        "betas_usa",
+        0.0,
+        50.0,
+        false,
+        "inverse temperatures of the USA runs, each stepping at min(h, 0.25 e^-beta)",
+    ),
+    real("t_end", 0.0, 1e6, true, "the final time"),
+    real(
+        "h",
+        0.0,
+        1.0,
+        true,
+        "the RK4 step: positive, and at most 1 for RK4 to follow the flow",
+    ),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        let batch = self.betas_sa.len().max(1);
+        memory("clustering: the SA ensemble", batch, self.n, self.d, 1)?;
+        steps("clustering: t_end / h", self.t_end, self.h)?;
+        for &b in &self.betas_usa {
+            steps(
+                &format!(
+                    "clustering: betas_usa holds {b}, whose USA run steps at min(h, 0.25 e^-beta)"
+                ),
+                self.t_end,
+                self.h.min(0.25 * f64::exp(-b)),
+            )?;
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Sizes and physical parameters of `critical-scaling` (each one a `--set KEY=VALUE`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -62,5 +63,95 @@ impl Sizes {
 
     pub fn runs(&self, model: &str) -> bool {
         self.models.iter().any(|m| m == model)
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    Param {
+        name: "models",
+        ty: Ty::Choices(&["simplex", "random"]),
+        why: "which token models run",
+    },
+    reals(
+        "c0",
+        0.0,
+        0.99,
+        false,
+        "initial pairwise cosines, in [0, 1)",
+    ),
+    counts(
+        "simplex_n",
+        2,
+        16_384,
+        "token counts of the simplex, each in d = n + 1 (n^2 values)",
+    ),
+    count(
+        "random_d",
+        3,
+        4096,
+        "the dimension of the random-direction case",
+    ),
+    counts(
+        "random_n",
+        2,
+        16_777_216,
+        "token counts of the random-direction case",
+    ),
+    count(
+        "random_queries",
+        1,
+        1_048_576,
+        "queries of the random-direction runs",
+    ),
+    real(
+        "gamma_max",
+        0.0,
+        100.0,
+        true,
+        "the end of the coarse gamma grid",
+    ),
+    real(
+        "gamma_step",
+        0.0,
+        100.0,
+        true,
+        "the spacing of the coarse gamma grid",
+    ),
+    count("fine_points", 2, 10_000, "points of each fine grid"),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        let smallest = self.random_n.iter().copied().min().unwrap_or(0);
+        if self.runs("random") && self.random_queries > smallest {
+            return Err(refuse(format!(
+                "critical-scaling: random_queries = {} is more than the smallest random_n = \
+                 {smallest} (the queries are the first tokens)",
+                self.random_queries
+            )));
+        }
+        steps(
+            "critical-scaling: gamma_max / gamma_step",
+            self.gamma_max,
+            self.gamma_step,
+        )?;
+        for &n in &self.simplex_n {
+            array(
+                "critical-scaling: the simplex",
+                &[("n", n), ("d = n + 1", n + 1)],
+                16,
+            )?;
+        }
+        for &n in &self.random_n {
+            array(
+                "critical-scaling: the random directions",
+                &[("random_n", n), ("random_d", self.random_d)],
+                32,
+            )?;
+        }
+        Ok(())
     }
 }

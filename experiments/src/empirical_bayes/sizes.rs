@@ -1,5 +1,6 @@
 //! Sizes and parameters of `empirical-bayes` (each can be set with `--set KEY=VALUE`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -71,5 +72,115 @@ impl Sizes {
                 ..base
             }
         }
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    count("d", 1, 1024, "the dimension of the tokens"),
+    real("sigma", 0.0, 100.0, true, "the noise level"),
+    real(
+        "tau",
+        0.0,
+        100.0,
+        true,
+        "the Gaussian prior's standard deviation",
+    ),
+    real(
+        "mixture_mu",
+        0.0,
+        100.0,
+        false,
+        "the mixture prior's centres +-mu e_1",
+    ),
+    real(
+        "mixture_s",
+        0.0,
+        100.0,
+        true,
+        "the mixture components' standard deviation",
+    ),
+    count("n", 1, 4_194_304, "the context length of the depth scans"),
+    count("queries", 1, 4_194_304, "held-out queries per context"),
+    count("draws", 3, 100_000, "contexts per bandwidth"),
+    reals(
+        "bandwidths",
+        0.0,
+        100.0,
+        true,
+        "stage-1 kernel bandwidths (beta = 1 / h^2)",
+    ),
+    real(
+        "dt",
+        0.0,
+        1.0,
+        true,
+        "the residual step of one stage-1 layer",
+    ),
+    count("layers", 2, 1_000_000, "stage-1 layers of the depth scans"),
+    counts(
+        "conv_ns",
+        1,
+        4_194_304,
+        "context lengths of the convergence study",
+    ),
+    count(
+        "conv_draws",
+        3,
+        100_000,
+        "contexts per n in the convergence study",
+    ),
+    real(
+        "conv_bandwidth",
+        0.0,
+        100.0,
+        true,
+        "the convergence study's bandwidth",
+    ),
+    count(
+        "conv_layers",
+        1,
+        1_000_000,
+        "layers of the convergence study",
+    ),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.bandwidths.len() < 2 || self.conv_ns.len() < 3 {
+            return Err(refuse(format!(
+                "empirical-bayes: bandwidths has {} values and conv_ns {}: a fit needs at least \
+                 2 bandwidths and 3 context lengths",
+                self.bandwidths.len(),
+                self.conv_ns.len()
+            )));
+        }
+        let tokens = self.n.saturating_add(self.queries.saturating_mul(3));
+        array(
+            "empirical-bayes: the depth scans",
+            &[
+                ("draws", self.draws),
+                ("n + 3 queries", tokens),
+                ("d", self.d),
+            ],
+            16,
+        )?;
+        for &n in &self.conv_ns {
+            array(
+                "empirical-bayes: the convergence study",
+                &[
+                    ("conv_draws", self.conv_draws),
+                    (
+                        "n + 3 queries",
+                        n.saturating_add(self.queries.saturating_mul(3)),
+                    ),
+                    ("d", self.d),
+                ],
+                16,
+            )?;
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Sizes and parameters of `homogenisation` (each can be set with `--set KEY=VALUE`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -102,5 +103,128 @@ impl Sizes {
                 betas: vec![0.0, 0.5, 1.0, 2.0, 4.0, 8.0],
             }
         }
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    count("d", 3, 1024, "the dimension: tokens on S^{d-1}"),
+    count("n", 2, 65_536, "tokens per system"),
+    real(
+        "beta",
+        0.0,
+        100.0,
+        false,
+        "the inverse temperature of parts a and b",
+    ),
+    real(
+        "weight_scale",
+        0.0,
+        100.0,
+        true,
+        "s: Q, K, V entries are N(0, s^2 / d)",
+    ),
+    count("batch", 1, 100_000, "systems per run"),
+    count(
+        "runs",
+        3,
+        10_000,
+        "independent runs (standard errors are taken over them)",
+    ),
+    count("gram_draws", 1, 1_000_000, "draws of (Q, K) per Gram entry"),
+    real("det_t", 0.0, 1e3, true, "part a's depth time"),
+    real(
+        "det_h",
+        0.0,
+        1.0,
+        true,
+        "part a's step of the scan in heads",
+    ),
+    counts("det_heads", 1, 65_536, "part a's numbers of heads"),
+    reals("det_hs", 0.0, 1.0, true, "part a's steps of the scan in h"),
+    count("det_h_heads", 1, 65_536, "part a's heads of the scan in h"),
+    real(
+        "sigma2",
+        0.0,
+        100.0,
+        true,
+        "part b's diffusion scale h H s^2",
+    ),
+    real("noise_t", 0.0, 1e3, true, "part b's depth time"),
+    reals(
+        "noise_hs",
+        0.0,
+        1.0,
+        true,
+        "part b's steps (H = sigma2 / (h s^2) heads)",
+    ),
+    count("observe", 2, 100_000, "observation times per run"),
+    real("collapse_t", 0.0, 1e3, true, "part c's depth time"),
+    real(
+        "collapse_h",
+        0.0,
+        1.0,
+        true,
+        "part c's step (H = sigma2 / (h s^2) heads)",
+    ),
+    counts("ds", 2, 1024, "part c's dimensions"),
+    counts("ns", 2, 65_536, "part c's context lengths"),
+    reals("betas", 0.0, 100.0, false, "part c's inverse temperatures"),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.det_heads.len() < 3 || self.det_hs.len() < 3 || self.ns.len() < 2 {
+            return Err(refuse(format!(
+                "homogenisation: det_heads has {}, det_hs {} and ns {} values: the fits need at \
+                 least 3, 3 and 2",
+                self.det_heads.len(),
+                self.det_hs.len(),
+                self.ns.len()
+            )));
+        }
+        steps("homogenisation: det_t / det_h", self.det_t, self.det_h)?;
+        for &h in &self.det_hs {
+            steps("homogenisation: det_t / det_hs", self.det_t, h)?;
+        }
+        for &h in &self.noise_hs {
+            steps("homogenisation: noise_t / noise_hs", self.noise_t, h)?;
+        }
+        steps(
+            "homogenisation: collapse_t / collapse_h",
+            self.collapse_t,
+            self.collapse_h,
+        )?;
+        let s2 = self.weight_scale * self.weight_scale;
+        let mut heads = self
+            .det_heads
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(self.det_h_heads);
+        for &h in self.noise_hs.iter().chain([&self.collapse_h]) {
+            let k = (self.sigma2 / (h * s2)).round();
+            if k.is_nan() || k > 65_536.0 {
+                return Err(refuse(format!(
+                    "homogenisation: step {h} gives sigma2 / (h s^2) = {k:e} heads, more than \
+                     65536; raise the step or weight_scale, or lower sigma2"
+                )));
+            }
+            heads = heads.max(k as usize);
+        }
+        memory(
+            "homogenisation: parts a and b",
+            self.batch,
+            self.n,
+            self.d,
+            heads,
+        )?;
+        let d = self.ds.iter().copied().max().unwrap_or(2).max(self.d);
+        let n = self.ns.iter().copied().max().unwrap_or(2).max(self.n);
+        memory("homogenisation: part c", self.batch, n, d, heads)?;
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Sizes and parameters of `kde-modes` (each can be set with `--set KEY=VALUE`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -45,5 +46,53 @@ impl Sizes {
                 beta_small: 0.01,
             }
         }
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    counts("ns", 2, 16_777_216, "sample sizes"),
+    reals("betas", 0.0, 1e9, true, "inverse squared bandwidths"),
+    real(
+        "c",
+        0.0,
+        0.99,
+        false,
+        "the window's margin: n^c <= beta <= n^(2 - c)",
+    ),
+    count("draws", 2, 100_000, "draws per (n, beta)"),
+    real(
+        "grid_per_bandwidth",
+        2.0,
+        1024.0,
+        false,
+        "grid points per bandwidth",
+    ),
+    real(
+        "beta_small",
+        0.0,
+        1e3,
+        true,
+        "a beta far below 1, where the estimate has one mode",
+    ),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        for &n in &self.ns {
+            array("kde-modes: the samples", &[("n", n)], 32)?;
+        }
+        let beta = self.betas.iter().copied().fold(self.beta_small, f64::max);
+        let grid = (std::f64::consts::TAU * beta.sqrt() * self.grid_per_bandwidth).ceil();
+        if grid.is_nan() || grid > 1e9 {
+            return Err(refuse(format!(
+                "kde-modes: a grid of {grid:e} points (2 pi sqrt(beta) grid_per_bandwidth at \
+                 beta = {beta}) is more than 1e9; lower betas or grid_per_bandwidth"
+            )));
+        }
+        array("kde-modes: the grid", &[("points", grid as usize)], 32)?;
+        Ok(())
     }
 }

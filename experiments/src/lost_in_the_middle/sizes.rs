@@ -1,6 +1,7 @@
 //! Sizes and physical parameters of `lost-in-the-middle` (each can be set with
 //! `--set KEY=VALUE`, e.g. `--set lambda=1 --set beta=1 --set n=256`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -43,5 +44,70 @@ impl Sizes {
             soft_accuracy_m: 8.0,
             end_window: 0.25,
         }
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    real("beta", 0.0, 100.0, false, "the inverse temperature"),
+    real("lambda", 0.0, 1e3, false, "the ALiBi slope"),
+    real("h", 0.0, 1.0, true, "the RK4 step"),
+    reals("times", 0.0, 1e4, true, "the observed depths, increasing"),
+    count(
+        "n",
+        8,
+        4096,
+        "the prompt length N (a prompt runs as N systems of N tokens)",
+    ),
+    count("prompts", 1, 100_000, "independent prompts"),
+    count(
+        "w",
+        1,
+        4096,
+        "the smoothing window of the argmin, at most n",
+    ),
+    count("modes", 1, 4096, "Fourier modes measured, at most n"),
+    real(
+        "soft_accuracy_m",
+        0.0,
+        1e3,
+        true,
+        "the resolution M of the soft accuracy",
+    ),
+    real(
+        "end_window",
+        0.0,
+        1.0,
+        true,
+        "the fraction of positions of the right-end fit",
+    ),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.times.windows(2).any(|t| t[0] >= t[1]) {
+            return Err(refuse(format!(
+                "lost-in-the-middle: times must increase, got {:?}",
+                self.times
+            )));
+        }
+        if self.w > self.n || self.modes > self.n {
+            return Err(refuse(format!(
+                "lost-in-the-middle: w = {} and modes = {} must be at most n = {}",
+                self.w, self.modes, self.n
+            )));
+        }
+        let last = self.times.last().copied().unwrap_or(0.0);
+        steps("lost-in-the-middle: the last time / h", last, self.h)?;
+        memory(
+            "lost-in-the-middle: the perturbed prompts",
+            self.prompts.saturating_mul(self.n),
+            self.n,
+            2,
+            1,
+        )?;
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Sizes and physical parameters of `metastability` (the keys of `--set`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes, the step-size rule, the observation times, and the merge-law
@@ -82,5 +83,118 @@ impl Sizes {
         times
             .extend((0..=count).map(|k| t_first * (t_end / t_first).powf(k as f64 / count as f64)));
         times
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    count("n", 2, 4_194_304, "tokens per system"),
+    count("d", 2, 4096, "the dimension: tokens on S^{d-1}"),
+    reals("betas", 0.0, 1e4, false, "inverse temperatures"),
+    count("replicates", 1, 100_000, "starts per beta"),
+    real("t_end", 0.0, 1e7, true, "the final time"),
+    real(
+        "h_min",
+        0.0,
+        10.0,
+        true,
+        "the smallest step of h = clamp(h_rel t, h_min, h_max)",
+    ),
+    real(
+        "h_max",
+        0.0,
+        10.0,
+        true,
+        "the largest step (RK4 is stable up to about 2.78 at rate 1)",
+    ),
+    real(
+        "h_rel",
+        0.0,
+        10.0,
+        true,
+        "the step relative to the time reached",
+    ),
+    count("per_decade", 1, 1000, "observations per decade of t"),
+    real(
+        "t_first",
+        0.0,
+        1e7,
+        true,
+        "the first observation time after 0",
+    ),
+    count(
+        "merge_n",
+        2,
+        65_536,
+        "tokens per merge system (two clusters of merge_n / 2)",
+    ),
+    real(
+        "merge_phi0",
+        0.0,
+        std::f64::consts::PI,
+        true,
+        "the angle between the two clusters (radians)",
+    ),
+    real(
+        "merge_spread",
+        0.0,
+        1.0,
+        false,
+        "the half-width of each cluster (radians)",
+    ),
+    reals(
+        "merge_betas",
+        0.0,
+        1e3,
+        false,
+        "inverse temperatures of the merge systems",
+    ),
+    real(
+        "merge_h",
+        0.0,
+        10.0,
+        true,
+        "the RK4 step of the merge systems",
+    ),
+    real(
+        "merge_t_max",
+        0.0,
+        1e7,
+        true,
+        "the time after which a merge system gives up",
+    ),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.h_min > self.h_max {
+            return Err(refuse(format!(
+                "metastability: h_min = {} is above h_max = {}: the step is clamp(h_rel t, h_min, h_max)",
+                self.h_min, self.h_max
+            )));
+        }
+        if self.t_first >= self.t_end {
+            return Err(refuse(format!(
+                "metastability: t_first = {} must be below t_end = {}",
+                self.t_first, self.t_end
+            )));
+        }
+        if !self.merge_n.is_multiple_of(2) {
+            return Err(refuse(format!(
+                "metastability: merge_n = {} must be even (two clusters of merge_n / 2)",
+                self.merge_n
+            )));
+        }
+        let batch = self.betas.len().saturating_mul(self.replicates);
+        memory("metastability: the runs", batch, self.n, self.d, 1)?;
+        steps("metastability: t_end / h_min", self.t_end, self.h_min)?;
+        steps(
+            "metastability: merge_t_max / merge_h",
+            self.merge_t_max,
+            self.merge_h,
+        )?;
+        Ok(())
     }
 }

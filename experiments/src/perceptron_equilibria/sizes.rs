@@ -1,5 +1,6 @@
 //! Sizes and parameters of `perceptron-equilibria` (each can be set with `--set KEY=VALUE`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -83,5 +84,111 @@ impl Sizes {
                 ..base
             }
         }
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    count("n", 4, 65_536, "tokens per run"),
+    counts("widths", 1, 65_536, "hidden widths M"),
+    count("draws", 1, 100_000, "weight draws per width simulated"),
+    count(
+        "count_draws",
+        2,
+        1_000_000,
+        "weight draws per width counted by root finding",
+    ),
+    real("a_sd", 0.0, 100.0, true, "the standard deviation of A"),
+    real(
+        "b_sd",
+        0.0,
+        100.0,
+        false,
+        "the standard deviation of the biases",
+    ),
+    real("c_sd", 0.0, 100.0, true, "the output scale"),
+    Param {
+        name: "activation",
+        ty: Ty::Choice(&["gelu", "relu"]),
+        why: "the perceptron's nonlinearity",
+    },
+    real("v", 0.0, 100.0, false, "the attention strength V = v I"),
+    reals(
+        "betas",
+        0.0,
+        1e3,
+        false,
+        "inverse temperatures of the scan in beta",
+    ),
+    count("beta_width", 1, 65_536, "the width of the scan in beta"),
+    count("beta_draws", 2, 100_000, "weight draws of the scan in beta"),
+    real("t_end", 0.0, 1e4, true, "the depth of every run"),
+    count("steps", 1, 10_000_000, "RK4 steps per run"),
+    count("grid", 64, 16_777_216, "grid points of the root finder"),
+    real(
+        "atom_gap",
+        0.0,
+        std::f64::consts::PI,
+        true,
+        "tokens farther apart belong to different atoms (radians)",
+    ),
+    real(
+        "atom_eps",
+        0.0,
+        1.0,
+        true,
+        "every token within this angle of its atom",
+    ),
+    real(
+        "position_tol",
+        0.0,
+        1.0,
+        true,
+        "atoms within this angle of the predicted zeros",
+    ),
+    real(
+        "residual_tol",
+        0.0,
+        1.0,
+        true,
+        "the largest field at an atom",
+    ),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.betas.len() < 2 || self.betas.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(refuse(format!(
+                "perceptron-equilibria: betas = {:?}: the scan needs at least two increasing betas",
+                self.betas
+            )));
+        }
+        memory(
+            "perceptron-equilibria",
+            self.betas.len().max(1),
+            self.n,
+            2,
+            1,
+        )?;
+        let widest = self
+            .widths
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(self.beta_width);
+        array(
+            "perceptron-equilibria: the perceptron",
+            &[("n", self.n), ("width", widest)],
+            16,
+        )?;
+        array(
+            "perceptron-equilibria: the root finder's grid",
+            &[("grid", self.grid)],
+            16,
+        )?;
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Sizes and physical parameters of `phase-diagram` (the keys of `--set`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -68,5 +69,79 @@ impl Sizes {
         std::iter::once(0.0)
             .chain(self.at().iter().map(|&s| s as f64 * self.h))
             .collect()
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    count("n", 2, 1_048_576, "tokens per system"),
+    counts("dims", 2, 4096, "the dimensions: tokens on S^{d-1}"),
+    real("t_end", 0.0, 1e6, true, "the final time"),
+    real("h", 0.0, 1.0, true, "the step: positive, and at most 1"),
+    count("observe_every", 1, 10_000_000, "steps between observations"),
+    count("beta_count", 2, 10_000, "betas from beta_min to beta_max"),
+    real("beta_min", 0.0, 1e3, false, "the smallest beta"),
+    real("beta_max", 0.0, 1e3, false, "the largest beta"),
+    counts(
+        "starts_by_d",
+        1,
+        100_000,
+        "starts per beta, one count per dimension",
+    ),
+    real(
+        "threshold",
+        0.0,
+        1.0,
+        true,
+        "a pair is close when <x_i, x_j> >= threshold",
+    ),
+    Param {
+        name: "layer",
+        ty: Ty::Choice(&["ode", "post-ln", "pre-ln", "peri-ln", "ngpt"]),
+        why: "the layer map",
+    },
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.beta_min > self.beta_max {
+            return Err(refuse(format!(
+                "phase-diagram: beta_min = {} is above beta_max = {}",
+                self.beta_min, self.beta_max
+            )));
+        }
+        if self.threshold >= 1.0 {
+            return Err(refuse(format!(
+                "phase-diagram: threshold = {} must be below 1 (a cosine threshold in (0, 1))",
+                self.threshold
+            )));
+        }
+        if self.starts_by_d.len() != self.dims.len() {
+            return Err(refuse(format!(
+                "phase-diagram: starts_by_d has {} counts but dims has {} dimensions: give one \
+                 count per dimension",
+                self.starts_by_d.len(),
+                self.dims.len()
+            )));
+        }
+        let total = steps("phase-diagram: t_end / h", self.t_end, self.h)?;
+        if self.observe_every > total {
+            return Err(refuse(format!(
+                "phase-diagram: observe_every = {} is more than the {total} steps of t_end / h",
+                self.observe_every
+            )));
+        }
+        for (&d, &starts) in self.dims.iter().zip(&self.starts_by_d) {
+            memory(
+                &format!("phase-diagram at d = {d}"),
+                self.beta_count.saturating_mul(starts),
+                self.n,
+                d,
+                1,
+            )?;
+        }
+        Ok(())
     }
 }

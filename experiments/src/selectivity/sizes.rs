@@ -1,5 +1,6 @@
 //! Sizes and physical parameters of `selectivity` (each can be set with `--set KEY=VALUE`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -78,6 +79,104 @@ pub fn scale(n: usize, d: usize, mutation: Option<&str>) -> f64 {
         Some("beta-log-n") => n.ln(),
         Some("beta-angle-scale") => n.powf(1.0 / (d as f64 - 1.0)),
         _ => n.powf(2.0 / (d as f64 - 1.0)),
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    counts("dims", 2, 64, "the dimensions: keys on S^{d-1}"),
+    Param {
+        name: "ns",
+        ty: Ty::CountLists {
+            min: 2,
+            max: 16_777_216,
+            len: LIST,
+        },
+        why: "key counts, one list per dimension",
+    },
+    Param {
+        name: "seeds",
+        ty: Ty::CountLists {
+            min: 1,
+            max: 1_000_000,
+            len: LIST,
+        },
+        why: "key sets per (d, n), one list per dimension",
+    },
+    count(
+        "limit_samples",
+        1,
+        100_000_000,
+        "Monte Carlo samples of the limit process",
+    ),
+    real(
+        "log10_lambda_min",
+        -10.0,
+        10.0,
+        false,
+        "the smallest lambda, as a power of ten (d >= 3)",
+    ),
+    real(
+        "log10_lambda_min_d2",
+        -10.0,
+        10.0,
+        false,
+        "the smallest lambda, as a power of ten (d = 2)",
+    ),
+    real(
+        "log10_lambda_max",
+        -10.0,
+        10.0,
+        false,
+        "the largest lambda, as a power of ten",
+    ),
+    count("lambdas_per_decade", 1, 1000, "lambdas per decade"),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.ns.len() != self.dims.len() || self.seeds.len() != self.dims.len() {
+            return Err(refuse(format!(
+                "selectivity: ns has {} lists and seeds {} but dims has {} dimensions: give one \
+                 list of each per dimension",
+                self.ns.len(),
+                self.seeds.len(),
+                self.dims.len()
+            )));
+        }
+        for (i, (ns, seeds)) in self.ns.iter().zip(&self.seeds).enumerate() {
+            if ns.len() != seeds.len() {
+                return Err(refuse(format!(
+                    "selectivity: ns[{i}] has {} counts but seeds[{i}] has {}: one seed count per n",
+                    ns.len(),
+                    seeds.len()
+                )));
+            }
+        }
+        for (name, low) in [
+            ("log10_lambda_min", self.log10_lambda_min),
+            ("log10_lambda_min_d2", self.log10_lambda_min_d2),
+        ] {
+            if low >= self.log10_lambda_max {
+                return Err(refuse(format!(
+                    "selectivity: {name} = {low} must be below log10_lambda_max = {}",
+                    self.log10_lambda_max
+                )));
+            }
+        }
+        for (&d, ns) in self.dims.iter().zip(&self.ns) {
+            for &n in ns {
+                array("selectivity: the keys", &[("n", n), ("d", d)], 32)?;
+            }
+        }
+        array(
+            "selectivity: the limit process",
+            &[("limit_samples", self.limit_samples)],
+            64,
+        )?;
+        Ok(())
     }
 }
 

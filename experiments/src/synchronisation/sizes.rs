@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::params::*;
 use attnflow::model::Activation;
 
 /// The quick and default sizes.
@@ -71,5 +72,71 @@ impl Sizes {
     /// Steps per run (the same for every sigma).
     pub fn steps(&self) -> usize {
         (self.efolds / ((self.d as f64 - 1.0) * self.sigma2_h)).round() as usize
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    count("d", 2, 1024, "the dimension: tokens on S^{d-1}"),
+    count("n", 2, 65_536, "tokens per system"),
+    count("systems", 3, 100_000, "systems per noise level and arm"),
+    reals("sigmas", 0.0, 100.0, true, "noise levels"),
+    real(
+        "efolds",
+        0.0,
+        100.0,
+        true,
+        "the duration in e-folds of the common noise",
+    ),
+    real(
+        "sigma2_h",
+        0.0,
+        1.0,
+        true,
+        "sigma^2 h, the Euler-Maruyama step in the noise's time scale",
+    ),
+    count("observe_every", 1, 10_000_000, "steps between observations"),
+    count("mlp_hidden", 1, 65_536, "hidden units of the perceptron"),
+    real(
+        "mlp_gain",
+        0.0,
+        100.0,
+        false,
+        "the factor of the perceptron's output weights",
+    ),
+    Param {
+        name: "activation",
+        ty: Ty::Choice(&["relu", "gelu"]),
+        why: "the perceptron's nonlinearity",
+    },
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        let total = steps(
+            "synchronisation: efolds / ((d - 1) sigma2_h)",
+            self.efolds,
+            (self.d as f64 - 1.0) * self.sigma2_h,
+        )?;
+        if total < 3 * self.observe_every {
+            return Err(refuse(format!(
+                "synchronisation: {total} steps give fewer than 3 observations at \
+                 observe_every = {}",
+                self.observe_every
+            )));
+        }
+        memory("synchronisation", self.systems, self.n, self.d, 1)?;
+        array(
+            "synchronisation: the perceptron",
+            &[
+                ("systems", self.systems),
+                ("n", self.n),
+                ("mlp_hidden", self.mlp_hidden),
+            ],
+            4,
+        )?;
+        Ok(())
     }
 }

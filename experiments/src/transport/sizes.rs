@@ -1,5 +1,6 @@
 //! Sizes and parameters of `transport` (each can be set with `--set KEY=VALUE`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -62,5 +63,107 @@ impl Sizes {
                 ..common
             }
         }
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    real(
+        "base_sd",
+        0.0,
+        100.0,
+        true,
+        "the base measure's standard deviation",
+    ),
+    real(
+        "separation",
+        0.0,
+        100.0,
+        false,
+        "the target's components sit at (+-separation, 0)",
+    ),
+    real(
+        "component_sd",
+        0.0,
+        100.0,
+        true,
+        "each target component's standard deviation",
+    ),
+    counts("switches", 0, 1024, "switch budgets K (even)"),
+    real(
+        "knot_exponent",
+        1.0,
+        100.0,
+        false,
+        "how the knots crowd towards the centre",
+    ),
+    count(
+        "n_build",
+        2,
+        67_108_864,
+        "samples the controls are built from",
+    ),
+    count(
+        "n_eval",
+        8,
+        4096,
+        "samples per W2 evaluation (exact assignment, O(n_eval^3))",
+    ),
+    count("reps", 2, 10_000, "evaluations per budget"),
+    count("n_engine", 1, 1_048_576, "points the engine pushes"),
+    count("steps_per_piece", 1, 1_000_000, "RK4 steps per piece"),
+    count(
+        "steps_per_piece_reference",
+        1,
+        1_000_000,
+        "RK4 steps per piece on the reference backend",
+    ),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if let Some(k) = self.switches.iter().find(|k| *k % 2 != 0) {
+            return Err(refuse(format!(
+                "transport: switches holds {k}: each switch budget K must be even"
+            )));
+        }
+        let k_max = self.switches.last().copied().unwrap_or(0);
+        if self.switches.first() != Some(&0)
+            || !self.switches.windows(2).all(|w| w[1] > w[0])
+            || k_max < 4
+        {
+            return Err(refuse(format!(
+                "transport: switches = {:?}: the budgets increase from 0 to at least 4",
+                self.switches
+            )));
+        }
+        if self.n_build < 4 * k_max {
+            return Err(refuse(format!(
+                "transport: n_build = {} is below 4 x the largest switch budget ({k_max})",
+                self.n_build
+            )));
+        }
+        let pieces = self.switches.iter().copied().max().unwrap_or(0) as f64 + 1.0;
+        for per in [self.steps_per_piece, self.steps_per_piece_reference] {
+            steps(
+                "transport: pieces x steps per piece",
+                pieces,
+                1.0 / per as f64,
+            )?;
+        }
+        array(
+            "transport: the samples",
+            &[("n_build", self.n_build), ("coordinates", 2)],
+            64,
+        )?;
+        array(
+            "transport: the assignment",
+            &[("n_eval", self.n_eval), ("n_eval", self.n_eval)],
+            16,
+        )?;
+        memory("transport: the engine", self.n_engine, 1, 2, 1)?;
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Sizes and parameters of `value-spectrum` (each can be set with `--set KEY=VALUE`).
 
+use crate::params::*;
 use serde::{Deserialize, Serialize};
 
 /// The quick and default sizes.
@@ -62,5 +63,100 @@ impl Sizes {
             miss_frac: 0.05,
             rank_tol: 1e-3,
         }
+    }
+}
+
+/// The declared type and range of each parameter (see [`crate::params`]).
+pub const PARAMS: &[Param] = &[
+    count("n", 4, 65_536, "tokens per system"),
+    count("systems", 1, 100_000, "systems per case"),
+    count(
+        "d",
+        2,
+        3,
+        "the dimension of the polytope and hyperplane cases",
+    ),
+    real("beta", 0.0, 100.0, false, "the inverse temperature"),
+    real("t_end", 0.0, 1e4, true, "the final time"),
+    real(
+        "t_gap",
+        0.0,
+        1e4,
+        true,
+        "the span over which convergence is read, below t_end",
+    ),
+    real("h", 0.0, 1.0, true, "the RK4 step"),
+    reals(
+        "hyper_eigs",
+        -100.0,
+        100.0,
+        false,
+        "the spectrum of V in the hyperplane case, d values",
+    ),
+    Param {
+        name: "basis_seed",
+        ty: Ty::Seed,
+        why: "the seed of V's eigenbasis",
+    },
+    real("v_1d", 0.0, 100.0, true, "V > 0 of the d = 1 case"),
+    real(
+        "link_frac",
+        0.0,
+        1.0,
+        true,
+        "the linkage distance, a fraction of the diameter",
+    ),
+    real(
+        "radius_frac",
+        0.0,
+        1.0,
+        true,
+        "a cluster's radius, a fraction of the diameter",
+    ),
+    real(
+        "converge_tol",
+        0.0,
+        1.0,
+        true,
+        "the largest relative change of a converged z",
+    ),
+    real("bool_tol", 0.0, 1.0, true, "booleanness of P(T)"),
+    real(
+        "miss_frac",
+        0.0,
+        1.0,
+        false,
+        "the fraction of systems a check may miss",
+    ),
+    real(
+        "rank_tol",
+        0.0,
+        1.0,
+        true,
+        "singular values above it count for the rank",
+    ),
+];
+
+impl Sizes {
+    /// The checks of a combination of parameters, before any work: the memory estimate, the
+    /// step counts and the constraints between parameters.
+    pub fn check(&self) -> attnflow::error::Result<()> {
+        if self.t_gap >= self.t_end {
+            return Err(refuse(format!(
+                "value-spectrum: t_gap = {} must be below t_end = {}",
+                self.t_gap, self.t_end
+            )));
+        }
+        if self.hyper_eigs.len() != self.d {
+            return Err(refuse(format!(
+                "value-spectrum: hyper_eigs has {} values but d = {}: give one eigenvalue per \
+                 dimension",
+                self.hyper_eigs.len(),
+                self.d
+            )));
+        }
+        steps("value-spectrum: t_end / h", self.t_end, self.h)?;
+        memory("value-spectrum", self.systems, self.n, self.d, 1)?;
+        Ok(())
     }
 }
