@@ -505,6 +505,9 @@ async function start(cfg) {
   const sim = await Sim.create({ ...cfg, tokens: Float32Array.from(tokens) });
   live.sim = sim;
   live.rate = null;
+  // The controls show what runs (the hooks may start what the controls did not ask for).
+  if (![...$('n').options].some((o) => o.value === String(cfg.n))) $('n').add(new Option(String(cfg.n)));
+  for (const id of ['n', 'd', 'model', 'mask', 'beta', 'h', 'seed']) $(id).value = String(cfg[id]);
   live.stepsPerFrame = 1;
   setScene(cfg.n, cfg.d);
   showTokens(sim.cfg.tokens, cfg.n, cfg.d);
@@ -557,14 +560,16 @@ async function restart() {
   }
 }
 
-// The hooks tests drive: load given tokens and a model, step, read back.
+// The hooks tests drive: load given tokens (or the seed's) and a model, step, read back.
 live.load = async (cfg) => {
   const c = { beta: 1, h: 0.1, model: 'sa', mask: 'full', seed: 0, ...cfg };
-  if (c.tokens.length !== c.n * c.d) throw new Error('tokens must hold n * d numbers');
+  if (c.tokens && c.tokens.length !== c.n * c.d) throw new Error('tokens must hold n * d numbers');
   return start(c).then(() => true);
 };
-live.step = async (count) => { while (live.busy) await new Promise((r) => setTimeout(r, 5)); live.busy = true; try { return await runSteps(count); } finally { live.busy = false; } };
+live.step = async (count) => { while (live.busy) await new Promise((r) => setTimeout(r, 5)); live.busy = true; try { const s = await runSteps(count); status(); return s; } finally { live.busy = false; } };
 live.read = async () => { while (live.busy) await new Promise((r) => setTimeout(r, 5)); return Array.from(await live.sim.read()); };
+// Draws the current state (after steps taken through the hooks).
+live.show = async () => { const x = await live.read(); showTokens(x, live.sim.n, live.sim.d); render(); status(); };
 live.pause = async () => { live.running = false; while (live.busy) await new Promise((r) => setTimeout(r, 5)); $('run').textContent = 'Run'; };
 live.resume = () => { live.running = true; $('run').textContent = 'Pause'; };
 

@@ -263,3 +263,15 @@ def test_docs_live_html_is_current(live_page):
     assert committed.read_bytes() == live_page.read_bytes(), (
         "docs/live.html is stale: run `attnflow view --live --out docs/live.html`"
     )
+
+
+def test_live_refusals_are_clear(tmp_path):
+    for args, says in [
+        (["view", "--live", str(tmp_path)], "cannot be used with"),
+        (["view", "--live", "--out", str(tmp_path / "live.txt")], ".html"),
+        (["view", "--live", "--out", str(tmp_path / "no" / "live.html")], "does not exist"),
+        (["view", "--live", "--max-tokens", "10"], "cannot be used with"),
+    ]:
+        p = subprocess.run([BIN, *args], capture_output=True, text=True)
+        assert p.returncode != 0 and says in p.stderr, (args, p.stderr)
+    assert list(tmp_path.iterdir()) == []
