@@ -195,7 +195,10 @@ class Sim {
     const device = gpu.device, lim = device.limits;
     const { n, d, mask, model, beta, h } = cfg;
     this.cfg = cfg;
-    const specIndex = DATA.choose[`${gpu.profile.name}/${d}/${mask}`];
+    // Tests force another profile's kernels with cfg.profile (as GpuOptions::target does).
+    this.profile = cfg.profile ? DATA.profiles.find((p) => p.name === cfg.profile) : gpu.profile;
+    if (!this.profile) throw new Error(`no adapter profile ${cfg.profile}`);
+    const specIndex = DATA.choose[`${this.profile.name}/${d}/${mask}`];
     const spec = DATA.specs[specIndex];
     if (spec.workgroup_bytes > lim.maxComputeWorkgroupStorageSize)
       throw new Error(`the attention kernel needs ${spec.workgroup_bytes} bytes of workgroup memory, this adapter offers ${lim.maxComputeWorkgroupStorageSize}`);
@@ -491,7 +494,7 @@ function status() {
   $('rate').textContent = live.rate ? live.rate.toExponential(2) : '–';
   $('overlay').textContent = `t = ${s.t.toFixed(2)}` + (live.rate ? `   ${live.rate.toExponential(2)} pairs/s` : '');
   const sp = s.spec;
-  $('kernel').textContent = `profile ${gpu.profile.name}; attention kernel ${sp.describe}; ` +
+  $('kernel').textContent = `profile ${s.profile.name}; attention kernel ${sp.describe}; ` +
     `${s.plan.splits} key split(s), ${s.plan.slots.length} attention dispatch(es) per evaluation, ${s.dispatches} dispatches per step`;
 }
 

@@ -135,10 +135,12 @@ def native_steps(tmp: Path, x0: np.ndarray, steps: int, h: float, model: str, ma
 
 
 def live_steps(live: LivePage, x0: np.ndarray, steps: int, h: float, model: str, mask: str,
-               beta: float, qkv=None) -> np.ndarray:
+               beta: float, qkv=None, profile=None) -> np.ndarray:
     n, d = x0.shape
     cfg = {"n": n, "d": d, "h": h, "model": model, "mask": mask, "beta": beta,
            "tokens": x0.reshape(-1).astype(float).tolist()}
+    if profile:
+        cfg["profile"] = profile
     if qkv:
         cfg.update({k: v.reshape(-1).astype(float).tolist() for k, v in qkv.items()})
     assert live.js("attnflowLive.load(arg)", cfg) is True
@@ -147,19 +149,25 @@ def live_steps(live: LivePage, x0: np.ndarray, steps: int, h: float, model: str,
 
 
 CASES = [(d, model, mask) for d in (2, 3) for model in ("sa", "usa") for mask in ("full", "causal")]
+# The page's own choice on SwiftShader (llvmpipe's kernels), and the kernels every hardware
+# profile gets at d <= 3 (webgpu-defaults stands for them: one specialisation), forced.
+PROFILES = [None, "webgpu-defaults"]
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("d,model,mask", CASES)
-def test_one_live_step_equals_the_native_cpu_step(d, model, mask, live, tmp_path):
+def test_one_live_step_equals_the_native_cpu_step(d, model, mask, profile, live, tmp_path):
     n = 257 if d == 2 else 300
     x0 = tokens(n, d, seed=10 * d + len(model) + len(mask))
     h, beta = 0.1, 4.0 if model == "sa" else 1.5
     native = native_steps(tmp_path, x0, 1, h, model, mask, beta)
-    page = live_steps(live, x0, 1, h, model, mask, beta)
+    page = live_steps(live, x0, 1, h, model, mask, beta, profile=profile)
+    if profile:
+        assert profile in live.page.inner_text("#kernel")
     moved = np.abs(native - x0).max()
     assert moved > 1e-3, f"the native step barely moved the tokens ({moved:.2e})"
     err = np.abs(page - native).max()
-    print(f"d = {d}, {model}, {mask}: largest difference from the cpu backend {err:.2e}")
+    print(f"d = {d}, {model}, {mask}, {profile or 'adapter'}: largest difference from the cpu backend {err:.2e}")
     assert err <= STEP_TOLERANCE, f"live step differs from the cpu backend's by {err:.2e}"
     assert live.errors == [], live.errors
 
