@@ -504,6 +504,8 @@ async function start(cfg) {
   while (live.busy) await new Promise((r) => setTimeout(r, 5));
   if (live.sim) live.sim.destroy();
   live.sim = null;
+  if (!(Number.isInteger(cfg.n) && cfg.n >= 1 && cfg.n <= DATA.max_n)) throw new Error(`n must be 1 to ${DATA.max_n}`);
+  if (!DATA.dimensions.includes(cfg.d)) throw new Error(`d must be one of ${DATA.dimensions.join(', ')}`);
   const tokens = cfg.tokens || uniformTokens(cfg.n, cfg.d, cfg.seed);
   const sim = await Sim.create({ ...cfg, tokens: Float32Array.from(tokens) });
   live.sim = sim;
@@ -648,7 +650,12 @@ async function main() {
   try {
     await start(config());
   } catch (e) {
-    fail(e.message);
+    // WebGPU is there but cannot run the kernels: say why, and offer the playback.
+    fail(`WebGPU could not run attnflow's kernels here: ${e.message}`);
+    $('live-controls').hidden = true;
+    playback(`WebGPU could not run attnflow's kernels (${e.message})`);
+    live.ready = true;
+    return;
   }
   live.ready = true;
   live.running = !new URLSearchParams(location.search).has('paused');
