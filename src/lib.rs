@@ -15,6 +15,8 @@ pub mod figures;
 pub mod integrate;
 pub mod jobs;
 pub mod limits;
+#[cfg(feature = "gpu")]
+pub mod live;
 pub mod model;
 pub mod npy;
 pub mod options;

@@ -336,23 +336,7 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
         )));
     }
     let out = opts.out.clone().unwrap_or_else(|| dir.join("view.html"));
-    if out
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_lowercase)
-        != Some("html".into())
-    {
-        return Err(input(format!("--out {}: name a .html file", out.display())));
-    }
-    if let Some(p) = out.parent().filter(|p| !p.as_os_str().is_empty())
-        && !p.is_dir()
-    {
-        return Err(input(format!(
-            "--out {}: the folder {} does not exist",
-            out.display(),
-            p.display()
-        )));
-    }
+    check_html_out(&out)?;
     // The folder's lock while it is read (a run into it meanwhile fails at once, and view
     // fails while one is in progress); a folder one may only read is viewed without it.
     let _lock = match crate::output::lock_folder(dir) {
@@ -613,17 +597,8 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
         .map_err(|e| input(format!("cannot encode the page's data: {e}")))?
         // Inside <script>: no "</" may end the element early.
         .replace("</", "<\\/");
-    let module = |src: &str| format!("data:text/javascript;base64,{}", b64.encode(src));
-    let three_module = THREE_MODULE.replace("\"./three.core.min.js\"", "\"three-core\"");
-    let import_map = serde_json::json!({
-        "imports": {
-            "three-core": module(THREE_CORE),
-            "three": module(&three_module),
-            "three/addons/controls/OrbitControls.js": module(ORBIT),
-        }
-    });
     let page = TEMPLATE
-        .replacen("/*@IMPORTMAP@*/", &import_map.to_string(), 1)
+        .replacen("/*@IMPORTMAP@*/", &import_map(), 1)
         .replacen("/*@DATA@*/", &json, 1)
         .replacen(
             "/*@VIEWER@*/",
@@ -647,6 +622,43 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
         final_only,
         notes,
     })
+}
+
+/// Checks that `out` names a .html file in a folder that exists.
+pub(crate) fn check_html_out(out: &Path) -> Result<()> {
+    if out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_lowercase)
+        != Some("html".into())
+    {
+        return Err(input(format!("--out {}: name a .html file", out.display())));
+    }
+    if let Some(p) = out.parent().filter(|p| !p.as_os_str().is_empty())
+        && !p.is_dir()
+    {
+        return Err(input(format!(
+            "--out {}: the folder {} does not exist",
+            out.display(),
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The import map of the vendored three.js, every module as a data: URL (no network).
+pub(crate) fn import_map() -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let module = |src: &str| format!("data:text/javascript;base64,{}", b64.encode(src));
+    let three_module = THREE_MODULE.replace("\"./three.core.min.js\"", "\"three-core\"");
+    serde_json::json!({
+        "imports": {
+            "three-core": module(THREE_CORE),
+            "three": module(&three_module),
+            "three/addons/controls/OrbitControls.js": module(ORBIT),
+        }
+    })
+    .to_string()
 }
 
 /// The model of a run folder, checked against the saved tokens, and a line describing it.

@@ -1,7 +1,8 @@
-"""Screenshots of `attnflow view` for docs/viewer/ (not a test): runs small cpu runs, writes
+"""Screenshots of `attnflow view` (and `view --live`) for docs/viewer/ (not a test): runs small cpu runs, writes
 their pages and photographs them in headless Chromium.
 
     python tests/browser/screenshots.py      # with the Python scripts/setup-browser prints
+    python tests/browser/screenshots.py live # only the live page's
 """
 
 import os
@@ -23,9 +24,26 @@ def sh(*args):
     subprocess.run([BIN, *args], check=True, stdout=subprocess.DEVNULL)
 
 
+def live(pg, tmp):
+    # The live page, SA at beta = 6 from the page's seed 0, paused at t = 7.
+    sh("view", "--live", "--out", str(tmp / "live.html"))
+    pg.goto((tmp / "live.html").as_uri() + "?paused")
+    pg.wait_for_function("window.attnflowLive && window.attnflowLive.ready", timeout=120000)
+    pg.evaluate("attnflowLive.load({n: 1024, d: 3, beta: 6, h: 0.1, seed: 0})")
+    pg.evaluate("attnflowLive.step(70)")
+    pg.evaluate("attnflowLive.show()")
+    pg.screenshot(path=str(OUT / "live.png"))
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="attnflow-shots-"))
+    if sys.argv[1:] == ["live"]:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            live(b.new_page(viewport={"width": 1200, "height": 780}, bypass_csp=True), tmp)
+            b.close()
+        return
     common = ["--backend", "cpu", "--quiet", "--save-every", "10"]
     sh("run", "--n", "1024", "--d", "3", "--beta", "6", "--t-end", "12", "--steps", "240",
        *common, "--out", str(tmp / "d3"))
@@ -66,6 +84,7 @@ def main():
         pg.locator("#time").fill("5")
         pg.select_option("#colour", "cluster")
         pg.screenshot(path=str(OUT / "pca-d16.png"))
+        live(pg, tmp)
         b.close()
     print("wrote", *sorted(str(f.relative_to(ROOT)) for f in OUT.glob("*.png")), file=sys.stderr)
 

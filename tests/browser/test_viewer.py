@@ -299,6 +299,13 @@ def test_refusals_are_clear_and_write_nothing(tmp_path, pages):
     p = subprocess.run([BIN, "view", str(empty)], capture_output=True, text=True)
     assert p.returncode == 1 and "not an output folder of attnflow" in p.stderr, p.stderr
     assert list(empty.iterdir()) == [] or all(f.name.startswith(".attnflow") for f in empty.iterdir())
+    # An experiment's folder holds CSV data and figures, no trajectory: refused, and says why.
+    exp = tmp_path / "experiment"
+    attnflow("experiment", "integrator-order", "--quick", "--backend", "cpu", "--quiet",
+             "--out", str(exp))
+    p = subprocess.run([BIN, "view", str(exp)], capture_output=True, text=True)
+    assert p.returncode == 1 and "is an experiment's folder" in p.stderr, p.stderr
+    assert not (exp / "view.html").exists()
     # A run without a trajectory: shows the final state and says so.
     fin = tmp_path / "final"
     attnflow("run", "--n", "64", "--d", "3", "--t-end", "1", "--steps", "10", "--backend", "cpu",

@@ -11,23 +11,33 @@ use attnflow::view::{MAX_TOKENS, ViewOptions, write_view};
 #[derive(Args, Debug)]
 pub struct ViewArgs {
     /// An output folder of `attnflow run --save-every K` (or `attnflow cfm`).
-    dir: PathBuf,
-    /// The page to write [default: DIR/view.html].
+    #[arg(required_unless_present = "live", conflicts_with = "live")]
+    dir: Option<PathBuf>,
+    /// Write the live page instead: SA/USA on the sphere (d = 2, 3, n up to 65536) simulated
+    /// in the browser with WebGPU on attnflow's own kernels, with a playback of a precomputed
+    /// run where the browser has no WebGPU.
+    #[arg(long)]
+    live: bool,
+    /// The page to write [default: DIR/view.html; with --live, live.html].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Show at most this many tokens (an evenly spaced sample of a larger run; at most 65536).
-    #[arg(long, value_name = "N", default_value_t = MAX_TOKENS)]
+    #[arg(long, value_name = "N", default_value_t = MAX_TOKENS, conflicts_with = "live")]
     max_tokens: usize,
 }
 
 /// Writes the page and says what it shows, with the cluster count of each system at the last
 /// snapshot (the same count the page shows).
 pub fn view(args: ViewArgs) -> Result<()> {
+    if args.live {
+        return live(args.out.unwrap_or_else(|| PathBuf::from("live.html")));
+    }
+    let dir = args.dir.expect("clap requires DIR without --live");
     let opts = ViewOptions {
         out: args.out,
         max_tokens: args.max_tokens,
     };
-    let s = write_view(&args.dir, &opts)?;
+    let s = write_view(&dir, &opts)?;
     outln!(
         "wrote {} ({:.1} MB): {} of {} tokens, d = {}, {} of {} snapshot{}{}",
         s.path.display(),
@@ -53,4 +63,24 @@ pub fn view(args: ViewArgs) -> Result<()> {
         counts.join(" ")
     );
     Ok(())
+}
+
+#[cfg(feature = "gpu")]
+fn live(out: PathBuf) -> Result<()> {
+    let bytes = attnflow::live::write_live(&out)?;
+    outln!(
+        "wrote {} ({:.1} MB): the live page (SA/USA on the sphere, d = 2 or 3, n up to {}, in \
+         the browser with WebGPU on attnflow's kernels; playback where the browser has none)",
+        out.display(),
+        bytes as f64 / 1e6,
+        attnflow::live::LIVE_MAX_N
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "gpu"))]
+fn live(_out: PathBuf) -> Result<()> {
+    anyhow::bail!(
+        "this attnflow was built without the gpu feature: it has no kernels for the live page"
+    )
 }

@@ -183,6 +183,30 @@ impl LayerStore {
     }
 }
 
+/// The most keys (whole tiles of `tk`) one dispatch of a streaming kernel may visit on a
+/// software adapter, whose loop budget (`shaders::SOFTWARE_LOOP_BUDGET`) ends longer
+/// invocations; `iterations(keys)` is the kernel's loop count for that many keys. The live
+/// page (`crate::live`) plans a fallback adapter's dispatches with the same cap.
+pub fn software_chunk_keys(iterations: &dyn Fn(usize) -> usize, tk: usize) -> usize {
+    let mut keys = tk;
+    while iterations(keys * 2) < shaders::SOFTWARE_LOOP_BUDGET && keys < 1 << 30 {
+        keys *= 2;
+    }
+    let mut hi = keys * 2;
+    while hi - keys > tk {
+        let mid = (keys + hi) / 2 / tk * tk;
+        if mid <= keys {
+            break;
+        }
+        if iterations(mid) < shaders::SOFTWARE_LOOP_BUDGET {
+            keys = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    keys
+}
+
 pub(crate) struct AttentionPass {
     pub sizes: LayerShape,
     pub grids: Grids,
@@ -283,26 +307,7 @@ impl AttentionPass {
         };
         let spec = kernels.spec;
         let loop_cap = |iterations: &dyn Fn(usize) -> usize, tk: usize| {
-            software.then(|| {
-                // The most whole tiles within llvmpipe's loop budget.
-                let mut keys = tk;
-                while iterations(keys * 2) < shaders::SOFTWARE_LOOP_BUDGET && keys < 1 << 30 {
-                    keys *= 2;
-                }
-                let mut hi = keys * 2;
-                while hi - keys > tk {
-                    let mid = (keys + hi) / 2 / tk * tk;
-                    if mid <= keys {
-                        break;
-                    }
-                    if iterations(mid) < shaders::SOFTWARE_LOOP_BUDGET {
-                        keys = mid;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                keys
-            })
+            software.then(|| software_chunk_keys(iterations, tk))
         };
         let chunk_keys = match options.chunking {
             Chunking::Fixed(k) => Some(k),
