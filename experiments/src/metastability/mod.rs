@@ -268,7 +268,11 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     report.band_check(
         "clusters_at_most_sqrt_2beta",
         Check::new(
-            "mean over betas of first-plateau count / k* (k* = sqrt(2 beta))",
+            if setup.mutated("sqrt-beta-count") {
+                "mean over betas of first-plateau count / k* (wrong k* = sqrt(beta))"
+            } else {
+                "mean over betas of first-plateau count / k* (k* = sqrt(2 beta))"
+            },
             ratio_mean * mode_factor,
             Test::AtMost,
             1.0,
