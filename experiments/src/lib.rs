@@ -161,6 +161,11 @@ pub struct Report {
     pub files: Vec<String>,
     /// The backend that ran (with the fallback note, if any).
     pub backend: Option<String>,
+    /// The typed checks ([`Check`]) by name; summary.json's `check_details` also lists every
+    /// boolean check without one, as evidence unless [`Report::smoke`] labels it.
+    pub details: BTreeMap<String, Check>,
+    /// Boolean checks labelled smoke at this size: name -> why.
+    pub smoke: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -175,6 +180,57 @@ impl Report {
     }
     pub fn check(&mut self, key: &str, ok: bool) {
         self.checks.insert(key.into(), Value::Bool(ok));
+    }
+
+    /// Records a typed check (and its boolean in `checks`); returns whether it passed.
+    pub fn band_check(&mut self, key: &str, c: Check) -> bool {
+        let pass = c.pass;
+        self.check(key, pass);
+        self.details.insert(key.into(), c);
+        pass
+    }
+    /// Labels the boolean check `key` a smoke check (not evidence) at this size, saying why.
+    pub fn smoke(&mut self, key: &str, why: impl Into<String>) {
+        self.smoke.insert(key.into(), why.into());
+    }
+
+    /// Labels the boolean check `key` smoke at the quick size (evidence at the default size).
+    pub fn smoke_at_quick(&mut self, setup: &Setup, key: &str, why: &str) {
+        if setup.quick {
+            self.smoke(key, why);
+        }
+    }
+
+    /// summary.json's `check_details`: every check with its band, or, for a boolean check
+    /// without one, `band: null` and whether it is evidence.
+    pub fn check_details(&self) -> Map<String, Value> {
+        for k in self.smoke.keys() {
+            assert!(self.checks.contains_key(k), "smoke label for no check: {k}");
+        }
+        let mut m = Map::new();
+        for (k, ok) in &self.checks {
+            let v = match self.details.get(k) {
+                Some(c) => {
+                    let mut c = c.clone();
+                    if let Some(why) = self.smoke.get(k) {
+                        c = c.smoke_if(true, why.clone());
+                    }
+                    json!(c)
+                }
+                None => {
+                    let smoke = self.smoke.get(k);
+                    json!({
+                        "pass": ok.as_bool() == Some(true),
+                        "band": null,
+                        "evidence": smoke.is_none(),
+                        "rejects": [],
+                        "wrong_model": smoke.map(|w| format!("smoke: {w}")).unwrap_or_default(),
+                    })
+                }
+            };
+            m.insert(k.clone(), v);
+        }
+        m
     }
 
     /// Adds every field of a typed summary (a struct that serialises to a JSON object) to the
@@ -197,6 +253,255 @@ impl Report {
             assert!(ok.is_boolean(), "check {k} is not a boolean: {ok}");
             self.checks.insert(k, ok);
         }
+    }
+}
+
+/// How a check's band is built (summary.json `check_details`, docs/experiments.md): a
+/// statistical part, k standard errors resampled over independent units (starts, seeds,
+/// contexts), and a systematic part that only a derivation or a scan may supply.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Band {
+    /// Standard errors in the band (3 unless the check says why).
+    pub k: f64,
+    /// The standard error of `measured - prediction`.
+    pub se: f64,
+    /// What the standard error was resampled over, and whether it is paired.
+    pub se_from: String,
+    /// k * se.
+    pub statistical: f64,
+    /// The systematic part of the band (0 when there is none).
+    pub systematic: f64,
+    /// Where the systematic part comes from: a derivation or a scan, or "none".
+    pub systematic_from: String,
+    /// statistical + systematic.
+    pub half_width: f64,
+}
+
+impl Band {
+    /// k standard errors resampled over `from`, no systematic part.
+    pub fn stat(k: f64, se: f64, from: impl Into<String>) -> Self {
+        Band {
+            k,
+            se,
+            se_from: from.into(),
+            statistical: k * se,
+            systematic: 0.0,
+            systematic_from: "none".into(),
+            half_width: k * se,
+        }
+    }
+    /// A band with no statistical part (an exact comparison or a fixed threshold).
+    pub fn exact(tolerance: f64, from: impl Into<String>) -> Self {
+        Band::stat(0.0, 0.0, "none (deterministic)").plus(tolerance, from)
+    }
+    /// Adds a systematic part of size `s` that `from` (a derivation or a scan) predicts.
+    pub fn plus(mut self, s: f64, from: impl Into<String>) -> Self {
+        self.systematic = s;
+        self.systematic_from = from.into();
+        self.half_width = self.statistical + s;
+        self
+    }
+}
+
+/// What a check tests of `measured` against `prediction` with its band w.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Test {
+    /// |measured - prediction| <= w.
+    Within,
+    /// measured > prediction + w (significantly above).
+    Above,
+    /// measured >= prediction - w (not significantly below).
+    AtLeast,
+    /// measured <= prediction + w (not significantly above).
+    AtMost,
+}
+
+/// One typed check of summary.json's `check_details`: a measured number against a
+/// prediction with a [`Band`], whether it is evidence or a smoke check, and the wrong models
+/// (the experiment's `--mutate` names) it rejects.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Check {
+    pub pass: bool,
+    /// What is measured (one line).
+    pub quantity: String,
+    pub measured: f64,
+    pub prediction: f64,
+    pub test: Test,
+    pub band: Band,
+    /// Evidence (a wrong model fails it at this size) or a smoke check (`false`: it shows the
+    /// run behaves, but no wrong model of the study fails it at this size).
+    pub evidence: bool,
+    /// The `--mutate` names of the wrong models this check is meant to reject.
+    pub rejects: Vec<String>,
+    /// The wrong model in words (or why the check is only smoke).
+    pub wrong_model: String,
+    /// How many comparisons the check aggregates (it shows its worst one).
+    pub points: usize,
+}
+
+impl Check {
+    /// A check of `measured` against `prediction` within `band`; evidence by default.
+    pub fn new(
+        quantity: impl Into<String>,
+        measured: f64,
+        test: Test,
+        prediction: f64,
+        band: Band,
+    ) -> Self {
+        let w = band.half_width;
+        // A band or a value that is not a finite number (too few points for an error) fails.
+        let pass = w.is_finite()
+            && measured.is_finite()
+            && match test {
+                Test::Within => (measured - prediction).abs() <= w,
+                Test::Above => measured > prediction + w,
+                Test::AtLeast => measured >= prediction - w,
+                Test::AtMost => measured <= prediction + w,
+            };
+        Check {
+            pass,
+            quantity: quantity.into(),
+            measured,
+            prediction,
+            test,
+            band,
+            evidence: true,
+            rejects: Vec::new(),
+            wrong_model: String::new(),
+            points: 1,
+        }
+    }
+    /// The wrong models it rejects: `--mutate` names and the model in words.
+    pub fn rejects(mut self, mutations: &[&str], wrong_model: impl Into<String>) -> Self {
+        self.rejects = mutations.iter().map(|m| m.to_string()).collect();
+        self.wrong_model = wrong_model.into();
+        self
+    }
+    /// Marks the check smoke (not evidence) when `smoke` holds, saying why.
+    pub fn smoke_if(mut self, smoke: bool, why: impl Into<String>) -> Self {
+        if smoke {
+            self.evidence = false;
+            let why = why.into();
+            self.wrong_model = if self.wrong_model.is_empty() {
+                format!("smoke: {why}")
+            } else {
+                format!("{} (smoke: {why})", self.wrong_model)
+            };
+        }
+        self
+    }
+    /// How far outside its band the check is, in half-widths (> 1 fails for `Within`).
+    fn badness(&self) -> f64 {
+        let dev = match self.test {
+            Test::Within => (self.measured - self.prediction).abs(),
+            Test::Above | Test::AtLeast => self.prediction - self.measured,
+            Test::AtMost => self.measured - self.prediction,
+        };
+        let w = self.band.half_width;
+        if w > 0.0 {
+            dev / w
+        } else if dev > 0.0 {
+            f64::INFINITY
+        } else {
+            dev
+        }
+    }
+    /// Many comparisons as one check: it passes when all pass, and shows the worst one (a
+    /// failing one first). None for an empty list.
+    pub fn all(checks: Vec<Check>) -> Option<Check> {
+        let points = checks.len();
+        let pass = checks.iter().all(|c| c.pass);
+        let mut worst = checks.into_iter().max_by(|a, b| {
+            (!a.pass, a.badness())
+                .partial_cmp(&(!b.pass, b.badness()))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })?;
+        worst.pass = pass;
+        worst.points = points;
+        Some(worst)
+    }
+}
+
+/// One line per check of a summary.json (its `checks` and `check_details`), as
+/// `attnflow experiment` prints them: yes or NO, the measured value against the prediction and
+/// its band (statistical and systematic parts), evidence or smoke, and the wrong model it
+/// rejects.
+pub fn check_lines(summary: &Value) -> Vec<String> {
+    let details = summary["check_details"].as_object();
+    let mut lines = Vec::new();
+    for (k, ok) in summary["checks"].as_object().into_iter().flatten() {
+        let mut s = format!(
+            "check {k}: {}",
+            if ok.as_bool() == Some(true) {
+                "yes"
+            } else {
+                "NO"
+            }
+        );
+        let d = details
+            .and_then(|d| d.get(k))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let b = &d["band"];
+        if b.is_object() {
+            let num = |v: &Value| v.as_f64().map(fmt_num).unwrap_or_else(|| "?".into());
+            let op = d["test"].as_str().unwrap_or("within").replace('_', " ");
+            s += &format!(
+                ": {} {} {op} {} +- {} ({} se of {} over {}",
+                d["quantity"].as_str().unwrap_or("measured"),
+                num(&d["measured"]),
+                num(&d["prediction"]),
+                num(&b["half_width"]),
+                num(&b["k"]),
+                num(&b["se"]),
+                b["se_from"].as_str().unwrap_or("?"),
+            );
+            if b["systematic"].as_f64().unwrap_or(0.0) > 0.0 {
+                s += &format!(
+                    "; systematic {} from {}",
+                    num(&b["systematic"]),
+                    b["systematic_from"].as_str().unwrap_or("?")
+                );
+            }
+            s += ")";
+            if let Some(p) = d["points"].as_u64().filter(|&p| p > 1) {
+                s += &format!(", worst of {p}");
+            }
+        } else {
+            s += " (no band)";
+        }
+        s += if d["evidence"].as_bool() == Some(false) {
+            "; smoke"
+        } else {
+            "; evidence"
+        };
+        if let Some(w) = d["wrong_model"].as_str().filter(|w| !w.is_empty()) {
+            s += &format!("; rejects: {w}");
+        }
+        let rejects: Vec<&str> = d["rejects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        if !rejects.is_empty() {
+            s += &format!(" [--mutate {}]", rejects.join(", "));
+        }
+        lines.push(s);
+    }
+    lines
+}
+
+/// A number in a check line: 4 significant digits.
+fn fmt_num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        format!("{v}")
+    } else if v.abs() >= 1e4 || v.abs() < 1e-3 {
+        format!("{v:.3e}")
+    } else {
+        let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+        format!("{v:.digits$}")
     }
 }
 
@@ -397,6 +702,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "measured": report.measured,
         "prediction": report.prediction,
         "checks": report.checks,
+        "check_details": report.check_details(),
         "files": report.files,
         "params": setup.params,
         "mutation": setup.mutate,
@@ -533,6 +839,109 @@ pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, Pa
     }
     let out = setup.out;
     (dir, out, s)
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[test]
+    fn a_check_passes_inside_its_band_and_fails_outside() {
+        let band = || Band::stat(3.0, 0.01, "8 starts").plus(0.02, "a d-scan");
+        assert_eq!(band().half_width, 0.05);
+        let c = |m: f64, t: Test| Check::new("x", m, t, 1.0, band()).pass;
+        assert!(c(1.049, Test::Within) && c(0.951, Test::Within));
+        assert!(!c(1.051, Test::Within) && !c(0.949, Test::Within));
+        assert!(c(1.051, Test::Above) && !c(1.049, Test::Above));
+        assert!(c(0.951, Test::AtLeast) && !c(0.949, Test::AtLeast));
+        assert!(c(1.049, Test::AtMost) && !c(1.051, Test::AtMost));
+        // A non-finite standard error never passes.
+        assert!(!Check::new("x", 1.0, Test::Within, 1.0, Band::stat(3.0, f64::NAN, "-")).pass);
+        assert!(
+            !Check::new(
+                "x",
+                1.0,
+                Test::AtMost,
+                1.0,
+                Band::stat(3.0, f64::INFINITY, "-")
+            )
+            .pass
+        );
+    }
+
+    #[test]
+    fn many_comparisons_show_the_worst_and_fail_if_one_fails() {
+        let c = |m: f64| {
+            Check::new(
+                format!("{m}"),
+                m,
+                Test::Within,
+                0.0,
+                Band::stat(1.0, 1.0, "-"),
+            )
+        };
+        let all = Check::all(vec![c(0.5), c(-0.9), c(0.2)]).unwrap();
+        assert!(all.pass && all.measured == -0.9 && all.points == 3);
+        let all = Check::all(vec![c(0.5), c(1.5), c(-3.0)]).unwrap();
+        assert!(!all.pass && all.measured == -3.0);
+        assert!(Check::all(vec![]).is_none());
+    }
+
+    #[test]
+    fn summary_details_label_smoke_and_lines_say_so() {
+        let setup = Setup {
+            quick: true,
+            ..Setup::new("unused")
+        };
+        let mut r = Report::default();
+        let ok = r.band_check(
+            "slope",
+            Check::new(
+                "slope",
+                -0.52,
+                Test::Within,
+                -0.5,
+                Band::stat(3.0, 0.01, "seeds"),
+            )
+            .rejects(&["rate-0.4"], "a rate n^-0.4"),
+        );
+        assert!(ok);
+        r.check("grows", true);
+        r.check("plain", false);
+        r.smoke_at_quick(&setup, "grows", "a trend");
+        let d = r.check_details();
+        assert_eq!(d["slope"]["evidence"], true);
+        assert_eq!(d["slope"]["rejects"][0], "rate-0.4");
+        assert_eq!(d["slope"]["band"]["half_width"], 0.03);
+        assert_eq!(d["grows"]["evidence"], false);
+        assert_eq!(d["plain"]["evidence"], true);
+        assert_eq!(d["plain"]["pass"], false);
+        let summary = json!({"checks": r.checks, "check_details": d});
+        let lines = check_lines(&summary);
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("check grows: yes (no band); smoke"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with("check plain: NO (no band); evidence"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains("-0.5200 within -0.5000 +- 0.03000")
+                && lines[2].contains("over seeds")
+                && lines[2].contains("[--mutate rate-0.4]"),
+            "{}",
+            lines[2]
+        );
+        // Default size: the same label leaves the check evidence.
+        let mut r = Report::default();
+        r.check("grows", true);
+        r.smoke_at_quick(&Setup::new("unused"), "grows", "a trend");
+        assert_eq!(r.check_details()["grows"]["evidence"], true);
+    }
 }
 
 #[cfg(test)]

@@ -83,15 +83,8 @@ pub fn experiment(args: ExperimentArgs) -> Result<()> {
             outln!("  {k}: {text}");
         }
     }
-    for (k, v) in summary["checks"].as_object().into_iter().flatten() {
-        outln!(
-            "  check {k}: {}",
-            if v.as_bool() == Some(true) {
-                "yes"
-            } else {
-                "NO"
-            }
-        );
+    for line in experiments::check_lines(&summary) {
+        outln!("  {line}");
     }
     let files: Vec<&str> = summary["files"]
         .as_array()

@@ -713,6 +713,33 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         report.add_prediction(&r.prediction);
     }
     report.add_checks(&checks);
+    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
+    // experiments/tests/mutations.rs).
+    report.smoke_at_quick(
+        setup,
+        "every_curve_crosses_halfway",
+        "a qualitative shape that every mutation keeps",
+    );
+    report.smoke_at_quick(
+        setup,
+        "random_collapses_at_small_gamma",
+        "the random-direction case, labelled apart, has no wrong model",
+    );
+    report.smoke_at_quick(
+        setup,
+        "random_gamma_c_increases_with_c0",
+        "the random-direction case, labelled apart, has no wrong model",
+    );
+    report.smoke_at_quick(
+        setup,
+        "random_monotone_in_gamma",
+        "the random-direction case, labelled apart, has no wrong model",
+    );
+    report.smoke_at_quick(
+        setup,
+        "random_near_identity_at_large_gamma",
+        "the random-direction case, labelled apart, has no wrong model",
+    );
     Ok(())
 }
 

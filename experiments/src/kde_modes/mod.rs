@@ -245,6 +245,13 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                no log factor; the sqrt(beta log beta) law is for Gaussian samples on the line",
     });
     report.add_checks(&checks);
+    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
+    // experiments/tests/mutations.rs).
+    report.smoke_at_quick(
+        setup,
+        "count_grows_with_beta",
+        "a qualitative trend that every mutation keeps",
+    );
     Ok(())
 }
 

@@ -438,6 +438,18 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                are generically atomic",
     });
     report.add_checks(&checks);
+    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
+    // experiments/tests/mutations.rs).
+    report.smoke_at_quick(
+        setup,
+        "atom_count_non_decreasing_in_beta",
+        "a qualitative trend that every mutation keeps",
+    );
+    report.smoke_at_quick(
+        setup,
+        "stable_zeros_match_kac_rice_at_widest",
+        "it already holds at M = 2, so the wide limit is not tested (issue 24)",
+    );
     Ok(())
 }
 

@@ -171,6 +171,23 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     figures::collapse_times(setup, report, (n, t_end), &betas, &t_sym, collapsed)?;
     report.add_measured(&Measured { per_d });
     report.add_checks(&checks);
+    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
+    // experiments/tests/mutations.rs).
+    report.smoke_at_quick(
+        setup,
+        "collapse_time_grows_with_beta",
+        "a qualitative trend that every mutation keeps",
+    );
+    report.smoke_at_quick(
+        setup,
+        "d8_several_clusters_at_large_beta",
+        "a qualitative state that every mutation keeps",
+    );
+    report.smoke_at_quick(
+        setup,
+        "small_beta_collapses_by_T",
+        "a qualitative state that every mutation keeps",
+    );
     Ok(())
 }
 

@@ -269,6 +269,13 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                         e^{-lambda xi^2 / 2} (Monte Carlo)",
     });
     report.add_checks(&checks);
+    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
+    // experiments/tests/mutations.rs).
+    report.smoke_at_quick(
+        setup,
+        "d3_effective_keys_above_30_at_smallest_lambda",
+        "a threshold that every mutation keeps",
+    );
     Ok(())
 }
 

@@ -491,6 +491,13 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         systems_allowed_to_miss: allowed,
     });
     report.add_checks(&checks);
+    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
+    // experiments/tests/mutations.rs).
+    report.smoke_at_quick(
+        setup,
+        "hyperplane_not_points",
+        "no mutation of the study fails it at the quick size",
+    );
     Ok(())
 }
 
