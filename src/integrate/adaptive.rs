@@ -66,7 +66,7 @@ impl Options {
                 self.rtol, self.atol
             )));
         }
-        if !(self.h_max > 0.0) {
+        if self.h_max.is_nan() || self.h_max <= 0.0 {
             return Err(input(format!(
                 "--h-max must be positive, got {}",
                 self.h_max
@@ -396,9 +396,9 @@ impl AdaptiveStepper {
             {
                 self.first_step(backend, &active)?;
             }
-            for b in 0..batch {
+            for (b, &on) in active.iter().enumerate() {
                 let s = &self.systems[b];
-                if !active[b] {
+                if !on {
                     self.h_step[b] = 0.0;
                     self.clipped[b] = false;
                     continue;
@@ -444,11 +444,11 @@ impl AdaptiveStepper {
                         0.0,
                         |m: f64, e| if e.is_nan() { f64::NAN } else { m.max(e) },
                     );
-            for b in 0..batch {
-                if self.opts.shared_step && active[b] {
+            for (b, &on) in active.iter().enumerate() {
+                if self.opts.shared_step && on {
                     self.err[b] = shared_err;
                 }
-                self.accepted[b] = active[b] && self.err[b] <= 1.0;
+                self.accepted[b] = on && self.err[b] <= 1.0;
             }
             // Dense output inside the accepted steps.
             if dense {
@@ -547,12 +547,11 @@ impl AdaptiveStepper {
             emit(&mut pending, &mut next_emit, batch, sink)?;
         }
         // Outputs at t_end not yet complete (systems already there when asked).
-        for j in first_open..outputs.len() {
-            if pending[j].as_ref().is_some_and(|(_, f)| *f >= batch) {
+        for entry in pending.iter_mut().skip(first_open) {
+            if entry.as_ref().is_some_and(|(_, f)| *f >= batch) {
                 continue;
             }
-            let x = backend.read_state()?.to_f64();
-            pending[j] = Some((x, batch));
+            *entry = Some((backend.read_state()?.to_f64(), batch));
         }
         emit(&mut pending, &mut next_emit, batch, sink)?;
         Ok(())
