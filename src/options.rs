@@ -221,7 +221,8 @@ config_layer! {
         /// nGPT's eigen learning rate alpha of --layer ngpt [default: 0.2, simuformer's].
         #[arg(long, value_name = "ALPHA", allow_hyphen_values = true, help_heading = "Model")]
         ngpt_alpha: f64,
-        /// Integrator: euler, heun (RK2) or rk4 [default: rk4].
+        /// Integrator: euler, heun (RK2), rk4, or adaptive bosh3, dopri5, tsit5 (with --rtol,
+        /// --atol; docs/adaptive.md) [default: rk4].
         #[arg(long, help_heading = "Time")]
         integrator: Integrator,
         /// Final time T (depth) [default: 10].
