@@ -76,6 +76,83 @@ pub struct RunConfig {
     /// The SHA-256 of every input file (the --init file, Q/K/V.npy, W/A/b.npy) by path.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub inputs: std::collections::BTreeMap<String, String>,
+    // Adaptive stepping (an adaptive --integrator only; docs/adaptive.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtol: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atol: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h_max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_step: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_times: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_times: Option<String>,
+}
+
+impl RunConfig {
+    /// The options of an adaptive run (None with a fixed-step integrator).
+    pub fn adaptive_options(&self) -> Option<crate::integrate::AdaptiveOptions> {
+        self.integrator
+            .is_adaptive()
+            .then(|| crate::integrate::AdaptiveOptions {
+                rtol: self.rtol.unwrap_or(1e-6),
+                atol: self.atol.unwrap_or(1e-9),
+                h_max: self.h_max.unwrap_or(f64::INFINITY),
+                shared_step: self.shared_step.unwrap_or(false),
+                ..Default::default()
+            })
+    }
+}
+
+/// Output times as a user writes them: "0,1,2.5,10" or "log:START:END:COUNT" (COUNT
+/// log-spaced times from START to END, both > 0). Sorted; each within [0, t_end].
+pub fn parse_times(flag: &str, spec: &str, t_end: f64) -> Result<Vec<f64>> {
+    let bad = |why: &str| {
+        input(format!(
+            "--{flag} {spec:?}: {why}; write times as T1,T2,... or log:START:END:COUNT \
+             (e.g. log:1e-2:1e4:60)"
+        ))
+    };
+    let mut times: Vec<f64> = if let Some(rest) = spec.strip_prefix("log:") {
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [a, b, c] = parts[..] else {
+            return Err(bad("log: takes START:END:COUNT"));
+        };
+        let (a, b): (f64, f64) = (
+            a.parse().map_err(|_| bad("START is not a number"))?,
+            b.parse().map_err(|_| bad("END is not a number"))?,
+        );
+        let count: usize = c.parse().map_err(|_| bad("COUNT is not a whole number"))?;
+        if !(a > 0.0 && b > a && a.is_finite() && b.is_finite()) || count < 2 {
+            return Err(bad("log-spacing needs 0 < START < END and COUNT >= 2"));
+        }
+        (0..count)
+            .map(|k| {
+                if k + 1 == count {
+                    b
+                } else {
+                    a * (b / a).powf(k as f64 / (count - 1) as f64)
+                }
+            })
+            .collect()
+    } else {
+        spec.split(',')
+            .map(|v| v.trim().parse::<f64>().map_err(|_| bad("not a number")))
+            .collect::<Result<_>>()?
+    };
+    if times
+        .iter()
+        .any(|t| !(t.is_finite() && *t >= 0.0 && *t <= t_end))
+    {
+        return Err(bad(&format!(
+            "every time must be within [0, --t-end {t_end}]"
+        )));
+    }
+    times.sort_by(f64::total_cmp);
+    times.dedup();
+    Ok(times)
 }
 
 /// The embedded default job: n = 4096 tokens on S^2, SA, beta = 1, RK4.
@@ -217,7 +294,14 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         beta_rule: beta.rule,
         gamma: beta.gammas,
         inputs: std::collections::BTreeMap::new(),
+        rtol: layer.rtol,
+        atol: layer.atol,
+        h_max: layer.h_max,
+        shared_step: layer.shared_step,
+        save_times: layer.save_times.clone(),
+        metrics_times: layer.metrics_times.clone(),
     };
+    check_adaptive(layer, &config)?;
     let model = Model {
         attention: config.model,
         geometry: config.geometry,
@@ -397,6 +481,49 @@ fn resolve_beta(layer: &ConfigLayer, values: Vec<f64>, shape: Shape) -> Result<B
         gammas,
         betas,
     })
+}
+
+/// The adaptive options: checked, and refused with a fixed-step integrator.
+fn check_adaptive(layer: &ConfigLayer, config: &RunConfig) -> Result<()> {
+    let integrator = config.integrator;
+    match config.adaptive_options() {
+        Some(o) => {
+            o.validate()?;
+            if layer.save_every.is_some_and(|k| k > 0) {
+                return Err(input(format!(
+                    "--save-every counts fixed steps; --integrator {} steps adaptively: give \
+                     --save-times instead",
+                    integrator.name()
+                )));
+            }
+            for (flag, spec) in [
+                ("save-times", &config.save_times),
+                ("metrics-times", &config.metrics_times),
+            ] {
+                if let Some(spec) = spec {
+                    parse_times(flag, spec, config.t_end)?;
+                }
+            }
+        }
+        None => {
+            let given = [
+                ("--rtol", layer.rtol.is_some()),
+                ("--atol", layer.atol.is_some()),
+                ("--h-max", layer.h_max.is_some()),
+                ("--shared-step", layer.shared_step.is_some()),
+                ("--save-times", layer.save_times.is_some()),
+                ("--metrics-times", layer.metrics_times.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(input(format!(
+                    "{flag} is an option of adaptive stepping, and --integrator {} takes fixed \
+                     steps: use --integrator bosh3, dopri5 or tsit5, or drop {flag}",
+                    integrator.name()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Depth and the stepping scheme: steps, T, the integrator and the noise it integrates.

@@ -267,7 +267,8 @@ config_layer! {
         /// nGPT's eigen learning rate alpha of --layer ngpt [default: 0.2, simuformer's].
         #[arg(long, value_name = "ALPHA", allow_hyphen_values = true, help_heading = "Model")]
         ngpt_alpha: f64 => Fixed,
-        /// Integrator: euler, heun (RK2) or rk4 [default: rk4].
+        /// Integrator: euler, heun (RK2), rk4, or adaptive bosh3, dopri5, tsit5 (with --rtol,
+        /// --atol; docs/adaptive.md) [default: rk4].
         #[arg(long, help_heading = "Time")]
         integrator: Integrator => Fixed,
         /// Final time T (depth) [default: 10].
@@ -276,6 +277,29 @@ config_layer! {
         /// Number of steps (layers); h = T / steps [default: 100].
         #[arg(long, help_heading = "Time")]
         steps: usize => Continued,
+        // Adaptive stepping (--integrator bosh3, dopri5 or tsit5; docs/adaptive.md).
+        /// Relative tolerance of an adaptive --integrator (error norm: RMS over a system's
+        /// components of e / (atol + rtol max(|x|, |x_new|))) [default: 1e-6].
+        #[arg(long, help_heading = "Time")]
+        rtol: f64 => Fixed,
+        /// Absolute tolerance of an adaptive --integrator [default: 1e-9; 1e-7 on f32 backends].
+        #[arg(long, help_heading = "Time")]
+        atol: f64 => Fixed,
+        /// Largest step of an adaptive --integrator [default: none].
+        #[arg(long, help_heading = "Time")]
+        h_max: f64 => Fixed,
+        /// One step size and acceptance for the whole ensemble, set by its hardest system,
+        /// instead of one per system (adaptive --integrator) [default: false].
+        #[arg(long, num_args = 0, default_missing_value = "true", help_heading = "Time")]
+        shared_step: bool => Fixed,
+        /// Times of the traj.npy snapshots of an adaptive run, by its dense output (no step
+        /// is shortened): T1,T2,... or log:START:END:COUNT (log-spaced) [default: none].
+        #[arg(long, value_name = "TIMES", help_heading = "Output")]
+        save_times: String => Fixed,
+        /// Times of the metrics.csv rows of an adaptive run, like --save-times [default: 0,
+        /// the --save-times and T].
+        #[arg(long, value_name = "TIMES", help_heading = "Output")]
+        metrics_times: String => Fixed,
         /// Initial tokens: uniform (on the sphere), gaussian, vmf:KAPPA[:MU1,MU2,...] (mean
         /// direction e_1 unless given), or file:PATH.npy ([n, d] shared by all systems, or
         /// [batch, n, d]; f32 or f64), or safetensors:FILE:wte (rows of a checkpoint's token
@@ -331,6 +355,10 @@ config_layer! {
         #[serde(skip_serializing)]
         #[arg(skip)]
         outputs: toml::Table,
+        /// Written by attnflow into run.toml: an adaptive run's step statistics; ignored here.
+        #[serde(skip_serializing)]
+        #[arg(skip)]
+        adaptive: toml::Table,
         /// The SHA-256 of every input file, as a run.toml records them: a replay refuses a file
         /// that changed since (unless `allow_changed_inputs`).
         #[serde(skip_serializing)]

@@ -102,6 +102,51 @@ pub trait Backend {
         renormalise: bool,
         noise: Option<NoiseStep>,
     ) -> Result<()>;
+    /// Whether the backend has the per-system operations of adaptive stepping below.
+    fn supports_adaptive(&self) -> bool {
+        false
+    }
+    /// Adaptive stepping (`integrate::adaptive`), with a coefficient per system: `coeffs` is
+    /// [batch][stages.len()]. stage <- state + sum_j coeffs[b][j] k[stages[j]] for every system
+    /// b, each token renormalised if asked.
+    fn combine_systems(
+        &mut self,
+        _stages: &[usize],
+        _coeffs: &[f64],
+        _renormalise: bool,
+    ) -> Result<()> {
+        Err(no_adaptive(&self.describe()))
+    }
+    /// Per system b into out[b]: the sum over its components of
+    /// (v_i / (atol + rtol max(|x_i|, |s_i|)))^2, with v = (x if `with_state`) +
+    /// sum_j coeffs[b][j] k[stages[j]], x the state and s the stage buffer (the new solution).
+    #[allow(clippy::too_many_arguments)]
+    fn scaled_sums(
+        &mut self,
+        _stages: &[usize],
+        _coeffs: &[f64],
+        _with_state: bool,
+        _atol: f64,
+        _rtol: f64,
+        _out: &mut [f64],
+    ) -> Result<()> {
+        Err(no_adaptive(&self.describe()))
+    }
+    /// For each system with accepted[b]: state <- stage, and k[to] <- k[from] where `copy` is
+    /// (from, to) (the last stage of an FSAL pair is the next step's first).
+    fn accept_systems(&mut self, _accepted: &[bool], _copy: Option<(usize, usize)>) -> Result<()> {
+        Err(no_adaptive(&self.describe()))
+    }
+    /// state + sum_j coeffs[b][j] k[stages[j]] per system (renormalised if asked), read back in
+    /// f64: the dense output at an output time.
+    fn interpolate(
+        &mut self,
+        _stages: &[usize],
+        _coeffs: &[f64],
+        _renormalise: bool,
+    ) -> Result<Vec<f64>> {
+        Err(no_adaptive(&self.describe()))
+    }
     /// Called before every step with its layer index (random models redraw their weights).
     fn begin_step(&mut self, _layer: u32) -> Result<()> {
         Ok(())
@@ -139,6 +184,12 @@ pub trait Backend {
     fn first_non_finite_layer(&mut self) -> Option<u32> {
         None
     }
+}
+
+fn no_adaptive(backend: &str) -> crate::Error {
+    input(format!(
+        "adaptive stepping is not available on {backend} yet: use --backend cpu or reference"
+    ))
 }
 
 /// Device memory and the key chunk of a backend that runs on a device.

@@ -5,8 +5,9 @@ pub mod adaptive;
 mod stepper;
 pub mod tableau;
 
+pub use adaptive::{AdaptiveStepper, Options as AdaptiveOptions};
 pub use stepper::{Stepper, check_noise};
-pub use tableau::{Integrator, Tableau};
+pub use tableau::{Integrator, Pair, Tableau};
 
 // The interface the engine drives and the noise draws it hands to a step, defined with the
 // backends that implement them (so that backend::traits needs nothing from here).

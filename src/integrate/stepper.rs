@@ -27,6 +27,13 @@ pub struct Stepper {
 impl Stepper {
     /// The stepper of a model: tokens renormalised on the sphere, the model's noise drawn.
     pub fn new(model: &Model, integrator: Integrator) -> Result<Self> {
+        if integrator.is_adaptive() {
+            return Err(input(format!(
+                "--integrator {} steps adaptively, and this job takes fixed steps: use euler, \
+                 heun or rk4 here",
+                integrator.name()
+            )));
+        }
         check_noise(integrator, model.noise.as_ref().map_or(0.0, |n| n.sigma))?;
         if !model.layer.is_ode() && integrator != Integrator::Euler {
             return Err(input(format!(

@@ -12,6 +12,7 @@
 //! Every job writes through an [`crate::output::Output`] (staged, atomic) and records its
 //! provenance in one form, [`crate::output::Provenance`].
 
+mod adaptive_run;
 pub mod attend;
 pub mod bench;
 pub mod cfm;

@@ -393,6 +393,15 @@ pub fn execute_from(
         }
         Start::Resume(r) => (r.state.clone(), Some(r)),
     };
+    if config.integrator.is_adaptive() {
+        if resume.is_some() {
+            return Err(Error::Input(format!(
+                "--resume does not continue an adaptive run (--integrator {}) yet: run it again",
+                config.integrator.name()
+            )));
+        }
+        return super::adaptive_run::execute(resolved, out, command, progress, x0);
+    }
     let first_step = resume.as_ref().map_or(0, |r| r.step);
     if first_step > config.steps {
         return Err(Error::Input(format!(

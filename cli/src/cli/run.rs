@@ -314,7 +314,12 @@ pub fn run(args: RunArgs) -> Result<()> {
             format!("{} layers", c.layer.name())
         },
         c.t_end,
-        c.steps,
+        // An adaptive run chooses its steps.
+        if c.integrator.is_adaptive() {
+            "adaptive".to_string()
+        } else {
+            c.steps.to_string()
+        },
         c.init,
         c.qkv
     );
@@ -367,7 +372,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         let h = resolved.step_size();
         for (t, m) in [
             (summary.start_step as f64 * h, &summary.initial[b]),
-            (summary.steps_done as f64 * h, &summary.last[b]),
+            (
+                if c.integrator.is_adaptive() {
+                    c.t_end
+                } else {
+                    summary.steps_done as f64 * h
+                },
+                &summary.last[b],
+            ),
         ] {
             outln!(
                 "{:>8} {:>10.4} {:>14.6e} {:>12.6} {:>12.6}",

@@ -566,6 +566,34 @@ impl CpuBackend {
     pub fn simd(&self) -> CpuKernel {
         self.kernel.simd
     }
+
+    /// dst = x + sum_j coeffs[b][j] k[stages[j]] per system b, in f32 like `combine`.
+    fn combine_by_system(
+        &self,
+        stages: &[usize],
+        coeffs: &[f64],
+        renormalise: bool,
+        dst: &mut [f32],
+    ) {
+        let Shape { n, d, .. } = self.kernel.shape;
+        let m = stages.len();
+        let (x, k) = (&self.x, &self.k);
+        dst.par_chunks_mut(d).enumerate().for_each(|(t, out)| {
+            let r = t * d..(t + 1) * d;
+            let c = &coeffs[(t / n) * m..(t / n + 1) * m];
+            out.copy_from_slice(&x[r.clone()]);
+            for (&s, &c) in stages.iter().zip(c) {
+                let c = c as f32;
+                out.iter_mut()
+                    .zip(&k[s][r.clone()])
+                    .for_each(|(o, k)| *o += c * k);
+            }
+            if renormalise {
+                let norm = simd::dot(out, out).sqrt();
+                out.iter_mut().for_each(|o| *o /= norm);
+            }
+        });
+    }
 }
 
 impl Backend for CpuBackend {
@@ -669,6 +697,94 @@ impl Backend for CpuBackend {
 
     fn first_non_finite_layer(&mut self) -> Option<u32> {
         self.first_bad
+    }
+    fn supports_adaptive(&self) -> bool {
+        true
+    }
+    fn combine_systems(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        renormalise: bool,
+    ) -> Result<()> {
+        let mut next = std::mem::take(&mut self.stage);
+        self.combine_by_system(stages, coeffs, renormalise, &mut next);
+        self.stage = next;
+        Ok(())
+    }
+    fn scaled_sums(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        with_state: bool,
+        atol: f64,
+        rtol: f64,
+        out: &mut [f64],
+    ) -> Result<()> {
+        let Shape { n, d, .. } = self.kernel.shape;
+        let per = n * d;
+        let m = stages.len();
+        let (x, stage, k) = (&self.x, &self.stage, &self.k);
+        // Per system, in f64 from the f32 buffers (one number per system comes back).
+        out.par_iter_mut().enumerate().for_each(|(b, out)| {
+            let c = &coeffs[b * m..(b + 1) * m];
+            *out = (b * per..(b + 1) * per)
+                .map(|i| {
+                    let xi = f64::from(x[i]);
+                    let mut v = if with_state { xi } else { 0.0 };
+                    for (&s, &c) in stages.iter().zip(c) {
+                        v += c * f64::from(k[s][i]);
+                    }
+                    let scale = atol + rtol * xi.abs().max(f64::from(stage[i]).abs());
+                    (v / scale).powi(2)
+                })
+                .sum();
+        });
+        Ok(())
+    }
+    fn accept_systems(&mut self, accepted: &[bool], copy: Option<(usize, usize)>) -> Result<()> {
+        let per = self.kernel.shape.n * self.kernel.shape.d;
+        for (b, _) in accepted.iter().enumerate().filter(|(_, a)| **a) {
+            let r = b * per..(b + 1) * per;
+            self.x[r.clone()].copy_from_slice(&self.stage[r.clone()]);
+            if let Some((from, to)) = copy {
+                let (src, dst) = crate::reference::two_mut(&mut self.k, from, to);
+                dst[r.clone()].copy_from_slice(&src[r]);
+            }
+        }
+        if self.first_bad.is_none() && self.x.par_iter().any(|v| !v.is_finite()) {
+            self.first_bad = Some(self.layer);
+        }
+        Ok(())
+    }
+    fn interpolate(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        renormalise: bool,
+    ) -> Result<Vec<f64>> {
+        let Shape { n, d, .. } = self.kernel.shape;
+        let m = stages.len();
+        let mut out = vec![0.0f64; self.x.len()];
+        let (x, k) = (&self.x, &self.k);
+        // In f64 from the f32 stages: an output, not a state the run continues from.
+        out.par_chunks_mut(d).enumerate().for_each(|(t, out)| {
+            let r = t * d..(t + 1) * d;
+            let c = &coeffs[(t / n) * m..(t / n + 1) * m];
+            out.iter_mut()
+                .zip(&x[r.clone()])
+                .for_each(|(o, &v)| *o = f64::from(v));
+            for (&s, &c) in stages.iter().zip(c) {
+                out.iter_mut()
+                    .zip(&k[s][r.clone()])
+                    .for_each(|(o, &k)| *o += c * f64::from(k));
+            }
+            if renormalise {
+                let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
+                out.iter_mut().for_each(|o| *o /= norm);
+            }
+        });
+        Ok(out)
     }
     fn read_state(&mut self) -> Result<Tokens> {
         Ok(Tokens::F32(self.x.clone()))

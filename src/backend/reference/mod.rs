@@ -210,6 +210,48 @@ pub fn rk_combine(
     });
 }
 
+/// dst = base + sum_j coeffs[b][j] k[stages[j]] with the coefficients of each token's system
+/// b (`coeffs` is [batch][stages.len()]), each token renormalised if asked: the combination
+/// of adaptive stepping, where every system has its own step.
+pub fn combine_by_system(
+    shape: Shape,
+    base: &[f64],
+    k: &[Vec<f64>],
+    stages: &[usize],
+    coeffs: &[f64],
+    renormalise: bool,
+    dst: &mut [f64],
+) {
+    let Shape { n, d, .. } = shape;
+    let m = stages.len();
+    dst.par_chunks_mut(d).enumerate().for_each(|(t, out)| {
+        let r = t * d..(t + 1) * d;
+        let c = &coeffs[(t / n) * m..(t / n + 1) * m];
+        out.copy_from_slice(&base[r.clone()]);
+        for (&s, &c) in stages.iter().zip(c) {
+            out.iter_mut()
+                .zip(&k[s][r.clone()])
+                .for_each(|(o, k)| *o += c * k);
+        }
+        if renormalise {
+            let norm = dot(out, out).sqrt();
+            out.iter_mut().for_each(|o| *o /= norm);
+        }
+    });
+}
+
+/// Two distinct elements of a slice, the first shared and the second mutable.
+pub(crate) fn two_mut<T>(v: &mut [T], from: usize, to: usize) -> (&T, &mut T) {
+    assert_ne!(from, to, "two distinct buffers");
+    if from < to {
+        let (a, b) = v.split_at_mut(to);
+        (&a[from], &mut b[0])
+    } else {
+        let (a, b) = v.split_at_mut(from);
+        (&b[0], &mut a[to])
+    }
+}
+
 /// Twin of `shaders/pair_stats.wgsl`: for each token the streamed sums behind the energy and
 /// the pairwise cosines (see `observables::PairStats`).
 pub fn pair_stats(betas: &[f64], shape: Shape, x: &[f64]) -> Vec<PairStats> {
@@ -341,6 +383,89 @@ impl Backend for ReferenceBackend {
 
     fn first_non_finite_layer(&mut self) -> Option<u32> {
         self.first_bad
+    }
+
+    fn supports_adaptive(&self) -> bool {
+        true
+    }
+    fn combine_systems(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        renormalise: bool,
+    ) -> Result<()> {
+        let mut next = std::mem::take(&mut self.stage);
+        combine_by_system(
+            self.shape,
+            &self.x,
+            &self.k,
+            stages,
+            coeffs,
+            renormalise,
+            &mut next,
+        );
+        self.stage = next;
+        Ok(())
+    }
+    fn scaled_sums(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        with_state: bool,
+        atol: f64,
+        rtol: f64,
+        out: &mut [f64],
+    ) -> Result<()> {
+        let per = self.shape.n * self.shape.d;
+        let m = stages.len();
+        let (x, stage, k) = (&self.x, &self.stage, &self.k);
+        out.par_iter_mut().enumerate().for_each(|(b, out)| {
+            let c = &coeffs[b * m..(b + 1) * m];
+            *out = (b * per..(b + 1) * per)
+                .map(|i| {
+                    let mut v = if with_state { x[i] } else { 0.0 };
+                    for (&s, &c) in stages.iter().zip(c) {
+                        v += c * k[s][i];
+                    }
+                    let scale = atol + rtol * x[i].abs().max(stage[i].abs());
+                    (v / scale).powi(2)
+                })
+                .sum();
+        });
+        Ok(())
+    }
+    fn accept_systems(&mut self, accepted: &[bool], copy: Option<(usize, usize)>) -> Result<()> {
+        let per = self.shape.n * self.shape.d;
+        for (b, _) in accepted.iter().enumerate().filter(|(_, a)| **a) {
+            let r = b * per..(b + 1) * per;
+            self.x[r.clone()].copy_from_slice(&self.stage[r.clone()]);
+            if let Some((from, to)) = copy {
+                let (src, dst) = two_mut(&mut self.k, from, to);
+                dst[r.clone()].copy_from_slice(&src[r]);
+            }
+        }
+        if self.first_bad.is_none() && self.x.iter().any(|v| !v.is_finite()) {
+            self.first_bad = Some(self.layer);
+        }
+        Ok(())
+    }
+    fn interpolate(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        renormalise: bool,
+    ) -> Result<Vec<f64>> {
+        let mut out = vec![0.0; self.x.len()];
+        combine_by_system(
+            self.shape,
+            &self.x,
+            &self.k,
+            stages,
+            coeffs,
+            renormalise,
+            &mut out,
+        );
+        Ok(out)
     }
 
     fn begin_step(&mut self, layer: u32) -> Result<()> {
