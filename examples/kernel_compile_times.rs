@@ -37,7 +37,7 @@ fn main() {
                 }
             );
             let t = Instant::now();
-            dispatch_once(&ctx, name, layout, &text);
+            dispatch_once(&ctx, name, &layout, &text);
             ctx.wait().expect("compiles");
             let s = t.elapsed().as_secs_f64();
             eprintln!("{s:8.2} s  {who}");

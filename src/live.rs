@@ -66,9 +66,10 @@ struct ProfileData {
 #[derive(Serialize)]
 struct KernelData {
     name: &'static str,
-    /// `kernels::layout`'s letters: u uniform, d uniform with a dynamic offset, r read-only
-    /// storage, w read-write storage, in binding order.
-    layout: &'static str,
+    /// The bind group layout's letters, reflected from the kernel (`gpu::reflect`): u uniform,
+    /// d uniform with a dynamic offset, r read-only storage, w read-write storage, in binding
+    /// order.
+    layout: String,
     /// Index into `texts`.
     text: usize,
 }
@@ -396,8 +397,8 @@ pub fn page() -> Result<String> {
 }
 
 /// Writes the live page to `out` (a .html file, written atomically); returns its bytes.
-pub fn write_live(out: &std::path::Path) -> Result<u64> {
-    crate::view::check_html_out(out)?;
+pub fn write_live(out: &std::path::Path, force: bool) -> Result<u64> {
+    crate::view::check_html_out(out, force)?;
     let page = page()?;
     crate::output::write_atomic(out, |tmp| {
         std::fs::write(tmp, page.as_bytes())

@@ -234,10 +234,10 @@ fn every_specialisation_a_profile_can_get_matches_reference_on_this_adapter_and_
     }
     std::fs::create_dir_all(dir.join("runs")).unwrap();
     let mut kernels: Vec<serde_json::Value> = Vec::new();
-    let mut seen: BTreeSet<(String, &str)> = BTreeSet::new();
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     for spec in &order {
         for (name, layout, wgsl) in spec.wgsl(Dialect::Spec) {
-            if seen.insert((wgsl.clone(), layout)) {
+            if seen.insert((wgsl.clone(), layout.clone())) {
                 kernels.push(serde_json::json!({
                     "name": format!("{name} ({})", planned[spec][0]),
                     "layout": layout,

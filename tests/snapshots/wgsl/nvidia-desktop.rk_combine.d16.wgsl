@@ -202,6 +202,30 @@ fn noise_draw(system: u32, i: u32, e: u32) -> f32 {
     return rng_normal(combine.seed_lo, combine.seed_hi, STREAM_NOISE, step.layer, system, i * D + e);
 }
 
+// Element e of token t after the combination (state + sum_s c_s k_s), with its noise.
+fn combined(t: u32, e: u32, system: u32, i: u32, radial: f32) -> f32 {
+    let c = combine.coeffs;
+    let g = t * D + e;
+    let x = state[g];
+    var s = x;
+    if combine.terms > 0u {
+        s += c.x * k0[g];
+    }
+    if combine.terms > 1u {
+        s += c.y * k1[g];
+    }
+    if combine.terms > 2u {
+        s += c.z * k2[g];
+    }
+    if combine.terms > 3u {
+        s += c.w * k3[g];
+    }
+    if combine.noise_amplitude != 0.0 {
+        s += combine.noise_amplitude * (noise_draw(system, i, e) - radial * x);
+    }
+    return s;
+}
+
 @compute @workgroup_size(WG)
 fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -211,32 +235,18 @@ fn main(
     if t >= combine.tokens {
         return;
     }
-    let c = combine.coeffs;
-    var v: array<f32, D>;
-    var norm2 = 0.0;
-    for (var e = 0u; e < D; e++) {
-        let g = t * D + e;
-        var s = state[g];
-        if combine.terms > 0u {
-            s += c.x * k0[g];
-        }
-        if combine.terms > 1u {
-            s += c.y * k1[g];
-        }
-        if combine.terms > 2u {
-            s += c.z * k2[g];
-        }
-        if combine.terms > 3u {
-            s += c.w * k3[g];
-        }
-        v[e] = s;
-    }
+    // Each element of the combination is computed where it is needed, in each of the two
+    // passes (the norm, then the writes), rather than held in a private array of D floats:
+    // llvmpipe takes minutes to compile such an array at d = 1024 (docs/accuracy.md, "The
+    // test command"). Both passes compute it with the same operations, so the norm is that
+    // of the values written.
+    var system = 0u;
+    var i = 0u;
+    var radial = 0.0;
     if combine.noise_amplitude != 0.0 {
-        // xi, projected onto the tangent space at the state token (on the sphere). The draws
-        // are regenerated in the second loop rather than held in a private array of size D
-        // (which llvmpipe compiles slowly for large D).
-        let system = t / combine.n;
-        let i = t % combine.n;
+        system = t / combine.n;
+        i = t % combine.n;
+        // xi, projected onto the tangent space at the state token (on the sphere).
         var along = 0.0;
         var base2 = 0.0;
         for (var e = 0u; e < D; e++) {
@@ -244,17 +254,14 @@ fn main(
             along += x * noise_draw(system, i, e);
             base2 += x * x;
         }
-        var radial = 0.0;
         if combine.sphere != 0u {
             radial = along / base2;
         }
-        for (var e = 0u; e < D; e++) {
-            let x = state[t * D + e];
-            v[e] += combine.noise_amplitude * (noise_draw(system, i, e) - radial * x);
-        }
     }
+    var norm2 = 0.0;
     for (var e = 0u; e < D; e++) {
-        norm2 += v[e] * v[e];
+        let s = combined(t, e, system, i, radial);
+        norm2 += s * s;
     }
     var scale = 1.0;
     if combine.renormalise != 0u {
@@ -262,7 +269,8 @@ fn main(
     }
     var bad = false;
     for (var e = 0u; e < D; e++) {
-        let s = v[e] * scale;
+        // Element e of the token is read (in `combined`) before it is written.
+        let s = combined(t, e, system, i, radial) * scale;
         bad = bad || non_finite(s);
         if combine.to_state != 0u {
             state[t * D + e] = s;
