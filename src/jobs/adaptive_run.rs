@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::run::{Progress, RunSummary};
+use super::report::{Progress, RunSummary, pairs_per_eval};
 use crate::config::{Resolved, parse_times};
 use crate::error::{Error, Result, file_error};
 use crate::integrate::Tokens;
@@ -174,7 +174,7 @@ pub(super) fn execute(
     let dir = out.dir().to_path_buf();
     let files = out.commit()?.iter().map(|f| dir.join(f)).collect();
     let evaluations: u64 = systems.iter().map(|s| s.evaluations).max().unwrap_or(0);
-    let pairs = super::run::pairs_per_eval(model, shape) * evaluations as f64;
+    let pairs = pairs_per_eval(model, shape) * evaluations as f64;
     Ok(RunSummary {
         backend: device,
         kind,
