@@ -39,6 +39,8 @@ pub struct ViewOptions {
     pub out: Option<PathBuf>,
     /// At most this many tokens (<= [`MAX_TOKENS`]).
     pub max_tokens: usize,
+    /// Replace an existing page that attnflow did not write.
+    pub force: bool,
 }
 
 impl Default for ViewOptions {
@@ -46,6 +48,7 @@ impl Default for ViewOptions {
         ViewOptions {
             out: None,
             max_tokens: MAX_TOKENS,
+            force: false,
         }
     }
 }
@@ -336,7 +339,7 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
         )));
     }
     let out = opts.out.clone().unwrap_or_else(|| dir.join("view.html"));
-    check_html_out(&out)?;
+    check_html_out(&out, opts.force)?;
     // The folder's lock while it is read (a run into it meanwhile fails at once, and view
     // fails while one is in progress); a folder one may only read is viewed without it.
     let _lock = match crate::output::lock_folder(dir) {
@@ -624,8 +627,13 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
     })
 }
 
-/// Checks that `out` names a .html file in a folder that exists.
-pub(crate) fn check_html_out(out: &Path) -> Result<()> {
+/// The mark every page attnflow writes carries in its head: an existing file without it is a
+/// user's, kept unless `--force`.
+pub(crate) const GENERATOR: &str = r#"<meta name="generator" content="attnflow">"#;
+
+/// Checks that `out` names a .html file in a folder that exists, and that a file already there
+/// is a page attnflow wrote (or `force`): a user's file is never replaced unasked.
+pub(crate) fn check_html_out(out: &Path, force: bool) -> Result<()> {
     if out
         .extension()
         .and_then(|e| e.to_str())
@@ -642,6 +650,37 @@ pub(crate) fn check_html_out(out: &Path) -> Result<()> {
             out.display(),
             p.display()
         )));
+    }
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(file_error(out, format!("cannot inspect: {e}"))),
+        Ok(m) if !m.is_file() => {
+            return Err(input(format!(
+                "--out {}: exists and is not a regular file: it is kept; give --out another file",
+                out.display()
+            )));
+        }
+        Ok(_) if force => {}
+        Ok(_) => {
+            // The mark sits in the first lines of the head.
+            let mut head = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(
+                    std::fs::File::open(out)
+                        .map_err(|e| file_error(out, format!("cannot read: {e}")))?,
+                    4096,
+                ),
+                &mut head,
+            )
+            .map_err(|e| file_error(out, format!("cannot read: {e}")))?;
+            if !String::from_utf8_lossy(&head).contains(GENERATOR) {
+                return Err(input(format!(
+                    "{}: exists and attnflow did not write it: it is kept; use --force to \
+                     replace it, or give --out another file",
+                    out.display()
+                )));
+            }
+        }
     }
     Ok(())
 }

@@ -140,6 +140,61 @@ fn render_replaces_only_its_own_pictures() {
     assert_eq!(read(&png), b"EDITED");
 }
 
+/// Was: `view DIR` and `view --live` replaced a user's view.html or live.html (exit 0). A page
+/// is replaced only when attnflow wrote it (its generator mark) or with --force; a folder in
+/// its place is refused even then.
+#[test]
+fn view_replaces_only_its_own_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    ok(
+        &[
+            "run",
+            "--n",
+            "16",
+            "--d",
+            "3",
+            "--steps",
+            "4",
+            "--save-every",
+            "2",
+            "--backend",
+            "cpu",
+            "--out",
+            "r",
+            "--quiet",
+        ],
+        p,
+    );
+    let page = p.join("r/view.html");
+    std::fs::write(&page, b"<!DOCTYPE html><p>MINE").unwrap();
+    let err = fails(&["view", "r"], p);
+    assert!(
+        err.contains("view.html")
+            && err.contains("attnflow did not write it")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(read(&page), b"<!DOCTYPE html><p>MINE");
+    ok(&["view", "r", "--force"], p);
+    assert!(String::from_utf8_lossy(&read(&page)).contains("attnflow view"));
+    // Its own page is replaced without --force.
+    ok(&["view", "r"], p);
+    std::fs::create_dir(p.join("r/dir.html")).unwrap();
+    let err = fails(&["view", "r", "--out", "r/dir.html", "--force"], p);
+    assert!(err.contains("not a regular file"), "{err}");
+    #[cfg(feature = "gpu")]
+    {
+        std::fs::write(p.join("live.html"), b"MINE").unwrap();
+        let err = fails(&["view", "--live"], p);
+        assert!(err.contains("attnflow did not write it"), "{err}");
+        assert_eq!(read(&p.join("live.html")), b"MINE");
+        ok(&["view", "--live", "--force"], p);
+        ok(&["view", "--live"], p);
+        assert!(String::from_utf8_lossy(&read(&p.join("live.html"))).contains("attnflow live"));
+    }
+}
+
 /// Was: a panic (101), an abort on allocation (134), a spin, or results written. Each is now
 /// refused before any work with the parameter, the value and its range named, and no
 /// folder is made.

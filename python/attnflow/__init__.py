@@ -508,6 +508,7 @@ def view(
     *,
     out: Optional[Union[str, os.PathLike]] = None,
     max_tokens: int = 65536,
+    force: bool = False,
     display: bool = True,
     height: int = 760,
 ) -> Any:
@@ -519,6 +520,7 @@ def view(
         nothing on disk to view: pass ``out=`` to `run`), or an output folder.
     out: the page to write [default: DIR/view.html].
     max_tokens: at most this many tokens on the page (an evenly spaced sample beyond).
+    force: replace an existing page attnflow did not write (its own pages are replaced).
     display: show the page inline when IPython is present (else return its path)."""
     if isinstance(result_or_dir, (RunResult, CfmResult)):
         if result_or_dir.out is None:
@@ -530,7 +532,7 @@ def view(
     else:
         folder = Path(result_or_dir)
     path, _size, _clusters = _ext.view_page(
-        str(folder), None if out is None else str(out), int(max_tokens)
+        str(folder), None if out is None else str(out), int(max_tokens), bool(force)
     )
     page = Path(path)
     if display:

@@ -576,14 +576,19 @@ fn experiment_job(
 /// DIR/view.html) and returns its path, its size in bytes and the cluster count of each
 /// system at the last shown snapshot.
 #[pyfunction]
-#[pyo3(signature = (dir, out=None, max_tokens=attnflow::view::MAX_TOKENS))]
+#[pyo3(signature = (dir, out=None, max_tokens=attnflow::view::MAX_TOKENS, force=false))]
 fn view_page(
     py: Python<'_>,
     dir: PathBuf,
     out: Option<PathBuf>,
     max_tokens: usize,
+    force: bool,
 ) -> PyResult<(String, u64, Vec<usize>)> {
-    let opts = attnflow::view::ViewOptions { out, max_tokens };
+    let opts = attnflow::view::ViewOptions {
+        out,
+        max_tokens,
+        force,
+    };
     let s = py
         .detach(|| attnflow::view::write_view(&dir, &opts))
         .map_err(to_py)?;

@@ -24,18 +24,26 @@ pub struct ViewArgs {
     /// Show at most this many tokens (an evenly spaced sample of a larger run; at most 65536).
     #[arg(long, value_name = "N", default_value_t = MAX_TOKENS, conflicts_with = "live")]
     max_tokens: usize,
+    /// Replace an existing page that attnflow did not write (a page attnflow wrote is
+    /// replaced without it).
+    #[arg(long)]
+    force: bool,
 }
 
 /// Writes the page and says what it shows, with the cluster count of each system at the last
 /// snapshot (the same count the page shows).
 pub fn view(args: ViewArgs) -> Result<()> {
     if args.live {
-        return live(args.out.unwrap_or_else(|| PathBuf::from("live.html")));
+        return live(
+            args.out.unwrap_or_else(|| PathBuf::from("live.html")),
+            args.force,
+        );
     }
     let dir = args.dir.expect("clap requires DIR without --live");
     let opts = ViewOptions {
         out: args.out,
         max_tokens: args.max_tokens,
+        force: args.force,
     };
     let s = write_view(&dir, &opts)?;
     outln!(
@@ -66,8 +74,8 @@ pub fn view(args: ViewArgs) -> Result<()> {
 }
 
 #[cfg(feature = "gpu")]
-fn live(out: PathBuf) -> Result<()> {
-    let bytes = attnflow::live::write_live(&out)?;
+fn live(out: PathBuf, force: bool) -> Result<()> {
+    let bytes = attnflow::live::write_live(&out, force)?;
     outln!(
         "wrote {} ({:.1} MB): the live page (SA/USA on the sphere, d = 2 or 3, n up to {}, in \
          the browser with WebGPU on attnflow's kernels; playback where the browser has none)",
@@ -79,7 +87,7 @@ fn live(out: PathBuf) -> Result<()> {
 }
 
 #[cfg(not(feature = "gpu"))]
-fn live(_out: PathBuf) -> Result<()> {
+fn live(_out: PathBuf, _force: bool) -> Result<()> {
     anyhow::bail!(
         "this attnflow was built without the gpu feature: it has no kernels for the live page"
     )
