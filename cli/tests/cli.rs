@@ -872,6 +872,13 @@ const RULES: &[Rule] = &[
     ("metrics-every", Some("1"), &[]),
     ("checkpoint-every", Some("1"), &[]),
     ("allow-changed-inputs", None, &[]),
+    // Adaptive stepping's options: moot with a fixed-step integrator (rk4 by default).
+    ("rtol", Some("1e-5"), &[(&[], "takes fixed steps")]),
+    ("atol", Some("1e-8"), &[(&[], "takes fixed steps")]),
+    ("h-max", Some("0.5"), &[(&[], "takes fixed steps")]),
+    ("shared-step", None, &[(&[], "takes fixed steps")]),
+    ("save-times", Some("0.5"), &[(&[], "takes fixed steps")]),
+    ("metrics-times", Some("0.5"), &[(&[], "takes fixed steps")]),
 ];
 
 /// Was: `run --resume DIR` with `--layer`, `--ngpt-alpha` or `--alibi-excludes-self` ran as a

@@ -1005,11 +1005,17 @@ fn input_options(command: &str) -> Vec<(String, Vec<(String, String)>)> {
     for line in help.lines() {
         let t = line.trim_start();
         let indent = line.len() - t.len();
-        if (2..=8).contains(&indent) && (t.starts_with("--") || t.starts_with('<')) {
+        // A positional is `<DIR>`, or `[DIR]` where it is optional (`view DIR` or `--live`).
+        if (2..=8).contains(&indent)
+            && (t.starts_with("--") || t.starts_with('<') || t.starts_with('['))
+        {
             let mut words = t.split_whitespace();
             let first = words.next().unwrap().trim_end_matches(',').to_string();
-            let (name, value) = if first.starts_with('<') {
-                (String::new(), first.clone())
+            let (name, value) = if first.starts_with('<') || first.starts_with('[') {
+                (
+                    String::new(),
+                    format!("<{}>", first.trim_matches(&['<', '>', '[', ']'][..])),
+                )
             } else {
                 (first, words.next().unwrap_or("").to_string())
             };
