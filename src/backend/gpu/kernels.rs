@@ -541,8 +541,8 @@ pub fn dynamic_bindings(kernel: &str) -> &'static [u32] {
         // The layer's step.
         "mlp_hidden" => &[5],
         "mlp_out" => &[4],
-        // The Runge-Kutta stage's combination.
-        "rk_combine" => &[0],
+        // The Runge-Kutta stage's combination; adaptive stepping's per-system combination.
+        "rk_combine" | "adaptive_combine" => &[0],
         _ => &[],
     }
 }
@@ -636,7 +636,7 @@ impl Kernels {
         for ((name, source), (_, layout)) in
             spec.texts(Dialect::Spec).into_iter().zip(spec.layouts())
         {
-            built.push(compile(ctx, &spec, name, source, layout));
+            built.push(compile(ctx, spec.checked, name, source, layout));
         }
         let fresh: Vec<_> = built
             .iter()
@@ -693,18 +693,37 @@ impl Kernels {
     }
 }
 
+/// A kernel whose text depends on nothing (neither d nor the adapter profile: adaptive
+/// stepping's, `gpu::adaptive`), compiled or found in the device's cache.
+pub(crate) fn compile_fixed(
+    ctx: &GpuContext,
+    checked: bool,
+    name: &'static str,
+    source: &str,
+) -> Result<(wgpu::ComputePipeline, KernelLayout)> {
+    let reflected = Layout::reflect(name, source, dynamic_bindings(name))
+        .map_err(|e| Error::Gpu(format!("the {name} kernel: {e}")))?;
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let (compiled, fresh) = compile(ctx, checked, name, source.to_string(), reflected);
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("compiling the {name} kernel: {e}")));
+    }
+    ctx.compiled.lock().expect("kernel cache").extend(fresh);
+    Ok(compiled)
+}
+
 /// One kernel of `spec` from its spec-conformant text and reflected layout: its pipeline
 /// from the device's cache (keyed by text, kernel and runtime checks) or compiled.
 fn compile(
     ctx: &GpuContext,
-    spec: &Specialisation,
+    checked: bool,
     name: &'static str,
     source: String,
     reflected: Layout,
 ) -> Built {
     // The spec-conformant text less what naga 30 cannot parse yet.
     let naga_text = shaders::for_naga(&source).into_owned();
-    let key = (source, name, spec.checked);
+    let key = (source, name, checked);
     let hit = ctx
         .compiled
         .lock()
@@ -728,7 +747,7 @@ fn compile(
         label: Some(name),
         source: wgpu::ShaderSource::Wgsl(naga_text.into()),
     };
-    let module = if spec.checked {
+    let module = if checked {
         device.create_shader_module(desc)
     } else {
         // SAFETY: every index of these kernels is in range by construction (token and
