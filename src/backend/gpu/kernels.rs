@@ -115,6 +115,7 @@ pub(crate) struct PairStatsRow {
 /// layout of the WGSL structs; the types themselves stay private to the crate.
 #[doc(hidden)]
 pub mod contract {
+    use super::super::adaptive::{AdaptSlot, ReduceSlot};
     use super::{Chunk, Combine, HeadSlot, PairStatsRow, Params, RedrawSlot, StepSlot};
     use bytemuck::Zeroable;
 
@@ -177,6 +178,11 @@ pub mod contract {
                 noise_common, seed_lo, seed_hi, n, sphere, pad,
             }),
             mirror!(PairStatsRow as "PairStats" { m, l, min_cos, sum_cos, sum_dot }),
+            mirror!(AdaptSlot as "Adapt" {
+                mode, base, terms, first, slot_base, stride, renormalise, n, d, groups_x,
+                groups, partials, atol, rtol, pad0, pad1,
+            }),
+            mirror!(ReduceSlot as "Reduce" { groups, partials, sums, pad }),
         ]
     }
 }
