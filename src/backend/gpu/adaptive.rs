@@ -17,9 +17,7 @@
 //! written with `queue.write_buffer`; a full ring submits what was recorded first, as
 //! `rk_combine`'s slots do.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::kernels::{aligned, bind_group, compile_fixed, slot_binding};
+use super::kernels::{AdaptSlot, ReduceSlot, aligned, bind_group, compile_fixed, slot_binding};
 use super::record::Op;
 use super::{GpuBackend, map_and_read};
 use crate::error::{Error, Result};
@@ -44,38 +42,6 @@ const WG: u32 = 64;
 /// the device; a step of dopri5 uses at most 2 x 8 and 8 between two read-backs.
 const PARAM_SLOTS: usize = 64;
 const TABLE_SLOTS: usize = 16;
-
-/// Mirrors `Adapt` in shaders/adaptive_combine.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-pub(crate) struct AdaptSlot {
-    pub mode: u32,
-    pub base: u32,
-    pub terms: u32,
-    pub first: u32,
-    pub slot_base: u32,
-    pub stride: u32,
-    pub renormalise: u32,
-    pub n: u32,
-    pub d: u32,
-    pub groups_x: u32,
-    pub groups: u32,
-    pub partials: u32,
-    pub atol: f32,
-    pub rtol: f32,
-    pub pad0: u32,
-    pub pad1: u32,
-}
-
-/// Mirrors `Reduce` in shaders/adaptive_reduce.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-pub(crate) struct ReduceSlot {
-    pub groups: u32,
-    pub partials: u32,
-    pub sums: u32,
-    pub pad: u32,
-}
 
 /// What adaptive_combine writes (`Adapt::mode`).
 #[derive(Clone, Copy, PartialEq)]

@@ -111,12 +111,45 @@ pub(crate) struct PairStatsRow {
     pub sum_dot: f32,
 }
 
+/// Mirrors `Adapt` in shaders/adaptive_combine.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub(crate) struct AdaptSlot {
+    pub mode: u32,
+    pub base: u32,
+    pub terms: u32,
+    pub first: u32,
+    pub slot_base: u32,
+    pub stride: u32,
+    pub renormalise: u32,
+    pub n: u32,
+    pub d: u32,
+    pub groups_x: u32,
+    pub groups: u32,
+    pub partials: u32,
+    pub atol: f32,
+    pub rtol: f32,
+    pub pad0: u32,
+    pub pad1: u32,
+}
+
+/// Mirrors `Reduce` in shaders/adaptive_reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub(crate) struct ReduceSlot {
+    pub groups: u32,
+    pub partials: u32,
+    pub sums: u32,
+    pub pad: u32,
+}
+
 /// The struct mirrors as data for tests/shader_contract.rs, which checks them against naga's
 /// layout of the WGSL structs; the types themselves stay private to the crate.
 #[doc(hidden)]
 pub mod contract {
-    use super::super::adaptive::{AdaptSlot, ReduceSlot};
-    use super::{Chunk, Combine, HeadSlot, PairStatsRow, Params, RedrawSlot, StepSlot};
+    use super::{
+        AdaptSlot, Chunk, Combine, HeadSlot, PairStatsRow, Params, RedrawSlot, ReduceSlot, StepSlot,
+    };
     use bytemuck::Zeroable;
 
     /// A `#[repr(C)]` mirror of a WGSL struct.
