@@ -167,3 +167,45 @@ fn timestamps_do_not_stop_an_evaluation_being_cut_into_submissions() {
         "GPU {gpu} s against host {host} s"
     );
 }
+
+/// Adaptive stepping (dopri5) creates nothing on the device while stepping (everything is
+/// made in `prepare_adaptive`) and maps one buffer per step attempt (its error sums, one f32
+/// per system), three for the first step's norms and one for the state at the end.
+#[test]
+fn an_adaptive_run_allocates_nothing_and_maps_once_per_attempt() {
+    use attnflow::integrate::adaptive::{AdaptiveStepper, Options};
+    let Some(ctx) = context() else { return };
+    let shape = Shape::new(1, 300, 3).unwrap();
+    let model = sphere_model();
+    let x0 = InitSpec::Uniform
+        .generate(shape, Geometry::Sphere, 4)
+        .unwrap();
+    let mut g = GpuBackend::new(ctx, &model, shape, &x0).unwrap();
+    let opts = Options {
+        rtol: 1e-5,
+        atol: 1e-7,
+        ..Options::default()
+    };
+    let mut stepper = AdaptiveStepper::new(&model, shape, Integrator::Dopri5, opts).unwrap();
+    stepper.prepare(&mut g).unwrap();
+    let before = g.counts();
+    let mut outputs = 0;
+    stepper
+        .advance(&mut g, 2.0, &[2.0], &mut |_, _| {
+            outputs += 1;
+            Ok(())
+        })
+        .unwrap();
+    let c = g.counts() - before;
+    let stats = &stepper.systems()[0].stats;
+    let attempts = stats.accepted + stats.rejected;
+    eprintln!("{c:?}, {stats:?}");
+    assert_eq!(outputs, 1);
+    assert!(attempts > 3, "{stats:?}");
+    assert_eq!(
+        (c.buffers, c.bind_groups, c.pipelines),
+        (0, 0, 0),
+        "nothing created while stepping"
+    );
+    assert_eq!(c.maps, attempts + 3 + 1, "maps per attempt");
+}

@@ -154,6 +154,20 @@ fn struct_mirrors_match_the_wgsl_layout() {
             }
         }
     }
+    // Adaptive stepping's kernels, the same text for every specialisation.
+    for (kernel, source) in attnflow::gpu::adaptive::KERNELS {
+        let module = parse(kernel, source);
+        for (i, mirror) in mirrors.iter().enumerate() {
+            if module
+                .types
+                .iter()
+                .any(|(_, t)| t.name.as_deref() == Some(mirror.wgsl))
+            {
+                members += check_mirror(kernel, &module, mirror);
+                found[i] += 1;
+            }
+        }
+    }
     for (mirror, found) in mirrors.iter().zip(found) {
         assert!(found > 0, "no kernel declares struct {}", mirror.wgsl);
     }

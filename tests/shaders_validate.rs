@@ -92,9 +92,68 @@ fn every_wgsl_file_is_a_listed_kernel_or_common() {
         assert!(
             stem == "common"
                 || shaders::KERNELS.iter().any(|(k, _)| *k == stem)
-                || shaders::TEMPLATES.iter().any(|(k, _)| *k == stem),
-            "shaders/{name} is not in gpu::shaders::KERNELS or TEMPLATES"
+                || shaders::TEMPLATES.iter().any(|(k, _)| *k == stem)
+                || attnflow::gpu::adaptive::KERNELS
+                    .iter()
+                    .any(|(k, _)| *k == stem),
+            "shaders/{name} is not in gpu::shaders::KERNELS, TEMPLATES or gpu::adaptive::KERNELS"
         );
+    }
+}
+
+/// Adaptive stepping's kernels (one text for every d and profile) validate, translate to HLSL
+/// (shader model 6.0) and MSL (2.4), and fit the portable limits.
+#[test]
+fn adaptive_kernels_translate_to_hlsl_and_msl_within_the_portable_limits() {
+    use attnflow::gpu::profiles::{PORTABLE_INVOCATIONS, PORTABLE_WORKGROUP_BYTES};
+    for (name, text) in attnflow::gpu::adaptive::KERNELS {
+        let module = validate(name, text);
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap();
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, g)| layouter[g.ty].size)
+            .sum();
+        let storage = module
+            .global_variables
+            .iter()
+            .filter(|(_, g)| matches!(g.space, naga::AddressSpace::Storage { .. }))
+            .count();
+        let [x, y, z] = module.entry_points[0].workgroup_size;
+        assert!(x * y * z <= PORTABLE_INVOCATIONS, "{name}: {x}x{y}x{z}");
+        assert!(bytes <= PORTABLE_WORKGROUP_BYTES, "{name}: {bytes} bytes");
+        // WebGPU's default maxStorageBuffersPerShaderStage.
+        assert!(storage <= 8, "{name}: {storage} storage buffers");
+        let mut hlsl = String::new();
+        naga::back::hlsl::Writer::new(
+            &mut hlsl,
+            &naga::back::hlsl::Options {
+                shader_model: naga::back::hlsl::ShaderModel::V6_0,
+                ..Default::default()
+            },
+            &naga::back::hlsl::PipelineOptions::default(),
+        )
+        .write(&module, &info, None)
+        .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
+        naga::back::msl::write_string(
+            &module,
+            &info,
+            &naga::back::msl::Options {
+                lang_version: (2, 4),
+                ..Default::default()
+            },
+            &naga::back::msl::PipelineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
+        assert_no_out_of_range_f32(name, text);
     }
 }
 

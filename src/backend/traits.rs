@@ -102,6 +102,12 @@ pub trait Backend {
         renormalise: bool,
         noise: Option<NoiseStep>,
     ) -> Result<()>;
+    /// Makes room for `stages` k buffers and whatever the per-system operations of adaptive
+    /// stepping below need (the GPU's pipelines and buffers): called once before stepping
+    /// adaptively, instead of `prepare`.
+    fn prepare_adaptive(&mut self, stages: usize) -> Result<()> {
+        self.prepare(stages)
+    }
     /// Whether the backend has the per-system operations of adaptive stepping below.
     fn supports_adaptive(&self) -> bool {
         false
@@ -188,7 +194,7 @@ pub trait Backend {
 
 fn no_adaptive(backend: &str) -> crate::Error {
     input(format!(
-        "adaptive stepping is not available on {backend} yet: use --backend cpu or reference"
+        "adaptive stepping is not available on {backend} yet: use --backend cpu, gpu or reference"
     ))
 }
 

@@ -294,7 +294,7 @@ impl AdaptiveStepper {
     pub fn prepare(&mut self, backend: &mut dyn Backend) -> Result<()> {
         if !backend.supports_adaptive() {
             return Err(input(format!(
-                "--integrator {} is not available on {} yet: use --backend cpu or reference",
+                "--integrator {} is not available on {} yet: use --backend cpu, gpu or reference",
                 self.pair.name,
                 backend.describe()
             )));
@@ -315,7 +315,7 @@ impl AdaptiveStepper {
             )));
         }
         self.k0_current = false;
-        backend.prepare(self.pair.stages())
+        backend.prepare_adaptive(self.pair.stages())
     }
 
     /// The common time of all systems (they meet at the end of every `advance`).

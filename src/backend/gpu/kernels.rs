@@ -111,11 +111,45 @@ pub(crate) struct PairStatsRow {
     pub sum_dot: f32,
 }
 
+/// Mirrors `Adapt` in shaders/adaptive_combine.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub(crate) struct AdaptSlot {
+    pub mode: u32,
+    pub base: u32,
+    pub terms: u32,
+    pub first: u32,
+    pub slot_base: u32,
+    pub stride: u32,
+    pub renormalise: u32,
+    pub n: u32,
+    pub d: u32,
+    pub groups_x: u32,
+    pub groups: u32,
+    pub partials: u32,
+    pub atol: f32,
+    pub rtol: f32,
+    pub pad0: u32,
+    pub pad1: u32,
+}
+
+/// Mirrors `Reduce` in shaders/adaptive_reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub(crate) struct ReduceSlot {
+    pub groups: u32,
+    pub partials: u32,
+    pub sums: u32,
+    pub pad: u32,
+}
+
 /// The struct mirrors as data for tests/shader_contract.rs, which checks them against naga's
 /// layout of the WGSL structs; the types themselves stay private to the crate.
 #[doc(hidden)]
 pub mod contract {
-    use super::{Chunk, Combine, HeadSlot, PairStatsRow, Params, RedrawSlot, StepSlot};
+    use super::{
+        AdaptSlot, Chunk, Combine, HeadSlot, PairStatsRow, Params, RedrawSlot, ReduceSlot, StepSlot,
+    };
     use bytemuck::Zeroable;
 
     /// A `#[repr(C)]` mirror of a WGSL struct.
@@ -177,6 +211,11 @@ pub mod contract {
                 noise_common, seed_lo, seed_hi, n, sphere, pad,
             }),
             mirror!(PairStatsRow as "PairStats" { m, l, min_cos, sum_cos, sum_dot }),
+            mirror!(AdaptSlot as "Adapt" {
+                mode, base, terms, first, slot_base, stride, renormalise, n, d, groups_x,
+                groups, partials, atol, rtol, pad0, pad1,
+            }),
+            mirror!(ReduceSlot as "Reduce" { groups, partials, sums, pad }),
         ]
     }
 }
@@ -541,8 +580,8 @@ pub fn dynamic_bindings(kernel: &str) -> &'static [u32] {
         // The layer's step.
         "mlp_hidden" => &[5],
         "mlp_out" => &[4],
-        // The Runge-Kutta stage's combination.
-        "rk_combine" => &[0],
+        // The Runge-Kutta stage's combination; adaptive stepping's per-system combination.
+        "rk_combine" | "adaptive_combine" => &[0],
         _ => &[],
     }
 }
@@ -636,7 +675,7 @@ impl Kernels {
         for ((name, source), (_, layout)) in
             spec.texts(Dialect::Spec).into_iter().zip(spec.layouts())
         {
-            built.push(compile(ctx, &spec, name, source, layout));
+            built.push(compile(ctx, spec.checked, name, source, layout));
         }
         let fresh: Vec<_> = built
             .iter()
@@ -693,18 +732,37 @@ impl Kernels {
     }
 }
 
+/// A kernel whose text depends on nothing (neither d nor the adapter profile: adaptive
+/// stepping's, `gpu::adaptive`), compiled or found in the device's cache.
+pub(crate) fn compile_fixed(
+    ctx: &GpuContext,
+    checked: bool,
+    name: &'static str,
+    source: &str,
+) -> Result<(wgpu::ComputePipeline, KernelLayout)> {
+    let reflected = Layout::reflect(name, source, dynamic_bindings(name))
+        .map_err(|e| Error::Gpu(format!("the {name} kernel: {e}")))?;
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let (compiled, fresh) = compile(ctx, checked, name, source.to_string(), reflected);
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("compiling the {name} kernel: {e}")));
+    }
+    ctx.compiled.lock().expect("kernel cache").extend(fresh);
+    Ok(compiled)
+}
+
 /// One kernel of `spec` from its spec-conformant text and reflected layout: its pipeline
 /// from the device's cache (keyed by text, kernel and runtime checks) or compiled.
 fn compile(
     ctx: &GpuContext,
-    spec: &Specialisation,
+    checked: bool,
     name: &'static str,
     source: String,
     reflected: Layout,
 ) -> Built {
     // The spec-conformant text less what naga 30 cannot parse yet.
     let naga_text = shaders::for_naga(&source).into_owned();
-    let key = (source, name, spec.checked);
+    let key = (source, name, checked);
     let hit = ctx
         .compiled
         .lock()
@@ -728,7 +786,7 @@ fn compile(
         label: Some(name),
         source: wgpu::ShaderSource::Wgsl(naga_text.into()),
     };
-    let module = if spec.checked {
+    let module = if checked {
         device.create_shader_module(desc)
     } else {
         // SAFETY: every index of these kernels is in range by construction (token and

@@ -13,6 +13,7 @@
 //! submissions is planned (`plan`) from the adapter's measured speed, within budgets that
 //! keep every dispatch far from an OS watchdog.
 
+pub mod adaptive;
 pub mod attend;
 pub mod attention;
 pub mod capture;
@@ -42,7 +43,8 @@ use attention::{AttentionGroups, AttentionPass, PassOptions};
 use kernels::{Combine, Kernels, PairStatsRow, aligned, bind_group, slot_binding};
 use record::{Op, Recorder, Stamps};
 
-/// Most Runge-Kutta stages a combination reads (RK4).
+/// Most Runge-Kutta stages a fixed-step combination reads (RK4); adaptive pairs have up to
+/// `adaptive::MAX_ADAPTIVE_STAGES`.
 const MAX_STAGES: usize = 4;
 /// Distinct coefficient sets kept on the device (a fixed-step run uses stages + 1).
 const COEFF_SLOTS: usize = 16;
@@ -192,6 +194,10 @@ pub struct GpuBackend {
     timer: Option<Timer>,
     /// The first layer in which rk_combine saw a NaN or an infinity, once read.
     first_bad: Option<u32>,
+    /// Adaptive stepping's pipelines and buffers (`prepare_adaptive`).
+    adaptive: Option<adaptive::Adaptive>,
+    /// Workgroups per grid dimension (the adapter's, or `GpuOptions::max_groups`).
+    max_groups: u32,
 }
 
 impl GpuBackend {
@@ -281,6 +287,7 @@ impl GpuBackend {
         }
         ctx.take_error()?;
         let plan = attention.plan;
+        let ctx_limit_groups = ctx.limits.max_compute_workgroups_per_dimension;
         Ok(GpuBackend {
             ctx,
             shape,
@@ -306,6 +313,8 @@ impl GpuBackend {
             recorder: Recorder::new(plan.dispatches_per_submission, plan.in_flight),
             timer: None,
             first_bad: None,
+            adaptive: None,
+            max_groups: options.max_groups.unwrap_or(u32::MAX).min(ctx_limit_groups),
         })
     }
 
@@ -357,6 +366,7 @@ impl GpuBackend {
             .map(|b| b.size())
             .chain(self.k.iter().map(|b| b.size()))
             .sum::<u64>()
+            + self.adaptive.as_ref().map_or(0, |a| a.device_bytes())
             + a.layers.as_ref().map_or(0, |l| l.device_bytes())
     }
 
@@ -562,9 +572,10 @@ impl Backend for GpuBackend {
     }
 
     fn prepare(&mut self, stages: usize) -> Result<()> {
-        if stages == 0 || stages > MAX_STAGES {
+        if stages == 0 || stages > adaptive::MAX_ADAPTIVE_STAGES {
             return Err(Error::Input(format!(
-                "the GPU backend combines 1 to {MAX_STAGES} stages, not {stages}"
+                "the GPU backend holds 1 to {} stages, not {stages}",
+                adaptive::MAX_ADAPTIVE_STAGES
             )));
         }
         let ctx = self.ctx.clone();
@@ -574,7 +585,10 @@ impl Backend for GpuBackend {
                 ctx.buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("k{s}")),
                     size: bytes,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                    // COPY_DST: adaptive stepping's FSAL copy.
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 })
             })
@@ -654,8 +668,11 @@ impl Backend for GpuBackend {
             pad: 0,
         };
         for &(s, coef) in terms {
-            if s >= self.k.len() {
-                return Err(Error::Input(format!("stage {s} does not exist")));
+            if s >= self.k.len() || s >= MAX_STAGES {
+                return Err(Error::Input(format!(
+                    "stage {s} does not exist (a fixed-step combination reads up to \
+                     {MAX_STAGES} stages)"
+                )));
             }
             c.coeffs[s] = coef as f32;
             c.terms = c.terms.max(s as u32 + 1);
@@ -679,6 +696,48 @@ impl Backend for GpuBackend {
 
     fn sync(&mut self) -> Result<()> {
         self.recorder.sync(&self.ctx)
+    }
+
+    fn prepare_adaptive(&mut self, stages: usize) -> Result<()> {
+        self.prepare_adaptive_stages(stages)
+    }
+
+    fn supports_adaptive(&self) -> bool {
+        true
+    }
+
+    fn combine_systems(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        renormalise: bool,
+    ) -> Result<()> {
+        self.adaptive_combine(stages, coeffs, renormalise)
+    }
+
+    fn scaled_sums(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        with_state: bool,
+        atol: f64,
+        rtol: f64,
+        out: &mut [f64],
+    ) -> Result<()> {
+        self.adaptive_scaled_sums(stages, coeffs, with_state, (atol, rtol), out)
+    }
+
+    fn accept_systems(&mut self, accepted: &[bool], copy: Option<(usize, usize)>) -> Result<()> {
+        self.adaptive_accept(accepted, copy)
+    }
+
+    fn interpolate(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        renormalise: bool,
+    ) -> Result<Vec<f64>> {
+        self.adaptive_interpolate(stages, coeffs, renormalise)
     }
 
     fn begin_step(&mut self, layer: u32) -> Result<()> {
