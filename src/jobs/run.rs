@@ -328,13 +328,7 @@ pub fn execute_from(
         Start::Resume(r) => (r.state.clone(), Some(r)),
     };
     if config.integrator.is_adaptive() {
-        if resume.is_some() {
-            return Err(Error::Input(format!(
-                "--resume does not continue an adaptive run (--integrator {}) yet: run it again",
-                config.integrator.name()
-            )));
-        }
-        return super::adaptive_run::execute(resolved, out, command, progress, x0);
+        return super::adaptive_run::execute(resolved, out, command, progress, x0, resume);
     }
     let first_step = resume.as_ref().map_or(0, |r| r.step);
     if first_step > config.steps {
@@ -594,31 +588,9 @@ pub fn execute_from(
                 clock.elapsed().as_secs_f64(),
                 device.clone(),
             )?;
-            #[derive(Serialize)]
-            struct Table<'a> {
-                checkpoint: &'a Checkpoint,
-            }
             text.push('\n');
-            text.push_str(
-                &toml::to_string(&Table {
-                    checkpoint: &checkpoint,
-                })
-                .map_err(|e| Error::Input(format!("cannot serialise a checkpoint: {e}")))?,
-            );
-            let record = out.path(crate::output::CHECKPOINT_RECORD);
-            let tmp = out.path(".checkpoint.toml.tmp");
-            let sync = |p: &Path| File::open(p).and_then(|f| f.sync_all());
-            sync(&state_path)
-                .and_then(|()| std::fs::write(&tmp, text))
-                .and_then(|()| sync(&tmp))
-                .and_then(|()| std::fs::rename(&tmp, &record))
-                .and_then(|()| sync(out.staging()))
-                .map_err(|e| file_error(&record, format!("cannot write a checkpoint: {e}")))?;
-            for name in checkpoint_files(out.staging()) {
-                if name != checkpoint.state && name != crate::output::CHECKPOINT_RECORD {
-                    let _ = std::fs::remove_file(out.staging().join(name));
-                }
-            }
+            text.push_str(&checkpoint_table(&checkpoint)?);
+            commit_checkpoint(&out, &[checkpoint.state.as_str()], text)?;
             last_checkpoint = Instant::now();
         }
         progress.step(step as u64);
@@ -645,33 +617,13 @@ pub fn execute_from(
         Some(_) => format!("interrupted at step {steps_done} of {}", cfg.steps),
         None => "finished".to_string(),
     };
-    // What a resume checks: the step and each file's size and SHA-256.
-    let mut files = std::collections::BTreeMap::new();
-    for name in ["final.npy", "metrics.csv", "traj.npy", "traj_t.npy"] {
-        let p = out.path(name);
-        if let Ok(m) = std::fs::metadata(&p) {
-            let digest = Digest {
-                bytes: m.len(),
-                sha256: crate::output::sha256_file(&p)?,
-            };
-            files.insert(name.to_string(), digest);
-        }
-    }
-    #[derive(Serialize)]
-    struct OutputsTable {
-        outputs: Outputs,
-    }
     let mut text = record_text(status, steps_done, elapsed_s, device.clone())?;
     text.push('\n');
-    text.push_str(
-        &toml::to_string(&OutputsTable {
-            outputs: Outputs {
-                step: steps_done,
-                files,
-            },
-        })
-        .map_err(|e| Error::Input(format!("cannot serialise the outputs: {e}")))?,
-    );
+    text.push_str(&outputs_table(
+        &out,
+        steps_done,
+        &["final.npy", "metrics.csv", "traj.npy", "traj_t.npy"],
+    )?);
     let path = out.path("run.toml");
     std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
     // The checkpoint's files are not results.
@@ -692,6 +644,7 @@ pub fn execute_from(
         metrics_s,
         start_step: first_step,
         steps_done,
+        t_done: steps_done as f64 * h,
         interrupted,
         initial,
         last,
@@ -699,8 +652,65 @@ pub fn execute_from(
     })
 }
 
+/// The `[checkpoint]` table of a checkpoint's record.
+pub(super) fn checkpoint_table(checkpoint: &Checkpoint) -> Result<String> {
+    #[derive(Serialize)]
+    struct Table<'a> {
+        checkpoint: &'a Checkpoint,
+    }
+    toml::to_string(&Table { checkpoint })
+        .map_err(|e| Error::Input(format!("cannot serialise a checkpoint: {e}")))
+}
+
+/// Makes a checkpoint whose files (`files`, in the staging folder) are written: everything
+/// on disk, then its record `text` renamed into place last, so that a kill at any moment
+/// leaves the previous checkpoint or this one; then the previous checkpoint's files go.
+pub(super) fn commit_checkpoint(out: &Output, files: &[&str], text: String) -> Result<()> {
+    let record = out.path(crate::output::CHECKPOINT_RECORD);
+    let tmp = out.path(".checkpoint.toml.tmp");
+    let sync = |p: &Path| File::open(p).and_then(|f| f.sync_all());
+    files
+        .iter()
+        .try_for_each(|f| sync(&out.path(f)))
+        .and_then(|()| std::fs::write(&tmp, text))
+        .and_then(|()| sync(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, &record))
+        .and_then(|()| sync(out.staging()))
+        .map_err(|e| file_error(&record, format!("cannot write a checkpoint: {e}")))?;
+    for name in checkpoint_files(out.staging()) {
+        if !files.contains(&name.as_str()) && name != crate::output::CHECKPOINT_RECORD {
+            let _ = std::fs::remove_file(out.staging().join(name));
+        }
+    }
+    Ok(())
+}
+
+/// The `[outputs]` table of run.toml: the step the files hold and the size and SHA-256 of
+/// each of `names` the staging folder holds (what a resume checks).
+pub(super) fn outputs_table(out: &Output, step: usize, names: &[&str]) -> Result<String> {
+    let mut files = std::collections::BTreeMap::new();
+    for name in names {
+        let p = out.path(name);
+        if let Ok(m) = std::fs::metadata(&p) {
+            let digest = Digest {
+                bytes: m.len(),
+                sha256: crate::output::sha256_file(&p)?,
+            };
+            files.insert(name.to_string(), digest);
+        }
+    }
+    #[derive(Serialize)]
+    struct OutputsTable {
+        outputs: Outputs,
+    }
+    toml::to_string(&OutputsTable {
+        outputs: Outputs { step, files },
+    })
+    .map_err(|e| Error::Input(format!("cannot serialise the outputs: {e}")))
+}
+
 /// The checkpoint files in a staging folder (`.checkpoint*`).
-fn checkpoint_files(staging: &Path) -> Vec<String> {
+pub(super) fn checkpoint_files(staging: &Path) -> Vec<String> {
     std::fs::read_dir(staging)
         .map(|entries| {
             entries
