@@ -16,10 +16,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::report::{Interrupt, Progress, RunSummary, pairs_per_eval};
-use super::run::{
-    CHECKPOINT_INTERVAL_S, Checkpoint, Resume, checkpoint_table, commit_checkpoint, outputs_table,
+use super::checkpoint::{
+    CHECKPOINT_INTERVAL_S, Checkpoint, Resume, checkpoint_files, checkpoint_table,
+    commit_checkpoint, outputs_table,
 };
+use super::report::{Interrupt, Progress, RunSummary, pairs_per_eval};
 use crate::config::{Resolved, RunConfig, parse_times};
 use crate::csv::CsvWriter;
 use crate::error::{Error, Result, file_error};
@@ -626,7 +627,7 @@ pub(super) fn execute(
     let path = out.path("run.toml");
     std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
     // The checkpoint's files are not results.
-    for name in super::run::checkpoint_files(out.staging()) {
+    for name in checkpoint_files(out.staging()) {
         let _ = std::fs::remove_file(out.staging().join(name));
     }
     let dir = out.dir().to_path_buf();
