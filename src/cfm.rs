@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use crate::attend::{Attend, LayerShape};
+use crate::backend::reference::combine_by_system;
 use crate::config::BackendChoice;
 use crate::error::{Result, input};
 use crate::integrate::{Backend, Integrator, NoiseStep, Slot, Stepper, Tokens};
@@ -342,6 +343,93 @@ impl Backend for Cfm {
             }
         }
         Ok(())
+    }
+    /// Adaptive steps (on the host in f64, like the fixed ones) for a frozen context: the
+    /// state and the error norm are the queries'. The GPU's layer waits for the GPU backend's
+    /// adaptive operations.
+    fn supports_adaptive(&self) -> bool {
+        self.kind != BackendChoice::Gpu && self.context.is_none()
+    }
+    fn combine_systems(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        renormalise: bool,
+    ) -> Result<()> {
+        let mut zs = std::mem::take(&mut self.zs);
+        zs.resize(self.z.len(), 0.0);
+        let shape = Backend::shape(self);
+        combine_by_system(
+            shape,
+            &self.z,
+            &self.kz,
+            stages,
+            coeffs,
+            renormalise,
+            &mut zs,
+        );
+        self.zs = zs;
+        Ok(())
+    }
+    fn scaled_sums(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        with_state: bool,
+        atol: f64,
+        rtol: f64,
+        out: &mut [f64],
+    ) -> Result<()> {
+        let LayerShape { m, d, .. } = self.shape;
+        let per = m * d;
+        let count = stages.len();
+        let (z, zs, k) = (&self.z, &self.zs, &self.kz);
+        out.par_iter_mut().enumerate().for_each(|(b, out)| {
+            let c = &coeffs[b * count..(b + 1) * count];
+            *out = (b * per..(b + 1) * per)
+                .map(|i| {
+                    let mut v = if with_state { z[i] } else { 0.0 };
+                    for (&s, &c) in stages.iter().zip(c) {
+                        v += c * k[s][i];
+                    }
+                    let scale = atol + rtol * z[i].abs().max(zs[i].abs());
+                    (v / scale).powi(2)
+                })
+                .sum();
+        });
+        Ok(())
+    }
+    fn accept_systems(&mut self, accepted: &[bool], copy: Option<(usize, usize)>) -> Result<()> {
+        let LayerShape { m, d, .. } = self.shape;
+        let per = m * d;
+        for (b, _) in accepted.iter().enumerate().filter(|(_, a)| **a) {
+            let r = b * per..(b + 1) * per;
+            self.z[r.clone()].copy_from_slice(&self.zs[r.clone()]);
+            if let Some((from, to)) = copy {
+                let (src, dst) = crate::backend::reference::two_mut(&mut self.kz, from, to);
+                dst[r.clone()].copy_from_slice(&src[r]);
+            }
+        }
+        Ok(())
+    }
+    fn interpolate(
+        &mut self,
+        stages: &[usize],
+        coeffs: &[f64],
+        renormalise: bool,
+    ) -> Result<Vec<f64>> {
+        let mut out = vec![0.0; self.z.len()];
+        let shape = Backend::shape(self);
+        combine_by_system(
+            shape,
+            &self.z,
+            &self.kz,
+            stages,
+            coeffs,
+            renormalise,
+            &mut out,
+        );
+        Ok(out)
     }
     fn read_state(&mut self) -> Result<Tokens> {
         Ok(Tokens::F64(self.z.clone()))

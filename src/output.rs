@@ -71,6 +71,8 @@ impl Kind {
                 "run.toml",
                 "traj.npy",
                 "traj_t.npy",
+                // An adaptive ensemble stopped between its systems' output times.
+                "partial.npy",
                 "x0.npy",
                 "Q.npy",
                 "K.npy",
@@ -99,7 +101,7 @@ impl Kind {
     /// earlier command owns them only where its record names them.
     fn optional_files(self) -> &'static [&'static str] {
         match self {
-            Kind::Run => &["x0.npy", "Q.npy", "K.npy", "V.npy"],
+            Kind::Run => &["partial.npy", "x0.npy", "Q.npy", "K.npy", "V.npy"],
             Kind::Cfm => &["context.npy", "queries.npy"],
             Kind::Attend | Kind::Experiment => &[],
         }

@@ -362,3 +362,96 @@ fn refuses_noise_layer_maps_and_changing_weights() {
     let e = integrate_adaptive(&mut r, &model, Integrator::Dopri5, bad, 1.0, &[]).unwrap_err();
     assert!(e.to_string().contains("--rtol"), "{e}");
 }
+
+/// A pause at any step boundary, saved (the state read back, each system's `SystemState`,
+/// the outputs' `Cursor`) and continued on a new backend and stepper, gives the bits of the
+/// run never paused: outputs, final state and statistics, for every pair, on both backends,
+/// with three systems whose steps differ (so that some pauses fall between the systems'
+/// passing of an output time, and the partial outputs travel in the cursor).
+#[test]
+fn a_run_continued_from_any_step_boundary_has_the_bits_of_the_run_never_paused() {
+    use attnflow::integrate::adaptive::{AdaptiveStepper, Cursor};
+    let (model, shape, x0) = clustering(3, vec![1.0, 6.0, 20.0]);
+    let outputs: Vec<f64> = (0..=12).map(|k| 0.25 * f64::from(k)).collect();
+    let o = Options {
+        rtol: 1e-6,
+        atol: 1e-8,
+        ..Options::default()
+    };
+    let new_backend = |cpu: bool, x: &[f64]| -> Box<dyn Backend> {
+        if cpu {
+            Box::new(CpuBackend::new(&model, shape, x).unwrap())
+        } else {
+            Box::new(ReferenceBackend::new(&model, shape, x).unwrap())
+        }
+    };
+    for cpu in [false, true] {
+        for integrator in PAIRS {
+            let mut backend = new_backend(cpu, &x0);
+            let mut stepper = AdaptiveStepper::new(&model, shape, integrator, o).unwrap();
+            stepper.prepare(backend.as_mut()).unwrap();
+            let mut want = Vec::new();
+            stepper
+                .advance(backend.as_mut(), 3.0, &outputs, &mut |_, x| {
+                    want.push(x.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            let want_final = backend.read_state().unwrap().to_f64();
+            let want_stats = stepper.systems().to_vec();
+            let attempts = want_stats
+                .iter()
+                .map(|s| s.stats.accepted + s.stats.rejected);
+            let attempts = attempts.max().unwrap();
+            // Pauses after attempts 1, 4, 7, ...: each one a save and a continuation.
+            let mut backend = new_backend(cpu, &x0);
+            let mut stepper = AdaptiveStepper::new(&model, shape, integrator, o).unwrap();
+            stepper.prepare(backend.as_mut()).unwrap();
+            let mut cursor = Cursor::default();
+            let mut got = Vec::new();
+            let (mut pauses, mut partial) = (0, 0);
+            loop {
+                let done = stepper
+                    .advance_until(
+                        backend.as_mut(),
+                        3.0,
+                        &outputs,
+                        &mut cursor,
+                        &mut |_, x| {
+                            got.push(x.to_vec());
+                            Ok(())
+                        },
+                        &mut |a, _| a % 3 == 1,
+                    )
+                    .unwrap();
+                if done {
+                    break;
+                }
+                pauses += 1;
+                partial += usize::from(!cursor.partial.is_empty());
+                let state = backend.read_state().unwrap().to_f64();
+                let systems = stepper.systems().to_vec();
+                backend = new_backend(cpu, &state);
+                stepper = AdaptiveStepper::new(&model, shape, integrator, o).unwrap();
+                stepper.prepare(backend.as_mut()).unwrap();
+                stepper.restore(systems).unwrap();
+            }
+            let name = format!("{} on {}", integrator.name(), backend.describe());
+            assert!(
+                pauses as u64 >= attempts / 3 && partial > 0,
+                "{name}: {pauses} pauses, {partial} with partial outputs"
+            );
+            assert_eq!(got, want, "{name}: outputs differ");
+            assert_eq!(
+                backend.read_state().unwrap().to_f64(),
+                want_final,
+                "{name}: final state differs"
+            );
+            assert_eq!(
+                stepper.systems(),
+                &want_stats[..],
+                "{name}: statistics differ"
+            );
+        }
+    }
+}

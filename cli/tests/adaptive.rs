@@ -149,3 +149,138 @@ fn adaptive_options_are_refused_where_they_do_not_apply() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Max |a - b| over two arrays of one shape.
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// `cfm --integrator dopri5` (issue 25): at rtol = 1e-10 its queries at every saved time
+/// match RK4's at 4000 steps (h = 1.25e-3, error about h^4) to CFM_TOL (measured 8.7e-12), with a small
+/// fraction of RK4's 16,000 field evaluations; cfm.toml records the steps. On the reference
+/// backend, 2 draws of 12 queries against 300 context tokens, beta = 4.
+const CFM_TOL: f64 = 1e-10;
+
+#[test]
+fn adaptive_cfm_matches_rk4_at_many_steps() {
+    let dir = tempdir("cfm");
+    let base = [
+        "cfm",
+        "--m",
+        "12",
+        "--n",
+        "300",
+        "--d",
+        "3",
+        "--beta",
+        "4",
+        "--seeds",
+        "2",
+        "--t-end",
+        "5",
+        "--backend",
+        "reference",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let rk4 = with(&["--steps", "4000", "--save-every", "400", "--out", "rk4"]);
+    ok(&rk4.iter().map(String::as_str).collect::<Vec<_>>(), &dir);
+    let dopri5 = with(&[
+        "--steps",
+        "10",
+        "--integrator",
+        "dopri5",
+        "--rtol",
+        "1e-10",
+        "--atol",
+        "1e-12",
+        "--out",
+        "dopri5",
+    ]);
+    ok(&dopri5.iter().map(String::as_str).collect::<Vec<_>>(), &dir);
+    let read = |run: &str, f: &str| attnflow::npy::read_f64(&dir.join(run).join(f)).unwrap();
+    let (a, b) = (read("rk4", "traj.npy"), read("dopri5", "traj.npy"));
+    assert_eq!(a.shape, b.shape);
+    assert_eq!(a.shape, vec![11, 2, 12, 3]);
+    let (ta, tb) = (read("rk4", "traj_t.npy"), read("dopri5", "traj_t.npy"));
+    assert!(
+        max_diff(&ta.data, &tb.data) < 1e-12,
+        "{:?} {:?}",
+        ta.data,
+        tb.data
+    );
+    assert_eq!(tb.data[10], 5.0);
+    let err = max_diff(&a.data, &b.data);
+    eprintln!("cfm dopri5 (rtol 1e-10) against rk4 (4000 steps): max error {err:.3e}");
+    assert!(err < CFM_TOL, "dopri5 differs from rk4 by {err:e}");
+    let fin = max_diff(
+        &read("rk4", "final.npy").data,
+        &read("dopri5", "final.npy").data,
+    );
+    assert!(fin < CFM_TOL, "final.npy differs by {fin:e}");
+    let record = std::fs::read_to_string(dir.join("dopri5").join("cfm.toml")).unwrap();
+    let table: toml::Table = record.parse().unwrap();
+    assert_eq!(
+        table["adaptive"]["pair"].as_str(),
+        Some("dopri5"),
+        "{record}"
+    );
+    assert_eq!(table["rtol"].as_float(), Some(1e-10), "{record}");
+    let systems = table["adaptive"]["systems"].as_array().unwrap();
+    assert_eq!(systems.len(), 2, "{record}");
+    for s in systems {
+        let (acc, ev) = (
+            s["accepted"].as_integer().unwrap(),
+            s["evaluations"].as_integer().unwrap(),
+        );
+        eprintln!("draw: {acc} accepted steps, {ev} evaluations (rk4: 16000)");
+        assert!(acc > 5 && ev >= 6 * acc && ev < 16_000 / 4, "{record}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn adaptive_cfm_refuses_what_it_cannot_integrate() {
+    let dir = tempdir("cfm-refuse");
+    let base = ["cfm", "--m", "4", "--n", "16", "--out", "x"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    for (extra, want) in [
+        (&["--rtol", "1e-6"][..], "takes fixed steps"),
+        (
+            &["--integrator", "rk4", "--h-max", "0.1"][..],
+            "takes fixed steps",
+        ),
+        (
+            &["--integrator", "dopri5", "--context-mode", "evolving"][..],
+            "frozen context",
+        ),
+        (
+            &["--integrator", "tsit5", "--atol", "0"][..],
+            "positive and finite",
+        ),
+        (
+            &[
+                "--integrator",
+                "bosh3",
+                "--rtol",
+                "1e-8",
+                "--backend",
+                "cpu",
+            ][..],
+            "f32",
+        ),
+    ] {
+        let args = with(extra);
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let err = fails(&args, &dir);
+        assert!(err.contains(want), "{extra:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

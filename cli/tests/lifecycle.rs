@@ -1142,6 +1142,135 @@ fn a_killed_run_continues_from_its_last_checkpoint() {
     );
 }
 
+/// An adaptive run of two systems (their steps differ) of a few seconds on the cpu backend,
+/// with snapshots so close that a stop usually falls between the two systems' passing of one
+/// (partial.npy; measured: a SIGTERM after 1.5 s left one).
+fn adaptive_resumable(out: &str) -> Vec<String> {
+    [
+        "run",
+        "--n",
+        "1500",
+        "--d",
+        "2",
+        "--beta",
+        "4,9",
+        "--t-end",
+        "40",
+        "--integrator",
+        "dopri5",
+        "--rtol",
+        "1e-6",
+        "--atol",
+        "1e-8",
+        "--save-times",
+        "log:1e-2:40:400",
+        "--metrics-times",
+        "log:1e-2:40:20",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--out",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Was: an interrupted adaptive run wrote nothing, and --resume refused adaptive runs. Now a
+/// stop (SIGTERM) ends it after the step attempt in progress with complete files and the
+/// controller state in run.toml; a kill leaves its last checkpoint (--checkpoint-every
+/// counts step attempts); and --resume continues either to the bits of the run never
+/// stopped: final.npy, traj.npy, traj_t.npy, metrics.csv and the step statistics.
+#[test]
+fn an_interrupted_or_killed_adaptive_run_resumes_to_the_same_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&strs(&adaptive_resumable("full")), d);
+    let stats = |p: &Path| {
+        let record = std::fs::read_to_string(p.join("run.toml")).unwrap();
+        let table: toml::Table = toml::from_str(&record).unwrap();
+        table["adaptive"]["systems"].clone()
+    };
+    let files = ["final.npy", "traj.npy", "traj_t.npy", "metrics.csv"];
+    // Stopped by SIGTERM once it writes its snapshots.
+    let child = spawn(&strs(&adaptive_resumable("int")), d);
+    wait_for(
+        &d.join("int")
+            .join(attnflow::output::STAGING)
+            .join("traj.npy"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(
+        err.contains("interrupted at t = ") && err.contains("--resume int"),
+        "{err}"
+    );
+    let p = d.join("int");
+    let record = std::fs::read_to_string(p.join("run.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&record).unwrap();
+    let state = table["adaptive"]["state"].as_table().expect(&record);
+    let k = table["provenance"]["steps_done"].as_integer().unwrap();
+    assert_eq!(state["attempts"].as_integer(), Some(k), "{record}");
+    assert_eq!(state["systems"].as_array().unwrap().len(), 2, "{record}");
+    let t_done = table["provenance"]["t_done"].as_float().unwrap();
+    assert!(0.0 < t_done && t_done < 40.0, "{record}");
+    // Complete files: the snapshots up to the stop, their times, every metrics row.
+    let traj = attnflow::npy::read_f64(&p.join("traj.npy")).unwrap();
+    let (_, times) = attnflow::npy::read_as::<f64>(&p.join("traj_t.npy")).unwrap();
+    assert_eq!(traj.shape[0] as usize, times.len());
+    assert!(
+        times.iter().all(|&t| t <= t_done),
+        "{times:?} past {t_done}"
+    );
+    let said = ok(&["run", "--resume", "int", "--quiet"], d);
+    assert!(said.contains(&format!("after {k} step attempts")), "{said}");
+    same_files(&d.join("full"), &p, &files);
+    assert_eq!(stats(&d.join("full")), stats(&p));
+    let record = std::fs::read_to_string(p.join("run.toml")).unwrap();
+    assert!(
+        record.contains("status = \"finished\"")
+            && record.contains(&format!("resumed_from_step = {k}"))
+            && !p.join("partial.npy").exists(),
+        "{record}"
+    );
+    // A finished adaptive run cannot be extended (its last step landed on T).
+    let err = fails(&["run", "--resume", "int", "--t-end", "80"], d);
+    assert!(err.contains("cannot change on --resume"), "{err}");
+    let err = fails(&["run", "--resume", "int"], d);
+    assert!(err.contains("the adaptive run is finished"), "{err}");
+    // Killed after a checkpoint.
+    let mut args = adaptive_resumable("kill");
+    args.extend(["--checkpoint-every".into(), "5".into()]);
+    let mut child = spawn(&strs(&args), d);
+    let staging = d.join("kill").join(attnflow::output::STAGING);
+    wait_for(&staging.join(attnflow::output::CHECKPOINT_RECORD));
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let said = ok(&["run", "--resume", "kill", "--quiet"], d);
+    assert!(
+        said.contains("from the checkpoint of a killed run"),
+        "{said}"
+    );
+    same_files(&d.join("full"), &d.join("kill"), &files);
+    assert_eq!(stats(&d.join("full")), stats(&d.join("kill")));
+    assert_eq!(
+        names(&d.join("kill")),
+        [
+            ".attnflow.lock",
+            "final.npy",
+            "metrics.csv",
+            "run.toml",
+            "traj.npy",
+            "traj_t.npy"
+        ]
+    );
+}
+
 /// A copy of a folder (hidden files and subfolders included).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

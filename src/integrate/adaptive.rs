@@ -166,6 +166,27 @@ impl Controller {
 /// Called with (output index, the whole ensemble's state at that time, in f64).
 pub type Sink<'a> = dyn FnMut(usize, &[f64]) -> Result<()> + 'a;
 
+/// Where the outputs of an [`AdaptiveStepper::advance_until`] stand at a pause: what a
+/// checkpoint keeps beside the systems' [`SystemState`] and the backend's state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cursor {
+    /// The outputs handed to the sink so far.
+    pub next: usize,
+    /// Step attempts of the ensemble so far.
+    pub attempts: u64,
+    /// Outputs some systems have passed and others not yet (with a step per system).
+    pub partial: Vec<Partial>,
+}
+
+/// An output gathered in part: the ensemble's state with the parts of the `filled` systems
+/// that have passed its time (the others' parts are zero).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partial {
+    pub index: usize,
+    pub filled: usize,
+    pub state: Vec<f64>,
+}
+
 /// Steps a backend adaptively. Make it with [`AdaptiveStepper::new`] (a model's run) or
 /// [`AdaptiveStepper::with_pair`], call [`AdaptiveStepper::prepare`] once, then
 /// [`AdaptiveStepper::advance`] to each end time.
@@ -179,6 +200,10 @@ pub struct AdaptiveStepper {
     components: usize,
     /// Whether k[0] holds f(state).
     k0_current: bool,
+    /// Whether the next evaluation of k[0] only recomputes what the run had before a
+    /// [`AdaptiveStepper::restore`] (an FSAL copy): not counted, so that a resumed run's
+    /// statistics are those of the run never stopped.
+    k0_restored: bool,
     // Work arrays, sized once.
     stage_ids: Vec<usize>,
     coeffs: Vec<f64>,
@@ -250,6 +275,7 @@ impl AdaptiveStepper {
             systems: vec![SystemState::new(0.0); batch],
             components: shape.n * shape.d,
             k0_current: false,
+            k0_restored: false,
             stage_ids: Vec::with_capacity(stages),
             coeffs: Vec::with_capacity(batch * stages),
             sums: vec![0.0; batch],
@@ -287,6 +313,7 @@ impl AdaptiveStepper {
         }
         self.systems = systems;
         self.k0_current = false;
+        self.k0_restored = true;
         Ok(())
     }
 
@@ -332,18 +359,49 @@ impl AdaptiveStepper {
         outputs: &[f64],
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        let t0 = self.time();
+        let mut cursor = Cursor::default();
+        self.advance_until(backend, t_end, outputs, &mut cursor, sink, &mut |_, _| {
+            false
+        })?;
+        Ok(())
+    }
+
+    /// [`AdaptiveStepper::advance`] that can pause at a step boundary: after every step
+    /// attempt of the ensemble, `pause(attempts, outputs handed out)` is asked, and when it
+    /// says yes this returns `Ok(false)` with `cursor` holding where the outputs stand (a
+    /// checkpoint saves it with [`AdaptiveStepper::systems`] and the backend's state).
+    /// Called again with the same `t_end`, `outputs` and `cursor` (after a pause, or after
+    /// [`AdaptiveStepper::restore`] on a backend holding the saved state) it continues to the
+    /// bits of a run never paused; `Ok(true)` once every system is at `t_end`.
+    pub fn advance_until(
+        &mut self,
+        backend: &mut dyn Backend,
+        t_end: f64,
+        outputs: &[f64],
+        cursor: &mut Cursor,
+        sink: &mut Sink<'_>,
+        pause: &mut dyn FnMut(u64, usize) -> bool,
+    ) -> Result<bool> {
+        let fresh = cursor.attempts == 0 && cursor.next == 0 && cursor.partial.is_empty();
+        let t0 = if fresh {
+            self.time()
+        } else {
+            self.systems
+                .iter()
+                .map(|s| s.t)
+                .fold(f64::INFINITY, f64::min)
+        };
         if !(t_end.is_finite() && t_end >= t0) {
             return Err(input(format!(
                 "the end time must be finite and not before the current time {t0}, got {t_end}"
             )));
         }
-        if self.systems.iter().any(|s| s.t != t0) {
+        if fresh && self.systems.iter().any(|s| s.t != t0) {
             return Err(input(
                 "the systems are not at one time: advance them to one first",
             ));
         }
-        let mut prev = t0;
+        let mut prev = if fresh { t0 } else { f64::NEG_INFINITY };
         for &t in outputs {
             if !(t.is_finite() && t >= prev && t <= t_end) {
                 return Err(input(format!(
@@ -355,21 +413,36 @@ impl AdaptiveStepper {
         }
         let batch = self.systems.len();
         let len = batch * self.components;
+        if cursor.next > outputs.len()
+            || cursor
+                .partial
+                .iter()
+                .any(|p| p.index < cursor.next || p.index >= outputs.len() || p.state.len() != len)
+        {
+            return Err(input(
+                "the saved outputs do not fit this run's output times and shape",
+            ));
+        }
         // Outputs gathered system by system; emitted in order once complete.
         let mut pending: Vec<Option<(Vec<f64>, usize)>> = vec![None; outputs.len()];
-        let mut next_emit = 0;
-        let mut first_open = 0;
-        // The outputs at the start time.
-        while first_open < outputs.len() && outputs[first_open] <= t0 {
-            let x = backend.read_state()?.to_f64();
-            pending[first_open] = Some((x, batch));
-            first_open += 1;
+        for p in cursor.partial.drain(..) {
+            pending[p.index] = Some((p.state, p.filled));
         }
-        emit(&mut pending, &mut next_emit, batch, sink)?;
+        let mut next_emit = cursor.next;
+        let mut first_open = cursor.next;
+        let mut attempts = cursor.attempts;
+        if fresh {
+            // The outputs at the start time.
+            while first_open < outputs.len() && outputs[first_open] <= t0 {
+                let x = backend.read_state()?.to_f64();
+                pending[first_open] = Some((x, batch));
+                first_open += 1;
+            }
+            emit(&mut pending, &mut next_emit, batch, sink)?;
+        }
         let dense = self.pair.dense.is_some();
         let stages = self.pair.stages();
         let last = stages - 1;
-        let mut attempts = 0u64;
         loop {
             // Each system's target: the end, or (without dense output) its next output time.
             let target = |s: &SystemState| -> f64 {
@@ -385,8 +458,11 @@ impl AdaptiveStepper {
             }
             if !self.k0_current {
                 backend.field(Slot::State, 0)?;
-                self.count(&active);
+                if !self.k0_restored {
+                    self.count(&active);
+                }
                 self.k0_current = true;
+                self.k0_restored = false;
             }
             if self
                 .systems
@@ -545,6 +621,24 @@ impl AdaptiveStepper {
                 first_open += 1;
             }
             emit(&mut pending, &mut next_emit, batch, sink)?;
+            let done = self.systems.iter().all(|s| s.t >= target(s));
+            if !done && pause(attempts, next_emit) {
+                cursor.next = next_emit;
+                cursor.attempts = attempts;
+                cursor.partial = pending
+                    .into_iter()
+                    .enumerate()
+                    .skip(next_emit)
+                    .filter_map(|(index, p)| {
+                        p.map(|(state, filled)| Partial {
+                            index,
+                            filled,
+                            state,
+                        })
+                    })
+                    .collect();
+                return Ok(false);
+            }
         }
         // Outputs at t_end not yet complete (systems already there when asked).
         for entry in pending.iter_mut().skip(first_open) {
@@ -554,7 +648,9 @@ impl AdaptiveStepper {
             *entry = Some((backend.read_state()?.to_f64(), batch));
         }
         emit(&mut pending, &mut next_emit, batch, sink)?;
-        Ok(())
+        cursor.next = next_emit;
+        cursor.attempts = attempts;
+        Ok(true)
     }
 
     /// The smallest step allowed at time t.

@@ -3,52 +3,444 @@
 //! dense output, and the step statistics of every system in run.toml's [adaptive] table.
 //! The same files as a fixed-step run (final.npy, metrics.csv, run.toml, traj.npy and
 //! traj_t.npy); metrics.csv's `step` column counts output times.
+//!
+//! Its lifecycle is a fixed-step run's (docs/reliability-resume.md): a stop (SIGINT, SIGTERM)
+//! ends it at a step boundary with complete files, `--checkpoint-every K` saves a checkpoint
+//! every K step attempts of the ensemble, and `--resume` continues either to the bits of the
+//! run never stopped. What continues it beside the state is [`ResumeState`]: each system's
+//! time, next step and controller memory, and the outputs that some systems of an ensemble
+//! have passed and others not yet (`partial.npy`).
 
-use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::report::{Progress, RunSummary, pairs_per_eval};
-use crate::config::{Resolved, parse_times};
+use super::checkpoint::{
+    CHECKPOINT_INTERVAL_S, Checkpoint, Resume, checkpoint_files, checkpoint_table,
+    commit_checkpoint, outputs_table,
+};
+use super::report::{Interrupt, Progress, RunSummary, pairs_per_eval};
+use crate::config::{Resolved, RunConfig, parse_times};
+use crate::csv::CsvWriter;
 use crate::error::{Error, Result, file_error};
-use crate::integrate::Tokens;
-use crate::integrate::adaptive::{AdaptiveStepper, SystemStats};
+use crate::integrate::adaptive::{AdaptiveStepper, Cursor, Partial, SystemState, SystemStats};
+use crate::integrate::{Backend, Tokens};
 use crate::model::observables::{Metrics, summarise};
+use crate::model::{Model, Shape};
 use crate::npy;
 use crate::output::{Output, Provenance};
 
-/// Runs a resolved configuration whose integrator is adaptive, from state `x0`.
+const HEADER: &str = "step,t,system,beta,energy,mean_cos,min_cos,log_energy";
+
+/// What continues a stopped adaptive run beside its state: the `[adaptive.state]` table of
+/// run.toml (a run stopped by a signal) or of a checkpoint's record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResumeState {
+    /// Step attempts of the ensemble so far (the record's `steps_done`).
+    pub attempts: u64,
+    /// The outputs handed out (metrics rows and snapshots written).
+    pub next_output: usize,
+    /// The file of the partial outputs' states ([k, batch n d], f64) and its SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_sha256: Option<String>,
+    /// Outputs some systems have passed and others not yet: their index and the systems
+    /// gathered.
+    #[serde(default)]
+    pub partial: Vec<PartialRecord>,
+    /// Each system's time, next step, controller memory and statistics.
+    pub systems: Vec<SystemState>,
+}
+
+/// One output gathered in part (its state is a row of the partial file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartialRecord {
+    pub index: usize,
+    pub filled: usize,
+}
+
+/// The output times of an adaptive run: snapshots, metrics rows, and both with the end.
+struct Times {
+    save: Vec<f64>,
+    metrics: Vec<f64>,
+    all: Vec<f64>,
+}
+
+impl Times {
+    fn of(config: &RunConfig) -> Result<Self> {
+        let t_end = config.t_end;
+        let save: Vec<f64> = match &config.save_times {
+            Some(s) => parse_times("save-times", s, t_end)?,
+            None => Vec::new(),
+        };
+        let metrics: Vec<f64> = match &config.metrics_times {
+            Some(s) => parse_times("metrics-times", s, t_end)?,
+            None => {
+                let mut m = vec![0.0, t_end];
+                m.extend(&save);
+                m.sort_by(f64::total_cmp);
+                m.dedup();
+                m
+            }
+        };
+        let mut all: Vec<f64> = save.iter().chain(&metrics).copied().collect();
+        all.push(t_end);
+        all.sort_by(f64::total_cmp);
+        all.dedup();
+        Ok(Times { save, metrics, all })
+    }
+
+    fn is_save(&self, t: f64) -> bool {
+        self.save.binary_search_by(|s| s.total_cmp(&t)).is_ok()
+    }
+
+    fn is_metrics(&self, t: f64) -> bool {
+        self.metrics.binary_search_by(|s| s.total_cmp(&t)).is_ok()
+    }
+
+    /// Snapshots and metrics rows among the first `outputs` output times.
+    fn written(&self, outputs: usize) -> (usize, usize) {
+        let done = &self.all[..outputs];
+        (
+            done.iter().filter(|&&t| self.is_save(t)).count(),
+            done.iter().filter(|&&t| self.is_metrics(t)).count(),
+        )
+    }
+}
+
+/// The files an adaptive run writes as its outputs are handed out.
+struct Files {
+    metrics_path: PathBuf,
+    metrics: CsvWriter,
+    traj: Option<npy::FrameWriter<f64>>,
+    rows: usize,
+    initial: Vec<Metrics>,
+    last: Vec<Metrics>,
+    metrics_s: f64,
+}
+
+impl Files {
+    /// New files, or those of the run resumed (metrics.csv and traj.npy cut to what its
+    /// record covers).
+    fn open(
+        out: &Output,
+        frame: &[usize],
+        times: &Times,
+        resume: Option<(&Resume, usize)>,
+    ) -> Result<Self> {
+        let metrics_path = out.path("metrics.csv");
+        let traj_path = out.path("traj.npy");
+        let Some((r, outputs)) = resume else {
+            let traj = if times.save.is_empty() {
+                None
+            } else {
+                Some(npy::FrameWriter::create(&traj_path, frame)?)
+            };
+            return Ok(Files {
+                metrics: CsvWriter::create(&metrics_path, HEADER)?,
+                metrics_path,
+                traj,
+                rows: 0,
+                initial: Vec::new(),
+                last: Vec::new(),
+                metrics_s: 0.0,
+            });
+        };
+        let (frames, rows) = times.written(outputs);
+        let source = r.dir.join("metrics.csv");
+        let mut text =
+            std::fs::read(&source).map_err(|e| file_error(&source, format!("cannot read: {e}")))?;
+        if let Some(c) = &r.checkpoint {
+            text.truncate(c.metrics_bytes as usize);
+        }
+        let lines = text.iter().filter(|&&b| b == b'\n').count();
+        let batch = if frame.len() == 3 { frame[0] } else { 1 };
+        if lines != rows * batch + 1 || text.last() != Some(&b'\n') {
+            return Err(file_error(
+                &source,
+                format!(
+                    "holds {} rows, but the run's record says it wrote {}: cannot resume from it",
+                    lines.saturating_sub(1),
+                    rows * batch
+                ),
+            ));
+        }
+        let mut csv = CsvWriter::create_empty(&metrics_path)?;
+        for line in String::from_utf8_lossy(&text).lines() {
+            csv.line(format_args!("{line}"))?;
+        }
+        let traj = if times.save.is_empty() {
+            None
+        } else if frames == 0 && !r.dir.join("traj.npy").exists() {
+            Some(npy::FrameWriter::create(&traj_path, frame)?)
+        } else {
+            let from = r.dir.join("traj.npy");
+            std::fs::copy(&from, &traj_path)
+                .map_err(|e| file_error(&traj_path, format!("cannot copy: {e}")))?;
+            let (w, kept) = npy::FrameWriter::append(&traj_path, frame, Some(frames))?;
+            if kept != frames {
+                return Err(file_error(
+                    &from,
+                    format!("holds {kept} snapshots, the run's record says {frames}"),
+                ));
+            }
+            Some(w)
+        };
+        Ok(Files {
+            metrics_path,
+            metrics: csv,
+            traj,
+            rows,
+            initial: Vec::new(),
+            last: Vec::new(),
+            metrics_s: 0.0,
+        })
+    }
+
+    /// Output `j` (at `times.all[j]`): a snapshot, a metrics row, or both.
+    fn output(
+        &mut self,
+        model: &Model,
+        shape: Shape,
+        times: &Times,
+        j: usize,
+        x: &[f64],
+    ) -> Result<()> {
+        let t = times.all[j];
+        if times.is_save(t)
+            && let Some(w) = self.traj.as_mut()
+        {
+            w.push(x)?;
+        }
+        if times.is_metrics(t) {
+            let t1 = Instant::now();
+            // The dense output is a host state: its observables from the f64 twin.
+            let metrics = metrics_of(
+                model,
+                shape,
+                &crate::reference::pair_stats(&model.betas, shape, x),
+            );
+            for (b, m) in metrics.iter().enumerate() {
+                self.metrics.line(format_args!(
+                    "{},{t},{b},{},{:.12e},{:.12e},{:.12e},{:.15e}",
+                    self.rows, model.betas[b], m.energy, m.mean_cos, m.min_cos, m.log_energy
+                ))?;
+            }
+            self.metrics.flush()?;
+            self.rows += 1;
+            if self.initial.is_empty() {
+                self.initial = metrics.clone();
+            }
+            self.last = metrics;
+            self.metrics_s += t1.elapsed().as_secs_f64();
+        }
+        Ok(())
+    }
+
+    /// What a checkpoint covers of metrics.csv and traj.npy (both synced to the disk).
+    fn covered(&mut self) -> Result<(u64, String, usize, u64, String)> {
+        let metrics_bytes = self.metrics.sync()?;
+        let metrics_sha256 = crate::output::sha256_range(&self.metrics_path, 0, metrics_bytes)?;
+        let (frames, (traj_bytes, traj_sha256)) = match self.traj.as_mut() {
+            Some(t) => {
+                t.sync()?;
+                (t.frames(), t.data_digest())
+            }
+            None => (0, (0, crate::output::sha256_hex(Default::default()))),
+        };
+        Ok((
+            metrics_bytes,
+            metrics_sha256,
+            frames,
+            traj_bytes,
+            traj_sha256,
+        ))
+    }
+}
+
+fn metrics_of(
+    model: &Model,
+    shape: Shape,
+    stats: &[crate::model::observables::PairStats],
+) -> Vec<Metrics> {
+    stats
+        .chunks(shape.n)
+        .zip(&model.betas)
+        .map(|(r, &beta)| summarise(r, beta))
+        .collect()
+}
+
+/// The state of a stopped run or checkpoint to continue from: its record's
+/// `[adaptive.state]` and the partial outputs, checked against their record.
+fn read_resume(r: &Resume, times: &Times, len: usize) -> Result<(Vec<SystemState>, Cursor)> {
+    let record = match &r.checkpoint {
+        Some(_) => r.dir.join(crate::output::CHECKPOINT_RECORD),
+        None => r.dir.join("run.toml"),
+    };
+    let text = std::fs::read_to_string(&record)
+        .map_err(|e| file_error(&record, format!("cannot read: {e}")))?;
+    let state: ResumeState = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|mut t| t.remove("adaptive"))
+        .and_then(|a| a.as_table().and_then(|a| a.get("state")).cloned())
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| {
+            file_error(
+                &record,
+                "records no valid [adaptive.state] table (the step control of each system, \
+                 which continues an adaptive run): it finished, was written by an older \
+                 attnflow, or was edited; start a new run",
+            )
+        })?;
+    if state.attempts as usize != r.step || state.next_output > times.all.len() {
+        return Err(file_error(
+            &record,
+            format!(
+                "its [adaptive.state] ({} step attempts, {} outputs) does not match steps_done \
+                 = {} and the run's {} output times: it was edited; start a new run",
+                state.attempts,
+                state.next_output,
+                r.step,
+                times.all.len()
+            ),
+        ));
+    }
+    let mut partial = Vec::new();
+    if !state.partial.is_empty() {
+        let name = state.partial_file.as_deref().unwrap_or("partial.npy");
+        if name.contains('/') || name.contains('\\') {
+            return Err(file_error(
+                &record,
+                format!("names a partial file {name:?} outside its folder"),
+            ));
+        }
+        let path = r.dir.join(name);
+        if state.partial_sha256.as_deref() != Some(crate::output::sha256_file(&path)?.as_str()) {
+            return Err(file_error(
+                &path,
+                "its SHA-256 differs from the one its record holds: it changed since the run \
+                 wrote it; restore it, or start a new run",
+            ));
+        }
+        let (shape, data): (Vec<u64>, Vec<f64>) = npy::read_as(&path)?;
+        if shape != [state.partial.len() as u64, len as u64] {
+            return Err(file_error(
+                &path,
+                format!(
+                    "has shape {shape:?}, its record names {} outputs of {len} values",
+                    state.partial.len()
+                ),
+            ));
+        }
+        for (p, x) in state.partial.iter().zip(data.chunks(len)) {
+            partial.push(Partial {
+                index: p.index,
+                filled: p.filled,
+                state: x.to_vec(),
+            });
+        }
+    }
+    let cursor = Cursor {
+        next: state.next_output,
+        attempts: state.attempts,
+        partial,
+    };
+    Ok((state.systems, cursor))
+}
+
+/// The partial outputs' file (`name`, [k, batch n d] f64) and what the record says of it.
+fn write_partial(
+    out: &Output,
+    name: &str,
+    cursor: &Cursor,
+    stepper: &AdaptiveStepper,
+) -> Result<ResumeState> {
+    let mut state = ResumeState {
+        attempts: cursor.attempts,
+        next_output: cursor.next,
+        partial_file: None,
+        partial_sha256: None,
+        partial: cursor
+            .partial
+            .iter()
+            .map(|p| PartialRecord {
+                index: p.index,
+                filled: p.filled,
+            })
+            .collect(),
+        systems: stepper.systems().to_vec(),
+    };
+    if let Some(first) = cursor.partial.first() {
+        let path = out.path(name);
+        let data: Vec<f64> = cursor
+            .partial
+            .iter()
+            .flat_map(|p| p.state.iter().copied())
+            .collect();
+        npy::write(&path, &[cursor.partial.len(), first.state.len()], &data)?;
+        state.partial_file = Some(name.to_string());
+        state.partial_sha256 = Some(crate::output::sha256_file(&path)?);
+    }
+    Ok(state)
+}
+
+/// The `[adaptive]` table: the pair, each system's statistics, and what continues a stopped
+/// run.
+fn adaptive_table(stepper: &AdaptiveStepper, state: Option<&ResumeState>) -> Result<String> {
+    #[derive(Serialize)]
+    struct Table<'a> {
+        /// One entry per system: accepted and rejected steps, the smallest and largest
+        /// accepted step, field evaluations.
+        adaptive: Adaptive<'a>,
+    }
+    #[derive(Serialize)]
+    struct Adaptive<'a> {
+        pair: &'a str,
+        systems: &'a [SystemStats],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        state: Option<&'a ResumeState>,
+    }
+    let systems: Vec<SystemStats> = stepper.systems().iter().map(|s| s.stats.clone()).collect();
+    toml::to_string(&Table {
+        adaptive: Adaptive {
+            pair: stepper.pair().name,
+            systems: &systems,
+            state,
+        },
+    })
+    .map_err(|e| Error::Input(format!("cannot serialise the step statistics: {e}")))
+}
+
+fn write_state(path: &Path, frame: &[usize], backend: &mut dyn Backend) -> Result<()> {
+    match backend.read_state()? {
+        Tokens::F32(v) => npy::write(path, frame, &v),
+        Tokens::F64(v) => npy::write(path, frame, &v),
+    }
+}
+
+/// Runs a resolved configuration whose integrator is adaptive, from state `x0` (a resumed
+/// run's state, with `resume`).
 pub(super) fn execute(
     resolved: &Resolved,
     out: Output,
     command: &str,
     progress: &mut dyn Progress,
     x0: Vec<f64>,
+    resume: Option<Resume>,
 ) -> Result<RunSummary> {
     let Resolved { shape, model, .. } = resolved;
     let shape = *shape;
     let mut config = resolved.config.clone();
     let opts = config.adaptive_options().expect("an adaptive integrator");
     let t_end = config.t_end;
-    let save: Vec<f64> = match &config.save_times {
-        Some(s) => parse_times("save-times", s, t_end)?,
-        None => Vec::new(),
-    };
-    let metrics_at: Vec<f64> = match &config.metrics_times {
-        Some(s) => parse_times("metrics-times", s, t_end)?,
-        None => {
-            let mut m = vec![0.0, t_end];
-            m.extend(&save);
-            m.sort_by(f64::total_cmp);
-            m.dedup();
-            m
-        }
-    };
-    let mut outputs: Vec<f64> = save.iter().chain(&metrics_at).copied().collect();
-    outputs.push(t_end);
-    outputs.sort_by(f64::total_cmp);
-    outputs.dedup();
+    let times = Times::of(&config)?;
+    let len = shape.len();
+    let saved = resume
+        .as_ref()
+        .map(|r| read_resume(r, &times, len))
+        .transpose()?;
 
     let chosen = crate::backend::build_dynamics(config.backend, model, shape, &x0)?;
     drop(x0);
@@ -63,117 +455,189 @@ pub(super) fn execute(
     let device = backend.describe();
     let mut stepper = AdaptiveStepper::new(model, shape, config.integrator, opts)?;
     stepper.prepare(backend.as_mut())?;
+    let mut cursor = Cursor::default();
+    if let Some((systems, c)) = saved {
+        stepper.restore(systems)?;
+        cursor = c;
+    }
+    let first_attempt = cursor.attempts as usize;
 
     let mut frame = vec![shape.n, shape.d];
     if shape.batch > 1 {
         frame.insert(0, shape.batch);
     }
-    let mut traj: Vec<f64> = Vec::new();
-    let mut csv = String::from("step,t,system,beta,energy,mean_cos,min_cos,log_energy\n");
-    let mut rows = 0usize;
-    let mut initial: Vec<Metrics> = Vec::new();
-    let mut last: Vec<Metrics> = Vec::new();
-    let mut metrics_s = 0.0;
-    progress.start(outputs.len() as u64);
+    let mut files = Files::open(
+        &out,
+        &frame,
+        &times,
+        resume.as_ref().map(|r| (r, cursor.next)),
+    )?;
+    if resume.is_some() {
+        // A resumed run's first row is that of its state.
+        files.initial = metrics_of(model, shape, &backend.pair_stats()?);
+        files.last = files.initial.clone();
+    }
+    let record_text = |status: String, attempts: usize, t_done: f64, elapsed_s: f64| {
+        let provenance = Provenance {
+            status,
+            steps_done: Some(attempts),
+            t_done: Some(t_done),
+            resumed_from_step: resume.as_ref().map(|r| r.step),
+            ..Provenance::finished(
+                requested.name(),
+                device.clone(),
+                started,
+                elapsed_s,
+                command,
+            )
+        };
+        crate::output::record_toml(&config, &provenance)
+    };
+    let t_reached = |stepper: &AdaptiveStepper| {
+        stepper
+            .systems()
+            .iter()
+            .map(|s| s.t)
+            .fold(f64::INFINITY, f64::min)
+    };
+
+    progress.start(times.all.len() as u64);
+    progress.step(cursor.next as u64);
     let clock = Instant::now();
-    let mut done = 0usize;
-    let result = stepper.advance(backend.as_mut(), t_end, &outputs, &mut |j, x| {
-        let t = outputs[j];
-        if save.binary_search_by(|s| s.total_cmp(&t)).is_ok() {
-            traj.extend_from_slice(x);
-        }
-        if metrics_at.binary_search_by(|s| s.total_cmp(&t)).is_ok() {
-            let t1 = Instant::now();
-            // The dense output is a host state: its observables from the f64 twin.
-            let stats = crate::reference::pair_stats(&model.betas, shape, x);
-            let metrics: Vec<Metrics> = stats
-                .chunks(shape.n)
-                .zip(&model.betas)
-                .map(|(r, &beta)| summarise(r, beta))
-                .collect();
-            for (b, m) in metrics.iter().enumerate() {
-                let _ = writeln!(
-                    csv,
-                    "{rows},{t},{b},{},{:.12e},{:.12e},{:.12e},{:.15e}",
-                    model.betas[b], m.energy, m.mean_cos, m.min_cos, m.log_energy
-                );
+    let mut last_checkpoint = Instant::now();
+    let mut interrupted: Option<Interrupt> = None;
+    loop {
+        let mut stop = None;
+        let finished = stepper.advance_until(
+            backend.as_mut(),
+            t_end,
+            &times.all,
+            &mut cursor,
+            &mut |j, x| files.output(model, shape, &times, j, x),
+            &mut |attempts, emitted| {
+                progress.step(emitted as u64);
+                stop = progress.interrupted();
+                stop.is_some()
+                    || match config.checkpoint_every {
+                        Some(0) => false,
+                        Some(k) => attempts.is_multiple_of(k as u64),
+                        None => last_checkpoint.elapsed().as_secs_f64() >= CHECKPOINT_INTERVAL_S,
+                    }
+            },
+        );
+        let finished = match finished {
+            Ok(f) => f,
+            Err(e) => {
+                progress.finish();
+                return Err(e);
             }
-            rows += 1;
-            if initial.is_empty() {
-                initial = metrics.clone();
-            }
-            last = metrics;
-            metrics_s += t1.elapsed().as_secs_f64();
+        };
+        if finished {
+            break;
         }
-        done += 1;
-        progress.step(done as u64);
-        if let Some(signal) = progress.interrupted() {
-            return Err(Error::Interrupted(format!(
-                "stopped ({signal:?}) at t = {t}: an adaptive run keeps no partial results yet; \
-                 nothing was written"
-            )));
+        if stop.is_some() {
+            interrupted = stop;
+            break;
         }
-        Ok(())
-    });
+        // A checkpoint: the files up to here, the state, the partial outputs, then the record.
+        let (metrics_bytes, metrics_sha256, frames, traj_bytes, traj_sha256) = files.covered()?;
+        let step = cursor.attempts as usize;
+        let state = format!(".checkpoint-{step}.npy");
+        let state_path = out.path(&state);
+        write_state(&state_path, &frame, backend.as_mut())?;
+        let partial = format!(".checkpoint-{step}-partial.npy");
+        let resume_state = write_partial(&out, &partial, &cursor, &stepper)?;
+        let checkpoint = Checkpoint {
+            step,
+            state,
+            state_bytes: std::fs::metadata(&state_path)
+                .map_err(|e| file_error(&state_path, format!("cannot read: {e}")))?
+                .len(),
+            state_sha256: crate::output::sha256_file(&state_path)?,
+            metrics_bytes,
+            metrics_sha256,
+            frames,
+            traj_bytes,
+            traj_sha256,
+            times: times.save[..frames].to_vec(),
+        };
+        let t = t_reached(&stepper);
+        let mut text = record_text(
+            format!("interrupted at t = {t} ({step} step attempts)"),
+            step,
+            t,
+            clock.elapsed().as_secs_f64(),
+        )?;
+        text.push('\n');
+        text.push_str(&checkpoint_table(&checkpoint)?);
+        text.push('\n');
+        text.push_str(&adaptive_table(&stepper, Some(&resume_state))?);
+        let mut names = vec![checkpoint.state.as_str()];
+        if resume_state.partial_file.is_some() {
+            names.push(partial.as_str());
+        }
+        commit_checkpoint(&out, &names, text)?;
+        last_checkpoint = Instant::now();
+    }
     progress.finish();
-    result?;
     let elapsed_s = clock.elapsed().as_secs_f64();
 
-    let final_path = out.path("final.npy");
-    match backend.read_state()? {
-        Tokens::F32(v) => npy::write(&final_path, &frame, &v)?,
-        Tokens::F64(v) => npy::write(&final_path, &frame, &v)?,
+    write_state(&out.path("final.npy"), &frame, backend.as_mut())?;
+    let frames = files.traj.as_ref().map_or(0, |t| t.frames());
+    if let Some(t) = files.traj.take() {
+        t.finish()?;
+        npy::write(&out.path("traj_t.npy"), &[frames], &times.save[..frames])?;
     }
-    if !save.is_empty() {
-        let mut shape_t = vec![save.len()];
-        shape_t.extend(&frame);
-        npy::write(&out.path("traj.npy"), &shape_t, &traj)?;
-        npy::write(&out.path("traj_t.npy"), &[save.len()], &save)?;
-    }
-    let metrics_path = out.path("metrics.csv");
-    std::fs::write(&metrics_path, &csv)
-        .map_err(|e| file_error(&metrics_path, format!("cannot write: {e}")))?;
-
-    let systems: Vec<SystemStats> = stepper.systems().iter().map(|s| s.stats.clone()).collect();
-    let accepted: u64 = systems.iter().map(|s| s.accepted).max().unwrap_or(0);
-    let provenance = Provenance {
-        steps_done: Some(accepted as usize),
-        t_done: Some(t_end),
-        ..Provenance::finished(
-            requested.name(),
-            device.clone(),
-            started,
-            elapsed_s,
-            command,
-        )
+    let Files {
+        metrics,
+        initial,
+        last,
+        metrics_s,
+        ..
+    } = files;
+    metrics.finish()?;
+    let attempts = cursor.attempts as usize;
+    let (status, t_done, state) = match interrupted {
+        Some(_) => {
+            let t = t_reached(&stepper);
+            let state = write_partial(&out, "partial.npy", &cursor, &stepper)?;
+            (
+                format!("interrupted at t = {t} ({attempts} step attempts)"),
+                t,
+                Some(state),
+            )
+        }
+        None => ("finished".to_string(), t_end, None),
     };
-    #[derive(Serialize)]
-    struct Table<'a> {
-        /// One entry per system: accepted and rejected steps, the smallest and largest
-        /// accepted step, field evaluations.
-        adaptive: Adaptive<'a>,
-    }
-    #[derive(Serialize)]
-    struct Adaptive<'a> {
-        pair: &'a str,
-        systems: &'a [SystemStats],
-    }
-    let mut text = crate::output::record_toml(&config, &provenance)?;
+    let mut text = record_text(status, attempts, t_done, elapsed_s)?;
     text.push('\n');
-    text.push_str(
-        &toml::to_string(&Table {
-            adaptive: Adaptive {
-                pair: stepper.pair().name,
-                systems: &systems,
-            },
-        })
-        .map_err(|e| Error::Input(format!("cannot serialise the step statistics: {e}")))?,
-    );
+    text.push_str(&outputs_table(
+        &out,
+        attempts,
+        &[
+            "final.npy",
+            "metrics.csv",
+            "partial.npy",
+            "traj.npy",
+            "traj_t.npy",
+        ],
+    )?);
+    text.push('\n');
+    text.push_str(&adaptive_table(&stepper, state.as_ref())?);
     let path = out.path("run.toml");
     std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
+    // The checkpoint's files are not results.
+    for name in checkpoint_files(out.staging()) {
+        let _ = std::fs::remove_file(out.staging().join(name));
+    }
     let dir = out.dir().to_path_buf();
-    let files = out.commit()?.iter().map(|f| dir.join(f)).collect();
-    let evaluations: u64 = systems.iter().map(|s| s.evaluations).max().unwrap_or(0);
+    let written = out.commit()?.iter().map(|f| dir.join(f)).collect();
+    let evaluations: u64 = stepper
+        .systems()
+        .iter()
+        .map(|s| s.stats.evaluations)
+        .max()
+        .unwrap_or(0);
     let pairs = pairs_per_eval(model, shape) * evaluations as f64;
     Ok(RunSummary {
         backend: device,
@@ -183,11 +647,12 @@ pub(super) fn execute(
         pairs_per_second: pairs / elapsed_s.max(1e-12),
         dynamics_s: elapsed_s - metrics_s,
         metrics_s,
-        start_step: 0,
-        steps_done: accepted as usize,
-        interrupted: None,
+        start_step: first_attempt,
+        steps_done: attempts,
+        t_done,
+        interrupted,
         initial,
         last,
-        files,
+        files: written,
     })
 }

@@ -11,6 +11,9 @@ use crate::backend::BackendChoice;
 use crate::cfm::{Cfm, ContextMode, Trajectory, distances};
 use crate::error::{Result, file_error, input};
 use crate::integrate::Integrator;
+use crate::integrate::adaptive::{
+    AdaptiveStepper, Cursor, F32_MIN_RTOL, Options as AdaptiveOptions, SystemStats,
+};
 use crate::meanfield::VmfLaw;
 use crate::model::init::InitSpec;
 use crate::model::{Attention, Geometry, Mask, Model};
@@ -51,9 +54,23 @@ pub struct CfmOptions {
     /// Q, K, V: identity, random:SEED, or a folder with Q.npy, K.npy, V.npy.
     #[arg(long, default_value = "identity")]
     pub qkv: String,
-    /// Integrator: euler, heun or rk4.
+    /// Integrator: euler, heun, rk4, or adaptive bosh3, dopri5, tsit5 (with --rtol, --atol;
+    /// the queries are saved at the same times, by the pair's dense output).
     #[arg(long, default_value = "rk4")]
     pub integrator: Integrator,
+    /// Relative tolerance of an adaptive --integrator (RMS over each draw's queries, as for
+    /// run; docs/adaptive.md) [default: 1e-6].
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance of an adaptive --integrator [default: 1e-9].
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atol: Option<f64>,
+    /// Largest step of an adaptive --integrator [default: none].
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h_max: Option<f64>,
     /// Final time T.
     #[arg(long, default_value_t = 5.0, allow_hyphen_values = true)]
     pub t_end: f64,
@@ -107,6 +124,12 @@ struct Record<'a> {
     infinite: bool,
     tol: f64,
     backend: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtol: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    atol: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    h_max: Option<f64>,
 }
 
 /// The distances of the queries to their infinite-context twins at one saved time.
@@ -332,6 +355,14 @@ pub fn run_with(
             opts.tol
         )));
     }
+    let adaptive = adaptive_options(opts)?;
+    if adaptive.is_some() && mode == ContextMode::Evolving {
+        return Err(input(format!(
+            "--integrator {} steps the queries of a frozen context; with --context-mode \
+             evolving use a fixed-step integrator (rk4) with --steps",
+            opts.integrator.name()
+        )));
+    }
     let batch = opts.layer.seeds;
     let model = Model::new(attention, geometry, Mask::Full, weights, vec![beta; batch]);
     // The folder is locked and checked before any work; the files read are never replaced.
@@ -366,12 +397,15 @@ pub fn run_with(
     let shape = LayerShape { batch, m, n, d };
     say(format!(
         "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \
-         {} beta = {beta}, {} T = {} in {} steps",
+         {} beta = {beta}, {} T = {} in {}",
         mode.name(),
         attention.name().to_uppercase(),
         opts.integrator.name(),
         opts.t_end,
-        opts.steps
+        match adaptive {
+            Some(a) => format!("adaptive steps (rtol {:e}, atol {:e})", a.rtol, a.atol),
+            None => format!("{} steps", opts.steps),
+        }
     ));
     let started = crate::output::unix_now();
     let mut flow = Cfm::new(opts.backend.choice, &model, shape, mode, z0.clone(), y0)?;
@@ -382,13 +416,22 @@ pub fn run_with(
     say(format!("backend: {device}"));
     let save_every = opts.save_every.unwrap_or((opts.steps / 10).max(1)).max(1);
     let h = opts.t_end / opts.steps as f64;
-    progress.start(opts.steps as u64);
     let start = std::time::Instant::now();
-    let Trajectory { times, snapshots } =
-        flow.run(opts.integrator, h, opts.steps, save_every, |step| {
-            progress.step(step as u64);
-            progress.interrupted().is_none()
-        })?;
+    let (Trajectory { times, snapshots }, steps) = match adaptive {
+        Some(a) => {
+            let (trajectory, steps) =
+                adaptive_flow(&mut flow, &model, opts, a, save_every, progress)?;
+            (trajectory, Some(steps))
+        }
+        None => {
+            progress.start(opts.steps as u64);
+            let trajectory = flow.run(opts.integrator, h, opts.steps, save_every, |step| {
+                progress.step(step as u64);
+                progress.interrupted().is_none()
+            })?;
+            (trajectory, None)
+        }
+    };
     progress.finish();
     let elapsed_s = start.elapsed().as_secs_f64();
     let tokens_shape = |count: usize| -> Vec<usize> {
@@ -470,9 +513,20 @@ pub fn run_with(
         infinite: opts.infinite,
         tol: opts.tol,
         backend: flow.kind.name(),
+        rtol: adaptive.map(|a| a.rtol),
+        atol: adaptive.map(|a| a.atol),
+        h_max: adaptive.map(|a| a.h_max).filter(|h| h.is_finite()),
     };
+    let accepted = steps.as_ref().map(|s| {
+        s.adaptive
+            .systems
+            .iter()
+            .map(|s| s.accepted)
+            .max()
+            .unwrap_or(0) as usize
+    });
     let provenance = Provenance {
-        steps_done: Some(opts.steps),
+        steps_done: Some(accepted.unwrap_or(opts.steps)),
         t_done: Some(opts.t_end),
         ..Provenance::finished(
             opts.backend.choice.name(),
@@ -483,8 +537,15 @@ pub fn run_with(
         )
     };
     let path = output.path("cfm.toml");
-    std::fs::write(&path, crate::output::record_toml(&record, &provenance)?)
-        .map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
+    let mut text = crate::output::record_toml(&record, &provenance)?;
+    if let Some(steps) = &steps {
+        text.push('\n');
+        text.push_str(
+            &toml::to_string(steps)
+                .map_err(|e| input(format!("cannot serialise the step statistics: {e}")))?,
+        );
+    }
+    std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
     files.push("cfm.toml");
     output.commit()?;
     Ok(CfmResult {
@@ -504,6 +565,111 @@ pub fn run_with(
         elapsed_s,
         files: files.into_iter().map(String::from).collect(),
     })
+}
+
+/// The tolerances of an adaptive --integrator; refuses them with a fixed-step one.
+fn adaptive_options(opts: &CfmOptions) -> Result<Option<AdaptiveOptions>> {
+    if !opts.integrator.is_adaptive() {
+        if opts.rtol.is_some() || opts.atol.is_some() || opts.h_max.is_some() {
+            return Err(input(format!(
+                "--rtol, --atol and --h-max set the error control of an adaptive integrator, \
+                 and --integrator {} takes fixed steps: use bosh3, dopri5 or tsit5, or drop them",
+                opts.integrator.name()
+            )));
+        }
+        return Ok(None);
+    }
+    let defaults = AdaptiveOptions::default();
+    let a = AdaptiveOptions {
+        rtol: opts.rtol.unwrap_or(defaults.rtol),
+        atol: opts.atol.unwrap_or(defaults.atol),
+        h_max: opts.h_max.unwrap_or(f64::INFINITY),
+        ..defaults
+    };
+    a.validate()?;
+    Ok(Some(a))
+}
+
+/// What cfm.toml's `[adaptive]` table records: the pair and each draw's step statistics.
+#[derive(Serialize)]
+struct StepTable {
+    adaptive: Steps,
+}
+
+#[derive(Serialize)]
+struct Steps {
+    pair: &'static str,
+    systems: Vec<SystemStats>,
+}
+
+/// The flow with an adaptive pair: the queries at the times a fixed-step flow saves them
+/// (every `save_every` steps of T / steps, and T), from the pair's dense output.
+fn adaptive_flow(
+    flow: &mut Cfm,
+    model: &Model,
+    opts: &CfmOptions,
+    a: AdaptiveOptions,
+    save_every: usize,
+    progress: &mut dyn Progress,
+) -> Result<(Trajectory, StepTable)> {
+    use crate::integrate::Backend as _;
+    let mut stepper = AdaptiveStepper::new(model, flow.shape(), opts.integrator, a)?;
+    if flow.kind != BackendChoice::Reference && a.rtol < F32_MIN_RTOL {
+        return Err(input(format!(
+            "--rtol {:e} is below what the f32 attention of {} resolves: use --rtol {:e} or \
+             more, or --backend reference (f64)",
+            a.rtol,
+            flow.describe(),
+            F32_MIN_RTOL
+        )));
+    }
+    stepper.prepare(flow)?;
+    let h = opts.t_end / opts.steps as f64;
+    let times: Vec<f64> = (0..=opts.steps)
+        .filter(|s| s % save_every == 0 || *s == opts.steps)
+        .map(|s| {
+            if s == opts.steps {
+                opts.t_end
+            } else {
+                s as f64 * h
+            }
+        })
+        .collect();
+    let mut snapshots = Vec::with_capacity(times.len());
+    progress.start(times.len() as u64);
+    let mut cursor = Cursor::default();
+    let done = stepper.advance_until(
+        flow,
+        opts.t_end,
+        &times,
+        &mut cursor,
+        &mut |_, x| {
+            snapshots.push(x.to_vec());
+            Ok(())
+        },
+        &mut |_, saved| {
+            progress.step(saved as u64);
+            progress.interrupted().is_some()
+        },
+    )?;
+    if !done {
+        return Err(crate::Error::Interrupted(format!(
+            "the flow map stopped at t = {} on request; nothing was written (a flow map is \
+             not resumable: run it again)",
+            stepper
+                .systems()
+                .iter()
+                .map(|s| s.t)
+                .fold(f64::INFINITY, f64::min)
+        )));
+    }
+    let steps = StepTable {
+        adaptive: Steps {
+            pair: stepper.pair().name,
+            systems: stepper.systems().iter().map(|s| s.stats.clone()).collect(),
+        },
+    };
+    Ok((Trajectory { times, snapshots }, steps))
 }
 
 fn write_distances(path: &std::path::Path, rows: &[TwinDistance]) -> Result<()> {

@@ -16,6 +16,7 @@ mod adaptive_run;
 pub mod attend;
 pub mod bench;
 pub mod cfm;
+mod checkpoint;
 mod report;
 pub mod run;
 

@@ -67,9 +67,12 @@ pub struct RunSummary {
     pub dynamics_s: f64,
     pub metrics_s: f64,
     /// The step the run started from (0, or the step a resumed run continued), the steps
-    /// done, and why the run stopped before its last one, if it did.
+    /// done (an adaptive run: the ensemble's step attempts), and why the run stopped before
+    /// its last one, if it did.
     pub start_step: usize,
     pub steps_done: usize,
+    /// The time reached (an adaptive ensemble stopped early: its slowest system's).
+    pub t_done: f64,
     pub interrupted: Option<Interrupt>,
     pub initial: Vec<Metrics>,
     pub last: Vec<Metrics>,

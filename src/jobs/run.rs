@@ -1,12 +1,8 @@
 //! The `run` job: build a backend, integrate, and write the output folder
 //! (final.npy, metrics.csv, run.toml, and traj.npy + traj_t.npy when snapshots are asked for).
 
-use std::fs::File;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
-
-use serde::Serialize;
 
 use crate::config::{BackendChoice, Resolved, RunConfig};
 use crate::csv::CsvWriter;
@@ -17,53 +13,9 @@ use crate::model::{Attention, Geometry, Model};
 use crate::npy;
 use crate::output::{Output, Provenance};
 
+pub use super::checkpoint::{CHECKPOINT_INTERVAL_S, Checkpoint, Digest, Outputs, Resume};
+use super::checkpoint::{checkpoint_files, checkpoint_table, commit_checkpoint, outputs_table};
 pub use super::report::{Interrupt, Progress, RunSummary, Silent, pairs_per_eval};
-
-/// What continues an earlier run: its state after `step` steps (exact: final.npy, or a
-/// checkpoint's state) and the folder holding its metrics.csv, traj.npy and traj_t.npy (an
-/// output folder, or a checkpoint folder with `checkpoint` telling how much of them to keep).
-#[derive(Clone, Debug)]
-pub struct Resume {
-    pub step: usize,
-    pub state: Vec<f64>,
-    pub dir: PathBuf,
-    pub checkpoint: Option<Checkpoint>,
-}
-
-/// What a checkpoint records beside the run's configuration and provenance (in the `[checkpoint]`
-/// table of `.checkpoint.toml`): the step, the file of the state, and how much of metrics.csv
-/// and traj.npy (written on since) belongs to it, each with its size and SHA-256 (`sha256:HEX`)
-/// so that a resume refuses files changed or cut since.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct Checkpoint {
-    pub step: usize,
-    pub state: String,
-    pub state_bytes: u64,
-    pub state_sha256: String,
-    pub metrics_bytes: u64,
-    /// Of the first `metrics_bytes` bytes.
-    pub metrics_sha256: String,
-    pub frames: usize,
-    /// Of traj.npy's first `frames` snapshots (the bytes after its header).
-    pub traj_bytes: u64,
-    pub traj_sha256: String,
-    pub times: Vec<f64>,
-}
-
-/// A file's size and `sha256:HEX`.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct Digest {
-    pub bytes: u64,
-    pub sha256: String,
-}
-
-/// What a run.toml records of the files a run wrote (its `[outputs]` table): the step they
-/// hold and each file's size and SHA-256, which `--resume` checks before it continues.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct Outputs {
-    pub step: usize,
-    pub files: std::collections::BTreeMap<String, Digest>,
-}
 
 /// Refuses a resume whose files are not those its record covers (run.toml's `[outputs]`, or
 /// a checkpoint's `[checkpoint]` table): a file cut, edited or replaced since, or a record
@@ -231,9 +183,6 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
     Ok(record.checkpoint)
 }
 
-/// Minutes of work between two checkpoints when `checkpoint_every` is not set.
-pub const CHECKPOINT_INTERVAL_S: f64 = 600.0;
-
 /// The step count and status recorded in a run record (run.toml or a checkpoint's record:
 /// `steps_done` and `status` of its provenance).
 pub fn recorded_progress(path: &Path) -> Result<(usize, String)> {
@@ -328,13 +277,7 @@ pub fn execute_from(
         Start::Resume(r) => (r.state.clone(), Some(r)),
     };
     if config.integrator.is_adaptive() {
-        if resume.is_some() {
-            return Err(Error::Input(format!(
-                "--resume does not continue an adaptive run (--integrator {}) yet: run it again",
-                config.integrator.name()
-            )));
-        }
-        return super::adaptive_run::execute(resolved, out, command, progress, x0);
+        return super::adaptive_run::execute(resolved, out, command, progress, x0, resume);
     }
     let first_step = resume.as_ref().map_or(0, |r| r.step);
     if first_step > config.steps {
@@ -594,31 +537,9 @@ pub fn execute_from(
                 clock.elapsed().as_secs_f64(),
                 device.clone(),
             )?;
-            #[derive(Serialize)]
-            struct Table<'a> {
-                checkpoint: &'a Checkpoint,
-            }
             text.push('\n');
-            text.push_str(
-                &toml::to_string(&Table {
-                    checkpoint: &checkpoint,
-                })
-                .map_err(|e| Error::Input(format!("cannot serialise a checkpoint: {e}")))?,
-            );
-            let record = out.path(crate::output::CHECKPOINT_RECORD);
-            let tmp = out.path(".checkpoint.toml.tmp");
-            let sync = |p: &Path| File::open(p).and_then(|f| f.sync_all());
-            sync(&state_path)
-                .and_then(|()| std::fs::write(&tmp, text))
-                .and_then(|()| sync(&tmp))
-                .and_then(|()| std::fs::rename(&tmp, &record))
-                .and_then(|()| sync(out.staging()))
-                .map_err(|e| file_error(&record, format!("cannot write a checkpoint: {e}")))?;
-            for name in checkpoint_files(out.staging()) {
-                if name != checkpoint.state && name != crate::output::CHECKPOINT_RECORD {
-                    let _ = std::fs::remove_file(out.staging().join(name));
-                }
-            }
+            text.push_str(&checkpoint_table(&checkpoint)?);
+            commit_checkpoint(&out, &[checkpoint.state.as_str()], text)?;
             last_checkpoint = Instant::now();
         }
         progress.step(step as u64);
@@ -645,33 +566,13 @@ pub fn execute_from(
         Some(_) => format!("interrupted at step {steps_done} of {}", cfg.steps),
         None => "finished".to_string(),
     };
-    // What a resume checks: the step and each file's size and SHA-256.
-    let mut files = std::collections::BTreeMap::new();
-    for name in ["final.npy", "metrics.csv", "traj.npy", "traj_t.npy"] {
-        let p = out.path(name);
-        if let Ok(m) = std::fs::metadata(&p) {
-            let digest = Digest {
-                bytes: m.len(),
-                sha256: crate::output::sha256_file(&p)?,
-            };
-            files.insert(name.to_string(), digest);
-        }
-    }
-    #[derive(Serialize)]
-    struct OutputsTable {
-        outputs: Outputs,
-    }
     let mut text = record_text(status, steps_done, elapsed_s, device.clone())?;
     text.push('\n');
-    text.push_str(
-        &toml::to_string(&OutputsTable {
-            outputs: Outputs {
-                step: steps_done,
-                files,
-            },
-        })
-        .map_err(|e| Error::Input(format!("cannot serialise the outputs: {e}")))?,
-    );
+    text.push_str(&outputs_table(
+        &out,
+        steps_done,
+        &["final.npy", "metrics.csv", "traj.npy", "traj_t.npy"],
+    )?);
     let path = out.path("run.toml");
     std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
     // The checkpoint's files are not results.
@@ -692,24 +593,12 @@ pub fn execute_from(
         metrics_s,
         start_step: first_step,
         steps_done,
+        t_done: steps_done as f64 * h,
         interrupted,
         initial,
         last,
         files,
     })
-}
-
-/// The checkpoint files in a staging folder (`.checkpoint*`).
-fn checkpoint_files(staging: &Path) -> Vec<String> {
-    std::fs::read_dir(staging)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(".checkpoint"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// What to tell a user whose run blew up: when (the step, where the backend tracked it, or

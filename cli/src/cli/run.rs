@@ -154,8 +154,28 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
         bail!("{}: records no t_end and steps", record.display());
     };
     let h = old_t / old_steps as f64;
+    let adaptive = layer.integrator.is_some_and(|i| i.is_adaptive());
+    if adaptive {
+        // An adaptive run's steps depend on T (its last one lands on it): only the same T
+        // continues it to the bits of the run never stopped, and a finished one cannot grow.
+        if args.options.t_end.is_some_and(|t| t != old_t) || args.options.steps.is_some() {
+            bail!(
+                "--t-end and --steps cannot change on --resume of an adaptive run (its steps \
+                 depend on t_end = {old_t}): resume without them, or start a new run"
+            );
+        }
+        if status == "finished" {
+            bail!(
+                "{}: the adaptive run is finished: its last step was shortened to land on \
+                 t_end = {old_t}, so a longer run takes other steps; start a new run with the \
+                 larger --t-end",
+                dir.display()
+            );
+        }
+    }
     // The step size stays: only then is the continued run the one never stopped.
     let (t_end, steps) = match (args.options.t_end, args.options.steps) {
+        _ if adaptive => (old_t, old_steps),
         (None, None) => (old_t, old_steps),
         (None, Some(s)) => (s as f64 * h, s),
         (Some(t), None) => {
@@ -180,13 +200,13 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             (t, s)
         }
     };
-    if steps < done {
+    if !adaptive && steps < done {
         bail!(
             "{}: the run already did {done} steps; --steps {steps} would be fewer",
             dir.display()
         );
     }
-    if steps == done {
+    if !adaptive && steps == done {
         bail!(
             "{}: the run is {status} ({done} of {old_steps} steps): give a larger --t-end or \
              --steps to extend it",
@@ -323,7 +343,20 @@ pub fn run(args: RunArgs) -> Result<()> {
         c.init,
         c.qkv
     );
-    if let Some(r) = &resume {
+    if let Some(r) = &resume
+        && c.integrator.is_adaptive()
+    {
+        outln!(
+            "resuming {}{} after {} step attempts of the adaptive ensemble",
+            out_dir.display(),
+            if r.checkpoint.is_some() {
+                " from the checkpoint of a killed run"
+            } else {
+                ""
+            },
+            r.step
+        );
+    } else if let Some(r) = &resume {
         outln!(
             "resuming {}{} at step {} of {} (t = {})",
             out_dir.display(),
@@ -371,10 +404,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     for b in 0..shown {
         let h = resolved.step_size();
         for (t, m) in [
-            (summary.start_step as f64 * h, &summary.initial[b]),
             (
                 if c.integrator.is_adaptive() {
-                    c.t_end
+                    0.0
+                } else {
+                    summary.start_step as f64 * h
+                },
+                &summary.initial[b],
+            ),
+            (
+                if c.integrator.is_adaptive() {
+                    summary.t_done
                 } else {
                     summary.steps_done as f64 * h
                 },
@@ -408,6 +448,22 @@ pub fn run(args: RunArgs) -> Result<()> {
         })
         .collect();
     outln!("wrote {}: {}", out_dir.display(), names.join(", "));
+    if let Some(signal) = summary.interrupted
+        && c.integrator.is_adaptive()
+    {
+        return Err(Stopped {
+            code: signal.exit_code(),
+            message: format!(
+                "interrupted at t = {} after {} step attempts: the files in {} hold that \
+                 state; continue with: attnflow run --resume {}",
+                summary.t_done,
+                summary.steps_done,
+                out_dir.display(),
+                attnflow::output::shell_command(&[out_dir.display().to_string()])
+            ),
+        }
+        .into());
+    }
     if let Some(signal) = summary.interrupted {
         return Err(Stopped {
             code: signal.exit_code(),

@@ -1,0 +1,131 @@
+//! What the fixed-step and the adaptive runs share of their lifecycle: what a resume
+//! continues from ([`Resume`]), a checkpoint's record ([`Checkpoint`]) and run.toml's
+//! `[outputs]` table, and the writing of both. A leaf of `jobs` (`jobs::run` re-exports its
+//! public items).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result, file_error};
+use crate::output::Output;
+
+/// What continues an earlier run: its state after `step` steps (exact: final.npy, or a
+/// checkpoint's state) and the folder holding its metrics.csv, traj.npy and traj_t.npy (an
+/// output folder, or a checkpoint folder with `checkpoint` telling how much of them to keep).
+#[derive(Clone, Debug)]
+pub struct Resume {
+    pub step: usize,
+    pub state: Vec<f64>,
+    pub dir: PathBuf,
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// What a checkpoint records beside the run's configuration and provenance (in the `[checkpoint]`
+/// table of `.checkpoint.toml`): the step, the file of the state, and how much of metrics.csv
+/// and traj.npy (written on since) belongs to it, each with its size and SHA-256 (`sha256:HEX`)
+/// so that a resume refuses files changed or cut since.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub state: String,
+    pub state_bytes: u64,
+    pub state_sha256: String,
+    pub metrics_bytes: u64,
+    /// Of the first `metrics_bytes` bytes.
+    pub metrics_sha256: String,
+    pub frames: usize,
+    /// Of traj.npy's first `frames` snapshots (the bytes after its header).
+    pub traj_bytes: u64,
+    pub traj_sha256: String,
+    pub times: Vec<f64>,
+}
+
+/// A file's size and `sha256:HEX`.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Digest {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// What a run.toml records of the files a run wrote (its `[outputs]` table): the step they
+/// hold and each file's size and SHA-256, which `--resume` checks before it continues.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Outputs {
+    pub step: usize,
+    pub files: std::collections::BTreeMap<String, Digest>,
+}
+
+/// Minutes of work between two checkpoints when `checkpoint_every` is not set.
+pub const CHECKPOINT_INTERVAL_S: f64 = 600.0;
+
+/// The `[checkpoint]` table of a checkpoint's record.
+pub(super) fn checkpoint_table(checkpoint: &Checkpoint) -> Result<String> {
+    #[derive(Serialize)]
+    struct Table<'a> {
+        checkpoint: &'a Checkpoint,
+    }
+    toml::to_string(&Table { checkpoint })
+        .map_err(|e| Error::Input(format!("cannot serialise a checkpoint: {e}")))
+}
+
+/// Makes a checkpoint whose files (`files`, in the staging folder) are written: everything
+/// on disk, then its record `text` renamed into place last, so that a kill at any moment
+/// leaves the previous checkpoint or this one; then the previous checkpoint's files go.
+pub(super) fn commit_checkpoint(out: &Output, files: &[&str], text: String) -> Result<()> {
+    let record = out.path(crate::output::CHECKPOINT_RECORD);
+    let tmp = out.path(".checkpoint.toml.tmp");
+    let sync = |p: &Path| File::open(p).and_then(|f| f.sync_all());
+    files
+        .iter()
+        .try_for_each(|f| sync(&out.path(f)))
+        .and_then(|()| std::fs::write(&tmp, text))
+        .and_then(|()| sync(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, &record))
+        .and_then(|()| sync(out.staging()))
+        .map_err(|e| file_error(&record, format!("cannot write a checkpoint: {e}")))?;
+    for name in checkpoint_files(out.staging()) {
+        if !files.contains(&name.as_str()) && name != crate::output::CHECKPOINT_RECORD {
+            let _ = std::fs::remove_file(out.staging().join(name));
+        }
+    }
+    Ok(())
+}
+
+/// The `[outputs]` table of run.toml: the step the files hold and the size and SHA-256 of
+/// each of `names` the staging folder holds (what a resume checks).
+pub(super) fn outputs_table(out: &Output, step: usize, names: &[&str]) -> Result<String> {
+    let mut files = std::collections::BTreeMap::new();
+    for name in names {
+        let p = out.path(name);
+        if let Ok(m) = std::fs::metadata(&p) {
+            let digest = Digest {
+                bytes: m.len(),
+                sha256: crate::output::sha256_file(&p)?,
+            };
+            files.insert(name.to_string(), digest);
+        }
+    }
+    #[derive(Serialize)]
+    struct OutputsTable {
+        outputs: Outputs,
+    }
+    toml::to_string(&OutputsTable {
+        outputs: Outputs { step, files },
+    })
+    .map_err(|e| Error::Input(format!("cannot serialise the outputs: {e}")))
+}
+
+/// The checkpoint files in a staging folder (`.checkpoint*`).
+pub(super) fn checkpoint_files(staging: &Path) -> Vec<String> {
+    std::fs::read_dir(staging)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".checkpoint"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
