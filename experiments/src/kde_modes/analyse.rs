@@ -219,7 +219,9 @@ mod tests {
         let beta = 10_000.0;
         let rho = line_density_of_maxima(0.0, beta, 10_000);
         let stationary = (1.5 * beta).sqrt() / TAU;
-        assert!((rho / stationary - 1.0).abs() < 1e-3, "{rho} {stationary}");
+        // (The mean curvature m_2 = -0.01 against the noise s = 7.3 of f'' adds about
+        // |m_2| sqrt(2 pi) / (2 s) = 2e-3.)
+        assert!((rho / stationary - 1.0).abs() < 5e-3, "{rho} {stationary}");
         // With n large against beta^(3/2) the mean wins: one mode at 0, density ~ 0 beside.
         assert!(line_density_of_maxima(0.5, 400.0, 100_000_000) < 1e-6);
         // Far out, the steep mean slope suppresses modes.
