@@ -550,6 +550,13 @@ fn check_all(
     noise: &(Vec<NoisePoint>, Vec<Series>),
     collapse: &[CollapsePoint],
 ) {
+    let _ = setup;
+    check_deterministic(report, sz, det);
+    check_noise_and_collapse(report, sz, &noise.0, collapse);
+}
+
+/// The band's k, the description of the runs and of the paired comparisons.
+fn bands(sz: &Sizes) -> (f64, String, String) {
     // The se come from `runs` runs (8 at the quick size): k is the Student-t quantile at
     // the level of 3 normal se (4.5 for 8 runs), not 3.
     let k = super::student_k(sz.runs);
@@ -559,10 +566,18 @@ fn check_all(
         sz.runs - 1
     );
     let paired = format!(
-        "{} runs, paired (measured - generator on the same paths)",
+        "{} runs, paired (measured - generator on the same paths); k = t quantile",
         sz.runs
     );
-    let wrong_d = "(d + 1) / 2 in place of d - 1";
+    (k, runs, paired)
+}
+
+const WRONG_D: &str = "(d + 1) / 2 in place of d - 1";
+
+/// The checks of part (a).
+fn check_deterministic(report: &mut Report, sz: &Sizes, det: &Det) {
+    let (k, runs, _) = bands(sz);
+    let wrong_d = WRONG_D;
     let ratio = |p: &DetPoint, what: &str| {
         Check::new(
             format!(
@@ -638,7 +653,17 @@ fn check_all(
             "coherent drift (slope -1 in h); no averaging over heads (slope 0 in H)",
         ),
     );
-    let pts = &noise.0;
+}
+
+/// The checks of parts (b) and (c).
+fn check_noise_and_collapse(
+    report: &mut Report,
+    sz: &Sizes,
+    pts: &[NoisePoint],
+    collapse: &[CollapsePoint],
+) {
+    let (k, runs, paired) = bands(sz);
+    let wrong_d = WRONG_D;
     let generator = pts.iter().flat_map(|p| {
         [
             Check::new(
@@ -708,7 +733,6 @@ fn check_all(
         .expect("points")
         .rejects(&["fixed-over-depth", "heads-identical"], "coherent or unaveraged heads"),
     );
-    let _ = setup;
 }
 
 /// The CSV files and figures.
@@ -722,7 +746,6 @@ fn files(
 ) -> Result<()> {
     let _ = sz;
     let (det_heads, det_steps) = (&det.heads, &det.steps);
-    let (det_exponent_heads, det_exponent_h) = (&det.exponent_heads, &det.exponent_h);
     let (noise, noise_series) = (&noise.0, &noise.1);
     let mut rows = Vec::new();
     for p in det_heads.iter().chain(det_steps.iter()) {
@@ -799,6 +822,19 @@ fn files(
         ],
         &rows,
     )?;
+    figures(setup, report, det, noise_series, collapse)
+}
+
+/// The figures.
+fn figures(
+    setup: &Setup,
+    report: &mut Report,
+    det: &Det,
+    noise_series: &[Series],
+    collapse: &[CollapsePoint],
+) -> Result<()> {
+    let (det_heads, det_steps) = (&det.heads, &det.steps);
+    let (det_exponent_heads, det_exponent_h) = (&det.exponent_heads, &det.exponent_h);
     let det_series = |pts: &[DetPoint], x: &dyn Fn(&DetPoint) -> f64, label: &str| {
         vec![
             Series::markers(
