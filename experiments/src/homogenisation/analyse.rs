@@ -76,7 +76,14 @@ pub fn output_gram(
 /// The drift of the mean pairwise cosine under the homogenised SDE, per unit depth time:
 /// the mean over pairs i < k of (sigma2 / d) [G_ik (d - 2 + rho_ik^2) - rho_ik (d - 1)
 /// (G_ii + G_kk) / 2].
+#[cfg(test)]
 pub fn cosine_drift(x: &[f64], g: &[f64], d: usize, sigma2: f64) -> f64 {
+    cosine_drift_with(x, g, d, sigma2, d as f64 - 1.0)
+}
+
+/// [`cosine_drift`] with the Ito factor (d - 1) replaced by `dm1` (the wrong model
+/// `d-plus-1-over-2` passes (d + 1) / 2).
+pub fn cosine_drift_with(x: &[f64], g: &[f64], d: usize, sigma2: f64, dm1: f64) -> f64 {
     let n = x.len() / d;
     let df = d as f64;
     let mut s = 0.0;
@@ -84,7 +91,7 @@ pub fn cosine_drift(x: &[f64], g: &[f64], d: usize, sigma2: f64) -> f64 {
         for k in i + 1..n {
             let rho = dot(&x[i * d..(i + 1) * d], &x[k * d..(k + 1) * d]);
             s += g[i * n + k] * (df - 2.0 + rho * rho)
-                - rho * (df - 1.0) * (g[i * n + i] + g[k * n + k]) / 2.0;
+                - rho * dm1 * (g[i * n + i] + g[k * n + k]) / 2.0;
         }
     }
     sigma2 / df * s / (n * (n - 1) / 2) as f64
@@ -93,13 +100,26 @@ pub fn cosine_drift(x: &[f64], g: &[f64], d: usize, sigma2: f64) -> f64 {
 /// The drift of the mean of 1 - <x_i, x_i(0)> per unit depth time:
 /// mean_i (sigma2 (d - 1) / (2 d)) G_ii <x_i, x_i(0)>. At x = x0 it is half the rate of the
 /// mean squared displacement |x_i - x_i(0)|^2.
+#[cfg(test)]
 pub fn overlap_drift(x: &[f64], x0: &[f64], g: &[f64], d: usize, sigma2: f64) -> f64 {
+    overlap_drift_with(x, x0, g, d, sigma2, d as f64 - 1.0)
+}
+
+/// [`overlap_drift`] with the factor (d - 1) replaced by `dm1`.
+pub fn overlap_drift_with(
+    x: &[f64],
+    x0: &[f64],
+    g: &[f64],
+    d: usize,
+    sigma2: f64,
+    dm1: f64,
+) -> f64 {
     let n = x.len() / d;
     let df = d as f64;
     (0..n)
         .map(|i| {
             let r = i * d..(i + 1) * d;
-            sigma2 * (df - 1.0) / (2.0 * df) * g[i * n + i] * dot(&x[r.clone()], &x0[r])
+            sigma2 * dm1 / (2.0 * df) * g[i * n + i] * dot(&x[r.clone()], &x0[r])
         })
         .sum::<f64>()
         / n as f64
@@ -217,6 +237,11 @@ mod tests {
         // The overlap drift at x = x0 is sigma2 (d - 1) / (2 d) |mean|^2.
         let want = 0.7 * 5.0 / 12.0 * m2;
         assert!((overlap_drift(&x, &x, &g, d, 0.7) - want).abs() < 1e-12);
+        // The wrong model (d + 1) / 2 in place of d - 1: 3.5 / 5 of the overlap drift.
+        let wrong = overlap_drift_with(&x, &x, &g, d, 0.7, 3.5);
+        assert!((wrong - 0.7 * want).abs() < 1e-12);
+        let shift = cosine_drift_with(&x, &g, d, 0.7, 3.5) - cosine_drift(&x, &g, d, 0.7);
+        assert!((shift - 0.7 / d as f64 * c * 1.5 * 2.0 * m2 / 2.0).abs() < 1e-12);
         assert_eq!(mean_overlap_gap(&x, &x, d), 0.0);
     }
 

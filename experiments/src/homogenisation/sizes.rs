@@ -32,6 +32,9 @@ pub struct Sizes {
     pub det_hs: Vec<f64>,
     /// Part a: the number of heads of the scan in h.
     pub det_h_heads: usize,
+    /// Part a: the dimensions of the scan in d (at det_h_heads heads, step det_h): the
+    /// factor (d - 1) / d of the displacement, against the wrong (d + 1) / (2 d).
+    pub det_ds: Vec<usize>,
     /// Part b (common-noise limit, sum over heads, h H s^2 = sigma2): the diffusion scale.
     pub sigma2: f64,
     /// Part b: depth time T.
@@ -68,6 +71,7 @@ impl Sizes {
                 det_heads: vec![1, 2, 4, 8, 16],
                 det_hs: vec![0.2, 0.1, 0.05, 0.025],
                 det_h_heads: 4,
+                det_ds: vec![4, 16],
                 sigma2: 1.0,
                 noise_t: 1.0,
                 noise_hs: vec![0.1, 0.05, 0.025],
@@ -92,6 +96,7 @@ impl Sizes {
                 det_heads: vec![1, 2, 4, 8, 16, 32, 64],
                 det_hs: vec![0.4, 0.2, 0.1, 0.05, 0.025, 0.0125],
                 det_h_heads: 4,
+                det_ds: vec![3, 4, 16, 32],
                 sigma2: 1.0,
                 noise_t: 1.0,
                 noise_hs: vec![0.1, 0.05, 0.025, 0.0125],
@@ -143,6 +148,7 @@ pub const PARAMS: &[Param] = &[
     counts("det_heads", 1, 65_536, "part a's numbers of heads"),
     reals("det_hs", 0.0, 1.0, true, "part a's steps of the scan in h"),
     count("det_h_heads", 1, 65_536, "part a's heads of the scan in h"),
+    counts("det_ds", 3, 1024, "part a's dimensions of the scan in d"),
     real(
         "sigma2",
         0.0,
@@ -185,6 +191,14 @@ impl Sizes {
                 self.ns.len()
             )));
         }
+        let mut det_ds = self.det_ds.clone();
+        det_ds.sort_unstable();
+        det_ds.dedup();
+        if det_ds.len() < 2 {
+            return Err(refuse(
+                "homogenisation: det_ds needs at least two distinct dimensions (the d-scan)",
+            ));
+        }
         steps("homogenisation: det_t / det_h", self.det_t, self.det_h)?;
         for &h in &self.det_hs {
             steps("homogenisation: det_t / det_hs", self.det_t, h)?;
@@ -222,7 +236,14 @@ impl Sizes {
             self.d,
             heads,
         )?;
-        let d = self.ds.iter().copied().max().unwrap_or(2).max(self.d);
+        let d = self
+            .ds
+            .iter()
+            .chain(&self.det_ds)
+            .copied()
+            .max()
+            .unwrap_or(2)
+            .max(self.d);
         let n = self.ns.iter().copied().max().unwrap_or(2).max(self.n);
         memory("homogenisation: part c", self.batch, n, d, heads)?;
         Ok(())

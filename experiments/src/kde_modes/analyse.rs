@@ -65,6 +65,92 @@ pub fn grid_points(kappa: f64, per_bandwidth: f64) -> usize {
     ((TAU * kappa.sqrt() * per_bandwidth).ceil() as usize).max(256)
 }
 
+/// The standard normal density.
+fn phi(z: f64) -> f64 {
+    (-0.5 * z * z).exp() / (TAU).sqrt()
+}
+
+/// The standard normal upper tail P(Z > z) (erfc by its Chebyshev fit, relative error below
+/// 1.2e-7: Numerical Recipes' erfcc).
+fn upper_tail(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let y = t
+        * (-x * x - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    let erfc = if x >= 0.0 { y } else { 2.0 - y };
+    0.5 * erfc
+}
+
+/// The line (the seed's setting): f(x) = (1/n) sum_j K(x - X_j), K(u) = exp(-beta u^2 / 2)
+/// (bandwidth beta^(-1/2)), X_j iid N(0, 1). The density of local maxima at x by Kac-Rice
+/// with the central limit for (f'(x), f''(x)) (many samples per bandwidth): a Gaussian pair
+/// with means m_i = E K^(i)(x - X), variances and covariance (E[K^(i) K^(j)] - m_i m_j) / n;
+/// rho(x) = p_{f'}(0) E[(-f'')^+ | f' = 0]. The expectations are integrals of the kernel
+/// against the N(0, 1) density (trapezoid over +-12 bandwidths). Unlike the circle, the mean
+/// slope m_1 = (p * K)' suppresses modes where the density falls steeply.
+pub fn line_density_of_maxima(x: f64, beta: f64, n: usize) -> f64 {
+    let w = 12.0 / beta.sqrt();
+    let m = 480;
+    let du = 2.0 * w / m as f64;
+    let (mut m1, mut m2, mut a11, mut a22, mut a12) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for i in 0..=m {
+        let u = -w + i as f64 * du;
+        let weight = if i == 0 || i == m { 0.5 } else { 1.0 } * du * phi(x - u);
+        let k = (-0.5 * beta * u * u).exp();
+        let k1 = -beta * u * k;
+        let k2 = (beta * beta * u * u - beta) * k;
+        m1 += weight * k1;
+        m2 += weight * k2;
+        a11 += weight * k1 * k1;
+        a22 += weight * k2 * k2;
+        a12 += weight * k1 * k2;
+    }
+    let nf = n as f64;
+    let v1 = (a11 - m1 * m1) / nf;
+    let v2 = (a22 - m2 * m2) / nf;
+    let c = (a12 - m1 * m2) / nf;
+    let mu = m2 - c * m1 / v1;
+    let s = (v2 - c * c / v1).max(0.0).sqrt();
+    let tail = if s > 0.0 {
+        s * phi(mu / s) - mu * upper_tail(mu / s)
+    } else {
+        (-mu).max(0.0)
+    };
+    phi(m1 / v1.sqrt()) / v1.sqrt() * tail
+}
+
+/// The expected number of maxima in [-a, a] (Kac-Rice, central limit): the integral of
+/// [`line_density_of_maxima`] by the trapezoid rule, 8 points per bandwidth.
+pub fn line_kac_rice_modes(beta: f64, n: usize, a: f64) -> f64 {
+    let m = ((2.0 * a * beta.sqrt() * 8.0).ceil() as usize).max(64);
+    let dx = 2.0 * a / m as f64;
+    (0..=m)
+        .map(|i| {
+            let x = -a + i as f64 * dx;
+            let w = if i == 0 || i == m { 0.5 } else { 1.0 };
+            w * line_density_of_maxima(x, beta, n)
+        })
+        .sum::<f64>()
+        * dx
+}
+
+/// The half-width a of the dense region: n p(x) beta^(-1/2) >= per_bandwidth expected
+/// samples per bandwidth for |x| <= a (p the N(0, 1) density), where the central limit
+/// behind [`line_kac_rice_modes`] is meant to hold; None when even x = 0 has fewer.
+pub fn dense_half_width(n: usize, beta: f64, per_bandwidth: f64) -> Option<f64> {
+    let r = n as f64 / (per_bandwidth * (TAU * beta).sqrt());
+    (r > 1.0).then(|| (2.0 * r.ln()).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::simulate::derivative_on_grid;
@@ -123,5 +209,31 @@ mod tests {
             assert!((r - 1.0).abs() < 2.0 / kappa, "{kappa}: {r}");
         }
         assert!(grid_points(100.0, 10.0) >= 628);
+    }
+
+    #[test]
+    fn the_line_density_is_the_stationary_count_in_a_flat_dense_region() {
+        // At x = 0 the mean slope vanishes, and where the noise of f'' dominates its mean
+        // (beta^(3/2) >> n) the density of maxima is the stationary (1 / 2 pi)
+        // sqrt(3 beta / 2), the circle's count per unit length.
+        let beta = 10_000.0;
+        let rho = line_density_of_maxima(0.0, beta, 10_000);
+        let stationary = (1.5 * beta).sqrt() / TAU;
+        // (The mean curvature m_2 = -0.01 against the noise s = 7.3 of f'' adds about
+        // |m_2| sqrt(2 pi) / (2 s) = 2e-3.)
+        assert!((rho / stationary - 1.0).abs() < 5e-3, "{rho} {stationary}");
+        // With n large against beta^(3/2) the mean wins: one mode at 0, density ~ 0 beside.
+        assert!(line_density_of_maxima(0.5, 400.0, 100_000_000) < 1e-6);
+        // Far out, the steep mean slope suppresses modes.
+        let stationary = (1.5f64 * 400.0).sqrt() / TAU;
+        assert!(line_density_of_maxima(3.0, 400.0, 1_000_000) < 0.1 * stationary);
+        assert!((upper_tail(0.0) - 0.5).abs() < 1e-7);
+        assert!((upper_tail(1.959_963_985) - 0.025).abs() < 1e-7);
+        assert!((upper_tail(-1.0) - 0.841_344_746).abs() < 1e-7);
+        // The dense region: n p(a) / sqrt(beta) = per_bandwidth at its edge.
+        let a = dense_half_width(10_000, 100.0, 4.0).unwrap();
+        let per = 10_000.0 * phi(a) / 10.0;
+        assert!((per - 4.0).abs() < 1e-9, "{per}");
+        assert!(dense_half_width(10, 100.0, 4.0).is_none());
     }
 }

@@ -5,7 +5,16 @@
 //! docs/experiments/kde-modes.md.
 
 /// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]).
-pub const MUTATIONS: &[&str] = &["bandwidth-inverse-beta", "count-minima-too"];
+/// `bandwidth-inverse-beta`: the kernel exp(beta^2 (cos - 1)) (bandwidth 1/beta), on the
+/// circle and the line. `count-minima-too`: every sign change of f' counted. `no-log-factor`:
+/// issue 24's wrong model for the line, the circle's sqrt(beta) law: the stationary count
+/// (1 / 2 pi) sqrt(3 beta / 2) per unit length over the dense region of the smallest n (no
+/// widening with log n).
+pub const MUTATIONS: &[&str] = &[
+    "bandwidth-inverse-beta",
+    "count-minima-too",
+    "no-log-factor",
+];
 
 mod analyse;
 mod simulate;
@@ -16,18 +25,12 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{Report, Setup};
-use analyse::{count_modes, grid_points, kac_rice_modes};
+use super::{Band, Check, Report, Setup, Test};
+use analyse::{count_modes, dense_half_width, grid_points, kac_rice_modes, line_kac_rice_modes};
 use attnflow::error::{Result, input};
 use attnflow::figures::{Axes, Series};
 use attnflow::stats::{Fit, fit_loglog, mean_se};
 use sizes::Sizes;
-
-/// The tolerance of the Kac-Rice count beyond 3 standard errors (finite n, grid, Gaussian
-/// approximation).
-const KR_TOL: f64 = 0.05;
-/// The tolerance on exponents beyond 3 standard errors.
-const EXP_TOL: f64 = 0.05;
 
 #[derive(Serialize)]
 struct Config {
@@ -74,39 +77,99 @@ struct Prediction {
     note: &'static str,
 }
 
+/// The line at one n (beta = n^line_beta_exponent).
 #[derive(Serialize)]
-struct Checks {
-    counts_within_3se_plus_5pct_of_kac_rice: bool,
-    exponent_within_3se_plus_005_of_kac_rice_and_one_half: bool,
-    count_grows_with_beta: bool,
-    one_mode_at_small_beta: bool,
+struct LinePoint {
+    n: usize,
+    beta: f64,
+    /// The dense region |x| <= a (at least line_per_bandwidth samples per bandwidth).
+    dense_half_width: f64,
+    modes_dense: f64,
+    modes_dense_se: f64,
+    kac_rice_dense: f64,
+    modes_total: f64,
+    modes_total_se: f64,
+    /// The seed's Theta(sqrt(beta log beta)): this ratio stays of order one.
+    total_over_sqrt_beta_log_beta: f64,
+    total_over_sqrt_beta: f64,
+}
+
+#[derive(Serialize)]
+struct Line {
+    points: Vec<LinePoint>,
+    /// Slope of log(dense count) against log beta along the scan, with its standard error
+    /// propagated from the draws, and the Kac-Rice curve's slope (1/2 plus the widening of
+    /// the dense region: the seed's log factor).
+    dense_exponent: f64,
+    dense_exponent_se: f64,
+    kac_rice_dense_exponent: f64,
 }
 
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     let sz = setup.sizes(Sizes::new(setup.quick))?;
-    if sz.ns.is_empty() || sz.draws < 2 || sz.grid_per_bandwidth < 2.0 || sz.beta_small <= 0.0 {
+    if sz.ns.is_empty()
+        || sz.draws < 2
+        || sz.grid_per_bandwidth < 2.0
+        || sz.beta_small <= 0.0
+        || sz.line_ns.len() < 2
+    {
         return Err(input(
-            "kde-modes: needs ns, draws >= 2, grid_per_bandwidth >= 2 and beta_small > 0",
+            "kde-modes: needs ns, draws >= 2, grid_per_bandwidth >= 2, beta_small > 0 and at \
+             least two line_ns",
         ));
     }
     report.add_config(&sz);
     report.add_config(&Config {
-        setting: "n iid uniform angles on the circle",
-        kernel: "von Mises exp(beta (cos - 1)), bandwidth beta^(-1/2)",
+        setting: "circle: n iid uniform angles; line (the seed's): n iid N(0, 1) samples",
+        kernel: "circle: von Mises exp(beta (cos - 1)); line: exp(-beta x^2 / 2); bandwidth \
+                 beta^(-1/2)",
     });
     report.backend = Some("host (f64)".into());
+    let series = circle(setup, report, &sz)?;
+    line(setup, report, &sz)?;
+    setup.lines(
+        report,
+        "kde_modes.png",
+        &Axes {
+            title: "Modes of the von Mises KDE of n uniform angles",
+            x_label: "beta (bandwidth beta^-1/2)",
+            y_label: "mean number of modes",
+            log_x: true,
+            log_y: true,
+        },
+        &series,
+    )?;
+    report.add_prediction(&Prediction {
+        exponent: 0.5,
+        modes_large_beta: "sqrt(3 beta / 2) (Kac-Rice, Gaussian limit n >> beta^(1/2))",
+        ratio_to_metastable_count_sqrt_2beta: 0.75f64.sqrt(),
+        modes_at_beta_small: 1,
+        note: "derived: Kac-Rice for the Gaussian limit of f' on the circle (uniform samples): \
+               no log factor; on the line (N(0, 1) samples, the seed's setting) Kac-Rice with \
+               the central limit over the dense region, whose width grows like sqrt(log n): \
+               the seed's sqrt(beta log beta)",
+    });
+    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
+    // experiments/tests/mutations.rs).
+    report.smoke_at_quick(
+        setup,
+        "count_grows_with_beta",
+        "a qualitative trend that every mutation keeps",
+    );
+    Ok(())
+}
+
+/// The circle: mode counts against Kac-Rice over the window of every n. Returns the figure's
+/// series.
+fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>> {
     let bandwidth_error = setup.mutated("bandwidth-inverse-beta");
     let minima_too = setup.mutated("count-minima-too");
     // The kernel's concentration actually used for beta.
     let kappa = |beta: f64| if bandwidth_error { beta * beta } else { beta };
-
+    let draws = format!("{} draws (independent samples)", sz.draws);
     let mut per_n = BTreeMap::new();
-    let mut checks = Checks {
-        counts_within_3se_plus_5pct_of_kac_rice: true,
-        exponent_within_3se_plus_005_of_kac_rice_and_one_half: true,
-        count_grows_with_beta: true,
-        one_mode_at_small_beta: true,
-    };
+    let (mut count_checks, mut exp_checks, mut small_max, mut grows) =
+        (Vec::new(), Vec::new(), 0, true);
     let mut rows = Vec::new();
     let mut series = Vec::new();
     for (ni, &n) in sz.ns.iter().enumerate() {
@@ -125,7 +188,10 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 window.1
             )));
         }
-        setup.say(&format!("n = {n}: betas {betas:?}, {} draws", sz.draws));
+        setup.say(&format!(
+            "circle, n = {n}: betas {betas:?}, {} draws",
+            sz.draws
+        ));
         // counts[draw] = (count at beta_small, counts at each beta); the same draw serves every
         // beta (common samples make the curve in beta smoother).
         let counts: Vec<(usize, Vec<usize>)> = (0..sz.draws)
@@ -148,7 +214,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             })
             .collect();
         let small: Vec<usize> = counts.iter().map(|c| c.0).collect();
-        checks.one_mode_at_small_beta &= small.iter().all(|&c| c == 1);
+        small_max = small_max.max(*small.iter().max().expect("draws"));
         let mut points = Vec::new();
         for (bi, &beta) in betas.iter().enumerate() {
             let v: Vec<f64> = counts.iter().map(|c| c.1[bi] as f64).collect();
@@ -156,8 +222,13 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             let kr = kac_rice_modes(beta);
             let gaussian_regime = beta <= n as f64;
             if gaussian_regime {
-                checks.counts_within_3se_plus_5pct_of_kac_rice &=
-                    (modes - kr).abs() <= 3.0 * modes_se + KR_TOL * kr;
+                count_checks.push(Check::new(
+                    format!("mean modes, circle, n = {n}, beta = {beta}"),
+                    modes,
+                    Test::Within,
+                    kr,
+                    Band::stat(3.0, modes_se, &draws),
+                ));
             }
             rows.push(vec![n as f64, beta, modes, modes_se, kr]);
             points.push(Point {
@@ -171,16 +242,39 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 gaussian_regime,
             });
         }
-        checks.count_grows_with_beta &= points.windows(2).all(|w| w[1].modes > w[0].modes);
+        grows &= points.windows(2).all(|w| w[1].modes > w[0].modes);
         let means: Vec<f64> = points.iter().map(|p| p.modes).collect();
+        // The exponent's standard error by the jackknife over draws (the draws are the
+        // independent units; the betas of a draw share its samples).
         let fit = fit_loglog(&betas, &means);
+        let jack: Vec<f64> = (0..sz.draws)
+            .map(|leave| {
+                let m: Vec<f64> = (0..betas.len())
+                    .map(|bi| {
+                        counts
+                            .iter()
+                            .enumerate()
+                            .filter(|(k, _)| *k != leave)
+                            .map(|(_, c)| c.1[bi] as f64)
+                            .sum::<f64>()
+                            / (sz.draws - 1) as f64
+                    })
+                    .collect();
+                fit_loglog(&betas, &m).slope
+            })
+            .collect();
+        let slope_se = jackknife_se(&jack);
         let krs: Vec<f64> = points.iter().map(|p| p.kac_rice).collect();
         let kr_exp = fit_loglog(&betas, &krs).slope;
-        checks.exponent_within_3se_plus_005_of_kac_rice_and_one_half &= (fit.slope - kr_exp).abs()
-            <= 3.0 * fit.slope_se + EXP_TOL
-            && (kr_exp - 0.5).abs() <= EXP_TOL;
+        exp_checks.push(Check::new(
+            format!("log-log slope of mean modes against beta, circle, n = {n}"),
+            fit.slope,
+            Test::Within,
+            kr_exp,
+            Band::stat(3.0, slope_se, format!("{draws}, jackknife")),
+        ));
         series.push(Series::markers(
-            format!("n = {n}: exponent {:.3} +- {:.3}", fit.slope, fit.slope_se),
+            format!("n = {n}: exponent {:.3} +- {:.3}", fit.slope, slope_se),
             points.iter().map(|p| (p.beta, p.modes)).collect(),
         ));
         per_n.insert(
@@ -203,6 +297,45 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             },
         );
     }
+    // No beta in the Gaussian regime leaves nothing to compare: the check fails (not vacuous).
+    let counts = Check::all(count_checks).unwrap_or_else(|| {
+        Check::new(
+            "no (n, beta) with beta <= n: nothing compared",
+            f64::NAN,
+            Test::Within,
+            0.0,
+            Band::stat(3.0, f64::NAN, &draws),
+        )
+    });
+    report.band_check(
+        "counts_within_3se_of_kac_rice",
+        counts.rejects(
+            &["bandwidth-inverse-beta", "count-minima-too"],
+            "bandwidth 1/beta; minima counted as modes",
+        ),
+    );
+    report.band_check(
+        "exponent_within_3se_of_kac_rice",
+        Check::all(exp_checks).expect("ns").rejects(
+            &["bandwidth-inverse-beta"],
+            "bandwidth 1/beta: exponent about 1",
+        ),
+    );
+    report.check("count_grows_with_beta", grows);
+    report.band_check(
+        "one_mode_at_small_beta",
+        Check::new(
+            "the most modes of any draw at beta_small",
+            small_max as f64,
+            Test::Within,
+            1.0,
+            Band::exact(
+                0.0,
+                "an exact count (f = 1 + beta rho cos(theta - phi) + O(beta^2))",
+            ),
+        )
+        .rejects(&["count-minima-too"], "minima counted: 2 at small beta"),
+    );
     let all_betas: Vec<f64> = {
         let mut b: Vec<f64> = rows.iter().map(|r| r[1]).collect();
         b.sort_by(f64::total_cmp);
@@ -223,34 +356,191 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         &["n", "beta", "modes", "modes_se", "kac_rice"],
         &rows,
     )?;
-    setup.lines(
-        report,
-        "kde_modes.png",
-        &Axes {
-            title: "Modes of the von Mises KDE of n uniform angles",
-            x_label: "beta (bandwidth beta^-1/2)",
-            y_label: "mean number of modes",
-            log_x: true,
-            log_y: true,
-        },
-        &series,
-    )?;
     report.add_measured(&Measured { per_n });
-    report.add_prediction(&Prediction {
-        exponent: 0.5,
-        modes_large_beta: "sqrt(3 beta / 2) (Kac-Rice, Gaussian limit n >> beta^(1/2))",
-        ratio_to_metastable_count_sqrt_2beta: 0.75f64.sqrt(),
-        modes_at_beta_small: 1,
-        note: "derived: Kac-Rice for the Gaussian limit of f' on the circle (uniform samples): \
-               no log factor; the sqrt(beta log beta) law is for Gaussian samples on the line",
-    });
-    report.add_checks(&checks);
-    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/tests/mutations.rs).
-    report.smoke_at_quick(
-        setup,
-        "count_grows_with_beta",
-        "a qualitative trend that every mutation keeps",
+    Ok(series)
+}
+
+/// The jackknife standard error of leave-one-out estimates.
+fn jackknife_se(v: &[f64]) -> f64 {
+    let k = v.len() as f64;
+    let m = v.iter().sum::<f64>() / k;
+    ((k - 1.0) / k * v.iter().map(|x| (x - m) * (x - m)).sum::<f64>()).sqrt()
+}
+
+/// The line (the seed's setting): N(0, 1) samples, Gaussian kernel, beta = n^a along the
+/// scan; dense-region counts against Kac-Rice with the central limit.
+fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
+    let bandwidth_error = setup.mutated("bandwidth-inverse-beta");
+    let minima_too = setup.mutated("count-minima-too");
+    let no_log = setup.mutated("no-log-factor");
+    let draws = format!("{} draws (independent samples)", sz.draws);
+    let mut ns = sz.line_ns.clone();
+    ns.sort_unstable();
+    ns.dedup();
+    let beta_of = |n: usize| (n as f64).powf(sz.line_beta_exponent);
+    let width_of = |n: usize| {
+        dense_half_width(n, beta_of(n), sz.line_per_bandwidth).ok_or_else(|| {
+            input(format!(
+                "kde-modes: the line at n = {n}, beta = {} has fewer than line_per_bandwidth = {} \
+                 samples per bandwidth even at 0",
+                beta_of(n),
+                sz.line_per_bandwidth
+            ))
+        })
+    };
+    let a0 = width_of(ns[0])?;
+    let mut points = Vec::new();
+    // dense[draw][k]: the dense-region count of draw `draw` at ns[k] (for the jackknife).
+    let mut dense_by_draw = vec![Vec::new(); sz.draws];
+    for (ni, &n) in ns.iter().enumerate() {
+        let beta = beta_of(n);
+        let a = width_of(n)?;
+        setup.say(&format!(
+            "line, n = {n}: beta = {beta:.0}, dense |x| <= {a:.3}"
+        ));
+        let kappa = if bandwidth_error { beta * beta } else { beta };
+        let counts: Vec<(f64, f64)> = (0..sz.draws)
+            .into_par_iter()
+            .map(|draw| {
+                let x = simulate::gaussian_samples(
+                    setup.seed ^ 0x11E,
+                    (ni * 1_000_000 + draw) as u64,
+                    n,
+                );
+                let maxima = simulate::line_maxima(&x, kappa, sz.grid_per_bandwidth, minima_too);
+                let dense = maxima.iter().filter(|m| m.abs() <= a).count();
+                (dense as f64, maxima.len() as f64)
+            })
+            .collect();
+        for (d, c) in dense_by_draw.iter_mut().zip(&counts) {
+            d.push(c.0);
+        }
+        let (modes_dense, modes_dense_se) =
+            mean_se(&counts.iter().map(|c| c.0).collect::<Vec<_>>());
+        let (modes_total, modes_total_se) =
+            mean_se(&counts.iter().map(|c| c.1).collect::<Vec<_>>());
+        let kac_rice_dense = if no_log {
+            (1.5 * beta).sqrt() / std::f64::consts::TAU * 2.0 * a0
+        } else {
+            line_kac_rice_modes(beta, n, a)
+        };
+        points.push(LinePoint {
+            n,
+            beta,
+            dense_half_width: a,
+            modes_dense,
+            modes_dense_se,
+            kac_rice_dense,
+            modes_total,
+            modes_total_se,
+            total_over_sqrt_beta_log_beta: modes_total / (beta * beta.ln()).sqrt(),
+            total_over_sqrt_beta: modes_total / beta.sqrt(),
+        });
+    }
+    let betas: Vec<f64> = points.iter().map(|p| p.beta).collect();
+    let dense: Vec<f64> = points.iter().map(|p| p.modes_dense).collect();
+    let kr: Vec<f64> = points.iter().map(|p| p.kac_rice_dense).collect();
+    let fit = fit_loglog(&betas, &dense);
+    let jack: Vec<f64> = (0..sz.draws)
+        .map(|leave| {
+            let m: Vec<f64> = (0..ns.len())
+                .map(|k| {
+                    dense_by_draw
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != leave)
+                        .map(|(_, d)| d[k])
+                        .sum::<f64>()
+                        / (sz.draws - 1) as f64
+                })
+                .collect();
+            fit_loglog(&betas, &m).slope
+        })
+        .collect();
+    let slope_se = jackknife_se(&jack);
+    let kr_exp = fit_loglog(&betas, &kr).slope;
+    let wrong = "the circle's sqrt(beta) law on the line (no widening of the dense region)";
+    report.band_check(
+        "line_dense_counts_within_3se_of_kac_rice",
+        Check::all(
+            points
+                .iter()
+                .map(|p| {
+                    Check::new(
+                        format!(
+                            "mean modes in |x| <= {:.3}, line, n = {}, beta = {:.0}",
+                            p.dense_half_width, p.n, p.beta
+                        ),
+                        p.modes_dense,
+                        Test::Within,
+                        p.kac_rice_dense,
+                        Band::stat(3.0, p.modes_dense_se, &draws),
+                    )
+                })
+                .collect(),
+        )
+        .expect("line_ns")
+        .rejects(
+            &[
+                "bandwidth-inverse-beta",
+                "count-minima-too",
+                "no-log-factor",
+            ],
+            format!("bandwidth 1/beta; minima counted; {wrong}"),
+        ),
+    );
+    report.band_check(
+        "line_dense_exponent_within_3se_of_kac_rice",
+        Check::new(
+            "log-log slope of the dense count against beta along the line's scan",
+            fit.slope,
+            Test::Within,
+            kr_exp,
+            Band::stat(3.0, slope_se, format!("{draws}, jackknife")),
+        )
+        .rejects(
+            &["bandwidth-inverse-beta", "no-log-factor"],
+            format!("{wrong}: slope 1/2"),
+        ),
+    );
+    let rows: Vec<Vec<f64>> = points
+        .iter()
+        .map(|p| {
+            vec![
+                p.n as f64,
+                p.beta,
+                p.dense_half_width,
+                p.modes_dense,
+                p.modes_dense_se,
+                p.kac_rice_dense,
+                p.modes_total,
+                p.modes_total_se,
+            ]
+        })
+        .collect();
+    setup.csv(
+        report,
+        "kde_modes_line.csv",
+        &[
+            "n",
+            "beta",
+            "dense_half_width",
+            "modes_dense",
+            "modes_dense_se",
+            "kac_rice_dense",
+            "modes_total",
+            "modes_total_se",
+        ],
+        &rows,
+    )?;
+    report.measured(
+        "line",
+        Line {
+            points,
+            dense_exponent: fit.slope,
+            dense_exponent_se: slope_se,
+            kac_rice_dense_exponent: kr_exp,
+        },
     );
     Ok(())
 }

@@ -20,6 +20,13 @@ pub struct Sizes {
     pub grid_per_bandwidth: f64,
     /// A beta far below 1, where the estimate has one mode.
     pub beta_small: f64,
+    /// The line (the seed's setting): sample sizes n of N(0, 1) samples, each at
+    /// beta = n^line_beta_exponent (inside the theorem's window n^c <= beta <= n^(2 - c)).
+    pub line_ns: Vec<usize>,
+    pub line_beta_exponent: f64,
+    /// The dense region of the line: expected samples per bandwidth at least this, where the
+    /// central limit behind the Kac-Rice count is meant to hold.
+    pub line_per_bandwidth: f64,
 }
 
 impl Sizes {
@@ -29,9 +36,12 @@ impl Sizes {
                 ns: vec![1000, 4000],
                 betas: vec![8.0, 32.0, 128.0, 512.0, 2048.0, 8192.0],
                 c: 0.25,
-                draws: 20,
+                draws: 40,
                 grid_per_bandwidth: 16.0,
                 beta_small: 0.01,
+                line_ns: vec![1000, 4000, 16000],
+                line_beta_exponent: 1.0,
+                line_per_bandwidth: 4.0,
             }
         } else {
             Sizes {
@@ -44,6 +54,9 @@ impl Sizes {
                 draws: 64,
                 grid_per_bandwidth: 24.0,
                 beta_small: 0.01,
+                line_ns: vec![1000, 4000, 16000, 64000, 256000],
+                line_beta_exponent: 1.0,
+                line_per_bandwidth: 4.0,
             }
         }
     }
@@ -75,6 +88,21 @@ pub const PARAMS: &[Param] = &[
         true,
         "a beta far below 1, where the estimate has one mode",
     ),
+    counts("line_ns", 2, 16_777_216, "sample sizes on the line"),
+    real(
+        "line_beta_exponent",
+        0.0,
+        2.0,
+        true,
+        "beta = n^line_beta_exponent on the line",
+    ),
+    real(
+        "line_per_bandwidth",
+        0.0,
+        1e6,
+        true,
+        "expected samples per bandwidth at the edge of the line's dense region",
+    ),
 ];
 
 impl Sizes {
@@ -93,6 +121,18 @@ impl Sizes {
             )));
         }
         array("kde-modes: the grid", &[("points", grid as usize)], 32)?;
+        for &n in &self.line_ns {
+            array("kde-modes: the line's samples", &[("n", n)], 32)?;
+            // The grid spans the samples (|x| < 7 for n < 1e10) plus margins.
+            let beta = (n as f64).powf(self.line_beta_exponent);
+            let points = 16.0 * beta.sqrt() * self.grid_per_bandwidth;
+            if points.is_nan() || points > 1e9 {
+                return Err(refuse(format!(
+                    "kde-modes: the line at n = {n} needs a grid of {points:e} points; lower \
+                     line_ns, line_beta_exponent or grid_per_bandwidth"
+                )));
+            }
+        }
         Ok(())
     }
 }

@@ -6,23 +6,49 @@ use attnflow::model::Mlp;
 use attnflow::model::geometry::tangent_project;
 use attnflow::stats::fit_line;
 
+/// Which law of the noise rate the theory states: the derived one or a deliberate error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Law {
+    /// -sigma^2 (d - 1) (derived in the module doc).
+    Ito,
+    /// `no-ito-term`: the second-order Ito term -(1/2) d<u>/u^2 dropped: -sigma^2 (d - 3).
+    NoItoTerm,
+    /// `d-plus-1-over-2` (issue 24's wrong model): -sigma^2 (d + 1) / 2, which equals the
+    /// right law at d = 3 only.
+    DPlusOneOverTwo,
+}
+
 /// The noise part of the drift of log u, u = 1 - <x, y>, for two tokens driven by one common
-/// Brownian motion on S^{d-1}: -sigma^2 (d - 1), exactly (for every u, not only near u = 0).
-/// With `no_ito_term` (the deliberate error `no-ito-term`) the second-order Ito term
-/// -(1/2) d<u>/u^2 is dropped, which leaves the linearised -sigma^2 (d - 3).
-pub fn common_noise_rate(d: usize, sigma: f64, no_ito_term: bool) -> f64 {
+/// Brownian motion on S^{d-1}: -sigma^2 (d - 1), exactly (for every u, not only near u = 0),
+/// or the wrong `law`'s.
+pub fn common_noise_rate(d: usize, sigma: f64, law: Law) -> f64 {
     let d = d as f64;
-    if no_ito_term {
-        -sigma * sigma * (d - 3.0)
-    } else {
-        -sigma * sigma * (d - 1.0)
-    }
+    -sigma
+        * sigma
+        * match law {
+            Law::Ito => d - 1.0,
+            Law::NoItoTerm => d - 3.0,
+            Law::DPlusOneOverTwo => (d + 1.0) / 2.0,
+        }
 }
 
 /// The top Lyapunov exponent of pure common noise (no drift): the rate of log |x - y|,
 /// half that of log u: -(d - 1) sigma^2 / 2.
 pub fn pure_noise_lyapunov(d: usize, sigma: f64) -> f64 {
-    0.5 * common_noise_rate(d, sigma, false)
+    0.5 * common_noise_rate(d, sigma, Law::Ito)
+}
+
+/// The least-squares slope of y against x when each y_i is an independent estimate with
+/// standard error se_i: the slope sum w_i y_i (w_i = (x_i - mean x) / Sxx) and its standard
+/// error sqrt(sum w_i^2 se_i^2) (propagated from the points: valid for two points too).
+pub fn slope_with_se(x: &[f64], y: &[f64], se: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let xm = x.iter().sum::<f64>() / n;
+    let sxx: f64 = x.iter().map(|v| (v - xm) * (v - xm)).sum();
+    let w: Vec<f64> = x.iter().map(|v| (v - xm) / sxx).collect();
+    let slope = w.iter().zip(y).map(|(w, y)| w * y).sum();
+    let var: f64 = w.iter().zip(se).map(|(w, s)| w * w * s * s).sum();
+    (slope, var.sqrt())
 }
 
 /// Independent noise, no drift: E<x, y>(t) = <x, y>(0) e^{-sigma^2 (d - 1) t} (each token's
@@ -140,14 +166,40 @@ mod tests {
         // d = 3, sigma = 1, T = 1: E[log u(T) - log u(0)] = -2, whatever the start.
         let (d, sigma, h, steps) = (3, 1.0, 0.002, 500);
         let (m, se, _) = pure_noise(d, sigma, h, steps, true);
-        let want = common_noise_rate(d, sigma, false) * h * steps as f64;
+        let want = common_noise_rate(d, sigma, Law::Ito) * h * steps as f64;
         assert!(
             (m - want).abs() < 4.0 * se + 0.03 * want.abs(),
             "{m} +- {se} vs {want}"
         );
         // The mutated (no Ito term) rate is 0 at d = 3: far off.
-        assert!((m - common_noise_rate(d, sigma, true)).abs() > 10.0 * se);
+        assert!((m - common_noise_rate(d, sigma, Law::NoItoTerm)).abs() > 10.0 * se);
         assert_eq!(pure_noise_lyapunov(5, 2.0), -8.0);
+        // (d + 1) / 2 agrees with d - 1 at d = 3 only.
+        assert_eq!(common_noise_rate(3, 1.0, Law::DPlusOneOverTwo), -2.0);
+        assert_eq!(common_noise_rate(7, 1.0, Law::DPlusOneOverTwo), -4.0);
+        assert_eq!(common_noise_rate(7, 1.0, Law::Ito), -6.0);
+    }
+
+    #[test]
+    fn common_noise_at_d_6_follows_d_minus_1_not_d_plus_1_over_2() {
+        let (d, sigma, h, steps) = (6, 1.0, 0.001, 400);
+        let (m, se, _) = pure_noise(d, sigma, h, steps, true);
+        let t = h * steps as f64;
+        let want = common_noise_rate(d, sigma, Law::Ito) * t;
+        assert!(
+            (m - want).abs() < 4.0 * se + 0.03 * want.abs(),
+            "{m} +- {se} vs {want}"
+        );
+        let wrong = common_noise_rate(d, sigma, Law::DPlusOneOverTwo) * t;
+        assert!((m - wrong).abs() > 10.0 * se, "{m} +- {se} vs {wrong}");
+    }
+
+    #[test]
+    fn the_propagated_slope_se_is_that_of_a_difference_for_two_points() {
+        let (s, se) = slope_with_se(&[3.0, 6.0], &[-2.0, -5.0], &[0.3, 0.4]);
+        assert!((s + 1.0).abs() < 1e-15 && (se - 0.5 / 3.0).abs() < 1e-15);
+        let (s, _) = slope_with_se(&[1.0, 2.0, 3.0], &[1.0, 3.0, 5.0], &[1.0, 1.0, 1.0]);
+        assert!((s - 2.0).abs() < 1e-15);
     }
 
     #[test]

@@ -30,8 +30,7 @@ pub struct Arm {
 /// The model: no attention (V = 0, so the attention output vanishes and tokens interact only
 /// through the noise they share), the perceptron, and noise of level sigma, common (one dB per
 /// system) or independent (one per token).
-pub fn model(sz: &Sizes, mlp: &Mlp, sigma: f64, common: bool, noise_seed: u64) -> Model {
-    let d = sz.d;
+pub fn model(sz: &Sizes, d: usize, mlp: &Mlp, sigma: f64, common: bool, noise_seed: u64) -> Model {
     let weights = Weights {
         v: vec![0.0; d * d],
         ..Weights::identity(d)
@@ -52,24 +51,25 @@ pub fn model(sz: &Sizes, mlp: &Mlp, sigma: f64, common: bool, noise_seed: u64) -
     m
 }
 
-/// Runs one arm from x0 (systems x n x d on the sphere).
+/// Runs one arm from x0 (systems x n x d on the sphere; d = mlp's dimension).
 #[allow(clippy::too_many_arguments)]
 pub fn run_arm(
     setup: &Setup,
     report: &mut Report,
     sz: &Sizes,
+    d: usize,
     mlp: &Mlp,
     x0: &[f64],
     sigma: f64,
     common: bool,
     noise_seed: u64,
 ) -> Result<Arm> {
-    let (n, d) = (sz.n, sz.d);
+    let n = sz.n;
     let shape = Shape::new(sz.systems, n, d)?;
-    let model = model(sz, mlp, sigma, common, noise_seed);
+    let model = model(sz, d, mlp, sigma, common, noise_seed);
     let h = sz.h(sigma);
     let every = sz.observe_every.max(1);
-    let at: Vec<usize> = (1..=sz.steps() / every).map(|k| k * every).collect();
+    let at: Vec<usize> = (1..=sz.steps(d) / every).map(|k| k * every).collect();
     let mut arm = Arm {
         times: Vec::new(),
         log_u: vec![Vec::new(); sz.systems],

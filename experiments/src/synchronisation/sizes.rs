@@ -8,8 +8,9 @@ use attnflow::model::Activation;
 /// The quick and default sizes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sizes {
-    /// Dimension: tokens live on S^{d-1}.
-    pub d: usize,
+    /// Dimensions: tokens live on S^{d-1}; every sigma runs at every d (the law's variable:
+    /// at d = 3 alone -(d - 1) and the wrong -(d + 1)/2 agree).
+    pub ds: Vec<usize>,
     /// Tokens per system (all pairs are measured; they share the system's noise).
     pub n: usize,
     /// Independent systems per noise level and arm (each its own start and noise).
@@ -31,26 +32,34 @@ pub struct Sizes {
     /// 0.3 keeps the noise in charge at sigma >= 0.7 while its stretching stays measurable.
     pub mlp_gain: f64,
     pub activation: Activation,
+    /// The noise level of the pure-noise arm (no perceptron) run at every d: its rate is
+    /// -sigma^2 (d - 1) with no drift term measured along the paths.
+    pub pure_sigma: f64,
+    /// Independent noise keeps the distance of order one only where the noise dominates the
+    /// perceptron: that check runs at sigma >= this (stated in advance, not measured).
+    pub independent_sigma_min: f64,
 }
 
 impl Sizes {
     pub fn new(quick: bool) -> Self {
         if quick {
             Sizes {
-                d: 3,
+                ds: vec![3, 6],
                 n: 8,
                 systems: 96,
-                sigmas: vec![0.7, 1.0, 1.4],
+                sigmas: vec![0.7, 1.4],
                 efolds: 6.0,
                 sigma2_h: 0.005,
                 observe_every: 2,
                 mlp_hidden: 32,
                 mlp_gain: 0.3,
                 activation: Activation::Gelu,
+                pure_sigma: 1.0,
+                independent_sigma_min: 0.7,
             }
         } else {
             Sizes {
-                d: 3,
+                ds: vec![3, 5, 8],
                 n: 8,
                 systems: 512,
                 sigmas: vec![0.5, 0.7, 1.0, 1.4, 2.0],
@@ -60,6 +69,8 @@ impl Sizes {
                 mlp_hidden: 32,
                 mlp_gain: 0.3,
                 activation: Activation::Gelu,
+                pure_sigma: 1.0,
+                independent_sigma_min: 0.7,
             }
         }
     }
@@ -69,15 +80,15 @@ impl Sizes {
         self.sigma2_h / (sigma * sigma)
     }
 
-    /// Steps per run (the same for every sigma).
-    pub fn steps(&self) -> usize {
-        (self.efolds / ((self.d as f64 - 1.0) * self.sigma2_h)).round() as usize
+    /// Steps per run at dimension d (the same for every sigma).
+    pub fn steps(&self, d: usize) -> usize {
+        (self.efolds / ((d as f64 - 1.0) * self.sigma2_h)).round() as usize
     }
 }
 
 /// The declared type and range of each parameter (see [`crate::params`]).
 pub const PARAMS: &[Param] = &[
-    count("d", 2, 1024, "the dimension: tokens on S^{d-1}"),
+    counts("ds", 2, 1024, "the dimensions: tokens on S^{d-1}"),
     count("n", 2, 65_536, "tokens per system"),
     count("systems", 3, 100_000, "systems per noise level and arm"),
     reals("sigmas", 0.0, 100.0, true, "noise levels"),
@@ -104,6 +115,20 @@ pub const PARAMS: &[Param] = &[
         false,
         "the factor of the perceptron's output weights",
     ),
+    real(
+        "pure_sigma",
+        0.0,
+        100.0,
+        true,
+        "the noise level of the pure-noise arm",
+    ),
+    real(
+        "independent_sigma_min",
+        0.0,
+        100.0,
+        false,
+        "the least sigma at which independent noise must keep the distance",
+    ),
     Param {
         name: "activation",
         ty: Ty::Choice(&["relu", "gelu"]),
@@ -115,19 +140,29 @@ impl Sizes {
     /// The checks of a combination of parameters, before any work: the memory estimate, the
     /// step counts and the constraints between parameters.
     pub fn check(&self) -> attnflow::error::Result<()> {
-        let total = steps(
-            "synchronisation: efolds / ((d - 1) sigma2_h)",
-            self.efolds,
-            (self.d as f64 - 1.0) * self.sigma2_h,
-        )?;
-        if total < 3 * self.observe_every {
-            return Err(refuse(format!(
-                "synchronisation: {total} steps give fewer than 3 observations at \
-                 observe_every = {}",
-                self.observe_every
-            )));
+        let mut distinct = self.ds.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < 2 {
+            return Err(refuse(
+                "synchronisation: ds needs at least two distinct dimensions (the d-scan)",
+            ));
         }
-        memory("synchronisation", self.systems, self.n, self.d, 1)?;
+        for &d in &self.ds {
+            let total = steps(
+                "synchronisation: efolds / ((d - 1) sigma2_h)",
+                self.efolds,
+                (d as f64 - 1.0) * self.sigma2_h,
+            )?;
+            if total < 3 * self.observe_every {
+                return Err(refuse(format!(
+                    "synchronisation: {total} steps at d = {d} give fewer than 3 observations \
+                     at observe_every = {}",
+                    self.observe_every
+                )));
+            }
+            memory("synchronisation", self.systems, self.n, d, 1)?;
+        }
         array(
             "synchronisation: the perceptron",
             &[
