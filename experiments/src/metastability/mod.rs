@@ -165,9 +165,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         merge_rule: if simulate::adaptive(&sz) {
             format!(
                 "two clusters of merge_n / 2 tokens at angle merge_phi0; merged when the angle \
-                 between their mean directions falls below merge_phi0 / 2, read at {} outputs \
-                 per decade from t = 0.01 and interpolated in ln t; dopri5, rtol = atol = {:e}",
-                sz.merge_per_decade, sz.merge_tol
+                 between their mean directions falls below merge_phi0 / 2, read every {} from \
+                 dopri5's dense output and interpolated linearly; dopri5, rtol = atol = {:e}",
+                sz.merge_read_dt, sz.merge_tol
             )
         } else {
             format!(

@@ -183,11 +183,13 @@ pub struct Merges {
     pub backend: String,
 }
 
-/// Where each system's gap first fell below `target`, interpolated linearly (in ln t when
-/// `log`) between consecutive readings, and between every other reading (`coarse`).
+/// Readings of the gap per advance of the merge systems (dopri5).
+const READS_PER_ADVANCE: usize = 4096;
+
+/// Where each system's gap first fell below `target`, interpolated linearly in t between
+/// consecutive readings, and between every other reading (`coarse`).
 struct Crossings {
     target: f64,
-    log: bool,
     prev: Vec<Option<(f64, f64)>>,
     prev_even: Vec<Option<(f64, f64)>>,
     fine: Vec<Option<f64>>,
@@ -195,10 +197,9 @@ struct Crossings {
 }
 
 impl Crossings {
-    fn new(batch: usize, target: f64, log: bool) -> Self {
+    fn new(batch: usize, target: f64) -> Self {
         Crossings {
             target,
-            log,
             prev: vec![None; batch],
             prev_even: vec![None; batch],
             fine: vec![None; batch],
@@ -211,9 +212,7 @@ impl Crossings {
         if g >= self.target || g0 < self.target {
             return None;
         }
-        let (x0, x1) = if self.log { (t0.ln(), t.ln()) } else { (t0, t) };
-        let x = x0 + (x1 - x0) * (g0 - self.target) / (g0 - g);
-        Some(if self.log { x.exp() } else { x })
+        Some(t0 + (t - t0) * (g0 - self.target) / (g0 - g))
     }
 
     /// The k-th reading: the gaps of every system at time t.
@@ -307,7 +306,8 @@ pub fn merge_times(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Mer
             dynamics_betas(setup, &vec![beta; batch]),
         );
         let c = if adaptive(sz) {
-            let mut c = Crossings::new(batch, target, true);
+            let mut c = Crossings::new(batch, target);
+            c.see(0, 0.0, &(0..batch).map(|s| gap(&x0, s)).collect::<Vec<_>>());
             let chosen = attnflow::backend::build_dynamics(
                 attnflow::config::BackendChoice::Reference,
                 &model,
@@ -323,33 +323,26 @@ pub fn merge_times(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Mer
             };
             let mut stepper = AdaptiveStepper::new(&model, shape, Integrator::Dopri5, opts)?;
             stepper.prepare(b.as_mut())?;
-            // Outputs at 10^{-2 + j / merge_per_decade}, one decade per advance.
-            let per = sz.merge_per_decade;
+            // Readings every merge_read_dt, READS_PER_ADVANCE of them per advance.
+            let dt = sz.merge_read_dt;
             let mut j = 0usize;
-            let mut decade_end = 1e-2f64;
             while !c.done() && stepper.time() < sz.merge_t_max {
-                decade_end = (decade_end * 10.0).min(sz.merge_t_max);
-                let mut outs = Vec::new();
-                loop {
-                    let t = 1e-2 * 10f64.powf(j as f64 / per as f64);
-                    if t > decade_end * (1.0 + 1e-12) {
-                        break;
-                    }
-                    outs.push(t.min(decade_end));
-                    j += 1;
-                }
-                let first = j - outs.len();
-                stepper.advance(b.as_mut(), decade_end, &outs, &mut |k, x| {
+                let outs: Vec<f64> = (j..j + READS_PER_ADVANCE)
+                    .map(|i| ((i + 1) as f64 * dt).min(sz.merge_t_max))
+                    .collect();
+                let end = *outs.last().unwrap_or(&sz.merge_t_max);
+                stepper.advance(b.as_mut(), end, &outs, &mut |k, x| {
                     finite(x, outs[k])?;
                     let gaps: Vec<f64> = (0..batch).map(|s| gap(x, s)).collect();
-                    c.see(first + k, outs[k], &gaps);
+                    c.see(j + k + 1, outs[k], &gaps);
                     Ok(())
                 })?;
+                j += READS_PER_ADVANCE;
             }
             out.cost.add(adaptive_cost(&stepper));
             c
         } else {
-            let mut c = Crossings::new(batch, target, false);
+            let mut c = Crossings::new(batch, target);
             let mut b = backend(setup, report, &model, shape, &x0)?;
             out.backend = b.describe();
             let stepper = attnflow::integrate::Stepper::new(&model, Integrator::Rk4)?;

@@ -48,9 +48,12 @@ pub struct Sizes {
     /// backend: the weight e^{-beta (1 - cos phi)} one cluster puts on the other falls below
     /// f32's resolution at beta (1 - cos phi) ~ 16).
     pub merge_tol: f64,
-    /// Outputs per decade of t at which the gap is read (dopri5; the merge time is
-    /// interpolated linearly in ln t between them).
-    pub merge_per_decade: usize,
+    /// The interval at which dopri5's dense output reads the gap (the merge time is
+    /// interpolated linearly in t between readings). A merge takes a window of about
+    /// (1 + e^{beta (1 - cos(phi0 / 2))}) / (2 sin(phi0 / 2)) around the crossing (16 at beta
+    /// 16, 120 at beta 28), so a reading on a log grid (a fixed fraction of t) would straddle
+    /// the whole merge at large beta.
+    pub merge_read_dt: f64,
     /// RK4 step of the merge systems (the clusters contract at rate about 1).
     pub merge_h: f64,
     /// Give up after this time (a system not merged by then fails the merge law).
@@ -104,8 +107,8 @@ impl Sizes {
             merge_spread: 0.02,
             merge_betas,
             merge_replicates,
-            merge_tol: 1e-10,
-            merge_per_decade: 100,
+            merge_tol: 1e-8,
+            merge_read_dt: 0.25,
             merge_h: 0.25,
             merge_t_max,
         }
@@ -212,11 +215,12 @@ pub const PARAMS: &[Param] = &[
         true,
         "dopri5's rtol = atol on the merge systems (f64)",
     ),
-    count(
-        "merge_per_decade",
-        2,
-        10_000,
-        "outputs per decade at which a merge system's gap is read",
+    real(
+        "merge_read_dt",
+        0.0,
+        1e3,
+        true,
+        "the interval at which a merge system's gap is read",
     ),
     real(
         "merge_h",
@@ -290,12 +294,10 @@ impl Sizes {
                 self.merge_t_max,
                 ADAPTIVE_STEP,
             )?;
-            // Outputs: per_decade over the decades from 1e-2 to merge_t_max.
-            let decades = (self.merge_t_max / 1e-2).log10().max(1.0);
             steps(
-                "metastability: merge outputs",
-                decades * self.merge_per_decade as f64,
-                1.0,
+                "metastability: merge_t_max / merge_read_dt",
+                self.merge_t_max,
+                self.merge_read_dt,
             )?;
         }
         Ok(())
