@@ -74,7 +74,7 @@ impl Sizes {
                 1024,
                 vec![4.0, 9.0, 16.0, 25.0, 36.0, 64.0, 100.0, 144.0, 196.0],
                 4,
-                1e5,
+                3e4,
             )
         };
         let (merge_betas, merge_replicates, merge_t_max) = if quick {
