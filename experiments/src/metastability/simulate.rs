@@ -258,7 +258,8 @@ pub fn merge_times(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Mer
         let mut offsets: Vec<f64> = (0..n).map(|_| 2.0 * rng.random::<f64>() - 1.0).collect();
         // Each cluster's offsets centred (mean 0), so that its mean direction is its centre
         // to O(spread^3) and the gap starts at merge_phi0: d ln t / d phi0 = beta sin phi0,
-        // so uncentred draws (a gap off by ~spread / sqrt(merge_n)) gave t = 896 to 1033 at beta 16.
+        // so uncentred draws (a gap off by ~spread / sqrt(merge_n)) gave t = 896 to 1033 at
+        // beta 16.
         for c in [0..half, half..n] {
             let m = mean(&offsets[c.clone()]);
             offsets[c].iter_mut().for_each(|o| *o -= m);
