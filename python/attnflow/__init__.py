@@ -61,12 +61,16 @@ class RunResult:
     """What `run` returns.
 
     final: the tokens at T, [n, d] or [B, n, d] (float32 from cpu/gpu, float64 from reference).
-    traj, times: the snapshots [S, (B,) n, d] and their times with ``save_every``, else None.
+    traj, times: the snapshots [S, (B,) n, d] and their times with ``save_every`` (or
+    ``save_times`` with an adaptive integrator: float64, from the dense output), else None.
     metrics: the metrics.csv columns (step, t, system, beta, energy, mean_cos, min_cos,
     log_energy), a dict of numpy arrays, or a pandas DataFrame when pandas is installed.
     config: the resolved configuration, as run.toml records it (with its provenance table).
     summary: backend, note, elapsed seconds, pair interactions per second, steps done.
     out: the output folder when ``out=`` was given, else None (the files were temporary).
+    adaptive: with an adaptive integrator (bosh3, dopri5, tsit5), run.toml's [adaptive] table:
+    ``{"pair": "dopri5", "systems": [{"accepted", "rejected", "h_smallest", "h_largest",
+    "evaluations"}, ...]}`` one entry per system; None for a fixed-step run.
     """
 
     final: np.ndarray
@@ -76,6 +80,7 @@ class RunResult:
     config: Dict[str, Any]
     summary: Dict[str, Any]
     out: Optional[Path] = None
+    adaptive: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -254,10 +259,12 @@ def run(
         qkv ("identity", "random:SEED", "redraw:SEED", a folder, or a (Q, K, V) tuple of
         [d, d] or [H, d, d] arrays), heads, head_combine, weight_scale, mlp, activation,
         noise, noise_kind, alibi, layer ("ode", "post-ln", "pre-ln", "peri-ln",
-        "ngpt"), ngpt_alpha, integrator ("euler", "heun", "rk4"),
-        t_end, steps, init,
+        "ngpt"), ngpt_alpha, integrator ("euler", "heun", "rk4", or adaptive "bosh3",
+        "dopri5", "tsit5"), t_end, steps, init,
         seed, backend ("auto", "gpu", "cpu", "reference"), save_every, metrics_every,
-        checkpoint_every.
+        checkpoint_every; with an adaptive integrator (docs/adaptive.md) rtol, atol, h_max,
+        shared_step, save_times and metrics_times ("0,1,2.5" or "log:START:END:COUNT", or
+        a list of numbers) instead of steps and save_every.
     """
     tmp = Path(tempfile.mkdtemp(prefix="attnflow-"))
     callback, close = _progress_callback(progress, "attnflow.run")
@@ -265,6 +272,10 @@ def run(
         options = {k: _json_value(v) for k, v in options.items()}
         if "out" in options:
             raise ValueError("give the output folder as out=, not in the options")
+        for key in ("save_times", "metrics_times"):
+            # A list (or array) of times is the CLI's comma-separated form.
+            if isinstance(options.get(key), list):
+                options[key] = ",".join(repr(float(t)) for t in options[key])
         tokens = None
         if x0 is not None:
             if "init" in options:
@@ -286,14 +297,16 @@ def run(
             raise
         close()
         traj = folder / "traj.npy"
+        config = json.loads(_ext.toml_to_json((folder / "run.toml").read_text()))
         return RunResult(
             final=_load(folder / "final.npy"),
             traj=_load(traj) if traj.exists() else None,
             times=_load(folder / "traj_t.npy") if traj.exists() else None,
             metrics=_read_metrics(folder / "metrics.csv"),
-            config=json.loads(_ext.toml_to_json((folder / "run.toml").read_text())),
+            config=config,
             summary=summary,
             out=Path(out) if out is not None else None,
+            adaptive=config.get("adaptive"),
         )
     finally:
         close()

@@ -91,6 +91,90 @@ def test_reference_run_matches_an_independent_numpy_rk4():
     assert np.max(np.abs(res.final - want)) < 1e-12
 
 
+def test_dopri5_matches_a_fine_rk4_and_reports_its_steps():
+    # Issue 25: the adaptive keywords reach the run. The truth is RK4 at h = 1e-3 on the
+    # reference backend (it differs from h = 5e-4 by 7.3e-14). dopri5 at rtol 1e-8, atol
+    # 1e-10 must agree within 1e-7 (measured 1.5e-9, in 38 and 41 steps: 230 and 248
+    # evaluations against RK4's 16,000), and on cpu (f32) at the default rtol 1e-6 within
+    # 1e-5 (measured 7.8e-7).
+    rng = np.random.default_rng(11)
+    x0 = rng.standard_normal((2, 32, 3))
+    x0 /= np.linalg.norm(x0, axis=2, keepdims=True)
+    opts = dict(beta=[1.0, 4.0], t_end=4.0, progress=False)
+    truth = af.run(x0, steps=4000, backend="reference", **opts).final
+    res = af.run(x0, integrator="dopri5", rtol=1e-8, atol=1e-10, backend="reference", **opts)
+    assert res.final.dtype == np.float64 and res.final.shape == (2, 32, 3)
+    assert np.max(np.abs(res.final - truth)) < 1e-7
+    steps = res.adaptive["systems"]
+    assert res.adaptive["pair"] == "dopri5" and len(steps) == 2
+    for s in steps:
+        assert 0 < s["accepted"] < 1000 and s["evaluations"] >= 6 * s["accepted"]
+    cpu = af.run(x0, integrator="dopri5", backend="cpu", **opts)
+    assert cpu.final.dtype == np.float32
+    assert np.max(np.abs(cpu.final - truth)) < 1e-5
+    # A fixed-step run has no step statistics.
+    assert af.run(x0, steps=10, backend="cpu", **opts).adaptive is None
+
+
+def test_adaptive_output_times_options_and_shared_steps(tmp_path):
+    x0 = np.random.default_rng(12).standard_normal((16, 2))
+    x0 /= np.linalg.norm(x0, axis=1, keepdims=True)
+    opts = dict(integrator="dopri5", beta=[2.0, 9.0], t_end=3.0, backend="reference",
+                progress=False)
+    res = af.run(x0, save_times="0,0.5,1.25,3", metrics_times="0,1,3", h_max=0.25, **opts)
+    assert res.times.tolist() == [0.0, 0.5, 1.25, 3.0]
+    assert res.traj.shape == (4, 2, 16, 2)
+    assert np.max(np.abs(res.traj[0] - x0)) < 1e-15
+    assert np.array_equal(res.traj[-1], res.final)
+    assert sorted(set(np.asarray(res.metrics["t"]).tolist())) == [0.0, 1.0, 3.0]
+    # h_max = 0.25 holds every accepted step (3 / 0.25 = 12 at least).
+    assert all(s["h_largest"] <= 0.25 and s["accepted"] >= 12 for s in res.adaptive["systems"])
+    listed = af.run(x0, save_times=np.array([0, 0.5, 3]), metrics_times=[0.25, 3], **opts)
+    assert listed.times.tolist() == [0.0, 0.5, 3.0]
+    assert sorted(set(np.asarray(listed.metrics["t"]).tolist())) == [0.25, 3.0]
+    log = af.run(x0, save_times="log:0.01:3:5", **opts)
+    assert np.allclose(log.times, np.geomspace(0.01, 3, 5), rtol=1e-12, atol=0)
+    # One step size for the ensemble: both systems take the same steps.
+    shared = af.run(x0, shared_step=True, **opts).adaptive["systems"]
+    assert shared[0]["accepted"] == shared[1]["accepted"] > 0
+    # The same run from the command line gives the same bits.
+    cli("run", "--n", 16, "--d", 2, "--beta", "2,9", "--t-end", 3, "--integrator", "dopri5",
+        "--backend", "reference", "--save-times", "0,0.5,1.25,3", "--seed", 5, "--out", "c",
+        "--quiet", cwd=tmp_path)
+    mine = af.run(n=16, d=2, beta=[2.0, 9.0], t_end=3.0, integrator="dopri5", backend="reference",
+                  save_times="0,0.5,1.25,3", seed=5, progress=False)
+    for name, got in [("final", mine.final), ("traj", mine.traj), ("traj_t", mine.times)]:
+        assert np.array_equal(got, np.load(tmp_path / "c" / f"{name}.npy")), name
+
+
+def cli_error(*args):
+    """The one-line message of `attnflow run ARGS` (which must fail)."""
+    r = subprocess.run([str(BIN), "run", *map(str, args)], capture_output=True, text=True)
+    assert r.returncode != 0, r
+    return r.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, flags",
+    [
+        (dict(integrator="dopri5", rtol=-1e-6), ["--integrator", "dopri5", "--rtol=-1e-6"]),
+        (dict(integrator="dopri5", rtol=0.0), ["--integrator", "dopri5", "--rtol", "0"]),
+        (dict(integrator="dopri5", atol=float("inf")), ["--integrator", "dopri5", "--atol", "inf"]),
+        (dict(integrator="dopri5", rtol=1e-9), ["--integrator", "dopri5", "--rtol", "1e-9"]),
+        (dict(integrator="dopri5", h_max=0.0), ["--integrator", "dopri5", "--h-max", "0"]),
+        (dict(integrator="rk4", rtol=1e-6), ["--integrator", "rk4", "--rtol", "1e-6"]),
+        (dict(integrator="dopri5", save_times="log:0:1:5"),
+         ["--integrator", "dopri5", "--save-times", "log:0:1:5"]),
+    ],
+)
+def test_bad_adaptive_options_raise_value_error_with_the_cli_message(tmp_path, kwargs, flags):
+    want = cli_error("--n", 8, "--backend", "cpu", "--out", tmp_path / "c", *flags)
+    with pytest.raises(ValueError) as e:
+        af.run(n=8, backend="cpu", progress=False, **kwargs)
+    # The CLI prints "error: MESSAGE"; Python raises MESSAGE.
+    assert want.split("error: ", 1)[-1] in str(e.value), (want, str(e.value))
+
+
 def test_attend_matches_the_softmax_in_numpy():
     rng = np.random.default_rng(2)
     y = rng.standard_normal((50, 3))

@@ -172,9 +172,20 @@ pub fn analyse(obs: &Observations, betas: &[f64], replicates: usize) -> Analysis
 /// beta it is e^{beta (1 - cos phi0)} / (2 beta sin^2 phi0) (1 + O(1 / beta)) (Laplace), so
 /// ln(beta t_merge) against beta has the slope 1 - cos phi0.
 pub fn two_cluster_merge_time(beta: f64, phi0: f64, phi_end: f64) -> f64 {
+    merge_time_with_barrier(beta, phi0, phi_end, |p| 1.0 - p.cos())
+}
+
+/// The reduced law with the barrier 1 - cos phi replaced by `barrier(phi)` (the wrong model
+/// of `--mutate gaussian-merge-law` takes phi^2 / 2, the small-angle form of 1 - cos phi).
+pub fn merge_time_with_barrier(
+    beta: f64,
+    phi0: f64,
+    phi_end: f64,
+    barrier: impl Fn(f64) -> f64,
+) -> f64 {
     let k = 4000;
     let h = (phi0 - phi_end) / k as f64;
-    let f = |p: f64| (1.0 + (beta * (1.0 - p.cos())).exp()) / (2.0 * p.sin());
+    let f = |p: f64| (1.0 + (beta * barrier(p)).exp()) / (2.0 * p.sin());
     let mut s = f(phi_end) + f(phi0);
     for i in 1..k {
         s += if i % 2 == 1 { 4.0 } else { 2.0 } * f(phi_end + i as f64 * h);
