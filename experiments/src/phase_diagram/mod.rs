@@ -285,7 +285,15 @@ fn finite_d(
         .filter(|&i| ext[i].is_some() && ext_err[i].is_some())
         .collect();
     let nan = f64::NAN;
-    // (1) ln t_c at d = infinity against the reduction, per beta.
+    // (1) ln t_c at d = infinity against the reduction, per beta. Systematic: t_c is the
+    // linear interpolation of the mean fraction (non-decreasing) between observations dt
+    // apart, so at each d it lies in the same observation interval as the crossing: its
+    // error is at most dt, dt / t_c in ln t_c, propagated through the extrapolation.
+    let dt = sz.h * sz.observe_every as f64;
+    let grid = |i: usize| {
+        let (hi, lo) = (lh[i].exp(), ls[i].map_or(nan, f64::exp));
+        (r * dt / hi + dt / lo) / (1.0 - r)
+    };
     let per_beta: Vec<Check> = common
         .iter()
         .map(|&i| {
@@ -294,7 +302,13 @@ fn finite_d(
                 ext[i].unwrap_or(nan),
                 Test::Within,
                 sym[i],
-                Band::stat(3.0, ext_err[i].unwrap_or(nan), &over),
+                Band::stat(3.0, ext_err[i].unwrap_or(nan), &over).plus(
+                    grid(i),
+                    format!(
+                        "the observation grid (dt = {dt}): each t_c within dt of the crossing \
+                         (a bound), propagated through the extrapolation"
+                    ),
+                ),
             )
             .rejects(&rejects, wrong)
         })
@@ -309,7 +323,7 @@ fn finite_d(
         )
     };
     report.band_check(
-        "d128_log_collapse_time_extrapolated_in_d_within_3se_of_symmetric_reduction",
+        "d128_log_collapse_time_extrapolated_in_d_within_3se_plus_grid_of_symmetric_reduction",
         if common.len() >= 3 {
             Check::all(per_beta).expect("three betas")
         } else {
