@@ -293,6 +293,82 @@ pub fn closed_form_crossing(b: f64, lambda: f64, n: usize, q: usize, t_hi: f64) 
     Some(0.5 * (lo + hi))
 }
 
+/// The finite-N linear response of a mode of rate b at time t, exactly: P is strictly lower
+/// triangular (a token attends only to earlier ones), so exp(b t P) is the finite series
+/// sum_m (b t)^m P^m / m!, summed until its terms are below 1e-16 of the sum (O(N) memory,
+/// O(N^2) per term). The same profile as [`linear_response`] (which integrates it by RK4),
+/// cheap enough to be evaluated many times (bisection on t).
+pub fn linear_response_series(n: usize, lambda: f64, b: f64, t: f64) -> Vec<f64> {
+    let a = lambda / n as f64;
+    let norm: Vec<f64> = (0..n)
+        .map(|i| (0..=i).map(|j| (-a * (i - j) as f64).exp()).sum())
+        .collect();
+    let mut term = vec![0.0; n];
+    term[n - 1] = 1.0;
+    let mut sum = term.clone();
+    let c = b * t;
+    for m in 1..10_000 {
+        let mut next = vec![0.0; n];
+        for i in 0..n {
+            if term[i] == 0.0 {
+                continue;
+            }
+            let f = c * term[i] / (norm[i] * m as f64);
+            for (j, o) in next.iter_mut().enumerate().take(i) {
+                *o += f * (-a * (i - j) as f64).exp();
+            }
+        }
+        term = next;
+        let (t_abs, s_abs) = (
+            term.iter().map(|v| v.abs()).sum::<f64>(),
+            sum.iter().map(|v| v.abs()).sum::<f64>(),
+        );
+        for (s, v) in sum.iter_mut().zip(&term) {
+            *s += v;
+        }
+        if (m as f64) > c && t_abs <= 1e-16 * s_abs {
+            break;
+        }
+    }
+    sum[..n - 1].iter().map(|v| v * n as f64).collect()
+}
+
+/// The right-end slope (least squares over the last q of the N - 1 positions, as
+/// [`end_slope`]) of the finite-N linear response of a mode of rate b at time t.
+pub fn linear_response_end_slope(b: f64, t: f64, lambda: f64, n: usize, q: usize) -> f64 {
+    let len = n - 1;
+    let q = q.clamp(2, len);
+    let x: Vec<f64> = (len - q..len).map(|p| (p + 1) as f64 / n as f64).collect();
+    let y = linear_response_series(n, lambda, b, t);
+    attnflow::stats::fit_line(&x, &y[len - q..len]).slope
+}
+
+/// The time (bisection on [1e-3, t_hi]) at which the finite-N linear response's end slope
+/// turns from positive to non-positive; None when it does not change sign there.
+pub fn linear_response_crossing(b: f64, lambda: f64, n: usize, q: usize, t_hi: f64) -> Option<f64> {
+    let f = |t: f64| linear_response_end_slope(b, t, lambda, n, q);
+    let (mut lo, mut hi) = (1e-3, t_hi);
+    if f(lo) <= 0.0 || f(hi) > 0.0 {
+        return None;
+    }
+    for _ in 0..50 {
+        let m = 0.5 * (lo + hi);
+        if f(m) > 0.0 {
+            lo = m;
+        } else {
+            hi = m;
+        }
+    }
+    Some(0.5 * (lo + hi))
+}
+
+/// The argmin s/N of the finite-N linear response smoothed over w positions (as the measured
+/// profile is).
+pub fn linear_response_argmin(b: f64, t: f64, lambda: f64, n: usize, w: usize) -> f64 {
+    let y = linear_response_series(n, lambda, b, t);
+    (argmin(&smooth(&y, w)) + 1) as f64 / n as f64
+}
+
 /// Centred moving average over `w` positions (shrinking at the ends).
 pub fn smooth(v: &[f64], w: usize) -> Vec<f64> {
     let half = w / 2;
@@ -336,7 +412,7 @@ impl Mix {
 }
 
 /// Shape analysis of one profile: smoothed argmin and its bootstrap SE, start and end excess
-/// over the minimum in standard errors.
+/// over the minimum (paired over prompts) and in standard errors.
 pub struct Shape1 {
     pub raw: Vec<(f64, f64)>,
     pub smoothed: Vec<f64>,
@@ -345,6 +421,10 @@ pub struct Shape1 {
     pub start: (f64, f64),
     pub end: (f64, f64),
     pub min: (f64, f64),
+    /// The start and the end window over the minimum window, mean and standard error paired
+    /// over prompts.
+    pub start_excess: (f64, f64),
+    pub end_excess: (f64, f64),
     pub start_z: f64,
     pub end_z: f64,
     pub interior: bool,
@@ -378,12 +458,25 @@ pub fn analyse(rows: &[Vec<f64>], n: usize, w: usize, seed: u64) -> Shape1 {
         mean_se(&per)
     };
     let start = raw[0];
-    let end = window(len - w.min(len), len);
+    let (end_lo, end_hi) = (len - w.min(len), len);
+    let end = window(end_lo, end_hi);
     let lo = k.saturating_sub(w / 2);
-    let min = window(lo, (lo + w).min(len));
-    let z = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0) / (a.1 * a.1 + b.1 * b.1).sqrt();
-    let start_z = z(start, min);
-    let end_z = z(end, min);
+    let hi = (lo + w).min(len);
+    let min = window(lo, hi);
+    // The excess of the start and of the end over the minimum, paired per prompt (the three
+    // share the prompt's noise).
+    let excess = |a: &dyn Fn(&[f64]) -> f64| -> (f64, f64) {
+        let per: Vec<f64> = rows
+            .iter()
+            .map(|r| a(r) - r[lo..hi].iter().sum::<f64>() / (hi - lo) as f64)
+            .collect();
+        mean_se(&per)
+    };
+    let start_excess = excess(&|r: &[f64]| r[0]);
+    let end_excess =
+        excess(&|r: &[f64]| r[end_lo..end_hi].iter().sum::<f64>() / (end_hi - end_lo) as f64);
+    let start_z = start_excess.0 / start_excess.1;
+    let end_z = end_excess.0 / end_excess.1;
     let interior = k >= w && k + w < len;
     Shape1 {
         raw,
@@ -393,6 +486,8 @@ pub fn analyse(rows: &[Vec<f64>], n: usize, w: usize, seed: u64) -> Shape1 {
         start,
         end,
         min,
+        start_excess,
+        end_excess,
         start_z,
         end_z,
         interior,
@@ -475,6 +570,30 @@ mod tests {
         // The slope over the last quarter turns within 5% of t_crit.
         let tw = closed_form_crossing(b, lambda, 32, 8, 10.0).unwrap();
         assert!((tw / tc - 1.0).abs() < 0.05, "{tw} vs {tc}");
+    }
+
+    #[test]
+    fn the_series_is_the_integrated_linear_response() {
+        let (n, lambda, b) = (32, 2.0, mode_rate(1, 1.0));
+        for t in [0.5, 2.0, 4.0] {
+            let (rk, series) = (
+                linear_response(n, lambda, b, t),
+                linear_response_series(n, lambda, b, t),
+            );
+            for (x, y) in rk.iter().zip(&series) {
+                assert!(
+                    (x - y).abs() < 1e-8 * y.abs().max(1.0),
+                    "t = {t}: {x} vs {y}"
+                );
+            }
+        }
+        // Its end slope turns near the closed form's window twin (finite N moves it).
+        let tl = linear_response_crossing(b, lambda, n, 8, 20.0).unwrap();
+        let tw = closed_form_crossing(b, lambda, n, 8, 20.0).unwrap();
+        assert!((tl / tw - 1.0).abs() < 0.25, "{tl} vs {tw}");
+        assert!(linear_response_crossing(b, 0.0, n, 8, 20.0).is_none());
+        let a = linear_response_argmin(b, 1.0, lambda, n, 3);
+        assert!(a > 0.0 && a < 0.5, "{a}");
     }
 
     #[test]

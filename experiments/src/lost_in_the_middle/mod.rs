@@ -16,10 +16,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Report, Setup};
+use super::{Band, Check, Report, Setup, Test};
 use analyse::{
     adjusted, analyse, argmin, bessel_i, closed_form, closed_form_argmin, closed_form_crossing,
-    crossing, end_slope, linear_response, mode_rate, soft_weight, t_crit, t_crit_summed,
+    crossing, end_slope, linear_response, linear_response_argmin, linear_response_crossing,
+    linear_response_end_slope, linear_response_series, mode_rate, smooth, soft_weight, t_crit,
+    t_crit_summed,
 };
 use attnflow::error::{Result, input};
 use attnflow::figures::{Axes, Series};
@@ -77,6 +79,8 @@ struct Turn {
     closed_form_t_crit: f64,
     /// The time the closed form's slope over the same window turns.
     closed_form_window_t_crit: Option<f64>,
+    /// The time the finite-N linear response's slope over the same window turns.
+    linear_response_t_crit: Option<f64>,
     end_slopes: Vec<f64>,
     end_slopes_se: Vec<f64>,
 }
@@ -109,16 +113,13 @@ struct Prediction {
     soft_accuracy_weights: Vec<f64>,
 }
 
-#[derive(Serialize)]
-struct Checks {
-    #[serde(rename = "usa_argmin_within_3se_plus_2/N_of_closed_form_g1_at_every_t_below_t_crit")]
-    argmin: bool,
-    #[serde(
-        rename = "usa_end_slope_within_3se_plus_15%_of_closed_form_at_every_t_below_0.8_t_crit"
-    )]
-    end_slope: bool,
-    usa_u_shaped_at_some_t_below_t_crit: bool,
-    sa_recency_at_t_le_2_and_primacy_at_t_ge_4_by_3se: bool,
+/// What the checks read of one profile at one time.
+struct Shape {
+    t: f64,
+    argmin: (f64, f64),
+    start_excess: (f64, f64),
+    end_excess: (f64, f64),
+    end_slope: (f64, f64),
 }
 
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
@@ -160,12 +161,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     let mut rows = Vec::new();
     let mut u_argmins = Vec::new();
     let mut sa_any_u = false;
-    let (mut sa_recency, mut sa_primacy) = (false, false);
-    let mut argmin_ok = true;
-    let mut argmin_times = 0;
-    let mut usa_u_below = false;
+    let (mut usa_shapes, mut sa_shapes) = (Vec::new(), Vec::new());
+    let mut usa_slopes = Vec::new();
     let mut turns = BTreeMap::new();
-    let (mut slope_ok, mut slope_times) = (true, 0);
     for attention in [Attention::Usa, Attention::Sa] {
         let name = attention.name();
         let kappa = match attention {
@@ -261,19 +259,14 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                     linear_response_argmin_s_over_n: (argmin(&theory) + 1) as f64 / n as f64,
                 },
             );
+            let shape = Shape {
+                t,
+                argmin: (a.argmin_u, a.argmin_u_se),
+                start_excess: a.start_excess,
+                end_excess: a.end_excess,
+                end_slope: slope,
+            };
             if attention == Attention::Usa {
-                if t <= 0.8 * tc1 {
-                    let predicted = analyse::closed_form_end_slope(kappa, t, lambda, n, q);
-                    slope_times += 1;
-                    slope_ok &=
-                        (slope.0 - predicted).abs() <= 3.0 * slope.1 + 0.15 * predicted.abs();
-                }
-                if t < tc1 {
-                    argmin_times += 1;
-                    argmin_ok &=
-                        (a.argmin_u - g1_argmin).abs() <= 3.0 * a.argmin_u_se + 2.0 / n as f64;
-                    usa_u_below |= a.u_shaped;
-                }
                 if a.u_shaped {
                     u_argmins.push(UShaped {
                         t,
@@ -281,10 +274,10 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                         argmin_s_over_n_se: a.argmin_u_se,
                     });
                 }
+                usa_shapes.push(shape);
             } else {
                 sa_any_u |= a.u_shaped;
-                sa_recency |= t <= 2.0 && a.end_z > 3.0;
-                sa_primacy |= t >= 4.0 && a.start_z > 3.0;
+                sa_shapes.push(shape);
             }
             let at = |v: &[f64]| -> Vec<(f64, f64)> {
                 (0..n - 1)
@@ -314,18 +307,21 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             }
         }
         if attention == Attention::Usa {
+            usa_slopes = slopes.clone();
             let t_hi = 4.0 * times.last().copied().unwrap_or(1.0);
             for (k, sl) in slopes.iter().enumerate() {
-                let (key, predicted, window) = if k < sz.modes {
+                let (key, predicted, window, finite_n) = if k < sz.modes {
                     (
                         format!("mode_{}", k + 1),
                         t_crit(rates[k], lambda),
                         closed_form_crossing(rates[k], lambda, n, q, t_hi),
+                        linear_response_crossing(rates[k], lambda, n, q, t_hi),
                     )
                 } else {
                     (
                         "soft_accuracy".to_string(),
                         t_crit_summed(&rates, &weights, lambda),
+                        None,
                         None,
                     )
                 };
@@ -337,6 +333,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                         t_crit_se: turn.map(|v| v.1),
                         closed_form_t_crit: predicted,
                         closed_form_window_t_crit: window,
+                        linear_response_t_crit: finite_n,
                         end_slopes: sl.iter().map(|v| v.0).collect(),
                         end_slopes_se: sl.iter().map(|v| v.1).collect(),
                     },
@@ -397,13 +394,210 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         sa_u_shaped_at_some_t: sa_any_u,
         usa_critical_time: turns,
     });
-    report.add_checks(&Checks {
-        argmin: argmin_ok && argmin_times >= 2,
-        end_slope: slope_ok && slope_times >= 1,
-        usa_u_shaped_at_some_t_below_t_crit: usa_u_below,
-        sa_recency_at_t_le_2_and_primacy_at_t_ge_4_by_3se: sa_recency && sa_primacy,
-    });
+    let fit = Fitted {
+        times: &times,
+        rates: &rates,
+        q,
+        tc1,
+    };
+    checks(
+        setup,
+        report,
+        &sz,
+        &fit,
+        &usa_shapes,
+        &sa_shapes,
+        &usa_slopes,
+    );
     Ok(())
+}
+
+/// What the checks compare with: the observed times, the mode rates, the end window and the
+/// continuum t_crit of mode 1.
+struct Fitted<'a> {
+    times: &'a [f64],
+    rates: &'a [f64],
+    q: usize,
+    tc1: f64,
+}
+
+/// The checks (docs/experiments/lost-in-the-middle.md): every prediction is the finite-N
+/// linear response (the kinetic theory's correlation equation to first order, exact in N), so
+/// no band carries a finite-N allowance; the standard errors are over independent prompts.
+fn checks(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    fit: &Fitted,
+    usa: &[Shape],
+    sa: &[Shape],
+    slopes: &[Vec<(f64, f64)>],
+) {
+    let (n, lambda, w, prompts) = (sz.n, sz.lambda, sz.w, sz.prompts);
+    let b1 = fit.rates[0];
+    let over = format!("{prompts} independent prompts");
+    let no_alibi = "no ALiBi (no recency)";
+    // (1) The argmin of the smoothed USA profile at every time below t_crit.
+    let argmins: Vec<Check> = usa
+        .iter()
+        .filter(|s| s.t < fit.tc1)
+        .map(|s| {
+            Check::new(
+                format!(
+                    "USA argmin s/N of the profile smoothed over {w} at t = {}",
+                    s.t
+                ),
+                s.argmin.0,
+                Test::Within,
+                linear_response_argmin(b1, s.t, lambda, n, w),
+                Band::stat(
+                    3.0,
+                    s.argmin.1,
+                    format!("bootstrap over {over} (200 resamples)"),
+                )
+                .plus(
+                    1.0 / n as f64,
+                    "the grid: both argmins are positions k/N, so their difference is \
+                         resolved to one position",
+                ),
+            )
+            .rejects(&["no-alibi"], no_alibi)
+        })
+        .collect();
+    if let Some(c) = Check::all(argmins) {
+        report.band_check(
+            "usa_argmin_within_3se_plus_1/N_of_linear_response_below_t_crit",
+            c,
+        );
+    }
+    // (2) The right-end slope (recency and its decline) up to 0.8 t_crit.
+    let end: Vec<Check> = usa
+        .iter()
+        .filter(|s| s.t <= 0.8 * fit.tc1)
+        .map(|s| {
+            Check::new(
+                format!(
+                    "USA right-end slope over the last {} positions at t = {}",
+                    fit.q, s.t
+                ),
+                s.end_slope.0,
+                Test::Within,
+                linear_response_end_slope(b1, s.t, lambda, n, fit.q),
+                Band::stat(3.0, s.end_slope.1, &over),
+            )
+            .rejects(&["no-alibi"], no_alibi)
+        })
+        .collect();
+    if let Some(c) = Check::all(end) {
+        report.band_check(
+            "usa_end_slope_within_3se_of_linear_response_up_to_0.8_t_crit",
+            c,
+        );
+    }
+    // (3) The U: start and end above the minimum at every time below t_crit at which the
+    // linear response predicts both excesses beyond 4 standard errors (resolved at this size).
+    let mut u = Vec::new();
+    for s in usa.iter().filter(|s| s.t < fit.tc1) {
+        let (start, end) = predicted_excess(b1, s.t, lambda, n, w);
+        if start > 4.0 * s.start_excess.1 && end > 4.0 * s.end_excess.1 {
+            for (side, m) in [("start", s.start_excess), ("end", s.end_excess)] {
+                u.push(
+                    Check::new(
+                        format!("USA {side} over the interior minimum at t = {}", s.t),
+                        m.0,
+                        Test::Above,
+                        0.0,
+                        Band::stat(3.0, m.1, format!("{over}, paired")),
+                    )
+                    .rejects(&["no-alibi"], no_alibi),
+                );
+            }
+        }
+    }
+    report.band_check(
+        "usa_u_shaped_at_every_resolved_t_below_t_crit",
+        Check::all(u).unwrap_or_else(|| {
+            Check::new(
+                "no time below t_crit resolves the U at this size",
+                f64::NAN,
+                Test::Above,
+                0.0,
+                Band::stat(3.0, f64::NAN, &over),
+            )
+        }),
+    );
+    // (4) SA: recency (end over the minimum) at every t <= 2, primacy (start) at every t >= 4.
+    let mut sa_checks = Vec::new();
+    for s in sa {
+        let (side, m) = if s.t <= 2.0 {
+            ("end (recency)", s.end_excess)
+        } else if s.t >= 4.0 {
+            ("start (primacy)", s.start_excess)
+        } else {
+            continue;
+        };
+        sa_checks.push(
+            Check::new(
+                format!("SA {side} over the minimum at t = {}", s.t),
+                m.0,
+                Test::Above,
+                0.0,
+                Band::stat(3.0, m.1, format!("{over}, paired")),
+            )
+            .rejects(&["no-alibi"], no_alibi),
+        );
+    }
+    if let Some(c) = Check::all(sa_checks) {
+        report.band_check("sa_recency_at_t_le_2_and_primacy_at_t_ge_4_by_3se", c);
+    }
+    // (5) t_crit per mode, at the default size only: the measured turn of the end slope
+    // against the linear response's end slopes at the same observed times, interpolated the
+    // same way (so the interpolation between observed times is no systematic). At N = 32 the
+    // turn is not resolved (the slope's standard error near t_crit, 0.9-1.6, exceeds its change
+    // between observed times), so the quick size reports it only.
+    if setup.quick {
+        return;
+    }
+    let modes = fit.rates.iter().zip(slopes).enumerate();
+    for (k, (&rate, measured)) in modes.take(sz.modes.min(CHECKED_MODES)) {
+        let predicted: Vec<(f64, f64)> = fit
+            .times
+            .iter()
+            .map(|&t| (linear_response_end_slope(rate, t, lambda, n, fit.q), 0.0))
+            .collect();
+        let Some((tp, _)) = crossing(fit.times, &predicted) else {
+            continue;
+        };
+        let (tm, se) = crossing(fit.times, measured).unwrap_or((f64::NAN, f64::NAN));
+        report.band_check(
+            &format!("usa_mode_{}_t_crit_within_3se_of_linear_response", k + 1),
+            Check::new(
+                format!("USA mode {} time the right-end slope turns", k + 1),
+                tm,
+                Test::Within,
+                tp,
+                Band::stat(3.0, se, format!("{over}, delta method from the two slopes")),
+            )
+            .rejects(&["no-alibi"], no_alibi),
+        );
+    }
+}
+
+/// Modes whose critical time is checked (mode 3's is reported only: its end slope at N = 32 is
+/// within 1.5 se of 0 at every time, so its first sign change is noise, and its linear response
+/// does not turn before t = 8; see docs/experiments/lost-in-the-middle.md).
+const CHECKED_MODES: usize = 2;
+
+/// The linear response's excess of the start and of the end window over its (smoothed)
+/// minimum window, as the measured profile's.
+fn predicted_excess(b: f64, t: f64, lambda: f64, n: usize, w: usize) -> (f64, f64) {
+    let y = linear_response_series(n, lambda, b, t);
+    let len = n - 1;
+    let k = argmin(&smooth(&y, w));
+    let mean = |lo: usize, hi: usize| y[lo..hi].iter().sum::<f64>() / (hi - lo) as f64;
+    let lo = k.saturating_sub(w / 2);
+    let min = mean(lo, (lo + w).min(len));
+    (y[0] - min, mean(len - w.min(len), len) - min)
 }
 
 #[cfg(test)]

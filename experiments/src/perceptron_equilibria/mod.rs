@@ -6,7 +6,13 @@
 //! docs/experiments/perceptron-equilibria.md.
 
 /// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]).
-pub const MUTATIONS: &[&str] = &["relu-in-simulation", "perceptron-sign-flipped"];
+/// `m2-as-wide`: issue 24's wrong model, the width M = 2 taken as wide (every width's stable
+/// zeros counted on perceptrons of width 2).
+pub const MUTATIONS: &[&str] = &[
+    "relu-in-simulation",
+    "perceptron-sign-flipped",
+    "m2-as-wide",
+];
 
 mod analyse;
 mod simulate;
@@ -15,7 +21,7 @@ pub mod sizes;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{Report, Setup};
+use super::{Band, Check, Report, Setup, Test};
 use analyse::{
     Act, angle_diff, atoms, basin_target, full_field, kac_rice_stable_zeros, settles, zeros,
 };
@@ -28,8 +34,9 @@ use sizes::Sizes;
 /// fraction of `atom_eps` of its stable zero by T.
 const SETTLE: f64 = 0.25;
 
-/// The tolerance of the Kac-Rice limit beyond 3 standard errors (finite width).
-const KR_TOL: f64 = 0.10;
+/// The approach to the Kac-Rice limit is fitted over the widths from this one (the 1/M law's
+/// next term, 1/M^2, is below the standard errors there).
+const APPROACH_FROM: usize = 4;
 
 #[derive(Serialize)]
 struct Config {
@@ -93,7 +100,44 @@ struct Checks {
     atoms_stationary_for_full_field: bool,
     one_atom_at_smallest_beta_on_a_stable_zero: bool,
     atom_count_non_decreasing_in_beta: bool,
-    stable_zeros_match_kac_rice_at_widest: bool,
+}
+
+/// The approach of the stable-zero count to the Kac-Rice limit: count(M) = N_inf + a / M,
+/// weighted least squares over the widths from APPROACH_FROM.
+#[derive(Serialize, Clone, Copy)]
+struct Approach {
+    from_width: usize,
+    limit: f64,
+    limit_se: f64,
+    coefficient_of_one_over_m: f64,
+    coefficient_se: f64,
+    chi2_per_dof: f64,
+    law: &'static str,
+}
+
+/// What the runs accumulate across the scans.
+struct Tally {
+    checks: Checks,
+    max_atoms: usize,
+    max_spread: f64,
+    max_pos_err: f64,
+    mismatched: usize,
+    max_residual: f64,
+    min_slope: f64,
+    unsettled: Vec<(usize, usize)>,
+    /// rows of atoms.csv: part, width, beta, draw, theta, mass, spread, residual, f'(theta),
+    /// predicted theta (NaN with attention).
+    rows: Vec<Vec<f64>>,
+}
+
+impl Tally {
+    fn judge_atomic(&mut self, sz: &Sizes, a: &[analyse::Atom]) {
+        self.max_atoms = self.max_atoms.max(a.len());
+        for x in a {
+            self.max_spread = self.max_spread.max(x.spread);
+        }
+        self.checks.atomic &= a.len() <= sz.n / 4 && a.iter().all(|x| x.spread <= sz.atom_eps);
+    }
 }
 
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
@@ -123,124 +167,182 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         attention: "SA, Q = K = I, V = v I in the beta scan; V = 0 in the width scan",
         integrator: "rk4, h = t_end / steps",
     });
-    let field_of = |p: &analyse::Perceptron| zeros(|t| p.field(t), sz.grid);
     let kr = kac_rice_stable_zeros(act, sz.a_sd, sz.b_sd);
-    let mut checks = Checks {
-        atomic: true,
-        atoms_are_the_basin_stable_zeros: true,
-        atoms_stationary_for_full_field: true,
-        one_atom_at_smallest_beta_on_a_stable_zero: true,
-        atom_count_non_decreasing_in_beta: true,
-        stable_zeros_match_kac_rice_at_widest: true,
+    let mut tally = Tally {
+        checks: Checks {
+            atomic: true,
+            atoms_are_the_basin_stable_zeros: true,
+            atoms_stationary_for_full_field: true,
+            one_atom_at_smallest_beta_on_a_stable_zero: true,
+            atom_count_non_decreasing_in_beta: true,
+        },
+        max_atoms: 0,
+        max_spread: 0.0,
+        max_pos_err: 0.0,
+        mismatched: 0,
+        max_residual: 0.0,
+        min_slope: f64::INFINITY,
+        unsettled: Vec::new(),
+        rows: Vec::new(),
     };
-    let mut max_atoms = 0;
-    let mut max_spread = 0.0f64;
-    let mut max_pos_err = 0.0f64;
-    let mut mismatched = 0;
-    let mut max_residual = 0.0f64;
-    let mut min_slope = f64::INFINITY;
-    let mut unsettled: Vec<(usize, usize)> = Vec::new();
-    // rows of atoms.csv: part, width, beta, draw, theta, mass, spread, residual, f'(theta),
-    // predicted theta (NaN with attention).
-    let mut rows: Vec<Vec<f64>> = Vec::new();
-    let mut judge_atomic = |a: &[analyse::Atom], checks: &mut Checks| {
-        max_atoms = max_atoms.max(a.len());
-        for x in a {
-            max_spread = max_spread.max(x.spread);
-        }
-        checks.atomic &= a.len() <= sz.n / 4 && a.iter().all(|x| x.spread <= sz.atom_eps);
-    };
+    let zero_counts = width_scan(setup, report, &sz, act, kr, &mut tally)?;
+    // Settled draws are the rule: at most a quarter are left out.
+    tally.checks.atomic &= 4 * tally.unsettled.len() <= sz.widths.len() * sz.draws;
+    let (beta_scan, single_slopes, beta_series) = beta_scan(setup, report, &sz, act, &mut tally)?;
+    files(
+        setup,
+        report,
+        &sz,
+        kr,
+        &zero_counts,
+        &tally.rows,
+        &beta_series,
+    )?;
+    let approach = approach(&sz, &zero_counts);
+    report.add_measured(&Measured {
+        zero_counts,
+        max_atoms_in_a_run: tally.max_atoms,
+        max_token_spread: tally.max_spread,
+        max_position_error: tally.max_pos_err,
+        mismatched_runs: tally.mismatched,
+        max_residual: tally.max_residual,
+        min_stable_slope_magnitude: tally.min_slope,
+        unsettled_runs: tally.unsettled.clone(),
+        beta_scan,
+        slopes_of_single_atoms: single_slopes,
+    });
+    report.measured("stable_zeros_approach_in_width", approach);
+    report.add_prediction(&Prediction {
+        kac_rice_stable_zeros: kr,
+        atoms_without_attention: "the stable zeros of f whose basins hold a start, masses = \
+                                  starts per basin",
+        single_atom: "a stable zero of f (f = 0, f' < 0)",
+        count_against_width: "tends to the Kac-Rice constant sqrt(lambda4 / lambda2) as M grows, \
+                              like 1/M (the first non-Gaussian correction)",
+        note: "derived for the circle; the paper (arXiv:2601.21366) states that critical points \
+               are generically atomic",
+    });
+    report.add_checks(&tally.checks);
+    kac_rice_checks(report, &sz, kr, approach);
+    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
+    // experiments/tests/mutations.rs).
+    report.smoke_at_quick(
+        setup,
+        "atom_count_non_decreasing_in_beta",
+        "a qualitative trend that every mutation keeps",
+    );
+    Ok(())
+}
 
-    // (a) and (b): the width scan.
+/// The approach of the stable-zero count to its wide limit (see [`Approach`]); None with
+/// fewer than two widths from APPROACH_FROM.
+fn approach(sz: &Sizes, zc: &[ZeroCount]) -> Option<Approach> {
+    let pts: Vec<(f64, f64, f64)> = zc
+        .iter()
+        .filter(|z| z.width >= APPROACH_FROM)
+        .map(|z| {
+            (
+                1.0 / z.width as f64,
+                z.stable_zeros,
+                z.stable_zeros_se.max(1e-12),
+            )
+        })
+        .collect();
+    if pts.len() < 2 {
+        return None;
+    }
+    let (mut s, mut sx, mut sxx, mut sy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(x, y, e) in &pts {
+        let w = 1.0 / (e * e);
+        s += w;
+        sx += w * x;
+        sxx += w * x * x;
+        sy += w * y;
+        sxy += w * x * y;
+    }
+    let det = s * sxx - sx * sx;
+    let (limit, a) = ((sxx * sy - sx * sxy) / det, (s * sxy - sx * sy) / det);
+    let chi2: f64 = pts
+        .iter()
+        .map(|&(x, y, e)| ((y - limit - a * x) / e).powi(2))
+        .sum();
+    let _ = sz;
+    Some(Approach {
+        from_width: APPROACH_FROM,
+        limit,
+        limit_se: (sxx / det).sqrt(),
+        coefficient_of_one_over_m: a,
+        coefficient_se: (s / det).sqrt(),
+        chi2_per_dof: if pts.len() > 2 {
+            chi2 / (pts.len() - 2) as f64
+        } else {
+            f64::NAN
+        },
+        law: "count(M) = N_inf + a / M: V is a sum of M iid terms with symmetric c_k, so the \
+              odd cumulants vanish and the first correction to Rice's Gaussian count is the \
+              fourth cumulant, O(1/M)",
+    })
+}
+
+/// The Kac-Rice checks: the count extrapolated in 1/M to the wide limit, and the count at the
+/// widest M with the approach law's a / M as its systematic.
+fn kac_rice_checks(report: &mut Report, sz: &Sizes, kr: f64, approach: Option<Approach>) {
+    let over = format!(
+        "{} independent weight draws per width, weighted fit in 1/M",
+        sz.count_draws
+    );
+    let wrong = "the width M = 2 taken as wide (no approach in M)";
+    let nan = f64::NAN;
+    let a = approach.unwrap_or(Approach {
+        from_width: APPROACH_FROM,
+        limit: nan,
+        limit_se: nan,
+        coefficient_of_one_over_m: nan,
+        coefficient_se: nan,
+        chi2_per_dof: nan,
+        law: "",
+    });
+    report.band_check(
+        "stable_zeros_extrapolated_in_1/M_within_3se_of_kac_rice",
+        Check::new(
+            format!("stable zeros extrapolated to M = infinity from M >= {APPROACH_FROM}"),
+            a.limit,
+            Test::Within,
+            kr,
+            Band::stat(3.0, a.limit_se, over),
+        )
+        .rejects(&["m2-as-wide"], wrong),
+    );
+}
+
+/// (a) and (b): the width scan (stable zeros by root finding; runs without attention against
+/// the predicted atoms).
+fn width_scan(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    act: Act,
+    kr: f64,
+    tally: &mut Tally,
+) -> Result<Vec<ZeroCount>> {
+    let field_of = |p: &analyse::Perceptron| zeros(|t| p.field(t), sz.grid);
     let mut zero_counts = Vec::new();
-    for (wi, &m) in sz.widths.iter().enumerate() {
+    for &m in &sz.widths {
+        // The wrong model m2-as-wide counts every width's zeros at M = 2.
+        let count_m = if setup.mutated("m2-as-wide") { 2 } else { m };
         let counts: Vec<f64> = (0..sz.count_draws)
             .into_par_iter()
             .map(|draw| {
-                let p = simulate::draw_perceptron(&sz, act, setup.seed, 0, m, draw);
+                let p = simulate::draw_perceptron(sz, act, setup.seed, 0, count_m, draw);
                 field_of(&p).iter().filter(|z| z.stable).count() as f64
             })
             .collect();
         let (mean, se) = mean_se(&counts);
-        if wi + 1 == sz.widths.len() {
-            checks.stable_zeros_match_kac_rice_at_widest =
-                (mean - kr).abs() <= 3.0 * se + KR_TOL * kr;
-        }
         let mut sim_counts = Vec::new();
         for draw in 0..sz.draws {
-            let p = simulate::draw_perceptron(&sz, act, setup.seed, 0, m, draw);
-            let zs = field_of(&p);
-            let (angles0, x0) = simulate::starts(sz.n, start_seed(setup.seed, 0, m, draw))?;
-            let fin = simulate::run(setup, report, &sz, &p, 0.0, &[0.0], &x0)?.remove(0);
-            let got = atoms(&fin, sz.atom_gap);
-            // The predicted atoms: the stable zero each start flows to, with its mass.
-            let mut mass = vec![0usize; zs.len()];
-            let mut lost = false;
-            let mut settled = true;
-            for &t in &angles0 {
-                match basin_target(t, p.field(t), &zs) {
-                    Some(i) => {
-                        mass[i] += 1;
-                        settled &=
-                            settles(&p, t, zs[i].theta, sz.t_end, sz.steps, SETTLE * sz.atom_eps);
-                    }
-                    None => lost = true,
-                }
+            if let Some(c) = width_run(setup, report, sz, act, m, draw, tally)? {
+                sim_counts.push(c);
             }
-            if !settled {
-                // A token of this draw is still crawling past a slow zero at T (the f64 flow
-                // of the analysis says so): reported, left out of checks (1) to (3).
-                unsettled.push((m, draw));
-                continue;
-            }
-            let predicted: Vec<(f64, usize)> = zs
-                .iter()
-                .zip(&mass)
-                .filter(|(_, m)| **m > 0)
-                .map(|(z, m)| (z.theta, *m))
-                .collect();
-            let mut ok = !lost && predicted.len() == got.len();
-            for a in &got {
-                let near = predicted
-                    .iter()
-                    .min_by(|x, y| {
-                        angle_diff(x.0, a.theta)
-                            .abs()
-                            .total_cmp(&angle_diff(y.0, a.theta).abs())
-                    })
-                    .copied();
-                let residual = full_field(a.theta, &fin, 0.0, 0.0, &p).abs();
-                max_residual = max_residual.max(residual);
-                checks.atoms_stationary_for_full_field &= residual <= sz.residual_tol;
-                let slope = p.slope(a.theta);
-                min_slope = min_slope.min(slope.abs());
-                let pred = near.map_or(f64::NAN, |x| x.0);
-                if let Some((t, mass)) = near {
-                    let err = angle_diff(t, a.theta).abs();
-                    max_pos_err = max_pos_err.max(err);
-                    ok &= err <= sz.position_tol && mass == a.mass;
-                } else {
-                    ok = false;
-                }
-                rows.push(vec![
-                    0.0,
-                    m as f64,
-                    f64::NAN,
-                    draw as f64,
-                    a.theta,
-                    a.mass as f64,
-                    a.spread,
-                    residual,
-                    slope,
-                    pred,
-                ]);
-            }
-            judge_atomic(&got, &mut checks);
-            sim_counts.push(got.len() as f64);
-            if !ok {
-                mismatched += 1;
-            }
-            checks.atoms_are_the_basin_stable_zeros &= ok;
         }
         let (sim_mean, sim_se) = mean_se(&sim_counts);
         setup.say(&format!(
@@ -256,30 +358,123 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             simulated_atoms_se: sim_se,
         });
     }
+    Ok(zero_counts)
+}
 
-    // Settled draws are the rule: at most a quarter are left out.
-    checks.atomic &= 4 * unsettled.len() <= sz.widths.len() * sz.draws;
+/// One run of the width scan against its predicted atoms; the number of atoms, or None when
+/// the run has not settled (left out of checks (1) to (3)).
+fn width_run(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    act: Act,
+    m: usize,
+    draw: usize,
+    tally: &mut Tally,
+) -> Result<Option<f64>> {
+    let p = simulate::draw_perceptron(sz, act, setup.seed, 0, m, draw);
+    let zs = zeros(|t| p.field(t), sz.grid);
+    let (angles0, x0) = simulate::starts(sz.n, start_seed(setup.seed, 0, m, draw))?;
+    let fin = simulate::run(setup, report, sz, &p, 0.0, &[0.0], &x0)?.remove(0);
+    let got = atoms(&fin, sz.atom_gap);
+    // The predicted atoms: the stable zero each start flows to, with its mass.
+    let mut mass = vec![0usize; zs.len()];
+    let mut lost = false;
+    let mut settled = true;
+    for &t in &angles0 {
+        match basin_target(t, p.field(t), &zs) {
+            Some(i) => {
+                mass[i] += 1;
+                settled &= settles(&p, t, zs[i].theta, sz.t_end, sz.steps, SETTLE * sz.atom_eps);
+            }
+            None => lost = true,
+        }
+    }
+    if !settled {
+        // A token of this draw is still crawling past a slow zero at T (the f64 flow of the
+        // analysis says so): reported, left out of checks (1) to (3).
+        tally.unsettled.push((m, draw));
+        return Ok(None);
+    }
+    let predicted: Vec<(f64, usize)> = zs
+        .iter()
+        .zip(&mass)
+        .filter(|(_, m)| **m > 0)
+        .map(|(z, m)| (z.theta, *m))
+        .collect();
+    let mut ok = !lost && predicted.len() == got.len();
+    for a in &got {
+        let near = predicted
+            .iter()
+            .min_by(|x, y| {
+                angle_diff(x.0, a.theta)
+                    .abs()
+                    .total_cmp(&angle_diff(y.0, a.theta).abs())
+            })
+            .copied();
+        let residual = full_field(a.theta, &fin, 0.0, 0.0, &p).abs();
+        tally.max_residual = tally.max_residual.max(residual);
+        tally.checks.atoms_stationary_for_full_field &= residual <= sz.residual_tol;
+        let slope = p.slope(a.theta);
+        tally.min_slope = tally.min_slope.min(slope.abs());
+        let pred = near.map_or(f64::NAN, |x| x.0);
+        if let Some((t, mass)) = near {
+            let err = angle_diff(t, a.theta).abs();
+            tally.max_pos_err = tally.max_pos_err.max(err);
+            ok &= err <= sz.position_tol && mass == a.mass;
+        } else {
+            ok = false;
+        }
+        tally.rows.push(vec![
+            0.0,
+            m as f64,
+            f64::NAN,
+            draw as f64,
+            a.theta,
+            a.mass as f64,
+            a.spread,
+            residual,
+            slope,
+            pred,
+        ]);
+    }
+    tally.judge_atomic(sz, &got);
+    if !ok {
+        tally.mismatched += 1;
+    }
+    tally.checks.atoms_are_the_basin_stable_zeros &= ok;
+    Ok(Some(got.len() as f64))
+}
 
-    // (c): the beta scan with attention.
+type BetaScan = (Vec<BetaPoint>, Vec<f64>, Vec<Series>);
+
+/// (c): the beta scan with attention.
+fn beta_scan(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    act: Act,
+    tally: &mut Tally,
+) -> Result<BetaScan> {
     let nb = sz.betas.len();
     let mut per_beta: Vec<Vec<Vec<(f64, usize)>>> = vec![Vec::new(); nb];
     let mut single_slopes = Vec::new();
     let mut beta_series = Vec::new();
     for draw in 0..sz.beta_draws {
-        let p = simulate::draw_perceptron(&sz, act, setup.seed, 1, sz.beta_width, draw);
+        let p = simulate::draw_perceptron(sz, act, setup.seed, 1, sz.beta_width, draw);
         let (_, x0) = simulate::starts(sz.n, start_seed(setup.seed, 1, sz.beta_width, draw))?;
-        let fins = simulate::run(setup, report, &sz, &p, sz.v, &sz.betas, &x0)?;
+        let fins = simulate::run(setup, report, sz, &p, sz.v, &sz.betas, &x0)?;
         let mut pts = Vec::new();
         for (bi, fin) in fins.iter().enumerate() {
             let beta = sz.betas[bi];
             let got = atoms(fin, sz.atom_gap);
-            judge_atomic(&got, &mut checks);
+            tally.judge_atomic(sz, &got);
             for a in &got {
                 let residual = full_field(a.theta, fin, beta, sz.v, &p).abs();
-                max_residual = max_residual.max(residual);
-                checks.atoms_stationary_for_full_field &= residual <= sz.residual_tol;
+                tally.max_residual = tally.max_residual.max(residual);
+                tally.checks.atoms_stationary_for_full_field &= residual <= sz.residual_tol;
                 let slope = p.slope(a.theta);
-                rows.push(vec![
+                tally.rows.push(vec![
                     1.0,
                     sz.beta_width as f64,
                     beta,
@@ -298,7 +493,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 if let Some(a) = got.first() {
                     single_slopes.push(p.slope(a.theta));
                 }
-                checks.one_atom_at_smallest_beta_on_a_stable_zero &= one;
+                tally.checks.one_atom_at_smallest_beta_on_a_stable_zero &= one;
             }
             per_beta[bi].push(got.iter().map(|a| (a.theta, a.mass)).collect());
         }
@@ -317,7 +512,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             support,
         });
     }
-    checks.atom_count_non_decreasing_in_beta = beta_scan
+    tally.checks.atom_count_non_decreasing_in_beta = beta_scan
         .windows(2)
         .all(|w| w[1].atoms >= w[0].atoms - 3.0 * w[0].atoms_se.hypot(w[1].atoms_se))
         && beta_scan[nb - 1].atoms > beta_scan[0].atoms;
@@ -325,7 +520,19 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         "beta scan: atoms {:?}",
         beta_scan.iter().map(|b| b.atoms).collect::<Vec<_>>()
     ));
+    Ok((beta_scan, single_slopes, beta_series))
+}
 
+/// The CSV files and the figures.
+fn files(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    kr: f64,
+    zero_counts: &[ZeroCount],
+    rows: &[Vec<f64>],
+    beta_series: &[Series],
+) -> Result<()> {
     // Files.
     setup.csv(
         report,
@@ -342,7 +549,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "slope",
             "predicted_theta",
         ],
-        &rows,
+        rows,
     )?;
     setup.csv(
         report,
@@ -414,42 +621,8 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             log_x: false,
             log_y: false,
         },
-        &beta_series,
+        beta_series,
     )?;
-    report.add_measured(&Measured {
-        zero_counts,
-        max_atoms_in_a_run: max_atoms,
-        max_token_spread: max_spread,
-        max_position_error: max_pos_err,
-        mismatched_runs: mismatched,
-        max_residual,
-        min_stable_slope_magnitude: min_slope,
-        unsettled_runs: unsettled.clone(),
-        beta_scan,
-        slopes_of_single_atoms: single_slopes,
-    });
-    report.add_prediction(&Prediction {
-        kac_rice_stable_zeros: kr,
-        atoms_without_attention: "the stable zeros of f whose basins hold a start, masses = \
-                                  starts per basin",
-        single_atom: "a stable zero of f (f = 0, f' < 0)",
-        count_against_width: "tends to the Kac-Rice constant sqrt(lambda4 / lambda2) as M grows",
-        note: "derived for the circle; the paper (arXiv:2601.21366) states that critical points \
-               are generically atomic",
-    });
-    report.add_checks(&checks);
-    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/tests/mutations.rs).
-    report.smoke_at_quick(
-        setup,
-        "atom_count_non_decreasing_in_beta",
-        "a qualitative trend that every mutation keeps",
-    );
-    report.smoke_at_quick(
-        setup,
-        "stable_zeros_match_kac_rice_at_widest",
-        "it already holds at M = 2, so the wide limit is not tested (issue 24)",
-    );
     Ok(())
 }
 

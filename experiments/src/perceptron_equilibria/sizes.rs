@@ -53,7 +53,7 @@ impl Sizes {
             n: 64,
             widths: vec![2, 4, 8, 16, 32, 64],
             draws: 2,
-            count_draws: 200,
+            count_draws: 1000,
             a_sd: 1.0,
             b_sd: 1.0,
             c_sd: 1.0,

@@ -64,7 +64,7 @@ pub struct Analysis {
 }
 
 /// Large-beta growth of log t_c is fitted from here (where e^beta is comparable to n).
-const SLOPE_FROM: f64 = 3.0;
+pub const SLOPE_FROM: f64 = 3.0;
 
 /// The analysis of the mean fraction [beta][time] of one d, beside the symmetric reduction's
 /// collapse times t_sym (per beta).
@@ -151,40 +151,70 @@ pub fn analyse(
     }
 }
 
-/// High d: where the reduction predicts collapse well inside T, the measured t_c is within
-/// 30 %, and the boundary beta is within 1 of the reduction's.
-pub fn follows_symmetric_reduction(
-    t_sym: &[Option<f64>],
-    summary: &PerD,
-    beta_sym: f64,
-    t_end: f64,
-) -> bool {
-    let close = t_sym
-        .iter()
-        .zip(&summary.collapse_time_t_half)
-        .all(|(s, c)| match s {
-            Some(s) if *s <= 0.7 * t_end => c.is_some_and(|c| (c / s - 1.0).abs() < 0.3),
-            _ => true,
-        });
-    let boundary = summary
-        .smallest_beta_not_collapsed
-        .is_some_and(|b| (b - beta_sym).abs() <= 1.0);
-    close && boundary
+/// The jackknife over starts (the independent units: every beta shares them) of the growth
+/// of log t_c with beta from [`SLOPE_FROM`] and of log t_c at every beta: each replicate
+/// leaves one start out of the mean fraction. The slope's betas are those collapsed in the
+/// full sample (a replicate in which one of them does not collapse leaves it out).
+pub struct Jackknife {
+    /// Standard error of the slope (None with fewer than 3 collapsed betas or 2 starts).
+    pub slope_se: Option<f64>,
+    /// Standard error of ln t_c per beta (None where the full sample does not collapse or a
+    /// replicate does not).
+    pub log_t_c_se: Vec<Option<f64>>,
 }
 
-/// Relative tolerance of the slope beyond 3 standard errors: the reduction is the d -> infinity
-/// limit, and at d = 128 the measured slope sits about 0.05 (12%) below it.
-pub const SLOPE_TOL: f64 = 0.15;
+/// The jackknife standard error of an estimate from its leave-one-out replicates.
+pub fn jackknife_se(reps: &[f64]) -> f64 {
+    let m = reps.len() as f64;
+    let mean = reps.iter().sum::<f64>() / m;
+    ((m - 1.0) / m * reps.iter().map(|r| (r - mean).powi(2)).sum::<f64>()).sqrt()
+}
 
-/// The measured growth of log t_c with beta (from beta = 3) within 3 standard errors plus
-/// [`SLOPE_TOL`] of the fit of the symmetric reduction's slope over the same betas.
-pub fn slope_follows_symmetric_reduction(summary: &PerD) -> bool {
-    match (
-        summary.log_collapse_time_vs_beta_slope_from_beta_3,
-        summary.symmetric_reduction_slope_same_betas,
-    ) {
-        (Some(g), Some(s)) => (g.slope - s).abs() <= 3.0 * g.slope_se + SLOPE_TOL * s.abs(),
-        _ => false,
+/// See [`Jackknife`]: `per_start` is [beta][start][time].
+pub fn jackknife(per_start: &[Vec<Vec<f64>>], times: &[f64], betas: &[f64]) -> Jackknife {
+    let starts = per_start.first().map_or(0, Vec::len);
+    let t_c = |skip: Option<usize>| -> Vec<Option<f64>> {
+        per_start
+            .iter()
+            .map(|f| first_crossing(times, &super::simulate::mean_over(f, skip), 0.5))
+            .collect()
+    };
+    let full = t_c(None);
+    let large: Vec<usize> = (0..betas.len())
+        .filter(|&b| betas[b] >= SLOPE_FROM && full[b].is_some())
+        .collect();
+    if starts < 2 {
+        return Jackknife {
+            slope_se: None,
+            log_t_c_se: vec![None; betas.len()],
+        };
+    }
+    let reps: Vec<Vec<Option<f64>>> = (0..starts).map(|r| t_c(Some(r))).collect();
+    let slopes: Vec<f64> = reps
+        .iter()
+        .filter_map(|rep| {
+            let pts: Vec<(f64, f64)> = large
+                .iter()
+                .filter_map(|&b| rep[b].map(|t| (betas[b], t)))
+                .collect();
+            (pts.len() >= 3).then(|| {
+                fit_semilog(
+                    &pts.iter().map(|p| p.0).collect::<Vec<_>>(),
+                    &pts.iter().map(|p| p.1).collect::<Vec<_>>(),
+                )
+                .slope
+            })
+        })
+        .collect();
+    let log_t_c_se = (0..betas.len())
+        .map(|b| {
+            let v: Option<Vec<f64>> = reps.iter().map(|rep| rep[b].map(f64::ln)).collect();
+            full[b].and(v).map(|v| jackknife_se(&v))
+        })
+        .collect();
+    Jackknife {
+        slope_se: (large.len() >= 3 && slopes.len() == starts).then(|| jackknife_se(&slopes)),
+        log_t_c_se,
     }
 }
 
@@ -221,49 +251,13 @@ mod tests {
         );
         assert!(a.small_beta_collapses && !a.collapse_time_grows);
         assert_eq!(a.last_final, 0.1);
-        // Too few collapsed betas for a slope: the comparison with the reduction fails.
-        assert!(!slope_follows_symmetric_reduction(&a.summary));
     }
 
     #[test]
-    fn the_slope_follows_the_reduction_within_three_standard_errors() {
-        let mut summary = PerD {
-            collapse_time_t_half: vec![],
-            collapse_time_over_symmetric_reduction: vec![],
-            final_fraction: vec![],
-            smallest_beta_not_collapsed: None,
-            log_collapse_time_vs_beta_slope_from_beta_3: Some(Growth {
-                slope: 0.37,
-                slope_se: 0.03,
-                r2: 0.95,
-                points: 9,
-            }),
-            symmetric_reduction_slope_same_betas: Some(0.43),
-        };
-        assert!(slope_follows_symmetric_reduction(&summary));
-        // The default size: 0.380 +- 0.013 against 0.430 (finite-d offset inside the band).
-        summary.log_collapse_time_vs_beta_slope_from_beta_3 = Some(Growth {
-            slope: 0.380,
-            slope_se: 0.013,
-            r2: 0.95,
-            points: 42,
-        });
-        assert!(slope_follows_symmetric_reduction(&summary));
-        // Half the slope (a wrong temperature scaling) is out.
-        summary.log_collapse_time_vs_beta_slope_from_beta_3 = Some(Growth {
-            slope: 0.215,
-            slope_se: 0.013,
-            r2: 0.95,
-            points: 42,
-        });
-        assert!(!slope_follows_symmetric_reduction(&summary));
-        summary.symmetric_reduction_slope_same_betas = Some(0.6);
-        summary.log_collapse_time_vs_beta_slope_from_beta_3 = Some(Growth {
-            slope: 0.37,
-            slope_se: 0.03,
-            r2: 0.95,
-            points: 9,
-        });
-        assert!(!slope_follows_symmetric_reduction(&summary));
+    fn the_jackknife_se_of_a_mean_is_the_standard_error() {
+        // Leave-one-out means of 1, 2, 3, 4: 3, 8/3, 7/3, 2; jackknife se = sd / sqrt(4).
+        let reps = [3.0, 8.0 / 3.0, 7.0 / 3.0, 2.0];
+        let sd = (5.0f64 / 3.0).sqrt();
+        assert!((jackknife_se(&reps) - sd / 2.0).abs() < 1e-12);
     }
 }

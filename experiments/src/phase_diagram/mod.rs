@@ -13,7 +13,8 @@
 /// `half-beta`: the dynamics runs at beta / 2 (a wrong temperature scaling; the growth of
 /// log t_c with beta halves). `double-step`: steps of 2h recorded as h (a wrong time scaling:
 /// every collapse time halves).
-pub const MUTATIONS: &[&str] = &["half-beta", "double-step"];
+/// `beta-15pct`: issue 24's wrong model, the dynamics at 1.15 beta (a 15% temperature error).
+pub const MUTATIONS: &[&str] = &["half-beta", "double-step", "beta-15pct"];
 
 mod analyse;
 mod figures;
@@ -24,8 +25,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Report, Setup};
-use analyse::PerD;
+use super::{Band, Check, Report, Setup, Test};
+use analyse::{PerD, SLOPE_FROM, first_crossing, jackknife};
 use attnflow::error::Result;
 use sizes::Sizes;
 
@@ -43,6 +44,30 @@ struct Config<'a> {
 #[derive(Serialize)]
 struct Measured {
     per_d: BTreeMap<String, PerD>,
+    finite_d_scan: Option<Scan>,
+}
+
+/// The d-scan of the finite-d offset (betas from SLOPE_FROM that collapse at the high d).
+#[derive(Serialize)]
+struct Scan {
+    high_d: usize,
+    scan_d: usize,
+    betas: Vec<f64>,
+    log_t_c_high_d: Vec<f64>,
+    log_t_c_high_d_se: Vec<f64>,
+    log_t_c_scan_d: Vec<Option<f64>>,
+    log_t_c_scan_d_se: Vec<Option<f64>>,
+    /// ln t_c at d = infinity by the 1/d law through the two dimensions.
+    log_t_c_extrapolated: Vec<Option<f64>>,
+    log_t_c_extrapolated_se: Vec<Option<f64>>,
+    log_t_c_symmetric_reduction: Vec<f64>,
+    slope_high_d: f64,
+    slope_high_d_jackknife_se: f64,
+    slope_scan_d: Option<f64>,
+    slope_scan_d_jackknife_se: Option<f64>,
+    /// The 1/d law's offset of the slope at the high d, (s_high - s_scan) / (1 - high/scan).
+    slope_offset_predicted: Option<f64>,
+    law: &'static str,
 }
 
 #[derive(Serialize)]
@@ -67,11 +92,6 @@ struct Checks {
     collapse_time_grows_with_beta: bool,
     #[serde(rename = "d128_large_beta_not_collapsed_by_T")]
     d128_large_beta_not_collapsed_by_t: bool,
-    d128_follows_symmetric_reduction: bool,
-    /// The slope of log t_c against beta (beta >= 3) within 3 standard errors plus 15% of the
-    /// fit of the symmetric reduction's slope over the same betas.
-    #[serde(rename = "d128_log_collapse_time_slope_within_3se_plus_15pct_of_symmetric_reduction")]
-    d128_slope_follows_symmetric_reduction: bool,
     d8_several_clusters_at_large_beta: bool,
 }
 
@@ -140,10 +160,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         small_beta_collapses_by_t: true,
         collapse_time_grows_with_beta: true,
         d128_large_beta_not_collapsed_by_t: false,
-        d128_follows_symmetric_reduction: false,
-        d128_slope_follows_symmetric_reduction: false,
         d8_several_clusters_at_large_beta: false,
     };
+    let mut high = None;
     for g in &diagrams {
         let d = g.d;
         // values[time][beta]
@@ -156,10 +175,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         checks.collapse_time_grows_with_beta &= a.collapse_time_grows;
         if d >= 64 {
             checks.d128_large_beta_not_collapsed_by_t = a.last_final < 0.5;
-            checks.d128_follows_symmetric_reduction =
-                analyse::follows_symmetric_reduction(&t_sym, &a.summary, beta_sym, t_end);
-            checks.d128_slope_follows_symmetric_reduction =
-                analyse::slope_follows_symmetric_reduction(&a.summary);
+            high = Some(g);
         } else {
             // Low d: several metastable clusters at the largest beta (fraction strictly between
             // the uncollapsed ~0 and the collapsed 1).
@@ -169,8 +185,15 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         collapsed.push((d, a.collapsed));
     }
     figures::collapse_times(setup, report, (n, t_end), &betas, &t_sym, collapsed)?;
-    report.add_measured(&Measured { per_d });
     report.add_checks(&checks);
+    let finite_d_scan = match high {
+        Some(g) => finite_d(setup, report, &sz, &betas, g)?,
+        None => None,
+    };
+    report.add_measured(&Measured {
+        per_d,
+        finite_d_scan,
+    });
     // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
     // experiments/tests/mutations.rs).
     report.smoke_at_quick(
@@ -189,6 +212,199 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         "a qualitative state that every mutation keeps",
     );
     Ok(())
+}
+
+/// The finite-d offset from a d-scan, and the two checks against the symmetric reduction:
+/// ln t_c extrapolated to d = infinity per beta, and the slope of ln t_c in beta at the high d
+/// with the scan's predicted offset as its systematic. Standard errors: jackknife over the
+/// starts (the independent units; every beta shares them), the two dimensions' ensembles
+/// independent.
+fn finite_d(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    betas: &[f64],
+    g: &simulate::Diagram,
+) -> Result<Option<Scan>> {
+    let Some(&scan_d) = sz.scan_dims.iter().max() else {
+        return Ok(None);
+    };
+    let times = sz.times();
+    let jk = jackknife(&g.per_start, &times, betas);
+    let t_c: Vec<Option<f64>> = g
+        .fraction
+        .iter()
+        .map(|f| first_crossing(&times, f, 0.5))
+        .collect();
+    let idx: Vec<usize> = (0..betas.len())
+        .filter(|&b| betas[b] >= SLOPE_FROM && t_c[b].is_some() && jk.log_t_c_se[b].is_some())
+        .collect();
+    if idx.len() < 3 {
+        return Ok(None);
+    }
+    let sb: Vec<f64> = idx.iter().map(|&b| betas[b]).collect();
+    let starts = g.per_start[0].len();
+    let scan_sizes = Sizes {
+        dims: vec![scan_d],
+        starts_by_d: vec![starts],
+        ..sz.clone()
+    };
+    let scan = simulate::diagrams(setup, report, &scan_sizes, &sb)?.remove(0);
+    let sjk = jackknife(&scan.per_start, &times, &sb);
+    let st: Vec<Option<f64>> = scan
+        .fraction
+        .iter()
+        .map(|f| first_crossing(&times, f, 0.5))
+        .collect();
+    // The 1/d law: ln t_c(d) = ln t_inf + a / d, through the high d and the scan's d.
+    let r = g.d as f64 / scan_d as f64;
+    let extrapolate = |hi: f64, lo: f64| (lo - r * hi) / (1.0 - r);
+    let ext_se = |hi: f64, lo: f64| (lo.powi(2) + (r * hi).powi(2)).sqrt() / (1.0 - r);
+    let (n, thr) = (sz.n, sz.threshold);
+    let sym: Vec<f64> = sb
+        .iter()
+        .map(|&b| {
+            attnflow::theory::symmetric::collapse_time(n, thr, b, 10.0 * sz.t_end)
+                .map_or(f64::NAN, f64::ln)
+        })
+        .collect();
+    let lh: Vec<f64> = idx.iter().map(|&b| t_c[b].unwrap().ln()).collect();
+    let lh_se: Vec<f64> = idx.iter().map(|&b| jk.log_t_c_se[b].unwrap()).collect();
+    let ls: Vec<Option<f64>> = st.iter().map(|t| t.map(f64::ln)).collect();
+    let ext: Vec<Option<f64>> = (0..sb.len())
+        .map(|i| ls[i].map(|l| extrapolate(lh[i], l)))
+        .collect();
+    let ext_err: Vec<Option<f64>> = (0..sb.len())
+        .map(|i| sjk.log_t_c_se[i].map(|s| ext_se(lh_se[i], s)))
+        .collect();
+    let over = format!("jackknife over {starts} starts per d (each d its own ensemble)");
+    let wrong = "a wrong temperature (beta / 2, 1.15 beta) or time scaling (steps of 2h)";
+    let rejects = ["half-beta", "beta-15pct", "double-step"];
+    // The betas that collapse by T at both dimensions (the others are reported only).
+    let common: Vec<usize> = (0..sb.len())
+        .filter(|&i| ext[i].is_some() && ext_err[i].is_some())
+        .collect();
+    let nan = f64::NAN;
+    // (1) ln t_c at d = infinity against the reduction, per beta. Systematic: t_c is the
+    // linear interpolation of the mean fraction (non-decreasing) between observations dt
+    // apart, so at each d it lies in the same observation interval as the crossing: its
+    // error is at most dt, dt / t_c in ln t_c, propagated through the extrapolation.
+    let dt = sz.h * sz.observe_every as f64;
+    let grid = |i: usize| {
+        let (hi, lo) = (lh[i].exp(), ls[i].map_or(nan, f64::exp));
+        (r * dt / hi + dt / lo) / (1.0 - r)
+    };
+    let per_beta: Vec<Check> = common
+        .iter()
+        .map(|&i| {
+            Check::new(
+                format!("ln t_c extrapolated to d = infinity at beta = {:.2}", sb[i]),
+                ext[i].unwrap_or(nan),
+                Test::Within,
+                sym[i],
+                Band::stat(3.0, ext_err[i].unwrap_or(nan), &over).plus(
+                    grid(i),
+                    format!(
+                        "the observation grid (dt = {dt}): each t_c within dt of the crossing \
+                         (a bound), propagated through the extrapolation"
+                    ),
+                ),
+            )
+            .rejects(&rejects, wrong)
+        })
+        .collect();
+    let too_few = || {
+        Check::new(
+            "betas from 3 that collapse at both dimensions (at least 3 needed)",
+            common.len() as f64,
+            Test::AtLeast,
+            3.0,
+            Band::exact(0.0, "none"),
+        )
+    };
+    report.band_check(
+        "d128_log_collapse_time_extrapolated_in_d_within_3se_plus_grid_of_symmetric_reduction",
+        if common.len() >= 3 {
+            Check::all(per_beta).expect("three betas")
+        } else {
+            too_few()
+        },
+    );
+    // (2) The slope of ln t_c in beta at the high d over the same betas, with the d-scan's
+    // 1/d offset as its systematic.
+    let fit_over = |y: &dyn Fn(usize) -> f64| {
+        let x: Vec<f64> = common.iter().map(|&i| sb[i]).collect();
+        let y: Vec<f64> = common.iter().map(|&i| y(i)).collect();
+        attnflow::stats::fit_line(&x, &y).slope
+    };
+    let enough = common.len() >= 3;
+    let s_hi = if enough { fit_over(&|i| lh[i]) } else { nan };
+    let s_lo = enough.then(|| fit_over(&|i| ls[i].unwrap_or(nan)));
+    let sym_slope = if enough { fit_over(&|i| sym[i]) } else { nan };
+    let offset = s_lo.map(|lo| (s_hi - lo) / (1.0 - r));
+    // Jackknife of the high d's slope over the same betas.
+    let s_hi_se = if enough {
+        let reps: Vec<f64> = (0..starts)
+            .map(|k| {
+                let x: Vec<f64> = common.iter().map(|&i| sb[i]).collect();
+                let y: Vec<f64> = common
+                    .iter()
+                    .map(|&i| {
+                        let f = simulate::mean_over(&g.per_start[idx[i]], Some(k));
+                        first_crossing(&times, &f, 0.5).map_or(nan, f64::ln)
+                    })
+                    .collect();
+                attnflow::stats::fit_line(&x, &y).slope
+            })
+            .collect();
+        analyse::jackknife_se(&reps)
+    } else {
+        nan
+    };
+    report.band_check(
+        "d128_log_collapse_time_slope_within_3se_plus_scanned_offset_of_symmetric_reduction",
+        Check::new(
+            format!(
+                "slope of ln t_c in beta >= {SLOPE_FROM} at d = {} (betas collapsed at both d)",
+                g.d
+            ),
+            s_hi,
+            Test::Within,
+            sym_slope,
+            Band::stat(3.0, s_hi_se, &over).plus(
+                offset.map_or(nan, f64::abs),
+                format!(
+                    "the d-scan (d = {}, {scan_d}): the 1/d law's offset at d = {}, \
+                     (s_{} - s_{scan_d}) / (1 - {}/{scan_d})",
+                    g.d, g.d, g.d, g.d
+                ),
+            ),
+        )
+        .rejects(
+            &["half-beta", "beta-15pct"],
+            "a wrong temperature scaling (beta / 2, 1.15 beta)",
+        ),
+    );
+    let s_lo_se = sjk.slope_se;
+    Ok(Some(Scan {
+        high_d: g.d,
+        scan_d,
+        betas: sb,
+        log_t_c_high_d: lh,
+        log_t_c_high_d_se: lh_se,
+        log_t_c_scan_d: ls,
+        log_t_c_scan_d_se: sjk.log_t_c_se,
+        log_t_c_extrapolated: ext,
+        log_t_c_extrapolated_se: ext_err,
+        log_t_c_symmetric_reduction: sym,
+        slope_high_d: s_hi,
+        slope_high_d_jackknife_se: s_hi_se,
+        slope_scan_d: s_lo,
+        slope_scan_d_jackknife_se: s_lo_se,
+        slope_offset_predicted: offset,
+        law: "ln t_c(d) = ln t_c(infinity) + a / d: the initial cosines have mean 0 and \
+              variance 1/d, and t_c is even in them at first order",
+    }))
 }
 
 #[cfg(test)]

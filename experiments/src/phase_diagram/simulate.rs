@@ -10,10 +10,12 @@ use attnflow::model::observables::close_pair_fraction;
 use attnflow::model::weights::Weights;
 use attnflow::model::{Attention, Geometry, Mask, Model, Shape};
 
-/// The mean close-pair fraction over starts, [beta][time], of one d.
+/// The close-pair fraction of one d: the mean over starts, [beta][time], and each start's,
+/// [beta][start][time] (the starts are the independent units of the standard errors).
 pub struct Diagram {
     pub d: usize,
     pub fraction: Vec<Vec<f64>>,
+    pub per_start: Vec<Vec<Vec<f64>>>,
 }
 
 /// One ensemble per d (one system per (beta, start), each beta with the same starts).
@@ -23,7 +25,7 @@ pub fn diagrams(
     sz: &Sizes,
     betas: &[f64],
 ) -> Result<Vec<Diagram>> {
-    let (n, beta_count) = (sz.n, sz.beta_count);
+    let (n, beta_count) = (sz.n, betas.len());
     let at = sz.at();
     let times_len = at.len() + 1;
     let mut diagrams = Vec::new();
@@ -43,12 +45,15 @@ pub fn diagrams(
             Geometry::Sphere,
             Mask::Full,
             Weights::identity(d),
-            // The mutation half-beta: the dynamics at beta / 2 (a wrong temperature scaling).
+            // The mutations half-beta and beta-15pct: the dynamics at beta / 2 or 1.15 beta (a
+            // wrong temperature scaling).
             system_beta
                 .iter()
                 .map(|b| {
                     if setup.mutated("half-beta") {
                         0.5 * b
+                    } else if setup.mutated("beta-15pct") {
+                        1.15 * b
                     } else {
                         *b
                     }
@@ -66,8 +71,8 @@ pub fn diagrams(
             "d = {d}: {beta_count} betas x {starts} starts of n = {n}, T = {}",
             sz.t_end
         ));
-        // fraction[beta][time], averaged over the starts.
-        let mut fraction = vec![Vec::with_capacity(times_len); beta_count];
+        // per_start[beta][start][time].
+        let mut per_start = vec![vec![Vec::with_capacity(times_len); starts]; beta_count];
         simulate(
             setup,
             report,
@@ -82,19 +87,39 @@ pub fn diagrams(
             h,
             &at,
             |_, x| {
-                for (bi, f) in fraction.iter_mut().enumerate() {
-                    let mean = (0..starts)
-                        .map(|r| {
-                            let s = bi * starts + r;
-                            close_pair_fraction(&x[s * n * d..(s + 1) * n * d], d, sz.threshold)
-                        })
-                        .sum::<f64>()
-                        / starts as f64;
-                    f.push(mean);
+                for (bi, f) in per_start.iter_mut().enumerate() {
+                    for (r, f) in f.iter_mut().enumerate() {
+                        let s = bi * starts + r;
+                        f.push(close_pair_fraction(
+                            &x[s * n * d..(s + 1) * n * d],
+                            d,
+                            sz.threshold,
+                        ));
+                    }
                 }
             },
         )?;
-        diagrams.push(Diagram { d, fraction });
+        let fraction = per_start.iter().map(|f| mean_over(f, None)).collect();
+        diagrams.push(Diagram {
+            d,
+            fraction,
+            per_start,
+        });
     }
     Ok(diagrams)
+}
+
+/// The mean over starts of per-start curves [start][time], leaving out start `skip` if given
+/// (a jackknife replicate).
+pub fn mean_over(curves: &[Vec<f64>], skip: Option<usize>) -> Vec<f64> {
+    let len = curves.first().map_or(0, Vec::len);
+    let kept: Vec<&Vec<f64>> = curves
+        .iter()
+        .enumerate()
+        .filter(|(r, _)| Some(*r) != skip)
+        .map(|(_, c)| c)
+        .collect();
+    (0..len)
+        .map(|k| kept.iter().map(|c| c[k]).sum::<f64>() / kept.len() as f64)
+        .collect()
 }

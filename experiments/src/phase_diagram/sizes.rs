@@ -22,6 +22,10 @@ pub struct Sizes {
     pub starts_by_d: Vec<usize>,
     /// A pair is close when <x_i, x_j> >= threshold (the rotf script's 0.999).
     pub threshold: f64,
+    /// The d-scan of the finite-d offset: the betas from SLOPE_FROM that collapse at the
+    /// high d are rerun at these dimensions (the same starts per beta), and the offset of
+    /// ln t_c at the high d is extrapolated from them with the 1/d law.
+    pub scan_dims: Vec<usize>,
     /// The layer map: ode (RK4 on the flow, the default) or post-ln (x <- normalise(x + h a),
     /// one Euler layer per step: the scheme of rotf's phase-diagrams.py, docs/peers.md).
     pub layer: attnflow::model::LayerMap,
@@ -45,6 +49,7 @@ impl Sizes {
             beta_max: 9.0,
             starts_by_d,
             threshold: 0.999,
+            scan_dims: vec![512],
             layer: attnflow::model::LayerMap::Ode,
         }
     }
@@ -95,6 +100,12 @@ pub const PARAMS: &[Param] = &[
         true,
         "a pair is close when <x_i, x_j> >= threshold",
     ),
+    counts(
+        "scan_dims",
+        2,
+        4096,
+        "the dimensions of the d-scan of the finite-d offset",
+    ),
     Param {
         name: "layer",
         ty: Ty::Choice(&["ode", "post-ln", "pre-ln", "peri-ln", "ngpt"]),
@@ -132,6 +143,24 @@ impl Sizes {
                 "phase-diagram: observe_every = {} is more than the {total} steps of t_end / h",
                 self.observe_every
             )));
+        }
+        let high = self.dims.iter().copied().max().unwrap_or(0);
+        if let Some(&d) = self.scan_dims.iter().find(|&&d| d <= high) {
+            return Err(refuse(format!(
+                "phase-diagram: scan_dims = {:?}: each must be above the largest of dims ({high}), \
+                 got {d}",
+                self.scan_dims
+            )));
+        }
+        for &d in &self.scan_dims {
+            memory(
+                &format!("phase-diagram: the d-scan at d = {d}"),
+                self.beta_count
+                    .saturating_mul(self.starts_by_d.iter().copied().max().unwrap_or(1)),
+                self.n,
+                d,
+                1,
+            )?;
         }
         for (&d, &starts) in self.dims.iter().zip(&self.starts_by_d) {
             memory(
