@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -41,6 +41,7 @@ pub fn kernels(args: KernelsArgs) -> Result<()> {
     let wanted = |name: &str| args.profile.as_deref().is_none_or(|p| p == name);
 
     if let Some(dir) = &args.emit {
+        use anyhow::Context as _;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut index = Vec::new();
         let mut written = 0;
