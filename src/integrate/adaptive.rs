@@ -213,6 +213,8 @@ pub struct AdaptiveStepper {
     clipped: Vec<bool>,
     err: Vec<f64>,
     accepted: Vec<bool>,
+    /// Which systems step in the current attempt (not yet at their target).
+    active: Vec<bool>,
     weights: Vec<f64>,
 }
 
@@ -284,6 +286,7 @@ impl AdaptiveStepper {
             clipped: vec![false; batch],
             err: vec![0.0; batch],
             accepted: vec![false; batch],
+            active: Vec::with_capacity(batch),
             weights: vec![0.0; stages],
         })
     }
@@ -443,6 +446,8 @@ impl AdaptiveStepper {
         let dense = self.pair.dense.is_some();
         let stages = self.pair.stages();
         let last = stages - 1;
+        // The work array of active systems, held outside `self` while the attempt borrows it.
+        let mut active = std::mem::take(&mut self.active);
         loop {
             // Each system's target: the end, or (without dense output) its next output time.
             let target = |s: &SystemState| -> f64 {
@@ -452,7 +457,8 @@ impl AdaptiveStepper {
                     outputs.iter().copied().find(|&o| o > s.t).unwrap_or(t_end)
                 }
             };
-            let active: Vec<bool> = self.systems.iter().map(|s| s.t < target(s)).collect();
+            active.clear();
+            active.extend(self.systems.iter().map(|s| s.t < target(s)));
             if !active.iter().any(|&a| a) {
                 break;
             }
@@ -637,9 +643,11 @@ impl AdaptiveStepper {
                         })
                     })
                     .collect();
+                self.active = active;
                 return Ok(false);
             }
         }
+        self.active = active;
         // Outputs at t_end not yet complete (systems already there when asked).
         for entry in pending.iter_mut().skip(first_open) {
             if entry.as_ref().is_some_and(|(_, f)| *f >= batch) {
