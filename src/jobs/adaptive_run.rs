@@ -150,14 +150,10 @@ impl Files {
         };
         let (frames, rows) = times.written(outputs);
         let source = r.dir.join("metrics.csv");
-        let mut text =
-            std::fs::read(&source).map_err(|e| file_error(&source, format!("cannot read: {e}")))?;
-        if let Some(c) = &r.checkpoint {
-            text.truncate(c.metrics_bytes as usize);
-        }
-        let lines = text.iter().filter(|&&b| b == b'\n').count();
+        let text = r.earlier_metrics()?;
+        let lines = text.bytes().filter(|&b| b == b'\n').count();
         let batch = if frame.len() == 3 { frame[0] } else { 1 };
-        if lines != rows * batch + 1 || text.last() != Some(&b'\n') {
+        if lines != rows * batch + 1 || !text.ends_with('\n') {
             return Err(file_error(
                 &source,
                 format!(
@@ -168,7 +164,7 @@ impl Files {
             ));
         }
         let mut csv = CsvWriter::create_empty(&metrics_path)?;
-        for line in String::from_utf8_lossy(&text).lines() {
+        for line in text.lines() {
             csv.line(format_args!("{line}"))?;
         }
         let traj = if times.save.is_empty() {

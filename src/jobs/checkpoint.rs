@@ -22,6 +22,27 @@ pub struct Resume {
     pub checkpoint: Option<Checkpoint>,
 }
 
+impl Resume {
+    /// The metrics.csv of the run resumed, up to what its checkpoint covers (rows written
+    /// after the checkpoint, up to a kill, are not its); the whole file without a checkpoint.
+    pub fn earlier_metrics(&self) -> Result<String> {
+        let earlier = self.dir.join("metrics.csv");
+        let mut text = std::fs::read_to_string(&earlier)
+            .map_err(|e| file_error(&earlier, format!("cannot read: {e}")))?;
+        if let Some(c) = &self.checkpoint {
+            let keep = usize::try_from(c.metrics_bytes).unwrap_or(usize::MAX);
+            if keep > text.len() || !text.is_char_boundary(keep) {
+                return Err(file_error(
+                    &earlier,
+                    format!("is shorter than the {keep} bytes its checkpoint recorded"),
+                ));
+            }
+            text.truncate(keep);
+        }
+        Ok(text)
+    }
+}
+
 /// What a checkpoint records beside the run's configuration and provenance (in the `[checkpoint]`
 /// table of `.checkpoint.toml`): the step, the file of the state, and how much of metrics.csv
 /// and traj.npy (written on since) belongs to it, each with its size and SHA-256 (`sha256:HEX`)

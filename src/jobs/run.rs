@@ -318,20 +318,7 @@ pub fn execute_from(
     let mut metrics_file = match &resume {
         // The earlier rows, up to the step resumed from.
         Some(r) => {
-            let earlier = r.dir.join("metrics.csv");
-            let mut text = std::fs::read_to_string(&earlier)
-                .map_err(|e| file_error(&earlier, format!("cannot read: {e}")))?;
-            // Rows written after the checkpoint (up to a kill) are not its.
-            if let Some(c) = &r.checkpoint {
-                let keep = usize::try_from(c.metrics_bytes).unwrap_or(usize::MAX);
-                if keep > text.len() || !text.is_char_boundary(keep) {
-                    return Err(file_error(
-                        &earlier,
-                        format!("is shorter than the {keep} bytes its checkpoint recorded"),
-                    ));
-                }
-                text.truncate(keep);
-            }
+            let text = r.earlier_metrics()?;
             // The rows the run never stopped would have: the first, and every
             // metrics_every-th up to the step resumed from (not the row of the step a stop
             // or the end of a shorter run added).
