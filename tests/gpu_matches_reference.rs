@@ -52,8 +52,13 @@ fn gpu_matches_reference_over_the_core_grid() {
 }
 
 /// Every kernel compiled with wgpu's runtime checks (ATTNFLOW_CHECKED_SHADERS=1): the same
-/// results as the trusted modules over the grid for this adapter's kernels (every other
-/// profile's kernels run checked in tests/gpu_specialisations.rs, one case in five).
+/// results as the trusted modules over the grid for this adapter's kernels at d <= 16, every
+/// n of the grid (partial tiles, one token, ensembles). At d = 64 and 128 the llvmpipe
+/// profile's kernels are its largest texts: with an empty Mesa cache the checked d = 64 causal
+/// specialisation took 28 s to compile and run, its pair statistics 16 s more (the catalogue
+/// test's log, 2026-12-06, 2-core CI machine), against about 2 s at d = 16.
+/// tests/gpu_specialisations.rs runs one specialisation in five checked, every profile's,
+/// among them the llvmpipe profile's at d = 64 (causal) and d = 128 (full).
 #[test]
 fn gpu_checked_modules_match_reference_over_the_core_grid() {
     let options = GpuOptions {
@@ -61,7 +66,7 @@ fn gpu_checked_modules_match_reference_over_the_core_grid() {
         checked: Some(true),
         ..Default::default()
     };
-    grid_against_reference(options, |_| true, "checked Software");
+    grid_against_reference(options, |c| c.shape.d <= 16, "checked Software");
 }
 
 /// One field evaluation, kernel by kernel, against the f64 twins in reference::stages, with
