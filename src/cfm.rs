@@ -129,6 +129,12 @@ impl Cfm {
     /// stage (and the context's own field when it evolves); the end of the step renormalises
     /// on the sphere.
     pub fn step(&mut self, integrator: Integrator, h: f64) -> Result<()> {
+        self.advance(integrator, h)?;
+        self.check_finite(integrator, h)
+    }
+
+    /// [`Cfm::step`] without the check of the queries.
+    pub fn advance(&mut self, integrator: Integrator, h: f64) -> Result<()> {
         let stepper = Stepper::new(&self.model, integrator)?;
         if self.kz.len() != stepper.tableau().stages() {
             stepper.prepare(self)?;
@@ -136,12 +142,18 @@ impl Cfm {
         let layer = self.layer;
         stepper.step(self, h, layer)?;
         self.layer += 1;
+        Ok(())
+    }
+
+    /// Fails with [`crate::Error::NonFinite`], naming the step and the likely cause, when a
+    /// query is NaN or infinite after the last step (of size h).
+    pub fn check_finite(&self, integrator: Integrator, h: f64) -> Result<()> {
         if let Some(i) = self.z.iter().position(|v| !v.is_finite()) {
             return Err(crate::error::Error::NonFinite(format!(
                 "query coordinate {i} became {} in step {} (t = {} to {}): {}",
                 self.z[i],
                 self.layer,
-                (self.layer - 1) as f64 * h,
+                self.layer.saturating_sub(1) as f64 * h,
                 self.layer as f64 * h,
                 self.blow_up_cause(integrator, h)
             )));
