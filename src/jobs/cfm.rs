@@ -265,6 +265,110 @@ pub fn run_with(
     progress: &mut dyn Progress,
     given: Given<'_>,
 ) -> Result<CfmResult> {
+    let Plan {
+        context,
+        queries,
+        shape,
+        beta,
+        model,
+        law,
+        adaptive,
+    } = plan(opts, given)?;
+    let LayerShape { batch, m, n, d } = shape;
+    let (attention, mode) = (model.attention, opts.context_mode);
+    let output = open_output(opts, out, [&context, &queries])?;
+    let y0 = context.generate(batch, d, opts.layer.seed)?;
+    let z0 = queries.generate(batch, d, derived_seed(opts.layer.seed, 1))?;
+    let kept = keep_given(&output, given, [&context, &queries])?;
+    say(format!(
+        "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \
+         {} beta = {beta}, {} T = {} in {}",
+        mode.name(),
+        attention.name().to_uppercase(),
+        opts.integrator.name(),
+        opts.t_end,
+        match adaptive {
+            Some(a) => format!("adaptive steps (rtol {:e}, atol {:e})", a.rtol, a.atol),
+            None => format!("{} steps", opts.steps),
+        }
+    ));
+    let started = crate::output::unix_now();
+    let mut flow = Cfm::new(opts.backend.choice, &model, shape, mode, z0.clone(), y0)?;
+    if let Some(note) = &flow.note {
+        say(format!("note: {note}"));
+    }
+    let device = flow.describe();
+    say(format!("backend: {device}"));
+    let save_every = opts.save_every.unwrap_or((opts.steps / 10).max(1)).max(1);
+    let start = std::time::Instant::now();
+    let (Trajectory { times, snapshots }, steps) = match adaptive {
+        Some(a) => {
+            let (trajectory, steps) =
+                adaptive_flow(&mut flow, &model, opts, a, save_every, progress)?;
+            (trajectory, Some(steps))
+        }
+        None => (fixed_flow(&mut flow, opts, save_every, progress)?, None),
+    };
+    let elapsed_s = start.elapsed().as_secs_f64();
+    let (mut files, traj_shape) = write_flow(&output, &flow, shape, mode, &times, &snapshots)?;
+    let twins = match law {
+        Some(law) => {
+            let solve = TwinSolve {
+                law: &law,
+                model: &model,
+                beta,
+                z0: &z0,
+                shape,
+                traj_shape: &traj_shape,
+            };
+            let twins = solve.write(&output, opts, &times, &snapshots, say)?;
+            files.extend(["infinite.npy", "distance.npy", "distance.csv"]);
+            twins
+        }
+        None => Twins::default(),
+    };
+    let sources = [
+        context.record(kept[0].as_deref()),
+        queries.record(kept[1].as_deref()),
+    ];
+    let record = record_of(opts, shape, beta, &sources, save_every, flow.kind, adaptive);
+    let provenance = provenance_of(opts, steps.as_ref(), &device, started, elapsed_s, command);
+    write_record(&output, &record, &provenance, steps.as_ref())?;
+    files.push("cfm.toml");
+    output.commit()?;
+    Ok(CfmResult {
+        shape,
+        beta,
+        times,
+        snapshots,
+        pairs_per_step: flow.pairs_per_step(opts.integrator),
+        context_final: flow.y,
+        infinite: twins.infinite,
+        distance: twins.distance,
+        distance_summary: twins.summary,
+        infinite_s: twins.infinite_s,
+        backend: flow.kind,
+        device,
+        note: flow.note,
+        elapsed_s,
+        files: files.into_iter().map(String::from).collect(),
+    })
+}
+
+/// What a flow map computes, checked before any work: the context and the queries, the
+/// sizes, the layer, the law of the twins and the adaptive tolerances.
+struct Plan<'a> {
+    context: Source<'a>,
+    queries: Source<'a>,
+    shape: LayerShape,
+    beta: f64,
+    model: Model,
+    law: Option<VmfLaw>,
+    adaptive: Option<AdaptiveOptions>,
+}
+
+/// The [`Plan`] of `opts` with the arrays `given`, or why they are refused.
+fn plan<'a>(opts: &CfmOptions, given: Given<'a>) -> Result<Plan<'a>> {
     check_sizes(opts)?;
     let context = match given.context {
         Some((shape, values)) => Source::Memory("context", shape, values),
@@ -319,47 +423,28 @@ pub fn run_with(
         weights,
         vec![beta; batch],
     );
-    // The folder is locked and checked before any work; the files read are never replaced.
-    let mut inputs: Vec<std::path::PathBuf> = [&context, &queries]
-        .into_iter()
-        .filter_map(|t| t.file().map(|p| p.to_path_buf()))
-        .collect();
-    inputs.extend(crate::model::weights::QkvSpec::parse(&opts.qkv)?.files());
-    let output = Output::open(&out.out, Kind::Cfm, out.force, &inputs)?;
-    let y0 = context.generate(batch, d, opts.layer.seed)?;
-    let z0 = queries.generate(batch, d, derived_seed(opts.layer.seed, 1))?;
-    let kept = keep_given(&output, given, [&context, &queries])?;
-    let shape = LayerShape { batch, m, n, d };
-    say(format!(
-        "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \
-         {} beta = {beta}, {} T = {} in {}",
-        mode.name(),
-        attention.name().to_uppercase(),
-        opts.integrator.name(),
-        opts.t_end,
-        match adaptive {
-            Some(a) => format!("adaptive steps (rtol {:e}, atol {:e})", a.rtol, a.atol),
-            None => format!("{} steps", opts.steps),
-        }
-    ));
-    let started = crate::output::unix_now();
-    let mut flow = Cfm::new(opts.backend.choice, &model, shape, mode, z0.clone(), y0)?;
-    if let Some(note) = &flow.note {
-        say(format!("note: {note}"));
-    }
-    let device = flow.describe();
-    say(format!("backend: {device}"));
-    let save_every = opts.save_every.unwrap_or((opts.steps / 10).max(1)).max(1);
-    let start = std::time::Instant::now();
-    let (Trajectory { times, snapshots }, steps) = match adaptive {
-        Some(a) => {
-            let (trajectory, steps) =
-                adaptive_flow(&mut flow, &model, opts, a, save_every, progress)?;
-            (trajectory, Some(steps))
-        }
-        None => (fixed_flow(&mut flow, opts, save_every, progress)?, None),
-    };
-    let elapsed_s = start.elapsed().as_secs_f64();
+    Ok(Plan {
+        context,
+        queries,
+        shape: LayerShape { batch, m, n, d },
+        beta,
+        model,
+        law,
+        adaptive,
+    })
+}
+
+/// final.npy, traj.npy, traj_t.npy and, when the context evolves, context_final.npy: the
+/// files and traj.npy's shape.
+fn write_flow(
+    output: &Output,
+    flow: &Cfm,
+    shape: LayerShape,
+    mode: ContextMode,
+    times: &[f64],
+    snapshots: &[Vec<f64>],
+) -> Result<(Vec<&'static str>, Vec<usize>)> {
+    let LayerShape { batch, m, n, d } = shape;
     let tokens_shape = |count: usize| -> Vec<usize> {
         if batch == 1 {
             vec![count, d]
@@ -372,92 +457,12 @@ pub fn run_with(
     let mut traj_shape = vec![snapshots.len()];
     traj_shape.extend(tokens_shape(m));
     npy::write(&output.path("traj.npy"), &traj_shape, &snapshots.concat())?;
-    npy::write(&output.path("traj_t.npy"), &[times.len()], &times)?;
+    npy::write(&output.path("traj_t.npy"), &[times.len()], times)?;
     if mode == ContextMode::Evolving {
         npy::write(&output.path("context_final.npy"), &tokens_shape(n), &flow.y)?;
         files.push("context_final.npy");
     }
-    let twins = match law {
-        Some(law) => {
-            let solve = TwinSolve {
-                law: &law,
-                model: &model,
-                beta,
-                z0: &z0,
-                shape,
-                traj_shape: &traj_shape,
-            };
-            let twins = solve.write(&output, opts, &times, &snapshots, say)?;
-            files.extend(["infinite.npy", "distance.npy", "distance.csv"]);
-            twins
-        }
-        None => Twins::default(),
-    };
-    let record = Record {
-        m,
-        n,
-        d,
-        context: &context.record(kept[0].as_deref()),
-        queries: &queries.record(kept[1].as_deref()),
-        context_mode: mode.name(),
-        seeds: batch,
-        seed: opts.layer.seed,
-        model: opts.layer.model.name(),
-        geometry: opts.geometry.name(),
-        qkv: &opts.qkv,
-        beta_rule: opts.layer.beta_rule.name(),
-        gamma: opts.layer.beta,
-        beta,
-        integrator: opts.integrator.name(),
-        t_end: opts.t_end,
-        steps: opts.steps,
-        save_every,
-        infinite: opts.infinite,
-        tol: opts.tol,
-        backend: flow.kind.name(),
-        rtol: adaptive.map(|a| a.rtol),
-        atol: adaptive.map(|a| a.atol),
-        h_max: adaptive.map(|a| a.h_max).filter(|h| h.is_finite()),
-    };
-    let accepted = steps.as_ref().map(|s| {
-        s.adaptive
-            .systems
-            .iter()
-            .map(|s| s.accepted)
-            .max()
-            .unwrap_or(0) as usize
-    });
-    let provenance = Provenance {
-        steps_done: Some(accepted.unwrap_or(opts.steps)),
-        t_done: Some(opts.t_end),
-        ..Provenance::finished(
-            opts.backend.choice.name(),
-            device.clone(),
-            started,
-            elapsed_s,
-            command,
-        )
-    };
-    write_record(&output, &record, &provenance, steps.as_ref())?;
-    files.push("cfm.toml");
-    output.commit()?;
-    Ok(CfmResult {
-        shape,
-        beta,
-        times,
-        snapshots,
-        pairs_per_step: flow.pairs_per_step(opts.integrator),
-        context_final: flow.y,
-        infinite: twins.infinite,
-        distance: twins.distance,
-        distance_summary: twins.summary,
-        infinite_s: twins.infinite_s,
-        backend: flow.kind,
-        device,
-        note: flow.note,
-        elapsed_s,
-        files: files.into_iter().map(String::from).collect(),
-    })
+    Ok((files, traj_shape))
 }
 
 /// Refuses sizes that leave nothing to compute.
@@ -530,6 +535,17 @@ fn twin_law(
              not a file or an array",
         )),
     }
+}
+
+/// The output folder, locked and checked before any work: the files read (`sources`, the
+/// weights) are never replaced.
+fn open_output(opts: &CfmOptions, out: &OutputOpts, sources: [&Source<'_>; 2]) -> Result<Output> {
+    let mut inputs: Vec<std::path::PathBuf> = sources
+        .into_iter()
+        .filter_map(|t| t.file().map(|p| p.to_path_buf()))
+        .collect();
+    inputs.extend(crate::model::weights::QkvSpec::parse(&opts.qkv)?.files());
+    Output::open(&out.out, Kind::Cfm, out.force, &inputs)
 }
 
 /// Arrays given in memory, kept beside the results when asked (context.npy, queries.npy):
@@ -707,6 +723,77 @@ impl TwinSolve<'_> {
             summary,
             infinite_s,
         })
+    }
+}
+
+/// What cfm.toml records besides the provenance; `sources`: what the context and the
+/// queries were.
+fn record_of<'a>(
+    opts: &'a CfmOptions,
+    shape: LayerShape,
+    beta: f64,
+    sources: &'a [String; 2],
+    save_every: usize,
+    kind: BackendChoice,
+    adaptive: Option<AdaptiveOptions>,
+) -> Record<'a> {
+    let LayerShape { batch, m, n, d } = shape;
+    let mode = opts.context_mode;
+    Record {
+        m,
+        n,
+        d,
+        context: &sources[0],
+        queries: &sources[1],
+        context_mode: mode.name(),
+        seeds: batch,
+        seed: opts.layer.seed,
+        model: opts.layer.model.name(),
+        geometry: opts.geometry.name(),
+        qkv: &opts.qkv,
+        beta_rule: opts.layer.beta_rule.name(),
+        gamma: opts.layer.beta,
+        beta,
+        integrator: opts.integrator.name(),
+        t_end: opts.t_end,
+        steps: opts.steps,
+        save_every,
+        infinite: opts.infinite,
+        tol: opts.tol,
+        backend: kind.name(),
+        rtol: adaptive.map(|a| a.rtol),
+        atol: adaptive.map(|a| a.atol),
+        h_max: adaptive.map(|a| a.h_max).filter(|h| h.is_finite()),
+    }
+}
+
+/// cfm.toml's provenance: the steps done (an adaptive pair's: the most accepted of a draw).
+fn provenance_of(
+    opts: &CfmOptions,
+    steps: Option<&StepTable>,
+    device: &str,
+    started: u64,
+    elapsed_s: f64,
+    command: &str,
+) -> Provenance {
+    let accepted = steps.map(|s| {
+        s.adaptive
+            .systems
+            .iter()
+            .map(|s| s.accepted)
+            .max()
+            .unwrap_or(0) as usize
+    });
+    Provenance {
+        steps_done: Some(accepted.unwrap_or(opts.steps)),
+        t_done: Some(opts.t_end),
+        ..Provenance::finished(
+            opts.backend.choice.name(),
+            device.to_string(),
+            started,
+            elapsed_s,
+            command,
+        )
     }
 }
 
