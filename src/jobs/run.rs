@@ -870,3 +870,90 @@ impl Trajectory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigLayer, resolve};
+    use crate::output::Kind;
+
+    /// A progress that asks for a stop once `k` steps are done (the driver reads the stop
+    /// after each step, before that step's report).
+    struct StopAfter {
+        k: u64,
+        done: u64,
+    }
+
+    impl Progress for StopAfter {
+        fn step(&mut self, done: u64) {
+            self.done = done;
+        }
+        fn interrupted(&self) -> Option<Interrupt> {
+            (self.done + 1 >= self.k).then_some(Interrupt::Int)
+        }
+    }
+
+    fn resolved(t_end: f64, steps: usize) -> Resolved {
+        let layer = ConfigLayer {
+            n: Some(24),
+            d: Some(3),
+            t_end: Some(t_end),
+            steps: Some(steps),
+            save_every: Some(5),
+            metrics_every: Some(3),
+            backend: Some(BackendChoice::Reference),
+            ..Default::default()
+        };
+        resolve(&layer).unwrap()
+    }
+
+    fn run_into(dir: &Path, r: &Resolved, progress: &mut dyn Progress, start: Start) -> RunSummary {
+        let output = Output::open(dir, Kind::Run, false, &[]).unwrap();
+        execute_from(r, output, "test", progress, start).unwrap()
+    }
+
+    fn same_files(a: &Path, b: &Path) {
+        for name in ["final.npy", "metrics.csv", "traj.npy", "traj_t.npy"] {
+            let (x, y) = (std::fs::read(a.join(name)), std::fs::read(b.join(name)));
+            assert_eq!(x.unwrap(), y.unwrap(), "{name} differs");
+        }
+    }
+
+    #[test]
+    fn a_stop_after_step_k_leaves_the_files_of_a_run_to_k_and_resumes_bit_for_bit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (whole, to_k) = (resolved(10.0, 50), resolved(4.0, 20));
+        assert_eq!(10.0 / 50.0, 4.0 / 20.0, "the same step h");
+        let stopped_dir = tmp.path().join("stopped");
+        let mut stop = StopAfter { k: 20, done: 0 };
+        let stopped = run_into(&stopped_dir, &whole, &mut stop, Start::Init);
+        assert_eq!(
+            (stopped.steps_done, stopped.interrupted),
+            (20, Some(Interrupt::Int))
+        );
+        let k_dir = tmp.path().join("to-k");
+        let ran = run_into(&k_dir, &to_k, &mut Silent, Start::Init);
+        assert_eq!((ran.steps_done, ran.interrupted), (20, None));
+        // Rows at 0, 3, ..., 18 and the stop's (the last step's) at 20; snapshots every 5th.
+        same_files(&stopped_dir, &k_dir);
+        let metrics = std::fs::read_to_string(k_dir.join("metrics.csv")).unwrap();
+        assert_eq!(metrics.lines().count(), 1 + 8);
+
+        // Resumed to the end: the run never stopped, bit for bit.
+        let state = npy::read_as::<f64>(&stopped_dir.join("final.npy"))
+            .unwrap()
+            .1;
+        let resume = Resume {
+            step: 20,
+            state,
+            dir: stopped_dir,
+            checkpoint: None,
+        };
+        let resumed_dir = tmp.path().join("resumed");
+        let resumed = run_into(&resumed_dir, &whole, &mut Silent, Start::Resume(resume));
+        assert_eq!((resumed.start_step, resumed.steps_done), (20, 50));
+        let whole_dir = tmp.path().join("whole");
+        run_into(&whole_dir, &whole, &mut Silent, Start::Init);
+        same_files(&resumed_dir, &whole_dir);
+    }
+}
