@@ -218,38 +218,6 @@ pub struct Trajectory {
     pub snapshots: Vec<Vec<f64>>,
 }
 
-impl Cfm {
-    /// Integrates `steps` steps of size h from the current state, saving the queries at the
-    /// start, every `save_every` steps and at the last step; `progress(step)` after each step
-    /// returns whether to go on (false: stop with [`crate::Error::Interrupted`]).
-    pub fn run(
-        &mut self,
-        integrator: Integrator,
-        h: f64,
-        steps: usize,
-        save_every: usize,
-        mut progress: impl FnMut(usize) -> bool,
-    ) -> Result<Trajectory> {
-        let save_every = save_every.max(1);
-        let mut times = vec![0.0];
-        let mut snapshots = vec![self.z.clone()];
-        for step in 1..=steps {
-            self.step(integrator, h)?;
-            if step % save_every == 0 || step == steps {
-                times.push(step as f64 * h);
-                snapshots.push(self.z.clone());
-            }
-            if !progress(step) && step < steps {
-                return Err(crate::Error::Interrupted(format!(
-                    "the flow map stopped at step {step} of {steps} on request; nothing was \
-                     written (a flow map is not resumable: run it again)"
-                )));
-            }
-        }
-        Ok(Trajectory { times, snapshots })
-    }
-}
-
 /// The infinite-context twins (docs/model.md §4) of the initial queries z0 [batch, m, d] of a
 /// flow with one head against a context drawn from `law`, at each of `times`:
 /// [times, batch * m, d], solved by the adaptive DOP853 engine to `tol`.

@@ -579,19 +579,34 @@ fn keep_given(
     Ok(kept)
 }
 
-/// The flow with a fixed-step integrator, driven by the one step driver: the queries at the
-/// start, every `save_every` steps and at the last step. A stop before the last step writes
-/// nothing ([`crate::Error::Interrupted`]).
+/// The flow with a fixed-step --integrator: the queries at the start, every `save_every`
+/// steps and at the last step.
 fn fixed_flow(
     flow: &mut Cfm,
     opts: &CfmOptions,
     save_every: usize,
     progress: &mut dyn Progress,
 ) -> Result<Trajectory> {
+    let h = opts.t_end / opts.steps as f64;
+    fixed_steps(flow, opts.integrator, h, opts.steps, save_every, progress)
+}
+
+/// Integrates `steps` steps of size h from the flow's current state on the one step driver
+/// (the queries checked after every step), saving the queries at the start, every
+/// `save_every` steps and at the last step. A stop asked for before the last step writes
+/// nothing ([`crate::Error::Interrupted`]: a flow map is not resumable).
+pub fn fixed_steps(
+    flow: &mut Cfm,
+    integrator: Integrator,
+    h: f64,
+    steps: usize,
+    save_every: usize,
+    progress: &mut dyn Progress,
+) -> Result<Trajectory> {
     let mut fixed = FixedFlow {
         flow,
-        integrator: opts.integrator,
-        h: opts.t_end / opts.steps as f64,
+        integrator,
+        h,
         trajectory: Trajectory {
             times: vec![0.0],
             snapshots: Vec::new(),
@@ -600,18 +615,18 @@ fn fixed_flow(
     fixed.trajectory.snapshots.push(fixed.flow.z.clone());
     let schedule = Schedule {
         first: 0,
-        steps: opts.steps,
+        steps,
         metrics_every: 0,
-        saves: Saves::Every(save_every),
+        saves: Saves::Every(save_every.max(1)),
         checkpoint_every: Some(0),
         check_every_step: true,
     };
     let driven = drive(&schedule, progress, &mut fixed)?;
-    if driven.interrupted.is_some() && driven.steps_done < opts.steps {
+    if driven.interrupted.is_some() && driven.steps_done < steps {
         return Err(crate::Error::Interrupted(format!(
-            "the flow map stopped at step {} of {} on request; nothing was written (a flow \
-             map is not resumable: run it again)",
-            driven.steps_done, opts.steps
+            "the flow map stopped at step {} of {steps} on request; nothing was written (a \
+             flow map is not resumable: run it again)",
+            driven.steps_done
         )));
     }
     Ok(fixed.trajectory)
