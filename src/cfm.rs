@@ -129,6 +129,12 @@ impl Cfm {
     /// stage (and the context's own field when it evolves); the end of the step renormalises
     /// on the sphere.
     pub fn step(&mut self, integrator: Integrator, h: f64) -> Result<()> {
+        self.advance(integrator, h)?;
+        self.check_finite(integrator, h)
+    }
+
+    /// [`Cfm::step`] without the check of the queries.
+    pub fn advance(&mut self, integrator: Integrator, h: f64) -> Result<()> {
         let stepper = Stepper::new(&self.model, integrator)?;
         if self.kz.len() != stepper.tableau().stages() {
             stepper.prepare(self)?;
@@ -136,12 +142,18 @@ impl Cfm {
         let layer = self.layer;
         stepper.step(self, h, layer)?;
         self.layer += 1;
+        Ok(())
+    }
+
+    /// Fails with [`crate::Error::NonFinite`], naming the step and the likely cause, when a
+    /// query is NaN or infinite after the last step (of size h).
+    pub fn check_finite(&self, integrator: Integrator, h: f64) -> Result<()> {
         if let Some(i) = self.z.iter().position(|v| !v.is_finite()) {
             return Err(crate::error::Error::NonFinite(format!(
                 "query coordinate {i} became {} in step {} (t = {} to {}): {}",
                 self.z[i],
                 self.layer,
-                (self.layer - 1) as f64 * h,
+                self.layer.saturating_sub(1) as f64 * h,
                 self.layer as f64 * h,
                 self.blow_up_cause(integrator, h)
             )));
@@ -204,38 +216,6 @@ impl Cfm {
 pub struct Trajectory {
     pub times: Vec<f64>,
     pub snapshots: Vec<Vec<f64>>,
-}
-
-impl Cfm {
-    /// Integrates `steps` steps of size h from the current state, saving the queries at the
-    /// start, every `save_every` steps and at the last step; `progress(step)` after each step
-    /// returns whether to go on (false: stop with [`crate::Error::Interrupted`]).
-    pub fn run(
-        &mut self,
-        integrator: Integrator,
-        h: f64,
-        steps: usize,
-        save_every: usize,
-        mut progress: impl FnMut(usize) -> bool,
-    ) -> Result<Trajectory> {
-        let save_every = save_every.max(1);
-        let mut times = vec![0.0];
-        let mut snapshots = vec![self.z.clone()];
-        for step in 1..=steps {
-            self.step(integrator, h)?;
-            if step % save_every == 0 || step == steps {
-                times.push(step as f64 * h);
-                snapshots.push(self.z.clone());
-            }
-            if !progress(step) && step < steps {
-                return Err(crate::Error::Interrupted(format!(
-                    "the flow map stopped at step {step} of {steps} on request; nothing was \
-                     written (a flow map is not resumable: run it again)"
-                )));
-            }
-        }
-        Ok(Trajectory { times, snapshots })
-    }
 }
 
 /// The infinite-context twins (docs/model.md §4) of the initial queries z0 [batch, m, d] of a

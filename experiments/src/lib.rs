@@ -38,8 +38,10 @@ use attnflow::config::BackendChoice;
 use attnflow::error::{Result, file_error, input};
 use attnflow::figures;
 use attnflow::integrate::{Backend, Integrator};
+use attnflow::jobs::driver::{self, StepLoop as _};
 use attnflow::model::{Model, Shape};
 use attnflow::output::{Kind, Output};
+use attnflow::run::Progress;
 
 /// One study: its name on the command line, its parameters (the quick or default size, each
 /// settable with `--set KEY=VALUE`), its deliberate errors (`--mutate`) and its `run`.
@@ -754,7 +756,8 @@ pub fn backend(
 }
 
 /// Integrates `steps` steps of size h from x0 and calls `observe(step, state)` at step 0 and
-/// after every step listed in `at` (sorted). Returns the final state.
+/// after every step listed in `at` (sorted). Returns the final state. The loop is the one step
+/// driver's (`attnflow::jobs::driver`): the state is read and checked at the steps listed.
 #[allow(clippy::too_many_arguments)]
 pub fn simulate(
     setup: &Setup,
@@ -767,43 +770,110 @@ pub fn simulate(
     at: &[usize],
     mut observe: impl FnMut(usize, &[f64]),
 ) -> Result<Vec<f64>> {
-    let mut b = backend(setup, report, model, shape, x0)?;
+    let b = backend(setup, report, model, shape, x0)?;
     let stepper = attnflow::integrate::Stepper::new(model, integrator)?;
-    stepper.prepare(b.as_mut())?;
-    observe(0, x0);
-    let mut done = 0usize;
-    let mut state = x0.to_vec();
-    let total = at.last().copied().unwrap_or(0);
-    let started = std::time::Instant::now();
-    let mut next_report = total / 10;
-    for &target in at {
-        while done < target {
-            stepper.step(b.as_mut(), h, done as u32)?;
-            done += 1;
-            // Progress on long runs: a line at every tenth of the steps.
-            if setup.progress && total >= 100 && done >= next_report && done < total {
-                let elapsed = started.elapsed().as_secs_f64();
-                // Only runs longer than a few seconds are worth the lines.
-                if elapsed > 3.0 {
-                    setup.say(&format!(
-                        "step {done}/{total} ({:.0}%), {elapsed:.1} s, eta {:.1} s",
-                        100.0 * done as f64 / total as f64,
-                        elapsed * (total - done) as f64 / done as f64
-                    ));
-                }
-                next_report += total / 10;
-            }
-        }
-        state = b.read_state()?.to_f64();
-        if let Some(i) = state.iter().position(|v| !v.is_finite()) {
+    let mut sim = Simulation {
+        backend: b,
+        stepper,
+        h,
+        at,
+        state: x0.to_vec(),
+        observe: &mut observe,
+    };
+    sim.stepper.prepare(sim.backend.as_mut())?;
+    (sim.observe)(0, x0);
+    // Step 0 listed: the state as the backend holds it, before any step.
+    for _ in at.iter().take_while(|&&s| s == 0) {
+        sim.check_finite(0, 0)?;
+        (sim.observe)(0, &sim.state);
+    }
+    let schedule = driver::Schedule {
+        first: 0,
+        steps: at.last().copied().unwrap_or(0),
+        metrics_every: 0,
+        saves: driver::Saves::At(at),
+        checkpoint_every: Some(0),
+        check_every_step: false,
+    };
+    let mut lines = Lines {
+        setup,
+        total: 0,
+        next_report: 0,
+        started: std::time::Instant::now(),
+    };
+    driver::drive(&schedule, &mut lines, &mut sim)?;
+    Ok(sim.state)
+}
+
+/// A simulation in progress: the state read at the last step listed.
+struct Simulation<'a> {
+    backend: Box<dyn Backend>,
+    stepper: attnflow::integrate::Stepper,
+    h: f64,
+    at: &'a [usize],
+    state: Vec<f64>,
+    observe: &'a mut dyn FnMut(usize, &[f64]),
+}
+
+impl driver::StepLoop for Simulation<'_> {
+    fn step(&mut self, step: usize) -> Result<()> {
+        self.stepper
+            .step(self.backend.as_mut(), self.h, (step - 1) as u32)
+    }
+
+    fn check_finite(&mut self, _checked: usize, step: usize) -> Result<()> {
+        self.state = self.backend.read_state()?.to_f64();
+        if let Some(i) = self.state.iter().position(|v| !v.is_finite()) {
             return Err(attnflow::error::Error::NonFinite(format!(
-                "coordinate {i} became {} by step {done}",
-                state[i]
+                "coordinate {i} became {} by step {step}",
+                self.state[i]
             )));
         }
-        observe(done, &state);
+        Ok(())
     }
-    Ok(state)
+
+    fn observe(&mut self, at: &driver::Boundary) -> Result<()> {
+        if at.snapshot {
+            // A step listed twice is observed twice.
+            for _ in self.at.iter().filter(|&&s| s == at.step) {
+                (self.observe)(at.step, &self.state);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Progress on long simulations: a line at every tenth of the steps, once they take more
+/// than a few seconds.
+struct Lines<'a> {
+    setup: &'a Setup,
+    total: usize,
+    next_report: usize,
+    started: std::time::Instant,
+}
+
+impl Progress for Lines<'_> {
+    fn start(&mut self, total: u64) {
+        self.total = total as usize;
+        self.next_report = self.total / 10;
+        self.started = std::time::Instant::now();
+    }
+
+    fn step(&mut self, done: u64) {
+        let (done, total) = (done as usize, self.total);
+        if self.setup.progress && total >= 100 && done >= self.next_report && done < total {
+            let elapsed = self.started.elapsed().as_secs_f64();
+            // Only runs longer than a few seconds are worth the lines.
+            if elapsed > 3.0 {
+                self.setup.say(&format!(
+                    "step {done}/{total} ({:.0}%), {elapsed:.1} s, eta {:.1} s",
+                    100.0 * done as f64 / total as f64,
+                    elapsed * (total - done) as f64 / done as f64
+                ));
+            }
+            self.next_report += total / 10;
+        }
+    }
 }
 
 /// `count` step indices from 1 to `steps`, spaced evenly in log(step) (distinct, sorted,

@@ -17,9 +17,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{
-    CHECKPOINT_INTERVAL_S, Checkpoint, Resume, checkpoint_files, checkpoint_table,
-    commit_checkpoint, outputs_table,
+    Checkpoint, Resume, RunRecord, checkpoint_table, commit_checkpoint, commit_outputs,
+    outputs_table,
 };
+use super::driver::{Checkpoints, with_progress};
 use super::report::{Interrupt, Progress, RunSummary, pairs_per_eval};
 use crate::config::{Resolved, RunConfig, parse_times};
 use crate::csv::CsvWriter;
@@ -29,7 +30,7 @@ use crate::integrate::{Backend, Tokens};
 use crate::model::observables::{Metrics, summarise};
 use crate::model::{Model, Shape};
 use crate::npy;
-use crate::output::{Output, Provenance};
+use crate::output::Output;
 
 const HEADER: &str = "step,t,system,beta,energy,mean_cos,min_cos,log_energy";
 
@@ -416,6 +417,15 @@ fn write_state(path: &Path, frame: &[usize], backend: &mut dyn Backend) -> Resul
     }
 }
 
+/// The time the ensemble reached: its slowest system's.
+fn t_reached(stepper: &AdaptiveStepper) -> f64 {
+    stepper
+        .systems()
+        .iter()
+        .map(|s| s.t)
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// Runs a resolved configuration whose integrator is adaptive, from state `x0` (a resumed
 /// run's state, with `resume`).
 pub(super) fn execute(
@@ -428,14 +438,12 @@ pub(super) fn execute(
 ) -> Result<RunSummary> {
     let Resolved { shape, model, .. } = resolved;
     let shape = *shape;
-    let mut config = resolved.config.clone();
+    let config = &resolved.config;
     let opts = config.adaptive_options().expect("an adaptive integrator");
-    let t_end = config.t_end;
-    let times = Times::of(&config)?;
-    let len = shape.len();
+    let times = Times::of(config)?;
     let saved = resume
         .as_ref()
-        .map(|r| read_resume(r, &times, len))
+        .map(|r| read_resume(r, &times, shape.len()))
         .transpose()?;
 
     let chosen = crate::backend::build_dynamics(config.backend, model, shape, &x0)?;
@@ -445,10 +453,8 @@ pub(super) fn execute(
         kind,
         note,
     } = chosen;
-    let requested = config.backend;
-    config.backend = kind;
-    let started = crate::output::unix_now();
-    let device = backend.describe();
+    let resumed_from = resume.as_ref().map(|r| r.step);
+    let record = RunRecord::new(config, kind, command, resumed_from, backend.describe());
     let mut stepper = AdaptiveStepper::new(model, shape, config.integrator, opts)?;
     stepper.prepare(backend.as_mut())?;
     let mut cursor = Cursor::default();
@@ -473,76 +479,113 @@ pub(super) fn execute(
         files.initial = metrics_of(model, shape, &backend.pair_stats()?);
         files.last = files.initial.clone();
     }
-    let record_text = |status: String, attempts: usize, t_done: f64, elapsed_s: f64| {
-        let provenance = Provenance {
-            status,
-            steps_done: Some(attempts),
-            t_done: Some(t_done),
-            resumed_from_step: resume.as_ref().map(|r| r.step),
-            ..Provenance::finished(
-                requested.name(),
-                device.clone(),
-                started,
-                elapsed_s,
-                command,
-            )
-        };
-        crate::output::record_toml(&config, &provenance)
+    let mut run = Adaptive {
+        backend: backend.as_mut(),
+        stepper,
+        cursor,
+        files,
+        times: &times,
+        model,
+        shape,
+        frame,
+        out: &out,
+        record: &record,
+        clock: Instant::now(),
     };
-    let t_reached = |stepper: &AdaptiveStepper| {
-        stepper
-            .systems()
-            .iter()
-            .map(|s| s.t)
-            .fold(f64::INFINITY, f64::min)
-    };
+    let (total, done) = (times.all.len() as u64, run.cursor.next as u64);
+    run.clock = Instant::now();
+    let interrupted = with_progress(progress, total, done, |progress| run.advance(progress))?;
+    let elapsed_s = run.clock.elapsed().as_secs_f64();
+    let ended = run.finish(interrupted, elapsed_s)?;
+    let written = commit_outputs(out)?;
+    let pairs = pairs_per_eval(model, shape) * ended.evaluations as f64;
+    Ok(RunSummary {
+        backend: record.device,
+        kind,
+        note,
+        elapsed_s,
+        pairs_per_second: pairs / elapsed_s.max(1e-12),
+        dynamics_s: elapsed_s - ended.metrics_s,
+        metrics_s: ended.metrics_s,
+        start_step: first_attempt,
+        steps_done: ended.attempts,
+        t_done: ended.t_done,
+        interrupted,
+        initial: ended.initial,
+        last: ended.last,
+        files: written,
+    })
+}
 
-    progress.start(times.all.len() as u64);
-    progress.step(cursor.next as u64);
-    let clock = Instant::now();
-    let mut last_checkpoint = Instant::now();
-    let mut interrupted: Option<Interrupt> = None;
-    loop {
-        let mut stop = None;
-        let finished = stepper.advance_until(
-            backend.as_mut(),
-            t_end,
-            &times.all,
-            &mut cursor,
-            &mut |j, x| files.output(model, shape, &times, j, x),
-            &mut |attempts, emitted| {
-                progress.step(emitted as u64);
-                stop = progress.interrupted();
-                stop.is_some()
-                    || match config.checkpoint_every {
-                        Some(0) => false,
-                        Some(k) => attempts.is_multiple_of(k as u64),
-                        None => last_checkpoint.elapsed().as_secs_f64() >= CHECKPOINT_INTERVAL_S,
-                    }
-            },
-        );
-        let finished = match finished {
-            Ok(f) => f,
-            Err(e) => {
-                progress.finish();
-                return Err(e);
+/// What an adaptive run's end reports: the time reached, the step attempts, the most field
+/// evaluations of a system, and the observables (first and last rows, their seconds).
+struct Ended {
+    t_done: f64,
+    attempts: usize,
+    evaluations: u64,
+    initial: Vec<Metrics>,
+    last: Vec<Metrics>,
+    metrics_s: f64,
+}
+
+/// An adaptive run in progress: the backend and its stepper, the outputs handed out
+/// ([`Cursor`]) and the files they go to.
+struct Adaptive<'a> {
+    backend: &'a mut dyn Backend,
+    stepper: AdaptiveStepper,
+    cursor: Cursor,
+    files: Files,
+    times: &'a Times,
+    model: &'a Model,
+    shape: Shape,
+    frame: Vec<usize>,
+    out: &'a Output,
+    record: &'a RunRecord<'a>,
+    clock: Instant,
+}
+
+impl Adaptive<'_> {
+    /// Steps to the end, or to a stop asked for (returned), with checkpoints on the way at
+    /// the cadence of the driver's [`Checkpoints`].
+    fn advance(&mut self, progress: &mut dyn Progress) -> Result<Option<Interrupt>> {
+        let mut checkpoints = Checkpoints::new(self.record.config.checkpoint_every);
+        let (model, shape, times) = (self.model, self.shape, self.times);
+        loop {
+            let mut stop = None;
+            let files = &mut self.files;
+            let finished = self.stepper.advance_until(
+                self.backend,
+                self.record.config.t_end,
+                &times.all,
+                &mut self.cursor,
+                &mut |j, x| files.output(model, shape, times, j, x),
+                &mut |attempts, emitted| {
+                    progress.step(emitted as u64);
+                    stop = progress.interrupted();
+                    stop.is_some() || checkpoints.due(attempts)
+                },
+            )?;
+            if finished {
+                return Ok(None);
             }
-        };
-        if finished {
-            break;
+            if stop.is_some() {
+                return Ok(stop);
+            }
+            self.checkpoint()?;
+            checkpoints.written();
         }
-        if stop.is_some() {
-            interrupted = stop;
-            break;
-        }
-        // A checkpoint: the files up to here, the state, the partial outputs, then the record.
-        let (metrics_bytes, metrics_sha256, frames, traj_bytes, traj_sha256) = files.covered()?;
-        let step = cursor.attempts as usize;
+    }
+
+    /// A checkpoint: the files up to here, the state, the partial outputs, then the record.
+    fn checkpoint(&mut self) -> Result<()> {
+        let (metrics_bytes, metrics_sha256, frames, traj_bytes, traj_sha256) =
+            self.files.covered()?;
+        let step = self.cursor.attempts as usize;
         let state = format!(".checkpoint-{step}.npy");
-        let state_path = out.path(&state);
-        write_state(&state_path, &frame, backend.as_mut())?;
+        let state_path = self.out.path(&state);
+        write_state(&state_path, &self.frame, self.backend)?;
         let partial = format!(".checkpoint-{step}-partial.npy");
-        let resume_state = write_partial(&out, &partial, &cursor, &stepper)?;
+        let resume_state = write_partial(self.out, &partial, &self.cursor, &self.stepper)?;
         let checkpoint = Checkpoint {
             step,
             state,
@@ -555,100 +598,93 @@ pub(super) fn execute(
             frames,
             traj_bytes,
             traj_sha256,
-            times: times.save[..frames].to_vec(),
+            times: self.times.save[..frames].to_vec(),
         };
-        let t = t_reached(&stepper);
-        let mut text = record_text(
+        let t = t_reached(&self.stepper);
+        let mut text = self.record.text(
             format!("interrupted at t = {t} ({step} step attempts)"),
             step,
             t,
-            clock.elapsed().as_secs_f64(),
+            self.clock.elapsed().as_secs_f64(),
         )?;
         text.push('\n');
         text.push_str(&checkpoint_table(&checkpoint)?);
         text.push('\n');
-        text.push_str(&adaptive_table(&stepper, Some(&resume_state))?);
+        text.push_str(&adaptive_table(&self.stepper, Some(&resume_state))?);
         let mut names = vec![checkpoint.state.as_str()];
         if resume_state.partial_file.is_some() {
             names.push(partial.as_str());
         }
-        commit_checkpoint(&out, &names, text)?;
-        last_checkpoint = Instant::now();
+        commit_checkpoint(self.out, &names, text)
     }
-    progress.finish();
-    let elapsed_s = clock.elapsed().as_secs_f64();
 
-    write_state(&out.path("final.npy"), &frame, backend.as_mut())?;
-    let frames = files.traj.as_ref().map_or(0, |t| t.frames());
-    if let Some(t) = files.traj.take() {
-        t.finish()?;
-        npy::write(&out.path("traj_t.npy"), &[frames], &times.save[..frames])?;
-    }
-    let Files {
-        metrics,
-        initial,
-        last,
-        metrics_s,
-        ..
-    } = files;
-    metrics.finish()?;
-    let attempts = cursor.attempts as usize;
-    let (status, t_done, state) = match interrupted {
-        Some(_) => {
-            let t = t_reached(&stepper);
-            let state = write_partial(&out, "partial.npy", &cursor, &stepper)?;
-            (
-                format!("interrupted at t = {t} ({attempts} step attempts)"),
-                t,
-                Some(state),
-            )
+    /// The output files of a run that ended (stopped, with `interrupted`): final.npy,
+    /// traj.npy and traj_t.npy, metrics.csv, partial.npy of a stopped run, and run.toml.
+    fn finish(self, interrupted: Option<Interrupt>, elapsed_s: f64) -> Result<Ended> {
+        let out = self.out;
+        write_state(&out.path("final.npy"), &self.frame, self.backend)?;
+        let Files {
+            metrics,
+            traj,
+            initial,
+            last,
+            metrics_s,
+            ..
+        } = self.files;
+        let frames = traj.as_ref().map_or(0, |t| t.frames());
+        if let Some(t) = traj {
+            t.finish()?;
+            npy::write(
+                &out.path("traj_t.npy"),
+                &[frames],
+                &self.times.save[..frames],
+            )?;
         }
-        None => ("finished".to_string(), t_end, None),
-    };
-    let mut text = record_text(status, attempts, t_done, elapsed_s)?;
-    text.push('\n');
-    text.push_str(&outputs_table(
-        &out,
-        attempts,
-        &[
-            "final.npy",
-            "metrics.csv",
-            "partial.npy",
-            "traj.npy",
-            "traj_t.npy",
-        ],
-    )?);
-    text.push('\n');
-    text.push_str(&adaptive_table(&stepper, state.as_ref())?);
-    let path = out.path("run.toml");
-    std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
-    // The checkpoint's files are not results.
-    for name in checkpoint_files(out.staging()) {
-        let _ = std::fs::remove_file(out.staging().join(name));
+        metrics.finish()?;
+        let attempts = self.cursor.attempts as usize;
+        let (status, t_done, state) = match interrupted {
+            Some(_) => {
+                let t = t_reached(&self.stepper);
+                let state = write_partial(out, "partial.npy", &self.cursor, &self.stepper)?;
+                (
+                    format!("interrupted at t = {t} ({attempts} step attempts)"),
+                    t,
+                    Some(state),
+                )
+            }
+            None => ("finished".to_string(), self.record.config.t_end, None),
+        };
+        let mut text = self.record.text(status, attempts, t_done, elapsed_s)?;
+        text.push('\n');
+        text.push_str(&outputs_table(
+            out,
+            attempts,
+            &[
+                "final.npy",
+                "metrics.csv",
+                "partial.npy",
+                "traj.npy",
+                "traj_t.npy",
+            ],
+        )?);
+        text.push('\n');
+        text.push_str(&adaptive_table(&self.stepper, state.as_ref())?);
+        let path = out.path("run.toml");
+        std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
+        let evaluations: u64 = self
+            .stepper
+            .systems()
+            .iter()
+            .map(|s| s.stats.evaluations)
+            .max()
+            .unwrap_or(0);
+        Ok(Ended {
+            t_done,
+            attempts,
+            evaluations,
+            initial,
+            last,
+            metrics_s,
+        })
     }
-    let dir = out.dir().to_path_buf();
-    let written = out.commit()?.iter().map(|f| dir.join(f)).collect();
-    let evaluations: u64 = stepper
-        .systems()
-        .iter()
-        .map(|s| s.stats.evaluations)
-        .max()
-        .unwrap_or(0);
-    let pairs = pairs_per_eval(model, shape) * evaluations as f64;
-    Ok(RunSummary {
-        backend: device,
-        kind,
-        note,
-        elapsed_s,
-        pairs_per_second: pairs / elapsed_s.max(1e-12),
-        dynamics_s: elapsed_s - metrics_s,
-        metrics_s,
-        start_step: first_attempt,
-        steps_done: attempts,
-        t_done,
-        interrupted,
-        initial,
-        last,
-        files: written,
-    })
 }

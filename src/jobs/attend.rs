@@ -109,30 +109,8 @@ pub fn run(
         .as_deref()
         .map(|q| TokenSource::parse(q, "--queries"))
         .transpose()?;
-    let (n, d) = keys.size(opts.d.unwrap_or(3))?;
-    let (m, dq) = match &queries {
-        Some(q) => q.size(d)?,
-        None => (n, d),
-    };
-    if dq != d {
-        return Err(input(format!(
-            "the queries have d = {dq} but the keys have d = {d}"
-        )));
-    }
-    if opts.top_k > n {
-        return Err(input(format!(
-            "--top-k {} exceeds the number of keys n = {n}",
-            opts.top_k
-        )));
-    }
-    // Keys, queries and outputs in f64 (and their f32 copies), the d x d weights.
     let batch = opts.layer.seeds;
-    crate::limits::ensure_layer_memory("attend", batch, n, m, d, 24)?;
-    if let Some(dd) = opts.d
-        && dd != d
-    {
-        return Err(input(format!("--d {dd} but the keys file holds d = {d}")));
-    }
+    let (n, m, d) = check_sizes(opts, &keys, queries.as_ref())?;
     let layer = attend::one_layer("attend", &opts.layer, &opts.qkv, n, d)?;
     // The folder is locked and checked before any work; the files read are never replaced.
     let mut inputs: Vec<std::path::PathBuf> = [Some(&keys), queries.as_ref()]
@@ -164,23 +142,7 @@ pub fn run(
     ));
     let started = crate::output::unix_now();
     let mut result = evaluate(&layer, opts, shape, &y, &z, say)?;
-    let shape_out: Vec<usize> = if batch == 1 {
-        vec![m, d]
-    } else {
-        vec![batch, m, d]
-    };
-    let path = output.path("outputs.npy");
-    if result.f64 {
-        npy::write(&path, &shape_out, &result.outputs)?;
-    } else {
-        let a32: Vec<f32> = result.outputs.iter().map(|&v| v as f32).collect();
-        npy::write(&path, &shape_out, &a32)?;
-    }
-    result.files.push("outputs.npy".into());
-    if let Some(rows) = &result.stats {
-        write_stats(&output.path("stats.csv"), rows, m, opts.top_k)?;
-        result.files.push("stats.csv".into());
-    }
+    write_outputs(&output, &mut result, shape, opts.top_k)?;
     let record = Record {
         keys: keys.to_config_string(),
         queries: queries
@@ -211,6 +173,66 @@ pub fn run(
     result.files.push("attend.toml".into());
     output.commit()?;
     Ok(result)
+}
+
+/// The sizes of keys and queries (n, m, d), or why they are refused.
+fn check_sizes(
+    opts: &AttendOptions,
+    keys: &TokenSource,
+    queries: Option<&TokenSource>,
+) -> Result<(usize, usize, usize)> {
+    let (n, d) = keys.size(opts.d.unwrap_or(3))?;
+    let (m, dq) = match queries {
+        Some(q) => q.size(d)?,
+        None => (n, d),
+    };
+    if dq != d {
+        return Err(input(format!(
+            "the queries have d = {dq} but the keys have d = {d}"
+        )));
+    }
+    if opts.top_k > n {
+        return Err(input(format!(
+            "--top-k {} exceeds the number of keys n = {n}",
+            opts.top_k
+        )));
+    }
+    // Keys, queries and outputs in f64 (and their f32 copies), the d x d weights.
+    crate::limits::ensure_layer_memory("attend", opts.layer.seeds, n, m, d, 24)?;
+    if let Some(dd) = opts.d
+        && dd != d
+    {
+        return Err(input(format!("--d {dd} but the keys file holds d = {d}")));
+    }
+    Ok((n, m, d))
+}
+
+/// outputs.npy (in the backend's precision) and stats.csv, named in `result.files`.
+fn write_outputs(
+    output: &Output,
+    result: &mut AttendResult,
+    shape: LayerShape,
+    top_k: usize,
+) -> Result<()> {
+    let LayerShape { batch, m, d, .. } = shape;
+    let shape_out: Vec<usize> = if batch == 1 {
+        vec![m, d]
+    } else {
+        vec![batch, m, d]
+    };
+    let path = output.path("outputs.npy");
+    if result.f64 {
+        npy::write(&path, &shape_out, &result.outputs)?;
+    } else {
+        let a32: Vec<f32> = result.outputs.iter().map(|&v| v as f32).collect();
+        npy::write(&path, &shape_out, &a32)?;
+    }
+    result.files.push("outputs.npy".into());
+    if let Some(rows) = &result.stats {
+        write_stats(&output.path("stats.csv"), rows, m, top_k)?;
+        result.files.push("stats.csv".into());
+    }
+    Ok(())
 }
 
 /// The layer on keys `y` and queries `z` (both [batch, *, d], f64) with its statistics: the

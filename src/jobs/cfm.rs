@@ -22,6 +22,8 @@ use crate::options::{BackendOpt, LayerOpts, OutputOpts};
 use crate::output::{Kind, Output, Provenance};
 use crate::run::Progress;
 
+use super::driver::{Boundary, Saves, Schedule, StepLoop, drive, with_progress};
+
 /// Everything `attnflow cfm` takes but the output folder.
 #[derive(Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CfmOptions {
@@ -263,28 +265,111 @@ pub fn run_with(
     progress: &mut dyn Progress,
     given: Given<'_>,
 ) -> Result<CfmResult> {
-    if opts.layer.seeds == 0 {
-        return Err(input("--seeds must be at least 1"));
+    let Plan {
+        context,
+        queries,
+        shape,
+        beta,
+        model,
+        law,
+        adaptive,
+    } = plan(opts, given)?;
+    let LayerShape { batch, m, n, d } = shape;
+    let (attention, mode) = (model.attention, opts.context_mode);
+    let output = open_output(opts, out, [&context, &queries])?;
+    let y0 = context.generate(batch, d, opts.layer.seed)?;
+    let z0 = queries.generate(batch, d, derived_seed(opts.layer.seed, 1))?;
+    let kept = keep_given(&output, given, [&context, &queries])?;
+    say(format!(
+        "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \
+         {} beta = {beta}, {} T = {} in {}",
+        mode.name(),
+        attention.name().to_uppercase(),
+        opts.integrator.name(),
+        opts.t_end,
+        match adaptive {
+            Some(a) => format!("adaptive steps (rtol {:e}, atol {:e})", a.rtol, a.atol),
+            None => format!("{} steps", opts.steps),
+        }
+    ));
+    let started = crate::output::unix_now();
+    let mut flow = Cfm::new(opts.backend.choice, &model, shape, mode, z0.clone(), y0)?;
+    if let Some(note) = &flow.note {
+        say(format!("note: {note}"));
     }
-    if opts.steps == 0 {
-        return Err(input("steps must be at least 1"));
-    }
-    if !opts.t_end.is_finite() || opts.t_end <= 0.0 {
-        return Err(input(format!(
-            "t-end must be a finite number > 0, got {}",
-            opts.t_end
-        )));
-    }
-    if opts.m == 0 {
-        return Err(input(
-            "m = 0: a contextual flow map needs at least one query",
-        ));
-    }
-    if opts.n == 0 {
-        return Err(input(
-            "n = 0: a contextual flow map needs at least one context token",
-        ));
-    }
+    let device = flow.describe();
+    say(format!("backend: {device}"));
+    let save_every = opts.save_every.unwrap_or((opts.steps / 10).max(1)).max(1);
+    let start = std::time::Instant::now();
+    let (Trajectory { times, snapshots }, steps) = match adaptive {
+        Some(a) => {
+            let (trajectory, steps) =
+                adaptive_flow(&mut flow, &model, opts, a, save_every, progress)?;
+            (trajectory, Some(steps))
+        }
+        None => (fixed_flow(&mut flow, opts, save_every, progress)?, None),
+    };
+    let elapsed_s = start.elapsed().as_secs_f64();
+    let (mut files, traj_shape) = write_flow(&output, &flow, shape, mode, &times, &snapshots)?;
+    let twins = match law {
+        Some(law) => {
+            let solve = TwinSolve {
+                law: &law,
+                model: &model,
+                beta,
+                z0: &z0,
+                shape,
+                traj_shape: &traj_shape,
+            };
+            let twins = solve.write(&output, opts, &times, &snapshots, say)?;
+            files.extend(["infinite.npy", "distance.npy", "distance.csv"]);
+            twins
+        }
+        None => Twins::default(),
+    };
+    let sources = [
+        context.record(kept[0].as_deref()),
+        queries.record(kept[1].as_deref()),
+    ];
+    let record = record_of(opts, shape, beta, &sources, save_every, flow.kind, adaptive);
+    let provenance = provenance_of(opts, steps.as_ref(), &device, started, elapsed_s, command);
+    write_record(&output, &record, &provenance, steps.as_ref())?;
+    files.push("cfm.toml");
+    output.commit()?;
+    Ok(CfmResult {
+        shape,
+        beta,
+        times,
+        snapshots,
+        pairs_per_step: flow.pairs_per_step(opts.integrator),
+        context_final: flow.y,
+        infinite: twins.infinite,
+        distance: twins.distance,
+        distance_summary: twins.summary,
+        infinite_s: twins.infinite_s,
+        backend: flow.kind,
+        device,
+        note: flow.note,
+        elapsed_s,
+        files: files.into_iter().map(String::from).collect(),
+    })
+}
+
+/// What a flow map computes, checked before any work: the context and the queries, the
+/// sizes, the layer, the law of the twins and the adaptive tolerances.
+struct Plan<'a> {
+    context: Source<'a>,
+    queries: Source<'a>,
+    shape: LayerShape,
+    beta: f64,
+    model: Model,
+    law: Option<VmfLaw>,
+    adaptive: Option<AdaptiveOptions>,
+}
+
+/// The [`Plan`] of `opts` with the arrays `given`, or why they are refused.
+fn plan<'a>(opts: &CfmOptions, given: Given<'a>) -> Result<Plan<'a>> {
+    check_sizes(opts)?;
     let context = match given.context {
         Some((shape, values)) => Source::Memory("context", shape, values),
         None => Source::Spec(tokens(&opts.context, opts.n, "--context")?),
@@ -308,47 +393,14 @@ pub fn run_with(
         attention,
         weights,
     } = crate::attend::one_layer("cfm", &opts.layer, &opts.qkv, n, d)?;
-    let (geometry, mode) = (opts.geometry, opts.context_mode);
+    let mode = opts.context_mode;
     if d < 2 {
         return Err(input(format!(
             "d = {d} is too small: tokens live in R^d with d >= 2"
         )));
     }
     // The population law of the context, for the infinite-context twin.
-    let law = if opts.infinite {
-        if mode != ContextMode::Frozen || attention != Attention::Sa || geometry != Geometry::Sphere
-        {
-            return Err(input(
-                "--infinite solves the frozen-context SA flow on the sphere: use \
-                 --context-mode frozen --model sa --geometry sphere",
-            ));
-        }
-        match &context {
-            Source::Spec(TokenSource::Law {
-                law: InitSpec::Uniform | InitSpec::Gaussian,
-                ..
-            }) => Some(VmfLaw::uniform(d)),
-            Source::Spec(TokenSource::Law {
-                law: InitSpec::Vmf { kappa, mu },
-                ..
-            }) => {
-                let mu = mu.clone().unwrap_or_else(|| {
-                    let mut e1 = vec![0.0; d];
-                    e1[0] = 1.0;
-                    e1
-                });
-                Some(VmfLaw::new(mu, *kappa).map_err(|e| input(format!("--context: {e}")))?)
-            }
-            _ => {
-                return Err(input(
-                    "--infinite needs the context's law: --context uniform or vmf:KAPPA[:MU], \
-                     not a file or an array",
-                ));
-            }
-        }
-    } else {
-        None
-    };
+    let law = twin_law(opts, &context, attention, d)?;
     if !(opts.tol.is_finite() && opts.tol > 0.0 && opts.tol < 1.0) {
         return Err(input(format!(
             "--tol must be in (0, 1), got {:e}",
@@ -364,76 +416,35 @@ pub fn run_with(
         )));
     }
     let batch = opts.layer.seeds;
-    let model = Model::new(attention, geometry, Mask::Full, weights, vec![beta; batch]);
-    // The folder is locked and checked before any work; the files read are never replaced.
-    let mut inputs: Vec<std::path::PathBuf> = [&context, &queries]
-        .into_iter()
-        .filter_map(|t| t.file().map(|p| p.to_path_buf()))
-        .collect();
-    inputs.extend(crate::model::weights::QkvSpec::parse(&opts.qkv)?.files());
-    let output = Output::open(&out.out, Kind::Cfm, out.force, &inputs)?;
-    let y0 = context.generate(batch, d, opts.layer.seed)?;
-    let z0 = queries.generate(batch, d, derived_seed(opts.layer.seed, 1))?;
-    // Arrays given in memory, kept beside the results when asked.
-    let mut kept: [Option<std::path::PathBuf>; 2] = [None, None];
-    if given.keep {
-        let dir = std::fs::canonicalize(output.dir())
-            .map_err(|e| file_error(output.dir(), format!("cannot open: {e}")))?;
-        for (k, (source, name)) in [(&context, "context.npy"), (&queries, "queries.npy")]
-            .into_iter()
-            .enumerate()
-        {
-            if let Source::Memory(_, shape, values) = source {
-                output.claim(name)?;
-                let path = output.path(name);
-                match values {
-                    crate::model::init::TokenSlice::F64(v) => npy::write(&path, shape, v)?,
-                    crate::model::init::TokenSlice::F32(v) => npy::write(&path, shape, v)?,
-                }
-                kept[k] = Some(dir.join(name));
-            }
-        }
-    }
-    let shape = LayerShape { batch, m, n, d };
-    say(format!(
-        "attnflow cfm: {m} queries against a {} context of {n} tokens, d = {d}, {batch} draw(s), \
-         {} beta = {beta}, {} T = {} in {}",
-        mode.name(),
-        attention.name().to_uppercase(),
-        opts.integrator.name(),
-        opts.t_end,
-        match adaptive {
-            Some(a) => format!("adaptive steps (rtol {:e}, atol {:e})", a.rtol, a.atol),
-            None => format!("{} steps", opts.steps),
-        }
-    ));
-    let started = crate::output::unix_now();
-    let mut flow = Cfm::new(opts.backend.choice, &model, shape, mode, z0.clone(), y0)?;
-    if let Some(note) = &flow.note {
-        say(format!("note: {note}"));
-    }
-    let device = flow.describe();
-    say(format!("backend: {device}"));
-    let save_every = opts.save_every.unwrap_or((opts.steps / 10).max(1)).max(1);
-    let h = opts.t_end / opts.steps as f64;
-    let start = std::time::Instant::now();
-    let (Trajectory { times, snapshots }, steps) = match adaptive {
-        Some(a) => {
-            let (trajectory, steps) =
-                adaptive_flow(&mut flow, &model, opts, a, save_every, progress)?;
-            (trajectory, Some(steps))
-        }
-        None => {
-            progress.start(opts.steps as u64);
-            let trajectory = flow.run(opts.integrator, h, opts.steps, save_every, |step| {
-                progress.step(step as u64);
-                progress.interrupted().is_none()
-            })?;
-            (trajectory, None)
-        }
-    };
-    progress.finish();
-    let elapsed_s = start.elapsed().as_secs_f64();
+    let model = Model::new(
+        attention,
+        opts.geometry,
+        Mask::Full,
+        weights,
+        vec![beta; batch],
+    );
+    Ok(Plan {
+        context,
+        queries,
+        shape: LayerShape { batch, m, n, d },
+        beta,
+        model,
+        law,
+        adaptive,
+    })
+}
+
+/// final.npy, traj.npy, traj_t.npy and, when the context evolves, context_final.npy: the
+/// files and traj.npy's shape.
+fn write_flow(
+    output: &Output,
+    flow: &Cfm,
+    shape: LayerShape,
+    mode: ContextMode,
+    times: &[f64],
+    snapshots: &[Vec<f64>],
+) -> Result<(Vec<&'static str>, Vec<usize>)> {
+    let LayerShape { batch, m, n, d } = shape;
     let tokens_shape = |count: usize| -> Vec<usize> {
         if batch == 1 {
             vec![count, d]
@@ -446,17 +457,251 @@ pub fn run_with(
     let mut traj_shape = vec![snapshots.len()];
     traj_shape.extend(tokens_shape(m));
     npy::write(&output.path("traj.npy"), &traj_shape, &snapshots.concat())?;
-    npy::write(&output.path("traj_t.npy"), &[times.len()], &times)?;
+    npy::write(&output.path("traj_t.npy"), &[times.len()], times)?;
     if mode == ContextMode::Evolving {
         npy::write(&output.path("context_final.npy"), &tokens_shape(n), &flow.y)?;
         files.push("context_final.npy");
     }
-    let (mut infinite, mut distance, mut summary, mut infinite_s) = (None, None, vec![], 0.0);
-    if let Some(law) = law {
+    Ok((files, traj_shape))
+}
+
+/// Refuses sizes that leave nothing to compute.
+fn check_sizes(opts: &CfmOptions) -> Result<()> {
+    if opts.layer.seeds == 0 {
+        return Err(input("--seeds must be at least 1"));
+    }
+    if opts.steps == 0 {
+        return Err(input("steps must be at least 1"));
+    }
+    if !opts.t_end.is_finite() || opts.t_end <= 0.0 {
+        return Err(input(format!(
+            "t-end must be a finite number > 0, got {}",
+            opts.t_end
+        )));
+    }
+    if opts.m == 0 {
+        return Err(input(
+            "m = 0: a contextual flow map needs at least one query",
+        ));
+    }
+    if opts.n == 0 {
+        return Err(input(
+            "n = 0: a contextual flow map needs at least one context token",
+        ));
+    }
+    Ok(())
+}
+
+/// With --infinite, the population law of the context (which the twins solve against);
+/// refuses a flow or a context the twins do not cover.
+fn twin_law(
+    opts: &CfmOptions,
+    context: &Source<'_>,
+    attention: Attention,
+    d: usize,
+) -> Result<Option<VmfLaw>> {
+    if !opts.infinite {
+        return Ok(None);
+    }
+    if opts.context_mode != ContextMode::Frozen
+        || attention != Attention::Sa
+        || opts.geometry != Geometry::Sphere
+    {
+        return Err(input(
+            "--infinite solves the frozen-context SA flow on the sphere: use \
+             --context-mode frozen --model sa --geometry sphere",
+        ));
+    }
+    match context {
+        Source::Spec(TokenSource::Law {
+            law: InitSpec::Uniform | InitSpec::Gaussian,
+            ..
+        }) => Ok(Some(VmfLaw::uniform(d))),
+        Source::Spec(TokenSource::Law {
+            law: InitSpec::Vmf { kappa, mu },
+            ..
+        }) => {
+            let mu = mu.clone().unwrap_or_else(|| {
+                let mut e1 = vec![0.0; d];
+                e1[0] = 1.0;
+                e1
+            });
+            Ok(Some(
+                VmfLaw::new(mu, *kappa).map_err(|e| input(format!("--context: {e}")))?,
+            ))
+        }
+        _ => Err(input(
+            "--infinite needs the context's law: --context uniform or vmf:KAPPA[:MU], \
+             not a file or an array",
+        )),
+    }
+}
+
+/// The output folder, locked and checked before any work: the files read (`sources`, the
+/// weights) are never replaced.
+fn open_output(opts: &CfmOptions, out: &OutputOpts, sources: [&Source<'_>; 2]) -> Result<Output> {
+    let mut inputs: Vec<std::path::PathBuf> = sources
+        .into_iter()
+        .filter_map(|t| t.file().map(|p| p.to_path_buf()))
+        .collect();
+    inputs.extend(crate::model::weights::QkvSpec::parse(&opts.qkv)?.files());
+    Output::open(&out.out, Kind::Cfm, out.force, &inputs)
+}
+
+/// Arrays given in memory, kept beside the results when asked (context.npy, queries.npy):
+/// the copies' paths, for cfm.toml.
+fn keep_given(
+    output: &Output,
+    given: Given<'_>,
+    sources: [&Source<'_>; 2],
+) -> Result<[Option<std::path::PathBuf>; 2]> {
+    let mut kept: [Option<std::path::PathBuf>; 2] = [None, None];
+    if !given.keep {
+        return Ok(kept);
+    }
+    let dir = std::fs::canonicalize(output.dir())
+        .map_err(|e| file_error(output.dir(), format!("cannot open: {e}")))?;
+    for (k, (source, name)) in sources
+        .into_iter()
+        .zip(["context.npy", "queries.npy"])
+        .enumerate()
+    {
+        if let Source::Memory(_, shape, values) = source {
+            output.claim(name)?;
+            let path = output.path(name);
+            match values {
+                crate::model::init::TokenSlice::F64(v) => npy::write(&path, shape, v)?,
+                crate::model::init::TokenSlice::F32(v) => npy::write(&path, shape, v)?,
+            }
+            kept[k] = Some(dir.join(name));
+        }
+    }
+    Ok(kept)
+}
+
+/// The flow with a fixed-step --integrator: the queries at the start, every `save_every`
+/// steps and at the last step.
+fn fixed_flow(
+    flow: &mut Cfm,
+    opts: &CfmOptions,
+    save_every: usize,
+    progress: &mut dyn Progress,
+) -> Result<Trajectory> {
+    let h = opts.t_end / opts.steps as f64;
+    fixed_steps(flow, opts.integrator, h, opts.steps, save_every, progress)
+}
+
+/// Integrates `steps` steps of size h from the flow's current state on the one step driver
+/// (the queries checked after every step), saving the queries at the start, every
+/// `save_every` steps and at the last step. A stop asked for before the last step writes
+/// nothing ([`crate::Error::Interrupted`]: a flow map is not resumable).
+pub fn fixed_steps(
+    flow: &mut Cfm,
+    integrator: Integrator,
+    h: f64,
+    steps: usize,
+    save_every: usize,
+    progress: &mut dyn Progress,
+) -> Result<Trajectory> {
+    let mut fixed = FixedFlow {
+        flow,
+        integrator,
+        h,
+        trajectory: Trajectory {
+            times: vec![0.0],
+            snapshots: Vec::new(),
+        },
+    };
+    fixed.trajectory.snapshots.push(fixed.flow.z.clone());
+    let schedule = Schedule {
+        first: 0,
+        steps,
+        metrics_every: 0,
+        saves: Saves::Every(save_every.max(1)),
+        checkpoint_every: Some(0),
+        check_every_step: true,
+    };
+    let driven = drive(&schedule, progress, &mut fixed)?;
+    if driven.interrupted.is_some() && driven.steps_done < steps {
+        return Err(crate::Error::Interrupted(format!(
+            "the flow map stopped at step {} of {steps} on request; nothing was written (a \
+             flow map is not resumable: run it again)",
+            driven.steps_done
+        )));
+    }
+    Ok(fixed.trajectory)
+}
+
+/// A fixed-step flow in progress.
+struct FixedFlow<'a> {
+    flow: &'a mut Cfm,
+    integrator: Integrator,
+    h: f64,
+    trajectory: Trajectory,
+}
+
+impl StepLoop for FixedFlow<'_> {
+    fn step(&mut self, _step: usize) -> Result<()> {
+        self.flow.advance(self.integrator, self.h)
+    }
+
+    fn check_finite(&mut self, _checked: usize, _step: usize) -> Result<()> {
+        self.flow.check_finite(self.integrator, self.h)
+    }
+
+    fn observe(&mut self, at: &Boundary) -> Result<()> {
+        if at.snapshot {
+            self.trajectory.times.push(at.step as f64 * self.h);
+            self.trajectory.snapshots.push(self.flow.z.clone());
+        }
+        Ok(())
+    }
+}
+
+/// What the infinite-context twins give: the twins at each saved time, the distances of the
+/// queries to them and their summary per time, and the seconds of the solves.
+#[derive(Default)]
+struct Twins {
+    infinite: Option<Vec<f64>>,
+    distance: Option<Vec<f64>>,
+    summary: Vec<TwinDistance>,
+    infinite_s: f64,
+}
+
+/// The twins of the initial queries `z0` against `law`.
+struct TwinSolve<'a> {
+    law: &'a VmfLaw,
+    model: &'a Model,
+    beta: f64,
+    z0: &'a [f64],
+    shape: LayerShape,
+    traj_shape: &'a [usize],
+}
+
+impl TwinSolve<'_> {
+    /// Solves the twins at `times` and writes infinite.npy, distance.csv and distance.npy
+    /// (the distances to the `snapshots`).
+    fn write(
+        &self,
+        output: &Output,
+        opts: &CfmOptions,
+        times: &[f64],
+        snapshots: &[Vec<f64>],
+        say: &mut dyn FnMut(String),
+    ) -> Result<Twins> {
+        let LayerShape { batch, m, d, .. } = self.shape;
         let istart = std::time::Instant::now();
-        let twins = crate::cfm::infinite_twins(&law, &model.heads[0], beta, &z0, &times, opts.tol);
-        npy::write(&output.path("infinite.npy"), &traj_shape, &twins)?;
+        let twins = crate::cfm::infinite_twins(
+            self.law,
+            &self.model.heads[0],
+            self.beta,
+            self.z0,
+            times,
+            opts.tol,
+        );
+        npy::write(&output.path("infinite.npy"), self.traj_shape, &twins)?;
         let per = batch * m * d;
+        let mut summary = Vec::with_capacity(snapshots.len());
         let mut dist = Vec::with_capacity(snapshots.len() * batch * m);
         for (s, snap) in snapshots.iter().enumerate() {
             let dd = distances(snap, &twins[s * per..(s + 1) * per], d);
@@ -475,8 +720,7 @@ pub fn run_with(
         }
         dshape.push(m);
         npy::write(&output.path("distance.npy"), &dshape, &dist)?;
-        files.extend(["infinite.npy", "distance.npy", "distance.csv"]);
-        infinite_s = istart.elapsed().as_secs_f64();
+        let infinite_s = istart.elapsed().as_secs_f64();
         let last = summary.last().expect("t = 0 is always saved");
         say(format!(
             "infinite-context twins: {} queries in {infinite_s:.2} s (tol {:e}); at T = {}: \
@@ -488,20 +732,39 @@ pub fn run_with(
             last.rms,
             last.max
         ));
-        infinite = Some(twins);
-        distance = Some(dist);
+        Ok(Twins {
+            infinite: Some(twins),
+            distance: Some(dist),
+            summary,
+            infinite_s,
+        })
     }
-    let record = Record {
+}
+
+/// What cfm.toml records besides the provenance; `sources`: what the context and the
+/// queries were.
+fn record_of<'a>(
+    opts: &'a CfmOptions,
+    shape: LayerShape,
+    beta: f64,
+    sources: &'a [String; 2],
+    save_every: usize,
+    kind: BackendChoice,
+    adaptive: Option<AdaptiveOptions>,
+) -> Record<'a> {
+    let LayerShape { batch, m, n, d } = shape;
+    let mode = opts.context_mode;
+    Record {
         m,
         n,
         d,
-        context: &context.record(kept[0].as_deref()),
-        queries: &queries.record(kept[1].as_deref()),
+        context: &sources[0],
+        queries: &sources[1],
         context_mode: mode.name(),
         seeds: batch,
         seed: opts.layer.seed,
         model: opts.layer.model.name(),
-        geometry: geometry.name(),
+        geometry: opts.geometry.name(),
         qkv: &opts.qkv,
         beta_rule: opts.layer.beta_rule.name(),
         gamma: opts.layer.beta,
@@ -512,12 +775,23 @@ pub fn run_with(
         save_every,
         infinite: opts.infinite,
         tol: opts.tol,
-        backend: flow.kind.name(),
+        backend: kind.name(),
         rtol: adaptive.map(|a| a.rtol),
         atol: adaptive.map(|a| a.atol),
         h_max: adaptive.map(|a| a.h_max).filter(|h| h.is_finite()),
-    };
-    let accepted = steps.as_ref().map(|s| {
+    }
+}
+
+/// cfm.toml's provenance: the steps done (an adaptive pair's: the most accepted of a draw).
+fn provenance_of(
+    opts: &CfmOptions,
+    steps: Option<&StepTable>,
+    device: &str,
+    started: u64,
+    elapsed_s: f64,
+    command: &str,
+) -> Provenance {
+    let accepted = steps.map(|s| {
         s.adaptive
             .systems
             .iter()
@@ -525,46 +799,36 @@ pub fn run_with(
             .max()
             .unwrap_or(0) as usize
     });
-    let provenance = Provenance {
+    Provenance {
         steps_done: Some(accepted.unwrap_or(opts.steps)),
         t_done: Some(opts.t_end),
         ..Provenance::finished(
             opts.backend.choice.name(),
-            device.clone(),
+            device.to_string(),
             started,
             elapsed_s,
             command,
         )
-    };
+    }
+}
+
+/// cfm.toml: the record, its provenance and, with an adaptive pair, its step statistics.
+fn write_record(
+    output: &Output,
+    record: &Record<'_>,
+    provenance: &Provenance,
+    steps: Option<&StepTable>,
+) -> Result<()> {
     let path = output.path("cfm.toml");
-    let mut text = crate::output::record_toml(&record, &provenance)?;
-    if let Some(steps) = &steps {
+    let mut text = crate::output::record_toml(record, provenance)?;
+    if let Some(steps) = steps {
         text.push('\n');
         text.push_str(
             &toml::to_string(steps)
                 .map_err(|e| input(format!("cannot serialise the step statistics: {e}")))?,
         );
     }
-    std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
-    files.push("cfm.toml");
-    output.commit()?;
-    Ok(CfmResult {
-        shape,
-        beta,
-        times,
-        snapshots,
-        pairs_per_step: flow.pairs_per_step(opts.integrator),
-        context_final: flow.y,
-        infinite,
-        distance,
-        distance_summary: summary,
-        infinite_s,
-        backend: flow.kind,
-        device,
-        note: flow.note,
-        elapsed_s,
-        files: files.into_iter().map(String::from).collect(),
-    })
+    std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))
 }
 
 /// The tolerances of an adaptive --integrator; refuses them with a fixed-step one.
@@ -636,22 +900,23 @@ fn adaptive_flow(
         })
         .collect();
     let mut snapshots = Vec::with_capacity(times.len());
-    progress.start(times.len() as u64);
     let mut cursor = Cursor::default();
-    let done = stepper.advance_until(
-        flow,
-        opts.t_end,
-        &times,
-        &mut cursor,
-        &mut |_, x| {
-            snapshots.push(x.to_vec());
-            Ok(())
-        },
-        &mut |_, saved| {
-            progress.step(saved as u64);
-            progress.interrupted().is_some()
-        },
-    )?;
+    let done = with_progress(progress, times.len() as u64, 0, |progress| {
+        stepper.advance_until(
+            flow,
+            opts.t_end,
+            &times,
+            &mut cursor,
+            &mut |_, x| {
+                snapshots.push(x.to_vec());
+                Ok(())
+            },
+            &mut |_, saved| {
+                progress.step(saved as u64);
+                progress.interrupted().is_some()
+            },
+        )
+    })?;
     if !done {
         return Err(crate::Error::Interrupted(format!(
             "the flow map stopped at t = {} on request; nothing was written (a flow map is \

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::config::{BackendChoice, RunConfig};
 use crate::error::{Error, Result, file_error};
-use crate::output::Output;
+use crate::output::{Output, Provenance};
 
 /// What continues an earlier run: its state after `step` steps (exact: final.npy, or a
 /// checkpoint's state) and the folder holding its metrics.csv, traj.npy and traj_t.npy (an
@@ -78,6 +79,64 @@ pub struct Outputs {
     pub files: std::collections::BTreeMap<String, Digest>,
 }
 
+/// What a run's records (run.toml, a checkpoint's) say of it: the configuration, with the
+/// backend that ran, and the facts of the provenance.
+pub(super) struct RunRecord<'a> {
+    pub config: RunConfig,
+    requested: BackendChoice,
+    started: u64,
+    command: &'a str,
+    resumed_from: Option<usize>,
+    pub device: String,
+}
+
+impl<'a> RunRecord<'a> {
+    /// The record of a run of `config` on backend `kind` (`device`), started now.
+    pub fn new(
+        config: &RunConfig,
+        kind: BackendChoice,
+        command: &'a str,
+        resumed_from: Option<usize>,
+        device: String,
+    ) -> Self {
+        let mut config = config.clone();
+        let requested = config.backend;
+        config.backend = kind;
+        RunRecord {
+            config,
+            requested,
+            started: crate::output::unix_now(),
+            command,
+            resumed_from,
+            device,
+        }
+    }
+
+    /// The record's text up to its `[outputs]`, `[checkpoint]` or `[adaptive]` tables.
+    pub fn text(
+        &self,
+        status: String,
+        steps_done: usize,
+        t_done: f64,
+        elapsed_s: f64,
+    ) -> Result<String> {
+        let provenance = Provenance {
+            status,
+            steps_done: Some(steps_done),
+            t_done: Some(t_done),
+            resumed_from_step: self.resumed_from,
+            ..Provenance::finished(
+                self.requested.name(),
+                self.device.clone(),
+                self.started,
+                elapsed_s,
+                self.command,
+            )
+        };
+        crate::output::record_toml(&self.config, &provenance)
+    }
+}
+
 /// Minutes of work between two checkpoints when `checkpoint_every` is not set.
 pub const CHECKPOINT_INTERVAL_S: f64 = 600.0;
 
@@ -136,6 +195,16 @@ pub(super) fn outputs_table(out: &Output, step: usize, names: &[&str]) -> Result
         outputs: Outputs { step, files },
     })
     .map_err(|e| Error::Input(format!("cannot serialise the outputs: {e}")))
+}
+
+/// Commits a run's output folder, whose run.toml is written: the checkpoint's files go (they
+/// are not results); the files committed.
+pub(super) fn commit_outputs(out: Output) -> Result<Vec<PathBuf>> {
+    for name in checkpoint_files(out.staging()) {
+        let _ = std::fs::remove_file(out.staging().join(name));
+    }
+    let dir = out.dir().to_path_buf();
+    Ok(out.commit()?.iter().map(|f| dir.join(f)).collect())
 }
 
 /// The checkpoint files in a staging folder (`.checkpoint*`).

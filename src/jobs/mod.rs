@@ -8,6 +8,8 @@
 //! - [`cfm`]: a contextual flow map, with its infinite-context twin (final.npy, traj.npy,
 //!   infinite.npy, distance.csv, cfm.toml).
 //! - [`bench`]: the measurements behind `attnflow bench`.
+//! - [`driver`]: the one step driver of their loops (progress, stop, finite check,
+//!   checkpoints, what each boundary saves), also the experiments'.
 //!
 //! Every job writes through an [`crate::output::Output`] (staged, atomic) and records its
 //! provenance in one form, [`crate::output::Provenance`].
@@ -17,6 +19,7 @@ pub mod attend;
 pub mod bench;
 pub mod cfm;
 mod checkpoint;
+pub mod driver;
 mod report;
 pub mod run;
 

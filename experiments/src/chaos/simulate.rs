@@ -53,7 +53,10 @@ fn trajectory(
         }
         report.backend = Some(flow.describe());
     }
-    Ok(flow.run(Integrator::Rk4, h, steps, 1, |_| true)?.snapshots)
+    let mut silent = attnflow::run::Silent;
+    let trajectory =
+        attnflow::jobs::cfm::fixed_steps(&mut flow, Integrator::Rk4, h, steps, 1, &mut silent)?;
+    Ok(trajectory.snapshots)
 }
 
 /// The queries of every n at every step: [n][step] = all queries of all contexts.
