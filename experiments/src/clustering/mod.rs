@@ -126,7 +126,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                     fit.slope_se,
                     window_drift,
                     predicted_rate,
-                    decay.points,
                 ));
                 rates.insert(
                     key,
@@ -157,7 +156,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                     f64::NAN,
                     window_drift,
                     predicted_rate,
-                    0,
                 ));
                 rates.insert(
                     key,
@@ -214,7 +212,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 
 /// The rate of one system against the linearisation: 3 fit se over the phase's time points
 /// plus the window scan's drift.
-fn rate_check(key: &str, rate: f64, se: f64, drift: f64, predicted: f64, points: usize) -> Check {
+fn rate_check(key: &str, rate: f64, se: f64, drift: f64, predicted: f64) -> Check {
     Check::new(
         format!("rate of 1 - min cos over the final phase, {key}"),
         rate,
@@ -223,10 +221,8 @@ fn rate_check(key: &str, rate: f64, se: f64, drift: f64, predicted: f64, points:
         Band::stat(
             3.0,
             se,
-            format!(
-                "the fit's residuals over {points} time points of one deterministic run (no \
-                 independent units: one start per beta)"
-            ),
+            "the fit's residuals over the final phase's time points of one deterministic run \
+             (no independent units: one start per beta)",
         )
         .plus(
             drift,
