@@ -688,7 +688,7 @@ fn experiment_writes_a_summary_data_and_figures() {
         p,
     );
     assert!(
-        out.contains("check f64_orders_within_0.2_of_1_2_4: yes"),
+        out.contains("check f64_orders_within_3se_plus_step_drift_of_1_2_4: yes"),
         "{out}"
     );
     let summary: serde_json::Value =

@@ -919,8 +919,103 @@ pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, Pa
     for (k, v) in s["checks"].as_object().unwrap() {
         assert_eq!(v.as_bool(), Some(true), "{name}: check {k} failed: {s:#}");
     }
+    check_page_matches(name, seed, &s);
     let out = setup.out;
     (dir, out, s)
+}
+
+/// The page docs/experiments/checks/NAME.md: one row per check of the quick run's
+/// `check_details` (issue 24: per check, the band and the wrong model it rejects).
+#[cfg(test)]
+fn check_page(name: &str, seed: u64, summary: &Value) -> String {
+    let cell = |s: &str| s.replace('|', "\\|");
+    let derivation = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/experiments")
+        .join(format!("{name}.md"));
+    let mut out = format!(
+        "# The checks of `{name}` at the quick size\n\n\
+         Generated from summary.json's `check_details` of `attnflow experiment {name} --quick \
+         --seed {seed} --backend cpu`: per check, its band (k standard errors \
+         resampled over what, plus a systematic part and where it comes from), whether it is \
+         evidence or smoke at this size, and the wrong model it rejects with the `--mutate` \
+         names that experiments/tests/mutations.rs runs against it. The experiment's unit test \
+         fails when this page and the code disagree; \
+         `ATTNFLOW_BLESS=1 cargo test --release -p attnflow-experiments --lib` rewrites it. \
+         The measured values are in summary.json and printed by `attnflow experiment`{}.\n\n\
+         | check | band | evidence | wrong model it rejects | `--mutate` |\n\
+         | --- | --- | --- | --- | --- |\n",
+        if derivation.exists() {
+            format!("; the derivation is in [{name}.md](../{name}.md)")
+        } else {
+            String::new()
+        }
+    );
+    for (k, d) in summary["check_details"].as_object().expect("check_details") {
+        let b = &d["band"];
+        let band = if b.is_null() {
+            "none: a boolean check".to_string()
+        } else {
+            let k_se = b["k"].as_f64().unwrap_or(0.0);
+            let stat = if k_se > 0.0 {
+                format!("{k_se} se over {}", b["se_from"].as_str().unwrap_or(""))
+            } else {
+                "no statistical part".to_string()
+            };
+            match b["systematic_from"].as_str() {
+                Some("none") | None => stat,
+                Some(f) => format!("{stat} + systematic: {f}"),
+            }
+        };
+        let evidence = if d["evidence"].as_bool() == Some(true) {
+            "evidence"
+        } else {
+            "smoke"
+        };
+        let wrong = d["wrong_model"].as_str().unwrap_or("");
+        let mutate: Vec<String> = d["rejects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str().map(|m| format!("`{m}`")))
+            .collect();
+        out += &format!(
+            "| `{k}` | {} | {evidence} | {} | {} |\n",
+            cell(&band),
+            cell(if wrong.is_empty() {
+                "not stated"
+            } else {
+                wrong
+            }),
+            if mutate.is_empty() {
+                "-".to_string()
+            } else {
+                mutate.join(", ")
+            }
+        );
+    }
+    out
+}
+
+/// Asserts that docs/experiments/checks/NAME.md is [`check_page`] of this run (or writes it
+/// with ATTNFLOW_BLESS=1).
+#[cfg(test)]
+fn check_page_matches(name: &str, seed: u64, summary: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/experiments/checks")
+        .join(format!("{name}.md"));
+    let want = check_page(name, seed, summary);
+    if std::env::var("ATTNFLOW_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &want).unwrap();
+        return;
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} does not match the checks of `{name} --quick` (rerun with ATTNFLOW_BLESS=1 to \
+         rewrite it):\n{want}",
+        path.display()
+    );
 }
 
 #[cfg(test)]

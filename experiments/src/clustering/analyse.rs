@@ -27,10 +27,19 @@ pub struct Decay {
 /// The final exponential phase of a gap curve (gaps between 1e-2 and 100 x the f32 floor),
 /// fitted when it has at least 4 points.
 pub fn final_decay(curve: &[(f64, f64)]) -> Option<Decay> {
+    decay_between(curve, 1e-5, 1e-2)
+}
+
+/// The gap exponent at which the final phase is split in two for the window scan: the upper
+/// half holds gaps in (10^-3.5, 1e-2), the lower half (1e-5, 10^-3.5).
+pub const SPLIT: f64 = 3.1622776601683794e-4;
+
+/// The fit of ln(gap) against t over the gaps in (lo, hi), when it has at least 4 points.
+pub fn decay_between(curve: &[(f64, f64)], lo: f64, hi: f64) -> Option<Decay> {
     let tail: Vec<(f64, f64)> = curve
         .iter()
         .copied()
-        .filter(|&(_, g)| g < 1e-2 && g > 1e-5)
+        .filter(|&(_, g)| g < hi && g > lo)
         .collect();
     (tail.len() >= 4).then(|| Decay {
         fit: fit_semilog(
@@ -66,6 +75,11 @@ mod tests {
         assert!((d.fit.slope + 3.0).abs() < 1e-9, "{:?}", d.fit);
         assert_eq!(d.span.0, curve[10].0);
         assert!(final_decay(&curve[..12]).is_none());
+        // Each half of the window sees the same exponential.
+        for (lo, hi) in [(1e-5, SPLIT), (SPLIT, 1e-2)] {
+            let h = decay_between(&curve, lo, hi).unwrap();
+            assert!((h.fit.slope + 3.0).abs() < 1e-9, "{:?}", h.fit);
+        }
         assert_eq!(linearised_rate(Attention::Sa, 5.0, false), 2.0);
         assert_eq!(
             linearised_rate(Attention::Usa, 1.0, false),

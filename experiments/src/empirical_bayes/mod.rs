@@ -33,8 +33,19 @@ use attnflow::stats::{Fit, fit_line, fit_loglog, mean_se};
 use simulate::{Ensemble, Measure};
 use sizes::Sizes;
 
-/// The mean-field curve is checked at depths up to this multiple of its best depth.
-const MF_WINDOW: f64 = 1.5;
+/// The mean-field curve is checked at depths up to this multiple of its best depth: the
+/// depths where the finite-n lag of the context's collapse falls like 1/n, the premise of the
+/// extrapolation 2 E(n) - E(n / 2). Beyond, at the smallest bandwidth, the collapse is
+/// unstable (the context clumps, the clustering of attention dynamics) and the lag falls more
+/// slowly: an n-scan at h = 0.4 (default size, n = 512, 1024, 2048, seed 0) measured the
+/// context variance's lag over the mean field at 1.5 times the best depth as 0.370, 0.251,
+/// 0.174 (n^-0.54), against 0.262, 0.134, 0.065 (1/n) at h = 0.5; docs/experiments/
+/// empirical-bayes.md. The check `finite_n_lag_of_the_collapse_shrinks_with_n` measures the
+/// lag at LAG_DEPTH times the best depth and requires it to shrink with n.
+const MF_WINDOW: f64 = 1.25;
+/// Where (a multiple of the mean field's best depth, smallest bandwidth) the finite-n lag of
+/// the context's collapse is measured at n and n / 2.
+const LAG_DEPTH: f64 = 1.5;
 /// Largest relative excess of the mixture at the best depth of the smallest bandwidth.
 const MIXTURE_TOL: f64 = 0.10;
 
@@ -114,6 +125,9 @@ struct Measured {
     /// measured one is checked against.
     mean_field_depth_noise_fit: Fit,
     convergence: Convergence,
+    /// The finite-n lag of the collapse at the smallest bandwidth, beyond the window of the
+    /// mean-field curve's check.
+    collapse_lag: Option<Lag>,
 }
 
 #[derive(Serialize)]
@@ -181,6 +195,41 @@ struct Outcome {
     best_depth_ses: Vec<f64>,
     /// The mean field's own best depths (layers of step dt), Gaussian prior.
     mf_best_depths: Vec<f64>,
+    /// The finite-n lag of the collapse at the smallest bandwidth (Gaussian prior).
+    lag: Option<(Lag, Check)>,
+}
+
+/// The context variance's lag behind the simulation's mean field (the true depth rate; each
+/// context against the mean field from its own initial variance) at one layer of the
+/// smallest bandwidth, at n and n / 2 (independent contexts).
+#[derive(Clone, Serialize)]
+struct LagPoint {
+    layer: usize,
+    depth_over_best: f64,
+    mean_field_context_var: f64,
+    lag_n: f64,
+    lag_n_se: f64,
+    lag_half_n: f64,
+    lag_half_n_se: f64,
+    /// log2(lag(n / 2) / lag(n)): 1 where the lag falls like 1/n.
+    exponent: f64,
+    /// Its delta-method standard error.
+    exponent_se: f64,
+    /// 2 lag(n) - lag(n / 2): the part of the lag that the 1/n extrapolation leaves.
+    extrapolated_lag: f64,
+    /// That residual carried to the excess risk through the mean field's slope in the context
+    /// variance (d risk / dv at the mean field's v): the shift of the extrapolated excess
+    /// that the lag predicts.
+    extrapolated_lag_in_excess: f64,
+}
+
+/// The finite-n lag of the collapse at the smallest bandwidth, every layer up to LAG_DEPTH
+/// times the best depth (the last is the checked one).
+#[derive(Clone, Serialize)]
+struct Lag {
+    h: f64,
+    window_over_best: f64,
+    points: Vec<LagPoint>,
 }
 
 fn depth_scan(
@@ -282,7 +331,9 @@ fn depth_scan(
         best_depths: Vec::new(),
         best_depth_ses: Vec::new(),
         mf_best_depths: Vec::new(),
+        lag: None,
     };
+    let smallest_h = sz.bandwidths.iter().copied().fold(f64::INFINITY, f64::min);
     for (hi, &h) in sz.bandwidths.iter().enumerate() {
         let ms: Vec<&Vec<Measure>> = all[hi * sz.draws..(hi + 1) * sz.draws].iter().collect();
         let ms_half: Vec<&Vec<Measure>> = if gaussian {
@@ -296,9 +347,16 @@ fn depth_scan(
             .iter()
             .map(|&v| mean_field_risk(tau2, sigma2, v, sigma2))
             .collect();
-        // The mean-field curve is compared up to MF_WINDOW times its best depth (beyond, the
-        // finite context collapses more slowly than the mean field).
-        let mf_window = MF_WINDOW * vertex(&mf_risk) * sz.dt;
+        // The simulation's own mean field (the true depth rate; the mutation is the
+        // theory's): where its finite-n lag falls like 1/n, the window of the comparison.
+        let true_v = mean_field_variances(tau2, sigma2, h2, sz.dt, sz.layers);
+        let true_best = vertex(
+            &true_v
+                .iter()
+                .map(|&v| mean_field_risk(tau2, sigma2, v, sigma2))
+                .collect::<Vec<_>>(),
+        );
+        let mf_window = MF_WINDOW * true_best * sz.dt;
         let mut points = Vec::new();
         for layer in 0..=sz.layers {
             let (risk, risk_se) = stat(&ms, layer, |m| m.mse);
@@ -361,6 +419,87 @@ fn depth_scan(
                 mean_field_risk: gaussian.then_some(mf_risk[layer]),
                 mean_field_context_var: gaussian.then_some(mf_v[layer]),
             });
+        }
+        if gaussian && h == smallest_h {
+            // The finite-n lag of the collapse behind the simulation's mean field, per
+            // context from its own initial variance (the initial spread, of order
+            // n^(-1/2), cancels): paired within each context.
+            let layer = ((LAG_DEPTH * true_best).round() as usize).min(sz.layers);
+            let lags = |ms: &[&Vec<Measure>]| -> Vec<Vec<f64>> {
+                ms.iter()
+                    .map(|m| {
+                        let v0 = m[0].context_var;
+                        let v = mean_field_variances(v0 - sigma2, sigma2, h2, sz.dt, layer);
+                        (0..=layer).map(|l| m[l].context_var - v[l]).collect()
+                    })
+                    .collect()
+            };
+            let (at_n, at_half) = (lags(&ms), lags(&ms_half));
+            let points: Vec<LagPoint> = (0..=layer)
+                .map(|k| {
+                    let (l, l_se) = mean_se(&at_n.iter().map(|v| v[k]).collect::<Vec<_>>());
+                    let (lh, lh_se) = mean_se(&at_half.iter().map(|v| v[k]).collect::<Vec<_>>());
+                    LagPoint {
+                        layer: k,
+                        depth_over_best: k as f64 / true_best,
+                        mean_field_context_var: true_v[k],
+                        lag_n: l,
+                        lag_n_se: l_se,
+                        lag_half_n: lh,
+                        lag_half_n_se: lh_se,
+                        exponent: (lh / l).log2(),
+                        exponent_se: (l_se / l).hypot(lh_se / lh) / std::f64::consts::LN_2,
+                        extrapolated_lag: 2.0 * l - lh,
+                        extrapolated_lag_in_excess: (2.0 * l - lh) * {
+                            let (v, e) = (true_v[k], 1e-6);
+                            (mean_field_risk(tau2, sigma2, v + e, sigma2)
+                                - mean_field_risk(tau2, sigma2, v - e, sigma2))
+                                / (2.0 * e)
+                        },
+                    }
+                })
+                .collect();
+            let last = points.last().expect("layer 0").clone();
+            let (l, l_se, lh, lh_se) = (
+                last.lag_n,
+                last.lag_n_se,
+                last.lag_half_n,
+                last.lag_half_n_se,
+            );
+            let lag = Lag {
+                h,
+                window_over_best: MF_WINDOW,
+                points,
+            };
+            let check = Check::new(
+                format!(
+                    "lag of the context variance behind the mean field at n / 2 minus at n, h = \
+                     {h}, layer {layer} ({LAG_DEPTH} x the best depth; lags {:.4} and {:.4})",
+                    lh, l
+                ),
+                lh - l,
+                Test::Above,
+                0.0,
+                Band::stat(
+                    3.0,
+                    l_se.hypot(lh_se),
+                    format!(
+                        "{} independent contexts at n and at n / 2, each against the mean \
+                         field from its own initial variance",
+                        sz.draws
+                    ),
+                ),
+            )
+            .rejects(
+                &[],
+                "a lag of the collapse behind the mean field that does not shrink with n (not \
+                 a finite-n effect)",
+            )
+            .smoke_if(
+                setup.quick,
+                "no mutation of the study changes the context's collapse",
+            );
+            out.lag = Some((lag, check));
         }
         let (best, best_se) = best_layer(&ms);
         let bl = (best.round() as usize).min(sz.layers);
@@ -651,6 +790,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         Check::all(g.depth.clone()).expect("bandwidths"),
     );
     report.band_check("best_depth_slope_follows_mean_field", slope_check);
+    if let Some((_, c)) = &g.lag {
+        report.band_check("finite_n_lag_of_the_collapse_shrinks_with_n", c.clone());
+    }
     report.band_check(
         "depth_trade_off_best_depth_beats_shallow_and_deep",
         all(&g.trade_off, &m.trade_off),
@@ -773,6 +915,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         mixture: m.summary,
         depth_noise_fit: depth_fit,
         mean_field_depth_noise_fit: mf_depth_fit,
+        collapse_lag: g.lag.map(|(l, _)| l),
         convergence: Convergence {
             bandwidth: h,
             layers: sz.conv_layers,

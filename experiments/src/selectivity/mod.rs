@@ -39,7 +39,7 @@ pub mod sizes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{Report, Setup, fields};
+use super::{Band, Check, Report, Setup, Test, fields};
 use attnflow::attend::derived_seed;
 use attnflow::error::Result;
 use sizes::Sizes;
@@ -133,7 +133,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     report.backend = Some("f64 streaming attention_stats (cpu, rayon)".into());
     let mut rows = Vec::new();
     let mut limit_rows = Vec::new();
-    let mut checks = Map::new();
 
     for (di, &d) in sz.dims.iter().enumerate() {
         let lambdas = sz.lambdas(d);
@@ -228,7 +227,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 limit_mean_effective_keys: limit.iter().map(|v| v[2]).collect(),
             },
         );
-        insert_for_d(&mut checks, d, &a.checks);
+        for (name, c) in typed_checks(&stats, &limit, &lambdas, d, &a) {
+            report.band_check(&format!("d{d}_{name}"), c);
+        }
         figures::draw(setup, report, d, ns, &lambdas, &stats, &limit)?;
     }
     setup.csv(
@@ -268,7 +269,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                         w ~ e^{-lambda xi}; d = 2: n |theta| is Poisson of rate 1/pi, w ~ \
                         e^{-lambda xi^2 / 2} (Monte Carlo)",
     });
-    report.add_checks(&checks);
     // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
     // experiments/tests/mutations.rs).
     report.smoke_at_quick(
@@ -277,6 +277,199 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         "a threshold that every mutation keeps",
     );
     Ok(())
+}
+
+/// The checks of one d, typed (issue 24): the bands are those of `analyse::Checks`, their
+/// absolute allowances stated as not derived.
+fn typed_checks(
+    stats: &[Vec<[f64; 4]>],
+    limit: &[[f64; 4]],
+    lambdas: &[f64],
+    d: usize,
+    a: &analyse::Analysis,
+) -> Vec<(String, Check)> {
+    let nl = lambdas.len();
+    let last = &stats[stats.len() - 1];
+    let both = ["beta-log-n", "beta-angle-scale"];
+    let wrong = "a wrong temperature rule (beta = lambda ln n; beta = lambda n^{1/(d-1)})";
+    let seeds = "independent key sets per n";
+    let threshold = |what: String, v: f64, t: Test, p: f64| {
+        Check::new(
+            what,
+            v,
+            t,
+            p,
+            Band::exact(0.0, "none: a threshold (the regime)"),
+        )
+        .rejects(&both, wrong)
+    };
+    let all = |v: Vec<Check>| Check::all(v).expect("n and lambda");
+    // "Within k combined se, or within an absolute allowance": the band is the larger.
+    let either = |k: f64, se: f64, allowance: f64, from: &str, why: &str| {
+        Band::stat(k, se, from).plus(
+            (allowance - k * se).max(0.0),
+            format!("{why} where {k} se is smaller (stated, not derived)"),
+        )
+    };
+    let mut out = Vec::new();
+    out.push((
+        "max_weight_above_0.95_at_largest_lambda".to_string(),
+        all(stats
+            .iter()
+            .map(|s| {
+                threshold(
+                    format!("mean max weight at lambda = {:.3}", lambdas[nl - 1]),
+                    s[nl - 1][0],
+                    Test::AtLeast,
+                    0.95,
+                )
+            })
+            .collect()),
+    ));
+    out.push((
+        "effective_keys_below_1.15_at_largest_lambda".to_string(),
+        all(stats
+            .iter()
+            .map(|s| {
+                threshold(
+                    format!("mean effective keys at lambda = {:.3}", lambdas[nl - 1]),
+                    s[nl - 1][2],
+                    Test::AtMost,
+                    1.15,
+                )
+            })
+            .collect()),
+    ));
+    out.push((
+        "effective_keys_above_30_at_smallest_lambda".to_string(),
+        all(stats
+            .iter()
+            .map(|s| {
+                threshold(
+                    format!("mean effective keys at lambda = {:.4}", lambdas[0]),
+                    s[0][2],
+                    Test::AtLeast,
+                    30.0,
+                )
+                .rejects(&[], "attention that is not nearly uniform at small lambda")
+            })
+            .collect()),
+    ));
+    let spread_from =
+        format!("{seeds}, the two extreme curves combined (k = 4: the worst of the ns)");
+    out.push((
+        "max_weight_curves_collapse_across_n".to_string(),
+        all((0..nl)
+            .map(|k| {
+                let se = a.mw_spread[k] / a.mw_sig[k].max(1e-300);
+                Check::new(
+                    format!(
+                        "spread of the mean max weight over n, lambda = {:.4}",
+                        lambdas[k]
+                    ),
+                    a.mw_spread[k],
+                    Test::Within,
+                    0.0,
+                    either(4.0, se, 0.05, &spread_from, "an absolute allowance of 0.05"),
+                )
+                .rejects(&both, wrong)
+            })
+            .collect()),
+    ));
+    out.push((
+        "effective_keys_curves_collapse_across_n".to_string(),
+        all((0..nl)
+            .map(|k| {
+                let m = stats.iter().map(|s| s[k][2]).sum::<f64>() / stats.len() as f64;
+                let spread = a.ek_rel[k] * m;
+                let se = spread / a.ek_sig[k].max(1e-300);
+                Check::new(
+                    format!(
+                        "spread of the mean effective keys over n, lambda = {:.4}",
+                        lambdas[k]
+                    ),
+                    spread,
+                    Test::Within,
+                    0.0,
+                    either(
+                        4.0,
+                        se,
+                        0.1 * m,
+                        &spread_from,
+                        "an allowance of 10% of the mean",
+                    ),
+                )
+                .rejects(&both, wrong)
+            })
+            .collect()),
+    ));
+    let limit_from = format!(
+        "{seeds} at the largest n and Monte Carlo samples of the limit process (k = 5: the worst of the lambdas)"
+    );
+    out.push((
+        "largest_n_matches_poisson_limit".to_string(),
+        all((0..nl)
+            .map(|k| {
+                Check::new(
+                    format!(
+                        "mean max weight at the largest n, lambda = {:.4}",
+                        lambdas[k]
+                    ),
+                    last[k][0],
+                    Test::Within,
+                    limit[k][0],
+                    either(
+                        5.0,
+                        last[k][1].hypot(limit[k][1]),
+                        0.02,
+                        &limit_from,
+                        "an absolute allowance of 0.02",
+                    ),
+                )
+                .rejects(&both, wrong)
+            })
+            .collect()),
+    ));
+    out.push((
+        "effective_keys_largest_n_matches_poisson_limit".to_string(),
+        all((0..nl)
+            .map(|k| {
+                Check::new(
+                    format!(
+                        "mean effective keys at the largest n, lambda = {:.4}",
+                        lambdas[k]
+                    ),
+                    last[k][2],
+                    Test::Within,
+                    limit[k][2],
+                    either(
+                        5.0,
+                        last[k][3].hypot(limit[k][3]),
+                        0.05 * limit[k][2],
+                        &limit_from,
+                        "an allowance of 5% of the limit",
+                    ),
+                )
+                .rejects(&both, wrong)
+            })
+            .collect()),
+    ));
+    out.push((
+        "effective_keys_exponent_within_0.1_of_minus_(d-1)/2".to_string(),
+        Check::new(
+            "log-log slope of the effective keys over the five smallest lambdas, largest n",
+            a.small_lambda_fit.slope,
+            Test::Within,
+            -((d - 1) as f64) / 2.0,
+            Band::exact(
+                0.1,
+                "a stated tolerance: the law is the leading order in small lambda (not derived; \
+                 the fit's residual se is in measured)",
+            ),
+        )
+        .rejects(&["beta-log-n"], "beta = lambda ln n"),
+    ));
+    out
 }
 
 #[cfg(test)]
