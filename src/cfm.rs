@@ -361,35 +361,23 @@ impl Backend for Cfm {
         out: &mut [f64],
     ) -> Result<()> {
         let LayerShape { m, d, .. } = self.shape;
-        let per = m * d;
-        let count = stages.len();
-        let (z, zs, k) = (&self.z, &self.zs, &self.kz);
-        out.par_iter_mut().enumerate().for_each(|(b, out)| {
-            let c = &coeffs[b * count..(b + 1) * count];
-            *out = (b * per..(b + 1) * per)
-                .map(|i| {
-                    let mut v = if with_state { z[i] } else { 0.0 };
-                    for (&s, &c) in stages.iter().zip(c) {
-                        v += c * k[s][i];
-                    }
-                    let scale = atol + rtol * z[i].abs().max(zs[i].abs());
-                    (v / scale).powi(2)
-                })
-                .sum();
-        });
+        let buffers = (&self.z[..], &self.zs[..], &self.kz[..]);
+        crate::backend::reference::scaled_sums_by_system(
+            m * d,
+            buffers,
+            stages,
+            coeffs,
+            with_state,
+            atol,
+            rtol,
+            out,
+        );
         Ok(())
     }
     fn accept_systems(&mut self, accepted: &[bool], copy: Option<(usize, usize)>) -> Result<()> {
         let LayerShape { m, d, .. } = self.shape;
-        let per = m * d;
-        for (b, _) in accepted.iter().enumerate().filter(|(_, a)| **a) {
-            let r = b * per..(b + 1) * per;
-            self.z[r.clone()].copy_from_slice(&self.zs[r.clone()]);
-            if let Some((from, to)) = copy {
-                let (src, dst) = crate::backend::reference::two_mut(&mut self.kz, from, to);
-                dst[r.clone()].copy_from_slice(&src[r]);
-            }
-        }
+        let (z, zs, kz) = (&mut self.z, &self.zs, &mut self.kz);
+        crate::backend::reference::accept_by_system(m * d, z, zs, kz, accepted, copy);
         Ok(())
     }
     fn interpolate(

@@ -722,36 +722,30 @@ impl Backend for CpuBackend {
         out: &mut [f64],
     ) -> Result<()> {
         let Shape { n, d, .. } = self.kernel.shape;
-        let per = n * d;
-        let m = stages.len();
-        let (x, stage, k) = (&self.x, &self.stage, &self.k);
         // Per system, in f64 from the f32 buffers (one number per system comes back).
-        out.par_iter_mut().enumerate().for_each(|(b, out)| {
-            let c = &coeffs[b * m..(b + 1) * m];
-            *out = (b * per..(b + 1) * per)
-                .map(|i| {
-                    let xi = f64::from(x[i]);
-                    let mut v = if with_state { xi } else { 0.0 };
-                    for (&s, &c) in stages.iter().zip(c) {
-                        v += c * f64::from(k[s][i]);
-                    }
-                    let scale = atol + rtol * xi.abs().max(f64::from(stage[i]).abs());
-                    (v / scale).powi(2)
-                })
-                .sum();
-        });
+        let buffers = (&self.x[..], &self.stage[..], &self.k[..]);
+        crate::reference::scaled_sums_by_system(
+            n * d,
+            buffers,
+            stages,
+            coeffs,
+            with_state,
+            atol,
+            rtol,
+            out,
+        );
         Ok(())
     }
     fn accept_systems(&mut self, accepted: &[bool], copy: Option<(usize, usize)>) -> Result<()> {
         let per = self.kernel.shape.n * self.kernel.shape.d;
-        for (b, _) in accepted.iter().enumerate().filter(|(_, a)| **a) {
-            let r = b * per..(b + 1) * per;
-            self.x[r.clone()].copy_from_slice(&self.stage[r.clone()]);
-            if let Some((from, to)) = copy {
-                let (src, dst) = crate::reference::two_mut(&mut self.k, from, to);
-                dst[r.clone()].copy_from_slice(&src[r]);
-            }
-        }
+        crate::reference::accept_by_system(
+            per,
+            &mut self.x,
+            &self.stage,
+            &mut self.k,
+            accepted,
+            copy,
+        );
         if self.first_bad.is_none() && self.x.par_iter().any(|v| !v.is_finite()) {
             self.first_bad = Some(self.layer);
         }

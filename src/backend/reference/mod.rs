@@ -252,6 +252,60 @@ pub(crate) fn two_mut<T>(v: &mut [T], from: usize, to: usize) -> (&T, &mut T) {
     }
 }
 
+/// The error norm's per-system sums of adaptive stepping (twin of
+/// `shaders/adaptive_reduce.wgsl` after `adaptive_combine.wgsl`): for system b,
+/// sum_i (v_i / (atol + rtol max(|x_i|, |stage_i|)))^2 with v = x (when `with_state`) +
+/// sum_j coeffs[b][j] k[stages[j]], in f64 whatever the storage; `per` values per system.
+/// Shared by the reference, cpu and attend/cfm backends.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scaled_sums_by_system<T: Copy + Into<f64> + Sync>(
+    per: usize,
+    (x, stage, k): (&[T], &[T], &[Vec<T>]),
+    stages: &[usize],
+    coeffs: &[f64],
+    with_state: bool,
+    atol: f64,
+    rtol: f64,
+    out: &mut [f64],
+) {
+    let m = stages.len();
+    out.par_iter_mut().enumerate().for_each(|(b, out)| {
+        let c = &coeffs[b * m..(b + 1) * m];
+        *out = (b * per..(b + 1) * per)
+            .map(|i| {
+                let xi: f64 = x[i].into();
+                let mut v = if with_state { xi } else { 0.0 };
+                for (&s, &c) in stages.iter().zip(c) {
+                    v += c * k[s][i].into();
+                }
+                let scale = atol + rtol * xi.abs().max(stage[i].into().abs());
+                (v / scale).powi(2)
+            })
+            .sum();
+    });
+}
+
+/// Accepts the step of each system marked in `accepted`: its slice of `stage` becomes its
+/// state, and with `copy = Some((from, to))` its slice of stage `from` is copied to stage `to`
+/// (first-same-as-last tableaux). `per` values per system.
+pub(crate) fn accept_by_system<T: Copy>(
+    per: usize,
+    x: &mut [T],
+    stage: &[T],
+    k: &mut [Vec<T>],
+    accepted: &[bool],
+    copy: Option<(usize, usize)>,
+) {
+    for (b, _) in accepted.iter().enumerate().filter(|(_, a)| **a) {
+        let r = b * per..(b + 1) * per;
+        x[r.clone()].copy_from_slice(&stage[r.clone()]);
+        if let Some((from, to)) = copy {
+            let (src, dst) = two_mut(k, from, to);
+            dst[r.clone()].copy_from_slice(&src[r]);
+        }
+    }
+}
+
 /// Twin of `shaders/pair_stats.wgsl`: for each token the streamed sums behind the energy and
 /// the pairwise cosines (see `observables::PairStats`).
 pub fn pair_stats(betas: &[f64], shape: Shape, x: &[f64]) -> Vec<PairStats> {
@@ -417,33 +471,13 @@ impl Backend for ReferenceBackend {
         out: &mut [f64],
     ) -> Result<()> {
         let per = self.shape.n * self.shape.d;
-        let m = stages.len();
-        let (x, stage, k) = (&self.x, &self.stage, &self.k);
-        out.par_iter_mut().enumerate().for_each(|(b, out)| {
-            let c = &coeffs[b * m..(b + 1) * m];
-            *out = (b * per..(b + 1) * per)
-                .map(|i| {
-                    let mut v = if with_state { x[i] } else { 0.0 };
-                    for (&s, &c) in stages.iter().zip(c) {
-                        v += c * k[s][i];
-                    }
-                    let scale = atol + rtol * x[i].abs().max(stage[i].abs());
-                    (v / scale).powi(2)
-                })
-                .sum();
-        });
+        let buffers = (&self.x[..], &self.stage[..], &self.k[..]);
+        scaled_sums_by_system(per, buffers, stages, coeffs, with_state, atol, rtol, out);
         Ok(())
     }
     fn accept_systems(&mut self, accepted: &[bool], copy: Option<(usize, usize)>) -> Result<()> {
         let per = self.shape.n * self.shape.d;
-        for (b, _) in accepted.iter().enumerate().filter(|(_, a)| **a) {
-            let r = b * per..(b + 1) * per;
-            self.x[r.clone()].copy_from_slice(&self.stage[r.clone()]);
-            if let Some((from, to)) = copy {
-                let (src, dst) = two_mut(&mut self.k, from, to);
-                dst[r.clone()].copy_from_slice(&src[r]);
-            }
-        }
+        accept_by_system(per, &mut self.x, &self.stage, &mut self.k, accepted, copy);
         if self.first_bad.is_none() && self.x.iter().any(|v| !v.is_finite()) {
             self.first_bad = Some(self.layer);
         }
