@@ -23,6 +23,18 @@ fn validate(name: &str, source: &str) -> naga::Module {
 /// The dimensions the tests cover: the N-body kernel's every width, each Block bucket.
 const DS: [usize; 14] = [2, 3, 4, 5, 7, 8, 9, 16, 33, 64, 128, 256, 512, 1024];
 
+/// Workgroup memory a module declares, as naga lays it out.
+fn workgroup_bytes(module: &naga::Module) -> u32 {
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(module.to_ctx()).unwrap();
+    module
+        .global_variables
+        .iter()
+        .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+        .map(|(_, g)| layouter[g.ty].size)
+        .sum()
+}
+
 #[test]
 fn every_shader_parses_and_validates_for_every_specialisation() {
     let mut checked = 0;
@@ -114,14 +126,7 @@ fn adaptive_kernels_translate_to_hlsl_and_msl_within_the_portable_limits() {
         )
         .validate(&module)
         .unwrap();
-        let mut layouter = naga::proc::Layouter::default();
-        layouter.update(module.to_ctx()).unwrap();
-        let bytes: u32 = module
-            .global_variables
-            .iter()
-            .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
-            .map(|(_, g)| layouter[g.ty].size)
-            .sum();
+        let bytes = workgroup_bytes(&module);
         let storage = module
             .global_variables
             .iter()
@@ -206,14 +211,7 @@ fn every_specialisation_translates_to_hlsl_and_msl_and_fits_its_profiles() {
             .validate(&module)
             .unwrap();
             // Workgroup memory and size, as naga lays them out.
-            let mut layouter = naga::proc::Layouter::default();
-            layouter.update(module.to_ctx()).unwrap();
-            let bytes: u32 = module
-                .global_variables
-                .iter()
-                .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
-                .map(|(_, g)| layouter[g.ty].size)
-                .sum();
+            let bytes = workgroup_bytes(&module);
             let [x, y, z] = module.entry_points[0].workgroup_size;
             assert!(x * y * z <= PORTABLE_INVOCATIONS, "{who}: {x}x{y}x{z}");
             assert!(bytes <= PORTABLE_WORKGROUP_BYTES, "{who}: {bytes} bytes");

@@ -277,12 +277,17 @@ pub fn crossing(times: &[f64], slopes: &[(f64, f64)]) -> Option<(f64, f64)> {
 /// The time at which the closed form's slope over the last q positions turns (bisection on
 /// [t_lo, t_hi], where it must change sign; None otherwise): the windowed twin of t_crit.
 pub fn closed_form_crossing(b: f64, lambda: f64, n: usize, q: usize, t_hi: f64) -> Option<f64> {
-    let f = |t: f64| closed_form_end_slope(b, t, lambda, n, q);
+    turning_time(|t| closed_form_end_slope(b, t, lambda, n, q), t_hi, 60)
+}
+
+/// Bisection (`steps` halvings) on [1e-3, t_hi] for the time at which f turns from positive to
+/// non-positive; None when it does not change sign there.
+fn turning_time(f: impl Fn(f64) -> f64, t_hi: f64, steps: usize) -> Option<f64> {
     let (mut lo, mut hi) = (1e-3, t_hi);
     if f(lo) <= 0.0 || f(hi) > 0.0 {
         return None;
     }
-    for _ in 0..60 {
+    for _ in 0..steps {
         let m = 0.5 * (lo + hi);
         if f(m) > 0.0 {
             lo = m;
@@ -346,20 +351,7 @@ pub fn linear_response_end_slope(b: f64, t: f64, lambda: f64, n: usize, q: usize
 /// The time (bisection on [1e-3, t_hi]) at which the finite-N linear response's end slope
 /// turns from positive to non-positive; None when it does not change sign there.
 pub fn linear_response_crossing(b: f64, lambda: f64, n: usize, q: usize, t_hi: f64) -> Option<f64> {
-    let f = |t: f64| linear_response_end_slope(b, t, lambda, n, q);
-    let (mut lo, mut hi) = (1e-3, t_hi);
-    if f(lo) <= 0.0 || f(hi) > 0.0 {
-        return None;
-    }
-    for _ in 0..50 {
-        let m = 0.5 * (lo + hi);
-        if f(m) > 0.0 {
-            lo = m;
-        } else {
-            hi = m;
-        }
-    }
-    Some(0.5 * (lo + hi))
+    turning_time(|t| linear_response_end_slope(b, t, lambda, n, q), t_hi, 50)
 }
 
 /// The argmin s/N of the finite-N linear response smoothed over w positions (as the measured
