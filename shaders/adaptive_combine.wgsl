@@ -10,6 +10,8 @@
 //   2: the error sum: partial[b][w] <- sum over the workgroup's tokens of
 //      (v / (atol + rtol max(|x|, |stage|)))^2, reduced in workgroup memory (f32); the
 //      partials of a system are summed by adaptive_reduce.wgsl.
+// f64 twins (src/backend/reference/mod.rs): combine_by_system (modes 0, 1) and
+// scaled_sums_by_system (mode 2 with adaptive_reduce.wgsl).
 // The token dimension is a runtime size: the text is the same for every d and every adapter
 // profile. CPU twins: cpu::CpuBackend::{combine_systems, scaled_sums, interpolate}.
 

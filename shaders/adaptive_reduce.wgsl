@@ -1,6 +1,7 @@
 // The last level of adaptive stepping's error sums (adaptive_combine.wgsl, mode 2): one
 // workgroup per system sums its `groups` partial sums (strided over the invocations, then a
 // tree in workgroup memory, f32) into sums[b], the one number per system read back.
+// f64 twin: scaled_sums_by_system in src/backend/reference/mod.rs.
 
 const WG: u32 = 64u;
 

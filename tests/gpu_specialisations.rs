@@ -40,7 +40,7 @@ use std::time::Instant;
 use attnflow::gpu::catalogue::{self, VARIANTS, variant_name};
 use attnflow::gpu::codegen::{AttentionKernel, Reduce, Variant};
 use attnflow::gpu::kernels::Dialect;
-use attnflow::gpu::profiles::{AdapterProfile, DIMENSIONS, PROFILES};
+use attnflow::gpu::profiles::{AdapterProfile, DIMENSIONS, PROFILES, Profile};
 use attnflow::gpu::{GpuBackend, GpuContext, GpuOptions, Specialisation};
 use attnflow::integrate::{Backend, Integrator};
 use attnflow::model::observables::summarise;
@@ -112,8 +112,11 @@ fn generated(spec: &Specialisation) -> Vec<String> {
 /// profile gets, and the llvmpipe profile's at the d the live page offers (a browser's fallback
 /// adapter); see the module's comment. `who`: the planner questions that gave it.
 fn under_tint(spec: &Specialisation, who: &[String]) -> bool {
-    who.iter().any(|w| !w.starts_with("llvmpipe "))
-        || attnflow::live::LIVE_DIMENSIONS.contains(&spec.d)
+    let software = |w: &String| {
+        let name = w.split(' ').next().unwrap();
+        AdapterProfile::named(name).unwrap().kind == Profile::Software
+    };
+    !who.iter().all(software) || attnflow::live::LIVE_DIMENSIONS.contains(&spec.d)
 }
 
 /// Lanes that the subgroup reduction of a specialisation assumes one subgroup holds (0: none).

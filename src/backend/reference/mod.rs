@@ -212,7 +212,8 @@ pub fn rk_combine(
 
 /// dst = base + sum_j coeffs[b][j] k[stages[j]] with the coefficients of each token's system
 /// b (`coeffs` is [batch][stages.len()]), each token renormalised if asked: the combination
-/// of adaptive stepping, where every system has its own step.
+/// of adaptive stepping, where every system has its own step (twin of
+/// `shaders/adaptive_combine.wgsl`, modes 0 and 1).
 pub fn combine_by_system(
     shape: Shape,
     base: &[f64],
