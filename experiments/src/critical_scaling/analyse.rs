@@ -101,6 +101,52 @@ pub fn crossing(gammas: &[f64], c: &[f64], half: f64) -> Option<f64> {
     })
 }
 
+/// d/dgamma of [`simplex_cos`] under beta = gamma ln n (central difference): the slope that
+/// turns a round-off in the cosine into one in gamma_c.
+pub fn simplex_cos_slope(n: f64, c0: f64, gamma: f64) -> f64 {
+    let (h, ln_n) = (1e-5, n.ln());
+    (simplex_cos(n, c0, (gamma + h) * ln_n) - simplex_cos(n, c0, (gamma - h) * ln_n)) / (2.0 * h)
+}
+
+/// The crossing that the run's procedure finds on the exact curve: the first downward crossing
+/// of (1 + c0) / 2 on the coarse grid `gammas`, then on `fine_points` points inside its
+/// bracket, both interpolated linearly. Its distance to [`simplex_gamma_c`] is the grid's
+/// systematic error (the linear interpolation of a curved cosine); None: no crossing.
+pub fn exact_grid_crossing(gammas: &[f64], fine_points: usize, n: f64, c0: f64) -> Option<f64> {
+    let ln_n = n.ln();
+    let curve =
+        |g: &[f64]| -> Vec<f64> { g.iter().map(|&g| simplex_cos(n, c0, g * ln_n)).collect() };
+    let half = 0.5 * (1.0 + c0);
+    let g0 = crossing(gammas, &curve(gammas), half)?;
+    let k = gammas.iter().position(|&g| g >= g0).unwrap_or(1).max(1);
+    let (lo, hi) = (gammas[k - 1], gammas[k]);
+    let p = fine_points.max(2);
+    let fine: Vec<f64> = (0..p)
+        .map(|i| lo + (hi - lo) * i as f64 / (p - 1) as f64)
+        .collect();
+    crossing(&fine, &curve(&fine), half).or(Some(g0))
+}
+
+/// Worst-case change of the least-squares slope and intercept of y on x when each y_i moves
+/// by at most delta_i: both are linear in y, slope = sum (x_i - mean x) y_i / Sxx and
+/// intercept = sum (1 / k - mean x (x_i - mean x) / Sxx) y_i.
+pub fn propagated(x: &[f64], delta: &[f64]) -> (f64, f64) {
+    let k = x.len() as f64;
+    let mx = x.iter().sum::<f64>() / k;
+    let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
+    let slope = x
+        .iter()
+        .zip(delta)
+        .map(|(v, d)| ((v - mx) / sxx).abs() * d)
+        .sum();
+    let intercept = x
+        .iter()
+        .zip(delta)
+        .map(|(v, d)| (1.0 / k - mx * (v - mx) / sxx).abs() * d)
+        .sum();
+    (slope, intercept)
+}
+
 /// Largest rise of a curve that should decrease: max_k (c_{k+1} - c_k), 0 if monotone.
 pub fn max_rise(c: &[f64]) -> f64 {
     c.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
@@ -180,6 +226,28 @@ mod tests {
         assert!(simplex_gamma_c(1e3, 0.6) > simplex_gamma_c(1e4, 0.6));
         assert!(simplex_gamma_c(1e4, 0.2) < gamma_c_limit(0.2));
         assert!(simplex_gamma_c(1e4, 0.6) > gamma_c_limit(0.6));
+    }
+
+    #[test]
+    fn round_off_propagates_through_a_fit_at_its_worst() {
+        // Slope of y on x = 0, 1, 2 is (y2 - y0) / 2; intercept (5 y0 + 2 y1 - y2) / 6.
+        let (s, i) = propagated(&[0.0, 1.0, 2.0], &[1.0, 1.0, 1.0]);
+        assert!(
+            (s - 1.0).abs() < 1e-12 && (i - 8.0 / 6.0).abs() < 1e-12,
+            "{s} {i}"
+        );
+        // The slope of the exact cosine at its crossing: negative, and the grid's crossing
+        // within the linear-interpolation bound h^2 max|c''| / (8 |c'|) of the exact one.
+        let (n, c0) = (512.0, 0.4);
+        let gc = simplex_gamma_c(n, c0);
+        let slope = simplex_cos_slope(n, c0, gc);
+        let g: Vec<f64> = (0..=40).map(|i| 0.1 * i as f64).collect();
+        let grid = exact_grid_crossing(&g, 21, n, c0).unwrap();
+        assert!(
+            slope < 0.0 && (grid - gc).abs() < 1e-4,
+            "{slope} {grid} {gc}"
+        );
+        assert!((exact_grid_crossing(&g, 2, n, c0).unwrap() - gc).abs() > (grid - gc).abs());
     }
 
     #[test]

@@ -26,12 +26,14 @@ pub fn mean_pair_cos(x: &[f64], d: usize) -> f64 {
 }
 
 /// The rule of the inverse temperature: beta = gamma ln n (docs/model.md §3), or one of the
-/// deliberate errors of `--mutate`: `log-power-1.1` (gamma (ln n)^1.1) and `prefactor`
-/// (1.2 gamma ln n).
+/// deliberate errors of `--mutate`: `log-power-1.1` (gamma (ln n)^1.1), `log-power-1.02`
+/// (gamma (ln n)^1.02: a wrong exponent by 2%) and `prefactor` (1.2 gamma ln n).
 pub fn beta(setup: &Setup, gamma: f64, n: usize) -> f64 {
     let ln_n = (n as f64).ln();
     if setup.mutated("log-power-1.1") {
         gamma * ln_n.powf(1.1)
+    } else if setup.mutated("log-power-1.02") {
+        gamma * ln_n.powf(1.02)
     } else if setup.mutated("prefactor") {
         1.2 * gamma * ln_n
     } else {

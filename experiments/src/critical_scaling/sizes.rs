@@ -34,7 +34,7 @@ impl Sizes {
                 c0: vec![0.2, 0.4, 0.6],
                 simplex_n: vec![128, 512, 2048],
                 random_d: 64,
-                random_n: vec![256, 1024, 4096, 16384],
+                random_n: vec![256, 1024, 4096],
                 random_queries: 128,
                 gamma_max: 4.0,
                 gamma_step: 0.1,

@@ -25,9 +25,6 @@ use attnflow::stats::mean_se;
 use simulate::{Measures, engine_push, sorted_coordinates};
 use sizes::Sizes;
 
-/// W2 after K_max switches may exceed the sampling floor by this factor (the remaining
-/// piecewise-linear approximation error adds to the sampling error in quadrature).
-const FLOOR_FACTOR: f64 = 1.15;
 /// W2(K_max) / W2(0) must be below this.
 const DECREASE: f64 = 0.3;
 /// The engine against the closed form, relative to the largest coordinate: f64 and f32.
@@ -68,7 +65,9 @@ struct Measured {
 
 #[derive(Serialize)]
 struct Prediction {
-    w2_kmax_at_most_floor_times: f64,
+    /// The bound of W2(K_max) above the floor: the K_max construction's large-sample W2 under
+    /// the exact closed form (the triangle inequality, docs).
+    w2_kmax_minus_floor_at_most: f64,
     w2_kmax_over_w2_0_below: f64,
     linear_flow_w2_lower_bound: f64,
     /// W2 between the base and the target for large samples (K = 0).
@@ -207,19 +206,28 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     let paired = format!("{reps}, paired (the same samples)");
     let relu_wrong = "a linear flow (identity activation); a wrong sign in the closed form";
     let relu_mutations = ["identity-activation", "closed-form-sign"];
+    // The triangle inequality: with Y'_i = T*(Z_i) (the exact map on the same base points, an
+    // iid target sample), W2(pushed, Y) <= W2(pushed, Y') + W2(Y', Y) <= D + W2(Y', Y), where
+    // D^2 = mean |T_K(Z_i) - T*(Z_i)|^2 and E D <= ||T_K - T*||_L2, the construction's
+    // large-sample W2 (both maps separable and monotone); W2(Y', Y) is distributed as the
+    // floor. So E W2(K_max) <= E floor + that W2, computed with the exact closed form (the
+    // theory's approximation error, not the run's: a wrong rule must not widen its own band).
+    let approximation = if rule == Rule::default() {
+        large[last]
+    } else {
+        large_sample_w2(&controls[last], Rule::default(), &big_base, &big_target)
+    };
     let within_floor = Check::new(
         format!("W2 at K = {k_max} against the sampling floor"),
         w_max,
         Test::AtMost,
         floor,
         Band::stat(3.0, diff_se(&|p| p.0[last] - p.1), &paired).plus(
-            (FLOOR_FACTOR - 1.0) * floor,
+            approximation,
             format!(
-                "an allowance of {:.0}% of the floor for the piecewise-linear approximation \
-                 error left at K_max (stated, not derived: the construction's large-sample W2 \
-                 there is {:.4})",
-                100.0 * (FLOOR_FACTOR - 1.0),
-                large[last]
+                "the triangle inequality: W2 exceeds the floor by at most the K_max \
+                 construction's large-sample W2 under the exact closed form, {approximation:.4} \
+                 (its approximation error; docs)"
             ),
         ),
     )
@@ -405,7 +413,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         engine_deviation_backend: dev_backend,
     });
     report.add_prediction(&Prediction {
-        w2_kmax_at_most_floor_times: FLOOR_FACTOR,
+        w2_kmax_minus_floor_at_most: approximation,
         w2_kmax_over_w2_0_below: DECREASE,
         linear_flow_w2_lower_bound: linear_bound,
         w2_base_to_target_large_sample: large[0],
@@ -428,7 +436,10 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "a wrong sign in the closed form of a piece",
         )
     };
-    report.band_check("w2_at_kmax_within_factor_of_floor", within_floor);
+    report.band_check(
+        "w2_at_kmax_within_approximation_error_of_floor",
+        within_floor,
+    );
     report.band_check("w2_falls_with_switches", falls);
     report.band_check("relu_flow_beats_every_linear_flow", beats_linear);
     report.band_check(
