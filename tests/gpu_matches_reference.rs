@@ -44,7 +44,7 @@ fn grid_against_reference(options: GpuOptions, keep: impl Fn(&Case) -> bool, wha
     worst
 }
 
-/// The kernels this adapter picks (on llvmpipe the N-body kernel with 4-16 queries per
+/// The kernels this adapter picks (on llvmpipe the N-body kernel with 2-16 queries per
 /// invocation up to d = 128), trusted modules.
 #[test]
 fn gpu_matches_reference_over_the_core_grid() {

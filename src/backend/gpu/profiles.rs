@@ -19,8 +19,8 @@ pub enum Profile {
     Hardware,
     /// A software rasteriser (llvmpipe): every load from memory costs about as much as 35
     /// pair interactions and registers spill cheaply to the stack, so the N-body kernel with
-    /// many queries per invocation (R = 4-16) is the fastest up to d = 100; at d = 101-128 it
-    /// holds 2 (LLVM's compile time grows faster than the unrolled text: codegen/nbody.rs).
+    /// many queries per invocation (R = 2-16, at most 192 vec4 registers: LLVM's compile time
+    /// grows faster than the unrolled text, codegen/nbody.rs) is used up to d = 128.
     Software,
 }
 

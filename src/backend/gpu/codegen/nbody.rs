@@ -26,16 +26,20 @@ pub struct Nbody {
 impl Nbody {
     pub fn for_dimension(d: usize, target: &Target) -> Self {
         let dv = (d as u32).div_ceil(4);
-        // Registers per query: q, acc and the tile sums, 3 DV vec4s. On llvmpipe at d = 128
-        // four queries (384 vec4 registers, unrolled) took 72 s of CPU to compile with the
-        // pair statistics' kernel beside them, two 20 s, and run 20-25% slower (1.2e7 against
-        // 1.6e7 pairs/s at n = 4096; 2026-12-06, 2-core CI machine under load): the compile
-        // is paid by every short run and every test, so d > 100 holds two.
+        // Registers per query: q, acc and the tile sums, 3 DV vec4s; on llvmpipe at most 192
+        // vec4s per invocation (R = 16, 8, 4, 2 as DV grows). LLVM's compile time grows faster
+        // than the unrolled text: a first run on llvmpipe (`attnflow run --backend gpu --n 300
+        // --steps 1`, fresh Mesa cache) took 69 s of CPU at d = 64 with 384 vec4s (R = 8) and
+        // 17 s with 192 (R = 4); 58 s and 12 s at d = 100 (R = 4 and 2); at d = 128, 72 s and
+        // 20 s (R = 4 and 2). The smaller R runs 20-45% slower on llvmpipe (2.2e7-3.7e7
+        // against 3.7e7-3.9e7 pairs/s at d = 64, n = 4096; 2026-12-07, 2-core CI machine under
+        // load), where the cpu backend is 8-10x faster than either (3.0e8 pairs/s): the
+        // compile is what every run and every test on llvmpipe pays.
         let (r, g) = match (target.profile, dv) {
             (Profile::Hardware, _) => (4, 4),
             (Profile::Software, 1..=2) => (16, 2),
-            (Profile::Software, 3..=16) => (8, 1),
-            (Profile::Software, 17..=25) => (4, 1),
+            (Profile::Software, 3..=8) => (8, 1),
+            (Profile::Software, 9..=16) => (4, 1),
             (Profile::Software, _) => (2, 1),
         };
         // Tiles of up to 256 keys.

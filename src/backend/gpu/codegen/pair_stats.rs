@@ -27,10 +27,10 @@ impl PairKernel {
             (Profile::Hardware, 3..=8) => 2,
             (Profile::Hardware, _) => 1,
             (Profile::Software, 1..=2) => 16,
-            (Profile::Software, 3..=16) => 8,
-            (Profile::Software, 17..=25) => 4,
-            // Two at d = 101-128, as the N-body kernel (codegen/nbody.rs: compile time).
-            (Profile::Software, 26..=32) => 2,
+            // As the N-body kernel (codegen/nbody.rs: compile time): at most 192 vec4s.
+            (Profile::Software, 3..=8) => 8,
+            (Profile::Software, 9..=16) => 4,
+            (Profile::Software, 17..=32) => 2,
             (Profile::Software, _) => 1,
         };
         let fit = (target.workgroup_bytes / (16 * dv + 4)).clamp(1, 256);
