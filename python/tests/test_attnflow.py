@@ -312,7 +312,7 @@ def test_the_gil_is_released_while_a_run_computes():
 
     def work():
         t = time.perf_counter()
-        af.run(n=1500, d=3, steps=40, backend="reference", progress=False)
+        af.run(n=800, d=3, steps=40, backend="reference", progress=False)
         elapsed["run"] = time.perf_counter() - t
         done.set()
 
@@ -358,7 +358,9 @@ def test_ctrl_c_stops_a_run_cleanly_with_complete_files(tmp_path, ctrl_c):
 
 def test_a_run_stopped_by_ctrl_c_resumes_to_the_bits_of_the_uninterrupted_one(tmp_path, ctrl_c):
     """Was: the resumed metrics.csv kept an extra row, that of the step Ctrl-C stopped at."""
-    opts = dict(n=400, d=3, steps=3000, t_end=6.0, save_every=7, metrics_every=3,
+    # n = 160: long enough (about 3 s here) for the timer to stop it midway, 6x cheaper than
+    # the n = 400 it had (two full runs, 40 s of the Python suite on the 2-core CI machine).
+    opts = dict(n=160, d=3, steps=3000, t_end=6.0, save_every=7, metrics_every=3,
                 backend="reference", progress=False)
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
