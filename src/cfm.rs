@@ -117,12 +117,18 @@ impl Cfm {
 
     /// Pair interactions per step of `integrator`.
     pub fn pairs_per_step(&self, integrator: Integrator) -> f64 {
-        let LayerShape { batch, m, n, .. } = self.shape;
+        let LayerShape { batch, .. } = self.shape;
+        (batch * integrator.tableau().stages()) as f64 * self.pairs_per_evaluation()
+    }
+
+    /// Pair interactions of one field evaluation of one draw.
+    pub fn pairs_per_evaluation(&self) -> f64 {
+        let LayerShape { m, n, .. } = self.shape;
         let per_eval = match self.mode {
             ContextMode::Frozen => m * n,
             ContextMode::Evolving => m * n + n * n,
         };
-        (batch * per_eval * integrator.tableau().stages()) as f64 * self.model.head_count() as f64
+        per_eval as f64 * self.model.head_count() as f64
     }
 
     /// One step of size h: every stage evaluates the queries against the context at that
@@ -275,10 +281,9 @@ impl Backend for Cfm {
             Slot::Stage => (&self.zs, &self.ys),
         };
         if let Some(ctx) = self.context.as_mut() {
-            // The queries see the context at this stage (at a step's start they already do).
-            if input == Slot::Stage {
-                self.queries.set_keys(y)?;
-            }
+            // The queries see the context at this stage (the copy is O(n d), the evaluation
+            // O(n^2 d)): adaptive steps accept some systems and not others.
+            self.queries.set_keys(y)?;
             ctx.set_keys(y)?;
             self.ky[stage] = ctx.run(y)?;
         }
@@ -324,11 +329,19 @@ impl Backend for Cfm {
         }
         Ok(())
     }
-    /// Adaptive steps (on the host in f64, like the fixed ones) for a frozen context: the
-    /// state and the error norm are the queries'. The GPU's layer waits for the GPU backend's
-    /// adaptive operations.
+    /// Adaptive steps on every backend, on the host in f64 like the fixed ones (only the
+    /// attention runs on the backend). With an evolving context the context is stepped, its
+    /// error controlled and its step accepted or rejected with the queries of its system: the
+    /// error norm of a system is the RMS over its (m + n) d components, queries and context.
     fn supports_adaptive(&self) -> bool {
-        self.kind != BackendChoice::Gpu && self.context.is_none()
+        true
+    }
+    fn norm_components(&self) -> usize {
+        let LayerShape { m, n, d, .. } = self.shape;
+        match self.context {
+            Some(_) => (m + n) * d,
+            None => m * d,
+        }
     }
     fn combine_systems(
         &mut self,
@@ -336,11 +349,12 @@ impl Backend for Cfm {
         coeffs: &[f64],
         renormalise: bool,
     ) -> Result<()> {
+        let LayerShape { batch, m, n, d } = self.shape;
         let mut zs = std::mem::take(&mut self.zs);
         zs.resize(self.z.len(), 0.0);
-        let shape = Backend::shape(self);
+        let queries = Shape { batch, n: m, d };
         combine_by_system(
-            shape,
+            queries,
             &self.z,
             &self.kz,
             stages,
@@ -349,6 +363,21 @@ impl Backend for Cfm {
             &mut zs,
         );
         self.zs = zs;
+        if self.context.is_some() {
+            let mut ys = std::mem::take(&mut self.ys);
+            ys.resize(self.y.len(), 0.0);
+            let context = Shape { batch, n, d };
+            combine_by_system(
+                context,
+                &self.y,
+                &self.ky,
+                stages,
+                coeffs,
+                renormalise,
+                &mut ys,
+            );
+            self.ys = ys;
+        }
         Ok(())
     }
     fn scaled_sums(
@@ -360,26 +389,39 @@ impl Backend for Cfm {
         rtol: f64,
         out: &mut [f64],
     ) -> Result<()> {
-        let LayerShape { m, d, .. } = self.shape;
+        use crate::backend::reference::scaled_sums_by_system;
+        let LayerShape { m, n, d, .. } = self.shape;
         let buffers = (&self.z[..], &self.zs[..], &self.kz[..]);
-        crate::backend::reference::scaled_sums_by_system(
-            m * d,
-            buffers,
-            stages,
-            coeffs,
-            with_state,
-            atol,
-            rtol,
-            out,
-        );
+        scaled_sums_by_system(m * d, buffers, stages, coeffs, with_state, atol, rtol, out);
+        if self.context.is_some() {
+            let mut context = vec![0.0; out.len()];
+            let buffers = (&self.y[..], &self.ys[..], &self.ky[..]);
+            scaled_sums_by_system(
+                n * d,
+                buffers,
+                stages,
+                coeffs,
+                with_state,
+                atol,
+                rtol,
+                &mut context,
+            );
+            out.iter_mut().zip(&context).for_each(|(o, c)| *o += c);
+        }
         Ok(())
     }
     fn accept_systems(&mut self, accepted: &[bool], copy: Option<(usize, usize)>) -> Result<()> {
-        let LayerShape { m, d, .. } = self.shape;
+        let LayerShape { m, n, d, .. } = self.shape;
         let (z, zs, kz) = (&mut self.z, &self.zs, &mut self.kz);
         crate::backend::reference::accept_by_system(m * d, z, zs, kz, accepted, copy);
+        if self.context.is_some() {
+            let (y, ys, ky) = (&mut self.y, &self.ys, &mut self.ky);
+            crate::backend::reference::accept_by_system(n * d, y, ys, ky, accepted, copy);
+        }
         Ok(())
     }
+    /// The dense output of the queries (what a flow saves); the context's stages enter it
+    /// through the queries' fields, evaluated against the context at each stage.
     fn interpolate(
         &mut self,
         stages: &[usize],

@@ -465,3 +465,162 @@ fn token_sources_parse_and_refuse_bad_input() {
     .to_string();
     assert!(err.contains("m = 0"), "{err}");
 }
+
+/// A flow stepped adaptively (issue 25) by `pair` at rtol, atol = `tol` to T, with the queries
+/// at `outputs` (dense output): (the snapshots, the final queries and context, each draw's
+/// accepted steps and evaluations).
+#[allow(clippy::type_complexity)]
+fn adaptive_cfm(
+    choice: BackendChoice,
+    model: &Model,
+    shape: LayerShape,
+    mode: ContextMode,
+    (z, y): (&[f64], &[f64]),
+    (pair, tol, t_end, outputs): (Integrator, (f64, f64), f64, &[f64]),
+) -> (Vec<Vec<f64>>, Vec<f64>, Vec<f64>, Vec<(u64, u64)>) {
+    use attnflow::integrate::Backend as _;
+    use attnflow::integrate::adaptive::{AdaptiveStepper, Options};
+    let mut flow = Cfm::new(choice, model, shape, mode, z.to_vec(), y.to_vec()).unwrap();
+    let opts = Options {
+        rtol: tol.0,
+        atol: tol.1,
+        ..Options::default()
+    };
+    let mut stepper = AdaptiveStepper::new(model, flow.shape(), pair, opts).unwrap();
+    stepper.prepare(&mut flow).unwrap();
+    let mut saved = Vec::new();
+    stepper
+        .advance(&mut flow, t_end, outputs, &mut |_, x| {
+            saved.push(x.to_vec());
+            Ok(())
+        })
+        .unwrap();
+    let stats = stepper
+        .systems()
+        .iter()
+        .map(|s| (s.stats.accepted, s.stats.evaluations))
+        .collect();
+    (saved, flow.z, flow.y, stats)
+}
+
+/// Adaptive flow maps (dopri5, rtol 1e-6, atol 1e-8, T = 2) on cpu and gpu against the f64
+/// reference at the same tolerance, frozen and evolving context (the shapes of
+/// `cfm_backends_match_reference`): accepted steps within 3 of the reference's per draw,
+/// queries at t = 0.5, 1, 2 and the final context within 1e-6 (f32 attention; measured at
+/// most 7.2e-8 on llvmpipe).
+#[test]
+fn adaptive_cfm_backends_match_reference() {
+    for (mode, m, n, d, batch, beta) in [
+        (ContextMode::Frozen, 9, 500, 3, 2, 2.0),
+        (ContextMode::Evolving, 16, 65, 8, 1, 1.0),
+    ] {
+        let model = Model::new(
+            Attention::Sa,
+            Geometry::Sphere,
+            Mask::Full,
+            Weights::random(d, 4),
+            vec![beta; batch],
+        );
+        let shape = LayerShape { batch, m, n, d };
+        let y = draw(
+            &InitSpec::Vmf {
+                kappa: 1.0,
+                mu: None,
+            },
+            batch,
+            n,
+            d,
+            5,
+        );
+        let z = draw(&InitSpec::Uniform, batch, m, d, 6);
+        let outputs = [0.5, 1.0, 2.0];
+        let run = |choice| {
+            let setup = (Integrator::Dopri5, (1e-6, 1e-8), 2.0, &outputs[..]);
+            adaptive_cfm(choice, &model, shape, mode, (&z, &y), setup)
+        };
+        let (want, _, want_y, want_steps) = run(BackendChoice::Reference);
+        let moved = distances(&want[2], &z, d).into_iter().fold(0.0, f64::max);
+        assert!(moved > 1e-2, "{mode:?}: queries moved only {moved:.1e}");
+        let context_moved = distances(&want_y, &y, d).into_iter().fold(0.0, f64::max);
+        assert_eq!(
+            context_moved > 1e-2,
+            mode == ContextMode::Evolving,
+            "{mode:?}: the context moved by {context_moved:.1e}"
+        );
+        for choice in backends() {
+            let (got, _, got_y, steps) = run(choice);
+            let label = format!("adaptive {} {mode:?}", choice.name());
+            eprintln!("{label}: (accepted, evaluations) {steps:?}, reference {want_steps:?}");
+            for (g, w) in steps.iter().zip(&want_steps) {
+                assert!(
+                    g.0.abs_diff(w.0) <= 3,
+                    "{label}: {steps:?} vs {want_steps:?}"
+                );
+            }
+            let queries = Shape::new(batch, m, d).unwrap();
+            for (t, (g, w)) in outputs.iter().zip(got.iter().zip(&want)) {
+                let err = assert_close(g, w, queries, 1e-6, 0.0, &format!("{label} t = {t}"));
+                eprintln!("{label}: queries at t = {t} within {err:.2e}");
+            }
+            let context = Shape::new(batch, n, d).unwrap();
+            let err = assert_close(&got_y, &want_y, context, 1e-6, 0.0, &label);
+            eprintln!("{label}: context at T within {err:.2e}");
+        }
+    }
+}
+
+/// An adaptive ensemble of flow maps with evolving contexts (two draws at beta 1 and 6, which
+/// take different steps) equals each draw run alone, to the bit: queries at every output time,
+/// the final queries and context, and the step statistics (reference and cpu).
+#[test]
+fn an_adaptive_ensemble_of_evolving_flows_equals_its_draws_alone() {
+    let (m, n, d, betas) = (5, 40, 3, [1.0, 6.0]);
+    let z = draw(&InitSpec::Uniform, 2, m, d, 11);
+    let y = draw(&InitSpec::Uniform, 2, n, d, 12);
+    let outputs = [0.25, 1.0, 3.0];
+    let setup = (Integrator::Dopri5, (1e-6, 1e-8), 3.0, &outputs[..]);
+    for choice in [BackendChoice::Reference, BackendChoice::Cpu] {
+        let model = |betas: &[f64]| {
+            Model::new(
+                Attention::Sa,
+                Geometry::Sphere,
+                Mask::Full,
+                Weights::identity(d),
+                betas.to_vec(),
+            )
+        };
+        let shape = |batch| LayerShape { batch, m, n, d };
+        let both = adaptive_cfm(
+            choice,
+            &model(&betas),
+            shape(2),
+            ContextMode::Evolving,
+            (&z, &y),
+            setup,
+        );
+        assert_ne!(both.3[0].0, both.3[1].0, "the draws take different steps");
+        for b in 0..2 {
+            let (zq, yk) = (m * d, n * d);
+            let alone = adaptive_cfm(
+                choice,
+                &model(&betas[b..=b]),
+                shape(1),
+                ContextMode::Evolving,
+                (&z[b * zq..(b + 1) * zq], &y[b * yk..(b + 1) * yk]),
+                setup,
+            );
+            let label = format!("{} draw {b}", choice.name());
+            for (s, snap) in alone.0.iter().enumerate() {
+                assert_eq!(
+                    snap[..],
+                    both.0[s][b * zq..(b + 1) * zq],
+                    "{label} output {s}"
+                );
+            }
+            assert_eq!(alone.1[..], both.1[b * zq..(b + 1) * zq], "{label} queries");
+            assert_eq!(alone.2[..], both.2[b * yk..(b + 1) * yk], "{label} context");
+            assert_eq!(alone.3[0], both.3[b], "{label} steps");
+        }
+        eprintln!("{}: (accepted, evaluations) {:?}", choice.name(), both.3);
+    }
+}

@@ -422,7 +422,10 @@ def cfm(
         in place; with out= it is kept there as context.npy / queries.npy, named in cfm.toml).
     options: every option of ``attnflow cfm`` with ``_`` for ``-`` and the same meaning and
         defaults: m, n, d, context_mode ("frozen", "evolving"), seeds, seed, beta, beta_rule,
-        model, geometry, qkv, integrator, t_end, steps, save_every, infinite, tol, backend.
+        model, geometry, qkv, integrator, t_end, steps, save_every, infinite, tol, backend;
+        with an adaptive integrator ("bosh3", "dopri5", "tsit5") rtol, atol, h_max, on every
+        backend and context mode (docs/adaptive.md); config["adaptive"] then holds each draw's
+        step statistics.
     out, force, progress: as for `run`.
 
     >>> flow = cfm(m=64, n=10_000, context="vmf:2", infinite=True, progress=False)

@@ -517,8 +517,7 @@ fn cfm_job(
         "beta": result.beta,
         "elapsed_s": result.elapsed_s,
         "infinite_s": result.infinite_s,
-        "pairs_per_second": result.pairs_per_step * options.steps as f64
-            / result.elapsed_s.max(1e-9),
+        "pairs_per_second": result.pairs / result.elapsed_s.max(1e-9),
         "distance_at_end": last.map(|r| serde_json::json!({"mean": r.mean, "rms": r.rms, "max": r.max})),
         "files": result.files,
     })

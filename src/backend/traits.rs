@@ -112,6 +112,13 @@ pub trait Backend {
     fn supports_adaptive(&self) -> bool {
         false
     }
+    /// The components per system that [`Backend::scaled_sums`] sums over: the error norm is
+    /// the RMS over them. The state's n d, unless the backend controls more than the state
+    /// it reads back (a contextual flow map with an evolving context: queries and context).
+    fn norm_components(&self) -> usize {
+        let shape = self.shape();
+        shape.n * shape.d
+    }
     /// Adaptive stepping (`integrate::adaptive`), with a coefficient per system: `coeffs` is
     /// [batch][stages.len()]. stage <- state + sum_j coeffs[b][j] k[stages[j]] for every system
     /// b, each token renormalised if asked.

@@ -3,7 +3,8 @@
 //! [`Backend`]'s per-system operations. Each system of an ensemble has its own step size,
 //! controller and acceptance (or one shared step, [`Options::shared_step`]).
 //!
-//! - Error norm: per system, the RMS over its n d components of
+//! - Error norm: per system, the RMS over its n d components (all the components the backend
+//!   steps: [`Backend::norm_components`]) of
 //!   e_i / (atol + rtol max(|x_i|, |x_new_i|)), e = h sum_s (b_s - b_hat_s) k_s: the
 //!   convention of diffrax and torchdiffeq. A step is accepted when it is <= 1.
 //! - Controller: Söderlind's PI3040 (h <- h * safety * err^(-0.7/k) * err_prev^(0.4/k),
@@ -714,7 +715,7 @@ impl AdaptiveStepper {
     /// Hairer's starting step for the active systems that have none (k[0] = f(x) given).
     fn first_step(&mut self, backend: &mut dyn Backend, active: &[bool]) -> Result<()> {
         let batch = self.systems.len();
-        let n = self.components as f64;
+        let n = backend.norm_components() as f64;
         let zeros = vec![0.0; batch];
         // stage <- x: the scale is atol + rtol |x|.
         self.set_coeffs(&[], &zeros);
@@ -785,7 +786,7 @@ impl AdaptiveStepper {
             self.set_coeffs(&b, &h);
             backend.combine_systems(&self.stage_ids, &self.coeffs, self.renormalise)?;
         }
-        let n = self.components as f64;
+        let n = backend.norm_components() as f64;
         match self.pair.error.clone() {
             ErrorWeights::Single(e) => {
                 self.set_coeffs(&nonzero(&e), &h);

@@ -1,7 +1,9 @@
 //! Explicit Runge-Kutta integration (docs/model.md §2): Butcher tableaux as data, and one
-//! stepping engine ([`Stepper`]) that drives any backend through [`Backend`].
+//! stepping engine ([`Stepper`]) that drives any backend through [`Backend`]; and one stiff
+//! method, [`rosenbrock`] (ros23, on the f64 reference field).
 
 pub mod adaptive;
+pub mod rosenbrock;
 mod stepper;
 pub mod tableau;
 

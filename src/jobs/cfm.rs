@@ -60,8 +60,8 @@ pub struct CfmOptions {
     /// the queries are saved at the same times, by the pair's dense output).
     #[arg(long, default_value = "rk4")]
     pub integrator: Integrator,
-    /// Relative tolerance of an adaptive --integrator (RMS over each draw's queries, as for
-    /// run; docs/adaptive.md) [default: 1e-6].
+    /// Relative tolerance of an adaptive --integrator (RMS over each draw's queries, and its
+    /// context when it evolves, as for run; docs/adaptive.md) [default: 1e-6].
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtol: Option<f64>,
@@ -165,8 +165,10 @@ pub struct CfmResult {
     pub note: Option<String>,
     /// Seconds of the flow itself.
     pub elapsed_s: f64,
-    /// Pair interactions of one step of the flow.
+    /// Pair interactions of one step of the flow (of a fixed-step integrator).
     pub pairs_per_step: f64,
+    /// Pair interactions of the whole flow (an adaptive pair's: of its field evaluations).
+    pub pairs: f64,
     pub files: Vec<String>,
 }
 
@@ -342,6 +344,13 @@ pub fn run_with(
         times,
         snapshots,
         pairs_per_step: flow.pairs_per_step(opts.integrator),
+        pairs: match &steps {
+            Some(s) => {
+                let evaluations: u64 = s.adaptive.systems.iter().map(|s| s.evaluations).sum();
+                evaluations as f64 * flow.pairs_per_evaluation()
+            }
+            None => flow.pairs_per_step(opts.integrator) * opts.steps as f64,
+        },
         context_final: flow.y,
         infinite: twins.infinite,
         distance: twins.distance,
@@ -393,7 +402,6 @@ fn plan<'a>(opts: &CfmOptions, given: Given<'a>) -> Result<Plan<'a>> {
         attention,
         weights,
     } = crate::attend::one_layer("cfm", &opts.layer, &opts.qkv, n, d)?;
-    let mode = opts.context_mode;
     if d < 2 {
         return Err(input(format!(
             "d = {d} is too small: tokens live in R^d with d >= 2"
@@ -408,13 +416,6 @@ fn plan<'a>(opts: &CfmOptions, given: Given<'a>) -> Result<Plan<'a>> {
         )));
     }
     let adaptive = adaptive_options(opts)?;
-    if adaptive.is_some() && mode == ContextMode::Evolving {
-        return Err(input(format!(
-            "--integrator {} steps the queries of a frozen context; with --context-mode \
-             evolving use a fixed-step integrator (rk4) with --steps",
-            opts.integrator.name()
-        )));
-    }
     let batch = opts.layer.seeds;
     let model = Model::new(
         attention,

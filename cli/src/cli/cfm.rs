@@ -31,7 +31,7 @@ pub fn cfm(args: CfmArgs) -> Result<()> {
     outln!(
         "time: {:.3} s, {:.3e} pair interactions/s",
         result.elapsed_s,
-        result.pairs_per_step * args.options.steps as f64 / result.elapsed_s.max(1e-9)
+        result.pairs / result.elapsed_s.max(1e-9)
     );
     outln!(
         "wrote {}: {}",

@@ -1,0 +1,563 @@
+//! A stiff method (docs/adaptive.md, "A stiff method"): Shampine's Rosenbrock 2(3), the formula
+//! of MATLAB's ode23s (Shampine & Reichelt, SIAM J. Sci. Comput. 18, 1997), with its linear
+//! systems solved matrix-free by GMRES, on the f64 reference field.
+//!
+//! Why: once tokens cluster, the attraction within a cluster relaxes at a rate of order 1 while
+//! the metastable states last e^(c beta). An explicit pair's step is then capped by stability
+//! (about 4 for dopri5 at n = 256, beta = 36), so its evaluations grow like T; a Rosenbrock
+//! method is L-stable and its step follows the accuracy of the slow drift, so its evaluations
+//! grow like the number of decades of time and the merges on the way.
+//!
+//! One step of size h from x with f0 = f(x), W = I - h g J (g = 1 / (2 + sqrt 2), J the
+//! Jacobian of the field at x):
+//!   k1 = W^-1 f0,   f1 = f(x + h k1 / 2),   k2 = W^-1 (f1 - k1) + k1,
+//!   x_new = x + h k2 (renormalised on the sphere),   f2 = f(x_new),
+//!   k3 = W^-1 (f2 - e32 (k2 - f1) - 2 (k1 - f0)),   e32 = 6 + sqrt 2,
+//!   error estimate e = h (k1 - 2 k2 + k3) / 6,
+//! the error norm that of the explicit pairs (RMS over a system's n d components of
+//! e / (atol + rtol max(|x|, |x_new|))), an integral controller with exponent 1/3 (safety 0.9,
+//! factors in [0.2, 5], no growth after a rejection), f2 the next step's f0, and the dense
+//! output x + h (s (1 - s) k1 + s (s - 2g) k2) / (1 - 2g) at s in [0, 1] (order 2,
+//! renormalised on the sphere).
+//!
+//! The solution is of order 2 for any W (a W-method), so J need not be exact: J v is the
+//! finite difference (f(x + e v) - f0) / e, e = 1e-7 (1 + |x|) / |v|, and each W^-1 r is GMRES
+//! (restarted every 30 vectors) stopped when its residual's RMS is below
+//! 0.05 (atol + rtol rms(x)) / h, a twentieth of what the error control resolves in h k. Memory
+//! is O(30 n d) per system: no n x n or (n d)^2 matrix is formed. Each GMRES iteration is one
+//! field evaluation; the statistics count them with f1 and f2.
+//!
+//! Each system of an ensemble is integrated on its own (its own steps), so an ensemble equals
+//! its systems alone.
+
+use super::adaptive::{Options, SystemStats};
+use crate::error::{Error, Result, input};
+use crate::model::{Model, Shape};
+
+/// Vectors of the Krylov space before GMRES restarts.
+const RESTART: usize = 30;
+/// The most GMRES iterations of one linear solve before the step is retried with h / 2.
+const MAX_KRYLOV: usize = 300;
+/// The residual GMRES leaves, relative to what the error control resolves.
+const LINEAR_TOL: f64 = 0.05;
+
+/// What a ros23 run did per system: the steps (as for the explicit pairs; `evaluations`
+/// counts every field evaluation, those of the Jacobian-vector products included) and the
+/// GMRES iterations among them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RosStats {
+    pub steps: SystemStats,
+    pub krylov: u64,
+}
+
+/// Integrates a model's state x0 [batch, n, d] from t = 0 to `t_end` with ros23 on the f64
+/// reference field and returns the state at each of `outputs` (non-decreasing, within
+/// [0, t_end]; by the dense output) with each system's statistics.
+pub fn integrate_ros23(
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+    opts: Options,
+    t_end: f64,
+    outputs: &[f64],
+) -> Result<(Vec<Vec<f64>>, Vec<RosStats>)> {
+    check(model, shape, x0, &opts, t_end, outputs)?;
+    let per = shape.n * shape.d;
+    let mut states = vec![vec![0.0; x0.len()]; outputs.len()];
+    let mut stats = Vec::with_capacity(shape.batch);
+    for b in 0..shape.batch {
+        let mut system = model.clone();
+        system.betas = vec![model.betas[b]];
+        let mut ros = Ros23 {
+            model: &system,
+            shape: Shape { batch: 1, ..shape },
+            opts,
+            stats: RosStats::default(),
+            system: b,
+        };
+        let range = b * per..(b + 1) * per;
+        let saved = ros.integrate(&x0[range.clone()], t_end, outputs)?;
+        for (state, x) in states.iter_mut().zip(saved) {
+            state[range.clone()].copy_from_slice(&x);
+        }
+        stats.push(ros.stats);
+    }
+    Ok((states, stats))
+}
+
+/// Refuses what ros23 does not integrate, with the reason.
+fn check(
+    model: &Model,
+    shape: Shape,
+    x0: &[f64],
+    opts: &Options,
+    t_end: f64,
+    outputs: &[f64],
+) -> Result<()> {
+    opts.validate()?;
+    if model.noise.is_some() || !model.layer.is_ode() || model.weights_change() {
+        return Err(input(
+            "ros23 integrates the ODE with fixed weights: no --noise, no residual layer map, \
+             no redrawn or per-layer weights",
+        ));
+    }
+    if model.random.is_some() {
+        return Err(input(
+            "ros23 takes the model's own heads: random heads are not supported",
+        ));
+    }
+    if x0.len() != shape.len() || model.betas.len() != shape.batch {
+        return Err(input(format!(
+            "ros23: {} values and {} betas for a state of shape [{}, {}, {}]",
+            x0.len(),
+            model.betas.len(),
+            shape.batch,
+            shape.n,
+            shape.d
+        )));
+    }
+    if !(t_end.is_finite() && t_end >= 0.0) {
+        return Err(input(format!(
+            "the end time must be finite and >= 0, got {t_end}"
+        )));
+    }
+    let mut prev = 0.0;
+    for &t in outputs {
+        if !(t.is_finite() && t >= prev && t <= t_end) {
+            return Err(input(format!(
+                "output times must be finite, non-decreasing and within [0, {t_end}] (got {t} \
+                 after {prev})"
+            )));
+        }
+        prev = t;
+    }
+    Ok(())
+}
+
+/// One system in progress.
+struct Ros23<'a> {
+    model: &'a Model,
+    shape: Shape,
+    opts: Options,
+    stats: RosStats,
+    system: usize,
+}
+
+const G: f64 = 0.292_893_218_813_452_5; // 1 / (2 + sqrt 2)
+const E32: f64 = 7.414_213_562_373_095; // 6 + sqrt 2
+
+impl Ros23<'_> {
+    fn f(&mut self, x: &[f64]) -> Vec<f64> {
+        self.stats.steps.evaluations += 1;
+        let mut out = vec![0.0; x.len()];
+        crate::reference::field(self.model, self.shape, x, &mut out);
+        out
+    }
+
+    fn renormalise(&self, x: &mut [f64]) {
+        if self.model.renormalises() {
+            crate::model::geometry::normalise_tokens(x, self.shape.d);
+        }
+    }
+
+    /// RMS of e / (atol + rtol max(|x|, |y|)).
+    fn norm(&self, e: &[f64], x: &[f64], y: &[f64]) -> f64 {
+        let (atol, rtol) = (self.opts.atol, self.opts.rtol);
+        let sum: f64 = e
+            .iter()
+            .zip(x.iter().zip(y))
+            .map(|(e, (a, b))| (e / (atol + rtol * a.abs().max(b.abs()))).powi(2))
+            .sum();
+        (sum / e.len() as f64).sqrt()
+    }
+
+    fn integrate(&mut self, x0: &[f64], t_end: f64, outputs: &[f64]) -> Result<Vec<Vec<f64>>> {
+        let mut saved = Vec::with_capacity(outputs.len());
+        let mut next = 0;
+        let mut x = x0.to_vec();
+        while next < outputs.len() && outputs[next] <= 0.0 {
+            saved.push(x.clone());
+            next += 1;
+        }
+        let mut f0 = self.f(&x);
+        let mut t = 0.0;
+        let d0 = self.norm(&x, &x, &x);
+        let d1 = self.norm(&f0, &x, &x);
+        let mut h = if d0 < 1e-5 || d1 < 1e-5 {
+            1e-6
+        } else {
+            0.01 * d0 / d1
+        };
+        let mut rejected_last = false;
+        let mut attempts = 0u64;
+        while t < t_end {
+            h = h.min(self.opts.h_max);
+            let last = h >= t_end - t;
+            let hs = if last { t_end - t } else { h };
+            let floor = self.opts.h_min.max(1e-14 * t.abs().max(1.0));
+            if !last && hs < floor {
+                return Err(Error::NonFinite(format!(
+                    "ros23: the step size fell below {floor:.3e} at t = {t} in system {}: the \
+                     solution is not smooth enough there, has blown up, or the tolerance \
+                     (rtol = {}, atol = {}) is too tight",
+                    self.system, self.opts.rtol, self.opts.atol
+                )));
+            }
+            attempts += 1;
+            if attempts > self.opts.max_steps {
+                return Err(input(format!(
+                    "ros23: more than {} steps without reaching t = {t_end} (system {} is at t = \
+                     {t}, step {hs:.3e})",
+                    self.opts.max_steps, self.system
+                )));
+            }
+            let linear_tol = LINEAR_TOL * (self.opts.atol + self.opts.rtol * rms(&x)) / hs;
+            let Some((x_new, f2, err, k1, k2)) = self.step(&x, &f0, hs, linear_tol) else {
+                // GMRES did not converge: a shorter step makes W better conditioned.
+                self.stats.steps.rejected += 1;
+                h = hs * 0.5;
+                rejected_last = true;
+                continue;
+            };
+            if err.is_finite() && err <= 1.0 {
+                // Outputs inside the step, by the dense output; at its end, the new state.
+                while next < outputs.len() && (outputs[next] <= t + hs || last) {
+                    let s = ((outputs[next] - t) / hs).clamp(0.0, 1.0);
+                    if s == 1.0 {
+                        saved.push(x_new.clone());
+                    } else {
+                        let (w1, w2) = (
+                            s * (1.0 - s) / (1.0 - 2.0 * G),
+                            s * (s - 2.0 * G) / (1.0 - 2.0 * G),
+                        );
+                        let mut y: Vec<f64> = (0..x.len())
+                            .map(|i| x[i] + hs * (w1 * k1[i] + w2 * k2[i]))
+                            .collect();
+                        self.renormalise(&mut y);
+                        saved.push(y);
+                    }
+                    next += 1;
+                }
+                let st = &mut self.stats.steps;
+                st.accepted += 1;
+                if !last || st.h_smallest == 0.0 {
+                    st.h_smallest = if st.h_smallest == 0.0 {
+                        hs
+                    } else {
+                        st.h_smallest.min(hs)
+                    };
+                }
+                st.h_largest = st.h_largest.max(hs);
+                t = if last { t_end } else { t + hs };
+                x = x_new;
+                f0 = f2;
+                let mut factor = if err == 0.0 {
+                    5.0
+                } else {
+                    (0.9 * err.powf(-1.0 / 3.0)).clamp(0.2, 5.0)
+                };
+                if rejected_last {
+                    factor = factor.min(1.0);
+                }
+                h = if last {
+                    h.max(hs * factor)
+                } else {
+                    hs * factor
+                };
+                rejected_last = false;
+            } else {
+                self.stats.steps.rejected += 1;
+                let factor = if err.is_finite() {
+                    (0.9 * err.powf(-1.0 / 3.0)).max(0.2)
+                } else {
+                    0.2
+                };
+                h = hs * factor;
+                rejected_last = true;
+            }
+        }
+        while next < outputs.len() {
+            saved.push(x.clone());
+            next += 1;
+        }
+        Ok(saved)
+    }
+
+    /// One step of size h from x (f0 = f(x)), the linear systems solved to `linear_tol` (RMS
+    /// of the residual): (x_new, f(x_new), the error norm, k1, k2), or None when GMRES did not
+    /// converge.
+    #[allow(clippy::type_complexity)]
+    fn step(
+        &mut self,
+        x: &[f64],
+        f0: &[f64],
+        h: f64,
+        linear_tol: f64,
+    ) -> Option<(Vec<f64>, Vec<f64>, f64, Vec<f64>, Vec<f64>)> {
+        let len = x.len();
+        let tol = linear_tol * (len as f64).sqrt();
+        let k1 = self.solve(x, f0, h * G, f0, tol)?;
+        let half: Vec<f64> = (0..len).map(|i| x[i] + 0.5 * h * k1[i]).collect();
+        let f1 = self.f(&half);
+        let r2: Vec<f64> = (0..len).map(|i| f1[i] - k1[i]).collect();
+        let mut k2 = self.solve(x, f0, h * G, &r2, tol)?;
+        k2.iter_mut().zip(&k1).for_each(|(a, b)| *a += b);
+        let mut x_new: Vec<f64> = (0..len).map(|i| x[i] + h * k2[i]).collect();
+        self.renormalise(&mut x_new);
+        let f2 = self.f(&x_new);
+        let r3: Vec<f64> = (0..len)
+            .map(|i| f2[i] - E32 * (k2[i] - f1[i]) - 2.0 * (k1[i] - f0[i]))
+            .collect();
+        let k3 = self.solve(x, f0, h * G, &r3, tol)?;
+        let e: Vec<f64> = (0..len)
+            .map(|i| h / 6.0 * (k1[i] - 2.0 * k2[i] + k3[i]))
+            .collect();
+        let err = self.norm(&e, x, &x_new);
+        Some((x_new, f2, err, k1, k2))
+    }
+
+    /// GMRES for (I - g J) k = r with J v = (f(x + e v) - f0) / e, from k = 0, restarted every
+    /// RESTART vectors, until the residual's 2-norm is at most `tol` (None after MAX_KRYLOV
+    /// iterations).
+    fn solve(&mut self, x: &[f64], f0: &[f64], g: f64, r: &[f64], tol: f64) -> Option<Vec<f64>> {
+        let len = x.len();
+        let x_norm = dot(x, x).sqrt();
+        let apply = |ros: &mut Self, v: &[f64]| -> Vec<f64> {
+            let v_norm = dot(v, v).sqrt();
+            if v_norm == 0.0 {
+                return vec![0.0; len];
+            }
+            let e = 1e-7 * (1.0 + x_norm) / v_norm;
+            let moved: Vec<f64> = x.iter().zip(v).map(|(a, b)| a + e * b).collect();
+            let fv = ros.f(&moved);
+            ros.stats.krylov += 1;
+            (0..len).map(|i| v[i] - g * (fv[i] - f0[i]) / e).collect()
+        };
+        let mut k = vec![0.0; len];
+        let mut residual = r.to_vec();
+        let mut iterations = 0;
+        loop {
+            let beta = dot(&residual, &residual).sqrt();
+            if beta <= tol {
+                return Some(k);
+            }
+            if iterations >= MAX_KRYLOV || !beta.is_finite() {
+                return None;
+            }
+            // Arnoldi with modified Gram-Schmidt; the least-squares problem by Givens rotations.
+            let mut basis: Vec<Vec<f64>> = vec![residual.iter().map(|a| a / beta).collect()];
+            let mut hess = vec![vec![0.0; RESTART]; RESTART + 1];
+            let (mut cs, mut sn) = (vec![0.0; RESTART], vec![0.0; RESTART]);
+            let mut s = vec![0.0; RESTART + 1];
+            s[0] = beta;
+            let mut used = 0;
+            for j in 0..RESTART {
+                let mut w = apply(self, &basis[j]);
+                iterations += 1;
+                for (i, v) in basis.iter().enumerate() {
+                    hess[i][j] = dot(&w, v);
+                    w.iter_mut().zip(v).for_each(|(w, v)| *w -= hess[i][j] * v);
+                }
+                let w_norm = dot(&w, &w).sqrt();
+                hess[j + 1][j] = w_norm;
+                for i in 0..j {
+                    let t = cs[i] * hess[i][j] + sn[i] * hess[i + 1][j];
+                    hess[i + 1][j] = -sn[i] * hess[i][j] + cs[i] * hess[i + 1][j];
+                    hess[i][j] = t;
+                }
+                let den = hess[j][j].hypot(hess[j + 1][j]);
+                cs[j] = hess[j][j] / den;
+                sn[j] = hess[j + 1][j] / den;
+                hess[j][j] = den;
+                hess[j + 1][j] = 0.0;
+                s[j + 1] = -sn[j] * s[j];
+                s[j] *= cs[j];
+                used = j + 1;
+                if s[j + 1].abs() <= tol || iterations >= MAX_KRYLOV || w_norm == 0.0 {
+                    break;
+                }
+                basis.push(w.iter().map(|a| a / w_norm).collect());
+            }
+            let mut y = vec![0.0; used];
+            for i in (0..used).rev() {
+                let t = s[i] - (i + 1..used).map(|l| hess[i][l] * y[l]).sum::<f64>();
+                y[i] = t / hess[i][i];
+            }
+            for (yi, v) in y.iter().zip(&basis) {
+                k.iter_mut().zip(v).for_each(|(k, v)| *k += yi * v);
+            }
+            // The true residual (one more evaluation), for the restart and the test.
+            let ak = apply(self, &k);
+            iterations += 1;
+            residual = (0..len).map(|i| r[i] - ak[i]).collect();
+        }
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn rms(x: &[f64]) -> f64 {
+    (dot(x, x) / x.len() as f64).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrate::Integrator;
+    use crate::integrate::adaptive::integrate_adaptive;
+    use crate::model::init::InitSpec;
+    use crate::model::{Attention, Geometry, Mask, Weights};
+
+    fn model(d: usize, betas: Vec<f64>) -> Model {
+        Model::new(
+            Attention::Sa,
+            Geometry::Sphere,
+            Mask::Full,
+            Weights::identity(d),
+            betas,
+        )
+    }
+
+    /// dopri5 on the reference backend at rtol = atol = `tol`: the states at `outputs` and
+    /// each system's evaluations.
+    fn dopri5(
+        model: &Model,
+        shape: Shape,
+        x0: &[f64],
+        tol: (f64, f64),
+        t_end: f64,
+        outputs: &[f64],
+    ) -> (Vec<Vec<f64>>, Vec<u64>) {
+        let mut b = crate::reference::ReferenceBackend::new(model, shape, x0).unwrap();
+        let o = Options {
+            rtol: tol.0,
+            atol: tol.1,
+            ..Options::default()
+        };
+        let (x, s) =
+            integrate_adaptive(&mut b, model, Integrator::Dopri5, o, t_end, outputs).unwrap();
+        (x, s.iter().map(|s| s.stats.evaluations).collect())
+    }
+
+    fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    }
+
+    /// Fixed steps with the linear systems solved to 1e-10 (RMS): the solution's global error falls
+    /// like h^2 (a method of order 2) and the local error estimate like h^3 (its embedded
+    /// formula of order 3, with an exact Jacobian up to the finite difference).
+    #[test]
+    fn ros23_has_order_two_and_an_order_three_error_estimate() {
+        let (n, d) = (6, 3);
+        let shape = Shape::new(1, n, d).unwrap();
+        let model = model(d, vec![1.0]);
+        let x0 = InitSpec::Uniform
+            .generate(shape, Geometry::Sphere, 3)
+            .unwrap();
+        let (truth, _) = dopri5(&model, shape, &x0, (1e-13, 1e-13), 1.0, &[1.0]);
+        let mut ros = Ros23 {
+            model: &model,
+            shape,
+            opts: Options::default(),
+            stats: RosStats::default(),
+            system: 0,
+        };
+        let (mut errors, mut estimates) = (Vec::new(), Vec::new());
+        let steps = [8usize, 16, 32, 64];
+        for &k in &steps {
+            let h = 1.0 / k as f64;
+            let mut x = x0.clone();
+            let mut f0 = ros.f(&x);
+            let mut first = None;
+            for _ in 0..k {
+                let (x_new, f2, err, _, _) = ros.step(&x, &f0, h, 1e-10).unwrap();
+                first.get_or_insert(err);
+                (x, f0) = (x_new, f2);
+            }
+            errors.push(max_diff(&x, &truth[0]));
+            estimates.push(first.unwrap());
+        }
+        let slopes =
+            |v: &[f64]| -> Vec<f64> { v.windows(2).map(|w| (w[0] / w[1]).log2()).collect() };
+        let (order, estimate) = (slopes(&errors), slopes(&estimates));
+        let e = |v: &[f64]| v.iter().map(|e| format!("{e:.3e}")).collect::<Vec<_>>();
+        eprintln!(
+            "ros23 errors {:?}: orders {order:.3?}; estimates {:?}: {estimate:.3?}",
+            e(&errors),
+            e(&estimates)
+        );
+        for o in order {
+            assert!((1.8..=2.3).contains(&o), "order {o:.3} ({errors:.3?})");
+        }
+        for o in estimate {
+            assert!(
+                (2.7..=3.3).contains(&o),
+                "estimate order {o:.3} ({estimates:.3?})"
+            );
+        }
+    }
+
+    /// The metastability setting at n = 32 (the circle, beta = 36, rtol = 1e-6, atol = 1e-8):
+    /// once the tokens cluster, dopri5's steps are held by stability and its evaluations grow
+    /// like T, while ros23's follow the slow drift. ros23's states at t = 1, 10, 100 (dense
+    /// output) match dopri5 at 1e-11 to 1e-4; its evaluations from T = 1e2 to 1e4 grow by less
+    /// than 3x (measured 3848 to 8156, the merges on the way) where dopri5's grow by more than
+    /// 20x (560 to 18,902); an ensemble of two draws equals each alone.
+    #[test]
+    fn ros23_steps_over_metastable_times_at_a_cost_that_grows_slowly() {
+        let (n, d) = (32, 2);
+        let shape = Shape::new(1, n, d).unwrap();
+        let single = model(d, vec![36.0]);
+        let x0 = InitSpec::Uniform
+            .generate(shape, Geometry::Sphere, 1)
+            .unwrap();
+        let tol = Options {
+            rtol: 1e-6,
+            atol: 1e-8,
+            ..Options::default()
+        };
+        let outputs = [1.0, 10.0, 100.0];
+        let (truth, _) = dopri5(&single, shape, &x0, (1e-11, 1e-11), 100.0, &outputs);
+        let (x, stats) = integrate_ros23(&single, shape, &x0, tol, 100.0, &outputs).unwrap();
+        let errors: Vec<f64> = x.iter().zip(&truth).map(|(a, b)| max_diff(a, b)).collect();
+        let e2 = stats[0].steps.evaluations;
+        let (_, stats) = integrate_ros23(&single, shape, &x0, tol, 1e4, &[]).unwrap();
+        let e4 = stats[0].steps.evaluations;
+        let (_, d2) = dopri5(&single, shape, &x0, (1e-6, 1e-8), 100.0, &[]);
+        let (_, d4) = dopri5(&single, shape, &x0, (1e-6, 1e-8), 1e4, &[]);
+        eprintln!(
+            "ros23 errors at t = 1, 10, 100: {:?}; evaluations T = 1e2: {e2}, 1e4: {e4} \
+             (dopri5: {}, {})",
+            errors
+                .iter()
+                .map(|e| format!("{e:.3e}"))
+                .collect::<Vec<_>>(),
+            d2[0],
+            d4[0]
+        );
+        for e in &errors {
+            assert!(*e < 1e-4, "{errors:?}");
+        }
+        assert!(
+            e4 < 3 * e2 && 2 * e4 < d4[0],
+            "ros23: {e2} then {e4} evaluations"
+        );
+        assert!(d4[0] > 20 * d2[0], "dopri5: {d2:?} then {d4:?} evaluations");
+        // An ensemble: each system on its own.
+        let two = Shape::new(2, n, d).unwrap();
+        let x1 = InitSpec::Uniform
+            .generate(shape, Geometry::Sphere, 2)
+            .unwrap();
+        let both = [x0.clone(), x1.clone()].concat();
+        let betas = model(d, vec![36.0, 9.0]);
+        let (xb, sb) = integrate_ros23(&betas, two, &both, tol, 50.0, &[50.0]).unwrap();
+        let alone = integrate_ros23(&model(d, vec![9.0]), shape, &x1, tol, 50.0, &[50.0]).unwrap();
+        assert_eq!(xb[0][n * d..], alone.0[0][..]);
+        assert_eq!(sb[1], alone.1[0]);
+    }
+}
