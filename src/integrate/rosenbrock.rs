@@ -32,6 +32,7 @@
 
 use super::adaptive::{Options, SystemStats};
 use crate::error::{Error, Result, input};
+use crate::model::linalg::{dot, norm};
 use crate::model::{Model, Shape};
 
 /// Vectors of the Krylov space before GMRES restarts.
@@ -161,7 +162,7 @@ impl Ros23<'_> {
     }
 
     /// RMS of e / (atol + rtol max(|x|, |y|)).
-    fn norm(&self, e: &[f64], x: &[f64], y: &[f64]) -> f64 {
+    fn error_norm(&self, e: &[f64], x: &[f64], y: &[f64]) -> f64 {
         let (atol, rtol) = (self.opts.atol, self.opts.rtol);
         let sum: f64 = e
             .iter()
@@ -181,8 +182,8 @@ impl Ros23<'_> {
         }
         let mut f0 = self.f(&x);
         let mut t = 0.0;
-        let d0 = self.norm(&x, &x, &x);
-        let d1 = self.norm(&f0, &x, &x);
+        let d0 = self.error_norm(&x, &x, &x);
+        let d1 = self.error_norm(&f0, &x, &x);
         let mut h = if d0 < 1e-5 || d1 < 1e-5 {
             1e-6
         } else {
@@ -312,7 +313,7 @@ impl Ros23<'_> {
         let e: Vec<f64> = (0..len)
             .map(|i| h / 6.0 * (k1[i] - 2.0 * k2[i] + k3[i]))
             .collect();
-        let err = self.norm(&e, x, &x_new);
+        let err = self.error_norm(&e, x, &x_new);
         Some((x_new, f2, err, k1, k2))
     }
 
@@ -321,9 +322,9 @@ impl Ros23<'_> {
     /// iterations).
     fn solve(&mut self, x: &[f64], f0: &[f64], g: f64, r: &[f64], tol: f64) -> Option<Vec<f64>> {
         let len = x.len();
-        let x_norm = dot(x, x).sqrt();
+        let x_norm = norm(x);
         let apply = |ros: &mut Self, v: &[f64]| -> Vec<f64> {
-            let v_norm = dot(v, v).sqrt();
+            let v_norm = norm(v);
             if v_norm == 0.0 {
                 return vec![0.0; len];
             }
@@ -337,7 +338,7 @@ impl Ros23<'_> {
         let mut residual = r.to_vec();
         let mut iterations = 0;
         loop {
-            let beta = dot(&residual, &residual).sqrt();
+            let beta = norm(&residual);
             if beta <= tol {
                 return Some(k);
             }
@@ -358,7 +359,7 @@ impl Ros23<'_> {
                     hess[i][j] = dot(&w, v);
                     w.iter_mut().zip(v).for_each(|(w, v)| *w -= hess[i][j] * v);
                 }
-                let w_norm = dot(&w, &w).sqrt();
+                let w_norm = norm(&w);
                 hess[j + 1][j] = w_norm;
                 for i in 0..j {
                     let t = cs[i] * hess[i][j] + sn[i] * hess[i + 1][j];
@@ -392,10 +393,6 @@ impl Ros23<'_> {
             residual = (0..len).map(|i| r[i] - ak[i]).collect();
         }
     }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn rms(x: &[f64]) -> f64 {
