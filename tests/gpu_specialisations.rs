@@ -4,8 +4,9 @@
 //! HLSL, MSL or SPIR-V as consumer machines do) in headless Chromium on SwiftShader.
 //!
 //! The planner is asked which specialisation each adapter profile gets for every d of
-//! `profiles::DIMENSIONS`, full and causal masks (and causal with ALiBi, which changes the
-//! code), SA and USA; it must agree with `catalogue::specialisations()`. Each distinct one:
+//! `profiles::DIMENSIONS`, full and causal masks (and causal with ALiBi: the same kernel as
+//! causal except on the hardware profiles' N-body shapes, `Variant::for_kernel`; a kernel with
+//! ALiBi's code runs here with ALiBi on), SA and USA; it must agree with `catalogue::specialisations()`. Each distinct one:
 //!
 //! 1. runs natively: the pair statistics, then two RK4 steps, against the reference; the
 //!    first step with capture on (src/backend/gpu/capture.rs): every dispatch in order, its

@@ -83,7 +83,8 @@ pub fn kernels(args: KernelsArgs) -> Result<()> {
     let all = catalogue::specialisations();
     outln!(
         "Kernel specialisations by adapter profile (d in {:?}; masks full, causal, causal \
-         with ALiBi). Every shape fits {} bytes of workgroup memory and {} invocations; \
+         with ALiBi; a causal kernel carries ALiBi, slope 0 without it, except the hardware \
+         profiles' nbody kernels). Every shape fits {} bytes of workgroup memory and {} invocations; \
          subgroup reductions span at most {} lanes.",
         DIMENSIONS,
         profiles::PORTABLE_WORKGROUP_BYTES,

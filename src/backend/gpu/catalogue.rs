@@ -10,9 +10,10 @@ use super::codegen::{AttentionKernel, Reduce, Variant};
 use super::kernels::{Dialect, Specialisation};
 use super::profiles::{AdapterProfile, DIMENSIONS, PROFILES};
 
-/// The mask variants whose attention code differs: full, causal, causal with ALiBi (ALiBi
-/// needs the causal mask). SA and USA, the geometry and the weights are runtime flags: the
-/// same code.
+/// The mask variants a model can ask for: full, causal, causal with ALiBi (ALiBi needs the
+/// causal mask). SA and USA, the geometry and the weights are runtime flags: the same code.
+/// Causal and causal with ALiBi get the same kernel except on the hardware profiles' N-body
+/// shapes (`Variant::for_kernel`).
 pub const VARIANTS: [Variant; 3] = [
     Variant {
         causal: false,

@@ -493,11 +493,13 @@ impl Specialisation {
 
     /// The kernels for tokens of dimension d on a target: the one planner of kernel shapes
     /// (within the portable limits, see `profiles`).
+    /// A causal variant gets ALiBi's code where `Variant::for_kernel` says so.
     pub fn for_target(d: usize, target: &Target, variant: Variant, checked: bool) -> Self {
+        let attention = AttentionKernel::for_dimension(d, target);
         Specialisation {
             d,
-            attention: AttentionKernel::for_dimension(d, target),
-            variant,
+            attention,
+            variant: variant.for_kernel(&attention, target),
             pairs: PairKernel::for_dimension(d, target),
             checked,
         }

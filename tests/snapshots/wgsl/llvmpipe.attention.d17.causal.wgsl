@@ -211,6 +211,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let key_base = system * params.n_keys;
     let first = chunk.first != 0u;
     let state0 = split * params.batch * params.n_queries + system * params.n_queries;
+    let alibi2 = params.alibi_slope * LOG2E;
     // The split's first key: the running maximum starts at its score.
     let first_0 = vec4<f32>(x[(key_base + min(split_start, params.n_keys - 1u)) * D], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 1u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 2u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 3u]);
     let first_1 = vec4<f32>(x[(key_base + min(split_start, params.n_keys - 1u)) * D + 4u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 5u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 6u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 7u]);
@@ -234,7 +235,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var l0 = 0.0;
     if first {
         if (split_start <= i0) & (split_start < params.n_keys) {
-            m0 = ((fma(q0_0.x, first_0.x, fma(q0_0.y, first_0.y, fma(q0_0.z, first_0.z, fma(q0_0.w, first_0.w, fma(q0_1.x, first_1.x, fma(q0_1.y, first_1.y, fma(q0_1.z, first_1.z, fma(q0_1.w, first_1.w, 0.0)))))))) + fma(q0_2.x, first_2.x, fma(q0_2.y, first_2.y, fma(q0_2.z, first_2.z, fma(q0_2.w, first_2.w, fma(q0_3.x, first_3.x, fma(q0_3.y, first_3.y, fma(q0_3.z, first_3.z, q0_3.w * first_3.w)))))))) + q0_4 * first_4);
+            m0 = ((fma(q0_0.x, first_0.x, fma(q0_0.y, first_0.y, fma(q0_0.z, first_0.z, fma(q0_0.w, first_0.w, fma(q0_1.x, first_1.x, fma(q0_1.y, first_1.y, fma(q0_1.z, first_1.z, fma(q0_1.w, first_1.w, 0.0)))))))) + fma(q0_2.x, first_2.x, fma(q0_2.y, first_2.y, fma(q0_2.z, first_2.z, fma(q0_2.w, first_2.w, fma(q0_3.x, first_3.x, fma(q0_3.y, first_3.y, fma(q0_3.z, first_3.z, q0_3.w * first_3.w)))))))) + q0_4 * first_4) - alibi2 * f32(i0 - split_start);
         }
         } else {
             let ml = ml_state[state0 + min(i0, params.n_queries - 1u)];
@@ -246,7 +247,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             acc0_3 = acc_state[(state0 + min(i0, params.n_queries - 1u)) * DV + 3u];
             acc0_4 = acc_state[(state0 + min(i0, params.n_queries - 1u)) * DV + 4u].x;
         }
-        var nb0 = -m0;
+        var nb0 = -(m0 + alibi2 * f32(i0));
         let i1 = q0 + lid.x + 64u;
         let ok1 = i1 < params.n_queries;
         let t1 = system * params.n_queries + min(i1, params.n_queries - 1u);
@@ -264,7 +265,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var l1 = 0.0;
         if first {
             if (split_start <= i1) & (split_start < params.n_keys) {
-                m1 = ((fma(q1_0.x, first_0.x, fma(q1_0.y, first_0.y, fma(q1_0.z, first_0.z, fma(q1_0.w, first_0.w, fma(q1_1.x, first_1.x, fma(q1_1.y, first_1.y, fma(q1_1.z, first_1.z, fma(q1_1.w, first_1.w, 0.0)))))))) + fma(q1_2.x, first_2.x, fma(q1_2.y, first_2.y, fma(q1_2.z, first_2.z, fma(q1_2.w, first_2.w, fma(q1_3.x, first_3.x, fma(q1_3.y, first_3.y, fma(q1_3.z, first_3.z, q1_3.w * first_3.w)))))))) + q1_4 * first_4);
+                m1 = ((fma(q1_0.x, first_0.x, fma(q1_0.y, first_0.y, fma(q1_0.z, first_0.z, fma(q1_0.w, first_0.w, fma(q1_1.x, first_1.x, fma(q1_1.y, first_1.y, fma(q1_1.z, first_1.z, fma(q1_1.w, first_1.w, 0.0)))))))) + fma(q1_2.x, first_2.x, fma(q1_2.y, first_2.y, fma(q1_2.z, first_2.z, fma(q1_2.w, first_2.w, fma(q1_3.x, first_3.x, fma(q1_3.y, first_3.y, fma(q1_3.z, first_3.z, q1_3.w * first_3.w)))))))) + q1_4 * first_4) - alibi2 * f32(i1 - split_start);
             }
             } else {
                 let ml = ml_state[state0 + min(i1, params.n_queries - 1u)];
@@ -276,7 +277,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 acc1_3 = acc_state[(state0 + min(i1, params.n_queries - 1u)) * DV + 3u];
                 acc1_4 = acc_state[(state0 + min(i1, params.n_queries - 1u)) * DV + 4u].x;
             }
-            var nb1 = -m1;
+            var nb1 = -(m1 + alibi2 * f32(i1));
             let i2 = q0 + lid.x + 128u;
             let ok2 = i2 < params.n_queries;
             let t2 = system * params.n_queries + min(i2, params.n_queries - 1u);
@@ -294,7 +295,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var l2 = 0.0;
             if first {
                 if (split_start <= i2) & (split_start < params.n_keys) {
-                    m2 = ((fma(q2_0.x, first_0.x, fma(q2_0.y, first_0.y, fma(q2_0.z, first_0.z, fma(q2_0.w, first_0.w, fma(q2_1.x, first_1.x, fma(q2_1.y, first_1.y, fma(q2_1.z, first_1.z, fma(q2_1.w, first_1.w, 0.0)))))))) + fma(q2_2.x, first_2.x, fma(q2_2.y, first_2.y, fma(q2_2.z, first_2.z, fma(q2_2.w, first_2.w, fma(q2_3.x, first_3.x, fma(q2_3.y, first_3.y, fma(q2_3.z, first_3.z, q2_3.w * first_3.w)))))))) + q2_4 * first_4);
+                    m2 = ((fma(q2_0.x, first_0.x, fma(q2_0.y, first_0.y, fma(q2_0.z, first_0.z, fma(q2_0.w, first_0.w, fma(q2_1.x, first_1.x, fma(q2_1.y, first_1.y, fma(q2_1.z, first_1.z, fma(q2_1.w, first_1.w, 0.0)))))))) + fma(q2_2.x, first_2.x, fma(q2_2.y, first_2.y, fma(q2_2.z, first_2.z, fma(q2_2.w, first_2.w, fma(q2_3.x, first_3.x, fma(q2_3.y, first_3.y, fma(q2_3.z, first_3.z, q2_3.w * first_3.w)))))))) + q2_4 * first_4) - alibi2 * f32(i2 - split_start);
                 }
                 } else {
                     let ml = ml_state[state0 + min(i2, params.n_queries - 1u)];
@@ -306,7 +307,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     acc2_3 = acc_state[(state0 + min(i2, params.n_queries - 1u)) * DV + 3u];
                     acc2_4 = acc_state[(state0 + min(i2, params.n_queries - 1u)) * DV + 4u].x;
                 }
-                var nb2 = -m2;
+                var nb2 = -(m2 + alibi2 * f32(i2));
                 let i3 = q0 + lid.x + 192u;
                 let ok3 = i3 < params.n_queries;
                 let t3 = system * params.n_queries + min(i3, params.n_queries - 1u);
@@ -324,7 +325,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 var l3 = 0.0;
                 if first {
                     if (split_start <= i3) & (split_start < params.n_keys) {
-                        m3 = ((fma(q3_0.x, first_0.x, fma(q3_0.y, first_0.y, fma(q3_0.z, first_0.z, fma(q3_0.w, first_0.w, fma(q3_1.x, first_1.x, fma(q3_1.y, first_1.y, fma(q3_1.z, first_1.z, fma(q3_1.w, first_1.w, 0.0)))))))) + fma(q3_2.x, first_2.x, fma(q3_2.y, first_2.y, fma(q3_2.z, first_2.z, fma(q3_2.w, first_2.w, fma(q3_3.x, first_3.x, fma(q3_3.y, first_3.y, fma(q3_3.z, first_3.z, q3_3.w * first_3.w)))))))) + q3_4 * first_4);
+                        m3 = ((fma(q3_0.x, first_0.x, fma(q3_0.y, first_0.y, fma(q3_0.z, first_0.z, fma(q3_0.w, first_0.w, fma(q3_1.x, first_1.x, fma(q3_1.y, first_1.y, fma(q3_1.z, first_1.z, fma(q3_1.w, first_1.w, 0.0)))))))) + fma(q3_2.x, first_2.x, fma(q3_2.y, first_2.y, fma(q3_2.z, first_2.z, fma(q3_2.w, first_2.w, fma(q3_3.x, first_3.x, fma(q3_3.y, first_3.y, fma(q3_3.z, first_3.z, q3_3.w * first_3.w)))))))) + q3_4 * first_4) - alibi2 * f32(i3 - split_start);
                     }
                     } else {
                         let ml = ml_state[state0 + min(i3, params.n_queries - 1u)];
@@ -336,7 +337,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         acc3_3 = acc_state[(state0 + min(i3, params.n_queries - 1u)) * DV + 3u];
                         acc3_4 = acc_state[(state0 + min(i3, params.n_queries - 1u)) * DV + 4u].x;
                     }
-                    var nb3 = -m3;
+                    var nb3 = -(m3 + alibi2 * f32(i3));
                     let i4 = q0 + lid.x + 256u;
                     let ok4 = i4 < params.n_queries;
                     let t4 = system * params.n_queries + min(i4, params.n_queries - 1u);
@@ -354,7 +355,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     var l4 = 0.0;
                     if first {
                         if (split_start <= i4) & (split_start < params.n_keys) {
-                            m4 = ((fma(q4_0.x, first_0.x, fma(q4_0.y, first_0.y, fma(q4_0.z, first_0.z, fma(q4_0.w, first_0.w, fma(q4_1.x, first_1.x, fma(q4_1.y, first_1.y, fma(q4_1.z, first_1.z, fma(q4_1.w, first_1.w, 0.0)))))))) + fma(q4_2.x, first_2.x, fma(q4_2.y, first_2.y, fma(q4_2.z, first_2.z, fma(q4_2.w, first_2.w, fma(q4_3.x, first_3.x, fma(q4_3.y, first_3.y, fma(q4_3.z, first_3.z, q4_3.w * first_3.w)))))))) + q4_4 * first_4);
+                            m4 = ((fma(q4_0.x, first_0.x, fma(q4_0.y, first_0.y, fma(q4_0.z, first_0.z, fma(q4_0.w, first_0.w, fma(q4_1.x, first_1.x, fma(q4_1.y, first_1.y, fma(q4_1.z, first_1.z, fma(q4_1.w, first_1.w, 0.0)))))))) + fma(q4_2.x, first_2.x, fma(q4_2.y, first_2.y, fma(q4_2.z, first_2.z, fma(q4_2.w, first_2.w, fma(q4_3.x, first_3.x, fma(q4_3.y, first_3.y, fma(q4_3.z, first_3.z, q4_3.w * first_3.w)))))))) + q4_4 * first_4) - alibi2 * f32(i4 - split_start);
                         }
                         } else {
                             let ml = ml_state[state0 + min(i4, params.n_queries - 1u)];
@@ -366,7 +367,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                             acc4_3 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 3u];
                             acc4_4 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 4u].x;
                         }
-                        var nb4 = -m4;
+                        var nb4 = -(m4 + alibi2 * f32(i4));
                         let i5 = q0 + lid.x + 320u;
                         let ok5 = i5 < params.n_queries;
                         let t5 = system * params.n_queries + min(i5, params.n_queries - 1u);
@@ -384,7 +385,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         var l5 = 0.0;
                         if first {
                             if (split_start <= i5) & (split_start < params.n_keys) {
-                                m5 = ((fma(q5_0.x, first_0.x, fma(q5_0.y, first_0.y, fma(q5_0.z, first_0.z, fma(q5_0.w, first_0.w, fma(q5_1.x, first_1.x, fma(q5_1.y, first_1.y, fma(q5_1.z, first_1.z, fma(q5_1.w, first_1.w, 0.0)))))))) + fma(q5_2.x, first_2.x, fma(q5_2.y, first_2.y, fma(q5_2.z, first_2.z, fma(q5_2.w, first_2.w, fma(q5_3.x, first_3.x, fma(q5_3.y, first_3.y, fma(q5_3.z, first_3.z, q5_3.w * first_3.w)))))))) + q5_4 * first_4);
+                                m5 = ((fma(q5_0.x, first_0.x, fma(q5_0.y, first_0.y, fma(q5_0.z, first_0.z, fma(q5_0.w, first_0.w, fma(q5_1.x, first_1.x, fma(q5_1.y, first_1.y, fma(q5_1.z, first_1.z, fma(q5_1.w, first_1.w, 0.0)))))))) + fma(q5_2.x, first_2.x, fma(q5_2.y, first_2.y, fma(q5_2.z, first_2.z, fma(q5_2.w, first_2.w, fma(q5_3.x, first_3.x, fma(q5_3.y, first_3.y, fma(q5_3.z, first_3.z, q5_3.w * first_3.w)))))))) + q5_4 * first_4) - alibi2 * f32(i5 - split_start);
                             }
                             } else {
                                 let ml = ml_state[state0 + min(i5, params.n_queries - 1u)];
@@ -396,7 +397,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                 acc5_3 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 3u];
                                 acc5_4 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 4u].x;
                             }
-                            var nb5 = -m5;
+                            var nb5 = -(m5 + alibi2 * f32(i5));
                             let i6 = q0 + lid.x + 384u;
                             let ok6 = i6 < params.n_queries;
                             let t6 = system * params.n_queries + min(i6, params.n_queries - 1u);
@@ -414,7 +415,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                             var l6 = 0.0;
                             if first {
                                 if (split_start <= i6) & (split_start < params.n_keys) {
-                                    m6 = ((fma(q6_0.x, first_0.x, fma(q6_0.y, first_0.y, fma(q6_0.z, first_0.z, fma(q6_0.w, first_0.w, fma(q6_1.x, first_1.x, fma(q6_1.y, first_1.y, fma(q6_1.z, first_1.z, fma(q6_1.w, first_1.w, 0.0)))))))) + fma(q6_2.x, first_2.x, fma(q6_2.y, first_2.y, fma(q6_2.z, first_2.z, fma(q6_2.w, first_2.w, fma(q6_3.x, first_3.x, fma(q6_3.y, first_3.y, fma(q6_3.z, first_3.z, q6_3.w * first_3.w)))))))) + q6_4 * first_4);
+                                    m6 = ((fma(q6_0.x, first_0.x, fma(q6_0.y, first_0.y, fma(q6_0.z, first_0.z, fma(q6_0.w, first_0.w, fma(q6_1.x, first_1.x, fma(q6_1.y, first_1.y, fma(q6_1.z, first_1.z, fma(q6_1.w, first_1.w, 0.0)))))))) + fma(q6_2.x, first_2.x, fma(q6_2.y, first_2.y, fma(q6_2.z, first_2.z, fma(q6_2.w, first_2.w, fma(q6_3.x, first_3.x, fma(q6_3.y, first_3.y, fma(q6_3.z, first_3.z, q6_3.w * first_3.w)))))))) + q6_4 * first_4) - alibi2 * f32(i6 - split_start);
                                 }
                                 } else {
                                     let ml = ml_state[state0 + min(i6, params.n_queries - 1u)];
@@ -426,7 +427,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                     acc6_3 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 3u];
                                     acc6_4 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 4u].x;
                                 }
-                                var nb6 = -m6;
+                                var nb6 = -(m6 + alibi2 * f32(i6));
                                 let i7 = q0 + lid.x + 448u;
                                 let ok7 = i7 < params.n_queries;
                                 let t7 = system * params.n_queries + min(i7, params.n_queries - 1u);
@@ -444,7 +445,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                 var l7 = 0.0;
                                 if first {
                                     if (split_start <= i7) & (split_start < params.n_keys) {
-                                        m7 = ((fma(q7_0.x, first_0.x, fma(q7_0.y, first_0.y, fma(q7_0.z, first_0.z, fma(q7_0.w, first_0.w, fma(q7_1.x, first_1.x, fma(q7_1.y, first_1.y, fma(q7_1.z, first_1.z, fma(q7_1.w, first_1.w, 0.0)))))))) + fma(q7_2.x, first_2.x, fma(q7_2.y, first_2.y, fma(q7_2.z, first_2.z, fma(q7_2.w, first_2.w, fma(q7_3.x, first_3.x, fma(q7_3.y, first_3.y, fma(q7_3.z, first_3.z, q7_3.w * first_3.w)))))))) + q7_4 * first_4);
+                                        m7 = ((fma(q7_0.x, first_0.x, fma(q7_0.y, first_0.y, fma(q7_0.z, first_0.z, fma(q7_0.w, first_0.w, fma(q7_1.x, first_1.x, fma(q7_1.y, first_1.y, fma(q7_1.z, first_1.z, fma(q7_1.w, first_1.w, 0.0)))))))) + fma(q7_2.x, first_2.x, fma(q7_2.y, first_2.y, fma(q7_2.z, first_2.z, fma(q7_2.w, first_2.w, fma(q7_3.x, first_3.x, fma(q7_3.y, first_3.y, fma(q7_3.z, first_3.z, q7_3.w * first_3.w)))))))) + q7_4 * first_4) - alibi2 * f32(i7 - split_start);
                                     }
                                     } else {
                                         let ml = ml_state[state0 + min(i7, params.n_queries - 1u)];
@@ -456,7 +457,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                         acc7_3 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 3u];
                                         acc7_4 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 4u].x;
                                     }
-                                    var nb7 = -m7;
+                                    var nb7 = -(m7 + alibi2 * f32(i7));
                                     var start = start0;
                                     loop {
                                         if start >= key_end {
@@ -550,56 +551,57 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                 let k0_2 = tile[kb + 2u];
                                                 let k0_3 = tile[kb + 3u];
                                                 let k0_4 = tile[kb + 4u].x;
-                                                let p0_0 = exp2(((fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + fma(q0_2.x, k0_2.x, fma(q0_2.y, k0_2.y, fma(q0_2.z, k0_2.z, fma(q0_2.w, k0_2.w, fma(q0_3.x, k0_3.x, fma(q0_3.y, k0_3.y, fma(q0_3.z, k0_3.z, q0_3.w * k0_3.w)))))))) + q0_4 * k0_4));
+                                                let j0 = alibi2 * f32(start + kk + 0u);
+                                                let p0_0 = exp2(((fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + fma(q0_2.x, k0_2.x, fma(q0_2.y, k0_2.y, fma(q0_2.z, k0_2.z, fma(q0_2.w, k0_2.w, fma(q0_3.x, k0_3.x, fma(q0_3.y, k0_3.y, fma(q0_3.z, k0_3.z, q0_3.w * k0_3.w)))))))) + q0_4 * k0_4) + j0);
                                                 tacc0_0 = fma(vec4<f32>(p0_0), k0_0, tacc0_0);
                                                 tacc0_1 = fma(vec4<f32>(p0_0), k0_1, tacc0_1);
                                                 tacc0_2 = fma(vec4<f32>(p0_0), k0_2, tacc0_2);
                                                 tacc0_3 = fma(vec4<f32>(p0_0), k0_3, tacc0_3);
                                                 tacc0_4 = fma(f32(p0_0), k0_4, tacc0_4);
                                                 tl0 += p0_0;
-                                                let p1_0 = exp2(((fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + fma(q1_2.x, k0_2.x, fma(q1_2.y, k0_2.y, fma(q1_2.z, k0_2.z, fma(q1_2.w, k0_2.w, fma(q1_3.x, k0_3.x, fma(q1_3.y, k0_3.y, fma(q1_3.z, k0_3.z, q1_3.w * k0_3.w)))))))) + q1_4 * k0_4));
+                                                let p1_0 = exp2(((fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + fma(q1_2.x, k0_2.x, fma(q1_2.y, k0_2.y, fma(q1_2.z, k0_2.z, fma(q1_2.w, k0_2.w, fma(q1_3.x, k0_3.x, fma(q1_3.y, k0_3.y, fma(q1_3.z, k0_3.z, q1_3.w * k0_3.w)))))))) + q1_4 * k0_4) + j0);
                                                 tacc1_0 = fma(vec4<f32>(p1_0), k0_0, tacc1_0);
                                                 tacc1_1 = fma(vec4<f32>(p1_0), k0_1, tacc1_1);
                                                 tacc1_2 = fma(vec4<f32>(p1_0), k0_2, tacc1_2);
                                                 tacc1_3 = fma(vec4<f32>(p1_0), k0_3, tacc1_3);
                                                 tacc1_4 = fma(f32(p1_0), k0_4, tacc1_4);
                                                 tl1 += p1_0;
-                                                let p2_0 = exp2(((fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + fma(q2_2.x, k0_2.x, fma(q2_2.y, k0_2.y, fma(q2_2.z, k0_2.z, fma(q2_2.w, k0_2.w, fma(q2_3.x, k0_3.x, fma(q2_3.y, k0_3.y, fma(q2_3.z, k0_3.z, q2_3.w * k0_3.w)))))))) + q2_4 * k0_4));
+                                                let p2_0 = exp2(((fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + fma(q2_2.x, k0_2.x, fma(q2_2.y, k0_2.y, fma(q2_2.z, k0_2.z, fma(q2_2.w, k0_2.w, fma(q2_3.x, k0_3.x, fma(q2_3.y, k0_3.y, fma(q2_3.z, k0_3.z, q2_3.w * k0_3.w)))))))) + q2_4 * k0_4) + j0);
                                                 tacc2_0 = fma(vec4<f32>(p2_0), k0_0, tacc2_0);
                                                 tacc2_1 = fma(vec4<f32>(p2_0), k0_1, tacc2_1);
                                                 tacc2_2 = fma(vec4<f32>(p2_0), k0_2, tacc2_2);
                                                 tacc2_3 = fma(vec4<f32>(p2_0), k0_3, tacc2_3);
                                                 tacc2_4 = fma(f32(p2_0), k0_4, tacc2_4);
                                                 tl2 += p2_0;
-                                                let p3_0 = exp2(((fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + fma(q3_2.x, k0_2.x, fma(q3_2.y, k0_2.y, fma(q3_2.z, k0_2.z, fma(q3_2.w, k0_2.w, fma(q3_3.x, k0_3.x, fma(q3_3.y, k0_3.y, fma(q3_3.z, k0_3.z, q3_3.w * k0_3.w)))))))) + q3_4 * k0_4));
+                                                let p3_0 = exp2(((fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + fma(q3_2.x, k0_2.x, fma(q3_2.y, k0_2.y, fma(q3_2.z, k0_2.z, fma(q3_2.w, k0_2.w, fma(q3_3.x, k0_3.x, fma(q3_3.y, k0_3.y, fma(q3_3.z, k0_3.z, q3_3.w * k0_3.w)))))))) + q3_4 * k0_4) + j0);
                                                 tacc3_0 = fma(vec4<f32>(p3_0), k0_0, tacc3_0);
                                                 tacc3_1 = fma(vec4<f32>(p3_0), k0_1, tacc3_1);
                                                 tacc3_2 = fma(vec4<f32>(p3_0), k0_2, tacc3_2);
                                                 tacc3_3 = fma(vec4<f32>(p3_0), k0_3, tacc3_3);
                                                 tacc3_4 = fma(f32(p3_0), k0_4, tacc3_4);
                                                 tl3 += p3_0;
-                                                let p4_0 = exp2(((fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4)))))))) + fma(q4_2.x, k0_2.x, fma(q4_2.y, k0_2.y, fma(q4_2.z, k0_2.z, fma(q4_2.w, k0_2.w, fma(q4_3.x, k0_3.x, fma(q4_3.y, k0_3.y, fma(q4_3.z, k0_3.z, q4_3.w * k0_3.w)))))))) + q4_4 * k0_4));
+                                                let p4_0 = exp2(((fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4)))))))) + fma(q4_2.x, k0_2.x, fma(q4_2.y, k0_2.y, fma(q4_2.z, k0_2.z, fma(q4_2.w, k0_2.w, fma(q4_3.x, k0_3.x, fma(q4_3.y, k0_3.y, fma(q4_3.z, k0_3.z, q4_3.w * k0_3.w)))))))) + q4_4 * k0_4) + j0);
                                                 tacc4_0 = fma(vec4<f32>(p4_0), k0_0, tacc4_0);
                                                 tacc4_1 = fma(vec4<f32>(p4_0), k0_1, tacc4_1);
                                                 tacc4_2 = fma(vec4<f32>(p4_0), k0_2, tacc4_2);
                                                 tacc4_3 = fma(vec4<f32>(p4_0), k0_3, tacc4_3);
                                                 tacc4_4 = fma(f32(p4_0), k0_4, tacc4_4);
                                                 tl4 += p4_0;
-                                                let p5_0 = exp2(((fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5)))))))) + fma(q5_2.x, k0_2.x, fma(q5_2.y, k0_2.y, fma(q5_2.z, k0_2.z, fma(q5_2.w, k0_2.w, fma(q5_3.x, k0_3.x, fma(q5_3.y, k0_3.y, fma(q5_3.z, k0_3.z, q5_3.w * k0_3.w)))))))) + q5_4 * k0_4));
+                                                let p5_0 = exp2(((fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5)))))))) + fma(q5_2.x, k0_2.x, fma(q5_2.y, k0_2.y, fma(q5_2.z, k0_2.z, fma(q5_2.w, k0_2.w, fma(q5_3.x, k0_3.x, fma(q5_3.y, k0_3.y, fma(q5_3.z, k0_3.z, q5_3.w * k0_3.w)))))))) + q5_4 * k0_4) + j0);
                                                 tacc5_0 = fma(vec4<f32>(p5_0), k0_0, tacc5_0);
                                                 tacc5_1 = fma(vec4<f32>(p5_0), k0_1, tacc5_1);
                                                 tacc5_2 = fma(vec4<f32>(p5_0), k0_2, tacc5_2);
                                                 tacc5_3 = fma(vec4<f32>(p5_0), k0_3, tacc5_3);
                                                 tacc5_4 = fma(f32(p5_0), k0_4, tacc5_4);
                                                 tl5 += p5_0;
-                                                let p6_0 = exp2(((fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6)))))))) + fma(q6_2.x, k0_2.x, fma(q6_2.y, k0_2.y, fma(q6_2.z, k0_2.z, fma(q6_2.w, k0_2.w, fma(q6_3.x, k0_3.x, fma(q6_3.y, k0_3.y, fma(q6_3.z, k0_3.z, q6_3.w * k0_3.w)))))))) + q6_4 * k0_4));
+                                                let p6_0 = exp2(((fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6)))))))) + fma(q6_2.x, k0_2.x, fma(q6_2.y, k0_2.y, fma(q6_2.z, k0_2.z, fma(q6_2.w, k0_2.w, fma(q6_3.x, k0_3.x, fma(q6_3.y, k0_3.y, fma(q6_3.z, k0_3.z, q6_3.w * k0_3.w)))))))) + q6_4 * k0_4) + j0);
                                                 tacc6_0 = fma(vec4<f32>(p6_0), k0_0, tacc6_0);
                                                 tacc6_1 = fma(vec4<f32>(p6_0), k0_1, tacc6_1);
                                                 tacc6_2 = fma(vec4<f32>(p6_0), k0_2, tacc6_2);
                                                 tacc6_3 = fma(vec4<f32>(p6_0), k0_3, tacc6_3);
                                                 tacc6_4 = fma(f32(p6_0), k0_4, tacc6_4);
                                                 tl6 += p6_0;
-                                                let p7_0 = exp2(((fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7)))))))) + fma(q7_2.x, k0_2.x, fma(q7_2.y, k0_2.y, fma(q7_2.z, k0_2.z, fma(q7_2.w, k0_2.w, fma(q7_3.x, k0_3.x, fma(q7_3.y, k0_3.y, fma(q7_3.z, k0_3.z, q7_3.w * k0_3.w)))))))) + q7_4 * k0_4));
+                                                let p7_0 = exp2(((fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7)))))))) + fma(q7_2.x, k0_2.x, fma(q7_2.y, k0_2.y, fma(q7_2.z, k0_2.z, fma(q7_2.w, k0_2.w, fma(q7_3.x, k0_3.x, fma(q7_3.y, k0_3.y, fma(q7_3.z, k0_3.z, q7_3.w * k0_3.w)))))))) + q7_4 * k0_4) + j0);
                                                 tacc7_0 = fma(vec4<f32>(p7_0), k0_0, tacc7_0);
                                                 tacc7_1 = fma(vec4<f32>(p7_0), k0_1, tacc7_1);
                                                 tacc7_2 = fma(vec4<f32>(p7_0), k0_2, tacc7_2);
@@ -616,56 +618,57 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let k0_2 = tile[kb + 2u];
                                                     let k0_3 = tile[kb + 3u];
                                                     let k0_4 = tile[kb + 4u].x;
-                                                    let p0_0 = select(0.0, exp2(((fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + fma(q0_2.x, k0_2.x, fma(q0_2.y, k0_2.y, fma(q0_2.z, k0_2.z, fma(q0_2.w, k0_2.w, fma(q0_3.x, k0_3.x, fma(q0_3.y, k0_3.y, fma(q0_3.z, k0_3.z, q0_3.w * k0_3.w)))))))) + q0_4 * k0_4)), kk + 0u < lim0);
+                                                    let j0 = alibi2 * f32(start + kk + 0u);
+                                                    let p0_0 = select(0.0, exp2(((fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + fma(q0_2.x, k0_2.x, fma(q0_2.y, k0_2.y, fma(q0_2.z, k0_2.z, fma(q0_2.w, k0_2.w, fma(q0_3.x, k0_3.x, fma(q0_3.y, k0_3.y, fma(q0_3.z, k0_3.z, q0_3.w * k0_3.w)))))))) + q0_4 * k0_4) + j0), kk + 0u < lim0);
                                                     tacc0_0 = fma(vec4<f32>(p0_0), k0_0, tacc0_0);
                                                     tacc0_1 = fma(vec4<f32>(p0_0), k0_1, tacc0_1);
                                                     tacc0_2 = fma(vec4<f32>(p0_0), k0_2, tacc0_2);
                                                     tacc0_3 = fma(vec4<f32>(p0_0), k0_3, tacc0_3);
                                                     tacc0_4 = fma(f32(p0_0), k0_4, tacc0_4);
                                                     tl0 += p0_0;
-                                                    let p1_0 = select(0.0, exp2(((fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + fma(q1_2.x, k0_2.x, fma(q1_2.y, k0_2.y, fma(q1_2.z, k0_2.z, fma(q1_2.w, k0_2.w, fma(q1_3.x, k0_3.x, fma(q1_3.y, k0_3.y, fma(q1_3.z, k0_3.z, q1_3.w * k0_3.w)))))))) + q1_4 * k0_4)), kk + 0u < lim1);
+                                                    let p1_0 = select(0.0, exp2(((fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + fma(q1_2.x, k0_2.x, fma(q1_2.y, k0_2.y, fma(q1_2.z, k0_2.z, fma(q1_2.w, k0_2.w, fma(q1_3.x, k0_3.x, fma(q1_3.y, k0_3.y, fma(q1_3.z, k0_3.z, q1_3.w * k0_3.w)))))))) + q1_4 * k0_4) + j0), kk + 0u < lim1);
                                                     tacc1_0 = fma(vec4<f32>(p1_0), k0_0, tacc1_0);
                                                     tacc1_1 = fma(vec4<f32>(p1_0), k0_1, tacc1_1);
                                                     tacc1_2 = fma(vec4<f32>(p1_0), k0_2, tacc1_2);
                                                     tacc1_3 = fma(vec4<f32>(p1_0), k0_3, tacc1_3);
                                                     tacc1_4 = fma(f32(p1_0), k0_4, tacc1_4);
                                                     tl1 += p1_0;
-                                                    let p2_0 = select(0.0, exp2(((fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + fma(q2_2.x, k0_2.x, fma(q2_2.y, k0_2.y, fma(q2_2.z, k0_2.z, fma(q2_2.w, k0_2.w, fma(q2_3.x, k0_3.x, fma(q2_3.y, k0_3.y, fma(q2_3.z, k0_3.z, q2_3.w * k0_3.w)))))))) + q2_4 * k0_4)), kk + 0u < lim2);
+                                                    let p2_0 = select(0.0, exp2(((fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + fma(q2_2.x, k0_2.x, fma(q2_2.y, k0_2.y, fma(q2_2.z, k0_2.z, fma(q2_2.w, k0_2.w, fma(q2_3.x, k0_3.x, fma(q2_3.y, k0_3.y, fma(q2_3.z, k0_3.z, q2_3.w * k0_3.w)))))))) + q2_4 * k0_4) + j0), kk + 0u < lim2);
                                                     tacc2_0 = fma(vec4<f32>(p2_0), k0_0, tacc2_0);
                                                     tacc2_1 = fma(vec4<f32>(p2_0), k0_1, tacc2_1);
                                                     tacc2_2 = fma(vec4<f32>(p2_0), k0_2, tacc2_2);
                                                     tacc2_3 = fma(vec4<f32>(p2_0), k0_3, tacc2_3);
                                                     tacc2_4 = fma(f32(p2_0), k0_4, tacc2_4);
                                                     tl2 += p2_0;
-                                                    let p3_0 = select(0.0, exp2(((fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + fma(q3_2.x, k0_2.x, fma(q3_2.y, k0_2.y, fma(q3_2.z, k0_2.z, fma(q3_2.w, k0_2.w, fma(q3_3.x, k0_3.x, fma(q3_3.y, k0_3.y, fma(q3_3.z, k0_3.z, q3_3.w * k0_3.w)))))))) + q3_4 * k0_4)), kk + 0u < lim3);
+                                                    let p3_0 = select(0.0, exp2(((fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + fma(q3_2.x, k0_2.x, fma(q3_2.y, k0_2.y, fma(q3_2.z, k0_2.z, fma(q3_2.w, k0_2.w, fma(q3_3.x, k0_3.x, fma(q3_3.y, k0_3.y, fma(q3_3.z, k0_3.z, q3_3.w * k0_3.w)))))))) + q3_4 * k0_4) + j0), kk + 0u < lim3);
                                                     tacc3_0 = fma(vec4<f32>(p3_0), k0_0, tacc3_0);
                                                     tacc3_1 = fma(vec4<f32>(p3_0), k0_1, tacc3_1);
                                                     tacc3_2 = fma(vec4<f32>(p3_0), k0_2, tacc3_2);
                                                     tacc3_3 = fma(vec4<f32>(p3_0), k0_3, tacc3_3);
                                                     tacc3_4 = fma(f32(p3_0), k0_4, tacc3_4);
                                                     tl3 += p3_0;
-                                                    let p4_0 = select(0.0, exp2(((fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4)))))))) + fma(q4_2.x, k0_2.x, fma(q4_2.y, k0_2.y, fma(q4_2.z, k0_2.z, fma(q4_2.w, k0_2.w, fma(q4_3.x, k0_3.x, fma(q4_3.y, k0_3.y, fma(q4_3.z, k0_3.z, q4_3.w * k0_3.w)))))))) + q4_4 * k0_4)), kk + 0u < lim4);
+                                                    let p4_0 = select(0.0, exp2(((fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4)))))))) + fma(q4_2.x, k0_2.x, fma(q4_2.y, k0_2.y, fma(q4_2.z, k0_2.z, fma(q4_2.w, k0_2.w, fma(q4_3.x, k0_3.x, fma(q4_3.y, k0_3.y, fma(q4_3.z, k0_3.z, q4_3.w * k0_3.w)))))))) + q4_4 * k0_4) + j0), kk + 0u < lim4);
                                                     tacc4_0 = fma(vec4<f32>(p4_0), k0_0, tacc4_0);
                                                     tacc4_1 = fma(vec4<f32>(p4_0), k0_1, tacc4_1);
                                                     tacc4_2 = fma(vec4<f32>(p4_0), k0_2, tacc4_2);
                                                     tacc4_3 = fma(vec4<f32>(p4_0), k0_3, tacc4_3);
                                                     tacc4_4 = fma(f32(p4_0), k0_4, tacc4_4);
                                                     tl4 += p4_0;
-                                                    let p5_0 = select(0.0, exp2(((fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5)))))))) + fma(q5_2.x, k0_2.x, fma(q5_2.y, k0_2.y, fma(q5_2.z, k0_2.z, fma(q5_2.w, k0_2.w, fma(q5_3.x, k0_3.x, fma(q5_3.y, k0_3.y, fma(q5_3.z, k0_3.z, q5_3.w * k0_3.w)))))))) + q5_4 * k0_4)), kk + 0u < lim5);
+                                                    let p5_0 = select(0.0, exp2(((fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5)))))))) + fma(q5_2.x, k0_2.x, fma(q5_2.y, k0_2.y, fma(q5_2.z, k0_2.z, fma(q5_2.w, k0_2.w, fma(q5_3.x, k0_3.x, fma(q5_3.y, k0_3.y, fma(q5_3.z, k0_3.z, q5_3.w * k0_3.w)))))))) + q5_4 * k0_4) + j0), kk + 0u < lim5);
                                                     tacc5_0 = fma(vec4<f32>(p5_0), k0_0, tacc5_0);
                                                     tacc5_1 = fma(vec4<f32>(p5_0), k0_1, tacc5_1);
                                                     tacc5_2 = fma(vec4<f32>(p5_0), k0_2, tacc5_2);
                                                     tacc5_3 = fma(vec4<f32>(p5_0), k0_3, tacc5_3);
                                                     tacc5_4 = fma(f32(p5_0), k0_4, tacc5_4);
                                                     tl5 += p5_0;
-                                                    let p6_0 = select(0.0, exp2(((fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6)))))))) + fma(q6_2.x, k0_2.x, fma(q6_2.y, k0_2.y, fma(q6_2.z, k0_2.z, fma(q6_2.w, k0_2.w, fma(q6_3.x, k0_3.x, fma(q6_3.y, k0_3.y, fma(q6_3.z, k0_3.z, q6_3.w * k0_3.w)))))))) + q6_4 * k0_4)), kk + 0u < lim6);
+                                                    let p6_0 = select(0.0, exp2(((fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6)))))))) + fma(q6_2.x, k0_2.x, fma(q6_2.y, k0_2.y, fma(q6_2.z, k0_2.z, fma(q6_2.w, k0_2.w, fma(q6_3.x, k0_3.x, fma(q6_3.y, k0_3.y, fma(q6_3.z, k0_3.z, q6_3.w * k0_3.w)))))))) + q6_4 * k0_4) + j0), kk + 0u < lim6);
                                                     tacc6_0 = fma(vec4<f32>(p6_0), k0_0, tacc6_0);
                                                     tacc6_1 = fma(vec4<f32>(p6_0), k0_1, tacc6_1);
                                                     tacc6_2 = fma(vec4<f32>(p6_0), k0_2, tacc6_2);
                                                     tacc6_3 = fma(vec4<f32>(p6_0), k0_3, tacc6_3);
                                                     tacc6_4 = fma(f32(p6_0), k0_4, tacc6_4);
                                                     tl6 += p6_0;
-                                                    let p7_0 = select(0.0, exp2(((fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7)))))))) + fma(q7_2.x, k0_2.x, fma(q7_2.y, k0_2.y, fma(q7_2.z, k0_2.z, fma(q7_2.w, k0_2.w, fma(q7_3.x, k0_3.x, fma(q7_3.y, k0_3.y, fma(q7_3.z, k0_3.z, q7_3.w * k0_3.w)))))))) + q7_4 * k0_4)), kk + 0u < lim7);
+                                                    let p7_0 = select(0.0, exp2(((fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7)))))))) + fma(q7_2.x, k0_2.x, fma(q7_2.y, k0_2.y, fma(q7_2.z, k0_2.z, fma(q7_2.w, k0_2.w, fma(q7_3.x, k0_3.x, fma(q7_3.y, k0_3.y, fma(q7_3.z, k0_3.z, q7_3.w * k0_3.w)))))))) + q7_4 * k0_4) + j0), kk + 0u < lim7);
                                                     tacc7_0 = fma(vec4<f32>(p7_0), k0_0, tacc7_0);
                                                     tacc7_1 = fma(vec4<f32>(p7_0), k0_1, tacc7_1);
                                                     tacc7_2 = fma(vec4<f32>(p7_0), k0_2, tacc7_2);
@@ -683,7 +686,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + fma(q0_2.x, kv_2.x, fma(q0_2.y, kv_2.y, fma(q0_2.z, kv_2.z, fma(q0_2.w, kv_2.w, fma(q0_3.x, kv_3.x, fma(q0_3.y, kv_3.y, fma(q0_3.z, kv_3.z, q0_3.w * kv_3.w)))))))) + q0_4 * kv_4);
+                                                    let s = ((fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + fma(q0_2.x, kv_2.x, fma(q0_2.y, kv_2.y, fma(q0_2.z, kv_2.z, fma(q0_2.w, kv_2.w, fma(q0_3.x, kv_3.x, fma(q0_3.y, kv_3.y, fma(q0_3.z, kv_3.z, q0_3.w * kv_3.w)))))))) + q0_4 * kv_4) + alibi2 * f32(start + kk);
                                                     top = max(top, s);
                                                 }
                                                 let delta = max(top, 0.0);
@@ -708,7 +711,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + fma(q0_2.x, kv_2.x, fma(q0_2.y, kv_2.y, fma(q0_2.z, kv_2.z, fma(q0_2.w, kv_2.w, fma(q0_3.x, kv_3.x, fma(q0_3.y, kv_3.y, fma(q0_3.z, kv_3.z, q0_3.w * kv_3.w)))))))) + q0_4 * kv_4);
+                                                    let s = ((fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + fma(q0_2.x, kv_2.x, fma(q0_2.y, kv_2.y, fma(q0_2.z, kv_2.z, fma(q0_2.w, kv_2.w, fma(q0_3.x, kv_3.x, fma(q0_3.y, kv_3.y, fma(q0_3.z, kv_3.z, q0_3.w * kv_3.w)))))))) + q0_4 * kv_4) + alibi2 * f32(start + kk);
                                                     let p = exp2(s);
                                                     tacc0_0 = fma(vec4<f32>(p), kv_0, tacc0_0);
                                                     tacc0_1 = fma(vec4<f32>(p), kv_1, tacc0_1);
@@ -732,7 +735,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + fma(q1_2.x, kv_2.x, fma(q1_2.y, kv_2.y, fma(q1_2.z, kv_2.z, fma(q1_2.w, kv_2.w, fma(q1_3.x, kv_3.x, fma(q1_3.y, kv_3.y, fma(q1_3.z, kv_3.z, q1_3.w * kv_3.w)))))))) + q1_4 * kv_4);
+                                                    let s = ((fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + fma(q1_2.x, kv_2.x, fma(q1_2.y, kv_2.y, fma(q1_2.z, kv_2.z, fma(q1_2.w, kv_2.w, fma(q1_3.x, kv_3.x, fma(q1_3.y, kv_3.y, fma(q1_3.z, kv_3.z, q1_3.w * kv_3.w)))))))) + q1_4 * kv_4) + alibi2 * f32(start + kk);
                                                     top = max(top, s);
                                                 }
                                                 let delta = max(top, 0.0);
@@ -757,7 +760,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + fma(q1_2.x, kv_2.x, fma(q1_2.y, kv_2.y, fma(q1_2.z, kv_2.z, fma(q1_2.w, kv_2.w, fma(q1_3.x, kv_3.x, fma(q1_3.y, kv_3.y, fma(q1_3.z, kv_3.z, q1_3.w * kv_3.w)))))))) + q1_4 * kv_4);
+                                                    let s = ((fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + fma(q1_2.x, kv_2.x, fma(q1_2.y, kv_2.y, fma(q1_2.z, kv_2.z, fma(q1_2.w, kv_2.w, fma(q1_3.x, kv_3.x, fma(q1_3.y, kv_3.y, fma(q1_3.z, kv_3.z, q1_3.w * kv_3.w)))))))) + q1_4 * kv_4) + alibi2 * f32(start + kk);
                                                     let p = exp2(s);
                                                     tacc1_0 = fma(vec4<f32>(p), kv_0, tacc1_0);
                                                     tacc1_1 = fma(vec4<f32>(p), kv_1, tacc1_1);
@@ -781,7 +784,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + fma(q2_2.x, kv_2.x, fma(q2_2.y, kv_2.y, fma(q2_2.z, kv_2.z, fma(q2_2.w, kv_2.w, fma(q2_3.x, kv_3.x, fma(q2_3.y, kv_3.y, fma(q2_3.z, kv_3.z, q2_3.w * kv_3.w)))))))) + q2_4 * kv_4);
+                                                    let s = ((fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + fma(q2_2.x, kv_2.x, fma(q2_2.y, kv_2.y, fma(q2_2.z, kv_2.z, fma(q2_2.w, kv_2.w, fma(q2_3.x, kv_3.x, fma(q2_3.y, kv_3.y, fma(q2_3.z, kv_3.z, q2_3.w * kv_3.w)))))))) + q2_4 * kv_4) + alibi2 * f32(start + kk);
                                                     top = max(top, s);
                                                 }
                                                 let delta = max(top, 0.0);
@@ -806,7 +809,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + fma(q2_2.x, kv_2.x, fma(q2_2.y, kv_2.y, fma(q2_2.z, kv_2.z, fma(q2_2.w, kv_2.w, fma(q2_3.x, kv_3.x, fma(q2_3.y, kv_3.y, fma(q2_3.z, kv_3.z, q2_3.w * kv_3.w)))))))) + q2_4 * kv_4);
+                                                    let s = ((fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + fma(q2_2.x, kv_2.x, fma(q2_2.y, kv_2.y, fma(q2_2.z, kv_2.z, fma(q2_2.w, kv_2.w, fma(q2_3.x, kv_3.x, fma(q2_3.y, kv_3.y, fma(q2_3.z, kv_3.z, q2_3.w * kv_3.w)))))))) + q2_4 * kv_4) + alibi2 * f32(start + kk);
                                                     let p = exp2(s);
                                                     tacc2_0 = fma(vec4<f32>(p), kv_0, tacc2_0);
                                                     tacc2_1 = fma(vec4<f32>(p), kv_1, tacc2_1);
@@ -830,7 +833,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + fma(q3_2.x, kv_2.x, fma(q3_2.y, kv_2.y, fma(q3_2.z, kv_2.z, fma(q3_2.w, kv_2.w, fma(q3_3.x, kv_3.x, fma(q3_3.y, kv_3.y, fma(q3_3.z, kv_3.z, q3_3.w * kv_3.w)))))))) + q3_4 * kv_4);
+                                                    let s = ((fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + fma(q3_2.x, kv_2.x, fma(q3_2.y, kv_2.y, fma(q3_2.z, kv_2.z, fma(q3_2.w, kv_2.w, fma(q3_3.x, kv_3.x, fma(q3_3.y, kv_3.y, fma(q3_3.z, kv_3.z, q3_3.w * kv_3.w)))))))) + q3_4 * kv_4) + alibi2 * f32(start + kk);
                                                     top = max(top, s);
                                                 }
                                                 let delta = max(top, 0.0);
@@ -855,7 +858,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + fma(q3_2.x, kv_2.x, fma(q3_2.y, kv_2.y, fma(q3_2.z, kv_2.z, fma(q3_2.w, kv_2.w, fma(q3_3.x, kv_3.x, fma(q3_3.y, kv_3.y, fma(q3_3.z, kv_3.z, q3_3.w * kv_3.w)))))))) + q3_4 * kv_4);
+                                                    let s = ((fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + fma(q3_2.x, kv_2.x, fma(q3_2.y, kv_2.y, fma(q3_2.z, kv_2.z, fma(q3_2.w, kv_2.w, fma(q3_3.x, kv_3.x, fma(q3_3.y, kv_3.y, fma(q3_3.z, kv_3.z, q3_3.w * kv_3.w)))))))) + q3_4 * kv_4) + alibi2 * f32(start + kk);
                                                     let p = exp2(s);
                                                     tacc3_0 = fma(vec4<f32>(p), kv_0, tacc3_0);
                                                     tacc3_1 = fma(vec4<f32>(p), kv_1, tacc3_1);
@@ -879,7 +882,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4)))))))) + fma(q4_2.x, kv_2.x, fma(q4_2.y, kv_2.y, fma(q4_2.z, kv_2.z, fma(q4_2.w, kv_2.w, fma(q4_3.x, kv_3.x, fma(q4_3.y, kv_3.y, fma(q4_3.z, kv_3.z, q4_3.w * kv_3.w)))))))) + q4_4 * kv_4);
+                                                    let s = ((fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4)))))))) + fma(q4_2.x, kv_2.x, fma(q4_2.y, kv_2.y, fma(q4_2.z, kv_2.z, fma(q4_2.w, kv_2.w, fma(q4_3.x, kv_3.x, fma(q4_3.y, kv_3.y, fma(q4_3.z, kv_3.z, q4_3.w * kv_3.w)))))))) + q4_4 * kv_4) + alibi2 * f32(start + kk);
                                                     top = max(top, s);
                                                 }
                                                 let delta = max(top, 0.0);
@@ -904,7 +907,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4)))))))) + fma(q4_2.x, kv_2.x, fma(q4_2.y, kv_2.y, fma(q4_2.z, kv_2.z, fma(q4_2.w, kv_2.w, fma(q4_3.x, kv_3.x, fma(q4_3.y, kv_3.y, fma(q4_3.z, kv_3.z, q4_3.w * kv_3.w)))))))) + q4_4 * kv_4);
+                                                    let s = ((fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4)))))))) + fma(q4_2.x, kv_2.x, fma(q4_2.y, kv_2.y, fma(q4_2.z, kv_2.z, fma(q4_2.w, kv_2.w, fma(q4_3.x, kv_3.x, fma(q4_3.y, kv_3.y, fma(q4_3.z, kv_3.z, q4_3.w * kv_3.w)))))))) + q4_4 * kv_4) + alibi2 * f32(start + kk);
                                                     let p = exp2(s);
                                                     tacc4_0 = fma(vec4<f32>(p), kv_0, tacc4_0);
                                                     tacc4_1 = fma(vec4<f32>(p), kv_1, tacc4_1);
@@ -928,7 +931,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5)))))))) + fma(q5_2.x, kv_2.x, fma(q5_2.y, kv_2.y, fma(q5_2.z, kv_2.z, fma(q5_2.w, kv_2.w, fma(q5_3.x, kv_3.x, fma(q5_3.y, kv_3.y, fma(q5_3.z, kv_3.z, q5_3.w * kv_3.w)))))))) + q5_4 * kv_4);
+                                                    let s = ((fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5)))))))) + fma(q5_2.x, kv_2.x, fma(q5_2.y, kv_2.y, fma(q5_2.z, kv_2.z, fma(q5_2.w, kv_2.w, fma(q5_3.x, kv_3.x, fma(q5_3.y, kv_3.y, fma(q5_3.z, kv_3.z, q5_3.w * kv_3.w)))))))) + q5_4 * kv_4) + alibi2 * f32(start + kk);
                                                     top = max(top, s);
                                                 }
                                                 let delta = max(top, 0.0);
@@ -953,7 +956,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5)))))))) + fma(q5_2.x, kv_2.x, fma(q5_2.y, kv_2.y, fma(q5_2.z, kv_2.z, fma(q5_2.w, kv_2.w, fma(q5_3.x, kv_3.x, fma(q5_3.y, kv_3.y, fma(q5_3.z, kv_3.z, q5_3.w * kv_3.w)))))))) + q5_4 * kv_4);
+                                                    let s = ((fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5)))))))) + fma(q5_2.x, kv_2.x, fma(q5_2.y, kv_2.y, fma(q5_2.z, kv_2.z, fma(q5_2.w, kv_2.w, fma(q5_3.x, kv_3.x, fma(q5_3.y, kv_3.y, fma(q5_3.z, kv_3.z, q5_3.w * kv_3.w)))))))) + q5_4 * kv_4) + alibi2 * f32(start + kk);
                                                     let p = exp2(s);
                                                     tacc5_0 = fma(vec4<f32>(p), kv_0, tacc5_0);
                                                     tacc5_1 = fma(vec4<f32>(p), kv_1, tacc5_1);
@@ -977,7 +980,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6)))))))) + fma(q6_2.x, kv_2.x, fma(q6_2.y, kv_2.y, fma(q6_2.z, kv_2.z, fma(q6_2.w, kv_2.w, fma(q6_3.x, kv_3.x, fma(q6_3.y, kv_3.y, fma(q6_3.z, kv_3.z, q6_3.w * kv_3.w)))))))) + q6_4 * kv_4);
+                                                    let s = ((fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6)))))))) + fma(q6_2.x, kv_2.x, fma(q6_2.y, kv_2.y, fma(q6_2.z, kv_2.z, fma(q6_2.w, kv_2.w, fma(q6_3.x, kv_3.x, fma(q6_3.y, kv_3.y, fma(q6_3.z, kv_3.z, q6_3.w * kv_3.w)))))))) + q6_4 * kv_4) + alibi2 * f32(start + kk);
                                                     top = max(top, s);
                                                 }
                                                 let delta = max(top, 0.0);
@@ -1002,7 +1005,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6)))))))) + fma(q6_2.x, kv_2.x, fma(q6_2.y, kv_2.y, fma(q6_2.z, kv_2.z, fma(q6_2.w, kv_2.w, fma(q6_3.x, kv_3.x, fma(q6_3.y, kv_3.y, fma(q6_3.z, kv_3.z, q6_3.w * kv_3.w)))))))) + q6_4 * kv_4);
+                                                    let s = ((fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6)))))))) + fma(q6_2.x, kv_2.x, fma(q6_2.y, kv_2.y, fma(q6_2.z, kv_2.z, fma(q6_2.w, kv_2.w, fma(q6_3.x, kv_3.x, fma(q6_3.y, kv_3.y, fma(q6_3.z, kv_3.z, q6_3.w * kv_3.w)))))))) + q6_4 * kv_4) + alibi2 * f32(start + kk);
                                                     let p = exp2(s);
                                                     tacc6_0 = fma(vec4<f32>(p), kv_0, tacc6_0);
                                                     tacc6_1 = fma(vec4<f32>(p), kv_1, tacc6_1);
@@ -1026,7 +1029,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7)))))))) + fma(q7_2.x, kv_2.x, fma(q7_2.y, kv_2.y, fma(q7_2.z, kv_2.z, fma(q7_2.w, kv_2.w, fma(q7_3.x, kv_3.x, fma(q7_3.y, kv_3.y, fma(q7_3.z, kv_3.z, q7_3.w * kv_3.w)))))))) + q7_4 * kv_4);
+                                                    let s = ((fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7)))))))) + fma(q7_2.x, kv_2.x, fma(q7_2.y, kv_2.y, fma(q7_2.z, kv_2.z, fma(q7_2.w, kv_2.w, fma(q7_3.x, kv_3.x, fma(q7_3.y, kv_3.y, fma(q7_3.z, kv_3.z, q7_3.w * kv_3.w)))))))) + q7_4 * kv_4) + alibi2 * f32(start + kk);
                                                     top = max(top, s);
                                                 }
                                                 let delta = max(top, 0.0);
@@ -1051,7 +1054,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     let kv_2 = tile[kk * DV + 2u];
                                                     let kv_3 = tile[kk * DV + 3u];
                                                     let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7)))))))) + fma(q7_2.x, kv_2.x, fma(q7_2.y, kv_2.y, fma(q7_2.z, kv_2.z, fma(q7_2.w, kv_2.w, fma(q7_3.x, kv_3.x, fma(q7_3.y, kv_3.y, fma(q7_3.z, kv_3.z, q7_3.w * kv_3.w)))))))) + q7_4 * kv_4);
+                                                    let s = ((fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7)))))))) + fma(q7_2.x, kv_2.x, fma(q7_2.y, kv_2.y, fma(q7_2.z, kv_2.z, fma(q7_2.w, kv_2.w, fma(q7_3.x, kv_3.x, fma(q7_3.y, kv_3.y, fma(q7_3.z, kv_3.z, q7_3.w * kv_3.w)))))))) + q7_4 * kv_4) + alibi2 * f32(start + kk);
                                                     let p = exp2(s);
                                                     tacc7_0 = fma(vec4<f32>(p), kv_0, tacc7_0);
                                                     tacc7_1 = fma(vec4<f32>(p), kv_1, tacc7_1);

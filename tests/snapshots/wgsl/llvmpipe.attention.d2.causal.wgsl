@@ -211,6 +211,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let key_base = system * params.n_keys;
     let first = chunk.first != 0u;
     let state0 = split * params.batch * params.n_queries + system * params.n_queries;
+    let alibi2 = params.alibi_slope * LOG2E;
     // The split's first key: the running maximum starts at its score.
     let first_0 = vec4<f32>(x[(key_base + min(split_start, params.n_keys - 1u)) * D], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 1u], 0.0, 0.0).xy;
     let i0 = q0 + lid.x + 0u;
@@ -222,7 +223,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var l0 = 0.0;
     if first {
         if (split_start <= i0) & (split_start < params.n_keys) {
-            m0 = fma(q0_0.x, first_0.x, fma(q0_0.y, first_0.y, 0.0));
+            m0 = fma(q0_0.x, first_0.x, fma(q0_0.y, first_0.y, 0.0)) - alibi2 * f32(i0 - split_start);
         }
         } else {
             let ml = ml_state[state0 + min(i0, params.n_queries - 1u)];
@@ -230,7 +231,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             l0 = ml.y;
             acc0_0 = acc_state[(state0 + min(i0, params.n_queries - 1u)) * DV + 0u].xy;
         }
-        var nb0 = -m0;
+        var nb0 = -(m0 + alibi2 * f32(i0));
         let i1 = q0 + lid.x + 64u;
         let ok1 = i1 < params.n_queries;
         let t1 = system * params.n_queries + min(i1, params.n_queries - 1u);
@@ -240,7 +241,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var l1 = 0.0;
         if first {
             if (split_start <= i1) & (split_start < params.n_keys) {
-                m1 = fma(q1_0.x, first_0.x, fma(q1_0.y, first_0.y, 0.0));
+                m1 = fma(q1_0.x, first_0.x, fma(q1_0.y, first_0.y, 0.0)) - alibi2 * f32(i1 - split_start);
             }
             } else {
                 let ml = ml_state[state0 + min(i1, params.n_queries - 1u)];
@@ -248,7 +249,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 l1 = ml.y;
                 acc1_0 = acc_state[(state0 + min(i1, params.n_queries - 1u)) * DV + 0u].xy;
             }
-            var nb1 = -m1;
+            var nb1 = -(m1 + alibi2 * f32(i1));
             let i2 = q0 + lid.x + 128u;
             let ok2 = i2 < params.n_queries;
             let t2 = system * params.n_queries + min(i2, params.n_queries - 1u);
@@ -258,7 +259,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var l2 = 0.0;
             if first {
                 if (split_start <= i2) & (split_start < params.n_keys) {
-                    m2 = fma(q2_0.x, first_0.x, fma(q2_0.y, first_0.y, 0.0));
+                    m2 = fma(q2_0.x, first_0.x, fma(q2_0.y, first_0.y, 0.0)) - alibi2 * f32(i2 - split_start);
                 }
                 } else {
                     let ml = ml_state[state0 + min(i2, params.n_queries - 1u)];
@@ -266,7 +267,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     l2 = ml.y;
                     acc2_0 = acc_state[(state0 + min(i2, params.n_queries - 1u)) * DV + 0u].xy;
                 }
-                var nb2 = -m2;
+                var nb2 = -(m2 + alibi2 * f32(i2));
                 let i3 = q0 + lid.x + 192u;
                 let ok3 = i3 < params.n_queries;
                 let t3 = system * params.n_queries + min(i3, params.n_queries - 1u);
@@ -276,7 +277,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 var l3 = 0.0;
                 if first {
                     if (split_start <= i3) & (split_start < params.n_keys) {
-                        m3 = fma(q3_0.x, first_0.x, fma(q3_0.y, first_0.y, 0.0));
+                        m3 = fma(q3_0.x, first_0.x, fma(q3_0.y, first_0.y, 0.0)) - alibi2 * f32(i3 - split_start);
                     }
                     } else {
                         let ml = ml_state[state0 + min(i3, params.n_queries - 1u)];
@@ -284,7 +285,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         l3 = ml.y;
                         acc3_0 = acc_state[(state0 + min(i3, params.n_queries - 1u)) * DV + 0u].xy;
                     }
-                    var nb3 = -m3;
+                    var nb3 = -(m3 + alibi2 * f32(i3));
                     let i4 = q0 + lid.x + 256u;
                     let ok4 = i4 < params.n_queries;
                     let t4 = system * params.n_queries + min(i4, params.n_queries - 1u);
@@ -294,7 +295,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     var l4 = 0.0;
                     if first {
                         if (split_start <= i4) & (split_start < params.n_keys) {
-                            m4 = fma(q4_0.x, first_0.x, fma(q4_0.y, first_0.y, 0.0));
+                            m4 = fma(q4_0.x, first_0.x, fma(q4_0.y, first_0.y, 0.0)) - alibi2 * f32(i4 - split_start);
                         }
                         } else {
                             let ml = ml_state[state0 + min(i4, params.n_queries - 1u)];
@@ -302,7 +303,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                             l4 = ml.y;
                             acc4_0 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 0u].xy;
                         }
-                        var nb4 = -m4;
+                        var nb4 = -(m4 + alibi2 * f32(i4));
                         let i5 = q0 + lid.x + 320u;
                         let ok5 = i5 < params.n_queries;
                         let t5 = system * params.n_queries + min(i5, params.n_queries - 1u);
@@ -312,7 +313,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         var l5 = 0.0;
                         if first {
                             if (split_start <= i5) & (split_start < params.n_keys) {
-                                m5 = fma(q5_0.x, first_0.x, fma(q5_0.y, first_0.y, 0.0));
+                                m5 = fma(q5_0.x, first_0.x, fma(q5_0.y, first_0.y, 0.0)) - alibi2 * f32(i5 - split_start);
                             }
                             } else {
                                 let ml = ml_state[state0 + min(i5, params.n_queries - 1u)];
@@ -320,7 +321,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                 l5 = ml.y;
                                 acc5_0 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 0u].xy;
                             }
-                            var nb5 = -m5;
+                            var nb5 = -(m5 + alibi2 * f32(i5));
                             let i6 = q0 + lid.x + 384u;
                             let ok6 = i6 < params.n_queries;
                             let t6 = system * params.n_queries + min(i6, params.n_queries - 1u);
@@ -330,7 +331,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                             var l6 = 0.0;
                             if first {
                                 if (split_start <= i6) & (split_start < params.n_keys) {
-                                    m6 = fma(q6_0.x, first_0.x, fma(q6_0.y, first_0.y, 0.0));
+                                    m6 = fma(q6_0.x, first_0.x, fma(q6_0.y, first_0.y, 0.0)) - alibi2 * f32(i6 - split_start);
                                 }
                                 } else {
                                     let ml = ml_state[state0 + min(i6, params.n_queries - 1u)];
@@ -338,7 +339,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                     l6 = ml.y;
                                     acc6_0 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 0u].xy;
                                 }
-                                var nb6 = -m6;
+                                var nb6 = -(m6 + alibi2 * f32(i6));
                                 let i7 = q0 + lid.x + 448u;
                                 let ok7 = i7 < params.n_queries;
                                 let t7 = system * params.n_queries + min(i7, params.n_queries - 1u);
@@ -348,7 +349,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                 var l7 = 0.0;
                                 if first {
                                     if (split_start <= i7) & (split_start < params.n_keys) {
-                                        m7 = fma(q7_0.x, first_0.x, fma(q7_0.y, first_0.y, 0.0));
+                                        m7 = fma(q7_0.x, first_0.x, fma(q7_0.y, first_0.y, 0.0)) - alibi2 * f32(i7 - split_start);
                                     }
                                     } else {
                                         let ml = ml_state[state0 + min(i7, params.n_queries - 1u)];
@@ -356,7 +357,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                         l7 = ml.y;
                                         acc7_0 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 0u].xy;
                                     }
-                                    var nb7 = -m7;
+                                    var nb7 = -(m7 + alibi2 * f32(i7));
                                     let i8 = q0 + lid.x + 512u;
                                     let ok8 = i8 < params.n_queries;
                                     let t8 = system * params.n_queries + min(i8, params.n_queries - 1u);
@@ -366,7 +367,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                     var l8 = 0.0;
                                     if first {
                                         if (split_start <= i8) & (split_start < params.n_keys) {
-                                            m8 = fma(q8_0.x, first_0.x, fma(q8_0.y, first_0.y, 0.0));
+                                            m8 = fma(q8_0.x, first_0.x, fma(q8_0.y, first_0.y, 0.0)) - alibi2 * f32(i8 - split_start);
                                         }
                                         } else {
                                             let ml = ml_state[state0 + min(i8, params.n_queries - 1u)];
@@ -374,7 +375,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                             l8 = ml.y;
                                             acc8_0 = acc_state[(state0 + min(i8, params.n_queries - 1u)) * DV + 0u].xy;
                                         }
-                                        var nb8 = -m8;
+                                        var nb8 = -(m8 + alibi2 * f32(i8));
                                         let i9 = q0 + lid.x + 576u;
                                         let ok9 = i9 < params.n_queries;
                                         let t9 = system * params.n_queries + min(i9, params.n_queries - 1u);
@@ -384,7 +385,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                         var l9 = 0.0;
                                         if first {
                                             if (split_start <= i9) & (split_start < params.n_keys) {
-                                                m9 = fma(q9_0.x, first_0.x, fma(q9_0.y, first_0.y, 0.0));
+                                                m9 = fma(q9_0.x, first_0.x, fma(q9_0.y, first_0.y, 0.0)) - alibi2 * f32(i9 - split_start);
                                             }
                                             } else {
                                                 let ml = ml_state[state0 + min(i9, params.n_queries - 1u)];
@@ -392,7 +393,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                 l9 = ml.y;
                                                 acc9_0 = acc_state[(state0 + min(i9, params.n_queries - 1u)) * DV + 0u].xy;
                                             }
-                                            var nb9 = -m9;
+                                            var nb9 = -(m9 + alibi2 * f32(i9));
                                             let i10 = q0 + lid.x + 640u;
                                             let ok10 = i10 < params.n_queries;
                                             let t10 = system * params.n_queries + min(i10, params.n_queries - 1u);
@@ -402,7 +403,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                             var l10 = 0.0;
                                             if first {
                                                 if (split_start <= i10) & (split_start < params.n_keys) {
-                                                    m10 = fma(q10_0.x, first_0.x, fma(q10_0.y, first_0.y, 0.0));
+                                                    m10 = fma(q10_0.x, first_0.x, fma(q10_0.y, first_0.y, 0.0)) - alibi2 * f32(i10 - split_start);
                                                 }
                                                 } else {
                                                     let ml = ml_state[state0 + min(i10, params.n_queries - 1u)];
@@ -410,7 +411,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     l10 = ml.y;
                                                     acc10_0 = acc_state[(state0 + min(i10, params.n_queries - 1u)) * DV + 0u].xy;
                                                 }
-                                                var nb10 = -m10;
+                                                var nb10 = -(m10 + alibi2 * f32(i10));
                                                 let i11 = q0 + lid.x + 704u;
                                                 let ok11 = i11 < params.n_queries;
                                                 let t11 = system * params.n_queries + min(i11, params.n_queries - 1u);
@@ -420,7 +421,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                 var l11 = 0.0;
                                                 if first {
                                                     if (split_start <= i11) & (split_start < params.n_keys) {
-                                                        m11 = fma(q11_0.x, first_0.x, fma(q11_0.y, first_0.y, 0.0));
+                                                        m11 = fma(q11_0.x, first_0.x, fma(q11_0.y, first_0.y, 0.0)) - alibi2 * f32(i11 - split_start);
                                                     }
                                                     } else {
                                                         let ml = ml_state[state0 + min(i11, params.n_queries - 1u)];
@@ -428,7 +429,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                         l11 = ml.y;
                                                         acc11_0 = acc_state[(state0 + min(i11, params.n_queries - 1u)) * DV + 0u].xy;
                                                     }
-                                                    var nb11 = -m11;
+                                                    var nb11 = -(m11 + alibi2 * f32(i11));
                                                     let i12 = q0 + lid.x + 768u;
                                                     let ok12 = i12 < params.n_queries;
                                                     let t12 = system * params.n_queries + min(i12, params.n_queries - 1u);
@@ -438,7 +439,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     var l12 = 0.0;
                                                     if first {
                                                         if (split_start <= i12) & (split_start < params.n_keys) {
-                                                            m12 = fma(q12_0.x, first_0.x, fma(q12_0.y, first_0.y, 0.0));
+                                                            m12 = fma(q12_0.x, first_0.x, fma(q12_0.y, first_0.y, 0.0)) - alibi2 * f32(i12 - split_start);
                                                         }
                                                         } else {
                                                             let ml = ml_state[state0 + min(i12, params.n_queries - 1u)];
@@ -446,7 +447,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                             l12 = ml.y;
                                                             acc12_0 = acc_state[(state0 + min(i12, params.n_queries - 1u)) * DV + 0u].xy;
                                                         }
-                                                        var nb12 = -m12;
+                                                        var nb12 = -(m12 + alibi2 * f32(i12));
                                                         let i13 = q0 + lid.x + 832u;
                                                         let ok13 = i13 < params.n_queries;
                                                         let t13 = system * params.n_queries + min(i13, params.n_queries - 1u);
@@ -456,7 +457,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                         var l13 = 0.0;
                                                         if first {
                                                             if (split_start <= i13) & (split_start < params.n_keys) {
-                                                                m13 = fma(q13_0.x, first_0.x, fma(q13_0.y, first_0.y, 0.0));
+                                                                m13 = fma(q13_0.x, first_0.x, fma(q13_0.y, first_0.y, 0.0)) - alibi2 * f32(i13 - split_start);
                                                             }
                                                             } else {
                                                                 let ml = ml_state[state0 + min(i13, params.n_queries - 1u)];
@@ -464,7 +465,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                 l13 = ml.y;
                                                                 acc13_0 = acc_state[(state0 + min(i13, params.n_queries - 1u)) * DV + 0u].xy;
                                                             }
-                                                            var nb13 = -m13;
+                                                            var nb13 = -(m13 + alibi2 * f32(i13));
                                                             let i14 = q0 + lid.x + 896u;
                                                             let ok14 = i14 < params.n_queries;
                                                             let t14 = system * params.n_queries + min(i14, params.n_queries - 1u);
@@ -474,7 +475,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                             var l14 = 0.0;
                                                             if first {
                                                                 if (split_start <= i14) & (split_start < params.n_keys) {
-                                                                    m14 = fma(q14_0.x, first_0.x, fma(q14_0.y, first_0.y, 0.0));
+                                                                    m14 = fma(q14_0.x, first_0.x, fma(q14_0.y, first_0.y, 0.0)) - alibi2 * f32(i14 - split_start);
                                                                 }
                                                                 } else {
                                                                     let ml = ml_state[state0 + min(i14, params.n_queries - 1u)];
@@ -482,7 +483,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                     l14 = ml.y;
                                                                     acc14_0 = acc_state[(state0 + min(i14, params.n_queries - 1u)) * DV + 0u].xy;
                                                                 }
-                                                                var nb14 = -m14;
+                                                                var nb14 = -(m14 + alibi2 * f32(i14));
                                                                 let i15 = q0 + lid.x + 960u;
                                                                 let ok15 = i15 < params.n_queries;
                                                                 let t15 = system * params.n_queries + min(i15, params.n_queries - 1u);
@@ -492,7 +493,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                 var l15 = 0.0;
                                                                 if first {
                                                                     if (split_start <= i15) & (split_start < params.n_keys) {
-                                                                        m15 = fma(q15_0.x, first_0.x, fma(q15_0.y, first_0.y, 0.0));
+                                                                        m15 = fma(q15_0.x, first_0.x, fma(q15_0.y, first_0.y, 0.0)) - alibi2 * f32(i15 - split_start);
                                                                     }
                                                                     } else {
                                                                         let ml = ml_state[state0 + min(i15, params.n_queries - 1u)];
@@ -500,7 +501,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                         l15 = ml.y;
                                                                         acc15_0 = acc_state[(state0 + min(i15, params.n_queries - 1u)) * DV + 0u].xy;
                                                                     }
-                                                                    var nb15 = -m15;
+                                                                    var nb15 = -(m15 + alibi2 * f32(i15));
                                                                     var start = start0;
                                                                     loop {
                                                                         if start >= key_end {
@@ -570,101 +571,103 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                             for (var kk = 0u; kk < TK; kk += G) {
                                                                                 let kb = kk * DV;
                                                                                 let k0_0 = tile[kb].xy;
+                                                                                let j0 = alibi2 * f32(start + kk + 0u);
                                                                                 let k1_0 = tile[kb + 1u].xy;
-                                                                                let p0_0 = exp2(fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, nb0)));
+                                                                                let j1 = alibi2 * f32(start + kk + 1u);
+                                                                                let p0_0 = exp2(fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, nb0)) + j0);
                                                                                 tacc0_0 = fma(vec2<f32>(p0_0), k0_0, tacc0_0);
                                                                                 tl0 += p0_0;
-                                                                                let p0_1 = exp2(fma(q0_0.x, k1_0.x, fma(q0_0.y, k1_0.y, nb0)));
+                                                                                let p0_1 = exp2(fma(q0_0.x, k1_0.x, fma(q0_0.y, k1_0.y, nb0)) + j1);
                                                                                 tacc0_0 = fma(vec2<f32>(p0_1), k1_0, tacc0_0);
                                                                                 tl0 += p0_1;
-                                                                                let p1_0 = exp2(fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, nb1)));
+                                                                                let p1_0 = exp2(fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, nb1)) + j0);
                                                                                 tacc1_0 = fma(vec2<f32>(p1_0), k0_0, tacc1_0);
                                                                                 tl1 += p1_0;
-                                                                                let p1_1 = exp2(fma(q1_0.x, k1_0.x, fma(q1_0.y, k1_0.y, nb1)));
+                                                                                let p1_1 = exp2(fma(q1_0.x, k1_0.x, fma(q1_0.y, k1_0.y, nb1)) + j1);
                                                                                 tacc1_0 = fma(vec2<f32>(p1_1), k1_0, tacc1_0);
                                                                                 tl1 += p1_1;
-                                                                                let p2_0 = exp2(fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, nb2)));
+                                                                                let p2_0 = exp2(fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, nb2)) + j0);
                                                                                 tacc2_0 = fma(vec2<f32>(p2_0), k0_0, tacc2_0);
                                                                                 tl2 += p2_0;
-                                                                                let p2_1 = exp2(fma(q2_0.x, k1_0.x, fma(q2_0.y, k1_0.y, nb2)));
+                                                                                let p2_1 = exp2(fma(q2_0.x, k1_0.x, fma(q2_0.y, k1_0.y, nb2)) + j1);
                                                                                 tacc2_0 = fma(vec2<f32>(p2_1), k1_0, tacc2_0);
                                                                                 tl2 += p2_1;
-                                                                                let p3_0 = exp2(fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, nb3)));
+                                                                                let p3_0 = exp2(fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, nb3)) + j0);
                                                                                 tacc3_0 = fma(vec2<f32>(p3_0), k0_0, tacc3_0);
                                                                                 tl3 += p3_0;
-                                                                                let p3_1 = exp2(fma(q3_0.x, k1_0.x, fma(q3_0.y, k1_0.y, nb3)));
+                                                                                let p3_1 = exp2(fma(q3_0.x, k1_0.x, fma(q3_0.y, k1_0.y, nb3)) + j1);
                                                                                 tacc3_0 = fma(vec2<f32>(p3_1), k1_0, tacc3_0);
                                                                                 tl3 += p3_1;
-                                                                                let p4_0 = exp2(fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, nb4)));
+                                                                                let p4_0 = exp2(fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, nb4)) + j0);
                                                                                 tacc4_0 = fma(vec2<f32>(p4_0), k0_0, tacc4_0);
                                                                                 tl4 += p4_0;
-                                                                                let p4_1 = exp2(fma(q4_0.x, k1_0.x, fma(q4_0.y, k1_0.y, nb4)));
+                                                                                let p4_1 = exp2(fma(q4_0.x, k1_0.x, fma(q4_0.y, k1_0.y, nb4)) + j1);
                                                                                 tacc4_0 = fma(vec2<f32>(p4_1), k1_0, tacc4_0);
                                                                                 tl4 += p4_1;
-                                                                                let p5_0 = exp2(fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, nb5)));
+                                                                                let p5_0 = exp2(fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, nb5)) + j0);
                                                                                 tacc5_0 = fma(vec2<f32>(p5_0), k0_0, tacc5_0);
                                                                                 tl5 += p5_0;
-                                                                                let p5_1 = exp2(fma(q5_0.x, k1_0.x, fma(q5_0.y, k1_0.y, nb5)));
+                                                                                let p5_1 = exp2(fma(q5_0.x, k1_0.x, fma(q5_0.y, k1_0.y, nb5)) + j1);
                                                                                 tacc5_0 = fma(vec2<f32>(p5_1), k1_0, tacc5_0);
                                                                                 tl5 += p5_1;
-                                                                                let p6_0 = exp2(fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, nb6)));
+                                                                                let p6_0 = exp2(fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, nb6)) + j0);
                                                                                 tacc6_0 = fma(vec2<f32>(p6_0), k0_0, tacc6_0);
                                                                                 tl6 += p6_0;
-                                                                                let p6_1 = exp2(fma(q6_0.x, k1_0.x, fma(q6_0.y, k1_0.y, nb6)));
+                                                                                let p6_1 = exp2(fma(q6_0.x, k1_0.x, fma(q6_0.y, k1_0.y, nb6)) + j1);
                                                                                 tacc6_0 = fma(vec2<f32>(p6_1), k1_0, tacc6_0);
                                                                                 tl6 += p6_1;
-                                                                                let p7_0 = exp2(fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, nb7)));
+                                                                                let p7_0 = exp2(fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, nb7)) + j0);
                                                                                 tacc7_0 = fma(vec2<f32>(p7_0), k0_0, tacc7_0);
                                                                                 tl7 += p7_0;
-                                                                                let p7_1 = exp2(fma(q7_0.x, k1_0.x, fma(q7_0.y, k1_0.y, nb7)));
+                                                                                let p7_1 = exp2(fma(q7_0.x, k1_0.x, fma(q7_0.y, k1_0.y, nb7)) + j1);
                                                                                 tacc7_0 = fma(vec2<f32>(p7_1), k1_0, tacc7_0);
                                                                                 tl7 += p7_1;
-                                                                                let p8_0 = exp2(fma(q8_0.x, k0_0.x, fma(q8_0.y, k0_0.y, nb8)));
+                                                                                let p8_0 = exp2(fma(q8_0.x, k0_0.x, fma(q8_0.y, k0_0.y, nb8)) + j0);
                                                                                 tacc8_0 = fma(vec2<f32>(p8_0), k0_0, tacc8_0);
                                                                                 tl8 += p8_0;
-                                                                                let p8_1 = exp2(fma(q8_0.x, k1_0.x, fma(q8_0.y, k1_0.y, nb8)));
+                                                                                let p8_1 = exp2(fma(q8_0.x, k1_0.x, fma(q8_0.y, k1_0.y, nb8)) + j1);
                                                                                 tacc8_0 = fma(vec2<f32>(p8_1), k1_0, tacc8_0);
                                                                                 tl8 += p8_1;
-                                                                                let p9_0 = exp2(fma(q9_0.x, k0_0.x, fma(q9_0.y, k0_0.y, nb9)));
+                                                                                let p9_0 = exp2(fma(q9_0.x, k0_0.x, fma(q9_0.y, k0_0.y, nb9)) + j0);
                                                                                 tacc9_0 = fma(vec2<f32>(p9_0), k0_0, tacc9_0);
                                                                                 tl9 += p9_0;
-                                                                                let p9_1 = exp2(fma(q9_0.x, k1_0.x, fma(q9_0.y, k1_0.y, nb9)));
+                                                                                let p9_1 = exp2(fma(q9_0.x, k1_0.x, fma(q9_0.y, k1_0.y, nb9)) + j1);
                                                                                 tacc9_0 = fma(vec2<f32>(p9_1), k1_0, tacc9_0);
                                                                                 tl9 += p9_1;
-                                                                                let p10_0 = exp2(fma(q10_0.x, k0_0.x, fma(q10_0.y, k0_0.y, nb10)));
+                                                                                let p10_0 = exp2(fma(q10_0.x, k0_0.x, fma(q10_0.y, k0_0.y, nb10)) + j0);
                                                                                 tacc10_0 = fma(vec2<f32>(p10_0), k0_0, tacc10_0);
                                                                                 tl10 += p10_0;
-                                                                                let p10_1 = exp2(fma(q10_0.x, k1_0.x, fma(q10_0.y, k1_0.y, nb10)));
+                                                                                let p10_1 = exp2(fma(q10_0.x, k1_0.x, fma(q10_0.y, k1_0.y, nb10)) + j1);
                                                                                 tacc10_0 = fma(vec2<f32>(p10_1), k1_0, tacc10_0);
                                                                                 tl10 += p10_1;
-                                                                                let p11_0 = exp2(fma(q11_0.x, k0_0.x, fma(q11_0.y, k0_0.y, nb11)));
+                                                                                let p11_0 = exp2(fma(q11_0.x, k0_0.x, fma(q11_0.y, k0_0.y, nb11)) + j0);
                                                                                 tacc11_0 = fma(vec2<f32>(p11_0), k0_0, tacc11_0);
                                                                                 tl11 += p11_0;
-                                                                                let p11_1 = exp2(fma(q11_0.x, k1_0.x, fma(q11_0.y, k1_0.y, nb11)));
+                                                                                let p11_1 = exp2(fma(q11_0.x, k1_0.x, fma(q11_0.y, k1_0.y, nb11)) + j1);
                                                                                 tacc11_0 = fma(vec2<f32>(p11_1), k1_0, tacc11_0);
                                                                                 tl11 += p11_1;
-                                                                                let p12_0 = exp2(fma(q12_0.x, k0_0.x, fma(q12_0.y, k0_0.y, nb12)));
+                                                                                let p12_0 = exp2(fma(q12_0.x, k0_0.x, fma(q12_0.y, k0_0.y, nb12)) + j0);
                                                                                 tacc12_0 = fma(vec2<f32>(p12_0), k0_0, tacc12_0);
                                                                                 tl12 += p12_0;
-                                                                                let p12_1 = exp2(fma(q12_0.x, k1_0.x, fma(q12_0.y, k1_0.y, nb12)));
+                                                                                let p12_1 = exp2(fma(q12_0.x, k1_0.x, fma(q12_0.y, k1_0.y, nb12)) + j1);
                                                                                 tacc12_0 = fma(vec2<f32>(p12_1), k1_0, tacc12_0);
                                                                                 tl12 += p12_1;
-                                                                                let p13_0 = exp2(fma(q13_0.x, k0_0.x, fma(q13_0.y, k0_0.y, nb13)));
+                                                                                let p13_0 = exp2(fma(q13_0.x, k0_0.x, fma(q13_0.y, k0_0.y, nb13)) + j0);
                                                                                 tacc13_0 = fma(vec2<f32>(p13_0), k0_0, tacc13_0);
                                                                                 tl13 += p13_0;
-                                                                                let p13_1 = exp2(fma(q13_0.x, k1_0.x, fma(q13_0.y, k1_0.y, nb13)));
+                                                                                let p13_1 = exp2(fma(q13_0.x, k1_0.x, fma(q13_0.y, k1_0.y, nb13)) + j1);
                                                                                 tacc13_0 = fma(vec2<f32>(p13_1), k1_0, tacc13_0);
                                                                                 tl13 += p13_1;
-                                                                                let p14_0 = exp2(fma(q14_0.x, k0_0.x, fma(q14_0.y, k0_0.y, nb14)));
+                                                                                let p14_0 = exp2(fma(q14_0.x, k0_0.x, fma(q14_0.y, k0_0.y, nb14)) + j0);
                                                                                 tacc14_0 = fma(vec2<f32>(p14_0), k0_0, tacc14_0);
                                                                                 tl14 += p14_0;
-                                                                                let p14_1 = exp2(fma(q14_0.x, k1_0.x, fma(q14_0.y, k1_0.y, nb14)));
+                                                                                let p14_1 = exp2(fma(q14_0.x, k1_0.x, fma(q14_0.y, k1_0.y, nb14)) + j1);
                                                                                 tacc14_0 = fma(vec2<f32>(p14_1), k1_0, tacc14_0);
                                                                                 tl14 += p14_1;
-                                                                                let p15_0 = exp2(fma(q15_0.x, k0_0.x, fma(q15_0.y, k0_0.y, nb15)));
+                                                                                let p15_0 = exp2(fma(q15_0.x, k0_0.x, fma(q15_0.y, k0_0.y, nb15)) + j0);
                                                                                 tacc15_0 = fma(vec2<f32>(p15_0), k0_0, tacc15_0);
                                                                                 tl15 += p15_0;
-                                                                                let p15_1 = exp2(fma(q15_0.x, k1_0.x, fma(q15_0.y, k1_0.y, nb15)));
+                                                                                let p15_1 = exp2(fma(q15_0.x, k1_0.x, fma(q15_0.y, k1_0.y, nb15)) + j1);
                                                                                 tacc15_0 = fma(vec2<f32>(p15_1), k1_0, tacc15_0);
                                                                                 tl15 += p15_1;
                                                                             }
@@ -673,101 +676,103 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < top; kk += G) {
                                                                                     let kb = kk * DV;
                                                                                     let k0_0 = tile[kb].xy;
+                                                                                    let j0 = alibi2 * f32(start + kk + 0u);
                                                                                     let k1_0 = tile[kb + 1u].xy;
-                                                                                    let p0_0 = select(0.0, exp2(fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, nb0))), kk + 0u < lim0);
+                                                                                    let j1 = alibi2 * f32(start + kk + 1u);
+                                                                                    let p0_0 = select(0.0, exp2(fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, nb0)) + j0), kk + 0u < lim0);
                                                                                     tacc0_0 = fma(vec2<f32>(p0_0), k0_0, tacc0_0);
                                                                                     tl0 += p0_0;
-                                                                                    let p0_1 = select(0.0, exp2(fma(q0_0.x, k1_0.x, fma(q0_0.y, k1_0.y, nb0))), kk + 1u < lim0);
+                                                                                    let p0_1 = select(0.0, exp2(fma(q0_0.x, k1_0.x, fma(q0_0.y, k1_0.y, nb0)) + j1), kk + 1u < lim0);
                                                                                     tacc0_0 = fma(vec2<f32>(p0_1), k1_0, tacc0_0);
                                                                                     tl0 += p0_1;
-                                                                                    let p1_0 = select(0.0, exp2(fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, nb1))), kk + 0u < lim1);
+                                                                                    let p1_0 = select(0.0, exp2(fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, nb1)) + j0), kk + 0u < lim1);
                                                                                     tacc1_0 = fma(vec2<f32>(p1_0), k0_0, tacc1_0);
                                                                                     tl1 += p1_0;
-                                                                                    let p1_1 = select(0.0, exp2(fma(q1_0.x, k1_0.x, fma(q1_0.y, k1_0.y, nb1))), kk + 1u < lim1);
+                                                                                    let p1_1 = select(0.0, exp2(fma(q1_0.x, k1_0.x, fma(q1_0.y, k1_0.y, nb1)) + j1), kk + 1u < lim1);
                                                                                     tacc1_0 = fma(vec2<f32>(p1_1), k1_0, tacc1_0);
                                                                                     tl1 += p1_1;
-                                                                                    let p2_0 = select(0.0, exp2(fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, nb2))), kk + 0u < lim2);
+                                                                                    let p2_0 = select(0.0, exp2(fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, nb2)) + j0), kk + 0u < lim2);
                                                                                     tacc2_0 = fma(vec2<f32>(p2_0), k0_0, tacc2_0);
                                                                                     tl2 += p2_0;
-                                                                                    let p2_1 = select(0.0, exp2(fma(q2_0.x, k1_0.x, fma(q2_0.y, k1_0.y, nb2))), kk + 1u < lim2);
+                                                                                    let p2_1 = select(0.0, exp2(fma(q2_0.x, k1_0.x, fma(q2_0.y, k1_0.y, nb2)) + j1), kk + 1u < lim2);
                                                                                     tacc2_0 = fma(vec2<f32>(p2_1), k1_0, tacc2_0);
                                                                                     tl2 += p2_1;
-                                                                                    let p3_0 = select(0.0, exp2(fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, nb3))), kk + 0u < lim3);
+                                                                                    let p3_0 = select(0.0, exp2(fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, nb3)) + j0), kk + 0u < lim3);
                                                                                     tacc3_0 = fma(vec2<f32>(p3_0), k0_0, tacc3_0);
                                                                                     tl3 += p3_0;
-                                                                                    let p3_1 = select(0.0, exp2(fma(q3_0.x, k1_0.x, fma(q3_0.y, k1_0.y, nb3))), kk + 1u < lim3);
+                                                                                    let p3_1 = select(0.0, exp2(fma(q3_0.x, k1_0.x, fma(q3_0.y, k1_0.y, nb3)) + j1), kk + 1u < lim3);
                                                                                     tacc3_0 = fma(vec2<f32>(p3_1), k1_0, tacc3_0);
                                                                                     tl3 += p3_1;
-                                                                                    let p4_0 = select(0.0, exp2(fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, nb4))), kk + 0u < lim4);
+                                                                                    let p4_0 = select(0.0, exp2(fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, nb4)) + j0), kk + 0u < lim4);
                                                                                     tacc4_0 = fma(vec2<f32>(p4_0), k0_0, tacc4_0);
                                                                                     tl4 += p4_0;
-                                                                                    let p4_1 = select(0.0, exp2(fma(q4_0.x, k1_0.x, fma(q4_0.y, k1_0.y, nb4))), kk + 1u < lim4);
+                                                                                    let p4_1 = select(0.0, exp2(fma(q4_0.x, k1_0.x, fma(q4_0.y, k1_0.y, nb4)) + j1), kk + 1u < lim4);
                                                                                     tacc4_0 = fma(vec2<f32>(p4_1), k1_0, tacc4_0);
                                                                                     tl4 += p4_1;
-                                                                                    let p5_0 = select(0.0, exp2(fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, nb5))), kk + 0u < lim5);
+                                                                                    let p5_0 = select(0.0, exp2(fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, nb5)) + j0), kk + 0u < lim5);
                                                                                     tacc5_0 = fma(vec2<f32>(p5_0), k0_0, tacc5_0);
                                                                                     tl5 += p5_0;
-                                                                                    let p5_1 = select(0.0, exp2(fma(q5_0.x, k1_0.x, fma(q5_0.y, k1_0.y, nb5))), kk + 1u < lim5);
+                                                                                    let p5_1 = select(0.0, exp2(fma(q5_0.x, k1_0.x, fma(q5_0.y, k1_0.y, nb5)) + j1), kk + 1u < lim5);
                                                                                     tacc5_0 = fma(vec2<f32>(p5_1), k1_0, tacc5_0);
                                                                                     tl5 += p5_1;
-                                                                                    let p6_0 = select(0.0, exp2(fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, nb6))), kk + 0u < lim6);
+                                                                                    let p6_0 = select(0.0, exp2(fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, nb6)) + j0), kk + 0u < lim6);
                                                                                     tacc6_0 = fma(vec2<f32>(p6_0), k0_0, tacc6_0);
                                                                                     tl6 += p6_0;
-                                                                                    let p6_1 = select(0.0, exp2(fma(q6_0.x, k1_0.x, fma(q6_0.y, k1_0.y, nb6))), kk + 1u < lim6);
+                                                                                    let p6_1 = select(0.0, exp2(fma(q6_0.x, k1_0.x, fma(q6_0.y, k1_0.y, nb6)) + j1), kk + 1u < lim6);
                                                                                     tacc6_0 = fma(vec2<f32>(p6_1), k1_0, tacc6_0);
                                                                                     tl6 += p6_1;
-                                                                                    let p7_0 = select(0.0, exp2(fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, nb7))), kk + 0u < lim7);
+                                                                                    let p7_0 = select(0.0, exp2(fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, nb7)) + j0), kk + 0u < lim7);
                                                                                     tacc7_0 = fma(vec2<f32>(p7_0), k0_0, tacc7_0);
                                                                                     tl7 += p7_0;
-                                                                                    let p7_1 = select(0.0, exp2(fma(q7_0.x, k1_0.x, fma(q7_0.y, k1_0.y, nb7))), kk + 1u < lim7);
+                                                                                    let p7_1 = select(0.0, exp2(fma(q7_0.x, k1_0.x, fma(q7_0.y, k1_0.y, nb7)) + j1), kk + 1u < lim7);
                                                                                     tacc7_0 = fma(vec2<f32>(p7_1), k1_0, tacc7_0);
                                                                                     tl7 += p7_1;
-                                                                                    let p8_0 = select(0.0, exp2(fma(q8_0.x, k0_0.x, fma(q8_0.y, k0_0.y, nb8))), kk + 0u < lim8);
+                                                                                    let p8_0 = select(0.0, exp2(fma(q8_0.x, k0_0.x, fma(q8_0.y, k0_0.y, nb8)) + j0), kk + 0u < lim8);
                                                                                     tacc8_0 = fma(vec2<f32>(p8_0), k0_0, tacc8_0);
                                                                                     tl8 += p8_0;
-                                                                                    let p8_1 = select(0.0, exp2(fma(q8_0.x, k1_0.x, fma(q8_0.y, k1_0.y, nb8))), kk + 1u < lim8);
+                                                                                    let p8_1 = select(0.0, exp2(fma(q8_0.x, k1_0.x, fma(q8_0.y, k1_0.y, nb8)) + j1), kk + 1u < lim8);
                                                                                     tacc8_0 = fma(vec2<f32>(p8_1), k1_0, tacc8_0);
                                                                                     tl8 += p8_1;
-                                                                                    let p9_0 = select(0.0, exp2(fma(q9_0.x, k0_0.x, fma(q9_0.y, k0_0.y, nb9))), kk + 0u < lim9);
+                                                                                    let p9_0 = select(0.0, exp2(fma(q9_0.x, k0_0.x, fma(q9_0.y, k0_0.y, nb9)) + j0), kk + 0u < lim9);
                                                                                     tacc9_0 = fma(vec2<f32>(p9_0), k0_0, tacc9_0);
                                                                                     tl9 += p9_0;
-                                                                                    let p9_1 = select(0.0, exp2(fma(q9_0.x, k1_0.x, fma(q9_0.y, k1_0.y, nb9))), kk + 1u < lim9);
+                                                                                    let p9_1 = select(0.0, exp2(fma(q9_0.x, k1_0.x, fma(q9_0.y, k1_0.y, nb9)) + j1), kk + 1u < lim9);
                                                                                     tacc9_0 = fma(vec2<f32>(p9_1), k1_0, tacc9_0);
                                                                                     tl9 += p9_1;
-                                                                                    let p10_0 = select(0.0, exp2(fma(q10_0.x, k0_0.x, fma(q10_0.y, k0_0.y, nb10))), kk + 0u < lim10);
+                                                                                    let p10_0 = select(0.0, exp2(fma(q10_0.x, k0_0.x, fma(q10_0.y, k0_0.y, nb10)) + j0), kk + 0u < lim10);
                                                                                     tacc10_0 = fma(vec2<f32>(p10_0), k0_0, tacc10_0);
                                                                                     tl10 += p10_0;
-                                                                                    let p10_1 = select(0.0, exp2(fma(q10_0.x, k1_0.x, fma(q10_0.y, k1_0.y, nb10))), kk + 1u < lim10);
+                                                                                    let p10_1 = select(0.0, exp2(fma(q10_0.x, k1_0.x, fma(q10_0.y, k1_0.y, nb10)) + j1), kk + 1u < lim10);
                                                                                     tacc10_0 = fma(vec2<f32>(p10_1), k1_0, tacc10_0);
                                                                                     tl10 += p10_1;
-                                                                                    let p11_0 = select(0.0, exp2(fma(q11_0.x, k0_0.x, fma(q11_0.y, k0_0.y, nb11))), kk + 0u < lim11);
+                                                                                    let p11_0 = select(0.0, exp2(fma(q11_0.x, k0_0.x, fma(q11_0.y, k0_0.y, nb11)) + j0), kk + 0u < lim11);
                                                                                     tacc11_0 = fma(vec2<f32>(p11_0), k0_0, tacc11_0);
                                                                                     tl11 += p11_0;
-                                                                                    let p11_1 = select(0.0, exp2(fma(q11_0.x, k1_0.x, fma(q11_0.y, k1_0.y, nb11))), kk + 1u < lim11);
+                                                                                    let p11_1 = select(0.0, exp2(fma(q11_0.x, k1_0.x, fma(q11_0.y, k1_0.y, nb11)) + j1), kk + 1u < lim11);
                                                                                     tacc11_0 = fma(vec2<f32>(p11_1), k1_0, tacc11_0);
                                                                                     tl11 += p11_1;
-                                                                                    let p12_0 = select(0.0, exp2(fma(q12_0.x, k0_0.x, fma(q12_0.y, k0_0.y, nb12))), kk + 0u < lim12);
+                                                                                    let p12_0 = select(0.0, exp2(fma(q12_0.x, k0_0.x, fma(q12_0.y, k0_0.y, nb12)) + j0), kk + 0u < lim12);
                                                                                     tacc12_0 = fma(vec2<f32>(p12_0), k0_0, tacc12_0);
                                                                                     tl12 += p12_0;
-                                                                                    let p12_1 = select(0.0, exp2(fma(q12_0.x, k1_0.x, fma(q12_0.y, k1_0.y, nb12))), kk + 1u < lim12);
+                                                                                    let p12_1 = select(0.0, exp2(fma(q12_0.x, k1_0.x, fma(q12_0.y, k1_0.y, nb12)) + j1), kk + 1u < lim12);
                                                                                     tacc12_0 = fma(vec2<f32>(p12_1), k1_0, tacc12_0);
                                                                                     tl12 += p12_1;
-                                                                                    let p13_0 = select(0.0, exp2(fma(q13_0.x, k0_0.x, fma(q13_0.y, k0_0.y, nb13))), kk + 0u < lim13);
+                                                                                    let p13_0 = select(0.0, exp2(fma(q13_0.x, k0_0.x, fma(q13_0.y, k0_0.y, nb13)) + j0), kk + 0u < lim13);
                                                                                     tacc13_0 = fma(vec2<f32>(p13_0), k0_0, tacc13_0);
                                                                                     tl13 += p13_0;
-                                                                                    let p13_1 = select(0.0, exp2(fma(q13_0.x, k1_0.x, fma(q13_0.y, k1_0.y, nb13))), kk + 1u < lim13);
+                                                                                    let p13_1 = select(0.0, exp2(fma(q13_0.x, k1_0.x, fma(q13_0.y, k1_0.y, nb13)) + j1), kk + 1u < lim13);
                                                                                     tacc13_0 = fma(vec2<f32>(p13_1), k1_0, tacc13_0);
                                                                                     tl13 += p13_1;
-                                                                                    let p14_0 = select(0.0, exp2(fma(q14_0.x, k0_0.x, fma(q14_0.y, k0_0.y, nb14))), kk + 0u < lim14);
+                                                                                    let p14_0 = select(0.0, exp2(fma(q14_0.x, k0_0.x, fma(q14_0.y, k0_0.y, nb14)) + j0), kk + 0u < lim14);
                                                                                     tacc14_0 = fma(vec2<f32>(p14_0), k0_0, tacc14_0);
                                                                                     tl14 += p14_0;
-                                                                                    let p14_1 = select(0.0, exp2(fma(q14_0.x, k1_0.x, fma(q14_0.y, k1_0.y, nb14))), kk + 1u < lim14);
+                                                                                    let p14_1 = select(0.0, exp2(fma(q14_0.x, k1_0.x, fma(q14_0.y, k1_0.y, nb14)) + j1), kk + 1u < lim14);
                                                                                     tacc14_0 = fma(vec2<f32>(p14_1), k1_0, tacc14_0);
                                                                                     tl14 += p14_1;
-                                                                                    let p15_0 = select(0.0, exp2(fma(q15_0.x, k0_0.x, fma(q15_0.y, k0_0.y, nb15))), kk + 0u < lim15);
+                                                                                    let p15_0 = select(0.0, exp2(fma(q15_0.x, k0_0.x, fma(q15_0.y, k0_0.y, nb15)) + j0), kk + 0u < lim15);
                                                                                     tacc15_0 = fma(vec2<f32>(p15_0), k0_0, tacc15_0);
                                                                                     tl15 += p15_0;
-                                                                                    let p15_1 = select(0.0, exp2(fma(q15_0.x, k1_0.x, fma(q15_0.y, k1_0.y, nb15))), kk + 1u < lim15);
+                                                                                    let p15_1 = select(0.0, exp2(fma(q15_0.x, k1_0.x, fma(q15_0.y, k1_0.y, nb15)) + j1), kk + 1u < lim15);
                                                                                     tacc15_0 = fma(vec2<f32>(p15_1), k1_0, tacc15_0);
                                                                                     tl15 += p15_1;
                                                                                 }
@@ -777,7 +782,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim0; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, nb0));
+                                                                                    let s = fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, nb0)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -790,7 +795,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl0 = 0.0;
                                                                                 for (var kk = 0u; kk < lim0; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, nb0));
+                                                                                    let s = fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, nb0)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc0_0 = fma(vec2<f32>(p), kv_0, tacc0_0);
                                                                                     tl0 += p;
@@ -802,7 +807,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim1; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, nb1));
+                                                                                    let s = fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, nb1)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -815,7 +820,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl1 = 0.0;
                                                                                 for (var kk = 0u; kk < lim1; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, nb1));
+                                                                                    let s = fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, nb1)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc1_0 = fma(vec2<f32>(p), kv_0, tacc1_0);
                                                                                     tl1 += p;
@@ -827,7 +832,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim2; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, nb2));
+                                                                                    let s = fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, nb2)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -840,7 +845,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl2 = 0.0;
                                                                                 for (var kk = 0u; kk < lim2; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, nb2));
+                                                                                    let s = fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, nb2)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc2_0 = fma(vec2<f32>(p), kv_0, tacc2_0);
                                                                                     tl2 += p;
@@ -852,7 +857,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim3; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, nb3));
+                                                                                    let s = fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, nb3)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -865,7 +870,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl3 = 0.0;
                                                                                 for (var kk = 0u; kk < lim3; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, nb3));
+                                                                                    let s = fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, nb3)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc3_0 = fma(vec2<f32>(p), kv_0, tacc3_0);
                                                                                     tl3 += p;
@@ -877,7 +882,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim4; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, nb4));
+                                                                                    let s = fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, nb4)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -890,7 +895,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl4 = 0.0;
                                                                                 for (var kk = 0u; kk < lim4; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, nb4));
+                                                                                    let s = fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, nb4)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc4_0 = fma(vec2<f32>(p), kv_0, tacc4_0);
                                                                                     tl4 += p;
@@ -902,7 +907,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim5; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, nb5));
+                                                                                    let s = fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, nb5)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -915,7 +920,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl5 = 0.0;
                                                                                 for (var kk = 0u; kk < lim5; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, nb5));
+                                                                                    let s = fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, nb5)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc5_0 = fma(vec2<f32>(p), kv_0, tacc5_0);
                                                                                     tl5 += p;
@@ -927,7 +932,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim6; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, nb6));
+                                                                                    let s = fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, nb6)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -940,7 +945,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl6 = 0.0;
                                                                                 for (var kk = 0u; kk < lim6; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, nb6));
+                                                                                    let s = fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, nb6)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc6_0 = fma(vec2<f32>(p), kv_0, tacc6_0);
                                                                                     tl6 += p;
@@ -952,7 +957,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim7; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, nb7));
+                                                                                    let s = fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, nb7)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -965,7 +970,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl7 = 0.0;
                                                                                 for (var kk = 0u; kk < lim7; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, nb7));
+                                                                                    let s = fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, nb7)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc7_0 = fma(vec2<f32>(p), kv_0, tacc7_0);
                                                                                     tl7 += p;
@@ -977,7 +982,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim8; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q8_0.x, kv_0.x, fma(q8_0.y, kv_0.y, nb8));
+                                                                                    let s = fma(q8_0.x, kv_0.x, fma(q8_0.y, kv_0.y, nb8)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -990,7 +995,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl8 = 0.0;
                                                                                 for (var kk = 0u; kk < lim8; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q8_0.x, kv_0.x, fma(q8_0.y, kv_0.y, nb8));
+                                                                                    let s = fma(q8_0.x, kv_0.x, fma(q8_0.y, kv_0.y, nb8)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc8_0 = fma(vec2<f32>(p), kv_0, tacc8_0);
                                                                                     tl8 += p;
@@ -1002,7 +1007,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim9; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q9_0.x, kv_0.x, fma(q9_0.y, kv_0.y, nb9));
+                                                                                    let s = fma(q9_0.x, kv_0.x, fma(q9_0.y, kv_0.y, nb9)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1015,7 +1020,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl9 = 0.0;
                                                                                 for (var kk = 0u; kk < lim9; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q9_0.x, kv_0.x, fma(q9_0.y, kv_0.y, nb9));
+                                                                                    let s = fma(q9_0.x, kv_0.x, fma(q9_0.y, kv_0.y, nb9)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc9_0 = fma(vec2<f32>(p), kv_0, tacc9_0);
                                                                                     tl9 += p;
@@ -1027,7 +1032,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim10; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q10_0.x, kv_0.x, fma(q10_0.y, kv_0.y, nb10));
+                                                                                    let s = fma(q10_0.x, kv_0.x, fma(q10_0.y, kv_0.y, nb10)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1040,7 +1045,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl10 = 0.0;
                                                                                 for (var kk = 0u; kk < lim10; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q10_0.x, kv_0.x, fma(q10_0.y, kv_0.y, nb10));
+                                                                                    let s = fma(q10_0.x, kv_0.x, fma(q10_0.y, kv_0.y, nb10)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc10_0 = fma(vec2<f32>(p), kv_0, tacc10_0);
                                                                                     tl10 += p;
@@ -1052,7 +1057,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim11; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q11_0.x, kv_0.x, fma(q11_0.y, kv_0.y, nb11));
+                                                                                    let s = fma(q11_0.x, kv_0.x, fma(q11_0.y, kv_0.y, nb11)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1065,7 +1070,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl11 = 0.0;
                                                                                 for (var kk = 0u; kk < lim11; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q11_0.x, kv_0.x, fma(q11_0.y, kv_0.y, nb11));
+                                                                                    let s = fma(q11_0.x, kv_0.x, fma(q11_0.y, kv_0.y, nb11)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc11_0 = fma(vec2<f32>(p), kv_0, tacc11_0);
                                                                                     tl11 += p;
@@ -1077,7 +1082,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim12; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q12_0.x, kv_0.x, fma(q12_0.y, kv_0.y, nb12));
+                                                                                    let s = fma(q12_0.x, kv_0.x, fma(q12_0.y, kv_0.y, nb12)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1090,7 +1095,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl12 = 0.0;
                                                                                 for (var kk = 0u; kk < lim12; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q12_0.x, kv_0.x, fma(q12_0.y, kv_0.y, nb12));
+                                                                                    let s = fma(q12_0.x, kv_0.x, fma(q12_0.y, kv_0.y, nb12)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc12_0 = fma(vec2<f32>(p), kv_0, tacc12_0);
                                                                                     tl12 += p;
@@ -1102,7 +1107,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim13; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q13_0.x, kv_0.x, fma(q13_0.y, kv_0.y, nb13));
+                                                                                    let s = fma(q13_0.x, kv_0.x, fma(q13_0.y, kv_0.y, nb13)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1115,7 +1120,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl13 = 0.0;
                                                                                 for (var kk = 0u; kk < lim13; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q13_0.x, kv_0.x, fma(q13_0.y, kv_0.y, nb13));
+                                                                                    let s = fma(q13_0.x, kv_0.x, fma(q13_0.y, kv_0.y, nb13)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc13_0 = fma(vec2<f32>(p), kv_0, tacc13_0);
                                                                                     tl13 += p;
@@ -1127,7 +1132,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim14; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q14_0.x, kv_0.x, fma(q14_0.y, kv_0.y, nb14));
+                                                                                    let s = fma(q14_0.x, kv_0.x, fma(q14_0.y, kv_0.y, nb14)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1140,7 +1145,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl14 = 0.0;
                                                                                 for (var kk = 0u; kk < lim14; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q14_0.x, kv_0.x, fma(q14_0.y, kv_0.y, nb14));
+                                                                                    let s = fma(q14_0.x, kv_0.x, fma(q14_0.y, kv_0.y, nb14)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc14_0 = fma(vec2<f32>(p), kv_0, tacc14_0);
                                                                                     tl14 += p;
@@ -1152,7 +1157,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 var top = F32_LOWEST;
                                                                                 for (var kk = 0u; kk < lim15; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q15_0.x, kv_0.x, fma(q15_0.y, kv_0.y, nb15));
+                                                                                    let s = fma(q15_0.x, kv_0.x, fma(q15_0.y, kv_0.y, nb15)) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1165,7 +1170,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 tl15 = 0.0;
                                                                                 for (var kk = 0u; kk < lim15; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u].xy;
-                                                                                    let s = fma(q15_0.x, kv_0.x, fma(q15_0.y, kv_0.y, nb15));
+                                                                                    let s = fma(q15_0.x, kv_0.x, fma(q15_0.y, kv_0.y, nb15)) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc15_0 = fma(vec2<f32>(p), kv_0, tacc15_0);
                                                                                     tl15 += p;

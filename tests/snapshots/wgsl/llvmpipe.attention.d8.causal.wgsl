@@ -211,6 +211,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let key_base = system * params.n_keys;
     let first = chunk.first != 0u;
     let state0 = split * params.batch * params.n_queries + system * params.n_queries;
+    let alibi2 = params.alibi_slope * LOG2E;
     // The split's first key: the running maximum starts at its score.
     let first_0 = vec4<f32>(x[(key_base + min(split_start, params.n_keys - 1u)) * D], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 1u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 2u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 3u]);
     let first_1 = vec4<f32>(x[(key_base + min(split_start, params.n_keys - 1u)) * D + 4u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 5u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 6u], x[(key_base + min(split_start, params.n_keys - 1u)) * D + 7u]);
@@ -225,7 +226,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var l0 = 0.0;
     if first {
         if (split_start <= i0) & (split_start < params.n_keys) {
-            m0 = fma(q0_0.x, first_0.x, fma(q0_0.y, first_0.y, fma(q0_0.z, first_0.z, fma(q0_0.w, first_0.w, fma(q0_1.x, first_1.x, fma(q0_1.y, first_1.y, fma(q0_1.z, first_1.z, fma(q0_1.w, first_1.w, 0.0))))))));
+            m0 = fma(q0_0.x, first_0.x, fma(q0_0.y, first_0.y, fma(q0_0.z, first_0.z, fma(q0_0.w, first_0.w, fma(q0_1.x, first_1.x, fma(q0_1.y, first_1.y, fma(q0_1.z, first_1.z, fma(q0_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i0 - split_start);
         }
         } else {
             let ml = ml_state[state0 + min(i0, params.n_queries - 1u)];
@@ -234,7 +235,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             acc0_0 = acc_state[(state0 + min(i0, params.n_queries - 1u)) * DV + 0u];
             acc0_1 = acc_state[(state0 + min(i0, params.n_queries - 1u)) * DV + 1u];
         }
-        var nb0 = -m0;
+        var nb0 = -(m0 + alibi2 * f32(i0));
         let i1 = q0 + lid.x + 64u;
         let ok1 = i1 < params.n_queries;
         let t1 = system * params.n_queries + min(i1, params.n_queries - 1u);
@@ -246,7 +247,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var l1 = 0.0;
         if first {
             if (split_start <= i1) & (split_start < params.n_keys) {
-                m1 = fma(q1_0.x, first_0.x, fma(q1_0.y, first_0.y, fma(q1_0.z, first_0.z, fma(q1_0.w, first_0.w, fma(q1_1.x, first_1.x, fma(q1_1.y, first_1.y, fma(q1_1.z, first_1.z, fma(q1_1.w, first_1.w, 0.0))))))));
+                m1 = fma(q1_0.x, first_0.x, fma(q1_0.y, first_0.y, fma(q1_0.z, first_0.z, fma(q1_0.w, first_0.w, fma(q1_1.x, first_1.x, fma(q1_1.y, first_1.y, fma(q1_1.z, first_1.z, fma(q1_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i1 - split_start);
             }
             } else {
                 let ml = ml_state[state0 + min(i1, params.n_queries - 1u)];
@@ -255,7 +256,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 acc1_0 = acc_state[(state0 + min(i1, params.n_queries - 1u)) * DV + 0u];
                 acc1_1 = acc_state[(state0 + min(i1, params.n_queries - 1u)) * DV + 1u];
             }
-            var nb1 = -m1;
+            var nb1 = -(m1 + alibi2 * f32(i1));
             let i2 = q0 + lid.x + 128u;
             let ok2 = i2 < params.n_queries;
             let t2 = system * params.n_queries + min(i2, params.n_queries - 1u);
@@ -267,7 +268,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var l2 = 0.0;
             if first {
                 if (split_start <= i2) & (split_start < params.n_keys) {
-                    m2 = fma(q2_0.x, first_0.x, fma(q2_0.y, first_0.y, fma(q2_0.z, first_0.z, fma(q2_0.w, first_0.w, fma(q2_1.x, first_1.x, fma(q2_1.y, first_1.y, fma(q2_1.z, first_1.z, fma(q2_1.w, first_1.w, 0.0))))))));
+                    m2 = fma(q2_0.x, first_0.x, fma(q2_0.y, first_0.y, fma(q2_0.z, first_0.z, fma(q2_0.w, first_0.w, fma(q2_1.x, first_1.x, fma(q2_1.y, first_1.y, fma(q2_1.z, first_1.z, fma(q2_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i2 - split_start);
                 }
                 } else {
                     let ml = ml_state[state0 + min(i2, params.n_queries - 1u)];
@@ -276,7 +277,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     acc2_0 = acc_state[(state0 + min(i2, params.n_queries - 1u)) * DV + 0u];
                     acc2_1 = acc_state[(state0 + min(i2, params.n_queries - 1u)) * DV + 1u];
                 }
-                var nb2 = -m2;
+                var nb2 = -(m2 + alibi2 * f32(i2));
                 let i3 = q0 + lid.x + 192u;
                 let ok3 = i3 < params.n_queries;
                 let t3 = system * params.n_queries + min(i3, params.n_queries - 1u);
@@ -288,7 +289,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 var l3 = 0.0;
                 if first {
                     if (split_start <= i3) & (split_start < params.n_keys) {
-                        m3 = fma(q3_0.x, first_0.x, fma(q3_0.y, first_0.y, fma(q3_0.z, first_0.z, fma(q3_0.w, first_0.w, fma(q3_1.x, first_1.x, fma(q3_1.y, first_1.y, fma(q3_1.z, first_1.z, fma(q3_1.w, first_1.w, 0.0))))))));
+                        m3 = fma(q3_0.x, first_0.x, fma(q3_0.y, first_0.y, fma(q3_0.z, first_0.z, fma(q3_0.w, first_0.w, fma(q3_1.x, first_1.x, fma(q3_1.y, first_1.y, fma(q3_1.z, first_1.z, fma(q3_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i3 - split_start);
                     }
                     } else {
                         let ml = ml_state[state0 + min(i3, params.n_queries - 1u)];
@@ -297,7 +298,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         acc3_0 = acc_state[(state0 + min(i3, params.n_queries - 1u)) * DV + 0u];
                         acc3_1 = acc_state[(state0 + min(i3, params.n_queries - 1u)) * DV + 1u];
                     }
-                    var nb3 = -m3;
+                    var nb3 = -(m3 + alibi2 * f32(i3));
                     let i4 = q0 + lid.x + 256u;
                     let ok4 = i4 < params.n_queries;
                     let t4 = system * params.n_queries + min(i4, params.n_queries - 1u);
@@ -309,7 +310,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     var l4 = 0.0;
                     if first {
                         if (split_start <= i4) & (split_start < params.n_keys) {
-                            m4 = fma(q4_0.x, first_0.x, fma(q4_0.y, first_0.y, fma(q4_0.z, first_0.z, fma(q4_0.w, first_0.w, fma(q4_1.x, first_1.x, fma(q4_1.y, first_1.y, fma(q4_1.z, first_1.z, fma(q4_1.w, first_1.w, 0.0))))))));
+                            m4 = fma(q4_0.x, first_0.x, fma(q4_0.y, first_0.y, fma(q4_0.z, first_0.z, fma(q4_0.w, first_0.w, fma(q4_1.x, first_1.x, fma(q4_1.y, first_1.y, fma(q4_1.z, first_1.z, fma(q4_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i4 - split_start);
                         }
                         } else {
                             let ml = ml_state[state0 + min(i4, params.n_queries - 1u)];
@@ -318,7 +319,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                             acc4_0 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 0u];
                             acc4_1 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 1u];
                         }
-                        var nb4 = -m4;
+                        var nb4 = -(m4 + alibi2 * f32(i4));
                         let i5 = q0 + lid.x + 320u;
                         let ok5 = i5 < params.n_queries;
                         let t5 = system * params.n_queries + min(i5, params.n_queries - 1u);
@@ -330,7 +331,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         var l5 = 0.0;
                         if first {
                             if (split_start <= i5) & (split_start < params.n_keys) {
-                                m5 = fma(q5_0.x, first_0.x, fma(q5_0.y, first_0.y, fma(q5_0.z, first_0.z, fma(q5_0.w, first_0.w, fma(q5_1.x, first_1.x, fma(q5_1.y, first_1.y, fma(q5_1.z, first_1.z, fma(q5_1.w, first_1.w, 0.0))))))));
+                                m5 = fma(q5_0.x, first_0.x, fma(q5_0.y, first_0.y, fma(q5_0.z, first_0.z, fma(q5_0.w, first_0.w, fma(q5_1.x, first_1.x, fma(q5_1.y, first_1.y, fma(q5_1.z, first_1.z, fma(q5_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i5 - split_start);
                             }
                             } else {
                                 let ml = ml_state[state0 + min(i5, params.n_queries - 1u)];
@@ -339,7 +340,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                 acc5_0 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 0u];
                                 acc5_1 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 1u];
                             }
-                            var nb5 = -m5;
+                            var nb5 = -(m5 + alibi2 * f32(i5));
                             let i6 = q0 + lid.x + 384u;
                             let ok6 = i6 < params.n_queries;
                             let t6 = system * params.n_queries + min(i6, params.n_queries - 1u);
@@ -351,7 +352,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                             var l6 = 0.0;
                             if first {
                                 if (split_start <= i6) & (split_start < params.n_keys) {
-                                    m6 = fma(q6_0.x, first_0.x, fma(q6_0.y, first_0.y, fma(q6_0.z, first_0.z, fma(q6_0.w, first_0.w, fma(q6_1.x, first_1.x, fma(q6_1.y, first_1.y, fma(q6_1.z, first_1.z, fma(q6_1.w, first_1.w, 0.0))))))));
+                                    m6 = fma(q6_0.x, first_0.x, fma(q6_0.y, first_0.y, fma(q6_0.z, first_0.z, fma(q6_0.w, first_0.w, fma(q6_1.x, first_1.x, fma(q6_1.y, first_1.y, fma(q6_1.z, first_1.z, fma(q6_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i6 - split_start);
                                 }
                                 } else {
                                     let ml = ml_state[state0 + min(i6, params.n_queries - 1u)];
@@ -360,7 +361,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                     acc6_0 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 0u];
                                     acc6_1 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 1u];
                                 }
-                                var nb6 = -m6;
+                                var nb6 = -(m6 + alibi2 * f32(i6));
                                 let i7 = q0 + lid.x + 448u;
                                 let ok7 = i7 < params.n_queries;
                                 let t7 = system * params.n_queries + min(i7, params.n_queries - 1u);
@@ -372,7 +373,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                 var l7 = 0.0;
                                 if first {
                                     if (split_start <= i7) & (split_start < params.n_keys) {
-                                        m7 = fma(q7_0.x, first_0.x, fma(q7_0.y, first_0.y, fma(q7_0.z, first_0.z, fma(q7_0.w, first_0.w, fma(q7_1.x, first_1.x, fma(q7_1.y, first_1.y, fma(q7_1.z, first_1.z, fma(q7_1.w, first_1.w, 0.0))))))));
+                                        m7 = fma(q7_0.x, first_0.x, fma(q7_0.y, first_0.y, fma(q7_0.z, first_0.z, fma(q7_0.w, first_0.w, fma(q7_1.x, first_1.x, fma(q7_1.y, first_1.y, fma(q7_1.z, first_1.z, fma(q7_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i7 - split_start);
                                     }
                                     } else {
                                         let ml = ml_state[state0 + min(i7, params.n_queries - 1u)];
@@ -381,7 +382,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                         acc7_0 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 0u];
                                         acc7_1 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 1u];
                                     }
-                                    var nb7 = -m7;
+                                    var nb7 = -(m7 + alibi2 * f32(i7));
                                     let i8 = q0 + lid.x + 512u;
                                     let ok8 = i8 < params.n_queries;
                                     let t8 = system * params.n_queries + min(i8, params.n_queries - 1u);
@@ -393,7 +394,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                     var l8 = 0.0;
                                     if first {
                                         if (split_start <= i8) & (split_start < params.n_keys) {
-                                            m8 = fma(q8_0.x, first_0.x, fma(q8_0.y, first_0.y, fma(q8_0.z, first_0.z, fma(q8_0.w, first_0.w, fma(q8_1.x, first_1.x, fma(q8_1.y, first_1.y, fma(q8_1.z, first_1.z, fma(q8_1.w, first_1.w, 0.0))))))));
+                                            m8 = fma(q8_0.x, first_0.x, fma(q8_0.y, first_0.y, fma(q8_0.z, first_0.z, fma(q8_0.w, first_0.w, fma(q8_1.x, first_1.x, fma(q8_1.y, first_1.y, fma(q8_1.z, first_1.z, fma(q8_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i8 - split_start);
                                         }
                                         } else {
                                             let ml = ml_state[state0 + min(i8, params.n_queries - 1u)];
@@ -402,7 +403,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                             acc8_0 = acc_state[(state0 + min(i8, params.n_queries - 1u)) * DV + 0u];
                                             acc8_1 = acc_state[(state0 + min(i8, params.n_queries - 1u)) * DV + 1u];
                                         }
-                                        var nb8 = -m8;
+                                        var nb8 = -(m8 + alibi2 * f32(i8));
                                         let i9 = q0 + lid.x + 576u;
                                         let ok9 = i9 < params.n_queries;
                                         let t9 = system * params.n_queries + min(i9, params.n_queries - 1u);
@@ -414,7 +415,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                         var l9 = 0.0;
                                         if first {
                                             if (split_start <= i9) & (split_start < params.n_keys) {
-                                                m9 = fma(q9_0.x, first_0.x, fma(q9_0.y, first_0.y, fma(q9_0.z, first_0.z, fma(q9_0.w, first_0.w, fma(q9_1.x, first_1.x, fma(q9_1.y, first_1.y, fma(q9_1.z, first_1.z, fma(q9_1.w, first_1.w, 0.0))))))));
+                                                m9 = fma(q9_0.x, first_0.x, fma(q9_0.y, first_0.y, fma(q9_0.z, first_0.z, fma(q9_0.w, first_0.w, fma(q9_1.x, first_1.x, fma(q9_1.y, first_1.y, fma(q9_1.z, first_1.z, fma(q9_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i9 - split_start);
                                             }
                                             } else {
                                                 let ml = ml_state[state0 + min(i9, params.n_queries - 1u)];
@@ -423,7 +424,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                 acc9_0 = acc_state[(state0 + min(i9, params.n_queries - 1u)) * DV + 0u];
                                                 acc9_1 = acc_state[(state0 + min(i9, params.n_queries - 1u)) * DV + 1u];
                                             }
-                                            var nb9 = -m9;
+                                            var nb9 = -(m9 + alibi2 * f32(i9));
                                             let i10 = q0 + lid.x + 640u;
                                             let ok10 = i10 < params.n_queries;
                                             let t10 = system * params.n_queries + min(i10, params.n_queries - 1u);
@@ -435,7 +436,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                             var l10 = 0.0;
                                             if first {
                                                 if (split_start <= i10) & (split_start < params.n_keys) {
-                                                    m10 = fma(q10_0.x, first_0.x, fma(q10_0.y, first_0.y, fma(q10_0.z, first_0.z, fma(q10_0.w, first_0.w, fma(q10_1.x, first_1.x, fma(q10_1.y, first_1.y, fma(q10_1.z, first_1.z, fma(q10_1.w, first_1.w, 0.0))))))));
+                                                    m10 = fma(q10_0.x, first_0.x, fma(q10_0.y, first_0.y, fma(q10_0.z, first_0.z, fma(q10_0.w, first_0.w, fma(q10_1.x, first_1.x, fma(q10_1.y, first_1.y, fma(q10_1.z, first_1.z, fma(q10_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i10 - split_start);
                                                 }
                                                 } else {
                                                     let ml = ml_state[state0 + min(i10, params.n_queries - 1u)];
@@ -444,7 +445,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     acc10_0 = acc_state[(state0 + min(i10, params.n_queries - 1u)) * DV + 0u];
                                                     acc10_1 = acc_state[(state0 + min(i10, params.n_queries - 1u)) * DV + 1u];
                                                 }
-                                                var nb10 = -m10;
+                                                var nb10 = -(m10 + alibi2 * f32(i10));
                                                 let i11 = q0 + lid.x + 704u;
                                                 let ok11 = i11 < params.n_queries;
                                                 let t11 = system * params.n_queries + min(i11, params.n_queries - 1u);
@@ -456,7 +457,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                 var l11 = 0.0;
                                                 if first {
                                                     if (split_start <= i11) & (split_start < params.n_keys) {
-                                                        m11 = fma(q11_0.x, first_0.x, fma(q11_0.y, first_0.y, fma(q11_0.z, first_0.z, fma(q11_0.w, first_0.w, fma(q11_1.x, first_1.x, fma(q11_1.y, first_1.y, fma(q11_1.z, first_1.z, fma(q11_1.w, first_1.w, 0.0))))))));
+                                                        m11 = fma(q11_0.x, first_0.x, fma(q11_0.y, first_0.y, fma(q11_0.z, first_0.z, fma(q11_0.w, first_0.w, fma(q11_1.x, first_1.x, fma(q11_1.y, first_1.y, fma(q11_1.z, first_1.z, fma(q11_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i11 - split_start);
                                                     }
                                                     } else {
                                                         let ml = ml_state[state0 + min(i11, params.n_queries - 1u)];
@@ -465,7 +466,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                         acc11_0 = acc_state[(state0 + min(i11, params.n_queries - 1u)) * DV + 0u];
                                                         acc11_1 = acc_state[(state0 + min(i11, params.n_queries - 1u)) * DV + 1u];
                                                     }
-                                                    var nb11 = -m11;
+                                                    var nb11 = -(m11 + alibi2 * f32(i11));
                                                     let i12 = q0 + lid.x + 768u;
                                                     let ok12 = i12 < params.n_queries;
                                                     let t12 = system * params.n_queries + min(i12, params.n_queries - 1u);
@@ -477,7 +478,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                     var l12 = 0.0;
                                                     if first {
                                                         if (split_start <= i12) & (split_start < params.n_keys) {
-                                                            m12 = fma(q12_0.x, first_0.x, fma(q12_0.y, first_0.y, fma(q12_0.z, first_0.z, fma(q12_0.w, first_0.w, fma(q12_1.x, first_1.x, fma(q12_1.y, first_1.y, fma(q12_1.z, first_1.z, fma(q12_1.w, first_1.w, 0.0))))))));
+                                                            m12 = fma(q12_0.x, first_0.x, fma(q12_0.y, first_0.y, fma(q12_0.z, first_0.z, fma(q12_0.w, first_0.w, fma(q12_1.x, first_1.x, fma(q12_1.y, first_1.y, fma(q12_1.z, first_1.z, fma(q12_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i12 - split_start);
                                                         }
                                                         } else {
                                                             let ml = ml_state[state0 + min(i12, params.n_queries - 1u)];
@@ -486,7 +487,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                             acc12_0 = acc_state[(state0 + min(i12, params.n_queries - 1u)) * DV + 0u];
                                                             acc12_1 = acc_state[(state0 + min(i12, params.n_queries - 1u)) * DV + 1u];
                                                         }
-                                                        var nb12 = -m12;
+                                                        var nb12 = -(m12 + alibi2 * f32(i12));
                                                         let i13 = q0 + lid.x + 832u;
                                                         let ok13 = i13 < params.n_queries;
                                                         let t13 = system * params.n_queries + min(i13, params.n_queries - 1u);
@@ -498,7 +499,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                         var l13 = 0.0;
                                                         if first {
                                                             if (split_start <= i13) & (split_start < params.n_keys) {
-                                                                m13 = fma(q13_0.x, first_0.x, fma(q13_0.y, first_0.y, fma(q13_0.z, first_0.z, fma(q13_0.w, first_0.w, fma(q13_1.x, first_1.x, fma(q13_1.y, first_1.y, fma(q13_1.z, first_1.z, fma(q13_1.w, first_1.w, 0.0))))))));
+                                                                m13 = fma(q13_0.x, first_0.x, fma(q13_0.y, first_0.y, fma(q13_0.z, first_0.z, fma(q13_0.w, first_0.w, fma(q13_1.x, first_1.x, fma(q13_1.y, first_1.y, fma(q13_1.z, first_1.z, fma(q13_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i13 - split_start);
                                                             }
                                                             } else {
                                                                 let ml = ml_state[state0 + min(i13, params.n_queries - 1u)];
@@ -507,7 +508,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                 acc13_0 = acc_state[(state0 + min(i13, params.n_queries - 1u)) * DV + 0u];
                                                                 acc13_1 = acc_state[(state0 + min(i13, params.n_queries - 1u)) * DV + 1u];
                                                             }
-                                                            var nb13 = -m13;
+                                                            var nb13 = -(m13 + alibi2 * f32(i13));
                                                             let i14 = q0 + lid.x + 896u;
                                                             let ok14 = i14 < params.n_queries;
                                                             let t14 = system * params.n_queries + min(i14, params.n_queries - 1u);
@@ -519,7 +520,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                             var l14 = 0.0;
                                                             if first {
                                                                 if (split_start <= i14) & (split_start < params.n_keys) {
-                                                                    m14 = fma(q14_0.x, first_0.x, fma(q14_0.y, first_0.y, fma(q14_0.z, first_0.z, fma(q14_0.w, first_0.w, fma(q14_1.x, first_1.x, fma(q14_1.y, first_1.y, fma(q14_1.z, first_1.z, fma(q14_1.w, first_1.w, 0.0))))))));
+                                                                    m14 = fma(q14_0.x, first_0.x, fma(q14_0.y, first_0.y, fma(q14_0.z, first_0.z, fma(q14_0.w, first_0.w, fma(q14_1.x, first_1.x, fma(q14_1.y, first_1.y, fma(q14_1.z, first_1.z, fma(q14_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i14 - split_start);
                                                                 }
                                                                 } else {
                                                                     let ml = ml_state[state0 + min(i14, params.n_queries - 1u)];
@@ -528,7 +529,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                     acc14_0 = acc_state[(state0 + min(i14, params.n_queries - 1u)) * DV + 0u];
                                                                     acc14_1 = acc_state[(state0 + min(i14, params.n_queries - 1u)) * DV + 1u];
                                                                 }
-                                                                var nb14 = -m14;
+                                                                var nb14 = -(m14 + alibi2 * f32(i14));
                                                                 let i15 = q0 + lid.x + 960u;
                                                                 let ok15 = i15 < params.n_queries;
                                                                 let t15 = system * params.n_queries + min(i15, params.n_queries - 1u);
@@ -540,7 +541,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                 var l15 = 0.0;
                                                                 if first {
                                                                     if (split_start <= i15) & (split_start < params.n_keys) {
-                                                                        m15 = fma(q15_0.x, first_0.x, fma(q15_0.y, first_0.y, fma(q15_0.z, first_0.z, fma(q15_0.w, first_0.w, fma(q15_1.x, first_1.x, fma(q15_1.y, first_1.y, fma(q15_1.z, first_1.z, fma(q15_1.w, first_1.w, 0.0))))))));
+                                                                        m15 = fma(q15_0.x, first_0.x, fma(q15_0.y, first_0.y, fma(q15_0.z, first_0.z, fma(q15_0.w, first_0.w, fma(q15_1.x, first_1.x, fma(q15_1.y, first_1.y, fma(q15_1.z, first_1.z, fma(q15_1.w, first_1.w, 0.0)))))))) - alibi2 * f32(i15 - split_start);
                                                                     }
                                                                     } else {
                                                                         let ml = ml_state[state0 + min(i15, params.n_queries - 1u)];
@@ -549,7 +550,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                         acc15_0 = acc_state[(state0 + min(i15, params.n_queries - 1u)) * DV + 0u];
                                                                         acc15_1 = acc_state[(state0 + min(i15, params.n_queries - 1u)) * DV + 1u];
                                                                     }
-                                                                    var nb15 = -m15;
+                                                                    var nb15 = -(m15 + alibi2 * f32(i15));
                                                                     var start = start0;
                                                                     loop {
                                                                         if start >= key_end {
@@ -639,133 +640,135 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 let kb = kk * DV;
                                                                                 let k0_0 = tile[kb];
                                                                                 let k0_1 = tile[kb + 1u];
+                                                                                let j0 = alibi2 * f32(start + kk + 0u);
                                                                                 let k1_0 = tile[kb + 2u];
                                                                                 let k1_1 = tile[kb + 3u];
-                                                                                let p0_0 = exp2(fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))));
+                                                                                let j1 = alibi2 * f32(start + kk + 1u);
+                                                                                let p0_0 = exp2(fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + j0);
                                                                                 tacc0_0 = fma(vec4<f32>(p0_0), k0_0, tacc0_0);
                                                                                 tacc0_1 = fma(vec4<f32>(p0_0), k0_1, tacc0_1);
                                                                                 tl0 += p0_0;
-                                                                                let p0_1 = exp2(fma(q0_0.x, k1_0.x, fma(q0_0.y, k1_0.y, fma(q0_0.z, k1_0.z, fma(q0_0.w, k1_0.w, fma(q0_1.x, k1_1.x, fma(q0_1.y, k1_1.y, fma(q0_1.z, k1_1.z, fma(q0_1.w, k1_1.w, nb0)))))))));
+                                                                                let p0_1 = exp2(fma(q0_0.x, k1_0.x, fma(q0_0.y, k1_0.y, fma(q0_0.z, k1_0.z, fma(q0_0.w, k1_0.w, fma(q0_1.x, k1_1.x, fma(q0_1.y, k1_1.y, fma(q0_1.z, k1_1.z, fma(q0_1.w, k1_1.w, nb0)))))))) + j1);
                                                                                 tacc0_0 = fma(vec4<f32>(p0_1), k1_0, tacc0_0);
                                                                                 tacc0_1 = fma(vec4<f32>(p0_1), k1_1, tacc0_1);
                                                                                 tl0 += p0_1;
-                                                                                let p1_0 = exp2(fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))));
+                                                                                let p1_0 = exp2(fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + j0);
                                                                                 tacc1_0 = fma(vec4<f32>(p1_0), k0_0, tacc1_0);
                                                                                 tacc1_1 = fma(vec4<f32>(p1_0), k0_1, tacc1_1);
                                                                                 tl1 += p1_0;
-                                                                                let p1_1 = exp2(fma(q1_0.x, k1_0.x, fma(q1_0.y, k1_0.y, fma(q1_0.z, k1_0.z, fma(q1_0.w, k1_0.w, fma(q1_1.x, k1_1.x, fma(q1_1.y, k1_1.y, fma(q1_1.z, k1_1.z, fma(q1_1.w, k1_1.w, nb1)))))))));
+                                                                                let p1_1 = exp2(fma(q1_0.x, k1_0.x, fma(q1_0.y, k1_0.y, fma(q1_0.z, k1_0.z, fma(q1_0.w, k1_0.w, fma(q1_1.x, k1_1.x, fma(q1_1.y, k1_1.y, fma(q1_1.z, k1_1.z, fma(q1_1.w, k1_1.w, nb1)))))))) + j1);
                                                                                 tacc1_0 = fma(vec4<f32>(p1_1), k1_0, tacc1_0);
                                                                                 tacc1_1 = fma(vec4<f32>(p1_1), k1_1, tacc1_1);
                                                                                 tl1 += p1_1;
-                                                                                let p2_0 = exp2(fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))));
+                                                                                let p2_0 = exp2(fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + j0);
                                                                                 tacc2_0 = fma(vec4<f32>(p2_0), k0_0, tacc2_0);
                                                                                 tacc2_1 = fma(vec4<f32>(p2_0), k0_1, tacc2_1);
                                                                                 tl2 += p2_0;
-                                                                                let p2_1 = exp2(fma(q2_0.x, k1_0.x, fma(q2_0.y, k1_0.y, fma(q2_0.z, k1_0.z, fma(q2_0.w, k1_0.w, fma(q2_1.x, k1_1.x, fma(q2_1.y, k1_1.y, fma(q2_1.z, k1_1.z, fma(q2_1.w, k1_1.w, nb2)))))))));
+                                                                                let p2_1 = exp2(fma(q2_0.x, k1_0.x, fma(q2_0.y, k1_0.y, fma(q2_0.z, k1_0.z, fma(q2_0.w, k1_0.w, fma(q2_1.x, k1_1.x, fma(q2_1.y, k1_1.y, fma(q2_1.z, k1_1.z, fma(q2_1.w, k1_1.w, nb2)))))))) + j1);
                                                                                 tacc2_0 = fma(vec4<f32>(p2_1), k1_0, tacc2_0);
                                                                                 tacc2_1 = fma(vec4<f32>(p2_1), k1_1, tacc2_1);
                                                                                 tl2 += p2_1;
-                                                                                let p3_0 = exp2(fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))));
+                                                                                let p3_0 = exp2(fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + j0);
                                                                                 tacc3_0 = fma(vec4<f32>(p3_0), k0_0, tacc3_0);
                                                                                 tacc3_1 = fma(vec4<f32>(p3_0), k0_1, tacc3_1);
                                                                                 tl3 += p3_0;
-                                                                                let p3_1 = exp2(fma(q3_0.x, k1_0.x, fma(q3_0.y, k1_0.y, fma(q3_0.z, k1_0.z, fma(q3_0.w, k1_0.w, fma(q3_1.x, k1_1.x, fma(q3_1.y, k1_1.y, fma(q3_1.z, k1_1.z, fma(q3_1.w, k1_1.w, nb3)))))))));
+                                                                                let p3_1 = exp2(fma(q3_0.x, k1_0.x, fma(q3_0.y, k1_0.y, fma(q3_0.z, k1_0.z, fma(q3_0.w, k1_0.w, fma(q3_1.x, k1_1.x, fma(q3_1.y, k1_1.y, fma(q3_1.z, k1_1.z, fma(q3_1.w, k1_1.w, nb3)))))))) + j1);
                                                                                 tacc3_0 = fma(vec4<f32>(p3_1), k1_0, tacc3_0);
                                                                                 tacc3_1 = fma(vec4<f32>(p3_1), k1_1, tacc3_1);
                                                                                 tl3 += p3_1;
-                                                                                let p4_0 = exp2(fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4)))))))));
+                                                                                let p4_0 = exp2(fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4)))))))) + j0);
                                                                                 tacc4_0 = fma(vec4<f32>(p4_0), k0_0, tacc4_0);
                                                                                 tacc4_1 = fma(vec4<f32>(p4_0), k0_1, tacc4_1);
                                                                                 tl4 += p4_0;
-                                                                                let p4_1 = exp2(fma(q4_0.x, k1_0.x, fma(q4_0.y, k1_0.y, fma(q4_0.z, k1_0.z, fma(q4_0.w, k1_0.w, fma(q4_1.x, k1_1.x, fma(q4_1.y, k1_1.y, fma(q4_1.z, k1_1.z, fma(q4_1.w, k1_1.w, nb4)))))))));
+                                                                                let p4_1 = exp2(fma(q4_0.x, k1_0.x, fma(q4_0.y, k1_0.y, fma(q4_0.z, k1_0.z, fma(q4_0.w, k1_0.w, fma(q4_1.x, k1_1.x, fma(q4_1.y, k1_1.y, fma(q4_1.z, k1_1.z, fma(q4_1.w, k1_1.w, nb4)))))))) + j1);
                                                                                 tacc4_0 = fma(vec4<f32>(p4_1), k1_0, tacc4_0);
                                                                                 tacc4_1 = fma(vec4<f32>(p4_1), k1_1, tacc4_1);
                                                                                 tl4 += p4_1;
-                                                                                let p5_0 = exp2(fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5)))))))));
+                                                                                let p5_0 = exp2(fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5)))))))) + j0);
                                                                                 tacc5_0 = fma(vec4<f32>(p5_0), k0_0, tacc5_0);
                                                                                 tacc5_1 = fma(vec4<f32>(p5_0), k0_1, tacc5_1);
                                                                                 tl5 += p5_0;
-                                                                                let p5_1 = exp2(fma(q5_0.x, k1_0.x, fma(q5_0.y, k1_0.y, fma(q5_0.z, k1_0.z, fma(q5_0.w, k1_0.w, fma(q5_1.x, k1_1.x, fma(q5_1.y, k1_1.y, fma(q5_1.z, k1_1.z, fma(q5_1.w, k1_1.w, nb5)))))))));
+                                                                                let p5_1 = exp2(fma(q5_0.x, k1_0.x, fma(q5_0.y, k1_0.y, fma(q5_0.z, k1_0.z, fma(q5_0.w, k1_0.w, fma(q5_1.x, k1_1.x, fma(q5_1.y, k1_1.y, fma(q5_1.z, k1_1.z, fma(q5_1.w, k1_1.w, nb5)))))))) + j1);
                                                                                 tacc5_0 = fma(vec4<f32>(p5_1), k1_0, tacc5_0);
                                                                                 tacc5_1 = fma(vec4<f32>(p5_1), k1_1, tacc5_1);
                                                                                 tl5 += p5_1;
-                                                                                let p6_0 = exp2(fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6)))))))));
+                                                                                let p6_0 = exp2(fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6)))))))) + j0);
                                                                                 tacc6_0 = fma(vec4<f32>(p6_0), k0_0, tacc6_0);
                                                                                 tacc6_1 = fma(vec4<f32>(p6_0), k0_1, tacc6_1);
                                                                                 tl6 += p6_0;
-                                                                                let p6_1 = exp2(fma(q6_0.x, k1_0.x, fma(q6_0.y, k1_0.y, fma(q6_0.z, k1_0.z, fma(q6_0.w, k1_0.w, fma(q6_1.x, k1_1.x, fma(q6_1.y, k1_1.y, fma(q6_1.z, k1_1.z, fma(q6_1.w, k1_1.w, nb6)))))))));
+                                                                                let p6_1 = exp2(fma(q6_0.x, k1_0.x, fma(q6_0.y, k1_0.y, fma(q6_0.z, k1_0.z, fma(q6_0.w, k1_0.w, fma(q6_1.x, k1_1.x, fma(q6_1.y, k1_1.y, fma(q6_1.z, k1_1.z, fma(q6_1.w, k1_1.w, nb6)))))))) + j1);
                                                                                 tacc6_0 = fma(vec4<f32>(p6_1), k1_0, tacc6_0);
                                                                                 tacc6_1 = fma(vec4<f32>(p6_1), k1_1, tacc6_1);
                                                                                 tl6 += p6_1;
-                                                                                let p7_0 = exp2(fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7)))))))));
+                                                                                let p7_0 = exp2(fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7)))))))) + j0);
                                                                                 tacc7_0 = fma(vec4<f32>(p7_0), k0_0, tacc7_0);
                                                                                 tacc7_1 = fma(vec4<f32>(p7_0), k0_1, tacc7_1);
                                                                                 tl7 += p7_0;
-                                                                                let p7_1 = exp2(fma(q7_0.x, k1_0.x, fma(q7_0.y, k1_0.y, fma(q7_0.z, k1_0.z, fma(q7_0.w, k1_0.w, fma(q7_1.x, k1_1.x, fma(q7_1.y, k1_1.y, fma(q7_1.z, k1_1.z, fma(q7_1.w, k1_1.w, nb7)))))))));
+                                                                                let p7_1 = exp2(fma(q7_0.x, k1_0.x, fma(q7_0.y, k1_0.y, fma(q7_0.z, k1_0.z, fma(q7_0.w, k1_0.w, fma(q7_1.x, k1_1.x, fma(q7_1.y, k1_1.y, fma(q7_1.z, k1_1.z, fma(q7_1.w, k1_1.w, nb7)))))))) + j1);
                                                                                 tacc7_0 = fma(vec4<f32>(p7_1), k1_0, tacc7_0);
                                                                                 tacc7_1 = fma(vec4<f32>(p7_1), k1_1, tacc7_1);
                                                                                 tl7 += p7_1;
-                                                                                let p8_0 = exp2(fma(q8_0.x, k0_0.x, fma(q8_0.y, k0_0.y, fma(q8_0.z, k0_0.z, fma(q8_0.w, k0_0.w, fma(q8_1.x, k0_1.x, fma(q8_1.y, k0_1.y, fma(q8_1.z, k0_1.z, fma(q8_1.w, k0_1.w, nb8)))))))));
+                                                                                let p8_0 = exp2(fma(q8_0.x, k0_0.x, fma(q8_0.y, k0_0.y, fma(q8_0.z, k0_0.z, fma(q8_0.w, k0_0.w, fma(q8_1.x, k0_1.x, fma(q8_1.y, k0_1.y, fma(q8_1.z, k0_1.z, fma(q8_1.w, k0_1.w, nb8)))))))) + j0);
                                                                                 tacc8_0 = fma(vec4<f32>(p8_0), k0_0, tacc8_0);
                                                                                 tacc8_1 = fma(vec4<f32>(p8_0), k0_1, tacc8_1);
                                                                                 tl8 += p8_0;
-                                                                                let p8_1 = exp2(fma(q8_0.x, k1_0.x, fma(q8_0.y, k1_0.y, fma(q8_0.z, k1_0.z, fma(q8_0.w, k1_0.w, fma(q8_1.x, k1_1.x, fma(q8_1.y, k1_1.y, fma(q8_1.z, k1_1.z, fma(q8_1.w, k1_1.w, nb8)))))))));
+                                                                                let p8_1 = exp2(fma(q8_0.x, k1_0.x, fma(q8_0.y, k1_0.y, fma(q8_0.z, k1_0.z, fma(q8_0.w, k1_0.w, fma(q8_1.x, k1_1.x, fma(q8_1.y, k1_1.y, fma(q8_1.z, k1_1.z, fma(q8_1.w, k1_1.w, nb8)))))))) + j1);
                                                                                 tacc8_0 = fma(vec4<f32>(p8_1), k1_0, tacc8_0);
                                                                                 tacc8_1 = fma(vec4<f32>(p8_1), k1_1, tacc8_1);
                                                                                 tl8 += p8_1;
-                                                                                let p9_0 = exp2(fma(q9_0.x, k0_0.x, fma(q9_0.y, k0_0.y, fma(q9_0.z, k0_0.z, fma(q9_0.w, k0_0.w, fma(q9_1.x, k0_1.x, fma(q9_1.y, k0_1.y, fma(q9_1.z, k0_1.z, fma(q9_1.w, k0_1.w, nb9)))))))));
+                                                                                let p9_0 = exp2(fma(q9_0.x, k0_0.x, fma(q9_0.y, k0_0.y, fma(q9_0.z, k0_0.z, fma(q9_0.w, k0_0.w, fma(q9_1.x, k0_1.x, fma(q9_1.y, k0_1.y, fma(q9_1.z, k0_1.z, fma(q9_1.w, k0_1.w, nb9)))))))) + j0);
                                                                                 tacc9_0 = fma(vec4<f32>(p9_0), k0_0, tacc9_0);
                                                                                 tacc9_1 = fma(vec4<f32>(p9_0), k0_1, tacc9_1);
                                                                                 tl9 += p9_0;
-                                                                                let p9_1 = exp2(fma(q9_0.x, k1_0.x, fma(q9_0.y, k1_0.y, fma(q9_0.z, k1_0.z, fma(q9_0.w, k1_0.w, fma(q9_1.x, k1_1.x, fma(q9_1.y, k1_1.y, fma(q9_1.z, k1_1.z, fma(q9_1.w, k1_1.w, nb9)))))))));
+                                                                                let p9_1 = exp2(fma(q9_0.x, k1_0.x, fma(q9_0.y, k1_0.y, fma(q9_0.z, k1_0.z, fma(q9_0.w, k1_0.w, fma(q9_1.x, k1_1.x, fma(q9_1.y, k1_1.y, fma(q9_1.z, k1_1.z, fma(q9_1.w, k1_1.w, nb9)))))))) + j1);
                                                                                 tacc9_0 = fma(vec4<f32>(p9_1), k1_0, tacc9_0);
                                                                                 tacc9_1 = fma(vec4<f32>(p9_1), k1_1, tacc9_1);
                                                                                 tl9 += p9_1;
-                                                                                let p10_0 = exp2(fma(q10_0.x, k0_0.x, fma(q10_0.y, k0_0.y, fma(q10_0.z, k0_0.z, fma(q10_0.w, k0_0.w, fma(q10_1.x, k0_1.x, fma(q10_1.y, k0_1.y, fma(q10_1.z, k0_1.z, fma(q10_1.w, k0_1.w, nb10)))))))));
+                                                                                let p10_0 = exp2(fma(q10_0.x, k0_0.x, fma(q10_0.y, k0_0.y, fma(q10_0.z, k0_0.z, fma(q10_0.w, k0_0.w, fma(q10_1.x, k0_1.x, fma(q10_1.y, k0_1.y, fma(q10_1.z, k0_1.z, fma(q10_1.w, k0_1.w, nb10)))))))) + j0);
                                                                                 tacc10_0 = fma(vec4<f32>(p10_0), k0_0, tacc10_0);
                                                                                 tacc10_1 = fma(vec4<f32>(p10_0), k0_1, tacc10_1);
                                                                                 tl10 += p10_0;
-                                                                                let p10_1 = exp2(fma(q10_0.x, k1_0.x, fma(q10_0.y, k1_0.y, fma(q10_0.z, k1_0.z, fma(q10_0.w, k1_0.w, fma(q10_1.x, k1_1.x, fma(q10_1.y, k1_1.y, fma(q10_1.z, k1_1.z, fma(q10_1.w, k1_1.w, nb10)))))))));
+                                                                                let p10_1 = exp2(fma(q10_0.x, k1_0.x, fma(q10_0.y, k1_0.y, fma(q10_0.z, k1_0.z, fma(q10_0.w, k1_0.w, fma(q10_1.x, k1_1.x, fma(q10_1.y, k1_1.y, fma(q10_1.z, k1_1.z, fma(q10_1.w, k1_1.w, nb10)))))))) + j1);
                                                                                 tacc10_0 = fma(vec4<f32>(p10_1), k1_0, tacc10_0);
                                                                                 tacc10_1 = fma(vec4<f32>(p10_1), k1_1, tacc10_1);
                                                                                 tl10 += p10_1;
-                                                                                let p11_0 = exp2(fma(q11_0.x, k0_0.x, fma(q11_0.y, k0_0.y, fma(q11_0.z, k0_0.z, fma(q11_0.w, k0_0.w, fma(q11_1.x, k0_1.x, fma(q11_1.y, k0_1.y, fma(q11_1.z, k0_1.z, fma(q11_1.w, k0_1.w, nb11)))))))));
+                                                                                let p11_0 = exp2(fma(q11_0.x, k0_0.x, fma(q11_0.y, k0_0.y, fma(q11_0.z, k0_0.z, fma(q11_0.w, k0_0.w, fma(q11_1.x, k0_1.x, fma(q11_1.y, k0_1.y, fma(q11_1.z, k0_1.z, fma(q11_1.w, k0_1.w, nb11)))))))) + j0);
                                                                                 tacc11_0 = fma(vec4<f32>(p11_0), k0_0, tacc11_0);
                                                                                 tacc11_1 = fma(vec4<f32>(p11_0), k0_1, tacc11_1);
                                                                                 tl11 += p11_0;
-                                                                                let p11_1 = exp2(fma(q11_0.x, k1_0.x, fma(q11_0.y, k1_0.y, fma(q11_0.z, k1_0.z, fma(q11_0.w, k1_0.w, fma(q11_1.x, k1_1.x, fma(q11_1.y, k1_1.y, fma(q11_1.z, k1_1.z, fma(q11_1.w, k1_1.w, nb11)))))))));
+                                                                                let p11_1 = exp2(fma(q11_0.x, k1_0.x, fma(q11_0.y, k1_0.y, fma(q11_0.z, k1_0.z, fma(q11_0.w, k1_0.w, fma(q11_1.x, k1_1.x, fma(q11_1.y, k1_1.y, fma(q11_1.z, k1_1.z, fma(q11_1.w, k1_1.w, nb11)))))))) + j1);
                                                                                 tacc11_0 = fma(vec4<f32>(p11_1), k1_0, tacc11_0);
                                                                                 tacc11_1 = fma(vec4<f32>(p11_1), k1_1, tacc11_1);
                                                                                 tl11 += p11_1;
-                                                                                let p12_0 = exp2(fma(q12_0.x, k0_0.x, fma(q12_0.y, k0_0.y, fma(q12_0.z, k0_0.z, fma(q12_0.w, k0_0.w, fma(q12_1.x, k0_1.x, fma(q12_1.y, k0_1.y, fma(q12_1.z, k0_1.z, fma(q12_1.w, k0_1.w, nb12)))))))));
+                                                                                let p12_0 = exp2(fma(q12_0.x, k0_0.x, fma(q12_0.y, k0_0.y, fma(q12_0.z, k0_0.z, fma(q12_0.w, k0_0.w, fma(q12_1.x, k0_1.x, fma(q12_1.y, k0_1.y, fma(q12_1.z, k0_1.z, fma(q12_1.w, k0_1.w, nb12)))))))) + j0);
                                                                                 tacc12_0 = fma(vec4<f32>(p12_0), k0_0, tacc12_0);
                                                                                 tacc12_1 = fma(vec4<f32>(p12_0), k0_1, tacc12_1);
                                                                                 tl12 += p12_0;
-                                                                                let p12_1 = exp2(fma(q12_0.x, k1_0.x, fma(q12_0.y, k1_0.y, fma(q12_0.z, k1_0.z, fma(q12_0.w, k1_0.w, fma(q12_1.x, k1_1.x, fma(q12_1.y, k1_1.y, fma(q12_1.z, k1_1.z, fma(q12_1.w, k1_1.w, nb12)))))))));
+                                                                                let p12_1 = exp2(fma(q12_0.x, k1_0.x, fma(q12_0.y, k1_0.y, fma(q12_0.z, k1_0.z, fma(q12_0.w, k1_0.w, fma(q12_1.x, k1_1.x, fma(q12_1.y, k1_1.y, fma(q12_1.z, k1_1.z, fma(q12_1.w, k1_1.w, nb12)))))))) + j1);
                                                                                 tacc12_0 = fma(vec4<f32>(p12_1), k1_0, tacc12_0);
                                                                                 tacc12_1 = fma(vec4<f32>(p12_1), k1_1, tacc12_1);
                                                                                 tl12 += p12_1;
-                                                                                let p13_0 = exp2(fma(q13_0.x, k0_0.x, fma(q13_0.y, k0_0.y, fma(q13_0.z, k0_0.z, fma(q13_0.w, k0_0.w, fma(q13_1.x, k0_1.x, fma(q13_1.y, k0_1.y, fma(q13_1.z, k0_1.z, fma(q13_1.w, k0_1.w, nb13)))))))));
+                                                                                let p13_0 = exp2(fma(q13_0.x, k0_0.x, fma(q13_0.y, k0_0.y, fma(q13_0.z, k0_0.z, fma(q13_0.w, k0_0.w, fma(q13_1.x, k0_1.x, fma(q13_1.y, k0_1.y, fma(q13_1.z, k0_1.z, fma(q13_1.w, k0_1.w, nb13)))))))) + j0);
                                                                                 tacc13_0 = fma(vec4<f32>(p13_0), k0_0, tacc13_0);
                                                                                 tacc13_1 = fma(vec4<f32>(p13_0), k0_1, tacc13_1);
                                                                                 tl13 += p13_0;
-                                                                                let p13_1 = exp2(fma(q13_0.x, k1_0.x, fma(q13_0.y, k1_0.y, fma(q13_0.z, k1_0.z, fma(q13_0.w, k1_0.w, fma(q13_1.x, k1_1.x, fma(q13_1.y, k1_1.y, fma(q13_1.z, k1_1.z, fma(q13_1.w, k1_1.w, nb13)))))))));
+                                                                                let p13_1 = exp2(fma(q13_0.x, k1_0.x, fma(q13_0.y, k1_0.y, fma(q13_0.z, k1_0.z, fma(q13_0.w, k1_0.w, fma(q13_1.x, k1_1.x, fma(q13_1.y, k1_1.y, fma(q13_1.z, k1_1.z, fma(q13_1.w, k1_1.w, nb13)))))))) + j1);
                                                                                 tacc13_0 = fma(vec4<f32>(p13_1), k1_0, tacc13_0);
                                                                                 tacc13_1 = fma(vec4<f32>(p13_1), k1_1, tacc13_1);
                                                                                 tl13 += p13_1;
-                                                                                let p14_0 = exp2(fma(q14_0.x, k0_0.x, fma(q14_0.y, k0_0.y, fma(q14_0.z, k0_0.z, fma(q14_0.w, k0_0.w, fma(q14_1.x, k0_1.x, fma(q14_1.y, k0_1.y, fma(q14_1.z, k0_1.z, fma(q14_1.w, k0_1.w, nb14)))))))));
+                                                                                let p14_0 = exp2(fma(q14_0.x, k0_0.x, fma(q14_0.y, k0_0.y, fma(q14_0.z, k0_0.z, fma(q14_0.w, k0_0.w, fma(q14_1.x, k0_1.x, fma(q14_1.y, k0_1.y, fma(q14_1.z, k0_1.z, fma(q14_1.w, k0_1.w, nb14)))))))) + j0);
                                                                                 tacc14_0 = fma(vec4<f32>(p14_0), k0_0, tacc14_0);
                                                                                 tacc14_1 = fma(vec4<f32>(p14_0), k0_1, tacc14_1);
                                                                                 tl14 += p14_0;
-                                                                                let p14_1 = exp2(fma(q14_0.x, k1_0.x, fma(q14_0.y, k1_0.y, fma(q14_0.z, k1_0.z, fma(q14_0.w, k1_0.w, fma(q14_1.x, k1_1.x, fma(q14_1.y, k1_1.y, fma(q14_1.z, k1_1.z, fma(q14_1.w, k1_1.w, nb14)))))))));
+                                                                                let p14_1 = exp2(fma(q14_0.x, k1_0.x, fma(q14_0.y, k1_0.y, fma(q14_0.z, k1_0.z, fma(q14_0.w, k1_0.w, fma(q14_1.x, k1_1.x, fma(q14_1.y, k1_1.y, fma(q14_1.z, k1_1.z, fma(q14_1.w, k1_1.w, nb14)))))))) + j1);
                                                                                 tacc14_0 = fma(vec4<f32>(p14_1), k1_0, tacc14_0);
                                                                                 tacc14_1 = fma(vec4<f32>(p14_1), k1_1, tacc14_1);
                                                                                 tl14 += p14_1;
-                                                                                let p15_0 = exp2(fma(q15_0.x, k0_0.x, fma(q15_0.y, k0_0.y, fma(q15_0.z, k0_0.z, fma(q15_0.w, k0_0.w, fma(q15_1.x, k0_1.x, fma(q15_1.y, k0_1.y, fma(q15_1.z, k0_1.z, fma(q15_1.w, k0_1.w, nb15)))))))));
+                                                                                let p15_0 = exp2(fma(q15_0.x, k0_0.x, fma(q15_0.y, k0_0.y, fma(q15_0.z, k0_0.z, fma(q15_0.w, k0_0.w, fma(q15_1.x, k0_1.x, fma(q15_1.y, k0_1.y, fma(q15_1.z, k0_1.z, fma(q15_1.w, k0_1.w, nb15)))))))) + j0);
                                                                                 tacc15_0 = fma(vec4<f32>(p15_0), k0_0, tacc15_0);
                                                                                 tacc15_1 = fma(vec4<f32>(p15_0), k0_1, tacc15_1);
                                                                                 tl15 += p15_0;
-                                                                                let p15_1 = exp2(fma(q15_0.x, k1_0.x, fma(q15_0.y, k1_0.y, fma(q15_0.z, k1_0.z, fma(q15_0.w, k1_0.w, fma(q15_1.x, k1_1.x, fma(q15_1.y, k1_1.y, fma(q15_1.z, k1_1.z, fma(q15_1.w, k1_1.w, nb15)))))))));
+                                                                                let p15_1 = exp2(fma(q15_0.x, k1_0.x, fma(q15_0.y, k1_0.y, fma(q15_0.z, k1_0.z, fma(q15_0.w, k1_0.w, fma(q15_1.x, k1_1.x, fma(q15_1.y, k1_1.y, fma(q15_1.z, k1_1.z, fma(q15_1.w, k1_1.w, nb15)))))))) + j1);
                                                                                 tacc15_0 = fma(vec4<f32>(p15_1), k1_0, tacc15_0);
                                                                                 tacc15_1 = fma(vec4<f32>(p15_1), k1_1, tacc15_1);
                                                                                 tl15 += p15_1;
@@ -776,133 +779,135 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                     let kb = kk * DV;
                                                                                     let k0_0 = tile[kb];
                                                                                     let k0_1 = tile[kb + 1u];
+                                                                                    let j0 = alibi2 * f32(start + kk + 0u);
                                                                                     let k1_0 = tile[kb + 2u];
                                                                                     let k1_1 = tile[kb + 3u];
-                                                                                    let p0_0 = select(0.0, exp2(fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0))))))))), kk + 0u < lim0);
+                                                                                    let j1 = alibi2 * f32(start + kk + 1u);
+                                                                                    let p0_0 = select(0.0, exp2(fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + j0), kk + 0u < lim0);
                                                                                     tacc0_0 = fma(vec4<f32>(p0_0), k0_0, tacc0_0);
                                                                                     tacc0_1 = fma(vec4<f32>(p0_0), k0_1, tacc0_1);
                                                                                     tl0 += p0_0;
-                                                                                    let p0_1 = select(0.0, exp2(fma(q0_0.x, k1_0.x, fma(q0_0.y, k1_0.y, fma(q0_0.z, k1_0.z, fma(q0_0.w, k1_0.w, fma(q0_1.x, k1_1.x, fma(q0_1.y, k1_1.y, fma(q0_1.z, k1_1.z, fma(q0_1.w, k1_1.w, nb0))))))))), kk + 1u < lim0);
+                                                                                    let p0_1 = select(0.0, exp2(fma(q0_0.x, k1_0.x, fma(q0_0.y, k1_0.y, fma(q0_0.z, k1_0.z, fma(q0_0.w, k1_0.w, fma(q0_1.x, k1_1.x, fma(q0_1.y, k1_1.y, fma(q0_1.z, k1_1.z, fma(q0_1.w, k1_1.w, nb0)))))))) + j1), kk + 1u < lim0);
                                                                                     tacc0_0 = fma(vec4<f32>(p0_1), k1_0, tacc0_0);
                                                                                     tacc0_1 = fma(vec4<f32>(p0_1), k1_1, tacc0_1);
                                                                                     tl0 += p0_1;
-                                                                                    let p1_0 = select(0.0, exp2(fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1))))))))), kk + 0u < lim1);
+                                                                                    let p1_0 = select(0.0, exp2(fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + j0), kk + 0u < lim1);
                                                                                     tacc1_0 = fma(vec4<f32>(p1_0), k0_0, tacc1_0);
                                                                                     tacc1_1 = fma(vec4<f32>(p1_0), k0_1, tacc1_1);
                                                                                     tl1 += p1_0;
-                                                                                    let p1_1 = select(0.0, exp2(fma(q1_0.x, k1_0.x, fma(q1_0.y, k1_0.y, fma(q1_0.z, k1_0.z, fma(q1_0.w, k1_0.w, fma(q1_1.x, k1_1.x, fma(q1_1.y, k1_1.y, fma(q1_1.z, k1_1.z, fma(q1_1.w, k1_1.w, nb1))))))))), kk + 1u < lim1);
+                                                                                    let p1_1 = select(0.0, exp2(fma(q1_0.x, k1_0.x, fma(q1_0.y, k1_0.y, fma(q1_0.z, k1_0.z, fma(q1_0.w, k1_0.w, fma(q1_1.x, k1_1.x, fma(q1_1.y, k1_1.y, fma(q1_1.z, k1_1.z, fma(q1_1.w, k1_1.w, nb1)))))))) + j1), kk + 1u < lim1);
                                                                                     tacc1_0 = fma(vec4<f32>(p1_1), k1_0, tacc1_0);
                                                                                     tacc1_1 = fma(vec4<f32>(p1_1), k1_1, tacc1_1);
                                                                                     tl1 += p1_1;
-                                                                                    let p2_0 = select(0.0, exp2(fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2))))))))), kk + 0u < lim2);
+                                                                                    let p2_0 = select(0.0, exp2(fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + j0), kk + 0u < lim2);
                                                                                     tacc2_0 = fma(vec4<f32>(p2_0), k0_0, tacc2_0);
                                                                                     tacc2_1 = fma(vec4<f32>(p2_0), k0_1, tacc2_1);
                                                                                     tl2 += p2_0;
-                                                                                    let p2_1 = select(0.0, exp2(fma(q2_0.x, k1_0.x, fma(q2_0.y, k1_0.y, fma(q2_0.z, k1_0.z, fma(q2_0.w, k1_0.w, fma(q2_1.x, k1_1.x, fma(q2_1.y, k1_1.y, fma(q2_1.z, k1_1.z, fma(q2_1.w, k1_1.w, nb2))))))))), kk + 1u < lim2);
+                                                                                    let p2_1 = select(0.0, exp2(fma(q2_0.x, k1_0.x, fma(q2_0.y, k1_0.y, fma(q2_0.z, k1_0.z, fma(q2_0.w, k1_0.w, fma(q2_1.x, k1_1.x, fma(q2_1.y, k1_1.y, fma(q2_1.z, k1_1.z, fma(q2_1.w, k1_1.w, nb2)))))))) + j1), kk + 1u < lim2);
                                                                                     tacc2_0 = fma(vec4<f32>(p2_1), k1_0, tacc2_0);
                                                                                     tacc2_1 = fma(vec4<f32>(p2_1), k1_1, tacc2_1);
                                                                                     tl2 += p2_1;
-                                                                                    let p3_0 = select(0.0, exp2(fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3))))))))), kk + 0u < lim3);
+                                                                                    let p3_0 = select(0.0, exp2(fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + j0), kk + 0u < lim3);
                                                                                     tacc3_0 = fma(vec4<f32>(p3_0), k0_0, tacc3_0);
                                                                                     tacc3_1 = fma(vec4<f32>(p3_0), k0_1, tacc3_1);
                                                                                     tl3 += p3_0;
-                                                                                    let p3_1 = select(0.0, exp2(fma(q3_0.x, k1_0.x, fma(q3_0.y, k1_0.y, fma(q3_0.z, k1_0.z, fma(q3_0.w, k1_0.w, fma(q3_1.x, k1_1.x, fma(q3_1.y, k1_1.y, fma(q3_1.z, k1_1.z, fma(q3_1.w, k1_1.w, nb3))))))))), kk + 1u < lim3);
+                                                                                    let p3_1 = select(0.0, exp2(fma(q3_0.x, k1_0.x, fma(q3_0.y, k1_0.y, fma(q3_0.z, k1_0.z, fma(q3_0.w, k1_0.w, fma(q3_1.x, k1_1.x, fma(q3_1.y, k1_1.y, fma(q3_1.z, k1_1.z, fma(q3_1.w, k1_1.w, nb3)))))))) + j1), kk + 1u < lim3);
                                                                                     tacc3_0 = fma(vec4<f32>(p3_1), k1_0, tacc3_0);
                                                                                     tacc3_1 = fma(vec4<f32>(p3_1), k1_1, tacc3_1);
                                                                                     tl3 += p3_1;
-                                                                                    let p4_0 = select(0.0, exp2(fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4))))))))), kk + 0u < lim4);
+                                                                                    let p4_0 = select(0.0, exp2(fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4)))))))) + j0), kk + 0u < lim4);
                                                                                     tacc4_0 = fma(vec4<f32>(p4_0), k0_0, tacc4_0);
                                                                                     tacc4_1 = fma(vec4<f32>(p4_0), k0_1, tacc4_1);
                                                                                     tl4 += p4_0;
-                                                                                    let p4_1 = select(0.0, exp2(fma(q4_0.x, k1_0.x, fma(q4_0.y, k1_0.y, fma(q4_0.z, k1_0.z, fma(q4_0.w, k1_0.w, fma(q4_1.x, k1_1.x, fma(q4_1.y, k1_1.y, fma(q4_1.z, k1_1.z, fma(q4_1.w, k1_1.w, nb4))))))))), kk + 1u < lim4);
+                                                                                    let p4_1 = select(0.0, exp2(fma(q4_0.x, k1_0.x, fma(q4_0.y, k1_0.y, fma(q4_0.z, k1_0.z, fma(q4_0.w, k1_0.w, fma(q4_1.x, k1_1.x, fma(q4_1.y, k1_1.y, fma(q4_1.z, k1_1.z, fma(q4_1.w, k1_1.w, nb4)))))))) + j1), kk + 1u < lim4);
                                                                                     tacc4_0 = fma(vec4<f32>(p4_1), k1_0, tacc4_0);
                                                                                     tacc4_1 = fma(vec4<f32>(p4_1), k1_1, tacc4_1);
                                                                                     tl4 += p4_1;
-                                                                                    let p5_0 = select(0.0, exp2(fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5))))))))), kk + 0u < lim5);
+                                                                                    let p5_0 = select(0.0, exp2(fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5)))))))) + j0), kk + 0u < lim5);
                                                                                     tacc5_0 = fma(vec4<f32>(p5_0), k0_0, tacc5_0);
                                                                                     tacc5_1 = fma(vec4<f32>(p5_0), k0_1, tacc5_1);
                                                                                     tl5 += p5_0;
-                                                                                    let p5_1 = select(0.0, exp2(fma(q5_0.x, k1_0.x, fma(q5_0.y, k1_0.y, fma(q5_0.z, k1_0.z, fma(q5_0.w, k1_0.w, fma(q5_1.x, k1_1.x, fma(q5_1.y, k1_1.y, fma(q5_1.z, k1_1.z, fma(q5_1.w, k1_1.w, nb5))))))))), kk + 1u < lim5);
+                                                                                    let p5_1 = select(0.0, exp2(fma(q5_0.x, k1_0.x, fma(q5_0.y, k1_0.y, fma(q5_0.z, k1_0.z, fma(q5_0.w, k1_0.w, fma(q5_1.x, k1_1.x, fma(q5_1.y, k1_1.y, fma(q5_1.z, k1_1.z, fma(q5_1.w, k1_1.w, nb5)))))))) + j1), kk + 1u < lim5);
                                                                                     tacc5_0 = fma(vec4<f32>(p5_1), k1_0, tacc5_0);
                                                                                     tacc5_1 = fma(vec4<f32>(p5_1), k1_1, tacc5_1);
                                                                                     tl5 += p5_1;
-                                                                                    let p6_0 = select(0.0, exp2(fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6))))))))), kk + 0u < lim6);
+                                                                                    let p6_0 = select(0.0, exp2(fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6)))))))) + j0), kk + 0u < lim6);
                                                                                     tacc6_0 = fma(vec4<f32>(p6_0), k0_0, tacc6_0);
                                                                                     tacc6_1 = fma(vec4<f32>(p6_0), k0_1, tacc6_1);
                                                                                     tl6 += p6_0;
-                                                                                    let p6_1 = select(0.0, exp2(fma(q6_0.x, k1_0.x, fma(q6_0.y, k1_0.y, fma(q6_0.z, k1_0.z, fma(q6_0.w, k1_0.w, fma(q6_1.x, k1_1.x, fma(q6_1.y, k1_1.y, fma(q6_1.z, k1_1.z, fma(q6_1.w, k1_1.w, nb6))))))))), kk + 1u < lim6);
+                                                                                    let p6_1 = select(0.0, exp2(fma(q6_0.x, k1_0.x, fma(q6_0.y, k1_0.y, fma(q6_0.z, k1_0.z, fma(q6_0.w, k1_0.w, fma(q6_1.x, k1_1.x, fma(q6_1.y, k1_1.y, fma(q6_1.z, k1_1.z, fma(q6_1.w, k1_1.w, nb6)))))))) + j1), kk + 1u < lim6);
                                                                                     tacc6_0 = fma(vec4<f32>(p6_1), k1_0, tacc6_0);
                                                                                     tacc6_1 = fma(vec4<f32>(p6_1), k1_1, tacc6_1);
                                                                                     tl6 += p6_1;
-                                                                                    let p7_0 = select(0.0, exp2(fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7))))))))), kk + 0u < lim7);
+                                                                                    let p7_0 = select(0.0, exp2(fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7)))))))) + j0), kk + 0u < lim7);
                                                                                     tacc7_0 = fma(vec4<f32>(p7_0), k0_0, tacc7_0);
                                                                                     tacc7_1 = fma(vec4<f32>(p7_0), k0_1, tacc7_1);
                                                                                     tl7 += p7_0;
-                                                                                    let p7_1 = select(0.0, exp2(fma(q7_0.x, k1_0.x, fma(q7_0.y, k1_0.y, fma(q7_0.z, k1_0.z, fma(q7_0.w, k1_0.w, fma(q7_1.x, k1_1.x, fma(q7_1.y, k1_1.y, fma(q7_1.z, k1_1.z, fma(q7_1.w, k1_1.w, nb7))))))))), kk + 1u < lim7);
+                                                                                    let p7_1 = select(0.0, exp2(fma(q7_0.x, k1_0.x, fma(q7_0.y, k1_0.y, fma(q7_0.z, k1_0.z, fma(q7_0.w, k1_0.w, fma(q7_1.x, k1_1.x, fma(q7_1.y, k1_1.y, fma(q7_1.z, k1_1.z, fma(q7_1.w, k1_1.w, nb7)))))))) + j1), kk + 1u < lim7);
                                                                                     tacc7_0 = fma(vec4<f32>(p7_1), k1_0, tacc7_0);
                                                                                     tacc7_1 = fma(vec4<f32>(p7_1), k1_1, tacc7_1);
                                                                                     tl7 += p7_1;
-                                                                                    let p8_0 = select(0.0, exp2(fma(q8_0.x, k0_0.x, fma(q8_0.y, k0_0.y, fma(q8_0.z, k0_0.z, fma(q8_0.w, k0_0.w, fma(q8_1.x, k0_1.x, fma(q8_1.y, k0_1.y, fma(q8_1.z, k0_1.z, fma(q8_1.w, k0_1.w, nb8))))))))), kk + 0u < lim8);
+                                                                                    let p8_0 = select(0.0, exp2(fma(q8_0.x, k0_0.x, fma(q8_0.y, k0_0.y, fma(q8_0.z, k0_0.z, fma(q8_0.w, k0_0.w, fma(q8_1.x, k0_1.x, fma(q8_1.y, k0_1.y, fma(q8_1.z, k0_1.z, fma(q8_1.w, k0_1.w, nb8)))))))) + j0), kk + 0u < lim8);
                                                                                     tacc8_0 = fma(vec4<f32>(p8_0), k0_0, tacc8_0);
                                                                                     tacc8_1 = fma(vec4<f32>(p8_0), k0_1, tacc8_1);
                                                                                     tl8 += p8_0;
-                                                                                    let p8_1 = select(0.0, exp2(fma(q8_0.x, k1_0.x, fma(q8_0.y, k1_0.y, fma(q8_0.z, k1_0.z, fma(q8_0.w, k1_0.w, fma(q8_1.x, k1_1.x, fma(q8_1.y, k1_1.y, fma(q8_1.z, k1_1.z, fma(q8_1.w, k1_1.w, nb8))))))))), kk + 1u < lim8);
+                                                                                    let p8_1 = select(0.0, exp2(fma(q8_0.x, k1_0.x, fma(q8_0.y, k1_0.y, fma(q8_0.z, k1_0.z, fma(q8_0.w, k1_0.w, fma(q8_1.x, k1_1.x, fma(q8_1.y, k1_1.y, fma(q8_1.z, k1_1.z, fma(q8_1.w, k1_1.w, nb8)))))))) + j1), kk + 1u < lim8);
                                                                                     tacc8_0 = fma(vec4<f32>(p8_1), k1_0, tacc8_0);
                                                                                     tacc8_1 = fma(vec4<f32>(p8_1), k1_1, tacc8_1);
                                                                                     tl8 += p8_1;
-                                                                                    let p9_0 = select(0.0, exp2(fma(q9_0.x, k0_0.x, fma(q9_0.y, k0_0.y, fma(q9_0.z, k0_0.z, fma(q9_0.w, k0_0.w, fma(q9_1.x, k0_1.x, fma(q9_1.y, k0_1.y, fma(q9_1.z, k0_1.z, fma(q9_1.w, k0_1.w, nb9))))))))), kk + 0u < lim9);
+                                                                                    let p9_0 = select(0.0, exp2(fma(q9_0.x, k0_0.x, fma(q9_0.y, k0_0.y, fma(q9_0.z, k0_0.z, fma(q9_0.w, k0_0.w, fma(q9_1.x, k0_1.x, fma(q9_1.y, k0_1.y, fma(q9_1.z, k0_1.z, fma(q9_1.w, k0_1.w, nb9)))))))) + j0), kk + 0u < lim9);
                                                                                     tacc9_0 = fma(vec4<f32>(p9_0), k0_0, tacc9_0);
                                                                                     tacc9_1 = fma(vec4<f32>(p9_0), k0_1, tacc9_1);
                                                                                     tl9 += p9_0;
-                                                                                    let p9_1 = select(0.0, exp2(fma(q9_0.x, k1_0.x, fma(q9_0.y, k1_0.y, fma(q9_0.z, k1_0.z, fma(q9_0.w, k1_0.w, fma(q9_1.x, k1_1.x, fma(q9_1.y, k1_1.y, fma(q9_1.z, k1_1.z, fma(q9_1.w, k1_1.w, nb9))))))))), kk + 1u < lim9);
+                                                                                    let p9_1 = select(0.0, exp2(fma(q9_0.x, k1_0.x, fma(q9_0.y, k1_0.y, fma(q9_0.z, k1_0.z, fma(q9_0.w, k1_0.w, fma(q9_1.x, k1_1.x, fma(q9_1.y, k1_1.y, fma(q9_1.z, k1_1.z, fma(q9_1.w, k1_1.w, nb9)))))))) + j1), kk + 1u < lim9);
                                                                                     tacc9_0 = fma(vec4<f32>(p9_1), k1_0, tacc9_0);
                                                                                     tacc9_1 = fma(vec4<f32>(p9_1), k1_1, tacc9_1);
                                                                                     tl9 += p9_1;
-                                                                                    let p10_0 = select(0.0, exp2(fma(q10_0.x, k0_0.x, fma(q10_0.y, k0_0.y, fma(q10_0.z, k0_0.z, fma(q10_0.w, k0_0.w, fma(q10_1.x, k0_1.x, fma(q10_1.y, k0_1.y, fma(q10_1.z, k0_1.z, fma(q10_1.w, k0_1.w, nb10))))))))), kk + 0u < lim10);
+                                                                                    let p10_0 = select(0.0, exp2(fma(q10_0.x, k0_0.x, fma(q10_0.y, k0_0.y, fma(q10_0.z, k0_0.z, fma(q10_0.w, k0_0.w, fma(q10_1.x, k0_1.x, fma(q10_1.y, k0_1.y, fma(q10_1.z, k0_1.z, fma(q10_1.w, k0_1.w, nb10)))))))) + j0), kk + 0u < lim10);
                                                                                     tacc10_0 = fma(vec4<f32>(p10_0), k0_0, tacc10_0);
                                                                                     tacc10_1 = fma(vec4<f32>(p10_0), k0_1, tacc10_1);
                                                                                     tl10 += p10_0;
-                                                                                    let p10_1 = select(0.0, exp2(fma(q10_0.x, k1_0.x, fma(q10_0.y, k1_0.y, fma(q10_0.z, k1_0.z, fma(q10_0.w, k1_0.w, fma(q10_1.x, k1_1.x, fma(q10_1.y, k1_1.y, fma(q10_1.z, k1_1.z, fma(q10_1.w, k1_1.w, nb10))))))))), kk + 1u < lim10);
+                                                                                    let p10_1 = select(0.0, exp2(fma(q10_0.x, k1_0.x, fma(q10_0.y, k1_0.y, fma(q10_0.z, k1_0.z, fma(q10_0.w, k1_0.w, fma(q10_1.x, k1_1.x, fma(q10_1.y, k1_1.y, fma(q10_1.z, k1_1.z, fma(q10_1.w, k1_1.w, nb10)))))))) + j1), kk + 1u < lim10);
                                                                                     tacc10_0 = fma(vec4<f32>(p10_1), k1_0, tacc10_0);
                                                                                     tacc10_1 = fma(vec4<f32>(p10_1), k1_1, tacc10_1);
                                                                                     tl10 += p10_1;
-                                                                                    let p11_0 = select(0.0, exp2(fma(q11_0.x, k0_0.x, fma(q11_0.y, k0_0.y, fma(q11_0.z, k0_0.z, fma(q11_0.w, k0_0.w, fma(q11_1.x, k0_1.x, fma(q11_1.y, k0_1.y, fma(q11_1.z, k0_1.z, fma(q11_1.w, k0_1.w, nb11))))))))), kk + 0u < lim11);
+                                                                                    let p11_0 = select(0.0, exp2(fma(q11_0.x, k0_0.x, fma(q11_0.y, k0_0.y, fma(q11_0.z, k0_0.z, fma(q11_0.w, k0_0.w, fma(q11_1.x, k0_1.x, fma(q11_1.y, k0_1.y, fma(q11_1.z, k0_1.z, fma(q11_1.w, k0_1.w, nb11)))))))) + j0), kk + 0u < lim11);
                                                                                     tacc11_0 = fma(vec4<f32>(p11_0), k0_0, tacc11_0);
                                                                                     tacc11_1 = fma(vec4<f32>(p11_0), k0_1, tacc11_1);
                                                                                     tl11 += p11_0;
-                                                                                    let p11_1 = select(0.0, exp2(fma(q11_0.x, k1_0.x, fma(q11_0.y, k1_0.y, fma(q11_0.z, k1_0.z, fma(q11_0.w, k1_0.w, fma(q11_1.x, k1_1.x, fma(q11_1.y, k1_1.y, fma(q11_1.z, k1_1.z, fma(q11_1.w, k1_1.w, nb11))))))))), kk + 1u < lim11);
+                                                                                    let p11_1 = select(0.0, exp2(fma(q11_0.x, k1_0.x, fma(q11_0.y, k1_0.y, fma(q11_0.z, k1_0.z, fma(q11_0.w, k1_0.w, fma(q11_1.x, k1_1.x, fma(q11_1.y, k1_1.y, fma(q11_1.z, k1_1.z, fma(q11_1.w, k1_1.w, nb11)))))))) + j1), kk + 1u < lim11);
                                                                                     tacc11_0 = fma(vec4<f32>(p11_1), k1_0, tacc11_0);
                                                                                     tacc11_1 = fma(vec4<f32>(p11_1), k1_1, tacc11_1);
                                                                                     tl11 += p11_1;
-                                                                                    let p12_0 = select(0.0, exp2(fma(q12_0.x, k0_0.x, fma(q12_0.y, k0_0.y, fma(q12_0.z, k0_0.z, fma(q12_0.w, k0_0.w, fma(q12_1.x, k0_1.x, fma(q12_1.y, k0_1.y, fma(q12_1.z, k0_1.z, fma(q12_1.w, k0_1.w, nb12))))))))), kk + 0u < lim12);
+                                                                                    let p12_0 = select(0.0, exp2(fma(q12_0.x, k0_0.x, fma(q12_0.y, k0_0.y, fma(q12_0.z, k0_0.z, fma(q12_0.w, k0_0.w, fma(q12_1.x, k0_1.x, fma(q12_1.y, k0_1.y, fma(q12_1.z, k0_1.z, fma(q12_1.w, k0_1.w, nb12)))))))) + j0), kk + 0u < lim12);
                                                                                     tacc12_0 = fma(vec4<f32>(p12_0), k0_0, tacc12_0);
                                                                                     tacc12_1 = fma(vec4<f32>(p12_0), k0_1, tacc12_1);
                                                                                     tl12 += p12_0;
-                                                                                    let p12_1 = select(0.0, exp2(fma(q12_0.x, k1_0.x, fma(q12_0.y, k1_0.y, fma(q12_0.z, k1_0.z, fma(q12_0.w, k1_0.w, fma(q12_1.x, k1_1.x, fma(q12_1.y, k1_1.y, fma(q12_1.z, k1_1.z, fma(q12_1.w, k1_1.w, nb12))))))))), kk + 1u < lim12);
+                                                                                    let p12_1 = select(0.0, exp2(fma(q12_0.x, k1_0.x, fma(q12_0.y, k1_0.y, fma(q12_0.z, k1_0.z, fma(q12_0.w, k1_0.w, fma(q12_1.x, k1_1.x, fma(q12_1.y, k1_1.y, fma(q12_1.z, k1_1.z, fma(q12_1.w, k1_1.w, nb12)))))))) + j1), kk + 1u < lim12);
                                                                                     tacc12_0 = fma(vec4<f32>(p12_1), k1_0, tacc12_0);
                                                                                     tacc12_1 = fma(vec4<f32>(p12_1), k1_1, tacc12_1);
                                                                                     tl12 += p12_1;
-                                                                                    let p13_0 = select(0.0, exp2(fma(q13_0.x, k0_0.x, fma(q13_0.y, k0_0.y, fma(q13_0.z, k0_0.z, fma(q13_0.w, k0_0.w, fma(q13_1.x, k0_1.x, fma(q13_1.y, k0_1.y, fma(q13_1.z, k0_1.z, fma(q13_1.w, k0_1.w, nb13))))))))), kk + 0u < lim13);
+                                                                                    let p13_0 = select(0.0, exp2(fma(q13_0.x, k0_0.x, fma(q13_0.y, k0_0.y, fma(q13_0.z, k0_0.z, fma(q13_0.w, k0_0.w, fma(q13_1.x, k0_1.x, fma(q13_1.y, k0_1.y, fma(q13_1.z, k0_1.z, fma(q13_1.w, k0_1.w, nb13)))))))) + j0), kk + 0u < lim13);
                                                                                     tacc13_0 = fma(vec4<f32>(p13_0), k0_0, tacc13_0);
                                                                                     tacc13_1 = fma(vec4<f32>(p13_0), k0_1, tacc13_1);
                                                                                     tl13 += p13_0;
-                                                                                    let p13_1 = select(0.0, exp2(fma(q13_0.x, k1_0.x, fma(q13_0.y, k1_0.y, fma(q13_0.z, k1_0.z, fma(q13_0.w, k1_0.w, fma(q13_1.x, k1_1.x, fma(q13_1.y, k1_1.y, fma(q13_1.z, k1_1.z, fma(q13_1.w, k1_1.w, nb13))))))))), kk + 1u < lim13);
+                                                                                    let p13_1 = select(0.0, exp2(fma(q13_0.x, k1_0.x, fma(q13_0.y, k1_0.y, fma(q13_0.z, k1_0.z, fma(q13_0.w, k1_0.w, fma(q13_1.x, k1_1.x, fma(q13_1.y, k1_1.y, fma(q13_1.z, k1_1.z, fma(q13_1.w, k1_1.w, nb13)))))))) + j1), kk + 1u < lim13);
                                                                                     tacc13_0 = fma(vec4<f32>(p13_1), k1_0, tacc13_0);
                                                                                     tacc13_1 = fma(vec4<f32>(p13_1), k1_1, tacc13_1);
                                                                                     tl13 += p13_1;
-                                                                                    let p14_0 = select(0.0, exp2(fma(q14_0.x, k0_0.x, fma(q14_0.y, k0_0.y, fma(q14_0.z, k0_0.z, fma(q14_0.w, k0_0.w, fma(q14_1.x, k0_1.x, fma(q14_1.y, k0_1.y, fma(q14_1.z, k0_1.z, fma(q14_1.w, k0_1.w, nb14))))))))), kk + 0u < lim14);
+                                                                                    let p14_0 = select(0.0, exp2(fma(q14_0.x, k0_0.x, fma(q14_0.y, k0_0.y, fma(q14_0.z, k0_0.z, fma(q14_0.w, k0_0.w, fma(q14_1.x, k0_1.x, fma(q14_1.y, k0_1.y, fma(q14_1.z, k0_1.z, fma(q14_1.w, k0_1.w, nb14)))))))) + j0), kk + 0u < lim14);
                                                                                     tacc14_0 = fma(vec4<f32>(p14_0), k0_0, tacc14_0);
                                                                                     tacc14_1 = fma(vec4<f32>(p14_0), k0_1, tacc14_1);
                                                                                     tl14 += p14_0;
-                                                                                    let p14_1 = select(0.0, exp2(fma(q14_0.x, k1_0.x, fma(q14_0.y, k1_0.y, fma(q14_0.z, k1_0.z, fma(q14_0.w, k1_0.w, fma(q14_1.x, k1_1.x, fma(q14_1.y, k1_1.y, fma(q14_1.z, k1_1.z, fma(q14_1.w, k1_1.w, nb14))))))))), kk + 1u < lim14);
+                                                                                    let p14_1 = select(0.0, exp2(fma(q14_0.x, k1_0.x, fma(q14_0.y, k1_0.y, fma(q14_0.z, k1_0.z, fma(q14_0.w, k1_0.w, fma(q14_1.x, k1_1.x, fma(q14_1.y, k1_1.y, fma(q14_1.z, k1_1.z, fma(q14_1.w, k1_1.w, nb14)))))))) + j1), kk + 1u < lim14);
                                                                                     tacc14_0 = fma(vec4<f32>(p14_1), k1_0, tacc14_0);
                                                                                     tacc14_1 = fma(vec4<f32>(p14_1), k1_1, tacc14_1);
                                                                                     tl14 += p14_1;
-                                                                                    let p15_0 = select(0.0, exp2(fma(q15_0.x, k0_0.x, fma(q15_0.y, k0_0.y, fma(q15_0.z, k0_0.z, fma(q15_0.w, k0_0.w, fma(q15_1.x, k0_1.x, fma(q15_1.y, k0_1.y, fma(q15_1.z, k0_1.z, fma(q15_1.w, k0_1.w, nb15))))))))), kk + 0u < lim15);
+                                                                                    let p15_0 = select(0.0, exp2(fma(q15_0.x, k0_0.x, fma(q15_0.y, k0_0.y, fma(q15_0.z, k0_0.z, fma(q15_0.w, k0_0.w, fma(q15_1.x, k0_1.x, fma(q15_1.y, k0_1.y, fma(q15_1.z, k0_1.z, fma(q15_1.w, k0_1.w, nb15)))))))) + j0), kk + 0u < lim15);
                                                                                     tacc15_0 = fma(vec4<f32>(p15_0), k0_0, tacc15_0);
                                                                                     tacc15_1 = fma(vec4<f32>(p15_0), k0_1, tacc15_1);
                                                                                     tl15 += p15_0;
-                                                                                    let p15_1 = select(0.0, exp2(fma(q15_0.x, k1_0.x, fma(q15_0.y, k1_0.y, fma(q15_0.z, k1_0.z, fma(q15_0.w, k1_0.w, fma(q15_1.x, k1_1.x, fma(q15_1.y, k1_1.y, fma(q15_1.z, k1_1.z, fma(q15_1.w, k1_1.w, nb15))))))))), kk + 1u < lim15);
+                                                                                    let p15_1 = select(0.0, exp2(fma(q15_0.x, k1_0.x, fma(q15_0.y, k1_0.y, fma(q15_0.z, k1_0.z, fma(q15_0.w, k1_0.w, fma(q15_1.x, k1_1.x, fma(q15_1.y, k1_1.y, fma(q15_1.z, k1_1.z, fma(q15_1.w, k1_1.w, nb15)))))))) + j1), kk + 1u < lim15);
                                                                                     tacc15_0 = fma(vec4<f32>(p15_1), k1_0, tacc15_0);
                                                                                     tacc15_1 = fma(vec4<f32>(p15_1), k1_1, tacc15_1);
                                                                                     tl15 += p15_1;
@@ -914,7 +919,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim0; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0))))))));
+                                                                                    let s = fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -930,7 +935,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim0; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0))))))));
+                                                                                    let s = fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc0_0 = fma(vec4<f32>(p), kv_0, tacc0_0);
                                                                                     tacc0_1 = fma(vec4<f32>(p), kv_1, tacc0_1);
@@ -945,7 +950,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim1; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1))))))));
+                                                                                    let s = fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -961,7 +966,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim1; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1))))))));
+                                                                                    let s = fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc1_0 = fma(vec4<f32>(p), kv_0, tacc1_0);
                                                                                     tacc1_1 = fma(vec4<f32>(p), kv_1, tacc1_1);
@@ -976,7 +981,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim2; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2))))))));
+                                                                                    let s = fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -992,7 +997,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim2; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2))))))));
+                                                                                    let s = fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc2_0 = fma(vec4<f32>(p), kv_0, tacc2_0);
                                                                                     tacc2_1 = fma(vec4<f32>(p), kv_1, tacc2_1);
@@ -1007,7 +1012,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim3; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3))))))));
+                                                                                    let s = fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1023,7 +1028,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim3; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3))))))));
+                                                                                    let s = fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc3_0 = fma(vec4<f32>(p), kv_0, tacc3_0);
                                                                                     tacc3_1 = fma(vec4<f32>(p), kv_1, tacc3_1);
@@ -1038,7 +1043,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim4; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4))))))));
+                                                                                    let s = fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1054,7 +1059,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim4; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4))))))));
+                                                                                    let s = fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc4_0 = fma(vec4<f32>(p), kv_0, tacc4_0);
                                                                                     tacc4_1 = fma(vec4<f32>(p), kv_1, tacc4_1);
@@ -1069,7 +1074,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim5; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5))))))));
+                                                                                    let s = fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1085,7 +1090,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim5; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5))))))));
+                                                                                    let s = fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc5_0 = fma(vec4<f32>(p), kv_0, tacc5_0);
                                                                                     tacc5_1 = fma(vec4<f32>(p), kv_1, tacc5_1);
@@ -1100,7 +1105,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim6; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6))))))));
+                                                                                    let s = fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1116,7 +1121,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim6; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6))))))));
+                                                                                    let s = fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc6_0 = fma(vec4<f32>(p), kv_0, tacc6_0);
                                                                                     tacc6_1 = fma(vec4<f32>(p), kv_1, tacc6_1);
@@ -1131,7 +1136,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim7; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7))))))));
+                                                                                    let s = fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1147,7 +1152,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim7; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7))))))));
+                                                                                    let s = fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc7_0 = fma(vec4<f32>(p), kv_0, tacc7_0);
                                                                                     tacc7_1 = fma(vec4<f32>(p), kv_1, tacc7_1);
@@ -1162,7 +1167,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim8; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q8_0.x, kv_0.x, fma(q8_0.y, kv_0.y, fma(q8_0.z, kv_0.z, fma(q8_0.w, kv_0.w, fma(q8_1.x, kv_1.x, fma(q8_1.y, kv_1.y, fma(q8_1.z, kv_1.z, fma(q8_1.w, kv_1.w, nb8))))))));
+                                                                                    let s = fma(q8_0.x, kv_0.x, fma(q8_0.y, kv_0.y, fma(q8_0.z, kv_0.z, fma(q8_0.w, kv_0.w, fma(q8_1.x, kv_1.x, fma(q8_1.y, kv_1.y, fma(q8_1.z, kv_1.z, fma(q8_1.w, kv_1.w, nb8)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1178,7 +1183,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim8; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q8_0.x, kv_0.x, fma(q8_0.y, kv_0.y, fma(q8_0.z, kv_0.z, fma(q8_0.w, kv_0.w, fma(q8_1.x, kv_1.x, fma(q8_1.y, kv_1.y, fma(q8_1.z, kv_1.z, fma(q8_1.w, kv_1.w, nb8))))))));
+                                                                                    let s = fma(q8_0.x, kv_0.x, fma(q8_0.y, kv_0.y, fma(q8_0.z, kv_0.z, fma(q8_0.w, kv_0.w, fma(q8_1.x, kv_1.x, fma(q8_1.y, kv_1.y, fma(q8_1.z, kv_1.z, fma(q8_1.w, kv_1.w, nb8)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc8_0 = fma(vec4<f32>(p), kv_0, tacc8_0);
                                                                                     tacc8_1 = fma(vec4<f32>(p), kv_1, tacc8_1);
@@ -1193,7 +1198,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim9; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q9_0.x, kv_0.x, fma(q9_0.y, kv_0.y, fma(q9_0.z, kv_0.z, fma(q9_0.w, kv_0.w, fma(q9_1.x, kv_1.x, fma(q9_1.y, kv_1.y, fma(q9_1.z, kv_1.z, fma(q9_1.w, kv_1.w, nb9))))))));
+                                                                                    let s = fma(q9_0.x, kv_0.x, fma(q9_0.y, kv_0.y, fma(q9_0.z, kv_0.z, fma(q9_0.w, kv_0.w, fma(q9_1.x, kv_1.x, fma(q9_1.y, kv_1.y, fma(q9_1.z, kv_1.z, fma(q9_1.w, kv_1.w, nb9)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1209,7 +1214,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim9; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q9_0.x, kv_0.x, fma(q9_0.y, kv_0.y, fma(q9_0.z, kv_0.z, fma(q9_0.w, kv_0.w, fma(q9_1.x, kv_1.x, fma(q9_1.y, kv_1.y, fma(q9_1.z, kv_1.z, fma(q9_1.w, kv_1.w, nb9))))))));
+                                                                                    let s = fma(q9_0.x, kv_0.x, fma(q9_0.y, kv_0.y, fma(q9_0.z, kv_0.z, fma(q9_0.w, kv_0.w, fma(q9_1.x, kv_1.x, fma(q9_1.y, kv_1.y, fma(q9_1.z, kv_1.z, fma(q9_1.w, kv_1.w, nb9)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc9_0 = fma(vec4<f32>(p), kv_0, tacc9_0);
                                                                                     tacc9_1 = fma(vec4<f32>(p), kv_1, tacc9_1);
@@ -1224,7 +1229,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim10; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q10_0.x, kv_0.x, fma(q10_0.y, kv_0.y, fma(q10_0.z, kv_0.z, fma(q10_0.w, kv_0.w, fma(q10_1.x, kv_1.x, fma(q10_1.y, kv_1.y, fma(q10_1.z, kv_1.z, fma(q10_1.w, kv_1.w, nb10))))))));
+                                                                                    let s = fma(q10_0.x, kv_0.x, fma(q10_0.y, kv_0.y, fma(q10_0.z, kv_0.z, fma(q10_0.w, kv_0.w, fma(q10_1.x, kv_1.x, fma(q10_1.y, kv_1.y, fma(q10_1.z, kv_1.z, fma(q10_1.w, kv_1.w, nb10)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1240,7 +1245,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim10; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q10_0.x, kv_0.x, fma(q10_0.y, kv_0.y, fma(q10_0.z, kv_0.z, fma(q10_0.w, kv_0.w, fma(q10_1.x, kv_1.x, fma(q10_1.y, kv_1.y, fma(q10_1.z, kv_1.z, fma(q10_1.w, kv_1.w, nb10))))))));
+                                                                                    let s = fma(q10_0.x, kv_0.x, fma(q10_0.y, kv_0.y, fma(q10_0.z, kv_0.z, fma(q10_0.w, kv_0.w, fma(q10_1.x, kv_1.x, fma(q10_1.y, kv_1.y, fma(q10_1.z, kv_1.z, fma(q10_1.w, kv_1.w, nb10)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc10_0 = fma(vec4<f32>(p), kv_0, tacc10_0);
                                                                                     tacc10_1 = fma(vec4<f32>(p), kv_1, tacc10_1);
@@ -1255,7 +1260,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim11; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q11_0.x, kv_0.x, fma(q11_0.y, kv_0.y, fma(q11_0.z, kv_0.z, fma(q11_0.w, kv_0.w, fma(q11_1.x, kv_1.x, fma(q11_1.y, kv_1.y, fma(q11_1.z, kv_1.z, fma(q11_1.w, kv_1.w, nb11))))))));
+                                                                                    let s = fma(q11_0.x, kv_0.x, fma(q11_0.y, kv_0.y, fma(q11_0.z, kv_0.z, fma(q11_0.w, kv_0.w, fma(q11_1.x, kv_1.x, fma(q11_1.y, kv_1.y, fma(q11_1.z, kv_1.z, fma(q11_1.w, kv_1.w, nb11)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1271,7 +1276,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim11; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q11_0.x, kv_0.x, fma(q11_0.y, kv_0.y, fma(q11_0.z, kv_0.z, fma(q11_0.w, kv_0.w, fma(q11_1.x, kv_1.x, fma(q11_1.y, kv_1.y, fma(q11_1.z, kv_1.z, fma(q11_1.w, kv_1.w, nb11))))))));
+                                                                                    let s = fma(q11_0.x, kv_0.x, fma(q11_0.y, kv_0.y, fma(q11_0.z, kv_0.z, fma(q11_0.w, kv_0.w, fma(q11_1.x, kv_1.x, fma(q11_1.y, kv_1.y, fma(q11_1.z, kv_1.z, fma(q11_1.w, kv_1.w, nb11)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc11_0 = fma(vec4<f32>(p), kv_0, tacc11_0);
                                                                                     tacc11_1 = fma(vec4<f32>(p), kv_1, tacc11_1);
@@ -1286,7 +1291,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim12; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q12_0.x, kv_0.x, fma(q12_0.y, kv_0.y, fma(q12_0.z, kv_0.z, fma(q12_0.w, kv_0.w, fma(q12_1.x, kv_1.x, fma(q12_1.y, kv_1.y, fma(q12_1.z, kv_1.z, fma(q12_1.w, kv_1.w, nb12))))))));
+                                                                                    let s = fma(q12_0.x, kv_0.x, fma(q12_0.y, kv_0.y, fma(q12_0.z, kv_0.z, fma(q12_0.w, kv_0.w, fma(q12_1.x, kv_1.x, fma(q12_1.y, kv_1.y, fma(q12_1.z, kv_1.z, fma(q12_1.w, kv_1.w, nb12)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1302,7 +1307,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim12; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q12_0.x, kv_0.x, fma(q12_0.y, kv_0.y, fma(q12_0.z, kv_0.z, fma(q12_0.w, kv_0.w, fma(q12_1.x, kv_1.x, fma(q12_1.y, kv_1.y, fma(q12_1.z, kv_1.z, fma(q12_1.w, kv_1.w, nb12))))))));
+                                                                                    let s = fma(q12_0.x, kv_0.x, fma(q12_0.y, kv_0.y, fma(q12_0.z, kv_0.z, fma(q12_0.w, kv_0.w, fma(q12_1.x, kv_1.x, fma(q12_1.y, kv_1.y, fma(q12_1.z, kv_1.z, fma(q12_1.w, kv_1.w, nb12)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc12_0 = fma(vec4<f32>(p), kv_0, tacc12_0);
                                                                                     tacc12_1 = fma(vec4<f32>(p), kv_1, tacc12_1);
@@ -1317,7 +1322,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim13; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q13_0.x, kv_0.x, fma(q13_0.y, kv_0.y, fma(q13_0.z, kv_0.z, fma(q13_0.w, kv_0.w, fma(q13_1.x, kv_1.x, fma(q13_1.y, kv_1.y, fma(q13_1.z, kv_1.z, fma(q13_1.w, kv_1.w, nb13))))))));
+                                                                                    let s = fma(q13_0.x, kv_0.x, fma(q13_0.y, kv_0.y, fma(q13_0.z, kv_0.z, fma(q13_0.w, kv_0.w, fma(q13_1.x, kv_1.x, fma(q13_1.y, kv_1.y, fma(q13_1.z, kv_1.z, fma(q13_1.w, kv_1.w, nb13)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1333,7 +1338,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim13; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q13_0.x, kv_0.x, fma(q13_0.y, kv_0.y, fma(q13_0.z, kv_0.z, fma(q13_0.w, kv_0.w, fma(q13_1.x, kv_1.x, fma(q13_1.y, kv_1.y, fma(q13_1.z, kv_1.z, fma(q13_1.w, kv_1.w, nb13))))))));
+                                                                                    let s = fma(q13_0.x, kv_0.x, fma(q13_0.y, kv_0.y, fma(q13_0.z, kv_0.z, fma(q13_0.w, kv_0.w, fma(q13_1.x, kv_1.x, fma(q13_1.y, kv_1.y, fma(q13_1.z, kv_1.z, fma(q13_1.w, kv_1.w, nb13)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc13_0 = fma(vec4<f32>(p), kv_0, tacc13_0);
                                                                                     tacc13_1 = fma(vec4<f32>(p), kv_1, tacc13_1);
@@ -1348,7 +1353,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim14; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q14_0.x, kv_0.x, fma(q14_0.y, kv_0.y, fma(q14_0.z, kv_0.z, fma(q14_0.w, kv_0.w, fma(q14_1.x, kv_1.x, fma(q14_1.y, kv_1.y, fma(q14_1.z, kv_1.z, fma(q14_1.w, kv_1.w, nb14))))))));
+                                                                                    let s = fma(q14_0.x, kv_0.x, fma(q14_0.y, kv_0.y, fma(q14_0.z, kv_0.z, fma(q14_0.w, kv_0.w, fma(q14_1.x, kv_1.x, fma(q14_1.y, kv_1.y, fma(q14_1.z, kv_1.z, fma(q14_1.w, kv_1.w, nb14)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1364,7 +1369,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim14; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q14_0.x, kv_0.x, fma(q14_0.y, kv_0.y, fma(q14_0.z, kv_0.z, fma(q14_0.w, kv_0.w, fma(q14_1.x, kv_1.x, fma(q14_1.y, kv_1.y, fma(q14_1.z, kv_1.z, fma(q14_1.w, kv_1.w, nb14))))))));
+                                                                                    let s = fma(q14_0.x, kv_0.x, fma(q14_0.y, kv_0.y, fma(q14_0.z, kv_0.z, fma(q14_0.w, kv_0.w, fma(q14_1.x, kv_1.x, fma(q14_1.y, kv_1.y, fma(q14_1.z, kv_1.z, fma(q14_1.w, kv_1.w, nb14)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc14_0 = fma(vec4<f32>(p), kv_0, tacc14_0);
                                                                                     tacc14_1 = fma(vec4<f32>(p), kv_1, tacc14_1);
@@ -1379,7 +1384,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim15; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q15_0.x, kv_0.x, fma(q15_0.y, kv_0.y, fma(q15_0.z, kv_0.z, fma(q15_0.w, kv_0.w, fma(q15_1.x, kv_1.x, fma(q15_1.y, kv_1.y, fma(q15_1.z, kv_1.z, fma(q15_1.w, kv_1.w, nb15))))))));
+                                                                                    let s = fma(q15_0.x, kv_0.x, fma(q15_0.y, kv_0.y, fma(q15_0.z, kv_0.z, fma(q15_0.w, kv_0.w, fma(q15_1.x, kv_1.x, fma(q15_1.y, kv_1.y, fma(q15_1.z, kv_1.z, fma(q15_1.w, kv_1.w, nb15)))))))) + alibi2 * f32(start + kk);
                                                                                     top = max(top, s);
                                                                                 }
                                                                                 let delta = max(top, 0.0);
@@ -1395,7 +1400,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                                                                                 for (var kk = 0u; kk < lim15; kk++) {
                                                                                     let kv_0 = tile[kk * DV + 0u];
                                                                                     let kv_1 = tile[kk * DV + 1u];
-                                                                                    let s = fma(q15_0.x, kv_0.x, fma(q15_0.y, kv_0.y, fma(q15_0.z, kv_0.z, fma(q15_0.w, kv_0.w, fma(q15_1.x, kv_1.x, fma(q15_1.y, kv_1.y, fma(q15_1.z, kv_1.z, fma(q15_1.w, kv_1.w, nb15))))))));
+                                                                                    let s = fma(q15_0.x, kv_0.x, fma(q15_0.y, kv_0.y, fma(q15_0.z, kv_0.z, fma(q15_0.w, kv_0.w, fma(q15_1.x, kv_1.x, fma(q15_1.y, kv_1.y, fma(q15_1.z, kv_1.z, fma(q15_1.w, kv_1.w, nb15)))))))) + alibi2 * f32(start + kk);
                                                                                     let p = exp2(s);
                                                                                     tacc15_0 = fma(vec4<f32>(p), kv_0, tacc15_0);
                                                                                     tacc15_1 = fma(vec4<f32>(p), kv_1, tacc15_1);

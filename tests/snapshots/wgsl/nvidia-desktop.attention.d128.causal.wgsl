@@ -223,6 +223,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let key_base = system * params.n_keys;
     let first = chunk.first != 0u;
     let state0 = split * params.batch * nq + system * nq;
+    let alibi2 = params.alibi_slope * LOG2E;
     // The query block, zero past the queries and past DV.
     for (var e = t; e < BQ * DVP; e += WG) {
         let row = e / DVP;
@@ -464,9 +465,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var p3_0: f32;
         var p3_1: f32;
         if len == BK && start + BK <= q0 + 1u {
+            s0_0 = s0_0 + alibi2 * (f32(start + kj0) - f32(si0));
+            s0_1 = s0_1 + alibi2 * (f32(start + kj1) - f32(si0));
             top0 = max(s0_0, s0_1);
+            s1_0 = s1_0 + alibi2 * (f32(start + kj0) - f32(si1));
+            s1_1 = s1_1 + alibi2 * (f32(start + kj1) - f32(si1));
             top1 = max(s1_0, s1_1);
+            s2_0 = s2_0 + alibi2 * (f32(start + kj0) - f32(si2));
+            s2_1 = s2_1 + alibi2 * (f32(start + kj1) - f32(si2));
             top2 = max(s2_0, s2_1);
+            s3_0 = s3_0 + alibi2 * (f32(start + kj0) - f32(si3));
+            s3_1 = s3_1 + alibi2 * (f32(start + kj1) - f32(si3));
             top3 = max(s3_0, s3_1);
             top0 = max(top0, subgroupShuffleXor(top0, 1u));
             top1 = max(top1, subgroupShuffleXor(top1, 1u));
@@ -508,24 +517,24 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let kin0 = kj0 < len;
                 let kin1 = kj1 < len;
                 let vis0_0 = kin0 & (start + kj0 <= si0);
-                s0_0 = select(F32_LOWEST, s0_0, vis0_0);
+                s0_0 = select(F32_LOWEST, s0_0 + alibi2 * (f32(start + kj0) - f32(si0)), vis0_0);
                 let vis0_1 = kin1 & (start + kj1 <= si0);
-                s0_1 = select(F32_LOWEST, s0_1, vis0_1);
+                s0_1 = select(F32_LOWEST, s0_1 + alibi2 * (f32(start + kj1) - f32(si0)), vis0_1);
                 top0 = max(s0_0, s0_1);
                 let vis1_0 = kin0 & (start + kj0 <= si1);
-                s1_0 = select(F32_LOWEST, s1_0, vis1_0);
+                s1_0 = select(F32_LOWEST, s1_0 + alibi2 * (f32(start + kj0) - f32(si1)), vis1_0);
                 let vis1_1 = kin1 & (start + kj1 <= si1);
-                s1_1 = select(F32_LOWEST, s1_1, vis1_1);
+                s1_1 = select(F32_LOWEST, s1_1 + alibi2 * (f32(start + kj1) - f32(si1)), vis1_1);
                 top1 = max(s1_0, s1_1);
                 let vis2_0 = kin0 & (start + kj0 <= si2);
-                s2_0 = select(F32_LOWEST, s2_0, vis2_0);
+                s2_0 = select(F32_LOWEST, s2_0 + alibi2 * (f32(start + kj0) - f32(si2)), vis2_0);
                 let vis2_1 = kin1 & (start + kj1 <= si2);
-                s2_1 = select(F32_LOWEST, s2_1, vis2_1);
+                s2_1 = select(F32_LOWEST, s2_1 + alibi2 * (f32(start + kj1) - f32(si2)), vis2_1);
                 top2 = max(s2_0, s2_1);
                 let vis3_0 = kin0 & (start + kj0 <= si3);
-                s3_0 = select(F32_LOWEST, s3_0, vis3_0);
+                s3_0 = select(F32_LOWEST, s3_0 + alibi2 * (f32(start + kj0) - f32(si3)), vis3_0);
                 let vis3_1 = kin1 & (start + kj1 <= si3);
-                s3_1 = select(F32_LOWEST, s3_1, vis3_1);
+                s3_1 = select(F32_LOWEST, s3_1 + alibi2 * (f32(start + kj1) - f32(si3)), vis3_1);
                 top3 = max(s3_0, s3_1);
                 top0 = max(top0, subgroupShuffleXor(top0, 1u));
                 top1 = max(top1, subgroupShuffleXor(top1, 1u));

@@ -223,6 +223,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let key_base = system * params.n_keys;
     let first = chunk.first != 0u;
     let state0 = split * params.batch * nq + system * nq;
+    let alibi2 = params.alibi_slope * LOG2E;
     // The query block, zero past the queries and past DV.
     for (var e = t; e < BQ * DVP; e += WG) {
         let row = e / DVP;
@@ -355,7 +356,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var alpha1: f32;
         var p1_0: f32;
         if len == BK && start + BK <= q0 + 1u {
+            s0_0 = s0_0 + alibi2 * (f32(start + kj0) - f32(si0));
             top0 = s0_0;
+            s1_0 = s1_0 + alibi2 * (f32(start + kj0) - f32(si1));
             top1 = s1_0;
             red[0u * WG + t] = top0;
             red[1u * WG + t] = top1;
@@ -377,10 +380,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             } else {
                 let kin0 = kj0 < len;
                 let vis0_0 = kin0 & (start + kj0 <= si0);
-                s0_0 = select(F32_LOWEST, s0_0, vis0_0);
+                s0_0 = select(F32_LOWEST, s0_0 + alibi2 * (f32(start + kj0) - f32(si0)), vis0_0);
                 top0 = s0_0;
                 let vis1_0 = kin0 & (start + kj0 <= si1);
-                s1_0 = select(F32_LOWEST, s1_0, vis1_0);
+                s1_0 = select(F32_LOWEST, s1_0 + alibi2 * (f32(start + kj0) - f32(si1)), vis1_0);
                 top1 = s1_0;
                 red[0u * WG + t] = top0;
                 red[1u * WG + t] = top1;

@@ -225,6 +225,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let key_base = system * params.n_keys;
     let first = chunk.first != 0u;
     let state0 = split * params.batch * nq + system * nq;
+    let alibi2 = params.alibi_slope * LOG2E;
     // The query block, zero past the queries and past DV.
     for (var e = t; e < BQ * DVP; e += WG) {
         let row = e / DVP;
@@ -562,13 +563,21 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var alpha7: f32;
             var p7_0: f32;
             if len == BK && start + BK <= q0 + 1u {
+                s0_0 = s0_0 + alibi2 * (f32(start + kj0) - f32(si0));
                 top0 = s0_0;
+                s1_0 = s1_0 + alibi2 * (f32(start + kj0) - f32(si1));
                 top1 = s1_0;
+                s2_0 = s2_0 + alibi2 * (f32(start + kj0) - f32(si2));
                 top2 = s2_0;
+                s3_0 = s3_0 + alibi2 * (f32(start + kj0) - f32(si3));
                 top3 = s3_0;
+                s4_0 = s4_0 + alibi2 * (f32(start + kj0) - f32(si4));
                 top4 = s4_0;
+                s5_0 = s5_0 + alibi2 * (f32(start + kj0) - f32(si5));
                 top5 = s5_0;
+                s6_0 = s6_0 + alibi2 * (f32(start + kj0) - f32(si6));
                 top6 = s6_0;
+                s7_0 = s7_0 + alibi2 * (f32(start + kj0) - f32(si7));
                 top7 = s7_0;
                 red[0u * WG + t] = top0;
                 red[1u * WG + t] = top1;
@@ -632,28 +641,28 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 } else {
                     let kin0 = kj0 < len;
                     let vis0_0 = kin0 & (start + kj0 <= si0);
-                    s0_0 = select(F32_LOWEST, s0_0, vis0_0);
+                    s0_0 = select(F32_LOWEST, s0_0 + alibi2 * (f32(start + kj0) - f32(si0)), vis0_0);
                     top0 = s0_0;
                     let vis1_0 = kin0 & (start + kj0 <= si1);
-                    s1_0 = select(F32_LOWEST, s1_0, vis1_0);
+                    s1_0 = select(F32_LOWEST, s1_0 + alibi2 * (f32(start + kj0) - f32(si1)), vis1_0);
                     top1 = s1_0;
                     let vis2_0 = kin0 & (start + kj0 <= si2);
-                    s2_0 = select(F32_LOWEST, s2_0, vis2_0);
+                    s2_0 = select(F32_LOWEST, s2_0 + alibi2 * (f32(start + kj0) - f32(si2)), vis2_0);
                     top2 = s2_0;
                     let vis3_0 = kin0 & (start + kj0 <= si3);
-                    s3_0 = select(F32_LOWEST, s3_0, vis3_0);
+                    s3_0 = select(F32_LOWEST, s3_0 + alibi2 * (f32(start + kj0) - f32(si3)), vis3_0);
                     top3 = s3_0;
                     let vis4_0 = kin0 & (start + kj0 <= si4);
-                    s4_0 = select(F32_LOWEST, s4_0, vis4_0);
+                    s4_0 = select(F32_LOWEST, s4_0 + alibi2 * (f32(start + kj0) - f32(si4)), vis4_0);
                     top4 = s4_0;
                     let vis5_0 = kin0 & (start + kj0 <= si5);
-                    s5_0 = select(F32_LOWEST, s5_0, vis5_0);
+                    s5_0 = select(F32_LOWEST, s5_0 + alibi2 * (f32(start + kj0) - f32(si5)), vis5_0);
                     top5 = s5_0;
                     let vis6_0 = kin0 & (start + kj0 <= si6);
-                    s6_0 = select(F32_LOWEST, s6_0, vis6_0);
+                    s6_0 = select(F32_LOWEST, s6_0 + alibi2 * (f32(start + kj0) - f32(si6)), vis6_0);
                     top6 = s6_0;
                     let vis7_0 = kin0 & (start + kj0 <= si7);
-                    s7_0 = select(F32_LOWEST, s7_0, vis7_0);
+                    s7_0 = select(F32_LOWEST, s7_0 + alibi2 * (f32(start + kj0) - f32(si7)), vis7_0);
                     top7 = s7_0;
                     red[0u * WG + t] = top0;
                     red[1u * WG + t] = top1;

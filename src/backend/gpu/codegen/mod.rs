@@ -35,8 +35,28 @@ pub use super::shaders::WORKGROUP;
 pub struct Variant {
     /// Query i sees keys j <= i.
     pub causal: bool,
-    /// ALiBi: scores lose slope (i - j).
+    /// ALiBi: scores lose slope (i - j). In a specialisation, whether the kernel has ALiBi's
+    /// code (see [`Variant::for_kernel`]).
     pub alibi: bool,
+}
+
+impl Variant {
+    /// The code a kernel gets for a model's mask and ALiBi: every causal kernel carries ALiBi,
+    /// its slope a uniform (0 without ALiBi, where its terms add exactly 0: a plain causal run
+    /// computes the same bits), so that one kernel serves both and a GPU compiles (and the
+    /// tests execute) one causal kernel per shape instead of two. Except the N-body kernels of
+    /// the hardware profiles: their key loop is about 8 operations per pair at d = 3
+    /// (tests/kernel_ops.rs), and ALiBi's add and scale would make it 10.4 (+25%); those keep a
+    /// plain causal kernel beside the ALiBi one. Elsewhere ALiBi costs about 2 of the 2d + 3 or
+    /// more operations per pair (the Block kernels, d >= 9) or runs on a CPU (llvmpipe).
+    pub fn for_kernel(self, kernel: &AttentionKernel, target: &Target) -> Variant {
+        let separate =
+            matches!(kernel, AttentionKernel::Nbody(_)) && target.profile == Profile::Hardware;
+        Variant {
+            causal: self.causal,
+            alibi: self.alibi || (self.causal && !separate),
+        }
+    }
 }
 
 /// How the rows of a score block are reduced across invocations (Block kernel).
