@@ -27,6 +27,10 @@ pub enum Integrator {
 
 impl Integrator {
     /// The method's propagating tableau (for an adaptive pair, the solution it keeps).
+    ///
+    /// # Panics
+    /// For ros23, which is linearly implicit and has none: the fixed-step engine
+    /// ([`super::Stepper::new`]) and `cfm` refuse it with a message before asking.
     pub fn tableau(self) -> Tableau {
         match self {
             Integrator::Bosh3 | Integrator::Dopri5 | Integrator::Tsit5 => {
