@@ -277,7 +277,11 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         init: tokens.init.to_config_string(),
         tokens: layer.tokens.clone(),
         seed,
-        backend: layer.backend.unwrap_or(BackendChoice::Auto),
+        // ros23 runs on the f64 reference field: `auto` (and no --backend) picks it.
+        backend: match (time.integrator, layer.backend) {
+            (Integrator::Ros23, None | Some(BackendChoice::Auto)) => BackendChoice::Reference,
+            (_, backend) => backend.unwrap_or(BackendChoice::Auto),
+        },
         save_every: layer.save_every.unwrap_or(0),
         // About 100 rows; 0 keeps only the first and last (each row is an O(n^2) pass).
         metrics_every: layer.metrics_every.unwrap_or(time.steps.div_ceil(100)),
@@ -329,6 +333,9 @@ pub fn resolve(layer: &ConfigLayer) -> Result<Resolved> {
         ),
     };
     model.validate(shape)?;
+    if config.integrator == Integrator::Ros23 {
+        crate::integrate::rosenbrock::check_model(&model)?;
+    }
     let mut resolved = Resolved {
         config,
         shape,
@@ -489,6 +496,23 @@ fn check_adaptive(layer: &ConfigLayer, config: &RunConfig) -> Result<()> {
     match config.adaptive_options() {
         Some(o) => {
             o.validate()?;
+            if integrator == Integrator::Ros23 {
+                if config.backend != BackendChoice::Reference {
+                    return Err(input(format!(
+                        "--integrator ros23 runs on the f64 reference field only (a matrix-free \
+                         Rosenbrock method, no cpu or gpu kernels), not --backend {}: use \
+                         --backend reference, or leave --backend out (auto picks reference \
+                         for ros23)",
+                        config.backend.name()
+                    )));
+                }
+                if o.shared_step {
+                    return Err(input(
+                        "--shared-step: --integrator ros23 steps each system of an ensemble \
+                         on its own; drop --shared-step",
+                    ));
+                }
+            }
             if layer.save_every.is_some_and(|k| k > 0) {
                 return Err(input(format!(
                     "--save-every counts fixed steps; --integrator {} steps adaptively: give \
@@ -517,7 +541,7 @@ fn check_adaptive(layer: &ConfigLayer, config: &RunConfig) -> Result<()> {
             if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
                 return Err(input(format!(
                     "{flag} is an option of adaptive stepping, and --integrator {} takes fixed \
-                     steps: use --integrator bosh3, dopri5 or tsit5, or drop {flag}",
+                     steps: use --integrator bosh3, dopri5, tsit5 or ros23, or drop {flag}",
                     integrator.name()
                 )));
             }

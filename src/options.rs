@@ -267,8 +267,9 @@ config_layer! {
         /// nGPT's eigen learning rate alpha of --layer ngpt [default: 0.2, simuformer's].
         #[arg(long, value_name = "ALPHA", allow_hyphen_values = true, help_heading = "Model")]
         ngpt_alpha: f64 => Fixed,
-        /// Integrator: euler, heun (RK2), rk4, or adaptive bosh3, dopri5, tsit5 (with --rtol,
-        /// --atol; docs/adaptive.md) [default: rk4].
+        /// Integrator: euler, heun (RK2), rk4, or adaptive bosh3, dopri5, tsit5, or ros23 (stiff,
+        /// f64 reference field, `run` only) (with --rtol, --atol; docs/adaptive.md)
+        /// [default: rk4].
         #[arg(long, help_heading = "Time")]
         integrator: Integrator => Fixed,
         /// Final time T (depth) [default: 10].
@@ -277,7 +278,7 @@ config_layer! {
         /// Number of steps (layers); h = T / steps [default: 100].
         #[arg(long, help_heading = "Time")]
         steps: usize => Continued,
-        // Adaptive stepping (--integrator bosh3, dopri5 or tsit5; docs/adaptive.md).
+        // Adaptive stepping (--integrator bosh3, dopri5, tsit5 or ros23; docs/adaptive.md).
         /// Relative tolerance of an adaptive --integrator (error norm: RMS over a system's
         /// components of e / (atol + rtol max(|x|, |x_new|))) [default: 1e-6].
         #[arg(long, help_heading = "Time")]

@@ -318,3 +318,212 @@ fn adaptive_cfm_refuses_what_it_cannot_integrate() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `run --integrator ros23` (the stiff method, on the f64 reference field): 2 systems of 16
+/// tokens on the circle (beta = 4, 9) to T = 20, its snapshots at t = 1, 5, 20 (dense output)
+/// against dopri5 at rtol 1e-10 (the truth). Measured: at rtol 1e-7, atol 1e-9 (backend left
+/// out: auto picks reference for ros23) the largest difference is 1.7e-5, at rtol 1e-5,
+/// atol 1e-7 with --h-max 0.5 it is 3.7e-4 (a method of order 2 whose integral controller
+/// makes the global error fall like rtol^(2/3): 21x over the two decades); asserted within 5x
+/// of those, and 5x between them. run.toml records the steps (h_largest = 0.5 with
+/// --h-max 0.5) and the GMRES iterations among the evaluations; its replay gives the same bits.
+#[test]
+fn ros23_run_matches_a_tight_dopri5_at_its_tolerance() {
+    let dir = tempdir("ros23");
+    let base = [
+        "run",
+        "--n",
+        "16",
+        "--d",
+        "2",
+        "--beta",
+        "4,9",
+        "--t-end",
+        "20",
+        "--save-times",
+        "1,5,20",
+        "--quiet",
+    ];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        ok(&args, &dir);
+    };
+    run(&[
+        "--integrator",
+        "dopri5",
+        "--rtol",
+        "1e-10",
+        "--atol",
+        "1e-12",
+        "--backend",
+        "reference",
+        "--out",
+        "truth",
+    ]);
+    run(&[
+        "--integrator",
+        "ros23",
+        "--rtol",
+        "1e-7",
+        "--atol",
+        "1e-9",
+        "--out",
+        "tight",
+    ]);
+    run(&[
+        "--integrator",
+        "ros23",
+        "--rtol",
+        "1e-5",
+        "--atol",
+        "1e-7",
+        "--h-max",
+        "0.5",
+        "--metrics-times",
+        "0,2,20",
+        "--backend",
+        "reference",
+        "--out",
+        "loose",
+    ]);
+    let read = |run: &str, f: &str| attnflow::npy::read_f64(&dir.join(run).join(f)).unwrap();
+    let truth = read("truth", "traj.npy");
+    let mut errors = Vec::new();
+    for name in ["tight", "loose"] {
+        let traj = read(name, "traj.npy");
+        assert_eq!(traj.shape, vec![3, 2, 16, 2]);
+        assert_eq!(read(name, "traj_t.npy").data, vec![1.0, 5.0, 20.0]);
+        assert_eq!(
+            traj.data[2 * 2 * 16 * 2..],
+            read(name, "final.npy").data[..]
+        );
+        for tok in traj.data.chunks(2) {
+            let norm = tok[0].hypot(tok[1]);
+            assert!((norm - 1.0).abs() < 1e-12, "{name}: a token off the sphere");
+        }
+        errors.push(max_diff(&traj.data, &truth.data));
+    }
+    eprintln!(
+        "ros23 against dopri5 at rtol 1e-10: {:.3e} (rtol 1e-7), {:.3e} (rtol 1e-5)",
+        errors[0], errors[1]
+    );
+    assert!(errors[0] < 1e-4, "{errors:?}");
+    assert!(errors[1] < 2e-3, "{errors:?}");
+    assert!(errors[0] * 5.0 < errors[1], "{errors:?}");
+    let record = std::fs::read_to_string(dir.join("loose").join("run.toml")).unwrap();
+    let table: toml::Table = record.parse().unwrap();
+    assert_eq!(
+        table["adaptive"]["pair"].as_str(),
+        Some("ros23"),
+        "{record}"
+    );
+    assert_eq!(table["backend"].as_str(), Some("reference"), "{record}");
+    let systems = table["adaptive"]["systems"].as_array().unwrap();
+    assert_eq!(systems.len(), 2, "{record}");
+    for s in systems {
+        let int = |k: &str| s[k].as_integer().unwrap();
+        // Each step: f at the half step and at the new state, and the GMRES iterations.
+        assert!(int("accepted") >= 40, "{record}");
+        assert!(int("krylov") > 0, "{record}");
+        assert!(
+            int("evaluations") >= 2 * int("accepted") + int("krylov"),
+            "{record}"
+        );
+        let (lo, hi) = (
+            s["h_smallest"].as_float().unwrap(),
+            s["h_largest"].as_float().unwrap(),
+        );
+        assert!(0.0 < lo && lo <= hi && hi <= 0.5, "{record}");
+    }
+    let csv = std::fs::read_to_string(dir.join("loose").join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 3, "{csv}");
+    ok(
+        &[
+            "run",
+            "--config",
+            "loose/run.toml",
+            "--out",
+            "again",
+            "--quiet",
+        ],
+        &dir,
+    );
+    for f in ["final.npy", "traj.npy", "metrics.csv"] {
+        assert_eq!(
+            std::fs::read(dir.join("loose").join(f)).unwrap(),
+            std::fs::read(dir.join("again").join(f)).unwrap(),
+            "{f} differs on replay"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What ros23 does not integrate is refused before any output folder exists, each with its
+/// reason: another backend than the f64 reference field, one shared step, a residual layer
+/// map, noise, heads drawn per system; and cfm.
+#[test]
+fn ros23_refuses_what_it_cannot_integrate() {
+    let dir = tempdir("ros23-refuse");
+    let base = [
+        "run",
+        "--n",
+        "8",
+        "--d",
+        "2",
+        "--integrator",
+        "ros23",
+        "--out",
+        "x",
+        "--quiet",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    for (extra, want) in [
+        (
+            &["--backend", "cpu"][..],
+            "runs on the f64 reference field only (a matrix-free Rosenbrock method, no cpu or \
+             gpu kernels), not --backend cpu: use --backend reference",
+        ),
+        (&["--backend", "gpu"][..], "not --backend gpu"),
+        (
+            &["--batch", "2", "--shared-step"][..],
+            "steps each system of an ensemble on its own",
+        ),
+        (
+            &["--layer", "post-ln"][..],
+            "--layer post-ln is one residual update per layer",
+        ),
+        (&["--noise", "0.1"][..], "--integrator euler"),
+        (
+            &["--batch", "2", "--qkv", "random-per-system:3"][..],
+            "random-per-system:SEED",
+        ),
+        (&["--qkv", "redraw:3"][..], "redraw:SEED"),
+        (&["--save-every", "2"][..], "--save-times instead"),
+        (&["--rtol", "0"][..], "positive and finite"),
+    ] {
+        let args = with(extra);
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let err = fails(&args, &dir);
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!dir.join("x").exists(), "{extra:?} left an output folder");
+    }
+    let err = fails(
+        &[
+            "cfm",
+            "--m",
+            "4",
+            "--n",
+            "16",
+            "--integrator",
+            "ros23",
+            "--out",
+            "x",
+        ],
+        &dir,
+    );
+    assert!(err.contains("ros23 is on `attnflow run` only"), "{err}");
+    assert!(!dir.join("x").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -716,7 +716,8 @@ fn experiment_writes_a_summary_data_and_figures() {
 }
 
 /// Every `attnflow run`, `attend` and `cfm` line of the README's and docs/'s examples runs as
-/// written (the alibi example blew up in its first step for months): on the cpu backend, with
+/// written (the alibi example blew up in its first step for months): on the cpu backend (the
+/// reference one for `--integrator ros23`, which runs there only), with
 /// n, m and keys cut to at most 256 so that CI stays short (stability does not depend on n
 /// here), the million-token contexts cut to 4096, and a command quoted on several pages run
 /// once.
@@ -795,11 +796,19 @@ fn the_readme_and_docs_examples_run() {
             }
         }
         // The cpu backend whatever the page asks for (a GPU page's --backend gpu included).
+        let backend = if args
+            .windows(2)
+            .any(|w| w[0] == "--integrator" && w[1] == "ros23")
+        {
+            "reference"
+        } else {
+            "cpu"
+        };
         if let Some(i) = args.iter().position(|a| a == "--backend") {
             args.drain(i..(i + 2).min(args.len()));
         }
         args.retain(|a| a != "--force");
-        args.extend(["--backend", "cpu", "--force"].map(String::from));
+        args.extend(["--backend", backend, "--force"].map(String::from));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ok(&args, dir.path());
         ran += 1;

@@ -68,9 +68,10 @@ class RunResult:
     config: the resolved configuration, as run.toml records it (with its provenance table).
     summary: backend, note, elapsed seconds, pair interactions per second, steps done.
     out: the output folder when ``out=`` was given, else None (the files were temporary).
-    adaptive: with an adaptive integrator (bosh3, dopri5, tsit5), run.toml's [adaptive] table:
-    ``{"pair": "dopri5", "systems": [{"accepted", "rejected", "h_smallest", "h_largest",
-    "evaluations"}, ...]}`` one entry per system; None for a fixed-step run.
+    adaptive: with an adaptive integrator (bosh3, dopri5, tsit5, ros23), run.toml's [adaptive]
+    table: ``{"pair": "dopri5", "systems": [{"accepted", "rejected", "h_smallest", "h_largest",
+    "evaluations"}, ...]}`` one entry per system (with ros23 also "krylov", the GMRES
+    iterations among the evaluations); None for a fixed-step run.
     """
 
     final: np.ndarray
@@ -260,7 +261,8 @@ def run(
         [d, d] or [H, d, d] arrays), heads, head_combine, weight_scale, mlp, activation,
         noise, noise_kind, alibi, layer ("ode", "post-ln", "pre-ln", "peri-ln",
         "ngpt"), ngpt_alpha, integrator ("euler", "heun", "rk4", or adaptive "bosh3",
-        "dopri5", "tsit5"), t_end, steps, init,
+        "dopri5", "tsit5", or the stiff "ros23" on the f64 reference backend), t_end, steps,
+        init,
         seed, backend ("auto", "gpu", "cpu", "reference"), save_every, metrics_every,
         checkpoint_every; with an adaptive integrator (docs/adaptive.md) rtol, atol, h_max,
         shared_step, save_times and metrics_times ("0,1,2.5" or "log:START:END:COUNT", or

@@ -94,6 +94,14 @@ pub struct SystemStats {
     pub h_largest: f64,
     /// Field evaluations while the system was being stepped.
     pub evaluations: u64,
+    /// ros23 only: the GMRES iterations among the evaluations (each one field evaluation
+    /// of a Jacobian-vector product); absent for the explicit pairs.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub krylov: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One system's time, proposed step and controller memory: the state of a checkpoint.
@@ -109,7 +117,7 @@ pub struct SystemState {
 }
 
 impl SystemState {
-    fn new(t: f64) -> Self {
+    pub(crate) fn new(t: f64) -> Self {
         SystemState {
             t,
             h: 0.0,

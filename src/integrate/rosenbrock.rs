@@ -28,9 +28,13 @@
 //! field evaluation; the statistics count them with f1 and f2.
 //!
 //! Each system of an ensemble is integrated on its own (its own steps), so an ensemble equals
-//! its systems alone.
+//! its systems alone. [`Ros23Stepper`] steps an ensemble one attempt of every system at a
+//! time and can pause between attempts (`attnflow run --integrator ros23`, its checkpoints
+//! and `--resume`): its controller state is each system's [`SystemState`] (time, next step,
+//! whether the last attempt was rejected, statistics), and f(x) at a resumed state is
+//! evaluated again (uncounted) to the same bits as the run never stopped.
 
-use super::adaptive::{Options, SystemStats};
+use super::adaptive::{Cursor, Options, Partial, Sink, SystemState, SystemStats};
 use crate::error::{Error, Result, input};
 use crate::model::linalg::{dot, norm};
 use crate::model::{Model, Shape};
@@ -67,13 +71,12 @@ pub fn integrate_ros23(
     let mut states = vec![vec![0.0; x0.len()]; outputs.len()];
     let mut stats = Vec::with_capacity(shape.batch);
     for b in 0..shape.batch {
-        let mut system = model.clone();
-        system.betas = vec![model.betas[b]];
+        let system = one_system(model, b);
         let mut ros = Ros23 {
             model: &system,
             shape: Shape { batch: 1, ..shape },
             opts,
-            stats: RosStats::default(),
+            state: SystemState::new(0.0),
             system: b,
         };
         let range = b * per..(b + 1) * per;
@@ -81,9 +84,44 @@ pub fn integrate_ros23(
         for (state, x) in states.iter_mut().zip(saved) {
             state[range.clone()].copy_from_slice(&x);
         }
-        stats.push(ros.stats);
+        let mut steps = ros.state.stats;
+        let krylov = std::mem::take(&mut steps.krylov);
+        stats.push(RosStats { steps, krylov });
     }
     Ok((states, stats))
+}
+
+/// System `b` of a model alone (its beta).
+fn one_system(model: &Model, b: usize) -> Model {
+    let mut system = model.clone();
+    system.betas = vec![model.betas[b]];
+    system
+}
+
+/// Refuses a model ros23 does not integrate, with the reason and what to do.
+pub fn check_model(model: &Model) -> Result<()> {
+    if model.noise.is_some() {
+        return Err(input(
+            "--integrator ros23 controls the error of an ODE, and --noise makes an SDE \
+             (integrated by Euler-Maruyama): drop --noise, or use --integrator euler",
+        ));
+    }
+    if !model.layer.is_ode() {
+        return Err(input(format!(
+            "--layer {} is one residual update per layer: it has no time step for \
+             --integrator ros23 to adapt; use --integrator euler",
+            model.layer.name()
+        )));
+    }
+    if model.weights_change() || model.random.is_some() {
+        return Err(input(
+            "--integrator ros23 integrates the ODE with fixed heads shared by the systems: \
+             --qkv redraw:SEED, random-per-system:SEED, redraw-per-system:SEED and per-layer \
+             weights are not supported; use --integrator dopri5 for heads drawn per system, \
+             a fixed-step integrator (rk4) with --steps for redrawn or per-layer ones",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses what ros23 does not integrate, with the reason.
@@ -96,17 +134,7 @@ fn check(
     outputs: &[f64],
 ) -> Result<()> {
     opts.validate()?;
-    if model.noise.is_some() || !model.layer.is_ode() || model.weights_change() {
-        return Err(input(
-            "ros23 integrates the ODE with fixed weights: no --noise, no residual layer map, \
-             no redrawn or per-layer weights",
-        ));
-    }
-    if model.random.is_some() {
-        return Err(input(
-            "ros23 takes the model's own heads: random heads are not supported",
-        ));
-    }
+    check_model(model)?;
     if x0.len() != shape.len() || model.betas.len() != shape.batch {
         return Err(input(format!(
             "ros23: {} values and {} betas for a state of shape [{}, {}, {}]",
@@ -122,6 +150,10 @@ fn check(
             "the end time must be finite and >= 0, got {t_end}"
         )));
     }
+    check_outputs(outputs, t_end)
+}
+
+fn check_outputs(outputs: &[f64], t_end: f64) -> Result<()> {
     let mut prev = 0.0;
     for &t in outputs {
         if !(t.is_finite() && t >= prev && t <= t_end) {
@@ -135,13 +167,252 @@ fn check(
     Ok(())
 }
 
-/// One system in progress.
+/// Steps an ensemble with ros23, one attempt of every system not yet at the end at a time,
+/// on its own host state (f64). Make it with [`Ros23Stepper::new`], continue a checkpoint
+/// with [`Ros23Stepper::restore`], then [`Ros23Stepper::advance_until`].
+pub struct Ros23Stepper {
+    /// Each system's model (its beta).
+    models: Vec<Model>,
+    /// One system's shape.
+    shape: Shape,
+    opts: Options,
+    systems: Vec<SystemState>,
+    x: Vec<f64>,
+    /// f(x) of each system, once evaluated.
+    f0: Vec<Option<Vec<f64>>>,
+    /// Whether the next f(x) only recomputes what the run had before a restore (uncounted).
+    restored: bool,
+}
+
+impl Ros23Stepper {
+    /// The stepper of a model's ensemble at state `x0` [batch, n, d], at t = 0.
+    pub fn new(model: &Model, shape: Shape, x0: Vec<f64>, opts: Options) -> Result<Self> {
+        check(model, shape, &x0, &opts, 0.0, &[])?;
+        if opts.shared_step {
+            return Err(input(
+                "--shared-step: --integrator ros23 steps each system of an ensemble on its own; \
+                 drop --shared-step",
+            ));
+        }
+        Ok(Ros23Stepper {
+            models: (0..shape.batch).map(|b| one_system(model, b)).collect(),
+            shape: Shape { batch: 1, ..shape },
+            opts,
+            systems: vec![SystemState::new(0.0); shape.batch],
+            x: x0,
+            f0: vec![None; shape.batch],
+            restored: false,
+        })
+    }
+
+    /// Each system's time, step and statistics (a checkpoint's controller state).
+    pub fn systems(&self) -> &[SystemState] {
+        &self.systems
+    }
+
+    /// The ensemble's state [batch, n, d].
+    pub fn state(&self) -> &[f64] {
+        &self.x
+    }
+
+    /// Continues from a checkpoint's controller state (the stepper made at its state).
+    pub fn restore(&mut self, systems: Vec<SystemState>) -> Result<()> {
+        if systems.len() != self.systems.len() {
+            return Err(input(format!(
+                "the checkpoint has {} systems' step control, the run {}",
+                systems.len(),
+                self.systems.len()
+            )));
+        }
+        if systems
+            .iter()
+            .any(|s| !(s.t.is_finite() && s.t >= 0.0 && s.h >= 0.0))
+        {
+            return Err(input(
+                "the checkpoint's step control holds a negative or non-finite time or step",
+            ));
+        }
+        self.systems = systems;
+        self.f0 = vec![None; self.systems.len()];
+        self.restored = true;
+        Ok(())
+    }
+
+    /// Integrates every system to `t_end`, handing `sink` the ensemble's state at each time
+    /// of `outputs` (non-decreasing, within [0, t_end]) in order, as
+    /// [`super::AdaptiveStepper::advance_until`] does: after every attempt of the ensemble,
+    /// `pause(attempts, outputs handed out)` is asked, and when it says yes this returns
+    /// `Ok(false)` with `cursor` holding where the outputs stand; called again with the same
+    /// `t_end`, `outputs` and `cursor` (after a pause, or after a restore) it continues to the
+    /// bits of a run never paused; `Ok(true)` once every system is at `t_end`.
+    pub fn advance_until(
+        &mut self,
+        t_end: f64,
+        outputs: &[f64],
+        cursor: &mut Cursor,
+        sink: &mut Sink<'_>,
+        pause: &mut dyn FnMut(u64, usize) -> bool,
+    ) -> Result<bool> {
+        let fresh = cursor.attempts == 0 && cursor.next == 0 && cursor.partial.is_empty();
+        if !(t_end.is_finite() && self.systems.iter().all(|s| s.t <= t_end)) {
+            return Err(input(format!(
+                "the end time must be finite and not before the systems' times, got {t_end}"
+            )));
+        }
+        check_outputs(outputs, t_end)?;
+        let batch = self.systems.len();
+        let per = self.shape.n * self.shape.d;
+        if cursor.next > outputs.len()
+            || cursor.partial.iter().any(|p| {
+                p.index < cursor.next || p.index >= outputs.len() || p.state.len() != batch * per
+            })
+        {
+            return Err(input(
+                "the saved outputs do not fit this run's output times and shape",
+            ));
+        }
+        let mut pending: Vec<Option<(Vec<f64>, usize)>> = vec![None; outputs.len()];
+        for p in cursor.partial.drain(..) {
+            pending[p.index] = Some((p.state, p.filled));
+        }
+        let mut next_emit = cursor.next;
+        if fresh {
+            let t0 = self.systems[0].t;
+            for slot in pending.iter_mut().zip(outputs).filter(|(_, o)| **o <= t0) {
+                *slot.0 = Some((self.x.clone(), batch));
+            }
+        }
+        emit(&mut pending, &mut next_emit, batch, sink)?;
+        let mut attempts = cursor.attempts;
+        loop {
+            if self.systems.iter().all(|s| s.t >= t_end) {
+                cursor.next = next_emit;
+                cursor.attempts = attempts;
+                return Ok(true);
+            }
+            for b in 0..batch {
+                if self.systems[b].t >= t_end {
+                    continue;
+                }
+                let range = b * per..(b + 1) * per;
+                let mut ros = Ros23 {
+                    model: &self.models[b],
+                    shape: self.shape,
+                    opts: self.opts,
+                    state: self.systems[b].clone(),
+                    system: b,
+                };
+                let mut x = self.x[range.clone()].to_vec();
+                let mut f0 = match self.f0[b].take() {
+                    Some(f0) => f0,
+                    None => {
+                        let f0 = ros.f(&x);
+                        if self.restored {
+                            ros.state.stats.evaluations -= 1;
+                        }
+                        f0
+                    }
+                };
+                let t = ros.state.t;
+                let step = ros.attempt(&mut x, &mut f0, t_end);
+                self.systems[b] = ros.state;
+                self.f0[b] = Some(f0);
+                if let Some(step) = step? {
+                    // The outputs this step passed, by its dense output.
+                    let first = outputs.partition_point(|&o| o <= t);
+                    for (j, &o) in outputs.iter().enumerate().skip(first) {
+                        if !(o <= t + step.h || step.last) {
+                            break;
+                        }
+                        let y = step.dense(o, &x);
+                        let (state, filled) =
+                            pending[j].get_or_insert_with(|| (vec![0.0; batch * per], 0));
+                        state[range.clone()].copy_from_slice(&y);
+                        *filled += 1;
+                    }
+                    self.x[range].copy_from_slice(&x);
+                }
+            }
+            self.restored = false;
+            attempts += 1;
+            emit(&mut pending, &mut next_emit, batch, sink)?;
+            let done = self.systems.iter().all(|s| s.t >= t_end);
+            if !done && pause(attempts, next_emit) {
+                cursor.next = next_emit;
+                cursor.attempts = attempts;
+                cursor.partial = pending
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(index, p)| {
+                        p.map(|(state, filled)| Partial {
+                            index,
+                            filled,
+                            state,
+                        })
+                    })
+                    .collect();
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// Hands the outputs every system has filled, in order, to the sink.
+fn emit(
+    pending: &mut [Option<(Vec<f64>, usize)>],
+    next: &mut usize,
+    batch: usize,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    while *next < pending.len() && pending[*next].as_ref().is_some_and(|p| p.1 == batch) {
+        let (state, _) = pending[*next].take().expect("a complete output");
+        sink(*next, &state)?;
+        *next += 1;
+    }
+    Ok(())
+}
+
+/// One system in progress: its model (one beta), time, next step and statistics.
 struct Ros23<'a> {
     model: &'a Model,
     shape: Shape,
     opts: Options,
-    stats: RosStats,
+    state: SystemState,
     system: usize,
+}
+
+/// An accepted step from `t` of size `h` (the last one, to the end time, when `last`): what
+/// its dense output needs.
+struct Accepted {
+    t: f64,
+    h: f64,
+    last: bool,
+    x: Vec<f64>,
+    k1: Vec<f64>,
+    k2: Vec<f64>,
+    renormalise: bool,
+    d: usize,
+}
+
+impl Accepted {
+    /// The state at time `o` in [t, t + h] (`x_new` at its end).
+    fn dense(&self, o: f64, x_new: &[f64]) -> Vec<f64> {
+        let s = ((o - self.t) / self.h).clamp(0.0, 1.0);
+        if s == 1.0 {
+            return x_new.to_vec();
+        }
+        let (w1, w2) = (
+            s * (1.0 - s) / (1.0 - 2.0 * G),
+            s * (s - 2.0 * G) / (1.0 - 2.0 * G),
+        );
+        let mut y: Vec<f64> = (0..self.x.len())
+            .map(|i| self.x[i] + self.h * (w1 * self.k1[i] + w2 * self.k2[i]))
+            .collect();
+        if self.renormalise {
+            crate::model::geometry::normalise_tokens(&mut y, self.d);
+        }
+        y
+    }
 }
 
 const G: f64 = 0.292_893_218_813_452_5; // 1 / (2 + sqrt 2)
@@ -149,7 +420,7 @@ const E32: f64 = 7.414_213_562_373_095; // 6 + sqrt 2
 
 impl Ros23<'_> {
     fn f(&mut self, x: &[f64]) -> Vec<f64> {
-        self.stats.steps.evaluations += 1;
+        self.state.stats.evaluations += 1;
         let mut out = vec![0.0; x.len()];
         crate::reference::field(self.model, self.shape, x, &mut out);
         out
@@ -172,6 +443,7 @@ impl Ros23<'_> {
         (sum / e.len() as f64).sqrt()
     }
 
+    /// The states at `outputs` of the system from `x0` at t = 0 to `t_end`.
     fn integrate(&mut self, x0: &[f64], t_end: f64, outputs: &[f64]) -> Result<Vec<Vec<f64>>> {
         let mut saved = Vec::with_capacity(outputs.len());
         let mut next = 0;
@@ -181,100 +453,13 @@ impl Ros23<'_> {
             next += 1;
         }
         let mut f0 = self.f(&x);
-        let mut t = 0.0;
-        let d0 = self.error_norm(&x, &x, &x);
-        let d1 = self.error_norm(&f0, &x, &x);
-        let mut h = if d0 < 1e-5 || d1 < 1e-5 {
-            1e-6
-        } else {
-            0.01 * d0 / d1
-        };
-        let mut rejected_last = false;
-        let mut attempts = 0u64;
-        while t < t_end {
-            h = h.min(self.opts.h_max);
-            let last = h >= t_end - t;
-            let hs = if last { t_end - t } else { h };
-            let floor = self.opts.h_min.max(1e-14 * t.abs().max(1.0));
-            if !last && hs < floor {
-                return Err(Error::NonFinite(format!(
-                    "ros23: the step size fell below {floor:.3e} at t = {t} in system {}: the \
-                     solution is not smooth enough there, has blown up, or the tolerance \
-                     (rtol = {}, atol = {}) is too tight",
-                    self.system, self.opts.rtol, self.opts.atol
-                )));
-            }
-            attempts += 1;
-            if attempts > self.opts.max_steps {
-                return Err(input(format!(
-                    "ros23: more than {} steps without reaching t = {t_end} (system {} is at t = \
-                     {t}, step {hs:.3e})",
-                    self.opts.max_steps, self.system
-                )));
-            }
-            let linear_tol = LINEAR_TOL * (self.opts.atol + self.opts.rtol * rms(&x)) / hs;
-            let Some((x_new, f2, err, k1, k2)) = self.step(&x, &f0, hs, linear_tol) else {
-                // GMRES did not converge: a shorter step makes W better conditioned.
-                self.stats.steps.rejected += 1;
-                h = hs * 0.5;
-                rejected_last = true;
-                continue;
-            };
-            if err.is_finite() && err <= 1.0 {
+        while self.state.t < t_end {
+            if let Some(step) = self.attempt(&mut x, &mut f0, t_end)? {
                 // Outputs inside the step, by the dense output; at its end, the new state.
-                while next < outputs.len() && (outputs[next] <= t + hs || last) {
-                    let s = ((outputs[next] - t) / hs).clamp(0.0, 1.0);
-                    if s == 1.0 {
-                        saved.push(x_new.clone());
-                    } else {
-                        let (w1, w2) = (
-                            s * (1.0 - s) / (1.0 - 2.0 * G),
-                            s * (s - 2.0 * G) / (1.0 - 2.0 * G),
-                        );
-                        let mut y: Vec<f64> = (0..x.len())
-                            .map(|i| x[i] + hs * (w1 * k1[i] + w2 * k2[i]))
-                            .collect();
-                        self.renormalise(&mut y);
-                        saved.push(y);
-                    }
+                while next < outputs.len() && (outputs[next] <= step.t + step.h || step.last) {
+                    saved.push(step.dense(outputs[next], &x));
                     next += 1;
                 }
-                let st = &mut self.stats.steps;
-                st.accepted += 1;
-                if !last || st.h_smallest == 0.0 {
-                    st.h_smallest = if st.h_smallest == 0.0 {
-                        hs
-                    } else {
-                        st.h_smallest.min(hs)
-                    };
-                }
-                st.h_largest = st.h_largest.max(hs);
-                t = if last { t_end } else { t + hs };
-                x = x_new;
-                f0 = f2;
-                let mut factor = if err == 0.0 {
-                    5.0
-                } else {
-                    (0.9 * err.powf(-1.0 / 3.0)).clamp(0.2, 5.0)
-                };
-                if rejected_last {
-                    factor = factor.min(1.0);
-                }
-                h = if last {
-                    h.max(hs * factor)
-                } else {
-                    hs * factor
-                };
-                rejected_last = false;
-            } else {
-                self.stats.steps.rejected += 1;
-                let factor = if err.is_finite() {
-                    (0.9 * err.powf(-1.0 / 3.0)).max(0.2)
-                } else {
-                    0.2
-                };
-                h = hs * factor;
-                rejected_last = true;
             }
         }
         while next < outputs.len() {
@@ -284,6 +469,103 @@ impl Ros23<'_> {
         Ok(saved)
     }
 
+    /// One step attempt from the system's time towards `t_end`, x and f0 = f(x) updated
+    /// when it is accepted (returned, with its dense output), the controller in both cases.
+    fn attempt(
+        &mut self,
+        x: &mut Vec<f64>,
+        f0: &mut Vec<f64>,
+        t_end: f64,
+    ) -> Result<Option<Accepted>> {
+        let t = self.state.t;
+        if self.state.h == 0.0 {
+            // The first step (Hairer's first guess).
+            let d0 = self.error_norm(x, x, x);
+            let d1 = self.error_norm(f0, x, x);
+            self.state.h = if d0 < 1e-5 || d1 < 1e-5 {
+                1e-6
+            } else {
+                0.01 * d0 / d1
+            };
+        }
+        let h = self.state.h.min(self.opts.h_max);
+        self.state.h = h;
+        let last = h >= t_end - t;
+        let hs = if last { t_end - t } else { h };
+        let floor = self.opts.h_min.max(1e-14 * t.abs().max(1.0));
+        if !last && hs < floor {
+            return Err(Error::NonFinite(format!(
+                "ros23: the step size fell below {floor:.3e} at t = {t} in system {}: the \
+                 solution is not smooth enough there, has blown up, or the tolerance \
+                 (rtol = {}, atol = {}) is too tight",
+                self.system, self.opts.rtol, self.opts.atol
+            )));
+        }
+        let st = &self.state.stats;
+        if st.accepted + st.rejected >= self.opts.max_steps {
+            return Err(input(format!(
+                "ros23: more than {} steps without reaching t = {t_end} (system {} is at t = \
+                 {t}, step {hs:.3e})",
+                self.opts.max_steps, self.system
+            )));
+        }
+        let linear_tol = LINEAR_TOL * (self.opts.atol + self.opts.rtol * rms(x)) / hs;
+        let Some((x_new, f2, err, k1, k2)) = self.step(x, f0, hs, linear_tol) else {
+            // GMRES did not converge: a shorter step makes W better conditioned.
+            self.state.stats.rejected += 1;
+            self.state.h = hs * 0.5;
+            self.state.rejected_last = true;
+            return Ok(None);
+        };
+        if !(err.is_finite() && err <= 1.0) {
+            self.state.stats.rejected += 1;
+            let factor = if err.is_finite() {
+                (0.9 * err.powf(-1.0 / 3.0)).max(0.2)
+            } else {
+                0.2
+            };
+            self.state.h = hs * factor;
+            self.state.rejected_last = true;
+            return Ok(None);
+        }
+        let st = &mut self.state.stats;
+        st.accepted += 1;
+        if !last || st.h_smallest == 0.0 {
+            st.h_smallest = if st.h_smallest == 0.0 {
+                hs
+            } else {
+                st.h_smallest.min(hs)
+            };
+        }
+        st.h_largest = st.h_largest.max(hs);
+        let mut factor = if err == 0.0 {
+            5.0
+        } else {
+            (0.9 * err.powf(-1.0 / 3.0)).clamp(0.2, 5.0)
+        };
+        if self.state.rejected_last {
+            factor = factor.min(1.0);
+        }
+        self.state.h = if last {
+            h.max(hs * factor)
+        } else {
+            hs * factor
+        };
+        self.state.rejected_last = false;
+        self.state.t = if last { t_end } else { t + hs };
+        let x_old = std::mem::replace(x, x_new);
+        *f0 = f2;
+        Ok(Some(Accepted {
+            t,
+            h: hs,
+            last,
+            x: x_old,
+            k1,
+            k2,
+            renormalise: self.model.renormalises(),
+            d: self.shape.d,
+        }))
+    }
     /// One step of size h from x (f0 = f(x)), the linear systems solved to `linear_tol` (RMS
     /// of the residual): (x_new, f(x_new), the error norm, k1, k2), or None when GMRES did not
     /// converge.
@@ -331,7 +613,7 @@ impl Ros23<'_> {
             let e = 1e-7 * (1.0 + x_norm) / v_norm;
             let moved: Vec<f64> = x.iter().zip(v).map(|(a, b)| a + e * b).collect();
             let fv = ros.f(&moved);
-            ros.stats.krylov += 1;
+            ros.state.stats.krylov += 1;
             (0..len).map(|i| v[i] - g * (fv[i] - f0[i]) / e).collect()
         };
         let mut k = vec![0.0; len];
@@ -461,7 +743,7 @@ mod tests {
             model: &model,
             shape,
             opts: Options::default(),
-            stats: RosStats::default(),
+            state: SystemState::new(0.0),
             system: 0,
         };
         let (mut errors, mut estimates) = (Vec::new(), Vec::new());
@@ -556,5 +838,85 @@ mod tests {
         let alone = integrate_ros23(&model(d, vec![9.0]), shape, &x1, tol, 50.0, &[50.0]).unwrap();
         assert_eq!(xb[0][n * d..], alone.0[0][..]);
         assert_eq!(sb[1], alone.1[0]);
+    }
+
+    /// The stepper of `attnflow run --integrator ros23`: an ensemble of two systems (their
+    /// steps differ) stepped one attempt of each at a time gives the bits of each system
+    /// integrated alone (integrate_ros23) at every output, and paused after k attempts, its
+    /// controller state and partial outputs handed to a new stepper made at the paused state
+    /// (a checkpoint), it continues to the same bits and statistics.
+    #[test]
+    fn ros23_stepper_pauses_and_resumes_to_the_bits_of_each_system_alone() {
+        let (n, d) = (12, 2);
+        let shape = Shape::new(2, n, d).unwrap();
+        let model = model(d, vec![4.0, 16.0]);
+        let x0 = InitSpec::Uniform
+            .generate(shape, Geometry::Sphere, 5)
+            .unwrap();
+        let opts = Options {
+            rtol: 1e-6,
+            atol: 1e-8,
+            ..Options::default()
+        };
+        let (t_end, outputs) = (8.0, [0.0, 0.3, 0.31, 2.0, 5.5, 8.0]);
+        let (alone, stats) = integrate_ros23(&model, shape, &x0, opts, t_end, &outputs).unwrap();
+        let run = |pause_at: Option<u64>| {
+            let mut seen = Vec::new();
+            let mut stepper = Ros23Stepper::new(&model, shape, x0.clone(), opts).unwrap();
+            let mut cursor = Cursor::default();
+            let mut sink = |j: usize, x: &[f64]| {
+                seen.push((j, x.to_vec()));
+                Ok(())
+            };
+            let finished = stepper
+                .advance_until(t_end, &outputs, &mut cursor, &mut sink, &mut |a, _| {
+                    Some(a) == pause_at
+                })
+                .unwrap();
+            let partial = cursor.partial.len();
+            if !finished {
+                // A checkpoint: the state, the controller, the outputs in part.
+                let mut resumed =
+                    Ros23Stepper::new(&model, shape, stepper.state().to_vec(), opts).unwrap();
+                resumed.restore(stepper.systems().to_vec()).unwrap();
+                stepper = resumed;
+                assert!(
+                    stepper
+                        .advance_until(t_end, &outputs, &mut cursor, &mut sink, &mut |_, _| false)
+                        .unwrap()
+                );
+            }
+            (
+                seen,
+                stepper.systems().to_vec(),
+                stepper.state().to_vec(),
+                partial,
+            )
+        };
+        let (seen, systems, last, _) = run(None);
+        assert_eq!(seen.len(), outputs.len());
+        for ((j, x), want) in seen.iter().zip(&alone) {
+            assert_eq!(x, want, "output {j}");
+        }
+        assert_eq!(last, alone[outputs.len() - 1]);
+        for (s, want) in systems.iter().zip(&stats) {
+            assert_eq!(s.stats.evaluations, want.steps.evaluations);
+            assert_eq!(s.stats.krylov, want.krylov);
+            assert_eq!(s.t, t_end);
+        }
+        let (a0, a1) = (stats[0].steps.accepted, stats[1].steps.accepted);
+        assert_ne!(a0, a1, "the systems should take different steps");
+        // Paused where one system has passed 0.3 and 0.31 and the other not (partial outputs),
+        // and elsewhere.
+        let mut partials = Vec::new();
+        for k in [1, 3, 10, 20, 30, a0.min(a1) + 2] {
+            let (seen_k, systems_k, last_k, partial) = run(Some(k));
+            assert_eq!(seen_k, seen, "paused after {k} attempts");
+            assert_eq!(systems_k, systems, "paused after {k} attempts");
+            assert_eq!(last_k, last);
+            partials.push(partial);
+        }
+        eprintln!("accepted steps {a0}, {a1}; outputs in part at each pause: {partials:?}");
+        assert!(partials.iter().any(|&p| p > 0), "{partials:?}");
     }
 }

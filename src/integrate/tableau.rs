@@ -19,14 +19,26 @@ pub enum Integrator {
     Dopri5,
     /// Tsitouras 5(4), adaptive.
     Tsit5,
+    /// Shampine's Rosenbrock 2(3) W-method, adaptive and L-stable, its linear systems solved
+    /// matrix-free by GMRES on the f64 reference field (`integrate::rosenbrock`): for
+    /// metastable dynamics over long times.
+    Ros23,
 }
 
 impl Integrator {
     /// The method's propagating tableau (for an adaptive pair, the solution it keeps).
+    ///
+    /// # Panics
+    /// For ros23, which is linearly implicit and has none: the fixed-step engine
+    /// ([`super::Stepper::new`]) and `cfm` refuse it with a message before asking.
     pub fn tableau(self) -> Tableau {
         match self {
             Integrator::Bosh3 | Integrator::Dopri5 | Integrator::Tsit5 => {
                 self.pair().expect("an adaptive method").tableau
+            }
+            // Every job that takes a tableau refuses ros23 first (Stepper::new, cfm).
+            Integrator::Ros23 => {
+                unreachable!("ros23 is linearly implicit: it has no explicit tableau")
             }
             Integrator::Euler => Tableau {
                 a: vec![vec![]],
@@ -56,11 +68,12 @@ impl Integrator {
             Integrator::Bosh3 => "bosh3",
             Integrator::Dopri5 => "dopri5",
             Integrator::Tsit5 => "tsit5",
+            Integrator::Ros23 => "ros23",
         }
     }
-    /// Whether the method steps adaptively (an embedded pair with error control).
+    /// Whether the method steps adaptively (an embedded pair, or ros23, with error control).
     pub fn is_adaptive(self) -> bool {
-        self.pair().is_some()
+        self.pair().is_some() || self == Integrator::Ros23
     }
     /// The embedded pair of an adaptive method.
     pub fn pair(self) -> Option<Pair> {

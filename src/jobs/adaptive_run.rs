@@ -1,6 +1,7 @@
-//! `run` with an adaptive integrator (bosh3, dopri5, tsit5; docs/adaptive.md): the engine of
-//! `integrate::adaptive`, snapshots and metrics rows at the asked times through the pair's
-//! dense output, and the step statistics of every system in run.toml's [adaptive] table.
+//! `run` with an adaptive integrator (bosh3, dopri5, tsit5, ros23; docs/adaptive.md): the
+//! engine of `integrate::adaptive` (or ros23's, `integrate::rosenbrock`, on the f64 reference
+//! field), snapshots and metrics rows at the asked times through the method's dense output,
+//! and the step statistics of every system in run.toml's [adaptive] table.
 //! The same files as a fixed-step run (final.npy, metrics.csv, run.toml, traj.npy and
 //! traj_t.npy); metrics.csv's `step` column counts output times.
 //!
@@ -25,8 +26,12 @@ use super::report::{Interrupt, Progress, RunSummary, pairs_per_eval};
 use crate::config::{Resolved, RunConfig, parse_times};
 use crate::csv::CsvWriter;
 use crate::error::{Error, Result, file_error};
-use crate::integrate::adaptive::{AdaptiveStepper, Cursor, Partial, SystemState, SystemStats};
-use crate::integrate::{Backend, Tokens};
+use crate::integrate::adaptive::{
+    AdaptiveStepper, Cursor, Partial, Sink, SystemState, SystemStats,
+};
+use crate::integrate::rosenbrock::Ros23Stepper;
+use crate::integrate::{Backend, Integrator, Tokens};
+use crate::model::observables::PairStats;
 use crate::model::observables::{Metrics, summarise};
 use crate::model::{Model, Shape};
 use crate::npy;
@@ -347,12 +352,67 @@ fn read_resume(r: &Resume, times: &Times, len: usize) -> Result<(Vec<SystemState
     Ok((state.systems, cursor))
 }
 
+/// What steps an adaptive run: an embedded pair on a backend, or ros23 on its own f64 state.
+enum Engine {
+    Pair {
+        backend: Box<dyn Backend>,
+        stepper: Box<AdaptiveStepper>,
+    },
+    Ros23(Ros23Stepper),
+}
+
+impl Engine {
+    fn name(&self) -> &'static str {
+        match self {
+            Engine::Pair { stepper, .. } => stepper.pair().name,
+            Engine::Ros23(_) => Integrator::Ros23.name(),
+        }
+    }
+
+    fn systems(&self) -> &[SystemState] {
+        match self {
+            Engine::Pair { stepper, .. } => stepper.systems(),
+            Engine::Ros23(s) => s.systems(),
+        }
+    }
+
+    fn read_state(&mut self) -> Result<Tokens> {
+        match self {
+            Engine::Pair { backend, .. } => backend.read_state(),
+            Engine::Ros23(s) => Ok(Tokens::F64(s.state().to_vec())),
+        }
+    }
+
+    fn pair_stats(&mut self, model: &Model, shape: Shape) -> Result<Vec<PairStats>> {
+        match self {
+            Engine::Pair { backend, .. } => backend.pair_stats(),
+            Engine::Ros23(s) => Ok(crate::reference::pair_stats(&model.betas, shape, s.state())),
+        }
+    }
+
+    fn advance_until(
+        &mut self,
+        t_end: f64,
+        outputs: &[f64],
+        cursor: &mut Cursor,
+        sink: &mut Sink<'_>,
+        pause: &mut dyn FnMut(u64, usize) -> bool,
+    ) -> Result<bool> {
+        match self {
+            Engine::Pair { backend, stepper } => {
+                stepper.advance_until(backend.as_mut(), t_end, outputs, cursor, sink, pause)
+            }
+            Engine::Ros23(s) => s.advance_until(t_end, outputs, cursor, sink, pause),
+        }
+    }
+}
+
 /// The partial outputs' file (`name`, [k, batch n d] f64) and what the record says of it.
 fn write_partial(
     out: &Output,
     name: &str,
     cursor: &Cursor,
-    stepper: &AdaptiveStepper,
+    stepper: &Engine,
 ) -> Result<ResumeState> {
     let mut state = ResumeState {
         attempts: cursor.attempts,
@@ -383,13 +443,13 @@ fn write_partial(
     Ok(state)
 }
 
-/// The `[adaptive]` table: the pair, each system's statistics, and what continues a stopped
-/// run.
-fn adaptive_table(stepper: &AdaptiveStepper, state: Option<&ResumeState>) -> Result<String> {
+/// The `[adaptive]` table: the pair (or ros23), each system's statistics, and what
+/// continues a stopped run.
+fn adaptive_table(stepper: &Engine, state: Option<&ResumeState>) -> Result<String> {
     #[derive(Serialize)]
     struct Table<'a> {
         /// One entry per system: accepted and rejected steps, the smallest and largest
-        /// accepted step, field evaluations.
+        /// accepted step, field evaluations (and ros23's GMRES iterations among them).
         adaptive: Adaptive<'a>,
     }
     #[derive(Serialize)]
@@ -402,7 +462,7 @@ fn adaptive_table(stepper: &AdaptiveStepper, state: Option<&ResumeState>) -> Res
     let systems: Vec<SystemStats> = stepper.systems().iter().map(|s| s.stats.clone()).collect();
     toml::to_string(&Table {
         adaptive: Adaptive {
-            pair: stepper.pair().name,
+            pair: stepper.name(),
             systems: &systems,
             state,
         },
@@ -410,15 +470,15 @@ fn adaptive_table(stepper: &AdaptiveStepper, state: Option<&ResumeState>) -> Res
     .map_err(|e| Error::Input(format!("cannot serialise the step statistics: {e}")))
 }
 
-fn write_state(path: &Path, frame: &[usize], backend: &mut dyn Backend) -> Result<()> {
-    match backend.read_state()? {
+fn write_state(path: &Path, frame: &[usize], engine: &mut Engine) -> Result<()> {
+    match engine.read_state()? {
         Tokens::F32(v) => npy::write(path, frame, &v),
         Tokens::F64(v) => npy::write(path, frame, &v),
     }
 }
 
 /// The time the ensemble reached: its slowest system's.
-fn t_reached(stepper: &AdaptiveStepper) -> f64 {
+fn t_reached(stepper: &Engine) -> f64 {
     stepper
         .systems()
         .iter()
@@ -446,20 +506,49 @@ pub(super) fn execute(
         .map(|r| read_resume(r, &times, shape.len()))
         .transpose()?;
 
-    let chosen = crate::backend::build_dynamics(config.backend, model, shape, &x0)?;
-    drop(x0);
-    let crate::backend::Chosen {
-        mut backend,
-        kind,
-        note,
-    } = chosen;
+    let (mut engine, kind, note, device) = if config.integrator == Integrator::Ros23 {
+        // ros23 steps its own f64 state on the reference field (the configuration refused
+        // another backend).
+        let device = format!(
+            "reference (f64, {} threads; ros23, matrix-free GMRES)",
+            rayon::current_num_threads()
+        );
+        let stepper = Ros23Stepper::new(model, shape, x0, opts)?;
+        (
+            Engine::Ros23(stepper),
+            crate::backend::BackendChoice::Reference,
+            None,
+            device,
+        )
+    } else {
+        let chosen = crate::backend::build_dynamics(config.backend, model, shape, &x0)?;
+        drop(x0);
+        let crate::backend::Chosen {
+            mut backend,
+            kind,
+            note,
+        } = chosen;
+        let mut stepper = AdaptiveStepper::new(model, shape, config.integrator, opts)?;
+        stepper.prepare(backend.as_mut())?;
+        let device = backend.describe();
+        (
+            Engine::Pair {
+                backend,
+                stepper: Box::new(stepper),
+            },
+            kind,
+            note,
+            device,
+        )
+    };
     let resumed_from = resume.as_ref().map(|r| r.step);
-    let record = RunRecord::new(config, kind, command, resumed_from, backend.describe());
-    let mut stepper = AdaptiveStepper::new(model, shape, config.integrator, opts)?;
-    stepper.prepare(backend.as_mut())?;
+    let record = RunRecord::new(config, kind, command, resumed_from, device);
     let mut cursor = Cursor::default();
     if let Some((systems, c)) = saved {
-        stepper.restore(systems)?;
+        match &mut engine {
+            Engine::Pair { stepper, .. } => stepper.restore(systems)?,
+            Engine::Ros23(s) => s.restore(systems)?,
+        }
         cursor = c;
     }
     let first_attempt = cursor.attempts as usize;
@@ -476,12 +565,11 @@ pub(super) fn execute(
     )?;
     if resume.is_some() {
         // A resumed run's first row is that of its state.
-        files.initial = metrics_of(model, shape, &backend.pair_stats()?);
+        files.initial = metrics_of(model, shape, &engine.pair_stats(model, shape)?);
         files.last = files.initial.clone();
     }
     let mut run = Adaptive {
-        backend: backend.as_mut(),
-        stepper,
+        engine,
         cursor,
         files,
         times: &times,
@@ -531,8 +619,7 @@ struct Ended {
 /// An adaptive run in progress: the backend and its stepper, the outputs handed out
 /// ([`Cursor`]) and the files they go to.
 struct Adaptive<'a> {
-    backend: &'a mut dyn Backend,
-    stepper: AdaptiveStepper,
+    engine: Engine,
     cursor: Cursor,
     files: Files,
     times: &'a Times,
@@ -553,8 +640,7 @@ impl Adaptive<'_> {
         loop {
             let mut stop = None;
             let files = &mut self.files;
-            let finished = self.stepper.advance_until(
-                self.backend,
+            let finished = self.engine.advance_until(
                 self.record.config.t_end,
                 &times.all,
                 &mut self.cursor,
@@ -583,9 +669,9 @@ impl Adaptive<'_> {
         let step = self.cursor.attempts as usize;
         let state = format!(".checkpoint-{step}.npy");
         let state_path = self.out.path(&state);
-        write_state(&state_path, &self.frame, self.backend)?;
+        write_state(&state_path, &self.frame, &mut self.engine)?;
         let partial = format!(".checkpoint-{step}-partial.npy");
-        let resume_state = write_partial(self.out, &partial, &self.cursor, &self.stepper)?;
+        let resume_state = write_partial(self.out, &partial, &self.cursor, &self.engine)?;
         let checkpoint = Checkpoint {
             step,
             state,
@@ -600,7 +686,7 @@ impl Adaptive<'_> {
             traj_sha256,
             times: self.times.save[..frames].to_vec(),
         };
-        let t = t_reached(&self.stepper);
+        let t = t_reached(&self.engine);
         let mut text = self.record.text(
             format!("interrupted at t = {t} ({step} step attempts)"),
             step,
@@ -610,7 +696,7 @@ impl Adaptive<'_> {
         text.push('\n');
         text.push_str(&checkpoint_table(&checkpoint)?);
         text.push('\n');
-        text.push_str(&adaptive_table(&self.stepper, Some(&resume_state))?);
+        text.push_str(&adaptive_table(&self.engine, Some(&resume_state))?);
         let mut names = vec![checkpoint.state.as_str()];
         if resume_state.partial_file.is_some() {
             names.push(partial.as_str());
@@ -620,9 +706,9 @@ impl Adaptive<'_> {
 
     /// The output files of a run that ended (stopped, with `interrupted`): final.npy,
     /// traj.npy and traj_t.npy, metrics.csv, partial.npy of a stopped run, and run.toml.
-    fn finish(self, interrupted: Option<Interrupt>, elapsed_s: f64) -> Result<Ended> {
+    fn finish(mut self, interrupted: Option<Interrupt>, elapsed_s: f64) -> Result<Ended> {
         let out = self.out;
-        write_state(&out.path("final.npy"), &self.frame, self.backend)?;
+        write_state(&out.path("final.npy"), &self.frame, &mut self.engine)?;
         let Files {
             metrics,
             traj,
@@ -644,8 +730,8 @@ impl Adaptive<'_> {
         let attempts = self.cursor.attempts as usize;
         let (status, t_done, state) = match interrupted {
             Some(_) => {
-                let t = t_reached(&self.stepper);
-                let state = write_partial(out, "partial.npy", &self.cursor, &self.stepper)?;
+                let t = t_reached(&self.engine);
+                let state = write_partial(out, "partial.npy", &self.cursor, &self.engine)?;
                 (
                     format!("interrupted at t = {t} ({attempts} step attempts)"),
                     t,
@@ -668,11 +754,11 @@ impl Adaptive<'_> {
             ],
         )?);
         text.push('\n');
-        text.push_str(&adaptive_table(&self.stepper, state.as_ref())?);
+        text.push_str(&adaptive_table(&self.engine, state.as_ref())?);
         let path = out.path("run.toml");
         std::fs::write(&path, text).map_err(|e| file_error(&path, format!("cannot write: {e}")))?;
         let evaluations: u64 = self
-            .stepper
+            .engine
             .systems()
             .iter()
             .map(|s| s.stats.evaluations)

@@ -57,7 +57,7 @@ pub struct CfmOptions {
     #[arg(long, default_value = "identity")]
     pub qkv: String,
     /// Integrator: euler, heun, rk4, or adaptive bosh3, dopri5, tsit5 (with --rtol, --atol;
-    /// the queries are saved at the same times, by the pair's dense output).
+    /// the queries are saved at the same times, by the pair's dense output); not ros23.
     #[arg(long, default_value = "rk4")]
     pub integrator: Integrator,
     /// Relative tolerance of an adaptive --integrator (RMS over each draw's queries, and its
@@ -834,6 +834,12 @@ fn write_record(
 
 /// The tolerances of an adaptive --integrator; refuses them with a fixed-step one.
 fn adaptive_options(opts: &CfmOptions) -> Result<Option<AdaptiveOptions>> {
+    if opts.integrator == Integrator::Ros23 {
+        return Err(input(
+            "--integrator ros23 is on `attnflow run` only (a particle system on the f64 \
+             reference field); cfm's flow takes bosh3, dopri5 or tsit5 (or euler, heun, rk4)",
+        ));
+    }
     if !opts.integrator.is_adaptive() {
         if opts.rtol.is_some() || opts.atol.is_some() || opts.h_max.is_some() {
             return Err(input(format!(
