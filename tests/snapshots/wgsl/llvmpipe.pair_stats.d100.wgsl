@@ -2,8 +2,8 @@
 const D: u32 = 100u;
 const DV: u32 = 25u;
 const WG: u32 = 64u;
-const TK: u32 = 64u;
-const TILE_VECS: u32 = 1600u;
+const TK: u32 = 32u;
+const TILE_VECS: u32 = 800u;
 const QB: u32 = 128u;
 const G: u32 = 1u;
 const FLAG_USA: u32 = 1u;

@@ -2,8 +2,8 @@
 const D: u32 = 17u;
 const DV: u32 = 5u;
 const WG: u32 = 64u;
-const TK: u32 = 256u;
-const TILE_VECS: u32 = 1280u;
+const TK: u32 = 128u;
+const TILE_VECS: u32 = 640u;
 const QB: u32 = 512u;
 const G: u32 = 1u;
 const FLAG_USA: u32 = 1u;

@@ -2,8 +2,8 @@
 const D: u32 = 128u;
 const DV: u32 = 32u;
 const WG: u32 = 64u;
-const TK: u32 = 32u;
-const TILE_VECS: u32 = 1024u;
+const TK: u32 = 16u;
+const TILE_VECS: u32 = 512u;
 const QB: u32 = 64u;
 const G: u32 = 2u;
 const FLAG_USA: u32 = 1u;

@@ -5,6 +5,10 @@
 use super::emit::{Code, OVERFLOW, load_vec4, main_signature, offset, tiled_prelude};
 use super::{Profile, Target, WORKGROUP};
 
+/// The largest key tile of the pair kernel on every profile: WebGPU's default
+/// `maxComputeWorkgroupStorageSize`.
+pub const PAIR_TILE_BYTES: u32 = 16384;
+
 /// The pair-statistics kernel: N-body shaped for every d (R tokens per invocation as the
 /// attention's N-body kernel, one above its range), straight-line over coordinates up to
 /// d = 128 and a loop over them beyond.
@@ -33,7 +37,13 @@ impl PairKernel {
             (Profile::Software, 17..=32) => 2,
             (Profile::Software, _) => 1,
         };
-        let fit = (target.workgroup_bytes / (16 * dv + 4)).clamp(1, 256);
+        // The key tile fits WebGPU's default 16 KiB whatever the adapter offers: one kernel
+        // text per d for every hardware profile instead of two, and llvmpipe's the same as
+        // theirs where it takes one token per invocation (d > 128), so a GPU and the catalogue
+        // test compile fewer; for at most twice the tiles (a barrier each) in an observable
+        // that runs at metrics times only, not every step.
+        let bytes = target.workgroup_bytes.min(PAIR_TILE_BYTES);
+        let fit = (bytes / (16 * dv + 4)).clamp(1, 256);
         let tk = 1u32 << (31 - fit.leading_zeros());
         PairKernel {
             d: d as u32,
