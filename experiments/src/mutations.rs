@@ -244,3 +244,47 @@ fn an_unknown_mutation_is_refused_naming_the_known_ones() {
     assert!(e.contains("--mutate no-such-thing"), "{e}");
     assert!(!dir.path().join("out").exists());
 }
+
+/// A mutated run served from the memo gives the summary of the same run computed without it
+/// (measured values, predictions, checks), and a mutation that reaches the simulation is
+/// never served: clustering's `usa-rate-like-sa` (a wrong theory) and `repel` (a wrong sign
+/// in the simulation), at the quick seed.
+#[test]
+fn a_run_served_from_the_memo_equals_the_run_computed_without_it() {
+    let run = |mutation: &str, share: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = Setup {
+            quick: true,
+            seed: mutation_seed("clustering"),
+            backend: BackendChoice::Cpu,
+            mutate: Some(mutation.into()),
+            ..Setup::new(dir.path().join("out"))
+        };
+        let setup = if share { setup.shared() } else { setup };
+        let s = experiments::run("clustering", &setup).unwrap();
+        (s, setup.applied.memo_counts())
+    };
+    let same = |a: &Value, b: &Value, what: &str| {
+        for key in [
+            "measured",
+            "prediction",
+            "checks",
+            "check_details",
+            "backend",
+        ] {
+            assert_eq!(a[key], b[key], "{what}: {key} differs");
+        }
+    };
+    // The first shared run fills the memo if no other test has; the second is served.
+    run("usa-rate-like-sa", true);
+    let (served, counts) = run("usa-rate-like-sa", true);
+    assert!(counts.1 > 0 && counts.0 == counts.1, "served {counts:?}");
+    let (computed, none) = run("usa-rate-like-sa", false);
+    assert_eq!(none, (0, 0));
+    same(&served, &computed, "usa-rate-like-sa");
+    let (shared, counts) = run("repel", true);
+    assert_eq!(counts.0, 0, "repel was served from the memo: {counts:?}");
+    let (alone, _) = run("repel", false);
+    same(&shared, &alone, "repel");
+    assert_ne!(served["measured"], shared["measured"]);
+}
