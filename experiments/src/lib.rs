@@ -20,6 +20,7 @@ pub mod homogenisation;
 pub mod integrator_order;
 pub mod kde_modes;
 pub mod lost_in_the_middle;
+pub mod memo;
 pub mod metastability;
 pub mod params;
 pub mod perceptron_equilibria;
@@ -28,6 +29,9 @@ pub mod selectivity;
 pub mod synchronisation;
 pub mod transport;
 pub mod value_spectrum;
+
+#[cfg(test)]
+mod mutations;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +46,7 @@ use attnflow::jobs::driver::{self, StepLoop as _};
 use attnflow::model::{Model, Shape};
 use attnflow::output::{Kind, Output};
 use attnflow::run::Progress;
+pub use memo::Tracking;
 
 /// One study: its name on the command line, its parameters (the quick or default size, each
 /// settable with `--set KEY=VALUE`), its deliberate errors (`--mutate`) and its `run`.
@@ -144,9 +149,13 @@ pub struct Setup {
     /// A deliberate error in the physics (`--mutate NAME`, one of the experiment's
     /// [`mutations`]): a test that at least one check of the experiment then fails.
     pub mutate: Option<String>,
-    /// Set once the experiment has applied `params` (see [`Setup::sizes`]): parameters that
-    /// no sizes took are an error, never silently ignored.
-    pub applied: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// What the run records about itself, shared by the clones of this setup ([`Tracking`]):
+    /// whether it applied `params` (see [`Setup::sizes`]: parameters that no sizes took are
+    /// an error, never silently ignored), which mutations it asked about, and whether its
+    /// simulations may be shared through the memo ([`Setup::memo`], tests only; off by
+    /// default). The field keeps its name so that the struct literals of the CLI and Python
+    /// (`applied: Default::default()`) stand.
+    pub applied: std::sync::Arc<Tracking>,
 }
 
 /// What an experiment reports: it fills these maps and names the files it wrote.
@@ -610,9 +619,18 @@ impl Setup {
         }
     }
 
-    /// Whether the deliberate error `name` is asked for.
+    /// Whether the deliberate error `name` is asked for. Every study reads its mutation through
+    /// this (never `mutate` directly): the query is recorded, which tells the memo
+    /// ([`Setup::memo`]) which simulations a mutation can reach.
     pub fn mutated(&self, name: &str) -> bool {
+        self.applied.record(name);
         self.mutate.as_deref() == Some(name)
+    }
+
+    /// The same setup, sharing its simulations through the memo ([`Setup::memo`]).
+    pub fn shared(self) -> Self {
+        self.applied.set_share(true);
+        self
     }
 
     /// The experiment's sizes and physical parameters: `base` (its quick or default size) with
@@ -622,6 +640,7 @@ impl Setup {
     /// wrong type is an error that names the parameters.
     pub fn sizes<T: serde::Serialize + serde::de::DeserializeOwned>(&self, base: T) -> Result<T> {
         self.applied
+            .applied
             .store(true, std::sync::atomic::Ordering::Relaxed);
         if self.params.is_empty() {
             return Ok(base);
@@ -701,7 +720,12 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
     let setup = &staged;
     let mut report = Report::default();
     (experiment.run)(setup, &mut report)?;
-    if !setup.params.is_empty() && !setup.applied.load(std::sync::atomic::Ordering::Relaxed) {
+    if !setup.params.is_empty()
+        && !setup
+            .applied
+            .applied
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
         return Err(input(format!(
             "--set: {name} takes no parameters (it ignored {})",
             setup.params.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -897,11 +921,45 @@ pub fn ensure_dir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| file_error(path, e))
 }
 
-/// Runs experiment `name` at its quick size on the CPU from `seed` into a temporary folder and
-/// asserts that every check in its summary holds; returns the folder (keep it alive), the
-/// output path inside it and the summary.
+/// The seed of each experiment's quick unit test ([`quick_run_checked`]), which its mutation
+/// tests (`mutations.rs`) run at too: the mutated runs then reuse the unmutated run's
+/// simulations that their mutation does not reach ([`Setup::memo`]).
 #[cfg(test)]
-pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, PathBuf, Value) {
+pub(crate) const QUICK_SEEDS: &[(&str, u64)] = &[
+    ("clustering", 1),
+    ("metastability", 1),
+    ("phase-diagram", 1),
+    ("critical-scaling", 3),
+    ("selectivity", 2),
+    ("chaos", 1),
+    ("lost-in-the-middle", 1),
+    ("integrator-order", 3),
+    ("kde-modes", 0),
+    ("homogenisation", 0),
+    ("empirical-bayes", 0),
+    ("synchronisation", 0),
+    ("value-spectrum", 0),
+    ("transport", 0),
+    ("perceptron-equilibria", 0),
+];
+
+/// The seed of experiment `name`'s quick unit test (see [`QUICK_SEEDS`]).
+#[cfg(test)]
+pub(crate) fn quick_seed(name: &str) -> u64 {
+    QUICK_SEEDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("{name} has no quick seed in QUICK_SEEDS"))
+        .1
+}
+
+/// Runs experiment `name` at its quick size on the CPU from its seed ([`quick_seed`]) into a
+/// temporary folder, sharing simulations through the memo, and asserts that every check in
+/// its summary holds; returns the folder (keep it alive), the output path inside it and the
+/// summary.
+#[cfg(test)]
+pub(crate) fn quick_run_checked(name: &str) -> (tempfile::TempDir, PathBuf, Value) {
+    let seed = quick_seed(name);
     let dir = tempfile::tempdir().unwrap();
     let setup = Setup {
         out: dir.path().join("out"),
@@ -914,8 +972,13 @@ pub(crate) fn quick_run_checked(name: &str, seed: u64) -> (tempfile::TempDir, Pa
         mutate: None,
         applied: Default::default(),
         command: "cargo test".into(),
-    };
+    }
+    .shared();
     let s = run(name, &setup).unwrap();
+    let (hits, asked) = setup.applied.memo_counts();
+    eprintln!(
+        "{name} (unmutated, seed {seed}): {hits} of {asked} simulations served from the memo"
+    );
     for (k, v) in s["checks"].as_object().unwrap() {
         assert_eq!(v.as_bool(), Some(true), "{name}: check {k} failed: {s:#}");
     }
@@ -938,7 +1001,7 @@ fn check_page(name: &str, seed: u64, summary: &Value) -> String {
          --seed {seed} --backend cpu`: per check, its band (k standard errors \
          resampled over what, plus a systematic part and where it comes from), whether it is \
          evidence or smoke at this size, and the wrong model it rejects with the `--mutate` \
-         names that experiments/tests/mutations.rs runs against it. The experiment's unit test \
+         names that experiments/src/mutations.rs runs against it. The experiment's unit test \
          fails when this page and the code disagree; \
          `ATTNFLOW_BLESS=1 cargo test --release -p attnflow-experiments --lib` rewrites it. \
          The measured values are in summary.json and printed by `attnflow experiment`{}.\n\n\

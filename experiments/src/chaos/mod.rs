@@ -34,7 +34,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     frozen(setup, report, &sizes)?;
     evolving(setup, report, &sizes)?;
     // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/tests/mutations.rs).
+    // experiments/src/mutations.rs).
     report.smoke_at_quick(
         setup,
         "evolving_slope_vs_largest_n_within_3se_of_parametric_not_of_one_over_d",
@@ -91,7 +91,8 @@ fn frozen(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
         integrator: "rk4 (finite context), DOP853 tol 1e-12 (infinite twin)",
         attention: "sa, Q = K = V = I, sphere",
     });
-    let (twin_at, trajs) = simulate::frozen(setup, report, &sz)?;
+    // Through the memo (see [`Setup::memo_with`]), like the evolving runs.
+    let (twin_at, trajs) = setup.memo_with(report, "chaos/frozen", &sz, simulate::frozen)?;
     let mut curves: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut rows = Vec::new();
     for (&n, traj) in sz.ns.iter().zip(&trajs) {
@@ -316,7 +317,7 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
         evolving_context: "uniform on S^2, evolves by SA (full mask)",
         evolving_fit_n_max: fit_max,
     });
-    let (z0, trajs) = simulate::evolving(setup, report, &sz)?;
+    let (z0, trajs) = setup.memo_with(report, "chaos/evolving", &sz, simulate::evolving)?;
     let reference = trajs.last().expect("sizes");
     let mut rows = Vec::new();
     let mut to_ref: Vec<Vec<(f64, f64)>> = Vec::new();
@@ -430,7 +431,7 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
 mod tests {
     #[test]
     fn quick_chaos_shows_the_parametric_rate() {
-        let (_dir, out, s) = super::super::quick_run_checked("chaos", 1);
+        let (_dir, out, s) = super::super::quick_run_checked("chaos");
         let slope = s["measured"]["frozen_slope_at_t_end"].as_f64().unwrap();
         assert!((slope + 0.5).abs() < 0.15, "frozen slope {slope}");
         let ev = s["measured"]["evolving_slope_vs_largest_n"]

@@ -31,7 +31,7 @@ pub struct Sizes {
 }
 
 /// The frozen vMF context.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Frozen {
     pub kappa: f64,
     pub beta: f64,
@@ -43,7 +43,7 @@ pub struct Frozen {
 }
 
 /// The evolving uniform context.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Evolving {
     pub beta: f64,
     pub t_end: f64,

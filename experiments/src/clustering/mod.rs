@@ -74,7 +74,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         integrator: "rk4",
         init: "uniform",
     });
-    let curves = simulate::gap_curves(setup, report, &sz)?;
+    // Through the memo (tests share it with the mutations it does not reach: see
+    // [`Setup::memo_with`]).
+    let curves = setup.memo_with(report, "clustering/gap_curves", &sz, simulate::gap_curves)?;
     let mut rows = Vec::new();
     let mut series = Vec::new();
     let mut rates = BTreeMap::new();
@@ -240,7 +242,7 @@ fn rate_check(key: &str, rate: f64, se: f64, drift: f64, predicted: f64) -> Chec
 mod tests {
     #[test]
     fn quick_clustering_collapses_at_the_predicted_rate() {
-        let (_dir, out, _) = super::super::quick_run_checked("clustering", 1);
+        let (_dir, out, _) = super::super::quick_run_checked("clustering");
         assert!(out.join("clustering.png").exists());
     }
 }

@@ -22,6 +22,7 @@ pub fn min_cos(x: &[f64], d: usize) -> f64 {
 }
 
 /// The gap curve (t, 1 - min cos) of one system.
+#[derive(Clone)]
 pub struct Curve {
     pub attention: Attention,
     pub beta: f64,

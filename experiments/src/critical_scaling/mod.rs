@@ -218,7 +218,12 @@ fn run_simplex(
                 .iter()
                 .map(|&g| simulate::beta(setup, g, n))
                 .collect();
-            let c_out = simulate::simplex_layer(setup, report, &x, (n, d), &betas)?;
+            let c_out = setup.memo(
+                report,
+                "critical-scaling/simplex",
+                &(c0, n, &betas),
+                |report| simulate::simplex_layer(setup, report, &x, (n, d), &betas),
+            )?;
             let ln_n = (n as f64).ln();
             let pred: Vec<f64> = gammas
                 .iter()
@@ -257,7 +262,12 @@ fn run_simplex(
                         .collect();
                     let betas: Vec<f64> =
                         fine.iter().map(|&g| simulate::beta(setup, g, n)).collect();
-                    let c_fine = simulate::simplex_layer(setup, report, &x, (n, d), &betas)?;
+                    let c_fine = setup.memo(
+                        report,
+                        "critical-scaling/simplex",
+                        &(c0, n, &betas),
+                        |report| simulate::simplex_layer(setup, report, &x, (n, d), &betas),
+                    )?;
                     crossing(&fine, &c_fine, half).or(Some(g0))
                 }
                 None => None,
@@ -625,7 +635,12 @@ fn run_random(
             let x = tokens(n, d, c0, derived_seed(setup.seed, 1 + ni as u64))?;
             let m = sz.random_queries.clamp(2, n);
             let c_in = mean_pair_cos(&x[..m * d], d);
-            let c_out = simulate::layer(setup, report, &x, (m, n, d), &gammas)?;
+            let c_out = setup.memo(
+                report,
+                "critical-scaling/layer",
+                &(c0, ni, n, m, d, &gammas),
+                |report| simulate::layer(setup, report, &x, (m, n, d), &gammas),
+            )?;
             let half = 0.5 * (c_in + c_out[0]);
             let gc = crossing(&gammas, &c_out, half).unwrap_or(f64::NAN);
             all_found &= gc.is_finite();
@@ -946,7 +961,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_critical_scaling_converges_to_the_limit_on_the_simplex() {
-        let (_dir, out, s) = super::super::quick_run_checked("critical-scaling", 3);
+        let (_dir, out, s) = super::super::quick_run_checked("critical-scaling");
         // The simplex is deterministic: the measured gamma_c is the exact finite-n one to
         // within its round-off and grid band (well under 1e-4 relative), and the extrapolated
         // gamma_c (1 - c0) is 1 to the exact formula's own O(1/n) miss (under 1.5%).

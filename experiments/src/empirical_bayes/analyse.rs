@@ -3,7 +3,7 @@
 
 /// The prior of the clean tokens in R^d: (1/2) N(mu e_1, s^2 I) + (1/2) N(-mu e_1, s^2 I).
 /// mu = 0 is the Gaussian prior N(0, s^2 I).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Prior {
     pub mu: f64,
     pub s: f64,

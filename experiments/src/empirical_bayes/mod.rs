@@ -956,7 +956,7 @@ fn propagated_slope_se(x: &[f64], ses: &[f64]) -> f64 {
 mod tests {
     #[test]
     fn quick_empirical_bayes_denoises_like_bayes() {
-        let (_dir, out, _) = super::super::quick_run_checked("empirical-bayes", 0);
+        let (_dir, out, _) = super::super::quick_run_checked("empirical-bayes");
         assert!(out.join("risk_gaussian.png").exists());
     }
 }

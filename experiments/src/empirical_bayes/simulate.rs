@@ -19,6 +19,7 @@ use attnflow::model::{Attention, Geometry, Mask, Model};
 
 /// One ensemble: `bandwidths.len()` independent systems (one stage-1 bandwidth each), each a
 /// context of n noisy tokens and q held-out query pairs (clean x*, noisy y* = x* + sigma eps).
+#[derive(serde::Serialize)]
 pub struct Ensemble<'a> {
     pub prior: Prior,
     pub sigma: f64,
@@ -114,6 +115,12 @@ fn kernel_layer(
     Ok(layer)
 }
 
+/// [`compute`] through the memo, the ensemble its key (tests share it between the quick run and
+/// the mutations it does not reach: see [`Setup::memo_with`]).
+pub fn run(setup: &Setup, report: &mut Report, e: &Ensemble) -> Result<Vec<Vec<Measure>>> {
+    setup.memo_with(report, "empirical-bayes/run", e, compute)
+}
+
 /// Runs the two stages on every system: measures[system][depth] (depth 0..=layers when
 /// `every_layer`, else one entry, after the last layer).
 ///
@@ -121,7 +128,7 @@ fn kernel_layer(
 /// level sigma (one fixed kernel throughout); `query-refined` lets the query tokens flow with
 /// the context through stage 1 (dz/dt = m_h(z) - z against the context) and uses the refined
 /// z in stage 2 instead of the noisy input the long skip connection carries.
-pub fn run(setup: &Setup, report: &mut Report, e: &Ensemble) -> Result<Vec<Vec<Measure>>> {
+fn compute(setup: &Setup, report: &mut Report, e: &Ensemble) -> Result<Vec<Vec<Measure>>> {
     let (d, n, q) = (e.d, e.n, e.q);
     let systems = e.bandwidths.len();
     let wrong_bandwidth = setup.mutated("wrong-bandwidth");

@@ -990,7 +990,7 @@ fn summary(
 mod tests {
     #[test]
     fn quick_homogenisation_follows_the_derived_limits() {
-        let (_dir, out, _) = super::super::quick_run_checked("homogenisation", 0);
+        let (_dir, out, _) = super::super::quick_run_checked("homogenisation");
         assert!(out.join("common_noise.png").exists());
     }
 }

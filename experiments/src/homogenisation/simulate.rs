@@ -10,12 +10,14 @@ use attnflow::model::weights::Weights;
 use attnflow::model::{Attention, Geometry, HeadCombine, Mask, Model, RandomHeads, Shape};
 
 /// One run's observed states: times t_k (t_0 = 0) and the states [batch, n, d] at them.
+#[derive(Clone)]
 pub struct Run {
     pub times: Vec<f64>,
     pub states: Vec<Vec<f64>>,
 }
 
 /// What one run simulates.
+#[derive(serde::Serialize)]
 pub struct Spec {
     pub batch: usize,
     pub n: usize,
@@ -71,8 +73,14 @@ fn model(setup: &Setup, s: &Spec) -> (Model, f64) {
     (m, h)
 }
 
-/// Runs a spec from iid uniform tokens (seed `s.seed`, one stream per system).
+/// Runs a spec from iid uniform tokens (seed `s.seed`, one stream per system), through the
+/// memo with the spec its key (tests share it between the quick run and the mutations it
+/// does not reach: see [`Setup::memo_with`]).
 pub fn run(setup: &Setup, report: &mut Report, s: &Spec) -> Result<Run> {
+    setup.memo_with(report, "homogenisation/run", s, compute)
+}
+
+fn compute(setup: &Setup, report: &mut Report, s: &Spec) -> Result<Run> {
     let shape = Shape::new(s.batch, s.n, s.d)?;
     let x0 = InitSpec::Uniform.generate(shape, Geometry::Sphere, s.seed)?;
     let (m, h_engine) = model(setup, s);

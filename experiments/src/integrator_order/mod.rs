@@ -77,7 +77,10 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         model: "SA, causal, random Q K V",
         truth: "DOP853 (adaptive, f64) at truth_tolerance",
     });
-    let (curves, chosen) = simulate::errors(setup, &sz)?;
+    let (curves, chosen) =
+        setup.memo_with(report, "integrator-order/errors", &sz, |setup, _, sz| {
+            simulate::errors(setup, sz)
+        })?;
     report.backend = Some(format!("reference (f64) and {}", chosen.name()));
     let mut rows = Vec::new();
     let mut series = Vec::new();
@@ -217,7 +220,7 @@ fn order_check(key: &str, order: f64, se: f64, points: &[(f64, f64)], expected: 
 mod tests {
     #[test]
     fn quick_integrator_orders_are_1_2_4() {
-        let (_dir, _, s) = super::super::quick_run_checked("integrator-order", 3);
+        let (_dir, _, s) = super::super::quick_run_checked("integrator-order");
         let rk4 = s["measured"]["fitted_orders"]["reference_rk4"]["order"]
             .as_f64()
             .unwrap();

@@ -20,6 +20,7 @@ pub const METHODS: [(Integrator, f64); 3] = [
 ];
 
 /// The error curve of one backend and integrator: (h, max_i |x_i(T) - x_i^ref(T)|).
+#[derive(Clone)]
 pub struct Errors {
     pub backend: BackendChoice,
     pub integrator: Integrator,

@@ -150,7 +150,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                the seed's sqrt(beta log beta)",
     });
     // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/tests/mutations.rs).
+    // experiments/src/mutations.rs).
     report.smoke_at_quick(
         setup,
         "count_grows_with_beta",
@@ -164,8 +164,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>> {
     let bandwidth_error = setup.mutated("bandwidth-inverse-beta");
     let minima_too = setup.mutated("count-minima-too");
-    // The kernel's concentration actually used for beta.
-    let kappa = |beta: f64| if bandwidth_error { beta * beta } else { beta };
     let draws = format!("{} draws (independent samples)", sz.draws);
     let mut per_n = BTreeMap::new();
     let (mut count_checks, mut exp_checks, mut small_max, mut grows) =
@@ -194,25 +192,38 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
         ));
         // counts[draw] = (count at beta_small, counts at each beta); the same draw serves every
         // beta (common samples make the curve in beta smoother).
-        let counts: Vec<(usize, Vec<usize>)> = (0..sz.draws)
-            .into_par_iter()
-            .map(|draw| {
-                let angles = simulate::angles(setup.seed, (ni * 1_000_000 + draw) as u64, n);
-                let count = |beta: f64| {
-                    let k = kappa(beta);
-                    let fp = simulate::derivative_on_grid(
-                        &angles,
-                        k,
-                        grid_points(k, sz.grid_per_bandwidth),
-                    );
-                    count_modes(&fp, minima_too)
-                };
-                (
-                    count(sz.beta_small),
-                    betas.iter().map(|&b| count(b)).collect(),
-                )
-            })
-            .collect();
+        // Through the memo with every input in its key (tests share it between the quick run
+        // and the mutations that leave these inputs alone).
+        let inputs = (sz, ni, n, &betas, bandwidth_error, minima_too);
+        let counts: Vec<(usize, Vec<usize>)> = setup.memo_with(
+            report,
+            "kde-modes/circle-counts",
+            &inputs,
+            |setup, _, &(sz, ni, n, betas, bandwidth_error, minima_too)| {
+                // The kernel's concentration actually used for beta.
+                let kappa = |beta: f64| if bandwidth_error { beta * beta } else { beta };
+                Ok((0..sz.draws)
+                    .into_par_iter()
+                    .map(|draw| {
+                        let angles =
+                            simulate::angles(setup.seed, (ni * 1_000_000 + draw) as u64, n);
+                        let count = |beta: f64| {
+                            let k = kappa(beta);
+                            let fp = simulate::derivative_on_grid(
+                                &angles,
+                                k,
+                                grid_points(k, sz.grid_per_bandwidth),
+                            );
+                            count_modes(&fp, minima_too)
+                        };
+                        (
+                            count(sz.beta_small),
+                            betas.iter().map(|&b| count(b)).collect(),
+                        )
+                    })
+                    .collect())
+            },
+        )?;
         let small: Vec<usize> = counts.iter().map(|c| c.0).collect();
         small_max = small_max.max(*small.iter().max().expect("draws"));
         let mut points = Vec::new();
@@ -399,19 +410,28 @@ fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
             "line, n = {n}: beta = {beta:.0}, dense |x| <= {a:.3}"
         ));
         let kappa = if bandwidth_error { beta * beta } else { beta };
-        let counts: Vec<(f64, f64)> = (0..sz.draws)
-            .into_par_iter()
-            .map(|draw| {
-                let x = simulate::gaussian_samples(
-                    setup.seed ^ 0x11E,
-                    (ni * 1_000_000 + draw) as u64,
-                    n,
-                );
-                let maxima = simulate::line_maxima(&x, kappa, sz.grid_per_bandwidth, minima_too);
-                let dense = maxima.iter().filter(|m| m.abs() <= a).count();
-                (dense as f64, maxima.len() as f64)
-            })
-            .collect();
+        let inputs = (sz, ni, n, kappa, a, minima_too);
+        let counts: Vec<(f64, f64)> = setup.memo_with(
+            report,
+            "kde-modes/line-counts",
+            &inputs,
+            |setup, _, &(sz, ni, n, kappa, a, minima_too)| {
+                Ok((0..sz.draws)
+                    .into_par_iter()
+                    .map(|draw| {
+                        let x = simulate::gaussian_samples(
+                            setup.seed ^ 0x11E,
+                            (ni * 1_000_000 + draw) as u64,
+                            n,
+                        );
+                        let maxima =
+                            simulate::line_maxima(&x, kappa, sz.grid_per_bandwidth, minima_too);
+                        let dense = maxima.iter().filter(|m| m.abs() <= a).count();
+                        (dense as f64, maxima.len() as f64)
+                    })
+                    .collect())
+            },
+        )?;
         for (d, c) in dense_by_draw.iter_mut().zip(&counts) {
             d.push(c.0);
         }
@@ -549,7 +569,7 @@ fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
 mod tests {
     #[test]
     fn quick_kde_modes_follow_kac_rice() {
-        let (_dir, out, _) = super::super::quick_run_checked("kde-modes", 0);
+        let (_dir, out, _) = super::super::quick_run_checked("kde-modes");
         assert!(out.join("kde_modes.png").exists());
     }
 }

@@ -173,7 +173,15 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         setup.say(&format!(
             "{name}: N = {n}, {prompts} prompts x {n} systems, lambda = {lambda}"
         ));
-        let samples = simulate::influence(setup, report, attention, &sz)?;
+        // Through the memo (see [`Setup::memo_with`]).
+        let samples = setup.memo_with(
+            report,
+            "lost-in-the-middle/influence",
+            &(crate::memo::Debugged(&attention), &sz),
+            |setup, report, &(crate::memo::Debugged(attention), sz)| {
+                simulate::influence(setup, report, *attention, sz)
+            },
+        )?;
         let mut series = Vec::new();
         let mut early = Vec::new();
         let mut per_t = BTreeMap::new();
@@ -604,7 +612,7 @@ fn predicted_excess(b: f64, t: f64, lambda: f64, n: usize, w: usize) -> (f64, f6
 mod tests {
     #[test]
     fn quick_lost_in_the_middle_is_u_shaped() {
-        let (_dir, out, s) = super::super::quick_run_checked("lost-in-the-middle", 1);
+        let (_dir, out, s) = super::super::quick_run_checked("lost-in-the-middle");
         // Where USA is U-shaped the minimum sits in the first half (linear response: ~0.25).
         for m in s["measured"]["usa_u_shaped_times_and_argmin"]
             .as_array()

@@ -15,6 +15,7 @@ pub const EPS: f64 = 1e-2;
 
 /// Per-prompt samples at one time: `jac[g][p]`, `naive[g][p]`, `sens[g][p]` for the source
 /// positions p = 0..N-2 (s = p + 1).
+#[derive(Clone)]
 pub struct Samples {
     pub jac: Vec<Vec<f64>>,
     pub naive: Vec<Vec<f64>>,

@@ -139,8 +139,15 @@ struct Checks {
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     let sz = setup.sizes(Sizes::new(setup.quick))?;
     let betas = &sz.betas;
-    let obs = simulate::observe(setup, report, &sz)?;
-    let merges = simulate::merge_times(setup, report, &sz)?;
+    // Through the memo (tests share them between the quick run and the mutations they do not
+    // reach: see [`Setup::memo_with`]).
+    let obs = setup.memo_with(report, "metastability/observe", &sz, simulate::observe)?;
+    let merges = setup.memo_with(
+        report,
+        "metastability/merge_times",
+        &sz,
+        simulate::merge_times,
+    )?;
     report.add_config(&sz);
     report.add_config(&Config {
         step_size: if simulate::adaptive(&sz) {
@@ -430,7 +437,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         clusters_merge_after_first_plateau: 2 * a.merged_systems >= batch,
     });
     // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/tests/mutations.rs).
+    // experiments/src/mutations.rs).
     report.smoke_at_quick(
         setup,
         "clusters_merge_after_first_plateau",
@@ -463,7 +470,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_metastability_shows_a_staircase_and_sqrt_beta_clusters() {
-        let (_dir, out, s) = super::super::quick_run_checked("metastability", 1);
+        let (_dir, out, s) = super::super::quick_run_checked("metastability");
         let m = &s["measured"];
         let slope = m["exponent_of_clusters_vs_beta"]["slope"].as_f64().unwrap();
         assert!((0.3..0.8).contains(&slope), "exponent {slope}");

@@ -15,6 +15,7 @@ use attnflow::model::{Attention, Geometry, Mask, Model, Shape};
 use attnflow::stats::mean;
 
 /// The observations of every system s = (beta index) * replicates + r at every time.
+#[derive(Clone)]
 pub struct Observations {
     pub times: Vec<f64>,
     /// The beta of each system.
@@ -175,6 +176,7 @@ pub fn observe(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Observa
 /// `times` (clusters of half-width merge_spread, the gap read at every output), `coarse` (the
 /// same systems, the gap read at every other output: the interpolation's error) and `narrow`
 /// (the same draws at half the width: the width's effect). None: not merged by merge_t_max.
+#[derive(Clone)]
 pub struct Merges {
     pub times: Vec<Vec<Option<f64>>>,
     pub coarse: Vec<Vec<Option<f64>>>,

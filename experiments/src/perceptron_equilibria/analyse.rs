@@ -6,7 +6,7 @@
 use std::f64::consts::{PI, TAU};
 
 /// The activations of the perceptron (the engine's `Activation`, evaluated here on its own).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub enum Act {
     Relu,
     Gelu,
@@ -52,7 +52,7 @@ impl Act {
 /// A perceptron with tied weights on the circle: hidden unit k has input row a_k in R^2, bias
 /// b_k and output column w_k = c_k a_k, so W sigma(A x + b) = grad_x sum_k c_k Phi(a_k.x + b_k)
 /// with Phi' = sigma: the perceptron is the gradient of a potential.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Perceptron {
     pub a: Vec<[f64; 2]>,
     pub b: Vec<f64>,

@@ -225,7 +225,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     report.add_checks(&tally.checks);
     kac_rice_checks(report, &sz, kr, approach);
     // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/tests/mutations.rs).
+    // experiments/src/mutations.rs).
     report.smoke_at_quick(
         setup,
         "atom_count_non_decreasing_in_beta",
@@ -361,6 +361,25 @@ fn width_scan(
     Ok(zero_counts)
 }
 
+/// [`simulate::run`] through the memo (tests share it between the unmutated quick run and
+/// the mutations it does not reach; see [`Setup::memo_with`]).
+fn memo_run(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    p: &analyse::Perceptron,
+    v: f64,
+    betas: &[f64],
+    x0: &[f64],
+) -> Result<Vec<Vec<f64>>> {
+    setup.memo_with(
+        report,
+        "perceptron-equilibria/run",
+        &(sz, p, v, betas, x0),
+        |setup, report, (sz, p, v, betas, x0)| simulate::run(setup, report, sz, p, *v, betas, x0),
+    )
+}
+
 /// One run of the width scan against its predicted atoms; the number of atoms, or None when
 /// the run has not settled (left out of checks (1) to (3)).
 fn width_run(
@@ -375,7 +394,7 @@ fn width_run(
     let p = simulate::draw_perceptron(sz, act, setup.seed, 0, m, draw);
     let zs = zeros(|t| p.field(t), sz.grid);
     let (angles0, x0) = simulate::starts(sz.n, start_seed(setup.seed, 0, m, draw))?;
-    let fin = simulate::run(setup, report, sz, &p, 0.0, &[0.0], &x0)?.remove(0);
+    let fin = memo_run(setup, report, sz, &p, 0.0, &[0.0], &x0)?.remove(0);
     let got = atoms(&fin, sz.atom_gap);
     // The predicted atoms: the stable zero each start flows to, with its mass.
     let mut mass = vec![0usize; zs.len()];
@@ -463,7 +482,7 @@ fn beta_scan(
     for draw in 0..sz.beta_draws {
         let p = simulate::draw_perceptron(sz, act, setup.seed, 1, sz.beta_width, draw);
         let (_, x0) = simulate::starts(sz.n, start_seed(setup.seed, 1, sz.beta_width, draw))?;
-        let fins = simulate::run(setup, report, sz, &p, sz.v, &sz.betas, &x0)?;
+        let fins = memo_run(setup, report, sz, &p, sz.v, &sz.betas, &x0)?;
         let mut pts = Vec::new();
         for (bi, fin) in fins.iter().enumerate() {
             let beta = sz.betas[bi];
@@ -638,7 +657,7 @@ fn start_seed(seed: u64, part: u64, m: usize, draw: usize) -> u64 {
 mod tests {
     #[test]
     fn quick_perceptron_equilibria_are_atomic() {
-        let (_dir, out, _) = super::super::quick_run_checked("perceptron-equilibria", 0);
+        let (_dir, out, _) = super::super::quick_run_checked("perceptron-equilibria");
         assert!(out.join("stable_zeros.png").exists());
     }
 }

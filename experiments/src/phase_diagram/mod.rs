@@ -119,7 +119,14 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         model: "SA, sphere, full mask, Q = K = V = I",
         init: "uniform on the sphere, the same starts for every beta",
     });
-    let diagrams = simulate::diagrams(setup, report, &sz, &betas)?;
+    // Through the memo (tests share it with the mutations it does not reach: see
+    // [`Setup::memo_with`]).
+    let diagrams = setup.memo_with(
+        report,
+        "phase-diagram/diagrams",
+        &(&sz, &betas),
+        |setup, report, (sz, betas)| simulate::diagrams(setup, report, sz, betas),
+    )?;
     let mut rows = Vec::new();
     for g in &diagrams {
         for (bi, &beta) in betas.iter().enumerate() {
@@ -195,7 +202,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         finite_d_scan,
     });
     // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/tests/mutations.rs).
+    // experiments/src/mutations.rs).
     report.smoke_at_quick(
         setup,
         "collapse_time_grows_with_beta",
@@ -249,7 +256,14 @@ fn finite_d(
         starts_by_d: vec![starts],
         ..sz.clone()
     };
-    let scan = simulate::diagrams(setup, report, &scan_sizes, &sb)?.remove(0);
+    let scan = setup
+        .memo_with(
+            report,
+            "phase-diagram/diagrams",
+            &(&scan_sizes, &sb),
+            |setup, report, (sz, betas)| simulate::diagrams(setup, report, sz, betas),
+        )?
+        .remove(0);
     let sjk = jackknife(&scan.per_start, &times, &sb);
     let st: Vec<Option<f64>> = scan
         .fraction
@@ -411,7 +425,7 @@ fn finite_d(
 mod tests {
     #[test]
     fn quick_phase_diagram_collapses_at_small_beta_only() {
-        let (_dir, out, s) = super::super::quick_run_checked("phase-diagram", 1);
+        let (_dir, out, s) = super::super::quick_run_checked("phase-diagram");
         let d128 = &s["measured"]["per_d"]["d_128"];
         let boundary = d128["smallest_beta_not_collapsed_by_T"].as_f64().unwrap();
         assert!((6.0..=8.5).contains(&boundary), "boundary {boundary}");

@@ -12,6 +12,7 @@ use attnflow::model::{Attention, Geometry, Mask, Model, Shape};
 
 /// The close-pair fraction of one d: the mean over starts, [beta][time], and each start's,
 /// [beta][start][time] (the starts are the independent units of the standard errors).
+#[derive(Clone)]
 pub struct Diagram {
     pub d: usize,
     pub fraction: Vec<Vec<f64>>,

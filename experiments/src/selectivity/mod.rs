@@ -136,8 +136,15 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             let seeds = sz.seeds[di][ni];
             setup.say(&format!("d = {d}, n = {n}: {seeds} key sets"));
             let base = derived_seed(setup.seed, (1000 * d + ni) as u64);
-            let scale = sizes::scale(n, d, setup.mutate.as_deref());
-            let per = simulate::key_sets(d, n, seeds, &lambdas, scale, base)?;
+            // The mutation asked through `mutated` (recorded for the memo).
+            let mutation = MUTATIONS.iter().copied().find(|m| setup.mutated(m));
+            let scale = sizes::scale(n, d, mutation);
+            let per = setup.memo(
+                report,
+                "selectivity/key_sets",
+                &(d, n, seeds, &lambdas, scale, base),
+                |_| simulate::key_sets(d, n, seeds, &lambdas, scale, base),
+            )?;
             let row_stats = analyse::summarise(&per, nl);
             for (&l, &[a, b, c, e]) in lambdas.iter().zip(&row_stats) {
                 rows.push(vec![
@@ -263,7 +270,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                         e^{-lambda xi^2 / 2} (Monte Carlo)",
     });
     // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/tests/mutations.rs).
+    // experiments/src/mutations.rs).
     report.smoke_at_quick(
         setup,
         "d3_effective_keys_above_30_at_smallest_lambda",
@@ -473,7 +480,7 @@ fn typed_checks(
 mod tests {
     #[test]
     fn quick_selectivity_curves_collapse_across_n() {
-        let (_dir, out, s) = super::super::quick_run_checked("selectivity", 2);
+        let (_dir, out, s) = super::super::quick_run_checked("selectivity");
         // E[max weight] agrees across n at every lambda: within 4 combined standard errors
         // (200 key sets: about 0.025) and 0.08 in absolute terms.
         let m = &s["measured"];

@@ -698,7 +698,7 @@ impl Collected {
 mod tests {
     #[test]
     fn quick_synchronisation_follows_ito() {
-        let (_dir, out, _) = super::super::quick_run_checked("synchronisation", 0);
+        let (_dir, out, _) = super::super::quick_run_checked("synchronisation");
         assert!(out.join("synchronisation.png").exists());
     }
 }

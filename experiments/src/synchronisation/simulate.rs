@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use super::analyse::{mlp_field, stretching};
 use super::sizes::Sizes;
+use crate::memo::Debugged;
 use crate::{Report, Setup, simulate};
 use attnflow::error::Result;
 use attnflow::integrate::Integrator;
@@ -13,6 +14,7 @@ use attnflow::model::weights::Weights;
 use attnflow::model::{Attention, Geometry, Mask, Mlp, Model, Noise, Shape};
 
 /// The pair averages of every system at every observation time.
+#[derive(Clone)]
 pub struct Arm {
     pub times: Vec<f64>,
     /// log_u[s][k]: the mean over pairs i < j of system s of log u_ij, u = |x_i - x_j|^2 / 2
@@ -54,6 +56,30 @@ pub fn model(sz: &Sizes, d: usize, mlp: &Mlp, sigma: f64, common: bool, noise_se
 /// Runs one arm from x0 (systems x n x d on the sphere; d = mlp's dimension).
 #[allow(clippy::too_many_arguments)]
 pub fn run_arm(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    d: usize,
+    mlp: &Mlp,
+    x0: &[f64],
+    sigma: f64,
+    common: bool,
+    noise_seed: u64,
+) -> Result<Arm> {
+    // Through the memo with every input in its key (tests share it between the quick run and
+    // the mutations it does not reach: see [`Setup::memo_with`]).
+    setup.memo_with(
+        report,
+        "synchronisation/arm",
+        &(sz, d, Debugged(mlp), x0, sigma, common, noise_seed),
+        |setup, report, &(sz, d, Debugged(mlp), x0, sigma, common, noise_seed)| {
+            compute_arm(setup, report, sz, d, mlp, x0, sigma, common, noise_seed)
+        },
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compute_arm(
     setup: &Setup,
     report: &mut Report,
     sz: &Sizes,

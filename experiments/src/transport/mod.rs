@@ -457,7 +457,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
 mod tests {
     #[test]
     fn quick_transport_reaches_the_target() {
-        let (_dir, out, _) = super::super::quick_run_checked("transport", 0);
+        let (_dir, out, _) = super::super::quick_run_checked("transport");
         assert!(out.join("transport_w2.png").exists());
     }
 }

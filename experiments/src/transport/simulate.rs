@@ -111,6 +111,33 @@ pub fn engine_push(
     steps_per_piece: usize,
     linear: bool,
 ) -> Result<Vec<[f64; 2]>> {
+    // Through the memo with every input in its key (tests share it between the quick run and
+    // the mutations it does not reach: see [`Setup::memo_with`]).
+    setup.memo_with(
+        report,
+        "transport/engine_push",
+        &(
+            crate::memo::Debugged(&backend),
+            neurons,
+            points,
+            steps_per_piece,
+            linear,
+        ),
+        |setup, report, &(crate::memo::Debugged(backend), neurons, points, steps, linear)| {
+            compute_push(setup, report, *backend, neurons, points, steps, linear)
+        },
+    )
+}
+
+fn compute_push(
+    setup: &Setup,
+    report: &mut Report,
+    backend: BackendChoice,
+    neurons: &[Neuron],
+    points: &[[f64; 2]],
+    steps_per_piece: usize,
+    linear: bool,
+) -> Result<Vec<[f64; 2]>> {
     let layers = neurons.len();
     let steps = layers * steps_per_piece;
     let shape = Shape::new(points.len(), 1, 2)?;

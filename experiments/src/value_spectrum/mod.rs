@@ -86,7 +86,7 @@ struct Prediction {
 }
 
 /// The checks: name, the per-system condition in words, and the wrong models (`--mutate`)
-/// that make systems miss it at the quick size (measured: experiments/tests/mutations.rs).
+/// that make systems miss it at the quick size (measured: experiments/src/mutations.rs).
 const CHECKS: &[(&str, &str, &[&str])] = &[
     (
         "polytope_z_converged",
@@ -673,7 +673,7 @@ fn value_checks(setup: &Setup, report: &mut Report, sz: &Sizes, acc: Acc) {
         );
     }
     // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/tests/mutations.rs).
+    // experiments/src/mutations.rs).
     report.smoke_at_quick(
         setup,
         "hyperplane_not_points",
@@ -787,7 +787,7 @@ fn leaders_figure(setup: &Setup, report: &mut Report, p: &[Vec<f64>], init: &[f6
 mod tests {
     #[test]
     fn quick_value_spectrum_shows_polytopes_hyperplanes_and_leaders() {
-        let (_dir, out, _) = super::super::quick_run_checked("value-spectrum", 0);
+        let (_dir, out, _) = super::super::quick_run_checked("value-spectrum");
         assert!(out.join("polytope.png").exists());
         assert!(out.join("leaders.png").exists());
     }

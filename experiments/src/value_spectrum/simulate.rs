@@ -38,6 +38,27 @@ pub fn run(
     q_sign: f64,
     x0: &[f64],
 ) -> Result<(Vec<f64>, Vec<f64>)> {
+    // Through the memo with every input in its key (tests share it between the quick run and
+    // the mutations it does not reach: see [`Setup::memo_with`]).
+    setup.memo_with(
+        report,
+        "value-spectrum/run",
+        &(sz, d, v, q_sign, x0),
+        |setup, report, (sz, d, v, q_sign, x0)| {
+            compute(setup, report, sz, *d, v.clone(), *q_sign, x0)
+        },
+    )
+}
+
+fn compute(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    d: usize,
+    v: Vec<f64>,
+    q_sign: f64,
+    x0: &[f64],
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let shape = Shape::new(sz.systems, sz.n, d)?;
     let weights = Weights {
         d,
