@@ -75,6 +75,27 @@ pub fn fit_semilog(x: &[f64], y: &[f64]) -> Fit {
     fit_line(x, &ly)
 }
 
+/// Worst-case change of the least-squares slope and intercept of y on x when each y_i moves by
+/// at most delta_i (errors of any correlation): both are linear in y, slope = sum (x_i - mean
+/// x) y_i / Sxx and intercept = sum (1 / k - mean x (x_i - mean x) / Sxx) y_i, so each
+/// changes by at most the sum of |its coefficient| delta_i.
+pub fn fit_line_worst_change(x: &[f64], delta: &[f64]) -> (f64, f64) {
+    let k = x.len() as f64;
+    let mx = mean(x);
+    let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
+    let slope = x
+        .iter()
+        .zip(delta)
+        .map(|(v, d)| ((v - mx) / sxx).abs() * d)
+        .sum();
+    let intercept = x
+        .iter()
+        .zip(delta)
+        .map(|(v, d)| (1.0 / k - mx * (v - mx) / sxx).abs() * d)
+        .sum();
+    (slope, intercept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +131,15 @@ mod tests {
             &[2.0, 2.0 * (-3f64).exp(), 2.0 * (-6f64).exp()],
         );
         assert!((f.slope + 3.0).abs() < 1e-12 && (f.intercept - 2f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_fit_changes_at_most_by_its_coefficients_times_the_errors() {
+        // Slope of y on x = 0, 1, 2 is (y2 - y0) / 2; intercept (5 y0 + 2 y1 - y2) / 6.
+        let (s, i) = fit_line_worst_change(&[0.0, 1.0, 2.0], &[1.0, 1.0, 1.0]);
+        assert!(
+            (s - 1.0).abs() < 1e-12 && (i - 8.0 / 6.0).abs() < 1e-12,
+            "{s} {i}"
+        );
     }
 }

@@ -127,26 +127,6 @@ pub fn exact_grid_crossing(gammas: &[f64], fine_points: usize, n: f64, c0: f64) 
     crossing(&fine, &curve(&fine), half).or(Some(g0))
 }
 
-/// Worst-case change of the least-squares slope and intercept of y on x when each y_i moves
-/// by at most delta_i: both are linear in y, slope = sum (x_i - mean x) y_i / Sxx and
-/// intercept = sum (1 / k - mean x (x_i - mean x) / Sxx) y_i.
-pub fn propagated(x: &[f64], delta: &[f64]) -> (f64, f64) {
-    let k = x.len() as f64;
-    let mx = x.iter().sum::<f64>() / k;
-    let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
-    let slope = x
-        .iter()
-        .zip(delta)
-        .map(|(v, d)| ((v - mx) / sxx).abs() * d)
-        .sum();
-    let intercept = x
-        .iter()
-        .zip(delta)
-        .map(|(v, d)| (1.0 / k - mx * (v - mx) / sxx).abs() * d)
-        .sum();
-    (slope, intercept)
-}
-
 /// Largest rise of a curve that should decrease: max_k (c_{k+1} - c_k), 0 if monotone.
 pub fn max_rise(c: &[f64]) -> f64 {
     c.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
@@ -229,13 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn round_off_propagates_through_a_fit_at_its_worst() {
-        // Slope of y on x = 0, 1, 2 is (y2 - y0) / 2; intercept (5 y0 + 2 y1 - y2) / 6.
-        let (s, i) = propagated(&[0.0, 1.0, 2.0], &[1.0, 1.0, 1.0]);
-        assert!(
-            (s - 1.0).abs() < 1e-12 && (i - 8.0 / 6.0).abs() < 1e-12,
-            "{s} {i}"
-        );
+    fn the_exact_crossing_and_its_grid_bound() {
         // The slope of the exact cosine at its crossing: negative, and the grid's crossing
         // within the linear-interpolation bound h^2 max|c''| / (8 |c'|) of the exact one.
         let (n, c0) = (512.0, 0.4);

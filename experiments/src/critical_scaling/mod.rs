@@ -21,14 +21,14 @@ use serde::Serialize;
 
 use super::{Band, Check, Report, Setup, Test, fit_line};
 use analyse::{
-    crossing, exact_grid_crossing, gamma_c_limit, max_rise, predicted_cos, propagated, simplex_cos,
+    crossing, exact_grid_crossing, gamma_c_limit, max_rise, predicted_cos, simplex_cos,
     simplex_cos_slope, simplex_gamma_c, simplex_ln_k,
 };
 use attnflow::attend::derived_seed;
 use attnflow::config::BackendChoice;
 use attnflow::error::{Result, input};
 use attnflow::figures::Series;
-use attnflow::stats::Fit;
+use attnflow::stats::{Fit, fit_line_worst_change};
 use simulate::{mean_pair_cos, simplex_tokens, tokens};
 use sizes::Sizes;
 
@@ -430,7 +430,7 @@ fn run_simplex(
     ) {
         let inv: Vec<f64> = sz.c0.iter().map(|&c| gamma_c_limit(c)).collect();
         let d: Vec<f64> = delta_all.iter().map(|v| v[v.len() - 1]).collect();
-        let (ps, _) = propagated(&inv, &d);
+        let (ps, _) = fit_line_worst_change(&inv, &d);
         checks.push((
             "simplex_slope_vs_1_over_1_minus_c0_at_largest_n_is_exact_finite_n",
             Check::new(
@@ -516,7 +516,7 @@ fn over_n_checks(
             .zip(&ln)
             .map(|(d, l)| d * scale * l)
             .collect();
-        let (ps, _) = propagated(&ln, &dy);
+        let (ps, _) = fit_line_worst_change(&ln, &dy);
         let finite_n = (exact_fits[ci].0.slope - 1.0).abs();
         slope.push(Check::new(
             format!("slope of gamma_c (1 - c0) ln n against ln n, c0 = {c0}"),
@@ -531,7 +531,7 @@ fn over_n_checks(
                 ),
             ),
         ));
-        let (_, pi) = propagated(&inv_ln, &delta[ci]);
+        let (_, pi) = fit_line_worst_change(&inv_ln, &delta[ci]);
         extrap_delta.push(pi);
         let finite_n = (exact_fits[ci].1.intercept * scale - 1.0).abs();
         extrap.push(Check::new(
@@ -577,7 +577,7 @@ fn over_n_checks(
         fit_vs_inverse(&sz.c0, &exact_extrapolated),
     ) {
         let inv: Vec<f64> = sz.c0.iter().map(|&c| gamma_c_limit(c)).collect();
-        let (ps, _) = propagated(&inv, &extrap_delta);
+        let (ps, _) = fit_line_worst_change(&inv, &extrap_delta);
         let finite_n = (e.slope - 1.0).abs();
         out.push((
             "simplex_slope_of_extrapolated_gamma_c_vs_1_over_1_minus_c0_is_1",

@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 use super::{Band, Check, Report, Setup, Test, fields};
 use attnflow::attend::derived_seed;
 use attnflow::error::Result;
-use attnflow::stats::fit_loglog;
+use attnflow::stats::{fit_line_worst_change, fit_loglog};
 use sizes::Sizes;
 
 #[derive(Serialize)]
@@ -434,12 +434,9 @@ fn typed_checks(
     // The slope is linear in the ln of the means, so their standard errors propagate at the
     // worst correlation (the lambdas share their key sets): sum_k |c_k| se_k / mean_k.
     let x: Vec<f64> = lambdas[..5].iter().map(|l| l.ln()).collect();
-    let mx = x.iter().sum::<f64>() / 5.0;
-    let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
     let slope_se = |v: &[[f64; 4]]| -> f64 {
-        (0..5)
-            .map(|k| ((x[k] - mx) / sxx).abs() * v[k][3] / v[k][2])
-            .sum()
+        let relative: Vec<f64> = v[..5].iter().map(|m| m[3] / m[2]).collect();
+        fit_line_worst_change(&x, &relative).0
     };
     let limit_slope = fit_loglog(
         &lambdas[..5],
