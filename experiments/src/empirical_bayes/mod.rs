@@ -8,12 +8,14 @@
 
 /// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]).
 /// `fast-depth-rate` is issue 24's wrong model: the mean field (the theory, not the
-/// simulation) removes noise 1.3 times as fast per unit depth.
+/// simulation) removes noise 1.3 times as fast per unit depth. `clean-context` leaves the
+/// context uncorrupted: the seed's all-token corruption is what makes depth useful.
 pub const MUTATIONS: &[&str] = &[
     "query-refined",
     "wrong-bandwidth",
     "wrong-prior",
     "fast-depth-rate",
+    "clean-context",
 ];
 
 /// The depth-rate factor of the wrong mean field of `--mutate fast-depth-rate`.
@@ -387,9 +389,14 @@ fn depth_scan(
                         ),
                     )
                     .rejects(
-                        &["fast-depth-rate", "wrong-bandwidth", "query-refined"],
+                        &[
+                            "fast-depth-rate",
+                            "wrong-bandwidth",
+                            "query-refined",
+                            "clean-context",
+                        ],
                         "a mean field with a 1.3x depth rate; a wrong stage-2 bandwidth; a \
-                         refined query",
+                         refined query; an uncorrupted context",
                     ),
                 );
             }
@@ -497,7 +504,8 @@ fn depth_scan(
             )
             .smoke_if(
                 setup.quick,
-                "no mutation of the study changes the context's collapse",
+                "no mutation of the study makes the lag stop shrinking; an uncorrupted context \
+                 (`clean-context`) starts nearer its collapse and is rejected by the depth checks",
             );
             out.lag = Some((lag, check));
         }
@@ -539,12 +547,9 @@ fn depth_scan(
                     Band::stat(3.0, se, &paired),
                 )
                 .rejects(
-                    &[],
-                    "no depth trade-off (depth does not help, or does not hurt)",
-                )
-                .smoke_if(
-                    setup.quick,
-                    "no mutation of the study removes the trade-off",
+                    &["clean-context"],
+                    "no depth trade-off: an uncorrupted context, where depth does not help \
+                     (the seed's all-token corruption is what makes depth useful)",
                 ),
             );
         }
@@ -567,9 +572,9 @@ fn depth_scan(
                     ),
                 )
                 .rejects(
-                    &["wrong-bandwidth", "query-refined"],
-                    "a wrong stage-2 bandwidth; a refined query (a 1.3x depth rate fails the \
-                     mean-field curve)",
+                    &["wrong-bandwidth", "query-refined", "clean-context"],
+                    "a wrong stage-2 bandwidth; a refined query; an uncorrupted context (a \
+                     1.3x depth rate fails the mean-field curve)",
                 ),
             );
             out.mf_best_depths.push(t);
@@ -671,9 +676,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         ),
     )
     .rejects(
-        &["wrong-bandwidth", "query-refined"],
-        "a wrong stage-2 bandwidth; a refined query (a 1.3x depth rate, slope sigma^2 / 2.6, \
-         is 1.9 se off at the quick size: the best-depth check rejects it)",
+        &["wrong-bandwidth", "query-refined", "clean-context"],
+        "a wrong stage-2 bandwidth; a refined query; an uncorrupted context (a 1.3x depth rate, \
+         slope sigma^2 / 2.6, is 1.9 se off at the quick size: the best-depth check rejects it)",
     );
 
     // Convergence in n at the mean-field-optimal depth (Gaussian prior).
@@ -741,8 +746,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         ),
     )
     .rejects(
-        &["wrong-bandwidth", "query-refined"],
-        "an excess that does not vanish like 1/n (a wrong stage-2 bandwidth, a refined query)",
+        &["wrong-bandwidth", "query-refined", "clean-context"],
+        "an excess that does not vanish like 1/n (a wrong stage-2 bandwidth, a refined query, \
+         an uncorrupted context)",
     );
 
     // The mixture at the smallest bandwidth.

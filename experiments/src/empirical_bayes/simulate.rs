@@ -127,13 +127,20 @@ pub fn run(setup: &Setup, report: &mut Report, e: &Ensemble) -> Result<Vec<Vec<M
 /// Mutations: `wrong-bandwidth` gives stage 2 the stage-1 bandwidth h instead of the noise
 /// level sigma (one fixed kernel throughout); `query-refined` lets the query tokens flow with
 /// the context through stage 1 (dz/dt = m_h(z) - z against the context) and uses the refined
-/// z in stage 2 instead of the noisy input the long skip connection carries.
+/// z in stage 2 instead of the noisy input the long skip connection carries;
+/// `clean-context` leaves the context tokens uncorrupted (clean in-context examples, only the
+/// query noisy: not the seed's all-token corruption), with the same draws.
 fn compute(setup: &Setup, report: &mut Report, e: &Ensemble) -> Result<Vec<Vec<Measure>>> {
     let (d, n, q) = (e.d, e.n, e.q);
     let systems = e.bandwidths.len();
     let wrong_bandwidth = setup.mutated("wrong-bandwidth");
     let query_refined = setup.mutated("query-refined");
     let wrong_prior = setup.mutated("wrong-prior");
+    let context_noise = if setup.mutated("clean-context") {
+        0.0
+    } else {
+        e.sigma
+    };
     // Draws: noisy contexts y [systems, n, d]; query pairs x*, y* [systems, q, d].
     let (mut x, mut xq, mut yq) = (
         vec![0.0; systems * n * d],
@@ -148,7 +155,7 @@ fn compute(setup: &Setup, report: &mut Report, e: &Ensemble) -> Result<Vec<Vec<M
             clean(e.prior, d, &mut rng, &mut t);
             let row = &mut x[(s * n + j) * d..(s * n + j + 1) * d];
             for (o, v) in row.iter_mut().zip(&t) {
-                *o = v + e.sigma * normal(&mut rng);
+                *o = v + context_noise * normal(&mut rng);
             }
         }
         for j in 0..q {
