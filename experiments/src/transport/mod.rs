@@ -25,8 +25,6 @@ use attnflow::stats::mean_se;
 use simulate::{Measures, engine_push, sorted_coordinates};
 use sizes::Sizes;
 
-/// W2(K_max) / W2(0) must be below this.
-const DECREASE: f64 = 0.3;
 /// The engine against the closed form, relative to the largest coordinate: f64 and f32.
 const TOL_F64: f64 = 1e-9;
 const TOL_F32: f64 = 1e-4;
@@ -68,7 +66,6 @@ struct Prediction {
     /// The bound of W2(K_max) above the floor: the K_max construction's large-sample W2 under
     /// the exact closed form (the triangle inequality, docs).
     w2_kmax_minus_floor_at_most: f64,
-    w2_kmax_over_w2_0_below: f64,
     linear_flow_w2_lower_bound: f64,
     /// W2 between the base and the target for large samples (K = 0).
     w2_base_to_target_large_sample: f64,
@@ -232,13 +229,10 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         ),
     )
     .rejects(&relu_mutations, relu_wrong);
-    let mut falls = vec![Check::new(
-        "W2(K_max) / W2(0)",
-        w_max / stats[0].0,
-        Test::AtMost,
-        DECREASE,
-        Band::exact(0.0, "none: a threshold"),
-    )];
+    // Each budget at most the one before, paired. How far W2 falls overall is the floor
+    // check's statement (W2(K_max) against the floor plus the construction's error); the ratio
+    // W2(K_max) / W2(0) is reported in `measured`, not held to a threshold.
+    let mut falls = Vec::new();
     for i in 0..last {
         falls.push(Check::new(
             format!(
@@ -414,7 +408,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     });
     report.add_prediction(&Prediction {
         w2_kmax_minus_floor_at_most: approximation,
-        w2_kmax_over_w2_0_below: DECREASE,
         linear_flow_w2_lower_bound: linear_bound,
         w2_base_to_target_large_sample: large[0],
         engine_tolerance_reference: TOL_F64,
