@@ -822,6 +822,7 @@ pub fn simulate(
     let mut lines = Lines {
         setup,
         total: 0,
+        every: 1,
         next_report: 0,
         started: std::time::Instant::now(),
     };
@@ -867,11 +868,13 @@ impl driver::StepLoop for Simulation<'_> {
     }
 }
 
-/// Progress on long simulations: a line at every tenth of the steps, once they take more
-/// than a few seconds.
+/// Progress on long simulations: a line at every tenth of the steps (every step when there are
+/// fewer than ten), once they take more than a few seconds. Few steps can be long ones: the
+/// default lost-in-the-middle run takes 40 steps of 131,072 systems.
 struct Lines<'a> {
     setup: &'a Setup,
     total: usize,
+    every: usize,
     next_report: usize,
     started: std::time::Instant,
 }
@@ -879,13 +882,14 @@ struct Lines<'a> {
 impl Progress for Lines<'_> {
     fn start(&mut self, total: u64) {
         self.total = total as usize;
-        self.next_report = self.total / 10;
+        self.every = (self.total / 10).max(1);
+        self.next_report = self.every;
         self.started = std::time::Instant::now();
     }
 
     fn step(&mut self, done: u64) {
         let (done, total) = (done as usize, self.total);
-        if self.setup.progress && total >= 100 && done >= self.next_report && done < total {
+        if self.setup.progress && done >= self.next_report && done < total {
             let elapsed = self.started.elapsed().as_secs_f64();
             // Only runs longer than a few seconds are worth the lines.
             if elapsed > 3.0 {
@@ -895,7 +899,7 @@ impl Progress for Lines<'_> {
                     elapsed * (total - done) as f64 / done as f64
                 ));
             }
-            self.next_report += total / 10;
+            self.next_report += self.every;
         }
     }
 }
