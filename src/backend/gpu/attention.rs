@@ -328,7 +328,8 @@ impl AttentionPass {
             ));
         }
         if let (Some(mlp), Some(group)) = (&self.mlp, &groups.mlp) {
-            ops.extend(mlp.ops(kernels, group, heads, d, (self.grids.hidden.0, ex)));
+            let hx = self.grids.hidden.0;
+            ops.extend(mlp.ops(kernels, group, heads, d, hx, ex));
         }
         if self.finish {
             ops.push(whole(
@@ -365,8 +366,8 @@ impl AttentionPass {
         x: &wgpu::Buffer,
         stats: &wgpu::Buffer,
     ) -> wgpu::BindGroup {
-        let shared = (&self.chunks, &self.heads.betas);
-        self.stats.bind(ctx, kernels, shared, x, stats)
+        let betas = &self.heads.betas;
+        self.stats.bind(ctx, kernels, &self.chunks, betas, x, stats)
     }
 
     /// The dispatches of the pair statistics.

@@ -88,7 +88,8 @@ impl MlpPass {
         groups: &MlpGroups,
         heads: &HeadStore,
         d: usize,
-        (hidden_groups_x, element_groups_x): (u32, u32),
+        hidden_groups_x: u32,
+        element_groups_x: u32,
     ) -> Vec<Op> {
         let mut ops = heads.piece_ops(
             0,

@@ -57,7 +57,8 @@ impl StatsPass {
         &self,
         ctx: &GpuContext,
         kernels: &Kernels,
-        (chunks, betas): (&wgpu::Buffer, &wgpu::Buffer),
+        chunks: &wgpu::Buffer,
+        betas: &wgpu::Buffer,
         x: &wgpu::Buffer,
         stats: &wgpu::Buffer,
     ) -> wgpu::BindGroup {
