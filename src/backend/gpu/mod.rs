@@ -261,7 +261,7 @@ impl GpuBackend {
         }
         let stats = buffer(
             "pair_stats",
-            (std::mem::size_of::<PairStatsRow>() * shape.tokens() * attention.stats_plan.splits)
+            (std::mem::size_of::<PairStatsRow>() * shape.tokens() * attention.stats.plan.splits)
                 as u64,
             storage | copy,
         );
@@ -340,12 +340,12 @@ impl GpuBackend {
     /// How the O(n d^2) kernels (queries, attention_finish, the perceptron) are cut into
     /// dispatches of whole tokens.
     pub fn token_plan(&self) -> plan::TokenPlan {
-        self.attention.token_plan
+        self.attention.token_plan()
     }
 
     /// How the pair statistics are cut into dispatches.
     pub fn stats_plan(&self) -> Plan {
-        self.attention.stats_plan
+        self.attention.stats.plan
     }
 
     /// The grids of the per-token and per-element kernels.
@@ -446,8 +446,8 @@ impl GpuBackend {
     /// draw of the current layer).
     pub fn read_head_matrices(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
         let (m, v) = (
-            self.attention.score_matrix.clone(),
-            self.attention.value_matrix.clone(),
+            self.attention.heads.score_matrix.clone(),
+            self.attention.heads.value_matrix.clone(),
         );
         let floats = |b: Vec<u8>| bytemuck::cast_slice::<u8, f32>(&b).to_vec();
         Ok((
@@ -796,7 +796,7 @@ impl Backend for GpuBackend {
         // Merge the key splits in f64: log-sum-exp, minimum and sums.
         Ok((0..tokens)
             .map(|t| {
-                let parts = (0..self.attention.stats_plan.splits).map(|s| &rows[s * tokens + t]);
+                let parts = (0..self.attention.stats.plan.splits).map(|s| &rows[s * tokens + t]);
                 let top = parts
                     .clone()
                     .filter(|r| r.l > 0.0)
