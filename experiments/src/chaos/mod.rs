@@ -231,21 +231,9 @@ fn frozen(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
         ])
         .expect("two times"),
     );
-    report.band_check(
-        "frozen_short_time_growth_linear_within_0.05",
-        Check::new(
-            "log-log slope of the distance in t, t <= 0.5, largest n",
-            early_fit.slope,
-            Test::Within,
-            1.0,
-            Band::exact(0.05, "a fixed tolerance (no derivation)"),
-        )
-        .smoke_if(
-            true,
-            "any smooth flow whose finite-n velocity differs from the twin's grows linearly at \
-             first: no wrong model of the study fails it",
-        ),
-    );
+    // The short-time growth (log-log slope in t against 1) is reported in `measured` and
+    // `prediction`, not checked: any smooth flow whose finite-n velocity differs from the
+    // twin's grows linearly at first, so no wrong model fails it (issue 24).
     Ok(())
 }
 
