@@ -586,6 +586,21 @@ fn checks(
     sa: &[Shape],
     slopes: &[Vec<(f64, f64)>],
 ) {
+    check_usa_profile(report, sz, fit, usa);
+    check_u_shape(report, sz, fit, usa);
+    check_sa(report, sz, sa);
+    // (5) t_crit per mode, at the default size only: the measured turn of the end slope
+    // against the linear response's end slopes at the same observed times, interpolated the
+    // same way (so the interpolation between observed times is no systematic). At N = 32 the
+    // turn is not resolved (the slope's standard error near t_crit, 0.9-1.6, exceeds its change
+    // between observed times), so the quick size reports it only.
+    if !setup.quick {
+        check_t_crit(report, sz, fit, slopes);
+    }
+}
+
+/// (1) and (2): the USA profile's argmin and right-end slope against the linear response.
+fn check_usa_profile(report: &mut Report, sz: &Sizes, fit: &Fitted, usa: &[Shape]) {
     let (n, lambda, w, prompts) = (sz.n, sz.lambda, sz.w, sz.prompts);
     let b1 = fit.rates[0];
     let over = format!("{prompts} independent prompts");
@@ -647,6 +662,14 @@ fn checks(
             c,
         );
     }
+}
+
+/// (3): the USA profile's U where the linear response resolves it.
+fn check_u_shape(report: &mut Report, sz: &Sizes, fit: &Fitted, usa: &[Shape]) {
+    let (n, lambda, w, prompts) = (sz.n, sz.lambda, sz.w, sz.prompts);
+    let b1 = fit.rates[0];
+    let over = format!("{prompts} independent prompts");
+    let no_alibi = "no ALiBi (no recency)";
     // (3) The U: start and end above the minimum at every time below t_crit at which the
     // linear response predicts both excesses beyond 4 standard errors (resolved at this size).
     let mut u = Vec::new();
@@ -679,6 +702,12 @@ fn checks(
             )
         }),
     );
+}
+
+/// (4): SA's recency early and primacy late.
+fn check_sa(report: &mut Report, sz: &Sizes, sa: &[Shape]) {
+    let over = format!("{} independent prompts", sz.prompts);
+    let no_alibi = "no ALiBi (no recency)";
     // (4) SA: recency (end over the minimum) at every t <= 2, primacy (start) at every t >= 4.
     let mut sa_checks = Vec::new();
     for s in sa {
@@ -703,14 +732,13 @@ fn checks(
     if let Some(c) = Check::all(sa_checks) {
         report.band_check("sa_recency_at_t_le_2_and_primacy_at_t_ge_4_by_3se", c);
     }
-    // (5) t_crit per mode, at the default size only: the measured turn of the end slope
-    // against the linear response's end slopes at the same observed times, interpolated the
-    // same way (so the interpolation between observed times is no systematic). At N = 32 the
-    // turn is not resolved (the slope's standard error near t_crit, 0.9-1.6, exceeds its change
-    // between observed times), so the quick size reports it only.
-    if setup.quick {
-        return;
-    }
+}
+
+/// (5): USA's critical time per mode (default size only).
+fn check_t_crit(report: &mut Report, sz: &Sizes, fit: &Fitted, slopes: &[Vec<(f64, f64)>]) {
+    let (n, lambda, prompts) = (sz.n, sz.lambda, sz.prompts);
+    let over = format!("{prompts} independent prompts");
+    let no_alibi = "no ALiBi (no recency)";
     let modes = fit.rates.iter().zip(slopes).enumerate();
     for (k, (&rate, measured)) in modes.take(sz.modes.min(CHECKED_MODES)) {
         let predicted: Vec<(f64, f64)> = fit
