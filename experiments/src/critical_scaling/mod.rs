@@ -602,34 +602,7 @@ fn over_n_checks(
     let (mut approach, mut slope, mut extrap, mut extrap_delta) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (ci, &c0) in sz.c0.iter().enumerate() {
-        let limit = gamma_c_limit(c0);
-        for k in 1..ns.len() {
-            let (e0, e1) = (gc[ci][k - 1] - limit, gc[ci][k] - limit);
-            let both = delta[ci][k - 1] + delta[ci][k];
-            approach.push(Check::new(
-                format!(
-                    "|gamma_c - 1 / (1 - c0)| at n = {} minus at n = {}, c0 = {c0}",
-                    ns[k],
-                    ns[k - 1]
-                ),
-                e1.abs() - e0.abs(),
-                Test::AtMost,
-                0.0,
-                det(both, "the two gamma_c bands (grid and round-off)"),
-            ));
-            approach.push(Check::new(
-                format!(
-                    "gamma_c - 1 / (1 - c0) at n = {} against the side of n = {}, c0 = {c0} \
-                     (negative: the same side)",
-                    ns[k],
-                    ns[k - 1]
-                ),
-                -e0.signum() * e1,
-                Test::AtMost,
-                0.0,
-                det(delta[ci][k], "the gamma_c band (grid and round-off)"),
-            ));
-        }
+        approach.extend(approach_checks(ns, c0, &gc[ci], &delta[ci]));
         let scale = 1.0 - c0;
         let dy: Vec<f64> = delta[ci]
             .iter()
@@ -690,34 +663,80 @@ fn over_n_checks(
             c.rejects(all, all_words),
         ));
     }
-    let extrapolated: Vec<f64> = fits.iter().map(|f| f.1.intercept).collect();
-    let exact_extrapolated: Vec<f64> = exact_fits.iter().map(|f| f.1.intercept).collect();
-    if let (Some(f), Some(e)) = (
-        fit_vs_inverse(&sz.c0, &extrapolated),
-        fit_vs_inverse(&sz.c0, &exact_extrapolated),
-    ) {
-        let inv: Vec<f64> = sz.c0.iter().map(|&c| gamma_c_limit(c)).collect();
-        let (ps, _) = fit_line_worst_change(&inv, &extrap_delta);
-        let finite_n = (e.slope - 1.0).abs();
+    if let Some(c) = extrapolated_slope_check(sz, (fits, exact_fits), &extrap_delta, through) {
         out.push((
             "simplex_slope_of_extrapolated_gamma_c_vs_1_over_1_minus_c0_is_1",
-            Check::new(
-                "slope of the extrapolated gamma_c against 1 / (1 - c0)",
-                f.slope,
-                Test::Within,
-                1.0,
-                det(
-                    finite_n + ps,
-                    format!(
-                        "the exact formula's own extrapolated slope misses 1 by {finite_n:.2e} \
-                         (its O(1/n) terms); {through}, {ps:.2e}"
-                    ),
-                ),
-            )
-            .rejects(all, all_words),
+            c.rejects(all, all_words),
         ));
     }
     out
+}
+
+/// gamma_c of one c0 moves towards 1 / (1 - c0) from one side: from each n to the next, its
+/// distance does not grow and it stays on the same side.
+fn approach_checks(ns: &[usize], c0: f64, gc: &[f64], delta: &[f64]) -> Vec<Check> {
+    let limit = gamma_c_limit(c0);
+    let mut approach = Vec::new();
+    for k in 1..ns.len() {
+        let (e0, e1) = (gc[k - 1] - limit, gc[k] - limit);
+        let both = delta[k - 1] + delta[k];
+        approach.push(Check::new(
+            format!(
+                "|gamma_c - 1 / (1 - c0)| at n = {} minus at n = {}, c0 = {c0}",
+                ns[k],
+                ns[k - 1]
+            ),
+            e1.abs() - e0.abs(),
+            Test::AtMost,
+            0.0,
+            det(both, "the two gamma_c bands (grid and round-off)"),
+        ));
+        approach.push(Check::new(
+            format!(
+                "gamma_c - 1 / (1 - c0) at n = {} against the side of n = {}, c0 = {c0} \
+                 (negative: the same side)",
+                ns[k],
+                ns[k - 1]
+            ),
+            -e0.signum() * e1,
+            Test::AtMost,
+            0.0,
+            det(delta[k], "the gamma_c band (grid and round-off)"),
+        ));
+    }
+    approach
+}
+
+/// The slope of the extrapolated gamma_c against 1 / (1 - c0) is 1 (two c0 or more), within
+/// the exact formula's own offset and the extrapolations' bands `extrap_delta` propagated.
+fn extrapolated_slope_check(
+    sz: &Sizes,
+    (fits, exact_fits): (&[FitsOverN], &[FitsOverN]),
+    extrap_delta: &[f64],
+    through: &str,
+) -> Option<Check> {
+    let extrapolated: Vec<f64> = fits.iter().map(|f| f.1.intercept).collect();
+    let exact_extrapolated: Vec<f64> = exact_fits.iter().map(|f| f.1.intercept).collect();
+    let (f, e) = (
+        fit_vs_inverse(&sz.c0, &extrapolated)?,
+        fit_vs_inverse(&sz.c0, &exact_extrapolated)?,
+    );
+    let inv: Vec<f64> = sz.c0.iter().map(|&c| gamma_c_limit(c)).collect();
+    let (ps, _) = fit_line_worst_change(&inv, extrap_delta);
+    let finite_n = (e.slope - 1.0).abs();
+    Some(Check::new(
+        "slope of the extrapolated gamma_c against 1 / (1 - c0)",
+        f.slope,
+        Test::Within,
+        1.0,
+        det(
+            finite_n + ps,
+            format!(
+                "the exact formula's own extrapolated slope misses 1 by {finite_n:.2e} \
+                 (its O(1/n) terms); {through}, {ps:.2e}"
+            ),
+        ),
+    ))
 }
 
 /// Random-direction runs.
@@ -742,77 +761,24 @@ fn run_random(
     if d < 3 {
         return Err(input("--set random_d: at least 3"));
     }
-    let gammas = sz.gammas();
-    let (mut collapse_small, mut identity_large, mut monotone) = (true, true, true);
-    let (mut all_found, mut worst_rise) = (true, 0.0f64);
-    let mut gc_all = Vec::new();
-    let (mut measured_map, mut predicted_map) = (BTreeMap::new(), BTreeMap::new());
+    let mut shapes = RandomShapes {
+        collapse_small: true,
+        identity_large: true,
+        monotone: true,
+        all_found: true,
+        worst_rise: 0.0,
+    };
+    let (mut gc_all, mut annealed_all) = (Vec::new(), Vec::new());
     for &c0 in &sz.c0 {
         let (mut series, mut theory) = (Vec::new(), Vec::new());
         let (mut gcs, mut annealed) = (Vec::new(), Vec::new());
         for (ni, &n) in sz.random_n.iter().enumerate() {
-            // The same u for every c0 (common random numbers).
-            let x = tokens(n, d, c0, derived_seed(setup.seed, 1 + ni as u64))?;
-            let m = sz.random_queries.clamp(2, n);
-            let c_in = mean_pair_cos(&x[..m * d], d);
-            let c_out = setup.memo(
-                report,
-                "critical-scaling/layer",
-                &(c0, ni, n, m, d, &gammas),
-                |report| simulate::layer(setup, report, &x, (m, n, d), &gammas),
-            )?;
-            let half = 0.5 * (c_in + c_out[0]);
-            let gc = crossing(&gammas, &c_out, half).unwrap_or(f64::NAN);
-            all_found &= gc.is_finite();
-            let pred: Vec<f64> = gammas
-                .iter()
-                .map(|&g| predicted_cos(c_in, n, d, g))
-                .collect();
-            let gc_annealed = crossing(&gammas, &pred, half).unwrap_or(f64::NAN);
-            setup.say(&format!(
-                "random d {d} c0 {c0}, n {n}: c_in {c_in:.4}, gamma_c {gc:.4} (annealed \
-                 {gc_annealed:.4}, simplex exact {:.4}, limit {:.4})",
-                simplex_gamma_c(n as f64, c0),
-                gamma_c_limit(c0)
-            ));
-            for (k, &g) in gammas.iter().enumerate() {
-                layer_rows.push(vec![
-                    1.0, c0, n as f64, d as f64, g, c_in, c_out[k], pred[k],
-                ]);
-            }
-            // Collapse at small gamma (gamma (1 - c0) = 0.25 or less): within 10% of the gap
-            // from 1; near identity at the largest gamma: within 0.05 of the input's cosine.
-            let small = gammas
-                .iter()
-                .position(|&g| g * (1.0 - c0) > 0.25)
-                .unwrap_or(1)
-                .max(2)
-                - 1;
-            collapse_small &= c_out[small] > 1.0 - 0.1 * (1.0 - c_in);
-            identity_large &= (c_out[c_out.len() - 1] - c_in).abs() < 0.05;
-            let rise = max_rise(&c_out);
-            worst_rise = worst_rise.max(rise);
-            monotone &= rise < 0.01;
-            gc_rows.push(vec![
-                1.0,
-                c0,
-                n as f64,
-                d as f64,
-                c_in,
-                gc,
-                gc_annealed,
-                gamma_c_limit(c0),
-            ]);
-            gcs.push(gc);
-            annealed.push(gc_annealed);
-            series.push(Series::line(
-                format!("n = {n}"),
-                gammas.iter().copied().zip(c_out.iter().copied()).collect(),
-            ));
-            theory.push(Series::theory(
-                format!("annealed n = {n}"),
-                gammas.iter().copied().zip(pred).collect(),
-            ));
+            let rows = (&mut *layer_rows, &mut *gc_rows);
+            let p = random_point(setup, report, sz, (c0, ni, n), &mut shapes, rows)?;
+            gcs.push(p.gc);
+            annealed.push(p.annealed);
+            series.push(p.series);
+            theory.push(p.theory);
         }
         figures::layer(
             setup,
@@ -821,6 +787,119 @@ fn run_random(
             series,
             theory,
         )?;
+        gc_all.push(gcs);
+        annealed_all.push(annealed);
+    }
+    Ok(random_summary(sz, gc_all, annealed_all, shapes))
+}
+
+/// The qualitative shapes of the random-direction curves, over every (c0, n).
+struct RandomShapes {
+    collapse_small: bool,
+    identity_large: bool,
+    monotone: bool,
+    all_found: bool,
+    worst_rise: f64,
+}
+
+/// One (c0, n) of the random-direction case: gamma_c, the annealed one, and the figure's
+/// curves.
+struct RandomPoint {
+    gc: f64,
+    annealed: f64,
+    series: Series,
+    theory: Series,
+}
+
+/// The layer at one (c0, n) of the random-direction case: its rows, its crossing and its
+/// shapes (folded into `shapes`).
+fn random_point(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    (c0, ni, n): (f64, usize, usize),
+    shapes: &mut RandomShapes,
+    rows: (&mut Vec<Vec<f64>>, &mut Vec<Vec<f64>>),
+) -> Result<RandomPoint> {
+    let (layer_rows, gc_rows) = rows;
+    let d = sz.random_d;
+    let gammas = sz.gammas();
+    // The same u for every c0 (common random numbers).
+    let x = tokens(n, d, c0, derived_seed(setup.seed, 1 + ni as u64))?;
+    let m = sz.random_queries.clamp(2, n);
+    let c_in = mean_pair_cos(&x[..m * d], d);
+    let c_out = setup.memo(
+        report,
+        "critical-scaling/layer",
+        &(c0, ni, n, m, d, &gammas),
+        |report| simulate::layer(setup, report, &x, (m, n, d), &gammas),
+    )?;
+    let half = 0.5 * (c_in + c_out[0]);
+    let gc = crossing(&gammas, &c_out, half).unwrap_or(f64::NAN);
+    shapes.all_found &= gc.is_finite();
+    let pred: Vec<f64> = gammas
+        .iter()
+        .map(|&g| predicted_cos(c_in, n, d, g))
+        .collect();
+    let gc_annealed = crossing(&gammas, &pred, half).unwrap_or(f64::NAN);
+    setup.say(&format!(
+        "random d {d} c0 {c0}, n {n}: c_in {c_in:.4}, gamma_c {gc:.4} (annealed \
+         {gc_annealed:.4}, simplex exact {:.4}, limit {:.4})",
+        simplex_gamma_c(n as f64, c0),
+        gamma_c_limit(c0)
+    ));
+    for (k, &g) in gammas.iter().enumerate() {
+        layer_rows.push(vec![
+            1.0, c0, n as f64, d as f64, g, c_in, c_out[k], pred[k],
+        ]);
+    }
+    // Collapse at small gamma (gamma (1 - c0) = 0.25 or less): within 10% of the gap
+    // from 1; near identity at the largest gamma: within 0.05 of the input's cosine.
+    let small = gammas
+        .iter()
+        .position(|&g| g * (1.0 - c0) > 0.25)
+        .unwrap_or(1)
+        .max(2)
+        - 1;
+    shapes.collapse_small &= c_out[small] > 1.0 - 0.1 * (1.0 - c_in);
+    shapes.identity_large &= (c_out[c_out.len() - 1] - c_in).abs() < 0.05;
+    let rise = max_rise(&c_out);
+    shapes.worst_rise = shapes.worst_rise.max(rise);
+    shapes.monotone &= rise < 0.01;
+    gc_rows.push(vec![
+        1.0,
+        c0,
+        n as f64,
+        d as f64,
+        c_in,
+        gc,
+        gc_annealed,
+        gamma_c_limit(c0),
+    ]);
+    Ok(RandomPoint {
+        gc,
+        annealed: gc_annealed,
+        series: Series::line(
+            format!("n = {n}"),
+            gammas.iter().copied().zip(c_out.iter().copied()).collect(),
+        ),
+        theory: Series::theory(
+            format!("annealed n = {n}"),
+            gammas.iter().copied().zip(pred).collect(),
+        ),
+    })
+}
+
+/// The random-direction case's summary: gamma_c per c0 (measured and annealed), its fits
+/// against 1 / (1 - c0), its distance to the simplex's exact gamma_c, and the shapes.
+fn random_summary(
+    sz: &Sizes,
+    gc_all: Vec<Vec<f64>>,
+    annealed_all: Vec<Vec<f64>>,
+    shapes: RandomShapes,
+) -> RandomResult {
+    let (mut measured_map, mut predicted_map) = (BTreeMap::new(), BTreeMap::new());
+    for ((c0, gcs), annealed) in sz.c0.iter().zip(&gc_all).zip(annealed_all) {
         measured_map.insert(
             format!("random_gamma_c_c0_{c0}"),
             GammaC {
@@ -835,11 +914,10 @@ fn run_random(
                 gamma_c: annealed,
             },
         );
-        gc_all.push(gcs);
     }
     let measured = RandomMeasured {
         per_c0: measured_map,
-        random_d: d,
+        random_d: sz.random_d,
         random_gamma_c_times_1_minus_c0_at_largest_n: gc_all
             .iter()
             .zip(&sz.c0)
@@ -861,7 +939,7 @@ fn run_random(
                     .collect()
             })
             .collect(),
-        random_max_rise_in_gamma: worst_rise,
+        random_max_rise_in_gamma: shapes.worst_rise,
     };
     let prediction = RandomPrediction {
         per_c0: predicted_map,
@@ -871,19 +949,18 @@ fn run_random(
         random_limit: "none at fixed d: the cosine fluctuations shift gamma_c (1 - c0) by ~ ln n \
                        / (2 (d - 1)); 1 / (1 - c0) only as n, d -> infinity with ln n / d -> 0",
     };
-    Ok(RandomResult {
+    RandomResult {
         measured,
         prediction,
         gc: gc_all,
-        all_found,
-        collapse_small,
-        identity_large,
-        monotone,
-    })
+        all_found: shapes.all_found,
+        collapse_small: shapes.collapse_small,
+        identity_large: shapes.identity_large,
+        monotone: shapes.monotone,
+    }
 }
 
-pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
-    let sz = setup.sizes(Sizes::new(setup.quick))?;
+fn validate(sz: &Sizes) -> Result<()> {
     for m in &sz.models {
         if m != "simplex" && m != "random" {
             return Err(input(format!(
@@ -897,6 +974,12 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     if sz.simplex_n.iter().chain(&sz.random_n).any(|&n| n < 2) {
         return Err(input("--set simplex_n / random_n: at least 2 tokens"));
     }
+    Ok(())
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    validate(&sz)?;
     report.add_config(&Config {
         sizes: &sz,
         beta: "gamma ln n",
@@ -930,6 +1013,19 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     } else {
         None
     };
+    files(setup, report, &layer_rows, &gc_rows)?;
+    gamma_c_figures(setup, report, &sz, simplex.as_ref(), random.as_ref())?;
+    record(report, simplex, random);
+    Ok(())
+}
+
+/// layer.csv and gamma_c.csv.
+fn files(
+    setup: &Setup,
+    report: &mut Report,
+    layer_rows: &[Vec<f64>],
+    gc_rows: &[Vec<f64>],
+) -> Result<()> {
     setup.csv(
         report,
         "layer.csv",
@@ -943,7 +1039,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "cos_out",
             "cos_theory",
         ],
-        &layer_rows,
+        layer_rows,
     )?;
     setup.csv(
         report,
@@ -958,10 +1054,18 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "gamma_c_theory",
             "gamma_c_limit",
         ],
-        &gc_rows,
-    )?;
+        gc_rows,
+    )
+}
 
-    // Figures: gamma_c (1 - c0) against 1 / ln n, and gamma_c against c0.
+/// Figures: gamma_c (1 - c0) against 1 / ln n, and gamma_c against c0.
+fn gamma_c_figures(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    simplex: Option<&SimplexResult>,
+    random: Option<&RandomResult>,
+) -> Result<()> {
     let mut vs_n = Vec::new();
     let mut vs_c0 = Vec::new();
     let scaled = |ns: &[usize], v: &[f64], c0: f64| -> Vec<(f64, f64)> {
@@ -970,7 +1074,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             .map(|(&n, g)| (1.0 / (n as f64).ln(), g * (1.0 - c0)))
             .collect()
     };
-    if let Some(s) = &simplex {
+    if let Some(s) = simplex {
         for (ci, &c0) in sz.c0.iter().enumerate() {
             vs_n.push(Series::markers(
                 format!("simplex c0 = {c0}"),
@@ -1006,7 +1110,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 .collect(),
         ));
     }
-    if let Some(r) = &random {
+    if let Some(r) = random {
         for (ci, &c0) in sz.c0.iter().enumerate() {
             vs_n.push(Series::markers(
                 format!("random d = {} c0 = {c0}", sz.random_d),
@@ -1025,8 +1129,11 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     }
     vs_n.push(Series::markers("limit 1 (n -> infinity)", vec![(0.0, 1.0)]));
     figures::gamma_c_vs_n(setup, report, vs_n)?;
-    figures::gamma_c_vs_c0(setup, report, &sz.c0, vs_c0)?;
+    figures::gamma_c_vs_c0(setup, report, &sz.c0, vs_c0)
+}
 
+/// The checks, the measurements, the predictions and the shapes into the report.
+fn record(report: &mut Report, simplex: Option<SimplexResult>, random: Option<RandomResult>) {
     let mut shapes = Shapes {
         every_curve_crosses_halfway: simplex.as_ref().is_none_or(|s| s.all_found)
             && random.as_ref().is_none_or(|r| r.all_found),
@@ -1052,7 +1159,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         report.add_prediction(&r.prediction);
     }
     report.add_measured(&shapes);
-    Ok(())
 }
 
 #[cfg(test)]
