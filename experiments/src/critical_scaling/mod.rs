@@ -204,161 +204,254 @@ fn run_simplex(
     rows: (&mut Vec<Vec<f64>>, &mut Vec<Vec<f64>>),
 ) -> Result<SimplexResult> {
     let (layer_rows, gc_rows) = rows;
+    let mut scans = Vec::new();
+    for &c0 in &sz.c0 {
+        let rows = (&mut *layer_rows, &mut *gc_rows);
+        scans.push(simplex_c0(setup, report, sz, c0, rows)?);
+    }
+    let s = simplex_summary(sz, &scans);
+    let checks = simplex_checks(sz, &scans, &s);
+    Ok(SimplexResult {
+        measured: s.measured,
+        prediction: s.prediction,
+        gc: s.gc_all,
+        all_found: scans.iter().flatten().all(|p| p.gc.is_finite()),
+        checks,
+    })
+}
+
+/// One n of one c0 on the simplex: the engine's layer against the exact cosine, and gamma_c
+/// against the exact finite-n one.
+struct SimplexPoint {
+    gc: f64,
+    gc_exact: f64,
+    /// The band of gamma_c (the grid's interpolation error plus the cosine's round-off).
+    delta: f64,
+    /// The largest |engine - exact| output cosine over gamma.
+    cos_dev: f64,
+    cos_check: Check,
+    gc_check: Check,
+}
+
+/// Every n of one c0 (rows of the layer and gamma_c files, and its figure).
+fn simplex_c0(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    c0: f64,
+    rows: (&mut Vec<Vec<f64>>, &mut Vec<Vec<f64>>),
+) -> Result<Vec<SimplexPoint>> {
+    let (layer_rows, gc_rows) = rows;
+    let gammas = sz.gammas();
+    let (mut series, mut theory) = (Vec::new(), Vec::new());
+    let mut points = Vec::new();
+    for &n in &sz.simplex_n {
+        let d = n + 1;
+        let x = simplex_tokens(n, c0);
+        let c_in = mean_pair_cos(&x[..2 * d], d);
+        let betas: Vec<f64> = gammas
+            .iter()
+            .map(|&g| simulate::beta(setup, g, n))
+            .collect();
+        let c_out = setup.memo(
+            report,
+            "critical-scaling/simplex",
+            &(c0, n, &betas),
+            |report| simulate::simplex_layer(setup, report, &x, (n, d), &betas),
+        )?;
+        let ln_n = (n as f64).ln();
+        let pred: Vec<f64> = gammas
+            .iter()
+            .map(|&g| simplex_cos(n as f64, c0, g * ln_n))
+            .collect();
+        let mut dev = 0.0f64;
+        for (k, &g) in gammas.iter().enumerate() {
+            dev = dev.max((c_out[k] - pred[k]).abs());
+            layer_rows.push(vec![
+                0.0, c0, n as f64, d as f64, g, c_in, c_out[k], pred[k],
+            ]);
+        }
+        let curve = SimplexCurve {
+            c0,
+            n,
+            x: &x,
+            c_in,
+            c_out: &c_out,
+            cos_dev: dev,
+        };
+        let p = simplex_crossing(setup, report, sz, &curve)?;
+        gc_rows.push(vec![
+            0.0,
+            c0,
+            n as f64,
+            d as f64,
+            c_in,
+            p.gc,
+            p.gc_exact,
+            gamma_c_limit(c0),
+        ]);
+        points.push(p);
+        series.push(Series::line(
+            format!("n = {n}"),
+            gammas.iter().copied().zip(c_out.iter().copied()).collect(),
+        ));
+        theory.push(Series::theory(
+            format!("exact n = {n}"),
+            gammas.iter().copied().zip(pred).collect(),
+        ));
+    }
+    figures::layer(setup, report, ("simplex", c0, "d = n + 1"), series, theory)?;
+    Ok(points)
+}
+
+/// The engine's output cosine over the gammas at one (c0, n) of the simplex.
+struct SimplexCurve<'a> {
+    c0: f64,
+    n: usize,
+    /// The simplex tokens.
+    x: &'a [f64],
+    c_in: f64,
+    c_out: &'a [f64],
+    /// The largest |engine - exact| output cosine over gamma.
+    cos_dev: f64,
+}
+
+/// The crossing gamma_c of one curve (coarse, then on a fine grid inside the coarse
+/// bracket) and its checks: the cosine and gamma_c against the exact formula.
+fn simplex_crossing(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    curve: &SimplexCurve,
+) -> Result<SimplexPoint> {
+    let (c0, n, x, c_in, c_out, dev) = (
+        curve.c0,
+        curve.n,
+        curve.x,
+        curve.c_in,
+        curve.c_out,
+        curve.cos_dev,
+    );
+    let d = n + 1;
     let gammas = sz.gammas();
     let u = unit_roundoff(setup.backend);
     let gamma_max = gammas.last().copied().unwrap_or(0.0);
-    let (mut all_found, mut worst_cos, mut worst_gc) = (true, 0.0f64, 0.0f64);
-    let (mut gc_all, mut exact_all, mut delta_all) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut cos_checks, mut gc_checks) = (Vec::new(), Vec::new());
-    let (mut measured_map, mut predicted_map) = (BTreeMap::new(), BTreeMap::new());
-    for &c0 in &sz.c0 {
-        let (mut series, mut theory) = (Vec::new(), Vec::new());
-        let (mut gcs, mut exact, mut deltas) = (Vec::new(), Vec::new(), Vec::new());
-        for &n in &sz.simplex_n {
-            let d = n + 1;
-            let x = simplex_tokens(n, c0);
-            let c_in = mean_pair_cos(&x[..2 * d], d);
-            let betas: Vec<f64> = gammas
-                .iter()
-                .map(|&g| simulate::beta(setup, g, n))
+    let ln_n = (n as f64).ln();
+    let cos_tol = cos_roundoff(n, gamma_max * ln_n, u);
+    let cos_check = Check::new(
+        format!("largest |engine - exact| output cosine over gamma, c0 = {c0}, n = {n}"),
+        dev,
+        Test::AtMost,
+        0.0,
+        det(
+            cos_tol,
+            "the round-off bound 4 (7 sqrt(n) + 2 + 2 beta_max) u of the engine's \
+             arithmetic (unit round-off u; Higham and Mary's probabilistic bound at \
+             lambda = 7, docs)",
+        ),
+    );
+    // The crossing: coarse, then on a fine grid inside the coarse bracket.
+    let half = 0.5 * (c_in + c_out[0]);
+    let gc = match crossing(&gammas, c_out, half) {
+        Some(g0) => {
+            let k = gammas.iter().position(|&g| g >= g0).unwrap_or(1).max(1);
+            let (lo, hi) = (gammas[k - 1], gammas[k]);
+            let p = sz.fine_points.max(2);
+            let fine: Vec<f64> = (0..p)
+                .map(|i| lo + (hi - lo) * i as f64 / (p - 1) as f64)
                 .collect();
-            let c_out = setup.memo(
+            let betas: Vec<f64> = fine.iter().map(|&g| simulate::beta(setup, g, n)).collect();
+            let c_fine = setup.memo(
                 report,
                 "critical-scaling/simplex",
                 &(c0, n, &betas),
-                |report| simulate::simplex_layer(setup, report, &x, (n, d), &betas),
+                |report| simulate::simplex_layer(setup, report, x, (n, d), &betas),
             )?;
-            let ln_n = (n as f64).ln();
-            let pred: Vec<f64> = gammas
-                .iter()
-                .map(|&g| simplex_cos(n as f64, c0, g * ln_n))
-                .collect();
-            let mut dev = 0.0f64;
-            for (k, &g) in gammas.iter().enumerate() {
-                dev = dev.max((c_out[k] - pred[k]).abs());
-                layer_rows.push(vec![
-                    0.0, c0, n as f64, d as f64, g, c_in, c_out[k], pred[k],
-                ]);
-            }
-            worst_cos = worst_cos.max(dev);
-            let cos_tol = cos_roundoff(n, gamma_max * ln_n, u);
-            cos_checks.push(Check::new(
-                format!("largest |engine - exact| output cosine over gamma, c0 = {c0}, n = {n}"),
-                dev,
-                Test::AtMost,
-                0.0,
-                det(
-                    cos_tol,
-                    "the round-off bound 4 (7 sqrt(n) + 2 + 2 beta_max) u of the engine's \
-                     arithmetic (unit round-off u; Higham and Mary's probabilistic bound at \
-                     lambda = 7, docs)",
-                ),
-            ));
-            // The crossing: coarse, then on a fine grid inside the coarse bracket.
-            let half = 0.5 * (c_in + c_out[0]);
-            let gc = match crossing(&gammas, &c_out, half) {
-                Some(g0) => {
-                    let k = gammas.iter().position(|&g| g >= g0).unwrap_or(1).max(1);
-                    let (lo, hi) = (gammas[k - 1], gammas[k]);
-                    let p = sz.fine_points.max(2);
-                    let fine: Vec<f64> = (0..p)
-                        .map(|i| lo + (hi - lo) * i as f64 / (p - 1) as f64)
-                        .collect();
-                    let betas: Vec<f64> =
-                        fine.iter().map(|&g| simulate::beta(setup, g, n)).collect();
-                    let c_fine = setup.memo(
-                        report,
-                        "critical-scaling/simplex",
-                        &(c0, n, &betas),
-                        |report| simulate::simplex_layer(setup, report, &x, (n, d), &betas),
-                    )?;
-                    crossing(&fine, &c_fine, half).or(Some(g0))
-                }
-                None => None,
-            };
-            let gc = gc.unwrap_or(f64::NAN);
-            all_found &= gc.is_finite();
-            let gc_exact = simplex_gamma_c(n as f64, c0);
-            worst_gc = worst_gc.max(((gc - gc_exact) / gc_exact).abs());
-            // The band of gamma_c: the grid's interpolation error, predicted by running the
-            // same coarse-then-fine crossing on the exact curve, plus the cosine's round-off
-            // over the exact cosine's slope at the crossing.
-            let grid = exact_grid_crossing(&gammas, sz.fine_points, n as f64, c0)
-                .map_or(f64::NAN, |g| (g - gc_exact).abs());
-            let from_cos = cos_tol / simplex_cos_slope(n as f64, c0, gc_exact).abs();
-            let delta = grid + from_cos;
-            deltas.push(delta);
-            gc_checks.push(Check::new(
-                format!("gamma_c at c0 = {c0}, n = {n}"),
-                gc,
-                Test::Within,
-                gc_exact,
-                det(
-                    delta,
-                    format!(
-                        "the grid: the run's crossing procedure on the exact curve misses by \
-                         {grid:.2e}; round-off: the cosine's bound over the exact slope, \
-                         {from_cos:.2e}"
-                    ),
-                ),
-            ));
-            setup.say(&format!(
-                "simplex c0 {c0}, n {n}: gamma_c {gc:.5} (exact {gc_exact:.5}, limit {:.5})",
-                gamma_c_limit(c0)
-            ));
-            gc_rows.push(vec![
-                0.0,
-                c0,
-                n as f64,
-                d as f64,
-                c_in,
-                gc,
-                gc_exact,
-                gamma_c_limit(c0),
-            ]);
-            gcs.push(gc);
-            exact.push(gc_exact);
-            series.push(Series::line(
-                format!("n = {n}"),
-                gammas.iter().copied().zip(c_out.iter().copied()).collect(),
-            ));
-            theory.push(Series::theory(
-                format!("exact n = {n}"),
-                gammas.iter().copied().zip(pred).collect(),
-            ));
+            crossing(&fine, &c_fine, half).or(Some(g0))
         }
-        figures::layer(setup, report, ("simplex", c0, "d = n + 1"), series, theory)?;
-        measured_map.insert(
-            format!("simplex_gamma_c_c0_{c0}"),
-            GammaC {
-                n: sz.simplex_n.clone(),
-                gamma_c: gcs.clone(),
-            },
-        );
-        predicted_map.insert(
-            format!("simplex_gamma_c_c0_{c0}"),
-            GammaC {
-                n: sz.simplex_n.clone(),
-                gamma_c: exact.clone(),
-            },
-        );
-        gc_all.push(gcs);
-        exact_all.push(exact);
-        delta_all.push(deltas);
-    }
+        None => None,
+    };
+    let gc = gc.unwrap_or(f64::NAN);
+    let gc_exact = simplex_gamma_c(n as f64, c0);
+    // The band of gamma_c: the grid's interpolation error, predicted by running the
+    // same coarse-then-fine crossing on the exact curve, plus the cosine's round-off
+    // over the exact cosine's slope at the crossing.
+    let grid = exact_grid_crossing(&gammas, sz.fine_points, n as f64, c0)
+        .map_or(f64::NAN, |g| (g - gc_exact).abs());
+    let from_cos = cos_tol / simplex_cos_slope(n as f64, c0, gc_exact).abs();
+    let delta = grid + from_cos;
+    let gc_check = Check::new(
+        format!("gamma_c at c0 = {c0}, n = {n}"),
+        gc,
+        Test::Within,
+        gc_exact,
+        det(
+            delta,
+            format!(
+                "the grid: the run's crossing procedure on the exact curve misses by \
+                 {grid:.2e}; round-off: the cosine's bound over the exact slope, \
+                 {from_cos:.2e}"
+            ),
+        ),
+    );
+    setup.say(&format!(
+        "simplex c0 {c0}, n {n}: gamma_c {gc:.5} (exact {gc_exact:.5}, limit {:.5})",
+        gamma_c_limit(c0)
+    ));
+    Ok(SimplexPoint {
+        gc,
+        gc_exact,
+        delta,
+        cos_dev: dev,
+        cos_check,
+        gc_check,
+    })
+}
+
+/// The simplex's summary: gamma_c per c0 (measured and exact) and the fits over n and over
+/// 1 / (1 - c0).
+struct SimplexSummary {
+    measured: SimplexMeasured,
+    prediction: SimplexPrediction,
+    /// gamma_c, per c0 per n.
+    gc_all: Vec<Vec<f64>>,
+    fits: Vec<FitsOverN>,
+    exact_fits: Vec<FitsOverN>,
+}
+
+fn simplex_summary(sz: &Sizes, scans: &[Vec<SimplexPoint>]) -> SimplexSummary {
     let ns = &sz.simplex_n;
-    let fits: Vec<(Fit, Fit)> = sz
-        .c0
+    let gc_all: Vec<Vec<f64>> = scans
         .iter()
-        .zip(&gc_all)
-        .map(|(&c0, gc)| fits_over_n(ns, c0, gc))
+        .map(|ps| ps.iter().map(|p| p.gc).collect())
         .collect();
-    let exact_fits: Vec<(Fit, Fit)> = sz
-        .c0
+    let exact_all: Vec<Vec<f64>> = scans
         .iter()
-        .zip(&exact_all)
-        .map(|(&c0, gc)| fits_over_n(ns, c0, gc))
+        .map(|ps| ps.iter().map(|p| p.gc_exact).collect())
         .collect();
+    let (mut measured_map, mut predicted_map) = (BTreeMap::new(), BTreeMap::new());
+    for ((c0, gcs), exact) in sz.c0.iter().zip(&gc_all).zip(&exact_all) {
+        let key = format!("simplex_gamma_c_c0_{c0}");
+        let gamma_c = |g: &Vec<f64>| GammaC {
+            n: ns.clone(),
+            gamma_c: g.clone(),
+        };
+        measured_map.insert(key.clone(), gamma_c(gcs));
+        predicted_map.insert(key, gamma_c(exact));
+    }
+    let points = || scans.iter().flatten();
+    let worst_cos = points().fold(0.0f64, |w, p| w.max(p.cos_dev));
+    let worst_gc = points().fold(0.0f64, |w, p| {
+        w.max(((p.gc - p.gc_exact) / p.gc_exact).abs())
+    });
+    let fits_of = |all: &[Vec<f64>]| -> Vec<FitsOverN> {
+        sz.c0
+            .iter()
+            .zip(all)
+            .map(|(&c0, gc)| fits_over_n(ns, c0, gc))
+            .collect()
+    };
+    let (fits, exact_fits) = (fits_of(&gc_all), fits_of(&exact_all));
     let extrapolated: Vec<f64> = fits.iter().map(|f| f.1.intercept).collect();
     let largest: Vec<f64> = gc_all.iter().map(|v| v[v.len() - 1]).collect();
     let exact_largest: Vec<f64> = exact_all.iter().map(|v| v[v.len() - 1]).collect();
@@ -401,6 +494,33 @@ fn run_simplex(
         .map(|f| f.slope),
         simplex_slope_gamma_c_vs_1_over_1_minus_c0_as_n_to_infinity: 1.0,
     };
+    SimplexSummary {
+        measured,
+        prediction,
+        gc_all,
+        fits,
+        exact_fits,
+    }
+}
+
+/// The simplex's checks, by name: the cosine and gamma_c against the exact formula, their
+/// behaviour over n and the slope against 1 / (1 - c0).
+fn simplex_checks(
+    sz: &Sizes,
+    scans: &[Vec<SimplexPoint>],
+    s: &SimplexSummary,
+) -> Vec<(&'static str, Check)> {
+    let ns = &sz.simplex_n;
+    let delta_all: Vec<Vec<f64>> = scans
+        .iter()
+        .map(|ps| ps.iter().map(|p| p.delta).collect())
+        .collect();
+    let cos_checks: Vec<Check> = scans
+        .iter()
+        .flatten()
+        .map(|p| p.cos_check.clone())
+        .collect();
+    let gc_checks: Vec<Check> = scans.iter().flatten().map(|p| p.gc_check.clone()).collect();
     let mut checks = vec![];
     let all = ["log-power-1.1", "log-power-1.02", "prefactor"];
     let all_words = format!("{WRONG_LOG_POWER}; {WRONG_LOG_POWER_SMALL}; {WRONG_PREFACTOR}");
@@ -419,9 +539,9 @@ fn run_simplex(
     if ns.len() >= 2 {
         checks.extend(over_n_checks(
             sz,
-            &gc_all,
+            &s.gc_all,
             &delta_all,
-            (&fits, &exact_fits),
+            (&s.fits, &s.exact_fits),
             (&all, &all_words),
         ));
     }
@@ -429,8 +549,10 @@ fn run_simplex(
     // the round-off of the gamma_c propagated through the fit (its residuals are the exact
     // formula's curvature in 1 / (1 - c0), not noise).
     if let (Some(f), Some(e)) = (
-        measured.simplex_fit_gamma_c_vs_1_over_1_minus_c0_at_largest_n,
-        prediction.simplex_exact_slope_gamma_c_vs_1_over_1_minus_c0_at_largest_n,
+        s.measured
+            .simplex_fit_gamma_c_vs_1_over_1_minus_c0_at_largest_n,
+        s.prediction
+            .simplex_exact_slope_gamma_c_vs_1_over_1_minus_c0_at_largest_n,
     ) {
         let inv: Vec<f64> = sz.c0.iter().map(|&c| gamma_c_limit(c)).collect();
         let d: Vec<f64> = delta_all.iter().map(|v| v[v.len() - 1]).collect();
@@ -454,13 +576,7 @@ fn run_simplex(
             .rejects(&all, &all_words),
         ));
     }
-    Ok(SimplexResult {
-        measured,
-        prediction,
-        gc: gc_all,
-        all_found,
-        checks,
-    })
+    checks
 }
 
 /// The fits over n of one c0 ([`fits_over_n`]).
@@ -486,34 +602,7 @@ fn over_n_checks(
     let (mut approach, mut slope, mut extrap, mut extrap_delta) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (ci, &c0) in sz.c0.iter().enumerate() {
-        let limit = gamma_c_limit(c0);
-        for k in 1..ns.len() {
-            let (e0, e1) = (gc[ci][k - 1] - limit, gc[ci][k] - limit);
-            let both = delta[ci][k - 1] + delta[ci][k];
-            approach.push(Check::new(
-                format!(
-                    "|gamma_c - 1 / (1 - c0)| at n = {} minus at n = {}, c0 = {c0}",
-                    ns[k],
-                    ns[k - 1]
-                ),
-                e1.abs() - e0.abs(),
-                Test::AtMost,
-                0.0,
-                det(both, "the two gamma_c bands (grid and round-off)"),
-            ));
-            approach.push(Check::new(
-                format!(
-                    "gamma_c - 1 / (1 - c0) at n = {} against the side of n = {}, c0 = {c0} \
-                     (negative: the same side)",
-                    ns[k],
-                    ns[k - 1]
-                ),
-                -e0.signum() * e1,
-                Test::AtMost,
-                0.0,
-                det(delta[ci][k], "the gamma_c band (grid and round-off)"),
-            ));
-        }
+        approach.extend(approach_checks(ns, c0, &gc[ci], &delta[ci]));
         let scale = 1.0 - c0;
         let dy: Vec<f64> = delta[ci]
             .iter()
@@ -574,34 +663,80 @@ fn over_n_checks(
             c.rejects(all, all_words),
         ));
     }
-    let extrapolated: Vec<f64> = fits.iter().map(|f| f.1.intercept).collect();
-    let exact_extrapolated: Vec<f64> = exact_fits.iter().map(|f| f.1.intercept).collect();
-    if let (Some(f), Some(e)) = (
-        fit_vs_inverse(&sz.c0, &extrapolated),
-        fit_vs_inverse(&sz.c0, &exact_extrapolated),
-    ) {
-        let inv: Vec<f64> = sz.c0.iter().map(|&c| gamma_c_limit(c)).collect();
-        let (ps, _) = fit_line_worst_change(&inv, &extrap_delta);
-        let finite_n = (e.slope - 1.0).abs();
+    if let Some(c) = extrapolated_slope_check(sz, (fits, exact_fits), &extrap_delta, through) {
         out.push((
             "simplex_slope_of_extrapolated_gamma_c_vs_1_over_1_minus_c0_is_1",
-            Check::new(
-                "slope of the extrapolated gamma_c against 1 / (1 - c0)",
-                f.slope,
-                Test::Within,
-                1.0,
-                det(
-                    finite_n + ps,
-                    format!(
-                        "the exact formula's own extrapolated slope misses 1 by {finite_n:.2e} \
-                         (its O(1/n) terms); {through}, {ps:.2e}"
-                    ),
-                ),
-            )
-            .rejects(all, all_words),
+            c.rejects(all, all_words),
         ));
     }
     out
+}
+
+/// gamma_c of one c0 moves towards 1 / (1 - c0) from one side: from each n to the next, its
+/// distance does not grow and it stays on the same side.
+fn approach_checks(ns: &[usize], c0: f64, gc: &[f64], delta: &[f64]) -> Vec<Check> {
+    let limit = gamma_c_limit(c0);
+    let mut approach = Vec::new();
+    for k in 1..ns.len() {
+        let (e0, e1) = (gc[k - 1] - limit, gc[k] - limit);
+        let both = delta[k - 1] + delta[k];
+        approach.push(Check::new(
+            format!(
+                "|gamma_c - 1 / (1 - c0)| at n = {} minus at n = {}, c0 = {c0}",
+                ns[k],
+                ns[k - 1]
+            ),
+            e1.abs() - e0.abs(),
+            Test::AtMost,
+            0.0,
+            det(both, "the two gamma_c bands (grid and round-off)"),
+        ));
+        approach.push(Check::new(
+            format!(
+                "gamma_c - 1 / (1 - c0) at n = {} against the side of n = {}, c0 = {c0} \
+                 (negative: the same side)",
+                ns[k],
+                ns[k - 1]
+            ),
+            -e0.signum() * e1,
+            Test::AtMost,
+            0.0,
+            det(delta[k], "the gamma_c band (grid and round-off)"),
+        ));
+    }
+    approach
+}
+
+/// The slope of the extrapolated gamma_c against 1 / (1 - c0) is 1 (two c0 or more), within
+/// the exact formula's own offset and the extrapolations' bands `extrap_delta` propagated.
+fn extrapolated_slope_check(
+    sz: &Sizes,
+    (fits, exact_fits): (&[FitsOverN], &[FitsOverN]),
+    extrap_delta: &[f64],
+    through: &str,
+) -> Option<Check> {
+    let extrapolated: Vec<f64> = fits.iter().map(|f| f.1.intercept).collect();
+    let exact_extrapolated: Vec<f64> = exact_fits.iter().map(|f| f.1.intercept).collect();
+    let (f, e) = (
+        fit_vs_inverse(&sz.c0, &extrapolated)?,
+        fit_vs_inverse(&sz.c0, &exact_extrapolated)?,
+    );
+    let inv: Vec<f64> = sz.c0.iter().map(|&c| gamma_c_limit(c)).collect();
+    let (ps, _) = fit_line_worst_change(&inv, extrap_delta);
+    let finite_n = (e.slope - 1.0).abs();
+    Some(Check::new(
+        "slope of the extrapolated gamma_c against 1 / (1 - c0)",
+        f.slope,
+        Test::Within,
+        1.0,
+        det(
+            finite_n + ps,
+            format!(
+                "the exact formula's own extrapolated slope misses 1 by {finite_n:.2e} \
+                 (its O(1/n) terms); {through}, {ps:.2e}"
+            ),
+        ),
+    ))
 }
 
 /// Random-direction runs.
@@ -626,77 +761,24 @@ fn run_random(
     if d < 3 {
         return Err(input("--set random_d: at least 3"));
     }
-    let gammas = sz.gammas();
-    let (mut collapse_small, mut identity_large, mut monotone) = (true, true, true);
-    let (mut all_found, mut worst_rise) = (true, 0.0f64);
-    let mut gc_all = Vec::new();
-    let (mut measured_map, mut predicted_map) = (BTreeMap::new(), BTreeMap::new());
+    let mut shapes = RandomShapes {
+        collapse_small: true,
+        identity_large: true,
+        monotone: true,
+        all_found: true,
+        worst_rise: 0.0,
+    };
+    let (mut gc_all, mut annealed_all) = (Vec::new(), Vec::new());
     for &c0 in &sz.c0 {
         let (mut series, mut theory) = (Vec::new(), Vec::new());
         let (mut gcs, mut annealed) = (Vec::new(), Vec::new());
         for (ni, &n) in sz.random_n.iter().enumerate() {
-            // The same u for every c0 (common random numbers).
-            let x = tokens(n, d, c0, derived_seed(setup.seed, 1 + ni as u64))?;
-            let m = sz.random_queries.clamp(2, n);
-            let c_in = mean_pair_cos(&x[..m * d], d);
-            let c_out = setup.memo(
-                report,
-                "critical-scaling/layer",
-                &(c0, ni, n, m, d, &gammas),
-                |report| simulate::layer(setup, report, &x, (m, n, d), &gammas),
-            )?;
-            let half = 0.5 * (c_in + c_out[0]);
-            let gc = crossing(&gammas, &c_out, half).unwrap_or(f64::NAN);
-            all_found &= gc.is_finite();
-            let pred: Vec<f64> = gammas
-                .iter()
-                .map(|&g| predicted_cos(c_in, n, d, g))
-                .collect();
-            let gc_annealed = crossing(&gammas, &pred, half).unwrap_or(f64::NAN);
-            setup.say(&format!(
-                "random d {d} c0 {c0}, n {n}: c_in {c_in:.4}, gamma_c {gc:.4} (annealed \
-                 {gc_annealed:.4}, simplex exact {:.4}, limit {:.4})",
-                simplex_gamma_c(n as f64, c0),
-                gamma_c_limit(c0)
-            ));
-            for (k, &g) in gammas.iter().enumerate() {
-                layer_rows.push(vec![
-                    1.0, c0, n as f64, d as f64, g, c_in, c_out[k], pred[k],
-                ]);
-            }
-            // Collapse at small gamma (gamma (1 - c0) = 0.25 or less): within 10% of the gap
-            // from 1; near identity at the largest gamma: within 0.05 of the input's cosine.
-            let small = gammas
-                .iter()
-                .position(|&g| g * (1.0 - c0) > 0.25)
-                .unwrap_or(1)
-                .max(2)
-                - 1;
-            collapse_small &= c_out[small] > 1.0 - 0.1 * (1.0 - c_in);
-            identity_large &= (c_out[c_out.len() - 1] - c_in).abs() < 0.05;
-            let rise = max_rise(&c_out);
-            worst_rise = worst_rise.max(rise);
-            monotone &= rise < 0.01;
-            gc_rows.push(vec![
-                1.0,
-                c0,
-                n as f64,
-                d as f64,
-                c_in,
-                gc,
-                gc_annealed,
-                gamma_c_limit(c0),
-            ]);
-            gcs.push(gc);
-            annealed.push(gc_annealed);
-            series.push(Series::line(
-                format!("n = {n}"),
-                gammas.iter().copied().zip(c_out.iter().copied()).collect(),
-            ));
-            theory.push(Series::theory(
-                format!("annealed n = {n}"),
-                gammas.iter().copied().zip(pred).collect(),
-            ));
+            let rows = (&mut *layer_rows, &mut *gc_rows);
+            let p = random_point(setup, report, sz, (c0, ni, n), &mut shapes, rows)?;
+            gcs.push(p.gc);
+            annealed.push(p.annealed);
+            series.push(p.series);
+            theory.push(p.theory);
         }
         figures::layer(
             setup,
@@ -705,6 +787,119 @@ fn run_random(
             series,
             theory,
         )?;
+        gc_all.push(gcs);
+        annealed_all.push(annealed);
+    }
+    Ok(random_summary(sz, gc_all, annealed_all, shapes))
+}
+
+/// The qualitative shapes of the random-direction curves, over every (c0, n).
+struct RandomShapes {
+    collapse_small: bool,
+    identity_large: bool,
+    monotone: bool,
+    all_found: bool,
+    worst_rise: f64,
+}
+
+/// One (c0, n) of the random-direction case: gamma_c, the annealed one, and the figure's
+/// curves.
+struct RandomPoint {
+    gc: f64,
+    annealed: f64,
+    series: Series,
+    theory: Series,
+}
+
+/// The layer at one (c0, n) of the random-direction case: its rows, its crossing and its
+/// shapes (folded into `shapes`).
+fn random_point(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    (c0, ni, n): (f64, usize, usize),
+    shapes: &mut RandomShapes,
+    rows: (&mut Vec<Vec<f64>>, &mut Vec<Vec<f64>>),
+) -> Result<RandomPoint> {
+    let (layer_rows, gc_rows) = rows;
+    let d = sz.random_d;
+    let gammas = sz.gammas();
+    // The same u for every c0 (common random numbers).
+    let x = tokens(n, d, c0, derived_seed(setup.seed, 1 + ni as u64))?;
+    let m = sz.random_queries.clamp(2, n);
+    let c_in = mean_pair_cos(&x[..m * d], d);
+    let c_out = setup.memo(
+        report,
+        "critical-scaling/layer",
+        &(c0, ni, n, m, d, &gammas),
+        |report| simulate::layer(setup, report, &x, (m, n, d), &gammas),
+    )?;
+    let half = 0.5 * (c_in + c_out[0]);
+    let gc = crossing(&gammas, &c_out, half).unwrap_or(f64::NAN);
+    shapes.all_found &= gc.is_finite();
+    let pred: Vec<f64> = gammas
+        .iter()
+        .map(|&g| predicted_cos(c_in, n, d, g))
+        .collect();
+    let gc_annealed = crossing(&gammas, &pred, half).unwrap_or(f64::NAN);
+    setup.say(&format!(
+        "random d {d} c0 {c0}, n {n}: c_in {c_in:.4}, gamma_c {gc:.4} (annealed \
+         {gc_annealed:.4}, simplex exact {:.4}, limit {:.4})",
+        simplex_gamma_c(n as f64, c0),
+        gamma_c_limit(c0)
+    ));
+    for (k, &g) in gammas.iter().enumerate() {
+        layer_rows.push(vec![
+            1.0, c0, n as f64, d as f64, g, c_in, c_out[k], pred[k],
+        ]);
+    }
+    // Collapse at small gamma (gamma (1 - c0) = 0.25 or less): within 10% of the gap
+    // from 1; near identity at the largest gamma: within 0.05 of the input's cosine.
+    let small = gammas
+        .iter()
+        .position(|&g| g * (1.0 - c0) > 0.25)
+        .unwrap_or(1)
+        .max(2)
+        - 1;
+    shapes.collapse_small &= c_out[small] > 1.0 - 0.1 * (1.0 - c_in);
+    shapes.identity_large &= (c_out[c_out.len() - 1] - c_in).abs() < 0.05;
+    let rise = max_rise(&c_out);
+    shapes.worst_rise = shapes.worst_rise.max(rise);
+    shapes.monotone &= rise < 0.01;
+    gc_rows.push(vec![
+        1.0,
+        c0,
+        n as f64,
+        d as f64,
+        c_in,
+        gc,
+        gc_annealed,
+        gamma_c_limit(c0),
+    ]);
+    Ok(RandomPoint {
+        gc,
+        annealed: gc_annealed,
+        series: Series::line(
+            format!("n = {n}"),
+            gammas.iter().copied().zip(c_out.iter().copied()).collect(),
+        ),
+        theory: Series::theory(
+            format!("annealed n = {n}"),
+            gammas.iter().copied().zip(pred).collect(),
+        ),
+    })
+}
+
+/// The random-direction case's summary: gamma_c per c0 (measured and annealed), its fits
+/// against 1 / (1 - c0), its distance to the simplex's exact gamma_c, and the shapes.
+fn random_summary(
+    sz: &Sizes,
+    gc_all: Vec<Vec<f64>>,
+    annealed_all: Vec<Vec<f64>>,
+    shapes: RandomShapes,
+) -> RandomResult {
+    let (mut measured_map, mut predicted_map) = (BTreeMap::new(), BTreeMap::new());
+    for ((c0, gcs), annealed) in sz.c0.iter().zip(&gc_all).zip(annealed_all) {
         measured_map.insert(
             format!("random_gamma_c_c0_{c0}"),
             GammaC {
@@ -719,11 +914,10 @@ fn run_random(
                 gamma_c: annealed,
             },
         );
-        gc_all.push(gcs);
     }
     let measured = RandomMeasured {
         per_c0: measured_map,
-        random_d: d,
+        random_d: sz.random_d,
         random_gamma_c_times_1_minus_c0_at_largest_n: gc_all
             .iter()
             .zip(&sz.c0)
@@ -745,7 +939,7 @@ fn run_random(
                     .collect()
             })
             .collect(),
-        random_max_rise_in_gamma: worst_rise,
+        random_max_rise_in_gamma: shapes.worst_rise,
     };
     let prediction = RandomPrediction {
         per_c0: predicted_map,
@@ -755,19 +949,18 @@ fn run_random(
         random_limit: "none at fixed d: the cosine fluctuations shift gamma_c (1 - c0) by ~ ln n \
                        / (2 (d - 1)); 1 / (1 - c0) only as n, d -> infinity with ln n / d -> 0",
     };
-    Ok(RandomResult {
+    RandomResult {
         measured,
         prediction,
         gc: gc_all,
-        all_found,
-        collapse_small,
-        identity_large,
-        monotone,
-    })
+        all_found: shapes.all_found,
+        collapse_small: shapes.collapse_small,
+        identity_large: shapes.identity_large,
+        monotone: shapes.monotone,
+    }
 }
 
-pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
-    let sz = setup.sizes(Sizes::new(setup.quick))?;
+fn validate(sz: &Sizes) -> Result<()> {
     for m in &sz.models {
         if m != "simplex" && m != "random" {
             return Err(input(format!(
@@ -781,6 +974,12 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     if sz.simplex_n.iter().chain(&sz.random_n).any(|&n| n < 2) {
         return Err(input("--set simplex_n / random_n: at least 2 tokens"));
     }
+    Ok(())
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    validate(&sz)?;
     report.add_config(&Config {
         sizes: &sz,
         beta: "gamma ln n",
@@ -814,6 +1013,19 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     } else {
         None
     };
+    files(setup, report, &layer_rows, &gc_rows)?;
+    gamma_c_figures(setup, report, &sz, simplex.as_ref(), random.as_ref())?;
+    record(report, simplex, random);
+    Ok(())
+}
+
+/// layer.csv and gamma_c.csv.
+fn files(
+    setup: &Setup,
+    report: &mut Report,
+    layer_rows: &[Vec<f64>],
+    gc_rows: &[Vec<f64>],
+) -> Result<()> {
     setup.csv(
         report,
         "layer.csv",
@@ -827,7 +1039,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "cos_out",
             "cos_theory",
         ],
-        &layer_rows,
+        layer_rows,
     )?;
     setup.csv(
         report,
@@ -842,10 +1054,18 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "gamma_c_theory",
             "gamma_c_limit",
         ],
-        &gc_rows,
-    )?;
+        gc_rows,
+    )
+}
 
-    // Figures: gamma_c (1 - c0) against 1 / ln n, and gamma_c against c0.
+/// Figures: gamma_c (1 - c0) against 1 / ln n, and gamma_c against c0.
+fn gamma_c_figures(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    simplex: Option<&SimplexResult>,
+    random: Option<&RandomResult>,
+) -> Result<()> {
     let mut vs_n = Vec::new();
     let mut vs_c0 = Vec::new();
     let scaled = |ns: &[usize], v: &[f64], c0: f64| -> Vec<(f64, f64)> {
@@ -854,7 +1074,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             .map(|(&n, g)| (1.0 / (n as f64).ln(), g * (1.0 - c0)))
             .collect()
     };
-    if let Some(s) = &simplex {
+    if let Some(s) = simplex {
         for (ci, &c0) in sz.c0.iter().enumerate() {
             vs_n.push(Series::markers(
                 format!("simplex c0 = {c0}"),
@@ -890,7 +1110,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 .collect(),
         ));
     }
-    if let Some(r) = &random {
+    if let Some(r) = random {
         for (ci, &c0) in sz.c0.iter().enumerate() {
             vs_n.push(Series::markers(
                 format!("random d = {} c0 = {c0}", sz.random_d),
@@ -909,8 +1129,11 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     }
     vs_n.push(Series::markers("limit 1 (n -> infinity)", vec![(0.0, 1.0)]));
     figures::gamma_c_vs_n(setup, report, vs_n)?;
-    figures::gamma_c_vs_c0(setup, report, &sz.c0, vs_c0)?;
+    figures::gamma_c_vs_c0(setup, report, &sz.c0, vs_c0)
+}
 
+/// The checks, the measurements, the predictions and the shapes into the report.
+fn record(report: &mut Report, simplex: Option<SimplexResult>, random: Option<RandomResult>) {
     let mut shapes = Shapes {
         every_curve_crosses_halfway: simplex.as_ref().is_none_or(|s| s.all_found)
             && random.as_ref().is_none_or(|r| r.all_found),
@@ -936,7 +1159,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         report.add_prediction(&r.prediction);
     }
     report.add_measured(&shapes);
-    Ok(())
 }
 
 #[cfg(test)]

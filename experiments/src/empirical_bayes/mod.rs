@@ -234,6 +234,8 @@ struct Lag {
     points: Vec<LagPoint>,
 }
 
+/// Scan of one prior: the depth scan at every bandwidth (and, for the Gaussian prior, at n / 2
+/// for the extrapolation to n = infinity), its checks and its summary.
 fn depth_scan(
     setup: &Setup,
     report: &mut Report,
@@ -243,6 +245,62 @@ fn depth_scan(
     stream: u64,
     rows: &mut Vec<Vec<f64>>,
 ) -> Result<Outcome> {
+    let gaussian = prior.mu == 0.0;
+    let PriorRuns { all, half } = simulate_prior(setup, report, sz, prior, name, stream)?;
+    let bayes = bayes_risk(prior, sz.sigma, sz.d);
+    let mut out = prior_outcome(sz, prior, name, bayes, &all);
+    // The theory's depth rate (the wrong model of --mutate fast-depth-rate: 1.3 times).
+    let rate = if setup.mutated("fast-depth-rate") {
+        WRONG_DEPTH_RATE
+    } else {
+        1.0
+    };
+    let smallest_h = sz.bandwidths.iter().copied().fold(f64::INFINITY, f64::min);
+    for (hi, &h) in sz.bandwidths.iter().enumerate() {
+        let ms: Vec<&Vec<Measure>> = all[hi * sz.draws..(hi + 1) * sz.draws].iter().collect();
+        let ms_half: Vec<&Vec<Measure>> = if gaussian {
+            half[hi * sz.draws..(hi + 1) * sz.draws].iter().collect()
+        } else {
+            Vec::new()
+        };
+        let b = BandwidthScan {
+            sz,
+            name,
+            gaussian,
+            h,
+            ms: &ms,
+            ms_half: &ms_half,
+            bayes,
+            rate,
+        };
+        let mf = b.mean_field();
+        let points = b.depth_points(&mf, &mut out, rows);
+        if gaussian && h == smallest_h {
+            out.lag = Some(b.collapse_lag(setup, &mf));
+        }
+        b.best_depth(setup, &mf, points, &mut out);
+    }
+    Ok(out)
+}
+
+/// The measurements of one prior's systems, per system per layer.
+struct PriorRuns {
+    /// At n: bandwidth-major, `draws` systems per bandwidth.
+    all: Vec<Vec<Measure>>,
+    /// At n / 2 (independent draws), for the Gaussian prior only (empty otherwise).
+    half: Vec<Vec<Measure>>,
+}
+
+/// The ensemble of one prior at n and, for the Gaussian prior, at n / 2 (independent
+/// draws; empty otherwise).
+fn simulate_prior(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    prior: Prior,
+    name: &str,
+    stream: u64,
+) -> Result<PriorRuns> {
     let gaussian = prior.mu == 0.0;
     let hs: Vec<f64> = sz
         .bandwidths
@@ -287,21 +345,22 @@ fn depth_scan(
     } else {
         Vec::new()
     };
-    let bayes = bayes_risk(prior, sz.sigma, sz.d);
+    Ok(PriorRuns { all, half })
+}
+
+/// The outcome of one prior before its bandwidths: the summary's header and the Monte Carlo
+/// Bayes risk's check.
+fn prior_outcome(
+    sz: &Sizes,
+    prior: Prior,
+    name: &str,
+    bayes: f64,
+    all: &[Vec<Measure>],
+) -> Outcome {
+    let gaussian = prior.mu == 0.0;
     let (bmc, bmc_se) = mean_se(&all.iter().map(|m| m[0].bayes_mse).collect::<Vec<_>>());
-    let (tau2, sigma2) = (sz.tau * sz.tau, sz.sigma * sz.sigma);
     let draws = format!("{} independent contexts", sz.draws);
-    let paired = format!(
-        "{} independent contexts, paired on the same queries",
-        sz.draws
-    );
-    // The theory's depth rate (the wrong model of --mutate fast-depth-rate: 1.3 times).
-    let rate = if setup.mutated("fast-depth-rate") {
-        WRONG_DEPTH_RATE
-    } else {
-        1.0
-    };
-    let mut out = Outcome {
+    Outcome {
         summary: PerPrior {
             prior: if gaussian {
                 format!("N(0, {}^2 I)", sz.tau)
@@ -334,18 +393,53 @@ fn depth_scan(
         best_depth_ses: Vec::new(),
         mf_best_depths: Vec::new(),
         lag: None,
-    };
-    let smallest_h = sz.bandwidths.iter().copied().fold(f64::INFINITY, f64::min);
-    for (hi, &h) in sz.bandwidths.iter().enumerate() {
-        let ms: Vec<&Vec<Measure>> = all[hi * sz.draws..(hi + 1) * sz.draws].iter().collect();
-        let ms_half: Vec<&Vec<Measure>> = if gaussian {
-            half[hi * sz.draws..(hi + 1) * sz.draws].iter().collect()
-        } else {
-            Vec::new()
-        };
-        let h2 = h * h;
-        let mf_v = mean_field_variances(tau2, sigma2, h2, rate * sz.dt, sz.layers);
-        let mf_risk: Vec<f64> = mf_v
+    }
+}
+
+/// One bandwidth of one prior's depth scan: its draws at n (and n / 2 for the Gaussian
+/// prior) and what the checks compare them with.
+struct BandwidthScan<'a> {
+    sz: &'a Sizes,
+    name: &'a str,
+    gaussian: bool,
+    h: f64,
+    ms: &'a [&'a Vec<Measure>],
+    ms_half: &'a [&'a Vec<Measure>],
+    bayes: f64,
+    /// The theory's depth rate (1.3 under `--mutate fast-depth-rate`).
+    rate: f64,
+}
+
+/// The mean field of one bandwidth: the theory's (at its depth rate) and the simulation's own
+/// (the true rate), whose best depth sets the window of the comparison.
+struct MeanField {
+    /// The theory's context variance per layer.
+    v: Vec<f64>,
+    /// The theory's risk per layer.
+    risk: Vec<f64>,
+    /// The simulation's own mean-field context variance per layer.
+    true_v: Vec<f64>,
+    /// The simulation's own mean field's best depth, in layers.
+    true_best: f64,
+}
+
+impl BandwidthScan<'_> {
+    fn tau2_sigma2(&self) -> (f64, f64) {
+        (self.sz.tau * self.sz.tau, self.sz.sigma * self.sz.sigma)
+    }
+
+    fn paired(&self) -> String {
+        format!(
+            "{} independent contexts, paired on the same queries",
+            self.sz.draws
+        )
+    }
+
+    fn mean_field(&self) -> MeanField {
+        let (sz, h2) = (self.sz, self.h * self.h);
+        let (tau2, sigma2) = self.tau2_sigma2();
+        let v = mean_field_variances(tau2, sigma2, h2, self.rate * sz.dt, sz.layers);
+        let risk: Vec<f64> = v
             .iter()
             .map(|&v| mean_field_risk(tau2, sigma2, v, sigma2))
             .collect();
@@ -358,47 +452,35 @@ fn depth_scan(
                 .map(|&v| mean_field_risk(tau2, sigma2, v, sigma2))
                 .collect::<Vec<_>>(),
         );
-        let mf_window = MF_WINDOW * true_best * sz.dt;
+        MeanField {
+            v,
+            risk,
+            true_v,
+            true_best,
+        }
+    }
+
+    /// The measured risk curve, layer by layer (points, rows of depth_scan.csv) and, for the
+    /// Gaussian prior within the window, its checks against the mean field.
+    fn depth_points(
+        &self,
+        mf: &MeanField,
+        out: &mut Outcome,
+        rows: &mut Vec<Vec<f64>>,
+    ) -> Vec<DepthPoint> {
+        let (sz, h, gaussian, ms) = (self.sz, self.h, self.gaussian, self.ms);
+        let mf_window = MF_WINDOW * mf.true_best * sz.dt;
         let mut points = Vec::new();
         for layer in 0..=sz.layers {
-            let (risk, risk_se) = stat(&ms, layer, |m| m.mse);
-            let (excess, excess_se) = stat(&ms, layer, |m| m.mse - m.bayes_mse);
-            let (dist, _) = stat(&ms, layer, |m| m.to_bayes);
-            let (cv, _) = stat(&ms, layer, |m| m.context_var);
+            let (risk, risk_se) = stat(ms, layer, |m| m.mse);
+            let (excess, excess_se) = stat(ms, layer, |m| m.mse - m.bayes_mse);
+            let (dist, _) = stat(ms, layer, |m| m.to_bayes);
+            let (cv, _) = stat(ms, layer, |m| m.context_var);
             // The excess over the Bayes predictor on the same queries against the mean
             // field's: the query noise they share cancels (paired).
             if gaussian && layer as f64 * sz.dt <= mf_window {
-                let (ex_half, ex_half_se) = stat(&ms_half, layer, |m| m.mse - m.bayes_mse);
-                out.mean_field.push(
-                    Check::new(
-                        format!(
-                            "gaussian excess risk extrapolated to n = infinity (2 E(n) - E(n/2)), \
-                             h = {h}, layer {layer}"
-                        ),
-                        2.0 * excess - ex_half,
-                        Test::Within,
-                        mf_risk[layer] - bayes,
-                        Band::stat(
-                            3.0,
-                            (4.0 * excess_se * excess_se + ex_half_se * ex_half_se).sqrt(),
-                            format!(
-                                "{} independent contexts at n and at n / 2, paired on the same \
-                                 queries",
-                                sz.draws
-                            ),
-                        ),
-                    )
-                    .rejects(
-                        &[
-                            "fast-depth-rate",
-                            "wrong-bandwidth",
-                            "query-refined",
-                            "clean-context",
-                        ],
-                        "a mean field with a 1.3x depth rate; a wrong stage-2 bandwidth; a \
-                         refined query; an uncorrupted context",
-                    ),
-                );
+                out.mean_field
+                    .push(self.mean_field_check(mf, layer, excess, excess_se));
             }
             rows.push(vec![
                 if gaussian { 0.0 } else { 1.0 },
@@ -411,8 +493,8 @@ fn depth_scan(
                 excess_se,
                 dist,
                 cv,
-                if gaussian { mf_risk[layer] } else { f64::NAN },
-                bayes,
+                if gaussian { mf.risk[layer] } else { f64::NAN },
+                self.bayes,
             ]);
             points.push(DepthPoint {
                 layer,
@@ -423,96 +505,213 @@ fn depth_scan(
                 excess_se,
                 distance_to_bayes: dist,
                 context_var: cv,
-                mean_field_risk: gaussian.then_some(mf_risk[layer]),
-                mean_field_context_var: gaussian.then_some(mf_v[layer]),
+                mean_field_risk: gaussian.then_some(mf.risk[layer]),
+                mean_field_context_var: gaussian.then_some(mf.v[layer]),
             });
         }
-        if gaussian && h == smallest_h {
-            // The finite-n lag of the collapse behind the simulation's mean field, per
-            // context from its own initial variance (the initial spread, of order
-            // n^(-1/2), cancels): paired within each context.
-            let layer = ((LAG_DEPTH * true_best).round() as usize).min(sz.layers);
-            let lags = |ms: &[&Vec<Measure>]| -> Vec<Vec<f64>> {
-                ms.iter()
-                    .map(|m| {
-                        let v0 = m[0].context_var;
-                        let v = mean_field_variances(v0 - sigma2, sigma2, h2, sz.dt, layer);
-                        (0..=layer).map(|l| m[l].context_var - v[l]).collect()
-                    })
-                    .collect()
-            };
-            let (at_n, at_half) = (lags(&ms), lags(&ms_half));
-            let points: Vec<LagPoint> = (0..=layer)
-                .map(|k| {
-                    let (l, l_se) = mean_se(&at_n.iter().map(|v| v[k]).collect::<Vec<_>>());
-                    let (lh, lh_se) = mean_se(&at_half.iter().map(|v| v[k]).collect::<Vec<_>>());
-                    LagPoint {
-                        layer: k,
-                        depth_over_best: k as f64 / true_best,
-                        mean_field_context_var: true_v[k],
-                        lag_n: l,
-                        lag_n_se: l_se,
-                        lag_half_n: lh,
-                        lag_half_n_se: lh_se,
-                        exponent: (lh / l).log2(),
-                        exponent_se: (l_se / l).hypot(lh_se / lh) / std::f64::consts::LN_2,
-                        extrapolated_lag: 2.0 * l - lh,
-                        extrapolated_lag_in_excess: (2.0 * l - lh) * {
-                            let (v, e) = (true_v[k], 1e-6);
-                            (mean_field_risk(tau2, sigma2, v + e, sigma2)
-                                - mean_field_risk(tau2, sigma2, v - e, sigma2))
-                                / (2.0 * e)
-                        },
-                    }
-                })
-                .collect();
-            let last = points.last().expect("layer 0").clone();
-            let (l, l_se, lh, lh_se) = (
-                last.lag_n,
-                last.lag_n_se,
-                last.lag_half_n,
-                last.lag_half_n_se,
-            );
-            let lag = Lag {
-                h,
-                window_over_best: MF_WINDOW,
-                points,
-            };
-            let check = Check::new(
+        points
+    }
+
+    /// The Gaussian excess at one layer, extrapolated to n = infinity, against the mean
+    /// field's.
+    fn mean_field_check(&self, mf: &MeanField, layer: usize, excess: f64, excess_se: f64) -> Check {
+        let h = self.h;
+        let (ex_half, ex_half_se) = stat(self.ms_half, layer, |m| m.mse - m.bayes_mse);
+        Check::new(
+            format!(
+                "gaussian excess risk extrapolated to n = infinity (2 E(n) - E(n/2)), \
+                 h = {h}, layer {layer}"
+            ),
+            2.0 * excess - ex_half,
+            Test::Within,
+            mf.risk[layer] - self.bayes,
+            Band::stat(
+                3.0,
+                (4.0 * excess_se * excess_se + ex_half_se * ex_half_se).sqrt(),
                 format!(
-                    "lag of the context variance behind the mean field at n / 2 minus at n, h = \
-                     {h}, layer {layer} ({LAG_DEPTH} x the best depth; lags {:.4} and {:.4})",
-                    lh, l
+                    "{} independent contexts at n and at n / 2, paired on the same \
+                     queries",
+                    self.sz.draws
                 ),
-                lh - l,
-                Test::Above,
-                0.0,
-                Band::stat(
-                    3.0,
-                    l_se.hypot(lh_se),
-                    format!(
-                        "{} independent contexts at n and at n / 2, each against the mean \
-                         field from its own initial variance",
-                        sz.draws
-                    ),
+            ),
+        )
+        .rejects(
+            &[
+                "fast-depth-rate",
+                "wrong-bandwidth",
+                "query-refined",
+                "clean-context",
+            ],
+            "a mean field with a 1.3x depth rate; a wrong stage-2 bandwidth; a \
+             refined query; an uncorrupted context",
+        )
+    }
+
+    /// The finite-n lag of the collapse at this (the smallest) bandwidth behind the
+    /// simulation's mean field, at n and n / 2, and its check.
+    fn collapse_lag(&self, setup: &Setup, mf: &MeanField) -> (Lag, Check) {
+        let (sz, h) = (self.sz, self.h);
+        let h2 = h * h;
+        let (tau2, sigma2) = self.tau2_sigma2();
+        let (true_v, true_best) = (&mf.true_v, mf.true_best);
+        // The finite-n lag of the collapse behind the simulation's mean field, per
+        // context from its own initial variance (the initial spread, of order
+        // n^(-1/2), cancels): paired within each context.
+        let layer = ((LAG_DEPTH * true_best).round() as usize).min(sz.layers);
+        let lags = |ms: &[&Vec<Measure>]| -> Vec<Vec<f64>> {
+            ms.iter()
+                .map(|m| {
+                    let v0 = m[0].context_var;
+                    let v = mean_field_variances(v0 - sigma2, sigma2, h2, sz.dt, layer);
+                    (0..=layer).map(|l| m[l].context_var - v[l]).collect()
+                })
+                .collect()
+        };
+        let (at_n, at_half) = (lags(self.ms), lags(self.ms_half));
+        let points: Vec<LagPoint> = (0..=layer)
+            .map(|k| {
+                let (l, l_se) = mean_se(&at_n.iter().map(|v| v[k]).collect::<Vec<_>>());
+                let (lh, lh_se) = mean_se(&at_half.iter().map(|v| v[k]).collect::<Vec<_>>());
+                LagPoint {
+                    layer: k,
+                    depth_over_best: k as f64 / true_best,
+                    mean_field_context_var: true_v[k],
+                    lag_n: l,
+                    lag_n_se: l_se,
+                    lag_half_n: lh,
+                    lag_half_n_se: lh_se,
+                    exponent: (lh / l).log2(),
+                    exponent_se: (l_se / l).hypot(lh_se / lh) / std::f64::consts::LN_2,
+                    extrapolated_lag: 2.0 * l - lh,
+                    extrapolated_lag_in_excess: (2.0 * l - lh) * {
+                        let (v, e) = (true_v[k], 1e-6);
+                        (mean_field_risk(tau2, sigma2, v + e, sigma2)
+                            - mean_field_risk(tau2, sigma2, v - e, sigma2))
+                            / (2.0 * e)
+                    },
+                }
+            })
+            .collect();
+        let last = points.last().expect("layer 0").clone();
+        let (l, l_se, lh, lh_se) = (
+            last.lag_n,
+            last.lag_n_se,
+            last.lag_half_n,
+            last.lag_half_n_se,
+        );
+        let lag = Lag {
+            h,
+            window_over_best: MF_WINDOW,
+            points,
+        };
+        let check = Check::new(
+            format!(
+                "lag of the context variance behind the mean field at n / 2 minus at n, h = \
+                 {h}, layer {layer} ({LAG_DEPTH} x the best depth; lags {:.4} and {:.4})",
+                lh, l
+            ),
+            lh - l,
+            Test::Above,
+            0.0,
+            Band::stat(
+                3.0,
+                l_se.hypot(lh_se),
+                format!(
+                    "{} independent contexts at n and at n / 2, each against the mean \
+                     field from its own initial variance",
+                    sz.draws
                 ),
-            )
-            .rejects(
-                &[],
-                "a lag of the collapse behind the mean field that does not shrink with n (not \
-                 a finite-n effect)",
-            )
-            .smoke_if(
-                setup.quick,
-                "no mutation of the study makes the lag stop shrinking; an uncorrupted context \
-                 (`clean-context`) starts nearer its collapse and is rejected by the depth checks",
-            );
-            out.lag = Some((lag, check));
-        }
-        let (best, best_se) = best_layer(&ms);
+            ),
+        )
+        .rejects(
+            &[],
+            "a lag of the collapse behind the mean field that does not shrink with n (not \
+             a finite-n effect)",
+        )
+        .smoke_if(
+            setup.quick,
+            "no mutation of the study makes the lag stop shrinking; an uncorrupted context \
+             (`clean-context`) starts nearer its collapse and is rejected by the depth checks",
+        );
+        (lag, check)
+    }
+
+    /// The best depth of this bandwidth: its checks (not below Bayes, the trade-off, the
+    /// mean field's best depth) and its summary.
+    fn best_depth(
+        &self,
+        setup: &Setup,
+        mf: &MeanField,
+        points: Vec<DepthPoint>,
+        out: &mut Outcome,
+    ) {
+        let (sz, h, ms, bayes) = (self.sz, self.h, self.ms, self.bayes);
+        let (tau2, sigma2) = self.tau2_sigma2();
+        let h2 = h * h;
+        let (best, best_se) = best_layer(ms);
         let bl = (best.round() as usize).min(sz.layers);
-        let (ex, ex_se) = stat(&ms, bl, |m| m.mse - m.bayes_mse);
-        let (cross, cross_se) = stat(&ms, bl, |m| m.mse - m.bayes_mse - m.to_bayes);
+        let (ex, ex_se) = stat(ms, bl, |m| m.mse - m.bayes_mse);
+        self.bayes_and_trade_off(out, bl);
+        let mf_best = self.gaussian.then(|| vertex(&mf.risk) * sz.dt);
+        if let Some(t) = mf_best {
+            // Extrapolated to n = infinity like the excess (2 b(n) - b(n / 2)): at the
+            // default size the best depth at n = 1024 sits 3.8 se below the mean field's at
+            // h = 0.85, a finite-n lag.
+            let (bh, bh_se) = best_layer(self.ms_half);
+            let draws = format!("{} independent contexts", sz.draws);
+            out.depth.push(
+                Check::new(
+                    format!("best depth extrapolated to n = infinity, h = {h}"),
+                    (2.0 * best - bh) * sz.dt,
+                    Test::Within,
+                    t,
+                    Band::stat(
+                        3.0,
+                        (4.0 * best_se * best_se + bh_se * bh_se).sqrt() * sz.dt,
+                        format!("jackknife over {draws} at n and at n / 2"),
+                    ),
+                )
+                .rejects(
+                    &["wrong-bandwidth", "query-refined", "clean-context"],
+                    "a wrong stage-2 bandwidth; a refined query; an uncorrupted context (a \
+                     1.3x depth rate fails the mean-field curve)",
+                ),
+            );
+            out.mf_best_depths.push(t);
+        }
+        out.best_depths.push(best * sz.dt);
+        out.best_depth_ses.push(best_se * sz.dt);
+        setup.say(&format!(
+            "  h = {h}: best depth {:.3} +- {:.3} (mean field {:?}), excess {:.5} +- {:.5} \
+             (Bayes {:.5})",
+            best * sz.dt,
+            best_se * sz.dt,
+            mf_best,
+            ex,
+            ex_se,
+            bayes
+        ));
+        out.summary.per_bandwidth.push(PerBandwidth {
+            h,
+            beta_stage1: 1.0 / h2,
+            best_depth: best * sz.dt,
+            best_depth_se: best_se * sz.dt,
+            mean_field_best_depth: mf_best,
+            continuous_depth_noise_relation: self.gaussian.then(|| optimal_depth(tau2, sigma2, h2)),
+            excess_at_best: ex,
+            excess_at_best_se: ex_se,
+            relative_excess_at_best: ex / bayes,
+            points,
+        });
+    }
+
+    /// At the best layer `bl`: the excess is not below Bayes and is the distance to Bayes;
+    /// the risk at depth 0 and at the last depth is above the best's.
+    fn bayes_and_trade_off(&self, out: &mut Outcome, bl: usize) {
+        let (sz, h, name, ms) = (self.sz, self.h, self.name, self.ms);
+        let paired = self.paired();
+        let (ex, ex_se) = stat(ms, bl, |m| m.mse - m.bayes_mse);
+        let (cross, cross_se) = stat(ms, bl, |m| m.mse - m.bayes_mse - m.to_bayes);
         let wrong_bayes = "a Bayes predictor that is not the posterior mean";
         out.bayes.push(
             Check::new(
@@ -553,62 +752,10 @@ fn depth_scan(
                 ),
             );
         }
-        let mf_best = gaussian.then(|| vertex(&mf_risk) * sz.dt);
-        if let Some(t) = mf_best {
-            // Extrapolated to n = infinity like the excess (2 b(n) - b(n / 2)): at the
-            // default size the best depth at n = 1024 sits 3.8 se below the mean field's at
-            // h = 0.85, a finite-n lag.
-            let (bh, bh_se) = best_layer(&ms_half);
-            out.depth.push(
-                Check::new(
-                    format!("best depth extrapolated to n = infinity, h = {h}"),
-                    (2.0 * best - bh) * sz.dt,
-                    Test::Within,
-                    t,
-                    Band::stat(
-                        3.0,
-                        (4.0 * best_se * best_se + bh_se * bh_se).sqrt() * sz.dt,
-                        format!("jackknife over {draws} at n and at n / 2"),
-                    ),
-                )
-                .rejects(
-                    &["wrong-bandwidth", "query-refined", "clean-context"],
-                    "a wrong stage-2 bandwidth; a refined query; an uncorrupted context (a \
-                     1.3x depth rate fails the mean-field curve)",
-                ),
-            );
-            out.mf_best_depths.push(t);
-        }
-        out.best_depths.push(best * sz.dt);
-        out.best_depth_ses.push(best_se * sz.dt);
-        setup.say(&format!(
-            "  h = {h}: best depth {:.3} +- {:.3} (mean field {:?}), excess {:.5} +- {:.5} \
-             (Bayes {:.5})",
-            best * sz.dt,
-            best_se * sz.dt,
-            mf_best,
-            ex,
-            ex_se,
-            bayes
-        ));
-        out.summary.per_bandwidth.push(PerBandwidth {
-            h,
-            beta_stage1: 1.0 / h2,
-            best_depth: best * sz.dt,
-            best_depth_se: best_se * sz.dt,
-            mean_field_best_depth: mf_best,
-            continuous_depth_noise_relation: gaussian.then(|| optimal_depth(tau2, sigma2, h2)),
-            excess_at_best: ex,
-            excess_at_best_se: ex_se,
-            relative_excess_at_best: ex / bayes,
-            points,
-        });
     }
-    Ok(out)
 }
 
-pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
-    let sz = setup.sizes(Sizes::new(setup.quick))?;
+fn validate(sz: &Sizes) -> Result<()> {
     if sz.d < 1
         || sz.draws < 3
         || sz.conv_draws < 3
@@ -627,6 +774,12 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
              conv_ns, layers >= 2, conv_layers >= 1, 0 < dt <= 1, sigma, tau, mixture_s > 0",
         ));
     }
+    Ok(())
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    validate(&sz)?;
     report.add_config(&sz);
     report.add_config(&Config {
         setting: "euclidean R^d; clean tokens iid from the prior, every token y = x + sigma eps",
@@ -635,7 +788,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         stage1: "context flows by x <- x + dt (m_h(x) - x), fixed bandwidth h",
         stage2: "held-out noisy query y* attends with bandwidth sigma to the refined context",
     });
-    let (tau2, sigma2) = (sz.tau * sz.tau, sz.sigma * sz.sigma);
     let mut rows = Vec::new();
     let g = depth_scan(
         setup,
@@ -651,17 +803,40 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         s: sz.mixture_s,
     };
     let m = depth_scan(setup, report, &sz, mixture, "mixture", 2, &mut rows)?;
+    let slope = depth_noise(&sz, &g);
+    let (conv, exp_check) = convergence(setup, report, &sz)?;
+    let mixture_check = mixture_at_smallest_bandwidth(setup, &sz, &m);
+    check_all(
+        report,
+        &g,
+        &m,
+        slope.check.clone(),
+        mixture_check,
+        exp_check,
+    );
+    files(setup, report, &sz, &rows, &g, &m, &conv)?;
+    summary(report, &sz, mixture, g, m, slope, conv);
+    Ok(())
+}
 
-    // The depth-noise relation: best depth against 1 / h^2, beside the same fit of the mean
-    // field's own best depths (layers of step dt). The bandwidths' draws are independent, so
-    // the slope's standard error is the jackknife errors of the best depths propagated
-    // through the fit's weights (not the fit's residuals: three points leave one degree of
-    // freedom at the quick size).
+/// The depth-noise relation: the best depths' fit in 1 / h^2 and its check.
+struct DepthNoise {
+    fit: Fit,
+    mean_field_fit: Fit,
+    check: Check,
+}
+
+/// The depth-noise relation: best depth against 1 / h^2, beside the same fit of the mean
+/// field's own best depths (layers of step dt). The bandwidths' draws are independent, so
+/// the slope's standard error is the jackknife errors of the best depths propagated
+/// through the fit's weights (not the fit's residuals: three points leave one degree of
+/// freedom at the quick size).
+fn depth_noise(sz: &Sizes, g: &Outcome) -> DepthNoise {
     let inv_h2: Vec<f64> = sz.bandwidths.iter().map(|h| 1.0 / (h * h)).collect();
     let depth_fit = fit_line(&inv_h2, &g.best_depths);
     let mf_depth_fit = fit_line(&inv_h2, &g.mf_best_depths);
     let slope_se = propagated_slope_se(&inv_h2, &g.best_depth_ses);
-    let slope_check = Check::new(
+    let check = Check::new(
         "slope of the best depth in 1 / h^2",
         depth_fit.slope,
         Test::Within,
@@ -680,8 +855,17 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         "a wrong stage-2 bandwidth; a refined query; an uncorrupted context (a 1.3x depth rate, \
          slope sigma^2 / 2.6, is 1.9 se off at the quick size: the best-depth check rejects it)",
     );
+    DepthNoise {
+        fit: depth_fit,
+        mean_field_fit: mf_depth_fit,
+        check,
+    }
+}
 
-    // Convergence in n at the mean-field-optimal depth (Gaussian prior).
+/// Convergence in n at the mean-field-optimal depth (Gaussian prior): the distance to Bayes
+/// per n, its exponent and the exponent's check.
+fn convergence(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<(Convergence, Check)> {
+    let (tau2, sigma2) = (sz.tau * sz.tau, sz.sigma * sz.sigma);
     let h = sz.conv_bandwidth;
     let dt =
         analyse::step_reaching_prior(tau2, sigma2, h * h, sz.conv_layers).ok_or_else(|| {
@@ -750,15 +934,26 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         "an excess that does not vanish like 1/n (a wrong stage-2 bandwidth, a refined query, \
          an uncorrupted context)",
     );
+    let conv = Convergence {
+        bandwidth: h,
+        layers: sz.conv_layers,
+        dt,
+        depth: dt * sz.conv_layers as f64,
+        points: conv_points,
+        exponent_fit: exp_fit,
+    };
+    Ok((conv, exp_check))
+}
 
-    // The mixture at the smallest bandwidth.
+/// The mixture at the smallest bandwidth: its excess over Bayes at the best depth.
+fn mixture_at_smallest_bandwidth(setup: &Setup, sz: &Sizes, m: &Outcome) -> Check {
     let smallest = m
         .summary
         .per_bandwidth
         .iter()
         .min_by(|a, b| a.h.total_cmp(&b.h))
         .expect("bandwidths");
-    let mixture_check = Check::new(
+    Check::new(
         "mixture: excess / Bayes risk at the best depth, smallest h",
         smallest.relative_excess_at_best,
         Test::AtMost,
@@ -776,8 +971,17 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     .smoke_if(
         setup.quick,
         "no mutation of the study fails it at the quick size",
-    );
+    )
+}
 
+fn check_all(
+    report: &mut Report,
+    g: &Outcome,
+    m: &Outcome,
+    slope_check: Check,
+    mixture_check: Check,
+    exp_check: Check,
+) {
     let all = |a: &[Check], b: &[Check]| Check::all([a, b].concat()).expect("checks");
     report.band_check(
         "bayes_risk_monte_carlo_within_3se_of_closed_form",
@@ -805,8 +1009,17 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     );
     report.band_check("mixture_best_depth_within_10pct_of_bayes", mixture_check);
     report.band_check("excess_risk_exponent_within_3se_of_minus_1", exp_check);
+}
 
-    // Files.
+fn files(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    rows: &[Vec<f64>],
+    g: &Outcome,
+    m: &Outcome,
+    conv: &Convergence,
+) -> Result<()> {
     setup.csv(
         report,
         "depth_scan.csv",
@@ -824,13 +1037,14 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "mean_field_risk",
             "bayes_risk",
         ],
-        &rows,
+        rows,
     )?;
     setup.csv(
         report,
         "convergence.csv",
         &["n", "distance_to_bayes", "se", "excess", "excess_se"],
-        &conv_points
+        &conv
+            .points
             .iter()
             .map(|p| {
                 vec![
@@ -845,50 +1059,69 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     )?;
     for (o, file, title) in [
         (
-            &g,
+            g,
             "risk_gaussian.png",
             "Gaussian prior: denoising risk over depth",
         ),
         (
-            &m,
+            m,
             "risk_mixture.png",
             "Two-Gaussian mixture prior: denoising risk over depth",
         ),
     ] {
-        let mut series = Vec::new();
-        for pb in &o.summary.per_bandwidth {
-            series.push(Series::markers(
-                format!("h = {}", pb.h),
-                pb.points.iter().map(|p| (p.depth, p.risk)).collect(),
-            ));
-            if pb.points[0].mean_field_risk.is_some() {
-                series.push(Series::theory(
-                    format!("mean field, h = {}", pb.h),
-                    pb.points
-                        .iter()
-                        .map(|p| (p.depth, p.mean_field_risk.unwrap_or(f64::NAN)))
-                        .collect(),
-                ));
-            }
-        }
-        let last = sz.layers as f64 * sz.dt;
-        series.push(Series::theory(
-            "Bayes risk",
-            vec![(0.0, o.summary.bayes_risk), (last, o.summary.bayes_risk)],
-        ));
-        setup.lines(
-            report,
-            file,
-            &Axes {
-                title,
-                x_label: "depth t (layers x dt)",
-                y_label: "risk per coordinate",
-                log_x: false,
-                log_y: true,
-            },
-            &series,
-        )?;
+        risk_figure(setup, report, sz, o, file, title)?;
     }
+    convergence_figure(setup, report, conv)
+}
+
+/// The risk over depth of one prior, per bandwidth, with the mean field and the Bayes risk.
+fn risk_figure(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    o: &Outcome,
+    file: &str,
+    title: &str,
+) -> Result<()> {
+    let mut series = Vec::new();
+    for pb in &o.summary.per_bandwidth {
+        series.push(Series::markers(
+            format!("h = {}", pb.h),
+            pb.points.iter().map(|p| (p.depth, p.risk)).collect(),
+        ));
+        if pb.points[0].mean_field_risk.is_some() {
+            series.push(Series::theory(
+                format!("mean field, h = {}", pb.h),
+                pb.points
+                    .iter()
+                    .map(|p| (p.depth, p.mean_field_risk.unwrap_or(f64::NAN)))
+                    .collect(),
+            ));
+        }
+    }
+    let last = sz.layers as f64 * sz.dt;
+    series.push(Series::theory(
+        "Bayes risk",
+        vec![(0.0, o.summary.bayes_risk), (last, o.summary.bayes_risk)],
+    ));
+    setup.lines(
+        report,
+        file,
+        &Axes {
+            title,
+            x_label: "depth t (layers x dt)",
+            y_label: "risk per coordinate",
+            log_x: false,
+            log_y: true,
+        },
+        &series,
+    )
+}
+
+fn convergence_figure(setup: &Setup, report: &mut Report, conv: &Convergence) -> Result<()> {
+    let ns: Vec<f64> = conv.points.iter().map(|p| p.n as f64).collect();
+    let dists: Vec<f64> = conv.points.iter().map(|p| p.distance_to_bayes).collect();
+    let exp_fit = &conv.exponent_fit;
     setup.lines(
         report,
         "convergence.png",
@@ -914,22 +1147,26 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                     .collect(),
             ),
         ],
-    )?;
+    )
+}
 
+fn summary(
+    report: &mut Report,
+    sz: &Sizes,
+    mixture: Prior,
+    g: Outcome,
+    m: Outcome,
+    slope: DepthNoise,
+    conv: Convergence,
+) {
+    let (tau2, sigma2) = (sz.tau * sz.tau, sz.sigma * sz.sigma);
     report.add_measured(&Measured {
         gaussian: g.summary,
         mixture: m.summary,
-        depth_noise_fit: depth_fit,
-        mean_field_depth_noise_fit: mf_depth_fit,
+        depth_noise_fit: slope.fit,
+        mean_field_depth_noise_fit: slope.mean_field_fit,
         collapse_lag: g.lag.map(|(l, _)| l),
-        convergence: Convergence {
-            bandwidth: h,
-            layers: sz.conv_layers,
-            dt,
-            depth: dt * sz.conv_layers as f64,
-            points: conv_points,
-            exponent_fit: exp_fit,
-        },
+        convergence: conv,
     });
     report.add_prediction(&Prediction {
         gaussian_bayes_risk: bayes_risk(Prior::gaussian(sz.tau), sz.sigma, sz.d),
@@ -943,7 +1180,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         note: "derived here: the seed gives only the abstract of arXiv:2605.29351 (no rate is \
                quoted); the mean field is exact for the Gaussian prior",
     });
-    Ok(())
 }
 
 /// The standard error of a least-squares slope through points with independent errors

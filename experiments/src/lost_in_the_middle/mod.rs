@@ -18,16 +18,16 @@ use serde::Serialize;
 
 use super::{Band, Check, Report, Setup, Test};
 use analyse::{
-    adjusted, analyse, argmin, bessel_i, closed_form, closed_form_argmin, closed_form_crossing,
-    crossing, end_slope, linear_response, linear_response_argmin, linear_response_crossing,
-    linear_response_end_slope, linear_response_series, mode_rate, smooth, soft_weight, t_crit,
-    t_crit_summed,
+    Shape1, adjusted, analyse, argmin, bessel_i, closed_form, closed_form_argmin,
+    closed_form_crossing, crossing, end_slope, linear_response, linear_response_argmin,
+    linear_response_crossing, linear_response_end_slope, linear_response_series, mode_rate, smooth,
+    soft_weight, t_crit, t_crit_summed,
 };
 use attnflow::error::{Result, input};
 use attnflow::figures::{Axes, Series};
 use attnflow::model::Attention;
 use attnflow::stats::column_mean_se;
-use simulate::EPS;
+use simulate::{EPS, Samples};
 use sizes::Sizes;
 
 const D: usize = 2;
@@ -120,16 +120,22 @@ struct Shape {
     start_excess: (f64, f64),
     end_excess: (f64, f64),
     end_slope: (f64, f64),
+    u_shaped: bool,
 }
 
-pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
-    let sz = setup.sizes(Sizes::new(setup.quick))?;
-    let (beta, lambda, n, prompts, w) = (sz.beta, sz.lambda, sz.n, sz.prompts, sz.w);
-    if n < 8 || sz.times.is_empty() || sz.modes == 0 || sz.h.is_nan() || sz.h <= 0.0 {
+fn validate(sz: &Sizes) -> Result<()> {
+    if sz.n < 8 || sz.times.is_empty() || sz.modes == 0 || sz.h.is_nan() || sz.h <= 0.0 {
         return Err(input(
             "--set: lost-in-the-middle needs n >= 8, some times, modes >= 1 and h > 0",
         ));
     }
+    Ok(())
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    let (lambda, n, prompts) = (sz.lambda, sz.n, sz.prompts);
+    validate(&sz)?;
     // The times the RK4 steps land on.
     let times: Vec<f64> = sz.times.iter().map(|t| (t / sz.h).round() * sz.h).collect();
     let q = ((sz.end_window * n as f64).round() as usize).clamp(2, n - 1);
@@ -144,7 +150,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         derivative_eps: EPS,
         end_window_positions: q,
     });
-    let rates: Vec<f64> = (1..=sz.modes as u32).map(|k| mode_rate(k, beta)).collect();
+    let rates: Vec<f64> = (1..=sz.modes as u32)
+        .map(|k| mode_rate(k, sz.beta))
+        .collect();
     let weights: Vec<f64> = (1..=sz.modes as u32)
         .map(|k| soft_weight(k, sz.soft_accuracy_m))
         .collect();
@@ -157,225 +165,384 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         t_crit_soft_accuracy: t_crit_summed(&rates, &weights, lambda),
         soft_accuracy_weights: weights.clone(),
     });
-    let mut profiles = BTreeMap::new();
+    let scan = Scan {
+        sz: &sz,
+        times: &times,
+        rates: &rates,
+        weights: &weights,
+        q,
+    };
     let mut rows = Vec::new();
-    let mut u_argmins = Vec::new();
-    let mut sa_any_u = false;
-    let (mut usa_shapes, mut sa_shapes) = (Vec::new(), Vec::new());
-    let mut usa_slopes = Vec::new();
-    let mut turns = BTreeMap::new();
-    for attention in [Attention::Usa, Attention::Sa] {
-        let name = attention.name();
-        let kappa = match attention {
-            Attention::Usa => bessel_i(1, beta) / beta,
-            Attention::Sa => bessel_i(1, beta) / (beta * bessel_i(0, beta)),
-        };
-        setup.say(&format!(
-            "{name}: N = {n}, {prompts} prompts x {n} systems, lambda = {lambda}"
-        ));
-        // Through the memo (see [`Setup::memo_with`]).
-        let samples = setup.memo_with(
-            report,
-            "lost-in-the-middle/influence",
-            &(crate::memo::Debugged(&attention), &sz),
-            |setup, report, &(crate::memo::Debugged(attention), sz)| {
-                simulate::influence(setup, report, *attention, sz)
-            },
-        )?;
-        let mut series = Vec::new();
-        let mut early = Vec::new();
-        let mut per_t = BTreeMap::new();
-        // Right-end slopes per mode (mode 1 with control variates) and of the soft accuracy.
-        let mut slopes: Vec<Vec<(f64, f64)>> = vec![Vec::new(); sz.modes + 1];
-        for (ti, s) in samples.iter().enumerate() {
-            let t = times[ti];
-            let adj = adjusted(s);
-            let a = analyse(&adj, n, w, setup.seed ^ (ti as u64 + 17));
-            let plain: Vec<(f64, f64)> = (0..n - 1).map(|p| column_mean_se(&s.jac, p)).collect();
-            let naive: Vec<(f64, f64)> = (0..n - 1).map(|p| column_mean_se(&s.naive, p)).collect();
-            let theory = linear_response(n, lambda, kappa, t);
-            let se_gain =
-                plain.iter().map(|v| v.1).sum::<f64>() / a.raw.iter().map(|v| v.1).sum::<f64>();
-            // Agreement of the naive estimator with the derivative one: chi^2 per position.
-            let chi2 = (0..n - 1)
-                .map(|p| {
-                    let (x, y) = (plain[p], naive[p]);
-                    (x.0 - y.0).powi(2) / (x.1 * x.1 + y.1 * y.1)
-                })
-                .sum::<f64>()
-                / (n - 1) as f64;
-            let slope = end_slope(&adj, n, q);
-            slopes[0].push(slope);
-            for (sl, rows) in slopes.iter_mut().zip(&s.modes).skip(1) {
-                sl.push(end_slope(rows, n, q));
-            }
-            let soft: Vec<Vec<f64>> = (0..prompts)
-                .map(|g| {
-                    (0..n - 1)
-                        .map(|p| {
-                            let first = weights[0] * adj[g][p];
-                            first
-                                + (1..sz.modes)
-                                    .map(|k| weights[k] * s.modes[k][g][p])
-                                    .sum::<f64>()
-                        })
-                        .collect()
-                })
-                .collect();
-            slopes[sz.modes].push(end_slope(&soft, n, q));
-            let g1_argmin = closed_form_argmin(rates[0], t, lambda);
-            for p in 0..n - 1 {
-                rows.push(vec![
-                    (attention == Attention::Usa) as u8 as f64,
-                    t,
-                    (p + 1) as f64,
-                    (p + 1) as f64 / n as f64,
-                    a.raw[p].0,
-                    a.raw[p].1,
-                    a.smoothed[p],
-                    plain[p].0,
-                    plain[p].1,
-                    naive[p].0,
-                    naive[p].1,
-                    theory[p],
-                    closed_form(kappa, t, lambda, (p + 1) as f64 / n as f64),
-                ]);
-            }
-            per_t.insert(
-                format!("t={t}"),
-                Profile {
-                    argmin_s_over_n: a.argmin_u,
-                    argmin_s_over_n_se: a.argmin_u_se,
-                    closed_form_argmin_s_over_n: g1_argmin,
-                    influence_first_token: a.start.0,
-                    influence_first_token_se: a.start.1,
-                    influence_last_window: a.end.0,
-                    influence_last_window_se: a.end.1,
-                    influence_min_window: a.min.0,
-                    influence_min_window_se: a.min.1,
-                    start_excess_in_se: a.start_z,
-                    end_excess_in_se: a.end_z,
-                    interior_minimum: a.interior,
-                    u_shaped: a.u_shaped,
-                    end_slope: slope.0,
-                    end_slope_se: slope.1,
-                    closed_form_end_slope: analyse::closed_form_end_slope(kappa, t, lambda, n, q),
-                    naive_vs_derivative_estimator_chi2_per_position: chi2,
-                    control_variate_se_reduction: se_gain,
-                    linear_response_first_token: theory[0],
-                    linear_response_last_token: theory[n - 2],
-                    linear_response_argmin_s_over_n: (argmin(&theory) + 1) as f64 / n as f64,
-                },
-            );
-            let shape = Shape {
+    let usa = scan_model(setup, report, &scan, Attention::Usa, &mut rows)?;
+    let sa = scan_model(setup, report, &scan, Attention::Sa, &mut rows)?;
+    profiles_csv(setup, report, &rows)?;
+    let mut profiles = BTreeMap::new();
+    profiles.insert(format!("{}_profile", Attention::Usa.name()), usa.per_t);
+    profiles.insert(format!("{}_profile", Attention::Sa.name()), sa.per_t);
+    report.add_measured(&Measured {
+        profiles,
+        usa_u_shaped_times_and_argmin: usa.u_shaped,
+        sa_u_shaped_at_some_t: sa.u_shaped_at_some_t,
+        usa_critical_time: usa.turns,
+    });
+    let fit = Fitted {
+        times: &times,
+        rates: &rates,
+        q,
+        tc1,
+    };
+    checks(
+        setup,
+        report,
+        &sz,
+        &fit,
+        &usa.shapes,
+        &sa.shapes,
+        &usa.slopes,
+    );
+    Ok(())
+}
+
+/// What the scan of every model shares: the sizes, the observed times, the Fourier modes'
+/// rates and soft-accuracy weights, and the end window.
+struct Scan<'a> {
+    sz: &'a Sizes,
+    times: &'a [f64],
+    rates: &'a [f64],
+    weights: &'a [f64],
+    q: usize,
+}
+
+/// The scan of one model over the observed times.
+struct ModelScan {
+    /// Its profile per time "t={t}".
+    per_t: BTreeMap<String, Profile>,
+    shapes: Vec<Shape>,
+    /// The times where it is U-shaped, with the argmin.
+    u_shaped: Vec<UShaped>,
+    u_shaped_at_some_t: bool,
+    /// Per time, the right-end slopes per mode (mode 1 with control variates) and, last, of
+    /// the soft accuracy.
+    slopes: Vec<Vec<(f64, f64)>>,
+    /// When each slope turns (USA only; empty for SA).
+    turns: BTreeMap<String, Turn>,
+}
+
+/// One model: its influence profiles at every time (rows of lost_in_the_middle.csv), their
+/// shapes and end slopes, and its two figures.
+fn scan_model(
+    setup: &Setup,
+    report: &mut Report,
+    scan: &Scan,
+    attention: Attention,
+    rows: &mut Vec<Vec<f64>>,
+) -> Result<ModelScan> {
+    let sz = scan.sz;
+    let (beta, lambda, n, prompts, w) = (sz.beta, sz.lambda, sz.n, sz.prompts, sz.w);
+    let name = attention.name();
+    let kappa = match attention {
+        Attention::Usa => bessel_i(1, beta) / beta,
+        Attention::Sa => bessel_i(1, beta) / (beta * bessel_i(0, beta)),
+    };
+    setup.say(&format!(
+        "{name}: N = {n}, {prompts} prompts x {n} systems, lambda = {lambda}"
+    ));
+    // Through the memo (see [`Setup::memo_with`]).
+    let samples = setup.memo_with(
+        report,
+        "lost-in-the-middle/influence",
+        &(crate::memo::Debugged(&attention), sz),
+        |setup, report, &(crate::memo::Debugged(attention), sz)| {
+            simulate::influence(setup, report, *attention, sz)
+        },
+    )?;
+    let mut out = ModelScan {
+        per_t: BTreeMap::new(),
+        shapes: Vec::new(),
+        u_shaped: Vec::new(),
+        u_shaped_at_some_t: false,
+        slopes: vec![Vec::new(); sz.modes + 1],
+        turns: BTreeMap::new(),
+    };
+    let mut series = Vec::new();
+    let mut early = Vec::new();
+    for (ti, s) in samples.iter().enumerate() {
+        let t = scan.times[ti];
+        let model = Model { attention, kappa };
+        let m = measure_time(setup, scan, model, ti, s, &mut out.slopes, rows);
+        out.per_t.insert(format!("t={t}"), m.profile);
+        if m.shape.u_shaped {
+            out.u_shaped.push(UShaped {
                 t,
-                argmin: (a.argmin_u, a.argmin_u_se),
-                start_excess: a.start_excess,
-                end_excess: a.end_excess,
-                end_slope: slope,
-            };
-            if attention == Attention::Usa {
-                if a.u_shaped {
-                    u_argmins.push(UShaped {
-                        t,
-                        argmin_s_over_n: a.argmin_u,
-                        argmin_s_over_n_se: a.argmin_u_se,
-                    });
-                }
-                usa_shapes.push(shape);
-            } else {
-                sa_any_u |= a.u_shaped;
-                sa_shapes.push(shape);
-            }
-            let at = |v: &[f64]| -> Vec<(f64, f64)> {
-                (0..n - 1)
-                    .map(|p| ((p + 1) as f64 / n as f64, v[p]))
-                    .collect()
-            };
-            let raw: Vec<f64> = a.raw.iter().map(|v| v.0).collect();
-            series.push(Series::line(
-                format!(
-                    "t = {t} (smoothed over {w}); min at s/N = {:.2} +- {:.2}{}",
-                    a.argmin_u,
-                    a.argmin_u_se,
-                    if a.u_shaped { ", U-shaped" } else { "" }
-                ),
-                at(&a.smoothed),
-            ));
-            if t <= 2.0 {
-                early.push(Series::markers(format!("t = {t}, data"), at(&raw)));
-                early.push(Series::line(
-                    format!("t = {t}, smoothed over {w} positions"),
-                    at(&a.smoothed),
-                ));
-                early.push(Series::theory(
-                    format!("t = {t}, linear response (kinetic theory)"),
-                    at(&theory),
-                ));
-            }
+                argmin_s_over_n: m.shape.argmin.0,
+                argmin_s_over_n_se: m.shape.argmin.1,
+            });
         }
-        if attention == Attention::Usa {
-            usa_slopes = slopes.clone();
-            let t_hi = 4.0 * times.last().copied().unwrap_or(1.0);
-            for (k, sl) in slopes.iter().enumerate() {
-                let (key, predicted, window, finite_n) = if k < sz.modes {
-                    (
-                        format!("mode_{}", k + 1),
-                        t_crit(rates[k], lambda),
-                        closed_form_crossing(rates[k], lambda, n, q, t_hi),
-                        linear_response_crossing(rates[k], lambda, n, q, t_hi),
-                    )
-                } else {
-                    (
-                        "soft_accuracy".to_string(),
-                        t_crit_summed(&rates, &weights, lambda),
-                        None,
-                        None,
-                    )
-                };
-                let turn = crossing(&times, sl);
-                turns.insert(
-                    key,
-                    Turn {
-                        t_crit: turn.map(|v| v.0),
-                        t_crit_se: turn.map(|v| v.1),
-                        closed_form_t_crit: predicted,
-                        closed_form_window_t_crit: window,
-                        linear_response_t_crit: finite_n,
-                        end_slopes: sl.iter().map(|v| v.0).collect(),
-                        end_slopes_se: sl.iter().map(|v| v.1).collect(),
-                    },
-                );
-            }
-        }
-        profiles.insert(format!("{name}_profile"), per_t);
-        let title = format!(
-            "{}: influence of position s on the last token (N = {n}, lambda = {lambda})",
-            name.to_uppercase()
-        );
-        let axes = Axes {
-            title: &title,
-            x_label: "s / N",
-            y_label: "I(s, t) = E[N cos(theta_N(t) - theta_s(0))]",
-            log_x: false,
-            log_y: false,
-        };
-        setup.lines(
-            report,
-            &format!("lost_in_the_middle_{name}.png"),
-            &axes,
-            &series,
-        )?;
-        setup.lines(
-            report,
-            &format!("lost_in_the_middle_{name}_early.png"),
-            &Axes {
-                title: &format!("{title}, t <= 2"),
-                ..axes
-            },
-            &early,
-        )?;
+        out.u_shaped_at_some_t |= m.shape.u_shaped;
+        profile_series(n, w, t, &m.a, &m.theory, &mut series, &mut early);
+        out.shapes.push(m.shape);
     }
+    if attention == Attention::Usa {
+        out.turns = turns(scan, &out.slopes);
+    }
+    model_figures(setup, report, sz, name, &series, &early)?;
+    Ok(out)
+}
+
+/// The model and the coefficient of its closed form (kappa = I_1(beta) / beta for USA,
+/// I_1(beta) / (beta I_0(beta)) for SA).
+#[derive(Clone, Copy)]
+struct Model {
+    attention: Attention,
+    kappa: f64,
+}
+
+/// One model at one time: its profile, its shape and what its figures draw.
+struct AtTime {
+    profile: Profile,
+    shape: Shape,
+    a: Shape1,
+    /// The finite-N linear response at this time.
+    theory: Vec<f64>,
+}
+
+/// The influence profile of one model at the time `ti` from its samples: the analysis of its
+/// shape, its end slopes (pushed on `slopes`), its rows of lost_in_the_middle.csv and the
+/// estimators' agreement.
+fn measure_time(
+    setup: &Setup,
+    scan: &Scan,
+    model: Model,
+    ti: usize,
+    s: &Samples,
+    slopes: &mut [Vec<(f64, f64)>],
+    rows: &mut Vec<Vec<f64>>,
+) -> AtTime {
+    let (sz, q) = (scan.sz, scan.q);
+    let (lambda, n, w) = (sz.lambda, sz.n, sz.w);
+    let (attention, kappa) = (model.attention, model.kappa);
+    let t = scan.times[ti];
+    let adj = adjusted(s);
+    let a = analyse(&adj, n, w, setup.seed ^ (ti as u64 + 17));
+    let plain: Vec<(f64, f64)> = (0..n - 1).map(|p| column_mean_se(&s.jac, p)).collect();
+    let naive: Vec<(f64, f64)> = (0..n - 1).map(|p| column_mean_se(&s.naive, p)).collect();
+    let theory = linear_response(n, lambda, kappa, t);
+    let se_gain = plain.iter().map(|v| v.1).sum::<f64>() / a.raw.iter().map(|v| v.1).sum::<f64>();
+    // Agreement of the naive estimator with the derivative one: chi^2 per position.
+    let chi2 = (0..n - 1)
+        .map(|p| {
+            let (x, y) = (plain[p], naive[p]);
+            (x.0 - y.0).powi(2) / (x.1 * x.1 + y.1 * y.1)
+        })
+        .sum::<f64>()
+        / (n - 1) as f64;
+    let slope = push_end_slopes(scan, s, &adj, slopes);
+    let g1_argmin = closed_form_argmin(scan.rates[0], t, lambda);
+    for p in 0..n - 1 {
+        rows.push(vec![
+            (attention == Attention::Usa) as u8 as f64,
+            t,
+            (p + 1) as f64,
+            (p + 1) as f64 / n as f64,
+            a.raw[p].0,
+            a.raw[p].1,
+            a.smoothed[p],
+            plain[p].0,
+            plain[p].1,
+            naive[p].0,
+            naive[p].1,
+            theory[p],
+            closed_form(kappa, t, lambda, (p + 1) as f64 / n as f64),
+        ]);
+    }
+    let profile = Profile {
+        argmin_s_over_n: a.argmin_u,
+        argmin_s_over_n_se: a.argmin_u_se,
+        closed_form_argmin_s_over_n: g1_argmin,
+        influence_first_token: a.start.0,
+        influence_first_token_se: a.start.1,
+        influence_last_window: a.end.0,
+        influence_last_window_se: a.end.1,
+        influence_min_window: a.min.0,
+        influence_min_window_se: a.min.1,
+        start_excess_in_se: a.start_z,
+        end_excess_in_se: a.end_z,
+        interior_minimum: a.interior,
+        u_shaped: a.u_shaped,
+        end_slope: slope.0,
+        end_slope_se: slope.1,
+        closed_form_end_slope: analyse::closed_form_end_slope(kappa, t, lambda, n, q),
+        naive_vs_derivative_estimator_chi2_per_position: chi2,
+        control_variate_se_reduction: se_gain,
+        linear_response_first_token: theory[0],
+        linear_response_last_token: theory[n - 2],
+        linear_response_argmin_s_over_n: (argmin(&theory) + 1) as f64 / n as f64,
+    };
+    let shape = Shape {
+        t,
+        argmin: (a.argmin_u, a.argmin_u_se),
+        start_excess: a.start_excess,
+        end_excess: a.end_excess,
+        end_slope: slope,
+        u_shaped: a.u_shaped,
+    };
+    AtTime {
+        profile,
+        shape,
+        a,
+        theory,
+    }
+}
+
+/// The right-end slopes at one time, pushed per mode (mode 1 with control variates, from
+/// `adj`) and, last, of the soft accuracy; returns mode 1's.
+fn push_end_slopes(
+    scan: &Scan,
+    s: &Samples,
+    adj: &[Vec<f64>],
+    slopes: &mut [Vec<(f64, f64)>],
+) -> (f64, f64) {
+    let (sz, q, weights) = (scan.sz, scan.q, scan.weights);
+    let n = sz.n;
+    let slope = end_slope(adj, n, q);
+    slopes[0].push(slope);
+    for (sl, rows) in slopes.iter_mut().zip(&s.modes).skip(1) {
+        sl.push(end_slope(rows, n, q));
+    }
+    let soft: Vec<Vec<f64>> = (0..sz.prompts)
+        .map(|g| {
+            (0..n - 1)
+                .map(|p| {
+                    let first = weights[0] * adj[g][p];
+                    first
+                        + (1..sz.modes)
+                            .map(|k| weights[k] * s.modes[k][g][p])
+                            .sum::<f64>()
+                })
+                .collect()
+        })
+        .collect();
+    slopes[sz.modes].push(end_slope(&soft, n, q));
+    slope
+}
+
+/// The series of one profile: smoothed on the model's figure; data, smoothed and linear
+/// response on its early figure (t <= 2).
+fn profile_series(
+    n: usize,
+    w: usize,
+    t: f64,
+    a: &Shape1,
+    theory: &[f64],
+    series: &mut Vec<Series>,
+    early: &mut Vec<Series>,
+) {
+    let at = |v: &[f64]| -> Vec<(f64, f64)> {
+        (0..n - 1)
+            .map(|p| ((p + 1) as f64 / n as f64, v[p]))
+            .collect()
+    };
+    let raw: Vec<f64> = a.raw.iter().map(|v| v.0).collect();
+    series.push(Series::line(
+        format!(
+            "t = {t} (smoothed over {w}); min at s/N = {:.2} +- {:.2}{}",
+            a.argmin_u,
+            a.argmin_u_se,
+            if a.u_shaped { ", U-shaped" } else { "" }
+        ),
+        at(&a.smoothed),
+    ));
+    if t <= 2.0 {
+        early.push(Series::markers(format!("t = {t}, data"), at(&raw)));
+        early.push(Series::line(
+            format!("t = {t}, smoothed over {w} positions"),
+            at(&a.smoothed),
+        ));
+        early.push(Series::theory(
+            format!("t = {t}, linear response (kinetic theory)"),
+            at(theory),
+        ));
+    }
+}
+
+/// When each right-end slope (per mode, then the soft accuracy) turns, beside the closed
+/// form's and the finite-N linear response's.
+fn turns(scan: &Scan, slopes: &[Vec<(f64, f64)>]) -> BTreeMap<String, Turn> {
+    let (sz, times, rates, weights, q) = (scan.sz, scan.times, scan.rates, scan.weights, scan.q);
+    let (lambda, n) = (sz.lambda, sz.n);
+    let mut turns = BTreeMap::new();
+    let t_hi = 4.0 * times.last().copied().unwrap_or(1.0);
+    for (k, sl) in slopes.iter().enumerate() {
+        let (key, predicted, window, finite_n) = if k < sz.modes {
+            (
+                format!("mode_{}", k + 1),
+                t_crit(rates[k], lambda),
+                closed_form_crossing(rates[k], lambda, n, q, t_hi),
+                linear_response_crossing(rates[k], lambda, n, q, t_hi),
+            )
+        } else {
+            (
+                "soft_accuracy".to_string(),
+                t_crit_summed(rates, weights, lambda),
+                None,
+                None,
+            )
+        };
+        let turn = crossing(times, sl);
+        turns.insert(
+            key,
+            Turn {
+                t_crit: turn.map(|v| v.0),
+                t_crit_se: turn.map(|v| v.1),
+                closed_form_t_crit: predicted,
+                closed_form_window_t_crit: window,
+                linear_response_t_crit: finite_n,
+                end_slopes: sl.iter().map(|v| v.0).collect(),
+                end_slopes_se: sl.iter().map(|v| v.1).collect(),
+            },
+        );
+    }
+    turns
+}
+
+fn model_figures(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    name: &str,
+    series: &[Series],
+    early: &[Series],
+) -> Result<()> {
+    let (n, lambda) = (sz.n, sz.lambda);
+    let title = format!(
+        "{}: influence of position s on the last token (N = {n}, lambda = {lambda})",
+        name.to_uppercase()
+    );
+    let axes = Axes {
+        title: &title,
+        x_label: "s / N",
+        y_label: "I(s, t) = E[N cos(theta_N(t) - theta_s(0))]",
+        log_x: false,
+        log_y: false,
+    };
+    setup.lines(
+        report,
+        &format!("lost_in_the_middle_{name}.png"),
+        &axes,
+        series,
+    )?;
+    setup.lines(
+        report,
+        &format!("lost_in_the_middle_{name}_early.png"),
+        &Axes {
+            title: &format!("{title}, t <= 2"),
+            ..axes
+        },
+        early,
+    )
+}
+
+fn profiles_csv(setup: &Setup, report: &mut Report, rows: &[Vec<f64>]) -> Result<()> {
     setup.csv(
         report,
         "lost_in_the_middle.csv",
@@ -394,30 +561,8 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "linear_response",
             "closed_form_g1",
         ],
-        &rows,
-    )?;
-    report.add_measured(&Measured {
-        profiles,
-        usa_u_shaped_times_and_argmin: u_argmins,
-        sa_u_shaped_at_some_t: sa_any_u,
-        usa_critical_time: turns,
-    });
-    let fit = Fitted {
-        times: &times,
-        rates: &rates,
-        q,
-        tc1,
-    };
-    checks(
-        setup,
-        report,
-        &sz,
-        &fit,
-        &usa_shapes,
-        &sa_shapes,
-        &usa_slopes,
-    );
-    Ok(())
+        rows,
+    )
 }
 
 /// What the checks compare with: the observed times, the mode rates, the end window and the
@@ -441,6 +586,21 @@ fn checks(
     sa: &[Shape],
     slopes: &[Vec<(f64, f64)>],
 ) {
+    check_usa_profile(report, sz, fit, usa);
+    check_u_shape(report, sz, fit, usa);
+    check_sa(report, sz, sa);
+    // (5) t_crit per mode, at the default size only: the measured turn of the end slope
+    // against the linear response's end slopes at the same observed times, interpolated the
+    // same way (so the interpolation between observed times is no systematic). At N = 32 the
+    // turn is not resolved (the slope's standard error near t_crit, 0.9-1.6, exceeds its change
+    // between observed times), so the quick size reports it only.
+    if !setup.quick {
+        check_t_crit(report, sz, fit, slopes);
+    }
+}
+
+/// (1) and (2): the USA profile's argmin and right-end slope against the linear response.
+fn check_usa_profile(report: &mut Report, sz: &Sizes, fit: &Fitted, usa: &[Shape]) {
     let (n, lambda, w, prompts) = (sz.n, sz.lambda, sz.w, sz.prompts);
     let b1 = fit.rates[0];
     let over = format!("{prompts} independent prompts");
@@ -502,6 +662,14 @@ fn checks(
             c,
         );
     }
+}
+
+/// (3): the USA profile's U where the linear response resolves it.
+fn check_u_shape(report: &mut Report, sz: &Sizes, fit: &Fitted, usa: &[Shape]) {
+    let (n, lambda, w, prompts) = (sz.n, sz.lambda, sz.w, sz.prompts);
+    let b1 = fit.rates[0];
+    let over = format!("{prompts} independent prompts");
+    let no_alibi = "no ALiBi (no recency)";
     // (3) The U: start and end above the minimum at every time below t_crit at which the
     // linear response predicts both excesses beyond 4 standard errors (resolved at this size).
     let mut u = Vec::new();
@@ -534,6 +702,12 @@ fn checks(
             )
         }),
     );
+}
+
+/// (4): SA's recency early and primacy late.
+fn check_sa(report: &mut Report, sz: &Sizes, sa: &[Shape]) {
+    let over = format!("{} independent prompts", sz.prompts);
+    let no_alibi = "no ALiBi (no recency)";
     // (4) SA: recency (end over the minimum) at every t <= 2, primacy (start) at every t >= 4.
     let mut sa_checks = Vec::new();
     for s in sa {
@@ -558,14 +732,13 @@ fn checks(
     if let Some(c) = Check::all(sa_checks) {
         report.band_check("sa_recency_at_t_le_2_and_primacy_at_t_ge_4_by_3se", c);
     }
-    // (5) t_crit per mode, at the default size only: the measured turn of the end slope
-    // against the linear response's end slopes at the same observed times, interpolated the
-    // same way (so the interpolation between observed times is no systematic). At N = 32 the
-    // turn is not resolved (the slope's standard error near t_crit, 0.9-1.6, exceeds its change
-    // between observed times), so the quick size reports it only.
-    if setup.quick {
-        return;
-    }
+}
+
+/// (5): USA's critical time per mode (default size only).
+fn check_t_crit(report: &mut Report, sz: &Sizes, fit: &Fitted, slopes: &[Vec<(f64, f64)>]) {
+    let (n, lambda, prompts) = (sz.n, sz.lambda, sz.prompts);
+    let over = format!("{prompts} independent prompts");
+    let no_alibi = "no ALiBi (no recency)";
     let modes = fit.rates.iter().zip(slopes).enumerate();
     for (k, (&rate, measured)) in modes.take(sz.modes.min(CHECKED_MODES)) {
         let predicted: Vec<(f64, f64)> = fit

@@ -24,8 +24,8 @@ pub mod sizes;
 
 use serde::Serialize;
 
-use super::{Band, Check, Report, Setup, Test, fit_loglog};
-use analyse::{FLAT, PerBeta};
+use super::{Band, Check, Fit, Report, Setup, Test, fit_loglog};
+use analyse::{Analysis, FLAT, PerBeta};
 use attnflow::error::Result;
 use attnflow::stats::{mean, mean_se};
 use sizes::Sizes;
@@ -138,7 +138,6 @@ struct Checks {
 
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     let sz = setup.sizes(Sizes::new(setup.quick))?;
-    let betas = &sz.betas;
     // Through the memo (tests share them between the quick run and the mutations they do not
     // reach: see [`Setup::memo_with`]).
     let obs = setup.memo_with(report, "metastability/observe", &sz, simulate::observe)?;
@@ -149,8 +148,30 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         simulate::merge_times,
     )?;
     report.add_config(&sz);
-    report.add_config(&Config {
-        step_size: if simulate::adaptive(&sz) {
+    report.add_config(&config(&sz, &merges));
+    figures::observations_csv(setup, report, &sz, &obs)?;
+    let a = analyse::analyse(&obs, &sz.betas, sz.replicates);
+    figures::plateaus_csv(setup, report, &a.plateau_rows)?;
+    let counts = cluster_counts(setup, &sz, &a);
+    let law = merge_law(setup, &sz, &merges);
+    merge_law_csv(setup, report, &sz, &law)?;
+    summary(report, &sz, &obs, &merges, &a, &counts, &law);
+    figures::draw(
+        setup,
+        report,
+        &sz,
+        &obs,
+        &a.plateau_counts_mean,
+        &counts.fit,
+        &counts.k_stars,
+    )?;
+    check_all(setup, report, &sz, &a, &counts, &law, obs.system_beta.len());
+    Ok(())
+}
+
+fn config(sz: &Sizes, merges: &simulate::Merges) -> Config {
+    Config {
+        step_size: if simulate::adaptive(sz) {
             format!(
                 "dopri5, each system its own steps (rtol {:e}, atol {:e}); the observations \
                  from its dense output",
@@ -169,7 +190,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         ),
         init: "uniform on the circle, the same replicate starts for every beta",
         model: "SA, sphere, full mask, Q = K = V = I",
-        merge_rule: if simulate::adaptive(&sz) {
+        merge_rule: if simulate::adaptive(sz) {
             format!(
                 "two clusters of merge_n / 2 tokens at angle merge_phi0; merged when the angle \
                  between their mean directions falls below merge_phi0 / 2, read every {} from \
@@ -185,17 +206,30 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             )
         },
         merge_backend: merges.backend.clone(),
-    });
-    figures::observations_csv(setup, report, &sz, &obs)?;
-    let a = analyse::analyse(&obs, betas, sz.replicates);
-    figures::plateaus_csv(setup, report, &a.plateau_rows)?;
+    }
+}
+
+/// The first-plateau cluster counts against beta: their exponent, the fastest mode k*, and
+/// their ratio to sqrt(2 beta).
+struct Counts {
+    fit: Fit,
+    k_stars: Vec<f64>,
+    k_fit: Fit,
+    ratio: Vec<f64>,
+    ratio_mean: f64,
+    ratio_se: f64,
+    /// The theory's fastest mode over sqrt(2 beta) (sqrt 2 under `--mutate sqrt-beta-count`).
+    mode_factor: f64,
+}
+
+fn cluster_counts(setup: &Setup, sz: &Sizes, a: &Analysis) -> Counts {
+    let betas = &sz.betas;
     let fit = fit_loglog(betas, &a.plateau_counts_mean);
     let k_stars: Vec<f64> = betas
         .iter()
         .map(|&b| attnflow::theory::modes::most_unstable_mode(b) as f64)
         .collect();
     let k_fit = fit_loglog(betas, &k_stars);
-    let batch = obs.system_beta.len();
     let ratio: Vec<f64> = betas
         .iter()
         .zip(&a.plateau_counts_mean)
@@ -216,6 +250,38 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     } else {
         1.0
     };
+    Counts {
+        fit,
+        k_stars,
+        k_fit,
+        ratio,
+        ratio_mean,
+        ratio_se,
+        mode_factor,
+    }
+}
+
+/// The merge law of two tight clusters: the measured slope of ln(beta t_merge) against beta
+/// (with its systematic scans) beside the reduced two-point-cluster law's.
+struct MergeLawFit {
+    /// The theory's barrier is phi^2 / 2 (`--mutate gaussian-merge-law`).
+    gaussian: bool,
+    one_minus_cos: f64,
+    reduced: Vec<f64>,
+    reduced_fit: Fit,
+    reduced_raw: Fit,
+    slopes: Vec<f64>,
+    slope: f64,
+    slope_se: f64,
+    slope_narrow: f64,
+    slope_coarse: f64,
+    systematic_width: f64,
+    systematic_reading: f64,
+    geo_mean: Vec<f64>,
+    merge_raw: f64,
+}
+
+fn merge_law(setup: &Setup, sz: &Sizes, merges: &simulate::Merges) -> MergeLawFit {
     // The merge law: measured beside the reduced two-point-cluster law (the wrong model of
     // --mutate gaussian-merge-law: its barrier taken as phi^2 / 2).
     let (phi0, mbetas) = (sz.merge_phi0, &sz.merge_betas);
@@ -260,6 +326,25 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         })
         .collect();
     let merge_raw = attnflow::stats::fit_semilog(mbetas, &geo_mean).slope;
+    MergeLawFit {
+        gaussian,
+        one_minus_cos,
+        reduced,
+        reduced_fit,
+        reduced_raw,
+        slopes,
+        slope,
+        slope_se,
+        slope_narrow,
+        slope_coarse,
+        systematic_width,
+        systematic_reading,
+        geo_mean,
+        merge_raw,
+    }
+}
+
+fn merge_law_csv(setup: &Setup, report: &mut Report, sz: &Sizes, law: &MergeLawFit) -> Result<()> {
     setup.csv(
         report,
         "merge_law.csv",
@@ -268,13 +353,26 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             "merge_time_geometric_mean",
             "reduced_law_merge_time",
         ],
-        &mbetas
+        &sz.merge_betas
             .iter()
-            .zip(&geo_mean)
-            .zip(&reduced)
+            .zip(&law.geo_mean)
+            .zip(&law.reduced)
             .map(|((&b, &t), &r)| vec![b, t, r])
             .collect::<Vec<_>>(),
-    )?;
+    )
+}
+
+fn summary(
+    report: &mut Report,
+    sz: &Sizes,
+    obs: &simulate::Observations,
+    merges: &simulate::Merges,
+    a: &Analysis,
+    counts: &Counts,
+    law: &MergeLawFit,
+) {
+    let betas = &sz.betas;
+    let fit = &counts.fit;
     report.add_measured(&Measured {
         per_beta: &a.per_beta,
         cost: Cost {
@@ -282,20 +380,20 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             merge_systems: merges.cost,
         },
         first_plateau_clusters_mean: &a.plateau_counts_mean,
-        first_plateau_clusters_over_sqrt_2beta: ratio.clone(),
-        first_plateau_clusters_over_sqrt_2beta_mean: ratio_mean,
+        first_plateau_clusters_over_sqrt_2beta: counts.ratio.clone(),
+        first_plateau_clusters_over_sqrt_2beta_mean: counts.ratio_mean,
         two_cluster_merge_law: MergeLaw {
-            betas: mbetas,
+            betas: &sz.merge_betas,
             merge_times: &merges.times,
-            merge_time_geometric_mean: geo_mean.clone(),
-            slopes: slopes.clone(),
-            slope_of_ln_beta_t_vs_beta: slope,
-            slope_of_ln_beta_t_vs_beta_se: slope_se,
-            slope_at_half_width: slope_narrow,
-            slope_from_every_other_output: slope_coarse,
-            systematic_width,
-            systematic_reading,
-            slope_of_ln_t_vs_beta: merge_raw,
+            merge_time_geometric_mean: law.geo_mean.clone(),
+            slopes: law.slopes.clone(),
+            slope_of_ln_beta_t_vs_beta: law.slope,
+            slope_of_ln_beta_t_vs_beta_se: law.slope_se,
+            slope_at_half_width: law.slope_narrow,
+            slope_from_every_other_output: law.slope_coarse,
+            systematic_width: law.systematic_width,
+            systematic_reading: law.systematic_reading,
+            slope_of_ln_t_vs_beta: law.merge_raw,
         },
         exponent_of_clusters_vs_beta: Exponent {
             slope: fit.slope,
@@ -305,16 +403,16 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         },
         largest_relative_energy_drop: a.worst_drop,
         systems_that_merged_after_first_plateau: a.merged_systems,
-        systems: batch,
+        systems: obs.system_beta.len(),
     });
     report.add_prediction(&Prediction {
         exponent_of_clusters_vs_beta: 0.5,
         first_plateau_clusters_over_sqrt_2beta_at_most: 1.0,
         two_cluster_merge_law: MergePrediction {
-            one_minus_cos_phi0: one_minus_cos,
-            reduced_law_merge_time: reduced,
-            reduced_law_slope_of_ln_beta_t_vs_beta: reduced_fit.slope,
-            reduced_law_slope_of_ln_t_vs_beta: reduced_raw.slope,
+            one_minus_cos_phi0: law.one_minus_cos,
+            reduced_law_merge_time: law.reduced.clone(),
+            reduced_law_slope_of_ln_beta_t_vs_beta: law.reduced_fit.slope,
+            reduced_law_slope_of_ln_t_vs_beta: law.reduced_raw.slope,
             note: "two point clusters of equal mass at angle phi: dphi/dt = -2 sin phi / (1 + \
                    e^{beta (1 - cos phi)}), so t_merge ~ e^{beta (1 - cos phi0)} / (2 beta \
                    sin^2 phi0): ln(beta t_merge) against beta has the slope 1 - cos phi0 for \
@@ -323,9 +421,9 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         },
         most_unstable_mode_k_star: KStar {
             betas,
-            k_star: &k_stars,
+            k_star: &counts.k_stars,
             sqrt_2beta: betas.iter().map(|b| (2.0 * b).sqrt()).collect(),
-            loglog_slope_over_these_betas: k_fit.slope,
+            loglog_slope_over_these_betas: counts.k_fit.slope,
         },
         note: "qualitative: the count of metastable clusters grows like beta^(1/2) (linear \
                instability of the uniform law, most unstable mode k* = argmax k^2 \
@@ -333,103 +431,19 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                clusters than k*. E_beta is non-decreasing and a staircase in log t; clusters \
                merge after times exponential in beta (1 - cos gap).",
     });
-    figures::draw(
-        setup,
-        report,
-        &sz,
-        &obs,
-        &a.plateau_counts_mean,
-        &fit,
-        &k_stars,
-    )?;
-    // Only the upper bound is derived: at most k* ~ sqrt(2 beta) clusters form (the fastest
-    // linear mode), and merges in the fast phase remove some; the prefactor below 1 is not
-    // predicted, so no lower bound is claimed.
-    report.band_check(
-        "clusters_at_most_sqrt_2beta",
-        Check::new(
-            if setup.mutated("sqrt-beta-count") {
-                "mean over betas of first-plateau count / k* (wrong k* = sqrt(beta))"
-            } else {
-                "mean over betas of first-plateau count / k* (k* = sqrt(2 beta))"
-            },
-            ratio_mean * mode_factor,
-            Test::AtMost,
-            1.0,
-            Band::stat(
-                3.0,
-                ratio_se * mode_factor,
-                format!("{} independent starts per beta", sz.replicates),
-            )
-            .plus(
-                0.0,
-                "none: a bound (at most k* clusters form; merges in the fast phase only \
-                 remove some); the prefactor below it is reported, not claimed",
-            ),
-        )
-        .rejects(
-            &["sqrt-beta-count"],
-            "a fastest mode sqrt(beta) (count / sqrt(beta) = 1.17 > 1)",
-        ),
-    );
-    // The exponent of the count against beta: 1/2, within 3 standard errors of the fit plus
-    // how far the integer fastest mode's own exponent over these betas is from 1/2.
-    report.band_check(
-        "exponent_of_clusters_vs_beta_near_half",
-        Check::new(
-            "log-log slope of the mean first-plateau count against beta",
-            fit.slope,
-            Test::Within,
-            0.5,
-            Band::stat(
-                3.0,
-                fit.slope_se,
-                format!(
-                    "the fit's residuals over {} betas (means of {} independent starts)",
-                    betas.len(),
-                    sz.replicates
-                ),
-            )
-            .plus(
-                (k_fit.slope - 0.5).abs(),
-                "|slope of the integer fastest mode k* over these betas - 1/2|",
-            ),
-        ),
-    );
-    report.band_check(
-        "merge_slope_matches_reduced_law",
-        Check::new(
-            if gaussian {
-                "slope of ln(beta t_merge) against beta (wrong law: barrier phi^2 / 2)"
-            } else {
-                "slope of ln(beta t_merge) against beta, mean over draws, against the reduced \
-                 two-point-cluster law's over the same betas"
-            },
-            slope,
-            Test::Within,
-            reduced_fit.slope,
-            Band::stat(
-                3.0,
-                slope_se,
-                format!(
-                    "{} independent draws of the two clusters",
-                    sz.merge_replicates
-                ),
-            )
-            .plus(
-                systematic_width + systematic_reading,
-                "scans in the run: the clusters' width (4/3 |s(w) - s(w/2)|, Richardson in \
-                 w^2) + the reading of the gap (|s - s from every other reading|); dopri5's \
-                 tolerance adds none that shows (rtol 1e-8 against 1e-10: ln t within 1.3e-7, \
-                 the slope within 5e-9)",
-            ),
-        )
-        .rejects(
-            &["gaussian-merge-law", "half-beta"],
-            "a barrier phi^2 / 2 instead of 1 - cos phi (slope 12 % high); dynamics at beta / 2 \
-             (slope halved)",
-        ),
-    );
+}
+
+fn check_all(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    a: &Analysis,
+    counts: &Counts,
+    law: &MergeLawFit,
+    batch: usize,
+) {
+    check_counts(setup, report, sz, counts);
+    check_merge_law(report, sz, law);
     report.add_checks(&Checks {
         energy_never_decreases: a.monotone,
         every_system_reaches_a_plateau: a.first_plateau_found,
@@ -463,7 +477,102 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         "staircase_at_largest_beta",
         "a qualitative shape that every mutation keeps",
     );
-    Ok(())
+}
+
+/// The first-plateau counts: at most k* ~ sqrt(2 beta), growing like beta^(1/2).
+fn check_counts(setup: &Setup, report: &mut Report, sz: &Sizes, counts: &Counts) {
+    let (fit, mode_factor) = (&counts.fit, counts.mode_factor);
+    // Only the upper bound is derived: at most k* ~ sqrt(2 beta) clusters form (the fastest
+    // linear mode), and merges in the fast phase remove some; the prefactor below 1 is not
+    // predicted, so no lower bound is claimed.
+    report.band_check(
+        "clusters_at_most_sqrt_2beta",
+        Check::new(
+            if setup.mutated("sqrt-beta-count") {
+                "mean over betas of first-plateau count / k* (wrong k* = sqrt(beta))"
+            } else {
+                "mean over betas of first-plateau count / k* (k* = sqrt(2 beta))"
+            },
+            counts.ratio_mean * mode_factor,
+            Test::AtMost,
+            1.0,
+            Band::stat(
+                3.0,
+                counts.ratio_se * mode_factor,
+                format!("{} independent starts per beta", sz.replicates),
+            )
+            .plus(
+                0.0,
+                "none: a bound (at most k* clusters form; merges in the fast phase only \
+                 remove some); the prefactor below it is reported, not claimed",
+            ),
+        )
+        .rejects(
+            &["sqrt-beta-count"],
+            "a fastest mode sqrt(beta) (count / sqrt(beta) = 1.17 > 1)",
+        ),
+    );
+    // The exponent of the count against beta: 1/2, within 3 standard errors of the fit plus
+    // how far the integer fastest mode's own exponent over these betas is from 1/2.
+    report.band_check(
+        "exponent_of_clusters_vs_beta_near_half",
+        Check::new(
+            "log-log slope of the mean first-plateau count against beta",
+            fit.slope,
+            Test::Within,
+            0.5,
+            Band::stat(
+                3.0,
+                fit.slope_se,
+                format!(
+                    "the fit's residuals over {} betas (means of {} independent starts)",
+                    sz.betas.len(),
+                    sz.replicates
+                ),
+            )
+            .plus(
+                (counts.k_fit.slope - 0.5).abs(),
+                "|slope of the integer fastest mode k* over these betas - 1/2|",
+            ),
+        ),
+    );
+}
+
+fn check_merge_law(report: &mut Report, sz: &Sizes, law: &MergeLawFit) {
+    report.band_check(
+        "merge_slope_matches_reduced_law",
+        Check::new(
+            if law.gaussian {
+                "slope of ln(beta t_merge) against beta (wrong law: barrier phi^2 / 2)"
+            } else {
+                "slope of ln(beta t_merge) against beta, mean over draws, against the reduced \
+                 two-point-cluster law's over the same betas"
+            },
+            law.slope,
+            Test::Within,
+            law.reduced_fit.slope,
+            Band::stat(
+                3.0,
+                law.slope_se,
+                format!(
+                    "{} independent draws of the two clusters",
+                    sz.merge_replicates
+                ),
+            )
+            .plus(
+                law.systematic_width + law.systematic_reading,
+                "scans in the run: the clusters' width (4/3 |s(w) - s(w/2)|, Richardson in \
+                 w^2) + the reading of the gap (|s - s from every other reading|); dopri5's \
+                 tolerance adds none that shows (rtol 1e-8 against 1e-10: ln t within 1.3e-7, \
+                 the slope within 5e-9)",
+            ),
+        )
+        .rejects(
+            &["gaussian-merge-law", "half-beta"],
+            "a barrier phi^2 / 2 instead of 1 - cos phi (slope 12 % high); dynamics at beta / 2 \
+             (slope halved)",
+        ),
+    );
 }
 
 #[cfg(test)]

@@ -116,8 +116,7 @@ fn large_sample_w2(
     sum.sqrt()
 }
 
-pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
-    let sz = setup.sizes(Sizes::new(setup.quick))?;
+fn validate(sz: &Sizes) -> Result<()> {
     let k_max = sz.switches.last().copied().unwrap_or(0);
     if sz.switches.first() != Some(&0)
         || !sz.switches.windows(2).all(|w| w[1] > w[0])
@@ -138,6 +137,12 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
              component_sd > 0, separation >= 0",
         ));
     }
+    Ok(())
+}
+
+pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
+    let sz = setup.sizes(Sizes::new(setup.quick))?;
+    validate(&sz)?;
     report.add_config(&sz);
     report.add_config(&Config {
         base: "N(0, base_sd^2 I) in R^2",
@@ -153,8 +158,28 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         separation: sz.separation,
         component_sd: sz.component_sd,
     };
-    let seed = setup.seed;
+    let c = construction(setup.seed, &sz, &m, rule);
+    let ev = evaluate(setup, &sz, &m, &c.controls, rule);
+    let checks = w2_checks(&sz, rule, &c, &ev);
+    let eng = engine(setup, report, &sz, &m, &c.controls, rule)?;
+    files(setup, report, &sz, &m, rule, &c, &ev)?;
+    summary(report, &sz, &c, &ev, &checks, &eng);
+    check_all(setup, report, checks, &eng);
+    Ok(())
+}
 
+/// The construction at every budget, from its own samples, and its large-sample references
+/// from fresh samples.
+struct Construction {
+    controls: Vec<Vec<Neuron>>,
+    big_base: [Vec<f64>; 2],
+    big_target: [Vec<f64>; 2],
+    linear_bound: f64,
+    /// The construction's large-sample W2 per budget.
+    large: Vec<f64>,
+}
+
+fn construction(seed: u64, sz: &Sizes, m: &Measures, rule: Rule) -> Construction {
     // The construction, from its own samples.
     let build_base = sorted_coordinates(&m.base(seed, 1, sz.n_build));
     let build_target = sorted_coordinates(&m.target(seed, 2, sz.n_build));
@@ -171,8 +196,32 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         .iter()
         .map(|c| large_sample_w2(c, rule, &big_base, &big_target))
         .collect();
+    Construction {
+        controls,
+        big_base,
+        big_target,
+        linear_bound,
+        large,
+    }
+}
 
-    // The evaluation: fresh samples per rep; W2 at every budget and the floor.
+/// The evaluation on fresh samples per rep: W2 at every budget and the floor.
+struct Evaluation {
+    per_rep: Vec<Rep>,
+    floor: f64,
+    floor_se: f64,
+    /// Mean and standard error of W2 per budget.
+    stats: Vec<(f64, f64)>,
+}
+
+fn evaluate(
+    setup: &Setup,
+    sz: &Sizes,
+    m: &Measures,
+    controls: &[Vec<Neuron>],
+    rule: Rule,
+) -> Evaluation {
+    let seed = setup.seed;
     setup.say(&format!(
         "W2 at K = {:?}, {} reps of n = {}",
         sz.switches, sz.reps, sz.n_eval
@@ -195,9 +244,30 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     let stats: Vec<(f64, f64)> = (0..controls.len())
         .map(|i| mean_se(&per_rep.iter().map(|p| p.0[i]).collect::<Vec<_>>()))
         .collect();
+    Evaluation {
+        per_rep,
+        floor,
+        floor_se,
+        stats,
+    }
+}
+
+/// The checks of W2: at K_max against the floor, falling with the budget, below every linear
+/// flow.
+struct W2Checks {
+    within_floor: Check,
+    falls: Check,
+    beats_linear: Check,
+    /// The K_max construction's large-sample W2 under the exact closed form.
+    approximation: f64,
+}
+
+fn w2_checks(sz: &Sizes, rule: Rule, c: &Construction, ev: &Evaluation) -> W2Checks {
+    let (per_rep, stats, floor) = (&ev.per_rep, &ev.stats, ev.floor);
+    let k_max = sz.switches.last().copied().unwrap_or(0);
     // Paired differences (same samples) for the floor and step-to-step comparisons.
     let diff_se = |f: &dyn Fn(&Rep) -> f64| mean_se(&per_rep.iter().map(f).collect::<Vec<_>>()).1;
-    let last = controls.len() - 1;
+    let last = c.controls.len() - 1;
     let (w_max, w_max_se) = stats[last];
     let reps = format!("{} reps of fresh samples", sz.reps);
     let paired = format!("{reps}, paired (the same samples)");
@@ -210,9 +280,14 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     // floor. So E W2(K_max) <= E floor + that W2, computed with the exact closed form (the
     // theory's approximation error, not the run's: a wrong rule must not widen its own band).
     let approximation = if rule == Rule::default() {
-        large[last]
+        c.large[last]
     } else {
-        large_sample_w2(&controls[last], Rule::default(), &big_base, &big_target)
+        large_sample_w2(
+            &c.controls[last],
+            Rule::default(),
+            &c.big_base,
+            &c.big_target,
+        )
     };
     let within_floor = Check::new(
         format!("W2 at K = {k_max} against the sampling floor"),
@@ -251,15 +326,39 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         .rejects(&relu_mutations, relu_wrong);
     let beats_linear = Check::new(
         format!("best linear flow's W2 bound minus W2 at K = {k_max}"),
-        linear_bound - w_max,
+        c.linear_bound - w_max,
         Test::Above,
         0.0,
         Band::stat(3.0, w_max_se, &reps),
     )
     .rejects(&relu_mutations, relu_wrong);
+    W2Checks {
+        within_floor,
+        falls,
+        beats_linear,
+        approximation,
+    }
+}
 
-    // The engine runs the K_max pieces.
-    let pts = m.base(seed, 5, sz.n_engine);
+/// The engine against the closed form on the K_max pieces: on the run's backend and on the
+/// reference.
+struct Engine {
+    dev_ref: f64,
+    dev_backend: f64,
+    tol_backend: f64,
+}
+
+fn engine(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    m: &Measures,
+    controls: &[Vec<Neuron>],
+    rule: Rule,
+) -> Result<Engine> {
+    let k_max = sz.switches.last().copied().unwrap_or(0);
+    let last = controls.len() - 1;
+    let pts = m.base(setup.seed, 5, sz.n_engine);
     let closed = push(&controls[last], &pts, rule);
     setup.say(&format!(
         "engine: {} pieces x {} RK4 steps ({} on the reference), {} points",
@@ -288,15 +387,30 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         sz.steps_per_piece_reference,
         rule.linear,
     )?;
-    let dev_ref = deviation(&on_reference, &closed);
-    let dev_backend = deviation(&on_backend, &closed);
     let tol_backend = if setup.backend == BackendChoice::Reference {
         TOL_F64
     } else {
         TOL_F32
     };
+    Ok(Engine {
+        dev_ref: deviation(&on_reference, &closed),
+        dev_backend: deviation(&on_backend, &closed),
+        tol_backend,
+    })
+}
 
-    // CSV and figures.
+/// transport_w2.csv and .png: W2 per budget beside the floor and the linear flows' bound.
+fn files(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    m: &Measures,
+    rule: Rule,
+    c: &Construction,
+    ev: &Evaluation,
+) -> Result<()> {
+    let (stats, floor, floor_se) = (&ev.stats, ev.floor, ev.floor_se);
+    let (large, linear_bound) = (&c.large, c.linear_bound);
     let rows: Vec<Vec<f64>> = sz
         .switches
         .iter()
@@ -342,11 +456,11 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         &[
             Series::markers(
                 format!("W2 on fresh samples (n = {}, {} reps)", sz.n_eval, sz.reps),
-                ks.iter().zip(&stats).map(|(&k, s)| (k, s.0)).collect(),
+                ks.iter().zip(stats).map(|(&k, s)| (k, s.0)).collect(),
             ),
             Series::line(
                 "construction, large samples",
-                ks.iter().zip(&large).map(|(&k, &v)| (k, v)).collect(),
+                ks.iter().zip(large).map(|(&k, &v)| (k, v)).collect(),
             ),
             Series::theory(format!("sampling floor {floor:.3}"), flat(floor)),
             Series::theory(
@@ -355,6 +469,21 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             ),
         ],
     )?;
+    sample_files(setup, report, sz, m, rule, &c.controls)
+}
+
+/// transport_samples.csv and .png: base, pushed through K_max switches, and target samples.
+fn sample_files(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    m: &Measures,
+    rule: Rule,
+    controls: &[Vec<Neuron>],
+) -> Result<()> {
+    let seed = setup.seed;
+    let k_max = sz.switches.last().copied().unwrap_or(0);
+    let last = controls.len() - 1;
     let x0 = m.base(seed, 100, sz.n_eval);
     let pushed = push(&controls[last], &x0, rule);
     let y0 = m.target(seed, 200, sz.n_eval);
@@ -384,8 +513,19 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
             Series::markers(format!("pushed (K = {k_max})"), pairs(&pushed)),
             Series::markers("target (fresh sample)", pairs(&y0)),
         ],
-    )?;
+    )
+}
 
+fn summary(
+    report: &mut Report,
+    sz: &Sizes,
+    c: &Construction,
+    ev: &Evaluation,
+    checks: &W2Checks,
+    eng: &Engine,
+) {
+    let stats = &ev.stats;
+    let w_max = stats[c.controls.len() - 1].0;
     report.add_measured(&Measured {
         budgets: sz
             .switches
@@ -395,24 +535,27 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                 switches: k,
                 w2: stats[i].0,
                 w2_se: stats[i].1,
-                w2_large_sample: large[i],
-                neurons: controls[i].clone(),
+                w2_large_sample: c.large[i],
+                neurons: c.controls[i].clone(),
             })
             .collect(),
-        floor,
-        floor_se,
-        w2_kmax_over_floor: w_max / floor,
+        floor: ev.floor,
+        floor_se: ev.floor_se,
+        w2_kmax_over_floor: w_max / ev.floor,
         w2_kmax_over_w2_0: w_max / stats[0].0,
-        engine_deviation_reference: dev_ref,
-        engine_deviation_backend: dev_backend,
+        engine_deviation_reference: eng.dev_ref,
+        engine_deviation_backend: eng.dev_backend,
     });
     report.add_prediction(&Prediction {
-        w2_kmax_minus_floor_at_most: approximation,
-        linear_flow_w2_lower_bound: linear_bound,
-        w2_base_to_target_large_sample: large[0],
+        w2_kmax_minus_floor_at_most: checks.approximation,
+        linear_flow_w2_lower_bound: c.linear_bound,
+        w2_base_to_target_large_sample: c.large[0],
         engine_tolerance_reference: TOL_F64,
-        engine_tolerance_backend: tol_backend,
+        engine_tolerance_backend: eng.tol_backend,
     });
+}
+
+fn check_all(setup: &Setup, report: &mut Report, checks: W2Checks, eng: &Engine) {
     let engine = |what: &str, dev: f64, tol: f64| {
         Check::new(
             format!("{what} engine against the closed form, largest relative deviation"),
@@ -431,19 +574,18 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     };
     report.band_check(
         "w2_at_kmax_within_approximation_error_of_floor",
-        within_floor,
+        checks.within_floor,
     );
-    report.band_check("w2_falls_with_switches", falls);
-    report.band_check("relu_flow_beats_every_linear_flow", beats_linear);
+    report.band_check("w2_falls_with_switches", checks.falls);
+    report.band_check("relu_flow_beats_every_linear_flow", checks.beats_linear);
     report.band_check(
         "reference_engine_matches_closed_form",
-        engine("reference", dev_ref, TOL_F64),
+        engine("reference", eng.dev_ref, TOL_F64),
     );
     report.band_check(
         "backend_engine_matches_closed_form",
-        engine(setup.backend.name(), dev_backend, tol_backend),
+        engine(setup.backend.name(), eng.dev_backend, eng.tol_backend),
     );
-    Ok(())
 }
 
 #[cfg(test)]
