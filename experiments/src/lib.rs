@@ -326,6 +326,45 @@ pub fn student_k(units: usize) -> f64 {
         + (3.0 * z.powi(7) + 19.0 * z.powi(5) + 17.0 * z.powi(3) - 15.0 * z) / (384.0 * nu.powi(3))
 }
 
+/// The standard normal upper tail P(Z > z) (erfc by its Chebyshev fit, relative error below
+/// 1.2e-7: Numerical Recipes' erfcc).
+pub fn normal_upper_tail(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let y = t
+        * (-x * x - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    let erfc = if x >= 0.0 { y } else { 2.0 - y };
+    0.5 * erfc
+}
+
+/// The k of each band in a family of `m` independent comparisons judged together (a check
+/// that holds only if all m hold, "worst of m"): the k at which the chance that any of the m
+/// exceeds its band is that of one comparison at 3 standard errors (0.27%), i.e.
+/// 1 - (1 - 2 P(Z > k))^m = 2 P(Z > 3) (Sidak). 3 for m = 1, 3.32 for 3, 3.75 for 15.
+pub fn family_k(m: usize) -> f64 {
+    let single = 2.0 * normal_upper_tail(3.0);
+    let each = 1.0 - (1.0 - single).powf(1.0 / m.max(1) as f64);
+    let (mut lo, mut hi) = (0.0_f64, 12.0_f64);
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if 2.0 * normal_upper_tail(mid) > each {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// What a check tests of `measured` against `prediction` with its band w.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -1110,6 +1149,22 @@ mod check_tests {
                 Band::stat(3.0, f64::INFINITY, "-")
             )
             .pass
+        );
+    }
+
+    #[test]
+    fn family_k_gives_a_family_the_false_alarm_rate_of_one_3_se_comparison() {
+        assert!((crate::family_k(1) - 3.0).abs() < 1e-6);
+        let single = 2.0 * crate::normal_upper_tail(3.0);
+        for m in [2, 3, 15, 24] {
+            let k = crate::family_k(m);
+            let any = 1.0 - (1.0 - 2.0 * crate::normal_upper_tail(k)).powi(m as i32);
+            assert!((any - single).abs() < 1e-9, "m = {m}: k = {k}, any = {any}");
+        }
+        assert!(
+            (crate::family_k(15) - 3.75).abs() < 0.01,
+            "{}",
+            crate::family_k(15)
         );
     }
 

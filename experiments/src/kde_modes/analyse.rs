@@ -70,26 +70,6 @@ fn phi(z: f64) -> f64 {
     (-0.5 * z * z).exp() / (TAU).sqrt()
 }
 
-/// The standard normal upper tail P(Z > z) (erfc by its Chebyshev fit, relative error below
-/// 1.2e-7: Numerical Recipes' erfcc).
-fn upper_tail(z: f64) -> f64 {
-    let x = z / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.5 * x.abs());
-    let y = t
-        * (-x * x - 1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-            .exp();
-    let erfc = if x >= 0.0 { y } else { 2.0 - y };
-    0.5 * erfc
-}
-
 /// The line (the seed's setting): f(x) = (1/n) sum_j K(x - X_j), K(u) = exp(-beta u^2 / 2)
 /// (bandwidth beta^(-1/2)), X_j iid N(0, 1). The density of local maxima at x by Kac-Rice
 /// with the central limit for (f'(x), f''(x)) (many samples per bandwidth): a Gaussian pair
@@ -121,7 +101,7 @@ pub fn line_density_of_maxima(x: f64, beta: f64, n: usize) -> f64 {
     let mu = m2 - c * m1 / v1;
     let s = (v2 - c * c / v1).max(0.0).sqrt();
     let tail = if s > 0.0 {
-        s * phi(mu / s) - mu * upper_tail(mu / s)
+        s * phi(mu / s) - mu * crate::normal_upper_tail(mu / s)
     } else {
         (-mu).max(0.0)
     };
@@ -227,9 +207,9 @@ mod tests {
         // Far out, the steep mean slope suppresses modes.
         let stationary = (1.5f64 * 400.0).sqrt() / TAU;
         assert!(line_density_of_maxima(3.0, 400.0, 1_000_000) < 0.1 * stationary);
-        assert!((upper_tail(0.0) - 0.5).abs() < 1e-7);
-        assert!((upper_tail(1.959_963_985) - 0.025).abs() < 1e-7);
-        assert!((upper_tail(-1.0) - 0.841_344_746).abs() < 1e-7);
+        assert!((crate::normal_upper_tail(0.0) - 0.5).abs() < 1e-7);
+        assert!((crate::normal_upper_tail(1.959_963_985) - 0.025).abs() < 1e-7);
+        assert!((crate::normal_upper_tail(-1.0) - 0.841_344_746).abs() < 1e-7);
         // The dense region: n p(a) / sqrt(beta) = per_bandwidth at its edge.
         let a = dense_half_width(10_000, 100.0, 4.0).unwrap();
         let per = 10_000.0 * phi(a) / 10.0;
