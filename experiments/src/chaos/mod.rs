@@ -33,18 +33,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     report.add_config(&sizes);
     frozen(setup, report, &sizes)?;
     evolving(setup, report, &sizes)?;
-    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/src/mutations.rs).
-    report.smoke_at_quick(
-        setup,
-        "evolving_slope_vs_largest_n_within_3se_of_parametric_not_of_one_over_d",
-        "no mutation of the study fails it at the quick size",
-    );
-    report.smoke_at_quick(
-        setup,
-        "evolving_slope_vs_twin_within_0.15_of_minus_half",
-        "an absolute 0.15 band that no mutation leaves",
-    );
     Ok(())
 }
 
@@ -130,27 +118,18 @@ fn frozen(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
     let jackknife_slope = |t: f64| -> f64 {
         let k = (t / h).round() as usize;
         let per_seed = sz.m * D;
-        let fits: Vec<f64> = (0..sz.seeds)
-            .map(|skip| {
-                let y: Vec<f64> = trajs
-                    .iter()
-                    .map(|traj| {
-                        let keep = |v: &[f64]| -> Vec<f64> {
-                            v.chunks(per_seed)
-                                .enumerate()
-                                .filter(|(s, _)| *s != skip)
-                                .flat_map(|(_, c)| c.iter().copied())
-                                .collect()
-                        };
-                        rms(&keep(&traj[k]), &keep(&twin_at[k]))
-                    })
-                    .collect();
-                fit_loglog(&x, &y).slope
-            })
-            .collect();
-        let g = sz.seeds as f64;
-        let m = fits.iter().sum::<f64>() / g;
-        (fits.iter().map(|f| (f - m).powi(2)).sum::<f64>() * (g - 1.0) / g).sqrt()
+        jackknife_over_seeds(sz.seeds, |skip| {
+            let y: Vec<f64> = trajs
+                .iter()
+                .map(|traj| {
+                    rms(
+                        &without(&traj[k], per_seed, skip),
+                        &without(&twin_at[k], per_seed, skip),
+                    )
+                })
+                .collect();
+            fit_loglog(&x, &y).slope
+        })
     };
     let (se_end, se_one) = (jackknife_slope(t_end), jackknife_slope(1.0));
     // The theory's rate (the wrong model of --mutate rate-0.4: n^{-0.4}).
@@ -277,22 +256,35 @@ struct EvolvingPrediction {
     evolving_growth_note: &'static str,
 }
 
-/// Band of the fitted slope against the largest n, in standard errors of the fit.
-const SLOPE_SE_BAND: f64 = 3.0;
-/// Relative band of the query speed's growth rate around lambda_1 (the slower degree-2 mode,
-/// lambda_2 ~ 0.6 lambda_1 at beta = 1, biases a fit over finite times low).
+/// The stated part of the band of the query speed's growth rate around lambda_1, relative:
+/// the slower degree-2 mode (lambda_2 = 0.365 against lambda_1 = 0.626 at beta = 1) biases a
+/// fit over finite times low. Stated, not derived (docs/experiments/chaos.md).
 const RATE_BAND: f64 = 0.15;
 
+/// The evolving slopes' and growth rate's jackknife standard errors (the checks' se).
 #[derive(Serialize)]
-struct EvolvingChecks {
-    /// Within 3 standard errors of the parametric prediction (rate 1/2, with the reference's
-    /// own fluctuation) and more than 3 standard errors from the n^{-1/d} prediction.
-    #[serde(rename = "evolving_slope_vs_largest_n_within_3se_of_parametric_not_of_one_over_d")]
-    evolving_slope_vs_largest_n: bool,
-    #[serde(rename = "evolving_slope_vs_twin_within_0.15_of_minus_half")]
-    evolving_slope_vs_twin: bool,
-    #[serde(rename = "evolving_speed_growth_rate_within_15pc_of_lambda_1")]
-    evolving_speed_growth_rate: bool,
+struct EvolvingJackknife {
+    evolving_slope_vs_largest_n_jackknife_se: f64,
+    evolving_slope_vs_twin_jackknife_se: f64,
+    evolving_largest_n_speed_growth_rate_jackknife_se: f64,
+}
+
+/// The jackknife standard error over the context draws (seeds) of a statistic that
+/// `stat(Some(s))` computes without seed s (`stat(None)`: with every seed).
+fn jackknife_over_seeds(seeds: usize, stat: impl Fn(Option<usize>) -> f64) -> f64 {
+    let fits: Vec<f64> = (0..seeds).map(|s| stat(Some(s))).collect();
+    let g = seeds as f64;
+    let m = fits.iter().sum::<f64>() / g;
+    (fits.iter().map(|f| (f - m).powi(2)).sum::<f64>() * (g - 1.0) / g).sqrt()
+}
+
+/// The coordinates of every seed's queries but `skip`'s (chunks of `per_seed`).
+fn without(v: &[f64], per_seed: usize, skip: Option<usize>) -> Vec<f64> {
+    v.chunks(per_seed)
+        .enumerate()
+        .filter(|(s, _)| Some(*s) != skip)
+        .flat_map(|(_, c)| c.iter().copied())
+        .collect()
 }
 
 fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
@@ -405,13 +397,96 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
         &to_twin,
         lambda1,
     )?;
-    let off_half = (fit_ref.slope - want_half).abs();
-    report.add_checks(&EvolvingChecks {
-        evolving_slope_vs_largest_n: off_half <= SLOPE_SE_BAND * fit_ref.slope_se
-            && (fit_ref.slope - want_one_over_d).abs() > SLOPE_SE_BAND * fit_ref.slope_se,
-        evolving_slope_vs_twin: (fit_twin.slope + 0.5).abs() <= 0.15,
-        evolving_speed_growth_rate: (speed_fit.slope / lambda1 - 1.0).abs() <= RATE_BAND,
+    // Standard errors by the jackknife over the context draws (seeds), as the frozen slopes':
+    // leave one seed's queries out at every n (and in the largest n, the twin, the speed).
+    let per_seed = sz.m * D;
+    let keep = |v: &[f64], skip: Option<usize>| without(v, per_seed, skip);
+    let slope_ref = |skip: Option<usize>| {
+        let y: Vec<f64> = fit_idx
+            .iter()
+            .map(|&i| rms(&keep(&trajs[i][kf], skip), &keep(&reference[kf], skip)))
+            .collect();
+        fit_loglog(&xf, &y).slope
+    };
+    let slope_twin = |skip: Option<usize>| {
+        let y: Vec<f64> = trajs
+            .iter()
+            .map(|t| rms(&keep(&t[kf], skip), &keep(&z0, skip)))
+            .collect();
+        fit_loglog(&x_all, &y).slope
+    };
+    let growth = |skip: Option<usize>| {
+        let speed: Vec<(f64, f64)> = (0..steps)
+            .map(|k| {
+                let v = rms(&keep(&big[k + 1], skip), &keep(&big[k], skip)) / h;
+                (times[k] + 0.5 * h, v)
+            })
+            .collect();
+        exp_rate(&speed, sz.rate_from, t_end).slope
+    };
+    let seeds = format!("jackknife over {} context draws (every n)", sz.seeds);
+    let se_ref = jackknife_over_seeds(sz.seeds, slope_ref);
+    let se_twin = jackknife_over_seeds(sz.seeds, slope_twin);
+    let se_growth = jackknife_over_seeds(sz.seeds, growth);
+    report.add_measured(&EvolvingJackknife {
+        evolving_slope_vs_largest_n_jackknife_se: se_ref,
+        evolving_slope_vs_twin_jackknife_se: se_twin,
+        evolving_largest_n_speed_growth_rate_jackknife_se: se_growth,
     });
+    let quick_smoke = "no mutation of the study fails it at the quick size";
+    report.band_check(
+        "evolving_slope_vs_largest_n_within_3se_of_parametric_not_of_one_over_d",
+        Check::all(vec![
+            Check::new(
+                "evolving log-log slope in n against the largest n",
+                fit_ref.slope,
+                Test::Within,
+                want_half,
+                Band::stat(3.0, se_ref, &seeds),
+            ),
+            Check::new(
+                "distance of that slope from the n^{-1/d} rate's prediction",
+                (fit_ref.slope - want_one_over_d).abs(),
+                Test::Above,
+                0.0,
+                Band::stat(3.0, se_ref, &seeds),
+            ),
+        ])
+        .expect("two")
+        .rejects(&[], "the n^{-1/d} rate of general contextual flow maps")
+        .smoke_if(setup.quick, quick_smoke),
+    );
+    report.band_check(
+        "evolving_slope_vs_twin_within_3se_of_minus_half",
+        Check::new(
+            "evolving log-log slope in n against the infinite twin",
+            fit_twin.slope,
+            Test::Within,
+            -0.5,
+            Band::stat(3.0, se_twin, &seeds),
+        )
+        .rejects(&[], "a rate other than the parametric n^{-1/2}")
+        .smoke_if(setup.quick, quick_smoke),
+    );
+    report.band_check(
+        "evolving_speed_growth_rate_within_3se_plus_15pc_of_lambda_1",
+        Check::new(
+            "growth rate of the largest context's query speed",
+            speed_fit.slope,
+            Test::Within,
+            lambda1,
+            Band::stat(3.0, se_growth, &seeds).plus(
+                RATE_BAND * lambda1,
+                "stated, not derived: 15% of lambda_1 for the slower degree-2 mode's pull on a \
+                 fit over finite times",
+            ),
+        )
+        .rejects(
+            &["repulsive-interaction", "frozen-context"],
+            "a repulsive interaction; a context that does not evolve (the growth is not the \
+             uniform law's linear instability)",
+        ),
+    );
     Ok(())
 }
 
