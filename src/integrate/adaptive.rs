@@ -316,13 +316,7 @@ impl AdaptiveStepper {
 
     /// Continues from a checkpoint's controller state (the backend holding its state).
     pub fn restore(&mut self, systems: Vec<SystemState>) -> Result<()> {
-        if systems.len() != self.systems.len() {
-            return Err(input(format!(
-                "the checkpoint has {} systems' step control, the run {}",
-                systems.len(),
-                self.systems.len()
-            )));
-        }
+        check_restored(self.systems.len(), &systems)?;
         self.systems = systems;
         self.k0_current = false;
         self.k0_restored = true;
@@ -425,16 +419,7 @@ impl AdaptiveStepper {
         }
         let batch = self.systems.len();
         let len = batch * self.components;
-        if cursor.next > outputs.len()
-            || cursor
-                .partial
-                .iter()
-                .any(|p| p.index < cursor.next || p.index >= outputs.len() || p.state.len() != len)
-        {
-            return Err(input(
-                "the saved outputs do not fit this run's output times and shape",
-            ));
-        }
+        check_cursor(cursor, outputs.len(), len)?;
         // Outputs gathered system by system; emitted in order once complete.
         let mut pending: Vec<Option<(Vec<f64>, usize)>> = vec![None; outputs.len()];
         for p in cursor.partial.drain(..) {
@@ -909,7 +894,46 @@ pub fn integrate_adaptive(
 }
 
 /// Hands the sink every complete output in order.
-fn emit(
+/// A checkpoint's controller state for a run of `systems` systems: one entry each, with finite,
+/// non-negative times and steps (a damaged checkpoint is refused, never stepped from). Shared
+/// by every adaptive stepper's `restore`.
+pub(crate) fn check_restored(systems: usize, saved: &[SystemState]) -> Result<()> {
+    if saved.len() != systems {
+        return Err(input(format!(
+            "the checkpoint has {} systems' step control, the run {systems}",
+            saved.len()
+        )));
+    }
+    if saved
+        .iter()
+        .any(|s| !(s.t.is_finite() && s.t >= 0.0 && s.h.is_finite() && s.h >= 0.0))
+    {
+        return Err(input(
+            "the checkpoint's step control holds a negative or non-finite time or step",
+        ));
+    }
+    Ok(())
+}
+
+/// Where a paused run's outputs stand fits `outputs` output times and an ensemble state of
+/// `len` values. Shared by every adaptive stepper's `advance_until`.
+pub(crate) fn check_cursor(cursor: &Cursor, outputs: usize, len: usize) -> Result<()> {
+    if cursor.next > outputs
+        || cursor
+            .partial
+            .iter()
+            .any(|p| p.index < cursor.next || p.index >= outputs || p.state.len() != len)
+    {
+        return Err(input(
+            "the saved outputs do not fit this run's output times and shape",
+        ));
+    }
+    Ok(())
+}
+
+/// Hands `sink` every output from `next` on that all `batch` systems have filled, in order.
+/// Shared by every adaptive stepper's `advance_until`.
+pub(crate) fn emit(
     pending: &mut [Option<(Vec<f64>, usize)>],
     next: &mut usize,
     batch: usize,

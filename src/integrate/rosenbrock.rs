@@ -34,7 +34,9 @@
 //! whether the last attempt was rejected, statistics), and f(x) at a resumed state is
 //! evaluated again (uncounted) to the same bits as the run never stopped.
 
-use super::adaptive::{Cursor, Options, Partial, Sink, SystemState, SystemStats};
+use super::adaptive::{
+    Cursor, Options, Partial, Sink, SystemState, SystemStats, check_cursor, check_restored, emit,
+};
 use crate::error::{Error, Result, input};
 use crate::model::linalg::{dot, norm};
 use crate::model::{Model, Shape};
@@ -217,21 +219,7 @@ impl Ros23Stepper {
 
     /// Continues from a checkpoint's controller state (the stepper made at its state).
     pub fn restore(&mut self, systems: Vec<SystemState>) -> Result<()> {
-        if systems.len() != self.systems.len() {
-            return Err(input(format!(
-                "the checkpoint has {} systems' step control, the run {}",
-                systems.len(),
-                self.systems.len()
-            )));
-        }
-        if systems
-            .iter()
-            .any(|s| !(s.t.is_finite() && s.t >= 0.0 && s.h >= 0.0))
-        {
-            return Err(input(
-                "the checkpoint's step control holds a negative or non-finite time or step",
-            ));
-        }
+        check_restored(self.systems.len(), &systems)?;
         self.systems = systems;
         self.f0 = vec![None; self.systems.len()];
         self.restored = true;
@@ -262,15 +250,7 @@ impl Ros23Stepper {
         check_outputs(outputs, t_end)?;
         let batch = self.systems.len();
         let per = self.shape.n * self.shape.d;
-        if cursor.next > outputs.len()
-            || cursor.partial.iter().any(|p| {
-                p.index < cursor.next || p.index >= outputs.len() || p.state.len() != batch * per
-            })
-        {
-            return Err(input(
-                "the saved outputs do not fit this run's output times and shape",
-            ));
-        }
+        check_cursor(cursor, outputs.len(), batch * per)?;
         let mut pending: Vec<Option<(Vec<f64>, usize)>> = vec![None; outputs.len()];
         for p in cursor.partial.drain(..) {
             pending[p.index] = Some((p.state, p.filled));
@@ -358,20 +338,6 @@ impl Ros23Stepper {
 }
 
 /// Hands the outputs every system has filled, in order, to the sink.
-fn emit(
-    pending: &mut [Option<(Vec<f64>, usize)>],
-    next: &mut usize,
-    batch: usize,
-    sink: &mut Sink<'_>,
-) -> Result<()> {
-    while *next < pending.len() && pending[*next].as_ref().is_some_and(|p| p.1 == batch) {
-        let (state, _) = pending[*next].take().expect("a complete output");
-        sink(*next, &state)?;
-        *next += 1;
-    }
-    Ok(())
-}
-
 /// One system in progress: its model (one beta), time, next step and statistics.
 struct Ros23<'a> {
     model: &'a Model,
