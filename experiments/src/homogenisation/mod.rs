@@ -27,7 +27,7 @@ use analyse::{
 };
 use attnflow::error::{Result, input};
 use attnflow::figures::{Axes, Series};
-use attnflow::stats::{Fit, fit_loglog, mean, mean_se};
+use attnflow::stats::{Fit, fit_line, fit_loglog, mean, mean_se};
 use simulate::{Run, Spec, run_seed};
 use sizes::Sizes;
 
@@ -571,38 +571,33 @@ struct InitialRateFit {
 }
 
 /// (intercept at h = 0, its standard error over runs, slope in h) of the least-squares line
-/// through (h, mean over runs of rate - theory). The intercept is a fixed linear combination
-/// of the points, sum_i c_i y_i, so it is formed per run and its standard error taken over
-/// runs (the runs at different h share their seeds: resampling them keeps the correlation).
+/// through (h, rate - theory). The intercept is linear in the points, so it is formed per run
+/// ([`fit_line`]) and its mean and standard error taken over runs (the runs at different h
+/// share their seeds: resampling them keeps the correlation).
 fn extrapolate_to_h0(pts: &[NoisePoint]) -> (f64, f64, f64) {
     let x: Vec<f64> = pts.iter().map(|p| p.h).collect();
-    let m = x.len() as f64;
-    let xm = x.iter().sum::<f64>() / m;
-    let sxx: f64 = x.iter().map(|v| (v - xm) * (v - xm)).sum();
-    let (c, b): (Vec<f64>, Vec<f64>) = if sxx > 0.0 {
-        x.iter()
-            .map(|v| (1.0 / m - xm * (v - xm) / sxx, (v - xm) / sxx))
-            .unzip()
-    } else {
-        // One h: no extrapolation, the point itself.
-        (vec![1.0 / m; x.len()], vec![0.0; x.len()])
-    };
     let runs = pts[0].initial_msd_rate_diffs.len();
+    // The line through one run's points (one h: no extrapolation, the point itself).
+    let line = |y: &[f64]| -> (f64, f64) {
+        if x.len() < 2 {
+            (y[0], 0.0)
+        } else {
+            let f = fit_line(&x, y);
+            (f.intercept, f.slope)
+        }
+    };
     let per_run: Vec<f64> = (0..runs)
         .map(|r| {
-            pts.iter()
-                .zip(&c)
-                .map(|(p, c)| c * p.initial_msd_rate_diffs[r])
-                .sum()
+            let y: Vec<f64> = pts.iter().map(|p| p.initial_msd_rate_diffs[r]).collect();
+            line(&y).0
         })
         .collect();
     let (at_zero, se) = mean_se(&per_run);
-    let slope = pts
+    let means: Vec<f64> = pts
         .iter()
-        .zip(&b)
-        .map(|(p, b)| b * (p.initial_msd_rate - p.initial_msd_rate_theory))
-        .sum();
-    (at_zero, se, slope)
+        .map(|p| p.initial_msd_rate - p.initial_msd_rate_theory)
+        .collect();
+    (at_zero, se, line(&means).1)
 }
 
 fn bands(sz: &Sizes) -> (f64, String, String) {
