@@ -314,6 +314,14 @@ impl Band {
     }
 }
 
+/// The jackknife standard error of an estimate from its leave-one-out replicates (one per
+/// independent unit left out): sqrt((m - 1) / m * sum (r - mean)^2).
+pub fn jackknife_se(reps: &[f64]) -> f64 {
+    let m = reps.len() as f64;
+    let mean = reps.iter().sum::<f64>() / m;
+    ((m - 1.0) / m * reps.iter().map(|r| (r - mean).powi(2)).sum::<f64>()).sqrt()
+}
+
 /// The k of a band whose standard error is estimated from `units` independent units: the
 /// Student-t quantile with units - 1 degrees of freedom at the two-sided level of 3 normal
 /// standard errors (99.73%), by the Cornish-Fisher expansion to 1/nu^3 (within 1% for

@@ -273,9 +273,7 @@ struct EvolvingJackknife {
 /// `stat(Some(s))` computes without seed s (`stat(None)`: with every seed).
 fn jackknife_over_seeds(seeds: usize, stat: impl Fn(Option<usize>) -> f64) -> f64 {
     let fits: Vec<f64> = (0..seeds).map(|s| stat(Some(s))).collect();
-    let g = seeds as f64;
-    let m = fits.iter().sum::<f64>() / g;
-    (fits.iter().map(|f| (f - m).powi(2)).sum::<f64>() * (g - 1.0) / g).sqrt()
+    crate::jackknife_se(&fits)
 }
 
 /// The coordinates of every seed's queries but `skip`'s (chunks of `per_seed`).

@@ -373,8 +373,7 @@ fn jackknife_slope_se(x: &[f64], runs: &[Vec<f64>]) -> f64 {
             fit_loglog(x, &y).slope
         })
         .collect();
-    let m = mean(&slopes);
-    ((r as f64 - 1.0) / r as f64 * slopes.iter().map(|s| (s - m) * (s - m)).sum::<f64>()).sqrt()
+    crate::jackknife_se(&slopes)
 }
 
 /// Part (b): the common-noise limit at several h, same sigma^2. Returns the points and the

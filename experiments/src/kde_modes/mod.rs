@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{Band, Check, Report, Setup, Test};
+use super::{Band, Check, Report, Setup, Test, jackknife_se};
 use analyse::{count_modes, dense_half_width, grid_points, kac_rice_modes, line_kac_rice_modes};
 use attnflow::error::{Result, input};
 use attnflow::figures::{Axes, Series};
@@ -369,13 +369,6 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
     )?;
     report.add_measured(&Measured { per_n });
     Ok(series)
-}
-
-/// The jackknife standard error of leave-one-out estimates.
-fn jackknife_se(v: &[f64]) -> f64 {
-    let k = v.len() as f64;
-    let m = v.iter().sum::<f64>() / k;
-    ((k - 1.0) / k * v.iter().map(|x| (x - m) * (x - m)).sum::<f64>()).sqrt()
 }
 
 /// The line (the seed's setting): N(0, 1) samples, Gaussian kernel, beta = n^a along the

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::jackknife_se;
 use attnflow::stats::{fit_line, fit_semilog};
 use attnflow::theory::symmetric::collapse_time;
 
@@ -161,13 +162,6 @@ pub struct Jackknife {
     /// Standard error of ln t_c per beta (None where the full sample does not collapse or a
     /// replicate does not).
     pub log_t_c_se: Vec<Option<f64>>,
-}
-
-/// The jackknife standard error of an estimate from its leave-one-out replicates.
-pub fn jackknife_se(reps: &[f64]) -> f64 {
-    let m = reps.len() as f64;
-    let mean = reps.iter().sum::<f64>() / m;
-    ((m - 1.0) / m * reps.iter().map(|r| (r - mean).powi(2)).sum::<f64>()).sqrt()
 }
 
 /// See [`Jackknife`]: `per_start` is [beta][start][time].

@@ -371,7 +371,7 @@ fn finite_d(
                 attnflow::stats::fit_line(&x, &y).slope
             })
             .collect();
-        analyse::jackknife_se(&reps)
+        crate::jackknife_se(&reps)
     } else {
         nan
     };
