@@ -314,6 +314,62 @@ impl Band {
     }
 }
 
+/// Gaussian elimination with partial pivoting (a ridge of 1e-12 keeps it regular).
+pub fn solve<const K: usize>(mut a: [[f64; K]; K], mut b: [f64; K]) -> [f64; K] {
+    let scale = (0..K).map(|k| a[k][k]).fold(0.0, f64::max).max(1e-300);
+    for (k, row) in a.iter_mut().enumerate() {
+        row[k] += 1e-12 * scale;
+    }
+    for c in 0..K {
+        let piv = (c..K)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .unwrap_or(c);
+        a.swap(c, piv);
+        b.swap(c, piv);
+        for r in c + 1..K {
+            let (upper, lower) = a.split_at_mut(r);
+            let (pivot, row) = (&upper[c], &mut lower[0]);
+            let f = row[c] / pivot[c];
+            for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                *x -= f * p;
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = [0.0; K];
+    for c in (0..K).rev() {
+        let s: f64 = (c + 1..K).map(|k| a[c][k] * x[k]).sum();
+        x[c] = (b[c] - s) / a[c][c];
+    }
+    x
+}
+
+/// Weighted least squares: the K coefficients c minimising sum_i w_i (y_i - rows_i . c)^2,
+/// by the normal equations ([`solve`]), for a handful of regressors.
+pub fn least_squares<const K: usize>(rows: &[[f64; K]], y: &[f64], w: &[f64]) -> [f64; K] {
+    let mut a = [[0.0; K]; K];
+    let mut b = [0.0; K];
+    for ((r, &y), &w) in rows.iter().zip(y).zip(w) {
+        for i in 0..K {
+            for j in 0..K {
+                a[i][j] += w * r[i] * r[j];
+            }
+            b[i] += w * r[i] * y;
+        }
+    }
+    // Each column scaled to unit norm first, so that the ridge of `solve` is relative to
+    // every column and not only the largest.
+    let s: [f64; K] = std::array::from_fn(|i| a[i][i].sqrt().max(f64::MIN_POSITIVE));
+    for i in 0..K {
+        for j in 0..K {
+            a[i][j] /= s[i] * s[j];
+        }
+        b[i] /= s[i];
+    }
+    let c = solve(a, b);
+    std::array::from_fn(|i| c[i] / s[i])
+}
+
 /// The jackknife standard error of an estimate from its leave-one-out replicates (one per
 /// independent unit left out): sqrt((m - 1) / m * sum (r - mean)^2).
 pub fn jackknife_se(reps: &[f64]) -> f64 {

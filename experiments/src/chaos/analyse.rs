@@ -2,6 +2,7 @@
 //! the distance curves, and the reference lines of the figures.
 
 use super::D;
+use crate::least_squares;
 use attnflow::cfm::distances;
 use attnflow::stats::{Fit, fit_semilog, mean};
 
@@ -55,9 +56,79 @@ pub fn reference_slope(ns: &[f64], n_ref: f64, rate: f64) -> f64 {
     attnflow::stats::fit_loglog(ns, &y).slope
 }
 
+/// The log-log slope in n of a distance with its next-order term: ln y = a + s ln n + c / n,
+/// fitted by least squares. The squared distance between a finite context's flow map and its
+/// limit is a smooth function of an average of n iid terms, so its mean has an expansion in
+/// powers of 1/n: y^2 = A n^{-2r} (1 + c/n + O(n^{-2})); the 1/n term is the bias a plain
+/// power-law fit over small n turns into a steeper slope. Returns (s, c).
+pub fn slope_with_next_order(ns: &[f64], ys: &[f64]) -> (f64, f64) {
+    let rows: Vec<[f64; 3]> = ns.iter().map(|&n| [1.0, n.ln(), 1.0 / n]).collect();
+    let y: Vec<f64> = ys.iter().map(|v| v.ln()).collect();
+    let b = least_squares(&rows, &y, &vec![1.0; y.len()]);
+    (b[1], b[2])
+}
+
+/// The RMS query speed at time t that the linearised mean-field flow predicts in a uniform
+/// context of n tokens, times n^{1/2} (the n drops out of the rate). A degree-l density
+/// perturbation g Y_l moves a point x at (a_l / (beta a_0)) g grad Y_l(x) (the Funk-Hecke
+/// eigenvalue a_l of e^{beta <x, y>}) and grows at lambda_l = l (l + 1) a_l / (beta a_0); the
+/// empirical measure's fluctuation puts variance 1/n on every normalised harmonic, and
+/// |grad Y_l|^2 averages l (l + 1) over the sphere, so speed^2 = sum_l (2l + 1) l (l + 1)
+/// (a_l / (beta a_0))^2 e^{2 lambda_l t} / n (degrees 1..=6; the seventh adds below 1e-9).
+pub fn linear_speed(beta: f64, t: f64) -> f64 {
+    use attnflow::theory::modes::{funk_hecke_s2, uniform_instability_rate};
+    let a0 = funk_hecke_s2(beta, 0);
+    (1..=6usize)
+        .map(|l| {
+            let c = funk_hecke_s2(beta, l) / (beta * a0);
+            let lf = l as f64;
+            (2.0 * lf + 1.0)
+                * lf
+                * (lf + 1.0)
+                * c
+                * c
+                * (2.0 * uniform_instability_rate(beta, l) * t).exp()
+        })
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// The time at which the largest context's perturbation n^{-1/2} e^{lambda_1 t} reaches 0.1,
+/// past which the linearised flow no longer describes the growth (at n = 16384 and
+/// lambda_1 = 0.626: t = 4.07; at n = 2048: 2.41).
+pub fn linear_until(lambda1: f64, n: f64) -> f64 {
+    (0.1 * n.sqrt()).ln() / lambda1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_order_slope_and_the_linear_speed() {
+        // y^2 = 2 n^{-1} (1 + 12 / n): the plain fit is steeper than -1/2, this one is not.
+        let ns: Vec<f64> = (0..9).map(|k| 64.0 * 2f64.powi(k)).collect();
+        let ys: Vec<f64> = ns
+            .iter()
+            .map(|n| (2.0 / n * (1.0 + 12.0 / n)).sqrt())
+            .collect();
+        let plain = attnflow::stats::fit_loglog(&ns, &ys).slope;
+        let (s, c) = slope_with_next_order(&ns, &ys);
+        assert!(plain < -0.51, "{plain}");
+        // ln y = ln(2 / n) / 2 + ln(1 + 12 / n) / 2, about 6 / n.
+        assert!((s + 0.5).abs() < 2e-3 && (c - 6.0).abs() < 1.0, "{s} {c}");
+        // beta = 1: the degree-2 mode carries 19 % of the degree-1 mode's speed^2 at t = 0.
+        let v = |t: f64| linear_speed(1.0, t);
+        let l1 = attnflow::theory::modes::uniform_instability_rate(1.0, 1);
+        assert!((v(0.0).powi(2) - 0.7).abs() < 0.01, "{}", v(0.0));
+        let curve: Vec<(f64, f64)> = (0..40)
+            .map(|k| (0.1 * k as f64 + 0.05, v(0.1 * k as f64 + 0.05)))
+            .collect();
+        let one = exp_rate(&curve, 1.0, 4.0).slope;
+        assert!((one / l1 - 0.978).abs() < 1e-3, "{one} {l1}");
+        assert!((v(20.0).ln() - v(19.0).ln() - l1).abs() < 1e-4);
+        assert!((linear_until(l1, 16384.0) - 4.07).abs() < 0.01);
+    }
 
     #[test]
     fn rates_and_reference_lines() {

@@ -6,6 +6,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::simulate::Samples;
+use crate::solve;
 use attnflow::stats::{column_mean_se, mean_se, mean_var};
 
 /// Control variates: per position, the least-squares fit of the estimator on controls of
@@ -55,34 +56,6 @@ pub fn adjusted(s: &Samples) -> Vec<Vec<f64>> {
         }
     }
     out
-}
-
-/// Gaussian elimination with partial pivoting (a ridge of 1e-12 keeps it regular).
-pub fn solve<const K: usize>(mut a: [[f64; K]; K], mut b: [f64; K]) -> [f64; K] {
-    let scale = (0..K).map(|k| a[k][k]).fold(0.0, f64::max).max(1e-300);
-    for (k, row) in a.iter_mut().enumerate() {
-        row[k] += 1e-12 * scale;
-    }
-    for c in 0..K {
-        let piv = (c..K)
-            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
-            .unwrap_or(c);
-        a.swap(c, piv);
-        b.swap(c, piv);
-        for r in c + 1..K {
-            let f = a[r][c] / a[c][c];
-            for k in c..K {
-                a[r][k] -= f * a[c][k];
-            }
-            b[r] -= f * b[c];
-        }
-    }
-    let mut x = [0.0; K];
-    for c in (0..K).rev() {
-        let s: f64 = (c + 1..K).map(|k| a[c][k] * x[k]).sum();
-        x[c] = (b[c] - s) / a[c][c];
-    }
-    x
 }
 
 /// Modified Bessel function I_k(x) by its series.
