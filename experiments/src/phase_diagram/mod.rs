@@ -32,7 +32,11 @@ use analyse::{PerD, SLOPE_FROM, first_crossing, jackknife};
 use attnflow::error::Result;
 use sizes::Sizes;
 
-/// Pairs with cosine at least this count as collapsed.
+/// The finite-d checks' keys: ln t_c extrapolated in d, and the slope of ln t_c in beta.
+const EXTRAPOLATED: &str =
+    "d128_log_collapse_time_extrapolated_in_d_within_3se_plus_grid_of_symmetric_reduction";
+const SLOPE: &str =
+    "d128_log_collapse_time_slope_within_3se_plus_scanned_offset_of_symmetric_reduction";
 
 #[derive(Serialize)]
 struct Config<'a> {
@@ -329,6 +333,22 @@ fn finite_d(
         .filter(|&b| betas[b] >= SLOPE_FROM && t_c[b].is_some() && jk.log_t_c_se[b].is_some())
         .collect();
     if idx.len() < 3 {
+        // Too few collapsed betas to compare: both checks fail (they were left out).
+        for key in [EXTRAPOLATED, SLOPE] {
+            report.band_check(
+                key,
+                Check::new(
+                    format!(
+                        "betas from {SLOPE_FROM} that collapse at d = {} (at least 3 needed)",
+                        g.d
+                    ),
+                    idx.len() as f64,
+                    Test::AtLeast,
+                    3.0,
+                    Band::exact(0.0, "none: a count"),
+                ),
+            );
+        }
         return Ok(None);
     }
     let sb: Vec<f64> = idx.iter().map(|&b| betas[b]).collect();
@@ -419,7 +439,7 @@ fn finite_d(
         )
     };
     report.band_check(
-        "d128_log_collapse_time_extrapolated_in_d_within_3se_plus_grid_of_symmetric_reduction",
+        EXTRAPOLATED,
         if common.len() >= 3 {
             Check::all(per_beta).expect("three betas")
         } else {
@@ -458,7 +478,7 @@ fn finite_d(
         nan
     };
     report.band_check(
-        "d128_log_collapse_time_slope_within_3se_plus_scanned_offset_of_symmetric_reduction",
+        SLOPE,
         Check::new(
             format!(
                 "slope of ln t_c in beta >= {SLOPE_FROM} at d = {} (betas collapsed at both d)",
