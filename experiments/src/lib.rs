@@ -167,16 +167,15 @@ pub struct Report {
     pub measured: Map<String, Value>,
     /// What the theory predicts for them.
     pub prediction: Map<String, Value>,
-    /// Named qualitative outcomes (true when the theory's picture is seen).
-    pub checks: Map<String, Value>,
+    /// The checks by name, each a typed [`Check`] (a measured value, its test and band, the
+    /// wrong model it rejects): summary.json's `checks` (their outcomes) and `check_details`.
+    /// [`Report::band_check`] is the only way in, so no check is a bare boolean.
+    checks: BTreeMap<String, Check>,
     pub files: Vec<String>,
     /// The backend that ran (with the fallback note, if any).
     pub backend: Option<String>,
-    /// The typed checks ([`Check`]) by name; summary.json's `check_details` also lists every
-    /// boolean check without one, as evidence unless [`Report::smoke`] labels it.
-    pub details: BTreeMap<String, Check>,
-    /// Boolean checks labelled smoke at this size: name -> why.
-    pub smoke: BTreeMap<String, String>,
+    /// Checks labelled smoke at this size: name -> why.
+    smoke: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -189,59 +188,50 @@ impl Report {
     pub fn prediction(&mut self, key: &str, v: impl serde::Serialize) {
         self.prediction.insert(key.into(), json!(v));
     }
-    pub fn check(&mut self, key: &str, ok: bool) {
-        self.checks.insert(key.into(), Value::Bool(ok));
-    }
 
-    /// Records a typed check (and its boolean in `checks`); returns whether it passed.
+    /// Records a typed check (its outcome is summary.json's `checks`, the rest
+    /// `check_details`); returns whether it passed.
     pub fn band_check(&mut self, key: &str, c: Check) -> bool {
         let pass = c.pass;
-        self.check(key, pass);
-        self.details.insert(key.into(), c);
+        self.checks.insert(key.into(), c);
         pass
     }
-    /// Labels the boolean check `key` a smoke check (not evidence) at this size, saying why.
+    /// Labels the check `key` a smoke check (not evidence) at this size, saying why.
     pub fn smoke(&mut self, key: &str, why: impl Into<String>) {
         self.smoke.insert(key.into(), why.into());
     }
 
-    /// Labels the boolean check `key` smoke at the quick size (evidence at the default size).
+    /// Labels the check `key` smoke at the quick size (evidence at the default size).
     pub fn smoke_at_quick(&mut self, setup: &Setup, key: &str, why: &str) {
         if setup.quick {
             self.smoke(key, why);
         }
     }
 
-    /// summary.json's `check_details`: every check with its band, or, for a boolean check
-    /// without one, `band: null` and whether it is evidence.
+    /// summary.json's `checks`: the outcome of every check by name.
+    pub fn checks(&self) -> Map<String, Value> {
+        self.checks
+            .iter()
+            .map(|(k, c)| (k.clone(), Value::Bool(c.pass)))
+            .collect()
+    }
+
+    /// summary.json's `check_details`: every check with its band, whether it is evidence and
+    /// the wrong model it rejects.
     pub fn check_details(&self) -> Map<String, Value> {
         for k in self.smoke.keys() {
             assert!(self.checks.contains_key(k), "smoke label for no check: {k}");
         }
-        let mut m = Map::new();
-        for (k, ok) in &self.checks {
-            let v = match self.details.get(k) {
-                Some(c) => {
-                    let mut c = c.clone();
-                    if let Some(why) = self.smoke.get(k) {
-                        c = c.smoke_if(true, why.clone());
-                    }
-                    json!(c)
-                }
-                None => {
-                    let smoke = self.smoke.get(k);
-                    json!({
-                        "pass": ok.as_bool() == Some(true),
-                        "band": null,
-                        "evidence": smoke.is_none(),
-                        "rejects": [],
-                        "wrong_model": smoke.map(|w| format!("smoke: {w}")).unwrap_or_default(),
-                    })
-                }
-            };
-            m.insert(k.clone(), v);
-        }
-        m
+        self.checks
+            .iter()
+            .map(|(k, c)| {
+                let c = match self.smoke.get(k) {
+                    Some(why) => c.clone().smoke_if(true, why.clone()),
+                    None => c.clone(),
+                };
+                (k.clone(), json!(c))
+            })
+            .collect()
     }
 
     /// Adds every field of a typed summary (a struct that serialises to a JSON object) to the
@@ -257,13 +247,6 @@ impl Report {
     /// Adds every field of a typed summary to the predictions.
     pub fn add_prediction(&mut self, v: &impl serde::Serialize) {
         self.prediction.extend(fields(v));
-    }
-    /// Adds every field of a typed summary of booleans to the checks.
-    pub fn add_checks(&mut self, v: &impl serde::Serialize) {
-        for (k, ok) in fields(v) {
-            assert!(ok.is_boolean(), "check {k} is not a boolean: {ok}");
-            self.checks.insert(k, ok);
-        }
     }
 }
 
@@ -437,6 +420,8 @@ pub enum Test {
     Within,
     /// measured > prediction + w (significantly above).
     Above,
+    /// measured < prediction - w (significantly below).
+    Below,
     /// measured >= prediction - w (not significantly below).
     AtLeast,
     /// measured <= prediction + w (not significantly above).
@@ -482,6 +467,7 @@ impl Check {
             && match test {
                 Test::Within => (measured - prediction).abs() <= w,
                 Test::Above => measured > prediction + w,
+                Test::Below => measured < prediction - w,
                 Test::AtLeast => measured >= prediction - w,
                 Test::AtMost => measured <= prediction + w,
             };
@@ -522,7 +508,7 @@ impl Check {
         let dev = match self.test {
             Test::Within => (self.measured - self.prediction).abs(),
             Test::Above | Test::AtLeast => self.prediction - self.measured,
-            Test::AtMost => self.measured - self.prediction,
+            Test::Below | Test::AtMost => self.measured - self.prediction,
         };
         let w = self.band.half_width;
         if w > 0.0 {
@@ -842,7 +828,7 @@ pub fn run(name: &str, setup: &Setup) -> Result<Value> {
         "config": report.config,
         "measured": report.measured,
         "prediction": report.prediction,
-        "checks": report.checks,
+        "checks": report.checks(),
         "check_details": report.check_details(),
         "files": report.files,
         "params": setup.params,
@@ -1122,19 +1108,16 @@ fn check_page(name: &str, seed: u64, summary: &Value) -> String {
     );
     for (k, d) in summary["check_details"].as_object().expect("check_details") {
         let b = &d["band"];
-        let band = if b.is_null() {
-            "none: a boolean check".to_string()
+        assert!(b.is_object(), "{name}: check {k} has no band: {d}");
+        let k_se = b["k"].as_f64().unwrap_or(0.0);
+        let stat = if k_se > 0.0 {
+            format!("{k_se} se over {}", b["se_from"].as_str().unwrap_or(""))
         } else {
-            let k_se = b["k"].as_f64().unwrap_or(0.0);
-            let stat = if k_se > 0.0 {
-                format!("{k_se} se over {}", b["se_from"].as_str().unwrap_or(""))
-            } else {
-                "no statistical part".to_string()
-            };
-            match b["systematic_from"].as_str() {
-                Some("none") | None => stat,
-                Some(f) => format!("{stat} + systematic: {f}"),
-            }
+            "no statistical part".to_string()
+        };
+        let band = match b["systematic_from"].as_str() {
+            Some("none") | None => stat,
+            Some(f) => format!("{stat} + systematic: {f}"),
         };
         let evidence = if d["evidence"].as_bool() == Some(true) {
             "evidence"
@@ -1200,6 +1183,7 @@ mod check_tests {
         assert!(c(1.049, Test::Within) && c(0.951, Test::Within));
         assert!(!c(1.051, Test::Within) && !c(0.949, Test::Within));
         assert!(c(1.051, Test::Above) && !c(1.049, Test::Above));
+        assert!(c(0.949, Test::Below) && !c(0.951, Test::Below));
         assert!(c(0.951, Test::AtLeast) && !c(0.949, Test::AtLeast));
         assert!(c(1.049, Test::AtMost) && !c(1.051, Test::AtMost));
         // A non-finite standard error never passes.
@@ -1312,26 +1296,45 @@ mod check_tests {
             .rejects(&["rate-0.4"], "a rate n^-0.4"),
         );
         assert!(ok);
-        r.check("grows", true);
-        r.check("plain", false);
+        let exact = |m: f64| {
+            Check::new("step", m, Test::Above, 0.0, Band::exact(0.0, "a count"))
+                .rejects(&["repel"], "no growth")
+        };
+        assert!(r.band_check("grows", exact(1.0)));
+        assert!(!r.band_check("plain", exact(0.0)));
         r.smoke_at_quick(&setup, "grows", "a trend");
+        // Every check has a band, the wrong model it rejects and its outcome in `checks`.
+        let checks = r.checks();
+        assert_eq!(checks["slope"], true);
+        assert_eq!(checks["grows"], true);
+        assert_eq!(checks["plain"], false);
         let d = r.check_details();
+        assert_eq!(d.len(), 3);
+        for (k, v) in &d {
+            assert!(v["band"].is_object(), "{k}: {v}");
+            assert_eq!(v["pass"], checks[k], "{k}");
+        }
         assert_eq!(d["slope"]["evidence"], true);
         assert_eq!(d["slope"]["rejects"][0], "rate-0.4");
         assert_eq!(d["slope"]["band"]["half_width"], 0.03);
         assert_eq!(d["grows"]["evidence"], false);
+        assert_eq!(d["grows"]["wrong_model"], "no growth (smoke: a trend)");
         assert_eq!(d["plain"]["evidence"], true);
         assert_eq!(d["plain"]["pass"], false);
-        let summary = json!({"checks": r.checks, "check_details": d});
+        assert_eq!(d["plain"]["test"], "above");
+        let summary = json!({"checks": checks, "check_details": d});
         let lines = check_lines(&summary);
         assert_eq!(lines.len(), 3);
         assert!(
-            lines[0].starts_with("check grows: yes (no band); smoke"),
+            lines[0].starts_with("check grows: yes: step 1.000 above 0 +- 0")
+                && lines[0]
+                    .contains("; smoke; rejects: no growth (smoke: a trend) [--mutate repel]"),
             "{}",
             lines[0]
         );
         assert!(
-            lines[1].starts_with("check plain: NO (no band); evidence"),
+            lines[1].starts_with("check plain: NO: step 0 above 0 +- 0")
+                && lines[1].contains("; evidence"),
             "{}",
             lines[1]
         );
@@ -1344,7 +1347,7 @@ mod check_tests {
         );
         // Default size: the same label leaves the check evidence.
         let mut r = Report::default();
-        r.check("grows", true);
+        r.band_check("grows", exact(1.0));
         r.smoke_at_quick(&Setup::new("unused"), "grows", "a trend");
         assert_eq!(r.check_details()["grows"]["evidence"], true);
     }

@@ -9,11 +9,14 @@
 /// circle and the line. `count-minima-too`: every sign change of f' counted. `no-log-factor`:
 /// issue 24's wrong model for the line, the circle's sqrt(beta) law: the stationary count
 /// (1 / 2 pi) sqrt(3 beta / 2) per unit length over the dense region of the smallest n (no
-/// widening with log n).
+/// widening with log n). `beta-as-temperature`: beta read as a temperature, the kernel
+/// exp((cos - 1) / beta) (bandwidth beta^(+1/2): a wrong sign in the exponent), on the circle
+/// and the line.
 pub const MUTATIONS: &[&str] = &[
     "bandwidth-inverse-beta",
     "count-minima-too",
     "no-log-factor",
+    "beta-as-temperature",
 ];
 
 mod analyse;
@@ -149,25 +152,48 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
                the central limit over the dense region, whose width grows like sqrt(log n): \
                the seed's sqrt(beta log beta)",
     });
-    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/src/mutations.rs).
-    report.smoke_at_quick(
-        setup,
-        "count_grows_with_beta",
-        "a qualitative trend that every mutation keeps",
-    );
     Ok(())
+}
+
+/// The kernel's concentration as a function of beta: beta (bandwidth beta^(-1/2)), or a
+/// mutation's wrong one.
+#[derive(Clone, Copy, Debug, Serialize)]
+enum Kernel {
+    Right,
+    /// `bandwidth-inverse-beta`: beta^2 (bandwidth 1/beta).
+    InverseBeta,
+    /// `beta-as-temperature`: 1 / beta (bandwidth beta^(+1/2)).
+    Temperature,
+}
+
+impl Kernel {
+    fn of(setup: &Setup) -> Self {
+        if setup.mutated("bandwidth-inverse-beta") {
+            Kernel::InverseBeta
+        } else if setup.mutated("beta-as-temperature") {
+            Kernel::Temperature
+        } else {
+            Kernel::Right
+        }
+    }
+    fn kappa(self, beta: f64) -> f64 {
+        match self {
+            Kernel::Right => beta,
+            Kernel::InverseBeta => beta * beta,
+            Kernel::Temperature => 1.0 / beta,
+        }
+    }
 }
 
 /// The circle: mode counts against Kac-Rice over the window of every n. Returns the figure's
 /// series.
 fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>> {
-    let bandwidth_error = setup.mutated("bandwidth-inverse-beta");
+    let kernel = Kernel::of(setup);
     let minima_too = setup.mutated("count-minima-too");
     let draws = format!("{} draws (independent samples)", sz.draws);
     let mut per_n = BTreeMap::new();
-    let (mut count_checks, mut exp_checks, mut small_max, mut grows) =
-        (Vec::new(), Vec::new(), 0, true);
+    let (mut count_checks, mut exp_checks, mut small_max, mut grow_checks) =
+        (Vec::new(), Vec::new(), 0, Vec::new());
     let mut rows = Vec::new();
     let mut series = Vec::new();
     for (ni, &n) in sz.ns.iter().enumerate() {
@@ -194,14 +220,14 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
         // beta (common samples make the curve in beta smoother).
         // Through the memo with every input in its key (tests share it between the quick run
         // and the mutations that leave these inputs alone).
-        let inputs = (sz, ni, n, &betas, bandwidth_error, minima_too);
+        let inputs = (sz, ni, n, &betas, kernel, minima_too);
         let counts: Vec<(usize, Vec<usize>)> = setup.memo_with(
             report,
             "kde-modes/circle-counts",
             &inputs,
-            |setup, _, &(sz, ni, n, betas, bandwidth_error, minima_too)| {
+            |setup, _, &(sz, ni, n, betas, kernel, minima_too)| {
                 // The kernel's concentration actually used for beta.
-                let kappa = |beta: f64| if bandwidth_error { beta * beta } else { beta };
+                let kappa = |beta: f64| kernel.kappa(beta);
                 Ok((0..sz.draws)
                     .into_par_iter()
                     .map(|draw| {
@@ -253,7 +279,25 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
                 gaussian_regime,
             });
         }
-        grows &= points.windows(2).all(|w| w[1].modes > w[0].modes);
+        // The growth from each beta to the next, paired over draws (a draw serves every beta).
+        for bi in 1..betas.len() {
+            let steps: Vec<f64> = counts
+                .iter()
+                .map(|c| c.1[bi] as f64 - c.1[bi - 1] as f64)
+                .collect();
+            let (step, step_se) = mean_se(&steps);
+            grow_checks.push(Check::new(
+                format!(
+                    "mean modes at beta = {} minus at beta = {}, circle, n = {n}",
+                    betas[bi],
+                    betas[bi - 1]
+                ),
+                step,
+                Test::Above,
+                0.0,
+                Band::stat(3.0, step_se, format!("{draws}, paired over the betas")),
+            ));
+        }
         let means: Vec<f64> = points.iter().map(|p| p.modes).collect();
         // The exponent's standard error by the jackknife over draws (the draws are the
         // independent units; the betas of a draw share its samples).
@@ -332,7 +376,13 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
             "bandwidth 1/beta: exponent about 1",
         ),
     );
-    report.check("count_grows_with_beta", grows);
+    report.band_check(
+        "count_grows_with_beta",
+        Check::all(grow_checks).expect("3 betas per n").rejects(
+            &["beta-as-temperature"],
+            "beta read as a temperature (bandwidth beta^(+1/2)): one mode at every beta",
+        ),
+    );
     report.band_check(
         "one_mode_at_small_beta",
         Check::new(
@@ -374,7 +424,7 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
 /// The line (the seed's setting): N(0, 1) samples, Gaussian kernel, beta = n^a along the
 /// scan; dense-region counts against Kac-Rice with the central limit.
 fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
-    let bandwidth_error = setup.mutated("bandwidth-inverse-beta");
+    let kernel = Kernel::of(setup);
     let minima_too = setup.mutated("count-minima-too");
     let no_log = setup.mutated("no-log-factor");
     let draws = format!("{} draws (independent samples)", sz.draws);
@@ -402,7 +452,7 @@ fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
         setup.say(&format!(
             "line, n = {n}: beta = {beta:.0}, dense |x| <= {a:.3}"
         ));
-        let kappa = if bandwidth_error { beta * beta } else { beta };
+        let kappa = kernel.kappa(beta);
         let inputs = (sz, ni, n, kappa, a, minima_too);
         let counts: Vec<(f64, f64)> = setup.memo_with(
             report,

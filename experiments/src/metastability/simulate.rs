@@ -88,11 +88,17 @@ pub fn observe(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Observa
             system_beta.push(beta);
         }
     }
+    let mut weights = Weights::identity(d);
+    if setup.mutated("repel") {
+        // The wrong sign of the interaction: V = -I, every token pushed away from the
+        // weighted mean of the others.
+        weights.v.iter_mut().for_each(|v| *v = -*v);
+    }
     let model = Model::new(
         Attention::Sa,
         Geometry::Sphere,
         Mask::Full,
-        Weights::identity(d),
+        weights,
         dynamics_betas(setup, &system_beta),
     );
     let mut b = backend(setup, report, &model, shape, &x0)?;

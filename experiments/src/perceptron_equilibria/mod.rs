@@ -7,11 +7,14 @@
 
 /// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]).
 /// `m2-as-wide`: issue 24's wrong model, the width M = 2 taken as wide (every width's stable
-/// zeros counted on perceptrons of width 2).
+/// zeros counted on perceptrons of width 2). `attention-beta-zero`: the engine's attention at
+/// beta = 0 whatever beta (the temperature dropped from the softmax: every token pulled
+/// toward the plain mean), in the beta scan.
 pub const MUTATIONS: &[&str] = &[
     "relu-in-simulation",
     "perceptron-sign-flipped",
     "m2-as-wide",
+    "attention-beta-zero",
 ];
 
 mod analyse;
@@ -93,15 +96,6 @@ struct Prediction {
     note: &'static str,
 }
 
-#[derive(Serialize)]
-struct Checks {
-    atomic: bool,
-    atoms_are_the_basin_stable_zeros: bool,
-    atoms_stationary_for_full_field: bool,
-    one_atom_at_smallest_beta_on_a_stable_zero: bool,
-    atom_count_non_decreasing_in_beta: bool,
-}
-
 /// The approach of the stable-zero count to the Kac-Rice limit: count(M) = N_inf + a / M,
 /// weighted least squares over the widths from APPROACH_FROM.
 #[derive(Serialize, Clone, Copy)]
@@ -117,7 +111,6 @@ struct Approach {
 
 /// What the runs accumulate across the scans.
 struct Tally {
-    checks: Checks,
     max_atoms: usize,
     max_spread: f64,
     max_pos_err: f64,
@@ -125,18 +118,29 @@ struct Tally {
     max_residual: f64,
     min_slope: f64,
     unsettled: Vec<(usize, usize)>,
+    /// The number of atoms of each draw of the beta scan at the smallest beta.
+    smallest_beta_atoms: Vec<usize>,
     /// rows of atoms.csv: part, width, beta, draw, theta, mass, spread, residual, f'(theta),
     /// predicted theta (NaN with attention).
     rows: Vec<Vec<f64>>,
 }
 
 impl Tally {
-    fn judge_atomic(&mut self, sz: &Sizes, a: &[analyse::Atom]) {
+    fn judge_atomic(&mut self, a: &[analyse::Atom]) {
         self.max_atoms = self.max_atoms.max(a.len());
         for x in a {
-            self.max_spread = self.max_spread.max(x.spread);
+            self.max_spread = worst(self.max_spread, x.spread);
         }
-        self.checks.atomic &= a.len() <= sz.n / 4 && a.iter().all(|x| x.spread <= sz.atom_eps);
+    }
+}
+
+/// The larger of two numbers, or NaN if either is (a largest error that is not a number
+/// shows, and fails its check).
+fn worst(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
     }
 }
 
@@ -169,13 +173,6 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     });
     let kr = kac_rice_stable_zeros(act, sz.a_sd, sz.b_sd);
     let mut tally = Tally {
-        checks: Checks {
-            atomic: true,
-            atoms_are_the_basin_stable_zeros: true,
-            atoms_stationary_for_full_field: true,
-            one_atom_at_smallest_beta_on_a_stable_zero: true,
-            atom_count_non_decreasing_in_beta: true,
-        },
         max_atoms: 0,
         max_spread: 0.0,
         max_pos_err: 0.0,
@@ -183,12 +180,12 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         max_residual: 0.0,
         min_slope: f64::INFINITY,
         unsettled: Vec::new(),
+        smallest_beta_atoms: Vec::new(),
         rows: Vec::new(),
     };
     let zero_counts = width_scan(setup, report, &sz, act, kr, &mut tally)?;
-    // Settled draws are the rule: at most a quarter are left out.
-    tally.checks.atomic &= 4 * tally.unsettled.len() <= sz.widths.len() * sz.draws;
     let (beta_scan, single_slopes, beta_series) = beta_scan(setup, report, &sz, act, &mut tally)?;
+    atom_checks(report, &sz, &tally, &beta_scan, &single_slopes);
     files(
         setup,
         report,
@@ -222,16 +219,172 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
         note: "derived for the circle; the paper (arXiv:2601.21366) states that critical points \
                are generically atomic",
     });
-    report.add_checks(&tally.checks);
     kac_rice_checks(report, &sz, kr, approach);
-    // Smoke at the quick size: checks no wrong model of the study fails there (issue 24,
-    // experiments/src/mutations.rs).
-    report.smoke_at_quick(
-        setup,
-        "atom_count_non_decreasing_in_beta",
-        "a qualitative trend that every mutation keeps",
-    );
     Ok(())
+}
+
+/// Checks (1) to (5): the atoms of every run against the perceptron's stable zeros, the full
+/// field and the beta scan's trend.
+fn atom_checks(
+    report: &mut Report,
+    sz: &Sizes,
+    tally: &Tally,
+    beta_scan: &[BetaPoint],
+    single_slopes: &[f64],
+) {
+    let stated = |what: String| Band::exact(0.0, format!("none: a stated threshold ({what})"));
+    let engine = "the engine's field is not the analysis's: ReLU in the simulation; the \
+                  perceptron's sign flipped (tokens at the unstable zeros)";
+    // (1) Atomic: every token within atom_eps of its atom, at most n / 4 atoms, at most a
+    // quarter of the width scan's runs unsettled.
+    let runs = sz.widths.len() * sz.draws;
+    report.band_check(
+        "atomic",
+        Check::all(vec![
+            Check::new(
+                "largest angle of a token from its atom's mean, any judged run (rad)",
+                tally.max_spread,
+                Test::AtMost,
+                sz.atom_eps,
+                stated(format!("atom_eps = {}", sz.atom_eps)),
+            ),
+            Check::new(
+                "most atoms in a judged run",
+                tally.max_atoms as f64,
+                Test::AtMost,
+                (sz.n / 4) as f64,
+                stated(format!("n / 4 = {}", sz.n / 4)),
+            ),
+            Check::new(
+                format!("fraction of the width scan's {runs} runs unsettled at T"),
+                tally.unsettled.len() as f64 / runs as f64,
+                Test::AtMost,
+                0.25,
+                stated("a quarter".into()),
+            ),
+        ])
+        .expect("three")
+        .rejects(
+            &["relu-in-simulation"],
+            "ReLU in the simulation against GELU in the analysis: tokens left spread",
+        ),
+    );
+    // (2) Without attention the atoms are the predicted ones: number, masses, positions.
+    report.band_check(
+        "atoms_are_the_basin_stable_zeros",
+        Check::all(vec![
+            Check::new(
+                "judged runs whose atoms differ from the basin zeros in number or mass, or lie \
+                 farther than position_tol",
+                tally.mismatched as f64,
+                Test::AtMost,
+                0.0,
+                Band::exact(0.0, "none: a count, every judged run"),
+            ),
+            Check::new(
+                "largest distance of an atom from its predicted stable zero (rad)",
+                tally.max_pos_err,
+                Test::AtMost,
+                sz.position_tol,
+                stated(format!(
+                    "position_tol = {}; the f64 analysis's root finding is exact to far less",
+                    sz.position_tol
+                )),
+            ),
+        ])
+        .expect("two")
+        .rejects(&["relu-in-simulation", "perceptron-sign-flipped"], engine),
+    );
+    // (3) Every atom a zero of the f64 full field at the final tokens.
+    report.band_check(
+        "atoms_stationary_for_full_field",
+        Check::new(
+            "largest |full field| (attention + perceptron, f64) at an atom, any run",
+            tally.max_residual,
+            Test::AtMost,
+            sz.residual_tol,
+            stated(format!(
+                "residual_tol = {}: the f32 engine's tokens sit at its zeros to round-off",
+                sz.residual_tol
+            )),
+        )
+        .rejects(&["relu-in-simulation", "perceptron-sign-flipped"], engine),
+    );
+    // (4) One atom at the smallest beta, on a stable zero (f' < 0).
+    let mut one = Vec::new();
+    for (draw, &count) in tally.smallest_beta_atoms.iter().enumerate() {
+        one.push(Check::new(
+            format!("atoms at the smallest beta, draw {draw}"),
+            count as f64,
+            Test::Within,
+            1.0,
+            Band::exact(0.0, "none: a count"),
+        ));
+    }
+    for (draw, &slope) in single_slopes.iter().enumerate() {
+        one.push(Check::new(
+            format!("f' at the atom at the smallest beta, draw {draw}"),
+            slope,
+            Test::Below,
+            0.0,
+            Band::exact(0.0, "none: a sign (a stable zero)"),
+        ));
+    }
+    report.band_check(
+        "one_atom_at_smallest_beta_on_a_stable_zero",
+        Check::all(one)
+            .expect("beta_draws >= 2")
+            .rejects(&["relu-in-simulation", "perceptron-sign-flipped"], engine),
+    );
+    // (5) The mean count over draws does not fall from one beta to the next by more than 3
+    // combined se, and grows from the smallest to the largest beta.
+    let draws = format!("{} draws per beta, combined unpaired", sz.beta_draws);
+    let mut trend: Vec<Check> = beta_scan
+        .windows(2)
+        .map(|w| {
+            Check::new(
+                format!(
+                    "mean atoms at beta = {} minus at beta = {}",
+                    w[1].beta, w[0].beta
+                ),
+                w[1].atoms - w[0].atoms,
+                Test::AtLeast,
+                0.0,
+                Band::stat(3.0, w[0].atoms_se.hypot(w[1].atoms_se), &draws),
+            )
+        })
+        .collect();
+    // The growth over the scan, paired over the draws (each draw runs every beta from the
+    // same starts); was "more atoms", no se: growth by more than 3 se is stricter.
+    let (first, last) = (&beta_scan[0], &beta_scan[beta_scan.len() - 1]);
+    let growth: Vec<f64> = first
+        .support
+        .iter()
+        .zip(&last.support)
+        .map(|(a, b)| b.len() as f64 - a.len() as f64)
+        .collect();
+    let (growth, growth_se) = mean_se(&growth);
+    trend.push(Check::new(
+        format!(
+            "mean atoms at the largest beta ({}) minus at the smallest ({})",
+            last.beta, first.beta
+        ),
+        growth,
+        Test::Above,
+        0.0,
+        Band::stat(
+            3.0,
+            growth_se,
+            format!("{} draws, paired over the betas", sz.beta_draws),
+        ),
+    ));
+    report.band_check(
+        "atom_count_non_decreasing_in_beta",
+        Check::all(trend).expect("two betas").rejects(
+            &["attention-beta-zero"],
+            "the attention at beta = 0 whatever beta: the atoms merge into one at every beta",
+        ),
+    );
 }
 
 /// The approach of the stable-zero count to its wide limit (see [`Approach`]); None with
@@ -432,14 +585,13 @@ fn width_run(
             })
             .copied();
         let residual = full_field(a.theta, &fin, 0.0, 0.0, &p).abs();
-        tally.max_residual = tally.max_residual.max(residual);
-        tally.checks.atoms_stationary_for_full_field &= residual <= sz.residual_tol;
+        tally.max_residual = worst(tally.max_residual, residual);
         let slope = p.slope(a.theta);
         tally.min_slope = tally.min_slope.min(slope.abs());
         let pred = near.map_or(f64::NAN, |x| x.0);
         if let Some((t, mass)) = near {
             let err = angle_diff(t, a.theta).abs();
-            tally.max_pos_err = tally.max_pos_err.max(err);
+            tally.max_pos_err = worst(tally.max_pos_err, err);
             ok &= err <= sz.position_tol && mass == a.mass;
         } else {
             ok = false;
@@ -457,11 +609,10 @@ fn width_run(
             pred,
         ]);
     }
-    tally.judge_atomic(sz, &got);
+    tally.judge_atomic(&got);
     if !ok {
         tally.mismatched += 1;
     }
-    tally.checks.atoms_are_the_basin_stable_zeros &= ok;
     Ok(Some(got.len() as f64))
 }
 
@@ -487,11 +638,10 @@ fn beta_scan(
         for (bi, fin) in fins.iter().enumerate() {
             let beta = sz.betas[bi];
             let got = atoms(fin, sz.atom_gap);
-            tally.judge_atomic(sz, &got);
+            tally.judge_atomic(&got);
             for a in &got {
                 let residual = full_field(a.theta, fin, beta, sz.v, &p).abs();
-                tally.max_residual = tally.max_residual.max(residual);
-                tally.checks.atoms_stationary_for_full_field &= residual <= sz.residual_tol;
+                tally.max_residual = worst(tally.max_residual, residual);
                 let slope = p.slope(a.theta);
                 tally.rows.push(vec![
                     1.0,
@@ -508,11 +658,10 @@ fn beta_scan(
                 pts.push(((1.0 + beta).log2(), a.theta));
             }
             if bi == 0 {
-                let one = got.len() == 1 && p.slope(got[0].theta) < 0.0;
+                tally.smallest_beta_atoms.push(got.len());
                 if let Some(a) = got.first() {
                     single_slopes.push(p.slope(a.theta));
                 }
-                tally.checks.one_atom_at_smallest_beta_on_a_stable_zero &= one;
             }
             per_beta[bi].push(got.iter().map(|a| (a.theta, a.mass)).collect());
         }
@@ -531,10 +680,6 @@ fn beta_scan(
             support,
         });
     }
-    tally.checks.atom_count_non_decreasing_in_beta = beta_scan
-        .windows(2)
-        .all(|w| w[1].atoms >= w[0].atoms - 3.0 * w[0].atoms_se.hypot(w[1].atoms_se))
-        && beta_scan[nb - 1].atoms > beta_scan[0].atoms;
     setup.say(&format!(
         "beta scan: atoms {:?}",
         beta_scan.iter().map(|b| b.atoms).collect::<Vec<_>>()

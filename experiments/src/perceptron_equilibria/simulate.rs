@@ -98,12 +98,20 @@ pub fn run(
             .collect(),
         ..Weights::identity(d)
     };
+    // The mutation attention-beta-zero: the attention at beta = 0 whatever beta (asked only
+    // where some beta is not 0, so the width scan's runs stay shared through the memo).
+    let betas_seen: Vec<f64> =
+        if betas.iter().any(|&b| b != 0.0) && setup.mutated("attention-beta-zero") {
+            vec![0.0; betas.len()]
+        } else {
+            betas.to_vec()
+        };
     let mut model = Model::new(
         Attention::Sa,
         Geometry::Sphere,
         Mask::Full,
         weights,
-        betas.to_vec(),
+        betas_seen,
     );
     model.mlp = Some(engine_mlp(setup, p));
     let shape = Shape::new(betas.len(), sz.n, d)?;

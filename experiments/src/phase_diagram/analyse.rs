@@ -57,10 +57,7 @@ pub struct PerD {
 pub struct Analysis {
     pub summary: PerD,
     pub collapsed: Vec<(f64, f64)>,
-    /// Every beta <= 1 has a final fraction >= 0.9.
-    pub small_beta_collapses: bool,
-    /// log t_c grows with beta by more than 2 standard errors.
-    pub collapse_time_grows: bool,
+    /// The final fraction at the largest beta.
     pub last_final: f64,
 }
 
@@ -124,12 +121,6 @@ pub fn analyse(
             _ => None,
         })
         .collect();
-    let small_beta_collapses = betas
-        .iter()
-        .zip(&final_fraction)
-        .filter(|(b, _)| **b <= 1.0)
-        .all(|(_, f)| *f >= 0.9);
-    let collapse_time_grows = fit.is_some_and(|f| f.slope - 2.0 * f.slope_se > 0.0);
     let last_final = final_fraction[final_fraction.len() - 1];
     Analysis {
         summary: PerD {
@@ -146,8 +137,6 @@ pub fn analyse(
             symmetric_reduction_slope_same_betas: sym_fit.map(|f| f.slope),
         },
         collapsed,
-        small_beta_collapses,
-        collapse_time_grows,
         last_final,
     }
 }
@@ -243,7 +232,13 @@ mod tests {
             a.summary.collapse_time_over_symmetric_reduction[0],
             Some(0.5)
         );
-        assert!(a.small_beta_collapses && !a.collapse_time_grows);
+        // The small beta collapsed by T; one collapsed beta leaves no growth to fit.
+        assert_eq!(a.summary.final_fraction, vec![1.0, 0.3, 0.1]);
+        assert!(
+            a.summary
+                .log_collapse_time_vs_beta_slope_from_beta_3
+                .is_none()
+        );
         assert_eq!(a.last_final, 0.1);
     }
 

@@ -41,11 +41,17 @@ pub fn diagrams(
             x0.extend_from_slice(&one);
             system_beta.extend(std::iter::repeat_n(beta, starts));
         }
+        let mut weights = Weights::identity(d);
+        if setup.mutated("repel") {
+            // The wrong sign of the interaction: V = -I, every token pushed away from the
+            // weighted mean of the others.
+            weights.v.iter_mut().for_each(|v| *v = -*v);
+        }
         let mut model = Model::new(
             Attention::Sa,
             Geometry::Sphere,
             Mask::Full,
-            Weights::identity(d),
+            weights,
             // The mutations half-beta and beta-15pct: the dynamics at beta / 2 or 1.15 beta (a
             // wrong temperature scaling).
             system_beta
