@@ -68,29 +68,73 @@ pub fn slope_with_next_order(ns: &[f64], ys: &[f64]) -> (f64, f64) {
     (b[1], b[2])
 }
 
-/// The RMS query speed at time t that the linearised mean-field flow predicts in a uniform
-/// context of n tokens, times n^{1/2} (the n drops out of the rate). A degree-l density
-/// perturbation g Y_l moves a point x at (a_l / (beta a_0)) g grad Y_l(x) (the Funk-Hecke
-/// eigenvalue a_l of e^{beta <x, y>}) and grows at lambda_l = l (l + 1) a_l / (beta a_0); the
-/// empirical measure's fluctuation puts variance 1/n on every normalised harmonic, and
-/// |grad Y_l|^2 averages l (l + 1) over the sphere, so speed^2 = sum_l (2l + 1) l (l + 1)
-/// (a_l / (beta a_0))^2 e^{2 lambda_l t} / n (degrees 1..=6; the seventh adds below 1e-9).
-pub fn linear_speed(beta: f64, t: f64) -> f64 {
+/// The weight K_l and growth rate lambda_l of each degree l = 1..=6 in the query's speed in a
+/// uniform context, linearised: speed^2 = sum_l K_l chi_l e^{2 lambda_l t} / n. A degree-l
+/// density perturbation g Y_l moves a point x at (a_l / (beta a_0)) g grad Y_l(x) (the
+/// Funk-Hecke eigenvalue a_l of e^{beta <x, y>}) and grows at lambda_l = l (l + 1) a_l /
+/// (beta a_0); the empirical measure's fluctuation puts variance 1/n on each of the 2l + 1
+/// normalised harmonics of degree l, and |grad Y_l|^2 averages l (l + 1) over the sphere, so
+/// K_l = (2l + 1) l (l + 1) (a_l / (beta a_0))^2, and chi_l (mean 1) is the draw's own
+/// amplitude: chi^2 with 2l + 1 degrees of freedom over 2l + 1 (the queries' average of
+/// |grad Y_l|^2 taken at its sphere mean). The seventh degree adds below 1e-9 at beta = 1.
+fn speed_modes(beta: f64) -> Vec<(f64, f64)> {
     use attnflow::theory::modes::{funk_hecke_s2, uniform_instability_rate};
     let a0 = funk_hecke_s2(beta, 0);
     (1..=6usize)
         .map(|l| {
             let c = funk_hecke_s2(beta, l) / (beta * a0);
             let lf = l as f64;
-            (2.0 * lf + 1.0)
-                * lf
-                * (lf + 1.0)
-                * c
-                * c
-                * (2.0 * uniform_instability_rate(beta, l) * t).exp()
+            let k = (2.0 * lf + 1.0) * lf * (lf + 1.0) * c * c;
+            (k, uniform_instability_rate(beta, l))
         })
+        .collect()
+}
+
+/// The RMS query speed at time t, times n^{1/2}, averaged over draws ([`speed_modes`]).
+pub fn linear_speed(beta: f64, t: f64) -> f64 {
+    speed_modes(beta)
+        .iter()
+        .map(|(k, lambda)| k * (2.0 * lambda * t).exp())
         .sum::<f64>()
         .sqrt()
+}
+
+/// The mean over context draws of the exponential rate fitted to one draw's query speed at
+/// `times` within `window`, as the linearised flow predicts it ([`speed_modes`]), by Monte
+/// Carlo over `draws` amplitudes chi_l (a fixed seed): (mean, its Monte Carlo standard
+/// error). Each draw's rate is pulled below lambda_1 by its own slower modes, by a draw-
+/// dependent amount, so the mean rate is below the rate of the mean speed.
+pub fn per_draw_rate(beta: f64, times: &[f64], window: (f64, f64), draws: usize) -> (f64, f64) {
+    use rand::SeedableRng;
+    use rand_distr::{ChiSquared, Distribution};
+    let modes = speed_modes(beta);
+    let chi: Vec<ChiSquared<f64>> = (1..=modes.len())
+        .map(|l| ChiSquared::new((2 * l + 1) as f64).expect("positive degrees of freedom"))
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0xC4A05);
+    let rates: Vec<f64> = (0..draws)
+        .map(|_| {
+            let amp: Vec<f64> = chi
+                .iter()
+                .zip(1..)
+                .map(|(c, l)| c.sample(&mut rng) / (2 * l + 1) as f64)
+                .collect();
+            let curve: Vec<(f64, f64)> = times
+                .iter()
+                .map(|&t| {
+                    let v2: f64 = modes
+                        .iter()
+                        .zip(&amp)
+                        .map(|((k, lambda), a)| k * a * (2.0 * lambda * t).exp())
+                        .sum();
+                    (t, v2.sqrt())
+                })
+                .collect();
+            exp_rate(&curve, window.0, window.1).slope
+        })
+        .collect();
+    let (m, v) = attnflow::stats::mean_var(&rates);
+    (m, (v / draws as f64).sqrt())
 }
 
 /// The time at which the largest context's perturbation n^{-1/2} e^{lambda_1 t} reaches 0.1,
@@ -121,12 +165,21 @@ mod tests {
         let v = |t: f64| linear_speed(1.0, t);
         let l1 = attnflow::theory::modes::uniform_instability_rate(1.0, 1);
         assert!((v(0.0).powi(2) - 0.7).abs() < 0.01, "{}", v(0.0));
-        let curve: Vec<(f64, f64)> = (0..40)
-            .map(|k| (0.1 * k as f64 + 0.05, v(0.1 * k as f64 + 0.05)))
-            .collect();
+        let times: Vec<f64> = (0..40).map(|k| 0.1 * k as f64 + 0.05).collect();
+        let curve: Vec<(f64, f64)> = times.iter().map(|&t| (t, v(t))).collect();
         let one = exp_rate(&curve, 1.0, 4.0).slope;
         assert!((one / l1 - 0.978).abs() < 1e-3, "{one} {l1}");
         assert!((v(20.0).ln() - v(19.0).ln() - l1).abs() < 1e-4);
+        // Per draw, the slower modes pull harder on average (Jensen): 0.600 against 0.612.
+        let (per, mc) = per_draw_rate(1.0, &times, (1.0, 4.0), 20_000);
+        assert!(mc < 3e-4 && (per - 0.600).abs() < 2e-3, "{per} +- {mc}");
+        // Without the slower modes every draw grows at lambda_1.
+        let (one_mode, _) = per_draw_rate(1e-3, &times, (1.0, 4.0), 100);
+        let l1_small = attnflow::theory::modes::uniform_instability_rate(1e-3, 1);
+        assert!(
+            (one_mode - l1_small).abs() < 1e-3 * l1_small,
+            "{one_mode} {l1_small}"
+        );
         assert!((linear_until(l1, 16384.0) - 4.07).abs() < 0.01);
     }
 
