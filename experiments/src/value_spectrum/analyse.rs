@@ -176,6 +176,37 @@ pub fn extreme_points(points: &[Vec<f64>], margin: f64) -> Vec<bool> {
     extreme
 }
 
+/// The key each token attends to most at T: argmax_j q_sign <z_i, z_j> (the scores beta e^{2t}
+/// q_sign <z_i, z_j> of V = I order the keys as these products do; ties go to the lower index).
+pub fn attention_groups(points: &[Vec<f64>], q_sign: f64) -> Vec<usize> {
+    points
+        .iter()
+        .map(|a| {
+            let mut best = (0usize, f64::NEG_INFINITY);
+            for (j, b) in points.iter().enumerate() {
+                let s = q_sign * dot(a, b);
+                if s > best.1 {
+                    best = (j, s);
+                }
+            }
+            best.0
+        })
+        .collect()
+}
+
+/// The largest distance of a point to the mean of the points sharing its label.
+pub fn group_radius(points: &[Vec<f64>], labels: &[usize]) -> f64 {
+    let mut names = std::collections::HashMap::new();
+    let dense: Vec<usize> = labels
+        .iter()
+        .map(|l| {
+            let next = names.len();
+            *names.entry(*l).or_insert(next)
+        })
+        .collect();
+    cluster_means(points, &dense).1
+}
+
 /// The self-attention matrix P_ij = softmax_j(beta <q x_i, x_j>) of tokens x (rows): the
 /// crate's f64 attention matrix ([`attnflow::render::attention_matrix`]) with SA, a full mask and
 /// Q = K = I.
