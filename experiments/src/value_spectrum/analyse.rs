@@ -349,6 +349,33 @@ mod tests {
     }
 
     #[test]
+    fn attention_groups_separate_vertices_the_linkage_merges() {
+        // Two stationary vertices 0.36 apart (each the maximiser of its own functional:
+        // |a|^2 = 5.85 > <a, b> = 5.82 < |b|^2 = 5.92), three tokens at each within 1e-3,
+        // and a third vertex far away: a link of 0.4 merges the first two.
+        let (a, b) = ([2.3, 0.75], [2.4, 0.4]);
+        let mut pts = Vec::new();
+        for (c, k) in [(a, 0.0), (a, 1.0), (a, 2.0), (b, 0.0), (b, 1.0), (b, 2.0)] {
+            pts.push(vec![c[0] - 1e-3 * k / 2.0, c[1] - 1e-3 * k / 2.0]);
+        }
+        pts.push(vec![-2.7, -2.9]);
+        let linked = clusters(&pts, 0.4);
+        assert_eq!(linked[0], linked[3], "the linkage merges the two vertices");
+        let (_, merged) = cluster_means(&pts, &linked);
+        assert!(merged > 0.1, "{merged}");
+        let groups = attention_groups(&pts, 1.0);
+        assert_eq!(groups[..3], [0, 0, 0]);
+        assert_eq!(groups[3..6], [3, 3, 3]);
+        assert_eq!(groups[6], 6);
+        let r = group_radius(&pts, &groups);
+        assert!(r < 2e-3, "{r}");
+        // Q = -I: every token attends to the most opposite one (both vertices to the third).
+        let opposite = attention_groups(&pts, -1.0);
+        assert_eq!(opposite[..6], [6; 6]);
+        assert!(group_radius(&pts, &opposite) > 0.1);
+    }
+
+    #[test]
     fn exp_apply_matches_the_power_series_and_inverts() {
         let b = orthonormal_basis(2, 1);
         let eigs = [0.7, -0.3];

@@ -903,6 +903,44 @@ fn leaders_figure(setup: &Setup, report: &mut Report, p: &[Vec<f64>], init: &[f6
 
 #[cfg(test)]
 mod tests {
+    /// The tie criterion's derivation in f64 (d = 1, V = v, Q = K = 1): the gap between the
+    /// extreme token and its runner-up never shrinks in x, so S = beta |x_a(T)| g0 bounds the
+    /// score gap of a's row at T from below, and 1 - P_aa(T) <= (n - 1) e^{-S}; in the tied
+    /// regime the bound is close (within a factor 2 of the score gap).
+    #[test]
+    fn an_extreme_tie_resolves_as_its_initial_gap_predicts() {
+        use super::analyse::attention;
+        let (beta, v, h) = (1.0, 1.0, 0.005);
+        let field = |x: &[f64]| -> Vec<f64> {
+            let p = attention(&x.iter().map(|&t| vec![t]).collect::<Vec<_>>(), beta);
+            p.iter()
+                .map(|row| v * row.iter().zip(x).map(|(w, t)| w * t).sum::<f64>())
+                .collect()
+        };
+        let axpy = |x: &[f64], k: &[f64], c: f64| -> Vec<f64> {
+            x.iter().zip(k).map(|(a, b)| a + c * b).collect()
+        };
+        let g0 = 1e-3;
+        let mut x = vec![1.6, 1.6 - g0, 0.9, 0.2, -0.5, -1.4];
+        for step in 1..=1600 {
+            let k1 = field(&x);
+            let k2 = field(&axpy(&x, &k1, h / 2.0));
+            let k3 = field(&axpy(&x, &k2, h / 2.0));
+            let k4 = field(&axpy(&x, &k3, h));
+            for i in 0..x.len() {
+                x[i] += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+            }
+            assert!(x[0] - x[1] >= g0 * (1.0 - 1e-9), "step {step}: {x:?}");
+        }
+        let s = beta * x[0] * g0;
+        let gap = beta * x[0] * (x[0] - x[1]);
+        assert!(s <= gap && gap <= 2.0 * s, "S {s}, score gap {gap}");
+        let p = attention(&x.iter().map(|&t| vec![t]).collect::<Vec<_>>(), beta);
+        let off = 1.0 - p[0][0];
+        assert!(off <= 5.0 * (-s).exp(), "1 - P_aa {off}, S {s}");
+        assert!(off >= 0.2 * (-s).exp(), "1 - P_aa {off}, S {s}");
+    }
+
     #[test]
     fn quick_value_spectrum_shows_polytopes_hyperplanes_and_leaders() {
         let (_dir, out, _) = super::super::quick_run_checked("value-spectrum");
