@@ -176,6 +176,37 @@ pub fn extreme_points(points: &[Vec<f64>], margin: f64) -> Vec<bool> {
     extreme
 }
 
+/// The key each token attends to most at T: argmax_j q_sign <z_i, z_j> (the scores beta e^{2t}
+/// q_sign <z_i, z_j> of V = I order the keys as these products do; ties go to the lower index).
+pub fn attention_groups(points: &[Vec<f64>], q_sign: f64) -> Vec<usize> {
+    points
+        .iter()
+        .map(|a| {
+            let mut best = (0usize, f64::NEG_INFINITY);
+            for (j, b) in points.iter().enumerate() {
+                let s = q_sign * dot(a, b);
+                if s > best.1 {
+                    best = (j, s);
+                }
+            }
+            best.0
+        })
+        .collect()
+}
+
+/// The largest distance of a point to the mean of the points sharing its label.
+pub fn group_radius(points: &[Vec<f64>], labels: &[usize]) -> f64 {
+    let mut names = std::collections::HashMap::new();
+    let dense: Vec<usize> = labels
+        .iter()
+        .map(|l| {
+            let next = names.len();
+            *names.entry(*l).or_insert(next)
+        })
+        .collect();
+    cluster_means(points, &dense).1
+}
+
 /// The self-attention matrix P_ij = softmax_j(beta <q x_i, x_j>) of tokens x (rows): the
 /// crate's f64 attention matrix ([`attnflow::render::attention_matrix`]) with SA, a full mask and
 /// Q = K = I.
@@ -315,6 +346,33 @@ mod tests {
         // V phi_0 = phi_0.
         let vphi: Vec<f64> = (0..3).map(|r| dot(&v[r * 3..r * 3 + 3], &b[0])).collect();
         assert!(dist(&vphi, &b[0]) < 1e-12);
+    }
+
+    #[test]
+    fn attention_groups_separate_vertices_the_linkage_merges() {
+        // Two stationary vertices 0.36 apart (each the maximiser of its own functional:
+        // |a|^2 = 5.85 > <a, b> = 5.82 < |b|^2 = 5.92), three tokens at each within 1e-3,
+        // and a third vertex far away: a link of 0.4 merges the first two.
+        let (a, b) = ([2.3, 0.75], [2.4, 0.4]);
+        let mut pts = Vec::new();
+        for (c, k) in [(a, 0.0), (a, 1.0), (a, 2.0), (b, 0.0), (b, 1.0), (b, 2.0)] {
+            pts.push(vec![c[0] - 1e-3 * k / 2.0, c[1] - 1e-3 * k / 2.0]);
+        }
+        pts.push(vec![-2.7, -2.9]);
+        let linked = clusters(&pts, 0.4);
+        assert_eq!(linked[0], linked[3], "the linkage merges the two vertices");
+        let (_, merged) = cluster_means(&pts, &linked);
+        assert!(merged > 0.1, "{merged}");
+        let groups = attention_groups(&pts, 1.0);
+        assert_eq!(groups[..3], [0, 0, 0]);
+        assert_eq!(groups[3..6], [3, 3, 3]);
+        assert_eq!(groups[6], 6);
+        let r = group_radius(&pts, &groups);
+        assert!(r < 2e-3, "{r}");
+        // Q = -I: every token attends to the most opposite one (both vertices to the third).
+        let opposite = attention_groups(&pts, -1.0);
+        assert_eq!(opposite[..6], [6; 6]);
+        assert!(group_radius(&pts, &opposite) > 0.1);
     }
 
     #[test]

@@ -35,9 +35,6 @@ pub struct Sizes {
     pub converge_tol: f64,
     /// Booleanness: 1 - max_j P_ij(T) at most this for every i (d = 1).
     pub bool_tol: f64,
-    /// Each check may be missed by at most ceil(miss_frac systems) systems (near-ties resolve
-    /// arbitrarily late; the theorems are asymptotic).
-    pub miss_frac: f64,
     /// Numerical rank: singular values of P(T) above this (d = 1).
     pub rank_tol: f64,
 }
@@ -60,7 +57,6 @@ impl Sizes {
             // Measured at the quick size (seeds 0-2, cpu): at most 0.005; 0.6 when misrescaled.
             converge_tol: 0.02,
             bool_tol: 1e-3,
-            miss_frac: 0.05,
             rank_tol: 1e-3,
         }
     }
@@ -121,13 +117,6 @@ pub const PARAMS: &[Param] = &[
         "the largest relative change of a converged z",
     ),
     real("bool_tol", 0.0, 1.0, true, "booleanness of P(T)"),
-    real(
-        "miss_frac",
-        0.0,
-        1.0,
-        false,
-        "the fraction of systems a check may miss",
-    ),
     real(
         "rank_tol",
         0.0,
