@@ -27,7 +27,11 @@ use analyse::{
 };
 use attnflow::error::Result;
 use attnflow::meanfield::bessel_ratio;
-use sizes::Sizes;
+use simulate::Trajectories;
+use sizes::{Evolving, Sizes};
+
+/// Distance curves (t, rms) per n.
+type Curves = Vec<Vec<(f64, f64)>>;
 
 const D: usize = 3;
 
@@ -308,7 +312,7 @@ fn without(v: &[f64], per_seed: usize, skip: Option<usize>) -> Vec<f64> {
 
 fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
     let sz = sizes.evolving();
-    let (beta, t_end, t_fit, h, steps) = (sz.beta, sz.t_end, sz.t_fit, sz.h, sz.steps());
+    let (t_end, t_fit, h, steps) = (sz.t_end, sz.t_fit, sz.h, sz.steps());
     let ns = &sz.ns;
     let fit_max = sz.fit_max();
     let times: Vec<f64> = (0..=steps).map(|k| k as f64 * h).collect();
@@ -318,58 +322,9 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
     });
     let (z0, trajs) = setup.memo_with(report, "chaos/evolving", &sz, simulate::evolving)?;
     let reference = trajs.last().expect("sizes");
-    let mut rows = Vec::new();
-    let mut to_ref: Vec<Vec<(f64, f64)>> = Vec::new();
-    let mut to_twin: Vec<Vec<(f64, f64)>> = Vec::new();
-    for (i, traj) in trajs.iter().enumerate() {
-        let r: Vec<(f64, f64)> = (0..=steps)
-            .map(|k| (times[k], rms(&traj[k], &reference[k])))
-            .collect();
-        let w: Vec<(f64, f64)> = (0..=steps)
-            .map(|k| (times[k], rms(&traj[k], &z0)))
-            .collect();
-        for k in 0..=steps {
-            rows.push(vec![ns[i] as f64, times[k], r[k].1, w[k].1]);
-        }
-        to_ref.push(r);
-        to_twin.push(w);
-    }
-    setup.csv(
-        report,
-        "chaos_evolving.csv",
-        &[
-            "n",
-            "t",
-            "rms_distance_to_largest_n",
-            "rms_distance_to_infinite_twin_z0",
-        ],
-        &rows,
-    )?;
+    let (to_ref, to_twin) = distance_curves(setup, report, &sz, &z0, &trajs, &times)?;
     let kf = (t_fit / h).round() as usize;
-    // The resampling unit of the checks below: each context draw's distances at t_fit.
     let per_draw = sz.m * D;
-    let mut draw_rows = Vec::new();
-    for (i, traj) in trajs.iter().enumerate() {
-        let chunks = traj[kf]
-            .chunks(per_draw)
-            .zip(reference[kf].chunks(per_draw))
-            .zip(z0.chunks(per_draw));
-        for (s, ((q, r), w)) in chunks.enumerate() {
-            draw_rows.push(vec![ns[i] as f64, s as f64, t_fit, rms(q, r), rms(q, w)]);
-        }
-    }
-    setup.csv(
-        report,
-        "chaos_evolving_draws.csv",
-        &[
-            "n",
-            "draw",
-            "t",
-            "rms_distance_to_largest_n",
-            "rms_distance_to_infinite_twin_z0",
-        ],
-        &draw_rows,
-    )?;
     let fit_idx: Vec<usize> = (0..ns.len()).filter(|&i| ns[i] <= fit_max).collect();
     let xf: Vec<f64> = fit_idx.iter().map(|&i| ns[i] as f64).collect();
     let yf: Vec<f64> = fit_idx.iter().map(|&i| to_ref[i][kf].1).collect();
@@ -382,59 +337,7 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
     let fit_twin = fit_loglog(&x_all, &y_twin);
     let (slope_twin, next_order) = slope_with_next_order(&x_all, &y_twin);
 
-    // Growth: the query speed in the largest context against t, beside the linearised flow's
-    // modes, over the times where the largest context's perturbation is still small.
-    let big = reference;
-    let speed: Vec<(f64, f64)> = (0..steps)
-        .map(|k| (times[k] + 0.5 * h, rms(&big[k + 1], &big[k]) / h))
-        .collect();
-    let rates: Vec<f64> = (1..=4)
-        .map(|l| attnflow::theory::modes::uniform_instability_rate(beta, l))
-        .collect();
-    let lambda1 = rates[0];
-    let window = (sz.rate_from, linear_until(lambda1, n_ref).min(t_end));
-    let speed_fit = exp_rate(&speed, window.0, window.1);
-    let modes: Vec<(f64, f64)> = speed
-        .iter()
-        .map(|&(t, _)| (t, linear_speed(beta, t)))
-        .collect();
-    let want_growth = exp_rate(&modes, window.0, window.1).slope;
-    // The check: each draw's own rate (the draws are independent, so their mean has the
-    // plain standard error) against the linearised flow's mean rate per draw.
-    let draw_rates: Vec<f64> = (0..sz.seeds)
-        .map(|s| {
-            let speed: Vec<(f64, f64)> = (0..steps)
-                .map(|k| {
-                    let r = s * per_draw..(s + 1) * per_draw;
-                    (
-                        times[k] + 0.5 * h,
-                        rms(&big[k + 1][r.clone()], &big[k][r]) / h,
-                    )
-                })
-                .collect();
-            exp_rate(&speed, window.0, window.1).slope
-        })
-        .collect();
-    let (rate_per_draw, rate_per_draw_se) = attnflow::stats::mean_se(&draw_rates);
-    let speed_times: Vec<f64> = speed.iter().map(|p| p.0).collect();
-    let (want_per_draw, want_per_draw_mc_se) =
-        per_draw_rate(beta, &speed_times, window, PREDICTION_DRAWS);
-    // The speed of each draw's queries in the largest context (the growth's resampling unit).
-    let per_draw_speed: Vec<Vec<f64>> = (0..steps)
-        .flat_map(|k| {
-            let (a, b, t) = (&big[k + 1], &big[k], times[k] + 0.5 * h);
-            a.chunks(per_draw)
-                .zip(b.chunks(per_draw))
-                .enumerate()
-                .map(move |(s, (a, b))| vec![t, s as f64, rms(a, b) / h])
-        })
-        .collect();
-    setup.csv(
-        report,
-        "chaos_evolving_speed.csv",
-        &["t", "draw", "rms_query_speed_in_largest_n"],
-        &per_draw_speed,
-    )?;
+    let g = growth(setup, report, &sz, reference, &times, n_ref)?;
     let twin_rate = exp_rate(to_twin.last().expect("sizes"), t_end / 2.0, t_end);
     report.add_measured(&EvolvingMeasured {
         evolving_distance_to_largest_n_at_fit_t: ns[..ns.len() - 1]
@@ -453,12 +356,12 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
         evolving_slope_vs_twin_se: fit_twin.slope_se,
         evolving_slope_vs_twin_with_next_order: slope_twin,
         evolving_twin_next_order_coefficient: next_order,
-        evolving_largest_n_speed_growth_rate: speed_fit.slope,
-        evolving_largest_n_speed_growth_rate_se: speed_fit.slope_se,
-        evolving_speed_growth_rate_over_lambda_1: speed_fit.slope / lambda1,
-        evolving_speed_fit_window: window,
-        evolving_speed_growth_rate_per_draw_mean: rate_per_draw,
-        evolving_speed_growth_rate_per_draw_mean_se: rate_per_draw_se,
+        evolving_largest_n_speed_growth_rate: g.speed_fit.slope,
+        evolving_largest_n_speed_growth_rate_se: g.speed_fit.slope_se,
+        evolving_speed_growth_rate_over_lambda_1: g.speed_fit.slope / g.lambda1,
+        evolving_speed_fit_window: g.window,
+        evolving_speed_growth_rate_per_draw_mean: g.rate_per_draw,
+        evolving_speed_growth_rate_per_draw_mean_se: g.rate_per_draw_se,
         evolving_largest_n_twin_distance_late_rate: twin_rate.slope,
         evolving_largest_n_twin_distance_late_rate_se: twin_rate.slope_se,
     });
@@ -473,11 +376,11 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
          of a query in a uniform context does not move (the uniform law is stationary for \
          mean-field SA with Q = K = V = I); the twin's slope is fitted with the next-order \
          term of the 1/n expansion, ln D = a + s ln n + c / n",
-        uniform_instability_rates_l1_to_l4: rates,
-        evolving_speed_growth_rate: lambda1,
-        evolving_speed_growth_rate_of_linear_modes: want_growth,
-        evolving_speed_growth_rate_per_draw_of_linear_modes: want_per_draw,
-        evolving_speed_growth_rate_per_draw_monte_carlo_se: want_per_draw_mc_se,
+        uniform_instability_rates_l1_to_l4: g.rates.clone(),
+        evolving_speed_growth_rate: g.lambda1,
+        evolving_speed_growth_rate_of_linear_modes: g.want_growth,
+        evolving_speed_growth_rate_per_draw_of_linear_modes: g.want_per_draw,
+        evolving_speed_growth_rate_per_draw_monte_carlo_se: g.want_per_draw_mc_se,
         evolving_growth_note: "linearised mean-field SA at the uniform law: degree-l modes grow at \
          lambda_l = l(l+1) a_l(beta) / (beta a_0(beta)) (lambda_1 = 2 A_3(beta)/beta) and move \
          the query at speed^2 = sum_l (2l+1) l(l+1) (a_l / (beta a_0))^2 e^{2 lambda_l t} / n: \
@@ -496,7 +399,7 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
         (&yr, &y_twin),
         (&fit_ref, &fit_twin),
         &to_twin,
-        lambda1,
+        g.lambda1,
     )?;
     // Standard errors by the jackknife over the context draws (seeds), as the frozen slopes':
     // leave one seed's queries out at every n (and in the largest n, the twin, the speed).
@@ -559,20 +462,181 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
             "no mutation of the study fails it at the quick size",
         ),
     );
+    growth_check(report, &sz, &g);
+    Ok(())
+}
+
+/// The RMS distances against t of every n to the largest n and to the infinite twin
+/// (chaos_evolving.csv), and each context draw's at t_fit (chaos_evolving_draws.csv).
+fn distance_curves(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Evolving,
+    z0: &[f64],
+    trajs: &Trajectories,
+    times: &[f64],
+) -> Result<(Curves, Curves)> {
+    let (ns, steps, t_fit) = (&sz.ns, sz.steps(), sz.t_fit);
+    let reference = trajs.last().expect("sizes");
+    let kf = (t_fit / sz.h).round() as usize;
+    let per_draw = sz.m * D;
+    let mut rows = Vec::new();
+    let mut to_ref: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut to_twin: Vec<Vec<(f64, f64)>> = Vec::new();
+    for (i, traj) in trajs.iter().enumerate() {
+        let r: Vec<(f64, f64)> = (0..=steps)
+            .map(|k| (times[k], rms(&traj[k], &reference[k])))
+            .collect();
+        let w: Vec<(f64, f64)> = (0..=steps).map(|k| (times[k], rms(&traj[k], z0))).collect();
+        for k in 0..=steps {
+            rows.push(vec![ns[i] as f64, times[k], r[k].1, w[k].1]);
+        }
+        to_ref.push(r);
+        to_twin.push(w);
+    }
+    setup.csv(
+        report,
+        "chaos_evolving.csv",
+        &[
+            "n",
+            "t",
+            "rms_distance_to_largest_n",
+            "rms_distance_to_infinite_twin_z0",
+        ],
+        &rows,
+    )?;
+    // The resampling unit of the checks: each context draw's distances at t_fit.
+    let mut draw_rows = Vec::new();
+    for (i, traj) in trajs.iter().enumerate() {
+        let chunks = traj[kf]
+            .chunks(per_draw)
+            .zip(reference[kf].chunks(per_draw))
+            .zip(z0.chunks(per_draw));
+        for (s, ((q, r), w)) in chunks.enumerate() {
+            draw_rows.push(vec![ns[i] as f64, s as f64, t_fit, rms(q, r), rms(q, w)]);
+        }
+    }
+    setup.csv(
+        report,
+        "chaos_evolving_draws.csv",
+        &[
+            "n",
+            "draw",
+            "t",
+            "rms_distance_to_largest_n",
+            "rms_distance_to_infinite_twin_z0",
+        ],
+        &draw_rows,
+    )?;
+    Ok((to_ref, to_twin))
+}
+
+/// The growth of the query speed in the largest context: the rate of the draws' mean speed,
+/// each draw's own rate, and the linearised flow's predictions over the same window
+/// (chaos_evolving_speed.csv: each draw's speed against t).
+struct Growth {
+    rates: Vec<f64>,
+    lambda1: f64,
+    window: (f64, f64),
+    speed_fit: Fit,
+    want_growth: f64,
+    rate_per_draw: f64,
+    rate_per_draw_se: f64,
+    want_per_draw: f64,
+    want_per_draw_mc_se: f64,
+}
+
+fn growth(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Evolving,
+    big: &[Vec<f64>],
+    times: &[f64],
+    n_ref: f64,
+) -> Result<Growth> {
+    let (beta, t_end, h, steps) = (sz.beta, sz.t_end, sz.h, sz.steps());
+    let per_draw = sz.m * D;
+    // Growth: the query speed in the largest context against t, beside the linearised flow's
+    // modes, over the times where the largest context's perturbation is still small.
+    let speed: Vec<(f64, f64)> = (0..steps)
+        .map(|k| (times[k] + 0.5 * h, rms(&big[k + 1], &big[k]) / h))
+        .collect();
+    let rates: Vec<f64> = (1..=4)
+        .map(|l| attnflow::theory::modes::uniform_instability_rate(beta, l))
+        .collect();
+    let lambda1 = rates[0];
+    let window = (sz.rate_from, linear_until(lambda1, n_ref).min(t_end));
+    let speed_fit = exp_rate(&speed, window.0, window.1);
+    let modes: Vec<(f64, f64)> = speed
+        .iter()
+        .map(|&(t, _)| (t, linear_speed(beta, t)))
+        .collect();
+    let want_growth = exp_rate(&modes, window.0, window.1).slope;
+    // The check: each draw's own rate (the draws are independent, so their mean has the
+    // plain standard error) against the linearised flow's mean rate per draw.
+    let draw_rates: Vec<f64> = (0..sz.seeds)
+        .map(|s| {
+            let speed: Vec<(f64, f64)> = (0..steps)
+                .map(|k| {
+                    let r = s * per_draw..(s + 1) * per_draw;
+                    (
+                        times[k] + 0.5 * h,
+                        rms(&big[k + 1][r.clone()], &big[k][r]) / h,
+                    )
+                })
+                .collect();
+            exp_rate(&speed, window.0, window.1).slope
+        })
+        .collect();
+    let (rate_per_draw, rate_per_draw_se) = attnflow::stats::mean_se(&draw_rates);
+    let speed_times: Vec<f64> = speed.iter().map(|p| p.0).collect();
+    let (want_per_draw, want_per_draw_mc_se) =
+        per_draw_rate(beta, &speed_times, window, PREDICTION_DRAWS);
+    // The speed of each draw's queries in the largest context (the growth's resampling unit).
+    let per_draw_speed: Vec<Vec<f64>> = (0..steps)
+        .flat_map(|k| {
+            let (a, b, t) = (&big[k + 1], &big[k], times[k] + 0.5 * h);
+            a.chunks(per_draw)
+                .zip(b.chunks(per_draw))
+                .enumerate()
+                .map(move |(s, (a, b))| vec![t, s as f64, rms(a, b) / h])
+        })
+        .collect();
+    setup.csv(
+        report,
+        "chaos_evolving_speed.csv",
+        &["t", "draw", "rms_query_speed_in_largest_n"],
+        &per_draw_speed,
+    )?;
+    Ok(Growth {
+        rates,
+        lambda1,
+        window,
+        speed_fit,
+        want_growth,
+        rate_per_draw,
+        rate_per_draw_se,
+        want_per_draw,
+        want_per_draw_mc_se,
+    })
+}
+
+/// The growth check: the mean of the draws' rates against the linearised flow's.
+fn growth_check(report: &mut Report, sz: &Evolving, g: &Growth) {
     report.band_check(
         "evolving_speed_growth_rate_within_3se_of_linear_modes",
         Check::new(
             "mean over context draws of each draw's growth rate of the query speed, largest n",
-            rate_per_draw,
+            g.rate_per_draw,
             Test::Within,
-            want_per_draw,
+            g.want_per_draw,
             Band::stat(
                 3.0,
-                rate_per_draw_se,
+                g.rate_per_draw_se,
                 format!("the spread of the {} draws' rates", sz.seeds),
             )
             .plus(
-                3.0 * want_per_draw_mc_se,
+                3.0 * g.want_per_draw_mc_se,
                 format!("3 Monte Carlo se of the prediction ({PREDICTION_DRAWS} draws)"),
             ),
         )
@@ -582,7 +646,6 @@ fn evolving(setup: &Setup, report: &mut Report, sizes: &Sizes) -> Result<()> {
              uniform law's linear instability)",
         ),
     );
-    Ok(())
 }
 
 #[cfg(test)]
