@@ -572,34 +572,34 @@ fn growth(
         .map(|&(t, _)| (t, linear_speed(beta, t)))
         .collect();
     let want_growth = exp_rate(&modes, window.0, window.1).slope;
+    // Each draw's query speed against t (the growth's resampling unit: chaos_evolving_speed.csv).
+    let draw_speed: Vec<Vec<(f64, f64)>> = (0..sz.seeds)
+        .map(|s| {
+            let r = s * per_draw..(s + 1) * per_draw;
+            (0..steps)
+                .map(|k| {
+                    let v = rms(&big[k + 1][r.clone()], &big[k][r.clone()]) / h;
+                    (times[k] + 0.5 * h, v)
+                })
+                .collect()
+        })
+        .collect();
     // The check: each draw's own rate (the draws are independent, so their mean has the
     // plain standard error) against the linearised flow's mean rate per draw.
-    let draw_rates: Vec<f64> = (0..sz.seeds)
-        .map(|s| {
-            let speed: Vec<(f64, f64)> = (0..steps)
-                .map(|k| {
-                    let r = s * per_draw..(s + 1) * per_draw;
-                    (
-                        times[k] + 0.5 * h,
-                        rms(&big[k + 1][r.clone()], &big[k][r]) / h,
-                    )
-                })
-                .collect();
-            exp_rate(&speed, window.0, window.1).slope
-        })
+    let draw_rates: Vec<f64> = draw_speed
+        .iter()
+        .map(|c| exp_rate(c, window.0, window.1).slope)
         .collect();
     let (rate_per_draw, rate_per_draw_se) = attnflow::stats::mean_se(&draw_rates);
     let speed_times: Vec<f64> = speed.iter().map(|p| p.0).collect();
     let (want_per_draw, want_per_draw_mc_se) =
         per_draw_rate(beta, &speed_times, window, PREDICTION_DRAWS);
-    // The speed of each draw's queries in the largest context (the growth's resampling unit).
     let per_draw_speed: Vec<Vec<f64>> = (0..steps)
         .flat_map(|k| {
-            let (a, b, t) = (&big[k + 1], &big[k], times[k] + 0.5 * h);
-            a.chunks(per_draw)
-                .zip(b.chunks(per_draw))
+            draw_speed
+                .iter()
                 .enumerate()
-                .map(move |(s, (a, b))| vec![t, s as f64, rms(a, b) / h])
+                .map(move |(s, c)| vec![c[k].0, s as f64, c[k].1])
         })
         .collect();
     setup.csv(
