@@ -716,6 +716,16 @@ impl Setup {
         self.mutate.as_deref() == Some(name)
     }
 
+    /// Q = K = V = I in dimension d, or, under the mutation `repel` (the wrong sign of the
+    /// interaction), V = -I: every token pushed away from the weighted mean of the others.
+    pub fn identity_weights(&self, d: usize, repel: &str) -> attnflow::model::weights::Weights {
+        let mut weights = attnflow::model::weights::Weights::identity(d);
+        if self.mutated(repel) {
+            weights.v.iter_mut().for_each(|v| *v = -*v);
+        }
+        weights
+    }
+
     /// The same setup, sharing its simulations through the memo ([`Setup::memo`]).
     pub fn shared(self) -> Self {
         self.applied.set_share(true);

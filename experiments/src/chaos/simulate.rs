@@ -10,7 +10,6 @@ use attnflow::error::Result;
 use attnflow::integrate::Integrator;
 use attnflow::meanfield::{self, Adaptive, LawWeights, VmfLaw};
 use attnflow::model::init::InitSpec;
-use attnflow::model::weights::Weights;
 use attnflow::model::{Attention, Geometry, Mask, Model, Shape};
 
 /// The same m queries in each of `seeds` systems.
@@ -34,11 +33,7 @@ fn trajectory(
     h: f64,
     steps: usize,
 ) -> Result<Vec<Vec<f64>>> {
-    let mut weights = Weights::identity(D);
-    if setup.mutated("repulsive-interaction") {
-        // The wrong sign: V = -I pushes a token away from what it attends to.
-        weights.v.iter_mut().for_each(|v| *v = -*v);
-    }
+    let weights = setup.identity_weights(D, "repulsive-interaction");
     let model = Model::new(
         Attention::Sa,
         Geometry::Sphere,

@@ -5,7 +5,6 @@ use crate::{Report, Setup, simulate};
 use attnflow::error::Result;
 use attnflow::integrate::Integrator;
 use attnflow::model::init::InitSpec;
-use attnflow::model::weights::Weights;
 use attnflow::model::{Attention, Geometry, Mask, Model, Shape};
 
 /// The smallest pairwise cosine of the n tokens of x [n, d].
@@ -53,12 +52,7 @@ pub fn gap_curves(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<
             .filter(|s| s % every == 0 || *s == steps)
             .collect();
         let shape = Shape::new(betas.len(), n, d)?;
-        let mut weights = Weights::identity(d);
-        if setup.mutated("repel") {
-            // The wrong sign of the interaction: V = -I, every token pushed away from the
-            // weighted mean of the others.
-            weights.v.iter_mut().for_each(|v| *v = -*v);
-        }
+        let weights = setup.identity_weights(d, "repel");
         let model = Model::new(
             attention,
             Geometry::Sphere,

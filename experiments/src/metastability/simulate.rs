@@ -88,12 +88,7 @@ pub fn observe(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Observa
             system_beta.push(beta);
         }
     }
-    let mut weights = Weights::identity(d);
-    if setup.mutated("repel") {
-        // The wrong sign of the interaction: V = -I, every token pushed away from the
-        // weighted mean of the others.
-        weights.v.iter_mut().for_each(|v| *v = -*v);
-    }
+    let weights = setup.identity_weights(d, "repel");
     let model = Model::new(
         Attention::Sa,
         Geometry::Sphere,

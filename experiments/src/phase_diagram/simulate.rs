@@ -7,7 +7,6 @@ use attnflow::error::Result;
 use attnflow::integrate::Integrator;
 use attnflow::model::init::InitSpec;
 use attnflow::model::observables::close_pair_fraction;
-use attnflow::model::weights::Weights;
 use attnflow::model::{Attention, Geometry, Mask, Model, Shape};
 
 /// The close-pair fraction of one d: the mean over starts, [beta][time], and each start's,
@@ -41,12 +40,7 @@ pub fn diagrams(
             x0.extend_from_slice(&one);
             system_beta.extend(std::iter::repeat_n(beta, starts));
         }
-        let mut weights = Weights::identity(d);
-        if setup.mutated("repel") {
-            // The wrong sign of the interaction: V = -I, every token pushed away from the
-            // weighted mean of the others.
-            weights.v.iter_mut().for_each(|v| *v = -*v);
-        }
+        let weights = setup.identity_weights(d, "repel");
         let mut model = Model::new(
             Attention::Sa,
             Geometry::Sphere,
