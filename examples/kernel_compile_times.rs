@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Point `MESA_SHADER_CACHE_DIR` at an empty folder, or Mesa's on-disk cache answers instead
-//! of the compiler.
+//! of the compiler. An argument keeps the kernels whose profile list (as printed) contains
+//! it: `-- llvmpipe` for those the llvmpipe profile gets, `-- '(llvmpipe)'` for its own.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -18,6 +19,7 @@ use attnflow::gpu::GpuContext;
 use attnflow::gpu::catalogue;
 
 fn main() {
+    let only = std::env::args().nth(1);
     let ctx = GpuContext::new().expect("a GPU adapter");
     eprintln!("compiling on {}", ctx.describe());
     let mut seen = BTreeSet::new();
@@ -36,6 +38,9 @@ fn main() {
                     "any profile".into()
                 }
             );
+            if only.as_ref().is_some_and(|o| !who.contains(o.as_str())) {
+                continue;
+            }
             let t = Instant::now();
             dispatch_once(&ctx, name, &layout, &text);
             ctx.wait().expect("compiles");

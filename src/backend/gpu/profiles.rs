@@ -19,7 +19,7 @@ pub enum Profile {
     Hardware,
     /// A software rasteriser (llvmpipe): every load from memory costs about as much as 35
     /// pair interactions and registers spill cheaply to the stack, so the N-body kernel with
-    /// many queries per invocation (R = 2-16, at most 192 vec4 registers: LLVM's compile time
+    /// many queries per invocation (R = 1-16, at most 96 vec4 registers: LLVM's compile time
     /// grows faster than the unrolled text, codegen/nbody.rs) is used up to d = 128.
     Software,
 }

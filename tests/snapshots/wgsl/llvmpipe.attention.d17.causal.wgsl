@@ -4,7 +4,7 @@ const DV: u32 = 5u;
 const WG: u32 = 64u;
 const TK: u32 = 256u;
 const TILE_VECS: u32 = 1280u;
-const QB: u32 = 512u;
+const QB: u32 = 256u;
 const G: u32 = 1u;
 const FLAG_USA: u32 = 1u;
 const FLAG_SPHERE: u32 = 2u;
@@ -338,810 +338,374 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         acc3_4 = acc_state[(state0 + min(i3, params.n_queries - 1u)) * DV + 4u].x;
                     }
                     var nb3 = -(m3 + alibi2 * f32(i3));
-                    let i4 = q0 + lid.x + 256u;
-                    let ok4 = i4 < params.n_queries;
-                    let t4 = system * params.n_queries + min(i4, params.n_queries - 1u);
-                    let q4_0 = q[t4 * DV + 0u];
-                    var acc4_0 = vec4<f32>(0.0);
-                    let q4_1 = q[t4 * DV + 1u];
-                    var acc4_1 = vec4<f32>(0.0);
-                    let q4_2 = q[t4 * DV + 2u];
-                    var acc4_2 = vec4<f32>(0.0);
-                    let q4_3 = q[t4 * DV + 3u];
-                    var acc4_3 = vec4<f32>(0.0);
-                    let q4_4 = q[t4 * DV + 4u].x;
-                    var acc4_4 = f32(0.0);
-                    var m4 = F32_LOWEST;
-                    var l4 = 0.0;
-                    if first {
-                        if (split_start <= i4) & (split_start < params.n_keys) {
-                            m4 = ((fma(q4_0.x, first_0.x, fma(q4_0.y, first_0.y, fma(q4_0.z, first_0.z, fma(q4_0.w, first_0.w, fma(q4_1.x, first_1.x, fma(q4_1.y, first_1.y, fma(q4_1.z, first_1.z, fma(q4_1.w, first_1.w, 0.0)))))))) + fma(q4_2.x, first_2.x, fma(q4_2.y, first_2.y, fma(q4_2.z, first_2.z, fma(q4_2.w, first_2.w, fma(q4_3.x, first_3.x, fma(q4_3.y, first_3.y, fma(q4_3.z, first_3.z, q4_3.w * first_3.w)))))))) + q4_4 * first_4) - alibi2 * f32(i4 - split_start);
+                    var start = start0;
+                    loop {
+                        if start >= key_end {
+                            break;
                         }
-                        } else {
-                            let ml = ml_state[state0 + min(i4, params.n_queries - 1u)];
-                            m4 = ml.x;
-                            l4 = ml.y;
-                            acc4_0 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 0u];
-                            acc4_1 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 1u];
-                            acc4_2 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 2u];
-                            acc4_3 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 3u];
-                            acc4_4 = acc_state[(state0 + min(i4, params.n_queries - 1u)) * DV + 4u].x;
+                        let len = min(TK, key_end - start);
+                        workgroupBarrier();
+                        for (var e = lid.x; e < TK; e += WG) {
+                            var key_0 = vec4<f32>(0.0);
+                            var key_1 = vec4<f32>(0.0);
+                            var key_2 = vec4<f32>(0.0);
+                            var key_3 = vec4<f32>(0.0);
+                            var key_4 = vec4<f32>(0.0);
+                            if e < len {
+                                let o = (key_base + start + e) * D;
+                                key_0 = vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
+                                key_1 = vec4<f32>(x[o + 4u], x[o + 5u], x[o + 6u], x[o + 7u]);
+                                key_2 = vec4<f32>(x[o + 8u], x[o + 9u], x[o + 10u], x[o + 11u]);
+                                key_3 = vec4<f32>(x[o + 12u], x[o + 13u], x[o + 14u], x[o + 15u]);
+                                key_4 = vec4<f32>(x[o + 16u], 0.0, 0.0, 0.0);
+                            }
+                            tile[e * DV + 0u] = key_0;
+                            tile[e * DV + 1u] = key_1;
+                            tile[e * DV + 2u] = key_2;
+                            tile[e * DV + 3u] = key_3;
+                            tile[e * DV + 4u] = key_4;
                         }
-                        var nb4 = -(m4 + alibi2 * f32(i4));
-                        let i5 = q0 + lid.x + 320u;
-                        let ok5 = i5 < params.n_queries;
-                        let t5 = system * params.n_queries + min(i5, params.n_queries - 1u);
-                        let q5_0 = q[t5 * DV + 0u];
-                        var acc5_0 = vec4<f32>(0.0);
-                        let q5_1 = q[t5 * DV + 1u];
-                        var acc5_1 = vec4<f32>(0.0);
-                        let q5_2 = q[t5 * DV + 2u];
-                        var acc5_2 = vec4<f32>(0.0);
-                        let q5_3 = q[t5 * DV + 3u];
-                        var acc5_3 = vec4<f32>(0.0);
-                        let q5_4 = q[t5 * DV + 4u].x;
-                        var acc5_4 = f32(0.0);
-                        var m5 = F32_LOWEST;
-                        var l5 = 0.0;
-                        if first {
-                            if (split_start <= i5) & (split_start < params.n_keys) {
-                                m5 = ((fma(q5_0.x, first_0.x, fma(q5_0.y, first_0.y, fma(q5_0.z, first_0.z, fma(q5_0.w, first_0.w, fma(q5_1.x, first_1.x, fma(q5_1.y, first_1.y, fma(q5_1.z, first_1.z, fma(q5_1.w, first_1.w, 0.0)))))))) + fma(q5_2.x, first_2.x, fma(q5_2.y, first_2.y, fma(q5_2.z, first_2.z, fma(q5_2.w, first_2.w, fma(q5_3.x, first_3.x, fma(q5_3.y, first_3.y, fma(q5_3.z, first_3.z, q5_3.w * first_3.w)))))))) + q5_4 * first_4) - alibi2 * f32(i5 - split_start);
+                        workgroupBarrier();
+                        // Keys of this tile each query sees.
+                        let lim0 = select(0u, min(len, i0 + 1u - start), i0 >= start);
+                        var tacc0_0 = vec4<f32>(0.0);
+                        var tacc0_1 = vec4<f32>(0.0);
+                        var tacc0_2 = vec4<f32>(0.0);
+                        var tacc0_3 = vec4<f32>(0.0);
+                        var tacc0_4 = f32(0.0);
+                        var tl0 = 0.0;
+                        let lim1 = select(0u, min(len, i1 + 1u - start), i1 >= start);
+                        var tacc1_0 = vec4<f32>(0.0);
+                        var tacc1_1 = vec4<f32>(0.0);
+                        var tacc1_2 = vec4<f32>(0.0);
+                        var tacc1_3 = vec4<f32>(0.0);
+                        var tacc1_4 = f32(0.0);
+                        var tl1 = 0.0;
+                        let lim2 = select(0u, min(len, i2 + 1u - start), i2 >= start);
+                        var tacc2_0 = vec4<f32>(0.0);
+                        var tacc2_1 = vec4<f32>(0.0);
+                        var tacc2_2 = vec4<f32>(0.0);
+                        var tacc2_3 = vec4<f32>(0.0);
+                        var tacc2_4 = f32(0.0);
+                        var tl2 = 0.0;
+                        let lim3 = select(0u, min(len, i3 + 1u - start), i3 >= start);
+                        var tacc3_0 = vec4<f32>(0.0);
+                        var tacc3_1 = vec4<f32>(0.0);
+                        var tacc3_2 = vec4<f32>(0.0);
+                        var tacc3_3 = vec4<f32>(0.0);
+                        var tacc3_4 = f32(0.0);
+                        var tl3 = 0.0;
+                        if (lim0 == TK) & (lim1 == TK) & (lim2 == TK) & (lim3 == TK) {
+                            for (var kk = 0u; kk < TK; kk += G) {
+                                let kb = kk * DV;
+                                let k0_0 = tile[kb];
+                                let k0_1 = tile[kb + 1u];
+                                let k0_2 = tile[kb + 2u];
+                                let k0_3 = tile[kb + 3u];
+                                let k0_4 = tile[kb + 4u].x;
+                                let j0 = alibi2 * f32(start + kk + 0u);
+                                let p0_0 = exp2(((fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + fma(q0_2.x, k0_2.x, fma(q0_2.y, k0_2.y, fma(q0_2.z, k0_2.z, fma(q0_2.w, k0_2.w, fma(q0_3.x, k0_3.x, fma(q0_3.y, k0_3.y, fma(q0_3.z, k0_3.z, q0_3.w * k0_3.w)))))))) + q0_4 * k0_4) + j0);
+                                tacc0_0 = fma(vec4<f32>(p0_0), k0_0, tacc0_0);
+                                tacc0_1 = fma(vec4<f32>(p0_0), k0_1, tacc0_1);
+                                tacc0_2 = fma(vec4<f32>(p0_0), k0_2, tacc0_2);
+                                tacc0_3 = fma(vec4<f32>(p0_0), k0_3, tacc0_3);
+                                tacc0_4 = fma(f32(p0_0), k0_4, tacc0_4);
+                                tl0 += p0_0;
+                                let p1_0 = exp2(((fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + fma(q1_2.x, k0_2.x, fma(q1_2.y, k0_2.y, fma(q1_2.z, k0_2.z, fma(q1_2.w, k0_2.w, fma(q1_3.x, k0_3.x, fma(q1_3.y, k0_3.y, fma(q1_3.z, k0_3.z, q1_3.w * k0_3.w)))))))) + q1_4 * k0_4) + j0);
+                                tacc1_0 = fma(vec4<f32>(p1_0), k0_0, tacc1_0);
+                                tacc1_1 = fma(vec4<f32>(p1_0), k0_1, tacc1_1);
+                                tacc1_2 = fma(vec4<f32>(p1_0), k0_2, tacc1_2);
+                                tacc1_3 = fma(vec4<f32>(p1_0), k0_3, tacc1_3);
+                                tacc1_4 = fma(f32(p1_0), k0_4, tacc1_4);
+                                tl1 += p1_0;
+                                let p2_0 = exp2(((fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + fma(q2_2.x, k0_2.x, fma(q2_2.y, k0_2.y, fma(q2_2.z, k0_2.z, fma(q2_2.w, k0_2.w, fma(q2_3.x, k0_3.x, fma(q2_3.y, k0_3.y, fma(q2_3.z, k0_3.z, q2_3.w * k0_3.w)))))))) + q2_4 * k0_4) + j0);
+                                tacc2_0 = fma(vec4<f32>(p2_0), k0_0, tacc2_0);
+                                tacc2_1 = fma(vec4<f32>(p2_0), k0_1, tacc2_1);
+                                tacc2_2 = fma(vec4<f32>(p2_0), k0_2, tacc2_2);
+                                tacc2_3 = fma(vec4<f32>(p2_0), k0_3, tacc2_3);
+                                tacc2_4 = fma(f32(p2_0), k0_4, tacc2_4);
+                                tl2 += p2_0;
+                                let p3_0 = exp2(((fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + fma(q3_2.x, k0_2.x, fma(q3_2.y, k0_2.y, fma(q3_2.z, k0_2.z, fma(q3_2.w, k0_2.w, fma(q3_3.x, k0_3.x, fma(q3_3.y, k0_3.y, fma(q3_3.z, k0_3.z, q3_3.w * k0_3.w)))))))) + q3_4 * k0_4) + j0);
+                                tacc3_0 = fma(vec4<f32>(p3_0), k0_0, tacc3_0);
+                                tacc3_1 = fma(vec4<f32>(p3_0), k0_1, tacc3_1);
+                                tacc3_2 = fma(vec4<f32>(p3_0), k0_2, tacc3_2);
+                                tacc3_3 = fma(vec4<f32>(p3_0), k0_3, tacc3_3);
+                                tacc3_4 = fma(f32(p3_0), k0_4, tacc3_4);
+                                tl3 += p3_0;
                             }
                             } else {
-                                let ml = ml_state[state0 + min(i5, params.n_queries - 1u)];
-                                m5 = ml.x;
-                                l5 = ml.y;
-                                acc5_0 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 0u];
-                                acc5_1 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 1u];
-                                acc5_2 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 2u];
-                                acc5_3 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 3u];
-                                acc5_4 = acc_state[(state0 + min(i5, params.n_queries - 1u)) * DV + 4u].x;
+                                let top = lim3;
+                                for (var kk = 0u; kk < top; kk += G) {
+                                    let kb = kk * DV;
+                                    let k0_0 = tile[kb];
+                                    let k0_1 = tile[kb + 1u];
+                                    let k0_2 = tile[kb + 2u];
+                                    let k0_3 = tile[kb + 3u];
+                                    let k0_4 = tile[kb + 4u].x;
+                                    let j0 = alibi2 * f32(start + kk + 0u);
+                                    let p0_0 = select(0.0, exp2(((fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + fma(q0_2.x, k0_2.x, fma(q0_2.y, k0_2.y, fma(q0_2.z, k0_2.z, fma(q0_2.w, k0_2.w, fma(q0_3.x, k0_3.x, fma(q0_3.y, k0_3.y, fma(q0_3.z, k0_3.z, q0_3.w * k0_3.w)))))))) + q0_4 * k0_4) + j0), kk + 0u < lim0);
+                                    tacc0_0 = fma(vec4<f32>(p0_0), k0_0, tacc0_0);
+                                    tacc0_1 = fma(vec4<f32>(p0_0), k0_1, tacc0_1);
+                                    tacc0_2 = fma(vec4<f32>(p0_0), k0_2, tacc0_2);
+                                    tacc0_3 = fma(vec4<f32>(p0_0), k0_3, tacc0_3);
+                                    tacc0_4 = fma(f32(p0_0), k0_4, tacc0_4);
+                                    tl0 += p0_0;
+                                    let p1_0 = select(0.0, exp2(((fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + fma(q1_2.x, k0_2.x, fma(q1_2.y, k0_2.y, fma(q1_2.z, k0_2.z, fma(q1_2.w, k0_2.w, fma(q1_3.x, k0_3.x, fma(q1_3.y, k0_3.y, fma(q1_3.z, k0_3.z, q1_3.w * k0_3.w)))))))) + q1_4 * k0_4) + j0), kk + 0u < lim1);
+                                    tacc1_0 = fma(vec4<f32>(p1_0), k0_0, tacc1_0);
+                                    tacc1_1 = fma(vec4<f32>(p1_0), k0_1, tacc1_1);
+                                    tacc1_2 = fma(vec4<f32>(p1_0), k0_2, tacc1_2);
+                                    tacc1_3 = fma(vec4<f32>(p1_0), k0_3, tacc1_3);
+                                    tacc1_4 = fma(f32(p1_0), k0_4, tacc1_4);
+                                    tl1 += p1_0;
+                                    let p2_0 = select(0.0, exp2(((fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + fma(q2_2.x, k0_2.x, fma(q2_2.y, k0_2.y, fma(q2_2.z, k0_2.z, fma(q2_2.w, k0_2.w, fma(q2_3.x, k0_3.x, fma(q2_3.y, k0_3.y, fma(q2_3.z, k0_3.z, q2_3.w * k0_3.w)))))))) + q2_4 * k0_4) + j0), kk + 0u < lim2);
+                                    tacc2_0 = fma(vec4<f32>(p2_0), k0_0, tacc2_0);
+                                    tacc2_1 = fma(vec4<f32>(p2_0), k0_1, tacc2_1);
+                                    tacc2_2 = fma(vec4<f32>(p2_0), k0_2, tacc2_2);
+                                    tacc2_3 = fma(vec4<f32>(p2_0), k0_3, tacc2_3);
+                                    tacc2_4 = fma(f32(p2_0), k0_4, tacc2_4);
+                                    tl2 += p2_0;
+                                    let p3_0 = select(0.0, exp2(((fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + fma(q3_2.x, k0_2.x, fma(q3_2.y, k0_2.y, fma(q3_2.z, k0_2.z, fma(q3_2.w, k0_2.w, fma(q3_3.x, k0_3.x, fma(q3_3.y, k0_3.y, fma(q3_3.z, k0_3.z, q3_3.w * k0_3.w)))))))) + q3_4 * k0_4) + j0), kk + 0u < lim3);
+                                    tacc3_0 = fma(vec4<f32>(p3_0), k0_0, tacc3_0);
+                                    tacc3_1 = fma(vec4<f32>(p3_0), k0_1, tacc3_1);
+                                    tacc3_2 = fma(vec4<f32>(p3_0), k0_2, tacc3_2);
+                                    tacc3_3 = fma(vec4<f32>(p3_0), k0_3, tacc3_3);
+                                    tacc3_4 = fma(f32(p3_0), k0_4, tacc3_4);
+                                    tl3 += p3_0;
+                                }
                             }
-                            var nb5 = -(m5 + alibi2 * f32(i5));
-                            let i6 = q0 + lid.x + 384u;
-                            let ok6 = i6 < params.n_queries;
-                            let t6 = system * params.n_queries + min(i6, params.n_queries - 1u);
-                            let q6_0 = q[t6 * DV + 0u];
-                            var acc6_0 = vec4<f32>(0.0);
-                            let q6_1 = q[t6 * DV + 1u];
-                            var acc6_1 = vec4<f32>(0.0);
-                            let q6_2 = q[t6 * DV + 2u];
-                            var acc6_2 = vec4<f32>(0.0);
-                            let q6_3 = q[t6 * DV + 3u];
-                            var acc6_3 = vec4<f32>(0.0);
-                            let q6_4 = q[t6 * DV + 4u].x;
-                            var acc6_4 = f32(0.0);
-                            var m6 = F32_LOWEST;
-                            var l6 = 0.0;
-                            if first {
-                                if (split_start <= i6) & (split_start < params.n_keys) {
-                                    m6 = ((fma(q6_0.x, first_0.x, fma(q6_0.y, first_0.y, fma(q6_0.z, first_0.z, fma(q6_0.w, first_0.w, fma(q6_1.x, first_1.x, fma(q6_1.y, first_1.y, fma(q6_1.z, first_1.z, fma(q6_1.w, first_1.w, 0.0)))))))) + fma(q6_2.x, first_2.x, fma(q6_2.y, first_2.y, fma(q6_2.z, first_2.z, fma(q6_2.w, first_2.w, fma(q6_3.x, first_3.x, fma(q6_3.y, first_3.y, fma(q6_3.z, first_3.z, q6_3.w * first_3.w)))))))) + q6_4 * first_4) - alibi2 * f32(i6 - split_start);
+                            // A term beyond 2^64 (or an overflow): redo the tile with its exact maximum.
+                            if !(tl0 <= 1.8446744e19) {
+                                var top = F32_LOWEST;
+                                for (var kk = 0u; kk < lim0; kk++) {
+                                    let kv_0 = tile[kk * DV + 0u];
+                                    let kv_1 = tile[kk * DV + 1u];
+                                    let kv_2 = tile[kk * DV + 2u];
+                                    let kv_3 = tile[kk * DV + 3u];
+                                    let kv_4 = tile[kk * DV + 4u].x;
+                                    let s = ((fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + fma(q0_2.x, kv_2.x, fma(q0_2.y, kv_2.y, fma(q0_2.z, kv_2.z, fma(q0_2.w, kv_2.w, fma(q0_3.x, kv_3.x, fma(q0_3.y, kv_3.y, fma(q0_3.z, kv_3.z, q0_3.w * kv_3.w)))))))) + q0_4 * kv_4) + alibi2 * f32(start + kk);
+                                    top = max(top, s);
                                 }
-                                } else {
-                                    let ml = ml_state[state0 + min(i6, params.n_queries - 1u)];
-                                    m6 = ml.x;
-                                    l6 = ml.y;
-                                    acc6_0 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 0u];
-                                    acc6_1 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 1u];
-                                    acc6_2 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 2u];
-                                    acc6_3 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 3u];
-                                    acc6_4 = acc_state[(state0 + min(i6, params.n_queries - 1u)) * DV + 4u].x;
+                                let delta = max(top, 0.0);
+                                m0 += delta;
+                                nb0 -= delta;
+                                let shrink = exp2(-delta);
+                                acc0_0 *= shrink;
+                                tacc0_0 = vec4<f32>(0.0);
+                                acc0_1 *= shrink;
+                                tacc0_1 = vec4<f32>(0.0);
+                                acc0_2 *= shrink;
+                                tacc0_2 = vec4<f32>(0.0);
+                                acc0_3 *= shrink;
+                                tacc0_3 = vec4<f32>(0.0);
+                                acc0_4 *= shrink;
+                                tacc0_4 = f32(0.0);
+                                l0 *= shrink;
+                                tl0 = 0.0;
+                                for (var kk = 0u; kk < lim0; kk++) {
+                                    let kv_0 = tile[kk * DV + 0u];
+                                    let kv_1 = tile[kk * DV + 1u];
+                                    let kv_2 = tile[kk * DV + 2u];
+                                    let kv_3 = tile[kk * DV + 3u];
+                                    let kv_4 = tile[kk * DV + 4u].x;
+                                    let s = ((fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + fma(q0_2.x, kv_2.x, fma(q0_2.y, kv_2.y, fma(q0_2.z, kv_2.z, fma(q0_2.w, kv_2.w, fma(q0_3.x, kv_3.x, fma(q0_3.y, kv_3.y, fma(q0_3.z, kv_3.z, q0_3.w * kv_3.w)))))))) + q0_4 * kv_4) + alibi2 * f32(start + kk);
+                                    let p = exp2(s);
+                                    tacc0_0 = fma(vec4<f32>(p), kv_0, tacc0_0);
+                                    tacc0_1 = fma(vec4<f32>(p), kv_1, tacc0_1);
+                                    tacc0_2 = fma(vec4<f32>(p), kv_2, tacc0_2);
+                                    tacc0_3 = fma(vec4<f32>(p), kv_3, tacc0_3);
+                                    tacc0_4 = fma(f32(p), kv_4, tacc0_4);
+                                    tl0 += p;
                                 }
-                                var nb6 = -(m6 + alibi2 * f32(i6));
-                                let i7 = q0 + lid.x + 448u;
-                                let ok7 = i7 < params.n_queries;
-                                let t7 = system * params.n_queries + min(i7, params.n_queries - 1u);
-                                let q7_0 = q[t7 * DV + 0u];
-                                var acc7_0 = vec4<f32>(0.0);
-                                let q7_1 = q[t7 * DV + 1u];
-                                var acc7_1 = vec4<f32>(0.0);
-                                let q7_2 = q[t7 * DV + 2u];
-                                var acc7_2 = vec4<f32>(0.0);
-                                let q7_3 = q[t7 * DV + 3u];
-                                var acc7_3 = vec4<f32>(0.0);
-                                let q7_4 = q[t7 * DV + 4u].x;
-                                var acc7_4 = f32(0.0);
-                                var m7 = F32_LOWEST;
-                                var l7 = 0.0;
-                                if first {
-                                    if (split_start <= i7) & (split_start < params.n_keys) {
-                                        m7 = ((fma(q7_0.x, first_0.x, fma(q7_0.y, first_0.y, fma(q7_0.z, first_0.z, fma(q7_0.w, first_0.w, fma(q7_1.x, first_1.x, fma(q7_1.y, first_1.y, fma(q7_1.z, first_1.z, fma(q7_1.w, first_1.w, 0.0)))))))) + fma(q7_2.x, first_2.x, fma(q7_2.y, first_2.y, fma(q7_2.z, first_2.z, fma(q7_2.w, first_2.w, fma(q7_3.x, first_3.x, fma(q7_3.y, first_3.y, fma(q7_3.z, first_3.z, q7_3.w * first_3.w)))))))) + q7_4 * first_4) - alibi2 * f32(i7 - split_start);
-                                    }
-                                    } else {
-                                        let ml = ml_state[state0 + min(i7, params.n_queries - 1u)];
-                                        m7 = ml.x;
-                                        l7 = ml.y;
-                                        acc7_0 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 0u];
-                                        acc7_1 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 1u];
-                                        acc7_2 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 2u];
-                                        acc7_3 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 3u];
-                                        acc7_4 = acc_state[(state0 + min(i7, params.n_queries - 1u)) * DV + 4u].x;
-                                    }
-                                    var nb7 = -(m7 + alibi2 * f32(i7));
-                                    var start = start0;
-                                    loop {
-                                        if start >= key_end {
-                                            break;
-                                        }
-                                        let len = min(TK, key_end - start);
-                                        workgroupBarrier();
-                                        for (var e = lid.x; e < TK; e += WG) {
-                                            var key_0 = vec4<f32>(0.0);
-                                            var key_1 = vec4<f32>(0.0);
-                                            var key_2 = vec4<f32>(0.0);
-                                            var key_3 = vec4<f32>(0.0);
-                                            var key_4 = vec4<f32>(0.0);
-                                            if e < len {
-                                                let o = (key_base + start + e) * D;
-                                                key_0 = vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
-                                                key_1 = vec4<f32>(x[o + 4u], x[o + 5u], x[o + 6u], x[o + 7u]);
-                                                key_2 = vec4<f32>(x[o + 8u], x[o + 9u], x[o + 10u], x[o + 11u]);
-                                                key_3 = vec4<f32>(x[o + 12u], x[o + 13u], x[o + 14u], x[o + 15u]);
-                                                key_4 = vec4<f32>(x[o + 16u], 0.0, 0.0, 0.0);
-                                            }
-                                            tile[e * DV + 0u] = key_0;
-                                            tile[e * DV + 1u] = key_1;
-                                            tile[e * DV + 2u] = key_2;
-                                            tile[e * DV + 3u] = key_3;
-                                            tile[e * DV + 4u] = key_4;
-                                        }
-                                        workgroupBarrier();
-                                        // Keys of this tile each query sees.
-                                        let lim0 = select(0u, min(len, i0 + 1u - start), i0 >= start);
-                                        var tacc0_0 = vec4<f32>(0.0);
-                                        var tacc0_1 = vec4<f32>(0.0);
-                                        var tacc0_2 = vec4<f32>(0.0);
-                                        var tacc0_3 = vec4<f32>(0.0);
-                                        var tacc0_4 = f32(0.0);
-                                        var tl0 = 0.0;
-                                        let lim1 = select(0u, min(len, i1 + 1u - start), i1 >= start);
-                                        var tacc1_0 = vec4<f32>(0.0);
-                                        var tacc1_1 = vec4<f32>(0.0);
-                                        var tacc1_2 = vec4<f32>(0.0);
-                                        var tacc1_3 = vec4<f32>(0.0);
-                                        var tacc1_4 = f32(0.0);
-                                        var tl1 = 0.0;
-                                        let lim2 = select(0u, min(len, i2 + 1u - start), i2 >= start);
-                                        var tacc2_0 = vec4<f32>(0.0);
-                                        var tacc2_1 = vec4<f32>(0.0);
-                                        var tacc2_2 = vec4<f32>(0.0);
-                                        var tacc2_3 = vec4<f32>(0.0);
-                                        var tacc2_4 = f32(0.0);
-                                        var tl2 = 0.0;
-                                        let lim3 = select(0u, min(len, i3 + 1u - start), i3 >= start);
-                                        var tacc3_0 = vec4<f32>(0.0);
-                                        var tacc3_1 = vec4<f32>(0.0);
-                                        var tacc3_2 = vec4<f32>(0.0);
-                                        var tacc3_3 = vec4<f32>(0.0);
-                                        var tacc3_4 = f32(0.0);
-                                        var tl3 = 0.0;
-                                        let lim4 = select(0u, min(len, i4 + 1u - start), i4 >= start);
-                                        var tacc4_0 = vec4<f32>(0.0);
-                                        var tacc4_1 = vec4<f32>(0.0);
-                                        var tacc4_2 = vec4<f32>(0.0);
-                                        var tacc4_3 = vec4<f32>(0.0);
-                                        var tacc4_4 = f32(0.0);
-                                        var tl4 = 0.0;
-                                        let lim5 = select(0u, min(len, i5 + 1u - start), i5 >= start);
-                                        var tacc5_0 = vec4<f32>(0.0);
-                                        var tacc5_1 = vec4<f32>(0.0);
-                                        var tacc5_2 = vec4<f32>(0.0);
-                                        var tacc5_3 = vec4<f32>(0.0);
-                                        var tacc5_4 = f32(0.0);
-                                        var tl5 = 0.0;
-                                        let lim6 = select(0u, min(len, i6 + 1u - start), i6 >= start);
-                                        var tacc6_0 = vec4<f32>(0.0);
-                                        var tacc6_1 = vec4<f32>(0.0);
-                                        var tacc6_2 = vec4<f32>(0.0);
-                                        var tacc6_3 = vec4<f32>(0.0);
-                                        var tacc6_4 = f32(0.0);
-                                        var tl6 = 0.0;
-                                        let lim7 = select(0u, min(len, i7 + 1u - start), i7 >= start);
-                                        var tacc7_0 = vec4<f32>(0.0);
-                                        var tacc7_1 = vec4<f32>(0.0);
-                                        var tacc7_2 = vec4<f32>(0.0);
-                                        var tacc7_3 = vec4<f32>(0.0);
-                                        var tacc7_4 = f32(0.0);
-                                        var tl7 = 0.0;
-                                        if (lim0 == TK) & (lim1 == TK) & (lim2 == TK) & (lim3 == TK) & (lim4 == TK) & (lim5 == TK) & (lim6 == TK) & (lim7 == TK) {
-                                            for (var kk = 0u; kk < TK; kk += G) {
-                                                let kb = kk * DV;
-                                                let k0_0 = tile[kb];
-                                                let k0_1 = tile[kb + 1u];
-                                                let k0_2 = tile[kb + 2u];
-                                                let k0_3 = tile[kb + 3u];
-                                                let k0_4 = tile[kb + 4u].x;
-                                                let j0 = alibi2 * f32(start + kk + 0u);
-                                                let p0_0 = exp2(((fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + fma(q0_2.x, k0_2.x, fma(q0_2.y, k0_2.y, fma(q0_2.z, k0_2.z, fma(q0_2.w, k0_2.w, fma(q0_3.x, k0_3.x, fma(q0_3.y, k0_3.y, fma(q0_3.z, k0_3.z, q0_3.w * k0_3.w)))))))) + q0_4 * k0_4) + j0);
-                                                tacc0_0 = fma(vec4<f32>(p0_0), k0_0, tacc0_0);
-                                                tacc0_1 = fma(vec4<f32>(p0_0), k0_1, tacc0_1);
-                                                tacc0_2 = fma(vec4<f32>(p0_0), k0_2, tacc0_2);
-                                                tacc0_3 = fma(vec4<f32>(p0_0), k0_3, tacc0_3);
-                                                tacc0_4 = fma(f32(p0_0), k0_4, tacc0_4);
-                                                tl0 += p0_0;
-                                                let p1_0 = exp2(((fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + fma(q1_2.x, k0_2.x, fma(q1_2.y, k0_2.y, fma(q1_2.z, k0_2.z, fma(q1_2.w, k0_2.w, fma(q1_3.x, k0_3.x, fma(q1_3.y, k0_3.y, fma(q1_3.z, k0_3.z, q1_3.w * k0_3.w)))))))) + q1_4 * k0_4) + j0);
-                                                tacc1_0 = fma(vec4<f32>(p1_0), k0_0, tacc1_0);
-                                                tacc1_1 = fma(vec4<f32>(p1_0), k0_1, tacc1_1);
-                                                tacc1_2 = fma(vec4<f32>(p1_0), k0_2, tacc1_2);
-                                                tacc1_3 = fma(vec4<f32>(p1_0), k0_3, tacc1_3);
-                                                tacc1_4 = fma(f32(p1_0), k0_4, tacc1_4);
-                                                tl1 += p1_0;
-                                                let p2_0 = exp2(((fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + fma(q2_2.x, k0_2.x, fma(q2_2.y, k0_2.y, fma(q2_2.z, k0_2.z, fma(q2_2.w, k0_2.w, fma(q2_3.x, k0_3.x, fma(q2_3.y, k0_3.y, fma(q2_3.z, k0_3.z, q2_3.w * k0_3.w)))))))) + q2_4 * k0_4) + j0);
-                                                tacc2_0 = fma(vec4<f32>(p2_0), k0_0, tacc2_0);
-                                                tacc2_1 = fma(vec4<f32>(p2_0), k0_1, tacc2_1);
-                                                tacc2_2 = fma(vec4<f32>(p2_0), k0_2, tacc2_2);
-                                                tacc2_3 = fma(vec4<f32>(p2_0), k0_3, tacc2_3);
-                                                tacc2_4 = fma(f32(p2_0), k0_4, tacc2_4);
-                                                tl2 += p2_0;
-                                                let p3_0 = exp2(((fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + fma(q3_2.x, k0_2.x, fma(q3_2.y, k0_2.y, fma(q3_2.z, k0_2.z, fma(q3_2.w, k0_2.w, fma(q3_3.x, k0_3.x, fma(q3_3.y, k0_3.y, fma(q3_3.z, k0_3.z, q3_3.w * k0_3.w)))))))) + q3_4 * k0_4) + j0);
-                                                tacc3_0 = fma(vec4<f32>(p3_0), k0_0, tacc3_0);
-                                                tacc3_1 = fma(vec4<f32>(p3_0), k0_1, tacc3_1);
-                                                tacc3_2 = fma(vec4<f32>(p3_0), k0_2, tacc3_2);
-                                                tacc3_3 = fma(vec4<f32>(p3_0), k0_3, tacc3_3);
-                                                tacc3_4 = fma(f32(p3_0), k0_4, tacc3_4);
-                                                tl3 += p3_0;
-                                                let p4_0 = exp2(((fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4)))))))) + fma(q4_2.x, k0_2.x, fma(q4_2.y, k0_2.y, fma(q4_2.z, k0_2.z, fma(q4_2.w, k0_2.w, fma(q4_3.x, k0_3.x, fma(q4_3.y, k0_3.y, fma(q4_3.z, k0_3.z, q4_3.w * k0_3.w)))))))) + q4_4 * k0_4) + j0);
-                                                tacc4_0 = fma(vec4<f32>(p4_0), k0_0, tacc4_0);
-                                                tacc4_1 = fma(vec4<f32>(p4_0), k0_1, tacc4_1);
-                                                tacc4_2 = fma(vec4<f32>(p4_0), k0_2, tacc4_2);
-                                                tacc4_3 = fma(vec4<f32>(p4_0), k0_3, tacc4_3);
-                                                tacc4_4 = fma(f32(p4_0), k0_4, tacc4_4);
-                                                tl4 += p4_0;
-                                                let p5_0 = exp2(((fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5)))))))) + fma(q5_2.x, k0_2.x, fma(q5_2.y, k0_2.y, fma(q5_2.z, k0_2.z, fma(q5_2.w, k0_2.w, fma(q5_3.x, k0_3.x, fma(q5_3.y, k0_3.y, fma(q5_3.z, k0_3.z, q5_3.w * k0_3.w)))))))) + q5_4 * k0_4) + j0);
-                                                tacc5_0 = fma(vec4<f32>(p5_0), k0_0, tacc5_0);
-                                                tacc5_1 = fma(vec4<f32>(p5_0), k0_1, tacc5_1);
-                                                tacc5_2 = fma(vec4<f32>(p5_0), k0_2, tacc5_2);
-                                                tacc5_3 = fma(vec4<f32>(p5_0), k0_3, tacc5_3);
-                                                tacc5_4 = fma(f32(p5_0), k0_4, tacc5_4);
-                                                tl5 += p5_0;
-                                                let p6_0 = exp2(((fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6)))))))) + fma(q6_2.x, k0_2.x, fma(q6_2.y, k0_2.y, fma(q6_2.z, k0_2.z, fma(q6_2.w, k0_2.w, fma(q6_3.x, k0_3.x, fma(q6_3.y, k0_3.y, fma(q6_3.z, k0_3.z, q6_3.w * k0_3.w)))))))) + q6_4 * k0_4) + j0);
-                                                tacc6_0 = fma(vec4<f32>(p6_0), k0_0, tacc6_0);
-                                                tacc6_1 = fma(vec4<f32>(p6_0), k0_1, tacc6_1);
-                                                tacc6_2 = fma(vec4<f32>(p6_0), k0_2, tacc6_2);
-                                                tacc6_3 = fma(vec4<f32>(p6_0), k0_3, tacc6_3);
-                                                tacc6_4 = fma(f32(p6_0), k0_4, tacc6_4);
-                                                tl6 += p6_0;
-                                                let p7_0 = exp2(((fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7)))))))) + fma(q7_2.x, k0_2.x, fma(q7_2.y, k0_2.y, fma(q7_2.z, k0_2.z, fma(q7_2.w, k0_2.w, fma(q7_3.x, k0_3.x, fma(q7_3.y, k0_3.y, fma(q7_3.z, k0_3.z, q7_3.w * k0_3.w)))))))) + q7_4 * k0_4) + j0);
-                                                tacc7_0 = fma(vec4<f32>(p7_0), k0_0, tacc7_0);
-                                                tacc7_1 = fma(vec4<f32>(p7_0), k0_1, tacc7_1);
-                                                tacc7_2 = fma(vec4<f32>(p7_0), k0_2, tacc7_2);
-                                                tacc7_3 = fma(vec4<f32>(p7_0), k0_3, tacc7_3);
-                                                tacc7_4 = fma(f32(p7_0), k0_4, tacc7_4);
-                                                tl7 += p7_0;
-                                            }
-                                            } else {
-                                                let top = lim7;
-                                                for (var kk = 0u; kk < top; kk += G) {
-                                                    let kb = kk * DV;
-                                                    let k0_0 = tile[kb];
-                                                    let k0_1 = tile[kb + 1u];
-                                                    let k0_2 = tile[kb + 2u];
-                                                    let k0_3 = tile[kb + 3u];
-                                                    let k0_4 = tile[kb + 4u].x;
-                                                    let j0 = alibi2 * f32(start + kk + 0u);
-                                                    let p0_0 = select(0.0, exp2(((fma(q0_0.x, k0_0.x, fma(q0_0.y, k0_0.y, fma(q0_0.z, k0_0.z, fma(q0_0.w, k0_0.w, fma(q0_1.x, k0_1.x, fma(q0_1.y, k0_1.y, fma(q0_1.z, k0_1.z, fma(q0_1.w, k0_1.w, nb0)))))))) + fma(q0_2.x, k0_2.x, fma(q0_2.y, k0_2.y, fma(q0_2.z, k0_2.z, fma(q0_2.w, k0_2.w, fma(q0_3.x, k0_3.x, fma(q0_3.y, k0_3.y, fma(q0_3.z, k0_3.z, q0_3.w * k0_3.w)))))))) + q0_4 * k0_4) + j0), kk + 0u < lim0);
-                                                    tacc0_0 = fma(vec4<f32>(p0_0), k0_0, tacc0_0);
-                                                    tacc0_1 = fma(vec4<f32>(p0_0), k0_1, tacc0_1);
-                                                    tacc0_2 = fma(vec4<f32>(p0_0), k0_2, tacc0_2);
-                                                    tacc0_3 = fma(vec4<f32>(p0_0), k0_3, tacc0_3);
-                                                    tacc0_4 = fma(f32(p0_0), k0_4, tacc0_4);
-                                                    tl0 += p0_0;
-                                                    let p1_0 = select(0.0, exp2(((fma(q1_0.x, k0_0.x, fma(q1_0.y, k0_0.y, fma(q1_0.z, k0_0.z, fma(q1_0.w, k0_0.w, fma(q1_1.x, k0_1.x, fma(q1_1.y, k0_1.y, fma(q1_1.z, k0_1.z, fma(q1_1.w, k0_1.w, nb1)))))))) + fma(q1_2.x, k0_2.x, fma(q1_2.y, k0_2.y, fma(q1_2.z, k0_2.z, fma(q1_2.w, k0_2.w, fma(q1_3.x, k0_3.x, fma(q1_3.y, k0_3.y, fma(q1_3.z, k0_3.z, q1_3.w * k0_3.w)))))))) + q1_4 * k0_4) + j0), kk + 0u < lim1);
-                                                    tacc1_0 = fma(vec4<f32>(p1_0), k0_0, tacc1_0);
-                                                    tacc1_1 = fma(vec4<f32>(p1_0), k0_1, tacc1_1);
-                                                    tacc1_2 = fma(vec4<f32>(p1_0), k0_2, tacc1_2);
-                                                    tacc1_3 = fma(vec4<f32>(p1_0), k0_3, tacc1_3);
-                                                    tacc1_4 = fma(f32(p1_0), k0_4, tacc1_4);
-                                                    tl1 += p1_0;
-                                                    let p2_0 = select(0.0, exp2(((fma(q2_0.x, k0_0.x, fma(q2_0.y, k0_0.y, fma(q2_0.z, k0_0.z, fma(q2_0.w, k0_0.w, fma(q2_1.x, k0_1.x, fma(q2_1.y, k0_1.y, fma(q2_1.z, k0_1.z, fma(q2_1.w, k0_1.w, nb2)))))))) + fma(q2_2.x, k0_2.x, fma(q2_2.y, k0_2.y, fma(q2_2.z, k0_2.z, fma(q2_2.w, k0_2.w, fma(q2_3.x, k0_3.x, fma(q2_3.y, k0_3.y, fma(q2_3.z, k0_3.z, q2_3.w * k0_3.w)))))))) + q2_4 * k0_4) + j0), kk + 0u < lim2);
-                                                    tacc2_0 = fma(vec4<f32>(p2_0), k0_0, tacc2_0);
-                                                    tacc2_1 = fma(vec4<f32>(p2_0), k0_1, tacc2_1);
-                                                    tacc2_2 = fma(vec4<f32>(p2_0), k0_2, tacc2_2);
-                                                    tacc2_3 = fma(vec4<f32>(p2_0), k0_3, tacc2_3);
-                                                    tacc2_4 = fma(f32(p2_0), k0_4, tacc2_4);
-                                                    tl2 += p2_0;
-                                                    let p3_0 = select(0.0, exp2(((fma(q3_0.x, k0_0.x, fma(q3_0.y, k0_0.y, fma(q3_0.z, k0_0.z, fma(q3_0.w, k0_0.w, fma(q3_1.x, k0_1.x, fma(q3_1.y, k0_1.y, fma(q3_1.z, k0_1.z, fma(q3_1.w, k0_1.w, nb3)))))))) + fma(q3_2.x, k0_2.x, fma(q3_2.y, k0_2.y, fma(q3_2.z, k0_2.z, fma(q3_2.w, k0_2.w, fma(q3_3.x, k0_3.x, fma(q3_3.y, k0_3.y, fma(q3_3.z, k0_3.z, q3_3.w * k0_3.w)))))))) + q3_4 * k0_4) + j0), kk + 0u < lim3);
-                                                    tacc3_0 = fma(vec4<f32>(p3_0), k0_0, tacc3_0);
-                                                    tacc3_1 = fma(vec4<f32>(p3_0), k0_1, tacc3_1);
-                                                    tacc3_2 = fma(vec4<f32>(p3_0), k0_2, tacc3_2);
-                                                    tacc3_3 = fma(vec4<f32>(p3_0), k0_3, tacc3_3);
-                                                    tacc3_4 = fma(f32(p3_0), k0_4, tacc3_4);
-                                                    tl3 += p3_0;
-                                                    let p4_0 = select(0.0, exp2(((fma(q4_0.x, k0_0.x, fma(q4_0.y, k0_0.y, fma(q4_0.z, k0_0.z, fma(q4_0.w, k0_0.w, fma(q4_1.x, k0_1.x, fma(q4_1.y, k0_1.y, fma(q4_1.z, k0_1.z, fma(q4_1.w, k0_1.w, nb4)))))))) + fma(q4_2.x, k0_2.x, fma(q4_2.y, k0_2.y, fma(q4_2.z, k0_2.z, fma(q4_2.w, k0_2.w, fma(q4_3.x, k0_3.x, fma(q4_3.y, k0_3.y, fma(q4_3.z, k0_3.z, q4_3.w * k0_3.w)))))))) + q4_4 * k0_4) + j0), kk + 0u < lim4);
-                                                    tacc4_0 = fma(vec4<f32>(p4_0), k0_0, tacc4_0);
-                                                    tacc4_1 = fma(vec4<f32>(p4_0), k0_1, tacc4_1);
-                                                    tacc4_2 = fma(vec4<f32>(p4_0), k0_2, tacc4_2);
-                                                    tacc4_3 = fma(vec4<f32>(p4_0), k0_3, tacc4_3);
-                                                    tacc4_4 = fma(f32(p4_0), k0_4, tacc4_4);
-                                                    tl4 += p4_0;
-                                                    let p5_0 = select(0.0, exp2(((fma(q5_0.x, k0_0.x, fma(q5_0.y, k0_0.y, fma(q5_0.z, k0_0.z, fma(q5_0.w, k0_0.w, fma(q5_1.x, k0_1.x, fma(q5_1.y, k0_1.y, fma(q5_1.z, k0_1.z, fma(q5_1.w, k0_1.w, nb5)))))))) + fma(q5_2.x, k0_2.x, fma(q5_2.y, k0_2.y, fma(q5_2.z, k0_2.z, fma(q5_2.w, k0_2.w, fma(q5_3.x, k0_3.x, fma(q5_3.y, k0_3.y, fma(q5_3.z, k0_3.z, q5_3.w * k0_3.w)))))))) + q5_4 * k0_4) + j0), kk + 0u < lim5);
-                                                    tacc5_0 = fma(vec4<f32>(p5_0), k0_0, tacc5_0);
-                                                    tacc5_1 = fma(vec4<f32>(p5_0), k0_1, tacc5_1);
-                                                    tacc5_2 = fma(vec4<f32>(p5_0), k0_2, tacc5_2);
-                                                    tacc5_3 = fma(vec4<f32>(p5_0), k0_3, tacc5_3);
-                                                    tacc5_4 = fma(f32(p5_0), k0_4, tacc5_4);
-                                                    tl5 += p5_0;
-                                                    let p6_0 = select(0.0, exp2(((fma(q6_0.x, k0_0.x, fma(q6_0.y, k0_0.y, fma(q6_0.z, k0_0.z, fma(q6_0.w, k0_0.w, fma(q6_1.x, k0_1.x, fma(q6_1.y, k0_1.y, fma(q6_1.z, k0_1.z, fma(q6_1.w, k0_1.w, nb6)))))))) + fma(q6_2.x, k0_2.x, fma(q6_2.y, k0_2.y, fma(q6_2.z, k0_2.z, fma(q6_2.w, k0_2.w, fma(q6_3.x, k0_3.x, fma(q6_3.y, k0_3.y, fma(q6_3.z, k0_3.z, q6_3.w * k0_3.w)))))))) + q6_4 * k0_4) + j0), kk + 0u < lim6);
-                                                    tacc6_0 = fma(vec4<f32>(p6_0), k0_0, tacc6_0);
-                                                    tacc6_1 = fma(vec4<f32>(p6_0), k0_1, tacc6_1);
-                                                    tacc6_2 = fma(vec4<f32>(p6_0), k0_2, tacc6_2);
-                                                    tacc6_3 = fma(vec4<f32>(p6_0), k0_3, tacc6_3);
-                                                    tacc6_4 = fma(f32(p6_0), k0_4, tacc6_4);
-                                                    tl6 += p6_0;
-                                                    let p7_0 = select(0.0, exp2(((fma(q7_0.x, k0_0.x, fma(q7_0.y, k0_0.y, fma(q7_0.z, k0_0.z, fma(q7_0.w, k0_0.w, fma(q7_1.x, k0_1.x, fma(q7_1.y, k0_1.y, fma(q7_1.z, k0_1.z, fma(q7_1.w, k0_1.w, nb7)))))))) + fma(q7_2.x, k0_2.x, fma(q7_2.y, k0_2.y, fma(q7_2.z, k0_2.z, fma(q7_2.w, k0_2.w, fma(q7_3.x, k0_3.x, fma(q7_3.y, k0_3.y, fma(q7_3.z, k0_3.z, q7_3.w * k0_3.w)))))))) + q7_4 * k0_4) + j0), kk + 0u < lim7);
-                                                    tacc7_0 = fma(vec4<f32>(p7_0), k0_0, tacc7_0);
-                                                    tacc7_1 = fma(vec4<f32>(p7_0), k0_1, tacc7_1);
-                                                    tacc7_2 = fma(vec4<f32>(p7_0), k0_2, tacc7_2);
-                                                    tacc7_3 = fma(vec4<f32>(p7_0), k0_3, tacc7_3);
-                                                    tacc7_4 = fma(f32(p7_0), k0_4, tacc7_4);
-                                                    tl7 += p7_0;
-                                                }
-                                            }
-                                            // A term beyond 2^64 (or an overflow): redo the tile with its exact maximum.
-                                            if !(tl0 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < lim0; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + fma(q0_2.x, kv_2.x, fma(q0_2.y, kv_2.y, fma(q0_2.z, kv_2.z, fma(q0_2.w, kv_2.w, fma(q0_3.x, kv_3.x, fma(q0_3.y, kv_3.y, fma(q0_3.z, kv_3.z, q0_3.w * kv_3.w)))))))) + q0_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    top = max(top, s);
-                                                }
-                                                let delta = max(top, 0.0);
-                                                m0 += delta;
-                                                nb0 -= delta;
-                                                let shrink = exp2(-delta);
-                                                acc0_0 *= shrink;
-                                                tacc0_0 = vec4<f32>(0.0);
-                                                acc0_1 *= shrink;
-                                                tacc0_1 = vec4<f32>(0.0);
-                                                acc0_2 *= shrink;
-                                                tacc0_2 = vec4<f32>(0.0);
-                                                acc0_3 *= shrink;
-                                                tacc0_3 = vec4<f32>(0.0);
-                                                acc0_4 *= shrink;
-                                                tacc0_4 = f32(0.0);
-                                                l0 *= shrink;
-                                                tl0 = 0.0;
-                                                for (var kk = 0u; kk < lim0; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q0_0.x, kv_0.x, fma(q0_0.y, kv_0.y, fma(q0_0.z, kv_0.z, fma(q0_0.w, kv_0.w, fma(q0_1.x, kv_1.x, fma(q0_1.y, kv_1.y, fma(q0_1.z, kv_1.z, fma(q0_1.w, kv_1.w, nb0)))))))) + fma(q0_2.x, kv_2.x, fma(q0_2.y, kv_2.y, fma(q0_2.z, kv_2.z, fma(q0_2.w, kv_2.w, fma(q0_3.x, kv_3.x, fma(q0_3.y, kv_3.y, fma(q0_3.z, kv_3.z, q0_3.w * kv_3.w)))))))) + q0_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    let p = exp2(s);
-                                                    tacc0_0 = fma(vec4<f32>(p), kv_0, tacc0_0);
-                                                    tacc0_1 = fma(vec4<f32>(p), kv_1, tacc0_1);
-                                                    tacc0_2 = fma(vec4<f32>(p), kv_2, tacc0_2);
-                                                    tacc0_3 = fma(vec4<f32>(p), kv_3, tacc0_3);
-                                                    tacc0_4 = fma(f32(p), kv_4, tacc0_4);
-                                                    tl0 += p;
-                                                }
-                                            }
-                                            acc0_0 += tacc0_0;
-                                            acc0_1 += tacc0_1;
-                                            acc0_2 += tacc0_2;
-                                            acc0_3 += tacc0_3;
-                                            acc0_4 += tacc0_4;
-                                            l0 += tl0;
-                                            if !(tl1 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < lim1; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + fma(q1_2.x, kv_2.x, fma(q1_2.y, kv_2.y, fma(q1_2.z, kv_2.z, fma(q1_2.w, kv_2.w, fma(q1_3.x, kv_3.x, fma(q1_3.y, kv_3.y, fma(q1_3.z, kv_3.z, q1_3.w * kv_3.w)))))))) + q1_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    top = max(top, s);
-                                                }
-                                                let delta = max(top, 0.0);
-                                                m1 += delta;
-                                                nb1 -= delta;
-                                                let shrink = exp2(-delta);
-                                                acc1_0 *= shrink;
-                                                tacc1_0 = vec4<f32>(0.0);
-                                                acc1_1 *= shrink;
-                                                tacc1_1 = vec4<f32>(0.0);
-                                                acc1_2 *= shrink;
-                                                tacc1_2 = vec4<f32>(0.0);
-                                                acc1_3 *= shrink;
-                                                tacc1_3 = vec4<f32>(0.0);
-                                                acc1_4 *= shrink;
-                                                tacc1_4 = f32(0.0);
-                                                l1 *= shrink;
-                                                tl1 = 0.0;
-                                                for (var kk = 0u; kk < lim1; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + fma(q1_2.x, kv_2.x, fma(q1_2.y, kv_2.y, fma(q1_2.z, kv_2.z, fma(q1_2.w, kv_2.w, fma(q1_3.x, kv_3.x, fma(q1_3.y, kv_3.y, fma(q1_3.z, kv_3.z, q1_3.w * kv_3.w)))))))) + q1_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    let p = exp2(s);
-                                                    tacc1_0 = fma(vec4<f32>(p), kv_0, tacc1_0);
-                                                    tacc1_1 = fma(vec4<f32>(p), kv_1, tacc1_1);
-                                                    tacc1_2 = fma(vec4<f32>(p), kv_2, tacc1_2);
-                                                    tacc1_3 = fma(vec4<f32>(p), kv_3, tacc1_3);
-                                                    tacc1_4 = fma(f32(p), kv_4, tacc1_4);
-                                                    tl1 += p;
-                                                }
-                                            }
-                                            acc1_0 += tacc1_0;
-                                            acc1_1 += tacc1_1;
-                                            acc1_2 += tacc1_2;
-                                            acc1_3 += tacc1_3;
-                                            acc1_4 += tacc1_4;
-                                            l1 += tl1;
-                                            if !(tl2 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < lim2; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + fma(q2_2.x, kv_2.x, fma(q2_2.y, kv_2.y, fma(q2_2.z, kv_2.z, fma(q2_2.w, kv_2.w, fma(q2_3.x, kv_3.x, fma(q2_3.y, kv_3.y, fma(q2_3.z, kv_3.z, q2_3.w * kv_3.w)))))))) + q2_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    top = max(top, s);
-                                                }
-                                                let delta = max(top, 0.0);
-                                                m2 += delta;
-                                                nb2 -= delta;
-                                                let shrink = exp2(-delta);
-                                                acc2_0 *= shrink;
-                                                tacc2_0 = vec4<f32>(0.0);
-                                                acc2_1 *= shrink;
-                                                tacc2_1 = vec4<f32>(0.0);
-                                                acc2_2 *= shrink;
-                                                tacc2_2 = vec4<f32>(0.0);
-                                                acc2_3 *= shrink;
-                                                tacc2_3 = vec4<f32>(0.0);
-                                                acc2_4 *= shrink;
-                                                tacc2_4 = f32(0.0);
-                                                l2 *= shrink;
-                                                tl2 = 0.0;
-                                                for (var kk = 0u; kk < lim2; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + fma(q2_2.x, kv_2.x, fma(q2_2.y, kv_2.y, fma(q2_2.z, kv_2.z, fma(q2_2.w, kv_2.w, fma(q2_3.x, kv_3.x, fma(q2_3.y, kv_3.y, fma(q2_3.z, kv_3.z, q2_3.w * kv_3.w)))))))) + q2_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    let p = exp2(s);
-                                                    tacc2_0 = fma(vec4<f32>(p), kv_0, tacc2_0);
-                                                    tacc2_1 = fma(vec4<f32>(p), kv_1, tacc2_1);
-                                                    tacc2_2 = fma(vec4<f32>(p), kv_2, tacc2_2);
-                                                    tacc2_3 = fma(vec4<f32>(p), kv_3, tacc2_3);
-                                                    tacc2_4 = fma(f32(p), kv_4, tacc2_4);
-                                                    tl2 += p;
-                                                }
-                                            }
-                                            acc2_0 += tacc2_0;
-                                            acc2_1 += tacc2_1;
-                                            acc2_2 += tacc2_2;
-                                            acc2_3 += tacc2_3;
-                                            acc2_4 += tacc2_4;
-                                            l2 += tl2;
-                                            if !(tl3 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < lim3; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + fma(q3_2.x, kv_2.x, fma(q3_2.y, kv_2.y, fma(q3_2.z, kv_2.z, fma(q3_2.w, kv_2.w, fma(q3_3.x, kv_3.x, fma(q3_3.y, kv_3.y, fma(q3_3.z, kv_3.z, q3_3.w * kv_3.w)))))))) + q3_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    top = max(top, s);
-                                                }
-                                                let delta = max(top, 0.0);
-                                                m3 += delta;
-                                                nb3 -= delta;
-                                                let shrink = exp2(-delta);
-                                                acc3_0 *= shrink;
-                                                tacc3_0 = vec4<f32>(0.0);
-                                                acc3_1 *= shrink;
-                                                tacc3_1 = vec4<f32>(0.0);
-                                                acc3_2 *= shrink;
-                                                tacc3_2 = vec4<f32>(0.0);
-                                                acc3_3 *= shrink;
-                                                tacc3_3 = vec4<f32>(0.0);
-                                                acc3_4 *= shrink;
-                                                tacc3_4 = f32(0.0);
-                                                l3 *= shrink;
-                                                tl3 = 0.0;
-                                                for (var kk = 0u; kk < lim3; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + fma(q3_2.x, kv_2.x, fma(q3_2.y, kv_2.y, fma(q3_2.z, kv_2.z, fma(q3_2.w, kv_2.w, fma(q3_3.x, kv_3.x, fma(q3_3.y, kv_3.y, fma(q3_3.z, kv_3.z, q3_3.w * kv_3.w)))))))) + q3_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    let p = exp2(s);
-                                                    tacc3_0 = fma(vec4<f32>(p), kv_0, tacc3_0);
-                                                    tacc3_1 = fma(vec4<f32>(p), kv_1, tacc3_1);
-                                                    tacc3_2 = fma(vec4<f32>(p), kv_2, tacc3_2);
-                                                    tacc3_3 = fma(vec4<f32>(p), kv_3, tacc3_3);
-                                                    tacc3_4 = fma(f32(p), kv_4, tacc3_4);
-                                                    tl3 += p;
-                                                }
-                                            }
-                                            acc3_0 += tacc3_0;
-                                            acc3_1 += tacc3_1;
-                                            acc3_2 += tacc3_2;
-                                            acc3_3 += tacc3_3;
-                                            acc3_4 += tacc3_4;
-                                            l3 += tl3;
-                                            if !(tl4 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < lim4; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4)))))))) + fma(q4_2.x, kv_2.x, fma(q4_2.y, kv_2.y, fma(q4_2.z, kv_2.z, fma(q4_2.w, kv_2.w, fma(q4_3.x, kv_3.x, fma(q4_3.y, kv_3.y, fma(q4_3.z, kv_3.z, q4_3.w * kv_3.w)))))))) + q4_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    top = max(top, s);
-                                                }
-                                                let delta = max(top, 0.0);
-                                                m4 += delta;
-                                                nb4 -= delta;
-                                                let shrink = exp2(-delta);
-                                                acc4_0 *= shrink;
-                                                tacc4_0 = vec4<f32>(0.0);
-                                                acc4_1 *= shrink;
-                                                tacc4_1 = vec4<f32>(0.0);
-                                                acc4_2 *= shrink;
-                                                tacc4_2 = vec4<f32>(0.0);
-                                                acc4_3 *= shrink;
-                                                tacc4_3 = vec4<f32>(0.0);
-                                                acc4_4 *= shrink;
-                                                tacc4_4 = f32(0.0);
-                                                l4 *= shrink;
-                                                tl4 = 0.0;
-                                                for (var kk = 0u; kk < lim4; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q4_0.x, kv_0.x, fma(q4_0.y, kv_0.y, fma(q4_0.z, kv_0.z, fma(q4_0.w, kv_0.w, fma(q4_1.x, kv_1.x, fma(q4_1.y, kv_1.y, fma(q4_1.z, kv_1.z, fma(q4_1.w, kv_1.w, nb4)))))))) + fma(q4_2.x, kv_2.x, fma(q4_2.y, kv_2.y, fma(q4_2.z, kv_2.z, fma(q4_2.w, kv_2.w, fma(q4_3.x, kv_3.x, fma(q4_3.y, kv_3.y, fma(q4_3.z, kv_3.z, q4_3.w * kv_3.w)))))))) + q4_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    let p = exp2(s);
-                                                    tacc4_0 = fma(vec4<f32>(p), kv_0, tacc4_0);
-                                                    tacc4_1 = fma(vec4<f32>(p), kv_1, tacc4_1);
-                                                    tacc4_2 = fma(vec4<f32>(p), kv_2, tacc4_2);
-                                                    tacc4_3 = fma(vec4<f32>(p), kv_3, tacc4_3);
-                                                    tacc4_4 = fma(f32(p), kv_4, tacc4_4);
-                                                    tl4 += p;
-                                                }
-                                            }
-                                            acc4_0 += tacc4_0;
-                                            acc4_1 += tacc4_1;
-                                            acc4_2 += tacc4_2;
-                                            acc4_3 += tacc4_3;
-                                            acc4_4 += tacc4_4;
-                                            l4 += tl4;
-                                            if !(tl5 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < lim5; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5)))))))) + fma(q5_2.x, kv_2.x, fma(q5_2.y, kv_2.y, fma(q5_2.z, kv_2.z, fma(q5_2.w, kv_2.w, fma(q5_3.x, kv_3.x, fma(q5_3.y, kv_3.y, fma(q5_3.z, kv_3.z, q5_3.w * kv_3.w)))))))) + q5_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    top = max(top, s);
-                                                }
-                                                let delta = max(top, 0.0);
-                                                m5 += delta;
-                                                nb5 -= delta;
-                                                let shrink = exp2(-delta);
-                                                acc5_0 *= shrink;
-                                                tacc5_0 = vec4<f32>(0.0);
-                                                acc5_1 *= shrink;
-                                                tacc5_1 = vec4<f32>(0.0);
-                                                acc5_2 *= shrink;
-                                                tacc5_2 = vec4<f32>(0.0);
-                                                acc5_3 *= shrink;
-                                                tacc5_3 = vec4<f32>(0.0);
-                                                acc5_4 *= shrink;
-                                                tacc5_4 = f32(0.0);
-                                                l5 *= shrink;
-                                                tl5 = 0.0;
-                                                for (var kk = 0u; kk < lim5; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q5_0.x, kv_0.x, fma(q5_0.y, kv_0.y, fma(q5_0.z, kv_0.z, fma(q5_0.w, kv_0.w, fma(q5_1.x, kv_1.x, fma(q5_1.y, kv_1.y, fma(q5_1.z, kv_1.z, fma(q5_1.w, kv_1.w, nb5)))))))) + fma(q5_2.x, kv_2.x, fma(q5_2.y, kv_2.y, fma(q5_2.z, kv_2.z, fma(q5_2.w, kv_2.w, fma(q5_3.x, kv_3.x, fma(q5_3.y, kv_3.y, fma(q5_3.z, kv_3.z, q5_3.w * kv_3.w)))))))) + q5_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    let p = exp2(s);
-                                                    tacc5_0 = fma(vec4<f32>(p), kv_0, tacc5_0);
-                                                    tacc5_1 = fma(vec4<f32>(p), kv_1, tacc5_1);
-                                                    tacc5_2 = fma(vec4<f32>(p), kv_2, tacc5_2);
-                                                    tacc5_3 = fma(vec4<f32>(p), kv_3, tacc5_3);
-                                                    tacc5_4 = fma(f32(p), kv_4, tacc5_4);
-                                                    tl5 += p;
-                                                }
-                                            }
-                                            acc5_0 += tacc5_0;
-                                            acc5_1 += tacc5_1;
-                                            acc5_2 += tacc5_2;
-                                            acc5_3 += tacc5_3;
-                                            acc5_4 += tacc5_4;
-                                            l5 += tl5;
-                                            if !(tl6 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < lim6; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6)))))))) + fma(q6_2.x, kv_2.x, fma(q6_2.y, kv_2.y, fma(q6_2.z, kv_2.z, fma(q6_2.w, kv_2.w, fma(q6_3.x, kv_3.x, fma(q6_3.y, kv_3.y, fma(q6_3.z, kv_3.z, q6_3.w * kv_3.w)))))))) + q6_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    top = max(top, s);
-                                                }
-                                                let delta = max(top, 0.0);
-                                                m6 += delta;
-                                                nb6 -= delta;
-                                                let shrink = exp2(-delta);
-                                                acc6_0 *= shrink;
-                                                tacc6_0 = vec4<f32>(0.0);
-                                                acc6_1 *= shrink;
-                                                tacc6_1 = vec4<f32>(0.0);
-                                                acc6_2 *= shrink;
-                                                tacc6_2 = vec4<f32>(0.0);
-                                                acc6_3 *= shrink;
-                                                tacc6_3 = vec4<f32>(0.0);
-                                                acc6_4 *= shrink;
-                                                tacc6_4 = f32(0.0);
-                                                l6 *= shrink;
-                                                tl6 = 0.0;
-                                                for (var kk = 0u; kk < lim6; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q6_0.x, kv_0.x, fma(q6_0.y, kv_0.y, fma(q6_0.z, kv_0.z, fma(q6_0.w, kv_0.w, fma(q6_1.x, kv_1.x, fma(q6_1.y, kv_1.y, fma(q6_1.z, kv_1.z, fma(q6_1.w, kv_1.w, nb6)))))))) + fma(q6_2.x, kv_2.x, fma(q6_2.y, kv_2.y, fma(q6_2.z, kv_2.z, fma(q6_2.w, kv_2.w, fma(q6_3.x, kv_3.x, fma(q6_3.y, kv_3.y, fma(q6_3.z, kv_3.z, q6_3.w * kv_3.w)))))))) + q6_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    let p = exp2(s);
-                                                    tacc6_0 = fma(vec4<f32>(p), kv_0, tacc6_0);
-                                                    tacc6_1 = fma(vec4<f32>(p), kv_1, tacc6_1);
-                                                    tacc6_2 = fma(vec4<f32>(p), kv_2, tacc6_2);
-                                                    tacc6_3 = fma(vec4<f32>(p), kv_3, tacc6_3);
-                                                    tacc6_4 = fma(f32(p), kv_4, tacc6_4);
-                                                    tl6 += p;
-                                                }
-                                            }
-                                            acc6_0 += tacc6_0;
-                                            acc6_1 += tacc6_1;
-                                            acc6_2 += tacc6_2;
-                                            acc6_3 += tacc6_3;
-                                            acc6_4 += tacc6_4;
-                                            l6 += tl6;
-                                            if !(tl7 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < lim7; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7)))))))) + fma(q7_2.x, kv_2.x, fma(q7_2.y, kv_2.y, fma(q7_2.z, kv_2.z, fma(q7_2.w, kv_2.w, fma(q7_3.x, kv_3.x, fma(q7_3.y, kv_3.y, fma(q7_3.z, kv_3.z, q7_3.w * kv_3.w)))))))) + q7_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    top = max(top, s);
-                                                }
-                                                let delta = max(top, 0.0);
-                                                m7 += delta;
-                                                nb7 -= delta;
-                                                let shrink = exp2(-delta);
-                                                acc7_0 *= shrink;
-                                                tacc7_0 = vec4<f32>(0.0);
-                                                acc7_1 *= shrink;
-                                                tacc7_1 = vec4<f32>(0.0);
-                                                acc7_2 *= shrink;
-                                                tacc7_2 = vec4<f32>(0.0);
-                                                acc7_3 *= shrink;
-                                                tacc7_3 = vec4<f32>(0.0);
-                                                acc7_4 *= shrink;
-                                                tacc7_4 = f32(0.0);
-                                                l7 *= shrink;
-                                                tl7 = 0.0;
-                                                for (var kk = 0u; kk < lim7; kk++) {
-                                                    let kv_0 = tile[kk * DV + 0u];
-                                                    let kv_1 = tile[kk * DV + 1u];
-                                                    let kv_2 = tile[kk * DV + 2u];
-                                                    let kv_3 = tile[kk * DV + 3u];
-                                                    let kv_4 = tile[kk * DV + 4u].x;
-                                                    let s = ((fma(q7_0.x, kv_0.x, fma(q7_0.y, kv_0.y, fma(q7_0.z, kv_0.z, fma(q7_0.w, kv_0.w, fma(q7_1.x, kv_1.x, fma(q7_1.y, kv_1.y, fma(q7_1.z, kv_1.z, fma(q7_1.w, kv_1.w, nb7)))))))) + fma(q7_2.x, kv_2.x, fma(q7_2.y, kv_2.y, fma(q7_2.z, kv_2.z, fma(q7_2.w, kv_2.w, fma(q7_3.x, kv_3.x, fma(q7_3.y, kv_3.y, fma(q7_3.z, kv_3.z, q7_3.w * kv_3.w)))))))) + q7_4 * kv_4) + alibi2 * f32(start + kk);
-                                                    let p = exp2(s);
-                                                    tacc7_0 = fma(vec4<f32>(p), kv_0, tacc7_0);
-                                                    tacc7_1 = fma(vec4<f32>(p), kv_1, tacc7_1);
-                                                    tacc7_2 = fma(vec4<f32>(p), kv_2, tacc7_2);
-                                                    tacc7_3 = fma(vec4<f32>(p), kv_3, tacc7_3);
-                                                    tacc7_4 = fma(f32(p), kv_4, tacc7_4);
-                                                    tl7 += p;
-                                                }
-                                            }
-                                            acc7_0 += tacc7_0;
-                                            acc7_1 += tacc7_1;
-                                            acc7_2 += tacc7_2;
-                                            acc7_3 += tacc7_3;
-                                            acc7_4 += tacc7_4;
-                                            l7 += tl7;
-                                            start += TK;
-                                        }
-                                        if ok0 {
-                                            let s = state0 + i0;
-                                            ml_state[s] = vec2<f32>(m0, l0);
-                                            acc_state[s * DV + 0u] = acc0_0;
-                                            acc_state[s * DV + 1u] = acc0_1;
-                                            acc_state[s * DV + 2u] = acc0_2;
-                                            acc_state[s * DV + 3u] = acc0_3;
-                                            acc_state[s * DV + 4u] = vec4<f32>(acc0_4, 0.0, 0.0, 0.0);
-                                        }
-                                        if ok1 {
-                                            let s = state0 + i1;
-                                            ml_state[s] = vec2<f32>(m1, l1);
-                                            acc_state[s * DV + 0u] = acc1_0;
-                                            acc_state[s * DV + 1u] = acc1_1;
-                                            acc_state[s * DV + 2u] = acc1_2;
-                                            acc_state[s * DV + 3u] = acc1_3;
-                                            acc_state[s * DV + 4u] = vec4<f32>(acc1_4, 0.0, 0.0, 0.0);
-                                        }
-                                        if ok2 {
-                                            let s = state0 + i2;
-                                            ml_state[s] = vec2<f32>(m2, l2);
-                                            acc_state[s * DV + 0u] = acc2_0;
-                                            acc_state[s * DV + 1u] = acc2_1;
-                                            acc_state[s * DV + 2u] = acc2_2;
-                                            acc_state[s * DV + 3u] = acc2_3;
-                                            acc_state[s * DV + 4u] = vec4<f32>(acc2_4, 0.0, 0.0, 0.0);
-                                        }
-                                        if ok3 {
-                                            let s = state0 + i3;
-                                            ml_state[s] = vec2<f32>(m3, l3);
-                                            acc_state[s * DV + 0u] = acc3_0;
-                                            acc_state[s * DV + 1u] = acc3_1;
-                                            acc_state[s * DV + 2u] = acc3_2;
-                                            acc_state[s * DV + 3u] = acc3_3;
-                                            acc_state[s * DV + 4u] = vec4<f32>(acc3_4, 0.0, 0.0, 0.0);
-                                        }
-                                        if ok4 {
-                                            let s = state0 + i4;
-                                            ml_state[s] = vec2<f32>(m4, l4);
-                                            acc_state[s * DV + 0u] = acc4_0;
-                                            acc_state[s * DV + 1u] = acc4_1;
-                                            acc_state[s * DV + 2u] = acc4_2;
-                                            acc_state[s * DV + 3u] = acc4_3;
-                                            acc_state[s * DV + 4u] = vec4<f32>(acc4_4, 0.0, 0.0, 0.0);
-                                        }
-                                        if ok5 {
-                                            let s = state0 + i5;
-                                            ml_state[s] = vec2<f32>(m5, l5);
-                                            acc_state[s * DV + 0u] = acc5_0;
-                                            acc_state[s * DV + 1u] = acc5_1;
-                                            acc_state[s * DV + 2u] = acc5_2;
-                                            acc_state[s * DV + 3u] = acc5_3;
-                                            acc_state[s * DV + 4u] = vec4<f32>(acc5_4, 0.0, 0.0, 0.0);
-                                        }
-                                        if ok6 {
-                                            let s = state0 + i6;
-                                            ml_state[s] = vec2<f32>(m6, l6);
-                                            acc_state[s * DV + 0u] = acc6_0;
-                                            acc_state[s * DV + 1u] = acc6_1;
-                                            acc_state[s * DV + 2u] = acc6_2;
-                                            acc_state[s * DV + 3u] = acc6_3;
-                                            acc_state[s * DV + 4u] = vec4<f32>(acc6_4, 0.0, 0.0, 0.0);
-                                        }
-                                        if ok7 {
-                                            let s = state0 + i7;
-                                            ml_state[s] = vec2<f32>(m7, l7);
-                                            acc_state[s * DV + 0u] = acc7_0;
-                                            acc_state[s * DV + 1u] = acc7_1;
-                                            acc_state[s * DV + 2u] = acc7_2;
-                                            acc_state[s * DV + 3u] = acc7_3;
-                                            acc_state[s * DV + 4u] = vec4<f32>(acc7_4, 0.0, 0.0, 0.0);
-                                        }
-                                    }
+                            }
+                            acc0_0 += tacc0_0;
+                            acc0_1 += tacc0_1;
+                            acc0_2 += tacc0_2;
+                            acc0_3 += tacc0_3;
+                            acc0_4 += tacc0_4;
+                            l0 += tl0;
+                            if !(tl1 <= 1.8446744e19) {
+                                var top = F32_LOWEST;
+                                for (var kk = 0u; kk < lim1; kk++) {
+                                    let kv_0 = tile[kk * DV + 0u];
+                                    let kv_1 = tile[kk * DV + 1u];
+                                    let kv_2 = tile[kk * DV + 2u];
+                                    let kv_3 = tile[kk * DV + 3u];
+                                    let kv_4 = tile[kk * DV + 4u].x;
+                                    let s = ((fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + fma(q1_2.x, kv_2.x, fma(q1_2.y, kv_2.y, fma(q1_2.z, kv_2.z, fma(q1_2.w, kv_2.w, fma(q1_3.x, kv_3.x, fma(q1_3.y, kv_3.y, fma(q1_3.z, kv_3.z, q1_3.w * kv_3.w)))))))) + q1_4 * kv_4) + alibi2 * f32(start + kk);
+                                    top = max(top, s);
+                                }
+                                let delta = max(top, 0.0);
+                                m1 += delta;
+                                nb1 -= delta;
+                                let shrink = exp2(-delta);
+                                acc1_0 *= shrink;
+                                tacc1_0 = vec4<f32>(0.0);
+                                acc1_1 *= shrink;
+                                tacc1_1 = vec4<f32>(0.0);
+                                acc1_2 *= shrink;
+                                tacc1_2 = vec4<f32>(0.0);
+                                acc1_3 *= shrink;
+                                tacc1_3 = vec4<f32>(0.0);
+                                acc1_4 *= shrink;
+                                tacc1_4 = f32(0.0);
+                                l1 *= shrink;
+                                tl1 = 0.0;
+                                for (var kk = 0u; kk < lim1; kk++) {
+                                    let kv_0 = tile[kk * DV + 0u];
+                                    let kv_1 = tile[kk * DV + 1u];
+                                    let kv_2 = tile[kk * DV + 2u];
+                                    let kv_3 = tile[kk * DV + 3u];
+                                    let kv_4 = tile[kk * DV + 4u].x;
+                                    let s = ((fma(q1_0.x, kv_0.x, fma(q1_0.y, kv_0.y, fma(q1_0.z, kv_0.z, fma(q1_0.w, kv_0.w, fma(q1_1.x, kv_1.x, fma(q1_1.y, kv_1.y, fma(q1_1.z, kv_1.z, fma(q1_1.w, kv_1.w, nb1)))))))) + fma(q1_2.x, kv_2.x, fma(q1_2.y, kv_2.y, fma(q1_2.z, kv_2.z, fma(q1_2.w, kv_2.w, fma(q1_3.x, kv_3.x, fma(q1_3.y, kv_3.y, fma(q1_3.z, kv_3.z, q1_3.w * kv_3.w)))))))) + q1_4 * kv_4) + alibi2 * f32(start + kk);
+                                    let p = exp2(s);
+                                    tacc1_0 = fma(vec4<f32>(p), kv_0, tacc1_0);
+                                    tacc1_1 = fma(vec4<f32>(p), kv_1, tacc1_1);
+                                    tacc1_2 = fma(vec4<f32>(p), kv_2, tacc1_2);
+                                    tacc1_3 = fma(vec4<f32>(p), kv_3, tacc1_3);
+                                    tacc1_4 = fma(f32(p), kv_4, tacc1_4);
+                                    tl1 += p;
+                                }
+                            }
+                            acc1_0 += tacc1_0;
+                            acc1_1 += tacc1_1;
+                            acc1_2 += tacc1_2;
+                            acc1_3 += tacc1_3;
+                            acc1_4 += tacc1_4;
+                            l1 += tl1;
+                            if !(tl2 <= 1.8446744e19) {
+                                var top = F32_LOWEST;
+                                for (var kk = 0u; kk < lim2; kk++) {
+                                    let kv_0 = tile[kk * DV + 0u];
+                                    let kv_1 = tile[kk * DV + 1u];
+                                    let kv_2 = tile[kk * DV + 2u];
+                                    let kv_3 = tile[kk * DV + 3u];
+                                    let kv_4 = tile[kk * DV + 4u].x;
+                                    let s = ((fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + fma(q2_2.x, kv_2.x, fma(q2_2.y, kv_2.y, fma(q2_2.z, kv_2.z, fma(q2_2.w, kv_2.w, fma(q2_3.x, kv_3.x, fma(q2_3.y, kv_3.y, fma(q2_3.z, kv_3.z, q2_3.w * kv_3.w)))))))) + q2_4 * kv_4) + alibi2 * f32(start + kk);
+                                    top = max(top, s);
+                                }
+                                let delta = max(top, 0.0);
+                                m2 += delta;
+                                nb2 -= delta;
+                                let shrink = exp2(-delta);
+                                acc2_0 *= shrink;
+                                tacc2_0 = vec4<f32>(0.0);
+                                acc2_1 *= shrink;
+                                tacc2_1 = vec4<f32>(0.0);
+                                acc2_2 *= shrink;
+                                tacc2_2 = vec4<f32>(0.0);
+                                acc2_3 *= shrink;
+                                tacc2_3 = vec4<f32>(0.0);
+                                acc2_4 *= shrink;
+                                tacc2_4 = f32(0.0);
+                                l2 *= shrink;
+                                tl2 = 0.0;
+                                for (var kk = 0u; kk < lim2; kk++) {
+                                    let kv_0 = tile[kk * DV + 0u];
+                                    let kv_1 = tile[kk * DV + 1u];
+                                    let kv_2 = tile[kk * DV + 2u];
+                                    let kv_3 = tile[kk * DV + 3u];
+                                    let kv_4 = tile[kk * DV + 4u].x;
+                                    let s = ((fma(q2_0.x, kv_0.x, fma(q2_0.y, kv_0.y, fma(q2_0.z, kv_0.z, fma(q2_0.w, kv_0.w, fma(q2_1.x, kv_1.x, fma(q2_1.y, kv_1.y, fma(q2_1.z, kv_1.z, fma(q2_1.w, kv_1.w, nb2)))))))) + fma(q2_2.x, kv_2.x, fma(q2_2.y, kv_2.y, fma(q2_2.z, kv_2.z, fma(q2_2.w, kv_2.w, fma(q2_3.x, kv_3.x, fma(q2_3.y, kv_3.y, fma(q2_3.z, kv_3.z, q2_3.w * kv_3.w)))))))) + q2_4 * kv_4) + alibi2 * f32(start + kk);
+                                    let p = exp2(s);
+                                    tacc2_0 = fma(vec4<f32>(p), kv_0, tacc2_0);
+                                    tacc2_1 = fma(vec4<f32>(p), kv_1, tacc2_1);
+                                    tacc2_2 = fma(vec4<f32>(p), kv_2, tacc2_2);
+                                    tacc2_3 = fma(vec4<f32>(p), kv_3, tacc2_3);
+                                    tacc2_4 = fma(f32(p), kv_4, tacc2_4);
+                                    tl2 += p;
+                                }
+                            }
+                            acc2_0 += tacc2_0;
+                            acc2_1 += tacc2_1;
+                            acc2_2 += tacc2_2;
+                            acc2_3 += tacc2_3;
+                            acc2_4 += tacc2_4;
+                            l2 += tl2;
+                            if !(tl3 <= 1.8446744e19) {
+                                var top = F32_LOWEST;
+                                for (var kk = 0u; kk < lim3; kk++) {
+                                    let kv_0 = tile[kk * DV + 0u];
+                                    let kv_1 = tile[kk * DV + 1u];
+                                    let kv_2 = tile[kk * DV + 2u];
+                                    let kv_3 = tile[kk * DV + 3u];
+                                    let kv_4 = tile[kk * DV + 4u].x;
+                                    let s = ((fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + fma(q3_2.x, kv_2.x, fma(q3_2.y, kv_2.y, fma(q3_2.z, kv_2.z, fma(q3_2.w, kv_2.w, fma(q3_3.x, kv_3.x, fma(q3_3.y, kv_3.y, fma(q3_3.z, kv_3.z, q3_3.w * kv_3.w)))))))) + q3_4 * kv_4) + alibi2 * f32(start + kk);
+                                    top = max(top, s);
+                                }
+                                let delta = max(top, 0.0);
+                                m3 += delta;
+                                nb3 -= delta;
+                                let shrink = exp2(-delta);
+                                acc3_0 *= shrink;
+                                tacc3_0 = vec4<f32>(0.0);
+                                acc3_1 *= shrink;
+                                tacc3_1 = vec4<f32>(0.0);
+                                acc3_2 *= shrink;
+                                tacc3_2 = vec4<f32>(0.0);
+                                acc3_3 *= shrink;
+                                tacc3_3 = vec4<f32>(0.0);
+                                acc3_4 *= shrink;
+                                tacc3_4 = f32(0.0);
+                                l3 *= shrink;
+                                tl3 = 0.0;
+                                for (var kk = 0u; kk < lim3; kk++) {
+                                    let kv_0 = tile[kk * DV + 0u];
+                                    let kv_1 = tile[kk * DV + 1u];
+                                    let kv_2 = tile[kk * DV + 2u];
+                                    let kv_3 = tile[kk * DV + 3u];
+                                    let kv_4 = tile[kk * DV + 4u].x;
+                                    let s = ((fma(q3_0.x, kv_0.x, fma(q3_0.y, kv_0.y, fma(q3_0.z, kv_0.z, fma(q3_0.w, kv_0.w, fma(q3_1.x, kv_1.x, fma(q3_1.y, kv_1.y, fma(q3_1.z, kv_1.z, fma(q3_1.w, kv_1.w, nb3)))))))) + fma(q3_2.x, kv_2.x, fma(q3_2.y, kv_2.y, fma(q3_2.z, kv_2.z, fma(q3_2.w, kv_2.w, fma(q3_3.x, kv_3.x, fma(q3_3.y, kv_3.y, fma(q3_3.z, kv_3.z, q3_3.w * kv_3.w)))))))) + q3_4 * kv_4) + alibi2 * f32(start + kk);
+                                    let p = exp2(s);
+                                    tacc3_0 = fma(vec4<f32>(p), kv_0, tacc3_0);
+                                    tacc3_1 = fma(vec4<f32>(p), kv_1, tacc3_1);
+                                    tacc3_2 = fma(vec4<f32>(p), kv_2, tacc3_2);
+                                    tacc3_3 = fma(vec4<f32>(p), kv_3, tacc3_3);
+                                    tacc3_4 = fma(f32(p), kv_4, tacc3_4);
+                                    tl3 += p;
+                                }
+                            }
+                            acc3_0 += tacc3_0;
+                            acc3_1 += tacc3_1;
+                            acc3_2 += tacc3_2;
+                            acc3_3 += tacc3_3;
+                            acc3_4 += tacc3_4;
+                            l3 += tl3;
+                            start += TK;
+                        }
+                        if ok0 {
+                            let s = state0 + i0;
+                            ml_state[s] = vec2<f32>(m0, l0);
+                            acc_state[s * DV + 0u] = acc0_0;
+                            acc_state[s * DV + 1u] = acc0_1;
+                            acc_state[s * DV + 2u] = acc0_2;
+                            acc_state[s * DV + 3u] = acc0_3;
+                            acc_state[s * DV + 4u] = vec4<f32>(acc0_4, 0.0, 0.0, 0.0);
+                        }
+                        if ok1 {
+                            let s = state0 + i1;
+                            ml_state[s] = vec2<f32>(m1, l1);
+                            acc_state[s * DV + 0u] = acc1_0;
+                            acc_state[s * DV + 1u] = acc1_1;
+                            acc_state[s * DV + 2u] = acc1_2;
+                            acc_state[s * DV + 3u] = acc1_3;
+                            acc_state[s * DV + 4u] = vec4<f32>(acc1_4, 0.0, 0.0, 0.0);
+                        }
+                        if ok2 {
+                            let s = state0 + i2;
+                            ml_state[s] = vec2<f32>(m2, l2);
+                            acc_state[s * DV + 0u] = acc2_0;
+                            acc_state[s * DV + 1u] = acc2_1;
+                            acc_state[s * DV + 2u] = acc2_2;
+                            acc_state[s * DV + 3u] = acc2_3;
+                            acc_state[s * DV + 4u] = vec4<f32>(acc2_4, 0.0, 0.0, 0.0);
+                        }
+                        if ok3 {
+                            let s = state0 + i3;
+                            ml_state[s] = vec2<f32>(m3, l3);
+                            acc_state[s * DV + 0u] = acc3_0;
+                            acc_state[s * DV + 1u] = acc3_1;
+                            acc_state[s * DV + 2u] = acc3_2;
+                            acc_state[s * DV + 3u] = acc3_3;
+                            acc_state[s * DV + 4u] = vec4<f32>(acc3_4, 0.0, 0.0, 0.0);
+                        }
+                    }

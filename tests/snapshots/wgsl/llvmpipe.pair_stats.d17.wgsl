@@ -4,7 +4,7 @@ const DV: u32 = 5u;
 const WG: u32 = 64u;
 const TK: u32 = 128u;
 const TILE_VECS: u32 = 640u;
-const QB: u32 = 512u;
+const QB: u32 = 256u;
 const G: u32 = 1u;
 const FLAG_USA: u32 = 1u;
 const FLAG_SPHERE: u32 = 2u;
@@ -356,491 +356,203 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         sd3 = row.sum_dot / n3;
                     }
                     var nm3 = -m3;
-                    let i4 = q0 + lid.x + 256u;
-                    let ok4 = i4 < n;
-                    let t4 = (key_base + min(i4, n - 1u)) * D;
-                    var xi4_0 = vec4<f32>(x[t4], x[t4 + 1u], x[t4 + 2u], x[t4 + 3u]);
-                    var xi4_1 = vec4<f32>(x[t4 + 4u], x[t4 + 5u], x[t4 + 6u], x[t4 + 7u]);
-                    var xi4_2 = vec4<f32>(x[t4 + 8u], x[t4 + 9u], x[t4 + 10u], x[t4 + 11u]);
-                    var xi4_3 = vec4<f32>(x[t4 + 12u], x[t4 + 13u], x[t4 + 14u], x[t4 + 15u]);
-                    var xi4_4 = vec4<f32>(x[t4 + 16u], 0.0, 0.0, 0.0).xy;
-                    let n4 = sqrt(dot(xi4_0, xi4_0) + dot(xi4_1, xi4_1) + dot(xi4_2, xi4_2) + dot(xi4_3, xi4_3) + dot(xi4_4, xi4_4));
-                    xi4_0 /= n4;
-                    xi4_1 /= n4;
-                    xi4_2 /= n4;
-                    xi4_3 /= n4;
-                    xi4_4 /= n4;
-                    let bn4 = beta2 * n4;
-                    var m4 = F32_LOWEST;
-                    var l4 = 0.0;
-                    var mn4 = 3.0;
-                    var sc4 = 0.0;
-                    var sd4 = 0.0;
-                    if first {
-                        if split_start < n {
-                            var dot0 = 0.0;
-                            for (var e = 0u; e < D; e++) {
-                                dot0 += x[t4 + e] * x[j0 + e];
+                    var start = start0;
+                    loop {
+                        if start >= key_end {
+                            break;
+                        }
+                        let len = min(TK, key_end - start);
+                        workgroupBarrier();
+                        for (var e = lid.x; e < TK; e += WG) {
+                            var key_0 = vec4<f32>(0.0);
+                            var key_1 = vec4<f32>(0.0);
+                            var key_2 = vec4<f32>(0.0);
+                            var key_3 = vec4<f32>(0.0);
+                            var key_4 = vec4<f32>(0.0);
+                            var norm = 0.0;
+                            if e < len {
+                                let o = (key_base + start + e) * D;
+                                key_0 = vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
+                                key_1 = vec4<f32>(x[o + 4u], x[o + 5u], x[o + 6u], x[o + 7u]);
+                                key_2 = vec4<f32>(x[o + 8u], x[o + 9u], x[o + 10u], x[o + 11u]);
+                                key_3 = vec4<f32>(x[o + 12u], x[o + 13u], x[o + 14u], x[o + 15u]);
+                                key_4 = vec4<f32>(x[o + 16u], 0.0, 0.0, 0.0);
+                                norm = sqrt(dot(key_0, key_0) + dot(key_1, key_1) + dot(key_2, key_2) + dot(key_3, key_3) + dot(key_4, key_4));
+                                key_0 /= norm;
+                                key_1 /= norm;
+                                key_2 /= norm;
+                                key_3 /= norm;
+                                key_4 /= norm;
                             }
-                            m4 = beta2 * dot0;
+                            tile[e * DV + 0u] = key_0;
+                            tile[e * DV + 1u] = key_1;
+                            tile[e * DV + 2u] = key_2;
+                            tile[e * DV + 3u] = key_3;
+                            tile[e * DV + 4u] = key_4;
+                            tile_norm[e] = norm;
                         }
-                        } else {
-                            let row = stats[state0 + min(i4, n - 1u)];
-                            m4 = row.m;
-                            l4 = row.l;
-                            mn4 = row.min_cos;
-                            sc4 = row.sum_cos;
-                            sd4 = row.sum_dot / n4;
-                        }
-                        var nm4 = -m4;
-                        let i5 = q0 + lid.x + 320u;
-                        let ok5 = i5 < n;
-                        let t5 = (key_base + min(i5, n - 1u)) * D;
-                        var xi5_0 = vec4<f32>(x[t5], x[t5 + 1u], x[t5 + 2u], x[t5 + 3u]);
-                        var xi5_1 = vec4<f32>(x[t5 + 4u], x[t5 + 5u], x[t5 + 6u], x[t5 + 7u]);
-                        var xi5_2 = vec4<f32>(x[t5 + 8u], x[t5 + 9u], x[t5 + 10u], x[t5 + 11u]);
-                        var xi5_3 = vec4<f32>(x[t5 + 12u], x[t5 + 13u], x[t5 + 14u], x[t5 + 15u]);
-                        var xi5_4 = vec4<f32>(x[t5 + 16u], 0.0, 0.0, 0.0).xy;
-                        let n5 = sqrt(dot(xi5_0, xi5_0) + dot(xi5_1, xi5_1) + dot(xi5_2, xi5_2) + dot(xi5_3, xi5_3) + dot(xi5_4, xi5_4));
-                        xi5_0 /= n5;
-                        xi5_1 /= n5;
-                        xi5_2 /= n5;
-                        xi5_3 /= n5;
-                        xi5_4 /= n5;
-                        let bn5 = beta2 * n5;
-                        var m5 = F32_LOWEST;
-                        var l5 = 0.0;
-                        var mn5 = 3.0;
-                        var sc5 = 0.0;
-                        var sd5 = 0.0;
-                        if first {
-                            if split_start < n {
-                                var dot0 = 0.0;
-                                for (var e = 0u; e < D; e++) {
-                                    dot0 += x[t5 + e] * x[j0 + e];
-                                }
-                                m5 = beta2 * dot0;
+                        workgroupBarrier();
+                        var tl0 = 0.0;
+                        var tl1 = 0.0;
+                        var tl2 = 0.0;
+                        var tl3 = 0.0;
+                        if len == TK {
+                            for (var kk = 0u; kk < len; kk += G) {
+                                let kb = kk * DV;
+                                let kn0 = tile_norm[kk];
+                                let k0_0 = tile[kb];
+                                let k0_1 = tile[kb + 1u];
+                                let k0_2 = tile[kb + 2u];
+                                let k0_3 = tile[kb + 3u];
+                                let k0_4 = tile[kb + 4u].xy;
+                                let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4);
+                                let u0_0 = c0_0 * kn0;
+                                tl0 += exp2(fma(u0_0, bn0, nm0));
+                                mn0 = min(mn0, c0_0);
+                                sc0 += c0_0;
+                                sd0 += u0_0;
+                                let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4);
+                                let u1_0 = c1_0 * kn0;
+                                tl1 += exp2(fma(u1_0, bn1, nm1));
+                                mn1 = min(mn1, c1_0);
+                                sc1 += c1_0;
+                                sd1 += u1_0;
+                                let c2_0 = dot(xi2_0, k0_0) + dot(xi2_1, k0_1) + dot(xi2_2, k0_2) + dot(xi2_3, k0_3) + dot(xi2_4, k0_4);
+                                let u2_0 = c2_0 * kn0;
+                                tl2 += exp2(fma(u2_0, bn2, nm2));
+                                mn2 = min(mn2, c2_0);
+                                sc2 += c2_0;
+                                sd2 += u2_0;
+                                let c3_0 = dot(xi3_0, k0_0) + dot(xi3_1, k0_1) + dot(xi3_2, k0_2) + dot(xi3_3, k0_3) + dot(xi3_4, k0_4);
+                                let u3_0 = c3_0 * kn0;
+                                tl3 += exp2(fma(u3_0, bn3, nm3));
+                                mn3 = min(mn3, c3_0);
+                                sc3 += c3_0;
+                                sd3 += u3_0;
                             }
                             } else {
-                                let row = stats[state0 + min(i5, n - 1u)];
-                                m5 = row.m;
-                                l5 = row.l;
-                                mn5 = row.min_cos;
-                                sc5 = row.sum_cos;
-                                sd5 = row.sum_dot / n5;
+                                for (var kk = 0u; kk < len; kk += G) {
+                                    let kb = kk * DV;
+                                    let kn0 = tile_norm[kk];
+                                    let k0_0 = tile[kb];
+                                    let k0_1 = tile[kb + 1u];
+                                    let k0_2 = tile[kb + 2u];
+                                    let k0_3 = tile[kb + 3u];
+                                    let k0_4 = tile[kb + 4u].xy;
+                                    let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4);
+                                    let u0_0 = c0_0 * kn0;
+                                    let in0_0 = kk + 0u < len;
+                                    tl0 += select(0.0, exp2(fma(u0_0, bn0, nm0)), in0_0);
+                                    mn0 = select(mn0, min(mn0, c0_0), in0_0);
+                                    sc0 += c0_0;
+                                    sd0 += u0_0;
+                                    let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4);
+                                    let u1_0 = c1_0 * kn0;
+                                    let in1_0 = kk + 0u < len;
+                                    tl1 += select(0.0, exp2(fma(u1_0, bn1, nm1)), in1_0);
+                                    mn1 = select(mn1, min(mn1, c1_0), in1_0);
+                                    sc1 += c1_0;
+                                    sd1 += u1_0;
+                                    let c2_0 = dot(xi2_0, k0_0) + dot(xi2_1, k0_1) + dot(xi2_2, k0_2) + dot(xi2_3, k0_3) + dot(xi2_4, k0_4);
+                                    let u2_0 = c2_0 * kn0;
+                                    let in2_0 = kk + 0u < len;
+                                    tl2 += select(0.0, exp2(fma(u2_0, bn2, nm2)), in2_0);
+                                    mn2 = select(mn2, min(mn2, c2_0), in2_0);
+                                    sc2 += c2_0;
+                                    sd2 += u2_0;
+                                    let c3_0 = dot(xi3_0, k0_0) + dot(xi3_1, k0_1) + dot(xi3_2, k0_2) + dot(xi3_3, k0_3) + dot(xi3_4, k0_4);
+                                    let u3_0 = c3_0 * kn0;
+                                    let in3_0 = kk + 0u < len;
+                                    tl3 += select(0.0, exp2(fma(u3_0, bn3, nm3)), in3_0);
+                                    mn3 = select(mn3, min(mn3, c3_0), in3_0);
+                                    sc3 += c3_0;
+                                    sd3 += u3_0;
+                                }
                             }
-                            var nm5 = -m5;
-                            let i6 = q0 + lid.x + 384u;
-                            let ok6 = i6 < n;
-                            let t6 = (key_base + min(i6, n - 1u)) * D;
-                            var xi6_0 = vec4<f32>(x[t6], x[t6 + 1u], x[t6 + 2u], x[t6 + 3u]);
-                            var xi6_1 = vec4<f32>(x[t6 + 4u], x[t6 + 5u], x[t6 + 6u], x[t6 + 7u]);
-                            var xi6_2 = vec4<f32>(x[t6 + 8u], x[t6 + 9u], x[t6 + 10u], x[t6 + 11u]);
-                            var xi6_3 = vec4<f32>(x[t6 + 12u], x[t6 + 13u], x[t6 + 14u], x[t6 + 15u]);
-                            var xi6_4 = vec4<f32>(x[t6 + 16u], 0.0, 0.0, 0.0).xy;
-                            let n6 = sqrt(dot(xi6_0, xi6_0) + dot(xi6_1, xi6_1) + dot(xi6_2, xi6_2) + dot(xi6_3, xi6_3) + dot(xi6_4, xi6_4));
-                            xi6_0 /= n6;
-                            xi6_1 /= n6;
-                            xi6_2 /= n6;
-                            xi6_3 /= n6;
-                            xi6_4 /= n6;
-                            let bn6 = beta2 * n6;
-                            var m6 = F32_LOWEST;
-                            var l6 = 0.0;
-                            var mn6 = 3.0;
-                            var sc6 = 0.0;
-                            var sd6 = 0.0;
-                            if first {
-                                if split_start < n {
-                                    var dot0 = 0.0;
-                                    for (var e = 0u; e < D; e++) {
-                                        dot0 += x[t6 + e] * x[j0 + e];
-                                    }
-                                    m6 = beta2 * dot0;
+                            if !(tl0 <= 1.8446744e19) {
+                                var top = F32_LOWEST;
+                                for (var kk = 0u; kk < len; kk++) {
+                                    let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u].xy);
+                                    top = max(top, fma(cs * tile_norm[kk], bn0, nm0));
                                 }
-                                } else {
-                                    let row = stats[state0 + min(i6, n - 1u)];
-                                    m6 = row.m;
-                                    l6 = row.l;
-                                    mn6 = row.min_cos;
-                                    sc6 = row.sum_cos;
-                                    sd6 = row.sum_dot / n6;
+                                let delta = max(top, 0.0);
+                                nm0 -= delta;
+                                l0 *= exp2(-delta);
+                                tl0 = 0.0;
+                                for (var kk = 0u; kk < len; kk++) {
+                                    let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u].xy);
+                                    tl0 += exp2(fma(cs * tile_norm[kk], bn0, nm0));
                                 }
-                                var nm6 = -m6;
-                                let i7 = q0 + lid.x + 448u;
-                                let ok7 = i7 < n;
-                                let t7 = (key_base + min(i7, n - 1u)) * D;
-                                var xi7_0 = vec4<f32>(x[t7], x[t7 + 1u], x[t7 + 2u], x[t7 + 3u]);
-                                var xi7_1 = vec4<f32>(x[t7 + 4u], x[t7 + 5u], x[t7 + 6u], x[t7 + 7u]);
-                                var xi7_2 = vec4<f32>(x[t7 + 8u], x[t7 + 9u], x[t7 + 10u], x[t7 + 11u]);
-                                var xi7_3 = vec4<f32>(x[t7 + 12u], x[t7 + 13u], x[t7 + 14u], x[t7 + 15u]);
-                                var xi7_4 = vec4<f32>(x[t7 + 16u], 0.0, 0.0, 0.0).xy;
-                                let n7 = sqrt(dot(xi7_0, xi7_0) + dot(xi7_1, xi7_1) + dot(xi7_2, xi7_2) + dot(xi7_3, xi7_3) + dot(xi7_4, xi7_4));
-                                xi7_0 /= n7;
-                                xi7_1 /= n7;
-                                xi7_2 /= n7;
-                                xi7_3 /= n7;
-                                xi7_4 /= n7;
-                                let bn7 = beta2 * n7;
-                                var m7 = F32_LOWEST;
-                                var l7 = 0.0;
-                                var mn7 = 3.0;
-                                var sc7 = 0.0;
-                                var sd7 = 0.0;
-                                if first {
-                                    if split_start < n {
-                                        var dot0 = 0.0;
-                                        for (var e = 0u; e < D; e++) {
-                                            dot0 += x[t7 + e] * x[j0 + e];
-                                        }
-                                        m7 = beta2 * dot0;
-                                    }
-                                    } else {
-                                        let row = stats[state0 + min(i7, n - 1u)];
-                                        m7 = row.m;
-                                        l7 = row.l;
-                                        mn7 = row.min_cos;
-                                        sc7 = row.sum_cos;
-                                        sd7 = row.sum_dot / n7;
-                                    }
-                                    var nm7 = -m7;
-                                    var start = start0;
-                                    loop {
-                                        if start >= key_end {
-                                            break;
-                                        }
-                                        let len = min(TK, key_end - start);
-                                        workgroupBarrier();
-                                        for (var e = lid.x; e < TK; e += WG) {
-                                            var key_0 = vec4<f32>(0.0);
-                                            var key_1 = vec4<f32>(0.0);
-                                            var key_2 = vec4<f32>(0.0);
-                                            var key_3 = vec4<f32>(0.0);
-                                            var key_4 = vec4<f32>(0.0);
-                                            var norm = 0.0;
-                                            if e < len {
-                                                let o = (key_base + start + e) * D;
-                                                key_0 = vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
-                                                key_1 = vec4<f32>(x[o + 4u], x[o + 5u], x[o + 6u], x[o + 7u]);
-                                                key_2 = vec4<f32>(x[o + 8u], x[o + 9u], x[o + 10u], x[o + 11u]);
-                                                key_3 = vec4<f32>(x[o + 12u], x[o + 13u], x[o + 14u], x[o + 15u]);
-                                                key_4 = vec4<f32>(x[o + 16u], 0.0, 0.0, 0.0);
-                                                norm = sqrt(dot(key_0, key_0) + dot(key_1, key_1) + dot(key_2, key_2) + dot(key_3, key_3) + dot(key_4, key_4));
-                                                key_0 /= norm;
-                                                key_1 /= norm;
-                                                key_2 /= norm;
-                                                key_3 /= norm;
-                                                key_4 /= norm;
-                                            }
-                                            tile[e * DV + 0u] = key_0;
-                                            tile[e * DV + 1u] = key_1;
-                                            tile[e * DV + 2u] = key_2;
-                                            tile[e * DV + 3u] = key_3;
-                                            tile[e * DV + 4u] = key_4;
-                                            tile_norm[e] = norm;
-                                        }
-                                        workgroupBarrier();
-                                        var tl0 = 0.0;
-                                        var tl1 = 0.0;
-                                        var tl2 = 0.0;
-                                        var tl3 = 0.0;
-                                        var tl4 = 0.0;
-                                        var tl5 = 0.0;
-                                        var tl6 = 0.0;
-                                        var tl7 = 0.0;
-                                        if len == TK {
-                                            for (var kk = 0u; kk < len; kk += G) {
-                                                let kb = kk * DV;
-                                                let kn0 = tile_norm[kk];
-                                                let k0_0 = tile[kb];
-                                                let k0_1 = tile[kb + 1u];
-                                                let k0_2 = tile[kb + 2u];
-                                                let k0_3 = tile[kb + 3u];
-                                                let k0_4 = tile[kb + 4u].xy;
-                                                let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4);
-                                                let u0_0 = c0_0 * kn0;
-                                                tl0 += exp2(fma(u0_0, bn0, nm0));
-                                                mn0 = min(mn0, c0_0);
-                                                sc0 += c0_0;
-                                                sd0 += u0_0;
-                                                let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4);
-                                                let u1_0 = c1_0 * kn0;
-                                                tl1 += exp2(fma(u1_0, bn1, nm1));
-                                                mn1 = min(mn1, c1_0);
-                                                sc1 += c1_0;
-                                                sd1 += u1_0;
-                                                let c2_0 = dot(xi2_0, k0_0) + dot(xi2_1, k0_1) + dot(xi2_2, k0_2) + dot(xi2_3, k0_3) + dot(xi2_4, k0_4);
-                                                let u2_0 = c2_0 * kn0;
-                                                tl2 += exp2(fma(u2_0, bn2, nm2));
-                                                mn2 = min(mn2, c2_0);
-                                                sc2 += c2_0;
-                                                sd2 += u2_0;
-                                                let c3_0 = dot(xi3_0, k0_0) + dot(xi3_1, k0_1) + dot(xi3_2, k0_2) + dot(xi3_3, k0_3) + dot(xi3_4, k0_4);
-                                                let u3_0 = c3_0 * kn0;
-                                                tl3 += exp2(fma(u3_0, bn3, nm3));
-                                                mn3 = min(mn3, c3_0);
-                                                sc3 += c3_0;
-                                                sd3 += u3_0;
-                                                let c4_0 = dot(xi4_0, k0_0) + dot(xi4_1, k0_1) + dot(xi4_2, k0_2) + dot(xi4_3, k0_3) + dot(xi4_4, k0_4);
-                                                let u4_0 = c4_0 * kn0;
-                                                tl4 += exp2(fma(u4_0, bn4, nm4));
-                                                mn4 = min(mn4, c4_0);
-                                                sc4 += c4_0;
-                                                sd4 += u4_0;
-                                                let c5_0 = dot(xi5_0, k0_0) + dot(xi5_1, k0_1) + dot(xi5_2, k0_2) + dot(xi5_3, k0_3) + dot(xi5_4, k0_4);
-                                                let u5_0 = c5_0 * kn0;
-                                                tl5 += exp2(fma(u5_0, bn5, nm5));
-                                                mn5 = min(mn5, c5_0);
-                                                sc5 += c5_0;
-                                                sd5 += u5_0;
-                                                let c6_0 = dot(xi6_0, k0_0) + dot(xi6_1, k0_1) + dot(xi6_2, k0_2) + dot(xi6_3, k0_3) + dot(xi6_4, k0_4);
-                                                let u6_0 = c6_0 * kn0;
-                                                tl6 += exp2(fma(u6_0, bn6, nm6));
-                                                mn6 = min(mn6, c6_0);
-                                                sc6 += c6_0;
-                                                sd6 += u6_0;
-                                                let c7_0 = dot(xi7_0, k0_0) + dot(xi7_1, k0_1) + dot(xi7_2, k0_2) + dot(xi7_3, k0_3) + dot(xi7_4, k0_4);
-                                                let u7_0 = c7_0 * kn0;
-                                                tl7 += exp2(fma(u7_0, bn7, nm7));
-                                                mn7 = min(mn7, c7_0);
-                                                sc7 += c7_0;
-                                                sd7 += u7_0;
-                                            }
-                                            } else {
-                                                for (var kk = 0u; kk < len; kk += G) {
-                                                    let kb = kk * DV;
-                                                    let kn0 = tile_norm[kk];
-                                                    let k0_0 = tile[kb];
-                                                    let k0_1 = tile[kb + 1u];
-                                                    let k0_2 = tile[kb + 2u];
-                                                    let k0_3 = tile[kb + 3u];
-                                                    let k0_4 = tile[kb + 4u].xy;
-                                                    let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4);
-                                                    let u0_0 = c0_0 * kn0;
-                                                    let in0_0 = kk + 0u < len;
-                                                    tl0 += select(0.0, exp2(fma(u0_0, bn0, nm0)), in0_0);
-                                                    mn0 = select(mn0, min(mn0, c0_0), in0_0);
-                                                    sc0 += c0_0;
-                                                    sd0 += u0_0;
-                                                    let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4);
-                                                    let u1_0 = c1_0 * kn0;
-                                                    let in1_0 = kk + 0u < len;
-                                                    tl1 += select(0.0, exp2(fma(u1_0, bn1, nm1)), in1_0);
-                                                    mn1 = select(mn1, min(mn1, c1_0), in1_0);
-                                                    sc1 += c1_0;
-                                                    sd1 += u1_0;
-                                                    let c2_0 = dot(xi2_0, k0_0) + dot(xi2_1, k0_1) + dot(xi2_2, k0_2) + dot(xi2_3, k0_3) + dot(xi2_4, k0_4);
-                                                    let u2_0 = c2_0 * kn0;
-                                                    let in2_0 = kk + 0u < len;
-                                                    tl2 += select(0.0, exp2(fma(u2_0, bn2, nm2)), in2_0);
-                                                    mn2 = select(mn2, min(mn2, c2_0), in2_0);
-                                                    sc2 += c2_0;
-                                                    sd2 += u2_0;
-                                                    let c3_0 = dot(xi3_0, k0_0) + dot(xi3_1, k0_1) + dot(xi3_2, k0_2) + dot(xi3_3, k0_3) + dot(xi3_4, k0_4);
-                                                    let u3_0 = c3_0 * kn0;
-                                                    let in3_0 = kk + 0u < len;
-                                                    tl3 += select(0.0, exp2(fma(u3_0, bn3, nm3)), in3_0);
-                                                    mn3 = select(mn3, min(mn3, c3_0), in3_0);
-                                                    sc3 += c3_0;
-                                                    sd3 += u3_0;
-                                                    let c4_0 = dot(xi4_0, k0_0) + dot(xi4_1, k0_1) + dot(xi4_2, k0_2) + dot(xi4_3, k0_3) + dot(xi4_4, k0_4);
-                                                    let u4_0 = c4_0 * kn0;
-                                                    let in4_0 = kk + 0u < len;
-                                                    tl4 += select(0.0, exp2(fma(u4_0, bn4, nm4)), in4_0);
-                                                    mn4 = select(mn4, min(mn4, c4_0), in4_0);
-                                                    sc4 += c4_0;
-                                                    sd4 += u4_0;
-                                                    let c5_0 = dot(xi5_0, k0_0) + dot(xi5_1, k0_1) + dot(xi5_2, k0_2) + dot(xi5_3, k0_3) + dot(xi5_4, k0_4);
-                                                    let u5_0 = c5_0 * kn0;
-                                                    let in5_0 = kk + 0u < len;
-                                                    tl5 += select(0.0, exp2(fma(u5_0, bn5, nm5)), in5_0);
-                                                    mn5 = select(mn5, min(mn5, c5_0), in5_0);
-                                                    sc5 += c5_0;
-                                                    sd5 += u5_0;
-                                                    let c6_0 = dot(xi6_0, k0_0) + dot(xi6_1, k0_1) + dot(xi6_2, k0_2) + dot(xi6_3, k0_3) + dot(xi6_4, k0_4);
-                                                    let u6_0 = c6_0 * kn0;
-                                                    let in6_0 = kk + 0u < len;
-                                                    tl6 += select(0.0, exp2(fma(u6_0, bn6, nm6)), in6_0);
-                                                    mn6 = select(mn6, min(mn6, c6_0), in6_0);
-                                                    sc6 += c6_0;
-                                                    sd6 += u6_0;
-                                                    let c7_0 = dot(xi7_0, k0_0) + dot(xi7_1, k0_1) + dot(xi7_2, k0_2) + dot(xi7_3, k0_3) + dot(xi7_4, k0_4);
-                                                    let u7_0 = c7_0 * kn0;
-                                                    let in7_0 = kk + 0u < len;
-                                                    tl7 += select(0.0, exp2(fma(u7_0, bn7, nm7)), in7_0);
-                                                    mn7 = select(mn7, min(mn7, c7_0), in7_0);
-                                                    sc7 += c7_0;
-                                                    sd7 += u7_0;
-                                                }
-                                            }
-                                            if !(tl0 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u].xy);
-                                                    top = max(top, fma(cs * tile_norm[kk], bn0, nm0));
-                                                }
-                                                let delta = max(top, 0.0);
-                                                nm0 -= delta;
-                                                l0 *= exp2(-delta);
-                                                tl0 = 0.0;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u].xy);
-                                                    tl0 += exp2(fma(cs * tile_norm[kk], bn0, nm0));
-                                                }
-                                            }
-                                            l0 += tl0;
-                                            if !(tl1 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u].xy);
-                                                    top = max(top, fma(cs * tile_norm[kk], bn1, nm1));
-                                                }
-                                                let delta = max(top, 0.0);
-                                                nm1 -= delta;
-                                                l1 *= exp2(-delta);
-                                                tl1 = 0.0;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u].xy);
-                                                    tl1 += exp2(fma(cs * tile_norm[kk], bn1, nm1));
-                                                }
-                                            }
-                                            l1 += tl1;
-                                            if !(tl2 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi2_0, tile[(kk) * DV + 0u]) + dot(xi2_1, tile[(kk) * DV + 1u]) + dot(xi2_2, tile[(kk) * DV + 2u]) + dot(xi2_3, tile[(kk) * DV + 3u]) + dot(xi2_4, tile[(kk) * DV + 4u].xy);
-                                                    top = max(top, fma(cs * tile_norm[kk], bn2, nm2));
-                                                }
-                                                let delta = max(top, 0.0);
-                                                nm2 -= delta;
-                                                l2 *= exp2(-delta);
-                                                tl2 = 0.0;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi2_0, tile[(kk) * DV + 0u]) + dot(xi2_1, tile[(kk) * DV + 1u]) + dot(xi2_2, tile[(kk) * DV + 2u]) + dot(xi2_3, tile[(kk) * DV + 3u]) + dot(xi2_4, tile[(kk) * DV + 4u].xy);
-                                                    tl2 += exp2(fma(cs * tile_norm[kk], bn2, nm2));
-                                                }
-                                            }
-                                            l2 += tl2;
-                                            if !(tl3 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi3_0, tile[(kk) * DV + 0u]) + dot(xi3_1, tile[(kk) * DV + 1u]) + dot(xi3_2, tile[(kk) * DV + 2u]) + dot(xi3_3, tile[(kk) * DV + 3u]) + dot(xi3_4, tile[(kk) * DV + 4u].xy);
-                                                    top = max(top, fma(cs * tile_norm[kk], bn3, nm3));
-                                                }
-                                                let delta = max(top, 0.0);
-                                                nm3 -= delta;
-                                                l3 *= exp2(-delta);
-                                                tl3 = 0.0;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi3_0, tile[(kk) * DV + 0u]) + dot(xi3_1, tile[(kk) * DV + 1u]) + dot(xi3_2, tile[(kk) * DV + 2u]) + dot(xi3_3, tile[(kk) * DV + 3u]) + dot(xi3_4, tile[(kk) * DV + 4u].xy);
-                                                    tl3 += exp2(fma(cs * tile_norm[kk], bn3, nm3));
-                                                }
-                                            }
-                                            l3 += tl3;
-                                            if !(tl4 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi4_0, tile[(kk) * DV + 0u]) + dot(xi4_1, tile[(kk) * DV + 1u]) + dot(xi4_2, tile[(kk) * DV + 2u]) + dot(xi4_3, tile[(kk) * DV + 3u]) + dot(xi4_4, tile[(kk) * DV + 4u].xy);
-                                                    top = max(top, fma(cs * tile_norm[kk], bn4, nm4));
-                                                }
-                                                let delta = max(top, 0.0);
-                                                nm4 -= delta;
-                                                l4 *= exp2(-delta);
-                                                tl4 = 0.0;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi4_0, tile[(kk) * DV + 0u]) + dot(xi4_1, tile[(kk) * DV + 1u]) + dot(xi4_2, tile[(kk) * DV + 2u]) + dot(xi4_3, tile[(kk) * DV + 3u]) + dot(xi4_4, tile[(kk) * DV + 4u].xy);
-                                                    tl4 += exp2(fma(cs * tile_norm[kk], bn4, nm4));
-                                                }
-                                            }
-                                            l4 += tl4;
-                                            if !(tl5 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi5_0, tile[(kk) * DV + 0u]) + dot(xi5_1, tile[(kk) * DV + 1u]) + dot(xi5_2, tile[(kk) * DV + 2u]) + dot(xi5_3, tile[(kk) * DV + 3u]) + dot(xi5_4, tile[(kk) * DV + 4u].xy);
-                                                    top = max(top, fma(cs * tile_norm[kk], bn5, nm5));
-                                                }
-                                                let delta = max(top, 0.0);
-                                                nm5 -= delta;
-                                                l5 *= exp2(-delta);
-                                                tl5 = 0.0;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi5_0, tile[(kk) * DV + 0u]) + dot(xi5_1, tile[(kk) * DV + 1u]) + dot(xi5_2, tile[(kk) * DV + 2u]) + dot(xi5_3, tile[(kk) * DV + 3u]) + dot(xi5_4, tile[(kk) * DV + 4u].xy);
-                                                    tl5 += exp2(fma(cs * tile_norm[kk], bn5, nm5));
-                                                }
-                                            }
-                                            l5 += tl5;
-                                            if !(tl6 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi6_0, tile[(kk) * DV + 0u]) + dot(xi6_1, tile[(kk) * DV + 1u]) + dot(xi6_2, tile[(kk) * DV + 2u]) + dot(xi6_3, tile[(kk) * DV + 3u]) + dot(xi6_4, tile[(kk) * DV + 4u].xy);
-                                                    top = max(top, fma(cs * tile_norm[kk], bn6, nm6));
-                                                }
-                                                let delta = max(top, 0.0);
-                                                nm6 -= delta;
-                                                l6 *= exp2(-delta);
-                                                tl6 = 0.0;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi6_0, tile[(kk) * DV + 0u]) + dot(xi6_1, tile[(kk) * DV + 1u]) + dot(xi6_2, tile[(kk) * DV + 2u]) + dot(xi6_3, tile[(kk) * DV + 3u]) + dot(xi6_4, tile[(kk) * DV + 4u].xy);
-                                                    tl6 += exp2(fma(cs * tile_norm[kk], bn6, nm6));
-                                                }
-                                            }
-                                            l6 += tl6;
-                                            if !(tl7 <= 1.8446744e19) {
-                                                var top = F32_LOWEST;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi7_0, tile[(kk) * DV + 0u]) + dot(xi7_1, tile[(kk) * DV + 1u]) + dot(xi7_2, tile[(kk) * DV + 2u]) + dot(xi7_3, tile[(kk) * DV + 3u]) + dot(xi7_4, tile[(kk) * DV + 4u].xy);
-                                                    top = max(top, fma(cs * tile_norm[kk], bn7, nm7));
-                                                }
-                                                let delta = max(top, 0.0);
-                                                nm7 -= delta;
-                                                l7 *= exp2(-delta);
-                                                tl7 = 0.0;
-                                                for (var kk = 0u; kk < len; kk++) {
-                                                    let cs = dot(xi7_0, tile[(kk) * DV + 0u]) + dot(xi7_1, tile[(kk) * DV + 1u]) + dot(xi7_2, tile[(kk) * DV + 2u]) + dot(xi7_3, tile[(kk) * DV + 3u]) + dot(xi7_4, tile[(kk) * DV + 4u].xy);
-                                                    tl7 += exp2(fma(cs * tile_norm[kk], bn7, nm7));
-                                                }
-                                            }
-                                            l7 += tl7;
-                                            start += TK;
-                                        }
-                                        if ok0 {
-                                            var self_cos = dot(xi0_0, xi0_0) + dot(xi0_1, xi0_1) + dot(xi0_2, xi0_2) + dot(xi0_3, xi0_3) + dot(xi0_4, xi0_4);
-                                            let sees_self = (i0 >= start0) & (i0 < key_end);
-                                            stats[state0 + i0] = PairStats(-nm0, l0, mn0, sc0 - select(0.0, self_cos, sees_self), sd0 * n0);
-                                        }
-                                        if ok1 {
-                                            var self_cos = dot(xi1_0, xi1_0) + dot(xi1_1, xi1_1) + dot(xi1_2, xi1_2) + dot(xi1_3, xi1_3) + dot(xi1_4, xi1_4);
-                                            let sees_self = (i1 >= start0) & (i1 < key_end);
-                                            stats[state0 + i1] = PairStats(-nm1, l1, mn1, sc1 - select(0.0, self_cos, sees_self), sd1 * n1);
-                                        }
-                                        if ok2 {
-                                            var self_cos = dot(xi2_0, xi2_0) + dot(xi2_1, xi2_1) + dot(xi2_2, xi2_2) + dot(xi2_3, xi2_3) + dot(xi2_4, xi2_4);
-                                            let sees_self = (i2 >= start0) & (i2 < key_end);
-                                            stats[state0 + i2] = PairStats(-nm2, l2, mn2, sc2 - select(0.0, self_cos, sees_self), sd2 * n2);
-                                        }
-                                        if ok3 {
-                                            var self_cos = dot(xi3_0, xi3_0) + dot(xi3_1, xi3_1) + dot(xi3_2, xi3_2) + dot(xi3_3, xi3_3) + dot(xi3_4, xi3_4);
-                                            let sees_self = (i3 >= start0) & (i3 < key_end);
-                                            stats[state0 + i3] = PairStats(-nm3, l3, mn3, sc3 - select(0.0, self_cos, sees_self), sd3 * n3);
-                                        }
-                                        if ok4 {
-                                            var self_cos = dot(xi4_0, xi4_0) + dot(xi4_1, xi4_1) + dot(xi4_2, xi4_2) + dot(xi4_3, xi4_3) + dot(xi4_4, xi4_4);
-                                            let sees_self = (i4 >= start0) & (i4 < key_end);
-                                            stats[state0 + i4] = PairStats(-nm4, l4, mn4, sc4 - select(0.0, self_cos, sees_self), sd4 * n4);
-                                        }
-                                        if ok5 {
-                                            var self_cos = dot(xi5_0, xi5_0) + dot(xi5_1, xi5_1) + dot(xi5_2, xi5_2) + dot(xi5_3, xi5_3) + dot(xi5_4, xi5_4);
-                                            let sees_self = (i5 >= start0) & (i5 < key_end);
-                                            stats[state0 + i5] = PairStats(-nm5, l5, mn5, sc5 - select(0.0, self_cos, sees_self), sd5 * n5);
-                                        }
-                                        if ok6 {
-                                            var self_cos = dot(xi6_0, xi6_0) + dot(xi6_1, xi6_1) + dot(xi6_2, xi6_2) + dot(xi6_3, xi6_3) + dot(xi6_4, xi6_4);
-                                            let sees_self = (i6 >= start0) & (i6 < key_end);
-                                            stats[state0 + i6] = PairStats(-nm6, l6, mn6, sc6 - select(0.0, self_cos, sees_self), sd6 * n6);
-                                        }
-                                        if ok7 {
-                                            var self_cos = dot(xi7_0, xi7_0) + dot(xi7_1, xi7_1) + dot(xi7_2, xi7_2) + dot(xi7_3, xi7_3) + dot(xi7_4, xi7_4);
-                                            let sees_self = (i7 >= start0) & (i7 < key_end);
-                                            stats[state0 + i7] = PairStats(-nm7, l7, mn7, sc7 - select(0.0, self_cos, sees_self), sd7 * n7);
-                                        }
-                                    }
+                            }
+                            l0 += tl0;
+                            if !(tl1 <= 1.8446744e19) {
+                                var top = F32_LOWEST;
+                                for (var kk = 0u; kk < len; kk++) {
+                                    let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u].xy);
+                                    top = max(top, fma(cs * tile_norm[kk], bn1, nm1));
+                                }
+                                let delta = max(top, 0.0);
+                                nm1 -= delta;
+                                l1 *= exp2(-delta);
+                                tl1 = 0.0;
+                                for (var kk = 0u; kk < len; kk++) {
+                                    let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u].xy);
+                                    tl1 += exp2(fma(cs * tile_norm[kk], bn1, nm1));
+                                }
+                            }
+                            l1 += tl1;
+                            if !(tl2 <= 1.8446744e19) {
+                                var top = F32_LOWEST;
+                                for (var kk = 0u; kk < len; kk++) {
+                                    let cs = dot(xi2_0, tile[(kk) * DV + 0u]) + dot(xi2_1, tile[(kk) * DV + 1u]) + dot(xi2_2, tile[(kk) * DV + 2u]) + dot(xi2_3, tile[(kk) * DV + 3u]) + dot(xi2_4, tile[(kk) * DV + 4u].xy);
+                                    top = max(top, fma(cs * tile_norm[kk], bn2, nm2));
+                                }
+                                let delta = max(top, 0.0);
+                                nm2 -= delta;
+                                l2 *= exp2(-delta);
+                                tl2 = 0.0;
+                                for (var kk = 0u; kk < len; kk++) {
+                                    let cs = dot(xi2_0, tile[(kk) * DV + 0u]) + dot(xi2_1, tile[(kk) * DV + 1u]) + dot(xi2_2, tile[(kk) * DV + 2u]) + dot(xi2_3, tile[(kk) * DV + 3u]) + dot(xi2_4, tile[(kk) * DV + 4u].xy);
+                                    tl2 += exp2(fma(cs * tile_norm[kk], bn2, nm2));
+                                }
+                            }
+                            l2 += tl2;
+                            if !(tl3 <= 1.8446744e19) {
+                                var top = F32_LOWEST;
+                                for (var kk = 0u; kk < len; kk++) {
+                                    let cs = dot(xi3_0, tile[(kk) * DV + 0u]) + dot(xi3_1, tile[(kk) * DV + 1u]) + dot(xi3_2, tile[(kk) * DV + 2u]) + dot(xi3_3, tile[(kk) * DV + 3u]) + dot(xi3_4, tile[(kk) * DV + 4u].xy);
+                                    top = max(top, fma(cs * tile_norm[kk], bn3, nm3));
+                                }
+                                let delta = max(top, 0.0);
+                                nm3 -= delta;
+                                l3 *= exp2(-delta);
+                                tl3 = 0.0;
+                                for (var kk = 0u; kk < len; kk++) {
+                                    let cs = dot(xi3_0, tile[(kk) * DV + 0u]) + dot(xi3_1, tile[(kk) * DV + 1u]) + dot(xi3_2, tile[(kk) * DV + 2u]) + dot(xi3_3, tile[(kk) * DV + 3u]) + dot(xi3_4, tile[(kk) * DV + 4u].xy);
+                                    tl3 += exp2(fma(cs * tile_norm[kk], bn3, nm3));
+                                }
+                            }
+                            l3 += tl3;
+                            start += TK;
+                        }
+                        if ok0 {
+                            var self_cos = dot(xi0_0, xi0_0) + dot(xi0_1, xi0_1) + dot(xi0_2, xi0_2) + dot(xi0_3, xi0_3) + dot(xi0_4, xi0_4);
+                            let sees_self = (i0 >= start0) & (i0 < key_end);
+                            stats[state0 + i0] = PairStats(-nm0, l0, mn0, sc0 - select(0.0, self_cos, sees_self), sd0 * n0);
+                        }
+                        if ok1 {
+                            var self_cos = dot(xi1_0, xi1_0) + dot(xi1_1, xi1_1) + dot(xi1_2, xi1_2) + dot(xi1_3, xi1_3) + dot(xi1_4, xi1_4);
+                            let sees_self = (i1 >= start0) & (i1 < key_end);
+                            stats[state0 + i1] = PairStats(-nm1, l1, mn1, sc1 - select(0.0, self_cos, sees_self), sd1 * n1);
+                        }
+                        if ok2 {
+                            var self_cos = dot(xi2_0, xi2_0) + dot(xi2_1, xi2_1) + dot(xi2_2, xi2_2) + dot(xi2_3, xi2_3) + dot(xi2_4, xi2_4);
+                            let sees_self = (i2 >= start0) & (i2 < key_end);
+                            stats[state0 + i2] = PairStats(-nm2, l2, mn2, sc2 - select(0.0, self_cos, sees_self), sd2 * n2);
+                        }
+                        if ok3 {
+                            var self_cos = dot(xi3_0, xi3_0) + dot(xi3_1, xi3_1) + dot(xi3_2, xi3_2) + dot(xi3_3, xi3_3) + dot(xi3_4, xi3_4);
+                            let sees_self = (i3 >= start0) & (i3 < key_end);
+                            stats[state0 + i3] = PairStats(-nm3, l3, mn3, sc3 - select(0.0, self_cos, sees_self), sd3 * n3);
+                        }
+                    }

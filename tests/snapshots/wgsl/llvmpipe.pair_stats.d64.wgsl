@@ -4,7 +4,7 @@ const DV: u32 = 16u;
 const WG: u32 = 64u;
 const TK: u32 = 32u;
 const TILE_VECS: u32 = 512u;
-const QB: u32 = 256u;
+const QB: u32 = 128u;
 const G: u32 = 1u;
 const FLAG_USA: u32 = 1u;
 const FLAG_SPHERE: u32 = 2u;
@@ -326,387 +326,199 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 sd1 = row.sum_dot / n1;
             }
             var nm1 = -m1;
-            let i2 = q0 + lid.x + 128u;
-            let ok2 = i2 < n;
-            let t2 = (key_base + min(i2, n - 1u)) * D;
-            var xi2_0 = vec4<f32>(x[t2], x[t2 + 1u], x[t2 + 2u], x[t2 + 3u]);
-            var xi2_1 = vec4<f32>(x[t2 + 4u], x[t2 + 5u], x[t2 + 6u], x[t2 + 7u]);
-            var xi2_2 = vec4<f32>(x[t2 + 8u], x[t2 + 9u], x[t2 + 10u], x[t2 + 11u]);
-            var xi2_3 = vec4<f32>(x[t2 + 12u], x[t2 + 13u], x[t2 + 14u], x[t2 + 15u]);
-            var xi2_4 = vec4<f32>(x[t2 + 16u], x[t2 + 17u], x[t2 + 18u], x[t2 + 19u]);
-            var xi2_5 = vec4<f32>(x[t2 + 20u], x[t2 + 21u], x[t2 + 22u], x[t2 + 23u]);
-            var xi2_6 = vec4<f32>(x[t2 + 24u], x[t2 + 25u], x[t2 + 26u], x[t2 + 27u]);
-            var xi2_7 = vec4<f32>(x[t2 + 28u], x[t2 + 29u], x[t2 + 30u], x[t2 + 31u]);
-            var xi2_8 = vec4<f32>(x[t2 + 32u], x[t2 + 33u], x[t2 + 34u], x[t2 + 35u]);
-            var xi2_9 = vec4<f32>(x[t2 + 36u], x[t2 + 37u], x[t2 + 38u], x[t2 + 39u]);
-            var xi2_10 = vec4<f32>(x[t2 + 40u], x[t2 + 41u], x[t2 + 42u], x[t2 + 43u]);
-            var xi2_11 = vec4<f32>(x[t2 + 44u], x[t2 + 45u], x[t2 + 46u], x[t2 + 47u]);
-            var xi2_12 = vec4<f32>(x[t2 + 48u], x[t2 + 49u], x[t2 + 50u], x[t2 + 51u]);
-            var xi2_13 = vec4<f32>(x[t2 + 52u], x[t2 + 53u], x[t2 + 54u], x[t2 + 55u]);
-            var xi2_14 = vec4<f32>(x[t2 + 56u], x[t2 + 57u], x[t2 + 58u], x[t2 + 59u]);
-            var xi2_15 = vec4<f32>(x[t2 + 60u], x[t2 + 61u], x[t2 + 62u], x[t2 + 63u]);
-            let n2 = sqrt(dot(xi2_0, xi2_0) + dot(xi2_1, xi2_1) + dot(xi2_2, xi2_2) + dot(xi2_3, xi2_3) + dot(xi2_4, xi2_4) + dot(xi2_5, xi2_5) + dot(xi2_6, xi2_6) + dot(xi2_7, xi2_7) + dot(xi2_8, xi2_8) + dot(xi2_9, xi2_9) + dot(xi2_10, xi2_10) + dot(xi2_11, xi2_11) + dot(xi2_12, xi2_12) + dot(xi2_13, xi2_13) + dot(xi2_14, xi2_14) + dot(xi2_15, xi2_15));
-            xi2_0 /= n2;
-            xi2_1 /= n2;
-            xi2_2 /= n2;
-            xi2_3 /= n2;
-            xi2_4 /= n2;
-            xi2_5 /= n2;
-            xi2_6 /= n2;
-            xi2_7 /= n2;
-            xi2_8 /= n2;
-            xi2_9 /= n2;
-            xi2_10 /= n2;
-            xi2_11 /= n2;
-            xi2_12 /= n2;
-            xi2_13 /= n2;
-            xi2_14 /= n2;
-            xi2_15 /= n2;
-            let bn2 = beta2 * n2;
-            var m2 = F32_LOWEST;
-            var l2 = 0.0;
-            var mn2 = 3.0;
-            var sc2 = 0.0;
-            var sd2 = 0.0;
-            if first {
-                if split_start < n {
-                    var dot0 = 0.0;
-                    for (var e = 0u; e < D; e++) {
-                        dot0 += x[t2 + e] * x[j0 + e];
+            var start = start0;
+            loop {
+                if start >= key_end {
+                    break;
+                }
+                let len = min(TK, key_end - start);
+                workgroupBarrier();
+                for (var e = lid.x; e < TK; e += WG) {
+                    var key_0 = vec4<f32>(0.0);
+                    var key_1 = vec4<f32>(0.0);
+                    var key_2 = vec4<f32>(0.0);
+                    var key_3 = vec4<f32>(0.0);
+                    var key_4 = vec4<f32>(0.0);
+                    var key_5 = vec4<f32>(0.0);
+                    var key_6 = vec4<f32>(0.0);
+                    var key_7 = vec4<f32>(0.0);
+                    var key_8 = vec4<f32>(0.0);
+                    var key_9 = vec4<f32>(0.0);
+                    var key_10 = vec4<f32>(0.0);
+                    var key_11 = vec4<f32>(0.0);
+                    var key_12 = vec4<f32>(0.0);
+                    var key_13 = vec4<f32>(0.0);
+                    var key_14 = vec4<f32>(0.0);
+                    var key_15 = vec4<f32>(0.0);
+                    var norm = 0.0;
+                    if e < len {
+                        let o = (key_base + start + e) * D;
+                        key_0 = vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
+                        key_1 = vec4<f32>(x[o + 4u], x[o + 5u], x[o + 6u], x[o + 7u]);
+                        key_2 = vec4<f32>(x[o + 8u], x[o + 9u], x[o + 10u], x[o + 11u]);
+                        key_3 = vec4<f32>(x[o + 12u], x[o + 13u], x[o + 14u], x[o + 15u]);
+                        key_4 = vec4<f32>(x[o + 16u], x[o + 17u], x[o + 18u], x[o + 19u]);
+                        key_5 = vec4<f32>(x[o + 20u], x[o + 21u], x[o + 22u], x[o + 23u]);
+                        key_6 = vec4<f32>(x[o + 24u], x[o + 25u], x[o + 26u], x[o + 27u]);
+                        key_7 = vec4<f32>(x[o + 28u], x[o + 29u], x[o + 30u], x[o + 31u]);
+                        key_8 = vec4<f32>(x[o + 32u], x[o + 33u], x[o + 34u], x[o + 35u]);
+                        key_9 = vec4<f32>(x[o + 36u], x[o + 37u], x[o + 38u], x[o + 39u]);
+                        key_10 = vec4<f32>(x[o + 40u], x[o + 41u], x[o + 42u], x[o + 43u]);
+                        key_11 = vec4<f32>(x[o + 44u], x[o + 45u], x[o + 46u], x[o + 47u]);
+                        key_12 = vec4<f32>(x[o + 48u], x[o + 49u], x[o + 50u], x[o + 51u]);
+                        key_13 = vec4<f32>(x[o + 52u], x[o + 53u], x[o + 54u], x[o + 55u]);
+                        key_14 = vec4<f32>(x[o + 56u], x[o + 57u], x[o + 58u], x[o + 59u]);
+                        key_15 = vec4<f32>(x[o + 60u], x[o + 61u], x[o + 62u], x[o + 63u]);
+                        norm = sqrt(dot(key_0, key_0) + dot(key_1, key_1) + dot(key_2, key_2) + dot(key_3, key_3) + dot(key_4, key_4) + dot(key_5, key_5) + dot(key_6, key_6) + dot(key_7, key_7) + dot(key_8, key_8) + dot(key_9, key_9) + dot(key_10, key_10) + dot(key_11, key_11) + dot(key_12, key_12) + dot(key_13, key_13) + dot(key_14, key_14) + dot(key_15, key_15));
+                        key_0 /= norm;
+                        key_1 /= norm;
+                        key_2 /= norm;
+                        key_3 /= norm;
+                        key_4 /= norm;
+                        key_5 /= norm;
+                        key_6 /= norm;
+                        key_7 /= norm;
+                        key_8 /= norm;
+                        key_9 /= norm;
+                        key_10 /= norm;
+                        key_11 /= norm;
+                        key_12 /= norm;
+                        key_13 /= norm;
+                        key_14 /= norm;
+                        key_15 /= norm;
                     }
-                    m2 = beta2 * dot0;
+                    tile[e * DV + 0u] = key_0;
+                    tile[e * DV + 1u] = key_1;
+                    tile[e * DV + 2u] = key_2;
+                    tile[e * DV + 3u] = key_3;
+                    tile[e * DV + 4u] = key_4;
+                    tile[e * DV + 5u] = key_5;
+                    tile[e * DV + 6u] = key_6;
+                    tile[e * DV + 7u] = key_7;
+                    tile[e * DV + 8u] = key_8;
+                    tile[e * DV + 9u] = key_9;
+                    tile[e * DV + 10u] = key_10;
+                    tile[e * DV + 11u] = key_11;
+                    tile[e * DV + 12u] = key_12;
+                    tile[e * DV + 13u] = key_13;
+                    tile[e * DV + 14u] = key_14;
+                    tile[e * DV + 15u] = key_15;
+                    tile_norm[e] = norm;
                 }
-                } else {
-                    let row = stats[state0 + min(i2, n - 1u)];
-                    m2 = row.m;
-                    l2 = row.l;
-                    mn2 = row.min_cos;
-                    sc2 = row.sum_cos;
-                    sd2 = row.sum_dot / n2;
-                }
-                var nm2 = -m2;
-                let i3 = q0 + lid.x + 192u;
-                let ok3 = i3 < n;
-                let t3 = (key_base + min(i3, n - 1u)) * D;
-                var xi3_0 = vec4<f32>(x[t3], x[t3 + 1u], x[t3 + 2u], x[t3 + 3u]);
-                var xi3_1 = vec4<f32>(x[t3 + 4u], x[t3 + 5u], x[t3 + 6u], x[t3 + 7u]);
-                var xi3_2 = vec4<f32>(x[t3 + 8u], x[t3 + 9u], x[t3 + 10u], x[t3 + 11u]);
-                var xi3_3 = vec4<f32>(x[t3 + 12u], x[t3 + 13u], x[t3 + 14u], x[t3 + 15u]);
-                var xi3_4 = vec4<f32>(x[t3 + 16u], x[t3 + 17u], x[t3 + 18u], x[t3 + 19u]);
-                var xi3_5 = vec4<f32>(x[t3 + 20u], x[t3 + 21u], x[t3 + 22u], x[t3 + 23u]);
-                var xi3_6 = vec4<f32>(x[t3 + 24u], x[t3 + 25u], x[t3 + 26u], x[t3 + 27u]);
-                var xi3_7 = vec4<f32>(x[t3 + 28u], x[t3 + 29u], x[t3 + 30u], x[t3 + 31u]);
-                var xi3_8 = vec4<f32>(x[t3 + 32u], x[t3 + 33u], x[t3 + 34u], x[t3 + 35u]);
-                var xi3_9 = vec4<f32>(x[t3 + 36u], x[t3 + 37u], x[t3 + 38u], x[t3 + 39u]);
-                var xi3_10 = vec4<f32>(x[t3 + 40u], x[t3 + 41u], x[t3 + 42u], x[t3 + 43u]);
-                var xi3_11 = vec4<f32>(x[t3 + 44u], x[t3 + 45u], x[t3 + 46u], x[t3 + 47u]);
-                var xi3_12 = vec4<f32>(x[t3 + 48u], x[t3 + 49u], x[t3 + 50u], x[t3 + 51u]);
-                var xi3_13 = vec4<f32>(x[t3 + 52u], x[t3 + 53u], x[t3 + 54u], x[t3 + 55u]);
-                var xi3_14 = vec4<f32>(x[t3 + 56u], x[t3 + 57u], x[t3 + 58u], x[t3 + 59u]);
-                var xi3_15 = vec4<f32>(x[t3 + 60u], x[t3 + 61u], x[t3 + 62u], x[t3 + 63u]);
-                let n3 = sqrt(dot(xi3_0, xi3_0) + dot(xi3_1, xi3_1) + dot(xi3_2, xi3_2) + dot(xi3_3, xi3_3) + dot(xi3_4, xi3_4) + dot(xi3_5, xi3_5) + dot(xi3_6, xi3_6) + dot(xi3_7, xi3_7) + dot(xi3_8, xi3_8) + dot(xi3_9, xi3_9) + dot(xi3_10, xi3_10) + dot(xi3_11, xi3_11) + dot(xi3_12, xi3_12) + dot(xi3_13, xi3_13) + dot(xi3_14, xi3_14) + dot(xi3_15, xi3_15));
-                xi3_0 /= n3;
-                xi3_1 /= n3;
-                xi3_2 /= n3;
-                xi3_3 /= n3;
-                xi3_4 /= n3;
-                xi3_5 /= n3;
-                xi3_6 /= n3;
-                xi3_7 /= n3;
-                xi3_8 /= n3;
-                xi3_9 /= n3;
-                xi3_10 /= n3;
-                xi3_11 /= n3;
-                xi3_12 /= n3;
-                xi3_13 /= n3;
-                xi3_14 /= n3;
-                xi3_15 /= n3;
-                let bn3 = beta2 * n3;
-                var m3 = F32_LOWEST;
-                var l3 = 0.0;
-                var mn3 = 3.0;
-                var sc3 = 0.0;
-                var sd3 = 0.0;
-                if first {
-                    if split_start < n {
-                        var dot0 = 0.0;
-                        for (var e = 0u; e < D; e++) {
-                            dot0 += x[t3 + e] * x[j0 + e];
-                        }
-                        m3 = beta2 * dot0;
+                workgroupBarrier();
+                var tl0 = 0.0;
+                var tl1 = 0.0;
+                if len == TK {
+                    for (var kk = 0u; kk < len; kk += G) {
+                        let kb = kk * DV;
+                        let kn0 = tile_norm[kk];
+                        let k0_0 = tile[kb];
+                        let k0_1 = tile[kb + 1u];
+                        let k0_2 = tile[kb + 2u];
+                        let k0_3 = tile[kb + 3u];
+                        let k0_4 = tile[kb + 4u];
+                        let k0_5 = tile[kb + 5u];
+                        let k0_6 = tile[kb + 6u];
+                        let k0_7 = tile[kb + 7u];
+                        let k0_8 = tile[kb + 8u];
+                        let k0_9 = tile[kb + 9u];
+                        let k0_10 = tile[kb + 10u];
+                        let k0_11 = tile[kb + 11u];
+                        let k0_12 = tile[kb + 12u];
+                        let k0_13 = tile[kb + 13u];
+                        let k0_14 = tile[kb + 14u];
+                        let k0_15 = tile[kb + 15u];
+                        let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4) + dot(xi0_5, k0_5) + dot(xi0_6, k0_6) + dot(xi0_7, k0_7) + dot(xi0_8, k0_8) + dot(xi0_9, k0_9) + dot(xi0_10, k0_10) + dot(xi0_11, k0_11) + dot(xi0_12, k0_12) + dot(xi0_13, k0_13) + dot(xi0_14, k0_14) + dot(xi0_15, k0_15);
+                        let u0_0 = c0_0 * kn0;
+                        tl0 += exp2(fma(u0_0, bn0, nm0));
+                        mn0 = min(mn0, c0_0);
+                        sc0 += c0_0;
+                        sd0 += u0_0;
+                        let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4) + dot(xi1_5, k0_5) + dot(xi1_6, k0_6) + dot(xi1_7, k0_7) + dot(xi1_8, k0_8) + dot(xi1_9, k0_9) + dot(xi1_10, k0_10) + dot(xi1_11, k0_11) + dot(xi1_12, k0_12) + dot(xi1_13, k0_13) + dot(xi1_14, k0_14) + dot(xi1_15, k0_15);
+                        let u1_0 = c1_0 * kn0;
+                        tl1 += exp2(fma(u1_0, bn1, nm1));
+                        mn1 = min(mn1, c1_0);
+                        sc1 += c1_0;
+                        sd1 += u1_0;
                     }
                     } else {
-                        let row = stats[state0 + min(i3, n - 1u)];
-                        m3 = row.m;
-                        l3 = row.l;
-                        mn3 = row.min_cos;
-                        sc3 = row.sum_cos;
-                        sd3 = row.sum_dot / n3;
-                    }
-                    var nm3 = -m3;
-                    var start = start0;
-                    loop {
-                        if start >= key_end {
-                            break;
-                        }
-                        let len = min(TK, key_end - start);
-                        workgroupBarrier();
-                        for (var e = lid.x; e < TK; e += WG) {
-                            var key_0 = vec4<f32>(0.0);
-                            var key_1 = vec4<f32>(0.0);
-                            var key_2 = vec4<f32>(0.0);
-                            var key_3 = vec4<f32>(0.0);
-                            var key_4 = vec4<f32>(0.0);
-                            var key_5 = vec4<f32>(0.0);
-                            var key_6 = vec4<f32>(0.0);
-                            var key_7 = vec4<f32>(0.0);
-                            var key_8 = vec4<f32>(0.0);
-                            var key_9 = vec4<f32>(0.0);
-                            var key_10 = vec4<f32>(0.0);
-                            var key_11 = vec4<f32>(0.0);
-                            var key_12 = vec4<f32>(0.0);
-                            var key_13 = vec4<f32>(0.0);
-                            var key_14 = vec4<f32>(0.0);
-                            var key_15 = vec4<f32>(0.0);
-                            var norm = 0.0;
-                            if e < len {
-                                let o = (key_base + start + e) * D;
-                                key_0 = vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
-                                key_1 = vec4<f32>(x[o + 4u], x[o + 5u], x[o + 6u], x[o + 7u]);
-                                key_2 = vec4<f32>(x[o + 8u], x[o + 9u], x[o + 10u], x[o + 11u]);
-                                key_3 = vec4<f32>(x[o + 12u], x[o + 13u], x[o + 14u], x[o + 15u]);
-                                key_4 = vec4<f32>(x[o + 16u], x[o + 17u], x[o + 18u], x[o + 19u]);
-                                key_5 = vec4<f32>(x[o + 20u], x[o + 21u], x[o + 22u], x[o + 23u]);
-                                key_6 = vec4<f32>(x[o + 24u], x[o + 25u], x[o + 26u], x[o + 27u]);
-                                key_7 = vec4<f32>(x[o + 28u], x[o + 29u], x[o + 30u], x[o + 31u]);
-                                key_8 = vec4<f32>(x[o + 32u], x[o + 33u], x[o + 34u], x[o + 35u]);
-                                key_9 = vec4<f32>(x[o + 36u], x[o + 37u], x[o + 38u], x[o + 39u]);
-                                key_10 = vec4<f32>(x[o + 40u], x[o + 41u], x[o + 42u], x[o + 43u]);
-                                key_11 = vec4<f32>(x[o + 44u], x[o + 45u], x[o + 46u], x[o + 47u]);
-                                key_12 = vec4<f32>(x[o + 48u], x[o + 49u], x[o + 50u], x[o + 51u]);
-                                key_13 = vec4<f32>(x[o + 52u], x[o + 53u], x[o + 54u], x[o + 55u]);
-                                key_14 = vec4<f32>(x[o + 56u], x[o + 57u], x[o + 58u], x[o + 59u]);
-                                key_15 = vec4<f32>(x[o + 60u], x[o + 61u], x[o + 62u], x[o + 63u]);
-                                norm = sqrt(dot(key_0, key_0) + dot(key_1, key_1) + dot(key_2, key_2) + dot(key_3, key_3) + dot(key_4, key_4) + dot(key_5, key_5) + dot(key_6, key_6) + dot(key_7, key_7) + dot(key_8, key_8) + dot(key_9, key_9) + dot(key_10, key_10) + dot(key_11, key_11) + dot(key_12, key_12) + dot(key_13, key_13) + dot(key_14, key_14) + dot(key_15, key_15));
-                                key_0 /= norm;
-                                key_1 /= norm;
-                                key_2 /= norm;
-                                key_3 /= norm;
-                                key_4 /= norm;
-                                key_5 /= norm;
-                                key_6 /= norm;
-                                key_7 /= norm;
-                                key_8 /= norm;
-                                key_9 /= norm;
-                                key_10 /= norm;
-                                key_11 /= norm;
-                                key_12 /= norm;
-                                key_13 /= norm;
-                                key_14 /= norm;
-                                key_15 /= norm;
-                            }
-                            tile[e * DV + 0u] = key_0;
-                            tile[e * DV + 1u] = key_1;
-                            tile[e * DV + 2u] = key_2;
-                            tile[e * DV + 3u] = key_3;
-                            tile[e * DV + 4u] = key_4;
-                            tile[e * DV + 5u] = key_5;
-                            tile[e * DV + 6u] = key_6;
-                            tile[e * DV + 7u] = key_7;
-                            tile[e * DV + 8u] = key_8;
-                            tile[e * DV + 9u] = key_9;
-                            tile[e * DV + 10u] = key_10;
-                            tile[e * DV + 11u] = key_11;
-                            tile[e * DV + 12u] = key_12;
-                            tile[e * DV + 13u] = key_13;
-                            tile[e * DV + 14u] = key_14;
-                            tile[e * DV + 15u] = key_15;
-                            tile_norm[e] = norm;
-                        }
-                        workgroupBarrier();
-                        var tl0 = 0.0;
-                        var tl1 = 0.0;
-                        var tl2 = 0.0;
-                        var tl3 = 0.0;
-                        if len == TK {
-                            for (var kk = 0u; kk < len; kk += G) {
-                                let kb = kk * DV;
-                                let kn0 = tile_norm[kk];
-                                let k0_0 = tile[kb];
-                                let k0_1 = tile[kb + 1u];
-                                let k0_2 = tile[kb + 2u];
-                                let k0_3 = tile[kb + 3u];
-                                let k0_4 = tile[kb + 4u];
-                                let k0_5 = tile[kb + 5u];
-                                let k0_6 = tile[kb + 6u];
-                                let k0_7 = tile[kb + 7u];
-                                let k0_8 = tile[kb + 8u];
-                                let k0_9 = tile[kb + 9u];
-                                let k0_10 = tile[kb + 10u];
-                                let k0_11 = tile[kb + 11u];
-                                let k0_12 = tile[kb + 12u];
-                                let k0_13 = tile[kb + 13u];
-                                let k0_14 = tile[kb + 14u];
-                                let k0_15 = tile[kb + 15u];
-                                let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4) + dot(xi0_5, k0_5) + dot(xi0_6, k0_6) + dot(xi0_7, k0_7) + dot(xi0_8, k0_8) + dot(xi0_9, k0_9) + dot(xi0_10, k0_10) + dot(xi0_11, k0_11) + dot(xi0_12, k0_12) + dot(xi0_13, k0_13) + dot(xi0_14, k0_14) + dot(xi0_15, k0_15);
-                                let u0_0 = c0_0 * kn0;
-                                tl0 += exp2(fma(u0_0, bn0, nm0));
-                                mn0 = min(mn0, c0_0);
-                                sc0 += c0_0;
-                                sd0 += u0_0;
-                                let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4) + dot(xi1_5, k0_5) + dot(xi1_6, k0_6) + dot(xi1_7, k0_7) + dot(xi1_8, k0_8) + dot(xi1_9, k0_9) + dot(xi1_10, k0_10) + dot(xi1_11, k0_11) + dot(xi1_12, k0_12) + dot(xi1_13, k0_13) + dot(xi1_14, k0_14) + dot(xi1_15, k0_15);
-                                let u1_0 = c1_0 * kn0;
-                                tl1 += exp2(fma(u1_0, bn1, nm1));
-                                mn1 = min(mn1, c1_0);
-                                sc1 += c1_0;
-                                sd1 += u1_0;
-                                let c2_0 = dot(xi2_0, k0_0) + dot(xi2_1, k0_1) + dot(xi2_2, k0_2) + dot(xi2_3, k0_3) + dot(xi2_4, k0_4) + dot(xi2_5, k0_5) + dot(xi2_6, k0_6) + dot(xi2_7, k0_7) + dot(xi2_8, k0_8) + dot(xi2_9, k0_9) + dot(xi2_10, k0_10) + dot(xi2_11, k0_11) + dot(xi2_12, k0_12) + dot(xi2_13, k0_13) + dot(xi2_14, k0_14) + dot(xi2_15, k0_15);
-                                let u2_0 = c2_0 * kn0;
-                                tl2 += exp2(fma(u2_0, bn2, nm2));
-                                mn2 = min(mn2, c2_0);
-                                sc2 += c2_0;
-                                sd2 += u2_0;
-                                let c3_0 = dot(xi3_0, k0_0) + dot(xi3_1, k0_1) + dot(xi3_2, k0_2) + dot(xi3_3, k0_3) + dot(xi3_4, k0_4) + dot(xi3_5, k0_5) + dot(xi3_6, k0_6) + dot(xi3_7, k0_7) + dot(xi3_8, k0_8) + dot(xi3_9, k0_9) + dot(xi3_10, k0_10) + dot(xi3_11, k0_11) + dot(xi3_12, k0_12) + dot(xi3_13, k0_13) + dot(xi3_14, k0_14) + dot(xi3_15, k0_15);
-                                let u3_0 = c3_0 * kn0;
-                                tl3 += exp2(fma(u3_0, bn3, nm3));
-                                mn3 = min(mn3, c3_0);
-                                sc3 += c3_0;
-                                sd3 += u3_0;
-                            }
-                            } else {
-                                for (var kk = 0u; kk < len; kk += G) {
-                                    let kb = kk * DV;
-                                    let kn0 = tile_norm[kk];
-                                    let k0_0 = tile[kb];
-                                    let k0_1 = tile[kb + 1u];
-                                    let k0_2 = tile[kb + 2u];
-                                    let k0_3 = tile[kb + 3u];
-                                    let k0_4 = tile[kb + 4u];
-                                    let k0_5 = tile[kb + 5u];
-                                    let k0_6 = tile[kb + 6u];
-                                    let k0_7 = tile[kb + 7u];
-                                    let k0_8 = tile[kb + 8u];
-                                    let k0_9 = tile[kb + 9u];
-                                    let k0_10 = tile[kb + 10u];
-                                    let k0_11 = tile[kb + 11u];
-                                    let k0_12 = tile[kb + 12u];
-                                    let k0_13 = tile[kb + 13u];
-                                    let k0_14 = tile[kb + 14u];
-                                    let k0_15 = tile[kb + 15u];
-                                    let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4) + dot(xi0_5, k0_5) + dot(xi0_6, k0_6) + dot(xi0_7, k0_7) + dot(xi0_8, k0_8) + dot(xi0_9, k0_9) + dot(xi0_10, k0_10) + dot(xi0_11, k0_11) + dot(xi0_12, k0_12) + dot(xi0_13, k0_13) + dot(xi0_14, k0_14) + dot(xi0_15, k0_15);
-                                    let u0_0 = c0_0 * kn0;
-                                    let in0_0 = kk + 0u < len;
-                                    tl0 += select(0.0, exp2(fma(u0_0, bn0, nm0)), in0_0);
-                                    mn0 = select(mn0, min(mn0, c0_0), in0_0);
-                                    sc0 += c0_0;
-                                    sd0 += u0_0;
-                                    let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4) + dot(xi1_5, k0_5) + dot(xi1_6, k0_6) + dot(xi1_7, k0_7) + dot(xi1_8, k0_8) + dot(xi1_9, k0_9) + dot(xi1_10, k0_10) + dot(xi1_11, k0_11) + dot(xi1_12, k0_12) + dot(xi1_13, k0_13) + dot(xi1_14, k0_14) + dot(xi1_15, k0_15);
-                                    let u1_0 = c1_0 * kn0;
-                                    let in1_0 = kk + 0u < len;
-                                    tl1 += select(0.0, exp2(fma(u1_0, bn1, nm1)), in1_0);
-                                    mn1 = select(mn1, min(mn1, c1_0), in1_0);
-                                    sc1 += c1_0;
-                                    sd1 += u1_0;
-                                    let c2_0 = dot(xi2_0, k0_0) + dot(xi2_1, k0_1) + dot(xi2_2, k0_2) + dot(xi2_3, k0_3) + dot(xi2_4, k0_4) + dot(xi2_5, k0_5) + dot(xi2_6, k0_6) + dot(xi2_7, k0_7) + dot(xi2_8, k0_8) + dot(xi2_9, k0_9) + dot(xi2_10, k0_10) + dot(xi2_11, k0_11) + dot(xi2_12, k0_12) + dot(xi2_13, k0_13) + dot(xi2_14, k0_14) + dot(xi2_15, k0_15);
-                                    let u2_0 = c2_0 * kn0;
-                                    let in2_0 = kk + 0u < len;
-                                    tl2 += select(0.0, exp2(fma(u2_0, bn2, nm2)), in2_0);
-                                    mn2 = select(mn2, min(mn2, c2_0), in2_0);
-                                    sc2 += c2_0;
-                                    sd2 += u2_0;
-                                    let c3_0 = dot(xi3_0, k0_0) + dot(xi3_1, k0_1) + dot(xi3_2, k0_2) + dot(xi3_3, k0_3) + dot(xi3_4, k0_4) + dot(xi3_5, k0_5) + dot(xi3_6, k0_6) + dot(xi3_7, k0_7) + dot(xi3_8, k0_8) + dot(xi3_9, k0_9) + dot(xi3_10, k0_10) + dot(xi3_11, k0_11) + dot(xi3_12, k0_12) + dot(xi3_13, k0_13) + dot(xi3_14, k0_14) + dot(xi3_15, k0_15);
-                                    let u3_0 = c3_0 * kn0;
-                                    let in3_0 = kk + 0u < len;
-                                    tl3 += select(0.0, exp2(fma(u3_0, bn3, nm3)), in3_0);
-                                    mn3 = select(mn3, min(mn3, c3_0), in3_0);
-                                    sc3 += c3_0;
-                                    sd3 += u3_0;
-                                }
-                            }
-                            if !(tl0 <= 1.8446744e19) {
-                                var top = F32_LOWEST;
-                                for (var kk = 0u; kk < len; kk++) {
-                                    let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u]) + dot(xi0_5, tile[(kk) * DV + 5u]) + dot(xi0_6, tile[(kk) * DV + 6u]) + dot(xi0_7, tile[(kk) * DV + 7u]) + dot(xi0_8, tile[(kk) * DV + 8u]) + dot(xi0_9, tile[(kk) * DV + 9u]) + dot(xi0_10, tile[(kk) * DV + 10u]) + dot(xi0_11, tile[(kk) * DV + 11u]) + dot(xi0_12, tile[(kk) * DV + 12u]) + dot(xi0_13, tile[(kk) * DV + 13u]) + dot(xi0_14, tile[(kk) * DV + 14u]) + dot(xi0_15, tile[(kk) * DV + 15u]);
-                                    top = max(top, fma(cs * tile_norm[kk], bn0, nm0));
-                                }
-                                let delta = max(top, 0.0);
-                                nm0 -= delta;
-                                l0 *= exp2(-delta);
-                                tl0 = 0.0;
-                                for (var kk = 0u; kk < len; kk++) {
-                                    let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u]) + dot(xi0_5, tile[(kk) * DV + 5u]) + dot(xi0_6, tile[(kk) * DV + 6u]) + dot(xi0_7, tile[(kk) * DV + 7u]) + dot(xi0_8, tile[(kk) * DV + 8u]) + dot(xi0_9, tile[(kk) * DV + 9u]) + dot(xi0_10, tile[(kk) * DV + 10u]) + dot(xi0_11, tile[(kk) * DV + 11u]) + dot(xi0_12, tile[(kk) * DV + 12u]) + dot(xi0_13, tile[(kk) * DV + 13u]) + dot(xi0_14, tile[(kk) * DV + 14u]) + dot(xi0_15, tile[(kk) * DV + 15u]);
-                                    tl0 += exp2(fma(cs * tile_norm[kk], bn0, nm0));
-                                }
-                            }
-                            l0 += tl0;
-                            if !(tl1 <= 1.8446744e19) {
-                                var top = F32_LOWEST;
-                                for (var kk = 0u; kk < len; kk++) {
-                                    let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u]) + dot(xi1_5, tile[(kk) * DV + 5u]) + dot(xi1_6, tile[(kk) * DV + 6u]) + dot(xi1_7, tile[(kk) * DV + 7u]) + dot(xi1_8, tile[(kk) * DV + 8u]) + dot(xi1_9, tile[(kk) * DV + 9u]) + dot(xi1_10, tile[(kk) * DV + 10u]) + dot(xi1_11, tile[(kk) * DV + 11u]) + dot(xi1_12, tile[(kk) * DV + 12u]) + dot(xi1_13, tile[(kk) * DV + 13u]) + dot(xi1_14, tile[(kk) * DV + 14u]) + dot(xi1_15, tile[(kk) * DV + 15u]);
-                                    top = max(top, fma(cs * tile_norm[kk], bn1, nm1));
-                                }
-                                let delta = max(top, 0.0);
-                                nm1 -= delta;
-                                l1 *= exp2(-delta);
-                                tl1 = 0.0;
-                                for (var kk = 0u; kk < len; kk++) {
-                                    let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u]) + dot(xi1_5, tile[(kk) * DV + 5u]) + dot(xi1_6, tile[(kk) * DV + 6u]) + dot(xi1_7, tile[(kk) * DV + 7u]) + dot(xi1_8, tile[(kk) * DV + 8u]) + dot(xi1_9, tile[(kk) * DV + 9u]) + dot(xi1_10, tile[(kk) * DV + 10u]) + dot(xi1_11, tile[(kk) * DV + 11u]) + dot(xi1_12, tile[(kk) * DV + 12u]) + dot(xi1_13, tile[(kk) * DV + 13u]) + dot(xi1_14, tile[(kk) * DV + 14u]) + dot(xi1_15, tile[(kk) * DV + 15u]);
-                                    tl1 += exp2(fma(cs * tile_norm[kk], bn1, nm1));
-                                }
-                            }
-                            l1 += tl1;
-                            if !(tl2 <= 1.8446744e19) {
-                                var top = F32_LOWEST;
-                                for (var kk = 0u; kk < len; kk++) {
-                                    let cs = dot(xi2_0, tile[(kk) * DV + 0u]) + dot(xi2_1, tile[(kk) * DV + 1u]) + dot(xi2_2, tile[(kk) * DV + 2u]) + dot(xi2_3, tile[(kk) * DV + 3u]) + dot(xi2_4, tile[(kk) * DV + 4u]) + dot(xi2_5, tile[(kk) * DV + 5u]) + dot(xi2_6, tile[(kk) * DV + 6u]) + dot(xi2_7, tile[(kk) * DV + 7u]) + dot(xi2_8, tile[(kk) * DV + 8u]) + dot(xi2_9, tile[(kk) * DV + 9u]) + dot(xi2_10, tile[(kk) * DV + 10u]) + dot(xi2_11, tile[(kk) * DV + 11u]) + dot(xi2_12, tile[(kk) * DV + 12u]) + dot(xi2_13, tile[(kk) * DV + 13u]) + dot(xi2_14, tile[(kk) * DV + 14u]) + dot(xi2_15, tile[(kk) * DV + 15u]);
-                                    top = max(top, fma(cs * tile_norm[kk], bn2, nm2));
-                                }
-                                let delta = max(top, 0.0);
-                                nm2 -= delta;
-                                l2 *= exp2(-delta);
-                                tl2 = 0.0;
-                                for (var kk = 0u; kk < len; kk++) {
-                                    let cs = dot(xi2_0, tile[(kk) * DV + 0u]) + dot(xi2_1, tile[(kk) * DV + 1u]) + dot(xi2_2, tile[(kk) * DV + 2u]) + dot(xi2_3, tile[(kk) * DV + 3u]) + dot(xi2_4, tile[(kk) * DV + 4u]) + dot(xi2_5, tile[(kk) * DV + 5u]) + dot(xi2_6, tile[(kk) * DV + 6u]) + dot(xi2_7, tile[(kk) * DV + 7u]) + dot(xi2_8, tile[(kk) * DV + 8u]) + dot(xi2_9, tile[(kk) * DV + 9u]) + dot(xi2_10, tile[(kk) * DV + 10u]) + dot(xi2_11, tile[(kk) * DV + 11u]) + dot(xi2_12, tile[(kk) * DV + 12u]) + dot(xi2_13, tile[(kk) * DV + 13u]) + dot(xi2_14, tile[(kk) * DV + 14u]) + dot(xi2_15, tile[(kk) * DV + 15u]);
-                                    tl2 += exp2(fma(cs * tile_norm[kk], bn2, nm2));
-                                }
-                            }
-                            l2 += tl2;
-                            if !(tl3 <= 1.8446744e19) {
-                                var top = F32_LOWEST;
-                                for (var kk = 0u; kk < len; kk++) {
-                                    let cs = dot(xi3_0, tile[(kk) * DV + 0u]) + dot(xi3_1, tile[(kk) * DV + 1u]) + dot(xi3_2, tile[(kk) * DV + 2u]) + dot(xi3_3, tile[(kk) * DV + 3u]) + dot(xi3_4, tile[(kk) * DV + 4u]) + dot(xi3_5, tile[(kk) * DV + 5u]) + dot(xi3_6, tile[(kk) * DV + 6u]) + dot(xi3_7, tile[(kk) * DV + 7u]) + dot(xi3_8, tile[(kk) * DV + 8u]) + dot(xi3_9, tile[(kk) * DV + 9u]) + dot(xi3_10, tile[(kk) * DV + 10u]) + dot(xi3_11, tile[(kk) * DV + 11u]) + dot(xi3_12, tile[(kk) * DV + 12u]) + dot(xi3_13, tile[(kk) * DV + 13u]) + dot(xi3_14, tile[(kk) * DV + 14u]) + dot(xi3_15, tile[(kk) * DV + 15u]);
-                                    top = max(top, fma(cs * tile_norm[kk], bn3, nm3));
-                                }
-                                let delta = max(top, 0.0);
-                                nm3 -= delta;
-                                l3 *= exp2(-delta);
-                                tl3 = 0.0;
-                                for (var kk = 0u; kk < len; kk++) {
-                                    let cs = dot(xi3_0, tile[(kk) * DV + 0u]) + dot(xi3_1, tile[(kk) * DV + 1u]) + dot(xi3_2, tile[(kk) * DV + 2u]) + dot(xi3_3, tile[(kk) * DV + 3u]) + dot(xi3_4, tile[(kk) * DV + 4u]) + dot(xi3_5, tile[(kk) * DV + 5u]) + dot(xi3_6, tile[(kk) * DV + 6u]) + dot(xi3_7, tile[(kk) * DV + 7u]) + dot(xi3_8, tile[(kk) * DV + 8u]) + dot(xi3_9, tile[(kk) * DV + 9u]) + dot(xi3_10, tile[(kk) * DV + 10u]) + dot(xi3_11, tile[(kk) * DV + 11u]) + dot(xi3_12, tile[(kk) * DV + 12u]) + dot(xi3_13, tile[(kk) * DV + 13u]) + dot(xi3_14, tile[(kk) * DV + 14u]) + dot(xi3_15, tile[(kk) * DV + 15u]);
-                                    tl3 += exp2(fma(cs * tile_norm[kk], bn3, nm3));
-                                }
-                            }
-                            l3 += tl3;
-                            start += TK;
-                        }
-                        if ok0 {
-                            var self_cos = dot(xi0_0, xi0_0) + dot(xi0_1, xi0_1) + dot(xi0_2, xi0_2) + dot(xi0_3, xi0_3) + dot(xi0_4, xi0_4) + dot(xi0_5, xi0_5) + dot(xi0_6, xi0_6) + dot(xi0_7, xi0_7) + dot(xi0_8, xi0_8) + dot(xi0_9, xi0_9) + dot(xi0_10, xi0_10) + dot(xi0_11, xi0_11) + dot(xi0_12, xi0_12) + dot(xi0_13, xi0_13) + dot(xi0_14, xi0_14) + dot(xi0_15, xi0_15);
-                            let sees_self = (i0 >= start0) & (i0 < key_end);
-                            stats[state0 + i0] = PairStats(-nm0, l0, mn0, sc0 - select(0.0, self_cos, sees_self), sd0 * n0);
-                        }
-                        if ok1 {
-                            var self_cos = dot(xi1_0, xi1_0) + dot(xi1_1, xi1_1) + dot(xi1_2, xi1_2) + dot(xi1_3, xi1_3) + dot(xi1_4, xi1_4) + dot(xi1_5, xi1_5) + dot(xi1_6, xi1_6) + dot(xi1_7, xi1_7) + dot(xi1_8, xi1_8) + dot(xi1_9, xi1_9) + dot(xi1_10, xi1_10) + dot(xi1_11, xi1_11) + dot(xi1_12, xi1_12) + dot(xi1_13, xi1_13) + dot(xi1_14, xi1_14) + dot(xi1_15, xi1_15);
-                            let sees_self = (i1 >= start0) & (i1 < key_end);
-                            stats[state0 + i1] = PairStats(-nm1, l1, mn1, sc1 - select(0.0, self_cos, sees_self), sd1 * n1);
-                        }
-                        if ok2 {
-                            var self_cos = dot(xi2_0, xi2_0) + dot(xi2_1, xi2_1) + dot(xi2_2, xi2_2) + dot(xi2_3, xi2_3) + dot(xi2_4, xi2_4) + dot(xi2_5, xi2_5) + dot(xi2_6, xi2_6) + dot(xi2_7, xi2_7) + dot(xi2_8, xi2_8) + dot(xi2_9, xi2_9) + dot(xi2_10, xi2_10) + dot(xi2_11, xi2_11) + dot(xi2_12, xi2_12) + dot(xi2_13, xi2_13) + dot(xi2_14, xi2_14) + dot(xi2_15, xi2_15);
-                            let sees_self = (i2 >= start0) & (i2 < key_end);
-                            stats[state0 + i2] = PairStats(-nm2, l2, mn2, sc2 - select(0.0, self_cos, sees_self), sd2 * n2);
-                        }
-                        if ok3 {
-                            var self_cos = dot(xi3_0, xi3_0) + dot(xi3_1, xi3_1) + dot(xi3_2, xi3_2) + dot(xi3_3, xi3_3) + dot(xi3_4, xi3_4) + dot(xi3_5, xi3_5) + dot(xi3_6, xi3_6) + dot(xi3_7, xi3_7) + dot(xi3_8, xi3_8) + dot(xi3_9, xi3_9) + dot(xi3_10, xi3_10) + dot(xi3_11, xi3_11) + dot(xi3_12, xi3_12) + dot(xi3_13, xi3_13) + dot(xi3_14, xi3_14) + dot(xi3_15, xi3_15);
-                            let sees_self = (i3 >= start0) & (i3 < key_end);
-                            stats[state0 + i3] = PairStats(-nm3, l3, mn3, sc3 - select(0.0, self_cos, sees_self), sd3 * n3);
+                        for (var kk = 0u; kk < len; kk += G) {
+                            let kb = kk * DV;
+                            let kn0 = tile_norm[kk];
+                            let k0_0 = tile[kb];
+                            let k0_1 = tile[kb + 1u];
+                            let k0_2 = tile[kb + 2u];
+                            let k0_3 = tile[kb + 3u];
+                            let k0_4 = tile[kb + 4u];
+                            let k0_5 = tile[kb + 5u];
+                            let k0_6 = tile[kb + 6u];
+                            let k0_7 = tile[kb + 7u];
+                            let k0_8 = tile[kb + 8u];
+                            let k0_9 = tile[kb + 9u];
+                            let k0_10 = tile[kb + 10u];
+                            let k0_11 = tile[kb + 11u];
+                            let k0_12 = tile[kb + 12u];
+                            let k0_13 = tile[kb + 13u];
+                            let k0_14 = tile[kb + 14u];
+                            let k0_15 = tile[kb + 15u];
+                            let c0_0 = dot(xi0_0, k0_0) + dot(xi0_1, k0_1) + dot(xi0_2, k0_2) + dot(xi0_3, k0_3) + dot(xi0_4, k0_4) + dot(xi0_5, k0_5) + dot(xi0_6, k0_6) + dot(xi0_7, k0_7) + dot(xi0_8, k0_8) + dot(xi0_9, k0_9) + dot(xi0_10, k0_10) + dot(xi0_11, k0_11) + dot(xi0_12, k0_12) + dot(xi0_13, k0_13) + dot(xi0_14, k0_14) + dot(xi0_15, k0_15);
+                            let u0_0 = c0_0 * kn0;
+                            let in0_0 = kk + 0u < len;
+                            tl0 += select(0.0, exp2(fma(u0_0, bn0, nm0)), in0_0);
+                            mn0 = select(mn0, min(mn0, c0_0), in0_0);
+                            sc0 += c0_0;
+                            sd0 += u0_0;
+                            let c1_0 = dot(xi1_0, k0_0) + dot(xi1_1, k0_1) + dot(xi1_2, k0_2) + dot(xi1_3, k0_3) + dot(xi1_4, k0_4) + dot(xi1_5, k0_5) + dot(xi1_6, k0_6) + dot(xi1_7, k0_7) + dot(xi1_8, k0_8) + dot(xi1_9, k0_9) + dot(xi1_10, k0_10) + dot(xi1_11, k0_11) + dot(xi1_12, k0_12) + dot(xi1_13, k0_13) + dot(xi1_14, k0_14) + dot(xi1_15, k0_15);
+                            let u1_0 = c1_0 * kn0;
+                            let in1_0 = kk + 0u < len;
+                            tl1 += select(0.0, exp2(fma(u1_0, bn1, nm1)), in1_0);
+                            mn1 = select(mn1, min(mn1, c1_0), in1_0);
+                            sc1 += c1_0;
+                            sd1 += u1_0;
                         }
                     }
+                    if !(tl0 <= 1.8446744e19) {
+                        var top = F32_LOWEST;
+                        for (var kk = 0u; kk < len; kk++) {
+                            let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u]) + dot(xi0_5, tile[(kk) * DV + 5u]) + dot(xi0_6, tile[(kk) * DV + 6u]) + dot(xi0_7, tile[(kk) * DV + 7u]) + dot(xi0_8, tile[(kk) * DV + 8u]) + dot(xi0_9, tile[(kk) * DV + 9u]) + dot(xi0_10, tile[(kk) * DV + 10u]) + dot(xi0_11, tile[(kk) * DV + 11u]) + dot(xi0_12, tile[(kk) * DV + 12u]) + dot(xi0_13, tile[(kk) * DV + 13u]) + dot(xi0_14, tile[(kk) * DV + 14u]) + dot(xi0_15, tile[(kk) * DV + 15u]);
+                            top = max(top, fma(cs * tile_norm[kk], bn0, nm0));
+                        }
+                        let delta = max(top, 0.0);
+                        nm0 -= delta;
+                        l0 *= exp2(-delta);
+                        tl0 = 0.0;
+                        for (var kk = 0u; kk < len; kk++) {
+                            let cs = dot(xi0_0, tile[(kk) * DV + 0u]) + dot(xi0_1, tile[(kk) * DV + 1u]) + dot(xi0_2, tile[(kk) * DV + 2u]) + dot(xi0_3, tile[(kk) * DV + 3u]) + dot(xi0_4, tile[(kk) * DV + 4u]) + dot(xi0_5, tile[(kk) * DV + 5u]) + dot(xi0_6, tile[(kk) * DV + 6u]) + dot(xi0_7, tile[(kk) * DV + 7u]) + dot(xi0_8, tile[(kk) * DV + 8u]) + dot(xi0_9, tile[(kk) * DV + 9u]) + dot(xi0_10, tile[(kk) * DV + 10u]) + dot(xi0_11, tile[(kk) * DV + 11u]) + dot(xi0_12, tile[(kk) * DV + 12u]) + dot(xi0_13, tile[(kk) * DV + 13u]) + dot(xi0_14, tile[(kk) * DV + 14u]) + dot(xi0_15, tile[(kk) * DV + 15u]);
+                            tl0 += exp2(fma(cs * tile_norm[kk], bn0, nm0));
+                        }
+                    }
+                    l0 += tl0;
+                    if !(tl1 <= 1.8446744e19) {
+                        var top = F32_LOWEST;
+                        for (var kk = 0u; kk < len; kk++) {
+                            let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u]) + dot(xi1_5, tile[(kk) * DV + 5u]) + dot(xi1_6, tile[(kk) * DV + 6u]) + dot(xi1_7, tile[(kk) * DV + 7u]) + dot(xi1_8, tile[(kk) * DV + 8u]) + dot(xi1_9, tile[(kk) * DV + 9u]) + dot(xi1_10, tile[(kk) * DV + 10u]) + dot(xi1_11, tile[(kk) * DV + 11u]) + dot(xi1_12, tile[(kk) * DV + 12u]) + dot(xi1_13, tile[(kk) * DV + 13u]) + dot(xi1_14, tile[(kk) * DV + 14u]) + dot(xi1_15, tile[(kk) * DV + 15u]);
+                            top = max(top, fma(cs * tile_norm[kk], bn1, nm1));
+                        }
+                        let delta = max(top, 0.0);
+                        nm1 -= delta;
+                        l1 *= exp2(-delta);
+                        tl1 = 0.0;
+                        for (var kk = 0u; kk < len; kk++) {
+                            let cs = dot(xi1_0, tile[(kk) * DV + 0u]) + dot(xi1_1, tile[(kk) * DV + 1u]) + dot(xi1_2, tile[(kk) * DV + 2u]) + dot(xi1_3, tile[(kk) * DV + 3u]) + dot(xi1_4, tile[(kk) * DV + 4u]) + dot(xi1_5, tile[(kk) * DV + 5u]) + dot(xi1_6, tile[(kk) * DV + 6u]) + dot(xi1_7, tile[(kk) * DV + 7u]) + dot(xi1_8, tile[(kk) * DV + 8u]) + dot(xi1_9, tile[(kk) * DV + 9u]) + dot(xi1_10, tile[(kk) * DV + 10u]) + dot(xi1_11, tile[(kk) * DV + 11u]) + dot(xi1_12, tile[(kk) * DV + 12u]) + dot(xi1_13, tile[(kk) * DV + 13u]) + dot(xi1_14, tile[(kk) * DV + 14u]) + dot(xi1_15, tile[(kk) * DV + 15u]);
+                            tl1 += exp2(fma(cs * tile_norm[kk], bn1, nm1));
+                        }
+                    }
+                    l1 += tl1;
+                    start += TK;
+                }
+                if ok0 {
+                    var self_cos = dot(xi0_0, xi0_0) + dot(xi0_1, xi0_1) + dot(xi0_2, xi0_2) + dot(xi0_3, xi0_3) + dot(xi0_4, xi0_4) + dot(xi0_5, xi0_5) + dot(xi0_6, xi0_6) + dot(xi0_7, xi0_7) + dot(xi0_8, xi0_8) + dot(xi0_9, xi0_9) + dot(xi0_10, xi0_10) + dot(xi0_11, xi0_11) + dot(xi0_12, xi0_12) + dot(xi0_13, xi0_13) + dot(xi0_14, xi0_14) + dot(xi0_15, xi0_15);
+                    let sees_self = (i0 >= start0) & (i0 < key_end);
+                    stats[state0 + i0] = PairStats(-nm0, l0, mn0, sc0 - select(0.0, self_cos, sees_self), sd0 * n0);
+                }
+                if ok1 {
+                    var self_cos = dot(xi1_0, xi1_0) + dot(xi1_1, xi1_1) + dot(xi1_2, xi1_2) + dot(xi1_3, xi1_3) + dot(xi1_4, xi1_4) + dot(xi1_5, xi1_5) + dot(xi1_6, xi1_6) + dot(xi1_7, xi1_7) + dot(xi1_8, xi1_8) + dot(xi1_9, xi1_9) + dot(xi1_10, xi1_10) + dot(xi1_11, xi1_11) + dot(xi1_12, xi1_12) + dot(xi1_13, xi1_13) + dot(xi1_14, xi1_14) + dot(xi1_15, xi1_15);
+                    let sees_self = (i1 >= start0) & (i1 < key_end);
+                    stats[state0 + i1] = PairStats(-nm1, l1, mn1, sc1 - select(0.0, self_cos, sees_self), sd1 * n1);
+                }
+            }

@@ -26,21 +26,21 @@ pub struct Nbody {
 impl Nbody {
     pub fn for_dimension(d: usize, target: &Target) -> Self {
         let dv = (d as u32).div_ceil(4);
-        // Registers per query: q, acc and the tile sums, 3 DV vec4s; on llvmpipe at most 192
-        // vec4s per invocation (R = 16, 8, 4, 2 as DV grows). LLVM's compile time grows faster
-        // than the unrolled text: a first run on llvmpipe (`attnflow run --backend gpu --n 300
-        // --steps 1`, fresh Mesa cache) took 69 s of CPU at d = 64 with 384 vec4s (R = 8) and
-        // 17 s with 192 (R = 4); 58 s and 12 s at d = 100 (R = 4 and 2); at d = 128, 72 s and
-        // 20 s (R = 4 and 2). The smaller R runs 20-45% slower on llvmpipe (2.2e7-3.7e7
-        // against 3.7e7-3.9e7 pairs/s at d = 64, n = 4096; 2026-12-07, 2-core CI machine under
-        // load), where the cpu backend is 8-10x faster than either (3.0e8 pairs/s): the
-        // compile is what every run and every test on llvmpipe pays.
-        let (r, g) = match (target.profile, dv) {
-            (Profile::Hardware, _) => (4, 4),
-            (Profile::Software, 1..=2) => (16, 2),
-            (Profile::Software, 3..=8) => (8, 1),
-            (Profile::Software, 9..=16) => (4, 1),
-            (Profile::Software, _) => (2, 1),
+        // Registers per query: q, acc and the tile sums, 3 DV vec4s; on llvmpipe at most 96
+        // vec4s per invocation (`software_queries`: R = 16, 8, 4, 2, 1 as DV grows). LLVM's
+        // compile time grows faster than the unrolled text, and the compile is what every run
+        // and every test on llvmpipe pays, where the cpu backend is 4-10x faster than
+        // llvmpipe in any case (3.0e8 pairs/s at d = 64). Against 192 vec4s (one R up), on
+        // the 2-core CI machine, idle (2026-12-07): llvmpipe's own attention and
+        // pair-statistics kernels of the catalogue compile in 66 s instead of 157 s
+        // (`cargo run --release --example kernel_compile_times -- '(llvmpipe)'`, fresh Mesa
+        // cache; d = 32: 8.0 s to 2.4 s, d = 64: 8.6 s to 3.8 s, d = 128: 18.3 s to 8.9 s per
+        // attention kernel), for 28%, 35% and 44% fewer pairs/s on llvmpipe at d = 32, 64 and
+        // 128 (`attnflow bench --backend gpu --n 4096`: 2.09e8 to 1.50e8, 7.8e7 to 5.0e7,
+        // 2.3e7 to 1.3e7). At d <= 16 the shapes are unchanged.
+        let (r, g) = match target.profile {
+            Profile::Hardware => (4, 4),
+            Profile::Software => (software_queries(dv), if dv <= 2 { 2 } else { 1 }),
         };
         // Tiles of up to 256 keys.
         let fit = (target.workgroup_bytes / (16 * dv)).clamp(g, 256);
@@ -94,6 +94,14 @@ impl Nbody {
         g.write_state();
         g.c.text
     }
+}
+
+/// Queries per invocation on a software rasteriser, for both N-body shaped kernels (attention
+/// and pair statistics): the largest power of two with R x DV <= 32, i.e. at most 96 vec4
+/// registers for a query's 3 DV (see `Nbody::for_dimension`), and at most 16.
+pub fn software_queries(dv: u32) -> u32 {
+    let r = (32 / dv.max(1)).clamp(1, 16);
+    1 << (31 - r.leading_zeros())
 }
 
 /// Keys per iteration of the N-body key loop: G, doubled up to 8 while a tile holds them and

@@ -30,12 +30,8 @@ impl PairKernel {
             (Profile::Hardware, 1..=2) => 4,
             (Profile::Hardware, 3..=8) => 2,
             (Profile::Hardware, _) => 1,
-            (Profile::Software, 1..=2) => 16,
-            // As the N-body kernel (codegen/nbody.rs: compile time): at most 192 vec4s.
-            (Profile::Software, 3..=8) => 8,
-            (Profile::Software, 9..=16) => 4,
-            (Profile::Software, 17..=32) => 2,
-            (Profile::Software, _) => 1,
+            // As the N-body kernel (codegen/nbody.rs: compile time): at most 96 vec4s.
+            (Profile::Software, _) => super::nbody::software_queries(dv),
         };
         // The key tile fits WebGPU's default 16 KiB whatever the adapter offers: one kernel
         // text per d for every hardware profile instead of two, and llvmpipe's the same as
