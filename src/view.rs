@@ -326,6 +326,78 @@ fn even_picks(total: usize, count: usize) -> Vec<usize> {
 
 /// Writes the page of the output folder `dir` (see the module's documentation).
 pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
+    let out = page_path(dir, opts)?;
+    // Held until the page is written.
+    let _lock = lock_to_read(dir)?;
+    let Inputs {
+        source,
+        tokens,
+        final_only,
+    } = read_inputs(dir)?;
+    let (frames, batch, n, d) = (tokens.frames, tokens.batch, tokens.n, tokens.d);
+    let sample = choose_sample(&tokens, opts.max_tokens, final_only);
+    let shown = sample.shown;
+    let snapshots_shown = sample.picks.len();
+    let data = token_data(tokens, &sample);
+    let final_clusters = data.counts.last().cloned().unwrap_or_default();
+    let model = model_view(dir, source, batch, n, d, shown);
+    let metrics = read_metrics(&dir.join("metrics.csv"), batch);
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let meta = Meta {
+        attnflow: env!("CARGO_PKG_VERSION"),
+        three: THREE_VERSION,
+        source,
+        folder: dir
+            .canonicalize()
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .display()
+            .to_string(),
+        description: model.description,
+        n,
+        shown,
+        d,
+        batch,
+        snapshots: frames,
+        geometry: model.geometry,
+        times: sample.times,
+        snapshot_index: sample.picks,
+        betas: model.betas,
+        token_index: sample.token_index,
+        scale: data.scale,
+        positions: b64.encode(&data.positions),
+        labels: b64.encode(&data.labels),
+        counts: data.counts,
+        cluster_cos: CLUSTER_COS,
+        pca_start: data.pca_start,
+        pca_end: data.pca_end,
+        metrics,
+        attention: model.attention,
+        notes: sample.notes.clone(),
+        final_only,
+    };
+    let page = render_page(&meta)?;
+    crate::output::write_atomic(&out, |tmp| {
+        std::fs::write(tmp, page.as_bytes())
+            .map_err(|e| file_error(&out, format!("cannot write: {e}")))
+    })?;
+    Ok(ViewSummary {
+        bytes: page.len() as u64,
+        path: out,
+        n,
+        shown,
+        d,
+        batch,
+        snapshots: frames,
+        snapshots_shown,
+        final_clusters,
+        final_only,
+        notes: sample.notes,
+    })
+}
+
+/// Checks the request (a folder, a token limit, a page to write) and returns the page's path.
+fn page_path(dir: &Path, opts: &ViewOptions) -> Result<PathBuf> {
     if !dir.is_dir() {
         return Err(file_error(
             dir,
@@ -340,15 +412,31 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
     }
     let out = opts.out.clone().unwrap_or_else(|| dir.join("view.html"));
     check_html_out(&out, opts.force)?;
-    // The folder's lock while it is read (a run into it meanwhile fails at once, and view
-    // fails while one is in progress); a folder one may only read is viewed without it.
-    let _lock = match crate::output::lock_folder(dir) {
-        Ok(lock) => Some(lock),
-        Err(e) if e.to_string().contains("in use by another attnflow command") => {
-            return Err(e);
-        }
-        Err(_) => None,
-    };
+    Ok(out)
+}
+
+/// Locks the folder while it is read, or not at all when it may only be read.
+fn lock_to_read(dir: &Path) -> Result<Option<std::fs::File>> {
+    // A run into the folder meanwhile fails at once, and view fails while one is in
+    // progress; a folder one may only read is viewed without the lock.
+    match crate::output::lock_folder(dir) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e) if e.to_string().contains("in use by another attnflow command") => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
+/// What the page is made from: which command wrote the folder, and its tokens.
+struct Inputs {
+    /// "run", "cfm", or "tokens" (.npy files only).
+    source: &'static str,
+    tokens: Frames,
+    /// Whether traj.npy was missing and only final.npy is shown.
+    final_only: bool,
+}
+
+/// Reads the folder's kind and tokens, or says why the folder cannot be viewed.
+fn read_inputs(dir: &Path) -> Result<Inputs> {
     let source = if dir.join("run.toml").is_file() {
         "run"
     } else if dir.join("cfm.toml").is_file() {
@@ -368,14 +456,37 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
              final.npy): give the folder of `attnflow run --out DIR --save-every K`",
         ));
     };
-    let (fr, final_only) = read_frames(dir)?;
-    let (frames, batch, n, d) = (fr.frames, fr.batch, fr.n, fr.d);
+    let (tokens, final_only) = read_frames(dir)?;
+    let (frames, batch, n, d) = (tokens.frames, tokens.batch, tokens.n, tokens.d);
     if frames == 0 || n == 0 || batch == 0 || d < 2 {
         return Err(file_error(
             dir,
             format!("nothing to show ({frames} snapshots of n = {n} tokens in d = {d})"),
         ));
     }
+    Ok(Inputs {
+        source,
+        tokens,
+        final_only,
+    })
+}
+
+/// The tokens and snapshots a page shows, and the notes that tell the reader.
+struct Sample {
+    /// How many tokens are shown (of n).
+    shown: usize,
+    /// Original index of each shown token (None: all tokens, in order).
+    token_index: Option<Vec<usize>>,
+    /// Index into the folder's snapshots of each shown one.
+    picks: Vec<usize>,
+    /// The time of each shown snapshot.
+    times: Vec<f64>,
+    notes: Vec<String>,
+}
+
+/// Chooses the tokens shown, then the snapshots: as many as fit in [`DATA_BUDGET`].
+fn choose_sample(tokens: &Frames, max_tokens: usize, final_only: bool) -> Sample {
+    let (frames, batch, n, d) = (tokens.frames, tokens.batch, tokens.n, tokens.d);
     let mut notes = Vec::new();
     if final_only {
         notes.push(
@@ -384,9 +495,7 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
                 .to_string(),
         );
     }
-
-    // Tokens shown, then snapshots: as many as fit in the budget.
-    let mut shown = n.min(opts.max_tokens);
+    let mut shown = n.min(max_tokens);
     let per_token = batch * d * 2 + batch * 2;
     let min_frames = frames.min(2);
     if shown * per_token * min_frames > DATA_BUDGET {
@@ -413,51 +522,78 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
             picks.len()
         ));
     }
+    Sample {
+        shown,
+        token_index,
+        times: picks.iter().map(|&f| tokens.times[f]).collect(),
+        picks,
+        notes,
+    }
+}
 
+/// What the page shows of the sampled tokens.
+struct TokenData {
+    /// The coordinate of an int16 unit (the largest coordinate is 32767 units).
+    scale: f64,
+    /// [picks, batch, shown, d] as little-endian int16.
+    positions: Vec<u8>,
+    /// The cluster of every shown token, [picks, batch, shown] as little-endian u16.
+    labels: Vec<u8>,
+    /// Cluster count of each system at each shown snapshot.
+    counts: Vec<Vec<usize>>,
+    /// Top 3 principal directions of each system's first and last shown snapshot (d > 3).
+    pca_start: Vec<Vec<f64>>,
+    pca_end: Vec<Vec<f64>>,
+}
+
+/// Gathers the sample's tokens, quantizes them, and computes their clusters and principal
+/// directions.
+fn token_data(tokens: Frames, sample: &Sample) -> TokenData {
+    let (batch, n, d) = (tokens.batch, tokens.n, tokens.d);
+    let (shown, picks) = (sample.shown, &sample.picks);
     // Gather [picks, batch, shown, d] in f64.
     let mut sel = Vec::with_capacity(picks.len() * batch * shown * d);
-    for &f in &picks {
+    for &f in picks {
         for s in 0..batch {
             let base = (f * batch + s) * n * d;
-            match &token_index {
-                None => sel.extend_from_slice(&fr.data[base..base + n * d]),
+            match &sample.token_index {
+                None => sel.extend_from_slice(&tokens.data[base..base + n * d]),
                 Some(idx) => {
                     for &i in idx {
-                        sel.extend_from_slice(&fr.data[base + i * d..base + (i + 1) * d]);
+                        sel.extend_from_slice(&tokens.data[base + i * d..base + (i + 1) * d]);
                     }
                 }
             }
         }
     }
-    drop(fr.data);
+    drop(tokens);
     let largest = sel.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     let scale = if largest > 0.0 {
         largest / 32767.0
     } else {
         1.0
     };
-    let mut pos_bytes = Vec::with_capacity(sel.len() * 2);
+    let mut positions = Vec::with_capacity(sel.len() * 2);
     for v in &sel {
         let q = (v / scale).round().clamp(-32767.0, 32767.0) as i16;
-        pos_bytes.extend_from_slice(&q.to_le_bytes());
+        positions.extend_from_slice(&q.to_le_bytes());
     }
 
     let block = shown * d;
-    let mut label_bytes = Vec::with_capacity(picks.len() * batch * shown * 2);
+    let mut labels = Vec::with_capacity(picks.len() * batch * shown * 2);
     let mut counts = Vec::with_capacity(picks.len());
-    for (k, _) in picks.iter().enumerate() {
+    for k in 0..picks.len() {
         let mut row = Vec::with_capacity(batch);
         for s in 0..batch {
             let x = &sel[(k * batch + s) * block..(k * batch + s + 1) * block];
-            let (labels, count) = cluster_labels_grid(x, d, CLUSTER_COS);
-            for l in labels {
-                label_bytes.extend_from_slice(&(l as u16).to_le_bytes());
+            let (system_labels, count) = cluster_labels_grid(x, d, CLUSTER_COS);
+            for l in system_labels {
+                labels.extend_from_slice(&(l as u16).to_le_bytes());
             }
             row.push(count);
         }
         counts.push(row);
     }
-    let final_clusters = counts.last().cloned().unwrap_or_default();
 
     let (mut pca_start, mut pca_end) = (Vec::new(), Vec::new());
     if d > 3 {
@@ -468,88 +604,62 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
             pca_end.push(principal_directions(&sel[e..e + block], d));
         }
     }
+    TokenData {
+        scale,
+        positions,
+        labels,
+        counts,
+        pca_start,
+        pca_end,
+    }
+}
 
-    // The model: betas for every kind; attention for a run whose weights the page can use.
-    let mut attention = Attention {
-        available: false,
-        reason: String::new(),
-        note: String::new(),
-        kind: "sa",
-        mask: "full",
-        alibi_slope: 0.0,
-        alibi_excludes_self: false,
-        q: Vec::new(),
-        k: Vec::new(),
-    };
-    let mut betas = vec![f64::NAN; batch];
-    let mut description = String::new();
-    let mut geometry = "sphere";
-    match source {
-        "run" => match run_model(dir, batch, n, d) {
-            Ok((resolved, desc)) => {
-                description = desc;
-                let model = &resolved.model;
-                betas = model.betas.clone();
-                geometry = match model.geometry {
-                    crate::model::Geometry::Sphere => "sphere",
-                    crate::model::Geometry::Euclidean => "euclidean",
-                };
-                attention.kind = match model.attention {
-                    crate::model::Attention::Sa => "sa",
-                    crate::model::Attention::Usa => "usa",
-                };
-                attention.mask = resolved.config.mask.name();
-                attention.alibi_slope = model.alibi_slope(n);
-                attention.alibi_excludes_self = model.alibi.is_some_and(|a| a.excludes_self);
-                if model.weights_change() {
-                    attention.reason = "the attention weights of this run change with depth \
-                        (redrawn or per-layer Q, K): the page cannot recompute them"
-                        .into();
-                } else {
-                    attention.available = true;
-                    for s in 0..batch {
-                        let head = model.system_heads(d, 0, s).swap_remove(0);
-                        attention.q.push(head.q.clone());
-                        attention.k.push(head.k.clone());
-                    }
-                    let heads = model.head_count();
-                    if heads > 1 {
-                        attention.note = format!("head 0 of {heads}");
-                    }
-                }
-            }
-            Err(e) => {
-                attention.reason =
-                    format!("cannot rebuild the model from run.toml ({e}): weights not shown");
-            }
-        },
-        "cfm" => {
-            attention.reason = "a flow map's queries attend to the context, not to each \
-                other: no weights to show"
-                .into();
-            if let Ok(text) = std::fs::read_to_string(dir.join("cfm.toml"))
-                && let Ok(v) = text.parse::<toml::Table>()
-            {
-                if let Some(b) = v.get("beta").and_then(|b| b.as_float()) {
-                    betas = vec![b; batch];
-                }
-                let get = |k: &str| v.get(k).map(|x| x.to_string()).unwrap_or_default();
-                description = format!(
-                    "contextual flow map: m = {} queries, n = {} context tokens ({}), model {}, \
-                     beta = {}, T = {}",
-                    get("m"),
-                    get("n"),
-                    get("context_mode").trim_matches('"'),
-                    get("model").trim_matches('"'),
-                    get("beta"),
-                    get("t_end")
-                );
-            }
-        }
-        _ => {
-            attention.reason = "no run.toml: the model is unknown".into();
+/// What the page knows of the model.
+struct ModelView {
+    betas: Vec<f64>,
+    description: String,
+    geometry: &'static str,
+    attention: Attention,
+}
+
+impl ModelView {
+    /// A model the page cannot show the weights of, for `reason` (empty: not yet known).
+    fn unknown(batch: usize, reason: String) -> Self {
+        ModelView {
+            betas: vec![f64::NAN; batch],
+            description: String::new(),
+            geometry: "sphere",
+            attention: Attention {
+                available: false,
+                reason,
+                note: String::new(),
+                kind: "sa",
+                mask: "full",
+                alibi_slope: 0.0,
+                alibi_excludes_self: false,
+                q: Vec::new(),
+                k: Vec::new(),
+            },
         }
     }
+}
+
+/// The model as the page shows it: betas for every kind of folder; attention for a run whose
+/// weights the page can recompute.
+fn model_view(
+    dir: &Path,
+    source: &str,
+    batch: usize,
+    n: usize,
+    d: usize,
+    shown: usize,
+) -> ModelView {
+    let mut view = match source {
+        "run" => run_model_view(dir, batch, n, d),
+        "cfm" => cfm_model_view(dir, batch),
+        _ => ModelView::unknown(batch, "no run.toml: the model is unknown".into()),
+    };
+    let attention = &mut view.attention;
     if attention.available && shown < n {
         attention.note = [
             attention.note.as_str(),
@@ -561,70 +671,98 @@ pub fn write_view(dir: &Path, opts: &ViewOptions) -> Result<ViewSummary> {
         .collect::<Vec<_>>()
         .join(", ");
     }
-    let metrics = read_metrics(&dir.join("metrics.csv"), batch);
+    view
+}
 
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let meta = Meta {
-        attnflow: env!("CARGO_PKG_VERSION"),
-        three: THREE_VERSION,
-        source,
-        folder: dir
-            .canonicalize()
-            .unwrap_or_else(|_| dir.to_path_buf())
-            .display()
-            .to_string(),
-        description,
-        n,
-        shown,
-        d,
-        batch,
-        snapshots: frames,
-        geometry,
-        times: picks.iter().map(|&f| fr.times[f]).collect(),
-        snapshot_index: picks.clone(),
-        betas,
-        token_index,
-        scale,
-        positions: b64.encode(&pos_bytes),
-        labels: b64.encode(&label_bytes),
-        counts,
-        cluster_cos: CLUSTER_COS,
-        pca_start,
-        pca_end,
-        metrics,
-        attention,
-        notes: notes.clone(),
-        final_only,
+/// The model of a run folder from its run.toml, with head 0's Q and K when they hold still.
+fn run_model_view(dir: &Path, batch: usize, n: usize, d: usize) -> ModelView {
+    let (resolved, description) = match run_model(dir, batch, n, d) {
+        Ok(run) => run,
+        Err(e) => {
+            return ModelView::unknown(
+                batch,
+                format!("cannot rebuild the model from run.toml ({e}): weights not shown"),
+            );
+        }
     };
-    let json = serde_json::to_string(&meta)
+    let model = &resolved.model;
+    let mut view = ModelView::unknown(batch, String::new());
+    view.description = description;
+    view.betas = model.betas.clone();
+    view.geometry = match model.geometry {
+        crate::model::Geometry::Sphere => "sphere",
+        crate::model::Geometry::Euclidean => "euclidean",
+    };
+    let attention = &mut view.attention;
+    attention.kind = match model.attention {
+        crate::model::Attention::Sa => "sa",
+        crate::model::Attention::Usa => "usa",
+    };
+    attention.mask = resolved.config.mask.name();
+    attention.alibi_slope = model.alibi_slope(n);
+    attention.alibi_excludes_self = model.alibi.is_some_and(|a| a.excludes_self);
+    if model.weights_change() {
+        attention.reason = "the attention weights of this run change with depth \
+            (redrawn or per-layer Q, K): the page cannot recompute them"
+            .into();
+    } else {
+        attention.available = true;
+        for s in 0..batch {
+            let head = model.system_heads(d, 0, s).swap_remove(0);
+            attention.q.push(head.q.clone());
+            attention.k.push(head.k.clone());
+        }
+        let heads = model.head_count();
+        if heads > 1 {
+            attention.note = format!("head 0 of {heads}");
+        }
+    }
+    view
+}
+
+/// The model of a contextual flow map's folder from its cfm.toml (no weights to show).
+fn cfm_model_view(dir: &Path, batch: usize) -> ModelView {
+    let mut view = ModelView::unknown(
+        batch,
+        "a flow map's queries attend to the context, not to each \
+         other: no weights to show"
+            .into(),
+    );
+    if let Ok(text) = std::fs::read_to_string(dir.join("cfm.toml"))
+        && let Ok(v) = text.parse::<toml::Table>()
+    {
+        if let Some(b) = v.get("beta").and_then(|b| b.as_float()) {
+            view.betas = vec![b; batch];
+        }
+        let get = |k: &str| v.get(k).map(|x| x.to_string()).unwrap_or_default();
+        view.description = format!(
+            "contextual flow map: m = {} queries, n = {} context tokens ({}), model {}, \
+             beta = {}, T = {}",
+            get("m"),
+            get("n"),
+            get("context_mode").trim_matches('"'),
+            get("model").trim_matches('"'),
+            get("beta"),
+            get("t_end")
+        );
+    }
+    view
+}
+
+/// The page: the template with the import map, the data and the viewer's script put in.
+fn render_page(meta: &Meta) -> Result<String> {
+    let json = serde_json::to_string(meta)
         .map_err(|e| input(format!("cannot encode the page's data: {e}")))?
         // Inside <script>: no "</" may end the element early.
         .replace("</", "<\\/");
-    let page = TEMPLATE
+    Ok(TEMPLATE
         .replacen("/*@IMPORTMAP@*/", &import_map(), 1)
         .replacen("/*@DATA@*/", &json, 1)
         .replacen(
             "/*@VIEWER@*/",
             &VIEWER_JS.replace("</script", "<\\/script"),
             1,
-        );
-    crate::output::write_atomic(&out, |tmp| {
-        std::fs::write(tmp, page.as_bytes())
-            .map_err(|e| file_error(&out, format!("cannot write: {e}")))
-    })?;
-    Ok(ViewSummary {
-        bytes: page.len() as u64,
-        path: out,
-        n,
-        shown,
-        d,
-        batch,
-        snapshots: frames,
-        snapshots_shown: picks.len(),
-        final_clusters,
-        final_only,
-        notes,
-    })
+        ))
 }
 
 /// The mark every page attnflow writes carries in its head: an existing file without it is a
