@@ -27,6 +27,18 @@ const TILE_FLOATS: usize = 32768;
 /// is in cache. Larger d uses `QC_WIDE`, so that the keys (d floats each, twice) stream from
 /// memory once per 96 queries rather than once per 36.
 const QC: usize = 36;
+
+/// Fewest floats a rayon task of per-token work (the finish, the stage combinations, the
+/// normalisation) takes: below it the scheduling costs more than the work. With 32-token
+/// systems at d = 128-512 (phase-diagram) a profile spent about 20 % of the time in rayon's
+/// scheduling; 16384 floats keep a task above a few microseconds, and still give a million
+/// tokens at d = 3 about 180 tasks.
+const TASK_FLOATS: usize = 1 << 14;
+
+/// Tokens per rayon task of per-token work at dimension d (see [`TASK_FLOATS`]).
+fn token_grain(d: usize) -> usize {
+    (TASK_FLOATS / d.max(1)).max(1)
+}
 const QC_WIDE: usize = 96;
 
 /// One head in backend precision.
@@ -181,33 +193,40 @@ impl Kernel {
     pub fn finish(&self, z: &[f32], a: &mut [f32]) {
         let d = self.shape.d;
         let model = &self.model;
-        a.par_chunks_mut(d).zip(z.par_chunks(d)).for_each_init(
-            || (vec![0.0f64; d], vec![0.0f64; d]),
-            |(zi, f), (a, zt)| {
-                zt.iter()
-                    .zip(zi.iter_mut())
-                    .for_each(|(s, o)| *o = f64::from(*s));
-                a.iter()
-                    .zip(f.iter_mut())
-                    .for_each(|(s, o)| *o = f64::from(*s));
-                if let Some(mlp) = &model.mlp {
-                    mlp.add_to(zi, f);
-                }
-                model.finish_token(zi, f);
-                a.iter_mut().zip(f.iter()).for_each(|(o, v)| *o = *v as f32);
-            },
-        );
+        a.par_chunks_mut(d)
+            .zip(z.par_chunks(d))
+            .with_min_len(token_grain(d))
+            .for_each_init(
+                || (vec![0.0f64; d], vec![0.0f64; d]),
+                |(zi, f), (a, zt)| {
+                    zt.iter()
+                        .zip(zi.iter_mut())
+                        .for_each(|(s, o)| *o = f64::from(*s));
+                    a.iter()
+                        .zip(f.iter_mut())
+                        .for_each(|(s, o)| *o = f64::from(*s));
+                    if let Some(mlp) = &model.mlp {
+                        mlp.add_to(zi, f);
+                    }
+                    model.finish_token(zi, f);
+                    a.iter_mut().zip(f.iter()).for_each(|(o, v)| *o = *v as f32);
+                },
+            );
     }
 
+    /// The buffers of one attention task: rows for the queries a chunk can hold (QC or
+    /// QC_WIDE, or fewer when a system has fewer tokens: blocks of QB), since they are
+    /// allocated and cleared for every chunk.
     fn scratch(&self) -> Scratch {
         let d = self.shape.d;
+        let rows = self.qc.min(self.shape.n.next_multiple_of(QB));
         Scratch {
-            q: vec![0.0; self.qc * d],
+            q: vec![0.0; rows * d],
             s: vec![0.0; QB * self.tile],
-            m: vec![0.0; self.qc],
-            l: vec![0.0; self.qc],
-            acc: vec![0.0; self.qc * d],
-            sum: vec![0.0; self.qc * d],
+            m: vec![0.0; rows],
+            l: vec![0.0; rows],
+            acc: vec![0.0; rows * d],
+            sum: vec![0.0; rows * d],
             mean: vec![0.0; d],
         }
     }
@@ -523,6 +542,7 @@ pub struct CpuBackend {
 fn normalise_into(d: usize, src: &[f32], dst: &mut [f32]) {
     dst.par_chunks_mut(d)
         .zip(src.par_chunks(d))
+        .with_min_len(token_grain(d))
         .for_each(|(o, t)| {
             let norm = t
                 .iter()
@@ -578,21 +598,24 @@ impl CpuBackend {
         let Shape { n, d, .. } = self.kernel.shape;
         let m = stages.len();
         let (x, k) = (&self.x, &self.k);
-        dst.par_chunks_mut(d).enumerate().for_each(|(t, out)| {
-            let r = t * d..(t + 1) * d;
-            let c = &coeffs[(t / n) * m..(t / n + 1) * m];
-            out.copy_from_slice(&x[r.clone()]);
-            for (&s, &c) in stages.iter().zip(c) {
-                let c = c as f32;
-                out.iter_mut()
-                    .zip(&k[s][r.clone()])
-                    .for_each(|(o, k)| *o += c * k);
-            }
-            if renormalise {
-                let norm = simd::dot(out, out).sqrt();
-                out.iter_mut().for_each(|o| *o /= norm);
-            }
-        });
+        dst.par_chunks_mut(d)
+            .enumerate()
+            .with_min_len(token_grain(d))
+            .for_each(|(t, out)| {
+                let r = t * d..(t + 1) * d;
+                let c = &coeffs[(t / n) * m..(t / n + 1) * m];
+                out.copy_from_slice(&x[r.clone()]);
+                for (&s, &c) in stages.iter().zip(c) {
+                    let c = c as f32;
+                    out.iter_mut()
+                        .zip(&k[s][r.clone()])
+                        .for_each(|(o, k)| *o += c * k);
+                }
+                if renormalise {
+                    let norm = simd::dot(out, out).sqrt();
+                    out.iter_mut().for_each(|o| *o /= norm);
+                }
+            });
     }
 }
 
@@ -661,6 +684,7 @@ impl Backend for CpuBackend {
         self.stage
             .par_chunks_mut(d)
             .enumerate()
+            .with_min_len(token_grain(d))
             .for_each(|(t, out)| {
                 let r = t * d..(t + 1) * d;
                 out.copy_from_slice(&x[r.clone()]);
@@ -762,22 +786,25 @@ impl Backend for CpuBackend {
         let mut out = vec![0.0f64; self.x.len()];
         let (x, k) = (&self.x, &self.k);
         // In f64 from the f32 stages: an output, not a state the run continues from.
-        out.par_chunks_mut(d).enumerate().for_each(|(t, out)| {
-            let r = t * d..(t + 1) * d;
-            let c = &coeffs[(t / n) * m..(t / n + 1) * m];
-            out.iter_mut()
-                .zip(&x[r.clone()])
-                .for_each(|(o, &v)| *o = f64::from(v));
-            for (&s, &c) in stages.iter().zip(c) {
+        out.par_chunks_mut(d)
+            .enumerate()
+            .with_min_len(token_grain(d))
+            .for_each(|(t, out)| {
+                let r = t * d..(t + 1) * d;
+                let c = &coeffs[(t / n) * m..(t / n + 1) * m];
                 out.iter_mut()
-                    .zip(&k[s][r.clone()])
-                    .for_each(|(o, &k)| *o += c * f64::from(k));
-            }
-            if renormalise {
-                let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
-                out.iter_mut().for_each(|o| *o /= norm);
-            }
-        });
+                    .zip(&x[r.clone()])
+                    .for_each(|(o, &v)| *o = f64::from(v));
+                for (&s, &c) in stages.iter().zip(c) {
+                    out.iter_mut()
+                        .zip(&k[s][r.clone()])
+                        .for_each(|(o, &k)| *o += c * f64::from(k));
+                }
+                if renormalise {
+                    let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
+                    out.iter_mut().for_each(|o| *o /= norm);
+                }
+            });
         Ok(out)
     }
     fn read_state(&mut self) -> Result<Tokens> {
