@@ -196,6 +196,73 @@ pub struct Partial {
     pub state: Vec<f64>,
 }
 
+/// Where the outputs of one [`AdaptiveStepper::advance_until`] call stand while it steps:
+/// the asked times, the outputs gathered so far and the counters a pause keeps in the
+/// [`Cursor`].
+struct Progress<'a> {
+    outputs: &'a [f64],
+    t_end: f64,
+    /// Whether the pair interpolates the outputs (else steps are cut to land on them).
+    dense: bool,
+    /// Outputs gathered system by system (state, systems filled); emitted in order once
+    /// complete.
+    pending: Vec<Option<(Vec<f64>, usize)>>,
+    /// The next output to hand the sink.
+    next_emit: usize,
+    /// The first output not yet complete.
+    first_open: usize,
+    /// Step attempts of the ensemble so far.
+    attempts: u64,
+}
+
+impl Progress<'_> {
+    /// A system's target: the end, or (without dense output) its next output time.
+    fn target(&self, s: &SystemState) -> f64 {
+        if self.dense {
+            self.t_end
+        } else {
+            self.outputs
+                .iter()
+                .copied()
+                .find(|&o| o > s.t)
+                .unwrap_or(self.t_end)
+        }
+    }
+
+    /// Moves past the outputs every system has filled and hands the sink those complete,
+    /// in order.
+    fn emit_complete(&mut self, batch: usize, sink: &mut Sink<'_>) -> Result<()> {
+        while self.first_open < self.outputs.len()
+            && self.pending[self.first_open]
+                .as_ref()
+                .is_some_and(|(_, filled)| *filled >= batch)
+        {
+            self.first_open += 1;
+        }
+        emit(&mut self.pending, &mut self.next_emit, batch, sink)
+    }
+
+    /// At a pause: keeps in `cursor` the outputs handed out, the attempts and the outputs
+    /// gathered in part.
+    fn pause_into(self, cursor: &mut Cursor) {
+        cursor.next = self.next_emit;
+        cursor.attempts = self.attempts;
+        cursor.partial = self
+            .pending
+            .into_iter()
+            .enumerate()
+            .skip(self.next_emit)
+            .filter_map(|(index, p)| {
+                p.map(|(state, filled)| Partial {
+                    index,
+                    filled,
+                    state,
+                })
+            })
+            .collect();
+    }
+}
+
 /// Steps a backend adaptively. Make it with [`AdaptiveStepper::new`] (a model's run) or
 /// [`AdaptiveStepper::with_pair`], call [`AdaptiveStepper::prepare`] once, then
 /// [`AdaptiveStepper::advance`] to each end time.
@@ -388,6 +455,42 @@ impl AdaptiveStepper {
         sink: &mut Sink<'_>,
         pause: &mut dyn FnMut(u64, usize) -> bool,
     ) -> Result<bool> {
+        let mut run = self.open(backend, t_end, outputs, cursor, sink)?;
+        let batch = self.systems.len();
+        // The work array of active systems, held outside `self` while the attempt borrows it.
+        let mut active = std::mem::take(&mut self.active);
+        loop {
+            active.clear();
+            active.extend(self.systems.iter().map(|s| s.t < run.target(s)));
+            if !active.iter().any(|&a| a) {
+                break;
+            }
+            self.step(backend, &active, &mut run)?;
+            run.emit_complete(batch, sink)?;
+            let done = self.systems.iter().all(|s| s.t >= run.target(s));
+            if !done && pause(run.attempts, run.next_emit) {
+                run.pause_into(cursor);
+                self.active = active;
+                return Ok(false);
+            }
+        }
+        self.active = active;
+        self.finish(backend, run, cursor, sink)?;
+        Ok(true)
+    }
+
+    /// The start of [`AdaptiveStepper::advance_until`]: checks `t_end` and `outputs` against
+    /// the systems' times and `cursor` against the run, then takes up where the outputs
+    /// stand: a fresh run (an empty cursor) hands the sink the outputs at its start time, a
+    /// resumed one takes the outputs gathered in part from `cursor`.
+    fn open<'a>(
+        &self,
+        backend: &mut dyn Backend,
+        t_end: f64,
+        outputs: &'a [f64],
+        cursor: &mut Cursor,
+        sink: &mut Sink<'_>,
+    ) -> Result<Progress<'a>> {
         let fresh = cursor.attempts == 0 && cursor.next == 0 && cursor.partial.is_empty();
         let t0 = if fresh {
             self.time()
@@ -420,239 +523,263 @@ impl AdaptiveStepper {
         let batch = self.systems.len();
         let len = batch * self.components;
         check_cursor(cursor, outputs.len(), len)?;
-        // Outputs gathered system by system; emitted in order once complete.
         let mut pending: Vec<Option<(Vec<f64>, usize)>> = vec![None; outputs.len()];
         for p in cursor.partial.drain(..) {
             pending[p.index] = Some((p.state, p.filled));
         }
-        let mut next_emit = cursor.next;
-        let mut first_open = cursor.next;
-        let mut attempts = cursor.attempts;
+        let mut run = Progress {
+            outputs,
+            t_end,
+            dense: self.pair.dense.is_some(),
+            pending,
+            next_emit: cursor.next,
+            first_open: cursor.next,
+            attempts: cursor.attempts,
+        };
         if fresh {
             // The outputs at the start time.
-            while first_open < outputs.len() && outputs[first_open] <= t0 {
+            while run.first_open < outputs.len() && outputs[run.first_open] <= t0 {
                 let x = backend.read_state()?.to_f64();
-                pending[first_open] = Some((x, batch));
-                first_open += 1;
+                run.pending[run.first_open] = Some((x, batch));
+                run.first_open += 1;
             }
-            emit(&mut pending, &mut next_emit, batch, sink)?;
+            emit(&mut run.pending, &mut run.next_emit, batch, sink)?;
         }
-        let dense = self.pair.dense.is_some();
-        let stages = self.pair.stages();
-        let last = stages - 1;
-        // The work array of active systems, held outside `self` while the attempt borrows it.
-        let mut active = std::mem::take(&mut self.active);
-        loop {
-            // Each system's target: the end, or (without dense output) its next output time.
-            let target = |s: &SystemState| -> f64 {
-                if dense {
-                    t_end
+        Ok(run)
+    }
+
+    /// One step attempt of the ensemble's active systems: propose their steps, evaluate the
+    /// stages and the error norms, accept or reject each system (all together with
+    /// [`Options::shared_step`]), gather the outputs inside the accepted steps (dense
+    /// output), move the accepted systems to the end of their steps and set every active
+    /// system's next step, then gather the outputs the steps landed on.
+    fn step(
+        &mut self,
+        backend: &mut dyn Backend,
+        active: &[bool],
+        run: &mut Progress<'_>,
+    ) -> Result<()> {
+        self.propose(backend, active, run)?;
+        run.attempts += 1;
+        if run.attempts > self.opts.max_steps {
+            let b = active.iter().position(|&a| a).unwrap_or(0);
+            let t_end = run.t_end;
+            return Err(input(format!(
+                "{}: more than {} steps without reaching t = {t_end} (system {b} is at \
+                 t = {}, step {:.3e}): loosen --rtol/--atol, or check that the model does \
+                 not blow up",
+                self.pair.name, self.opts.max_steps, self.systems[b].t, self.systems[b].h
+            )));
+        }
+        self.attempt(backend, active)?;
+        self.decide(active);
+        // Dense output inside the accepted steps.
+        if run.dense {
+            self.interpolate_outputs(backend, run.outputs, run.first_open, &mut run.pending)?;
+        }
+        if self.accepted.iter().any(|&a| a) {
+            let last = self.pair.stages() - 1;
+            backend.accept_systems(&self.accepted, self.pair.fsal.then_some((last, 0)))?;
+            if !self.pair.fsal {
+                self.k0_current = false;
+            }
+        }
+        if self.control(active, run)? {
+            self.gather_landed(backend, run)?;
+        }
+        Ok(())
+    }
+
+    /// The steps of this attempt in `h_step`: k[0] = f(x) where it is not current, Hairer's
+    /// first step for the active systems that have none, each one's proposed step within
+    /// [`Options::h_max`], cut to land on its target (`clipped`), one step for all with
+    /// [`Options::shared_step`]. A step below the minimum that is not cut is an error.
+    fn propose(
+        &mut self,
+        backend: &mut dyn Backend,
+        active: &[bool],
+        run: &Progress<'_>,
+    ) -> Result<()> {
+        let batch = self.systems.len();
+        if !self.k0_current {
+            backend.field(Slot::State, 0)?;
+            if !self.k0_restored {
+                self.count(active);
+            }
+            self.k0_current = true;
+            self.k0_restored = false;
+        }
+        if self
+            .systems
+            .iter()
+            .zip(active)
+            .any(|(s, &a)| a && s.h == 0.0)
+        {
+            self.first_step(backend, active)?;
+        }
+        for (b, &on) in active.iter().enumerate() {
+            let s = &self.systems[b];
+            if !on {
+                self.h_step[b] = 0.0;
+                self.clipped[b] = false;
+                continue;
+            }
+            let remaining = run.target(s) - s.t;
+            let h = s.h.min(self.opts.h_max);
+            self.clipped[b] = h >= remaining;
+            self.h_step[b] = if self.clipped[b] { remaining } else { h };
+        }
+        if self.opts.shared_step {
+            let h = (0..batch)
+                .filter(|&b| active[b])
+                .map(|b| self.h_step[b])
+                .fold(f64::INFINITY, f64::min);
+            for b in (0..batch).filter(|&b| active[b]) {
+                self.clipped[b] = self.clipped[b] && self.h_step[b] == h;
+                self.h_step[b] = h;
+            }
+        }
+        for b in (0..batch).filter(|&b| active[b] && !self.clipped[b]) {
+            let (t, h) = (self.systems[b].t, self.h_step[b]);
+            if h < self.h_floor(t) {
+                return Err(self.too_small(b, t, h, self.systems[b].err_prev));
+            }
+        }
+        Ok(())
+    }
+
+    /// Which active systems' steps are accepted (`accepted`: error norm <= 1); with
+    /// [`Options::shared_step`] every active system takes the largest error norm (NaN if
+    /// any is NaN).
+    fn decide(&mut self, active: &[bool]) {
+        let batch = self.systems.len();
+        let shared_err =
+            (0..batch)
+                .filter(|&b| active[b])
+                .map(|b| self.err[b])
+                .fold(
+                    0.0,
+                    |m: f64, e| if e.is_nan() { f64::NAN } else { m.max(e) },
+                );
+        for (b, &on) in active.iter().enumerate() {
+            if self.opts.shared_step && on {
+                self.err[b] = shared_err;
+            }
+            self.accepted[b] = on && self.err[b] <= 1.0;
+        }
+    }
+
+    /// The controller on each active system: an accepted one moves to the end of its step
+    /// (exactly onto its target when the step was cut to land there) with its next step and
+    /// statistics; a rejected one gets a shorter step, an error when it falls below the
+    /// minimum. Returns whether any system moved.
+    fn control(&mut self, active: &[bool], run: &Progress<'_>) -> Result<bool> {
+        let batch = self.systems.len();
+        let mut landed = false;
+        for b in (0..batch).filter(|&b| active[b]) {
+            let (h, err, clipped) = (self.h_step[b], self.err[b], self.clipped[b]);
+            let tgt = run.target(&self.systems[b]);
+            let ctrl = self.ctrl;
+            let s = &mut self.systems[b];
+            if self.accepted[b] {
+                let mut factor = if err == 0.0 {
+                    ctrl.max_factor
                 } else {
-                    outputs.iter().copied().find(|&o| o > s.t).unwrap_or(t_end)
+                    (ctrl.safety * err.powf(-ctrl.alpha) * s.err_prev.powf(ctrl.beta))
+                        .clamp(ctrl.min_factor, ctrl.max_factor)
+                };
+                if ctrl.hold_after_reject && s.rejected_last {
+                    factor = factor.min(1.0);
                 }
-            };
-            active.clear();
-            active.extend(self.systems.iter().map(|s| s.t < target(s)));
-            if !active.iter().any(|&a| a) {
-                break;
-            }
-            if !self.k0_current {
-                backend.field(Slot::State, 0)?;
-                if !self.k0_restored {
-                    self.count(&active);
+                // A step shortened only to land on a time says little about the step
+                // the solution allows: keep at least the one proposed.
+                s.h = if clipped {
+                    (h * factor).max(s.h)
+                } else {
+                    h * factor
+                };
+                // A clipped step lands exactly on its target.
+                s.t = if clipped { tgt } else { s.t + h };
+                s.err_prev = err.max(1e-4);
+                s.rejected_last = false;
+                let st = &mut s.stats;
+                st.accepted += 1;
+                if !clipped || st.h_smallest == 0.0 {
+                    st.h_smallest = if st.h_smallest == 0.0 {
+                        h
+                    } else {
+                        st.h_smallest.min(h)
+                    };
                 }
-                self.k0_current = true;
-                self.k0_restored = false;
+                st.h_largest = st.h_largest.max(h);
+                landed = true;
+            } else {
+                let factor = if err.is_finite() {
+                    (ctrl.safety * err.powf(-ctrl.reject)).max(ctrl.min_factor)
+                } else {
+                    ctrl.min_factor
+                };
+                s.h = h * factor;
+                s.rejected_last = true;
+                s.stats.rejected += 1;
+                let (t, next) = (s.t, s.h);
+                if next < self.h_floor(t) {
+                    return Err(self.too_small(b, t, h, err));
+                }
             }
-            if self
-                .systems
-                .iter()
-                .zip(&active)
-                .any(|(s, &a)| a && s.h == 0.0)
-            {
-                self.first_step(backend, &active)?;
-            }
-            for (b, &on) in active.iter().enumerate() {
+        }
+        Ok(landed)
+    }
+
+    /// The open outputs exactly at an accepted system's new time (a step cut to land on
+    /// them): that system's part of the state, read back once.
+    fn gather_landed(&self, backend: &mut dyn Backend, run: &mut Progress<'_>) -> Result<()> {
+        let batch = self.systems.len();
+        let len = batch * self.components;
+        let mut state: Option<Vec<f64>> = None;
+        for j in run.first_open..run.outputs.len() {
+            for b in 0..batch {
                 let s = &self.systems[b];
-                if !on {
-                    self.h_step[b] = 0.0;
-                    self.clipped[b] = false;
+                if !(self.accepted[b] && s.t == run.outputs[j]) {
                     continue;
                 }
-                let remaining = target(s) - s.t;
-                let h = s.h.min(self.opts.h_max);
-                self.clipped[b] = h >= remaining;
-                self.h_step[b] = if self.clipped[b] { remaining } else { h };
-            }
-            if self.opts.shared_step {
-                let h = (0..batch)
-                    .filter(|&b| active[b])
-                    .map(|b| self.h_step[b])
-                    .fold(f64::INFINITY, f64::min);
-                for b in (0..batch).filter(|&b| active[b]) {
-                    self.clipped[b] = self.clipped[b] && self.h_step[b] == h;
-                    self.h_step[b] = h;
+                let entry = run.pending[j].get_or_insert_with(|| (vec![0.0; len], 0));
+                if entry.1 >= batch {
+                    continue;
                 }
-            }
-            for b in (0..batch).filter(|&b| active[b] && !self.clipped[b]) {
-                let (t, h) = (self.systems[b].t, self.h_step[b]);
-                if h < self.h_floor(t) {
-                    return Err(self.too_small(b, t, h, self.systems[b].err_prev));
-                }
-            }
-            attempts += 1;
-            if attempts > self.opts.max_steps {
-                let b = active.iter().position(|&a| a).unwrap_or(0);
-                return Err(input(format!(
-                    "{}: more than {} steps without reaching t = {t_end} (system {b} is at \
-                     t = {}, step {:.3e}): loosen --rtol/--atol, or check that the model does \
-                     not blow up",
-                    self.pair.name, self.opts.max_steps, self.systems[b].t, self.systems[b].h
-                )));
-            }
-            self.attempt(backend, &active)?;
-            // Decide.
-            let shared_err =
-                (0..batch)
-                    .filter(|&b| active[b])
-                    .map(|b| self.err[b])
-                    .fold(
-                        0.0,
-                        |m: f64, e| if e.is_nan() { f64::NAN } else { m.max(e) },
-                    );
-            for (b, &on) in active.iter().enumerate() {
-                if self.opts.shared_step && on {
-                    self.err[b] = shared_err;
-                }
-                self.accepted[b] = on && self.err[b] <= 1.0;
-            }
-            // Dense output inside the accepted steps.
-            if dense {
-                self.interpolate_outputs(backend, outputs, first_open, &mut pending)?;
-            }
-            if self.accepted.iter().any(|&a| a) {
-                backend.accept_systems(&self.accepted, self.pair.fsal.then_some((last, 0)))?;
-                if !self.pair.fsal {
-                    self.k0_current = false;
-                }
-            }
-            // The controller, and the outputs a step landed on.
-            let mut landed = false;
-            for b in (0..batch).filter(|&b| active[b]) {
-                let (h, err, clipped) = (self.h_step[b], self.err[b], self.clipped[b]);
-                let tgt = target(&self.systems[b]);
-                let ctrl = self.ctrl;
-                let s = &mut self.systems[b];
-                if self.accepted[b] {
-                    let mut factor = if err == 0.0 {
-                        ctrl.max_factor
-                    } else {
-                        (ctrl.safety * err.powf(-ctrl.alpha) * s.err_prev.powf(ctrl.beta))
-                            .clamp(ctrl.min_factor, ctrl.max_factor)
-                    };
-                    if ctrl.hold_after_reject && s.rejected_last {
-                        factor = factor.min(1.0);
-                    }
-                    // A step shortened only to land on a time says little about the step
-                    // the solution allows: keep at least the one proposed.
-                    s.h = if clipped {
-                        (h * factor).max(s.h)
-                    } else {
-                        h * factor
-                    };
-                    // A clipped step lands exactly on its target.
-                    s.t = if clipped { tgt } else { s.t + h };
-                    s.err_prev = err.max(1e-4);
-                    s.rejected_last = false;
-                    let st = &mut s.stats;
-                    st.accepted += 1;
-                    if !clipped || st.h_smallest == 0.0 {
-                        st.h_smallest = if st.h_smallest == 0.0 {
-                            h
-                        } else {
-                            st.h_smallest.min(h)
-                        };
-                    }
-                    st.h_largest = st.h_largest.max(h);
-                    landed = true;
-                } else {
-                    let factor = if err.is_finite() {
-                        (ctrl.safety * err.powf(-ctrl.reject)).max(ctrl.min_factor)
-                    } else {
-                        ctrl.min_factor
-                    };
-                    s.h = h * factor;
-                    s.rejected_last = true;
-                    s.stats.rejected += 1;
-                    let (t, next) = (s.t, s.h);
-                    if next < self.h_floor(t) {
-                        return Err(self.too_small(b, t, h, err));
-                    }
-                }
-            }
-            if landed {
-                // Outputs exactly at a system's new time: that system's state.
-                let mut state: Option<Vec<f64>> = None;
-                for j in first_open..outputs.len() {
-                    for b in 0..batch {
-                        let s = &self.systems[b];
-                        if !(self.accepted[b] && s.t == outputs[j]) {
-                            continue;
-                        }
-                        let entry = pending[j].get_or_insert_with(|| (vec![0.0; len], 0));
-                        if entry.1 >= batch {
-                            continue;
-                        }
-                        let x = match &state {
-                            Some(x) => x,
-                            None => state.insert(backend.read_state()?.to_f64()),
-                        };
-                        let r = b * self.components..(b + 1) * self.components;
-                        entry.0[r.clone()].copy_from_slice(&x[r]);
-                        entry.1 += 1;
-                    }
-                }
-            }
-            while first_open < outputs.len()
-                && pending[first_open]
-                    .as_ref()
-                    .is_some_and(|(_, filled)| *filled >= batch)
-            {
-                first_open += 1;
-            }
-            emit(&mut pending, &mut next_emit, batch, sink)?;
-            let done = self.systems.iter().all(|s| s.t >= target(s));
-            if !done && pause(attempts, next_emit) {
-                cursor.next = next_emit;
-                cursor.attempts = attempts;
-                cursor.partial = pending
-                    .into_iter()
-                    .enumerate()
-                    .skip(next_emit)
-                    .filter_map(|(index, p)| {
-                        p.map(|(state, filled)| Partial {
-                            index,
-                            filled,
-                            state,
-                        })
-                    })
-                    .collect();
-                self.active = active;
-                return Ok(false);
+                let x = match &state {
+                    Some(x) => x,
+                    None => state.insert(backend.read_state()?.to_f64()),
+                };
+                let r = b * self.components..(b + 1) * self.components;
+                entry.0[r.clone()].copy_from_slice(&x[r]);
+                entry.1 += 1;
             }
         }
-        self.active = active;
-        // Outputs at t_end not yet complete (systems already there when asked).
-        for entry in pending.iter_mut().skip(first_open) {
+        Ok(())
+    }
+
+    /// The end of [`AdaptiveStepper::advance_until`] once every system is at `t_end`: fills
+    /// the outputs at `t_end` not yet complete (systems already there when asked) with the
+    /// state, hands out the rest and records in `cursor` where the outputs stand.
+    fn finish(
+        &self,
+        backend: &mut dyn Backend,
+        mut run: Progress<'_>,
+        cursor: &mut Cursor,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let batch = self.systems.len();
+        for entry in run.pending.iter_mut().skip(run.first_open) {
             if entry.as_ref().is_some_and(|(_, f)| *f >= batch) {
                 continue;
             }
             *entry = Some((backend.read_state()?.to_f64(), batch));
         }
-        emit(&mut pending, &mut next_emit, batch, sink)?;
-        cursor.next = next_emit;
-        cursor.attempts = attempts;
-        Ok(true)
+        emit(&mut run.pending, &mut run.next_emit, batch, sink)?;
+        cursor.next = run.next_emit;
+        cursor.attempts = run.attempts;
+        Ok(())
     }
 
     /// The smallest step allowed at time t.
@@ -893,7 +1020,6 @@ pub fn integrate_adaptive(
     Ok((states, stepper.systems().to_vec()))
 }
 
-/// Hands the sink every complete output in order.
 /// A checkpoint's controller state for a run of `systems` systems: one entry each, with finite,
 /// non-negative times and steps (a damaged checkpoint is refused, never stepped from). Shared
 /// by every adaptive stepper's `restore`.
