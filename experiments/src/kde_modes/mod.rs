@@ -2,7 +2,9 @@
 //! bandwidth beta^(-1/2), and its link to the metastable cluster count.
 //!
 //! The derivation, the quantities, the checks and the mutations are in
-//! docs/experiments/kde-modes.md.
+//! docs/experiments/kde-modes.md. Each setting in phases: the draws' counts (through the memo,
+//! from simulate.rs), the means and fits against Kac-Rice (analyse.rs), the checks, the CSV
+//! and the figure (figures.rs).
 
 /// The deliberate errors of `--mutate` (see [`crate::Experiment::mutations`]).
 /// `bandwidth-inverse-beta`: the kernel exp(beta^2 (cos - 1)) (bandwidth 1/beta), on the
@@ -20,6 +22,7 @@ pub const MUTATIONS: &[&str] = &[
 ];
 
 mod analyse;
+mod figures;
 mod simulate;
 pub mod sizes;
 
@@ -28,10 +31,13 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{Band, Check, Report, Setup, Test, jackknife_se};
-use analyse::{count_modes, dense_half_width, grid_points, kac_rice_modes, line_kac_rice_modes};
+use super::{Band, Check, Report, Setup, Test};
+use analyse::{
+    count_modes, dense_half_width, grid_points, jackknife_slope_se, kac_rice_modes,
+    line_kac_rice_modes,
+};
 use attnflow::error::{Result, input};
-use attnflow::figures::{Axes, Series};
+use attnflow::figures::Series;
 use attnflow::stats::{Fit, fit_loglog, mean_se};
 use sizes::Sizes;
 
@@ -108,6 +114,7 @@ struct Line {
     kac_rice_dense_exponent: f64,
 }
 
+/// The study: the circle's counts and checks, the line's, then the figure and the predictions.
 pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     let sz = setup.sizes(Sizes::new(setup.quick))?;
     if sz.ns.is_empty()
@@ -130,18 +137,7 @@ pub fn run(setup: &Setup, report: &mut Report) -> Result<()> {
     report.backend = Some("host (f64)".into());
     let series = circle(setup, report, &sz)?;
     line(setup, report, &sz)?;
-    setup.lines(
-        report,
-        "kde_modes.png",
-        &Axes {
-            title: "Modes of the von Mises KDE of n uniform angles",
-            x_label: "beta (bandwidth beta^-1/2)",
-            y_label: "mean number of modes",
-            log_x: true,
-            log_y: true,
-        },
-        &series,
-    )?;
+    figures::modes(setup, report, &series)?;
     report.add_prediction(&Prediction {
         exponent: 0.5,
         modes_large_beta: "sqrt(3 beta / 2) (Kac-Rice, Gaussian limit n >> beta^(1/2))",
@@ -185,6 +181,92 @@ impl Kernel {
     }
 }
 
+/// The circle's counts at the n of index `ni`: per draw, (the count at beta_small, the counts
+/// at each beta); the same draw serves every beta (common samples make the curve in beta
+/// smoother). `minima_too`: the mutation `count-minima-too`.
+/// Through the memo with every input in its key (tests share it between the quick run and
+/// the mutations that leave these inputs alone).
+fn circle_counts(
+    setup: &Setup,
+    report: &mut Report,
+    inputs: (&Sizes, usize, usize, &[f64], Kernel, bool),
+) -> Result<Vec<(usize, Vec<usize>)>> {
+    setup.memo_with(
+        report,
+        "kde-modes/circle-counts",
+        &inputs,
+        |setup, _, &(sz, ni, n, betas, kernel, minima_too)| {
+            // The kernel's concentration actually used for beta.
+            let kappa = |beta: f64| kernel.kappa(beta);
+            Ok((0..sz.draws)
+                .into_par_iter()
+                .map(|draw| {
+                    let angles = simulate::angles(setup.seed, (ni * 1_000_000 + draw) as u64, n);
+                    let count = |beta: f64| {
+                        let k = kappa(beta);
+                        let fp = simulate::derivative_on_grid(
+                            &angles,
+                            k,
+                            grid_points(k, sz.grid_per_bandwidth),
+                        );
+                        count_modes(&fp, minima_too)
+                    };
+                    (
+                        count(sz.beta_small),
+                        betas.iter().map(|&b| count(b)).collect(),
+                    )
+                })
+                .collect())
+        },
+    )
+}
+
+/// The line's counts at the n of index `ni` (concentration `kappa`): per draw, (the maxima
+/// in the dense region |x| <= a, all maxima). Through the memo like [`circle_counts`].
+fn line_counts(
+    setup: &Setup,
+    report: &mut Report,
+    inputs: (&Sizes, usize, usize, f64, f64, bool),
+) -> Result<Vec<(f64, f64)>> {
+    setup.memo_with(
+        report,
+        "kde-modes/line-counts",
+        &inputs,
+        |setup, _, &(sz, ni, n, kappa, a, minima_too)| {
+            Ok((0..sz.draws)
+                .into_par_iter()
+                .map(|draw| {
+                    let x = simulate::gaussian_samples(
+                        setup.seed ^ 0x11E,
+                        (ni * 1_000_000 + draw) as u64,
+                        n,
+                    );
+                    let maxima =
+                        simulate::line_maxima(&x, kappa, sz.grid_per_bandwidth, minima_too);
+                    let dense = maxima.iter().filter(|m| m.abs() <= a).count();
+                    (dense as f64, maxima.len() as f64)
+                })
+                .collect())
+        },
+    )
+}
+
+/// Each draw's counts at one n of the circle: (at beta_small, at each beta of its window).
+type Counts = [(usize, Vec<usize>)];
+
+/// The circle's checks, gathered over the ns.
+#[derive(Default)]
+struct CircleChecks {
+    /// The mean counts against Kac-Rice at every (n, beta) with beta <= n.
+    counts: Vec<Check>,
+    /// The log-log slope against Kac-Rice's, per n.
+    exponents: Vec<Check>,
+    /// The growth from each beta to the next, per n.
+    growth: Vec<Check>,
+    /// The most modes of any draw at beta_small.
+    small_max: usize,
+}
+
 /// The circle: mode counts against Kac-Rice over the window of every n. Returns the figure's
 /// series.
 fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>> {
@@ -192,101 +274,156 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
     let minima_too = setup.mutated("count-minima-too");
     let draws = format!("{} draws (independent samples)", sz.draws);
     let mut per_n = BTreeMap::new();
-    let (mut count_checks, mut exp_checks, mut small_max, mut grow_checks) =
-        (Vec::new(), Vec::new(), 0, Vec::new());
+    let mut checks = CircleChecks::default();
     let mut rows = Vec::new();
     let mut series = Vec::new();
     for (ni, &n) in sz.ns.iter().enumerate() {
-        let window = ((n as f64).powf(sz.c), (n as f64).powf(2.0 - sz.c));
-        let betas: Vec<f64> = sz
-            .betas
-            .iter()
-            .copied()
-            .filter(|&b| b >= window.0 && b <= window.1)
-            .collect();
-        if betas.len() < 3 {
-            return Err(input(format!(
-                "kde-modes: n = {n} has {} betas in its window [{:.3}, {:.3}]: needs 3",
-                betas.len(),
-                window.0,
-                window.1
-            )));
-        }
+        let (window, betas) = circle_window(sz, n)?;
         setup.say(&format!(
             "circle, n = {n}: betas {betas:?}, {} draws",
             sz.draws
         ));
-        // counts[draw] = (count at beta_small, counts at each beta); the same draw serves every
-        // beta (common samples make the curve in beta smoother).
-        // Through the memo with every input in its key (tests share it between the quick run
-        // and the mutations that leave these inputs alone).
-        let inputs = (sz, ni, n, &betas, kernel, minima_too);
-        let counts: Vec<(usize, Vec<usize>)> = setup.memo_with(
-            report,
-            "kde-modes/circle-counts",
-            &inputs,
-            |setup, _, &(sz, ni, n, betas, kernel, minima_too)| {
-                // The kernel's concentration actually used for beta.
-                let kappa = |beta: f64| kernel.kappa(beta);
-                Ok((0..sz.draws)
-                    .into_par_iter()
-                    .map(|draw| {
-                        let angles =
-                            simulate::angles(setup.seed, (ni * 1_000_000 + draw) as u64, n);
-                        let count = |beta: f64| {
-                            let k = kappa(beta);
-                            let fp = simulate::derivative_on_grid(
-                                &angles,
-                                k,
-                                grid_points(k, sz.grid_per_bandwidth),
-                            );
-                            count_modes(&fp, minima_too)
-                        };
-                        (
-                            count(sz.beta_small),
-                            betas.iter().map(|&b| count(b)).collect(),
-                        )
-                    })
-                    .collect())
-            },
-        )?;
-        let small: Vec<usize> = counts.iter().map(|c| c.0).collect();
-        small_max = small_max.max(*small.iter().max().expect("draws"));
-        let mut points = Vec::new();
-        for (bi, &beta) in betas.iter().enumerate() {
-            let v: Vec<f64> = counts.iter().map(|c| c.1[bi] as f64).collect();
-            let (modes, modes_se) = mean_se(&v);
-            let kr = kac_rice_modes(beta);
-            let gaussian_regime = beta <= n as f64;
-            if gaussian_regime {
-                count_checks.push(Check::new(
-                    format!("mean modes, circle, n = {n}, beta = {beta}"),
-                    modes,
-                    Test::Within,
-                    kr,
-                    Band::stat(3.0, modes_se, &draws),
-                ));
-            }
-            rows.push(vec![n as f64, beta, modes, modes_se, kr]);
-            points.push(Point {
-                beta,
+        let inputs = (sz, ni, n, betas.as_slice(), kernel, minima_too);
+        let counts = circle_counts(setup, report, inputs)?;
+        let (per, markers) = circle_n(n, window, &betas, &counts, &draws, &mut checks, &mut rows);
+        series.push(markers);
+        per_n.insert(format!("n_{n}"), per);
+    }
+    circle_checks(report, checks, &draws);
+    let mut all_betas: Vec<f64> = rows.iter().map(|r| r[1]).collect();
+    all_betas.sort_by(f64::total_cmp);
+    all_betas.dedup();
+    series.extend(figures::theory(&all_betas));
+    figures::circle_csv(setup, report, &rows)?;
+    report.add_measured(&Measured { per_n });
+    Ok(series)
+}
+
+/// The window n^c <= beta <= n^(2 - c) of one n of the circle, and the betas inside it (at
+/// least 3).
+fn circle_window(sz: &Sizes, n: usize) -> Result<((f64, f64), Vec<f64>)> {
+    let window = ((n as f64).powf(sz.c), (n as f64).powf(2.0 - sz.c));
+    let betas: Vec<f64> = sz
+        .betas
+        .iter()
+        .copied()
+        .filter(|&b| b >= window.0 && b <= window.1)
+        .collect();
+    if betas.len() < 3 {
+        return Err(input(format!(
+            "kde-modes: n = {n} has {} betas in its window [{:.3}, {:.3}]: needs 3",
+            betas.len(),
+            window.0,
+            window.1
+        )));
+    }
+    Ok((window, betas))
+}
+
+/// One n of the circle from its draws' counts: the points, the growth and the exponent, with
+/// their checks (into `checks`) and CSV rows (into `rows`). Returns its summary and its series.
+fn circle_n(
+    n: usize,
+    window: (f64, f64),
+    betas: &[f64],
+    counts: &Counts,
+    draws: &str,
+    checks: &mut CircleChecks,
+    rows: &mut Vec<Vec<f64>>,
+) -> (PerN, Series) {
+    let small: Vec<usize> = counts.iter().map(|c| c.0).collect();
+    checks.small_max = checks.small_max.max(*small.iter().max().expect("draws"));
+    let points = circle_points(n, betas, counts, draws, &mut checks.counts, rows);
+    checks.growth.extend(circle_growth(n, betas, counts, draws));
+    let means: Vec<f64> = points.iter().map(|p| p.modes).collect();
+    // The exponent's standard error by the jackknife over draws (the draws are the
+    // independent units; the betas of a draw share its samples).
+    let fit = fit_loglog(betas, &means);
+    let per_draw: Vec<Vec<f64>> = counts
+        .iter()
+        .map(|c| c.1.iter().map(|&v| v as f64).collect())
+        .collect();
+    let slope_se = jackknife_slope_se(betas, &per_draw);
+    let krs: Vec<f64> = points.iter().map(|p| p.kac_rice).collect();
+    let kr_exp = fit_loglog(betas, &krs).slope;
+    checks.exponents.push(Check::new(
+        format!("log-log slope of mean modes against beta, circle, n = {n}"),
+        fit.slope,
+        Test::Within,
+        kr_exp,
+        Band::stat(3.0, slope_se, format!("{draws}, jackknife")),
+    ));
+    let markers = Series::markers(
+        format!("n = {n}: exponent {:.3} +- {:.3}", fit.slope, slope_se),
+        points.iter().map(|p| (p.beta, p.modes)).collect(),
+    );
+    let over_sqrt_log: Vec<f64> = betas
+        .iter()
+        .zip(&means)
+        .map(|(b, m)| m / b.ln().sqrt())
+        .collect();
+    let per = PerN {
+        window,
+        points,
+        exponent_fit: fit,
+        kac_rice_exponent: kr_exp,
+        exponent_after_dividing_by_sqrt_log_beta: fit_loglog(betas, &over_sqrt_log).slope,
+        modes_at_beta_small: small,
+    };
+    (per, markers)
+}
+
+/// The mean counts of one n at each beta against Kac-Rice, checked where beta <= n (the
+/// Gaussian regime) into `checks`, with their CSV rows.
+fn circle_points(
+    n: usize,
+    betas: &[f64],
+    counts: &Counts,
+    draws: &str,
+    checks: &mut Vec<Check>,
+    rows: &mut Vec<Vec<f64>>,
+) -> Vec<Point> {
+    let mut points = Vec::new();
+    for (bi, &beta) in betas.iter().enumerate() {
+        let v: Vec<f64> = counts.iter().map(|c| c.1[bi] as f64).collect();
+        let (modes, modes_se) = mean_se(&v);
+        let kr = kac_rice_modes(beta);
+        let gaussian_regime = beta <= n as f64;
+        if gaussian_regime {
+            checks.push(Check::new(
+                format!("mean modes, circle, n = {n}, beta = {beta}"),
                 modes,
-                modes_se,
-                kac_rice: kr,
-                ratio_to_kac_rice: modes / kr,
-                ratio_to_sqrt_2beta: modes / (2.0 * beta).sqrt(),
-                modes_over_sqrt_beta_log_beta: modes / (beta * beta.ln()).sqrt(),
-                gaussian_regime,
-            });
+                Test::Within,
+                kr,
+                Band::stat(3.0, modes_se, draws),
+            ));
         }
-        // The growth from each beta to the next, paired over draws (a draw serves every beta).
-        for bi in 1..betas.len() {
+        rows.push(vec![n as f64, beta, modes, modes_se, kr]);
+        points.push(Point {
+            beta,
+            modes,
+            modes_se,
+            kac_rice: kr,
+            ratio_to_kac_rice: modes / kr,
+            ratio_to_sqrt_2beta: modes / (2.0 * beta).sqrt(),
+            modes_over_sqrt_beta_log_beta: modes / (beta * beta.ln()).sqrt(),
+            gaussian_regime,
+        });
+    }
+    points
+}
+
+/// The growth of the count from each beta of one n to the next, paired over draws (a draw
+/// serves every beta): one check per step.
+fn circle_growth(n: usize, betas: &[f64], counts: &Counts, draws: &str) -> Vec<Check> {
+    (1..betas.len())
+        .map(|bi| {
             let steps: Vec<f64> = counts
                 .iter()
                 .map(|c| c.1[bi] as f64 - c.1[bi - 1] as f64)
                 .collect();
             let (step, step_se) = mean_se(&steps);
-            grow_checks.push(Check::new(
+            Check::new(
                 format!(
                     "mean modes at beta = {} minus at beta = {}, circle, n = {n}",
                     betas[bi],
@@ -296,70 +433,22 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
                 Test::Above,
                 0.0,
                 Band::stat(3.0, step_se, format!("{draws}, paired over the betas")),
-            ));
-        }
-        let means: Vec<f64> = points.iter().map(|p| p.modes).collect();
-        // The exponent's standard error by the jackknife over draws (the draws are the
-        // independent units; the betas of a draw share its samples).
-        let fit = fit_loglog(&betas, &means);
-        let jack: Vec<f64> = (0..sz.draws)
-            .map(|leave| {
-                let m: Vec<f64> = (0..betas.len())
-                    .map(|bi| {
-                        counts
-                            .iter()
-                            .enumerate()
-                            .filter(|(k, _)| *k != leave)
-                            .map(|(_, c)| c.1[bi] as f64)
-                            .sum::<f64>()
-                            / (sz.draws - 1) as f64
-                    })
-                    .collect();
-                fit_loglog(&betas, &m).slope
-            })
-            .collect();
-        let slope_se = jackknife_se(&jack);
-        let krs: Vec<f64> = points.iter().map(|p| p.kac_rice).collect();
-        let kr_exp = fit_loglog(&betas, &krs).slope;
-        exp_checks.push(Check::new(
-            format!("log-log slope of mean modes against beta, circle, n = {n}"),
-            fit.slope,
-            Test::Within,
-            kr_exp,
-            Band::stat(3.0, slope_se, format!("{draws}, jackknife")),
-        ));
-        series.push(Series::markers(
-            format!("n = {n}: exponent {:.3} +- {:.3}", fit.slope, slope_se),
-            points.iter().map(|p| (p.beta, p.modes)).collect(),
-        ));
-        per_n.insert(
-            format!("n_{n}"),
-            PerN {
-                window,
-                points,
-                exponent_fit: fit,
-                kac_rice_exponent: kr_exp,
-                exponent_after_dividing_by_sqrt_log_beta: fit_loglog(
-                    &betas,
-                    &betas
-                        .iter()
-                        .zip(&means)
-                        .map(|(b, m)| m / b.ln().sqrt())
-                        .collect::<Vec<_>>(),
-                )
-                .slope,
-                modes_at_beta_small: small,
-            },
-        );
-    }
+            )
+        })
+        .collect()
+}
+
+/// The circle's four checks over every n: counts and exponents against Kac-Rice, growth in
+/// beta, one mode at beta_small.
+fn circle_checks(report: &mut Report, checks: CircleChecks, draws: &str) {
     // No beta in the Gaussian regime leaves nothing to compare: the check fails (not vacuous).
-    let counts = Check::all(count_checks).unwrap_or_else(|| {
+    let counts = Check::all(checks.counts).unwrap_or_else(|| {
         Check::new(
             "no (n, beta) with beta <= n: nothing compared",
             f64::NAN,
             Test::Within,
             0.0,
-            Band::stat(3.0, f64::NAN, &draws),
+            Band::stat(3.0, f64::NAN, draws),
         )
     });
     report.band_check(
@@ -371,14 +460,14 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
     );
     report.band_check(
         "exponent_within_3se_of_kac_rice",
-        Check::all(exp_checks).expect("ns").rejects(
+        Check::all(checks.exponents).expect("ns").rejects(
             &["bandwidth-inverse-beta"],
             "bandwidth 1/beta: exponent about 1",
         ),
     );
     report.band_check(
         "count_grows_with_beta",
-        Check::all(grow_checks).expect("3 betas per n").rejects(
+        Check::all(checks.growth).expect("3 betas per n").rejects(
             &["beta-as-temperature"],
             "beta read as a temperature (bandwidth beta^(+1/2)): one mode at every beta",
         ),
@@ -387,7 +476,7 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
         "one_mode_at_small_beta",
         Check::new(
             "the most modes of any draw at beta_small",
-            small_max as f64,
+            checks.small_max as f64,
             Test::Within,
             1.0,
             Band::exact(
@@ -397,84 +486,76 @@ fn circle(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Vec<Series>>
         )
         .rejects(&["count-minima-too"], "minima counted: 2 at small beta"),
     );
-    let all_betas: Vec<f64> = {
-        let mut b: Vec<f64> = rows.iter().map(|r| r[1]).collect();
-        b.sort_by(f64::total_cmp);
-        b.dedup();
-        b
-    };
-    series.push(Series::theory(
-        "Kac-Rice sqrt(int K''^2 / int K'^2) ~ sqrt(3 beta / 2)",
-        all_betas.iter().map(|&b| (b, kac_rice_modes(b))).collect(),
-    ));
-    series.push(Series::theory(
-        "metastable count sqrt(2 beta)",
-        all_betas.iter().map(|&b| (b, (2.0 * b).sqrt())).collect(),
-    ));
-    setup.csv(
-        report,
-        "kde_modes.csv",
-        &["n", "beta", "modes", "modes_se", "kac_rice"],
-        &rows,
-    )?;
-    report.add_measured(&Measured { per_n });
-    Ok(series)
 }
 
 /// The line (the seed's setting): N(0, 1) samples, Gaussian kernel, beta = n^a along the
 /// scan; dense-region counts against Kac-Rice with the central limit.
 fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
-    let kernel = Kernel::of(setup);
-    let minima_too = setup.mutated("count-minima-too");
-    let no_log = setup.mutated("no-log-factor");
     let draws = format!("{} draws (independent samples)", sz.draws);
     let mut ns = sz.line_ns.clone();
     ns.sort_unstable();
     ns.dedup();
-    let beta_of = |n: usize| (n as f64).powf(sz.line_beta_exponent);
-    let width_of = |n: usize| {
-        dense_half_width(n, beta_of(n), sz.line_per_bandwidth).ok_or_else(|| {
-            input(format!(
-                "kde-modes: the line at n = {n}, beta = {} has fewer than line_per_bandwidth = {} \
-                 samples per bandwidth even at 0",
-                beta_of(n),
-                sz.line_per_bandwidth
-            ))
-        })
-    };
-    let a0 = width_of(ns[0])?;
+    let (points, dense_by_draw) = line_points(setup, report, sz, &ns)?;
+    let betas: Vec<f64> = points.iter().map(|p| p.beta).collect();
+    let dense: Vec<f64> = points.iter().map(|p| p.modes_dense).collect();
+    let kr: Vec<f64> = points.iter().map(|p| p.kac_rice_dense).collect();
+    let fit = fit_loglog(&betas, &dense);
+    let slope_se = jackknife_slope_se(&betas, &dense_by_draw);
+    let kr_exp = fit_loglog(&betas, &kr).slope;
+    line_checks(report, &points, (fit.slope, slope_se, kr_exp), &draws);
+    figures::line_csv(setup, report, &points)?;
+    report.measured(
+        "line",
+        Line {
+            points,
+            dense_exponent: fit.slope,
+            dense_exponent_se: slope_se,
+            kac_rice_dense_exponent: kr_exp,
+        },
+    );
+    Ok(())
+}
+
+/// beta = n^line_beta_exponent: the line's beta at n.
+fn line_beta(sz: &Sizes, n: usize) -> f64 {
+    (n as f64).powf(sz.line_beta_exponent)
+}
+
+/// The half-width of the line's dense region at n (an error where even x = 0 is too sparse).
+fn line_width(sz: &Sizes, n: usize) -> Result<f64> {
+    dense_half_width(n, line_beta(sz, n), sz.line_per_bandwidth).ok_or_else(|| {
+        input(format!(
+            "kde-modes: the line at n = {n}, beta = {} has fewer than line_per_bandwidth = {} \
+             samples per bandwidth even at 0",
+            line_beta(sz, n),
+            sz.line_per_bandwidth
+        ))
+    })
+}
+
+/// The line's draws at every n of its scan `ns` (sorted): the mean dense and total counts
+/// against Kac-Rice over the dense region, and each draw's dense counts [draw][k] (for the
+/// jackknife).
+fn line_points(
+    setup: &Setup,
+    report: &mut Report,
+    sz: &Sizes,
+    ns: &[usize],
+) -> Result<(Vec<LinePoint>, Vec<Vec<f64>>)> {
+    let kernel = Kernel::of(setup);
+    let minima_too = setup.mutated("count-minima-too");
+    let no_log = setup.mutated("no-log-factor");
+    let a0 = line_width(sz, ns[0])?;
     let mut points = Vec::new();
-    // dense[draw][k]: the dense-region count of draw `draw` at ns[k] (for the jackknife).
     let mut dense_by_draw = vec![Vec::new(); sz.draws];
     for (ni, &n) in ns.iter().enumerate() {
-        let beta = beta_of(n);
-        let a = width_of(n)?;
+        let beta = line_beta(sz, n);
+        let a = line_width(sz, n)?;
         setup.say(&format!(
             "line, n = {n}: beta = {beta:.0}, dense |x| <= {a:.3}"
         ));
         let kappa = kernel.kappa(beta);
-        let inputs = (sz, ni, n, kappa, a, minima_too);
-        let counts: Vec<(f64, f64)> = setup.memo_with(
-            report,
-            "kde-modes/line-counts",
-            &inputs,
-            |setup, _, &(sz, ni, n, kappa, a, minima_too)| {
-                Ok((0..sz.draws)
-                    .into_par_iter()
-                    .map(|draw| {
-                        let x = simulate::gaussian_samples(
-                            setup.seed ^ 0x11E,
-                            (ni * 1_000_000 + draw) as u64,
-                            n,
-                        );
-                        let maxima =
-                            simulate::line_maxima(&x, kappa, sz.grid_per_bandwidth, minima_too);
-                        let dense = maxima.iter().filter(|m| m.abs() <= a).count();
-                        (dense as f64, maxima.len() as f64)
-                    })
-                    .collect())
-            },
-        )?;
+        let counts = line_counts(setup, report, (sz, ni, n, kappa, a, minima_too))?;
         for (d, c) in dense_by_draw.iter_mut().zip(&counts) {
             d.push(c.0);
         }
@@ -500,28 +581,17 @@ fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
             total_over_sqrt_beta: modes_total / beta.sqrt(),
         });
     }
-    let betas: Vec<f64> = points.iter().map(|p| p.beta).collect();
-    let dense: Vec<f64> = points.iter().map(|p| p.modes_dense).collect();
-    let kr: Vec<f64> = points.iter().map(|p| p.kac_rice_dense).collect();
-    let fit = fit_loglog(&betas, &dense);
-    let jack: Vec<f64> = (0..sz.draws)
-        .map(|leave| {
-            let m: Vec<f64> = (0..ns.len())
-                .map(|k| {
-                    dense_by_draw
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| *i != leave)
-                        .map(|(_, d)| d[k])
-                        .sum::<f64>()
-                        / (sz.draws - 1) as f64
-                })
-                .collect();
-            fit_loglog(&betas, &m).slope
-        })
-        .collect();
-    let slope_se = jackknife_se(&jack);
-    let kr_exp = fit_loglog(&betas, &kr).slope;
+    Ok((points, dense_by_draw))
+}
+
+/// The line's two checks: the dense counts against Kac-Rice at every n, and their log-log
+/// slope (with its jackknife se) against Kac-Rice's along the scan.
+fn line_checks(
+    report: &mut Report,
+    points: &[LinePoint],
+    (slope, slope_se, kr_exp): (f64, f64, f64),
+    draws: &str,
+) {
     let wrong = "the circle's sqrt(beta) law on the line (no widening of the dense region)";
     report.band_check(
         "line_dense_counts_within_3se_of_kac_rice",
@@ -537,7 +607,7 @@ fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
                         p.modes_dense,
                         Test::Within,
                         p.kac_rice_dense,
-                        Band::stat(3.0, p.modes_dense_se, &draws),
+                        Band::stat(3.0, p.modes_dense_se, draws),
                     )
                 })
                 .collect(),
@@ -556,7 +626,7 @@ fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
         "line_dense_exponent_within_3se_of_kac_rice",
         Check::new(
             "log-log slope of the dense count against beta along the line's scan",
-            fit.slope,
+            slope,
             Test::Within,
             kr_exp,
             Band::stat(3.0, slope_se, format!("{draws}, jackknife")),
@@ -566,46 +636,6 @@ fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
             format!("{wrong}: slope 1/2"),
         ),
     );
-    let rows: Vec<Vec<f64>> = points
-        .iter()
-        .map(|p| {
-            vec![
-                p.n as f64,
-                p.beta,
-                p.dense_half_width,
-                p.modes_dense,
-                p.modes_dense_se,
-                p.kac_rice_dense,
-                p.modes_total,
-                p.modes_total_se,
-            ]
-        })
-        .collect();
-    setup.csv(
-        report,
-        "kde_modes_line.csv",
-        &[
-            "n",
-            "beta",
-            "dense_half_width",
-            "modes_dense",
-            "modes_dense_se",
-            "kac_rice_dense",
-            "modes_total",
-            "modes_total_se",
-        ],
-        &rows,
-    )?;
-    report.measured(
-        "line",
-        Line {
-            points,
-            dense_exponent: fit.slope,
-            dense_exponent_se: slope_se,
-            kac_rice_dense_exponent: kr_exp,
-        },
-    );
-    Ok(())
 }
 
 #[cfg(test)]
