@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Result, bail};
 use clap::Args;
 
-use attnflow::config::{self, ConfigLayer, Resolved};
+use attnflow::config::{self, ConfigLayer, Resolved, RunConfig};
 use attnflow::output::{Kind, Output};
 use attnflow::run::{self, Interrupt, Resume};
 
@@ -86,6 +86,32 @@ impl Signals {
 
 /// The configuration, the opened output folder and the checkpoint of `--resume DIR`.
 fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resume)> {
+    check_resume_folder(dir)?;
+    refuse_fixed_options(args, dir)?;
+    let saved = read_saved_run(dir)?;
+    let (t_end, steps) = resumed_length(args, dir, &saved)?;
+    refuse_other_backend(args, dir, &saved.layer)?;
+    let Saved {
+        mut out,
+        done,
+        checkpoint,
+        source,
+        layer,
+        ..
+    } = saved;
+    let resolved = resolve_resumed(args, layer, t_end, steps, &mut out)?;
+    let state = read_resumed_state(&resolved, dir, &source, checkpoint.as_ref())?;
+    let resume = Resume {
+        step: done,
+        state,
+        dir: source,
+        checkpoint,
+    };
+    Ok((resolved, out, resume))
+}
+
+/// Refuses a `--resume DIR` that is no folder, or one holding another command's results.
+fn check_resume_folder(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         bail!(
             "{}: is not a folder: --resume takes a folder written by attnflow run",
@@ -107,6 +133,11 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             other.record()
         );
     }
+    Ok(())
+}
+
+/// Refuses every option given that a resumed run cannot change (only resumable ones pass).
+fn refuse_fixed_options(args: &RunArgs, dir: &Path) -> Result<()> {
     // Clap refuses the options that are the run's own by name (from the same list); this
     // also covers a caller that builds the options without clap.
     let given = toml::Table::try_from(&args.options)?;
@@ -126,9 +157,27 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             changes.join(", ")
         );
     }
+    Ok(())
+}
+
+/// The run saved in a `--resume` folder: the locked folder, its progress, the checkpoint
+/// kept (if any), the folder holding the files resumed from, and its recorded options.
+struct Saved {
+    out: Output,
+    done: usize,
+    status: String,
+    checkpoint: Option<run::Checkpoint>,
+    source: PathBuf,
+    layer: ConfigLayer,
+    old_t: f64,
+    old_steps: usize,
+}
+
+/// Locks the folder, then reads and checks its record (run.toml or a checkpoint's).
+fn read_saved_run(dir: &Path) -> Result<Saved> {
     // Lock first: nothing else writes while the run is read, and a killed run's staging
     // folder with a checkpoint is kept as the folder's checkpoint.
-    let mut out = Output::open(dir, Kind::Run, true, &[])?;
+    let out = Output::open(dir, Kind::Run, true, &[])?;
     let kept = out.checkpoint();
     let record = match &kept {
         Some(c) => c.join(attnflow::output::CHECKPOINT_RECORD),
@@ -153,8 +202,24 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
     let (Some(old_t), Some(old_steps)) = (layer.t_end, layer.steps) else {
         bail!("{}: records no t_end and steps", record.display());
     };
+    Ok(Saved {
+        out,
+        done,
+        status,
+        checkpoint,
+        source,
+        layer,
+        old_t,
+        old_steps,
+    })
+}
+
+/// The resumed run's t_end and steps: the saved run's step size kept, and longer than done.
+fn resumed_length(args: &RunArgs, dir: &Path, saved: &Saved) -> Result<(f64, usize)> {
+    let (old_t, old_steps, done, status) =
+        (saved.old_t, saved.old_steps, saved.done, &saved.status);
     let h = old_t / old_steps as f64;
-    let adaptive = layer.integrator.is_some_and(|i| i.is_adaptive());
+    let adaptive = saved.layer.integrator.is_some_and(|i| i.is_adaptive());
     if adaptive {
         // An adaptive run's steps depend on T (its last one lands on it): only the same T
         // continues it to the bits of the run never stopped, and a finished one cannot grow.
@@ -213,6 +278,11 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             dir.display()
         );
     }
+    Ok((t_end, steps))
+}
+
+/// Refuses a `--backend` other than the one the saved run ran on (`auto` passes).
+fn refuse_other_backend(args: &RunArgs, dir: &Path, layer: &ConfigLayer) -> Result<()> {
     // Only the backend it ran on continues it bit for bit (and reads its files' precision).
     if let Some(asked) = args.options.backend
         && let Some(ran) = layer.backend
@@ -227,6 +297,17 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             ran.name()
         );
     }
+    Ok(())
+}
+
+/// The resumed run's configuration: the saved options with the resumable ones given applied.
+fn resolve_resumed(
+    args: &RunArgs,
+    layer: ConfigLayer,
+    t_end: f64,
+    steps: usize,
+    out: &mut Output,
+) -> Result<Resolved> {
     // Every resumable option given is applied (the others were refused above): t_end and
     // steps as just checked, `auto` as the backend the run ran on.
     let mut changes = args.options.clone();
@@ -253,7 +334,17 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
         }
     }
     out.add_inputs(&resolved.input_files())?;
-    let final_path = match &checkpoint {
+    Ok(resolved)
+}
+
+/// The tokens resumed from (final.npy, or the checkpoint's state), checked against the shape.
+fn read_resumed_state(
+    resolved: &Resolved,
+    dir: &Path,
+    source: &Path,
+    checkpoint: Option<&run::Checkpoint>,
+) -> Result<Vec<f64>> {
+    let final_path = match checkpoint {
         Some(c) => source.join(&c.state),
         None => dir.join("final.npy"),
     };
@@ -270,15 +361,29 @@ fn prepare_resume(args: &RunArgs, dir: &Path) -> Result<(Resolved, Output, Resum
             final_path.display()
         );
     }
-    let resume = Resume {
-        step: done,
-        state: data,
-        dir: source,
-        checkpoint,
-    };
-    Ok((resolved, out, resume))
+    Ok(data)
 }
 
+/// The configuration and the opened output folder of a new run (no `--resume`).
+fn prepare_new(args: &RunArgs) -> Result<(Resolved, Output)> {
+    let file = match &args.config {
+        Some(path) => ConfigLayer::from_file(path)?,
+        None => ConfigLayer::default(),
+    };
+    let layer = file.overlay(args.options.clone());
+    let resolved = config::resolve(&layer)?;
+    // The folder is locked and checked before any work; the files a run reads (the
+    // config included) are never replaced by it.
+    let mut inputs = resolved.input_files();
+    inputs.extend(args.config.clone());
+    let out = match layer.out.clone() {
+        Some(dir) => Output::open(&dir, Kind::Run, args.force, &inputs)?,
+        None => Output::open_numbered(Path::new("runs/run"), Kind::Run, &inputs)?,
+    };
+    Ok((resolved, out))
+}
+
+/// `attnflow run`: prepare the run (new or resumed), run it, and report its results.
 pub fn run(args: RunArgs) -> Result<()> {
     let (resolved, out, resume) = match &args.resume {
         Some(dir) => {
@@ -286,20 +391,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             (resolved, out, Some(resume))
         }
         None => {
-            let file = match &args.config {
-                Some(path) => ConfigLayer::from_file(path)?,
-                None => ConfigLayer::default(),
-            };
-            let layer = file.overlay(args.options.clone());
-            let resolved = config::resolve(&layer)?;
-            // The folder is locked and checked before any work; the files a run reads (the
-            // config included) are never replaced by it.
-            let mut inputs = resolved.input_files();
-            inputs.extend(args.config.clone());
-            let out = match layer.out.clone() {
-                Some(dir) => Output::open(&dir, Kind::Run, args.force, &inputs)?,
-                None => Output::open_numbered(Path::new("runs/run"), Kind::Run, &inputs)?,
-            };
+            let (resolved, out) = prepare_new(&args)?;
             (resolved, out, None)
         }
     };
@@ -307,8 +399,24 @@ pub fn run(args: RunArgs) -> Result<()> {
     // file) ends the command at once, as nothing of the run exists yet.
     let signals = Signals::install()?;
     let out_dir = out.dir().to_path_buf();
-    let c = &resolved.config;
-    let betas = if c.beta.iter().all(|b| *b == c.beta[0]) {
+    announce(&resolved, &out_dir, resume.as_ref());
+    let mut bar = super::StepBar::new(!args.quiet, Some(Box::new(signals)));
+    let command: Vec<String> = std::env::args().collect();
+    let command = attnflow::output::shell_command(&command);
+    let summary = run::execute_from(
+        &resolved,
+        out,
+        &command,
+        &mut bar,
+        resume.map_or(run::Start::Init, run::Start::Resume),
+    )?;
+    report(&resolved, &summary, &out_dir);
+    stopped(&resolved, &summary, &out_dir)
+}
+
+/// The betas of the run's header: one value, the list, or their count and range.
+fn describe_betas(c: &RunConfig) -> String {
+    if c.beta.iter().all(|b| *b == c.beta[0]) {
         format!("{}", c.beta[0])
     } else if c.beta.len() <= 6 {
         format!("{:?}", c.beta)
@@ -319,7 +427,13 @@ pub fn run(args: RunArgs) -> Result<()> {
             c.beta.iter().copied().fold(f64::INFINITY, f64::min),
             c.beta.iter().copied().fold(f64::NEG_INFINITY, f64::max)
         )
-    };
+    }
+}
+
+/// Prints the run's header line, and where a resumed run takes up.
+fn announce(resolved: &Resolved, out_dir: &Path, resume: Option<&Resume>) {
+    let c = &resolved.config;
+    let betas = describe_betas(c);
     outln!(
         "attnflow run: n = {}, d = {}, batch = {}, {} {} {} mask, beta = {betas}, {} T = {} in {} steps, init {}, qkv {}",
         c.n,
@@ -343,7 +457,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         c.init,
         c.qkv
     );
-    if let Some(r) = &resume
+    if let Some(r) = resume
         && c.integrator.is_adaptive()
     {
         outln!(
@@ -356,7 +470,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             },
             r.step
         );
-    } else if let Some(r) = &resume {
+    } else if let Some(r) = resume {
         outln!(
             "resuming {}{} at step {} of {} (t = {})",
             out_dir.display(),
@@ -370,16 +484,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             r.step as f64 * resolved.step_size()
         );
     }
-    let mut bar = super::StepBar::new(!args.quiet, Some(Box::new(signals)));
-    let command: Vec<String> = std::env::args().collect();
-    let command = attnflow::output::shell_command(&command);
-    let summary = run::execute_from(
-        &resolved,
-        out,
-        &command,
-        &mut bar,
-        resume.map_or(run::Start::Init, run::Start::Resume),
-    )?;
+}
+
+/// Prints the results: backend, timings, the metrics of (up to 8) systems, the files written.
+fn report(resolved: &Resolved, summary: &run::RunSummary, out_dir: &Path) {
     if let Some(note) = &summary.note {
         outln!("note: {note}");
     }
@@ -392,6 +500,23 @@ pub fn run(args: RunArgs) -> Result<()> {
         summary.metrics_s / summary.dynamics_s.max(1e-12),
         summary.dynamics_s
     );
+    metrics_table(resolved, summary);
+    let names: Vec<String> = summary
+        .files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    outln!("wrote {}: {}", out_dir.display(), names.join(", "));
+}
+
+/// Prints the first and last metrics of the first 8 systems (the rest are in metrics.csv).
+fn metrics_table(resolved: &Resolved, summary: &run::RunSummary) {
+    let c = &resolved.config;
     outln!(
         "{:>8} {:>10} {:>14} {:>12} {:>12}",
         "system",
@@ -437,17 +562,12 @@ pub fn run(args: RunArgs) -> Result<()> {
             summary.initial.len() - shown
         );
     }
-    let names: Vec<String> = summary
-        .files
-        .iter()
-        .map(|p| {
-            p.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    outln!("wrote {}: {}", out_dir.display(), names.join(", "));
+}
+
+/// The command's end: [`Stopped`] with the signal's exit status and how to continue when a
+/// signal stopped the run, success otherwise.
+fn stopped(resolved: &Resolved, summary: &run::RunSummary, out_dir: &Path) -> Result<()> {
+    let c = &resolved.config;
     if let Some(signal) = summary.interrupted
         && c.integrator.is_adaptive()
     {
