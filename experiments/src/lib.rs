@@ -361,6 +361,32 @@ pub fn jackknife_se(reps: &[f64]) -> f64 {
     ((m - 1.0) / m * reps.iter().map(|r| (r - mean).powi(2)).sum::<f64>()).sqrt()
 }
 
+/// The standard error of the log-log slope of the mean over independent units against `x`,
+/// by the jackknife over the units: `value(unit, k)` is that unit's value at x[k]; each
+/// replicate leaves one unit out of the mean (summed over the others in order).
+/// kde-modes (units: draws) and homogenisation (units: runs) use it.
+pub fn jackknife_loglog_slope_se(
+    x: &[f64],
+    units: usize,
+    value: impl Fn(usize, usize) -> f64,
+) -> f64 {
+    let slopes: Vec<f64> = (0..units)
+        .map(|leave| {
+            let mean: Vec<f64> = (0..x.len())
+                .map(|k| {
+                    (0..units)
+                        .filter(|&u| u != leave)
+                        .map(|u| value(u, k))
+                        .sum::<f64>()
+                        / (units - 1) as f64
+                })
+                .collect();
+            attnflow::stats::fit_loglog(x, &mean).slope
+        })
+        .collect();
+    jackknife_se(&slopes)
+}
+
 /// The k of a band whose standard error is estimated from `units` independent units: the
 /// Student-t quantile with units - 1 degrees of freedom at the two-sided level of 3 normal
 /// standard errors (99.73%), by the Cornish-Fisher expansion to 1/nu^3 (within 1% for
@@ -1567,5 +1593,32 @@ mod params_tests {
         assert!(e.contains("--set") && e.contains("n"), "{e}");
         let e = with(&[("beta", "hot")]).unwrap_err().to_string();
         assert!(e.contains("--set"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod jackknife_tests {
+    use super::jackknife_loglog_slope_se;
+
+    #[test]
+    fn the_jackknife_loglog_slope_se_follows_the_spread_of_the_units_slopes() {
+        let x = [10.0, 100.0, 1000.0];
+        // Draws that differ by a factor only: every replicate's slope is 1/2.
+        let scaled: Vec<Vec<f64>> = (1..=5)
+            .map(|c| x.iter().map(|v: &f64| c as f64 * v.sqrt()).collect())
+            .collect();
+        assert!(jackknife_loglog_slope_se(&x, scaled.len(), |u, k| scaled[u][k]) < 1e-12);
+        // Draws of slopes 0.5 +- 0.01 (alternating): the se of the mean slope, about
+        // 0.01 / sqrt(D) for D draws (the mean of power laws is nearly a power law).
+        let d = 20;
+        let spread: Vec<Vec<f64>> = (0..d)
+            .map(|i| {
+                let s = if i % 2 == 0 { 0.49 } else { 0.51 };
+                x.iter().map(|v: &f64| v.powf(s)).collect()
+            })
+            .collect();
+        let se = jackknife_loglog_slope_se(&x, spread.len(), |u, k| spread[u][k]);
+        let want = 0.01 / (d as f64).sqrt();
+        assert!((se / want - 1.0).abs() < 0.1, "{se} against {want}");
     }
 }

@@ -356,24 +356,7 @@ fn deterministic(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<Det> 
 /// The jackknife over runs of the log-log slope of the run-mean of `runs[point][run]`
 /// against x: its standard error.
 fn jackknife_slope_se(x: &[f64], runs: &[Vec<f64>]) -> f64 {
-    let r = runs[0].len();
-    let slopes: Vec<f64> = (0..r)
-        .map(|leave| {
-            let y: Vec<f64> = runs
-                .iter()
-                .map(|v| {
-                    v.iter()
-                        .enumerate()
-                        .filter(|(k, _)| *k != leave)
-                        .map(|(_, y)| y)
-                        .sum::<f64>()
-                        / (r - 1) as f64
-                })
-                .collect();
-            fit_loglog(x, &y).slope
-        })
-        .collect();
-    crate::jackknife_se(&slopes)
+    crate::jackknife_loglog_slope_se(x, runs[0].len(), |run, k| runs[k][run])
 }
 
 /// Part (b): the common-noise limit at several h, same sigma^2. Returns the points and the

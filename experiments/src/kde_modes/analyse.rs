@@ -1,10 +1,7 @@
-//! The analysis of `kde-modes`: the mode count of a sampled derivative, the Kac-Rice count
-//! of the Gaussian limit, and the jackknife of a log-log slope over the draws.
+//! The analysis of `kde-modes`: the mode count of a sampled derivative, and the Kac-Rice count
+//! of the Gaussian limit.
 
 use std::f64::consts::TAU;
-
-use crate::jackknife_se;
-use attnflow::stats::fit_loglog;
 
 #[cfg(test)]
 /// f(theta) = (1/n) sum_j exp(kappa (cos(theta - theta_j) - 1)).
@@ -134,30 +131,6 @@ pub fn dense_half_width(n: usize, beta: f64, per_bandwidth: f64) -> Option<f64> 
     (r > 1.0).then(|| (2.0 * r.ln()).sqrt())
 }
 
-/// The standard error of the log-log slope of the mean over draws against `x`, by the
-/// jackknife over the draws (the independent units): `per_draw[draw][k]` is draw `draw`'s
-/// value at x[k]; each replicate leaves one draw out of the mean.
-pub fn jackknife_slope_se(x: &[f64], per_draw: &[Vec<f64>]) -> f64 {
-    let draws = per_draw.len();
-    let jack: Vec<f64> = (0..draws)
-        .map(|leave| {
-            let m: Vec<f64> = (0..x.len())
-                .map(|k| {
-                    per_draw
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| *i != leave)
-                        .map(|(_, d)| d[k])
-                        .sum::<f64>()
-                        / (draws - 1) as f64
-                })
-                .collect();
-            fit_loglog(x, &m).slope
-        })
-        .collect();
-    jackknife_se(&jack)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::simulate::derivative_on_grid;
@@ -242,27 +215,5 @@ mod tests {
         let per = 10_000.0 * phi(a) / 10.0;
         assert!((per - 4.0).abs() < 1e-9, "{per}");
         assert!(dense_half_width(10, 100.0, 4.0).is_none());
-    }
-
-    #[test]
-    fn the_jackknife_slope_se_follows_the_spread_of_the_draws_slopes() {
-        let x = [10.0, 100.0, 1000.0];
-        // Draws that differ by a factor only: every replicate's slope is 1/2.
-        let scaled: Vec<Vec<f64>> = (1..=5)
-            .map(|c| x.iter().map(|v: &f64| c as f64 * v.sqrt()).collect())
-            .collect();
-        assert!(jackknife_slope_se(&x, &scaled) < 1e-12);
-        // Draws of slopes 0.5 +- 0.01 (alternating): the se of the mean slope, about
-        // 0.01 / sqrt(D) for D draws (the mean of power laws is nearly a power law).
-        let d = 20;
-        let spread: Vec<Vec<f64>> = (0..d)
-            .map(|i| {
-                let s = if i % 2 == 0 { 0.49 } else { 0.51 };
-                x.iter().map(|v: &f64| v.powf(s)).collect()
-            })
-            .collect();
-        let se = jackknife_slope_se(&x, &spread);
-        let want = 0.01 / (d as f64).sqrt();
-        assert!((se / want - 1.0).abs() < 0.1, "{se} against {want}");
     }
 }

@@ -32,10 +32,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{Band, Check, Report, Setup, Test};
-use analyse::{
-    count_modes, dense_half_width, grid_points, jackknife_slope_se, kac_rice_modes,
-    line_kac_rice_modes,
-};
+use crate::jackknife_loglog_slope_se;
+use analyse::{count_modes, dense_half_width, grid_points, kac_rice_modes, line_kac_rice_modes};
 use attnflow::error::{Result, input};
 use attnflow::figures::Series;
 use attnflow::stats::{Fit, fit_loglog, mean_se};
@@ -343,7 +341,7 @@ fn circle_n(
         .iter()
         .map(|c| c.1.iter().map(|&v| v as f64).collect())
         .collect();
-    let slope_se = jackknife_slope_se(betas, &per_draw);
+    let slope_se = jackknife_loglog_slope_se(betas, per_draw.len(), |d, k| per_draw[d][k]);
     let krs: Vec<f64> = points.iter().map(|p| p.kac_rice).collect();
     let kr_exp = fit_loglog(betas, &krs).slope;
     checks.exponents.push(Check::new(
@@ -500,7 +498,8 @@ fn line(setup: &Setup, report: &mut Report, sz: &Sizes) -> Result<()> {
     let dense: Vec<f64> = points.iter().map(|p| p.modes_dense).collect();
     let kr: Vec<f64> = points.iter().map(|p| p.kac_rice_dense).collect();
     let fit = fit_loglog(&betas, &dense);
-    let slope_se = jackknife_slope_se(&betas, &dense_by_draw);
+    let slope_se =
+        jackknife_loglog_slope_se(&betas, dense_by_draw.len(), |d, k| dense_by_draw[d][k]);
     let kr_exp = fit_loglog(&betas, &kr).slope;
     line_checks(report, &points, (fit.slope, slope_se, kr_exp), &draws);
     figures::line_csv(setup, report, &points)?;
