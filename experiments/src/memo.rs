@@ -159,10 +159,10 @@ impl Setup {
         report: &mut Report,
         label: &str,
         args: &A,
-        f: impl FnOnce(&mut Report) -> Result<T>,
+        f: impl FnOnce(&mut Report) -> Result<T> + Send,
     ) -> Result<T>
     where
-        A: serde::Serialize + ?Sized,
+        A: serde::Serialize + Sync + ?Sized,
         T: Clone + Send + Sync + 'static,
     {
         self.memo_inner(report, label, args, false, f)
@@ -181,7 +181,7 @@ impl Setup {
         f: fn(&Setup, &mut Report, &A) -> Result<T>,
     ) -> Result<T>
     where
-        A: serde::Serialize + ?Sized,
+        A: serde::Serialize + Sync + ?Sized,
         T: Clone + Send + Sync + 'static,
     {
         self.memo_inner(report, label, inputs, true, |report| {
@@ -196,12 +196,16 @@ impl Setup {
         label: &str,
         args: &A,
         exact: bool,
-        f: impl FnOnce(&mut Report) -> Result<T>,
+        f: impl FnOnce(&mut Report) -> Result<T> + Send,
     ) -> Result<T>
     where
-        A: serde::Serialize + ?Sized,
+        A: serde::Serialize + Sync + ?Sized,
         T: Clone + Send + Sync + 'static,
     {
+        // Every computation runs on a worker of rayon's pool: the backends' passes over the
+        // tokens then run in place instead of being handed over (`on_worker`). A request that
+        // waits for another's computation waits on its own thread, never on a worker.
+        let f = move |report: &mut Report| attnflow::backend::on_worker(|| f(report));
         let tracking = &self.applied;
         if !tracking.share() {
             return f(report);

@@ -84,6 +84,28 @@ pub struct Picked {
     pub note: Option<String>,
 }
 
+/// Runs `f` on a worker thread of rayon's global pool, the calling thread waiting, or in place
+/// when it is one already.
+///
+/// The cpu and reference backends split every pass over the tokens with rayon. Called from a
+/// thread outside the pool, each such pass is handed to a worker and waited for (two thread
+/// wake-ups, tens of microseconds) even when it is a single task; from a worker it runs in
+/// place. A run of small systems makes dozens of passes per step, so a job that steps them
+/// from its own thread (the CLI's commands, an experiment's simulations) spent much of its
+/// time handing work over: `metastability`'s quick unit tests 80 CPU-s in this way against 60
+/// on a worker, 20 of them system time (2-core CI machine, 2026-12-07). The results are the
+/// same: no pass reduces floats across tasks.
+///
+/// `f` must not wait for work that needs a free worker of the pool (a worker blocked in it
+/// is one less to do that work).
+pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(move |_| f())
+    }
+}
+
 /// Resolves a backend request. `auto` takes a hardware GPU adapter when there is one; with
 /// only a software adapter (llvmpipe, far slower than the native CPU path) or none, it picks
 /// `cpu` and says so.

@@ -30,6 +30,7 @@ mod render;
 mod run;
 mod view;
 
+use attnflow::backend::on_worker;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -94,13 +95,16 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    // The commands that step or draw tokens run on a worker of rayon's pool, so that the
+    // backends' passes over the tokens run in place instead of being handed over to it
+    // (`on_worker`); the signal handlers only set flags, on whichever thread.
     let result = match cli.command {
-        Command::Run(args) => run::run(*args),
-        Command::Render(args) => render::render(args),
-        Command::Attend(args) => attend::attend(*args),
-        Command::Cfm(args) => cfm::cfm(*args),
-        Command::Experiment(args) => experiment::experiment(args),
-        Command::Bench(args) => bench::bench(args),
+        Command::Run(args) => on_worker(|| run::run(*args)),
+        Command::Render(args) => on_worker(|| render::render(args)),
+        Command::Attend(args) => on_worker(|| attend::attend(*args)),
+        Command::Cfm(args) => on_worker(|| cfm::cfm(*args)),
+        Command::Experiment(args) => on_worker(|| experiment::experiment(args)),
+        Command::Bench(args) => on_worker(|| bench::bench(args)),
         Command::View(args) => view::view(args),
         Command::Adapters => adapters(),
         Command::Kernels(args) => kernels::kernels(args),
