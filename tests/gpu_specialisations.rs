@@ -243,6 +243,27 @@ fn every_specialisation_a_profile_can_get_matches_reference_on_this_adapter_and_
         .collect();
     let asked: BTreeSet<String> = planned.keys().map(|s| format!("{s:?}")).collect();
     assert_eq!(asked, listed, "the planner and the catalogue disagree");
+    // A subgroup reduction over more lanes than this adapter's smallest subgroup cannot run
+    // here (llvmpipe's subgroups hold 8 lanes with 256-bit vectors, 4 with 128, as on a CPU
+    // without AVX or under LP_NATIVE_VECTOR_WIDTH=128): said before anything runs, instead of
+    // as a wrong number in the first such case. A GPU gets these kernels only when its own
+    // subgroups hold that many lanes (the planner reads the adapter's).
+    let lanes_here = ctx.subgroup_min().unwrap_or(0);
+    let narrow: Vec<String> = order
+        .iter()
+        .filter(|s| subgroup_lanes(s) > lanes_here)
+        .map(|s| format!("{} ({} lanes)", planned[s][0], subgroup_lanes(s)))
+        .collect();
+    assert!(
+        narrow.is_empty(),
+        "{}: its subgroups hold {lanes_here} lanes at least, and {} specialisations reduce \
+         over more, so they cannot be executed on it: {}; this test needs an adapter whose \
+         subgroups hold {} lanes (llvmpipe with 256-bit vectors, on a CPU with AVX)",
+        ctx.describe(),
+        narrow.len(),
+        narrow.join(", "),
+        order.iter().map(subgroup_lanes).max().unwrap_or(0),
+    );
 
     // Every distinct kernel text of the catalogue, in the spec-conformant dialect, for the
     // browser to compile once each while the native side runs.
