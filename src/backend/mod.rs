@@ -92,9 +92,9 @@ pub struct Picked {
 /// wake-ups, tens of microseconds) even when it is a single task; from a worker it runs in
 /// place. A run of small systems makes dozens of passes per step, so a job that steps them
 /// from its own thread (the CLI's commands, an experiment's simulations) spent much of its
-/// time handing work over: `metastability`'s quick unit tests 80 CPU-s in this way against 60
-/// on a worker, 20 of them system time (2-core CI machine, 2026-12-07). The results are the
-/// same: no pass reduces floats across tasks.
+/// time handing work over: `metastability`'s four unit tests took 70-80 CPU-s that way, 19 of
+/// them system time, and 60-64 on a worker, 8 of them system time (2-core CI machine,
+/// 2026-12-07). The results are the same: no pass reduces floats across tasks.
 ///
 /// `f` must not wait for work that needs a free worker of the pool (a worker blocked in it
 /// is one less to do that work).
