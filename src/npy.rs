@@ -51,10 +51,12 @@ fn raw_header(path: &Path) -> Result<(String, u64)> {
     Ok((text, start + len))
 }
 
-/// The keys of a header dictionary, in order (top level only).
-fn header_keys(dict: &str) -> Vec<String> {
+/// The keys of a header dictionary, in order (top level only), and how deep its brackets nest
+/// outside strings (2 for numpy's own: the dictionary and the shape).
+fn scan_header(dict: &str) -> (Vec<String>, i32) {
     let mut keys = Vec::new();
     let (mut depth, mut quote, mut token, mut expect_key) = (0i32, None, String::new(), false);
+    let mut deepest = 0;
     for c in dict.chars() {
         match (quote, c) {
             (Some(q), c) if c == q => {
@@ -71,6 +73,7 @@ fn header_keys(dict: &str) -> Vec<String> {
             }
             (None, '{' | '(' | '[') => {
                 depth += 1;
+                deepest = deepest.max(depth);
                 if depth == 1 {
                     expect_key = true;
                 }
@@ -81,7 +84,30 @@ fn header_keys(dict: &str) -> Vec<String> {
             _ => {}
         }
     }
-    keys
+    (keys, deepest)
+}
+
+/// Brackets nested deeper than this in a header are refused before npyz parses it: numpy's
+/// headers nest 2 deep (4 for the structured types attnflow does not read), and npyz's parser
+/// of the header's Python literal took more than 30 s on one nested 2,000 deep (2026-12-07).
+const HEADER_NESTING: i32 = 8;
+
+/// The .npy file `file` (opened from `path`) with its header parsed by npyz, once the header
+/// was checked to nest no deeper than [`HEADER_NESTING`].
+fn npy_file(path: &Path, file: File) -> Result<NpyFile<BufReader<File>>> {
+    let (dict, _) = raw_header(path)?;
+    let (_, deepest) = scan_header(&dict);
+    if deepest > HEADER_NESTING {
+        return Err(file_error(
+            path,
+            format!(
+                "not a valid .npy file: its header nests brackets {deepest} deep; numpy's nest \
+                 2 deep (the dictionary and the shape)"
+            ),
+        ));
+    }
+    NpyFile::new(BufReader::new(file))
+        .map_err(|e| file_error(path, format!("not a valid .npy file: {e}")))
 }
 
 /// What numpy itself refuses, checked before npyz reads the data: a header with keys other
@@ -89,7 +115,7 @@ fn header_keys(dict: &str) -> Vec<String> {
 /// a forged header cannot ask for an absurd allocation).
 fn check_header(path: &Path, shape: &[u64], item: u64) -> Result<()> {
     let (dict, data_start) = raw_header(path)?;
-    let mut keys = header_keys(&dict);
+    let (mut keys, _) = scan_header(&dict);
     keys.sort();
     if keys != ["descr", "fortran_order", "shape"] {
         return Err(file_error(
@@ -124,9 +150,7 @@ fn check_header(path: &Path, shape: &[u64], item: u64) -> Result<()> {
 /// Reads a float32 or float64 `.npy` file. Rejects other types, Fortran order, truncated
 /// files and non-finite values, naming the first bad element.
 pub fn read_f64(path: &Path) -> Result<Array> {
-    let file = crate::output::open_input(path)?;
-    let npy = NpyFile::new(BufReader::new(file))
-        .map_err(|e| file_error(path, format!("not a valid .npy file: {e}")))?;
+    let npy = npy_file(path, crate::output::open_input(path)?)?;
     let item = match npy.dtype().descr().as_str() {
         "'<f8'" | "'>f8'" => 8,
         "'<f4'" | "'>f4'" => 4,
@@ -264,9 +288,7 @@ impl<T: Serialize + npyz::AutoSerialize + Copy> StreamWriter<T> {
 
 /// Reads a whole file as T (for tests and tools that know the type).
 pub fn read_as<T: Deserialize>(path: &Path) -> Result<(Vec<u64>, Vec<T>)> {
-    let file = crate::output::open_input(path)?;
-    let npy = NpyFile::new(BufReader::new(file))
-        .map_err(|e| file_error(path, format!("not a valid .npy file: {e}")))?;
+    let npy = npy_file(path, crate::output::open_input(path)?)?;
     check_header(path, npy.shape(), 1)?;
     let shape = npy.shape().to_vec();
     let data = npy
@@ -373,8 +395,7 @@ impl<T: Element> FrameWriter<T> {
     pub fn append(path: &Path, frame: &[usize], keep: Option<usize>) -> Result<(Self, usize)> {
         let bad = |msg: String| file_error(path, msg);
         let file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-        let npy = NpyFile::new(BufReader::new(file))
-            .map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
+        let npy = npy_file(path, file)?;
         let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
         if npy.dtype().descr() != format!("'{}'", T::DESCR) || shape.get(1..) != Some(frame) {
             return Err(bad(format!(
@@ -548,6 +569,19 @@ mod tests {
             .to_string();
         assert!(
             e.contains("over.npy") && e.contains("more than 2^64"),
+            "{e}"
+        ); // Was: a header with a list nested 2,000 deep (an extra key, which the key check
+        // refuses after npyz's parse) kept npyz's parser busy for more than 30 s.
+        let deep = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'x': {}{}}}",
+            "[".repeat(2000),
+            "]".repeat(2000)
+        );
+        let e = read_f64(&file(dir.path(), "deep.npy", &deep, &data))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("deep.npy") && e.contains("nests brackets 2001 deep"),
             "{e}"
         );
     }
